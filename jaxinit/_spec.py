@@ -1,0 +1,230 @@
+"""Spec strings: one safe parser and printer, and the registry built on them.
+
+A *spec* names a registered builder and its keyword hyperparameters::
+
+    he_normal
+    normal(stddev=0.01)
+    variance_scaling(scale=2.0, mode='fan_avg', distribution='uniform')
+    leaky_relu(negative_slope=0.2)
+
+Specs are parsed with :mod:`ast` and every value with :func:`ast.literal_eval`,
+so a spec can hold numbers, strings, booleans, ``None`` and tuples of those,
+and nothing is ever evaluated. Positional arguments are refused: every
+hyperparameter in jaxinit is keyword-only.
+
+Every object a registry builds carries its *canonical* spec: the primary name
+(aliases resolved), then the hyperparameters in signature order, without those
+left at their default (except the ones a builder always shows, such as
+``normal``'s ``stddev``). The canonical spec round-trips: ``get(obj.spec) ==
+obj``. Sweeps, result files and plots use it as the label.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+__all__ = ["Registry", "format_spec", "parse_spec"]
+
+
+def _closest(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Splits ``"name(k=v, ...)"`` into ``("name", {"k": v, ...})``.
+
+    Raises:
+      ValueError: if ``spec`` is not a bare name or a call with literal
+        keyword arguments.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"a spec is a string; got {type(spec).__name__}: {spec!r}")
+    text = spec.strip()
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError as err:
+        raise ValueError(f"cannot parse spec {spec!r}: {err.msg}") from None
+    if isinstance(node, ast.Name):
+        return node.id, {}
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        raise ValueError(
+            f"cannot parse spec {spec!r}: expected a name such as 'he_normal' or "
+            "a call with keyword arguments such as 'normal(stddev=0.01)'"
+        )
+    name = node.func.id
+    if node.args:
+        raise ValueError(
+            f"spec {spec!r} has positional arguments; hyperparameters are "
+            f"keyword-only: write '{name}(key=value, ...)'"
+        )
+    kwargs: dict[str, Any] = {}
+    for kw in node.keywords:
+        if kw.arg is None:
+            raise ValueError(f"spec {spec!r}: '**' is not allowed")
+        try:
+            value = ast.literal_eval(kw.value)
+        except ValueError:
+            raise ValueError(
+                f"spec {spec!r}: the value of {kw.arg!r} must be a literal "
+                f"(number, string, bool, None or tuple); got {ast.unparse(kw.value)!r}"
+            ) from None
+        kwargs[kw.arg] = list_to_tuple(value)
+    return name, kwargs
+
+
+def list_to_tuple(value: Any) -> Any:
+    """Lists become tuples, recursively, so that hyperparameters stay hashable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(list_to_tuple(v) for v in value)
+    return value
+
+
+def format_spec(name: str, kwargs: Iterable[tuple[str, Any]] = ()) -> str:
+    """The inverse of :func:`parse_spec`: ``name`` or ``name(k=v, ...)``."""
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs)
+    return f"{name}({args})" if args else name
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(value, bool) != isinstance(default, bool):
+        return False  # True == 1, but `flag=True` is not `count=1`
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):  # arrays and exotic values are never "default"
+        return False
+
+
+def _normalize(value: Any, default: Any) -> Any:
+    """Brings ``1`` to ``1.0`` where the default is a float, numpy scalars to Python
+    numbers and lists to tuples, so that the spec prints and parses back."""
+    value = list_to_tuple(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+class Registry(Generic[T]):
+    """Maps names and aliases to builders, and specs to the objects they build.
+
+    The objects are frozen dataclasses with the fields ``name``, ``hparams``
+    and ``spec``; the registry fills them in, so a builder only computes.
+    """
+
+    def __init__(self, kind: str, cls: type, *, accept_callables: bool = False):
+        self.kind = kind  # "initializer", "activation": used in messages
+        self.cls = cls
+        # get() returns any callable as it is (a plain jax initializer is one)
+        self.accept_callables = accept_callables
+        self._builders: dict[str, Callable[..., T]] = {}  # name or alias -> builder
+        self._primary: dict[str, str] = {}  # name or alias -> primary name
+        self._formulas: dict[str, str] = {}  # primary name -> plain-text formula
+
+    def register(self, *aliases: str, shown: tuple[str, ...] = (), formula: str = "") -> Callable:
+        """Decorates a builder ``f(**hparams) -> T`` registered as ``f.__name__``.
+
+        The decorated builder binds and checks its keywords, normalizes them,
+        calls ``f`` and stamps the result with its canonical spec. ``shown``
+        names hyperparameters printed in the spec even at their default;
+        ``formula`` is a one-line plain-text description for tables.
+        """
+
+        def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+            name = fn.__name__
+            sig = inspect.signature(fn)
+            params = sig.parameters
+            for p in params.values():
+                if p.kind is not p.KEYWORD_ONLY and p.default is p.empty:
+                    raise TypeError(f"{name}: hyperparameter {p.name!r} needs a default")
+
+            @functools.wraps(fn)
+            def builder(*args: Any, **kwargs: Any) -> T:
+                self._check_keywords(name, kwargs, params)
+                bound = sig.bind(*args, **kwargs)
+                bound.apply_defaults()
+                hparams = {k: _normalize(v, params[k].default) for k, v in bound.arguments.items()}
+                obj = fn(**hparams)
+                shown_kw = tuple(
+                    (k, v)
+                    for k, v in hparams.items()
+                    if k in shown or not _same(v, params[k].default)
+                )
+                return dataclasses.replace(
+                    obj,
+                    name=name,
+                    hparams=tuple(hparams.items()),
+                    spec=format_spec(name, shown_kw),
+                )
+
+            self._formulas[name] = formula
+            for key in (name, *aliases):
+                if key in self._builders:
+                    raise ValueError(f"{self.kind} {key!r} is registered twice")
+                self._builders[key] = builder
+                self._primary[key] = name
+            return builder
+
+        return decorate
+
+    def _check_keywords(self, name: str, kwargs: dict[str, Any], params) -> None:
+        for k in kwargs:
+            if k not in params:
+                valid = ", ".join(params) or "none"
+                raise TypeError(
+                    f"{self.kind} {name!r} has no hyperparameter {k!r}; "
+                    f"valid: {valid}.{_closest(k, params)}"
+                )
+
+    def names(self, *, aliases: bool = False) -> tuple[str, ...]:
+        """The registered names, sorted; with ``aliases=True`` the aliases too."""
+        keys = self._builders if aliases else set(self._primary.values())
+        return tuple(sorted(keys))
+
+    def aliases(self, name: str) -> tuple[str, ...]:
+        """The other names under which ``name`` is registered."""
+        primary = self._primary[self.resolve(name)]
+        return tuple(sorted(k for k, v in self._primary.items() if v == primary and k != primary))
+
+    def formula(self, name: str) -> str:
+        """The plain-text formula registered for ``name`` (an alias works too)."""
+        return self._formulas[self._primary[self.resolve(name)]]
+
+    def resolve(self, name: str) -> str:
+        """``name`` itself if registered, else a ValueError with the closest match."""
+        if name not in self._builders:
+            raise ValueError(
+                f"unknown {self.kind} {name!r}.{_closest(name, self._builders)} "
+                f"Valid names: {', '.join(self.names(aliases=True))}"
+            )
+        return name
+
+    def builder(self, name: str) -> Callable[..., T]:
+        return self._builders[self.resolve(name)]
+
+    def get(self, spec: T | str) -> T:
+        """An object as it is, or the object a name or spec string builds."""
+        if isinstance(spec, self.cls) or (self.accept_callables and callable(spec)):
+            return spec
+        if not isinstance(spec, str):
+            raise TypeError(
+                f"expected a {self.kind} or a spec string such as 'name(k=v)'; "
+                f"got {type(spec).__name__}: {spec!r}"
+            )
+        name, kwargs = parse_spec(spec)
+        builder = self.builder(name)
+        try:
+            return builder(**kwargs)
+        except TypeError as err:  # a wrong keyword in a string is a bad value
+            raise ValueError(f"in spec {spec!r}: {err}") from None

@@ -1,0 +1,335 @@
+"""Elementwise activations and the facts a sweep needs about each of them.
+
+An :class:`Activation` is a function together with its output ``bounds``, a
+``saturation`` test, whether it has a ``dead_region`` and its torch
+``calculate_gain`` value. Activations are built from specs through the shared
+registry (:mod:`jaxinit._spec`), so ``get("leaky_relu(negative_slope=0.2)")``
+and ``leaky_relu(negative_slope=0.2)`` are equal, and every activation carries
+its canonical spec. Builders that are the same function under two names are
+the same object: ``swish is silu``, ``identity is linear``.
+
+================  ==============================  ===============  ==============  ====  ===========
+name              f(x)                            range            saturated when  dead  gain
+================  ==============================  ===============  ==============  ====  ===========
+sigmoid           σ(x) = 1 / (1 + e^{-x})         (0, 1)           a ∉ [.01, .99]  no    1
+tanh              tanh(x)                         (-1, 1)          |a| > 0.99      no    5/3
+relu              max(x, 0)                       [0, ∞)           never           yes   √2
+leaky_relu        x if x ≥ 0 else s x, s = 0.01   (-∞, ∞)          never           no    √(2/(1+s²))
+prelu             leaky_relu with s = 0.25        (-∞, ∞)          never           no    √(2/(1+s²))
+rrelu             leaky_relu, s ~ U(1/8, 1/3)     (-∞, ∞)          never           no    None
+elu               x if x > 0 else α (e^x - 1)     (-α, ∞)          a < -0.99 α     no    None
+selu              λ elu_α(x), λ≈1.0507, α≈1.6733  (-λα, ∞)         a < -0.99 λα    no    3/4
+gelu              x Φ(x), tanh approximation      [-0.1700408, ∞)  never           no    None
+silu, swish       x σ(x)                          [-W(1/e), ∞)     never           no    None
+softplus          log(1 + e^x)                    (0, ∞)           never           no    None
+hard_tanh         clip(x, -1, 1)                  [-1, 1]          |a| > 0.99      no    None
+erf               erf(x)                          (-1, 1)          |a| > 0.99      no    None
+linear, identity  x                               (-∞, ∞)          never           no    1
+================  ==============================  ===============  ==============  ====  ===========
+
+``Activation.bounds`` holds the ends of the range, ``±inf`` where unbounded.
+The minima of gelu and silu are solved to double precision and checked
+against a fine grid by the tests: silu's is -W(1/e) ≈ -0.2784645 (W the
+Lambert function), exact gelu's -0.1699712. With a negative slope,
+leaky_relu and prelu map onto [0, ∞).
+
+**Saturation** is "within 1% of an asymptotic (or clipped) bound": with
+``margin = 0.01 · max |b|`` over the finite such bounds ``b``, an output is
+saturated when ``a < lo + margin`` or ``a > hi - margin`` (strict, so
+``hard_tanh`` at exactly ±1 is saturated). A bound of zero alone gives a zero
+margin and no test: relu's zero is its dead region, softplus only approaches
+zero, and the minima of gelu and silu are attained, not asymptotes.
+
+**Dead region**: exact zeros with zero gradient on a half-line: relu, and the
+activations that become relu at their edge (slope 0, or ``elu(alpha=0)``).
+
+**Gain** is ``torch.nn.init.calculate_gain``; prelu gets the leaky_relu formula
+with its slope (it is that function at initialization), and the others, for
+which torch defines no gain, ``None``.
+
+References:
+  - He et al. 2015, *Delving Deep into Rectifiers* (PReLU), https://arxiv.org/abs/1502.01852
+  - Xu et al. 2015, *Empirical Evaluation of Rectified Activations* (RReLU),
+    https://arxiv.org/abs/1505.00853
+  - Clevert et al. 2015, *Fast and Accurate Deep Network Learning by ELUs*,
+    https://arxiv.org/abs/1511.07289
+  - Hendrycks & Gimpel 2016, *Gaussian Error Linear Units (GELUs)*,
+    https://arxiv.org/abs/1606.08415
+  - Klambauer et al. 2017, *Self-Normalizing Neural Networks* (SELU),
+    https://arxiv.org/abs/1706.02515
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from jaxinit._spec import Registry
+
+__all__ = [
+    "Activation",
+    "elu",
+    "erf",
+    "gelu",
+    "get",
+    "hard_tanh",
+    "identity",
+    "leaky_relu",
+    "linear",
+    "names",
+    "prelu",
+    "relu",
+    "rrelu",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softplus",
+    "swish",
+    "tanh",
+]
+
+# jax.nn.selu's constants (Klambauer et al. 2017, eq. 14).
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+# Minima of the non-monotone activations, to double precision.
+_SILU_MIN = -0.2784645427610738  # -W(1/e), at x = -1 - W(1/e): where 1 + x(1 - σ(x)) = 0
+_GELU_MIN = -0.16997120747990363  # x Φ(x) at x = -0.7517915246935645, Φ(x) + x φ(x) = 0
+_GELU_TANH_MIN = -0.17004075057125406  # the tanh approximation's, at x = -0.7524614220710162
+_SATURATION_MARGIN = 0.01  # relative to the largest finite asymptotic bound
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """An elementwise nonlinearity and what the sweep engine needs to know about it.
+
+    Equality and hashing ignore ``fn`` and ``sample_fn``; everything else
+    follows from the spec, so activations built by the registry are equal
+    exactly when their specs are.
+    """
+
+    fn: Callable[[Array], Array] = dataclasses.field(compare=False, repr=False)
+    bounds: tuple[float, float]  # output range (lo, hi); ±inf where unbounded
+    saturation: tuple[float | None, float | None]  # a < lo or a > hi is saturated; None: no test
+    dead_region: bool  # exact zeros with zero gradient on a half-line
+    gain: float | None  # torch.nn.init.calculate_gain; None where torch defines none
+    sample_fn: Callable[[Array, Array], Array] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )  # (key, x) -> a: the random variant (rrelu in training mode)
+    name: str = ""  # the rest is filled in by the registry
+    hparams: tuple[tuple[str, Any], ...] = ()
+    spec: str = ""
+
+    def __call__(self, x: ArrayLike, *, key: Array | None = None) -> Array:
+        """``fn(x)``; with a ``key``, the random variant where there is one."""
+        if key is not None and self.sample_fn is not None:
+            return self.sample_fn(key, x)
+        return self.fn(x)
+
+    def is_saturated(self, a: ArrayLike) -> Array:
+        """A bool array shaped like the outputs ``a``: which are saturated."""
+        a = jnp.asarray(a)
+        # Compare in at least float32: in bfloat16, 0.99 rounds to 0.98828125.
+        a = a.astype(jnp.promote_types(a.dtype, jnp.float32))
+        lo, hi = self.saturation
+        out = jnp.zeros(a.shape, dtype=bool)
+        if lo is not None:
+            out = out | (a < lo)
+        if hi is not None:
+            out = out | (a > hi)
+        return out
+
+    @property
+    def saturating(self) -> bool:
+        return self.saturation != (None, None)
+
+    @property
+    def bounded(self) -> bool:
+        return all(math.isfinite(b) for b in self.bounds)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.sample_fn is not None
+
+
+_registry: Registry[Activation] = Registry("activation", Activation)
+get = _registry.get
+names = _registry.names
+
+
+def _saturation(lo: float | None = None, hi: float | None = None) -> tuple:
+    """Thresholds within _SATURATION_MARGIN of the asymptotic bounds ``lo``, ``hi``."""
+    margin = _SATURATION_MARGIN * max(abs(b) for b in (lo, hi) if b is not None)
+    if margin == 0:
+        return (None, None)
+    return (None if lo is None else lo + margin, None if hi is None else hi - margin)
+
+
+def _number(where: str, name: str, value: Any, *, low: float | None = None) -> float:
+    """``value`` as a float, or a ValueError naming it and the valid range."""
+    valid = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if valid and math.isfinite(value) and (low is None or value >= low):
+        return float(value)
+    expected = "a finite number" + ("" if low is None else f" >= {low}")
+    raise ValueError(f"{where}: {name} must be {expected}; got {value!r}")
+
+
+def _leaky(slope: float, gain: float | None) -> Activation:
+    return Activation(
+        fn=functools.partial(jax.nn.leaky_relu, negative_slope=slope),
+        bounds=(-math.inf if slope > 0 else 0.0, math.inf),
+        saturation=(None, None),
+        dead_region=slope == 0,
+        gain=gain,
+    )
+
+
+def _leaky_gain(slope: float) -> float:
+    return math.sqrt(2.0 / (1.0 + slope**2))
+
+
+def _identity(x: ArrayLike) -> Array:
+    return jnp.asarray(x)
+
+
+@_registry.register()
+def sigmoid() -> Activation:
+    """σ(x) = 1 / (1 + e^{-x})."""
+    return Activation(jax.nn.sigmoid, (0.0, 1.0), _saturation(0.0, 1.0), False, 1.0)
+
+
+@_registry.register()
+def tanh() -> Activation:
+    """tanh(x)."""
+    return Activation(jnp.tanh, (-1.0, 1.0), _saturation(-1.0, 1.0), False, 5.0 / 3.0)
+
+
+@_registry.register()
+def relu() -> Activation:
+    """max(x, 0)."""
+    return Activation(jax.nn.relu, (0.0, math.inf), (None, None), True, math.sqrt(2.0))
+
+
+@_registry.register()
+def leaky_relu(*, negative_slope: float = 0.01) -> Activation:
+    """x if x ≥ 0 else negative_slope · x."""
+    slope = _number("leaky_relu", "negative_slope", negative_slope)
+    return _leaky(slope, _leaky_gain(slope))
+
+
+@_registry.register()
+def prelu(*, slope: float = 0.25) -> Activation:
+    """PReLU at initialization: x if x ≥ 0 else slope · x, slope a learnable parameter.
+
+    The gain extends torch's (which has none for prelu) with the leaky_relu
+    formula, since it is that function until the slope is trained.
+    """
+    slope = _number("prelu", "slope", slope)
+    return _leaky(slope, _leaky_gain(slope))
+
+
+@_registry.register()
+def rrelu(*, lower: float = 1 / 8, upper: float = 1 / 3) -> Activation:
+    """Randomized leaky ReLU: x if x ≥ 0 else s · x.
+
+    Without a key, s = (lower + upper) / 2 (torch's eval mode); with a key,
+    each element draws its own s ~ U(lower, upper) (torch's training mode):
+
+    >>> act = rrelu()
+    >>> act(jnp.array([-1.0, 2.0]), key=jax.random.key(0))  # doctest: +SKIP
+    Array([-0.2159, 2.], dtype=float32)
+    """
+    lower = _number("rrelu", "lower", lower, low=0.0)
+    upper = _number("rrelu", "upper", upper, low=0.0)
+    if lower > upper:
+        raise ValueError(f"rrelu: need 0 <= lower <= upper; got lower={lower!r} > upper={upper!r}")
+
+    def sample(key: Array, x: ArrayLike) -> Array:
+        x = jnp.asarray(x)
+        slope = jax.random.uniform(key, x.shape, jnp.result_type(x, float), lower, upper)
+        return jnp.where(x >= 0, x, slope * x)
+
+    return dataclasses.replace(_leaky((lower + upper) / 2, None), sample_fn=sample)
+
+
+@_registry.register()
+def elu(*, alpha: float = 1.0) -> Activation:
+    """x if x > 0 else alpha · (e^x - 1); alpha = 0 is relu."""
+    alpha = _number("elu", "alpha", alpha, low=0.0)
+    return Activation(
+        functools.partial(jax.nn.elu, alpha=alpha),
+        (-alpha, math.inf),
+        _saturation(lo=-alpha),
+        alpha == 0,
+        None,
+    )
+
+
+@_registry.register()
+def selu() -> Activation:
+    """λ · (x if x > 0 else α (e^x - 1)) with α, λ chosen so N(0, 1) stays at mean 0, variance 1."""
+    lo = -_SELU_SCALE * _SELU_ALPHA
+    return Activation(jax.nn.selu, (lo, math.inf), _saturation(lo=lo), False, 0.75)
+
+
+@_registry.register()
+def gelu(*, approximate: bool = True) -> Activation:
+    """x Φ(x), Φ the standard normal CDF; with ``approximate``, its tanh form.
+
+    The approximation is 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+
+    Warning: jax defaults to the tanh approximation, torch (``nn.GELU()``) to
+    the exact erf form; write ``gelu(approximate=False)`` to match torch. The
+    two differ by up to about 5e-4 and have different minima.
+    """
+    if not isinstance(approximate, bool):
+        raise ValueError(f"gelu: approximate must be True or False; got {approximate!r}")
+    return Activation(
+        functools.partial(jax.nn.gelu, approximate=approximate),
+        (_GELU_TANH_MIN if approximate else _GELU_MIN, math.inf),
+        (None, None),
+        False,
+        None,
+    )
+
+
+@_registry.register("swish")
+def silu() -> Activation:
+    """x σ(x)."""
+    return Activation(jax.nn.silu, (_SILU_MIN, math.inf), (None, None), False, None)
+
+
+@_registry.register()
+def softplus() -> Activation:
+    """log(1 + e^x)."""
+    return Activation(jax.nn.softplus, (0.0, math.inf), _saturation(lo=0.0), False, None)
+
+
+@_registry.register()
+def hard_tanh() -> Activation:
+    """clip(x, -1, 1)."""
+    return Activation(jax.nn.hard_tanh, (-1.0, 1.0), _saturation(-1.0, 1.0), False, None)
+
+
+@_registry.register()
+def erf() -> Activation:
+    """erf(x) = 2/√π ∫₀ˣ e^{-t²} dt."""
+    return Activation(jax.lax.erf, (-1.0, 1.0), _saturation(-1.0, 1.0), False, None)
+
+
+@_registry.register("identity")
+def linear() -> Activation:
+    """x."""
+    return Activation(_identity, (-math.inf, math.inf), (None, None), False, 1.0)
+
+
+swish = silu
+identity = linear

@@ -1,0 +1,224 @@
+"""The Initializer type, its standardized draws, fan computation and the registry.
+
+Every initializer in jaxinit has the same shape::
+
+    w = draw(base)(key, shape, dtype) * a + b
+
+where ``base`` is a hashable description of a standardized random draw
+(``("normal",)``, ``("truncated_normal", -2.0, 2.0)``, ``("uniform",)`` for
+U(-1, 1), ``("orthogonal", -1)``, ...) and ``a``, ``b`` are scalars that
+depend on the shape (through the fans) and on the hyperparameters. The
+scalars are computed in ``dtype`` exactly as :mod:`jax.nn.initializers`
+computes them, so the same key gives the same bits wherever the two
+libraries describe the same distribution. The split also lets the sweep
+engine group initializers by ``base`` (one compiled program) and vmap over
+``(a, b)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinit._spec import Registry
+
+Array = jax.Array
+Shape = tuple[int, ...]
+Axes = int | Sequence[int]
+
+# (a, b) in the initializer's dtype; b is None when the draw is not shifted.
+Coeffs = tuple[Array | None, Array | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Initializer:
+    """A jax initializer, ``init(key, shape, dtype=None) -> Array``, that knows itself.
+
+    It is a plain callable with the protocol of :mod:`jax.nn.initializers`, so it
+    drops into ``flax.nnx.Linear(kernel_init=...)`` and anywhere else jax
+    initializers go. Beyond the call it carries its canonical ``spec`` (the
+    label sweeps and plots use; ``get(init.spec) == init``) and its exact
+    per-entry moments for any shape.
+
+    Attributes:
+      base: hashable description of the standardized draw (see module docs).
+      coeffs: ``(shape, dtype) -> (a, b)``; scale and shift of the draw.
+      moments_fn: ``shape -> (mean, variance)`` of one entry, exact.
+      min_rank: the smallest rank the initializer accepts (2 for fan-based).
+      name: registered name, aliases resolved.
+      hparams: every hyperparameter as ``(name, value)`` pairs, defaults included.
+      spec: canonical spec string.
+    """
+
+    base: tuple[Any, ...]
+    coeffs: Callable[[Shape, Any], Coeffs] = dataclasses.field(compare=False, repr=False)
+    moments_fn: Callable[[Shape], tuple[float, float]] = dataclasses.field(
+        compare=False, repr=False
+    )
+    min_rank: int = dataclasses.field(default=0, compare=False, repr=False)
+    name: str = dataclasses.field(default="", compare=False, repr=False)
+    hparams: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), compare=False, repr=False)
+    spec: str = ""
+
+    def __call__(self, key: Array, shape: Sequence[int], dtype: Any = None, out_sharding=None):
+        if out_sharding is not None:
+            raise NotImplementedError(
+                "jaxinit initializers do not take out_sharding; place the result "
+                "with jax.device_put(init(key, shape), sharding)"
+            )
+        shape, dtype = self._check(shape, dtype)
+        if math.prod(shape) == 0:
+            return jnp.zeros(shape, dtype)
+        a, b = self.coeffs(shape, dtype)
+        x = draw(self.base, key, shape, dtype)
+        if a is not None:
+            x = x * a
+        if b is not None:
+            x = x + b
+        return x
+
+    def moments(self, shape: Sequence[int]) -> tuple[float, float]:
+        """The exact mean and variance of one entry of ``init(key, shape)``."""
+        shape, _ = self._check(shape, None)
+        return self.moments_fn(shape)
+
+    def variance(self, shape: Sequence[int]) -> float:
+        """The exact variance of one entry; ``moments(shape)[1]``."""
+        return self.moments(shape)[1]
+
+    def _check(self, shape: Sequence[int], dtype: Any) -> tuple[Shape, Any]:
+        try:
+            shape = tuple(int(d) for d in shape)
+        except TypeError:
+            raise TypeError(
+                f"{self.spec}: shape must be a sequence of ints; got {shape!r}"
+            ) from None
+        if any(d < 0 for d in shape):
+            raise ValueError(f"{self.spec}: shape {shape} has a negative dimension")
+        if len(shape) < self.min_rank:
+            raise ValueError(
+                f"{self.spec} needs a weight shape of rank >= {self.min_rank} to tell "
+                f"fan-in from fan-out; got shape {shape} (rank {len(shape)}). For a "
+                "bias vector use zeros, constant(value=...) or normal(stddev=...)."
+            )
+        dtype = jnp.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(
+                f"{self.spec}: jaxinit initializers draw real floating-point weights; "
+                f"got dtype {dtype}. Use float32, bfloat16, float16 or float64 (x64)."
+            )
+        return shape, dtype
+
+
+registry: Registry[Initializer] = Registry("initializer", Initializer, accept_callables=True)
+
+
+def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
+    """A standardized draw of kind ``base``, before the ``a * x + b`` step."""
+    kind = base[0]
+    if kind == "normal":
+        return jax.random.normal(key, shape, dtype)
+    if kind == "truncated_normal":
+        _, lower, upper = base
+        return jax.random.truncated_normal(key, lower, upper, shape, dtype)
+    if kind == "uniform":  # U[-1, 1), as jax's variance_scaling draws it
+        return jax.random.uniform(key, shape, dtype, -1)
+    if kind == "uniform01":  # U[0, 1), as jax's uniform(scale) draws it
+        return jax.random.uniform(key, shape, dtype)
+    if kind == "constant":
+        return jnp.zeros(shape, dtype)
+    if kind == "orthogonal":
+        return _orthogonal(key, shape, dtype, column_axis=base[1])
+    if kind == "identity":
+        eye = jnp.eye(shape[-2], shape[-1], dtype=dtype)
+        return jnp.broadcast_to(eye, shape)
+    if kind == "sparse":
+        return _sparse(key, shape, dtype, sparsity=base[1])
+    raise ValueError(f"unknown draw {base!r}")
+
+
+def _orthogonal(key: Array, shape: Shape, dtype: Any, *, column_axis: int) -> Array:
+    # As jax.nn.initializers.orthogonal, bit for bit. QR has no half-precision
+    # kernel, so bfloat16/float16 weights are drawn in float32 and rounded.
+    work = dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
+    n_rows, n_cols = math.prod(shape) // shape[column_axis], shape[column_axis]
+    q = jax.random.orthogonal(key, n_rows, (), work, n_cols)
+    q = jnp.reshape(q, (*np.delete(shape, column_axis), shape[column_axis]))
+    return jnp.moveaxis(q, -1, column_axis).astype(dtype)
+
+
+def sparse_zeros(rows: int, sparsity: float) -> int:
+    """How many of a column's ``rows`` entries ``sparse`` sets to zero."""
+    return min(rows, math.ceil(sparsity * rows))
+
+
+def _sparse(key: Array, shape: Shape, dtype: Any, *, sparsity: float) -> Array:
+    # Martens (2010): each unit keeps a fixed number of incoming weights. In
+    # jax's (in, out) layout a unit's incoming weights are a column (axis -2).
+    k_values, k_mask = jax.random.split(key)
+    values = jax.random.normal(k_values, shape, dtype)
+    order = jax.random.uniform(k_mask, shape)
+    rank = jnp.argsort(jnp.argsort(order, axis=-2), axis=-2)  # a random permutation per column
+    keep = rank >= sparse_zeros(shape[-2], sparsity)
+    return jnp.where(keep, values, jnp.zeros((), dtype))
+
+
+def compute_fans(
+    shape: Sequence[int], *, in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = ()
+) -> tuple[int, int]:
+    """Fan-in and fan-out of a weight tensor, as :mod:`jax.nn.initializers` counts them.
+
+    Axes that are none of ``in_axis``, ``out_axis`` and ``batch_axis`` form the
+    receptive field (a convolution's spatial axes), which multiplies both fans::
+
+        fan_in  = prod(shape[in_axis])  * receptive_field
+        fan_out = prod(shape[out_axis]) * receptive_field
+
+    The receptive field is a product, never a quotient, so zero-size
+    dimensions give zero fans rather than a division by zero.
+    """
+    shape = tuple(shape)
+    ndim = len(shape)
+
+    def axes(a: Axes) -> tuple[int, ...]:
+        seq = (a,) if isinstance(a, int) else tuple(a)
+        for ax in seq:
+            if not -ndim <= ax < ndim:
+                raise ValueError(f"axis {ax} is out of range for shape {shape} (rank {ndim})")
+        return tuple(ax % ndim for ax in seq)
+
+    ins, outs, batch = axes(in_axis), axes(out_axis), axes(batch_axis)
+    if len({*ins, *outs, *batch}) != len(ins) + len(outs) + len(batch):
+        raise ValueError(
+            f"in_axis={in_axis}, out_axis={out_axis} and batch_axis={batch_axis} "
+            f"overlap for shape {shape}"
+        )
+    field = math.prod(d for i, d in enumerate(shape) if i not in {*ins, *outs, *batch})
+    fan_in = math.prod(shape[i] for i in ins) * field
+    fan_out = math.prod(shape[i] for i in outs) * field
+    return fan_in, fan_out
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """ValueError naming ``value`` and the valid ``choices`` unless value is one."""
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}")
+
+
+def check_real(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> None:
+    """ValueError unless ``value`` is a finite real number (> 0 or >= 0 if asked)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and positive:
+        ok = value > 0
+    if ok and nonneg:
+        ok = value >= 0
+    if not ok:
+        what = "a positive" if positive else "a non-negative" if nonneg else "a finite"
+        raise ValueError(f"{name} must be {what} real number; got {value!r}")

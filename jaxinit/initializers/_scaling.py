@@ -1,0 +1,314 @@
+r"""Variance scaling, the one general fan-based initializer, and its named schemes.
+
+Every fan-based scheme draws entries with mean 0 and variance
+
+.. math::  \mathrm{Var}(w) = \frac{\mathrm{scale}}{n}, \qquad
+   n \in \{\mathrm{fan\_in},\ \mathrm{fan\_out},\
+   \tfrac{1}{2}(\mathrm{fan\_in} + \mathrm{fan\_out}),\
+   \sqrt{\mathrm{fan\_in} \cdot \mathrm{fan\_out}}\}
+
+exactly, whatever the distribution: a normal truncated at ±2σ is divided by
+that truncation's standard deviation, 0.87962566103423978, and a uniform is
+drawn on :math:`\pm\sqrt{3\,\mathrm{scale}/n}`.
+
+Conventions
+-----------
+The same name means different distributions in different libraries. The
+``convention`` keyword reproduces each library's exact distribution:
+
+==========================  =====================  =====================  ============================
+what                        ``"jax"`` (default)    ``"keras"``            ``"torch"``
+==========================  =====================  =====================  ============================
+weight layout (2-D)         ``(in, out)``          ``(in, out)``          ``(out, in)``
+fan axes (default)          in -2, out -1          in -2, out -1          in 1, out 0
+glorot/he/lecun ``_normal``  truncated at ±2σ       truncated at ±2σ       untruncated
+``distribution="normal"``   untruncated            truncated (an alias)   untruncated
+he/kaiming scale            gain² = 2              gain² = 2              gain(nonlinearity, a)²
+rank < 2 shapes             error                  error (Keras allows)   error (torch raises too)
+==========================  =====================  =====================  ============================
+
+In every convention ``he_*`` takes torch's ``a``, ``mode`` and
+``nonlinearity`` (scale = gain²) and ``glorot_*`` takes torch's ``gain``
+(scale = gain²); their defaults give each library's own numbers. Keras and
+torch draw from other random number generators than jax, so only the
+distributions agree, not the bits.
+
+References:
+  Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html
+  He et al. (2015), https://arxiv.org/abs/1502.01852
+  LeCun et al. (1998), "Efficient BackProp".
+  Klambauer et al. (2017), https://arxiv.org/abs/1706.02515
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax.numpy as jnp
+
+from jaxinit import activations
+from jaxinit._spec import parse_spec
+from jaxinit.initializers._core import (
+    Axes,
+    Initializer,
+    check_choice,
+    check_real,
+    compute_fans,
+    registry,
+)
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution = Literal["normal", "truncated_normal", "uniform", "untruncated_normal"]
+Convention = Literal["jax", "keras", "torch"]
+
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "untruncated_normal")
+CONVENTIONS = ("jax", "keras", "torch")
+
+# Standard deviation of N(0, 1) truncated to (-2, 2).
+TRUNCATED_STD = 0.87962566103423978
+
+# convention -> ((in_axis, out_axis), what the "normal" of named schemes means,
+#                what variance_scaling(distribution="normal") means)
+_CONVENTIONS = {
+    "jax": ((-2, -1), "truncated_normal", "normal"),
+    "keras": ((-2, -1), "truncated_normal", "truncated_normal"),
+    "torch": ((1, 0), "normal", "normal"),
+}
+
+
+def _denominator(mode: str, fan_in: int, fan_out: int) -> float:
+    if mode == "fan_in":
+        return fan_in
+    if mode == "fan_out":
+        return fan_out
+    if mode == "fan_avg":
+        return (fan_in + fan_out) / 2
+    return (fan_in * fan_out) ** 0.5
+
+
+@registry.register(formula="mean 0, Var = scale/n, n by mode")
+def variance_scaling(
+    scale: float = 1.0,
+    mode: Mode = "fan_in",
+    distribution: Distribution = "truncated_normal",
+    *,
+    convention: Convention = "jax",
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
+    r"""Mean 0, variance :math:`\mathrm{scale}/n` with :math:`n` chosen by ``mode``.
+
+    Args:
+      scale: the variance times :math:`n`; positive.
+      mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` (arithmetic mean) or
+        ``"fan_geo_avg"`` (geometric mean).
+      distribution: ``"truncated_normal"`` (at ±2σ, variance corrected),
+        ``"normal"`` (untruncated, except under ``convention="keras"``, where
+        Keras treats it as truncated), ``"untruncated_normal"`` (always
+        untruncated, Keras' name) or ``"uniform"``.
+      convention: ``"jax"``, ``"keras"`` or ``"torch"``; see the module table.
+      in_axis, out_axis: fan axes; None takes the convention's layout.
+      batch_axis: axes ignored by the fans.
+
+    The defaults (1.0, fan_in, truncated_normal) are Keras' and give
+    :func:`lecun_normal`. With ``convention="jax"`` the same key gives the
+    bits of ``jax.nn.initializers.variance_scaling`` with the same arguments.
+
+    Example:
+      >>> init = variance_scaling(2.0, "fan_in", "uniform")
+      >>> init.variance((784, 256))  # 2 / 784
+      0.002551020408163265
+    """
+    check_real("scale", scale, positive=True)
+    check_choice("mode", mode, MODES)
+    check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("convention", convention, CONVENTIONS)
+    (default_in, default_out), _, normal_means = _CONVENTIONS[convention]
+    in_axis = default_in if in_axis is None else in_axis
+    out_axis = default_out if out_axis is None else out_axis
+    drawn = {"normal": normal_means, "untruncated_normal": "normal"}.get(distribution, distribution)
+
+    def variance(shape):
+        fan_in, fan_out = compute_fans(
+            shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis
+        )
+        n = _denominator(mode, fan_in, fan_out)
+        if n == 0:
+            raise ValueError(
+                f"{mode} of shape {shape} is 0; the variance scale/{mode} is undefined"
+            )
+        return scale / n
+
+    def coeffs(shape, dtype):  # as jax.nn.initializers.variance_scaling computes them
+        var = jnp.array(variance(shape), dtype=dtype)
+        if drawn == "truncated_normal":
+            return jnp.sqrt(var) / jnp.array(TRUNCATED_STD, dtype), None
+        if drawn == "normal":
+            return jnp.sqrt(var), None
+        return jnp.sqrt(3 * var), None
+
+    base = {
+        "truncated_normal": ("truncated_normal", -2.0, 2.0),
+        "normal": ("normal",),
+        "uniform": ("uniform",),
+    }[drawn]
+    return Initializer(
+        base=base,
+        coeffs=coeffs,
+        moments_fn=lambda shape: (0.0, variance(shape)),
+        min_rank=2,
+    )
+
+
+def _named(convention: str) -> str:
+    check_choice("convention", convention, CONVENTIONS)
+    return _CONVENTIONS[convention][1]
+
+
+def gain(activation) -> float:
+    r"""Torch's ``calculate_gain``: the factor that keeps activations' scale.
+
+    ==============================  ==============================
+    activation                      gain
+    ==============================  ==============================
+    linear, identity, sigmoid       1
+    tanh                            5/3
+    relu                            √2
+    leaky_relu(negative_slope=a)    √(2 / (1 + a²))
+    prelu(slope=a)                  √(2 / (1 + a²)) (an extension)
+    selu                            3/4
+    ==============================  ==============================
+
+    ``activation`` is a name, a spec string or an Activation. Others raise a
+    ValueError: torch defines no gain for them (the theory module gives the
+    critical :math:`\sigma_w^2` of any activation instead).
+    """
+    act = activations.get(activation)
+    if act.gain is None:
+        with_gain = [n for n in activations.names() if activations.get(n).gain is not None]
+        raise ValueError(
+            f"no gain is defined for activation {act.spec!r}; gains exist for "
+            f"{', '.join(with_gain)}"
+        )
+    return act.gain
+
+
+def _kaiming_scale(nonlinearity: str, a: float) -> float:
+    # torch: calculate_gain(nonlinearity, a)**2, where `a` is leaky_relu's slope
+    check_real("a", a)
+    act = activations.get(nonlinearity)
+    if act.name == "leaky_relu":
+        explicit = isinstance(nonlinearity, str) and "negative_slope" in parse_spec(nonlinearity)[1]
+        slope = dict(act.hparams)["negative_slope"] if explicit else a
+        if explicit and a not in (0.0, slope):
+            raise ValueError(
+                f"a={a!r} contradicts nonlinearity={nonlinearity!r}; give the slope once"
+            )
+        return 2.0 / (1.0 + slope**2)
+    if a != 0.0:
+        raise ValueError(
+            f"a={a!r} is the negative slope of leaky_relu; it means nothing with "
+            f"nonlinearity={act.spec!r}"
+        )
+    return gain(act) ** 2
+
+
+def _scheme(scale, mode, distribution, convention, in_axis, out_axis, batch_axis):
+    return variance_scaling(
+        scale,
+        mode,
+        distribution,
+        convention=convention,
+        in_axis=in_axis,
+        out_axis=out_axis,
+        batch_axis=batch_axis,
+    )
+
+
+@registry.register("xavier_normal", formula="Var = gain²·2/(fan_in + fan_out), normal")
+def glorot_normal(*, gain: float = 1.0, convention: Convention = "jax",
+                  in_axis: Axes | None = None, out_axis: Axes | None = None,
+                  batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""Glorot & Bengio (2010): :math:`\mathrm{Var}(w) = \mathrm{gain}^2 \cdot 2/(\mathrm{fan\_in} + \mathrm{fan\_out})`.
+
+    Truncated normal in jax and keras, untruncated in torch (``xavier_normal_``).
+    """
+    return _scheme(
+        gain**2, "fan_avg", _named(convention), convention, in_axis, out_axis, batch_axis
+    )
+
+
+@registry.register("xavier_uniform", formula="U(±gain·√(6/(fan_in + fan_out)))")
+def glorot_uniform(*, gain: float = 1.0, convention: Convention = "jax",
+                   in_axis: Axes | None = None, out_axis: Axes | None = None,
+                   batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""Glorot & Bengio (2010): :math:`U(\pm \mathrm{gain}\sqrt{6/(\mathrm{fan\_in} + \mathrm{fan\_out})})`."""
+    return _scheme(gain**2, "fan_avg", "uniform", convention, in_axis, out_axis, batch_axis)
+
+
+@registry.register("kaiming_normal", formula="Var = gain²/fan_in (gain² = 2), normal")
+def he_normal(*, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: str = "leaky_relu",
+              convention: Convention = "jax", in_axis: Axes | None = None,
+              out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""He et al. (2015): :math:`\mathrm{Var}(w) = \mathrm{gain}^2/n`, gain² = 2 for ReLU.
+
+    ``a``, ``mode`` and ``nonlinearity`` are torch's ``kaiming_normal_``
+    arguments: the gain is ``gain(nonlinearity)``, with ``a`` the slope of
+    ``leaky_relu`` (the default, whose slope 0 gives gain √2). Truncated
+    normal in jax and keras, untruncated in torch.
+    """
+    scale = _kaiming_scale(nonlinearity, a)
+    return _scheme(scale, mode, _named(convention), convention, in_axis, out_axis, batch_axis)
+
+
+@registry.register("kaiming_uniform", formula="U(±gain·√(3/fan_in)) (gain² = 2)")
+def he_uniform(*, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: str = "leaky_relu",
+               convention: Convention = "jax", in_axis: Axes | None = None,
+               out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""He et al. (2015): :math:`U(\pm \mathrm{gain}\sqrt{3/n})`; see :func:`he_normal`."""
+    scale = _kaiming_scale(nonlinearity, a)
+    return _scheme(scale, mode, "uniform", convention, in_axis, out_axis, batch_axis)
+
+
+@registry.register("flax_default", formula="Var = 1/fan_in, normal")
+def lecun_normal(*, convention: Convention = "jax", in_axis: Axes | None = None,
+                 out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""LeCun et al. (1998): :math:`\mathrm{Var}(w) = 1/\mathrm{fan\_in}`.
+
+    Flax's default kernel initializer (``flax_default`` is this object), and
+    with SELU the self-normalizing choice of Klambauer et al. (2017). Torch
+    has no LeCun initializer; the torch convention is
+    ``kaiming_normal_(nonlinearity="linear")``, untruncated.
+    """
+    return _scheme(1.0, "fan_in", _named(convention), convention, in_axis, out_axis, batch_axis)
+
+
+@registry.register(formula="U(±√(3/fan_in))")
+def lecun_uniform(*, convention: Convention = "jax", in_axis: Axes | None = None,
+                  out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""LeCun et al. (1998): :math:`U(\pm\sqrt{3/\mathrm{fan\_in}})`."""
+    return _scheme(1.0, "fan_in", "uniform", convention, in_axis, out_axis, batch_axis)
+
+
+@registry.register(formula="U(±1/√fan_in)")
+def torch_linear_default(*, convention: Convention = "jax", in_axis: Axes | None = None,
+                         out_axis: Axes | None = None,
+                         batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+    r"""Torch's ``nn.Linear`` weight default: :math:`U(\pm 1/\sqrt{\mathrm{fan\_in}})`.
+
+    That is ``kaiming_uniform_(a=√5)``: gain² = 2/(1 + 5) = 1/3, so
+    :math:`\mathrm{Var}(w) = 1/(3\,\mathrm{fan\_in})`, a third of LeCun's. The
+    layout follows ``convention`` (jax's ``(in, out)`` by default, so it drops
+    into ``nnx.Linear``). Torch draws the bias from the same interval, which a
+    bias shape alone cannot reproduce (it carries no fan-in).
+    """
+    return _scheme(1.0 / 3.0, "fan_in", "uniform", convention, in_axis, out_axis, batch_axis)
+
+
+xavier_normal = glorot_normal
+xavier_uniform = glorot_uniform
+kaiming_normal = he_normal
+kaiming_uniform = he_uniform
+flax_default = lecun_normal

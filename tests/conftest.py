@@ -1,0 +1,22 @@
+"""Makes JAX strict for the whole suite and gives every test a key.
+
+- Rank promotion raises: `x[:, None] + y` with mismatched ranks is a bug here.
+- Two fake CPU devices (as many as CI's cores), so sharding code paths run on
+  any machine; tests that need more start a subprocess.
+"""
+
+import os
+
+os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "standard")
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)

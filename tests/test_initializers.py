@@ -1,0 +1,308 @@
+"""Initializers: moments against hand-written formulas, parity, dtypes, Flax, registry, errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import jaxinit as ji
+from tests._tolerances import SHAPES, mean_atol, variance_rtol
+
+I = ji.initializers
+T = 0.87962566103423978  # std of N(0, 1) truncated to ±2
+
+# spec -> (variance(fan_in, fan_out), mean, distribution drawn, half-width of the support
+# or None). Formulas are written out here, independently of Initializer.moments.
+# fmt: off
+CASES = {
+    "he_normal": (lambda i, o: 2 / i, 0.0, "truncated_normal", lambda i, o: 2 * math.sqrt(2 / i) / T),
+    "he_uniform": (lambda i, o: 2 / i, 0.0, "uniform", lambda i, o: math.sqrt(6 / i)),
+    "glorot_normal": (lambda i, o: 2 / (i + o), 0.0, "truncated_normal", lambda i, o: 2 * math.sqrt(2 / (i + o)) / T),
+    "glorot_uniform": (lambda i, o: 2 / (i + o), 0.0, "uniform", lambda i, o: math.sqrt(6 / (i + o))),
+    "lecun_normal": (lambda i, o: 1 / i, 0.0, "truncated_normal", lambda i, o: 2 * math.sqrt(1 / i) / T),
+    "lecun_uniform": (lambda i, o: 1 / i, 0.0, "uniform", lambda i, o: math.sqrt(3 / i)),
+    "torch_linear_default": (lambda i, o: 1 / (3 * i), 0.0, "uniform", lambda i, o: 1 / math.sqrt(i)),
+    "variance_scaling(scale=2.0, mode='fan_out', distribution='normal')": (lambda i, o: 2 / o, 0.0, "normal", None),
+    "variance_scaling(scale=0.5, mode='fan_avg', distribution='uniform')": (lambda i, o: 0.5 / ((i + o) / 2), 0.0, "uniform", lambda i, o: math.sqrt(1.5 / ((i + o) / 2))),
+    "variance_scaling(mode='fan_geo_avg')": (lambda i, o: 1 / math.sqrt(i * o), 0.0, "truncated_normal", lambda i, o: 2 / math.sqrt(math.sqrt(i * o)) / T),
+    # keras: distribution="normal" is truncated
+    "variance_scaling(scale=2.0, distribution='normal', convention='keras')": (lambda i, o: 2 / i, 0.0, "truncated_normal", lambda i, o: 2 * math.sqrt(2 / i) / T),
+    "variance_scaling(scale=2.0, distribution='untruncated_normal', convention='keras')": (lambda i, o: 2 / i, 0.0, "normal", None),
+    "glorot_uniform(convention='keras')": (lambda i, o: 2 / (i + o), 0.0, "uniform", lambda i, o: math.sqrt(6 / (i + o))),
+    "he_normal(nonlinearity='tanh')": (lambda i, o: (5 / 3) ** 2 / i, 0.0, "truncated_normal", None),
+    "he_normal(a=0.2)": (lambda i, o: 2 / (1 + 0.04) / i, 0.0, "truncated_normal", None),
+    "he_uniform(mode='fan_out', nonlinearity='selu')": (lambda i, o: 0.5625 / o, 0.0, "uniform", lambda i, o: 0.75 * math.sqrt(3 / o)),
+    "glorot_normal(gain=2.0)": (lambda i, o: 4 * 2 / (i + o), 0.0, "truncated_normal", None),
+    "normal(stddev=0.05)": (lambda i, o: 0.05**2, 0.0, "normal", None),
+    "normal(stddev=0.1, mean=0.5)": (lambda i, o: 0.01, 0.5, "normal", None),
+    "uniform(low=-0.1, high=0.3)": (lambda i, o: 0.4**2 / 12, 0.1, "uniform", None),
+    "uniform(low=0.0, high=0.5)": (lambda i, o: 0.5**2 / 12, 0.25, "uniform", None),
+    "truncated_normal(stddev=0.05)": (lambda i, o: (0.05 * T) ** 2, 0.0, "truncated_normal", lambda i, o: 0.1),
+}
+# torch lays weights out as (out, in): the same formulas on the transposed shape.
+TORCH_CASES = {
+    "he_normal(convention='torch')": (lambda i, o: 2 / i, "normal", None),
+    "glorot_normal(convention='torch')": (lambda i, o: 2 / (i + o), "normal", None),
+    "lecun_normal(convention='torch')": (lambda i, o: 1 / i, "normal", None),
+    "he_uniform(convention='torch')": (lambda i, o: 2 / i, "uniform", lambda i, o: math.sqrt(6 / i)),
+    "kaiming_normal(nonlinearity='leaky_relu(negative_slope=0.2)', convention='torch')": (
+        lambda i, o: 2 / (1 + 0.04) / i, "normal", None),
+    "torch_linear_default(convention='torch')": (lambda i, o: 1 / (3 * i), "uniform", lambda i, o: 1 / math.sqrt(i)),
+}
+# fmt: on
+
+
+def _check_sample(w, mean, var, distribution, bound):
+    w = np.asarray(w, np.float64)
+    n = w.size
+    assert abs(w.mean() - mean) <= mean_atol(n, math.sqrt(var))
+    np.testing.assert_allclose(w.var(), var, rtol=variance_rtol(n, distribution))
+    if bound is not None:
+        assert np.abs(w - mean).max() <= bound * (1 + 1e-6)
+        assert np.abs(w - mean).max() >= 0.98 * bound  # the support is really that wide
+    elif distribution == "normal":
+        assert np.abs(w - mean).max() > 3.5 * math.sqrt(var)  # untruncated tails
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("spec", list(CASES))
+def test_moments_against_formula(spec, shape, key):
+    var_fn, mean, distribution, bound_fn = CASES[spec]
+    init = I.get(spec)
+    fan_in, fan_out = shape
+    var = var_fn(fan_in, fan_out)
+    got_mean, got_var = init.moments(shape)
+    assert got_var == pytest.approx(var, rel=1e-12)
+    assert got_mean == pytest.approx(mean, abs=1e-15)
+    w = jax.jit(init, static_argnums=(1, 2))(key, shape, jnp.float32)
+    assert w.shape == shape
+    assert w.dtype == jnp.float32
+    _check_sample(w, mean, var, distribution, bound_fn(fan_in, fan_out) if bound_fn else None)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("spec", list(TORCH_CASES))
+def test_torch_convention_layout(spec, shape, key):
+    var_fn, distribution, bound_fn = TORCH_CASES[spec]
+    init = I.get(spec)
+    fan_in, fan_out = shape
+    torch_shape = (fan_out, fan_in)
+    var = var_fn(fan_in, fan_out)
+    assert init.variance(torch_shape) == pytest.approx(var, rel=1e-12)
+    w = init(key, torch_shape)
+    _check_sample(w, 0.0, var, distribution, bound_fn(fan_in, fan_out) if bound_fn else None)
+
+
+def test_conv_fans_per_convention():
+    # a 3x3 conv from 16 to 32 channels: fan_in = 16*9, fan_out = 32*9 in every library
+    assert I.he_normal().variance((3, 3, 16, 32)) == pytest.approx(2 / 144)
+    assert I.he_normal(convention="keras").variance((3, 3, 16, 32)) == pytest.approx(2 / 144)
+    assert I.he_normal(convention="torch").variance((32, 16, 3, 3)) == pytest.approx(2 / 144)
+    assert I.glorot_uniform(convention="torch").variance((32, 16, 3, 3)) == pytest.approx(
+        2 / (144 + 288)
+    )
+    assert I.compute_fans((5, 3, 16, 32), batch_axis=0) == (48, 96)
+    assert I.compute_fans((0, 7)) == (0, 7)
+
+
+def test_orthogonal(key):
+    for shape in [(100, 60), (60, 100), (3, 3, 16, 32)]:
+        w = np.asarray(I.orthogonal(scale=1.5)(key, shape), np.float64).reshape(-1, shape[-1])
+        gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+        np.testing.assert_allclose(gram, 2.25 * np.eye(len(gram)), atol=1e-4)
+        assert w.var() + w.mean() ** 2 == pytest.approx(
+            I.orthogonal(scale=1.5).variance(shape), rel=1e-4
+        )
+
+
+def test_identity_and_sparse(key):
+    w = I.eye(scale=2.0)(key, (3, 5))
+    np.testing.assert_array_equal(w, 2 * np.eye(3, 5))
+    mean, var = I.identity(scale=2.0).moments((3, 5))
+    assert (mean, var) == pytest.approx((np.asarray(w).mean(), np.asarray(w).var()))
+    w = np.asarray(I.sparse(sparsity=0.3, stddev=0.1)(key, (100, 50)))
+    np.testing.assert_array_equal((w == 0).sum(axis=0), 30)  # exactly ceil(0.3 * 100) per unit
+    nonzero = w[w != 0]
+    np.testing.assert_allclose(nonzero.var(), 0.01, rtol=variance_rtol(nonzero.size, "normal"))
+    assert I.sparse(sparsity=0.3, stddev=0.1).variance((100, 50)) == pytest.approx(0.01 * 0.7)
+
+
+# jaxinit initializer, jax's: the same key must give the same bits.
+# fmt: off
+PARITY = [
+    (I.he_normal(), jax.nn.initializers.he_normal()),
+    (I.he_uniform(), jax.nn.initializers.he_uniform()),
+    (I.glorot_normal(), jax.nn.initializers.glorot_normal()),
+    (I.xavier_uniform(), jax.nn.initializers.xavier_uniform()),
+    (I.lecun_normal(), jax.nn.initializers.lecun_normal()),
+    (I.lecun_uniform(), jax.nn.initializers.lecun_uniform()),
+    (I.variance_scaling(0.7, "fan_out", "normal"), jax.nn.initializers.variance_scaling(0.7, "fan_out", "normal")),
+    (I.variance_scaling(3.0, "fan_geo_avg", "uniform"), jax.nn.initializers.variance_scaling(3.0, "fan_geo_avg", "uniform")),
+    (I.normal(stddev=0.3), jax.nn.initializers.normal(0.3)),
+    (I.truncated_normal(stddev=0.3, lower=-1.0, upper=3.0), jax.nn.initializers.truncated_normal(0.3, lower=-1.0, upper=3.0)),
+    (I.uniform(low=0.0, high=0.5), jax.nn.initializers.uniform(0.5)),
+    (I.constant(value=-7.0), jax.nn.initializers.constant(-7.0)),
+    (I.zeros(), jax.nn.initializers.zeros),
+    (I.ones(), jax.nn.initializers.ones),
+    (I.orthogonal(scale=2.0), jax.nn.initializers.orthogonal(2.0)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("ours", "theirs"), PARITY, ids=[p[0].spec for p in PARITY])
+def test_parity_with_jax(ours, theirs):
+    for shape in [(784, 256), (3, 3, 16, 32)]:
+        for dtype in [jnp.float32, jnp.bfloat16]:
+            if ours.base[0] == "orthogonal" and dtype == jnp.bfloat16:
+                continue  # jax cannot QR in bfloat16; ours draws in float32 (tested below)
+            k = jax.random.key(7)
+            np.testing.assert_array_equal(ours(k, shape, dtype), theirs(k, shape, dtype))
+
+
+ALL = sorted(I.names())
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_dtype_and_determinism(name, dtype):
+    init = I.get(name)
+    w1 = init(jax.random.key(1), (64, 32), dtype)
+    assert w1.shape == (64, 32)
+    assert w1.dtype == dtype
+    assert bool(jnp.isfinite(w1).all())
+    np.testing.assert_array_equal(w1, init(jax.random.key(1), (64, 32), dtype))
+    random = init.base[0] not in ("constant", "identity")
+    assert random == bool((w1 != init(jax.random.key(2), (64, 32), dtype)).any())
+
+
+@pytest.mark.parametrize("name", ["he_normal", "orthogonal", "uniform", "sparse"])
+def test_float64_under_x64(name):
+    with jax.enable_x64(True):
+        w = I.get(name)(jax.random.key(0), (300, 200), jnp.float64)
+        assert w.dtype == jnp.float64
+        var = I.get(name).variance((300, 200))
+        np.testing.assert_allclose(np.var(np.asarray(w)), var, rtol=variance_rtol(w.size, "normal"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_flax_linear(name):
+    init = I.get(name)
+    layer = nnx.Linear(50, 20, kernel_init=init, bias_init=I.zeros(), rngs=nnx.Rngs(0))
+    kernel = layer.kernel.get_value()
+    assert kernel.shape == (50, 20)
+    mean, var = init.moments((50, 20))
+    assert abs(float(kernel.mean()) - mean) <= mean_atol(1000, math.sqrt(var)) + 1e-7
+    np.testing.assert_array_equal(layer.bias.get_value(), np.zeros(20))
+    y = layer(jnp.ones((4, 50)))
+    assert y.shape == (4, 20)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0), (2, 0, 3)], ids=str)
+def test_zero_size(name, shape):
+    w = I.get(name)(jax.random.key(0), shape)
+    assert w.shape == shape
+
+
+def test_rank_below_two_is_a_clear_error(key):
+    for name in ["he_normal", "glorot_uniform", "orthogonal", "identity", "sparse", "lecun_normal"]:
+        with pytest.raises(ValueError, match=r"rank >= 2.*got shape \(5,\)"):
+            I.get(name)(key, (5,))
+    assert I.normal()(key, (5,)).shape == (5,)  # not fan-based: any rank
+    assert I.zeros()(key, ()).shape == ()
+
+
+def test_registry_round_trip_and_aliases():
+    for name in I.names(aliases=True):
+        init = I.get(name)
+        assert I.get(init.spec) == init
+        assert I.get(init.spec).spec == init.spec
+        assert I.get(init) is init
+    assert I.xavier_uniform is I.glorot_uniform
+    assert I.xavier_normal is I.glorot_normal
+    assert I.kaiming_normal is I.he_normal
+    assert I.kaiming_uniform is I.he_uniform
+    assert I.eye is I.identity
+    assert I.flax_default is I.lecun_normal
+    assert I.get("xavier_normal").spec == "glorot_normal"
+    assert I.get("normal(stddev=1)").spec == "normal(stddev=1.0)"
+    assert I.get("normal").spec == "normal(stddev=0.01)"
+    spec = "he_normal(a=0.1, mode='fan_out', convention='torch')"
+    assert I.get(spec).spec == spec
+    assert I.get("kaiming_uniform(mode='fan_in', convention='jax')").spec == "he_uniform"
+    jax_init = jax.nn.initializers.he_normal()
+    assert I.get(jax_init) is jax_init  # plain jax initializers pass through
+
+
+# fmt: off
+ERROR_CASES = [
+    ("he_norml", r"unknown initializer 'he_norml'\. Did you mean 'he_normal'\?.*glorot_uniform"),
+    ("normal(stdev=0.1)", r"no hyperparameter 'stdev'; valid: stddev, mean\. Did you mean 'stddev'"),
+    ("normal(0.1)", r"positional arguments"),
+    ("normal(stddev=__import__('os'))", r"must be a literal"),
+    ("variance_scaling(mode='fan_sum')", r"mode='fan_sum' is not valid; choose one of 'fan_in'"),
+    ("variance_scaling(distribution='gamma')", r"distribution='gamma' is not valid.*'uniform'"),
+    ("he_normal(convention='mxnet')", r"convention='mxnet' is not valid; choose one of 'jax', 'keras', 'torch'"),
+    ("variance_scaling(scale=-1.0)", r"scale must be a positive real number; got -1\.0"),
+    ("uniform(low=1.0, high=0.0)", r"low < high"),
+    ("sparse(sparsity=1.5)", r"sparsity must lie in \[0, 1\]; got 1\.5"),
+    ("he_normal(nonlinearity='gelu')", r"no gain is defined for activation 'gelu"),
+    ("he_normal(nonlinearity='tanhh')", r"unknown activation 'tanhh'\. Did you mean 'tanh'"),
+    ("he_normal(a=0.1, nonlinearity='relu')", r"a=0\.1 is the negative slope of leaky_relu"),
+    ("he_normal(a=0.3, nonlinearity='leaky_relu(negative_slope=0.2)')", r"contradicts"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("spec", "match"), ERROR_CASES)
+def test_errors_name_the_bad_value(spec, match):
+    with pytest.raises(ValueError, match=match):
+        I.get(spec)
+
+
+def test_direct_call_errors(key):
+    with pytest.raises(TypeError, match=r"no hyperparameter 'stdev'.*Did you mean 'stddev'"):
+        I.normal(stdev=0.1)
+    with pytest.raises(ValueError, match=r"real floating-point.*int32"):
+        I.he_normal()(key, (3, 4), jnp.int32)
+    with pytest.raises(ValueError, match=r"negative dimension"):
+        I.normal()(key, (3, -4))
+    with pytest.raises(ValueError, match=r"out of range for shape"):
+        I.he_normal(in_axis=5)(key, (3, 4))
+    with pytest.raises(NotImplementedError, match=r"device_put"):
+        I.normal()(key, (3, 4), out_sharding="x")
+
+
+def test_gain_is_torch_calculate_gain():
+    expected = {
+        "linear": 1.0,
+        "identity": 1.0,
+        "sigmoid": 1.0,
+        "tanh": 5 / 3,
+        "relu": math.sqrt(2),
+        "leaky_relu": math.sqrt(2 / (1 + 0.01**2)),
+        "leaky_relu(negative_slope=0.2)": math.sqrt(2 / 1.04),
+        "selu": 0.75,
+    }
+    for act, value in expected.items():
+        assert I.gain(act) == pytest.approx(value, rel=1e-12)
+    assert I.gain(ji.activations.get("tanh")) == pytest.approx(5 / 3)
+    with pytest.raises(ValueError, match=r"no gain is defined for activation 'softplus'.*relu"):
+        I.gain("softplus")
+
+
+def test_main_prints_the_table(capsys):
+    from jaxinit.__main__ import main
+
+    assert main(["--fan-in", "100", "--fan-out", "10"]) == 0
+    out = capsys.readouterr().out
+    he = next(line for line in out.splitlines() if line.startswith("he_normal "))
+    assert "kaiming_normal" in he
+    assert "0.02 " in he  # 2 / 100
+    assert len([ln for ln in out.splitlines() if ln.strip()]) == len(I.names()) + 3
+    with pytest.raises(SystemExit) as exc:
+        main(["--fan-in", "0"])
+    assert exc.value.code == 2
