@@ -8,6 +8,13 @@ with the activations they are studied under::
     act = ji.activations.get("leaky_relu(negative_slope=0.2)")
     ji.initializers.gain("tanh")                  # 5/3, torch's calculate_gain
 
+and sweeps thousands of networks at initialization in one compiled program::
+
+    grid = ji.Grid(inits=["he_normal", "normal(stddev=0.01)"], activations=["relu"],
+                   depth=5, width=100, seeds=16)
+    res = ji.sweep(grid)
+    res.sel(init="he_normal", activation="relu").pre_var   # (seed, layer)
+
 Users import from here, ``jaxinit.initializers`` and ``jaxinit.activations``;
 modules whose names start with an underscore are private.
 """
@@ -16,7 +23,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jaxinit import activations, initializers
 from jaxinit.activations import Activation
+from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
+from jaxinit.results import SweepResult
+from jaxinit.sweep import sweep
 
 try:
     __version__ = version("jaxinit")
@@ -25,8 +35,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Activation",
+    "Grid",
     "Initializer",
+    "SweepResult",
     "__version__",
     "activations",
     "initializers",
+    "sweep",
 ]

@@ -1,0 +1,286 @@
+"""Grid: the cartesian product of configurations a sweep evaluates.
+
+A grid crosses initializers, activations, depths, widths, bias initializers
+and seeds::
+
+    grid = ji.Grid(inits=["normal(stddev=1.0)", "glorot_normal", "he_normal"],
+                   activations=["tanh", "relu"], depth=5, width=100, seeds=16)
+
+Settings given as a list become dimensions of the result (``depth=[5, 10]``);
+settings given as a scalar (``depth=5``) are fixed and do not, so
+``res.sel(init=..., activation=...).post_var`` is ``(seed, layer)``. Inits,
+activations and seeds are always dimensions.
+
+Randomness. The key of seed ``s`` is ``fold_in(key(root_seed), s)``; inputs,
+layers and the backward cotangent each fold in a stream number (and the layer
+index). A combination's numbers therefore depend only on its own seed,
+never on the rest of the grid, chunking or devices, and every init and
+activation sees the same standardized draws for a given seed (common random
+numbers, which makes paired comparisons sharper). A depth-L network is the
+first L layers of a deeper one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxinit import activations as _activations
+from jaxinit import initializers as _initializers
+
+INPUTS = ("gaussian", "uniform")
+# fold_in stream numbers under a seed's key
+STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT = 0, 1, 2
+
+
+class Combination(NamedTuple):
+    """One network of a grid, with its stable position ``index`` in the product."""
+
+    index: int
+    init: _initializers.Initializer
+    activation: _activations.Activation
+    depth: int
+    width: int
+    bias_init: _initializers.Initializer
+    seed: int
+
+
+def _as_tuple(name: str, value: Any) -> tuple:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        value = (value,)
+    value = tuple(value)
+    if not value:
+        raise ValueError(f"Grid: {name} is empty; give at least one value")
+    return value
+
+
+def _positive_ints(name: str, values: tuple, *, minimum: int = 1) -> tuple[int, ...]:
+    for v in values:
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
+            raise ValueError(f"Grid: {name} must be integers >= {minimum}; got {v!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"Grid: {name} has repeated values {values}")
+    return tuple(int(v) for v in values)
+
+
+def _resolve(name: str, specs: tuple, get) -> tuple[tuple, dict[str, str]]:
+    """Resolved objects and {given label: canonical spec} for the aliases."""
+    objs, aliases = [], {}
+    for spec in specs:
+        obj = get(spec)
+        if not hasattr(obj, "spec"):
+            raise ValueError(
+                f"Grid: {name} entry {spec!r} is a plain function; the sweep engine needs a "
+                "jaxinit spec or object (for example 'he_normal' or 'normal(stddev=0.01)')"
+            )
+        if isinstance(spec, str) and spec != obj.spec:
+            aliases[spec] = obj.spec
+        objs.append(obj)
+    labels = [o.spec for o in objs]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise ValueError(f"Grid: {name} lists the same configuration twice: {repeated}")
+    return tuple(objs), aliases
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Grid:
+    """The configurations of a sweep; validated in full before anything runs.
+
+    Attributes:
+      inits: initializer specs or jaxinit Initializers for every weight matrix.
+      activations: activation specs or Activations.
+      depth: number of hidden layers, an int or a list of ints.
+      width: units per hidden layer, an int or a list of ints.
+      seeds: a count ``n`` (seeds 0..n-1) or an explicit list of seeds.
+      batch: samples drawn when ``inputs`` is "gaussian" or "uniform".
+      inputs: "gaussian" (N(0, 1)), "uniform" (U[0, 1), as ``np.random.random``)
+        or an array ``(batch, d_in)`` such as an MNIST batch, shared by all seeds.
+      d_in: input dimension for generated inputs; None means the (first) width.
+      bias_inits: bias initializer(s); default zeros.
+      bins: histogram bins per layer.
+      hist_range: ``(lo, hi)`` of the histogram of post-activations; None takes
+        a range suited to each activation (its bounds where finite, else ±3).
+      batchnorm: normalize pre-activations over the batch before the activation.
+      cosine: also record the mean cosine similarity between pairs of samples.
+      root_seed: seed of the root key.
+    """
+
+    inits: Sequence[Any]
+    activations: Sequence[Any]
+    depth: int | Sequence[int] = 5
+    width: int | Sequence[int] = 100
+    seeds: int | Sequence[int] = 1
+    batch: int = 1000
+    inputs: str | Any = "gaussian"
+    d_in: int | None = None
+    bias_inits: Any = "zeros"
+    bins: int = 30
+    hist_range: tuple[float, float] | None = None
+    batchnorm: bool = False
+    cosine: bool = False
+    root_seed: int = 0
+
+    def __post_init__(self):
+        init_objs, init_aliases = _resolve(
+            "inits", _as_tuple("inits", self.inits), _initializers.get
+        )
+        act_objs, act_aliases = _resolve(
+            "activations", _as_tuple("activations", self.activations), _activations.get
+        )
+        bias_objs, bias_aliases = _resolve(
+            "bias_inits", _as_tuple("bias_inits", self.bias_inits), _initializers.get
+        )
+        for b in bias_objs:
+            if b.min_rank > 1:
+                raise ValueError(
+                    f"Grid: bias init {b.spec!r} needs a rank-2 shape; a bias is a vector. "
+                    "Use zeros, constant(value=...), normal(stddev=...) or uniform(...)."
+                )
+        depths = _positive_ints("depth", _as_tuple("depth", self.depth))
+        widths = _positive_ints("width", _as_tuple("width", self.width))
+        if isinstance(self.seeds, (int, np.integer)) and not isinstance(self.seeds, bool):
+            seeds = tuple(range(_positive_ints("seeds", (self.seeds,))[0]))
+        else:
+            seeds = _positive_ints("seeds", _as_tuple("seeds", self.seeds), minimum=0)
+        for name in ("batch", "bins"):
+            _positive_ints(name, (getattr(self, name),), minimum=2 if name == "batch" else 1)
+        x = None
+        if isinstance(self.inputs, str):
+            if self.inputs not in INPUTS:
+                raise ValueError(
+                    f"Grid: inputs={self.inputs!r} is not valid; choose 'gaussian', "
+                    "'uniform' or an array of shape (batch, d_in)"
+                )
+            d_in = widths[0] if self.d_in is None else _positive_ints("d_in", (self.d_in,))[0]
+            batch = self.batch
+        else:
+            x = np.asarray(self.inputs, dtype=np.float32)
+            if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+                raise ValueError(
+                    f"Grid: an inputs array must have shape (batch >= 2, d_in); got {x.shape}"
+                )
+            if not np.isfinite(x).all():
+                raise ValueError("Grid: the inputs array has non-finite values")
+            batch, d_in = x.shape
+        if self.hist_range is not None:
+            lo, hi = self.hist_range
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}")  # fmt: skip
+        for flag in ("batchnorm", "cosine"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"Grid: {flag} must be True or False; got {getattr(self, flag)!r}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
+        set_("_inits", init_objs)
+        set_("_activations", act_objs)
+        set_("_bias_inits", bias_objs)
+        set_("_depths", depths)
+        set_("_widths", widths)
+        set_("_seeds", seeds)
+        set_("_x", x)
+        set_("_batch", batch)
+        set_("_d_in", d_in)
+        set_(
+            "_aliases", {"init": init_aliases, "activation": act_aliases, "bias_init": bias_aliases}
+        )
+
+    # -- resolved views -------------------------------------------------------------
+    @property
+    def init_objs(self) -> tuple[_initializers.Initializer, ...]:
+        return self._inits
+
+    @property
+    def activation_objs(self) -> tuple[_activations.Activation, ...]:
+        return self._activations
+
+    @property
+    def bias_objs(self) -> tuple[_initializers.Initializer, ...]:
+        return self._bias_inits
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return self._depths
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return self._widths
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        return self._seeds
+
+    @property
+    def input_array(self) -> np.ndarray | None:
+        """The user's inputs ``(batch, d_in)``, or None for generated inputs."""
+        return self._x
+
+    @property
+    def n_samples(self) -> int:
+        return self._batch
+
+    @property
+    def input_dim(self) -> int:
+        return self._d_in
+
+    @property
+    def aliases(self) -> dict[str, dict[str, str]]:
+        """Per dim, the labels as given that differ from the canonical spec."""
+        return self._aliases
+
+    def coords(self) -> dict[str, tuple]:
+        """Labels of every dimension of the full product, in order."""
+        return {
+            "init": tuple(i.spec for i in self._inits),
+            "activation": tuple(a.spec for a in self._activations),
+            "depth": self._depths,
+            "width": self._widths,
+            "bias_init": tuple(b.spec for b in self._bias_inits),
+            "seed": self._seeds,
+        }
+
+    def scalar_dims(self) -> tuple[str, ...]:
+        """The dims given as scalars, which a result does not keep."""
+        given = {"depth": self.depth, "width": self.width, "bias_init": self.bias_inits}
+        return tuple(
+            d for d, v in given.items() if isinstance(v, str) or not isinstance(v, Sequence)
+        )
+
+    def __len__(self) -> int:
+        return math.prod(len(v) for v in self.coords().values())
+
+    def __iter__(self):
+        """Every combination, in the order of the product, with its stable index."""
+        product = itertools.product(
+            self._inits,
+            self._activations,
+            self._depths,
+            self._widths,
+            self._bias_inits,
+            self._seeds,
+        )
+        for index, combo in enumerate(product):
+            yield Combination(index, *combo)
+
+    def seed_key(self, seed: int) -> jax.Array:
+        """The key of every combination with this seed."""
+        return jax.random.fold_in(jax.random.key(self.root_seed), seed)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description of the grid, for manifests."""
+        return {
+            **{k: list(v) for k, v in self.coords().items()},
+            "batch": self._batch,
+            "d_in": self._d_in,
+            "inputs": self.inputs if isinstance(self.inputs, str) else "array",
+            "bins": self.bins,
+            "hist_range": None if self.hist_range is None else list(self.hist_range),
+            "batchnorm": self.batchnorm,
+            "cosine": self.cosine,
+            "root_seed": self.root_seed,
+        }

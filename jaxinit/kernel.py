@@ -1,0 +1,215 @@
+r"""The compiled pass: one MLP at initialization, forward and backward, with per-layer statistics.
+
+For one combination (vmapped over many by :mod:`jaxinit.sweep`) the kernel
+
+1. draws or takes the inputs :math:`x \in \mathbb{R}^{B \times d_\mathrm{in}}`;
+2. draws every layer's weights in-program, :math:`W_l = \mathrm{draw}(\mathrm{base},
+   k_l) \cdot a + b`, exactly as the initializer itself would for that key;
+3. runs :math:`z_l = h_{l-1} W_l + b_l` (optionally batch-normalized),
+   :math:`h_l = \varphi(z_l)` with ``lax.scan`` over layers, and records per layer
+   the moments of :math:`z` and :math:`h`, the saturated and dead fractions, a
+   histogram of :math:`h` with fixed edges, non-finite counts and optionally the
+   mean cosine similarity between samples;
+4. for each requested depth :math:`L`, back-propagates a standard-normal
+   cotangent :math:`G` from :math:`h_L` (the gradient of the random linear readout
+   :math:`\langle G, h_L\rangle`, summed over the batch) and records
+   :math:`\mathrm{Var}(\partial/\partial z_l)` and :math:`\|\partial/\partial W_l\|_F`.
+
+Layer index 0 is nearest the input. The kernel knows nothing about files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinit.activations import Activation
+from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
+from jaxinit.initializers._core import draw
+
+BN_EPS = 1e-5
+
+
+class KernelSpec(NamedTuple):
+    """The static structure of a compiled program; one program per distinct spec."""
+
+    activation: Activation
+    w_base: tuple  # standardized draw of the weights (initializer family)
+    b_base: tuple  # standardized draw of the biases
+    d_in: int
+    width: int
+    depth: int  # deepest network; shallower ones are its prefixes
+    grad_depths: tuple[int, ...]  # depths whose backward pass is recorded
+    batch: int
+    edges: tuple[float, ...]  # histogram edges, float32 values, len = bins + 1
+    inputs: str  # "gaussian", "uniform" or "array"
+    batchnorm: bool
+    cosine: bool
+
+
+class KernelParams(NamedTuple):
+    """Per-combination inputs; under vmap each has a leading combination axis."""
+
+    seed_key: jax.Array  # PRNG key of the combination's seed
+    w_first: jax.Array  # (2,) a, b of the first layer's weights (d_in, width)
+    w_hidden: jax.Array  # (2,) a, b of the hidden weights (width, width)
+    bias: jax.Array  # (2,) a, b of the biases (width,)
+
+
+def coeffs_array(init, shape, dtype=jnp.float32) -> np.ndarray:
+    """``(a, b)`` of ``init`` at ``shape`` as a float array, with a=1, b=0 for None."""
+    a, b = init.coeffs(tuple(shape), jnp.dtype(dtype))
+    return np.array([1.0 if a is None else a, 0.0 if b is None else b], dtype=dtype)
+
+
+def histogram(x: jax.Array, edges: jax.Array) -> jax.Array:
+    """Counts of ``x`` in equal-width bins with these edges, exactly as ``np.histogram``.
+
+    Arithmetic bin indices can be one bin off within an ulp of an edge; like
+    NumPy, the index is then corrected against the edges themselves. Values
+    outside ``[edges[0], edges[-1]]`` and NaNs are not counted; the last bin
+    includes its right edge. One exception: XLA:CPU flushes subnormal floats
+    (``|x| < 1.2e-38``) to zero, so a subnormal just below an edge at 0 is
+    counted in the bin above it.
+    """
+    x = x.ravel()
+    bins = edges.shape[0] - 1
+    lo, hi = edges[0], edges[-1]
+    keep = (x >= lo) & (x <= hi)
+    idx = jnp.floor((x - lo) / (hi - lo) * bins)
+    idx = jnp.clip(jnp.nan_to_num(idx), 0, bins - 1).astype(jnp.int32)
+    idx = jnp.where(x < edges[idx], idx - 1, idx)
+    idx = jnp.where((x >= edges[jnp.minimum(idx + 1, bins)]) & (idx != bins - 1), idx + 1, idx)
+    idx = jnp.clip(idx, 0, bins - 1)
+    return jnp.zeros(bins, jnp.int32).at[idx].add(keep.astype(jnp.int32))
+
+
+def _inputs(spec: KernelSpec, key: jax.Array, x: jax.Array | None) -> jax.Array:
+    k = jax.random.fold_in(key, STREAM_INPUTS)
+    if spec.inputs == "gaussian":
+        return jax.random.normal(k, (spec.batch, spec.d_in))
+    if spec.inputs == "uniform":
+        return jax.random.uniform(k, (spec.batch, spec.d_in))
+    return x
+
+
+def _weights(spec: KernelSpec, p: KernelParams):
+    """Weights and biases of all ``spec.depth`` layers, drawn from the seed key."""
+    layer_key = jax.random.fold_in(p.seed_key, STREAM_LAYERS)
+    keys = jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
+    f32 = jnp.float32
+
+    def weight(k, shape, ab):
+        return draw(spec.w_base, jax.random.fold_in(k, 0), shape, f32) * ab[0] + ab[1]
+
+    w0 = weight(keys[0], (spec.d_in, spec.width), p.w_first)
+    ws = jax.vmap(lambda k: weight(k, (spec.width, spec.width), p.w_hidden))(keys[1:])
+    bias = jax.vmap(
+        lambda k: (
+            draw(spec.b_base, jax.random.fold_in(k, 1), (spec.width,), f32) * p.bias[0] + p.bias[1]
+        )
+    )(keys)
+    return w0, ws, bias
+
+
+def _forward(spec: KernelSpec, x, w0, ws, bias, probes):
+    """Pre- and post-activations ``(L, batch, width)`` of the first ``len(probes)`` layers.
+
+    ``probes`` are zeros added to each pre-activation, so that their gradient
+    is the gradient with respect to the pre-activations.
+    """
+    act = spec.activation
+
+    def layer(h, w, b, probe):
+        z = h @ w + b[None, :]
+        if spec.batchnorm:
+            z = (z - z.mean(0, keepdims=True)) / jnp.sqrt(z.var(0, keepdims=True) + BN_EPS)
+        z = z + probe
+        return z, act(z)
+
+    z0, h0 = layer(x, w0, bias[0], probes[0])
+
+    def step(h, inp):
+        z, h = layer(h, *inp)
+        return h, (z, h)
+
+    n = probes.shape[0]
+    _, (zs, hs) = jax.lax.scan(step, h0, (ws[: n - 1], bias[1:n], probes[1:]))
+    return jnp.concatenate([z0[None], zs]), jnp.concatenate([h0[None], hs])
+
+
+def _layer_stats(spec: KernelSpec, z, h, edges) -> dict[str, jax.Array]:
+    act = spec.activation
+    n = h.size
+    stats = {
+        "pre_mean": z.mean(),
+        "pre_var": z.var(),
+        "post_mean": h.mean(),
+        "post_var": h.var(),
+        "saturated": act.is_saturated(h).sum() / n if act.saturating else jnp.float32(0),
+        "dead": (h == 0).sum() / n,
+        "nonfinite": (~jnp.isfinite(z)).sum() + (~jnp.isfinite(h)).sum(),
+        "hist": histogram(h, edges),
+    }
+    if spec.cosine:
+        norms = jnp.linalg.norm(h, axis=1, keepdims=True)
+        u = jnp.where(norms > 0, h / jnp.where(norms > 0, norms, 1), 0)
+        s = u.sum(0)
+        b = h.shape[0]
+        stats["cosine"] = (s @ s - (u * u).sum()) / (b * (b - 1))
+    return stats
+
+
+def run_one(spec: KernelSpec, p: KernelParams, x: jax.Array | None) -> dict[str, jax.Array]:
+    """All statistics of one combination: fields ``(layer,)``, hist ``(layer, bin)``,
+    and ``(grad_depth, layer)`` for the backward ones (NaN beyond each depth)."""
+    x = _inputs(spec, p.seed_key, x)
+    w0, ws, bias = _weights(spec, p)
+    edges = jnp.asarray(spec.edges, jnp.float32)
+    zeros = jnp.zeros((spec.depth, spec.batch, spec.width))
+    zs, hs = _forward(spec, x, w0, ws, bias, zeros)
+    out = jax.vmap(lambda z, h: _layer_stats(spec, z, h, edges))(zs, hs)
+
+    cot = jax.random.normal(
+        jax.random.fold_in(p.seed_key, STREAM_COTANGENT), (spec.batch, spec.width)
+    )
+    grad_var, w_norm = [], []
+    for depth in spec.grad_depths:
+
+        def last(probes, w0, ws, depth=depth):
+            return _forward(spec, x, w0, ws, bias, probes)[1][depth - 1]
+
+        _, vjp = jax.vjp(last, zeros[:depth], w0, ws)
+        d_z, d_w0, d_ws = vjp(cot)
+        pad = jnp.full((spec.depth - depth,), jnp.nan)
+        grad_var.append(jnp.concatenate([d_z.reshape(depth, -1).var(1), pad]))
+        norms = jnp.concatenate(
+            [jnp.linalg.norm(d_w0)[None], jnp.sqrt((d_ws[: depth - 1] ** 2).sum((1, 2)))]
+        )
+        w_norm.append(jnp.concatenate([norms, pad]))
+    out["grad_var"] = jnp.stack(grad_var)
+    out["weight_grad_norm"] = jnp.stack(w_norm)
+    return out
+
+
+def _run_batch(spec: KernelSpec, lanes: int, params: KernelParams, x: Any) -> dict[str, jax.Array]:
+    """``vmap`` over ``lanes`` combinations at a time, ``lax.map`` over groups of lanes.
+
+    XLA may choose different kernels for different batch sizes, which changes
+    results in the last bit. With a fixed lane width every combination runs in
+    the same ``lanes``-wide program whatever the chunk size, so its numbers are
+    bitwise the same, and a chunk's peak memory is that of one group of lanes.
+    """
+    n = params.w_first.shape[0]
+    if n % lanes:
+        raise ValueError(f"{n} combinations do not fill whole groups of {lanes} lanes")
+    grouped = jax.tree.map(lambda a: a.reshape(n // lanes, lanes, *a.shape[1:]), params)
+    out = jax.lax.map(jax.vmap(lambda p: run_one(spec, p, x)), grouped)
+    return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
+
+
+# One compiled program per static spec, lane width and chunk shape; jax caches them.
+run_batch = jax.jit(_run_batch, static_argnums=(0, 1))

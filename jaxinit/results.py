@@ -1,0 +1,484 @@
+"""SweepResult: the labeled arrays a sweep produces, with selection, records and files.
+
+A sweep measures per-layer statistics for every combination of its dims. The
+result holds one numpy array per statistic (a *field*): the combination dims
+first, in ``dims`` order, then the field's own trailing dims::
+
+    res = SweepResult(
+        dims=("init", "activation", "depth", "width", "seed"),
+        coords={"init": ("normal(stddev=1.0)", "he_normal"), "activation": ("tanh", "relu"),
+                "depth": (5,), "width": (100,), "seed": (0, 1, 2)},
+        fields={"pre_var": pre_var, "hist": hist},  # (2, 2, 1, 1, 3, 5), (2, 2, 1, 1, 3, 5, 30)
+        field_dims={"pre_var": ("layer",), "hist": ("layer", "bin")},
+        aliases={"init": {"normal(stddev=1)": "normal(stddev=1.0)"}},
+        attrs={"grid": {...}},  # JSON-able metadata, saved in the manifest
+    )
+    res.pre_var.shape                                   # (2, 2, 1, 1, 3, 5)
+    res.sel(init="he_normal", activation="relu").pre_var.shape         # (1, 1, 3, 5)
+    res.sel(init="he_normal", activation="relu").squeeze().pre_var.shape  # (3, 5)
+    res.sel(seed=[2, 0])                                # keeps seed, in that order
+    for labels, values in res: ...                      # one combination at a time, C order
+    pd.DataFrame(res.to_records())                      # one row per (combination, layer)
+    res.save("out/sweep"); SweepResult.load("out/sweep").equals(res)  # True
+
+``sel`` takes labels or their aliases; a single label drops the dim, a list
+keeps it. ``save`` writes a directory (``arrays.npz`` and ``manifest.json``)
+atomically: a crash leaves the previous result or nothing, never half of one.
+This module imports nothing else from jaxinit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import importlib.metadata
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SCHEMA_VERSION", "SweepResult"]
+
+SCHEMA_VERSION = 1  # of manifest.json; load() refuses newer ones
+ARRAYS, MANIFEST = "arrays.npz", "manifest.json"
+Label = str | int | float
+
+
+def _closest(word: Any, choices: Sequence[Any]) -> str:
+    by_text = {str(c): c for c in choices}
+    match = difflib.get_close_matches(str(word), list(by_text), n=1, cutoff=0.5)
+    return f" Did you mean {by_text[match[0]]!r}?" if match else ""
+
+
+def _label(dim: str, value: Any) -> Label:
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"dim {dim!r}: labels are str, int or float; got {value!r}")
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-able")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class SweepResult:
+    """Labeled arrays: one per field, combination dims first, then the field's own dims.
+
+    Attributes:
+      dims: the combination dims, in array order.
+      coords: dim -> tuple of unique labels (str, int or float), one per index.
+      fields: name -> array of shape ``[len(coords[d]) for d in dims] + trailing``
+        (read-only views; dtype bool, int, uint, float or complex).
+      field_dims: name -> names of the trailing dims, such as ``("layer",)``.
+      aliases: dim -> {other label: canonical label}, accepted by :meth:`sel`.
+      attrs: JSON-able metadata (numpy arrays become lists when saved).
+    """
+
+    dims: tuple[str, ...]
+    coords: Mapping[str, Sequence[Label]]
+    fields: Mapping[str, np.ndarray]
+    field_dims: Mapping[str, tuple[str, ...]]
+    aliases: Mapping[str, Mapping[Label, Label]] = dataclasses.field(default_factory=dict)
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        dims = (self.dims,) if isinstance(self.dims, str) else tuple(self.dims)
+        if len(set(dims)) != len(dims) or not all(isinstance(d, str) for d in dims):
+            raise ValueError(f"dims must be unique strings; got {dims}")
+        if set(self.coords) != set(dims):
+            raise ValueError(f"coords have dims {sorted(self.coords)}; expected {list(dims)}")
+        for d in dims:
+            if isinstance(self.coords[d], str):
+                raise ValueError(f"coords[{d!r}] is the string {self.coords[d]!r}; use a tuple")
+        coords = {d: tuple(_label(d, v) for v in self.coords[d]) for d in dims}
+        for d, labels in coords.items():
+            if len(set(labels)) != len(labels):
+                twice = sorted({str(v) for v in labels if labels.count(v) > 1})
+                raise ValueError(f"dim {d!r} repeats labels {twice}; labels must be unique")
+        if set(self.field_dims) != set(self.fields):
+            raise ValueError(
+                f"field_dims names {sorted(self.field_dims)} differ from fields {sorted(self.fields)}"
+            )
+        sizes = tuple(len(coords[d]) for d in dims)
+        reserved = {f.name for f in dataclasses.fields(SweepResult)} | set(dir(SweepResult))
+        reserved |= {*dims, "file", "allow_pickle"}  # the last two: np.savez's own parameters
+        fields, field_dims = {}, {}
+        for name, value in self.fields.items():
+            if (
+                not (isinstance(name, str) and name.isidentifier())
+                or name[0] == "_"
+                or name in reserved
+            ):
+                raise ValueError(
+                    f"field name {name!r} must be an identifier without a leading '_' that is "
+                    "neither a dim, a SweepResult attribute, nor np.savez's 'file' or 'allow_pickle'"
+                )
+            arr = np.asarray(value).view()
+            arr.flags.writeable = False
+            own = tuple(self.field_dims[name])
+            if arr.dtype.kind not in "biufc":
+                raise ValueError(
+                    f"field {name!r} has dtype {arr.dtype}; fields hold bool, int, uint, float "
+                    "or complex numpy arrays (cast bfloat16 with .astype(np.float32))"
+                )
+            if arr.shape[: len(dims)] != sizes or arr.ndim != len(dims) + len(own):
+                raise ValueError(
+                    f"field {name!r} has shape {arr.shape}; expected {sizes} for dims {dims} "
+                    f"followed by {len(own)} trailing dim(s) {own}"
+                )
+            if len(set(own)) != len(own) or set(own) & set(dims):
+                raise ValueError(f"field {name!r}: field dims {own} repeat or reuse dims {dims}")
+            fields[name], field_dims[name] = arr, own
+        aliases = {}
+        for d, table in self.aliases.items():
+            if d not in coords:
+                raise ValueError(f"aliases for unknown dim {d!r}; dims are {list(dims)}")
+            aliases[d] = {_label(d, k): _label(d, v) for k, v in table.items()}
+            for k, v in aliases[d].items():
+                if k in coords[d] and k != v:
+                    raise ValueError(f"dim {d!r}: alias {k!r} -> {v!r} shadows the label {k!r}")
+        attrs = dict(self.attrs)
+        try:
+            json.dumps(attrs, default=_jsonable)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"attrs must be JSON-able: {err}") from None
+        for key, value in [
+            ("dims", dims),
+            ("coords", coords),
+            ("fields", fields),
+            ("field_dims", field_dims),
+            ("aliases", aliases),
+            ("attrs", attrs),
+        ]:
+            object.__setattr__(self, key, value)
+
+    # -- access --------------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        fields = self.__dict__.get("fields", {})  # absent while unpickling
+        if name in fields:
+            return fields[name]
+        raise AttributeError(
+            f"SweepResult has no attribute or field {name!r}; fields: {', '.join(fields) or 'none'}."
+            + _closest(name, list(fields))
+        )
+
+    def __dir__(self):
+        return [*super().__dir__(), *self.fields]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The sizes of the combination dims."""
+        return tuple(len(self.coords[d]) for d in self.dims)
+
+    def __len__(self) -> int:
+        return math.prod(self.shape)
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Label], dict[str, np.ndarray]]]:
+        """Yields ``(labels, values)`` for every combination, in C order."""
+        for idx in np.ndindex(*self.shape):
+            labels = {d: self.coords[d][i] for d, i in zip(self.dims, idx, strict=True)}
+            yield labels, {name: arr[(*idx, ...)] for name, arr in self.fields.items()}
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{d}={len(self.coords[d])}" for d in self.dims)
+        n = len(self.dims)
+        fields = ", ".join(
+            f"{k}[{', '.join(f'{fd}={a.shape[n + i]}' for i, fd in enumerate(self.field_dims[k]))}]"
+            for k, a in self.fields.items()
+        )
+        return f"SweepResult({dims}; fields: {fields or 'none'})"
+
+    def equals(self, other: SweepResult) -> bool:
+        """Same dims, labels (and their types), field dims and bitwise-equal arrays.
+
+        NaNs compare equal where their bits match; ``-0.0`` differs from ``0.0``.
+        ``aliases`` and ``attrs`` are not compared.
+        """
+
+        def typed(coords):
+            return {d: tuple((type(v), v) for v in labels) for d, labels in coords.items()}
+
+        def bits(arr):
+            return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+
+        return (
+            isinstance(other, SweepResult)
+            and self.dims == other.dims
+            and typed(self.coords) == typed(other.coords)
+            and self.field_dims == other.field_dims
+            and all(
+                a.dtype == b.dtype and a.shape == b.shape and np.array_equal(bits(a), bits(b))
+                for a, b in ((a, other.fields[k]) for k, a in self.fields.items())
+            )
+        )
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def _index(self, dim: str, label: Any) -> int:
+        labels, table, given = self.coords[dim], self.aliases.get(dim, {}), label
+        try:
+            label = _label(dim, label)
+        except ValueError:
+            label = None  # not a label type (a bool, a dict, ...): unknown below
+        if label in labels:
+            return labels.index(label)
+        if label in table:
+            if table[label] in labels:
+                return labels.index(table[label])
+            raise ValueError(
+                f"{dim}={label!r} is an alias of {table[label]!r}, which this result does not "
+                f"hold; {dim} labels: {list(labels)}"
+            )
+        raise ValueError(
+            f"unknown {dim} label {given!r}; valid: {list(labels)}."
+            + _closest(given, [*labels, *table])
+        )
+
+    def sel(self, **selection: Any) -> SweepResult:
+        """Selects along combination dims by label (or alias).
+
+        A single label selects it and drops the dim; a list or tuple of labels
+        keeps the dim, restricted to them in the given order.
+        """
+        for dim in selection:
+            if dim not in self.dims:
+                field_dims = sorted({fd for own in self.field_dims.values() for fd in own})
+                why = (
+                    f"; {dim!r} is a field dim, which sel does not index: slice the arrays"
+                    if dim in field_dims
+                    else _closest(dim, self.dims)
+                )
+                raise ValueError(
+                    f"sel selects combination dims {list(self.dims)}, not {dim!r}{why}"
+                )
+        dims, coords, fields = list(self.dims), dict(self.coords), dict(self.fields)
+        for dim, wanted in selection.items():
+            axis = dims.index(dim)
+            if isinstance(wanted, (list, tuple, np.ndarray)):
+                idx = [self._index(dim, w) for w in list(wanted)]
+                if len(set(idx)) != len(idx):
+                    raise ValueError(f"sel({dim}={list(wanted)!r}) selects a label twice")
+                coords[dim] = tuple(self.coords[dim][i] for i in idx)
+                fields = {k: np.take(a, idx, axis=axis) for k, a in fields.items()}
+            else:
+                i = self._index(dim, wanted)
+                fields = {k: a[(slice(None),) * axis + (i,)] for k, a in fields.items()}
+                dims.pop(axis)
+                del coords[dim]
+        return self._replace(dims, coords, fields)
+
+    def squeeze(self) -> SweepResult:
+        """Drops the combination dims of length 1."""
+        axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
+        dims = [d for i, d in enumerate(self.dims) if i not in axes]
+        fields = {k: np.squeeze(a, axis=axes) for k, a in self.fields.items()}
+        return self._replace(dims, {d: self.coords[d] for d in dims}, fields)
+
+    def _replace(self, dims, coords, fields) -> SweepResult:
+        aliases = {d: t for d, t in self.aliases.items() if d in coords}
+        return dataclasses.replace(
+            self, dims=tuple(dims), coords=coords, fields=fields, aliases=aliases
+        )
+
+    @staticmethod
+    def concat(results: Sequence[SweepResult], dim: str) -> SweepResult:
+        """Joins results along the existing combination dim ``dim``.
+
+        All other dims, their labels, the field names, field dims and dtypes must
+        match, and no ``dim`` label may repeat. Aliases are merged; attrs are the
+        first result's.
+        """
+        results = list(results)
+        if not results:
+            raise ValueError("concat needs at least one SweepResult")
+        first = results[0]
+        if dim not in first.dims:
+            raise ValueError(f"concat along {dim!r}: not a dim of {list(first.dims)}")
+        axis = first.dims.index(dim)
+        aliases = {d: dict(t) for d, t in first.aliases.items()}
+        for n, res in enumerate(results[1:], start=1):
+            same = {d: c for d, c in res.coords.items() if d != dim}
+            if res.dims != first.dims or same != {d: first.coords[d] for d in same}:
+                raise ValueError(f"concat along {dim!r}: result {n} has other dims or labels")
+            if res.field_dims != first.field_dims or any(
+                a.dtype != first.fields[k].dtype
+                or a.shape[axis + 1 :] != first.fields[k].shape[axis + 1 :]
+                for k, a in res.fields.items()
+            ):
+                raise ValueError(
+                    f"concat along {dim!r}: result {n} has other fields, field dims, dtypes "
+                    "or trailing shapes"
+                )
+            for d, table in res.aliases.items():
+                for k, v in table.items():
+                    if aliases.setdefault(d, {}).setdefault(k, v) != v:
+                        raise ValueError(f"concat: alias {d}={k!r} has two meanings")
+        labels = tuple(label for res in results for label in res.coords[dim])
+        fields = {
+            k: np.concatenate([res.fields[k] for res in results], axis=axis) for k in first.fields
+        }
+        return dataclasses.replace(
+            first, coords={**first.coords, dim: labels}, fields=fields, aliases=aliases
+        )
+
+    # -- records and files ------------------------------------------------------------------------
+
+    def to_records(self, fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One dict per combination and layer, for ``pandas.DataFrame(records)``.
+
+        Each record holds the dim labels, ``"layer"`` (an int index) and one Python
+        scalar per field. Only fields with field dims ``("layer",)`` or ``()`` fit
+        (a per-combination scalar repeats on each layer's row); by default all of
+        those are taken. Without any layer field there is one record per combination.
+        """
+        fit = [k for k, own in self.field_dims.items() if own in ((), ("layer",))]
+        names = fit if fields is None else [fields] if isinstance(fields, str) else list(fields)
+        for name in names:
+            if name not in self.fields:
+                raise ValueError(
+                    f"unknown field {name!r}; fields: {list(self.fields)}."
+                    + _closest(name, list(self.fields))
+                )
+            if name not in fit:
+                raise ValueError(
+                    f"field {name!r} has field dims {self.field_dims[name]}; to_records makes one "
+                    "row per (combination, layer), so it takes fields with dims ('layer',) or () "
+                    f"only: {fit}. Index {name!r} down first, e.g. res.{name}[..., 0]."
+                )
+        layers = {self.fields[k].shape[-1] for k in names if self.field_dims[k]}
+        if len(layers) > 1:
+            raise ValueError(f"fields {names} disagree on the number of layers: {sorted(layers)}")
+        n_layers = layers.pop() if layers else None
+        flat = {
+            k: self.fields[k].reshape(len(self), n_layers if self.field_dims[k] else 1).tolist()
+            for k in names
+        }
+        records = []
+        for c, labels in enumerate(itertools.product(*(self.coords[d] for d in self.dims))):
+            base = dict(zip(self.dims, labels, strict=True))
+            for layer in range(n_layers) if n_layers is not None else [None]:
+                row = dict(base) if layer is None else {**base, "layer": layer}
+                for k in names:
+                    row[k] = flat[k][c][layer if self.field_dims[k] else 0]
+                records.append(row)
+        return records
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes ``path/arrays.npz`` and ``path/manifest.json``, atomically.
+
+        The files are written into a temporary sibling directory that then
+        replaces ``path``. An existing result at ``path`` is replaced whole; any
+        other existing file or non-empty directory is refused.
+        """
+        path = Path(path)
+        text = json.dumps(self._manifest(), indent=1, default=_jsonable)
+        if path.exists() and not (
+            path.is_dir() and ((path / MANIFEST).exists() or not any(path.iterdir()))
+        ):
+            raise FileExistsError(f"{path} exists and is not a SweepResult; refusing to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            with open(tmp / ARRAYS, "wb") as f:
+                np.savez(f, **self.fields)
+                f.flush()
+                os.fsync(f.fileno())
+            with open(tmp / MANIFEST, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
+                os.replace(path, old)
+                try:
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.replace(old, path)
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _manifest(self) -> dict[str, Any]:
+        versions = {"python": platform.python_version(), "numpy": np.__version__}
+        for package in ("jaxinit", "jax", "jaxlib", "flax"):
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                versions[package] = importlib.metadata.version(package)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "dims": list(self.dims),
+            "coords": {d: list(labels) for d, labels in self.coords.items()},
+            "field_dims": {k: list(own) for k, own in self.field_dims.items()},
+            # pairs, not an object: JSON keys are strings and labels may be ints
+            "aliases": {d: [[k, v] for k, v in t.items()] for d, t in self.aliases.items()},
+            "attrs": self.attrs,
+            "versions": versions,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepResult:
+        """Reads a directory written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no SweepResult directory at {path}")
+        try:
+            m = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{path / MANIFEST} is missing: not a complete SweepResult") from None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path / MANIFEST} is not valid JSON: {err}") from None
+        version = m.get("schema_version") if isinstance(m, dict) else None
+        if type(version) is not int or version < 1:
+            raise ValueError(f"{path / MANIFEST}: no valid schema_version (got {version!r})")
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"{path / MANIFEST} has schema_version {version}, newer than the "
+                f"{SCHEMA_VERSION} this jaxinit reads; upgrade jaxinit"
+            )
+        missing = [k for k in ("dims", "coords", "field_dims", "aliases", "attrs") if k not in m]
+        if missing:
+            raise ValueError(f"{path / MANIFEST} lacks the keys {missing}")
+        try:
+            # our own handle: np.load leaks the file it opened when the zip is corrupt
+            with open(path / ARRAYS, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise ValueError(f"{path / ARRAYS} is missing: not a complete SweepResult") from None
+        except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, EOFError, ...
+            raise ValueError(
+                f"{path / ARRAYS} is unreadable: {type(err).__name__}: {err}"
+            ) from None
+        if set(arrays) != set(m["field_dims"]):
+            raise ValueError(
+                f"{path / ARRAYS} holds {sorted(arrays)}; {MANIFEST} names {sorted(m['field_dims'])}"
+            )
+        try:
+            return cls(
+                dims=tuple(m["dims"]),
+                coords={d: tuple(labels) for d, labels in m["coords"].items()},
+                fields={k: arrays[k] for k in m["field_dims"]},
+                field_dims={k: tuple(own) for k, own in m["field_dims"].items()},
+                aliases={d: {k: v for k, v in pairs} for d, pairs in m["aliases"].items()},
+                attrs=m["attrs"],
+            )
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ValueError(f"{path}: {MANIFEST} and {ARRAYS} disagree: {err}") from None

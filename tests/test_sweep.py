@@ -1,0 +1,221 @@
+"""The sweep engine: the notebook contract, loop equivalence, invariances, compile count, textbook cases."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxinit as ji
+from jaxinit import kernel
+from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
+from tests._tolerances import SWEEP_BATCH, SWEEP_SEEDS, SWEEP_VAR_RTOL, SWEEP_WIDTH
+
+SMALL = dict(depth=3, width=16, seeds=3, batch=32, bins=10)
+
+
+def test_notebook_snippet():
+    inits = ["normal(stddev=1.0)", "normal(stddev=0.01)", "glorot_normal", "he_normal"]
+    grid = ji.Grid(inits=inits, activations=["sigmoid", "tanh", "relu"], depth=5, width=24,
+                   seeds=4, batch=50, inputs="gaussian", bins=30)  # fmt: skip
+    res = ji.sweep(grid)
+    s = res.sel(init="he_normal", activation="relu")
+    assert s.post_var.shape == (4, 5)  # (seed, layer)
+    assert s.hist.shape == (4, 5, 30)
+    assert res.post_var.shape == (4, 3, 4, 5)  # (init, activation, seed, layer)
+    # sel takes the specs as given and the canonical ones
+    res2 = ji.sweep(ji.Grid(inits=["xavier_normal", "normal(stddev=1)"], activations=["tanh"],
+                            depth=2, width=8, seeds=2, batch=10))  # fmt: skip
+    for given, canonical in [
+        ("xavier_normal", "glorot_normal"),
+        ("normal(stddev=1)", "normal(stddev=1.0)"),
+    ]:
+        np.testing.assert_array_equal(
+            res2.sel(init=given).post_var, res2.sel(init=canonical).post_var
+        )
+    assert res.hist.sum(-1).max() <= 50 * 24
+    assert res.coords["init"] == tuple(ji.initializers.get(i).spec for i in inits)
+
+
+def _reference(grid, init, act, depth, width, bias, seed):
+    """A plain, unvectorized pass: weights from the initializers themselves, jax.grad for gradients."""
+    key = grid.seed_key(seed)
+    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.n_samples, grid.input_dim))
+    lkey = jax.random.fold_in(key, STREAM_LAYERS)
+    ws, bs = [], []
+    for layer in range(depth):
+        k = jax.random.fold_in(lkey, layer)
+        fan_in = grid.input_dim if layer == 0 else width
+        ws.append(init(jax.random.fold_in(k, 0), (fan_in, width)))
+        bs.append(bias(jax.random.fold_in(k, 1), (width,)))
+
+    def forward(probes):
+        h, zs, hs = x, [], []
+        for w, b, p in zip(ws, bs, probes, strict=True):
+            z = h @ w + b[None, :] + p
+            h = act(z)
+            zs.append(z)
+            hs.append(h)
+        return zs, hs
+
+    probes = [jnp.zeros((grid.n_samples, width))] * depth
+    zs, hs = forward(probes)
+    g = jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (grid.n_samples, width))
+    dz = jax.grad(lambda p: jnp.sum(forward(p)[1][-1] * g))(probes)
+    return {
+        "pre_var": np.array([z.var() for z in zs]),
+        "post_mean": np.array([h.mean() for h in hs]),
+        "post_var": np.array([h.var() for h in hs]),
+        "dead": np.array([(h == 0).mean() for h in hs]),
+        "grad_var": np.array([d.var() for d in dz]),
+    }
+
+
+def test_vmapped_equals_plain_loop():
+    grid = ji.Grid(inits=["he_uniform", "orthogonal(scale=1.2)"],
+                   activations=["tanh", "relu"], depth=[2, 3], width=16, seeds=[0, 5],
+                   batch=32, bias_inits="normal(stddev=0.1)")  # fmt: skip
+    res = ji.sweep(grid, chunk_size=2)
+    for combo in grid:
+        ref = _reference(grid, combo.init, combo.activation, combo.depth, combo.width,
+                         combo.bias_init, combo.seed)  # fmt: skip
+        got = res.sel(init=combo.init.spec, activation=combo.activation.spec,
+                      depth=combo.depth, seed=combo.seed)  # fmt: skip
+        for field, expected in ref.items():
+            values = getattr(got, field)
+            np.testing.assert_allclose(values[: combo.depth], expected, rtol=2e-4, atol=1e-6)
+            assert np.isnan(values[combo.depth :]).all()
+
+
+def test_bitwise_identical_across_chunk_sizes():
+    grid = ji.Grid(inits=["he_normal", "glorot_uniform"], activations=["tanh"], **SMALL)
+    base = ji.sweep(grid, chunk_size=1)
+    for size in (9, None):
+        assert ji.sweep(grid, chunk_size=size).equals(base)
+    assert ji.sweep(grid, chunk_size=1, lanes=2).equals(ji.sweep(grid, chunk_size=6, lanes=2))
+    # a combination's numbers do not depend on the rest of the grid
+    alone = ji.sweep(
+        ji.Grid(inits=["glorot_uniform"], activations=["tanh"], **{**SMALL, "seeds": [2]})
+    )
+    np.testing.assert_array_equal(
+        alone.squeeze().post_var, base.sel(init="glorot_uniform", seed=2).squeeze().post_var
+    )
+
+
+def test_compile_count_depends_on_structure_not_seeds_or_scales():
+    run = kernel.run_batch
+    grid_kw = dict(activations=["tanh", "relu"], depth=2, width=12, batch=20, bins=5)
+    before = run._cache_size()
+    # 3 scales of one family (normal), 2 activations -> 2 programs
+    ji.sweep(ji.Grid(inits=["normal(stddev=0.5)", "normal(stddev=1.0)", "normal(stddev=2.0)"],
+                     seeds=7, **grid_kw))  # fmt: skip
+    assert run._cache_size() - before == 2
+    before = run._cache_size()
+    # more seeds and more scales, same chunk shape: no new program
+    ji.sweep(ji.Grid(inits=["normal(stddev=0.1)", "normal(stddev=3.0)", "normal(stddev=4.0)"],
+                     seeds=7, **grid_kw), chunk_size=21)  # fmt: skip
+    ji.sweep(ji.Grid(inits=[f"normal(stddev={s})" for s in (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4)],
+                     seeds=9, **grid_kw), chunk_size=21)  # fmt: skip
+    assert run._cache_size() - before <= 2  # the chunk_size=21 shape, once per activation
+
+
+def test_histogram_matches_numpy_exactly():
+    rng = np.random.default_rng(0)
+    for lo, hi, bins in [(-1.0, 1.0, 30), (0.0, 3.0, 30), (-1.7580993, 3.0, 7)]:
+        edges = np.linspace(lo, hi, bins + 1, dtype=np.float32)
+        x = rng.uniform(lo - 0.5, hi + 0.5, 100_000).astype(np.float32)
+        # adversarial: the edges themselves and their float32 neighbours
+        # (XLA:CPU flushes subnormals to zero, so 0's neighbours are the smallest normals)
+        below = np.where(edges == 0, -np.finfo(np.float32).tiny, np.nextafter(edges, -np.inf))
+        above = np.where(edges == 0, np.finfo(np.float32).tiny, np.nextafter(edges, np.inf))
+        near = np.concatenate([edges, below, above])
+        x = np.concatenate([x, near.astype(np.float32), [np.nan, np.inf, -np.inf]]).astype(
+            np.float32
+        )
+        expected, np_edges = np.histogram(x[np.isfinite(x)], bins=bins, range=(lo, hi))
+        np.testing.assert_array_equal(np_edges.astype(np.float32), edges)
+        got = jax.jit(kernel.histogram)(jnp.asarray(x), jnp.asarray(edges))
+        np.testing.assert_array_equal(got, expected)
+
+
+def _textbook(inits, activation, depth, **kw):
+    grid = ji.Grid(inits=inits, activations=[activation], depth=depth, width=SWEEP_WIDTH,
+                   seeds=SWEEP_SEEDS, batch=SWEEP_BATCH, **kw)  # fmt: skip
+    return ji.sweep(grid)
+
+
+@pytest.mark.slow
+def test_textbook_relu():
+    res = _textbook(["he_normal", "normal(stddev=0.01)"], "relu", 5).squeeze()
+    he = res.sel(init="he_normal")
+    # He + ReLU: Var(z_l) = 2 Var(z_{l-1}) E[relu(z)^2]/Var(z) = 2 * (1/2) ... = 2 for unit inputs
+    np.testing.assert_allclose(he.pre_var.mean(0), 2.0, rtol=SWEEP_VAR_RTOL[5])
+    small = res.sel(init="normal(stddev=0.01)")
+    # std 0.01: each layer multiplies the variance by width * 1e-4 / 2 = 0.0128
+    ratio = small.pre_var[:, 1:] / small.pre_var[:, :-1]
+    np.testing.assert_allclose(ratio.mean(0), SWEEP_WIDTH * 1e-4 / 2, rtol=SWEEP_VAR_RTOL[5])
+    # ... and its gradients vanish toward the input
+    assert (small.grad_var[:, 0] < 1e-6 * small.grad_var[:, -1]).all()
+    assert (np.diff(small.grad_var, axis=1) > 0).all()
+
+
+@pytest.mark.slow
+def test_textbook_sigmoid_saturation():
+    res = _textbook(["normal(stddev=1.0)", "glorot_normal"], "sigmoid", 5).squeeze()
+    assert (res.sel(init="normal(stddev=1.0)").saturated > 0.5).all()  # Var(z) ~ width
+    assert (res.sel(init="glorot_normal").saturated < 0.01).all()
+
+
+@pytest.mark.slow
+def test_textbook_selu_self_normalizes():
+    res = _textbook(["lecun_normal"], "selu", 30).squeeze()
+    mean, var = res.post_mean.mean(0), res.post_var.mean(0)  # over seeds: (layer,)
+    assert np.abs(mean).max() < 0.1
+    np.testing.assert_allclose(var, 1.0, rtol=SWEEP_VAR_RTOL[30])
+
+
+def test_divergence_is_recorded_not_raised():
+    grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal"], activations=["relu"], depth=50,
+                   width=100, seeds=2, batch=16)  # fmt: skip
+    res = ji.sweep(grid)
+    big = res.sel(init="normal(stddev=1.0)", activation="relu")
+    assert (big.diverged_layer > 10).all()  # std 1 at width 100: ×50 variance per layer
+    for seed, first in enumerate(big.diverged_layer):
+        assert big.nonfinite[seed, first] > 0
+        assert (big.nonfinite[seed, :first] == 0).all()
+    he = res.sel(init="he_normal", activation="relu")
+    assert (he.diverged_layer == -1).all()
+    assert (he.nonfinite == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(inits=["he_norml"]), r"unknown initializer 'he_norml'.*Did you mean 'he_normal'"),
+        (dict(activations=[]), r"activations is empty"),
+        (dict(activations=["rleu"]), r"unknown activation 'rleu'.*Did you mean 'relu'"),
+        (dict(depth=0), r"depth must be integers >= 1; got 0"),
+        (dict(width=[8, 8]), r"width has repeated values"),
+        (dict(seeds=0), r"seeds must be integers >= 1; got 0"),
+        (dict(inputs="gauss"), r"inputs='gauss' is not valid; choose 'gaussian', 'uniform'"),
+        (dict(inputs=np.zeros(5)), r"shape \(batch >= 2, d_in\); got \(5,\)"),
+        (dict(bias_inits="he_normal"), r"bias init 'he_normal' needs a rank-2 shape"),
+        (dict(inits=[jax.nn.initializers.he_normal()]), r"plain function"),
+        (dict(inits=["he_normal", "kaiming_normal"]), r"same configuration twice: \['he_normal'\]"),
+        (dict(hist_range=(1.0, -1.0)), r"hist_range"),
+    ],
+)
+def test_bad_grids_fail_before_running(kwargs, match):
+    base = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1, batch=4)
+    with pytest.raises(ValueError, match=match):
+        ji.Grid(**{**base, **kwargs})
+
+
+def test_array_inputs_and_uniform_inputs():
+    x = np.random.default_rng(0).random((40, 7)).astype(np.float32)
+    res = ji.sweep(
+        ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=2, inputs=x)
+    )
+    assert res.post_var.shape == (1, 1, 2, 2)
+    res_u = ji.sweep(ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=2,
+                             inputs="uniform", d_in=7, batch=40))  # fmt: skip
+    assert res_u.post_var.shape == res.post_var.shape
