@@ -15,18 +15,23 @@ and sweeps thousands of networks at initialization in one compiled program::
     res = ji.sweep(grid)
     res.sel(init="he_normal", activation="relu").pre_var   # (seed, layer)
 
+Importing jaxinit turns on jax's persistent compilation cache in a user
+cache directory (``JAXINIT_COMPILATION_CACHE=0`` opts out; see ``jaxinit._cache``).
+
 Users import from here, ``jaxinit.initializers`` and ``jaxinit.activations``;
 modules whose names start with an underscore are private.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxinit import activations, initializers
+from jaxinit import _cache, activations, initializers
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
 from jaxinit.results import SweepResult
 from jaxinit.sweep import sweep
+
+_cache.enable_compilation_cache()
 
 try:
     __version__ = version("jaxinit")

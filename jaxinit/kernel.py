@@ -20,17 +20,21 @@ Layer index 0 is nearest the input. The kernel knows nothing about files.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
 from jaxinit.initializers._core import draw
 
 BN_EPS = 1e-5
+COMBOS = "combos"  # name of the mesh axis that combinations are split over
 
 
 class KernelSpec(NamedTuple):
@@ -57,6 +61,9 @@ class KernelParams(NamedTuple):
     w_first: jax.Array  # (2,) a, b of the first layer's weights (d_in, width)
     w_hidden: jax.Array  # (2,) a, b of the hidden weights (width, width)
     bias: jax.Array  # (2,) a, b of the biases (width,)
+    # Standardized weight draws made beforehand by `predraw` (first layer
+    # (d_in, width), hidden (depth - 1, width, width)), or None to draw in-program.
+    draws: tuple[jax.Array, jax.Array] | None = None
 
 
 def coeffs_array(init, shape, dtype=jnp.float32) -> np.ndarray:
@@ -96,17 +103,46 @@ def _inputs(spec: KernelSpec, key: jax.Array, x: jax.Array | None) -> jax.Array:
     return x
 
 
+def needs_predraw(spec: KernelSpec) -> bool:
+    """Whether the weights must be drawn in a separate, unsharded program.
+
+    The orthogonal draw calls LAPACK's QR, whose XLA:CPU kernel spreads a
+    batch of matrices over the intra-op thread pool and blocks until they are
+    done. With several host devices, every pool thread can be one device's
+    executor blocked in its own QR, leaving none to run the queued work: a
+    deadlock (4 of 4 runs of a 2-device sweep on 2 cores here; 0 of 10 with
+    the fix). Drawing these weights in a
+    program of their own, on one device, avoids it.
+    """
+    return spec.w_base[0] == "orthogonal"
+
+
+def _draw_weights(spec: KernelSpec, seed_key: jax.Array):
+    """Standardized draws (before ``* a + b``) of every layer's weights."""
+    layer_key = jax.random.fold_in(seed_key, STREAM_LAYERS)
+    keys = jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
+    f32 = jnp.float32
+    w0 = draw(spec.w_base, jax.random.fold_in(keys[0], 0), (spec.d_in, spec.width), f32)
+    ws = jax.vmap(
+        lambda k: draw(spec.w_base, jax.random.fold_in(k, 0), (spec.width, spec.width), f32)
+    )(keys[1:])
+    return w0, ws
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def predraw(spec: KernelSpec, seed_keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`_draw_weights` for a batch of seed keys, as a program of its own."""
+    return jax.lax.map(lambda k: _draw_weights(spec, k), seed_keys)
+
+
 def _weights(spec: KernelSpec, p: KernelParams):
     """Weights and biases of all ``spec.depth`` layers, drawn from the seed key."""
+    d0, ds = _draw_weights(spec, p.seed_key) if p.draws is None else p.draws
+    w0 = d0 * p.w_first[0] + p.w_first[1]
+    ws = ds * p.w_hidden[0] + p.w_hidden[1]
     layer_key = jax.random.fold_in(p.seed_key, STREAM_LAYERS)
     keys = jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
     f32 = jnp.float32
-
-    def weight(k, shape, ab):
-        return draw(spec.w_base, jax.random.fold_in(k, 0), shape, f32) * ab[0] + ab[1]
-
-    w0 = weight(keys[0], (spec.d_in, spec.width), p.w_first)
-    ws = jax.vmap(lambda k: weight(k, (spec.width, spec.width), p.w_hidden))(keys[1:])
     bias = jax.vmap(
         lambda k: (
             draw(spec.b_base, jax.random.fold_in(k, 1), (spec.width,), f32) * p.bias[0] + p.bias[1]
@@ -176,23 +212,55 @@ def run_one(spec: KernelSpec, p: KernelParams, x: jax.Array | None) -> dict[str,
     cot = jax.random.normal(
         jax.random.fold_in(p.seed_key, STREAM_COTANGENT), (spec.batch, spec.width)
     )
+    backward = _backward_vjp if spec.batchnorm else _backward_manual
     grad_var, w_norm = [], []
     for depth in spec.grad_depths:
-
-        def last(probes, w0, ws, depth=depth):
-            return _forward(spec, x, w0, ws, bias, probes)[1][depth - 1]
-
-        _, vjp = jax.vjp(last, zeros[:depth], w0, ws)
-        d_z, d_w0, d_ws = vjp(cot)
+        g_var, g_norm = backward(spec, x, w0, ws, bias, zs, hs, cot, depth)
         pad = jnp.full((spec.depth - depth,), jnp.nan)
-        grad_var.append(jnp.concatenate([d_z.reshape(depth, -1).var(1), pad]))
-        norms = jnp.concatenate(
-            [jnp.linalg.norm(d_w0)[None], jnp.sqrt((d_ws[: depth - 1] ** 2).sum((1, 2)))]
-        )
-        w_norm.append(jnp.concatenate([norms, pad]))
+        grad_var.append(jnp.concatenate([g_var, pad]))
+        w_norm.append(jnp.concatenate([g_norm, pad]))
     out["grad_var"] = jnp.stack(grad_var)
     out["weight_grad_norm"] = jnp.stack(w_norm)
     return out
+
+
+def _backward_manual(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
+    r"""Var(∂/∂z_l) and ‖∂/∂W_l‖_F for the depth-``depth`` network, from the stored pass.
+
+    With :math:`\delta_L = G \odot \varphi'(z_L)` and
+    :math:`\delta_{l-1} = (\delta_l W_l^\top) \odot \varphi'(z_{l-1})`, the weight
+    gradient is :math:`h_{l-1}^\top \delta_l`. No forward pass is recomputed.
+    """
+    del w0, bias
+    dphi = jax.jvp(spec.activation.fn, (zs[:depth],), (jnp.ones_like(zs[:depth]),))[1]
+
+    def step(delta, layer):  # from layer `layer` (>= 1) down to layer - 1
+        w = ws[layer - 1]
+        h_prev = hs[layer - 1]
+        stats = (delta.var(), jnp.linalg.norm(h_prev.T @ delta))
+        return (delta @ w.T) * dphi[layer - 1], stats
+
+    delta = cot * dphi[depth - 1]
+    delta0, (g_var, g_norm) = jax.lax.scan(step, delta, jnp.arange(depth - 1, 0, -1))
+    g_var = jnp.concatenate([delta0.var()[None], g_var[::-1]])
+    g_norm = jnp.concatenate([jnp.linalg.norm(x.T @ delta0)[None], g_norm[::-1]])
+    return g_var, g_norm
+
+
+def _backward_vjp(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
+    """As :func:`_backward_manual`, by ``jax.vjp`` through the pass (batch norm couples samples)."""
+    del zs, hs
+
+    def last(probes, w0, ws):
+        return _forward(spec, x, w0, ws, bias, probes)[1][depth - 1]
+
+    probes = jnp.zeros((depth, spec.batch, spec.width))
+    _, vjp = jax.vjp(last, probes, w0, ws)
+    d_z, d_w0, d_ws = vjp(cot)
+    norms = jnp.concatenate(
+        [jnp.linalg.norm(d_w0)[None], jnp.sqrt((d_ws[: depth - 1] ** 2).sum((1, 2)))]
+    )
+    return d_z.reshape(depth, -1).var(1), norms
 
 
 def _run_batch(spec: KernelSpec, lanes: int, params: KernelParams, x: Any) -> dict[str, jax.Array]:
@@ -211,5 +279,23 @@ def _run_batch(spec: KernelSpec, lanes: int, params: KernelParams, x: Any) -> di
     return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
 
 
-# One compiled program per static spec, lane width and chunk shape; jax caches them.
-run_batch = jax.jit(_run_batch, static_argnums=(0, 1))
+def _run(spec: KernelSpec, lanes: int, mesh: Mesh | None, params: KernelParams, x: Any):
+    """``_run_batch``, split over ``mesh``'s combination axis when one is given.
+
+    Each device maps over its own groups of lanes (``shard_map``), so a
+    combination runs in the same ``lanes``-wide program on any number of
+    devices and its numbers do not change with the device count.
+    """
+    if mesh is None:
+        return _run_batch(spec, lanes, params, x)
+    body = functools.partial(_run_batch, spec, lanes)
+    # check_vma=False: every value is device-local. With the check on, the probes
+    # (created in the body, so "replicated") would have their gradients psum-ed
+    # across devices by the transpose of the implicit pvary.
+    return jax.shard_map(
+        body, mesh=mesh, in_specs=(P(COMBOS), P()), out_specs=P(COMBOS), check_vma=False
+    )(params, x)
+
+
+# One compiled program per static spec, lane width, mesh and chunk shape; jax caches them.
+run_batch = jax.jit(_run, static_argnums=(0, 1, 2))

@@ -19,10 +19,19 @@ every chunk size (for a given ``lanes``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.metadata
+import io
+import json
 import math
+import os
+import pathlib
 import sys
+import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -80,11 +89,80 @@ def _progress(total: int, enabled: bool | None):
     return bar, bar.add_task("sweep", total=total)
 
 
+class Chunk(NamedTuple):
+    """One compiled call: ``members`` of one group, padded to ``size``."""
+
+    group: int  # position of the group in the plan (stable for a grid)
+    index: int  # position of the chunk in its group
+    spec: kernel.KernelSpec
+    width: int
+    activation: int  # index into grid.activation_objs
+    members: tuple[tuple[int, int, int], ...]  # (init, bias_init, seed) indices
+    size: int  # padded size: whole groups of lanes on every device
+
+    @property
+    def name(self) -> str:
+        return f"g{self.group:04d}-c{self.index:05d}"
+
+
+def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int = DEFAULT_LANES,
+         n_devices: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[Chunk]:  # fmt: skip
+    """The chunks a sweep of ``grid`` runs, in order; one group per compiled program.
+
+    A group is (activation, width, weight-init family, bias-init family); its
+    members are every (init, bias init, seed) of those families. Chunks hold
+    whole groups of ``lanes`` on each of ``n_devices`` devices.
+    """
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
+    if not isinstance(lanes, int) or lanes < 1:
+        raise ValueError(f"lanes must be a positive int; got {lanes!r}")
+    groups: dict[tuple, list[tuple[int, int, int]]] = defaultdict(list)
+    for ia in range(len(grid.activation_objs)):
+        for iw in range(len(grid.widths)):
+            for ii, init in enumerate(grid.init_objs):
+                for ib, bias in enumerate(grid.bias_objs):
+                    key = (ia, iw, init.base, bias.base)
+                    groups[key] += [(ii, ib, js) for js in range(len(grid.seed_values))]
+    inputs = "array" if grid.input_array is not None else grid.inputs
+    step = lanes * n_devices
+    chunks = []
+    for g, ((ia, iw, w_base, b_base), members) in enumerate(groups.items()):
+        act, width = grid.activation_objs[ia], grid.widths[iw]
+        need = lanes * bytes_per_combination(grid, width)
+        if need > memory_budget:
+            raise ValueError(
+                f"one group of {lanes} lanes needs about {need / 2**20:.0f} MiB, over the "
+                f"memory_budget of {memory_budget / 2**20:.0f} MiB; lower lanes or raise the budget"
+            )
+        size = step * math.ceil(min(chunk_size or 16 * step, len(members)) / step)
+        spec = kernel.KernelSpec(
+            activation=act,
+            w_base=w_base,
+            b_base=b_base,
+            d_in=grid.input_dim,
+            width=width,
+            depth=max(grid.depths),
+            grad_depths=grid.depths,
+            batch=grid.n_samples,
+            edges=tuple(hist_edges(grid, act).tolist()),
+            inputs=inputs,
+            batchnorm=grid.batchnorm,
+            cosine=grid.cosine,
+        )
+        for c in range(math.ceil(len(members) / size)):
+            part = tuple(members[c * size : (c + 1) * size])
+            chunks.append(Chunk(g, c, spec, width, ia, part, size))
+    return chunks
+
+
 def sweep(
     grid: Grid,
     *,
+    out: str | os.PathLike | None = None,
     chunk_size: int | None = None,
     lanes: int = DEFAULT_LANES,
+    devices: Sequence[jax.Device] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
@@ -93,15 +171,28 @@ def sweep(
 
     Args:
       grid: the configurations.
+      out: a directory to checkpoint into. Each chunk is written atomically
+        as it finishes; run the same call again after a crash or a kill and
+        the finished chunks are read back instead of recomputed. The final
+        result is saved to ``out/result`` and is bitwise the same as an
+        uninterrupted run's.
       chunk_size: combinations per compiled call, rounded up to whole groups of
-        ``lanes``; None takes 16 groups. It sets how often results come back,
-        never the numbers.
+        ``lanes`` on every device; None takes 16 groups per device (or, when
+        resuming, the size the checkpoint was written with). It sets how often
+        results come back and are checkpointed, never the numbers.
       lanes: combinations vmapped together. Results are bitwise reproducible
         for a given ``lanes``; another value may change them in the last bit.
+      devices: devices to split combinations over; None takes all local
+        devices. Results do not depend on the number of devices. For several
+        hosts, call ``jax.distributed.initialize()`` first and run the same
+        sweep on every host with ``devices=jax.local_devices()`` and a disjoint
+        share of the seeds (``seeds=[...]``); the per-seed keys make the
+        shares combine exactly (``SweepResult.concat(..., "seed")``).
       memory_budget: bytes of intermediates one group of lanes may use; a
         larger need raises before anything runs.
       progress: show a progress bar; None shows one only on a terminal.
-      on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk.
+      on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk
+        computed or read back.
 
     Returns:
       A SweepResult with dims (init, activation, depth, width, bias_init, seed),
@@ -111,81 +202,64 @@ def sweep(
       ``(..., layer, bin)``; diverged_layer ``(...)`` (-1 when finite).
       Layers beyond a combination's depth are NaN (hist 0, nonfinite -1).
     """
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
-    if not isinstance(lanes, int) or lanes < 1:
-        raise ValueError(f"lanes must be a positive int; got {lanes!r}")
-    coords = grid.coords()
-    sizes = [len(coords[d]) for d in DIMS]
-    depth_max = max(grid.depths)
-    bins = grid.bins
-    fields = {f: np.full((*sizes, depth_max), np.nan, np.float32) for f in LAYER_FIELDS}
-    if grid.cosine:
-        fields["cosine"] = np.full((*sizes, depth_max), np.nan, np.float32)
-    fields["nonfinite"] = np.full((*sizes, depth_max), -1, np.int64)
-    fields["hist"] = np.zeros((*sizes, depth_max, bins), np.int64)
-    fields["diverged_layer"] = np.full(sizes, -1, np.int64)
-
-    # group by static structure; a member is (init index, bias index, seed index)
-    groups: dict[tuple, list[tuple[int, int, int]]] = defaultdict(list)
-    for ia in range(len(grid.activation_objs)):
-        for iw in range(len(grid.widths)):
-            for ii, init in enumerate(grid.init_objs):
-                for ib, bias in enumerate(grid.bias_objs):
-                    key = (ia, iw, init.base, bias.base)
-                    groups[key] += [(ii, ib, js) for js in range(len(grid.seed_values))]
-
-    plans = []
-    for (ia, iw, w_base, b_base), members in groups.items():
-        need = lanes * bytes_per_combination(grid, grid.widths[iw])
-        if need > memory_budget:
-            raise ValueError(
-                f"one group of {lanes} lanes needs about {need / 2**20:.0f} MiB, over the "
-                f"memory_budget of {memory_budget / 2**20:.0f} MiB; lower lanes or raise the budget"
-            )
-        size = chunk_size or 16 * lanes
-        size = lanes * math.ceil(min(size, len(members)) / lanes)  # whole groups of lanes
-        plans.append((ia, iw, w_base, b_base, members, size, math.ceil(len(members) / size)))
-    total = sum(p[-1] for p in plans)
-
-    bar = _progress(total, progress)
-    done = 0
+    devices = list(jax.local_devices() if devices is None else devices)
+    mesh = jax.sharding.Mesh(np.array(devices), (kernel.COMBOS,)) if len(devices) > 1 else None
+    store = None
+    if out is not None:
+        store = _ChunkStore(pathlib.Path(out), grid, lanes=lanes, chunk_size=chunk_size)
+        chunk_size = store.chunk_size
+    chunks = plan(grid, chunk_size=chunk_size, lanes=lanes, n_devices=len(devices),
+                  memory_budget=memory_budget)  # fmt: skip
+    if store is not None:
+        store.check_plan(chunks)
+    fields = _empty_fields(grid)
     x = None if grid.input_array is None else jnp.asarray(grid.input_array)
+    bar = _progress(len(chunks), progress)
     try:
         if bar:
             bar[0].start()
-        for ia, iw, w_base, b_base, members, size, n_chunks in plans:
-            act, width = grid.activation_objs[ia], grid.widths[iw]
-            spec = kernel.KernelSpec(
-                activation=act,
-                w_base=w_base,
-                b_base=b_base,
-                d_in=grid.input_dim,
-                width=width,
-                depth=depth_max,
-                grad_depths=grid.depths,
-                batch=grid.n_samples,
-                edges=tuple(hist_edges(grid, act).tolist()),
-                inputs="array" if x is not None else grid.inputs,
-                batchnorm=grid.batchnorm,
-                cosine=grid.cosine,
-            )
-            for c in range(n_chunks):
-                chunk = members[c * size : (c + 1) * size]
-                padded = chunk + [chunk[-1]] * (size - len(chunk))  # one shape per group
-                out = kernel.run_batch(spec, lanes, _params(grid, padded, width), x)
-                out = jax.tree.map(np.asarray, out)
-                for j, (ii, ib, js) in enumerate(chunk):
-                    _store(fields, out, j, (ii, ia, iw, ib, js), grid.depths)
-                done += 1
-                if bar:
-                    bar[0].advance(bar[1])
-                if on_chunk:
-                    on_chunk(done, total)
+        for done, chunk in enumerate(chunks, 1):
+            arrays = store.load(chunk) if store else None
+            if arrays is None:
+                padded = chunk.members + (chunk.members[-1],) * (chunk.size - len(chunk.members))
+                params = _params(grid, padded, chunk.width)
+                if mesh is not None and kernel.needs_predraw(chunk.spec):
+                    with jax.default_device(devices[0]):
+                        params = params._replace(draws=kernel.predraw(chunk.spec, params.seed_key))
+                arrays = kernel.run_batch(chunk.spec, lanes, mesh, params, x)
+                n = len(chunk.members)
+                arrays = {k: np.asarray(v)[:n] for k, v in arrays.items()}
+                if store:
+                    store.save(chunk, arrays)
+            for j, (ii, ib, js) in enumerate(chunk.members):
+                iw = grid.widths.index(chunk.width)
+                _store(fields, arrays, j, (ii, chunk.activation, iw, ib, js), grid.depths)
+            if bar:
+                bar[0].advance(bar[1])
+            if on_chunk:
+                on_chunk(done, len(chunks))
     finally:
         if bar:
             bar[0].stop()
+    result = _assemble(grid, fields)
+    if out is not None:
+        result.save(pathlib.Path(out) / "result")
+    return result
 
+
+def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
+    sizes = [len(v) for v in grid.coords().values()]
+    depth = max(grid.depths)
+    names = LAYER_FIELDS + (("cosine",) if grid.cosine else ())
+    fields = {f: np.full((*sizes, depth), np.nan, np.float32) for f in names}
+    fields["nonfinite"] = np.full((*sizes, depth), -1, np.int64)
+    fields["hist"] = np.zeros((*sizes, depth, grid.bins), np.int64)
+    fields["diverged_layer"] = np.full(sizes, -1, np.int64)
+    return fields
+
+
+def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
+    coords = grid.coords()
     attrs = {
         "grid": grid.describe(),
         "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activation_objs},
@@ -204,6 +278,83 @@ def sweep(
         attrs=attrs,
     )
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
+
+
+class _ChunkStore:
+    """Checkpoint directory: ``sweep.json`` (what is being swept) and one file per chunk.
+
+    Every file is written to a temporary name, flushed to disk and renamed
+    into place, so a kill at any moment leaves only whole chunks behind.
+    """
+
+    def __init__(self, root: pathlib.Path, grid: Grid, *, lanes: int, chunk_size: int | None):
+        self.root = root
+        self.dir = root / "chunks"
+        manifest = root / "sweep.json"
+        previous = json.loads(manifest.read_text()) if manifest.exists() else None
+        if chunk_size is None and previous is not None:
+            chunk_size = previous["chunk_size"]
+        self.chunk_size = chunk_size
+        spec = {
+            "grid": grid.describe(),
+            "inputs_sha256": None
+            if grid.input_array is None
+            else hashlib.sha256(np.ascontiguousarray(grid.input_array).tobytes()).hexdigest(),
+            "lanes": lanes,
+            "chunk_size": chunk_size,
+            "jaxinit": _version(),
+        }
+        if previous is not None and previous["spec"] != spec:
+            changed = sorted(k for k in spec if previous["spec"].get(k) != spec[k])
+            raise ValueError(
+                f"{root} holds a checkpoint of a different sweep ({', '.join(changed)} differ); "
+                "resume with the same grid, lanes and chunk_size, or use another directory"
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if previous is None:
+            _atomic_write(manifest, json.dumps({"schema_version": 1, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
+
+    def check_plan(self, chunks: list[Chunk]) -> None:
+        names = {c.name for c in chunks}
+        stray = sorted(p.stem for p in self.dir.glob("g*-c*.npz") if p.stem not in names)
+        if stray:
+            raise ValueError(f"{self.dir} has chunk files this sweep would not write: {stray[:3]}")
+
+    def load(self, chunk: Chunk) -> dict[str, np.ndarray] | None:
+        path = self.dir / f"{chunk.name}.npz"
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if not np.array_equal(arrays.pop("_members"), np.array(chunk.members).reshape(-1, 3)):
+            raise ValueError(f"{path} holds other combinations than this sweep's {chunk.name}")
+        return arrays
+
+    def save(self, chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, _members=np.array(chunk.members).reshape(-1, 3), **arrays)
+        _atomic_write(self.dir / f"{chunk.name}.npz", buffer.getvalue())
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("jaxinit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _params(grid: Grid, members, width: int) -> kernel.KernelParams:

@@ -1,13 +1,17 @@
 """Makes JAX strict for the whole suite and gives every test a key.
 
 - Rank promotion raises: `x[:, None] + y` with mismatched ranks is a bug here.
+- The persistent compilation cache goes to a fresh temporary directory.
 - Two fake CPU devices (as many as CI's cores), so sharding code paths run on
   any machine; tests that need more start a subprocess.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
+# hermetic: the suite's compiled programs go to a fresh directory, not ~/.cache
+os.environ.setdefault("JAXINIT_CACHE_DIR", tempfile.mkdtemp(prefix="jaxinit-test-cache-"))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
