@@ -38,20 +38,35 @@ COMBOS = "combos"  # name of the mesh axis that combinations are split over
 
 
 class KernelSpec(NamedTuple):
-    """The static structure of a compiled program; one program per distinct spec."""
+    """The static structure of a compiled program; one program per distinct spec.
 
-    activation: Activation
-    w_base: tuple  # standardized draw of the weights (initializer family)
-    b_base: tuple  # standardized draw of the biases
+    A program holds every activation and initializer family of a sweep; a
+    :class:`Select` picks one per call with ``lax.switch``. The index is the
+    same for every combination of a call (never vmapped), so the switch is a
+    real branch and costs nothing, and the number of programs depends on the
+    shapes alone.
+    """
+
+    activations: tuple[Activation, ...]
+    w_bases: tuple[tuple, ...]  # standardized draws of the weights (initializer families)
+    b_bases: tuple[tuple, ...]  # standardized draws of the biases
+    edges: tuple[tuple[float, ...], ...]  # per activation: histogram edges, len = bins + 1
     d_in: int
     width: int
     depth: int  # deepest network; shallower ones are its prefixes
     grad_depths: tuple[int, ...]  # depths whose backward pass is recorded
     batch: int
-    edges: tuple[float, ...]  # histogram edges, float32 values, len = bins + 1
     inputs: str  # "gaussian", "uniform" or "array"
     batchnorm: bool
     cosine: bool
+
+
+class Select(NamedTuple):
+    """Which activation and families of a :class:`KernelSpec` a call uses (int32 scalars)."""
+
+    activation: jax.Array
+    w_base: jax.Array
+    b_base: jax.Array
 
 
 class KernelParams(NamedTuple):
@@ -103,7 +118,25 @@ def _inputs(spec: KernelSpec, key: jax.Array, x: jax.Array | None) -> jax.Array:
     return x
 
 
-def needs_predraw(spec: KernelSpec) -> bool:
+def _switch(index, branches, *operands):
+    """``lax.switch``, or the one branch itself when there is no choice."""
+    if len(branches) == 1:
+        return branches[0](*operands)
+    return jax.lax.switch(index, branches, *operands)
+
+
+def _draw(bases, index, key, shape):
+    """A standardized draw of family ``bases[index]``."""
+    branches = [functools.partial(draw, b, shape=shape, dtype=jnp.float32) for b in bases]
+    return _switch(index, [lambda k, f=f: f(key=k) for f in branches], key)
+
+
+def _activation(spec: KernelSpec, sel: Select):
+    fns = [a.fn for a in spec.activations]
+    return lambda z: _switch(sel.activation, fns, z)
+
+
+def needs_predraw(w_base: tuple) -> bool:
     """Whether the weights must be drawn in a separate, unsharded program.
 
     The orthogonal draw calls LAPACK's QR, whose XLA:CPU kernel spreads a
@@ -114,50 +147,53 @@ def needs_predraw(spec: KernelSpec) -> bool:
     the fix). Drawing these weights in a
     program of their own, on one device, avoids it.
     """
-    return spec.w_base[0] == "orthogonal"
+    return w_base[0] == "orthogonal"
 
 
-def _draw_weights(spec: KernelSpec, seed_key: jax.Array):
-    """Standardized draws (before ``* a + b``) of every layer's weights."""
+def _layer_keys(spec: KernelSpec, seed_key: jax.Array) -> jax.Array:
     layer_key = jax.random.fold_in(seed_key, STREAM_LAYERS)
-    keys = jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
-    f32 = jnp.float32
-    w0 = draw(spec.w_base, jax.random.fold_in(keys[0], 0), (spec.d_in, spec.width), f32)
+    return jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
+
+
+def _draw_weights(spec: KernelSpec, bases, index, seed_key: jax.Array):
+    """Standardized draws (before ``* a + b``) of every layer's weights."""
+    keys = _layer_keys(spec, seed_key)
+    w0 = _draw(bases, index, jax.random.fold_in(keys[0], 0), (spec.d_in, spec.width))
     ws = jax.vmap(
-        lambda k: draw(spec.w_base, jax.random.fold_in(k, 0), (spec.width, spec.width), f32)
+        lambda k: _draw(bases, index, jax.random.fold_in(k, 0), (spec.width, spec.width))
     )(keys[1:])
     return w0, ws
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def predraw(spec: KernelSpec, seed_keys: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:func:`_draw_weights` for a batch of seed keys, as a program of its own."""
-    return jax.lax.map(lambda k: _draw_weights(spec, k), seed_keys)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def predraw(spec: KernelSpec, w_base: tuple, seed_keys: jax.Array):
+    """Weight draws of family ``w_base`` for a batch of seed keys, as a program of its own."""
+    return jax.lax.map(lambda k: _draw_weights(spec, (w_base,), 0, k), seed_keys)
 
 
-def _weights(spec: KernelSpec, p: KernelParams):
+def _weights(spec: KernelSpec, sel: Select, p: KernelParams):
     """Weights and biases of all ``spec.depth`` layers, drawn from the seed key."""
-    d0, ds = _draw_weights(spec, p.seed_key) if p.draws is None else p.draws
+    if p.draws is None:
+        d0, ds = _draw_weights(spec, spec.w_bases, sel.w_base, p.seed_key)
+    else:
+        d0, ds = p.draws
     w0 = d0 * p.w_first[0] + p.w_first[1]
     ws = ds * p.w_hidden[0] + p.w_hidden[1]
-    layer_key = jax.random.fold_in(p.seed_key, STREAM_LAYERS)
-    keys = jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
-    f32 = jnp.float32
     bias = jax.vmap(
         lambda k: (
-            draw(spec.b_base, jax.random.fold_in(k, 1), (spec.width,), f32) * p.bias[0] + p.bias[1]
+            _draw(spec.b_bases, sel.b_base, jax.random.fold_in(k, 1), (spec.width,)) * p.bias[0]
+            + p.bias[1]
         )
-    )(keys)
+    )(_layer_keys(spec, p.seed_key))
     return w0, ws, bias
 
 
-def _forward(spec: KernelSpec, x, w0, ws, bias, probes):
+def _forward(spec: KernelSpec, act, x, w0, ws, bias, probes):
     """Pre- and post-activations ``(L, batch, width)`` of the first ``len(probes)`` layers.
 
     ``probes`` are zeros added to each pre-activation, so that their gradient
     is the gradient with respect to the pre-activations.
     """
-    act = spec.activation
 
     def layer(h, w, b, probe):
         z = h @ w + b[None, :]
@@ -177,15 +213,23 @@ def _forward(spec: KernelSpec, x, w0, ws, bias, probes):
     return jnp.concatenate([z0[None], zs]), jnp.concatenate([h0[None], hs])
 
 
-def _layer_stats(spec: KernelSpec, z, h, edges) -> dict[str, jax.Array]:
-    act = spec.activation
+def _saturation_table(spec: KernelSpec) -> jax.Array:
+    """Per activation, the (lo, hi) saturation thresholds; ±inf where there is no test."""
+    rows = [
+        (-np.inf if lo is None else lo, np.inf if hi is None else hi)
+        for lo, hi in (a.saturation for a in spec.activations)
+    ]
+    return jnp.asarray(rows, jnp.float32)
+
+
+def _layer_stats(spec: KernelSpec, z, h, edges, saturation) -> dict[str, jax.Array]:
     n = h.size
     stats = {
         "pre_mean": z.mean(),
         "pre_var": z.var(),
         "post_mean": h.mean(),
         "post_var": h.var(),
-        "saturated": act.is_saturated(h).sum() / n if act.saturating else jnp.float32(0),
+        "saturated": ((h < saturation[0]) | (h > saturation[1])).sum() / n,
         "dead": (h == 0).sum() / n,
         "nonfinite": (~jnp.isfinite(z)).sum() + (~jnp.isfinite(h)).sum(),
         "hist": histogram(h, edges),
@@ -199,15 +243,19 @@ def _layer_stats(spec: KernelSpec, z, h, edges) -> dict[str, jax.Array]:
     return stats
 
 
-def run_one(spec: KernelSpec, p: KernelParams, x: jax.Array | None) -> dict[str, jax.Array]:
+def run_one(
+    spec: KernelSpec, sel: Select, p: KernelParams, x: jax.Array | None
+) -> dict[str, jax.Array]:
     """All statistics of one combination: fields ``(layer,)``, hist ``(layer, bin)``,
     and ``(grad_depth, layer)`` for the backward ones (NaN beyond each depth)."""
     x = _inputs(spec, p.seed_key, x)
-    w0, ws, bias = _weights(spec, p)
-    edges = jnp.asarray(spec.edges, jnp.float32)
+    w0, ws, bias = _weights(spec, sel, p)
+    act = _activation(spec, sel)
+    edges = jnp.asarray(spec.edges, jnp.float32)[sel.activation]
+    saturation = _saturation_table(spec)[sel.activation]
     zeros = jnp.zeros((spec.depth, spec.batch, spec.width))
-    zs, hs = _forward(spec, x, w0, ws, bias, zeros)
-    out = jax.vmap(lambda z, h: _layer_stats(spec, z, h, edges))(zs, hs)
+    zs, hs = _forward(spec, act, x, w0, ws, bias, zeros)
+    out = jax.vmap(lambda z, h: _layer_stats(spec, z, h, edges, saturation))(zs, hs)
 
     cot = jax.random.normal(
         jax.random.fold_in(p.seed_key, STREAM_COTANGENT), (spec.batch, spec.width)
@@ -215,7 +263,7 @@ def run_one(spec: KernelSpec, p: KernelParams, x: jax.Array | None) -> dict[str,
     backward = _backward_vjp if spec.batchnorm else _backward_manual
     grad_var, w_norm = [], []
     for depth in spec.grad_depths:
-        g_var, g_norm = backward(spec, x, w0, ws, bias, zs, hs, cot, depth)
+        g_var, g_norm = backward(spec, act, x, w0, ws, bias, zs, hs, cot, depth)
         pad = jnp.full((spec.depth - depth,), jnp.nan)
         grad_var.append(jnp.concatenate([g_var, pad]))
         w_norm.append(jnp.concatenate([g_norm, pad]))
@@ -224,7 +272,7 @@ def run_one(spec: KernelSpec, p: KernelParams, x: jax.Array | None) -> dict[str,
     return out
 
 
-def _backward_manual(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
+def _backward_manual(spec: KernelSpec, act, x, w0, ws, bias, zs, hs, cot, depth):
     r"""Var(∂/∂z_l) and ‖∂/∂W_l‖_F for the depth-``depth`` network, from the stored pass.
 
     With :math:`\delta_L = G \odot \varphi'(z_L)` and
@@ -232,7 +280,7 @@ def _backward_manual(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
     gradient is :math:`h_{l-1}^\top \delta_l`. No forward pass is recomputed.
     """
     del w0, bias
-    dphi = jax.jvp(spec.activation.fn, (zs[:depth],), (jnp.ones_like(zs[:depth]),))[1]
+    dphi = jax.jvp(act, (zs[:depth],), (jnp.ones_like(zs[:depth]),))[1]
 
     def step(delta, layer):  # from layer `layer` (>= 1) down to layer - 1
         w = ws[layer - 1]
@@ -247,12 +295,12 @@ def _backward_manual(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
     return g_var, g_norm
 
 
-def _backward_vjp(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
+def _backward_vjp(spec: KernelSpec, act, x, w0, ws, bias, zs, hs, cot, depth):
     """As :func:`_backward_manual`, by ``jax.vjp`` through the pass (batch norm couples samples)."""
     del zs, hs
 
     def last(probes, w0, ws):
-        return _forward(spec, x, w0, ws, bias, probes)[1][depth - 1]
+        return _forward(spec, act, x, w0, ws, bias, probes)[1][depth - 1]
 
     probes = jnp.zeros((depth, spec.batch, spec.width))
     _, vjp = jax.vjp(last, probes, w0, ws)
@@ -263,7 +311,9 @@ def _backward_vjp(spec: KernelSpec, x, w0, ws, bias, zs, hs, cot, depth):
     return d_z.reshape(depth, -1).var(1), norms
 
 
-def _run_batch(spec: KernelSpec, lanes: int, params: KernelParams, x: Any) -> dict[str, jax.Array]:
+def _run_batch(
+    spec: KernelSpec, lanes: int, sel: Select, params: KernelParams, x: Any
+) -> dict[str, jax.Array]:
     """``vmap`` over ``lanes`` combinations at a time, ``lax.map`` over groups of lanes.
 
     XLA may choose different kernels for different batch sizes, which changes
@@ -275,11 +325,11 @@ def _run_batch(spec: KernelSpec, lanes: int, params: KernelParams, x: Any) -> di
     if n % lanes:
         raise ValueError(f"{n} combinations do not fill whole groups of {lanes} lanes")
     grouped = jax.tree.map(lambda a: a.reshape(n // lanes, lanes, *a.shape[1:]), params)
-    out = jax.lax.map(jax.vmap(lambda p: run_one(spec, p, x)), grouped)
+    out = jax.lax.map(jax.vmap(lambda p: run_one(spec, sel, p, x)), grouped)
     return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
 
 
-def _run(spec: KernelSpec, lanes: int, mesh: Mesh | None, params: KernelParams, x: Any):
+def _run(spec: KernelSpec, lanes: int, mesh: Mesh | None, sel: Select, params: KernelParams, x):
     """``_run_batch``, split over ``mesh``'s combination axis when one is given.
 
     Each device maps over its own groups of lanes (``shard_map``), so a
@@ -287,14 +337,14 @@ def _run(spec: KernelSpec, lanes: int, mesh: Mesh | None, params: KernelParams, 
     devices and its numbers do not change with the device count.
     """
     if mesh is None:
-        return _run_batch(spec, lanes, params, x)
+        return _run_batch(spec, lanes, sel, params, x)
     body = functools.partial(_run_batch, spec, lanes)
     # check_vma=False: every value is device-local. With the check on, the probes
     # (created in the body, so "replicated") would have their gradients psum-ed
     # across devices by the transpose of the implicit pvary.
     return jax.shard_map(
-        body, mesh=mesh, in_specs=(P(COMBOS), P()), out_specs=P(COMBOS), check_vma=False
-    )(params, x)
+        body, mesh=mesh, in_specs=(P(), P(COMBOS), P()), out_specs=P(COMBOS), check_vma=False
+    )(sel, params, x)
 
 
 # One compiled program per static spec, lane width, mesh and chunk shape; jax caches them.

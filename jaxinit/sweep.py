@@ -41,7 +41,17 @@ from jaxinit import kernel
 from jaxinit.grid import Grid
 from jaxinit.results import SweepResult
 
-DEFAULT_LANES = 8  # combinations vmapped together; results are bitwise stable for a given value
+# Combinations vmapped together; results are bitwise stable for a given value.
+# On a CPU one lane is fastest (XLA:CPU runs a batched matmul no faster than a
+# loop of single ones, and compiles it slower); accelerators want wide batches.
+CPU_LANES, ACCELERATOR_LANES = 1, 32
+
+
+def default_lanes() -> int:
+    """The lane width ``sweep`` uses when not told: 1 on CPU, 32 on GPU and TPU."""
+    return CPU_LANES if jax.default_backend() == "cpu" else ACCELERATOR_LANES
+
+
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediate arrays per group of lanes
 HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
 
@@ -94,27 +104,35 @@ class Chunk(NamedTuple):
 
     group: int  # position of the group in the plan (stable for a grid)
     index: int  # position of the chunk in its group
-    spec: kernel.KernelSpec
+    spec: kernel.KernelSpec  # shared by every chunk of the same width
+    select: tuple[int, int, int]  # (activation, weight family, bias family) in spec
     width: int
     activation: int  # index into grid.activation_objs
     members: tuple[tuple[int, int, int], ...]  # (init, bias_init, seed) indices
     size: int  # padded size: whole groups of lanes on every device
 
     @property
+    def w_base(self) -> tuple:
+        return self.spec.w_bases[self.select[1]]
+
+    @property
     def name(self) -> str:
         return f"g{self.group:04d}-c{self.index:05d}"
 
 
-def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int = DEFAULT_LANES,
+def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
          n_devices: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[Chunk]:  # fmt: skip
-    """The chunks a sweep of ``grid`` runs, in order; one group per compiled program.
+    """The chunks a sweep of ``grid`` runs, in order.
 
     A group is (activation, width, weight-init family, bias-init family); its
-    members are every (init, bias init, seed) of those families. Chunks hold
-    whole groups of ``lanes`` on each of ``n_devices`` devices.
+    members are every (init, bias init, seed) of those families. Every group
+    of one width shares one compiled program and selects its activation and
+    families inside it. Chunks hold whole groups of ``lanes`` on each of
+    ``n_devices`` devices.
     """
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
+    lanes = default_lanes() if lanes is None else lanes
     if not isinstance(lanes, int) or lanes < 1:
         raise ValueError(f"lanes must be a positive int; got {lanes!r}")
     groups: dict[tuple, list[tuple[int, int, int]]] = defaultdict(list)
@@ -124,35 +142,44 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int = DEFAULT_LANE
                 for ib, bias in enumerate(grid.bias_objs):
                     key = (ia, iw, init.base, bias.base)
                     groups[key] += [(ii, ib, js) for js in range(len(grid.seed_values))]
-    inputs = "array" if grid.input_array is not None else grid.inputs
+    w_bases = tuple(dict.fromkeys(i.base for i in grid.init_objs))
+    b_bases = tuple(dict.fromkeys(b.base for b in grid.bias_objs))
+    specs = {
+        width: kernel.KernelSpec(
+            activations=grid.activation_objs,
+            w_bases=w_bases,
+            b_bases=b_bases,
+            edges=tuple(tuple(hist_edges(grid, a).tolist()) for a in grid.activation_objs),
+            d_in=grid.input_dim,
+            width=width,
+            depth=max(grid.depths),
+            grad_depths=grid.depths,
+            batch=grid.n_samples,
+            inputs="array" if grid.input_array is not None else grid.inputs,
+            batchnorm=grid.batchnorm,
+            cosine=grid.cosine,
+        )
+        for width in grid.widths
+    }
+    # One chunk shape for the whole sweep (one program per width): as requested,
+    # but no larger than the smallest group, so that small groups are not
+    # padded out to the size of large ones. Whole groups of lanes per device.
     step = lanes * n_devices
+    smallest = min(len(m) for m in groups.values())
+    size = step * math.ceil(min(chunk_size or 64 * step, smallest) / step)
     chunks = []
     for g, ((ia, iw, w_base, b_base), members) in enumerate(groups.items()):
-        act, width = grid.activation_objs[ia], grid.widths[iw]
+        width = grid.widths[iw]
         need = lanes * bytes_per_combination(grid, width)
         if need > memory_budget:
             raise ValueError(
                 f"one group of {lanes} lanes needs about {need / 2**20:.0f} MiB, over the "
                 f"memory_budget of {memory_budget / 2**20:.0f} MiB; lower lanes or raise the budget"
             )
-        size = step * math.ceil(min(chunk_size or 16 * step, len(members)) / step)
-        spec = kernel.KernelSpec(
-            activation=act,
-            w_base=w_base,
-            b_base=b_base,
-            d_in=grid.input_dim,
-            width=width,
-            depth=max(grid.depths),
-            grad_depths=grid.depths,
-            batch=grid.n_samples,
-            edges=tuple(hist_edges(grid, act).tolist()),
-            inputs=inputs,
-            batchnorm=grid.batchnorm,
-            cosine=grid.cosine,
-        )
+        select = (ia, w_bases.index(w_base), b_bases.index(b_base))
         for c in range(math.ceil(len(members) / size)):
             part = tuple(members[c * size : (c + 1) * size])
-            chunks.append(Chunk(g, c, spec, width, ia, part, size))
+            chunks.append(Chunk(g, c, specs[width], select, width, ia, part, size))
     return chunks
 
 
@@ -161,7 +188,7 @@ def sweep(
     *,
     out: str | os.PathLike | None = None,
     chunk_size: int | None = None,
-    lanes: int = DEFAULT_LANES,
+    lanes: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
@@ -176,12 +203,14 @@ def sweep(
         the finished chunks are read back instead of recomputed. The final
         result is saved to ``out/result`` and is bitwise the same as an
         uninterrupted run's.
-      chunk_size: combinations per compiled call, rounded up to whole groups of
-        ``lanes`` on every device; None takes 16 groups per device (or, when
-        resuming, the size the checkpoint was written with). It sets how often
-        results come back and are checkpointed, never the numbers.
-      lanes: combinations vmapped together. Results are bitwise reproducible
-        for a given ``lanes``; another value may change them in the last bit.
+      chunk_size: combinations per compiled call, at most the smallest group's
+        size, rounded up to whole groups of ``lanes`` on every device; None
+        takes 64 groups per device (or, when resuming, the size the checkpoint
+        was written with). It sets how often results come back and are
+        checkpointed, never the numbers.
+      lanes: combinations vmapped together; None takes :func:`default_lanes`
+        (1 on CPU, 32 on accelerators). Results are bitwise reproducible for a
+        given ``lanes``; another value may change them in the last bit.
       devices: devices to split combinations over; None takes all local
         devices. Results do not depend on the number of devices. For several
         hosts, call ``jax.distributed.initialize()`` first and run the same
@@ -203,6 +232,7 @@ def sweep(
       Layers beyond a combination's depth are NaN (hist 0, nonfinite -1).
     """
     devices = list(jax.local_devices() if devices is None else devices)
+    lanes = default_lanes() if lanes is None else lanes
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.COMBOS,)) if len(devices) > 1 else None
     store = None
     if out is not None:
@@ -223,10 +253,12 @@ def sweep(
             if arrays is None:
                 padded = chunk.members + (chunk.members[-1],) * (chunk.size - len(chunk.members))
                 params = _params(grid, padded, chunk.width)
-                if mesh is not None and kernel.needs_predraw(chunk.spec):
+                if mesh is not None and kernel.needs_predraw(chunk.w_base):
                     with jax.default_device(devices[0]):
-                        params = params._replace(draws=kernel.predraw(chunk.spec, params.seed_key))
-                arrays = kernel.run_batch(chunk.spec, lanes, mesh, params, x)
+                        draws = kernel.predraw(chunk.spec, chunk.w_base, params.seed_key)
+                    params = params._replace(draws=draws)
+                select = kernel.Select(*(np.int32(i) for i in chunk.select))
+                arrays = kernel.run_batch(chunk.spec, lanes, mesh, select, params, x)
                 n = len(chunk.members)
                 arrays = {k: np.asarray(v)[:n] for k, v in arrays.items()}
                 if store:
