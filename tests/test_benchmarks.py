@@ -1,0 +1,60 @@
+"""Smoke test: the benchmark's main runs at --quick scale and writes every figure it prints."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "standard_grid", ROOT / "benchmarks" / "standard_grid.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_standard_grid_quick(bench, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    fig = bench.main(["--quick", "--skip-100k", "--json", str(path)])
+    on_disk = json.loads(path.read_text())
+    assert on_disk["table"] == fig["table"]
+    assert fig["table"] in capsys.readouterr().out
+    peers = on_disk["peers"]
+    for name in ("numpy", "naive_jax", "jaxinit"):
+        assert peers[name]["combos_per_s"] > 0, name
+        assert on_disk["ratios"][name] > 0, name
+    assert peers["torch"].get("combos_per_s", 1) > 0  # absent torch: {"skipped": ...}
+    assert peers["numpy"]["combos"] == 2 * 2 * 2  # the whole quick grid, no sample
+    assert peers["naive_jax"]["traces"] == 4  # one compile per (init, activation)
+    assert on_disk["peak"]["gflops"] > 0
+    assert on_disk["first_call"]["first_call_s"] > 0
+    assert on_disk["wide"]["fraction_of_peak"] > 0
+    assert "large" not in on_disk
+
+
+def test_numpy_peer_statistics(bench):
+    cfg = bench.configs(quick=True, seeds=None)["standard"]
+    sig = bench.numpy_combination(cfg, "he_normal", "sigmoid", 0)
+    # sigmoid's outputs lie in (0, 1), the histogram's range: every value is counted
+    np.testing.assert_array_equal(sig["hist"].sum(1), [cfg.batch * cfg.width] * cfg.depth)
+    np.testing.assert_array_equal(sig["nonfinite"], 0)
+    assert sig["hist"].shape == (cfg.depth, cfg.bins)
+    relu = bench.numpy_combination(cfg, "he_normal", "relu", 0)
+    assert np.all(relu["post_mean"] >= 0)
+    assert np.all(relu["saturated"] == 0)
+    assert np.all(relu["grad_var"] > 0)
+    assert np.all(relu["weight_grad_norm"] > 0)
+    # same seed, same draws: the pre-activations of layer 1 do not depend on the activation
+    assert relu["pre_var"][0] == sig["pre_var"][0]
