@@ -1,20 +1,22 @@
-"""Planning and running a sweep: group by static structure, chunk, vmap, assemble.
+"""Planning and running a sweep: group, chunk, split over devices, checkpoint, assemble.
 
-``sweep(grid)`` groups the grid's combinations by what a compiled program
-must know statically: the activation, the weight and bias initializer
-*families* (their standardized draw), and the width. Everything else, the
-initializers' scales and shifts, the bias scales and the seeds, is data, and
-is vmapped. One group is one compiled program, whatever the number of seeds
-or initializer scales. Every depth of the grid comes out of the same program:
-a depth-L network is the first L layers of the deepest one, and the backward
-pass is run once per depth.
+``sweep(grid)`` groups the grid's combinations by activation, width and the
+weight and bias initializer *families* (their standardized draw). Every group
+of one width runs in the same compiled program, which holds all the sweep's
+activations and families and picks one per call with ``lax.switch``; the
+initializers' scales and shifts, the bias scales and the seeds are data, and
+are vmapped. So the number of programs depends on the shapes alone, never on
+the number of seeds, scales, inits or activations. Every depth of the grid
+comes out of the same program: a depth-L network is the first L layers of the
+deepest one, and the backward pass is run once per depth.
 
-Within a group, combinations are vmapped ``lanes`` at a time (a fixed width,
-8 by default), and a compiled call maps over several such groups of lanes: a
-chunk. The last chunk is padded to the same size, so a group never compiles
-twice. Because every combination runs in the same ``lanes``-wide program and
-its randomness depends only on its seed, its numbers are bitwise the same for
-every chunk size (for a given ``lanes``).
+Combinations are vmapped ``lanes`` at a time (1 on CPU, 32 on accelerators),
+and a compiled call maps over several groups of lanes on each device: a chunk.
+Every chunk of a sweep has the same padded size, so nothing compiles twice.
+Because every combination runs in the same ``lanes``-wide program and its
+randomness depends only on its seed, its numbers are bitwise the same for any
+chunk size or number of devices (for a given ``lanes``). With ``out=`` each
+chunk is checkpointed atomically and a rerun resumes.
 """
 
 from __future__ import annotations
