@@ -108,8 +108,8 @@ class Chunk(NamedTuple):
     index: int  # position of the chunk in its group
     spec: kernel.KernelSpec  # shared by every chunk of the same width
     select: tuple[int, int, int]  # (activation, weight family, bias family) in spec
-    width: int
     activation: int  # index into grid.activation_objs
+    width: int  # index into grid.widths (the width itself is spec.width)
     members: tuple[tuple[int, int, int], ...]  # (init, bias_init, seed) indices
     size: int  # padded size: whole groups of lanes on every device
 
@@ -181,7 +181,7 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
         select = (ia, w_bases.index(w_base), b_bases.index(b_base))
         for c in range(math.ceil(len(members) / size)):
             part = tuple(members[c * size : (c + 1) * size])
-            chunks.append(Chunk(g, c, specs[width], select, width, ia, part, size))
+            chunks.append(Chunk(g, c, specs[width], select, ia, iw, part, size))
     return chunks
 
 
@@ -254,7 +254,7 @@ def sweep(
             arrays = store.load(chunk) if store else None
             if arrays is None:
                 padded = chunk.members + (chunk.members[-1],) * (chunk.size - len(chunk.members))
-                params = _params(grid, padded, chunk.width)
+                params = _params(grid, padded, chunk.spec.width)
                 if mesh is not None and kernel.needs_predraw(chunk.w_base):
                     with jax.default_device(devices[0]):
                         draws = kernel.predraw(chunk.spec, chunk.w_base, params.seed_key)
@@ -266,8 +266,7 @@ def sweep(
                 if store:
                     store.save(chunk, arrays)
             for j, (ii, ib, js) in enumerate(chunk.members):
-                iw = grid.widths.index(chunk.width)
-                _store(fields, arrays, j, (ii, chunk.activation, iw, ib, js), grid.depths)
+                _store(fields, arrays, j, (ii, chunk.activation, chunk.width, ib, js), grid.depths)
             if bar:
                 bar[0].advance(bar[1])
             if on_chunk:
@@ -392,14 +391,19 @@ def _version() -> str:
 
 
 def _params(grid: Grid, members, width: int) -> kernel.KernelParams:
-    inits, biases = grid.init_objs, grid.bias_objs
+    # coefficients depend on (initializer, shape) alone: one table row per
+    # initializer, gathered for the members (not recomputed per combination)
+    def table(objs, shape, index):
+        rows = np.stack([kernel.coeffs_array(o, shape) for o in objs])
+        return rows[[m[index] for m in members]]
+
     seeds = [grid.seed_values[js] for _, _, js in members]
     return kernel.KernelParams(
         seed_key=jax.vmap(grid.seed_key)(jnp.asarray(seeds)),
-        w_first=np.stack([kernel.coeffs_array(inits[i], (grid.input_dim, width)) for i, _, _ in members]),
-        w_hidden=np.stack([kernel.coeffs_array(inits[i], (width, width)) for i, _, _ in members]),
-        bias=np.stack([kernel.coeffs_array(biases[b], (width,)) for _, b, _ in members]),
-    )  # fmt: skip
+        w_first=table(grid.init_objs, (grid.input_dim, width), 0),
+        w_hidden=table(grid.init_objs, (width, width), 0),
+        bias=table(grid.bias_objs, (width,), 1),
+    )
 
 
 def _store(fields, out, j, where, depths):
