@@ -77,8 +77,10 @@ from jaxinit._spec import Registry
 
 __all__ = [
     "Activation",
+    "aliases",
     "elu",
     "erf",
+    "formula",
     "gelu",
     "get",
     "hard_tanh",
@@ -163,6 +165,8 @@ class Activation:
 _registry: Registry[Activation] = Registry("activation", Activation)
 get = _registry.get
 names = _registry.names
+formula = _registry.formula
+aliases = _registry.aliases
 
 
 def _saturation(lo: float | None = None, hi: float | None = None) -> tuple:
@@ -200,32 +204,32 @@ def _identity(x: ArrayLike) -> Array:
     return jnp.asarray(x)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = 1 / (1 + e^-x)")
 def sigmoid() -> Activation:
     """σ(x) = 1 / (1 + e^{-x})."""
     return Activation(jax.nn.sigmoid, (0.0, 1.0), _saturation(0.0, 1.0), False, 1.0)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = tanh(x)")
 def tanh() -> Activation:
     """tanh(x)."""
     return Activation(jnp.tanh, (-1.0, 1.0), _saturation(-1.0, 1.0), False, 5.0 / 3.0)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = max(x, 0)")
 def relu() -> Activation:
     """max(x, 0)."""
     return Activation(jax.nn.relu, (0.0, math.inf), (None, None), True, math.sqrt(2.0))
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = x if x ≥ 0 else negative_slope·x")
 def leaky_relu(*, negative_slope: float = 0.01) -> Activation:
     """x if x ≥ 0 else negative_slope · x."""
     slope = _number("leaky_relu", "negative_slope", negative_slope)
     return _leaky(slope, _leaky_gain(slope))
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = x if x ≥ 0 else slope·x (slope learnable)")
 def prelu(*, slope: float = 0.25) -> Activation:
     """PReLU at initialization: x if x ≥ 0 else slope · x, slope a learnable parameter.
 
@@ -236,7 +240,7 @@ def prelu(*, slope: float = 0.25) -> Activation:
     return _leaky(slope, _leaky_gain(slope))
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = x if x ≥ 0 else s·x, s ~ U[lower, upper]")
 def rrelu(*, lower: float = 1 / 8, upper: float = 1 / 3) -> Activation:
     """Randomized leaky ReLU: x if x ≥ 0 else s · x.
 
@@ -260,7 +264,7 @@ def rrelu(*, lower: float = 1 / 8, upper: float = 1 / 3) -> Activation:
     return dataclasses.replace(_leaky((lower + upper) / 2, None), sample_fn=sample)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = x if x > 0 else alpha·(e^x - 1)")
 def elu(*, alpha: float = 1.0) -> Activation:
     """x if x > 0 else alpha · (e^x - 1); alpha = 0 is relu."""
     alpha = _number("elu", "alpha", alpha, low=0.0)
@@ -273,14 +277,14 @@ def elu(*, alpha: float = 1.0) -> Activation:
     )
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = λ·(x if x > 0 else α·(e^x - 1)), α ≈ 1.6733, λ ≈ 1.0507")
 def selu() -> Activation:
     """λ · (x if x > 0 else α (e^x - 1)) with α, λ chosen so N(0, 1) stays at mean 0, variance 1."""
     lo = -_SELU_SCALE * _SELU_ALPHA
     return Activation(jax.nn.selu, (lo, math.inf), _saturation(lo=lo), False, 0.75)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = x·Φ(x) (tanh approximation by default)")
 def gelu(*, approximate: bool = True) -> Activation:
     """x Φ(x), Φ the standard normal CDF; with ``approximate``, its tanh form.
 
@@ -301,31 +305,31 @@ def gelu(*, approximate: bool = True) -> Activation:
     )
 
 
-@_registry.register("swish")
+@_registry.register("swish", formula="φ(x) = x·σ(x)")
 def silu() -> Activation:
     """x σ(x)."""
     return Activation(jax.nn.silu, (_SILU_MIN, math.inf), (None, None), False, None)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = log(1 + e^x)")
 def softplus() -> Activation:
     """log(1 + e^x)."""
     return Activation(jax.nn.softplus, (0.0, math.inf), _saturation(lo=0.0), False, None)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = clip(x, -1, 1)")
 def hard_tanh() -> Activation:
     """clip(x, -1, 1)."""
     return Activation(jax.nn.hard_tanh, (-1.0, 1.0), _saturation(-1.0, 1.0), False, None)
 
 
-@_registry.register()
+@_registry.register(formula="φ(x) = erf(x)")
 def erf() -> Activation:
     """erf(x) = 2/√π ∫₀ˣ e^{-t²} dt."""
     return Activation(jax.lax.erf, (-1.0, 1.0), _saturation(-1.0, 1.0), False, None)
 
 
-@_registry.register("identity")
+@_registry.register("identity", formula="φ(x) = x")
 def linear() -> Activation:
     """x."""
     return Activation(_identity, (-math.inf, math.inf), (None, None), False, 1.0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -284,3 +284,34 @@ class Grid:
             "cosine": self.cosine,
             "root_seed": self.root_seed,
         }
+
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> Grid:
+        """The grid that :meth:`describe` described (as saved in a result's manifest).
+
+        Grids over an input array cannot be rebuilt: the manifest does not hold
+        the array.
+        """
+        d = dict(description)
+        if d.get("inputs") == "array":
+            raise ValueError(
+                "this grid ran on an input array, which the manifest does not store; "
+                "build the Grid again with inputs=<the array>"
+            )
+        hist_range = d.get("hist_range")
+        return cls(
+            inits=d["init"],
+            activations=d["activation"],
+            depth=d["depth"],
+            width=d["width"],
+            seeds=d["seed"],
+            batch=d["batch"],
+            inputs=d["inputs"],
+            d_in=d["d_in"],
+            bias_inits=d["bias_init"],
+            bins=d["bins"],
+            hist_range=None if hist_range is None else tuple(hist_range),
+            batchnorm=d["batchnorm"],
+            cosine=d["cosine"],
+            root_seed=d["root_seed"],
+        )

@@ -292,17 +292,3 @@ def test_gain_is_torch_calculate_gain():
     assert I.gain(ji.activations.get("tanh")) == pytest.approx(5 / 3)
     with pytest.raises(ValueError, match=r"no gain is defined for activation 'softplus'.*relu"):
         I.gain("softplus")
-
-
-def test_main_prints_the_table(capsys):
-    from jaxinit.__main__ import main
-
-    assert main(["--fan-in", "100", "--fan-out", "10"]) == 0
-    out = capsys.readouterr().out
-    he = next(line for line in out.splitlines() if line.startswith("he_normal "))
-    assert "kaiming_normal" in he
-    assert "0.02 " in he  # 2 / 100
-    assert len([ln for ln in out.splitlines() if ln.strip()]) == len(I.names()) + 3
-    with pytest.raises(SystemExit) as exc:
-        main(["--fan-in", "0"])
-    assert exc.value.code == 2

@@ -87,12 +87,14 @@ from jaxinit.initializers._scaling import (
 get = registry.get
 names = registry.names
 formula = registry.formula
+aliases = registry.aliases
 
 __all__ = [
     "CONVENTIONS",
     "DISTRIBUTIONS",
     "MODES",
     "Initializer",
+    "aliases",
     "compute_fans",
     "constant",
     "eye",

@@ -1,0 +1,373 @@
+"""The ``jaxinit`` command: sweep, report, train, theory and list, from the shell.
+
+    jaxinit list                                   # initializers and activations, with formulas
+    jaxinit sweep --inits he_normal "normal(stddev=0.01)" --activations relu tanh \\
+                  --depth 5 --width 100 --seeds 8 --out out/sweep
+    jaxinit report out/sweep                       # tables, figures and report.html
+    jaxinit theory tanh --sigma-b2 0.05            # critical σ_w², q*, χ₁ and depth scales
+    jaxinit train --inits he_normal glorot_normal --seeds 3 --steps 500 --out out/train
+
+``python -m jaxinit`` is the same command. Specs are given one per argument, so
+quote those with parentheses. Bad input prints one line naming the value and
+the valid choices, and exits with status 2; a sweep or a training run given
+``--out`` resumes where a killed run stopped.
+
+This module uses the public API only; :func:`main` takes ``argv`` so that
+tests call it in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import jaxinit as ji
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    """Bad input, reported in one line with exit status 2."""
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- list
+
+
+def initializer_table(*, fan_in: int, fan_out: int, convention: str = "jax") -> str:
+    """Every initializer: canonical spec, aliases, formula, mean, variance, std and σ_w².
+
+    ``convention`` is passed to the schemes that take one; the torch convention
+    lays weights out ``(fan_out, fan_in)``.
+    """
+    rows = [("initializer", "aliases", "formula", "mean", "variance", "std", "fan_in·Var")]
+    for name in ji.initializers.names():
+        try:
+            init = ji.initializers.get(f"{name}(convention={convention!r})")
+            torch_layout = convention == "torch"
+        except ValueError:  # the scheme takes no convention
+            init, torch_layout = ji.initializers.get(name), False
+        shape = (fan_out, fan_in) if torch_layout else (fan_in, fan_out)
+        mean, var = init.moments(shape)
+        rows.append((
+            init.spec,
+            ", ".join(ji.initializers.aliases(name)),
+            ji.initializers.formula(name),
+            f"{mean:.4g}",
+            f"{var:.4g}",
+            f"{math.sqrt(var):.4g}",
+            f"{fan_in * var:.4g}",
+        ))  # fmt: skip
+    return _table(rows)
+
+
+def activation_table() -> str:
+    """Every activation: name, aliases, formula, bounds, torch gain, saturating/relu-like."""
+    rows = [("activation", "aliases", "formula", "range", "gain", "saturates", "dead region")]
+    for name in ji.activations.names():
+        act = ji.activations.get(name)
+        lo, hi = act.bounds
+        rows.append((
+            name,
+            ", ".join(ji.activations.aliases(name)),
+            ji.activations.formula(name),
+            f"[{lo:.4g}, {hi:.4g}]",
+            "—" if act.gain is None else f"{act.gain:.4g}",
+            "yes" if act.saturating else "no",
+            "yes" if act.dead_region else "no",
+        ))  # fmt: skip
+    return _table(rows)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.fan_in < 1 or args.fan_out < 1:
+        raise _UsageError(
+            f"--fan-in and --fan-out must be positive integers; got {args.fan_in}, {args.fan_out}"
+        )
+    if args.what in ("all", "initializers"):
+        print(
+            f"initializers at fan_in={args.fan_in}, fan_out={args.fan_out} "
+            f"({args.convention} convention)\n"
+        )
+        print(
+            initializer_table(fan_in=args.fan_in, fan_out=args.fan_out, convention=args.convention)
+        )
+    if args.what == "all":
+        print()
+    if args.what in ("all", "activations"):
+        print("activations\n")
+        print(activation_table())
+    return 0
+
+
+# ---------------------------------------------------------------------------- sweep
+
+
+def _usage(fn, *args, **kwargs):
+    """Calls a constructor that validates its input; its ValueError/TypeError is a usage error."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise _UsageError(str(e)) from None
+
+
+def _inputs(value: str):
+    if value in ("gaussian", "uniform"):
+        return value
+    path = Path(value)
+    if path.suffix != ".npy" or not path.is_file():
+        raise _UsageError(
+            f"--inputs {value!r}: expected 'gaussian', 'uniform' or the path of a .npy "
+            "array of shape (batch, d_in)"
+        )
+    return np.load(path)
+
+
+def grid_from_args(args: argparse.Namespace) -> ji.Grid:
+    """The Grid that ``jaxinit sweep``'s flags describe."""
+    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
+    return _usage(
+        ji.Grid,
+        inits=args.inits,
+        activations=args.activations,
+        depth=args.depth,
+        width=args.width,
+        seeds=seeds,
+        batch=args.batch,
+        inputs=_inputs(args.inputs),
+        d_in=args.d_in,
+        bias_inits=args.bias_inits,
+        bins=args.bins,
+        batchnorm=args.batchnorm,
+        cosine=args.cosine,
+        root_seed=args.root_seed,
+    )
+
+
+def _load_result(path: Path) -> ji.SweepResult:
+    """A saved SweepResult: ``path`` itself, or ``path/result`` as ``ji.sweep(out=path)`` writes."""
+    for candidate in (path, path / "result"):
+        if (candidate / "manifest.json").is_file():
+            return ji.SweepResult.load(candidate)
+    raise _UsageError(
+        f"{str(path)!r} holds no sweep result: expected {str(path / 'manifest.json')!r} "
+        f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep --out DIR`)"
+    )
+
+
+def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
+    """Theory's prediction for a saved sweep, or None (with a note) where there is none."""
+    try:
+        grid = ji.Grid.from_description(res.attrs["grid"])
+        return ji.theory.predict(grid)
+    except (KeyError, ValueError, NotImplementedError) as e:
+        print(f"note: no theory overlay: {e}", file=sys.stderr)
+        return None
+
+
+def _report(res: ji.SweepResult, out: Path, *, theory: bool) -> None:
+    prediction = _theory_for(res) if theory else None
+    paths = ji.report.report_sweep(res, out, theory=prediction)
+    print(ji.report.summary_table(res, fmt="text"))
+    print(f"\nreport: {paths['html'] if isinstance(paths, dict) else out / 'report.html'}")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    grid = grid_from_args(args)
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise _UsageError(f"--chunk-size must be a positive integer; got {args.chunk_size}")
+    print(f"{len(grid)} combinations", file=sys.stderr)
+    res = ji.sweep(grid, out=args.out, chunk_size=args.chunk_size)
+    if args.out is None:
+        print(ji.report.summary_table(res, fmt="text"))
+        return 0
+    _report(res, Path(args.out), theory=not args.no_theory)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    src = Path(args.result)
+    res = _load_result(src)
+    _report(res, Path(args.out) if args.out else src, theory=not args.no_theory)
+    return 0
+
+
+# ---------------------------------------------------------------------------- theory
+
+
+def _cmd_theory(args: argparse.Namespace) -> int:
+    act = _usage(ji.activations.get, args.activation)
+    for flag, values in (("--sigma-w2", args.sigma_w2 or ()), ("--sigma-b2", args.sigma_b2)):
+        bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
+        if bad:
+            raise _UsageError(f"{flag} takes finite values >= 0; got {bad[0]}")
+    t = ji.theory
+    rows = [("σ_b²", "critical σ_w²")]
+    for b2 in args.sigma_b2:
+        rows.append((f"{b2:.4g}", f"{float(t.critical_sigma_w2(act, sigma_b2=b2)):.6g}"))
+    print(f"{args.activation}: the edge of chaos (χ₁ = 1)\n")
+    print(_table(rows))
+    rows = [("σ_w²", "σ_b²", "q*", "χ₁", "ξ_q", "ξ_c", "ξ_∇", "phase")]
+    for b2 in args.sigma_b2:
+        for w2 in args.sigma_w2 or [float(t.critical_sigma_w2(act, sigma_b2=b2))]:
+            fp = t.q_star(act, sigma_w2=w2, sigma_b2=b2)
+            if bool(fp.diverged) or not bool(fp.converged):
+                state = "diverges" if bool(fp.diverged) else "does not converge"
+                rows.append((f"{w2:.4g}", f"{b2:.4g}", state, "", "", "", "", ""))
+                continue
+            chi = float(t.chi1(act, q=fp.q, sigma_w2=w2))
+            scales = t.depth_scales(act, sigma_w2=w2, sigma_b2=b2)
+            phase = "critical" if abs(chi - 1) < 1e-3 else ("chaotic" if chi > 1 else "ordered")
+            rows.append((
+                f"{w2:.4g}", f"{b2:.4g}", f"{float(fp.q):.5g}", f"{chi:.5g}",
+                *(f"{float(s):.4g}" for s in scales[:3]), phase,
+            ))  # fmt: skip
+    print(f"\n{args.activation}: fixed point, χ₁ and depth scales (Schoenholz et al. 2017)\n")
+    print(_table(rows))
+    return 0
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import jax
+
+    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
+    output = "sigmoid" if args.data == "circles" else "softmax"
+    grid = _usage(
+        ji.TrainGrid,
+        inits=args.inits,
+        seeds=seeds,
+        hidden=tuple(args.hidden),
+        activation=args.activation,
+        bias_init=args.bias_init,
+        optimizer=args.optimizer,
+        steps=args.steps,
+        batch_size=None if args.batch_size == 0 else args.batch_size,
+        eval_every=args.eval_every,
+        output=output,
+    )
+    if args.data == "mnist":
+        try:
+            data = ji.data.load_mnist("train", data_dir=args.data_dir)
+            eval_data = ji.data.load_mnist("test", data_dir=args.data_dir)
+        except (OSError, ValueError) as e:
+            raise _UsageError(str(e).splitlines()[0]) from None
+    else:
+        key = jax.random.key(args.data_seed)
+        data = ji.data.make_circles(jax.random.fold_in(key, 0), 1000, noise=0.05, factor=0.5)
+        eval_data = ji.data.make_circles(jax.random.fold_in(key, 1), 1000, noise=0.05, factor=0.5)
+    res = ji.train(grid, data=data, eval_data=eval_data, out=args.out)
+    rows = [("init", "final loss (mean over seeds)", "test accuracy")]
+    for init in res.coords["init"]:
+        s = res.sel(init=init)
+        acc = getattr(s, "test_accuracy", None)
+        rows.append((
+            str(init),
+            f"{float(np.mean(s.loss[..., -1])):.4f}",
+            "" if acc is None else f"{float(np.mean(acc[..., -1])):.2%}",
+        ))  # fmt: skip
+    print(_table(rows))
+    if args.out:
+        print(f"\nresult: {Path(args.out)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jaxinit`` command."""
+    p = argparse.ArgumentParser(
+        prog="jaxinit", description="Weight initialization at scale, in JAX."
+    )
+    p.add_argument("--version", action="version", version=f"jaxinit {ji.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    q = sub.add_parser("list", help="initializers and activations, with their formulas")
+    q.add_argument("what", nargs="?", choices=("all", "initializers", "activations"), default="all")
+    q.add_argument("--fan-in", type=int, default=784, help="fan-in of the layer (default 784)")
+    q.add_argument("--fan-out", type=int, default=256, help="fan-out of the layer (default 256)")
+    q.add_argument("--convention", choices=ji.initializers.CONVENTIONS, default="jax")
+    q.set_defaults(run=_cmd_list)
+
+    q = sub.add_parser("sweep", help="networks at initialization: per-layer statistics")
+    q.add_argument("--inits", nargs="+", required=True, metavar="SPEC", help="initializer specs")
+    q.add_argument("--activations", nargs="+", required=True, metavar="SPEC")
+    q.add_argument("--depth", nargs="+", type=int, default=[5], help="hidden layers (default 5)")
+    q.add_argument("--width", nargs="+", type=int, default=[100], help="units (default 100)")
+    q.add_argument("--seeds", nargs="+", type=int, default=[4], help="a count, or seed values")
+    q.add_argument("--batch", type=int, default=1000, help="input samples (default 1000)")
+    q.add_argument("--inputs", default="gaussian", help="gaussian, uniform or a .npy array")
+    q.add_argument("--d-in", type=int, default=None, help="input dim (default: the width)")
+    q.add_argument("--bias-inits", nargs="+", default=["zeros"], metavar="SPEC")
+    q.add_argument("--bins", type=int, default=30, help="histogram bins (default 30)")
+    q.add_argument("--batchnorm", action="store_true", help="batch-normalize pre-activations")
+    q.add_argument("--cosine", action="store_true", help="record the mean cosine between samples")
+    q.add_argument("--root-seed", type=int, default=0)
+    q.add_argument("--chunk-size", type=int, default=None, help="combinations per call")
+    q.add_argument("--out", default=None, help="directory: checkpoints, result and report")
+    q.add_argument("--no-theory", action="store_true", help="no mean-field overlay in the report")
+    q.set_defaults(run=_cmd_sweep)
+
+    q = sub.add_parser("report", help="tables, figures and report.html of a saved sweep")
+    q.add_argument("result", help="a sweep's --out directory, or a saved SweepResult")
+    q.add_argument("--out", default=None, help="where to write (default: RESULT)")
+    q.add_argument("--no-theory", action="store_true", help="no mean-field overlay")
+    q.set_defaults(run=_cmd_report)
+
+    q = sub.add_parser("theory", help="edge of chaos, q*, χ₁ and depth scales of an activation")
+    q.add_argument(
+        "activation", help="activation spec, e.g. tanh or 'leaky_relu(negative_slope=0.2)'"
+    )
+    q.add_argument("--sigma-w2", nargs="+", type=float, default=None, help="default: critical")
+    q.add_argument("--sigma-b2", nargs="+", type=float, default=[0.0])
+    q.set_defaults(run=_cmd_theory)
+
+    q = sub.add_parser("train", help="train many MLPs at once (MNIST or two circles)")
+    q.add_argument("--data", choices=("mnist", "circles"), default="mnist")
+    q.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
+    q.add_argument("--data-seed", type=int, default=0, help="circles: seed of the data")
+    q.add_argument("--inits", nargs="+", required=True, metavar="SPEC")
+    q.add_argument("--seeds", nargs="+", type=int, default=[3], help="a count, or seed values")
+    q.add_argument("--hidden", nargs="+", type=int, default=[100, 100, 100, 100])
+    q.add_argument("--activation", default="relu")
+    q.add_argument("--bias-init", default="zeros")
+    q.add_argument("--optimizer", default="sgd(learning_rate=0.01)", help="an optax spec")
+    q.add_argument("--steps", type=int, default=2000)
+    q.add_argument("--batch-size", type=int, default=128, help="0: full batch")
+    q.add_argument("--eval-every", type=int, default=100)
+    q.add_argument("--out", default=None, help="directory: checkpoints and result")
+    q.set_defaults(run=_cmd_train)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or argparse's own usage error (status 2)
+        return int(e.code or 0)
+    try:
+        return args.run(args)
+    except _UsageError as e:
+        print(f"jaxinit {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The ``jaxinit`` command, called in-process through ``main(argv)``."""
+
+import pytest
+
+import jaxinit as ji
+from jaxinit.cli import main
+
+
+def test_list_initializers_prints_the_table(capsys):
+    assert main(["list", "initializers", "--fan-in", "100", "--fan-out", "10"]) == 0
+    out = capsys.readouterr().out
+    he = next(line for line in out.splitlines() if line.startswith("he_normal "))
+    assert "kaiming_normal" in he
+    assert "0.02 " in he  # Var = 2 / fan_in = 2 / 100
+    rows = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(rows) == len(ji.initializers.names()) + 3  # title, header, rule
+
+
+def test_list_torch_convention_lays_out_out_by_in(capsys):
+    assert (
+        main(
+            ["list", "initializers", "--fan-in", "100", "--fan-out", "10", "--convention", "torch"]
+        )
+        == 0
+    )
+    he = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("he_normal("))
+    assert "convention='torch'" in he
+    assert "0.02 " in he  # still 2 / fan_in: the torch layout puts fan_in on axis 1
+
+
+def test_list_activations_has_formulas_and_aliases(capsys):
+    assert main(["list", "activations"]) == 0
+    out = capsys.readouterr().out
+    for name in ji.activations.names():
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{name} "))
+        assert ji.activations.formula(name) in line
+    silu = next(ln for ln in out.splitlines() if ln.startswith("silu "))
+    assert "swish" in silu
+    assert "x·σ(x)" in silu
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["list", "--fan-in", "0"], "--fan-in and --fan-out must be positive integers; got 0"),
+        (
+            ["sweep", "--inits", "he_nrmal", "--activations", "relu"],
+            "unknown initializer 'he_nrmal'. Did you mean 'he_normal'? Valid names: ",
+        ),
+        (
+            ["sweep", "--inits", "he_normal", "--activations", "rleu"],
+            "Did you mean 'relu'?",
+        ),
+        (
+            ["sweep", "--inits", "he_normal", "--activations", "relu", "--inputs", "gausian"],
+            "--inputs 'gausian': expected 'gaussian', 'uniform' or the path of a .npy",
+        ),
+        (
+            ["sweep", "--inits", "he_normal", "--activations", "relu", "--depth", "0"],
+            "depth",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_with_status_2(capsys, argv, message):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert message in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_argparse_errors_return_2_and_name_the_choices(capsys):
+    assert main(["list", "--convention", "tf"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'tf'" in err
+    assert "'torch'" in err
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_python_dash_m_jaxinit_is_the_same_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxinit", "list", "activations"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "φ(x) = max(x, 0)" in out
