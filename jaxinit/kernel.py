@@ -233,6 +233,8 @@ def _layer_stats(spec: KernelSpec, z, h, edges, saturation) -> dict[str, jax.Arr
         "dead": (h == 0).sum() / n,
         "nonfinite": (~jnp.isfinite(z)).sum() + (~jnp.isfinite(h)).sum(),
         "hist": histogram(h, edges),
+        "hist_below": (h < edges[0]).sum(),
+        "hist_above": (h > edges[-1]).sum(),
     }
     if spec.cosine:
         norms = jnp.linalg.norm(h, axis=1, keepdims=True)

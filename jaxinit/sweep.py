@@ -54,6 +54,7 @@ def default_lanes() -> int:
     return CPU_LANES if jax.default_backend() == "cpu" else ACCELERATOR_LANES
 
 
+CHECKPOINT_SCHEMA = 2  # of sweep.json and the chunk files; 2 added hist_below/hist_above
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediate arrays per group of lanes
 HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
 
@@ -65,9 +66,12 @@ LAYER_FIELDS = (
     "saturated",
     "dead",
     "nonfinite",
+    "hist_below",
+    "hist_above",
     "grad_var",
     "weight_grad_norm",
 )
+FORWARD_FIELDS = LAYER_FIELDS[: LAYER_FIELDS.index("grad_var")]  # per layer, prefix of depths
 DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
 
 
@@ -228,10 +232,12 @@ def sweep(
     Returns:
       A SweepResult with dims (init, activation, depth, width, bias_init, seed),
       less those the grid fixed to a scalar. Fields: pre_mean, pre_var,
-      post_mean, post_var, saturated, dead, nonfinite, grad_var,
-      weight_grad_norm (and cosine if asked), each ``(..., layer)``; hist
-      ``(..., layer, bin)``; diverged_layer ``(...)`` (-1 when finite).
-      Layers beyond a combination's depth are NaN (hist 0, nonfinite -1).
+      post_mean, post_var, saturated, dead, nonfinite, hist_below and
+      hist_above (post-activations outside the histogram's range, which the
+      histogram does not count), grad_var, weight_grad_norm (and cosine if
+      asked), each ``(..., layer)``; hist ``(..., layer, bin)``;
+      diverged_layer ``(...)`` (-1 when finite). Layers beyond a
+      combination's depth are NaN (hist 0, counts -1).
     """
     devices = list(jax.local_devices() if devices is None else devices)
     lanes = default_lanes() if lanes is None else lanes
@@ -285,7 +291,8 @@ def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
     depth = max(grid.depths)
     names = LAYER_FIELDS + (("cosine",) if grid.cosine else ())
     fields = {f: np.full((*sizes, depth), np.nan, np.float32) for f in names}
-    fields["nonfinite"] = np.full((*sizes, depth), -1, np.int64)
+    for f in ("nonfinite", "hist_below", "hist_above"):
+        fields[f] = np.full((*sizes, depth), -1, np.int64)
     fields["hist"] = np.zeros((*sizes, depth, grid.bins), np.int64)
     fields["diverged_layer"] = np.full(sizes, -1, np.int64)
     return fields
@@ -337,6 +344,12 @@ class _ChunkStore:
             "chunk_size": chunk_size,
             "jaxinit": _version(),
         }
+        if previous is not None and previous.get("schema_version") != CHECKPOINT_SCHEMA:
+            raise ValueError(
+                f"{root} holds a checkpoint in format {previous.get('schema_version')!r}, written "
+                f"by another jaxinit version; this one reads format {CHECKPOINT_SCHEMA}. "
+                "Use another directory, or finish that sweep with the version that started it"
+            )
         if previous is not None and previous["spec"] != spec:
             changed = sorted(k for k in spec if previous["spec"].get(k) != spec[k])
             raise ValueError(
@@ -345,7 +358,7 @@ class _ChunkStore:
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         if previous is None:
-            _atomic_write(manifest, json.dumps({"schema_version": 1, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
+            _atomic_write(manifest, json.dumps({"schema_version": CHECKPOINT_SCHEMA, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
 
     def check_plan(self, chunks: list[Chunk]) -> None:
         names = {c.name for c in chunks}
@@ -411,7 +424,7 @@ def _store(fields, out, j, where, depths):
     ii, ia, iw, ib, js = where
     for idepth, depth in enumerate(depths):
         at = (ii, ia, idepth, iw, ib, js)
-        for f in ("pre_mean", "pre_var", "post_mean", "post_var", "saturated", "dead", "nonfinite"):
+        for f in FORWARD_FIELDS:
             fields[f][at][:depth] = out[f][j, :depth]
         if "cosine" in fields:
             fields["cosine"][at][:depth] = out["cosine"][j, :depth]

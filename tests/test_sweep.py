@@ -352,3 +352,16 @@ print(float(ji.sweep(grid, chunk_size=32).pre_var.mean()))
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                               text=True, timeout=180, check=True)  # fmt: skip
         assert float(done.stdout.split()[-1]) > 0
+
+
+def test_histogram_plus_outside_counts_cover_every_finite_value():
+    # std-1 ReLU runs far beyond the default range [0, 3]; the histogram must
+    # not hide that: counts in range + below + above = all finite values.
+    grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal"], activations=["relu", "tanh"],
+                   depth=3, width=16, seeds=2, batch=24)  # fmt: skip
+    res = ji.sweep(grid)
+    total = res.hist.sum(-1) + res.hist_below + res.hist_above
+    np.testing.assert_array_equal(total, 24 * 16)
+    np.testing.assert_array_equal(res.sel(activation="relu").hist_below, 0)  # relu ≥ 0 = lo
+    assert res.sel(init="normal(stddev=1.0)", activation="relu").hist_above[..., -1].min() > 0
+    np.testing.assert_array_equal(res.sel(activation="tanh").hist_above, 0)  # within [-1, 1]
