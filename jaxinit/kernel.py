@@ -147,7 +147,7 @@ def needs_predraw(w_base: tuple) -> bool:
     the fix). Drawing these weights in a
     program of their own, on one device, avoids it.
     """
-    return w_base[0] == "orthogonal"
+    return w_base[0] in ("orthogonal", "lsuv")
 
 
 def _layer_keys(spec: KernelSpec, seed_key: jax.Array) -> jax.Array:
@@ -188,6 +188,58 @@ def _weights(spec: KernelSpec, sel: Select, p: KernelParams):
     return w0, ws, bias
 
 
+def _pre_activation(spec: KernelSpec, h, w, b):
+    z = h @ w + b[None, :]
+    if spec.batchnorm:
+        z = (z - z.mean(0, keepdims=True)) / jnp.sqrt(z.var(0, keepdims=True) + BN_EPS)
+    return z
+
+
+def _lsuv(spec: KernelSpec, base: tuple, act, x, w0, ws, bias):
+    r"""LSUV's data-dependent step (Mishkin & Matas 2016, Algorithm 1) on the inputs ``x``.
+
+    Layer by layer from the input, with the earlier layers already rescaled:
+    :math:`W_l \leftarrow W_l \sqrt{t / \mathrm{Var}(h_{l-1} W_l + b_l)}` until
+    the variance is within ``tol`` of the target ``t`` or ``max_iter`` steps
+    (one step is exact when the biases are zero). The variance is that of the
+    layer's output before any batch normalization. Returns the rescaled weights.
+    """
+    _, _, target, tol, max_iter = base
+
+    def rescale(h, w, b):
+        def cond(state):
+            i, w = state
+            return (i < max_iter) & (jnp.abs((h @ w + b[None, :]).var() - target) >= tol)
+
+        def body(state):
+            i, w = state
+            return i + 1, w * jnp.sqrt(target / (h @ w + b[None, :]).var())
+
+        return jax.lax.while_loop(cond, body, (0, w))[1]
+
+    def step(h, wb):
+        w = rescale(h, *wb)
+        return act(_pre_activation(spec, h, w, wb[1])), w
+
+    w0 = rescale(x, w0, bias[0])
+    h0 = act(_pre_activation(spec, x, w0, bias[0]))
+    _, ws = jax.lax.scan(step, h0, (ws, bias[1:]))
+    return w0, ws
+
+
+def _rescale(spec: KernelSpec, sel: Select, act, x, w0, ws, bias):
+    """Data-dependent initializers' step (LSUV); the weights themselves for all others."""
+    if not any(base[0] == "lsuv" for base in spec.w_bases):
+        return w0, ws
+    branches = [
+        functools.partial(_lsuv, spec, base, act)
+        if base[0] == "lsuv"
+        else lambda x, w0, ws, b: (w0, ws)
+        for base in spec.w_bases
+    ]
+    return _switch(sel.w_base, branches, x, w0, ws, bias)
+
+
 def _forward(spec: KernelSpec, act, x, w0, ws, bias, probes):
     """Pre- and post-activations ``(L, batch, width)`` of the first ``len(probes)`` layers.
 
@@ -196,10 +248,7 @@ def _forward(spec: KernelSpec, act, x, w0, ws, bias, probes):
     """
 
     def layer(h, w, b, probe):
-        z = h @ w + b[None, :]
-        if spec.batchnorm:
-            z = (z - z.mean(0, keepdims=True)) / jnp.sqrt(z.var(0, keepdims=True) + BN_EPS)
-        z = z + probe
+        z = _pre_activation(spec, h, w, b) + probe
         return z, act(z)
 
     z0, h0 = layer(x, w0, bias[0], probes[0])
@@ -251,8 +300,9 @@ def run_one(
     """All statistics of one combination: fields ``(layer,)``, hist ``(layer, bin)``,
     and ``(grad_depth, layer)`` for the backward ones (NaN beyond each depth)."""
     x = _inputs(spec, p.seed_key, x)
-    w0, ws, bias = _weights(spec, sel, p)
     act = _activation(spec, sel)
+    w0, ws, bias = _weights(spec, sel, p)
+    w0, ws = _rescale(spec, sel, act, x, w0, ws, bias)
     edges = jnp.asarray(spec.edges, jnp.float32)[sel.activation]
     saturation = _saturation_table(spec)[sel.activation]
     zeros = jnp.zeros((spec.depth, spec.batch, spec.width))

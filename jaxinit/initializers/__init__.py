@@ -19,6 +19,7 @@ he_normal/_uniform       :math:`\mathrm{Var} = 2/\mathrm{fan\_in}`           He 
 lecun_normal/_uniform    :math:`\mathrm{Var} = 1/\mathrm{fan\_in}`           LeCun et al. 1998
 torch_linear_default     :math:`U(\pm 1/\sqrt{\mathrm{fan\_in}})`            torch ``nn.Linear``
 orthogonal               :math:`\mathrm{scale}\cdot Q`, :math:`Q^\top Q = I`  Saxe et al. 2014
+lsuv                     :math:`Q` rescaled per layer to unit output variance  Mishkin & Matas 2016
 identity                 :math:`\mathrm{scale}\cdot I`
 sparse                   :math:`\lceil s\,\mathrm{fan\_in}\rceil` zeros per unit, rest :math:`\mathcal{N}(0, \mathrm{stddev}^2)`  Martens 2010
 =======================  ==================================================  =====================
@@ -55,6 +56,7 @@ from jaxinit.initializers._basic import (
     constant,
     eye,
     identity,
+    lsuv,
     normal,
     ones,
     orthogonal,
@@ -111,6 +113,7 @@ __all__ = [
     "kaiming_uniform",
     "lecun_normal",
     "lecun_uniform",
+    "lsuv",
     "names",
     "normal",
     "ones",

@@ -140,6 +140,39 @@ def truncated_normal(
     )
 
 
+@registry.register(formula="Q / √Var(z) per layer on a batch, QᵀQ = I (data-dependent)")
+def lsuv(*, target_var: float = 1.0, tol: float = 0.1, max_iter: int = 10) -> Initializer:
+    r"""Layer-sequential unit-variance (LSUV, Mishkin & Matas 2016): data-dependent.
+
+    Start from an orthonormal matrix :math:`Q` (as :func:`orthogonal`); then,
+    layer by layer from the input, with the earlier layers already rescaled,
+    compute that layer's output :math:`z_l = h_{l-1} W_l + b_l` on a batch and
+    set :math:`W_l \leftarrow W_l \sqrt{\mathrm{target\_var} / \mathrm{Var}(z_l)}`
+    until :math:`|\mathrm{Var}(z_l) - \mathrm{target\_var}| < \mathrm{tol}` or
+    ``max_iter`` steps. With zero biases one step is exact.
+
+    The data-dependent step needs the network and a batch, so it happens where
+    those are: in a :class:`jaxinit.Grid` sweep (``inits=["lsuv"]``, on the
+    grid's inputs) and in :func:`jaxinit.lsuv.lsuv_init` for a Flax model.
+    Called alone, as a plain initializer, ``lsuv`` returns the orthonormal
+    start, and its ``moments`` are the start's.
+
+    Reference: D. Mishkin, J. Matas, "All you need is a good init", ICLR 2016,
+    https://arxiv.org/abs/1511.06422 (Algorithm 1; their Tol_var = 0.1, T_max = 10).
+    """
+    check_real("target_var", target_var, positive=True)
+    check_real("tol", tol, positive=True)
+    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"lsuv: max_iter must be a positive int; got {max_iter!r}")
+    start = orthogonal()
+    return Initializer(
+        base=("lsuv", -1, float(target_var), float(tol), max_iter),
+        coeffs=start.coeffs,
+        moments_fn=start.moments_fn,
+        min_rank=2,
+    )
+
+
 @registry.register(formula="scale·Q, QᵀQ = I; Var = scale²/max(rows, cols)")
 def orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
     r"""A (semi-)orthogonal matrix times ``scale`` (Saxe et al., 2014).

@@ -133,7 +133,7 @@ def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
         return jax.random.uniform(key, shape, dtype)
     if kind == "constant":
         return jnp.zeros(shape, dtype)
-    if kind == "orthogonal":
+    if kind in ("orthogonal", "lsuv"):  # LSUV starts orthonormal; its rescale needs data
         return _orthogonal(key, shape, dtype, column_axis=base[1])
     if kind == "identity":
         eye = jnp.eye(shape[-2], shape[-1], dtype=dtype)
