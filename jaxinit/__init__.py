@@ -24,7 +24,7 @@ modules whose names start with an underscore are private.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxinit import _cache, activations, initializers
+from jaxinit import _cache, activations, data, initializers
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
@@ -45,6 +45,7 @@ __all__ = [
     "SweepResult",
     "__version__",
     "activations",
+    "data",
     "initializers",
     "sweep",
 ]
