@@ -42,3 +42,41 @@ SWEEP_WIDTH = 256
 SWEEP_SEEDS = 8
 SWEEP_BATCH = 256
 SWEEP_VAR_RTOL = {5: 0.2, 30: 0.35}  # by depth: ~3 standard errors, plus bias from the mean
+
+
+# Isometry (tests/test_isometry.py): Jacobian spectra of square MLPs at
+# ISO_WIDTH units, ISO_SEEDS networks of one input each. The statistic is the
+# normalized variance nu = Var(s²) / mean(s²)² of one network's squared singular
+# values, whose large-width limit at criticality is L (mu2/mu1² - 1 - s1)
+# (Pennington et al. 2017): L for linear Gaussian and ReLU orthogonal, 2L for
+# ReLU Gaussian, 0.13 for the near-critical orthogonal tanh net at L = 32. Single
+# networks scatter by about 25% around it at width 128, and finite width (L/N up
+# to 1/4) biases it by up to about 20%, so seed averages are held to ISO_NU_RTOL.
+ISO_WIDTH = 128
+ISO_SEEDS = 4
+ISO_NU_RTOL = 0.4
+
+# jaxinit.data (tests/test_data.py): synthetic inputs, checked with variance_rtol
+# and mean_atol above. make_circles's noise is measured on DATA_CIRCLES_N points
+# (2 coordinates each: variance rtol 5·sqrt(2/4000) ≈ 0.11, so noise std to ~6%);
+# gaussian's moments on DATA_GAUSSIAN_SHAPE draws (variance rtol ≈ 0.055).
+DATA_CIRCLES_N = 2000
+DATA_GAUSSIAN_SHAPE = (256, 64)
+
+
+# Training (tests/test_train.py). Not Monte Carlo: the same model trained alone
+# or vmapped with others runs the same arithmetic, but XLA may pick other matmul
+# kernels for another batch of models, which changes the last bits; 20 SGD steps
+# of a 16-unit MLP amplify that to about 1e-6 relative at most.
+TRAIN_RTOL = 1e-5
+TRAIN_ATOL = 1e-6
+
+
+# LSUV (tests/test_lsuv.py): Var(z_l) of a layer fitted on one batch, measured
+# on an independent batch of LSUV_BATCH rows. A variance over B rows × n units
+# has a relative standard error of at most sqrt(2 / B) = 0.044 at B = 1024 (the
+# worst case, all units perfectly correlated; about sqrt(2 / (B n)) when they
+# are independent). The fitted scale and the new estimate carry one error each,
+# sqrt(2) · 0.044 = 0.063 together, so 0.2 is over 3 worst-case standard errors.
+LSUV_BATCH = 1024
+LSUV_OTHER_BATCH_ATOL = 0.2
