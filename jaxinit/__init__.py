@@ -24,7 +24,7 @@ modules whose names start with an underscore are private.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxinit import _cache, activations, data, initializers
+from jaxinit import _cache, activations, data, initializers, isometry, lsuv
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
@@ -32,6 +32,20 @@ from jaxinit.results import SweepResult
 from jaxinit.sweep import sweep
 
 _cache.enable_compilation_cache()
+
+# Imported on first use: report loads matplotlib, train loads flax and optax.
+_LAZY = ("report", "train")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f"jaxinit.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")
+
 
 try:
     __version__ = version("jaxinit")
@@ -47,5 +61,8 @@ __all__ = [
     "activations",
     "data",
     "initializers",
+    "isometry",
+    "lsuv",
+    "report",
     "sweep",
 ]

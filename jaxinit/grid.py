@@ -150,7 +150,7 @@ class Grid:
         else:
             seeds = _positive_ints("seeds", _as_tuple("seeds", self.seeds), minimum=0)
         for name in ("batch", "bins"):
-            _positive_ints(name, (getattr(self, name),), minimum=2 if name == "batch" else 1)
+            _positive_ints(name, (getattr(self, name),))
         x = None
         if isinstance(self.inputs, str):
             if self.inputs not in INPUTS:
@@ -162,9 +162,9 @@ class Grid:
             batch = self.batch
         else:
             x = np.asarray(self.inputs, dtype=np.float32)
-            if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+            if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
                 raise ValueError(
-                    f"Grid: an inputs array must have shape (batch >= 2, d_in); got {x.shape}"
+                    f"Grid: an inputs array must have shape (batch >= 1, d_in); got {x.shape}"
                 )
             if not np.isfinite(x).all():
                 raise ValueError("Grid: the inputs array has non-finite values")
@@ -176,6 +176,11 @@ class Grid:
         for flag in ("batchnorm", "cosine"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"Grid: {flag} must be True or False; got {getattr(self, flag)!r}")
+            if getattr(self, flag) and batch < 2:
+                raise ValueError(
+                    f"Grid: {flag}=True needs a batch of at least 2 samples; got {batch} "
+                    "(one sample has no batch statistics and no pairs)"
+                )
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         set_("_inits", init_objs)
         set_("_activations", act_objs)

@@ -207,9 +207,10 @@ def _lsuv(spec: KernelSpec, base: tuple, act, x, w0, ws, bias):
     _, _, target, tol, max_iter = base
 
     def rescale(h, w, b):
-        def cond(state):
+        def cond(state):  # a layer with no variance at all (dead) is left as it is
             i, w = state
-            return (i < max_iter) & (jnp.abs((h @ w + b[None, :]).var() - target) >= tol)
+            var = (h @ w + b[None, :]).var()
+            return (i < max_iter) & (var > 0) & (jnp.abs(var - target) >= tol)
 
         def body(state):
             i, w = state
@@ -341,7 +342,11 @@ def _backward_manual(spec: KernelSpec, act, x, w0, ws, bias, zs, hs, cot, depth)
         return (delta @ w.T) * dphi[layer - 1], stats
 
     delta = cot * dphi[depth - 1]
-    delta0, (g_var, g_norm) = jax.lax.scan(step, delta, jnp.arange(depth - 1, 0, -1))
+    if depth == 1:  # a single layer: nothing to scan (and no hidden weights to index)
+        g_var = g_norm = jnp.zeros((0,), delta.dtype)
+        delta0 = delta
+    else:
+        delta0, (g_var, g_norm) = jax.lax.scan(step, delta, jnp.arange(depth - 1, 0, -1))
     g_var = jnp.concatenate([delta0.var()[None], g_var[::-1]])
     g_norm = jnp.concatenate([jnp.linalg.norm(x.T @ delta0)[None], g_norm[::-1]])
     return g_var, g_norm

@@ -286,6 +286,13 @@ def sweep(
     return result
 
 
+def _input_second_moment(grid: Grid) -> float:
+    """E[x²] per input feature: what enters layer 0 as Var(z₀) = σ_w² E[x²] + σ_b²."""
+    if grid.input_array is not None:
+        return float(np.mean(np.square(grid.input_array, dtype=np.float64)))
+    return {"gaussian": 1.0, "uniform": 1.0 / 3.0}[grid.inputs]
+
+
 def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
     sizes = [len(v) for v in grid.coords().values()]
     depth = max(grid.depths)
@@ -304,6 +311,7 @@ def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
         "grid": grid.describe(),
         "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activation_objs},
         "prng_impl": str(jax.random.key_impl(jax.random.key(0))),
+        "input_second_moment": _input_second_moment(grid),
     }
     result = SweepResult(
         dims=DIMS,

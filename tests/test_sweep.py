@@ -202,7 +202,10 @@ def test_divergence_is_recorded_not_raised():
         (dict(width=[8, 8]), r"width has repeated values"),
         (dict(seeds=0), r"seeds must be integers >= 1; got 0"),
         (dict(inputs="gauss"), r"inputs='gauss' is not valid; choose 'gaussian', 'uniform'"),
-        (dict(inputs=np.zeros(5)), r"shape \(batch >= 2, d_in\); got \(5,\)"),
+        (dict(inputs=np.zeros(5)), r"shape \(batch >= 1, d_in\); got \(5,\)"),
+        (dict(batch=0), r"batch must be integers >= 1; got 0"),
+        (dict(batch=1, cosine=True), r"cosine=True needs a batch of at least 2 samples; got 1"),
+        (dict(batch=1, batchnorm=True), r"batchnorm=True needs a batch of at least 2"),
         (dict(bias_inits="he_normal"), r"bias init 'he_normal' needs a rank-2 shape"),
         (dict(inits=[jax.nn.initializers.he_normal()]), r"plain function"),
         (dict(inits=["he_normal", "kaiming_normal"]), r"same configuration twice: \['he_normal'\]"),
@@ -383,3 +386,16 @@ def test_lsuv_gives_every_layer_unit_variance_on_the_grid_inputs(bias):
     g = res.sel(init="lsuv").grad_var
     assert np.isfinite(g).all()
     assert not np.allclose(g, res.sel(init="orthogonal").grad_var)
+
+
+def test_lsuv_in_the_sweep_equals_the_standalone_lsuv():
+    # Same seed key, same inputs: the kernel's rescale and jaxinit.lsuv.lsuv run the
+    # same algorithm, so every layer's pre-activation variance agrees.
+    x = np.asarray(jax.random.normal(jax.random.key(7), (48, 12)))
+    grid = ji.Grid(inits=["lsuv"], activations=["tanh"], depth=4, width=12, seeds=[3],
+                   inputs=x, bias_inits="normal(stddev=0.3)")  # fmt: skip
+    res = ji.sweep(grid).squeeze()
+    alone = ji.lsuv.lsuv(grid.seed_key(3), jnp.asarray(x), widths=(12,) * 4, activation="tanh",
+                         bias_init="normal(stddev=0.3)")  # fmt: skip
+    np.testing.assert_allclose(res.pre_var, np.asarray(alone.variances), rtol=1e-4)
+    assert np.all(np.asarray(alone.iterations) >= 1)

@@ -23,3 +23,39 @@ def test_seed_histograms_quick(tmp_path, capsys):
     assert res.hist.shape == (4, 3, 2, 5, 30)
     np.testing.assert_array_equal(res.hist.sum(-1).max(), 64 * 16)  # sigmoid/tanh: all in range
     assert "he_normal | relu" in capsys.readouterr().out
+
+
+def test_keras_dense256_quick(tmp_path):
+    from sweeps import keras_dense256
+
+    summary = keras_dense256.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert set(summary) == {"batch1", "batch64"}
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    for batch in summary.values():
+        std1 = batch["normal(stddev=1.0) | sigmoid"]
+        glorot = batch["glorot_uniform(convention='keras') | sigmoid"]
+        # Var(z) = 784 · Var(w) · E[x²] with E[x²] = 1/3: 261 under std 1; Glorot ≈ 0.64
+        # at the quick width of 32 units (Var w = 2 / (784 + 32))
+        assert 150 < std1["pre_var"] < 400
+        assert 0.3 < glorot["pre_var"] < 1.0
+        assert std1["saturated"] > 0.5
+        assert glorot["saturated"] < 0.05
+
+
+def test_selu_self_normalizing_quick(tmp_path):
+    from sweeps import selu_self_normalizing
+
+    summary = selu_self_normalizing.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
+    assert (tmp_path / "moments.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    selu = summary["selu + lecun_normal | plain"]
+    assert abs(selu["post_mean_layer12"]) < 0.2
+    assert 0.6 < selu["post_var_layer12"] < 1.6
+    # ELU with He drifts off (mean > 0.2) where SELU with LeCun stays centred
+    assert summary["elu + he_normal | plain"]["post_mean_layer12"] > 0.2
+    # batch norm centres every pre-activation, so SELU's post-activations sit at (0, 1)
+    bn = summary["selu + lecun_normal | batchnorm"]
+    assert abs(bn["post_mean_layer12"]) < 0.05
+    assert abs(bn["post_var_layer12"] - 1) < 0.1

@@ -1,0 +1,51 @@
+"""Reports of sweeps and training runs: tables, figures and a self-contained HTML page.
+
+The report reads results only (:class:`jaxinit.SweepResult` and results laid
+out like it: theory predictions with the same dims and fields, training runs
+with dims (init, seed[, activation])); it never runs a network::
+
+    from jaxinit import report
+    print(report.layer_table(res, init="he_normal", activation="relu"))
+    print(report.summary_table(res, fmt="text"))
+    fig = report.variance_vs_depth(res, theory=theory)
+    report.save(fig, "out/variance", formats=("png", "pdf"))
+    report.report_sweep(res, "out/report", theory=theory)     # report.html and its files
+"""
+
+from jaxinit.report.figures import (
+    PALETTE,
+    accuracy,
+    decision_boundary,
+    decision_grid,
+    grad_variance_vs_depth,
+    heatmap,
+    histogram_grid,
+    loss_curves,
+    phase_diagram,
+    save,
+    variance_vs_depth,
+)
+from jaxinit.report.html import ReportPaths, Section, provenance, report_sweep, write_report
+from jaxinit.report.tables import layer_table, summary_table, variance_ratio
+
+__all__ = [
+    "PALETTE",
+    "ReportPaths",
+    "Section",
+    "accuracy",
+    "decision_boundary",
+    "decision_grid",
+    "grad_variance_vs_depth",
+    "heatmap",
+    "histogram_grid",
+    "layer_table",
+    "loss_curves",
+    "phase_diagram",
+    "provenance",
+    "report_sweep",
+    "save",
+    "summary_table",
+    "variance_ratio",
+    "variance_vs_depth",
+    "write_report",
+]

@@ -1,0 +1,534 @@
+r"""Figures of sweeps, theory and training: matplotlib ``Figure`` objects, never pyplot.
+
+Every function returns a :class:`matplotlib.figure.Figure` built with the
+object API (no pyplot, no global state: the house style is applied with
+``rc_context`` while the figure is built) at column width, with labelled axes,
+shared axes across small multiples and the Okabe–Ito palette :data:`PALETTE`
+(Okabe & Ito 2008, *Color Universal Design*; safe for the common colour-vision
+deficiencies, and lines also differ by marker)::
+
+    fig = variance_vs_depth(res, theory=ji.theory.predict(grid))
+    save(fig, "out/variance", formats=("png", "svg"))   # same figure, same bytes
+
+:func:`save` strips dates and versions from the files and fixes the SVG hash
+salt, so a figure's files are byte-for-byte reproducible. Curves over seeds
+show the geometric seed mean (a line) and the min–max range (a band); theory
+is dashed in the same colour. The variance plots follow Glorot & Bengio 2010
+(http://proceedings.mlr.press/v9/glorot10a) and He et al. 2015
+(https://arxiv.org/abs/1502.01852); the phase diagram follows Poole et al.
+2016 (https://arxiv.org/abs/1606.05340) and Schoenholz et al. 2017
+(https://arxiv.org/abs/1611.01232).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.colors import LinearSegmentedColormap, ListedColormap, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogLocator, MaxNLocator
+
+from jaxinit.report import tables
+from jaxinit.results import SweepResult
+
+__all__ = [
+    "PALETTE",
+    "SAVE_FORMATS",
+    "accuracy",
+    "decision_boundary",
+    "decision_grid",
+    "grad_variance_vs_depth",
+    "heatmap",
+    "histogram_grid",
+    "loss_curves",
+    "phase_diagram",
+    "save",
+    "variance_vs_depth",
+]
+
+# Okabe–Ito, most distinct first; yellow last (weak on white).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+COLUMN_WIDTH, FULL_WIDTH = 3.4, 7.0  # inches: one and two columns of a paper
+SAVE_FORMATS = ("png", "svg", "pdf")
+SVG_SALT = "jaxinit"
+METADATA = {  # None removes matplotlib's default entries (version strings and dates)
+    "png": {"Software": None},
+    "svg": {"Creator": None, "Date": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+}
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+    "image.cmap": "viridis",
+    "svg.hashsalt": SVG_SALT,
+}
+FIELD_LABELS = {
+    "pre_var": r"pre-activation variance $\mathrm{Var}(z_\ell)$",
+    "post_var": r"post-activation variance $\mathrm{Var}(h_\ell)$",
+    "grad_var": r"gradient variance $\mathrm{Var}(\partial / \partial z_\ell)$",
+    "pre_mean": r"pre-activation mean",
+    "post_mean": r"post-activation mean",
+    "weight_grad_norm": r"$\|\partial / \partial W_\ell\|_F$",
+}
+
+
+def _styled(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _panels(nrows: int, ncols: int, *, width: float, height: float, margins=None,
+            **kw) -> tuple[Figure, Any]:  # fmt: skip
+    """A figure of panels: constrained layout, or fixed ``margins`` (left, right, top, bottom,
+    wspace, hspace; inches) for large grids, where the layout solver costs seconds."""
+    if margins is None:
+        fig = Figure(figsize=(width, height), layout="constrained")
+        return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+    left, right, top, bottom, wspace, hspace = margins
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    panel_w = (width - left - right - wspace * (ncols - 1)) / ncols
+    panel_h = (height - top - bottom - hspace * (nrows - 1)) / nrows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
+                        bottom=bottom / height, wspace=wspace / panel_w, hspace=hspace / panel_h)  # fmt: skip
+    return fig, axes
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def save(fig: Figure, path: str | os.PathLike, *, formats: Sequence[str] = ("png",),
+         dpi: float = 200) -> tuple[Path, ...]:  # fmt: skip
+    """Writes ``fig`` as ``path.<fmt>`` for each format, atomically; returns the paths.
+
+    A suffix of ``path`` that is a format is replaced. The files carry no dates
+    or version strings and SVG ids use a fixed salt: the same figure gives the
+    same bytes, run after run.
+    """
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    for fmt in formats:
+        tables.check_choice("format", fmt, SAVE_FORMATS)
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix.lstrip(".") in SAVE_FORMATS else path
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        buffer = io.BytesIO()
+        with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
+            fig.savefig(buffer, format=fmt, dpi=dpi, metadata=METADATA[fmt])
+        out = stem.parent / f"{stem.name}.{fmt}"
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, out)
+        written.append(out)
+    return tuple(written)
+
+
+def _positive(y: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(y) & (y > 0), y, np.nan)
+
+
+def _legend(fig: Figure, handles) -> None:
+    """One legend for all panels, under them, in as many columns as the width holds."""
+    ncols = max(1, min(len(handles), int(fig.get_figwidth() // 1.7)))
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
+
+
+@_styled
+def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: SweepResult | None = None,
+                      **selection: Any) -> Figure:  # fmt: skip
+    """A per-layer variance against depth: one panel per activation, one line per init.
+
+    Log y; the geometric seed mean with its min–max band; ``theory`` (same
+    dims and fields, e.g. ``theory.predict(grid)``) dashed. Panels share both
+    axes. ``selection`` goes to ``res.sel``.
+    """
+    v = tables.view(res, selection)
+    tables.require_layer_field(v.field_dims, field)
+    tv = None if theory is None else tables.align(theory, v)
+    arr, n_act = _positive(v.fields[field].astype(np.float64)), len(v.activations)
+    x = np.arange(1, v.n_layers + 1)
+    width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 1.9 * n_act))
+    fig, axes = _panels(1, n_act, width=width, height=2.4, sharex=True, sharey=True)
+    for a, act in enumerate(v.activations):
+        ax = axes[0, a]
+        for i in range(len(v.inits)):
+            y = arr[i, a]  # (seed, layer)
+            kw = {"color": _color(i), "marker": MARKERS[i % len(MARKERS)]}
+            ax.plot(x, tables.geomean(y, axis=0), **kw)
+            if y.shape[0] > 1:
+                with np.errstate(invalid="ignore"):
+                    lo, hi = np.nanmin(y, 0, initial=np.inf), np.nanmax(y, 0, initial=-np.inf)
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                ax.fill_between(x, np.where(ok, lo, np.nan), np.where(ok, hi, np.nan),
+                                color=_color(i), alpha=0.2, linewidth=0)  # fmt: skip
+            if tv is not None and field in tv.fields:
+                t = _positive(tv.fields[field][i, a].astype(np.float64)).mean(0)
+                ax.plot(x, t, color=_color(i), linestyle="--", linewidth=1.0)
+        ax.set_yscale("log", nonpositive="mask")
+        ax.set_title(str(act) if act is not None else "")
+        ax.set_xlabel(r"layer $\ell$")
+        ax.set_xticks(x if len(x) <= 10 else np.unique(np.linspace(1, x[-1], 6).round()))
+        ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
+    axes[0, 0].set_ylabel(FIELD_LABELS.get(field, field))
+    handles = [Line2D([], [], color=_color(i), marker=MARKERS[i % len(MARKERS)], label=str(init))
+               for i, init in enumerate(v.inits)]  # fmt: skip
+    if tv is not None:
+        handles.append(Line2D([], [], color="0.3", linestyle="--", label="theory"))
+    _legend(fig, handles)
+    return fig
+
+
+def grad_variance_vs_depth(res: SweepResult, *, theory: SweepResult | None = None,
+                           **selection: Any) -> Figure:  # fmt: skip
+    r"""Variance of :math:`\partial \langle G, h_L \rangle / \partial z_\ell` against depth.
+
+    The kernel back-propagates a standard-normal cotangent :math:`G` from the
+    last layer, so layer :math:`L` is where the gradient starts; vanishing
+    gradients fall towards layer 1. As :func:`variance_vs_depth` otherwise.
+    """
+    return variance_vs_depth(res, field="grad_var", theory=theory, **selection)
+
+
+def _cell_text(value: float) -> str:
+    if np.isnan(value):
+        return "n/a"
+    if np.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    return f"{value:+.2f}".replace("-", "−")
+
+
+@_styled
+def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var",
+            reference: str = "layer0", **selection: Any) -> Figure:  # fmt: skip
+    r"""init × activation, coloured by :math:`\log_{10}` of the variance ratio at depth L.
+
+    The cell is the seed mean of :math:`\log_{10} r_L` (see
+    :mod:`jaxinit.report.tables` for the ratio and ``reference``) on a
+    diverging colour map centred at 0 (blue: vanishing, red: exploding),
+    annotated with its value. Non-finite cells (a diverged network, NaN) are
+    grey and read "n/a", "+∞" or "−∞".
+    """
+    v = tables.view(res, selection, depth=depth)
+    tables.require_layer_field(v.field_dims, field)
+    per_seed = tables.reference_ratio(v.fields[field].astype(np.float64), reference, v.attrs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.log10(per_seed[..., -1]).mean(axis=2)  # (I, A)
+    finite = np.isfinite(values)
+    vmax = max(1.0, float(np.abs(values[finite]).max())) if finite.any() else 1.0
+    n_init, n_act = values.shape
+    width = min(FULL_WIDTH, 2.2 + 0.8 * n_act)
+    fig, axes = _panels(1, 1, width=width, height=0.9 + 0.32 * n_init)
+    ax = axes[0, 0]
+    cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="#BBBBBB")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+    for (i, a), value in np.ndenumerate(values):
+        dark = np.isfinite(value) and abs(value) > 0.6 * vmax
+        ax.text(a, i, _cell_text(value), ha="center", va="center", fontsize=7,
+                color="white" if dark else "black")  # fmt: skip
+    ax.set_xticks(range(n_act), labels=[str(a) for a in v.activations], rotation=30, ha="right")
+    ax.set_yticks(range(n_init), labels=[str(i) for i in v.inits])
+    ax.set_xlabel("activation")
+    ax.set_ylabel("init")
+    ax.spines[["top", "right"]].set_visible(True)
+    ref = "layer 1" if reference == "layer0" else r"$\mathbb{E}[x^2]$"
+    ax.set_title(f"{field} at layer {v.n_layers} over {ref}")
+    fig.colorbar(image, ax=ax, label=r"$\log_{10}$ ratio")
+    return fig
+
+
+@_styled
+def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
+                   activations: Sequence[str] | None = None, layers: Sequence[int] | None = None,
+                   yscale: str = "auto", **selection: Any) -> Figure:  # fmt: skip
+    """Post-activation histograms: rows are layers, columns (activation, init) pairs.
+
+    Bars are the fraction of all post-activations (seeds pooled) in each bin
+    of ``attrs["hist_edges"]``; values outside the edges are not drawn, so a
+    panel that sums below 1 has mass off its range. (Without the grid's batch
+    and a single width in attrs, bars are fractions of the in-range values.) Columns of one activation
+    share x; each column (one network's layers) shares y. ``layers`` (1-based)
+    defaults to at most six evenly spaced layers, first and last included.
+    ``yscale`` is "linear", "log" or "auto": log for a column whose fullest bin
+    holds over 45% of the values (a spike, such as ReLU's zeros, that
+    would flatten the rest), else linear.
+    """
+    tables.check_choice("yscale", yscale, ("auto", "linear", "log"))
+    selection = dict(selection)
+    for dim, wanted in (("init", inits), ("activation", activations)):
+        if wanted is not None:
+            selection[dim] = [wanted] if isinstance(wanted, str) else list(wanted)
+    v = tables.view(res, selection)
+    if "hist" not in v.fields:
+        raise ValueError(f"the result has no field 'hist'; fields: {list(v.fields)}")
+    n = v.n_layers
+    if layers is None:
+        layers = np.unique(np.linspace(1, n, min(n, 6)).round().astype(int)).tolist()
+    layers = [int(l) for l in layers]
+    if not layers or any(not 1 <= l <= n for l in layers):
+        raise ValueError(f"layers={layers!r} must be within 1..{n}")
+    edges_by_act = v.attrs.get("hist_edges", {})
+    grid = v.attrs.get("grid") or {}
+    widths = grid.get("width") or []  # the width when fixed, else normalize by the counts
+    width_label = v.fixed.get("width", widths[0] if len(widths) == 1 else None)
+    total = len(v.seeds) * grid["batch"] * width_label if width_label and "batch" in grid else None
+    counts = v.fields["hist"].sum(axis=2).astype(np.float64)  # (init, activation, layer, bin)
+    fracs = counts / (total if total else np.maximum(counts.sum(-1, keepdims=True), 1.0))
+    floor = 0.5 / total if total else 1e-4  # a log axis's baseline: below one count
+    columns = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
+    fig, axes = _panels(len(layers), len(columns), width=min(FULL_WIDTH, 0.7 + 1.25 * len(columns)),
+                        height=0.95 + 0.75 * len(layers), margins=(0.65, 0.1, 0.5, 0.4, 0.4, 0.15))  # fmt: skip
+    for c, (a, i) in enumerate(columns):
+        act = v.activations[a]
+        bins = counts.shape[-1]
+        edges = np.asarray(edges_by_act.get(str(act), np.arange(bins + 1)), np.float64)
+        scale = yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45 else "linear"
+        for r, layer in enumerate(layers):
+            ax = axes[r, c]
+            if (r, c) != (0, columns.index((a, 0))):
+                ax.sharex(axes[0, columns.index((a, 0))])
+            if r:
+                ax.sharey(axes[0, c])
+            frac = fracs[i, a, layer - 1]
+            ax.stairs(np.where(frac > 0, frac, np.nan) if scale == "log" else frac, edges,
+                      baseline=floor if scale == "log" else 0.0, fill=True, color=_color(i),
+                      alpha=0.85, linewidth=0)  # fmt: skip
+            ax.set_yscale(scale)
+            ax.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))
+            ax.yaxis.set_major_locator(LogLocator(numticks=3) if scale == "log" else MaxNLocator(3))
+            ax.minorticks_off()
+            if r == 0:
+                ax.set_title(f"{act}\n{str(v.inits[i]).replace('(', chr(10) + '(')}", fontsize=6)
+            if c == 0:
+                ax.set_ylabel(f"layer {layer}\nfraction")
+            if r == len(layers) - 1:
+                ax.set_xlabel(r"$h_\ell$")
+            else:
+                ax.tick_params(labelbottom=False)
+    return fig
+
+
+def _steps(attrs: Mapping[str, Any], key: str, n: int) -> np.ndarray:
+    given = attrs.get(key)
+    if given is not None and len(given) == n:
+        return np.asarray(given, np.float64)
+    return np.arange(n, dtype=np.float64)
+
+
+def _seed_curves(ax, x, y, i, **kw):
+    """Seed mean of ``y (seed, n)``, with its min–max band when solid."""
+    ax.plot(x, y.mean(axis=0), color=_color(i), **kw)
+    if y.shape[0] > 1 and "linestyle" not in kw:
+        ax.fill_between(x, y.min(0), y.max(0), color=_color(i), alpha=0.2, linewidth=0)
+
+
+def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None) -> Figure:
+    """One panel per activation, one line per init: ``field (…, n)`` against its steps."""
+    v = tables.view(train, selection)
+    if field not in v.fields:
+        hint = tables.closest_hint(field, list(v.fields))
+        raise ValueError(f"the training result has no field {field!r}; fields: {list(v.fields)}.{hint}")  # fmt: skip
+    n_act = len(v.activations)
+    fig, axes = _panels(1, n_act, width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.2 * n_act)),
+                        height=2.3, sharex=True, sharey=True)  # fmt: skip
+    for a, act in enumerate(v.activations):
+        ax = axes[0, a]
+        for i in range(len(v.inits)):
+            for name, key, kw in ((field, steps_key, {}), (dashed, "eval_steps", {"linestyle": "--"})):  # fmt: skip
+                if name is not None:
+                    y = v.fields[name][i, a].astype(np.float64)
+                    _seed_curves(ax, _steps(v.attrs, key, y.shape[-1]), y, i, **kw)
+        if log_y:
+            ax.set_yscale("log", nonpositive="mask")
+        ax.set_title("" if act is None else str(act))
+        ax.set_xlabel("step")
+    axes[0, 0].set_ylabel(field.replace("_", " "))
+    handles = [Line2D([], [], color=_color(i), label=str(init)) for i, init in enumerate(v.inits)]
+    if dashed:
+        handles.append(Line2D([], [], color="0.3", linestyle="--", label=dashed.replace("_", " ")))
+    _legend(fig, handles)
+    return fig
+
+
+EVAL_LOSS = ("test_loss", "eval_loss")  # names a training result may give its held-out loss
+EVAL_ACCURACY = ("test_accuracy", "eval_accuracy")
+
+
+@_styled
+def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True,
+                **selection: Any) -> Figure:  # fmt: skip
+    """Training loss against step, one line per init (seed mean, min–max band).
+
+    ``train`` has dims (init, seed[, activation]) (one panel per activation)
+    and ``field`` of shape ``(…, step)``; steps come from
+    ``attrs["loss_steps"]`` when recorded, else 0, 1, …. A held-out loss
+    (``test_loss`` or ``eval_loss``, ``(…, eval)``) is drawn dashed at
+    ``attrs["eval_steps"]``.
+    """
+    dashed = next((k for k in EVAL_LOSS if k in train.fields), None)
+    return _curves(train, field, "loss_steps", selection, log_y=log_y, dashed=dashed)
+
+
+@_styled
+def accuracy(train: SweepResult, *, field: str | None = None, **selection: Any) -> Figure:
+    """Held-out accuracy against step (``attrs["eval_steps"]``), seed mean and min–max band.
+
+    ``field`` None takes ``test_accuracy`` or ``eval_accuracy``, whichever the result holds.
+    """
+    if field is None:
+        field = next((k for k in EVAL_ACCURACY if k in train.fields), EVAL_ACCURACY[0])
+    fig = _curves(train, field, "eval_steps", selection)
+    for ax in fig.axes:
+        ax.set_ylim(0.0, 1.0)
+    return fig
+
+
+def decision_grid(extent: Sequence[float], *, resolution: int = 100) -> np.ndarray:
+    """Points ``(resolution², 2)`` to evaluate a classifier on, for :func:`decision_boundary`.
+
+    Row-major: point ``r * resolution + c`` is ``(x_c, y_r)``, so
+    ``probs = predict(points).reshape(resolution, resolution)``.
+    """
+    x0, x1, y0, y1 = (float(e) for e in extent)
+    if not (x0 < x1 and y0 < y1) or resolution < 2:
+        raise ValueError(f"extent must be (x0 < x1, y0 < y1) and resolution >= 2; got {extent}, {resolution}")  # fmt: skip
+    xx, yy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+@_styled
+def decision_boundary(probs, points, labels, *, extent: Sequence[float],
+                      titles: Sequence[str] | None = None, threshold: float = 0.5) -> Figure:  # fmt: skip
+    """Predicted P(y = 1) over the plane with the data on top; one panel per model.
+
+    Args:
+      probs: ``(H, W)`` or ``(K, H, W)`` probabilities on the :func:`decision_grid`
+        of ``extent`` (row 0 at the bottom).
+      points: ``(n, 2)`` inputs; labels: ``(n,)`` classes 0 and 1 (circles, triangles).
+      extent: ``(x0, x1, y0, y1)``; titles: one per panel (e.g. the inits).
+      threshold: the probability drawn as the boundary line.
+    """
+    probs = np.asarray(probs, np.float64)
+    probs = probs[None] if probs.ndim == 2 else probs
+    points, labels = np.asarray(points, np.float64), np.asarray(labels).reshape(-1)
+    if probs.ndim != 3 or points.ndim != 2 or points.shape[1] != 2 or len(labels) != len(points):
+        raise ValueError(
+            f"expected probs (H, W) or (K, H, W), points (n, 2) and labels (n,); got "
+            f"{probs.shape}, {points.shape}, {labels.shape}"
+        )
+    titles = [None] * len(probs) if titles is None else list(titles)
+    if len(titles) != len(probs):
+        raise ValueError(f"{len(titles)} titles for {len(probs)} panels")
+    light = [0.5 * np.asarray(to_rgb(PALETTE[c])) + 0.5 for c in (0, 1)]  # halfway to white
+    cmap = LinearSegmentedColormap.from_list("two_class", [light[0], (1.0, 1.0, 1.0), light[1]])
+    k = len(probs)
+    fig, axes = _panels(1, k, width=min(FULL_WIDTH, 0.9 + 1.9 * k), height=2.2,
+                        sharex=True, sharey=True)  # fmt: skip
+    x0, x1, y0, y1 = extent
+    for p, ax in enumerate(axes[0]):
+        image = ax.imshow(probs[p], origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=0.0,
+                          vmax=1.0, aspect="equal", interpolation="nearest")  # fmt: skip
+        if np.nanmin(probs[p]) < threshold < np.nanmax(probs[p]):
+            xs, ys = np.linspace(x0, x1, probs.shape[2]), np.linspace(y0, y1, probs.shape[1])
+            ax.contour(xs, ys, probs[p], levels=[threshold], colors="black", linewidths=1.0)
+        for cls, marker in ((0, "o"), (1, "^")):
+            pts = points[labels == cls]
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, marker=marker, color=PALETTE[cls],
+                       edgecolors="black", linewidths=0.3, label=f"class {cls}")  # fmt: skip
+        ax.set_title("" if titles[p] is None else str(titles[p]))
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_xlabel("$x_1$")
+    axes[0, 0].set_ylabel("$x_2$")
+    fig.colorbar(image, ax=axes[0, -1], label="P(y = 1)")
+    return fig
+
+
+@_styled
+def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None) -> Figure:
+    r"""The order-to-chaos diagram in :math:`(\sigma_w^2, \sigma_b^2)`.
+
+    The critical line :math:`\chi_1 = 1` is solid black, between the ordered
+    (:math:`\chi_1 < 1`, correlations go to 1, gradients vanish) and chaotic
+    (:math:`\chi_1 > 1`) phases, shaded blue and orange; with ``xi_c`` the
+    background is instead :math:`\log_{10} \xi_c`, the correlation depth
+    scale (infinite at criticality; drawn at the top of its colour bar).
+
+    Args:
+      sigma_w2: ``(W,)`` increasing; sigma_b2: ``(B,)`` increasing.
+      chi1: ``(W, B)``, ``chi1[i, j]`` at ``(sigma_w2[i], sigma_b2[j])``
+        (``np.meshgrid(..., indexing="ij")``).
+      xi_c: ``(W, B)`` or None.
+      empirical: None or ``(sigma_w2, sigma_b2, chi1)``: 1-D arrays of measured
+        points, drawn as circles (measured ordered) and triangles (chaotic).
+    """
+    w, b = np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64)
+    chi1 = np.asarray(chi1, np.float64)
+    if w.ndim != 1 or b.ndim != 1 or w.size < 2 or b.size < 2:
+        raise ValueError(f"sigma_w2 and sigma_b2 must be 1-D with >= 2 values; got {w.shape}, {b.shape}")  # fmt: skip
+    if np.any(np.diff(w) <= 0) or np.any(np.diff(b) <= 0):
+        raise ValueError("sigma_w2 and sigma_b2 must be strictly increasing")
+    for name, arr in (("chi1", chi1), ("xi_c", xi_c)):
+        if arr is not None and np.shape(arr) != (w.size, b.size):
+            hint = "; pass its transpose (.T)" if np.shape(arr) == (b.size, w.size) else ""
+            raise ValueError(f"{name} has shape {np.shape(arr)}; expected (len(sigma_w2), len(sigma_b2)) = {(w.size, b.size)}{hint}")  # fmt: skip
+    fig, axes = _panels(1, 1, width=COLUMN_WIDTH, height=2.6)
+    ax = axes[0, 0]
+    if xi_c is not None:
+        xi = np.asarray(xi_c, np.float64)
+        finite = np.isfinite(xi) & (xi > 0)
+        top = np.log10(xi[finite].max()) if finite.any() else 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shown = np.where(np.isposinf(xi), top, np.log10(np.where(finite, xi, np.nan)))
+        mesh = ax.pcolormesh(w, b, np.ma.masked_invalid(shown.T), shading="nearest", cmap="viridis")
+        fig.colorbar(mesh, ax=ax, label=r"$\log_{10} \xi_c$ (layers)")
+    else:
+        regions = ListedColormap([PALETTE[5], PALETTE[4]])
+        ax.pcolormesh(w, b, (chi1 > 1).T.astype(float), shading="nearest", cmap=regions,
+                      vmin=0, vmax=1, alpha=0.35, linewidth=0)  # fmt: skip
+    finite = chi1[np.isfinite(chi1)]
+    if finite.size and finite.min() < 1.0 < finite.max():
+        ax.contour(w, b, chi1.T, levels=[1.0], colors="black", linewidths=1.2)
+    ww, bb = np.meshgrid(w, b, indexing="ij")
+    for mask, text in ((chi1 < 1, "ordered\n$\\chi_1 < 1$"), (chi1 > 1, "chaotic\n$\\chi_1 > 1$")):
+        if mask.any():
+            ax.text(ww[mask].mean(), bb[mask].mean(), text, ha="center", va="center", fontsize=7,
+                    bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})  # fmt: skip
+    if empirical is not None:
+        ew, eb, ec = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
+        if not ew.shape == eb.shape == ec.shape:
+            raise ValueError(f"empirical arrays differ in length: {ew.shape}, {eb.shape}, {ec.shape}")  # fmt: skip
+        for mask, marker, color, label in ((ec < 1, "o", PALETTE[0], "measured ordered"),
+                                           (ec >= 1, "^", PALETTE[1], "measured chaotic")):  # fmt: skip
+            ax.scatter(ew[mask], eb[mask], marker=marker, s=14, color=color, edgecolors="black",
+                       linewidths=0.4, label=label, zorder=3)  # fmt: skip
+        ax.legend(loc="upper left")
+    ax.set_xlabel(r"$\sigma_w^2$")
+    ax.set_ylabel(r"$\sigma_b^2$")
+    ax.set_xlim(w[0], w[-1])
+    ax.set_ylim(b[0], b[-1])
+    return fig

@@ -1,0 +1,247 @@
+"""One self-contained ``report.html``: figures inlined, tables, and the run's provenance.
+
+::
+
+    paths = report_sweep(res, "out/report", theory=ji.theory.predict(grid))
+    paths.html        # out/report/report.html: open it anywhere, offline
+    paths.figures     # out/report/figures/*.png, each also inlined in the page
+    paths.tables      # out/report/tables/*.csv and *.md
+
+The page references nothing outside itself: figures are PNG ``data:`` URIs,
+styles are inline, and there are no scripts. Provenance comes from the
+result's ``attrs`` (the grid as described by the sweep, the PRNG
+implementation) and from the installed versions of jax, jaxlib, flax, numpy,
+matplotlib and jaxinit, with the time the report was written (UTC). Files are
+written atomically (a temporary name, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jaxinit.report import figures, tables
+from jaxinit.results import SweepResult
+
+__all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "write_report"]
+
+PACKAGES = ("jaxinit", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; line-height: 1.45; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: 0.15rem 0.45rem; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
+figcaption { font-size: 0.85rem; color: #555; }
+pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; }
+"""
+
+
+LAYER_TEXT = (
+    "Seed means (± seed std) per layer, layer 1 nearest the input; ratio: Var(z) over layer 1's, "
+    "geometric mean over seeds; saturated and dead: percent of units and samples."
+)
+THEORY_TEXT = " *_theory: the prediction; *_rel_err: (measured − theory) / theory."
+
+
+class Section(NamedTuple):
+    """A part of the page: a heading, a paragraph, tables and figures, in that order."""
+
+    title: str
+    text: str = ""  # plain text, escaped; blank lines separate paragraphs
+    tables: Sequence[tuple[str, str]] = ()  # (caption, HTML from tables.*(fmt="html")), as is
+    figures: Sequence[tuple[str, str | os.PathLike]] = ()  # (caption, path of a PNG)
+
+
+class ReportPaths(NamedTuple):
+    """What :func:`report_sweep` wrote."""
+
+    html: Path  # out_dir/report.html
+    figures: tuple[Path, ...]  # every figure file (PNG, plus any other formats asked for)
+    tables: tuple[Path, ...]  # CSV and markdown tables
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def provenance(attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where a result came from: its grid and PRNG (from ``attrs``), versions, time."""
+    attrs = dict(attrs or {})
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    out = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": versions,
+        "prng_impl": attrs.get("prng_impl", "not recorded"),
+    }
+    if "grid" in attrs:
+        out["grid"] = attrs["grid"]
+    return out
+
+
+def _img(path: Path) -> str:
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"figures are embedded as PNG; {path} is not a .png file")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _paragraphs(text: str) -> str:
+    parts = [p.strip() for p in text.split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p)}</p>\n" for p in parts)
+
+
+def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[Section],
+                 attrs: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+    """Writes ``out_dir/report.html`` from ``sections`` and returns its path.
+
+    Figures (PNG files) are read and inlined as base64 ``data:`` URIs; table
+    fragments are inserted as given (make them with ``fmt="html"``, which
+    escapes every cell); titles, captions and text are escaped. ``attrs`` (a
+    result's) supplies the provenance section.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    esc = html.escape
+    body = [f"<h1>{esc(title)}</h1>\n"]
+    for n, section in enumerate(sections):
+        if not isinstance(section, Section):
+            raise TypeError(f"sections[{n}] is a {type(section).__name__}; expected a Section")
+        body.append(f"<section>\n<h2>{esc(section.title)}</h2>\n{_paragraphs(section.text)}")
+        for caption, fragment in section.tables:
+            body.append(f"<h3>{esc(caption)}</h3>\n{fragment}")
+        for caption, path in section.figures:
+            body.append(
+                f"<figure>{_img(Path(path))}<figcaption>{esc(caption)}</figcaption></figure>\n"
+            )
+        body.append("</section>\n")
+    prov = provenance(attrs)
+    body.append(
+        "<section>\n<h2>Provenance</h2>\n"
+        f"<p>Written {esc(prov['created'])}; PRNG implementation "
+        f"<code>{esc(str(prov['prng_impl']))}</code>.</p>\n"
+        + tables.render(["package", "version"], list(prov["versions"].items()), "html")
+    )
+    if "grid" in prov:
+        grid = json.dumps(prov["grid"], indent=1, default=str)
+        body.append(f"<h3>Grid</h3>\n<pre>{esc(grid)}</pre>\n")
+    body.append("</section>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        + "".join(body)
+        + "</body>\n</html>\n"
+    )
+    path = out_dir / "report.html"
+    _atomic_write(path, page.encode("utf-8"))
+    return path
+
+
+def _slug(labels: Mapping[str, Any]) -> str:
+    text = "-".join(f"{d}{v}" for d, v in labels.items())
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
+                 theory: SweepResult | None = None, train: SweepResult | None = None,
+                 title: str = "jaxinit sweep", formats: Sequence[str] = ("png",),
+                 dpi: float = 150) -> ReportPaths:  # fmt: skip
+    """The standard figures, tables and ``report.html`` of a sweep, under ``out_dir``.
+
+    Per value of any dims beyond (init, activation, seed, depth), e.g. several
+    widths: the summary table, variance and gradient-variance curves (theory
+    dashed when given), the depth-L heatmap, histograms, and one layer table
+    per (init, activation); the deepest network of a ``depth`` dim. A training
+    result adds its loss curves, and accuracy when it holds ``test_accuracy``
+    (or ``eval_accuracy``).
+    Returns the paths written.
+    """
+    if not isinstance(res, SweepResult):
+        raise TypeError(f"report_sweep takes a SweepResult; got {type(res).__name__}")
+    formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
+    out_dir = Path(out_dir)
+    fig_dir, table_dir = out_dir / "figures", out_dir / "tables"
+    table_dir.mkdir(parents=True, exist_ok=True)
+    extra = [d for d in res.dims if d not in (*tables.COMBO_DIMS, "depth")]
+    fig_paths, table_paths, sections = [], [], []
+
+    def figure(fig, name: str, caption: str, into: list) -> None:
+        written = figures.save(fig, fig_dir / name, formats=formats, dpi=dpi)
+        fig_paths.extend(written)
+        into.append((caption, written[0]))
+
+    def table(text: str, name: str) -> None:
+        path = table_dir / name
+        _atomic_write(path, text.encode("utf-8"))
+        table_paths.append(path)
+
+    for values in itertools.product(*(res.coords[d] for d in extra)):
+        fixed = dict(zip(extra, values, strict=True))
+        tag = _slug(fixed)
+        suffix = f"-{tag}" if tag else ""
+        heading = ", ".join(f"{d} = {v}" for d, v in fixed.items())
+        t, v = theory, tables.view(res, fixed)
+        figs, tabs = [], []
+        summary = tables.summary_table(res, fmt="html", **fixed)
+        tabs.append((f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary))
+        table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
+        table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
+        figure(figures.variance_vs_depth(res, theory=t, **fixed), f"pre_var{suffix}",
+               "Pre-activation variance by layer (line: seed geometric mean; band: min–max; "
+               "dashed: theory).", figs)  # fmt: skip
+        if "post_var" in v.fields:
+            figure(figures.variance_vs_depth(res, field="post_var", theory=t, **fixed),
+                   f"post_var{suffix}", "Post-activation variance by layer.", figs)  # fmt: skip
+        if "grad_var" in v.fields:
+            figure(figures.grad_variance_vs_depth(res, theory=t, **fixed), f"grad_var{suffix}",
+                   "Gradient variance by layer, back-propagated from layer L.", figs)  # fmt: skip
+        figure(figures.heatmap(res, **fixed), f"heatmap{suffix}",
+               f"log10 of the variance ratio at layer {v.n_layers}.", figs)  # fmt: skip
+        if "hist" in v.fields:
+            figure(figures.histogram_grid(res, **fixed), f"histograms{suffix}",
+                   "Post-activation histograms (fraction of all units and samples).", figs)  # fmt: skip
+        layer_tabs = [
+            (f"{init}, {act}", tables.layer_table(res, theory=t, fmt="html", **fixed, **{
+                d: x for d, x in (("init", init), ("activation", act)) if d in res.dims}))
+            for init in v.inits for act in v.activations
+        ]  # fmt: skip
+        table(tables.layer_table(res, theory=t, fmt="csv", **fixed), f"layers{suffix}.csv")
+        label = f": {heading}" if heading else ""
+        sections.append(Section(title=f"Sweep{label}", tables=tabs, figures=figs))
+        sections.append(Section(title=f"Per-layer statistics{label}", tables=layer_tabs,
+                                text=LAYER_TEXT + ("" if t is None else THEORY_TEXT)))  # fmt: skip
+    if train is not None:
+        figs = []
+        figure(figures.loss_curves(train), "loss", "Training loss (seed mean, min–max band).", figs)
+        if any(k in train.fields for k in figures.EVAL_ACCURACY):
+            figure(figures.accuracy(train), "accuracy", "Held-out accuracy.", figs)
+        sections.append(Section(title="Training", figures=figs))
+    path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
+    return ReportPaths(path, tuple(fig_paths), tuple(table_paths))

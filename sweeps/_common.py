@@ -1,0 +1,80 @@
+"""What every sweep script shares: its flags, and how it writes summary.json and the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import jaxinit as ji
+
+
+def parser(doc: str, *, seeds: int) -> argparse.ArgumentParser:
+    """``--out DIR`` (required), ``--quick`` and ``--seeds N``, with the script's doc as help."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
+    p.add_argument("--quick", action="store_true", help="tiny shapes, for smoke tests")
+    p.add_argument("--seeds", type=int, default=seeds, help=f"networks per configuration ({seeds})")
+    return p
+
+
+def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error(f"--seeds must be a positive integer; got {args.seeds}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def jsonable(x: Any) -> Any:
+    """Arrays and numpy scalars as lists and floats; NaN and ±inf as None (strict JSON)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_summary(out: pathlib.Path, summary: dict) -> dict:
+    """Writes ``out/summary.json`` (strict JSON) and returns what it wrote, as read back."""
+    text = json.dumps(jsonable(summary), indent=2, allow_nan=False)
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(text)
+    tmp.replace(out / "summary.json")
+    return json.loads(text)
+
+
+def theory_or_none(grid: ji.Grid) -> ji.SweepResult | None:
+    """Mean-field predictions for ``grid``, or None (with a note) where theory has none."""
+    try:
+        return ji.theory.predict(grid)
+    except (ValueError, NotImplementedError) as e:
+        print(f"note: no theory overlay: {e}", file=sys.stderr)
+        return None
+
+
+def run(grid: ji.Grid, out: pathlib.Path, name: str = "sweep") -> tuple[ji.SweepResult, float]:
+    """``ji.sweep`` checkpointed under ``out/name`` (a rerun resumes), and its wall time in s."""
+    start = time.perf_counter()
+    res = ji.sweep(grid, out=out / name)
+    return res, time.perf_counter() - start
+
+
+def per_layer(res: ji.SweepResult, fields: Sequence[str], **selection: Any) -> dict:
+    """Seed means of per-layer fields for one selected combination, as lists."""
+    s = res.sel(**selection)
+    axes = tuple(range(len(s.dims)))
+    return {f: np.nanmean(getattr(s, f), axis=axes) for f in fields if f in s.fields}

@@ -1,0 +1,498 @@
+"""Report: tables, figures and report.html, checked against the arrays they are drawn from.
+
+One tiny real sweep (width 16, two seeds) feeds every test; a "theory" is the
+measured result with known perturbations, and a training result is synthetic.
+"""
+
+import base64
+import csv
+import dataclasses
+import io
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+import jaxinit as ji
+from jaxinit import report
+from jaxinit.report import figures, tables
+from jaxinit.results import SweepResult
+
+REPORT_DPI = 40  # low: the tests check data and bytes, not looks
+INITS = ["normal(stddev=1.0)", "he_normal", "normal(stddev=0.01)"]
+LAYERS = 5
+THEORY_FIELDS = ("pre_var", "post_var", "grad_var")
+
+
+@pytest.fixture(scope="module")
+def res():
+    grid = ji.Grid(inits=INITS, activations=["tanh", "relu"], depth=LAYERS, width=16, seeds=2,
+                   batch=32)  # fmt: skip
+    return ji.sweep(grid)
+
+
+@pytest.fixture(scope="module")
+def theory(res):
+    """1.1 × seed 0's values, without a seed dim (as a deterministic prediction would be)."""
+    sel = res.sel(seed=0)
+    return SweepResult(
+        dims=sel.dims,
+        coords=sel.coords,
+        fields={k: sel.fields[k] * 1.1 for k in THEORY_FIELDS},
+        field_dims={k: ("layer",) for k in THEORY_FIELDS},
+    )
+
+
+def _csv(text):
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows, text
+    return rows
+
+
+def _col(rows, name):
+    return np.array([float(r[name]) for r in rows])
+
+
+def _with_dim(res, dim, labels, scale):
+    """``res`` stacked along a new last dim ``dim``: label k holds the fields times scale[k]."""
+    fields = {
+        k: np.stack([a * s for s in scale], axis=len(res.dims)) for k, a in res.fields.items()
+    }
+    return dataclasses.replace(
+        res, dims=(*res.dims, dim), coords={**res.coords, dim: tuple(labels)}, fields=fields
+    )
+
+
+def _geomean_ratio(pre_var):
+    """(..., seed, layer) -> geometric seed mean of the ratio to layer 1."""
+    pre_var = np.asarray(pre_var, np.float64)
+    return np.exp(np.log(pre_var / pre_var[..., :1]).mean(axis=-2))
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+
+def test_layer_table_numbers_are_the_seed_statistics(res):
+    rows = _csv(report.layer_table(res, init="he_normal", activation="relu", fmt="csv"))
+    one = res.sel(init="he_normal", activation="relu")  # (seed, layer)
+    assert [int(r["layer"]) for r in rows] == list(range(1, LAYERS + 1))
+    np.testing.assert_allclose(_col(rows, "pre_var"), one.pre_var.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(_col(rows, "pre_var_std"), one.pre_var.std(0, ddof=1), rtol=1e-6)
+    np.testing.assert_allclose(_col(rows, "post_mean"), one.post_mean.mean(0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(_col(rows, "grad_var"), one.grad_var.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(_col(rows, "dead_pct"), 100 * one.dead.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(_col(rows, "ratio"), _geomean_ratio(one.pre_var), rtol=1e-6)
+    assert _col(rows, "ratio")[0] == 1.0
+    assert 30 < _col(rows, "dead_pct").mean() < 70  # ReLU of a symmetric input: about half dead
+
+
+def test_layer_table_theory_columns(res, theory):
+    rows = _csv(
+        report.layer_table(res, theory=theory, init="he_normal", activation="tanh", fmt="csv")
+    )
+    one, t = (
+        res.sel(init="he_normal", activation="tanh"),
+        theory.sel(init="he_normal", activation="tanh"),
+    )
+    for k in THEORY_FIELDS:
+        np.testing.assert_allclose(_col(rows, f"{k}_theory"), t.fields[k], rtol=1e-6)
+        m = one.fields[k].mean(0)
+        np.testing.assert_allclose(_col(rows, f"{k}_rel_err"), (m - t.fields[k]) / t.fields[k],
+                                   rtol=1e-5, atol=1e-7)  # fmt: skip
+    # a theory with a seed dim is averaged over it; fields it lacks add no columns
+    seeded = SweepResult(dims=res.dims, coords=res.coords, fields={"pre_var": res.pre_var * 0.5},
+                         field_dims={"pre_var": ("layer",)})  # fmt: skip
+    rows = _csv(
+        report.layer_table(res, theory=seeded, init="he_normal", activation="tanh", fmt="csv")
+    )
+    np.testing.assert_allclose(_col(rows, "pre_var_rel_err"), 1.0, rtol=1e-6)
+    assert "post_var_theory" not in rows[0]
+    other = SweepResult(dims=("init",), coords={"init": ("glorot_normal",)},
+                        fields={"pre_var": np.ones((1, LAYERS))}, field_dims={"pre_var": ("layer",)})  # fmt: skip
+    with pytest.raises(ValueError, match="he_normal"):
+        report.layer_table(res, theory=other, init="he_normal")
+
+
+def test_layer_table_label_columns_and_formats(res):
+    rows = _csv(report.layer_table(res, activation="relu", fmt="csv"))
+    assert len(rows) == len(INITS) * LAYERS
+    assert "init" in rows[0]
+    assert "activation" not in rows[0]
+    md = report.layer_table(res, activation="relu").splitlines()
+    assert re.fullmatch(r"\|( -+:? \|)+", md[1])
+    assert len(md) == 2 + len(INITS) * LAYERS
+    assert len({len(line) for line in md}) == 1  # columns padded to one width
+    text = report.layer_table(res, activation="relu", fmt="text").splitlines()
+    assert text[0].split()[:3] == ["init", "layer", "pre_mean"]
+    assert set(text[1]) <= {"-", " "}
+    assert "± " in text[2]
+    html = report.layer_table(res, activation="relu", fmt="html")
+    assert html.count("<tr>") == 1 + len(INITS) * LAYERS
+    assert "normal(stddev=1.0)" in html
+    with pytest.raises(
+        ValueError, match=r"'markdwn'.*'markdown', 'text', 'csv'.*Did you mean 'markdown'"
+    ):
+        report.layer_table(res, fmt="markdwn")
+
+
+def test_reference_input_and_its_record(res):
+    rows = _csv(
+        report.layer_table(res, init="he_normal", activation="relu", reference="input", fmt="csv")
+    )
+    one = res.sel(init="he_normal", activation="relu")
+    np.testing.assert_allclose(_col(rows, "ratio"), np.exp(np.log(one.pre_var).mean(0)), rtol=1e-6)
+    np.testing.assert_allclose(
+        report.variance_ratio(res, reference="input"), res.pre_var, rtol=1e-6
+    )
+    uniform = dataclasses.replace(res, attrs={"grid": {"inputs": "uniform"}})
+    np.testing.assert_allclose(
+        report.variance_ratio(uniform, reference="input"), 3 * res.pre_var, rtol=1e-6
+    )
+    array = dataclasses.replace(res, attrs={"grid": {"inputs": "array"}})
+    with pytest.raises(ValueError, match="second moment"):
+        report.variance_ratio(array, reference="input")
+    recorded = dataclasses.replace(res, attrs={"input_second_moment": 4.0})
+    np.testing.assert_allclose(
+        report.variance_ratio(recorded, reference="input"), res.pre_var / 4, rtol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"'layer0', 'input'"):
+        report.variance_ratio(res, reference="layer1")
+
+
+def test_summary_outcomes(res):
+    rows = _csv(report.summary_table(res, fmt="csv"))
+    assert [(r["activation"], r["init"]) for r in rows] == [
+        (a, i) for a in ("tanh", "relu") for i in INITS
+    ]
+    ratio = _geomean_ratio(res.pre_var)  # (init, activation, layer)
+    for r in rows:
+        rr = ratio[INITS.index(r["init"]), ("tanh", "relu").index(r["activation"])]
+        assert float(r["ratio_at_L"]) == pytest.approx(rr[-1], rel=1e-6)
+        assert (r["in_band"] == "yes") == bool(np.all((rr >= 0.5) & (rr <= 2.0)))
+        low, high = np.flatnonzero(rr < 1e-3), np.flatnonzero(rr > 1e3)
+        first = min([*low, *high], default=None)
+        if first is not None:
+            assert r["outcome"] == ("vanishes" if first in low else "explodes")
+            assert int(r["depth"]) == first + 1
+        else:
+            assert r["outcome"] in ("stable", "drifts")
+            assert (r["depth"] == "") == (r["outcome"] == "stable")
+    by = {(r["activation"], r["init"]): r["outcome"] for r in rows}
+    assert by["relu", "normal(stddev=1.0)"] == "explodes"  # σ_w² = 16: ×8 per layer
+    assert by["relu", "normal(stddev=0.01)"] == by["tanh", "normal(stddev=0.01)"] == "vanishes"
+    assert by["relu", "he_normal"] in ("stable", "drifts")
+    text = report.summary_table(res, fmt="text")
+    (line,) = [l for l in text.splitlines() if l.startswith("relu") and "he_normal" in l]
+    assert ("—" in line) == (by["relu", "he_normal"] == "stable")
+    short = _csv(report.summary_table(res, depth=2, fmt="csv"))
+    assert float(short[0]["ratio_at_L"]) == pytest.approx(ratio[0, 0, 1], rel=1e-6)
+    with pytest.raises(ValueError, match="band"):
+        report.summary_table(res, band=(2.0, 0.5))
+    with pytest.raises(ValueError, match="depth=9"):
+        report.summary_table(res, depth=9)
+
+
+def test_summary_marks_divergence():
+    pre_var = np.ones((1, 1, 2, 4), np.float32)
+    nonfinite = np.zeros((1, 1, 2, 4), np.int64)
+    pre_var[0, 0, 1, 2:], nonfinite[0, 0, 1, 2:] = np.inf, 7  # seed 1 overflows at layer 3
+    res = SweepResult(dims=("init", "activation", "seed"),
+                      coords={"init": ("a",), "activation": ("relu",), "seed": (0, 1)},
+                      fields={"pre_var": pre_var, "nonfinite": nonfinite},
+                      field_dims={"pre_var": ("layer",), "nonfinite": ("layer",)})  # fmt: skip
+    (row,) = _csv(report.summary_table(res, fmt="csv"))
+    assert (row["outcome"], row["depth"]) == ("diverges", "3")
+
+
+def test_extra_dims_need_a_selection_and_depth_picks_the_deepest(res):
+    wide = _with_dim(res, "width", (16, 32), (1.0, 2.0))
+    with pytest.raises(ValueError, match=r"2 width labels \[16, 32\]; select one, e.g. width=16"):
+        report.layer_table(wide, init="he_normal", activation="relu")
+    a = _csv(report.layer_table(wide, init="he_normal", activation="relu", width=32, fmt="csv"))
+    b = _csv(report.layer_table(res, init="he_normal", activation="relu", fmt="csv"))
+    np.testing.assert_allclose(_col(a, "pre_var"), 2 * _col(b, "pre_var"), rtol=1e-6)
+    with pytest.raises(ValueError, match="Did you mean 'he_normal'"):
+        report.layer_table(res, init="he_nrmal")
+    deep = _with_dim(res, "depth", (3, LAYERS), (3.0, 1.0))
+    rows = _csv(report.layer_table(deep, init="he_normal", activation="relu", fmt="csv"))
+    assert len(rows) == LAYERS
+    assert np.allclose(_col(rows, "pre_var"), _col(b, "pre_var"))
+    rows = _csv(report.layer_table(deep, init="he_normal", activation="relu", depth=3, fmt="csv"))
+    assert len(rows) == 3
+    assert np.allclose(_col(rows, "pre_var"), 3 * _col(b, "pre_var")[:3])
+
+
+# -- figures ----------------------------------------------------------------------------------------
+
+
+def test_variance_vs_depth_draws_the_seed_geomean_and_theory(res, theory):
+    fig = report.variance_vs_depth(res, theory=theory)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["tanh", "relu"]
+    assert all(ax.get_yscale() == "log" for ax in axes)
+    assert axes[0].get_ylabel()
+    assert axes[0].get_shared_y_axes().joined(axes[0], axes[1])
+    for a, ax in enumerate(axes):
+        solid = [l for l in ax.get_lines() if l.get_linestyle() == "-"]
+        dashed = [l for l in ax.get_lines() if l.get_linestyle() == "--"]
+        assert len(solid) == len(dashed) == len(INITS)
+        assert len(ax.collections) == len(INITS)
+        for i, (line, tline) in enumerate(zip(solid, dashed, strict=True)):
+            y = res.pre_var[i, a].astype(np.float64)
+            np.testing.assert_allclose(line.get_ydata(), np.exp(np.log(y).mean(0)), rtol=1e-6)
+            np.testing.assert_allclose(tline.get_ydata(), 1.1 * y[0], rtol=1e-6)
+        assert solid[0].get_color() != solid[1].get_color()
+    grad = report.grad_variance_vs_depth(res)
+    assert "gradient" in grad.axes[0].get_ylabel()
+    y = grad.axes[1].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(
+        y, np.exp(np.log(res.grad_var[0, 1].astype(np.float64)).mean(0)), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="'hist' is not a per-layer field"):
+        report.variance_vs_depth(res, field="hist")
+
+
+def test_heatmap_values_centre_and_nonfinite(res):
+    fig = report.heatmap(res)
+    image = fig.axes[0].images[0]
+    pre_var = res.pre_var.astype(np.float64)
+    expected = np.log10(pre_var[..., -1] / pre_var[..., 0]).mean(-1)
+    np.testing.assert_allclose(image.get_array(), expected, rtol=1e-5)
+    lo, hi = image.get_clim()
+    assert lo == -hi
+    assert hi >= np.abs(expected).max()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == expected.size
+    assert texts[0] == f"{expected[0, 0]:+.2f}".replace("-", "−")
+    broken = res.pre_var.copy()
+    broken[1, 0, 0, -1] = np.nan
+    bad = dataclasses.replace(res, fields={**res.fields, "pre_var": broken})
+    fig = report.heatmap(bad)
+    assert fig.axes[0].images[0].get_array().mask[1, 0]
+    assert "n/a" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_histogram_grid_layout_and_fractions(res):
+    fig = report.histogram_grid(res, layers=[1, LAYERS], yscale="linear")
+    n_cols = 2 * len(INITS)
+    axes = np.array(fig.axes).reshape(2, n_cols)
+    assert axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[1, 2])  # tanh columns
+    assert not axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[0, len(INITS)])
+    # column 4 is (relu, he_normal); row 2 is the last layer
+    heights = axes[1, len(INITS) + 1].patches[0].get_data().values
+    expected = res.hist[1, 1, :, -1].sum(0) / (2 * 32 * 16)
+    np.testing.assert_allclose(heights, expected, rtol=1e-6)
+    assert 0.3 < heights[0] < 0.8  # the dead ReLU units sit in the first bin
+    auto = report.histogram_grid(res, inits=["he_normal"], activations="relu")
+    assert len(auto.axes) == LAYERS
+    assert auto.axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match=r"within 1\.\.5"):
+        report.histogram_grid(res, layers=[0])
+
+
+def _fig(res):
+    return report.variance_vs_depth(res, init=["he_normal", "normal(stddev=1.0)"])
+
+
+def test_save_is_byte_for_byte_reproducible(res, tmp_path):
+    first = report.save(
+        _fig(res), tmp_path / "a.png", formats=("png", "svg", "pdf"), dpi=REPORT_DPI
+    )
+    again = report.save(_fig(res), tmp_path / "b", formats=("png", "svg", "pdf"), dpi=REPORT_DPI)
+    assert [p.name for p in first] == ["a.png", "a.svg", "a.pdf"]
+    for p, q in zip(first, again, strict=True):
+        data = p.read_bytes()
+        assert data == q.read_bytes(), p.suffix
+        assert b"CreationDate" not in data
+        assert b"<dc:date>" not in data
+        assert ji.__version__.encode() not in data
+        assert b"matplotlib v" not in data.lower()
+    assert first[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+    with pytest.raises(ValueError, match=r"'jpg'.*'png', 'svg', 'pdf'"):
+        report.save(_fig(res), tmp_path / "c", formats=("jpg",))
+
+
+def _train(with_accuracy=True, activations=None, prefix="test"):
+    """A training result as jaxinit.train lays one out: (init, seed[, activation]), step, eval."""
+    rng = np.random.default_rng(0)
+    inits, seeds, steps = ("he_normal", "normal(stddev=0.01)"), (0, 1, 2), 40
+    dims, coords, shape = ("init", "seed"), {"init": inits, "seed": seeds}, (2, 3)
+    if activations:
+        dims, coords = (*dims, "activation"), {**coords, "activation": activations}
+        shape = (*shape, len(activations))
+    loss = np.exp(-np.arange(steps) / 10.0) + rng.random((*shape, steps))
+    fields = {"loss": loss, f"{prefix}_loss": loss[..., ::10]}
+    if with_accuracy:
+        fields[f"{prefix}_accuracy"] = rng.random((*shape, 4))
+    own = {k: ("step",) if k == "loss" else ("eval",) for k in fields}
+    return SweepResult(dims=dims, coords=coords, fields=fields, field_dims=own,
+                       attrs={"eval_steps": [0, 10, 20, 30]})  # fmt: skip
+
+
+@pytest.mark.parametrize("prefix", ["test", "eval"])
+def test_loss_curves_and_accuracy(prefix):
+    train = _train(prefix=prefix)
+    fig = report.loss_curves(train)
+    (ax,) = fig.axes
+    solid = [l for l in ax.get_lines() if l.get_linestyle() == "-"]
+    dashed = [l for l in ax.get_lines() if l.get_linestyle() == "--"]
+    np.testing.assert_allclose(solid[1].get_ydata(), train.loss[1].mean(0))
+    np.testing.assert_allclose(dashed[0].get_xdata(), [0, 10, 20, 30])
+    np.testing.assert_allclose(dashed[1].get_ydata(), train.fields[f"{prefix}_loss"][1].mean(0))
+    assert len(ax.collections) == 2  # seed bands of the training loss only
+    assert ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "step"
+    acc = report.accuracy(train)
+    y = acc.axes[0].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(y, train.fields[f"{prefix}_accuracy"][0].mean(0))
+    assert acc.axes[0].get_ylim() == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"no field 'test_accuracy'.*loss"):
+        report.accuracy(_train(with_accuracy=False))
+    assert len(report.loss_curves(_train(activations=("relu", "tanh"))).axes) == 2
+
+
+def test_decision_boundary_and_grid():
+    points = report.decision_grid((-2, 2, -1, 1), resolution=5)
+    assert points.shape == (25, 2)
+    assert tuple(points[1]) == (-1.0, -1.0)
+    assert tuple(points[5]) == (-2.0, -0.5)
+    probs = (np.linalg.norm(points, axis=1) > 1).astype(float).reshape(5, 5)
+    x = np.array([[0.0, 0.0], [1.5, 0.5], [-1.5, -0.5]])
+    fig = report.decision_boundary(np.stack([probs, np.full_like(probs, 0.5)]), x, [0, 1, 1],
+                                   extent=(-2, 2, -1, 1), titles=["he", "zeros"])  # fmt: skip
+    first, second = fig.axes[:2]
+    assert first.get_title() == "he"
+    assert first.get_xlim() == (-2, 2)
+    scatters = [c for c in first.collections if type(c).__name__ == "PathCollection"]
+    assert sorted(len(c.get_offsets()) for c in scatters) == [1, 2]  # class 0, class 1
+    assert any(type(c).__name__ == "QuadContourSet" for c in first.get_children())
+    assert not any(
+        type(c).__name__ == "QuadContourSet" for c in second.get_children()
+    )  # no boundary
+    with pytest.raises(ValueError, match=r"points \(n, 2\)"):
+        report.decision_boundary(probs, x[:, :1], [0, 1, 1], extent=(-2, 2, -1, 1))
+
+
+def test_phase_diagram_relu_critical_line():
+    w, b = np.linspace(0.5, 4.0, 36), np.linspace(0.0, 0.5, 11)
+    chi1 = np.broadcast_to(w[:, None] / 2.0, (w.size, b.size))  # ReLU: χ₁ = σ_w²/2
+    fig = report.phase_diagram(w, b, chi1, empirical=([1.0, 3.0], [0.1, 0.2], [0.5, 1.5]))
+    ax = fig.axes[0]
+    (contour,) = [c for c in ax.get_children() if type(c).__name__ == "QuadContourSet"]
+    vertices = np.concatenate([p.vertices for p in contour.get_paths()])
+    np.testing.assert_allclose(vertices[:, 0], 2.0, atol=1e-9)
+    assert {t.get_text().split("\n")[0] for t in ax.texts} == {"ordered", "chaotic"}
+    assert ax.get_xlabel() == r"$\sigma_w^2$"
+    assert ax.get_ylabel() == r"$\sigma_b^2$"
+    with pytest.raises(ValueError, match=r"transpose"):
+        report.phase_diagram(w, b, chi1.T)
+    with np.errstate(divide="ignore"):
+        xi_c = 1.0 / np.abs(np.log(chi1))  # the depth scale: infinite on the critical line
+    assert np.isinf(xi_c).any()
+    fig = report.phase_diagram(w, b, chi1, xi_c=xi_c)
+    assert len(fig.axes) == 2
+    assert "xi_c" in fig.axes[1].get_ylabel()
+
+
+# -- html -------------------------------------------------------------------------------------------
+
+
+class _Checker(HTMLParser):
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input", "source", "col", "wbr"})
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.refs, self.images = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "action") or (value and "url(" in value):
+                self.refs.append(value)
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def test_report_sweep_is_self_contained(res, theory, tmp_path):
+    paths = report.report_sweep(
+        res, tmp_path / "rep", theory=theory, train=_train(), dpi=REPORT_DPI
+    )
+    page = paths.html.read_text()
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert page.startswith("<!DOCTYPE html>")
+    assert not checker.errors
+    assert not checker.stack
+    pngs = [p for p in paths.figures if p.suffix == ".png"]
+    assert {p.stem for p in pngs} >= {
+        "pre_var",
+        "grad_var",
+        "heatmap",
+        "histograms",
+        "loss",
+        "accuracy",
+    }
+    for p in pngs:
+        assert f"data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" in page, p
+    assert len(checker.images) == len(pngs)
+    assert all(ref.startswith("data:image/png;base64,") for ref in checker.refs)
+    assert "http://" not in page.replace('"http://www.w3.org', "")
+    assert "<script" not in page
+    for needle in ("threefry2x32", ji.__version__, "&quot;batch&quot;: 32", "pre_var_rel_err"):
+        assert needle in page, needle
+    summary = _csv((tmp_path / "rep" / "tables" / "summary.csv").read_text())
+    assert len(summary) == 2 * len(INITS)
+    layers = _csv((tmp_path / "rep" / "tables" / "layers.csv").read_text())
+    assert len(layers) == 2 * len(INITS) * LAYERS
+    assert not [p for p in (tmp_path / "rep").rglob("*") if ".tmp" in p.name]
+
+
+def test_write_report_escapes_and_checks(tmp_path):
+    section = report.Section(
+        title="<b>x</b>", text="a < b\n\nsecond", tables=(("t", "<table></table>"),)
+    )
+    path = report.write_report(tmp_path, title="<script>alert(1)</script>", sections=[section])
+    page = path.read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page
+    assert page.count("<p>") >= 2
+    assert "not recorded" in page
+    with pytest.raises(TypeError, match="Section"):
+        report.write_report(tmp_path, title="t", sections=[("title", "text")])
+    with pytest.raises(ValueError, match="PNG"):
+        report.write_report(
+            tmp_path, title="t", sections=[report.Section("s", figures=(("c", path),))]
+        )
+
+
+def test_public_api():
+    assert set(report.__all__) <= set(dir(report))
+    assert figures.PALETTE == report.PALETTE
+    assert len(set(figures.PALETTE)) == len(figures.PALETTE)
+    assert tables.FORMATS[:3] == ("markdown", "text", "csv")
+
+
+def test_report_sweep_splits_extra_dims(res, theory, tmp_path):
+    wide = _with_dim(
+        res.sel(init=["he_normal"], activation=["relu"]), "width", (16, 32), (1.0, 2.0)
+    )
+    paths = report.report_sweep(wide, tmp_path, theory=theory, dpi=REPORT_DPI)
+    names = {p.name for p in paths.figures + paths.tables}
+    assert {"pre_var-width16.png", "heatmap-width32.png", "layers-width32.csv"} <= names
+    page = paths.html.read_text()
+    assert "Sweep: width = 16" in page
+    assert "Per-layer statistics: width = 32" in page
+    rows16 = _csv((tmp_path / "tables" / "layers-width16.csv").read_text())
+    rows32 = _csv((tmp_path / "tables" / "layers-width32.csv").read_text())
+    np.testing.assert_allclose(_col(rows32, "pre_var"), 2 * _col(rows16, "pre_var"), rtol=1e-6)
+    # the theory has no width dim: the same prediction stands beside both
+    np.testing.assert_allclose(_col(rows32, "pre_var_theory"), _col(rows16, "pre_var_theory"))
