@@ -30,11 +30,12 @@ from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
 from jaxinit.results import SweepResult
 from jaxinit.sweep import sweep
+from jaxinit.train import TrainGrid, TrainResult, train
 
 _cache.enable_compilation_cache()
 
-# Imported on first use: report loads matplotlib, train loads flax and optax.
-_LAZY = ("report", "train")
+# Imported on first use: report loads matplotlib.
+_LAZY = ("report",)
 
 
 def __getattr__(name: str):
@@ -57,6 +58,8 @@ __all__ = [
     "Grid",
     "Initializer",
     "SweepResult",
+    "TrainGrid",
+    "TrainResult",
     "__version__",
     "activations",
     "data",
@@ -65,4 +68,5 @@ __all__ = [
     "lsuv",
     "report",
     "sweep",
+    "train",
 ]

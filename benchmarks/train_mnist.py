@@ -1,0 +1,257 @@
+r"""Training 30 MNIST MLPs: jaxinit's one vectorized program against one model at a time.
+
+The classic experiment: 3 initializations (``normal(stddev=0.01)``,
+``glorot_normal``, ``he_normal``) × 10 seeds, each a 784-100-100-100-100-10
+ReLU MLP trained for 2000 SGD steps (learning rate 0.01, mini-batches of 128,
+one shared order) on the 60,000 MNIST training images. The peers:
+
+- **jaxinit**: ``ji.train``: every model stacked, ``jit(vmap(step))`` under
+  ``lax.scan``, warm (its compile is reported apart);
+- **PyTorch loop** (when torch is importable): ``nn.Sequential`` of
+  ``nn.Linear`` and ``nn.ReLU``, ``torch.nn.init``, ``torch.optim.SGD``, one
+  model after another, one step at a time;
+- **JAX loop**: the same model in plain JAX, one ``jax.jit`` step function
+  (compiled once, shared by all models) called once per model and step.
+
+Every peer runs the same arithmetic per model step: a forward and backward pass
+of a 128-example mini-batch, about
+:math:`6 \cdot 128 \cdot (784 \cdot 100 + 3 \cdot 100^2 + 100 \cdot 10) \approx 8.4 \cdot 10^7`
+flops. The figure is *model-steps per second*; ratios are measured in the same
+run. Peers may be timed on a sample of the models (``--peer-models``), as their
+cost per model step does not depend on which model it is.
+
+    python benchmarks/train_mnist.py [--steps N] [--seeds N] [--examples N]
+                                     [--peer-models N] [--data-dir DIR] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxinit as ji
+from jaxinit.data import load_mnist
+from jaxinit.train import TrainGrid, train
+
+INITS = ("normal(stddev=0.01)", "glorot_normal", "he_normal")
+HIDDEN = (100, 100, 100, 100)
+LEARNING_RATE = 0.01
+BATCH = 128
+EVAL_EXAMPLES = 1000  # jaxinit evaluates at the first and last step on this many test images
+
+
+def _flops(d_in: int, d_out: int) -> float:
+    sizes = (d_in, *HIDDEN, d_out)
+    return 6.0 * BATCH * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+def _order(n: int, steps: int, seed: int = 0) -> np.ndarray:
+    """``(steps, BATCH)`` row indices for the loop peers: a fresh permutation per epoch."""
+    rng, per, rows = np.random.default_rng(seed), n // BATCH, []
+    for _ in range(-(-steps // per)):
+        perm = rng.permutation(n)
+        rows += [perm[i * BATCH : (i + 1) * BATCH] for i in range(per)]
+    return np.stack(rows[:steps]).astype(np.int32)
+
+
+# -- peers -------------------------------------------------------------------------------------
+
+
+def time_jaxinit(data, eval_data, *, seeds: int, steps: int) -> dict:
+    grid = TrainGrid(inits=list(INITS), seeds=seeds, hidden=HIDDEN, steps=steps, batch_size=BATCH,
+                     optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+    t = time.perf_counter()
+    train(grid, data, eval_data, progress=False)  # compiles: every later call of this shape is warm
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    res = train(grid, data, eval_data, progress=False)
+    seconds = time.perf_counter() - t
+    models = len(INITS) * seeds
+    tail = max(1, steps // 10)  # mean loss of the last tenth of the steps, per init
+    final = {i: float(res.sel(init=i).loss[:, -tail:].mean()) for i in INITS}
+    return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models,
+            "first_call_s": first, "final_loss": final,
+            "final_accuracy": {i: float(res.sel(init=i).test_accuracy[:, -1].mean()) for i in INITS}}  # fmt: skip
+
+
+def time_jax_loop(data, *, models: int, steps: int) -> dict:
+    """Plain JAX, one jitted step per call; parameters from jaxinit's initializers."""
+    x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
+    sizes = (x.shape[1], *HIDDEN, int(data[1].max()) + 1)
+
+    @jax.jit
+    def step(params, rows):
+        def loss_fn(params):
+            h = x[rows]
+            for w, b in params[:-1]:
+                h = jax.nn.relu(h @ w + b[None, :])
+            logits = h @ params[-1][0] + params[-1][1][None, :]
+            logp = jax.nn.log_softmax(logits)
+            return -jnp.take_along_axis(logp, y[rows][:, None], axis=1).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        return jax.tree.map(lambda p, g: p - LEARNING_RATE * g, params, grads), loss
+
+    order = jnp.asarray(_order(len(data[0]), steps))
+    inits = [ji.initializers.get(INITS[m % len(INITS)]) for m in range(models)]
+
+    def params_of(m):
+        keys = jax.random.split(jax.random.key(m), len(sizes) - 1)
+        return [(inits[m](k, (a, b)), jnp.zeros(b)) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]  # fmt: skip
+
+    step(params_of(0), order[0])[1].block_until_ready()  # compile outside the timing
+    t = time.perf_counter()
+    for m in range(models):
+        params = params_of(m)
+        for s in range(steps):
+            params, loss = step(params, order[s])
+        loss.block_until_ready()
+    seconds = time.perf_counter() - t
+    return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models}
+
+
+def time_torch(data, *, models: int, steps: int) -> dict:
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "torch is not installed"}
+    x, y = torch.from_numpy(data[0]), torch.from_numpy(data[1]).long()
+    sizes = (x.shape[1], *HIDDEN, int(data[1].max()) + 1)
+    init = {"normal(stddev=0.01)": lambda w: torch.nn.init.normal_(w, std=0.01),
+            "glorot_normal": torch.nn.init.xavier_normal_,
+            "he_normal": lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="relu")}  # fmt: skip
+    order = torch.from_numpy(_order(len(x), steps)).long()
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run(m: int, steps: int) -> None:
+        torch.manual_seed(m)
+        layers = []
+        for a, b in itertools.pairwise(sizes):
+            layer = torch.nn.Linear(a, b)
+            init[INITS[m % len(INITS)]](layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+            layers += [layer, torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers[:-1])
+        opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+        for s in range(steps):
+            rows = order[s]
+            opt.zero_grad()
+            loss = loss_fn(model(x[rows]), y[rows])
+            loss.backward()
+            opt.step()
+
+    # torch at its best thread count: on a busy machine its spinning threads can
+    # make 2 threads ten times slower than 1
+    best = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        run(0, min(steps, 5))  # warm-up
+        t = time.perf_counter()
+        run(0, min(steps, 30))
+        best[threads] = time.perf_counter() - t
+    torch.set_num_threads(min(best, key=best.get))
+    t = time.perf_counter()
+    for m in range(models):
+        run(m, steps)
+    seconds = time.perf_counter() - t
+    return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models,
+            "version": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def report(fig: dict) -> str:
+    m = fig["machine"]
+    lines = [
+        f"{fig['models']} models ({len(INITS)} inits × {fig['seeds']} seeds) × {fig['steps']} steps, "
+        f"{fig['examples']} MNIST examples, batch {BATCH}, {'-'.join(map(str, HIDDEN))} ReLU, "
+        f"SGD {LEARNING_RATE}; {fig['flops_per_model_step']:.3g} flops per model step",
+        f"machine: {m['cpus']} CPUs, jax {m['jax']} ({m['backend']}); load average "
+        f"{m['load_average_at_start'][0]:.2f} at start, {m['load_average_at_end'][0]:.2f} at end",
+        "",
+        f"{'peer':28s} {'model-steps/s':>14s} {'jaxinit ×':>10s} {'GFLOP/s':>8s}  timed over",
+    ]  # fmt: skip
+    for key, label in [("jaxinit", "jaxinit ji.train (vmapped)"),
+                       ("torch", "PyTorch loop"), ("jax_loop", "JAX loop (jit per step)")]:  # fmt: skip
+        p = fig["peers"][key]
+        if "skipped" in p:
+            lines.append(f"{label:28s} skipped: {p['skipped']}")
+            continue
+        how = f"{p['models']} models × {fig['steps']} steps, {p['seconds']:.3g} s"
+        if key == "jaxinit":
+            how += f"; first call (compile incl.) {p['first_call_s']:.3g} s"
+        if key == "torch":
+            how += f"; torch {p['version']}, {p['threads']} threads"
+        gflops = p["model_steps_per_s"] * fig["flops_per_model_step"] / 1e9
+        lines.append(f"{label:28s} {p['model_steps_per_s']:14.1f} "
+                     f"{fig['ratios'].get(key, 1.0):9.2f}× {gflops:8.1f}  {how}")  # fmt: skip
+    j = fig["peers"]["jaxinit"]
+    lines += ["", "jaxinit, mean over seeds: loss over the last tenth of the steps, test accuracy at the end"]  # fmt: skip
+    lines += [f"  {i:24s} {j['final_loss'][i]:8.4f} {j['final_accuracy'][i]:8.1%}" for i in INITS]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=2000, help="SGD steps per model")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per init")
+    ap.add_argument("--examples", type=int, default=None, help="use the first N training images")
+    ap.add_argument("--peer-models", type=int, default=None,
+                    help="time the loop peers on the first N models (default: all)")  # fmt: skip
+    ap.add_argument(
+        "--data-dir", default=None, help="MNIST directory (default: $JAXINIT_DATA, ...)"
+    )
+    ap.add_argument("--json", type=pathlib.Path, default=None, help="write every figure here")
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    say("loading MNIST ...")
+    x, y = load_mnist("train", data_dir=args.data_dir)
+    xt, yt = load_mnist("test", data_dir=args.data_dir)
+    data = (x[: args.examples], y[: args.examples])
+    models = len(INITS) * args.seeds
+    peer_models = min(models, args.peer_models or models)
+    fig: dict = {
+        "models": models, "seeds": args.seeds, "steps": args.steps, "examples": len(data[0]),
+        "flops_per_model_step": _flops(x.shape[1], 10), "peers": {}, "ratios": {},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
+                    "backend": jax.default_backend(), "python": platform.python_version(),
+                    "load_average_at_start": os.getloadavg()},
+    }  # fmt: skip
+    say(f"jaxinit: {models} models × {args.steps} steps (a first call to compile, then warm) ...")
+    fig["peers"]["jaxinit"] = time_jaxinit(data, (xt[:EVAL_EXAMPLES], yt[:EVAL_EXAMPLES]),
+                                           seeds=args.seeds, steps=args.steps)  # fmt: skip
+    say(f"PyTorch loop: {peer_models} models ...")
+    fig["peers"]["torch"] = time_torch(data, models=peer_models, steps=args.steps)
+    if "skipped" in fig["peers"]["torch"]:
+        print(f"torch: skipped ({fig['peers']['torch']['skipped']})")
+    say(f"JAX loop: {peer_models} models ...")
+    fig["peers"]["jax_loop"] = time_jax_loop(data, models=peer_models, steps=args.steps)
+    rate = fig["peers"]["jaxinit"]["model_steps_per_s"]
+    for key, p in fig["peers"].items():
+        if "model_steps_per_s" in p:
+            fig["ratios"][key] = rate / p["model_steps_per_s"]
+    fig["machine"]["load_average_at_end"] = os.getloadavg()
+    fig["table"] = report(fig)
+    print(fig["table"])
+    if args.json:
+        args.json.write_text(json.dumps(fig, indent=2, default=float))
+    return fig
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,415 @@
+"""Training many models at once: loop equivalence, no coupling, resume, compile count, classics."""
+
+import dataclasses
+import functools
+import importlib
+import importlib.util
+import os
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from jaxinit.data import load_mnist, make_circles
+from jaxinit.train import MLP, TrainGrid, TrainResult, make_optimizer, train
+from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
+
+tr = importlib.import_module("jaxinit.train")  # the module; `jaxinit.train` is the function
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMALL = dict(hidden=(16, 16), steps=20, batch_size=32, optimizer="sgd(learning_rate=0.1)")
+
+
+@pytest.fixture(scope="module")
+def data():
+    """256 examples of 8 Gaussian features, 4 classes from a random linear teacher."""
+    kx, kw = jax.random.split(jax.random.key(42))
+    x = np.asarray(jax.random.normal(kx, (256, 8)))
+    y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.int32)
+    return x, y
+
+
+REF_TX = optax.sgd(0.1)  # SMALL's optimizer, written out by hand
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _reference_step(graphdef, params, opt, xb, yb):
+    def loss_fn(p):
+        logits = nnx.merge(graphdef, p)(xb)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt = REF_TX.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt, loss
+
+
+def _reference(grid, data, init, seed):
+    """One model, one step at a time, with the batch order re-derived from the documented rule."""
+    x, y = data
+    n, b = len(x), grid.batch_size
+    graphdef, params = nnx.split(grid.build(x.shape[1], 4, init=init, seed=seed))
+    opt = REF_TX.init(params)
+    losses = []
+    for s in range(grid.steps):
+        epoch, pos = divmod(s, n // b)
+        rows = jax.random.permutation(jax.random.fold_in(grid.batch_key(seed), epoch), n)
+        rows = np.asarray(rows)[pos * b : (pos + 1) * b]
+        params, opt, loss = _reference_step(graphdef, params, opt, x[rows], y[rows])
+        losses.append(float(loss))
+    return np.array(losses), nnx.merge(graphdef, params)
+
+
+@pytest.mark.parametrize("shuffle", ["shared", "per_seed"])
+def test_vmapped_equals_one_model_at_a_time(data, shuffle):
+    grid = TrainGrid(inits=["he_normal", "glorot_uniform"], seeds=[0, 3], shuffle=shuffle,
+                     keep_params=True, **SMALL)  # fmt: skip
+    res = train(grid, data)
+    assert isinstance(res, TrainResult)
+    assert res.loss.shape == (2, 2, 20)  # (init, seed, step)
+    for init, seed in [("glorot_uniform", 3), ("he_normal", 0)]:
+        losses, model = _reference(grid, data, init, seed)
+        got = res.sel(init=init, seed=seed)
+        np.testing.assert_allclose(got.loss, losses, rtol=TRAIN_RTOL, atol=TRAIN_ATOL)
+        final = [*model.layers, model.out]
+        for l, layer in enumerate(final):
+            np.testing.assert_allclose(getattr(got, f"kernel_{l}"), layer.kernel[...],
+                                       rtol=TRAIN_RTOL, atol=TRAIN_ATOL)  # fmt: skip
+    # shared: every model sees the same mini-batches; per_seed: each seed its own order
+    same_order = grid.batch_key(0) == grid.batch_key(3)
+    assert bool(same_order) == (shuffle == "shared")
+
+
+def test_a_model_does_not_depend_on_the_rest_of_the_grid(data):
+    big = train(TrainGrid(inits=["he_normal", "glorot_normal"], seeds=[0, 2], **SMALL), data)
+    alone = train(TrainGrid(inits=["glorot_normal"], seeds=[2], **SMALL), data)
+    a, b = alone.sel(init="glorot_normal", seed=2), big.sel(init="glorot_normal", seed=2)
+    # same keys, same batches: the same initial network (eval at step 0), the same training
+    np.testing.assert_allclose(a.test_loss, b.test_loss, rtol=TRAIN_RTOL)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=TRAIN_RTOL, atol=TRAIN_ATOL)
+    # common random numbers: for one seed every init scales the same standardized draw
+    g = TrainGrid(inits=["he_normal"], **SMALL)
+    he = g.build(8, 4, init="he_normal", seed=5).layers[1].kernel[...]
+    glorot = g.build(8, 4, init="glorot_normal", seed=5).layers[1].kernel[...]
+    np.testing.assert_allclose(he / glorot, np.sqrt((16 + 16) / 16), rtol=1e-6)
+    other = g.build(8, 4, init="he_normal", seed=6).layers[1].kernel[...]
+    assert not np.allclose(he, other)
+
+
+def test_clip_by_global_norm_does_not_couple_models(data):
+    lr, max_norm = 0.5, 0.05
+    clip = (f"clip_by_global_norm(max_norm={max_norm})", f"sgd(learning_rate={lr})")
+    kw = dict(SMALL, optimizer=clip, seeds=[1], keep_params=True)
+    inits = ["he_normal", "normal(stddev=1.0)"]  # gradient norms far apart
+    together = train(TrainGrid(inits=inits, **kw), data)
+    for init in inits:
+        alone = train(TrainGrid(inits=[init], **kw), data).sel(init=init, seed=1)
+        both = together.sel(init=init, seed=1)
+        np.testing.assert_allclose(both.loss, alone.loss, rtol=TRAIN_RTOL, atol=TRAIN_ATOL)
+        start = TrainGrid(inits=[init], **kw).build(8, 4, init=init, seed=1)
+        start = [*start.layers, start.out]
+        moved = [getattr(r, f"kernel_{l}") - start[l].kernel[...] for l in range(3) for r in (both, alone)]  # fmt: skip
+        for m_both, m_alone in zip(moved[::2], moved[1::2], strict=True):
+            np.testing.assert_allclose(m_both, m_alone, rtol=1e-3, atol=1e-5)
+        # each model's own update is clipped: it moves at most steps * lr * max_norm
+        distance = np.sqrt(sum((m**2).sum() for m in moved[::2]))
+        assert 0 < distance <= SMALL["steps"] * lr * max_norm * (1 + 1e-5)
+
+
+def test_compile_count_depends_on_shapes_not_on_seeds_or_inits(data):
+    run = tr._train_chunk
+    kw = dict(SMALL, steps=12)  # a scan length of its own: no program of another test is reused
+    before = run._cache_size()
+    train(TrainGrid(inits=["he_normal"], seeds=1, **kw), data)
+    assert run._cache_size() - before == 1
+    # 4 seeds × 3 families: 12 models stacked, one program
+    train(TrainGrid(inits=["he_normal", "normal(stddev=0.01)", "glorot_uniform"], seeds=4, **kw), data)  # fmt: skip
+    assert run._cache_size() - before == 2
+    # other families and seeds, as many models, the same optimizer spec: no new program
+    train(TrainGrid(inits=["zeros", "he_uniform", "lecun_normal"], seeds=[7, 8, 9, 10], **kw), data)  # fmt: skip
+    assert run._cache_size() - before == 2
+    # one program per activation: relu's single model is compiled already, tanh's is new
+    train(TrainGrid(inits=["he_normal"], seeds=1, activation=["relu", "tanh"], **kw), data)
+    assert run._cache_size() - before == 3
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_after_interruption_is_bitwise_identical(data, tmp_path):
+    grid = TrainGrid(inits=["he_normal", "glorot_uniform"], seeds=2, eval_every=10,
+                     record_stats_at=(0, 7, 20), keep_params=True, **SMALL)  # fmt: skip
+    fresh = train(grid, data)  # no checkpoints: other host syncs, same numbers
+    out = tmp_path / "run"
+    seen = []
+
+    def stop_at_10(step, total):
+        seen.append(step)
+        if step == 10:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(grid, data, out=out, checkpoint_every=5, progress=stop_at_10)
+    assert seen == [5, 7, 10]  # checkpoints, stats and evaluations sync with the host
+    with np.load(out / "checkpoint.npz") as ckpt:
+        assert int(ckpt["step"]) == 10
+    assert not (out / "result").exists()
+    seen.clear()
+    resumed = train(grid, data, out=out, checkpoint_every=5, progress=lambda s, t: seen.append(s))
+    assert seen == [15, 20]  # no step lost, none repeated
+    assert resumed.equals(fresh)
+    assert TrainResult.load(out / "result").equals(fresh)
+    assert isinstance(TrainResult.load(out / "result"), TrainResult)
+    # finished: a third call reads the checkpoint back and trains nothing
+    assert train(grid, data, out=out, progress=lambda s, t: pytest.fail("trained again")).equals(fresh)  # fmt: skip
+    with pytest.raises(ValueError, match=r"different training run \(grid differ\)"):
+        train(dataclasses.replace(grid, steps=30), data, out=out)
+    with pytest.raises(ValueError, match=r"different training run \(data differ\)"):
+        train(grid, (data[0] + 1, data[1]), out=out)
+
+
+_KILL_SCRIPT = """
+import sys, time, jax, numpy as np
+from jaxinit.train import TrainGrid, train
+kx, kw = jax.random.split(jax.random.key(42))
+x = np.asarray(jax.random.normal(kx, (256, 8)))
+y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.int32)
+grid = TrainGrid(inits=["he_normal"], seeds=2, hidden=(16, 16), steps=20, batch_size=32,
+                 optimizer="adam(learning_rate=0.01)")
+def tick(step, total):
+    print(f"step {step}", flush=True)
+    if step >= 10:
+        time.sleep(60)  # the test kills us here
+train(grid, (x, y), out=sys.argv[1], checkpoint_every=5, progress=tick)
+"""
+
+
+@pytest.mark.slow
+def test_kill_and_resume(data, tmp_path):
+    import signal
+    import subprocess
+
+    out = tmp_path / "run"
+    lines = []
+    with subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out)], stdout=subprocess.PIPE,
+                          text=True, cwd=ROOT) as proc:  # fmt: skip
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.startswith("step 10"):
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert lines[-1] == "step 10", lines
+    assert not (out / "result").exists()
+    assert not list(out.glob(".*tmp"))  # no partial file left behind
+    grid = TrainGrid(inits=["he_normal"], seeds=2, hidden=(16, 16), steps=20, batch_size=32,
+                     optimizer="adam(learning_rate=0.01)")  # fmt: skip
+    steps = []
+    resumed = train(grid, data, out=out, checkpoint_every=5, progress=lambda s, t: steps.append(s))
+    assert steps == [15, 20]
+    assert resumed.equals(train(grid, data))
+
+
+def test_zeros_never_break_symmetry_on_circles():
+    x, y = make_circles(jax.random.key(0), 200, noise=0.05, factor=0.5)
+    grid = TrainGrid(inits=["zeros", "constant(value=0.3)", "he_normal"], seeds=2, hidden=(10, 5),
+                     output="sigmoid", batch_size=None, steps=60, keep_params=True,
+                     optimizer="sgd(learning_rate=0.5)")  # fmt: skip
+    res = train(grid, (x, y))
+    assert res.loss.shape == (3, 2, 60)
+    for init in ("zeros", "constant(value=0.3)"):
+        s = res.sel(init=init)
+        for l in range(2):  # every hidden unit has the same weights and bias: one unit, copied
+            k, b = getattr(s, f"kernel_{l}"), getattr(s, f"bias_{l}")
+            np.testing.assert_array_equal(k, np.repeat(k[..., :1], k.shape[-1], axis=-1))
+            np.testing.assert_array_equal(b, np.repeat(b[..., :1], b.shape[-1], axis=-1))
+    moved = res.sel(init="constant(value=0.3)").kernel_0
+    assert not np.allclose(moved, 0.3)  # the constant net trains, but in lockstep
+    he = res.sel(init="he_normal")
+    assert np.ptp(he.kernel_0, axis=-1).min() > 0  # He's units differ
+    assert he.test_accuracy[:, -1].min() > res.sel(init="zeros").test_accuracy[:, -1].max()
+    assert res.attrs["eval_on"] == "data"
+
+
+def _mnist_dir() -> pathlib.Path | None:
+    if os.environ.get("JAXINIT_DATA"):
+        return pathlib.Path(os.environ["JAXINIT_DATA"])  # set: must hold the files
+    shared = ROOT.parent / "shared" / "data" / "mnist"
+    return shared if shared.exists() else None
+
+
+@pytest.mark.slow
+def test_mnist_he_learns_where_small_normal_does_not():
+    where = _mnist_dir()
+    if where is None:
+        pytest.skip("no MNIST: set JAXINIT_DATA to a directory with the four IDX files")
+    x, y = load_mnist("test", data_dir=where)  # the smaller file; 2000 to train, 1000 to test
+    train_set, test_set = (x[:2000], y[:2000]), (x[2000:3000], y[2000:3000])
+    grid = TrainGrid(inits=["normal(stddev=0.01)", "he_normal"], seeds=1, steps=100,
+                     eval_every=50, optimizer="sgd(learning_rate=0.05)")  # fmt: skip
+    res = train(grid, train_set, test_set)
+    assert res.test_loss.shape == (2, 1, 3)
+    assert list(res.eval_steps) == [0, 50, 100]
+    small, he = res.sel(init="normal(stddev=0.01)"), res.sel(init="he_normal")
+    np.testing.assert_allclose(small.test_loss, np.log(10), atol=0.01)  # stuck at chance
+    assert he.test_loss[0, -1] < small.test_loss[0, -1] - 0.5
+    assert he.test_accuracy[0, -1] > 0.5
+    assert res.attrs["eval_on"] == "eval_data"
+
+
+def test_stats_follow_the_kernel_definitions(data):
+    grid = TrainGrid(inits=["he_normal"], seeds=[4], record_stats_at=(0, 20), **SMALL)
+    res = train(grid, data).sel(init="he_normal", seed=4)
+    assert res.pre_var.shape == (2, 2)  # (stat_step, layer)
+    assert list(res.stats_steps) == [0, 20]
+    x, y = data
+    rows = np.asarray(jax.random.permutation(jax.random.fold_in(grid.batch_key(4), 0), 256))[:32]
+    model = grid.build(8, 4, init="he_normal", seed=4)
+
+    def loss(probes):
+        logits, zs, hs = model.trace(x[rows], probes)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y[rows]).mean(), (zs, hs)
+
+    grads, (zs, hs) = jax.grad(loss, has_aux=True)([jnp.zeros((32, 16))] * 2)
+    h_prev = [x[rows], hs[0]]
+    expected = {
+        "pre_mean": [z.mean() for z in zs],
+        "pre_var": [z.var() for z in zs],
+        "post_var": [h.var() for h in hs],
+        "dead": [(h == 0).mean() for h in hs],
+        "grad_var": [g.var() for g in grads],
+        "weight_grad_norm": [np.linalg.norm(h.T @ g) for h, g in zip(h_prev, grads, strict=True)],
+    }
+    for field, values in expected.items():
+        np.testing.assert_allclose(getattr(res, field)[0], values, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(res.nonfinite, 0)
+    assert not np.allclose(res.pre_var[1], res.pre_var[0])  # step 20 is another network
+
+
+def test_result_layout_sel_and_files(data, tmp_path):
+    grid = TrainGrid(inits=["kaiming_normal", "normal(stddev=0.01)"], seeds=2, eval_every=8,
+                     activation=["relu", "tanh"], **SMALL)  # fmt: skip
+    res = train(grid, data, data)
+    assert res.dims == ("init", "activation", "seed")
+    assert res.loss.shape == (2, 2, 2, 20)
+    assert res.sel(init="he_normal", activation="tanh").loss.shape == (2, 20)  # (seed, step)
+    np.testing.assert_array_equal(res.sel(init="kaiming_normal").loss, res.sel(init="he_normal").loss)  # fmt: skip
+    assert list(res.eval_steps) == [0, 8, 16, 20]
+    assert res.test_accuracy.shape == (2, 2, 2, 4)
+    assert np.all((res.test_accuracy >= 0) & (res.test_accuracy <= 1))
+    assert np.isfinite(res.loss).all()
+    # evaluation at step 0 is the untrained network: chance-level loss for the tiny init
+    np.testing.assert_allclose(res.sel(init="normal(stddev=0.01)").test_loss[..., 0], np.log(4), atol=1e-3)  # fmt: skip
+    res.save(tmp_path / "r")
+    back = TrainResult.load(tmp_path / "r")
+    assert back.equals(res)
+    assert list(back.eval_steps) == [0, 8, 16, 20]
+    assert "TrainResult(init=2, activation=2, seed=2" in repr(back)
+
+
+def test_mlp_module():
+    model = MLP(8, (16, 16), 4, activation="tanh", kernel_init="he_normal",
+                output_kernel_init="zeros", rngs=nnx.Rngs(params=jax.random.key(0)))  # fmt: skip
+    assert [l.kernel.shape for l in model.layers] == [(8, 16), (16, 16)]
+    np.testing.assert_array_equal(model.out.kernel[...], 0)  # the documented output option
+    assert model(jnp.ones((7, 8))).shape == (7, 4)
+    n_params = sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert n_params == 8 * 16 + 16 + 16 * 16 + 16 + 16 * 4 + 4
+
+
+def test_optimizer_specs():
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = {"w": jnp.array([0.5, 0.1, -4.0])}
+
+    def first_update(tx):
+        return tx.update(grads, tx.init(params), params)[0]["w"]
+
+    for spec, reference in [
+        ("sgd(learning_rate=0.1)", optax.sgd(0.1)),
+        ("adam(learning_rate=0.001, b1=0.8)", optax.adam(0.001, b1=0.8)),
+        (["clip_by_global_norm(max_norm=1.0)", "sgd(learning_rate=1.0)"],
+         optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1.0))),
+    ]:  # fmt: skip
+        np.testing.assert_array_equal(first_update(make_optimizer(spec)), first_update(reference))
+    tx = optax.adamw(1e-3)
+    assert make_optimizer(tx) is tx
+    with pytest.raises(ValueError, match=r"unknown optax .* 'adamm'\. Did you mean 'adam'\?"):
+        make_optimizer("adamm(learning_rate=0.1)")
+    with pytest.raises(ValueError, match=r"'sgd\(lr=0\.1\)'.*lr"):
+        make_optimizer("sgd(lr=0.1)")
+    with pytest.raises(ValueError, match="positional"):
+        make_optimizer("sgd(0.1)")
+    with pytest.raises(TypeError, match="optax spec string"):
+        make_optimizer(0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(inits=["he_nromal"]), ValueError, r"Did you mean 'he_normal'"),
+        (dict(inits=[]), ValueError, r"inits is empty"),
+        (dict(inits=["he_normal", "kaiming_normal"]), ValueError, r"repeats \['he_normal'\]"),
+        (dict(activation="rleu"), ValueError, r"Did you mean 'relu'"),
+        (dict(seeds=0), ValueError, r"seeds must be an int >= 1"),
+        (dict(seeds=[1, 1]), ValueError, r"distinct"),
+        (dict(hidden=()), ValueError, r"hidden must be a non-empty list"),
+        (dict(hidden=(4, 0)), ValueError, r"hidden must be an int >= 1; got 0"),
+        (dict(output="softmx"), ValueError, r"Did you mean 'softmax'"),
+        (dict(shuffle="per-seed"), ValueError, r"Did you mean 'per_seed'"),
+        (dict(steps=0), ValueError, r"steps must be an int >= 1"),
+        (dict(batch_size=0), ValueError, r"batch_size must be an int >= 1 or None"),
+        (dict(eval_every=2.5), ValueError, r"eval_every must be an int"),
+        (dict(record_stats_at=(30,)), ValueError, r"record_stats_at .* \[0, 20\]"),
+        (dict(optimizer="sdg(learning_rate=0.1)"), ValueError, r"Did you mean 'sgd'"),
+        (dict(bias_init="he_normal"), ValueError, r"a bias is a vector"),
+        (dict(keep_params=1), ValueError, r"keep_params must be True or False"),
+    ],
+)
+def test_bad_grids_fail_before_running(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        TrainGrid(**{"inits": ["he_normal"], **SMALL, **kwargs})
+
+
+def test_bad_data_fails_before_running(data):
+    x, y = data
+    grid = TrainGrid(inits=["he_normal"], **SMALL)
+    with pytest.raises(ValueError, match=r"batch_size=32 exceeds the 16"):
+        train(grid, (x[:16], y[:16]))
+    with pytest.raises(ValueError, match=r"labels 0 and 1"):
+        train(dataclasses.replace(grid, output="sigmoid"), data)
+    with pytest.raises(ValueError, match=r"eval_data has 3 features, data 8"):
+        train(grid, data, (x[:, :3], y))
+    with pytest.raises(ValueError, match=r"x \(n, d\) and y \(n,\)"):
+        train(grid, (x, y[:-1]))
+    with pytest.raises(TypeError, match=r"a pair \(x, y\)"):
+        train(grid, x)
+    with pytest.raises(ValueError, match=r"checkpoint_every must be an int >= 1"):
+        train(grid, data, checkpoint_every=0)
+    with pytest.raises(ValueError, match=r"checkpoint_every needs a directory"):
+        train(grid, data, checkpoint_every=5)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(capsys):
+    where = _mnist_dir()
+    if where is None:
+        pytest.skip("no MNIST: set JAXINIT_DATA to a directory with the four IDX files")
+    spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "benchmarks" / "train_mnist.py")  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        fig = module.main(["--steps", "4", "--seeds", "1", "--examples", "512", "--data-dir", str(where)])  # fmt: skip
+    finally:
+        del sys.modules[spec.name]
+    assert fig["models"] == 3
+    assert fig["steps"] == 4
+    for peer in ("jaxinit", "jax_loop"):
+        assert fig["peers"][peer]["model_steps_per_s"] > 0
+    assert fig["peers"]["torch"].get("model_steps_per_s", 1) > 0  # absent torch: {"skipped": ...}
+    assert fig["table"] in capsys.readouterr().out
