@@ -7,6 +7,7 @@
 """
 
 import os
+import pathlib
 import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
@@ -24,3 +25,16 @@ jax.config.update("jax_numpy_dtype_promotion", "standard")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The MNIST directory: ``$JAXINIT_DATA`` if set (then its files must be valid), else
+    ``../shared/data/mnist`` beside the repository; tests that need it skip without either.
+    CI sets ``JAXINIT_DATA`` (``.ci/run``), so there these tests always run."""
+    if os.environ.get("JAXINIT_DATA"):
+        return pathlib.Path(os.environ["JAXINIT_DATA"])
+    path = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not path.is_dir():
+        pytest.skip(f"no MNIST copy: set JAXINIT_DATA or place the files in {path}")
+    return path

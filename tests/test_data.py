@@ -68,16 +68,6 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def mnist_dir():
-    if os.environ.get("JAXINIT_DATA"):  # set on purpose: missing or invalid files fail below
-        return pathlib.Path(os.environ["JAXINIT_DATA"])
-    path = ROOT.parent / "shared" / "data" / "mnist"
-    if not path.is_dir():
-        pytest.skip(f"no MNIST copy: set JAXINIT_DATA or place the files in {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def mnist_train(mnist_dir):
     return data.load_mnist("train", data_dir=mnist_dir, download=False)
 

@@ -4,6 +4,7 @@ import itertools
 import json
 
 import numpy as np
+import pytest
 
 import jaxinit as ji
 from sweeps import seed_histograms
@@ -59,3 +60,32 @@ def test_selu_self_normalizing_quick(tmp_path):
     bn = summary["selu + lecun_normal | batchnorm"]
     assert abs(bn["post_mean_layer12"]) < 0.05
     assert abs(bn["post_var_layer12"] - 1) < 0.1
+
+
+def test_circles_quick(tmp_path):
+    from sweeps import circles
+
+    summary = circles.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    acc = summary["test_accuracy"]
+    assert set(acc) == {"zeros", "large random", "He"}
+    # zeros never breaks the symmetry: one class everywhere, the balanced half
+    assert acc["zeros"] == 0.5
+    assert summary["final_loss"]["zeros"] == pytest.approx(np.log(2), abs=1e-4)
+    assert acc["He"] > 0.55
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+
+
+def test_mnist_init_comparison_quick(tmp_path, mnist_dir):
+    from sweeps import mnist_init_comparison
+
+    summary = mnist_init_comparison.main(
+        ["--out", str(tmp_path), "--quick", "--seeds", "2", "--data-dir", str(mnist_dir)]
+    )
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    # std 0.01 never learns: the loss stays at ln 10 (chance over 10 classes)
+    assert summary["std 0.01"]["final_loss"] == pytest.approx(np.log(10), abs=0.01)
+    assert summary["He"]["final_loss"] < summary["Xavier"]["final_loss"] < 2.2
+    assert summary["He"]["test_accuracy"] > 0.5
+    assert (tmp_path / "loss.png").stat().st_size > 10_000

@@ -4,7 +4,6 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
-import os
 import pathlib
 import sys
 
@@ -236,18 +235,9 @@ def test_zeros_never_break_symmetry_on_circles():
     assert res.attrs["eval_on"] == "data"
 
 
-def _mnist_dir() -> pathlib.Path | None:
-    if os.environ.get("JAXINIT_DATA"):
-        return pathlib.Path(os.environ["JAXINIT_DATA"])  # set: must hold the files
-    shared = ROOT.parent / "shared" / "data" / "mnist"
-    return shared if shared.exists() else None
-
-
 @pytest.mark.slow
-def test_mnist_he_learns_where_small_normal_does_not():
-    where = _mnist_dir()
-    if where is None:
-        pytest.skip("no MNIST: set JAXINIT_DATA to a directory with the four IDX files")
+def test_mnist_he_learns_where_small_normal_does_not(mnist_dir):
+    where = mnist_dir
     x, y = load_mnist("test", data_dir=where)  # the smaller file; 2000 to train, 1000 to test
     train_set, test_set = (x[:2000], y[:2000]), (x[2000:3000], y[2000:3000])
     grid = TrainGrid(inits=["normal(stddev=0.01)", "he_normal"], seeds=1, steps=100,
@@ -395,10 +385,8 @@ def test_bad_data_fails_before_running(data):
 
 
 @pytest.mark.slow
-def test_benchmark_smoke(capsys):
-    where = _mnist_dir()
-    if where is None:
-        pytest.skip("no MNIST: set JAXINIT_DATA to a directory with the four IDX files")
+def test_benchmark_smoke(capsys, mnist_dir):
+    where = mnist_dir
     spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "benchmarks" / "train_mnist.py")  # fmt: skip
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
