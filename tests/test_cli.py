@@ -89,3 +89,50 @@ def test_python_dash_m_jaxinit_is_the_same_command():
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "φ(x) = max(x, 0)" in out
+
+
+def test_sweep_writes_the_result_and_the_report_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["sweep", "--inits", "he_normal", "normal(stddev=0.01)", "--activations", "relu",
+            "--depth", "3", "--width", "8", "--seeds", "2", "--batch", "16", "--out", str(out),
+            "--no-theory"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "he_normal" in printed
+    assert "vanishes" in printed  # std 0.01 under relu: variance / 200 per layer
+    res = ji.SweepResult.load(out / "result")
+    assert res.coords["init"] == ("he_normal", "normal(stddev=0.01)")
+    assert (out / "report.html").is_file()
+    # a second run reads the finished chunks back and gives the same result
+    assert main(argv) == 0
+    assert ji.SweepResult.load(out / "result").equals(res)
+
+
+def test_report_of_a_saved_sweep(tmp_path, capsys):
+    res = ji.sweep(ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, batch=8))
+    res.save(tmp_path / "saved")
+    assert (
+        main(["report", str(tmp_path / "saved"), "--out", str(tmp_path / "rep"), "--no-theory"])
+        == 0
+    )
+    assert (tmp_path / "rep" / "report.html").is_file()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "holds no sweep result" in capsys.readouterr().err
+
+
+def test_train_on_circles(tmp_path, capsys):
+    argv = ["train", "--data", "circles", "--inits", "zeros", "he_normal", "--seeds", "2",
+            "--hidden", "10", "5", "--steps", "200", "--batch-size", "0", "--eval-every", "100",
+            "--optimizer", "sgd(learning_rate=0.1)", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    zeros = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("zeros "))
+    assert "0.6931" in zeros  # symmetric: ln 2, whatever the steps
+    assert "50.00%" in zeros
+    assert ji.TrainResult.load(tmp_path / "result").loss.shape == (2, 2, 200)
+
+
+def test_train_bad_optimizer_is_a_usage_error(capsys):
+    assert main(["train", "--data", "circles", "--inits", "he_normal", "--optimizer", "sgdd"]) == 2
+    err = capsys.readouterr().err
+    assert "sgdd" in err
+    assert "sgd" in err
