@@ -24,7 +24,7 @@ modules whose names start with an underscore are private.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxinit import _cache, activations, data, initializers, isometry, lsuv
+from jaxinit import _cache, activations, data, initializers, isometry, lsuv, theory
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
@@ -68,5 +68,6 @@ __all__ = [
     "lsuv",
     "report",
     "sweep",
+    "theory",
     "train",
 ]

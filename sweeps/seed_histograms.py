@@ -7,20 +7,16 @@ twelve Python loops of the original posts.
     python -m sweeps.seed_histograms --out out/seed_histograms [--seeds 4] [--quick]
 
 Writes ``histograms.png`` (layers × configurations), ``summary.json`` (per-layer
-variance, saturated and dead fractions, averaged over seeds) and ``result/``
-(the full SweepResult), and prints a per-layer table.
+variance, saturated and dead fractions, averaged over seeds), ``report.html``
+(figures and tables, with the mean-field prediction dashed) and ``result/``
+(the full SweepResult), and prints a per-layer table. A killed run resumes
+from ``sweep/``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
-
-import numpy as np
-from matplotlib.figure import Figure
-
 import jaxinit as ji
+from sweeps import _common
 
 INITS = ["normal(stddev=1.0)", "normal(stddev=0.01)", "glorot_normal", "he_normal"]
 ACTIVATIONS = ["sigmoid", "tanh", "relu"]
@@ -30,29 +26,6 @@ def make_grid(*, quick: bool, seeds: int) -> ji.Grid:
     width, batch = (16, 64) if quick else (100, 1000)
     return ji.Grid(inits=INITS, activations=ACTIVATIONS, depth=5, width=width, seeds=seeds,
                    batch=batch, inputs="gaussian", bins=30)  # fmt: skip
-
-
-def plot(res: ji.SweepResult, path: pathlib.Path) -> None:
-    inits, acts = res.coords["init"], res.coords["activation"]
-    n_layers = res.post_var.shape[-1]
-    rows = [(i, a) for a in acts for i in inits]
-    fig = Figure(figsize=(2.0 * n_layers, 1.3 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), n_layers, sharey="row", squeeze=False)
-    for r, (init, act) in enumerate(rows):
-        edges = np.asarray(res.attrs["hist_edges"][act])
-        counts = res.sel(init=init, activation=act).hist.sum(0)  # summed over seeds
-        for layer in range(n_layers):
-            ax = axes[r, layer]
-            total = max(counts[layer].sum(), 1)
-            ax.stairs(counts[layer] / total, edges, fill=True, color="#0072B2")
-            ax.tick_params(labelsize=6)
-            if r == 0:
-                ax.set_title(f"layer {layer + 1}", fontsize=8)
-            if layer == 0:
-                ax.set_ylabel(f"{act}\n{init}", fontsize=6)
-    fig.supxlabel("post-activation value", fontsize=8)
-    fig.supylabel("fraction of units", fontsize=8)
-    fig.savefig(path, dpi=110)
 
 
 def summarize(res: ji.SweepResult) -> dict:
@@ -82,21 +55,18 @@ def table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
-    parser.add_argument("--seeds", type=int, default=4, help="networks per configuration")
-    parser.add_argument("--quick", action="store_true", help="tiny widths, for smoke tests")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be a positive integer; got {args.seeds}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    res = ji.sweep(make_grid(quick=args.quick, seeds=args.seeds))
+    args = _common.parse(_common.parser(__doc__, seeds=4), argv)
+    grid = make_grid(quick=args.quick, seeds=args.seeds)
+    res, seconds = _common.run(grid, args.out)
     res.save(args.out / "result")
-    plot(res, args.out / "histograms.png")
-    summary = summarize(res)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    ji.report.save(ji.report.histogram_grid(res), args.out / "histograms")
+    summary = _common.write_summary(args.out, summarize(res))
+    paths = ji.report.report_sweep(
+        res, args.out, theory=_common.theory_or_none(grid), title="Seed histograms"
+    )
     print(table(summary))
-    print(f"\nwrote {args.out}/histograms.png, summary.json and result/")
+    print(f"\n{len(grid)} networks in {seconds:.1f} s; wrote {paths.html}, histograms.png, "
+          "summary.json and result/")  # fmt: skip
     return summary
 
 

@@ -89,3 +89,49 @@ def test_mnist_init_comparison_quick(tmp_path, mnist_dir):
     assert summary["He"]["final_loss"] < summary["Xavier"]["final_loss"] < 2.2
     assert summary["He"]["test_accuracy"] > 0.5
     assert (tmp_path / "loss.png").stat().st_size > 10_000
+
+
+def test_relu_std001_quick(tmp_path, capsys):
+    from sweeps import relu_std001
+
+    summary = relu_std001.main(["--out", str(tmp_path), "--quick", "--seeds", "4"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    small = summary["normal(stddev=0.01)"]
+    # theory: with σ_w² = 32 · 10⁻⁴ the mean activation shrinks √(2/σ_w²) = 25× per layer
+    theory = np.asarray(small["post_mean_theory"])
+    np.testing.assert_allclose(theory[:-1] / theory[1:], 25.0, rtol=1e-3)
+    # measured within 10% at the first two layers (later ones are noisier at width 32)
+    assert np.all(np.abs(small["post_mean_rel_error"][:2]) < 0.1)
+    assert "mean activation by layer" in capsys.readouterr().out
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_edge_of_chaos_quick(tmp_path):
+    from sweeps import edge_of_chaos
+
+    summary = edge_of_chaos.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert summary["relu"]["critical_sigma_w2_at_sigma_b2_0"] == pytest.approx(2.0, rel=1e-4)
+    assert summary["tanh"]["critical_sigma_w2_at_sigma_b2_0"] == pytest.approx(1.0, rel=1e-4)
+    assert summary["erf"]["critical_sigma_w2_at_sigma_b2_0"] == pytest.approx(np.pi / 4, rel=1e-4)
+    for act in edge_of_chaos.ACTIVATIONS:
+        assert (tmp_path / f"phase-{act}.png").stat().st_size > 10_000
+        s = summary[act]
+        # most measured points sit on theory's side of χ₁ = 1 (the edge itself is noisy)
+        assert s["measured_on_theory_side"] >= s["measured_points"] - 2
+    # ordered tanh with a bias: inputs become correlated, as theory says
+    assert summary["tanh"]["cosine_at_L"]["0.5|0.5"] > 0.9
+    assert summary["tanh"]["cosine_theory_at_L"]["0.5|0.5"] > 0.9
+
+
+def test_big_grid_quick(tmp_path, capsys):
+    from sweeps import big_grid
+
+    summary = big_grid.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert summary["networks"] == 4 * 3 * 2 * 2
+    by_pair = summary["by_pair"]
+    assert len(by_pair) == 12
+    assert by_pair["normal(stddev=0.01) | relu"]["outcome"] == "vanishes"
+    assert "combos/s" in capsys.readouterr().out
+    assert (tmp_path / "report.html").is_file()

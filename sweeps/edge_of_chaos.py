@@ -1,0 +1,128 @@
+r"""The order-to-chaos phase diagram: mean-field theory beside the measured networks.
+
+Theory: χ₁ = σ_w² E[φ′(√q* z)²] and the correlation depth scale ξ_c over a
+100 × 100 grid of (σ_w², σ_b²) per activation, computed vectorized
+(Poole et al. 2016, https://arxiv.org/abs/1606.05340; Schoenholz et al. 2017,
+https://arxiv.org/abs/1611.01232). χ₁ = 1 is the edge of chaos: below it
+(ordered) gradients vanish and inputs become correlated with depth; above it
+(chaotic) gradients explode and nearby inputs decorrelate.
+
+Measured: an 8 × 5 sub-grid of the same plane, one sweep per activation,
+weights N(0, σ_w²/fan_in) and biases N(0, σ_b²). From each network's
+back-propagated gradient variance the empirical χ₁ is the per-layer growth
+:math:`(\mathrm{Var}\,\delta_1 / \mathrm{Var}\,\delta_L)^{1/(L-1)}`, and the
+mean cosine between samples at layer L is the empirical correlation.
+
+    python -m sweeps.edge_of_chaos --out out/edge_of_chaos [--seeds 2] [--quick]
+
+Writes ``phase-<activation>.png``, ``summary.json`` (per activation: the
+critical σ_w² at σ_b² = 0, the cells computed and their time, how many
+measured points fall on theory's side of the line, and the mean cosine between
+samples at layer L, measured and predicted, per (σ_w², σ_b²)) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+import jaxinit as ji
+from sweeps import _common
+
+ACTIVATIONS = ["tanh", "relu", "erf"]
+THEORY_W2 = np.linspace(0.25, 4.0, 100)
+THEORY_B2 = np.linspace(0.0, 0.5, 100)
+MEASURED_W2 = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+MEASURED_B2 = [0.0, 0.05, 0.15, 0.3, 0.5]
+
+
+def init_spec(sigma_w2: float) -> str:
+    return f"variance_scaling(scale={sigma_w2}, distribution='untruncated_normal')"
+
+
+def bias_spec(sigma_b2: float) -> str:
+    return "zeros" if sigma_b2 == 0 else f"normal(stddev={math.sqrt(sigma_b2)!r})"
+
+
+def measured_plane(*, quick: bool) -> tuple[list[float], list[float]]:
+    """The (σ_w², σ_b²) values of the measured sub-grid."""
+    return (MEASURED_W2[::3], MEASURED_B2[::2]) if quick else (MEASURED_W2, MEASURED_B2)
+
+
+def make_grid(activation: str, *, quick: bool, seeds: int) -> ji.Grid:
+    depth, width, batch = (6, 32, 32) if quick else (20, 256, 64)
+    w2, b2 = measured_plane(quick=quick)
+    return ji.Grid(inits=[init_spec(w) for w in w2], activations=[activation], depth=depth,
+                   width=width, seeds=seeds, batch=batch, bias_inits=[bias_spec(b) for b in b2],
+                   cosine=True)  # fmt: skip
+
+
+def measured_chi1(res: ji.SweepResult) -> np.ndarray:
+    """Per (init, bias_init): the geometric seed mean of the per-layer gradient growth."""
+    g = res.grad_var  # (init, bias_init, seed, layer)
+    depth = g.shape[-1]
+    per_seed = np.log(g[..., 0] / g[..., -1]) / (depth - 1)
+    return np.exp(np.nanmean(per_seed, axis=-1))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _common.parse(_common.parser(__doc__, seeds=2), argv)
+    w2 = THEORY_W2[::10] if args.quick else THEORY_W2
+    b2 = THEORY_B2[::10] if args.quick else THEORY_B2
+    summary, figures = {}, []
+    for act in ACTIVATIONS:
+        start = time.perf_counter()
+        phase = ji.theory.phase_diagram(act, sigma_w2=w2, sigma_b2=b2)
+        chi1 = np.asarray(phase.chi1)
+        theory_s = time.perf_counter() - start
+        grid = make_grid(act, quick=args.quick, seeds=args.seeds)
+        res, sweep_s = _common.run(grid, args.out, f"sweep-{act}")
+        res = res.squeeze()
+        ew2, eb2 = measured_plane(quick=args.quick)  # the grid's init and bias order
+        chi_emp = measured_chi1(res)
+        predicted = ji.theory.predict(grid).squeeze()
+        ww, bb = np.meshgrid(ew2, eb2, indexing="ij")
+        chi_th = np.array([[float(ji.theory.chi1(act, q=ji.theory.q_star(
+            act, sigma_w2=w, sigma_b2=b).q, sigma_w2=w)) for b in eb2] for w in ew2])  # fmt: skip
+        agree = int(np.sum((chi_emp > 1) == (chi_th > 1)))
+        fig = ji.report.phase_diagram(w2, b2, chi1, xi_c=np.asarray(phase.xi_c),
+                                      empirical=(ww, bb, chi_emp))  # fmt: skip
+        fig.axes[0].set_title(f"{act}: theory ({w2.size}×{b2.size}) and measured (L = "
+                              f"{max(grid.depths)})", fontsize=8)  # fmt: skip
+        (png,) = ji.report.save(fig, args.out / f"phase-{act}")
+        figures.append((f"{act}: log10 ξ_c, the χ₁ = 1 line, and measured points.", png))
+        summary[act] = {
+            "critical_sigma_w2_at_sigma_b2_0": float(
+                ji.theory.critical_sigma_w2(act, sigma_b2=0.0)
+            ),
+            "theory_cells": int(chi1.size),
+            "theory_seconds": theory_s,
+            "measured_networks": len(grid),
+            "sweep_seconds": sweep_s,
+            "measured_points": int(chi_emp.size),
+            "measured_on_theory_side": agree,
+            "cosine_theory_at_L": {
+                f"{w}|{b}": float(np.nanmean(predicted.cosine[i, j, :, -1]))
+                for i, w in enumerate(ew2)
+                for j, b in enumerate(eb2)
+            },
+            "cosine_at_L": {
+                f"{w}|{b}": float(np.nanmean(res.cosine[i, j, :, -1]))
+                for i, w in enumerate(ew2)
+                for j, b in enumerate(eb2)
+            },
+        }
+        print(f"{act}: critical σ_w² at σ_b² = 0 is "
+              f"{summary[act]['critical_sigma_w2_at_sigma_b2_0']:.4f}; {chi1.size} cells in "
+              f"{theory_s:.2f} s; {agree}/{chi_emp.size} measured points on theory's side")  # fmt: skip
+    summary = _common.write_summary(args.out, summary)
+    ji.report.write_report(args.out, title="The edge of chaos",
+                           sections=[ji.report.Section(title="Phase diagrams", figures=figures)],
+                           attrs=res.attrs)  # fmt: skip
+    return summary
+
+
+if __name__ == "__main__":
+    main()
