@@ -136,3 +136,38 @@ def test_train_bad_optimizer_is_a_usage_error(capsys):
     err = capsys.readouterr().err
     assert "sgdd" in err
     assert "sgd" in err
+
+
+def test_theory_prints_the_edge_of_chaos_and_the_phases(capsys):
+    assert main(["theory", "relu", "--sigma-w2", "1.5", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln for ln in out.splitlines() if ln[:1].isdigit()}
+    assert rows["0"].split()[1] == "2"  # ReLU's critical σ_w² = 2 at σ_b² = 0
+    assert "0.75" in rows["1.5"]  # χ₁ = σ_w² / 2
+    assert rows["1.5"].rstrip().endswith("ordered")
+    assert "diverges" in rows["3"]
+    assert main(["theory", "tanh", "--sigma-b2", "0.05"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    crit = next(ln for ln in lines if ln.startswith("0.05 "))
+    expected = float(ji.theory.critical_sigma_w2("tanh", sigma_b2=0.05))
+    assert float(crit.split()[1]) == pytest.approx(expected, rel=1e-5)
+    at_edge = next(ln for ln in lines if ln.split()[1:2] == ["0.05"])  # the fixed-point table
+    assert at_edge.split()[3] == "1"  # χ₁ = 1 on the edge
+    assert at_edge.rstrip().endswith("critical")
+
+
+def test_theory_bad_values(capsys):
+    assert main(["theory", "tanh", "--sigma-b2", "-1"]) == 2
+    assert "--sigma-b2 takes finite values >= 0; got -1.0" in capsys.readouterr().err
+    assert main(["theory", "rleu"]) == 2
+    assert "Did you mean 'relu'?" in capsys.readouterr().err
+
+
+def test_sweep_report_has_the_theory_overlay(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["sweep", "--inits", "he_normal", "--activations", "relu", "tanh", "--depth", "3",
+            "--width", "8", "--seeds", "1", "--batch", "16", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "no theory overlay" not in capsys.readouterr().err
+    html = (out / "report.html").read_text()
+    assert "theory" in html
