@@ -11,6 +11,7 @@ import pytest
 
 import jaxinit as ji
 from jaxinit import theory as T
+from jaxinit.theory import _quadrature as Q
 from tests._tolerances import (
     SWEEP_BATCH,
     SWEEP_SEEDS,
@@ -88,8 +89,8 @@ def test_relu_c_map_closed_form():
     assert float(got[2]) == pytest.approx(1 / math.pi, rel=1e-6)  # f(0) at criticality
     # χ_c's integrand: E[relu'(u1) relu'(u2)] = (π - arccos c)/(2π), steps that meet as c → 1
     relu = ji.activations.get("relu")
-    step = lambda u, v: (T._dphi(relu, u) * T._dphi(relu, v),)  # noqa: E731
-    pair = jax.jit(jax.vmap(lambda c: T._expect2(relu, 0.0, 1.0, 1.0, c, step)[0]))(c)
+    step = lambda u, v: (Q._dphi(relu, u) * Q._dphi(relu, v),)  # noqa: E731
+    pair = jax.jit(jax.vmap(lambda c: Q._expect2(relu, 0.0, 1.0, 1.0, c, step)[0]))(c)
     _close(pair, (np.pi - np.arccos(c)) / (2 * np.pi))
 
 
@@ -184,8 +185,8 @@ def test_quadrature_against_dense_reference(name):
 
     @jax.jit
     def quadrature(m, q, c):
-        f = lambda x: (act.fn(x), act.fn(x) ** 2, T._dphi(act, x) ** 2)  # noqa: E731
-        moments = jax.vmap(lambda m, q: jnp.stack(T._expect1(act, m, q, f)))(m, q)
+        f = lambda x: (act.fn(x), act.fn(x) ** 2, Q._dphi(act, x) ** 2)  # noqa: E731
+        moments = jax.vmap(lambda m, q: jnp.stack(Q._expect1(act, m, q, f)))(m, q)
         return moments, T.c_map(name, c, q=q2, sigma_w2=sw, sigma_b2=sb)
 
     moments, c_map = quadrature(m, q, c)
@@ -381,3 +382,14 @@ def test_predict_batchnorm_lsuv_and_fractions_against_sweep():
         got, want = measured.fields[f].mean(-2), predicted.fields[f][..., 0, :]
         np.testing.assert_allclose(got, want, atol=0.03, err_msg=f)
     assert predicted.sel(init="normal(stddev=1.0)", activation="softplus").dead[0, -1] > 0.2
+
+
+def test_q_star_at_the_marginal_relu_point_keeps_the_input_length():
+    # relu at σ_w² = 2, σ_b² = 0: V(q) = q for every q, so the input's q0 is the fixed point
+    for q0 in (0.3, 1.0, 7.0):
+        fp = T.q_star("relu", sigma_w2=2.0, sigma_b2=0.0, q0=q0)
+        assert bool(fp.converged)
+        assert not bool(fp.diverged)
+        assert float(fp.q) == pytest.approx(q0, rel=1e-5)
+    # with a bias the map is q + σ_b²: no fixed point, never reported as converged
+    assert not bool(T.q_star("relu", sigma_w2=2.0, sigma_b2=0.1).converged)

@@ -14,19 +14,16 @@ with dims (init, seed[, activation])); it never runs a network::
 
 from jaxinit.report.figures import (
     PALETTE,
-    accuracy,
-    decision_boundary,
-    decision_grid,
     grad_variance_vs_depth,
     heatmap,
     histogram_grid,
-    loss_curves,
     phase_diagram,
     save,
     variance_vs_depth,
 )
 from jaxinit.report.html import ReportPaths, Section, provenance, report_sweep, write_report
 from jaxinit.report.tables import layer_table, summary_table, variance_ratio
+from jaxinit.report.training import accuracy, decision_boundary, decision_grid, loss_curves
 
 __all__ = [
     "PALETTE",

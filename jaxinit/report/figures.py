@@ -1,4 +1,4 @@
-r"""Figures of sweeps, theory and training: matplotlib ``Figure`` objects, never pyplot.
+r"""Figures of sweeps and theory, and the house style: matplotlib ``Figure`` objects, never pyplot.
 
 Every function returns a :class:`matplotlib.figure.Figure` built with the
 object API (no pyplot, no global state: the house style is applied with
@@ -17,7 +17,8 @@ is dashed in the same colour. The variance plots follow Glorot & Bengio 2010
 (http://proceedings.mlr.press/v9/glorot10a) and He et al. 2015
 (https://arxiv.org/abs/1502.01852); the phase diagram follows Poole et al.
 2016 (https://arxiv.org/abs/1606.05340) and Schoenholz et al. 2017
-(https://arxiv.org/abs/1611.01232).
+(https://arxiv.org/abs/1611.01232). Training figures, in the same style, are in
+:mod:`jaxinit.report.training`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from __future__ import annotations
 import functools
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.colors import LinearSegmentedColormap, ListedColormap, to_rgb
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, MaxNLocator
@@ -42,13 +43,9 @@ from jaxinit.results import SweepResult
 __all__ = [
     "PALETTE",
     "SAVE_FORMATS",
-    "accuracy",
-    "decision_boundary",
-    "decision_grid",
     "grad_variance_vs_depth",
     "heatmap",
     "histogram_grid",
-    "loss_curves",
     "phase_diagram",
     "save",
     "variance_vs_depth",
@@ -329,142 +326,6 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
                 ax.set_xlabel(r"$h_\ell$")
             else:
                 ax.tick_params(labelbottom=False)
-    return fig
-
-
-def _steps(attrs: Mapping[str, Any], key: str, n: int) -> np.ndarray:
-    given = attrs.get(key)
-    if given is not None and len(given) == n:
-        return np.asarray(given, np.float64)
-    return np.arange(n, dtype=np.float64)
-
-
-def _seed_curves(ax, x, y, i, **kw):
-    """Seed mean of ``y (seed, n)``, with its min–max band when solid."""
-    ax.plot(x, y.mean(axis=0), color=_color(i), **kw)
-    if y.shape[0] > 1 and "linestyle" not in kw:
-        ax.fill_between(x, y.min(0), y.max(0), color=_color(i), alpha=0.2, linewidth=0)
-
-
-def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None) -> Figure:
-    """One panel per activation, one line per init: ``field (…, n)`` against its steps."""
-    v = tables.view(train, selection)
-    if field not in v.fields:
-        hint = tables.closest_hint(field, list(v.fields))
-        raise ValueError(f"the training result has no field {field!r}; fields: {list(v.fields)}.{hint}")  # fmt: skip
-    n_act = len(v.activations)
-    fig, axes = _panels(1, n_act, width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.2 * n_act)),
-                        height=2.3, sharex=True, sharey=True)  # fmt: skip
-    for a, act in enumerate(v.activations):
-        ax = axes[0, a]
-        for i in range(len(v.inits)):
-            for name, key, kw in ((field, steps_key, {}), (dashed, "eval_steps", {"linestyle": "--"})):  # fmt: skip
-                if name is not None:
-                    y = v.fields[name][i, a].astype(np.float64)
-                    _seed_curves(ax, _steps(v.attrs, key, y.shape[-1]), y, i, **kw)
-        if log_y:
-            ax.set_yscale("log", nonpositive="mask")
-        ax.set_title("" if act is None else str(act))
-        ax.set_xlabel("step")
-    axes[0, 0].set_ylabel(field.replace("_", " "))
-    handles = [Line2D([], [], color=_color(i), label=str(init)) for i, init in enumerate(v.inits)]
-    if dashed:
-        handles.append(Line2D([], [], color="0.3", linestyle="--", label=dashed.replace("_", " ")))
-    _legend(fig, handles)
-    return fig
-
-
-EVAL_LOSS = ("test_loss", "eval_loss")  # names a training result may give its held-out loss
-EVAL_ACCURACY = ("test_accuracy", "eval_accuracy")
-
-
-@_styled
-def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True,
-                **selection: Any) -> Figure:  # fmt: skip
-    """Training loss against step, one line per init (seed mean, min–max band).
-
-    ``train`` has dims (init, seed[, activation]) (one panel per activation)
-    and ``field`` of shape ``(…, step)``; steps come from
-    ``attrs["loss_steps"]`` when recorded, else 0, 1, …. A held-out loss
-    (``test_loss`` or ``eval_loss``, ``(…, eval)``) is drawn dashed at
-    ``attrs["eval_steps"]``.
-    """
-    dashed = next((k for k in EVAL_LOSS if k in train.fields), None)
-    return _curves(train, field, "loss_steps", selection, log_y=log_y, dashed=dashed)
-
-
-@_styled
-def accuracy(train: SweepResult, *, field: str | None = None, **selection: Any) -> Figure:
-    """Held-out accuracy against step (``attrs["eval_steps"]``), seed mean and min–max band.
-
-    ``field`` None takes ``test_accuracy`` or ``eval_accuracy``, whichever the result holds.
-    """
-    if field is None:
-        field = next((k for k in EVAL_ACCURACY if k in train.fields), EVAL_ACCURACY[0])
-    fig = _curves(train, field, "eval_steps", selection)
-    for ax in fig.axes:
-        ax.set_ylim(0.0, 1.0)
-    return fig
-
-
-def decision_grid(extent: Sequence[float], *, resolution: int = 100) -> np.ndarray:
-    """Points ``(resolution², 2)`` to evaluate a classifier on, for :func:`decision_boundary`.
-
-    Row-major: point ``r * resolution + c`` is ``(x_c, y_r)``, so
-    ``probs = predict(points).reshape(resolution, resolution)``.
-    """
-    x0, x1, y0, y1 = (float(e) for e in extent)
-    if not (x0 < x1 and y0 < y1) or resolution < 2:
-        raise ValueError(f"extent must be (x0 < x1, y0 < y1) and resolution >= 2; got {extent}, {resolution}")  # fmt: skip
-    xx, yy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
-    return np.stack([xx.ravel(), yy.ravel()], axis=1)
-
-
-@_styled
-def decision_boundary(probs, points, labels, *, extent: Sequence[float],
-                      titles: Sequence[str] | None = None, threshold: float = 0.5) -> Figure:  # fmt: skip
-    """Predicted P(y = 1) over the plane with the data on top; one panel per model.
-
-    Args:
-      probs: ``(H, W)`` or ``(K, H, W)`` probabilities on the :func:`decision_grid`
-        of ``extent`` (row 0 at the bottom).
-      points: ``(n, 2)`` inputs; labels: ``(n,)`` classes 0 and 1 (circles, triangles).
-      extent: ``(x0, x1, y0, y1)``; titles: one per panel (e.g. the inits).
-      threshold: the probability drawn as the boundary line.
-    """
-    probs = np.asarray(probs, np.float64)
-    probs = probs[None] if probs.ndim == 2 else probs
-    points, labels = np.asarray(points, np.float64), np.asarray(labels).reshape(-1)
-    if probs.ndim != 3 or points.ndim != 2 or points.shape[1] != 2 or len(labels) != len(points):
-        raise ValueError(
-            f"expected probs (H, W) or (K, H, W), points (n, 2) and labels (n,); got "
-            f"{probs.shape}, {points.shape}, {labels.shape}"
-        )
-    titles = [None] * len(probs) if titles is None else list(titles)
-    if len(titles) != len(probs):
-        raise ValueError(f"{len(titles)} titles for {len(probs)} panels")
-    light = [0.5 * np.asarray(to_rgb(PALETTE[c])) + 0.5 for c in (0, 1)]  # halfway to white
-    cmap = LinearSegmentedColormap.from_list("two_class", [light[0], (1.0, 1.0, 1.0), light[1]])
-    k = len(probs)
-    fig, axes = _panels(1, k, width=min(FULL_WIDTH, 0.9 + 1.9 * k), height=2.2,
-                        sharex=True, sharey=True)  # fmt: skip
-    x0, x1, y0, y1 = extent
-    for p, ax in enumerate(axes[0]):
-        image = ax.imshow(probs[p], origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=0.0,
-                          vmax=1.0, aspect="equal", interpolation="nearest")  # fmt: skip
-        if np.nanmin(probs[p]) < threshold < np.nanmax(probs[p]):
-            xs, ys = np.linspace(x0, x1, probs.shape[2]), np.linspace(y0, y1, probs.shape[1])
-            ax.contour(xs, ys, probs[p], levels=[threshold], colors="black", linewidths=1.0)
-        for cls, marker in ((0, "o"), (1, "^")):
-            pts = points[labels == cls]
-            ax.scatter(pts[:, 0], pts[:, 1], s=6, marker=marker, color=PALETTE[cls],
-                       edgecolors="black", linewidths=0.3, label=f"class {cls}")  # fmt: skip
-        ax.set_title("" if titles[p] is None else str(titles[p]))
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_xlabel("$x_1$")
-    axes[0, 0].set_ylabel("$x_2$")
-    fig.colorbar(image, ax=axes[0, -1], label="P(y = 1)")
     return fig
 
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxinit.report import figures, tables
+from jaxinit.report import figures, tables, training
 from jaxinit.results import SweepResult
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "write_report"]
@@ -239,9 +239,11 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
                                 text=LAYER_TEXT + ("" if t is None else THEORY_TEXT)))  # fmt: skip
     if train is not None:
         figs = []
-        figure(figures.loss_curves(train), "loss", "Training loss (seed mean, min–max band).", figs)
-        if any(k in train.fields for k in figures.EVAL_ACCURACY):
-            figure(figures.accuracy(train), "accuracy", "Held-out accuracy.", figs)
+        figure(
+            training.loss_curves(train), "loss", "Training loss (seed mean, min–max band).", figs
+        )
+        if any(k in train.fields for k in training.EVAL_ACCURACY):
+            figure(training.accuracy(train), "accuracy", "Held-out accuracy.", figs)
         sections.append(Section(title="Training", figures=figs))
     path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
     return ReportPaths(path, tuple(fig_paths), tuple(table_paths))

@@ -1,0 +1,172 @@
+r"""The mean-field maps of one input and two: length map, χ₁, c-map, propagation, σ_w², σ_b².
+
+For :math:`z_l = h_{l-1} W_l + b_l`, :math:`h_l = \varphi(z_l)` with zero-mean
+weights of variance :math:`\sigma_w^2/n_\mathrm{in}` and biases of second moment
+:math:`\sigma_b^2` (Poole et al. 2016, https://arxiv.org/abs/1606.05340):
+
+.. math::
+   \mathcal{V}(q) = \sigma_w^2\,\mathbb{E}[\varphi(\sqrt{q}\,z)^2] + \sigma_b^2, \quad
+   \chi_1 = \sigma_w^2\,\mathbb{E}[\varphi'(\sqrt{q}\,z)^2], \quad
+   c' = \frac{\sigma_w^2\,\mathbb{E}[\varphi(u_1)\varphi(u_2)] + \sigma_b^2}{\mathcal{V}(q)}.
+
+:func:`sigma_w2` and :func:`sigma_b2` read these parameters off initializers.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxinit import initializers as _initializers
+from jaxinit.theory._quadrature import (
+    _N2,
+    _TINY,
+    Array,
+    _act,
+    _cov,
+    _dphi,
+    _expect1,
+    _run,
+    _second,
+)
+
+__all__ = [
+    "Moments",
+    "c_map",
+    "chi1",
+    "propagate",
+    "propagate_variance",
+    "sigma_b2",
+    "sigma_w2",
+    "variance_map",
+]
+
+
+class Moments(NamedTuple):
+    """Per-layer predictions of :func:`propagate` (layer 0 nearest the input)."""
+
+    pre_var: Array  # (depth,) q_l = E[z_l²]
+    post_mean: Array  # (depth,) E[φ(z_l)]
+    post_second: Array  # (depth,) E[φ(z_l)²]
+
+
+def _length(act, q, w, b):
+    return w * _second(act, 0.0, q) + b
+
+
+def _chi1(act, q, w):  # at q = 0, the limit q → 0+ (relu's φ'(0) is a matter of convention)
+    return w * _expect1(act, 0.0, jnp.maximum(q, _TINY), lambda x: (_dphi(act, x) ** 2,))[0]
+
+
+def _correlation(act, c, q, w, b):
+    return (w * _cov(act, 0.0, q, c) + b) / (w * _second(act, 0.0, q, _N2) + b)
+
+
+def variance_map(activation, q, *, sigma_w2, sigma_b2) -> Array:
+    r"""The length map :math:`q' = \sigma_w^2\,\mathbb{E}[\varphi(\sqrt{q} z)^2] + \sigma_b^2`.
+
+    Arguments broadcast elementwise; ``activation`` is a spec or an Activation.
+    """
+    return _run(_length, _act(activation), (), q, sigma_w2, sigma_b2)
+
+
+def chi1(activation, *, q, sigma_w2) -> Array:
+    r""":math:`\chi_1 = \sigma_w^2\,\mathbb{E}[\varphi'(\sqrt{q} z)^2]`, φ' by ``jax.jvp``."""
+    return _run(_chi1, _act(activation), (), q, sigma_w2)
+
+
+def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
+    r"""The correlation map :math:`c' = (\sigma_w^2 \mathbb{E}[\varphi(u_1)\varphi(u_2)] + \sigma_b^2)/\mathcal{V}(q)`.
+
+    :math:`(u_1, u_2)` is bivariate normal with variance ``q`` and correlation
+    ``c``. Dividing by :math:`\mathcal{V}(q)`, the next layer's variance, gives
+    the next layer's correlation for any ``q``; at :math:`q = q^*` it is the
+    usual division by :math:`q^*`. :math:`c'(1) = 1` to rounding.
+    """
+    return _run(_correlation, _act(activation), (), c, q, sigma_w2, sigma_b2)
+
+
+def propagate(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Moments:
+    r"""Per-layer pre-activation variance and post-activation moments of a depth-``depth`` net.
+
+    ``q0`` is the inputs' mean square :math:`\|x\|^2/d_\mathrm{in}`, so layer 0 has
+    :math:`q_0 = \sigma_{w,0}^2 q0 + \sigma_{b,0}^2` and layer :math:`l`
+    :math:`q_l = \sigma_{w,l}^2 \mathbb{E}[\varphi(z_{l-1})^2] + \sigma_{b,l}^2`.
+    ``sigma_w2`` and ``sigma_b2`` are scalars or ``(depth,)`` arrays (layer 0 has
+    its own fan-in, :math:`d_\mathrm{in}`).
+    """
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1; got {depth!r}")
+    dtype = jnp.result_type(q0, sigma_w2, sigma_b2, jnp.float32)
+    per_layer = []
+    for name, value in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+        value = jnp.asarray(value, dtype)
+        if value.shape not in ((), (depth,)):
+            raise ValueError(f"{name} must be a scalar or shaped ({depth},); got {value.shape}")
+        per_layer.append(jnp.broadcast_to(value, (depth,)))
+    return _propagate(_act(activation), jnp.asarray(q0, dtype), jnp.stack(per_layer, axis=1))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _propagate(act, q0, wb):
+    def layer(h2, wb):
+        q = wb[0] * h2 + wb[1]
+        mean, second = _expect1(act, 0.0, q, lambda x: (act.fn(x), act.fn(x) ** 2))
+        return second, (q, mean, second)
+
+    return Moments(*jax.lax.scan(layer, q0, wb)[1])
+
+
+def propagate_variance(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Array:
+    """``propagate(...).pre_var``: the predicted pre-activation variance per layer ``(depth,)``."""
+    return propagate(activation, q0, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2).pre_var
+
+
+def _weight_var(init, shape) -> float:
+    mean, var = init.moments(shape)
+    if mean != 0.0:
+        raise ValueError(
+            f"weight initializer {init.spec!r} has mean {mean!r} at shape {tuple(shape)}; "
+            "mean-field theory needs zero-mean weights (a nonzero mean adds a rank-one "
+            "term that the Gaussian limit does not describe)"
+        )
+    return var
+
+
+def sigma_w2(init, shape, *, in_axis: int | None = None) -> float:
+    r""":math:`\sigma_w^2 = \mathrm{fan\_in} \cdot \mathrm{Var}(w)` of an initializer at ``shape``.
+
+    The variance is the initializer's exact ``variance(shape)`` (truncation,
+    uniform and orthogonal scales included). ``fan_in`` is counted on the
+    initializer's own layout (``convention="torch"``: ``(out, in)``) unless
+    ``in_axis`` is given. Raises ValueError for initializers whose weights have
+    a nonzero mean (``identity``, ``ones``, ``normal(mean=...)``, ...).
+    """
+    init = _initializers.get(init)
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 2:
+        raise ValueError(f"sigma_w2 needs a weight shape of rank >= 2; got {shape}")
+    hp = dict(init.hparams)
+    axes = (1, 0) if hp.get("convention") == "torch" else (-2, -1)
+    if in_axis is None:
+        in_axis = axes[0] if hp.get("in_axis") is None else hp["in_axis"]
+        out_axis = axes[1] if hp.get("out_axis") is None else hp["out_axis"]
+    else:
+        out_axis = -2 if in_axis % len(shape) == len(shape) - 1 else -1
+    fan_in, _ = _initializers.compute_fans(
+        shape, in_axis=in_axis, out_axis=out_axis, batch_axis=hp.get("batch_axis", ())
+    )
+    return fan_in * _weight_var(init, shape)
+
+
+def sigma_b2(bias_init, width: int) -> float:
+    r""":math:`\sigma_b^2 = \mathbb{E}[b^2] = \mu_b^2 + \mathrm{Var}(b)` of a bias initializer.
+
+    The maps above take biases as :math:`\mathcal{N}(0, \sigma_b^2)`; :func:`predict`
+    keeps a bias mean :math:`\mu_b` apart (pre-activations :math:`\mathcal{N}(\mu_b, q - \mu_b^2)`).
+    """
+    mean, var = _initializers.get(bias_init).moments((int(width),))
+    return mean**2 + var
