@@ -6,7 +6,8 @@ ReLU MLP trained for 2000 SGD steps (learning rate 0.01, mini-batches of 128,
 one shared order) on the 60,000 MNIST training images. The peers:
 
 - **jaxinit**: ``ji.train``: every model stacked, ``jit(vmap(step))`` under
-  ``lax.scan``, warm (its compile is reported apart);
+  ``lax.scan``, the model axis split over every local device (``shard_map``),
+  warm (its compile is reported apart); and again on one device;
 - **PyTorch loop** (when torch is importable): ``nn.Sequential`` of
   ``nn.Linear`` and ``nn.ReLU``, ``torch.nn.init``, ``torch.optim.SGD``, one
   model after another, one step at a time;
@@ -14,11 +15,20 @@ one shared order) on the 60,000 MNIST training images. The peers:
   (compiled once, shared by all models) called once per model and step.
 
 Every peer runs the same arithmetic per model step: a forward and backward pass
-of a 128-example mini-batch, about
+of a 128-example mini-batch. The issue counts
 :math:`6 \cdot 128 \cdot (784 \cdot 100 + 3 \cdot 100^2 + 100 \cdot 10) \approx 8.4 \cdot 10^7`
-flops. The figure is *model-steps per second*; ratios are measured in the same
-run. Peers may be timed on a sample of the models (``--peer-models``), as their
-cost per model step does not depend on which model it is.
+flops; no peer computes :math:`\partial L / \partial x` of the input layer
+(:math:`2 \cdot 128 \cdot 784 \cdot 100 \approx 2.0 \cdot 10^7`), so
+:math:`6.4 \cdot 10^7` are executed, and the GFLOP/s column and the ceiling
+use those. The figure is *model-steps per second*; ratios are measured in the
+same run. Peers may be timed on a sample of the models (``--peer-models``), as
+their cost per model step does not depend on which model it is. The machine's
+matmul peak is measured in the same run as ``benchmarks/standard_grid.py`` does.
+
+Devices: XLA:CPU runs a batched matmul on one thread per device, and a CPU
+process has one device unless ``JAX_NUM_CPU_DEVICES`` is set before JAX starts.
+Run as a script with it unset, this script sets it to the number of cores
+(``os.cpu_count()``) and says so; set it yourself to choose.
 
     python benchmarks/train_mnist.py [--steps N] [--seeds N] [--examples N]
                                      [--peer-models N] [--data-dir DIR] [--json PATH]
@@ -35,24 +45,63 @@ import platform
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# before JAX starts: one CPU device per core, unless the caller chose
+DEVICES_SET_HERE = __name__ == "__main__" and "JAX_NUM_CPU_DEVICES" not in os.environ
+if DEVICES_SET_HERE:
+    os.environ["JAX_NUM_CPU_DEVICES"] = str(os.cpu_count() or 1)
 
-import jaxinit as ji
-from jaxinit.data import load_mnist
-from jaxinit.train import TrainGrid, train
+import importlib.util  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jaxinit as ji  # noqa: E402
+from jaxinit.data import load_mnist  # noqa: E402
+from jaxinit.train import TrainGrid, train  # noqa: E402
 
 INITS = ("normal(stddev=0.01)", "glorot_normal", "he_normal")
 HIDDEN = (100, 100, 100, 100)
 LEARNING_RATE = 0.01
 BATCH = 128
 EVAL_EXAMPLES = 1000  # jaxinit evaluates at the first and last step on this many test images
+TARGETS = {"model_steps_per_s": 3000.0, "torch_ratio": 5.0}  # from the issue
 
 
-def _flops(d_in: int, d_out: int) -> float:
+def _flops(d_in: int, d_out: int, *, executed: bool = True) -> float:
+    """Flops of one model step: 3 matmuls per layer (forward, ∂L/∂W, ∂L/∂h), less the
+    input layer's ∂L/∂x, which nobody computes, when ``executed``."""
     sizes = (d_in, *HIDDEN, d_out)
-    return 6.0 * BATCH * sum(a * b for a, b in itertools.pairwise(sizes))
+    flops = 6.0 * BATCH * sum(a * b for a, b in itertools.pairwise(sizes))
+    return flops - 2.0 * BATCH * d_in * HIDDEN[0] if executed else flops
+
+
+def _matmul_peak() -> dict:
+    """The best float32 matmul GFLOP/s at n = 1024 and 2048, by ``standard_grid.matmul_peak``."""
+    path = pathlib.Path(__file__).with_name("standard_grid.py")
+    spec = importlib.util.spec_from_file_location("_standard_grid", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        peaks = [module.matmul_peak(n) for n in (1024, 2048)]
+    finally:
+        del sys.modules[spec.name]
+    return {k: max(p[k] for p in peaks) for k in ("jax_gflops", "numpy_gflops", "gflops")}
+
+
+def _devices_note() -> str:
+    n, kind = len(jax.local_devices()), jax.default_backend()
+    if kind != "cpu":
+        return f"{n} {kind} devices"
+    value = os.environ.get("JAX_NUM_CPU_DEVICES")
+    if DEVICES_SET_HERE:
+        how = f"JAX_NUM_CPU_DEVICES={value} set by this script (it was unset; one per core)"
+    elif value is not None:
+        how = f"JAX_NUM_CPU_DEVICES={value} from the environment"
+    else:
+        how = "JAX_NUM_CPU_DEVICES unset (set before JAX starts for one device per core)"
+    return f"{n} CPU device{'s' * (n > 1)}, {how}"
 
 
 def _order(n: int, steps: int, seed: int = 0) -> np.ndarray:
@@ -67,20 +116,23 @@ def _order(n: int, steps: int, seed: int = 0) -> np.ndarray:
 # -- peers -------------------------------------------------------------------------------------
 
 
-def time_jaxinit(data, eval_data, *, seeds: int, steps: int) -> dict:
+def time_jaxinit(data, eval_data, *, seeds: int, steps: int, devices=None) -> dict:
+    """``ji.train`` on ``devices`` (None: every local device), warm."""
     grid = TrainGrid(inits=list(INITS), seeds=seeds, hidden=HIDDEN, steps=steps, batch_size=BATCH,
                      optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+    run = lambda: train(grid, data, eval_data, progress=False, devices=devices)  # noqa: E731
     t = time.perf_counter()
-    train(grid, data, eval_data, progress=False)  # compiles: every later call of this shape is warm
+    run()  # compiles: every later call of this shape is warm
     first = time.perf_counter() - t
     t = time.perf_counter()
-    res = train(grid, data, eval_data, progress=False)
+    res = run()
     seconds = time.perf_counter() - t
     models = len(INITS) * seeds
     tail = max(1, steps // 10)  # mean loss of the last tenth of the steps, per init
     final = {i: float(res.sel(init=i).loss[:, -tail:].mean()) for i in INITS}
     return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models,
-            "first_call_s": first, "final_loss": final,
+            "first_call_s": first, "final_loss": final, "model_losses": res.loss[..., -tail:].mean(-1).ravel().tolist(),
+            "devices": len(jax.local_devices() if devices is None else devices),
             "final_accuracy": {i: float(res.sel(init=i).test_accuracy[:, -1].mean()) for i in INITS}}  # fmt: skip
 
 
@@ -172,31 +224,47 @@ def time_torch(data, *, models: int, steps: int) -> dict:
 
 
 def report(fig: dict) -> str:
-    m = fig["machine"]
+    m, peak, t = fig["machine"], fig["peak"], TARGETS
+    flops, nominal = fig["flops_per_model_step"], fig["flops_per_model_step_nominal"]
     lines = [
         f"{fig['models']} models ({len(INITS)} inits × {fig['seeds']} seeds) × {fig['steps']} steps, "
         f"{fig['examples']} MNIST examples, batch {BATCH}, {'-'.join(map(str, HIDDEN))} ReLU, "
-        f"SGD {LEARNING_RATE}; {fig['flops_per_model_step']:.3g} flops per model step",
-        f"machine: {m['cpus']} CPUs, jax {m['jax']} ({m['backend']}); load average "
+        f"SGD {LEARNING_RATE}; {flops:.3g} flops executed per model step ({nominal:.3g} as the issue counts)",
+        f"machine: {m['cpus']} CPUs, jax {m['jax']} ({m['backend']}), {m['devices']}; matmul peak "
+        f"{peak['gflops']:.1f} GFLOP/s (best float32 matmul at n = 1024, 2048: jax "
+        f"{peak['jax_gflops']:.1f}, numpy {peak['numpy_gflops']:.1f}); load average "
         f"{m['load_average_at_start'][0]:.2f} at start, {m['load_average_at_end'][0]:.2f} at end",
         "",
-        f"{'peer':28s} {'model-steps/s':>14s} {'jaxinit ×':>10s} {'GFLOP/s':>8s}  timed over",
+        f"{'peer':30s} {'model-steps/s':>14s} {'jaxinit ×':>10s} {'GFLOP/s':>8s} {'of peak':>8s}  timed over",
     ]  # fmt: skip
-    for key, label in [("jaxinit", "jaxinit ji.train (vmapped)"),
-                       ("torch", "PyTorch loop"), ("jax_loop", "JAX loop (jit per step)")]:  # fmt: skip
-        p = fig["peers"][key]
+    n_dev = fig["peers"]["jaxinit"].get("devices", 1)
+    for key, label in [("jaxinit", f"jaxinit ji.train, {n_dev} device{'s' * (n_dev > 1)}"),
+                       ("jaxinit_1", "jaxinit ji.train, 1 device"), ("torch", "PyTorch loop"),
+                       ("jax_loop", "JAX loop (jit per step)")]:  # fmt: skip
+        p = fig["peers"].get(key)
+        if p is None:
+            continue
         if "skipped" in p:
-            lines.append(f"{label:28s} skipped: {p['skipped']}")
+            lines.append(f"{label:30s} skipped: {p['skipped']}")
             continue
         how = f"{p['models']} models × {fig['steps']} steps, {p['seconds']:.3g} s"
-        if key == "jaxinit":
+        if key.startswith("jaxinit"):
             how += f"; first call (compile incl.) {p['first_call_s']:.3g} s"
         if key == "torch":
             how += f"; torch {p['version']}, {p['threads']} threads"
-        gflops = p["model_steps_per_s"] * fig["flops_per_model_step"] / 1e9
-        lines.append(f"{label:28s} {p['model_steps_per_s']:14.1f} "
-                     f"{fig['ratios'].get(key, 1.0):9.2f}× {gflops:8.1f}  {how}")  # fmt: skip
-    j = fig["peers"]["jaxinit"]
+        gflops = p["model_steps_per_s"] * flops / 1e9
+        lines.append(f"{label:30s} {p['model_steps_per_s']:14.1f} {fig['ratios'].get(key, 1.0):9.2f}× "
+                     f"{gflops:8.1f} {gflops / peak['gflops']:8.1%}  {how}")  # fmt: skip
+    ceiling = peak["gflops"] * 1e9 / flops
+    j, torch_p = fig["peers"]["jaxinit"], fig["peers"]["torch"]
+    lines += ["", f"{'':30s} {'measured':>14s} {'target':>10s}",
+              f"{'jaxinit model-steps/s':30s} {j['model_steps_per_s']:14.1f} {'≥' + format(t['model_steps_per_s'], '.0f'):>10s}",
+              f"{'  ceiling: matmul peak / flops':30s} {ceiling:14.1f}"]  # fmt: skip
+    if "model_steps_per_s" in torch_p:
+        lines += [f"{'jaxinit × PyTorch loop':30s} {fig['ratios']['torch']:13.2f}× {'≥' + format(t['torch_ratio'], '.0f') + '×':>10s}",
+                  f"{'  ceiling × PyTorch loop':30s} {ceiling / torch_p['model_steps_per_s']:13.2f}×"]  # fmt: skip
+    if "jaxinit_1" in fig["peers"]:
+        lines.append(f"{'same models on 1 device: max |Δ loss|':40s} {fig['max_loss_difference_1_device']:.2g}")  # fmt: skip
     lines += ["", "jaxinit, mean over seeds: loss over the last tenth of the steps, test accuracy at the end"]  # fmt: skip
     lines += [f"  {i:24s} {j['final_loss'][i]:8.4f} {j['final_accuracy'][i]:8.1%}" for i in INITS]
     return "\n".join(lines)
@@ -219,22 +287,37 @@ def main(argv: list[str] | None = None) -> dict:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
+    devices = _devices_note()
+    say(f"devices: {devices}")
     say("loading MNIST ...")
     x, y = load_mnist("train", data_dir=args.data_dir)
     xt, yt = load_mnist("test", data_dir=args.data_dir)
-    data = (x[: args.examples], y[: args.examples])
+    data, eval_data = (
+        (x[: args.examples], y[: args.examples]),
+        (xt[:EVAL_EXAMPLES], yt[:EVAL_EXAMPLES]),
+    )
     models = len(INITS) * args.seeds
     peer_models = min(models, args.peer_models or models)
     fig: dict = {
         "models": models, "seeds": args.seeds, "steps": args.steps, "examples": len(data[0]),
-        "flops_per_model_step": _flops(x.shape[1], 10), "peers": {}, "ratios": {},
+        "flops_per_model_step": _flops(x.shape[1], 10),
+        "flops_per_model_step_nominal": _flops(x.shape[1], 10, executed=False),
+        "peers": {}, "ratios": {}, "targets": TARGETS,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
                     "backend": jax.default_backend(), "python": platform.python_version(),
-                    "load_average_at_start": os.getloadavg()},
+                    "devices": devices, "load_average_at_start": os.getloadavg()},
     }  # fmt: skip
-    say(f"jaxinit: {models} models × {args.steps} steps (a first call to compile, then warm) ...")
-    fig["peers"]["jaxinit"] = time_jaxinit(data, (xt[:EVAL_EXAMPLES], yt[:EVAL_EXAMPLES]),
-                                           seeds=args.seeds, steps=args.steps)  # fmt: skip
+    say("matmul peak ...")
+    fig["peak"] = _matmul_peak()
+    n_dev = len(jax.local_devices())
+    say(f"jaxinit on {n_dev} device(s): {models} models × {args.steps} steps (a first call to compile, then warm) ...")  # fmt: skip
+    fig["peers"]["jaxinit"] = time_jaxinit(data, eval_data, seeds=args.seeds, steps=args.steps)
+    if n_dev > 1:
+        say("jaxinit on 1 device ...")
+        one = time_jaxinit(data, eval_data, seeds=args.seeds, steps=args.steps, devices=jax.local_devices()[:1])  # fmt: skip
+        fig["peers"]["jaxinit_1"] = one
+        diff = np.abs(np.subtract(one["model_losses"], fig["peers"]["jaxinit"]["model_losses"]))
+        fig["max_loss_difference_1_device"] = float(diff.max())
     say(f"PyTorch loop: {peer_models} models ...")
     fig["peers"]["torch"] = time_torch(data, models=peer_models, steps=args.steps)
     if "skipped" in fig["peers"]["torch"]:

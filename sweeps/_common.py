@@ -66,8 +66,20 @@ def theory_or_none(grid: ji.Grid) -> ji.SweepResult | None:
         return None
 
 
+def resuming(path: pathlib.Path) -> bool:
+    """Whether ``path`` holds chunks of an earlier, interrupted or finished, sweep."""
+    chunks = path / "chunks"
+    return chunks.is_dir() and any(chunks.iterdir())
+
+
 def run(grid: ji.Grid, out: pathlib.Path, name: str = "sweep") -> tuple[ji.SweepResult, float]:
-    """``ji.sweep`` checkpointed under ``out/name`` (a rerun resumes), and its wall time in s."""
+    """``ji.sweep`` checkpointed under ``out/name`` (a rerun resumes), and its wall time in s.
+
+    A resumed run reads finished chunks back, so its time is not the sweep's: it says so.
+    """
+    if resuming(out / name):
+        print(f"resuming from {out / name}: finished chunks are read back, not recomputed, "
+              "so the time below is not the whole sweep's", file=sys.stderr)  # fmt: skip
     start = time.perf_counter()
     res = ji.sweep(grid, out=out / name)
     return res, time.perf_counter() - start

@@ -79,11 +79,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(p, argv)
     grid = make_grid(quick=args.quick, seeds=args.seeds, width=args.width, batch=args.batch,
                      depths=args.depths)  # fmt: skip
+    resumed = _common.resuming(args.out / "sweep")
     res, seconds = _common.run(grid, args.out)
     summary = {
         "networks": len(grid),
+        "resumed": resumed,  # then the time covers only what this run computed
         "wall_time_s": seconds,
-        "combos_per_s": len(grid) / seconds,
+        "combos_per_s": None if resumed else len(grid) / seconds,
         "devices": [str(d) for d in jax.local_devices()],
         "deepest": max(grid.depths),
         "by_pair": summarize(res),
@@ -94,8 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(ji.report.summary_table(res, fmt="text"))
     outcomes = [v["outcome"] for v in summary["by_pair"].values()]
     counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
-    print(f"\n{len(grid)} networks in {seconds:.1f} s ({len(grid) / seconds:.1f} combos/s on "
-          f"{summary['devices'][0]}); outcomes {counts}; report {paths.html}")  # fmt: skip
+    speed = "resumed" if resumed else f"{len(grid) / seconds:.1f} combos/s"
+    print(f"\n{len(grid)} networks in {seconds:.1f} s ({speed} on {summary['devices'][0]}); "
+          f"outcomes {counts}; report {paths.html}")  # fmt: skip
     return summary
 
 

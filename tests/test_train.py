@@ -119,6 +119,60 @@ def test_clip_by_global_norm_does_not_couple_models(data):
         assert 0 < distance <= SMALL["steps"] * lr * max_norm * (1 + 1e-5)
 
 
+def _assert_same_models(a, b):
+    assert a.dims == b.dims
+    assert a.coords == b.coords
+    assert set(a.fields) == set(b.fields)
+    for k in a.fields:
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=TRAIN_RTOL, atol=TRAIN_ATOL, err_msg=k)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.multidevice
+def test_numbers_do_not_depend_on_devices_or_on_the_other_models(data, tmp_path):
+    one, two = jax.devices()[:1], jax.devices()[:2]
+    assert len(two) == 2  # conftest fakes 2 CPU devices
+    # 3 models on 2 devices: padded to 4; adam's state (and its count) is split too
+    grid = TrainGrid(inits=["he_normal", "glorot_uniform", "lecun_normal"], seeds=[1],
+                     shuffle="per_seed", eval_every=10, record_stats_at=(0, 13), keep_params=True,
+                     **dict(SMALL, optimizer="adam(learning_rate=0.01)"))  # fmt: skip
+    run = tr._train_chunk
+    before = run._cache_size()
+    on_one, on_two = train(grid, data, devices=one), train(grid, data, devices=two)
+    assert run._cache_size() - before == 2  # a program per device count
+    assert on_two.loss.shape == (3, 1, 20)  # the padding is dropped
+    assert np.isfinite(on_two.loss).all()
+    assert not np.allclose(on_two.loss[0], on_two.loss[1])  # distinct models, none a copy
+    _assert_same_models(on_one, on_two)
+    # a model alone (on 2 devices: itself and a padding copy) as in the grid
+    alone = train(dataclasses.replace(grid, inits=["lecun_normal"]), data, devices=two)
+    for k in ("loss", "test_loss", "pre_var", "kernel_0"):
+        np.testing.assert_allclose(getattr(alone.sel(init="lecun_normal"), k),
+                                   getattr(on_one.sel(init="lecun_normal"), k),
+                                   rtol=TRAIN_RTOL, atol=TRAIN_ATOL, err_msg=k)  # fmt: skip
+    # checkpoints hold the models without padding: interrupted on 2 devices, resumed on 1
+    out, seen = tmp_path / "run", []
+
+    def stop_at_10(step, total):
+        if step == 10:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(grid, data, out=out, checkpoint_every=10, progress=stop_at_10, devices=two)
+    with np.load(out / "checkpoint.npz") as ckpt:
+        assert ckpt["g0_1_0"].shape[0] == 3  # (models, ...): no padding
+    resumed = train(grid, data, out=out, devices=one, progress=lambda s, t: seen.append(s))
+    assert seen == [13, 20]  # the stats step, the end
+    _assert_same_models(resumed, on_one)
+
+
+def test_bad_devices(data):
+    grid = TrainGrid(inits=["he_normal"], **SMALL)
+    for bad in ([], ["cpu"]):
+        with pytest.raises(ValueError, match=r"devices must be a non-empty list of jax devices"):
+            train(grid, data, devices=bad)
+
+
 def test_compile_count_depends_on_shapes_not_on_seeds_or_inits(data):
     run = tr._train_chunk
     kw = dict(SMALL, steps=12)  # a scan length of its own: no program of another test is reused
