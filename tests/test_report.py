@@ -496,3 +496,15 @@ def test_report_sweep_splits_extra_dims(res, theory, tmp_path):
     np.testing.assert_allclose(_col(rows32, "pre_var"), 2 * _col(rows16, "pre_var"), rtol=1e-6)
     # the theory has no width dim: the same prediction stands beside both
     np.testing.assert_allclose(_col(rows32, "pre_var_theory"), _col(rows16, "pre_var_theory"))
+
+
+def test_heatmap_says_overflow_for_a_network_that_overflowed(res):
+    fields = dict(res.fields)
+    pre_var, nonfinite = res.pre_var.copy(), res.nonfinite.copy()
+    pre_var[0, 1, 0, -1] = np.inf  # one seed of (init 0, activation 1) overflowed float32
+    nonfinite[0, 1, 0, -1] = 7
+    fig = report.heatmap(dataclasses.replace(res, fields={**fields, "pre_var": pre_var,
+                                                          "nonfinite": nonfinite}))  # fmt: skip
+    texts = np.array([t.get_text() for t in fig.axes[0].texts]).reshape(pre_var.shape[:2])
+    assert texts[0, 1] == "overflow"
+    assert "overflow" not in np.delete(texts.ravel(), 1)

@@ -227,8 +227,10 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
     The cell is the seed mean of :math:`\log_{10} r_L` (see
     :mod:`jaxinit.report.tables` for the ratio and ``reference``) on a
     diverging colour map centred at 0 (blue: vanishing, red: exploding),
-    annotated with its value. Non-finite cells (a diverged network, NaN) are
-    grey and read "n/a", "+∞" or "−∞".
+    annotated with its value. Non-finite cells are grey and read "overflow"
+    (a seed's network overflowed float32 by layer L: the ``nonfinite`` count),
+    "+∞" or "−∞" (a variance that overflowed to inf or underflowed to 0), or
+    "n/a".
     """
     v = tables.view(res, selection, depth=depth)
     tables.require_layer_field(v.field_dims, field)
@@ -237,6 +239,9 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
         values = np.log10(per_seed[..., -1]).mean(axis=2)  # (I, A)
     finite = np.isfinite(values)
     vmax = max(1.0, float(np.abs(values[finite]).max())) if finite.any() else 1.0
+    overflow = np.zeros(values.shape, bool)
+    if "nonfinite" in v.fields:
+        overflow = (v.fields["nonfinite"][..., -1] > 0).any(axis=2)
     n_init, n_act = values.shape
     width = min(FULL_WIDTH, 2.2 + 0.8 * n_act)
     fig, axes = _panels(1, 1, width=width, height=0.9 + 0.32 * n_init)
@@ -245,7 +250,8 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
     for (i, a), value in np.ndenumerate(values):
         dark = np.isfinite(value) and abs(value) > 0.6 * vmax
-        ax.text(a, i, _cell_text(value), ha="center", va="center", fontsize=7,
+        text = "overflow" if overflow[i, a] and not np.isfinite(value) else _cell_text(value)
+        ax.text(a, i, text, ha="center", va="center", fontsize=7,
                 color="white" if dark else "black")  # fmt: skip
     ax.set_xticks(range(n_act), labels=[str(a) for a in v.activations], rotation=30, ha="right")
     ax.set_yticks(range(n_init), labels=[str(i) for i in v.inits])
