@@ -275,12 +275,13 @@ def test_heatmap_values_centre_and_nonfinite(res):
 
 def test_histogram_grid_layout_and_fractions(res):
     fig = report.histogram_grid(res, layers=[1, LAYERS], yscale="linear")
-    n_cols = 2 * len(INITS)
-    axes = np.array(fig.axes).reshape(2, n_cols)
-    assert axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[1, 2])  # tanh columns
-    assert not axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[0, len(INITS)])
-    # column 4 is (relu, he_normal); row 2 is the last layer
-    heights = axes[1, len(INITS) + 1].patches[0].get_data().values
+    n_pairs = 2 * len(INITS)  # one row per (activation, init), one column per layer
+    axes = np.array(fig.axes).reshape(n_pairs, 2)
+    assert axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[2, 1])  # tanh rows
+    assert not axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[len(INITS), 0])
+    assert axes[1, 0].get_shared_y_axes().joined(axes[1, 0], axes[1, 1])  # one network's layers
+    # row len(INITS) + 1 is (relu, he_normal); column 2 is the last layer
+    heights = axes[len(INITS) + 1, 1].patches[0].get_data().values
     expected = res.hist[1, 1, :, -1].sum(0) / (2 * 32 * 16)
     np.testing.assert_allclose(heights, expected, rtol=1e-6)
     assert 0.3 < heights[0] < 0.8  # the dead ReLU units sit in the first bin

@@ -268,17 +268,20 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
 def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
                    activations: Sequence[str] | None = None, layers: Sequence[int] | None = None,
                    yscale: str = "auto", **selection: Any) -> Figure:  # fmt: skip
-    """Post-activation histograms: rows are layers, columns (activation, init) pairs.
+    """Post-activation histograms of every (activation, init) pair, layer by layer.
 
+    One row per (activation, init) pair and one column per layer, as in the
+    classic blog posts; a single layer is drawn as one row of pairs instead.
     Bars are the fraction of all post-activations (seeds pooled) in each bin
     of ``attrs["hist_edges"]``; values outside the edges are not drawn, so a
-    panel that sums below 1 has mass off its range. (Without the grid's batch
-    and a single width in attrs, bars are fractions of the in-range values.) Columns of one activation
-    share x; each column (one network's layers) shares y. ``layers`` (1-based)
-    defaults to at most six evenly spaced layers, first and last included.
-    ``yscale`` is "linear", "log" or "auto": log for a column whose fullest bin
-    holds over 45% of the values (a spike, such as ReLU's zeros, that
-    would flatten the rest), else linear.
+    panel that sums below 1 has mass off its range (the result's
+    ``hist_below``/``hist_above`` count it). (Without the grid's batch and a
+    single width in attrs, bars are fractions of the in-range values.) Panels
+    of one activation share x; one network's layers share y. ``layers``
+    (1-based) defaults to at most six evenly spaced layers, first and last
+    included. ``yscale`` is "linear", "log" or "auto": log for a network whose
+    fullest bin holds over 45% of the values (a spike, such as ReLU's zeros,
+    that would flatten the rest), else linear.
     """
     tables.check_choice("yscale", yscale, ("auto", "linear", "log"))
     selection = dict(selection)
@@ -302,20 +305,29 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     counts = v.fields["hist"].sum(axis=2).astype(np.float64)  # (init, activation, layer, bin)
     fracs = counts / (total if total else np.maximum(counts.sum(-1, keepdims=True), 1.0))
     floor = 0.5 / total if total else 1e-4  # a log axis's baseline: below one count
-    columns = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
-    fig, axes = _panels(len(layers), len(columns), width=min(FULL_WIDTH, 0.7 + 1.25 * len(columns)),
-                        height=0.95 + 0.75 * len(layers), margins=(0.65, 0.1, 0.5, 0.4, 0.4, 0.15))  # fmt: skip
-    for c, (a, i) in enumerate(columns):
-        act = v.activations[a]
+    pairs = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
+    rows_are_pairs = len(layers) > 1
+    shape = (len(pairs), len(layers)) if rows_are_pairs else (1, len(pairs))
+    fig, axes = _panels(*shape, width=min(FULL_WIDTH, 1.6 + 1.0 * shape[1]),
+                        height=0.55 + 0.72 * shape[0],
+                        margins=(1.5 if rows_are_pairs else 0.6, 0.1, 0.45, 0.35, 0.12, 0.22))  # fmt: skip
+
+    def at(p: int, r: int):  # the panel of pair p at layer index r
+        return axes[p, r] if rows_are_pairs else axes[0, p]
+
+    last_of_act = {a: max(p for p, (b, _) in enumerate(pairs) if b == a) for a, _ in pairs}
+    for p, (a, i) in enumerate(pairs):
+        act, init = v.activations[a], str(v.inits[i])
         bins = counts.shape[-1]
         edges = np.asarray(edges_by_act.get(str(act), np.arange(bins + 1)), np.float64)
         scale = yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45 else "linear"
+        first = pairs.index((a, 0))
         for r, layer in enumerate(layers):
-            ax = axes[r, c]
-            if (r, c) != (0, columns.index((a, 0))):
-                ax.sharex(axes[0, columns.index((a, 0))])
+            ax = at(p, r)
+            if (p, r) != (first, 0):
+                ax.sharex(at(first, 0))
             if r:
-                ax.sharey(axes[0, c])
+                ax.sharey(at(p, 0))
             frac = fracs[i, a, layer - 1]
             ax.stairs(np.where(frac > 0, frac, np.nan) if scale == "log" else frac, edges,
                       baseline=floor if scale == "log" else 0.0, fill=True, color=_color(i),
@@ -324,14 +336,26 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
             ax.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))
             ax.yaxis.set_major_locator(LogLocator(numticks=3) if scale == "log" else MaxNLocator(3))
             ax.minorticks_off()
-            if r == 0:
-                ax.set_title(f"{act}\n{str(v.inits[i]).replace('(', chr(10) + '(')}", fontsize=6)
-            if c == 0:
-                ax.set_ylabel(f"layer {layer}\nfraction")
-            if r == len(layers) - 1:
-                ax.set_xlabel(r"$h_\ell$")
+            ax.tick_params(labelsize=6)
+            if r:
+                ax.tick_params(labelleft=False)
+            if rows_are_pairs:
+                if p == 0:
+                    ax.set_title(f"layer {layer}", fontsize=8)
+                if r == 0:
+                    ax.set_ylabel(f"{act}\n{init}", fontsize=6.5, rotation=0, ha="right",
+                                  va="center")  # fmt: skip
+                if p == len(pairs) - 1:
+                    ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
+                if p != last_of_act[a]:
+                    ax.tick_params(labelbottom=False)
             else:
-                ax.tick_params(labelbottom=False)
+                ax.set_title(f"{act}\n{init}", fontsize=6.5)
+                ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
+                if p == 0:
+                    ax.set_ylabel(f"layer {layer}\nfraction")
+    if rows_are_pairs:
+        fig.text(0.005, 0.5, "fraction of post-activations", rotation=90, va="center", fontsize=7)
     return fig
 
 
