@@ -288,6 +288,7 @@ class Grid:
             "batchnorm": self.batchnorm,
             "cosine": self.cosine,
             "root_seed": self.root_seed,
+            "scalar_dims": list(self.scalar_dims()),
         }
 
     @classmethod
@@ -304,6 +305,12 @@ class Grid:
                 "build the Grid again with inputs=<the array>"
             )
         hist_range = d.get("hist_range")
+        # dims given as scalars stay scalars (no dim in the result); older manifests
+        # did not record them, and there a single value is taken as a scalar
+        scalar = d.get("scalar_dims")
+        for dim in ("depth", "width", "bias_init"):
+            if (dim in scalar if scalar is not None else len(d[dim]) == 1) and len(d[dim]) == 1:
+                d[dim] = d[dim][0]
         return cls(
             inits=d["init"],
             activations=d["activation"],

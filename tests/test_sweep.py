@@ -399,3 +399,20 @@ def test_lsuv_in_the_sweep_equals_the_standalone_lsuv():
                          bias_init="normal(stddev=0.3)")  # fmt: skip
     np.testing.assert_allclose(res.pre_var, np.asarray(alone.variances), rtol=1e-4)
     assert np.all(np.asarray(alone.iterations) >= 1)
+
+
+def test_grid_from_description_round_trips_dims_and_scalars():
+    grids = [
+        ji.Grid(inits=["he_normal"], activations=["relu"], depth=3, width=8, batch=8, seeds=2),
+        ji.Grid(inits=["he_normal", "zeros"], activations=["relu"], depth=[3], width=[8, 12],
+                batch=8, seeds=[4, 1], bias_inits=["zeros"], inputs="uniform", cosine=True),
+    ]  # fmt: skip
+    for grid in grids:
+        again = ji.Grid.from_description(grid.describe())
+        assert again.describe() == grid.describe()
+        assert again.scalar_dims() == grid.scalar_dims()
+    # a manifest from before scalar_dims was recorded: single values are scalars
+    old = {k: v for k, v in grids[1].describe().items() if k != "scalar_dims"}
+    assert ji.Grid.from_description(old).scalar_dims() == ("depth", "bias_init")
+    with pytest.raises(ValueError, match="ran on an input array"):
+        ji.Grid.from_description({**grids[0].describe(), "inputs": "array"})
