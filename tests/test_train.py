@@ -16,9 +16,8 @@ from flax import nnx
 
 from jaxinit.data import load_mnist, make_circles
 from jaxinit.train import MLP, TrainGrid, TrainResult, make_optimizer, train
+from jaxinit.train._program import _train_chunk
 from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
-
-tr = importlib.import_module("jaxinit.train")  # the module; `jaxinit.train` is the function
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(hidden=(16, 16), steps=20, batch_size=32, optimizer="sgd(learning_rate=0.1)")
@@ -136,7 +135,7 @@ def test_numbers_do_not_depend_on_devices_or_on_the_other_models(data, tmp_path)
     grid = TrainGrid(inits=["he_normal", "glorot_uniform", "lecun_normal"], seeds=[1],
                      shuffle="per_seed", eval_every=10, record_stats_at=(0, 13), keep_params=True,
                      **dict(SMALL, optimizer="adam(learning_rate=0.01)"))  # fmt: skip
-    run = tr._train_chunk
+    run = _train_chunk
     before = run._cache_size()
     on_one, on_two = train(grid, data, devices=one), train(grid, data, devices=two)
     assert run._cache_size() - before == 2  # a program per device count
@@ -174,7 +173,7 @@ def test_bad_devices(data):
 
 
 def test_compile_count_depends_on_shapes_not_on_seeds_or_inits(data):
-    run = tr._train_chunk
+    run = _train_chunk
     kw = dict(SMALL, steps=12)  # a scan length of its own: no program of another test is reused
     before = run._cache_size()
     train(TrainGrid(inits=["he_normal"], seeds=1, **kw), data)

@@ -1,0 +1,66 @@
+r"""Training many MLPs at once: Flax NNX models stacked and vmapped, Optax state per model.
+
+The classic experiment trains a 5-layer, 100-unit ReLU MLP on MNIST from
+``normal(stddev=0.01)``, Glorot and He initializations (the first never learns,
+He learns fastest), and a [2, 10, 5, 1] ReLU net with a sigmoid output on two
+circles from zeros, ``normal(stddev=10)`` and He (zeros never breaks the
+symmetry between hidden units)::
+
+    from jaxinit.data import load_mnist
+    from jaxinit.train import TrainGrid, train
+
+    grid = TrainGrid(inits=["normal(stddev=0.01)", "glorot_normal", "he_normal"], seeds=10,
+                     steps=2000, eval_every=100)  # 4 × 100 ReLU, SGD 0.01, batches of 128
+    res = train(grid, load_mnist("train"), load_mnist("test"), out="runs/mnist")
+    res.sel(init="he_normal").loss                  # (seed, step)
+    res.sel(init="he_normal").test_accuracy         # (seed, eval); the steps: res.eval_steps
+
+Every model minimizes the mean loss of its mini-batch :math:`B_t` with its own
+optimizer state, :math:`\theta_{t+1} = \theta_t + \mathrm{tx}(\nabla_\theta
+\tfrac{1}{|B_t|}\sum_{i \in B_t} \ell(f_\theta(x_i), y_i))`, where :math:`\ell`
+is the softmax cross-entropy, or the binary cross-entropy of one sigmoid unit.
+
+How it runs. The models of one activation share a Flax graph; their parameters
+(drawn eagerly, one model at a time) are stacked along a leading axis, and one
+``jax.jit`` program scans a fixed number of steps, each a ``vmap`` over models
+of a functional ``nnx.merge`` step, so a transform such as
+``optax.clip_by_global_norm`` sees one model's gradients, never the stack's.
+The stack is split over the devices (``shard_map`` over a ``models`` mesh
+axis, padded to a multiple of their number), each device scanning its own
+models with no communication. The program is compiled once per activation,
+stack size and device count: initializer families and scales, and seeds, are
+data (drawn outside the program). On a CPU, see :func:`train` for one device
+per core.
+
+Randomness. Model ``(init, seed)``'s parameters come from
+``fold_in(fold_in(key(root_seed), seed), STREAM_PARAMS)``: they do not depend
+on the rest of the grid, and every init sees the same keys for a seed (common
+random numbers). The mini-batch order of epoch :math:`e` is a permutation drawn
+from ``fold_in(k, e)``, with ``k`` the shared batch key or, with
+``shuffle="per_seed"``, the seed's own.
+
+Warning: an epoch is ``n // batch_size`` whole mini-batches; the last
+``n mod batch_size`` examples of each permutation are left out (torch's
+``DataLoader`` keeps a smaller last batch by default).
+
+References:
+  - Glorot & Bengio (2010), Understanding the difficulty of training deep
+    feedforward neural networks. http://proceedings.mlr.press/v9/glorot10a.html
+  - He et al. (2015), Delving Deep into Rectifiers. https://arxiv.org/abs/1502.01852
+"""
+
+# the public API, and the constants other code reads as jaxinit.train.X (the redundant
+# "as" marks a re-export outside __all__)
+from jaxinit.train._grid import MLP, TrainGrid, make_optimizer
+from jaxinit.train._grid import OUTPUTS as OUTPUTS
+from jaxinit.train._grid import SHARED_SEED as SHARED_SEED
+from jaxinit.train._grid import SHUFFLES as SHUFFLES
+from jaxinit.train._grid import STREAM_BATCHES as STREAM_BATCHES
+from jaxinit.train._grid import STREAM_PARAMS as STREAM_PARAMS
+from jaxinit.train._program import MODELS as MODELS
+from jaxinit.train._program import STAT_FIELDS as STAT_FIELDS
+from jaxinit.train._run import EVAL_BATCH as EVAL_BATCH
+from jaxinit.train._run import SCAN_STEPS as SCAN_STEPS
+from jaxinit.train._run import TrainResult, train
+
+__all__ = ["MLP", "TrainGrid", "TrainResult", "make_optimizer", "train"]

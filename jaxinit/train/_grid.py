@@ -1,0 +1,275 @@
+r"""What to train: the :class:`MLP`, the optimizer from a spec, and :class:`TrainGrid`.
+
+A grid validates everything up front and derives every key: model ``(init,
+seed)`` draws its parameters from ``fold_in(fold_in(key(root_seed), seed),
+STREAM_PARAMS)`` and its mini-batch order from the batch key of
+:meth:`TrainGrid.batch_key` (see :mod:`jaxinit.train`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import itertools
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+
+from jaxinit import activations as _activations
+from jaxinit import initializers as _initializers
+from jaxinit._spec import _closest, parse_spec
+
+__all__ = ["MLP", "TrainGrid", "make_optimizer"]
+
+# fold_in stream numbers under a seed's key (jaxinit.grid uses 0, 1, 2)
+STREAM_PARAMS, STREAM_BATCHES = 3, 4
+SHARED_SEED = 2**32 - 1  # stands for "every seed" in the shared batch key; seeds are < 2**31
+OUTPUTS, SHUFFLES = ("softmax", "sigmoid"), ("shared", "per_seed")
+_OPTAX_MODULES = ("optax._src.alias", "optax._src.transform", "optax.transforms.")
+
+
+class MLP(nnx.Module):
+    """An MLP of ``nnx.Linear`` layers: ``len(hidden)`` hidden layers and a linear output.
+
+    ``kernel_init``, ``bias_init`` and ``activation`` are jaxinit specs or
+    objects; the output layer's kernel uses ``output_kernel_init``, or
+    ``kernel_init`` when it is None (the classic experiments initialize every
+    layer alike). Parameters are drawn from ``rngs.params()`` in layer order.
+    """
+
+    def __init__(self, d_in: int, hidden: Sequence[int], d_out: int, *, activation: Any = "relu",
+                 kernel_init: Any = "lecun_normal", bias_init: Any = "zeros",
+                 output_kernel_init: Any = None, rngs: nnx.Rngs):  # fmt: skip
+        self.activation = _activations.get(activation)
+        w, b = _initializers.get(kernel_init), _initializers.get(bias_init)
+        w_out = w if output_kernel_init is None else _initializers.get(output_kernel_init)
+        sizes = (d_in, *hidden)
+        self.layers = nnx.List(
+            nnx.Linear(m, n, kernel_init=w, bias_init=b, rngs=rngs)
+            for m, n in itertools.pairwise(sizes)
+        )
+        self.out = nnx.Linear(sizes[-1], d_out, kernel_init=w_out, bias_init=b, rngs=rngs)
+
+    def trace(self, x: jax.Array, probes: Sequence[jax.Array] | None = None):
+        """``(logits, zs, hs)``: the output and every hidden pre- and post-activation.
+
+        ``probes`` (zeros) are added to the pre-activations; the gradient with
+        respect to them is the gradient with respect to the pre-activations.
+        """
+        zs, hs = [], []
+        for i, layer in enumerate(self.layers):
+            z = layer(x) if probes is None else layer(x) + probes[i]
+            x = self.activation.fn(z)
+            zs.append(z)
+            hs.append(x)
+        return self.out(x), zs, hs
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.trace(x)[0]
+
+
+def _optax_names() -> tuple[str, ...]:
+    with warnings.catch_warnings():  # optax re-exports deprecated names
+        warnings.simplefilter("ignore", DeprecationWarning)
+        objs = {n: getattr(optax, n, None) for n in optax.__all__ if n.islower()}
+    return tuple(sorted(n for n, f in objs.items() if inspect.isfunction(f)
+                        and f.__module__.startswith(_OPTAX_MODULES)))  # fmt: skip
+
+
+def make_optimizer(spec: Any) -> optax.GradientTransformation:
+    """An Optax transformation from a spec: ``"adam(learning_rate=1e-3)"`` is
+    ``optax.adam(learning_rate=1e-3)``; a list of specs is their ``optax.chain``;
+    a ``GradientTransformation`` is returned as it is."""
+    if isinstance(spec, optax.GradientTransformation):
+        return spec
+    if isinstance(spec, (list, tuple)) and spec:
+        return optax.chain(*(make_optimizer(s) for s in spec))
+    if not isinstance(spec, str):
+        raise TypeError(f"optimizer must be an optax spec string such as 'sgd(learning_rate=0.01)', "
+                        f"a list of them, or an optax.GradientTransformation; got {spec!r}")  # fmt: skip
+    name, kwargs = parse_spec(spec)
+    names = _optax_names()
+    if name not in names:
+        raise ValueError(f"unknown optax optimizer or transform {name!r}.{_closest(name, names)} "
+                         f"Valid names: {', '.join(names)}")  # fmt: skip
+    try:
+        tx = getattr(optax, name)(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"optimizer {spec!r}: {err}") from None
+    if not isinstance(tx, optax.GradientTransformation):
+        raise ValueError(f"optimizer {spec!r}: optax.{name} is not a gradient transformation")
+    return tx
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tx:
+    """An optax transformation that compares by its spec, so that grids with the same
+    optimizer spec share compiled programs (an object compares by identity)."""
+
+    label: Any  # the spec string, a tuple of them, or the transformation itself
+    tx: optax.GradientTransformation = dataclasses.field(compare=False)
+
+
+def _specs(name: str, value: Any, get) -> tuple:
+    values = (value,) if isinstance(value, str) or not isinstance(value, Sequence) else tuple(value)
+    if not values:
+        raise ValueError(f"TrainGrid: {name} is empty; give at least one")
+    objs = tuple(get(v) for v in values)
+    for v, o in zip(values, objs, strict=True):
+        if not getattr(o, "spec", ""):
+            raise ValueError(f"TrainGrid: {name} entry {v!r} is a plain function; give a jaxinit "
+                             "spec or object such as 'he_normal' (it labels the result)")  # fmt: skip
+    labels = [o.spec for o in objs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"TrainGrid: {name} repeats {sorted({s for s in labels if labels.count(s) > 1})}")  # fmt: skip
+    return objs
+
+
+def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
+    if value is None and none:
+        return None
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"TrainGrid: {name} must be an int >= {low}{' or None' if none else ''}; "
+                         f"got {value!r}")  # fmt: skip
+    return int(value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"TrainGrid: {name}={value!r} is not one of {choices}.{_closest(str(value), choices)}")  # fmt: skip
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class TrainGrid:
+    """Models to train together: every (init, seed[, activation]); validated up front.
+
+    Attributes:
+      inits: initializer specs or objects for every kernel (a dim of the result).
+      seeds: a count ``n`` (seeds 0..n-1) or a list of distinct seeds in [0, 2**31).
+      hidden: hidden widths; the output layer has one unit per class (softmax;
+        classes 0..max label) or one unit (sigmoid).
+      activation: a spec, or a list of them, which adds the dim ``activation``.
+      bias_init: initializer of every bias.
+      output_init: kernel initializer of the output layer; None: the model's init.
+      optimizer: an optax spec (``"adam(learning_rate=1e-3)"``), a list of specs
+        (chained), or an ``optax.GradientTransformation``. An object is not
+        fingerprinted for resuming: the checkpoint only knows its kind.
+      steps: optimizer steps.
+      batch_size: examples per step; None: the full batch every step.
+      eval_every: steps between evaluations; None: at step 0 and the end only.
+      output: "softmax" (cross-entropy over classes) or "sigmoid" (binary).
+      shuffle: "shared" (one mini-batch order for all models) or "per_seed".
+      record_stats_at: steps at which to record per-layer statistics, taken on
+        that step's mini-batch before its update (``steps`` itself: after the last).
+      keep_params: also return the final parameters, as fields ``kernel_l``
+        ``(..., fan_in, fan_out)`` and ``bias_l`` ``(..., fan_out)`` for the
+        hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer ``l = len(hidden)``.
+      root_seed: seed of the root key.
+    """
+
+    inits: Sequence[Any]
+    seeds: int | Sequence[int] = 1
+    hidden: Sequence[int] = (100, 100, 100, 100)
+    activation: Any = "relu"
+    bias_init: Any = "zeros"
+    output_init: Any = None
+    optimizer: Any = "sgd(learning_rate=0.01)"
+    steps: int = 2000
+    batch_size: int | None = 128
+    eval_every: int | None = None
+    output: str = "softmax"
+    shuffle: str = "shared"
+    record_stats_at: Sequence[int] = ()
+    keep_params: bool = False
+    root_seed: int = 0
+
+    def __post_init__(self):
+        set_ = functools.partial(object.__setattr__, self)
+        set_("_inits", _specs("inits", self.inits, _initializers.get))
+        set_("_activations", _specs("activation", self.activation, _activations.get))
+        set_("_bias", _specs("bias_init", self.bias_init, _initializers.get)[0])
+        if self._bias.min_rank > 1:
+            raise ValueError(f"TrainGrid: bias_init {self._bias.spec!r} needs a rank-2 shape; a bias is a vector")  # fmt: skip
+        out = self.output_init
+        set_("_out", None if out is None else _specs("output_init", out, _initializers.get)[0])
+        if isinstance(self.seeds, (int, np.integer)) and not isinstance(self.seeds, bool):
+            set_("_seeds", tuple(range(_int("seeds", self.seeds, low=1))))
+        else:
+            seeds = tuple(_int("seeds", s, low=0) for s in _specs_list("seeds", self.seeds))
+            if len(set(seeds)) != len(seeds) or max(seeds) >= 2**31:
+                raise ValueError(f"TrainGrid: seeds must be distinct and < 2**31; got {seeds}")
+            set_("_seeds", seeds)
+        set_("_hidden", tuple(_int("hidden", h, low=1) for h in _specs_list("hidden", self.hidden)))
+        for name in ("steps", "root_seed"):
+            _int(name, getattr(self, name), low=1 if name == "steps" else 0)
+        _int("batch_size", self.batch_size, low=1, none=True)
+        _int("eval_every", self.eval_every, low=1, none=True)
+        _choice("output", self.output, OUTPUTS)
+        _choice("shuffle", self.shuffle, SHUFFLES)
+        at = self.record_stats_at
+        at = tuple(_int("record_stats_at", s, low=0) for s in (at if isinstance(at, Sequence) else [at]))  # fmt: skip
+        if any(s > self.steps for s in at) or len(set(at)) != len(at):
+            raise ValueError(f"TrainGrid: record_stats_at must be distinct steps in [0, {self.steps}]; got {at}")  # fmt: skip
+        set_("_stats_at", tuple(sorted(at)))
+        opt = self.optimizer
+        label = opt if isinstance(opt, str) else tuple(opt) if isinstance(opt, list) else opt
+        set_("_tx", _Tx(label, make_optimizer(opt)))
+        if not isinstance(self.keep_params, bool):
+            raise ValueError(
+                f"TrainGrid: keep_params must be True or False; got {self.keep_params!r}"
+            )
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        many = not isinstance(self.activation, str) and isinstance(self.activation, Sequence)
+        return ("init", "activation", "seed") if many else ("init", "seed")
+
+    def coords(self) -> dict[str, tuple]:
+        c = {"init": tuple(i.spec for i in self._inits), "seed": self._seeds,
+             "activation": tuple(a.spec for a in self._activations)}  # fmt: skip
+        return {d: c[d] for d in self.dims}
+
+    def eval_steps(self) -> tuple[int, ...]:
+        every = self.eval_every or self.steps
+        return tuple(sorted({*range(0, self.steps, every), self.steps}))
+
+    def model_key(self, seed: int) -> jax.Array:
+        """The key every model of this seed draws its parameters from, whatever its init."""
+        return jax.random.fold_in(jax.random.fold_in(jax.random.key(self.root_seed), seed), STREAM_PARAMS)  # fmt: skip
+
+    def batch_key(self, seed: int) -> jax.Array:
+        """The key of the mini-batch order of this seed's models (one shared key by default)."""
+        s = seed if self.shuffle == "per_seed" else SHARED_SEED
+        return jax.random.fold_in(jax.random.fold_in(jax.random.key(self.root_seed), s), STREAM_BATCHES)  # fmt: skip
+
+    def build(self, d_in: int, d_out: int, *, init: Any, seed: int, activation: Any = None) -> MLP:
+        """The model ``(init, seed, activation)`` of this grid, as :func:`train` starts it."""
+        act = self._activations[0] if activation is None else activation
+        return MLP(d_in, self._hidden, d_out, activation=act, kernel_init=init, bias_init=self._bias,
+                   output_kernel_init=self._out, rngs=nnx.Rngs(params=self.model_key(seed)))  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description (the fingerprint of a checkpoint)."""
+        opt = self.optimizer
+        opt = list(opt) if isinstance(opt, (list, tuple)) else opt if isinstance(opt, str) else "object"  # fmt: skip
+        return {"init": [i.spec for i in self._inits], "seed": list(self._seeds),
+                "activation": [a.spec for a in self._activations], "dims": list(self.dims),
+                "hidden": list(self._hidden), "bias_init": self._bias.spec,
+                "output_init": None if self._out is None else self._out.spec, "optimizer": opt,
+                "steps": self.steps, "batch_size": self.batch_size, "eval_every": self.eval_every,
+                "output": self.output, "shuffle": self.shuffle,
+                "record_stats_at": list(self._stats_at), "keep_params": self.keep_params,
+                "root_seed": self.root_seed}  # fmt: skip
+
+
+def _specs_list(name: str, value: Any) -> tuple:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"TrainGrid: {name} must be a non-empty list; got {value!r}")
+    return tuple(value)

@@ -1,0 +1,170 @@
+r"""The compiled programs: ``jit`` of a ``shard_map`` over the devices of a ``vmap`` over models.
+
+:func:`_train_chunk` scans ``prog.length`` (``min(SCAN_STEPS, steps)``) optimizer
+steps of every stacked model, :math:`\theta_{t+1} = \theta_t + \mathrm{tx}(\nabla_\theta
+\tfrac{1}{|B_t|}\sum_{i \in B_t} \ell(f_\theta(x_i), y_i))`; :func:`_evaluate`
+and :func:`_stats` measure them. Each program is compiled once per
+:class:`_Program` (activation, shapes, output, optimizer spec), mesh and
+input shapes: initializers and seeds are data.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from jaxinit import activations as _activations
+from jaxinit import kernel
+from jaxinit.train._grid import _Tx
+
+__all__: list[str] = []  # private programs, imported by name within jaxinit.train
+
+MODELS = "models"  # name of the mesh axis that the stacked models are split over
+STAT_FIELDS = ("pre_mean", "pre_var", "post_mean", "post_var", "saturated", "dead", "nonfinite")
+STAT_FIELDS += ("grad_var", "weight_grad_norm")
+
+
+class _Program(NamedTuple):
+    """What a compiled program is specialized to; one program per distinct value.
+    Evaluation and statistics get a copy without the fields they do not use."""
+
+    graphdef: Any  # nnx.GraphDef of the group's MLP (activation and shapes)
+    activation: _activations.Activation  # the one in graphdef, for the statistics
+    output: str  # "softmax" or "sigmoid"
+    per_model: bool = False  # each model has its own mini-batch rows (shuffle="per_seed")
+    tx: _Tx | None = None
+    length: int = 0  # steps per call of the training program
+
+
+def _per_example(output: str, logits: jax.Array, y: jax.Array):
+    """Per-example loss and correctness."""
+    if output == "sigmoid":
+        z = logits[:, 0]
+        return optax.sigmoid_binary_cross_entropy(z, y.astype(z.dtype)), (z > 0) == (y == 1)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return loss, jnp.argmax(logits, -1) == y
+
+
+def _batch(prog: _Program, x, y, rows):
+    """Mini-batch inputs and labels, and their vmap axis (None: shared by the models)."""
+    if rows is None:
+        return x, y, None
+    return x[rows], y[rows], 0 if prog.per_model else None
+
+
+def _on(mesh: Mesh, body: Callable, in_specs: tuple, out_specs: Any) -> Callable:
+    """``body`` run on every device of ``mesh`` with its own slice of the model axis
+    (``P(MODELS)``; ``P()``: the whole array, replicated). A model's program is the same
+    on any number of devices; only the number of models a device stacks changes."""
+    # check_vma=False: every value is device-local (nothing is summed across devices)
+    return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+
+def _rows_spec(prog: _Program, rows: Any, model_axis: int) -> P:
+    return P(*(None,) * model_axis, MODELS) if prog.per_model and rows is not None else P()
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _train_chunk(prog: _Program, mesh: Mesh, params, opt_state, x, y, rows, n_active):
+    """``prog.length`` steps, of which the first ``n_active`` update (the rest are no-ops).
+
+    ``rows``: ``(steps, batch)`` or ``(steps, models, batch)`` indices, or None
+    for the full batch. Returns the new state and the losses ``(models, steps)``.
+    The models are split over ``mesh``'s devices; ``x`` and ``y`` are on all of them.
+    """
+
+    def update(p, o, xb, yb):
+        loss_fn = lambda p: _per_example(prog.output, nnx.merge(prog.graphdef, p)(xb), yb)[0].mean()  # noqa: E731
+        loss, grads = jax.value_and_grad(loss_fn)(p)
+        updates, o = prog.tx.tx.update(grads, o, p)
+        return optax.apply_updates(p, updates), o, loss
+
+    def body(params, opt_state, x, y, rows, n_active):
+        n_models = jax.tree.leaves(params)[0].shape[0]  # on this device
+
+        def step(carry, inp):  # a real branch: i and n_active are the same for every model
+            i, r = inp
+
+            def run(c):  # a shared mini-batch is gathered once, outside the vmap
+                xb, yb, ax = _batch(prog, x, y, r)
+                p, o, loss = jax.vmap(update, in_axes=(0, 0, ax, ax))(*c, xb, yb)
+                return (p, o), loss
+
+            skip = lambda c: (c, jnp.full((n_models,), jnp.nan, jnp.float32))  # noqa: E731
+            return jax.lax.cond(i < n_active, run, skip, carry)
+
+        xs = (jnp.arange(prog.length), rows)
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), xs)
+        return params, opt_state, losses.T
+
+    specs = (P(MODELS), P(MODELS), P(), P(), _rows_spec(prog, rows, 1), P())
+    return _on(mesh, body, specs, P(MODELS))(params, opt_state, x, y, rows, n_active)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_opt(prog: _Program, mesh: Mesh, params):
+    return _on(mesh, jax.vmap(prog.tx.tx.init), (P(MODELS),), P(MODELS))(params)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _evaluate(prog: _Program, mesh: Mesh, params, x, y, weight):
+    """Mean loss and accuracy ``(models,)`` over ``x`` ``(chunks, EVAL_BATCH, d)``; padding has weight 0."""
+
+    def one(p):
+        model = nnx.merge(prog.graphdef, p)
+
+        def chunk(args):
+            xb, yb, wb = args
+            loss, correct = _per_example(prog.output, model(xb), yb)
+            return (loss * wb).sum(), (correct * wb).sum()
+
+        losses, correct = jax.lax.map(chunk, (x, y, weight))
+        return losses.sum() / weight.sum(), correct.sum() / weight.sum()
+
+    specs = (P(MODELS), P(), P(), P())
+    return _on(mesh, lambda p, *data: jax.vmap(one)(p), specs, P(MODELS))(params, x, y, weight)
+
+
+class _NoCosine(NamedTuple):  # the part of kernel.KernelSpec that kernel._layer_stats reads
+    cosine: bool = False
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _stats(prog: _Program, mesh: Mesh, params, x, y, rows):
+    """Per-layer statistics ``(models, layer)`` on one mini-batch, as ``kernel._layer_stats``."""
+
+    lo, hi = prog.activation.saturation
+    sat = jnp.array([-jnp.inf if lo is None else lo, jnp.inf if hi is None else hi], jnp.float32)
+
+    def one(p, xb, yb):
+        model = nnx.merge(prog.graphdef, p)
+
+        def loss_fn(probes):
+            logits, zs, hs = model.trace(xb, probes)
+            return _per_example(prog.output, logits, yb)[0].mean(), (zs, hs)
+
+        probes = [jnp.zeros((xb.shape[0], layer.out_features)) for layer in model.layers]
+        grads, (zs, hs) = jax.grad(loss_fn, has_aux=True)(probes)
+        out = []
+        for l, (z, h, g) in enumerate(zip(zs, hs, grads, strict=True)):
+            s = kernel._layer_stats(_NoCosine(), z, h, jnp.array([0.0, 1.0]), sat)
+            del s["hist"]
+            s["grad_var"] = g.var()
+            s["weight_grad_norm"] = jnp.linalg.norm((xb if l == 0 else hs[l - 1]).T @ g)
+            out.append(s)
+        return {k: jnp.stack([s[k] for s in out]) for k in STAT_FIELDS}
+
+    def body(params, x, y, rows):
+        xb, yb, ax = _batch(prog, x, y, rows)
+        return jax.vmap(one, in_axes=(0, ax, ax))(params, xb, yb)
+
+    specs = (P(MODELS), P(), P(), _rows_spec(prog, rows, 0))
+    return _on(mesh, body, specs, P(MODELS))(params, x, y, rows)

@@ -1,0 +1,388 @@
+r"""``train(grid, data)``: the host loop, checkpoints and resume, progress, and the result.
+
+The loop calls the compiled programs of :mod:`jaxinit.train._program` a fixed
+number of steps at a time, syncing with the host only at evaluations,
+statistics steps, checkpoints and the end; a checkpoint is written atomically
+with the run's fingerprint (the grid and a digest of the data), so that
+``train`` resumes bitwise where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import pathlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxinit.results import SweepResult
+from jaxinit.train._grid import TrainGrid, _int
+from jaxinit.train._program import (
+    MODELS,
+    STAT_FIELDS,
+    _evaluate,
+    _init_opt,
+    _Program,
+    _stats,
+    _train_chunk,
+)
+
+__all__ = ["TrainResult", "train"]
+
+SCAN_STEPS = 100  # steps per compiled call (the last call of a run masks what it does not need)
+EVAL_BATCH = 1000  # evaluation examples per forward pass
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class TrainResult(SweepResult):
+    """A SweepResult of training runs: dims (init, [activation,] seed); fields
+    ``loss`` ``(..., step)``, ``test_loss`` and ``test_accuracy`` ``(..., eval)``
+    and, with ``record_stats_at``, the per-layer statistics ``(..., stat_step, layer)``."""
+
+    @property
+    def eval_steps(self) -> np.ndarray:
+        """The step of each ``eval`` index."""
+        return np.asarray(self.attrs["eval_steps"], np.int64)
+
+    @property
+    def stats_steps(self) -> np.ndarray:
+        """The step of each ``stat_step`` index."""
+        return np.asarray(self.attrs["stats_steps"], np.int64)
+
+    def __repr__(self) -> str:
+        return "Train" + super().__repr__().removeprefix("Sweep")
+
+
+def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise TypeError(f"train: {name} must be a pair (x, y); got {type(data).__name__}") from None
+    x, y = np.asarray(x, np.float32), np.asarray(y)
+    if x.ndim != 2 or y.shape != x.shape[:1] or len(y) < 1:
+        raise ValueError(f"train: {name} needs x (n, d) and y (n,); got {x.shape} and {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ValueError(f"train: {name} labels must be integers >= 0; got {y.dtype}, min {y.min()}")  # fmt: skip
+    if grid.output == "sigmoid" and y.max() > 1:
+        raise ValueError(f"train: output='sigmoid' takes labels 0 and 1; {name} has {y.max()}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"train: {name} inputs have non-finite values")
+    return x, y.astype(np.int32)
+
+
+class _Rows:
+    """Mini-batch rows: step ``s`` takes batch ``s mod m`` of epoch ``s // m`` (``m`` whole
+    batches per epoch), whose order is ``permutation(fold_in(batch_key, epoch), n)``."""
+
+    def __init__(self, grid: TrainGrid, n: int):
+        self.n, self.b, self.per_model = n, grid.batch_size, grid.shuffle == "per_seed"
+        self.keys = [grid.batch_key(s) for s in (grid._seeds if self.per_model else (0,))]
+        self.n_inits, self.perms = len(grid._inits), {}  # (key index, epoch) -> permutation
+
+    def __call__(self, start: int, length: int) -> np.ndarray | None:
+        """``(length, batch)``, or ``(length, models, batch)`` per seed; None: the full batch."""
+        if self.b is None:
+            return None
+        out = []
+        for s in range(start, start + length):
+            epoch, pos = divmod(s, self.n // self.b)
+            for k, key in enumerate(self.keys):
+                if (k, epoch) not in self.perms:
+                    self.perms = {e: v for e, v in self.perms.items() if e[1] >= epoch - 1}
+                    perm = jax.random.permutation(jax.random.fold_in(key, epoch), self.n)
+                    self.perms[k, epoch] = np.asarray(perm, np.int32)
+            rows = np.stack([self.perms[k, epoch][pos * self.b : (pos + 1) * self.b]
+                             for k in range(len(self.keys))])  # fmt: skip
+            out.append(np.tile(rows, (self.n_inits, 1)) if self.per_model else rows[0])
+        return np.stack(out)
+
+
+def _write(path: pathlib.Path, data: bytes) -> None:
+    """Atomically: a temporary file in the same directory, flushed, then renamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _open_checkpoint(root: pathlib.Path, spec: dict[str, Any]) -> tuple[str, dict | None]:
+    """The run's fingerprint and its last checkpoint, if any, after checking ``root``'s manifest."""
+    fingerprint = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    manifest = root / "train.json"
+    if manifest.exists():
+        old = json.loads(manifest.read_text())["spec"]
+        if old != spec:
+            changed = ", ".join(sorted(k for k in {*spec, *old} if old.get(k) != spec.get(k)))
+            raise ValueError(f"{root} holds a checkpoint of a different training run ({changed} differ); "
+                             "resume with the same grid and data, or use another directory")  # fmt: skip
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        _write(manifest, json.dumps({"schema_version": 1, "spec": spec}, indent=1).encode())
+    if not (root / "checkpoint.npz").exists():
+        return fingerprint, None
+    with np.load(root / "checkpoint.npz", allow_pickle=False) as z:
+        saved = {k: z[k] for k in z.files}
+    if str(saved.pop("fingerprint")) != fingerprint:
+        raise ValueError(f"{root / 'checkpoint.npz'} belongs to another training run; move it away")
+    return fingerprint, saved
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.shape} {a.dtype.str}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _bar(total: int, progress: Any):
+    """A rich progress bar on stderr when it is a terminal (or when asked), else None."""
+    if callable(progress) or not (sys.stderr.isatty() if progress is None else progress):
+        return None
+    from rich.console import Console  # rich comes with flax
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    return bar, bar.add_task("train", total=total)
+
+
+def _padded(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` zero-padded to whole chunks of ``size``, as ``(chunks, size, ...)``."""
+    pad = np.zeros((-len(a) % size, *a.shape[1:]), a.dtype)
+    return np.concatenate([a, pad]).reshape(-1, size, *a.shape[1:])
+
+
+def _place(tree: Any, size: int, mesh: Mesh) -> Any:
+    """Stacked models padded to ``size`` (copies of the last model) and split over ``mesh``."""
+
+    def one(a):
+        a = np.asarray(a)
+        return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
+
+    return _split(jax.tree.map(one, tree), mesh)
+
+
+def _split(tree: Any, mesh: Mesh) -> Any:
+    """``tree``'s leaves with the sharding ``P(MODELS)`` over ``mesh``: a no-op copy-wise for
+    a program's outputs, but on one device they may come back labeled ``P()``, and a label
+    that changes between calls would compile the program again."""
+    return jax.device_put(tree, NamedSharding(mesh, P(MODELS)))
+
+
+def _models(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[list]:
+    """Per activation: ``[program, stacked params, stacked optimizer state]``, models in
+    (init, seed) C order, padded to ``size`` and split over ``mesh``. Parameters are drawn
+    eagerly, one model at a time."""
+    groups = []
+    for act in grid._activations:
+        split = [nnx.split(grid.build(d_in, d_out, init=i, seed=s, activation=act))
+                 for i in grid._inits for s in grid._seeds]  # fmt: skip
+        params = _place(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)), size, mesh)
+        prog = _Program(split[0][0], act, grid.output, grid.shuffle == "per_seed", grid._tx,
+                        min(SCAN_STEPS, grid.steps))  # fmt: skip
+        groups.append([prog, params, _split(_init_opt(prog, mesh, params), mesh)])
+    return groups
+
+
+def _empty_fields(grid: TrainGrid, n_groups: int) -> dict[str, np.ndarray]:
+    shape = (n_groups, len(grid._inits) * len(grid._seeds))
+    n_eval, n_stats = len(grid.eval_steps()), len(grid._stats_at)
+    fields = {"loss": np.full((*shape, grid.steps), np.nan, np.float32)}
+    fields["test_loss"] = np.full((*shape, n_eval), np.nan, np.float32)
+    fields["test_accuracy"] = np.full((*shape, n_eval), np.nan, np.float32)
+    for k in STAT_FIELDS if n_stats else ():
+        like = np.full((*shape, n_stats, len(grid._hidden)), np.nan, np.float32)
+        fields[k] = np.full_like(like, -1, np.int32) if k == "nonfinite" else like
+    return fields
+
+
+def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | None = None, *,
+          out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+          progress: bool | Callable[[int, int], None] | None = None,
+          devices: Sequence[jax.Device] | None = None) -> TrainResult:  # fmt: skip
+    """Trains every model of ``grid`` on ``data = (x, y)``, all at once.
+
+    Args:
+      grid: the models and the training configuration.
+      data: inputs ``(n, d)`` (cast to float32) and integer labels ``(n,)``.
+      eval_data: ``(x, y)`` evaluated at ``grid.eval_steps()``; None: ``data``.
+      out: a directory for checkpoints and the final result (``out/result``).
+        Calling ``train`` again with the same grid and data resumes from the
+        last checkpoint, and the result is bitwise the same as an
+        uninterrupted run's on the same devices; another grid or data raises
+        a ValueError.
+      checkpoint_every: steps between checkpoints (needs ``out``); None: at the end only.
+      progress: True or False for a progress bar (None: only on a terminal),
+        or a callable ``(step, steps)`` called after every host sync.
+      devices: devices to split the models over (``shard_map`` over a model
+        axis; the data are copied to each); None: all local devices. The
+        stack is padded to a multiple of their number with copies of the last
+        model, whose results are dropped. A model's numbers do not depend on
+        the number of devices or on the other models beyond the last bits.
+
+    Multi-core CPUs: XLA:CPU runs the batched matmuls of the vmapped step on
+    one thread per device, and a CPU process has a single device unless
+    ``JAX_NUM_CPU_DEVICES`` is set before JAX starts (jaxinit never sets it).
+    For one device per core::
+
+        JAX_NUM_CPU_DEVICES=$(nproc) python my_script.py
+        # or, in Python before the first JAX computation:
+        # jax.config.update("jax_num_cpu_devices", os.cpu_count())
+
+    which made ``benchmarks/train_mnist.py`` 1.4 to 1.9 times faster on 2
+    cores. The data are copied to each device: the memory for ``x`` grows
+    with the device count.
+
+    Returns:
+      A TrainResult with dims (init, [activation,] seed) and fields ``loss``
+      ``(..., step)`` (each step's mini-batch loss, before its update),
+      ``test_loss`` and ``test_accuracy`` ``(..., eval)`` on ``eval_data`` (on
+      ``data`` when it is None; ``attrs["eval_on"]`` says which), and with
+      ``grid.record_stats_at`` the per-layer pre_mean, pre_var, post_mean,
+      post_var, saturated, dead, nonfinite (as the sweep's kernel computes
+      them), grad_var (Var ∂L/∂z_l of the mean loss) and weight_grad_norm
+      (‖∂L/∂W_l‖_F), each ``(..., stat_step, layer)``.
+    """
+    x, y = _check_data(grid, data, "data")
+    xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
+    (n, d_in), steps, stats_at, eval_steps = x.shape, grid.steps, grid._stats_at, grid.eval_steps()
+    if xe.shape[1] != d_in:
+        raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {d_in}")
+    if grid.batch_size is not None and grid.batch_size > n:
+        raise ValueError(f"train: batch_size={grid.batch_size} exceeds the {n} training examples")
+    if _int("checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
+        raise ValueError("train: checkpoint_every needs a directory, out=...")
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(f"train: devices must be a non-empty list of jax devices; got {devices!r}")
+    mesh, n_models = Mesh(np.array(devices), (MODELS,)), len(grid._inits) * len(grid._seeds)
+    size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
+    d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
+    groups = _models(grid, d_in, d_out, mesh, size)
+    fields, saved = _empty_fields(grid, len(groups)), None
+    if out is not None:
+        spec = {"grid": grid.describe(), "data": _digest(x, y),
+                "eval_data": None if eval_data is None else _digest(xe, ye)}  # fmt: skip
+        fingerprint, saved = _open_checkpoint(pathlib.Path(out), spec)
+    if saved is not None:  # the checkpoint holds the models without padding
+        fields = {k: saved[k] for k in fields}
+        for a, g in enumerate(groups):
+            for j in (1, 2):  # params, optimizer state
+                tree = jax.tree.structure(g[j])
+                g[j] = _place(jax.tree.unflatten(tree, [saved[f"g{a}_{j}_{i}"] for i in range(tree.num_leaves)]), size, mesh)  # fmt: skip
+    everywhere = NamedSharding(mesh, P())
+    xd, yd = jax.device_put((x, y), everywhere)
+    rows, chunk = _Rows(grid, n), min(EVAL_BATCH, len(xe))
+    evals = jax.device_put((_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk)), everywhere)  # fmt: skip
+
+    def pad_rows(r: np.ndarray | None, axis: int) -> np.ndarray | None:  # per-model rows
+        if r is None or grid.shuffle != "per_seed":
+            return r
+        return np.concatenate([r, np.repeat(r.take([-1], axis), size - n_models, axis)], axis)
+
+    def record(s: int) -> None:  # evaluations and statistics at step s
+        for a, (prog, params, _) in enumerate(groups):
+            if s in eval_steps:
+                lean = prog._replace(per_model=False, tx=None, length=0)
+                loss, acc = _evaluate(lean, mesh, params, *evals)
+                fields["test_loss"][a, :, eval_steps.index(s)] = np.asarray(loss)[:n_models]
+                fields["test_accuracy"][a, :, eval_steps.index(s)] = np.asarray(acc)[:n_models]
+            if s in stats_at:
+                r = rows(s, 1)
+                r = pad_rows(r if r is None else r[0], 0)
+                stats = _stats(prog._replace(tx=None, length=0), mesh, params, xd, yd, r)
+                for k, v in stats.items():
+                    fields[k][a, :, stats_at.index(s)] = np.asarray(v)[:n_models]
+
+    sync = {*eval_steps, *stats_at, steps, *range(checkpoint_every or steps, steps, checkpoint_every or steps)}  # fmt: skip
+    step = 0 if saved is None else int(saved["step"])
+    bar = _bar(steps, progress)
+    try:
+        if bar:
+            bar[0].start()
+            bar[0].update(bar[1], completed=step)
+        if step == 0:
+            record(0)
+        while step < steps:
+            stop, pending = min(s for s in sync if s > step), []
+            while step < stop:  # calls of a fixed number of steps, the last one partly masked
+                k, length = min(groups[0][0].length, stop - step), groups[0][0].length
+                r = pad_rows(rows(step, length), 1)
+                for a, g in enumerate(groups):
+                    g[1], g[2], losses = _train_chunk(
+                        g[0], mesh, g[1], g[2], xd, yd, r, np.int32(k)
+                    )
+                    g[1], g[2] = _split((g[1], g[2]), mesh)
+                    pending.append((a, step, k, losses))
+                # the host copies the previous call's losses while this one runs
+                for a, s, kk, losses in pending[: -len(groups)]:
+                    fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
+                del pending[: -len(groups)]
+                step += k
+            for a, s, kk, losses in pending:
+                fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
+            record(step)
+            if out is not None and (step == steps or step % (checkpoint_every or steps) == 0):
+                state = {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
+                         for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
+                buffer = io.BytesIO()
+                np.savez(buffer, fingerprint=np.str_(fingerprint), step=np.int64(step), **fields, **state)  # fmt: skip
+                _write(pathlib.Path(out) / "checkpoint.npz", buffer.getvalue())
+            if bar:
+                bar[0].update(bar[1], completed=step)
+            if callable(progress):
+                progress(step, steps)
+    finally:
+        if bar:
+            bar[0].stop()
+    if grid.keep_params:
+        for a, (prog, params, _) in enumerate(groups):
+            params = jax.tree.map(lambda v: np.asarray(v)[:n_models], params)
+            model = nnx.merge(prog.graphdef, params)  # stacked: every array has a model axis
+            for l, layer in enumerate([*model.layers, model.out]):
+                for name in ("kernel", "bias"):
+                    v = np.asarray(getattr(layer, name)[...])
+                    fields.setdefault(f"{name}_{l}", np.empty((len(groups), *v.shape), v.dtype))[a] = v  # fmt: skip
+    result = _assemble(grid, fields, d_out, on_data=eval_data is None)
+    if out is not None:
+        result.save(pathlib.Path(out) / "result")
+    return result
+
+
+def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainResult:
+    n_i, n_s = len(grid._inits), len(grid._seeds)
+    arrays, own = {}, {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",)}
+    for k, v in fields.items():  # (activation, init × seed, ...) -> (init, activation, seed, ...)
+        v = np.moveaxis(v.reshape(v.shape[0], n_i, n_s, *v.shape[2:]), 0, 1)
+        arrays[k] = v if "activation" in grid.dims else v[:, 0]
+        if k.startswith(("kernel_", "bias_")):
+            own[k] = ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",)
+    attrs = {"grid": grid.describe(), "eval_steps": list(grid.eval_steps()), "d_out": d_out,
+             "stats_steps": list(grid._stats_at), "eval_on": "data" if on_data else "eval_data",
+             "prng_impl": str(jax.random.key_impl(jax.random.key(0)))}  # fmt: skip
+    aliases = {}
+    for dim, given, objs in [("init", grid.inits, grid._inits),
+                             ("activation", grid.activation, grid._activations)]:  # fmt: skip
+        given = (given,) if isinstance(given, str) or not isinstance(given, Sequence) else given
+        table = {g: o.spec for g, o in zip(given, objs, strict=True)
+                 if isinstance(g, str) and g != o.spec}  # fmt: skip
+        if table and dim in grid.dims:
+            aliases[dim] = table
+    return TrainResult(dims=grid.dims, coords=grid.coords(), fields=arrays,
+                       field_dims={k: own.get(k, ("stat_step", "layer")) for k in arrays},
+                       aliases=aliases, attrs=attrs)  # fmt: skip
