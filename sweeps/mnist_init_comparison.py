@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
     summary = _common.write_summary(args.out, summarize(res))
     figures = []
     for name, fig, caption in (
-        ("loss", ji.report.loss_curves(res), "Training loss per step: seed mean, min–max band."),
+        (
+            "loss",
+            ji.report.loss_curves(res, smooth=20),
+            "Training loss, 20-step moving average: seed mean, min–max band; dashed: test loss.",
+        ),
         ("accuracy", ji.report.accuracy(res), "Test accuracy during training."),
     ):
         (png,) = ji.report.save(fig, args.out / name)

@@ -509,3 +509,14 @@ def test_heatmap_says_overflow_for_a_network_that_overflowed(res):
     texts = np.array([t.get_text() for t in fig.axes[0].texts]).reshape(pre_var.shape[:2])
     assert texts[0, 1] == "overflow"
     assert "overflow" not in np.delete(texts.ravel(), 1)
+
+
+def test_loss_curves_smooth_is_a_trailing_moving_average():
+    from jaxinit.report.training import _smooth
+
+    y = np.array([[4.0, 0.0, 2.0, 6.0]])
+    np.testing.assert_allclose(_smooth(y, 2), [[4.0, 2.0, 1.0, 4.0]])
+    np.testing.assert_allclose(_smooth(y, 1), y)
+    np.testing.assert_allclose(_smooth(y, 10), [[4.0, 2.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="smooth is a window of steps"):
+        report.loss_curves(None, smooth=0)

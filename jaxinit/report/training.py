@@ -59,7 +59,17 @@ def _seed_curves(ax, x, y, i, **kw):
         ax.fill_between(x, y.min(0), y.max(0), color=_color(i), alpha=0.2, linewidth=0)
 
 
-def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None) -> Figure:
+def _smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average over the last axis (the first points average what exists)."""
+    if window <= 1:
+        return y
+    c = np.cumsum(np.concatenate([np.zeros((*y.shape[:-1], 1)), y], axis=-1), axis=-1)
+    n = np.arange(1, y.shape[-1] + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[..., n] - c[..., lo]) / (n - lo)
+
+
+def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None, smooth=1) -> Figure:
     """One panel per activation, one line per init: ``field (…, n)`` against its steps."""
     v = tables.view(train, selection)
     if field not in v.fields:
@@ -74,6 +84,7 @@ def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None) -> 
             for name, key, kw in ((field, steps_key, {}), (dashed, "eval_steps", {"linestyle": "--"})):  # fmt: skip
                 if name is not None:
                     y = v.fields[name][i, a].astype(np.float64)
+                    y = _smooth(y, smooth) if name == field else y
                     _seed_curves(ax, _steps(v.attrs, key, y.shape[-1]), y, i, **kw)
         if log_y:
             ax.set_yscale("log", nonpositive="mask")
@@ -92,18 +103,25 @@ EVAL_ACCURACY = ("test_accuracy", "eval_accuracy")
 
 
 @_styled
-def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True,
+def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True, smooth: int = 1,
                 **selection: Any) -> Figure:  # fmt: skip
     """Training loss against step, one line per init (seed mean, min–max band).
 
     ``train`` has dims (init, seed[, activation]) (one panel per activation)
     and ``field`` of shape ``(…, step)``; steps come from
-    ``attrs["loss_steps"]`` when recorded, else 0, 1, …. A held-out loss
+    ``attrs["loss_steps"]`` when recorded, else 0, 1, …. ``smooth`` > 1 draws
+    each seed's trailing moving average over that many steps (mini-batch
+    losses are noisy), and says so on the y axis. A held-out loss
     (``test_loss`` or ``eval_loss``, ``(…, eval)``) is drawn dashed at
     ``attrs["eval_steps"]``.
     """
+    if not isinstance(smooth, int) or isinstance(smooth, bool) or smooth < 1:
+        raise ValueError(f"smooth is a window of steps, an int >= 1; got {smooth!r}")
     dashed = next((k for k in EVAL_LOSS if k in train.fields), None)
-    return _curves(train, field, "loss_steps", selection, log_y=log_y, dashed=dashed)
+    fig = _curves(train, field, "loss_steps", selection, log_y=log_y, dashed=dashed, smooth=smooth)
+    if smooth > 1:
+        fig.axes[0].set_ylabel(f"{field.replace('_', ' ')} ({smooth}-step mean)")
+    return fig
 
 
 @_styled
