@@ -58,3 +58,16 @@ def test_numpy_peer_statistics(bench):
     assert np.all(relu["weight_grad_norm"] > 0)
     # same seed, same draws: the pre-activations of layer 1 do not depend on the activation
     assert relu["pre_var"][0] == sig["pre_var"][0]
+
+
+def test_lanes_and_devices_quick(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "lanes_and_devices", ROOT / "benchmarks" / "lanes_and_devices.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(["--quick", "--configs", "1x1", "2x2"])
+    assert [(r["devices"], r["lanes"]) for r in rows] == [(1, 1), (2, 2)]
+    assert all(r["combos"] == 4 * 4 * 2 and r["warm_combos_per_s"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert "1.00×" in out  # the first row is the reference
