@@ -15,11 +15,25 @@ and sweeps thousands of networks at initialization in one compiled program::
     res = ji.sweep(grid)
     res.sel(init="he_normal", activation="relu").pre_var   # (seed, layer)
 
+with what mean-field theory expects, in the same layout, and the rest of the
+toolkit::
+
+    ji.theory.predict(grid).sel(init="he_normal", activation="relu").pre_var
+    ji.report.report_sweep(res, "out/report", theory=ji.theory.predict(grid))
+    ji.train(ji.TrainGrid(inits=["he_normal", "normal(stddev=0.01)"], seeds=5),
+             ji.data.load_mnist("train"), ji.data.load_mnist("test"))
+    ji.isometry.jacobian_spectrum(key, init="orthogonal", activation="tanh", depth=32, width=128)
+    ji.lsuv.lsuv_init(model, x, activation="relu")         # LSUV on a Flax NNX MLP
+
 Importing jaxinit turns on jax's persistent compilation cache in a user
 cache directory (``JAXINIT_COMPILATION_CACHE=0`` opts out; see ``jaxinit._cache``).
+``jaxinit.report`` (matplotlib) is imported on first use.
 
-Users import from here, ``jaxinit.initializers`` and ``jaxinit.activations``;
-modules whose names start with an underscore are private.
+Users import from here and the public modules listed in ``__all__``
+(``initializers``, ``activations``, ``data``, ``theory``, ``isometry``,
+``lsuv``, ``report``); modules whose names start with an underscore are private.
+``ji.sweep`` and ``ji.train`` are the functions; their modules are reached
+with ``importlib.import_module("jaxinit.sweep")`` where needed.
 """
 
 from importlib.metadata import PackageNotFoundError, version
