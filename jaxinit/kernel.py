@@ -32,6 +32,7 @@ from jax.sharding import PartitionSpec as P
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
 from jaxinit.initializers._core import draw
+from jaxinit.lsuv import _layer_scale
 
 BN_EPS = 1e-5
 COMBOS = "combos"  # name of the mesh axis that combinations are split over
@@ -206,17 +207,8 @@ def _lsuv(spec: KernelSpec, base: tuple, act, x, w0, ws, bias):
     """
     _, _, target, tol, max_iter = base
 
-    def rescale(h, w, b):
-        def cond(state):  # a layer with no variance at all (dead) is left as it is
-            i, w = state
-            var = (h @ w + b[None, :]).var()
-            return (i < max_iter) & (var > 0) & (jnp.abs(var - target) >= tol)
-
-        def body(state):
-            i, w = state
-            return i + 1, w * jnp.sqrt(target / (h @ w + b[None, :]).var())
-
-        return jax.lax.while_loop(cond, body, (0, w))[1]
+    def rescale(h, w, b):  # the same step as jaxinit.lsuv's
+        return w * _layer_scale(h @ w, b, target, tol, max_iter)[0]
 
     def step(h, wb):
         w = rescale(h, *wb)

@@ -100,26 +100,37 @@ def _check(x: ArrayLike, target_var: Any, tol: Any, max_iter: Any) -> jax.Array:
     return x
 
 
+def _layer_scale(hw, b, target, tol, max_iter):
+    """One layer's LSUV rescaling of ``z = c (h W) + b``: ``(c, Var(z), steps)``.
+
+    ``hw = h W`` is computed once; each step sets ``c ← c sqrt(target / Var(z))``
+    while ``|Var(z) - target| >= tol`` and fewer than ``max_iter`` steps were
+    taken. A layer whose output has no finite, positive variance is left as it
+    is (c = 1). The sweep kernel uses this too, so both run the same algorithm.
+    """
+    variance = lambda c: jnp.var(c * hw + b[None, :])  # noqa: E731
+
+    def cond(state):
+        _, v, it = state
+        far = jnp.abs(v - target) >= tol
+        return far & (it < max_iter) & (v > 0) & jnp.isfinite(v)
+
+    def body(state):
+        c, v, it = state
+        c = c * jnp.sqrt(target / v)
+        return c, variance(c), it + 1
+
+    one = jnp.ones((), hw.dtype)
+    return jax.lax.while_loop(cond, body, (one, variance(one), jnp.int32(0)))
+
+
 def _rescale(x, weights, biases, act, target, tol, max_iter):
     """The LSUV loop over layers; ``lax.while_loop`` over the rescalings of each."""
     h = x
     out_w, variances, iterations, scales = [], [], [], []
     for w, b in zip(weights, biases, strict=True):
         hw = h @ w  # z = c (h W) + b: rescaling W by c costs no new matmul
-        variance = lambda c, hw=hw, b=b: jnp.var(c * hw + b[None, :])  # noqa: E731
-
-        def cond(state):
-            _, v, it = state
-            far = jnp.abs(v - target) >= tol
-            return far & (it < max_iter) & (v > 0) & jnp.isfinite(v)
-
-        def body(state, variance=variance):
-            c, v, it = state
-            c = c * jnp.sqrt(target / v)
-            return c, variance(c), it + 1
-
-        one = jnp.ones((), hw.dtype)
-        c, v, it = jax.lax.while_loop(cond, body, (one, variance(one), jnp.int32(0)))
+        c, v, it = _layer_scale(hw, b, target, tol, max_iter)
         out_w.append(w * c)
         variances.append(v)
         iterations.append(it)

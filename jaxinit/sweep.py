@@ -21,7 +21,6 @@ chunk is checkpointed atomically and a rerun resumes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import io
@@ -30,7 +29,6 @@ import math
 import os
 import pathlib
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -40,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import kernel
+from jaxinit._io import atomic_write
 from jaxinit.grid import Grid
 from jaxinit.results import SweepResult
 
@@ -366,7 +365,7 @@ class _ChunkStore:
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         if previous is None:
-            _atomic_write(manifest, json.dumps({"schema_version": CHECKPOINT_SCHEMA, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
+            atomic_write(manifest, json.dumps({"schema_version": CHECKPOINT_SCHEMA, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
 
     def check_plan(self, chunks: list[Chunk]) -> None:
         names = {c.name for c in chunks}
@@ -387,21 +386,7 @@ class _ChunkStore:
     def save(self, chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, _members=np.array(chunk.members).reshape(-1, 3), **arrays)
-        _atomic_write(self.dir / f"{chunk.name}.npz", buffer.getvalue())
-
-
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        atomic_write(self.dir / f"{chunk.name}.npz", buffer.getvalue())
 
 
 def _version() -> str:

@@ -8,6 +8,7 @@ import pytest
 import jaxinit as ji
 from jaxinit import kernel
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
+from tests._kill import run_and_kill
 from tests._tolerances import SWEEP_BATCH, SWEEP_SEEDS, SWEEP_VAR_RTOL, SWEEP_WIDTH
 
 SMALL = dict(depth=3, width=16, seeds=3, batch=32, bins=10)
@@ -244,20 +245,10 @@ ji.sweep(grid, out=sys.argv[1], chunk_size=8, lanes=2, devices=jax.devices()[:1]
 @pytest.mark.slow
 def test_kill_and_resume(tmp_path):
     import os
-    import signal
-    import subprocess
-    import sys
 
     out = tmp_path / "ckpt"
-    lines = []
-    with subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out)], stdout=subprocess.PIPE,
-                          text=True, env={**os.environ, "JAX_NUM_CPU_DEVICES": "1"}) as proc:  # fmt: skip
-        for line in proc.stdout:
-            lines.append(line.strip())
-            if line.startswith("chunk 2/"):
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
+    lines = run_and_kill(_KILL_SCRIPT, str(out), at="chunk 2/", env=env)
     assert lines[-1].startswith("chunk 2/"), lines
     written = {p.name: p.stat().st_mtime_ns for p in (out / "chunks").glob("*.npz")}
     assert len(written) == 2  # two whole chunks survived the kill, no partial file

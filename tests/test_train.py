@@ -17,6 +17,7 @@ from flax import nnx
 from jaxinit.data import load_mnist, make_circles
 from jaxinit.train import MLP, TrainGrid, TrainResult, make_optimizer, train
 from jaxinit.train._program import _train_chunk
+from tests._kill import run_and_kill
 from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -243,19 +244,9 @@ train(grid, (x, y), out=sys.argv[1], checkpoint_every=5, progress=tick)
 
 @pytest.mark.slow
 def test_kill_and_resume(data, tmp_path):
-    import signal
-    import subprocess
 
     out = tmp_path / "run"
-    lines = []
-    with subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out)], stdout=subprocess.PIPE,
-                          text=True, cwd=ROOT) as proc:  # fmt: skip
-        for line in proc.stdout:
-            lines.append(line.strip())
-            if line.startswith("step 10"):
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    lines = run_and_kill(_KILL_SCRIPT, str(out), at="step 10", cwd=ROOT)
     assert lines[-1] == "step 10", lines
     assert not (out / "result").exists()
     assert not list(out.glob(".*tmp"))  # no partial file left behind

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, MaxNLocator
 
+from jaxinit._io import atomic_write
 from jaxinit.report import tables
 from jaxinit.results import SweepResult
 
@@ -138,9 +139,7 @@ def save(fig: Figure, path: str | os.PathLike, *, formats: Sequence[str] = ("png
         with mpl.rc_context({"svg.hashsalt": SVG_SALT}):
             fig.savefig(buffer, format=fmt, dpi=dpi, metadata=METADATA[fmt])
         out = stem.parent / f"{stem.name}.{fmt}"
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, out)
+        atomic_write(out, buffer.getvalue())
         written.append(out)
     return tuple(written)
 

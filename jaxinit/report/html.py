@@ -18,7 +18,6 @@ written atomically (a temporary name, then ``os.replace``).
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import importlib.metadata
 import itertools
@@ -30,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from jaxinit._io import atomic_write
 from jaxinit.report import figures, tables, training
 from jaxinit.results import SweepResult
 
@@ -71,20 +71,6 @@ class ReportPaths(NamedTuple):
     html: Path  # out_dir/report.html
     figures: tuple[Path, ...]  # every figure file (PNG, plus any other formats asked for)
     tables: tuple[Path, ...]  # CSV and markdown tables
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def provenance(attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -160,7 +146,7 @@ def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[S
         + "</body>\n</html>\n"
     )
     path = out_dir / "report.html"
-    _atomic_write(path, page.encode("utf-8"))
+    atomic_write(path, page.encode("utf-8"))
     return path
 
 
@@ -199,7 +185,7 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
 
     def table(text: str, name: str) -> None:
         path = table_dir / name
-        _atomic_write(path, text.encode("utf-8"))
+        atomic_write(path, text.encode("utf-8"))
         table_paths.append(path)
 
     for values in itertools.product(*(res.coords[d] for d in extra)):

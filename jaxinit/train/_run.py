@@ -25,6 +25,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxinit._io import atomic_write
 from jaxinit.results import SweepResult
 from jaxinit.train._grid import TrainGrid, _int
 from jaxinit.train._program import (
@@ -107,19 +108,6 @@ class _Rows:
         return np.stack(out)
 
 
-def _write(path: pathlib.Path, data: bytes) -> None:
-    """Atomically: a temporary file in the same directory, flushed, then renamed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _open_checkpoint(root: pathlib.Path, spec: dict[str, Any]) -> tuple[str, dict | None]:
     """The run's fingerprint and its last checkpoint, if any, after checking ``root``'s manifest."""
     fingerprint = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -132,7 +120,7 @@ def _open_checkpoint(root: pathlib.Path, spec: dict[str, Any]) -> tuple[str, dic
                              "resume with the same grid and data, or use another directory")  # fmt: skip
     else:
         root.mkdir(parents=True, exist_ok=True)
-        _write(manifest, json.dumps({"schema_version": 1, "spec": spec}, indent=1).encode())
+        atomic_write(manifest, json.dumps({"schema_version": 1, "spec": spec}, indent=1).encode())
     if not (root / "checkpoint.npz").exists():
         return fingerprint, None
     with np.load(root / "checkpoint.npz", allow_pickle=False) as z:
@@ -342,7 +330,7 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                          for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
                 buffer = io.BytesIO()
                 np.savez(buffer, fingerprint=np.str_(fingerprint), step=np.int64(step), **fields, **state)  # fmt: skip
-                _write(pathlib.Path(out) / "checkpoint.npz", buffer.getvalue())
+                atomic_write(pathlib.Path(out) / "checkpoint.npz", buffer.getvalue())
             if bar:
                 bar[0].update(bar[1], completed=step)
             if callable(progress):
