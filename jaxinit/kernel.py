@@ -1,19 +1,44 @@
-r"""The compiled pass: one MLP at initialization, forward and backward, with per-layer statistics.
+r"""The compiled passes: shared draws once per seed, then every init of a sweep at once.
 
-For one combination (vmapped over many by :mod:`jaxinit.sweep`) the kernel
+A sweep's grid has common random numbers: for one seed, every initializer and
+activation sees the same inputs and the same standardized weight draws of its
+family (:mod:`jaxinit.initializers._core`: ``W = a · draw(base, key) + b``).
+The engine is organized around that, in two programs per width:
 
-1. draws or takes the inputs :math:`x \in \mathbb{R}^{B \times d_\mathrm{in}}`;
-2. draws every layer's weights in-program, :math:`W_l = \mathrm{draw}(\mathrm{base},
-   k_l) \cdot a + b`, exactly as the initializer itself would for that key;
-3. runs :math:`z_l = h_{l-1} W_l + b_l` (optionally batch-normalized),
-   :math:`h_l = \varphi(z_l)` with ``lax.scan`` over layers, and records per layer
-   the moments of :math:`z` and :math:`h`, the saturated and dead fractions, a
-   histogram of :math:`h` with fixed edges, non-finite counts and optionally the
-   mean cosine similarity between samples;
-4. for each requested depth :math:`L`, back-propagates a standard-normal
-   cotangent :math:`G` from :math:`h_L` (the gradient of the random linear readout
-   :math:`\langle G, h_L\rangle`, summed over the batch) and records
-   :math:`\mathrm{Var}(\partial/\partial z_l)` and :math:`\|\partial/\partial W_l\|_F`.
+1. :func:`draw` (one program per width and set of families): for a block of
+   seeds, the inputs :math:`x \in \mathbb{R}^{B \times d_\mathrm{in}}`, every
+   family's standardized draws :math:`Z_{l,f}` of every layer, the bias draws
+   and the backward cotangent, each from the seed's key exactly as the
+   initializer itself would draw it. They are made once and used by every
+   activation and every init.
+2. :func:`forward` (one program per width and member count, holding every
+   activation of the sweep; a call picks one with ``lax.switch``, so the
+   compile time does not grow with the activations' elementwise code): for
+   the same seeds, every *member* (an (init, bias init) pair) at once, with
+   explicit ``(seed, member, batch, width)`` axes and no ``vmap``:
+
+   - the first layer is shared by the inits of a family:
+     :math:`z_1 = a\,(x Z_{1,f}) + b\,(x \mathbf{1}) + b_1`, so one wide matmul
+     :math:`x\,[Z_{1,1} \cdots Z_{1,F}]` serves every init;
+   - each hidden layer forms the members' weights
+     :math:`W_l = a\,Z_{l,f} + b` (W² entries, small next to the B·W
+     activations) and runs one batched matmul;
+   - the statistics of :mod:`jaxinit.stats` are fused reductions and one flat
+     scatter per layer;
+   - with ``gradients`` on, a hand-written backward pass from the cotangent
+     :math:`G` at :math:`h_L` for each recorded depth :math:`L` (the gradient
+     of the random readout :math:`\langle G, h_L\rangle`, summed over the
+     batch): :math:`\delta_L = G \odot \varphi'(z_L)`,
+     :math:`\delta_{l-1} = (\delta_l W_l^\top) \odot \varphi'(z_{l-1})`
+     (through batch normalization when on), recording
+     :math:`\mathrm{Var}(\delta_l)` and :math:`\|h_{l-1}^\top \delta_l\|_F`.
+
+Seeds are processed ``lanes`` at a time (``lax.map`` over groups of lanes;
+1 on CPU, more on accelerators), and split over devices with ``shard_map``.
+Every group of lanes runs the same program whatever the chunk or device count,
+so a combination's numbers are bitwise the same for any of them. The batch of
+members (which inits share the program) can change the last bits of the
+matmuls, by float32 rounding only (``tests/_tolerances.py``).
 
 Layer index 0 is nearest the input. The kernel knows nothing about files.
 """
@@ -21,7 +46,7 @@ Layer index 0 is nearest the input. The kernel knows nothing about files.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,94 +54,159 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from jaxinit import stats as _stats
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
-from jaxinit.initializers._core import draw
+from jaxinit.initializers._core import draw as _draw_base
 from jaxinit.lsuv import _layer_scale
 
+__all__ = [
+    "BN_EPS",
+    "SEEDS",
+    "DrawSpec",
+    "Draws",
+    "ForwardSpec",
+    "Members",
+    "draw",
+    "forward",
+    "needs_single_device_draws",
+]
+
 BN_EPS = 1e-5
-COMBOS = "combos"  # name of the mesh axis that combinations are split over
+SEEDS = "seeds"  # name of the mesh axis that seeds are split over
 
 
-class KernelSpec(NamedTuple):
-    """The static structure of a compiled program; one program per distinct spec.
+class DrawSpec(NamedTuple):
+    """What :func:`draw` makes for every seed of a block; static, one program per value."""
 
-    A program holds every activation and initializer family of a sweep; a
-    :class:`Select` picks one per call with ``lax.switch``. The index is the
-    same for every combination of a call (never vmapped), so the switch is a
-    real branch and costs nothing, and the number of programs depends on the
-    shapes alone.
-    """
+    w_bases: tuple[tuple, ...]  # the weight families' standardized draws
+    b_bases: tuple[tuple, ...]  # the bias families'
+    d_in: int
+    width: int
+    depth: int
+    batch: int
+    inputs: str  # "gaussian", "uniform", or "array" (given; nothing to draw)
+    cotangent: bool  # draw the backward pass's cotangent
 
-    activations: tuple[Activation, ...]
-    w_bases: tuple[tuple, ...]  # standardized draws of the weights (initializer families)
-    b_bases: tuple[tuple, ...]  # standardized draws of the biases
-    edges: tuple[tuple[float, ...], ...]  # per activation: histogram edges, len = bins + 1
+
+class Draws(NamedTuple):
+    """A block of ``n`` seeds' draws; shapes noted."""
+
+    first: jax.Array  # (n, d_in, F·width): the first layer's draws of every family, side by side
+    hidden: jax.Array  # (n, depth - 1, F, width, width)
+    bias: jax.Array  # (n, depth, Fb, width)
+    x: jax.Array | None = None  # (n, batch, d_in); None for an input array
+    cotangent: jax.Array | None = None  # (n, batch, width)
+
+
+class ForwardSpec(NamedTuple):
+    """The static structure of a :func:`forward` program; one program per value."""
+
+    activations: tuple[Activation, ...]  # a call selects one by index
+    hist_ranges: tuple[tuple[float, float], ...]  # per activation, (lo, hi) of the histogram
+    bins: int
     d_in: int
     width: int
     depth: int  # deepest network; shallower ones are its prefixes
-    grad_depths: tuple[int, ...]  # depths whose backward pass is recorded
     batch: int
-    inputs: str  # "gaussian", "uniform" or "array"
+    families: int  # F, weight families in the draws
+    members: int  # M, members per call
+    lanes: int  # seeds per vmapped group
+    grad_depths: tuple[int, ...]  # depths whose backward pass is recorded; () for none
     batchnorm: bool
     cosine: bool
+    shifted: bool  # some weight init has b != 0 (W = aZ + b)
+    lsuv: bool  # some member is LSUV (a data-dependent rescale per layer)
 
 
-class Select(NamedTuple):
-    """Which activation and families of a :class:`KernelSpec` a call uses (int32 scalars)."""
+class Members(NamedTuple):
+    """Per-member coefficients, ``(M, ...)``: how each member's weights come from the draws."""
 
-    activation: jax.Array
-    w_base: jax.Array
-    b_base: jax.Array
-
-
-class KernelParams(NamedTuple):
-    """Per-combination inputs; under vmap each has a leading combination axis."""
-
-    seed_key: jax.Array  # PRNG key of the combination's seed
-    w_first: jax.Array  # (2,) a, b of the first layer's weights (d_in, width)
-    w_hidden: jax.Array  # (2,) a, b of the hidden weights (width, width)
-    bias: jax.Array  # (2,) a, b of the biases (width,)
-    # Standardized weight draws made beforehand by `predraw` (first layer
-    # (d_in, width), hidden (depth - 1, width, width)), or None to draw in-program.
-    draws: tuple[jax.Array, jax.Array] | None = None
+    first_mix: jax.Array  # (M, F): a of the first layer in its family's column, 0 elsewhere
+    first_shift: jax.Array  # (M,): b of the first layer
+    hidden_mix: jax.Array  # (M, F)
+    hidden_shift: jax.Array  # (M,)
+    bias_mix: jax.Array  # (M, Fb)
+    bias_shift: jax.Array  # (M,)
+    lsuv: jax.Array  # (M, 4): is LSUV (0/1), target variance, tolerance, max iterations
 
 
-def coeffs_array(init, shape, dtype=jnp.float32) -> np.ndarray:
-    """``(a, b)`` of ``init`` at ``shape`` as a float array, with a=1, b=0 for None."""
-    a, b = init.coeffs(tuple(shape), jnp.dtype(dtype))
-    return np.array([1.0 if a is None else a, 0.0 if b is None else b], dtype=dtype)
+def needs_single_device_draws(spec: DrawSpec) -> bool:
+    """Whether :func:`draw` must run on one device rather than sharded.
 
-
-def histogram(x: jax.Array, edges: jax.Array) -> jax.Array:
-    """Counts of ``x`` in equal-width bins with these edges, exactly as ``np.histogram``.
-
-    Arithmetic bin indices can be one bin off within an ulp of an edge; like
-    NumPy, the index is then corrected against the edges themselves. Values
-    outside ``[edges[0], edges[-1]]`` and NaNs are not counted; the last bin
-    includes its right edge. One exception: XLA:CPU flushes subnormal floats
-    (``|x| < 1.2e-38``) to zero, so a subnormal just below an edge at 0 is
-    counted in the bin above it.
+    The orthogonal draw calls LAPACK's QR, whose XLA:CPU kernel spreads a
+    batch of matrices over the intra-op thread pool and blocks until they are
+    done. With several host devices, every pool thread can be one device's
+    executor blocked in its own QR, leaving none to run the queued work: a
+    deadlock (4 of 4 runs of a 2-device sweep on 2 cores; 0 of 10 with the
+    draws in a program of their own, on one device).
     """
-    x = x.ravel()
-    bins = edges.shape[0] - 1
-    lo, hi = edges[0], edges[-1]
-    keep = (x >= lo) & (x <= hi)
-    idx = jnp.floor((x - lo) / (hi - lo) * bins)
-    idx = jnp.clip(jnp.nan_to_num(idx), 0, bins - 1).astype(jnp.int32)
-    idx = jnp.where(x < edges[idx], idx - 1, idx)
-    idx = jnp.where((x >= edges[jnp.minimum(idx + 1, bins)]) & (idx != bins - 1), idx + 1, idx)
-    idx = jnp.clip(idx, 0, bins - 1)
-    return jnp.zeros(bins, jnp.int32).at[idx].add(keep.astype(jnp.int32))
+    return any(b[0] in ("orthogonal", "lsuv") for b in spec.w_bases)
 
 
-def _inputs(spec: KernelSpec, key: jax.Array, x: jax.Array | None) -> jax.Array:
-    k = jax.random.fold_in(key, STREAM_INPUTS)
+# -- draws ----------------------------------------------------------------------------
+
+
+def _draw_one(spec: DrawSpec, seed_key: jax.Array) -> Draws:
+    """One seed's draws, each with the key the initializer itself would get."""
+    layer_key = jax.random.fold_in(seed_key, STREAM_LAYERS)
+    keys = [jax.random.fold_in(layer_key, l) for l in range(spec.depth)]
+
+    def weights(bases, l, shape):
+        return jnp.stack([_draw_base(b, jax.random.fold_in(keys[l], 0), shape, jnp.float32) for b in bases])  # fmt: skip
+
+    first = weights(spec.w_bases, 0, (spec.d_in, spec.width))  # (F, d_in, W)
+    first = jnp.moveaxis(first, 0, 1).reshape(spec.d_in, -1)  # (d_in, F·W)
+    hidden = [weights(spec.w_bases, l, (spec.width, spec.width)) for l in range(1, spec.depth)]
+    hidden = (
+        jnp.stack(hidden)
+        if hidden
+        else jnp.zeros((0, len(spec.w_bases), spec.width, spec.width), jnp.float32)
+    )
+    bias = jnp.stack([
+        jnp.stack([_draw_base(b, jax.random.fold_in(keys[l], 1), (spec.width,), jnp.float32)
+                   for b in spec.b_bases])
+        for l in range(spec.depth)
+    ])  # fmt: skip
+    x = None
+    k_in = jax.random.fold_in(seed_key, STREAM_INPUTS)
     if spec.inputs == "gaussian":
-        return jax.random.normal(k, (spec.batch, spec.d_in))
-    if spec.inputs == "uniform":
-        return jax.random.uniform(k, (spec.batch, spec.d_in))
-    return x
+        x = jax.random.normal(k_in, (spec.batch, spec.d_in))
+    elif spec.inputs == "uniform":
+        x = jax.random.uniform(k_in, (spec.batch, spec.d_in))
+    cot = None
+    if spec.cotangent:
+        k_cot = jax.random.fold_in(seed_key, STREAM_COTANGENT)
+        cot = jax.random.normal(k_cot, (spec.batch, spec.width))
+    return Draws(first, hidden, bias, x, cot)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def draw(spec: DrawSpec, mesh: Mesh | None, seed_keys: jax.Array) -> Draws:
+    """Every seed's draws, ``lax.map`` over the seeds (each seed's bits as drawn alone)."""
+    body = lambda keys: jax.lax.map(functools.partial(_draw_one, spec), keys)  # noqa: E731
+    if mesh is None:
+        return body(seed_keys)
+    return jax.shard_map(body, mesh=mesh, in_specs=P(SEEDS), out_specs=P(SEEDS))(seed_keys)
+
+
+# -- the forward pass and its statistics ------------------------------------------------
+
+
+def _bn(u):
+    """Batch normalization over the batch axis (-2): ``(u - μ) / σ`` and σ."""
+    mu = u.mean(-2, keepdims=True)
+    sigma = jnp.sqrt(jnp.square(u - mu).mean(-2, keepdims=True) + BN_EPS)
+    return (u - mu) / sigma, sigma
+
+
+def _lsuv_scale(spec: ForwardSpec, m: Members, u, bias):
+    """Per (seed, member) LSUV factor ``c`` of a layer (1 for non-LSUV members), from ``u = h W``."""
+    one = lambda u, b, t, tol, it: _layer_scale(u, b, t, tol, it)[0]  # noqa: E731
+    per_member = jax.vmap(one, in_axes=(0, 0, 0, 0, 0))  # over members
+    per_seed = jax.vmap(per_member, in_axes=(0, 0, None, None, None))  # over lanes
+    c = per_seed(u, bias, m.lsuv[:, 1], m.lsuv[:, 2], m.lsuv[:, 3].astype(jnp.int32))
+    return jnp.where(m.lsuv[:, 0] > 0, c, 1.0)
 
 
 def _switch(index, branches, *operands):
@@ -126,275 +216,171 @@ def _switch(index, branches, *operands):
     return jax.lax.switch(index, branches, *operands)
 
 
-def _draw(bases, index, key, shape):
-    """A standardized draw of family ``bases[index]``."""
-    branches = [functools.partial(draw, b, shape=shape, dtype=jnp.float32) for b in bases]
-    return _switch(index, [lambda k, f=f: f(key=k) for f in branches], key)
+class _Act(NamedTuple):
+    """The selected activation: its function, derivative and statistics' constants (traced)."""
+
+    fn: object
+    dphi: object
+    saturation: tuple | None  # (lo, hi) with ±inf where there is no test; None: no activation has one
+    hist: tuple  # (lo, hi, bins)
 
 
-def _activation(spec: KernelSpec, sel: Select):
-    fns = [a.fn for a in spec.activations]
-    return lambda z: _switch(sel.activation, fns, z)
+def _select(spec: ForwardSpec, index) -> _Act:
+    acts = spec.activations
+    fns = [a.fn for a in acts]
+    derivs = [lambda z, f=f: jax.jvp(f, (z,), (jnp.ones_like(z),))[1] for f in fns]
+    rows = [(-np.inf if lo is None else lo, np.inf if hi is None else hi) for lo, hi in (a.saturation for a in acts)]  # fmt: skip
+    saturation = None
+    if any(np.isfinite(rows).any(1)):
+        table = jnp.asarray(rows, jnp.float32)[index]
+        saturation = (table[0], table[1])
+    ranges = jnp.asarray(spec.hist_ranges, jnp.float32)[index]
+    return _Act(
+        fn=lambda z: _switch(index, fns, z),
+        dphi=lambda z: _switch(index, derivs, z),
+        saturation=saturation,
+        hist=(ranges[0], ranges[1], spec.bins),
+    )
 
 
-def needs_predraw(w_base: tuple) -> bool:
-    """Whether the weights must be drawn in a separate, unsharded program.
-
-    The orthogonal draw calls LAPACK's QR, whose XLA:CPU kernel spreads a
-    batch of matrices over the intra-op thread pool and blocks until they are
-    done. With several host devices, every pool thread can be one device's
-    executor blocked in its own QR, leaving none to run the queued work: a
-    deadlock (4 of 4 runs of a 2-device sweep on 2 cores here; 0 of 10 with
-    the fix). Drawing these weights in a
-    program of their own, on one device, avoids it.
-    """
-    return w_base[0] in ("orthogonal", "lsuv")
-
-
-def _layer_keys(spec: KernelSpec, seed_key: jax.Array) -> jax.Array:
-    layer_key = jax.random.fold_in(seed_key, STREAM_LAYERS)
-    return jax.vmap(lambda l: jax.random.fold_in(layer_key, l))(jnp.arange(spec.depth))
-
-
-def _draw_weights(spec: KernelSpec, bases, index, seed_key: jax.Array):
-    """Standardized draws (before ``* a + b``) of every layer's weights."""
-    keys = _layer_keys(spec, seed_key)
-    w0 = _draw(bases, index, jax.random.fold_in(keys[0], 0), (spec.d_in, spec.width))
-    ws = jax.vmap(
-        lambda k: _draw(bases, index, jax.random.fold_in(k, 0), (spec.width, spec.width))
-    )(keys[1:])
-    return w0, ws
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def predraw(spec: KernelSpec, w_base: tuple, seed_keys: jax.Array):
-    """Weight draws of family ``w_base`` for a batch of seed keys, as a program of its own."""
-    return jax.lax.map(lambda k: _draw_weights(spec, (w_base,), 0, k), seed_keys)
-
-
-def _weights(spec: KernelSpec, sel: Select, p: KernelParams):
-    """Weights and biases of all ``spec.depth`` layers, drawn from the seed key."""
-    if p.draws is None:
-        d0, ds = _draw_weights(spec, spec.w_bases, sel.w_base, p.seed_key)
-    else:
-        d0, ds = p.draws
-    w0 = d0 * p.w_first[0] + p.w_first[1]
-    ws = ds * p.w_hidden[0] + p.w_hidden[1]
-    bias = jax.vmap(
-        lambda k: (
-            _draw(spec.b_bases, sel.b_base, jax.random.fold_in(k, 1), (spec.width,)) * p.bias[0]
-            + p.bias[1]
-        )
-    )(_layer_keys(spec, p.seed_key))
-    return w0, ws, bias
-
-
-def _pre_activation(spec: KernelSpec, h, w, b):
-    z = h @ w + b[None, :]
+def _layer(spec: ForwardSpec, act: _Act, m: Members, u, bias):
+    """From ``u = h W`` ``(S, M, B, W)`` to the layer's ``(z, h, c, σ)``: LSUV factor, bias, norm."""
+    c = jnp.ones(u.shape[:2], u.dtype)
+    if spec.lsuv:
+        c = _lsuv_scale(spec, m, u, bias)
+        u = u * c[..., None, None]
+    u = u + bias[:, :, None, :]
+    sigma = None
     if spec.batchnorm:
-        z = (z - z.mean(0, keepdims=True)) / jnp.sqrt(z.var(0, keepdims=True) + BN_EPS)
-    return z
+        u, sigma = _bn(u)
+    return u, act.fn(u), c, sigma
 
 
-def _lsuv(spec: KernelSpec, base: tuple, act, x, w0, ws, bias):
-    r"""LSUV's data-dependent step (Mishkin & Matas 2016, Algorithm 1) on the inputs ``x``.
-
-    Layer by layer from the input, with the earlier layers already rescaled:
-    :math:`W_l \leftarrow W_l \sqrt{t / \mathrm{Var}(h_{l-1} W_l + b_l)}` until
-    the variance is within ``tol`` of the target ``t`` or ``max_iter`` steps
-    (one step is exact when the biases are zero). The variance is that of the
-    layer's output before any batch normalization. Returns the rescaled weights.
-    """
-    _, _, target, tol, max_iter = base
-
-    def rescale(h, w, b):  # the same step as jaxinit.lsuv's
-        return w * _layer_scale(h @ w, b, target, tol, max_iter)[0]
-
-    def step(h, wb):
-        w = rescale(h, *wb)
-        return act(_pre_activation(spec, h, w, wb[1])), w
-
-    w0 = rescale(x, w0, bias[0])
-    h0 = act(_pre_activation(spec, x, w0, bias[0]))
-    _, ws = jax.lax.scan(step, h0, (ws, bias[1:]))
-    return w0, ws
+def _stats_of(spec: ForwardSpec, act: _Act, z, h) -> _stats.LayerStats:
+    saturation = (None, None) if act.saturation is None else act.saturation
+    return _stats.layer_stats(z, h, saturation=saturation, hist=act.hist, cosine=spec.cosine)
 
 
-def _rescale(spec: KernelSpec, sel: Select, act, x, w0, ws, bias):
-    """Data-dependent initializers' step (LSUV); the weights themselves for all others."""
-    if not any(base[0] == "lsuv" for base in spec.w_bases):
-        return w0, ws
-    branches = [
-        functools.partial(_lsuv, spec, base, act)
-        if base[0] == "lsuv"
-        else lambda x, w0, ws, b: (w0, ws)
-        for base in spec.w_bases
-    ]
-    return _switch(sel.w_base, branches, x, w0, ws, bias)
+class _Pass(NamedTuple):
+    """What the backward pass needs from the forward one (stored per layer), ``(L, S, M, ...)``."""
+
+    z: jax.Array  # (L, S, M, B, W) pre-activations (after batch norm)
+    h: jax.Array  # (L, S, M, B, W) post-activations
+    w: jax.Array  # (L - 1, S, M, W, W) hidden weights, LSUV factor included
+    sigma: jax.Array | None  # (L, S, M, 1, W) batch norm's σ
 
 
-def _forward(spec: KernelSpec, act, x, w0, ws, bias, probes):
-    """Pre- and post-activations ``(L, batch, width)`` of the first ``len(probes)`` layers.
-
-    ``probes`` are zeros added to each pre-activation, so that their gradient
-    is the gradient with respect to the pre-activations.
-    """
-
-    def layer(h, w, b, probe):
-        z = _pre_activation(spec, h, w, b) + probe
-        return z, act(z)
-
-    z0, h0 = layer(x, w0, bias[0], probes[0])
+def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, x_shared):
+    """One group of ``lanes`` seeds: statistics ``(S, M, L)`` and, with gradients, the pass."""
+    x = x_shared[None] if d.x is None else d.x  # (S or 1, B, d_in)
+    s = d.first.shape[0]
+    f, w = spec.families, spec.width
+    # first layer: one matmul for every family, then each member's a and b
+    xz = jnp.einsum("sbd,sdk->sbk", jnp.broadcast_to(x, (s, *x.shape[1:])), d.first)
+    xz = xz.reshape(s, spec.batch, f, w)
+    u = jnp.einsum("mf,sbfw->smbw", m.first_mix, xz)
+    if spec.shifted:  # x (aZ + b) = a (x Z) + b (x 1)
+        x_rowsum = jnp.broadcast_to(x.sum(-1), (s, spec.batch))
+        u = u + m.first_shift[None, :, None, None] * x_rowsum[:, None, :, None]
+    bias = jnp.einsum("mf,slfw->slmw", m.bias_mix, d.bias) + m.bias_shift[None, None, :, None]
+    z0, h0, _, sig0 = _layer(spec, act, m, u, bias[:, 0])
+    st0 = _stats_of(spec, act, z0, h0)
+    keep = bool(spec.grad_depths)
 
     def step(h, inp):
-        z, h = layer(h, *inp)
-        return h, (z, h)
+        zh, b = inp  # (S, F, W, W), (S, M, W)
+        weights = jnp.einsum("mf,sfij->smij", m.hidden_mix, zh)
+        weights = weights + m.hidden_shift[None, :, None, None]
+        u = jnp.einsum("smbi,smij->smbj", h, weights)
+        z, h, c, sig = _layer(spec, act, m, u, b)
+        out = (_stats_of(spec, act, z, h),)
+        if keep:
+            out += (z, h, weights * c[..., None, None], sig)
+        return h, out
 
-    n = probes.shape[0]
-    _, (zs, hs) = jax.lax.scan(step, h0, (ws[: n - 1], bias[1:n], probes[1:]))
-    return jnp.concatenate([z0[None], zs]), jnp.concatenate([h0[None], hs])
-
-
-def _saturation_table(spec: KernelSpec) -> jax.Array:
-    """Per activation, the (lo, hi) saturation thresholds; ±inf where there is no test."""
-    rows = [
-        (-np.inf if lo is None else lo, np.inf if hi is None else hi)
-        for lo, hi in (a.saturation for a in spec.activations)
-    ]
-    return jnp.asarray(rows, jnp.float32)
-
-
-def _layer_stats(spec: KernelSpec, z, h, edges, saturation) -> dict[str, jax.Array]:
-    n = h.size
-    stats = {
-        "pre_mean": z.mean(),
-        "pre_var": z.var(),
-        "post_mean": h.mean(),
-        "post_var": h.var(),
-        "saturated": ((h < saturation[0]) | (h > saturation[1])).sum() / n,
-        "dead": (h == 0).sum() / n,
-        "nonfinite": (~jnp.isfinite(z)).sum() + (~jnp.isfinite(h)).sum(),
-        "hist": histogram(h, edges),
-        "hist_below": (h < edges[0]).sum(),
-        "hist_above": (h > edges[-1]).sum(),
-    }
-    if spec.cosine:
-        norms = jnp.linalg.norm(h, axis=1, keepdims=True)
-        u = jnp.where(norms > 0, h / jnp.where(norms > 0, norms, 1), 0)
-        s = u.sum(0)
-        b = h.shape[0]
-        stats["cosine"] = (s @ s - (u * u).sum()) / (b * (b - 1))
-    return stats
+    hidden = jnp.moveaxis(d.hidden, 1, 0)  # (L-1, S, F, W, W)
+    _, outs = jax.lax.scan(step, h0, (hidden, jnp.moveaxis(bias[:, 1:], 1, 0)))
+    stats = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), st0, outs[0])
+    stats = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 2), stats)  # (S, M, L, ...)
+    if not keep:
+        return stats, None
+    zs = jnp.concatenate([z0[None], outs[1]])
+    hs = jnp.concatenate([h0[None], outs[2]])
+    sig = None if sig0 is None else jnp.concatenate([sig0[None], outs[4]])
+    return stats, _Pass(zs, hs, outs[3], sig)
 
 
-def run_one(
-    spec: KernelSpec, sel: Select, p: KernelParams, x: jax.Array | None
-) -> dict[str, jax.Array]:
-    """All statistics of one combination: fields ``(layer,)``, hist ``(layer, bin)``,
-    and ``(grad_depth, layer)`` for the backward ones (NaN beyond each depth)."""
-    x = _inputs(spec, p.seed_key, x)
-    act = _activation(spec, sel)
-    w0, ws, bias = _weights(spec, sel, p)
-    w0, ws = _rescale(spec, sel, act, x, w0, ws, bias)
-    edges = jnp.asarray(spec.edges, jnp.float32)[sel.activation]
-    saturation = _saturation_table(spec)[sel.activation]
-    zeros = jnp.zeros((spec.depth, spec.batch, spec.width))
-    zs, hs = _forward(spec, act, x, w0, ws, bias, zeros)
-    out = jax.vmap(lambda z, h: _layer_stats(spec, z, h, edges, saturation))(zs, hs)
+def _backward(dphi, pas: _Pass, x, cot, depth):
+    r"""Var(∂/∂z_l) and ‖∂/∂W_l‖_F ``(S, M, depth)`` of the depth-``depth`` network.
 
-    cot = jax.random.normal(
-        jax.random.fold_in(p.seed_key, STREAM_COTANGENT), (spec.batch, spec.width)
-    )
-    backward = _backward_vjp if spec.batchnorm else _backward_manual
-    grad_var, w_norm = [], []
+    The gradient of a layer's (effective, LSUV-rescaled) weights is
+    :math:`h_{l-1}^\top \partial u_l`; the first layer's is :math:`x^\top \partial u_1`,
+    one matmul for every member.
+    """
+
+    def through_bn(delta, z, sigma):  # ∂/∂u from ∂/∂z, z = (u - μ)/σ over the batch
+        if sigma is None:
+            return delta
+        mean_d = delta.mean(-2, keepdims=True)
+        mean_dz = (delta * z).mean(-2, keepdims=True)
+        return (delta - mean_d - z * mean_dz) / sigma
+
+    def sigma_at(l):
+        return None if pas.sigma is None else pas.sigma[l]
+
+    g_var, g_norm = [None] * depth, [None] * depth
+    delta = cot[:, None] * dphi(pas.z[depth - 1])  # (S, M, B, W)
+    for l in range(depth - 1, 0, -1):
+        g_var[l] = delta.var((-2, -1))
+        du = through_bn(delta, pas.z[l], sigma_at(l))
+        grad_w = jnp.einsum("smbi,smbj->smij", pas.h[l - 1], du)
+        g_norm[l] = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
+        delta = jnp.einsum("smbj,smij->smbi", du, pas.w[l - 1]) * dphi(pas.z[l - 1])
+    g_var[0] = delta.var((-2, -1))
+    du = through_bn(delta, pas.z[0], sigma_at(0))
+    grad_w = jnp.einsum("sbd,smbw->smdw", jnp.broadcast_to(x, (du.shape[0], *x.shape[1:])), du)
+    g_norm[0] = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
+    return jnp.stack(g_var, -1), jnp.stack(g_norm, -1)
+
+
+def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
+    act = _select(spec, index)
+    stats, pas = _forward_group(spec, act, m, d, x_shared)
+    if pas is None:
+        return stats
+    x = x_shared[None] if d.x is None else d.x
+    g_var, g_norm = [], []
     for depth in spec.grad_depths:
-        g_var, g_norm = backward(spec, act, x, w0, ws, bias, zs, hs, cot, depth)
-        pad = jnp.full((spec.depth - depth,), jnp.nan)
-        grad_var.append(jnp.concatenate([g_var, pad]))
-        w_norm.append(jnp.concatenate([g_norm, pad]))
-    out["grad_var"] = jnp.stack(grad_var)
-    out["weight_grad_norm"] = jnp.stack(w_norm)
-    return out
+        gv, gn = _backward(act.dphi, pas, x, d.cotangent, depth)
+        pad = jnp.full((*gv.shape[:2], spec.depth - depth), jnp.nan, gv.dtype)
+        g_var.append(jnp.concatenate([gv, pad], -1))
+        g_norm.append(jnp.concatenate([gn, pad], -1))
+    return stats._replace(grad_var=jnp.stack(g_var, 2), weight_grad_norm=jnp.stack(g_norm, 2))
 
 
-def _backward_manual(spec: KernelSpec, act, x, w0, ws, bias, zs, hs, cot, depth):
-    r"""Var(∂/∂z_l) and ‖∂/∂W_l‖_F for the depth-``depth`` network, from the stored pass.
-
-    With :math:`\delta_L = G \odot \varphi'(z_L)` and
-    :math:`\delta_{l-1} = (\delta_l W_l^\top) \odot \varphi'(z_{l-1})`, the weight
-    gradient is :math:`h_{l-1}^\top \delta_l`. No forward pass is recomputed.
-    """
-    del w0, bias
-    dphi = jax.jvp(act, (zs[:depth],), (jnp.ones_like(zs[:depth]),))[1]
-
-    def step(delta, layer):  # from layer `layer` (>= 1) down to layer - 1
-        w = ws[layer - 1]
-        h_prev = hs[layer - 1]
-        stats = (delta.var(), jnp.linalg.norm(h_prev.T @ delta))
-        return (delta @ w.T) * dphi[layer - 1], stats
-
-    delta = cot * dphi[depth - 1]
-    if depth == 1:  # a single layer: nothing to scan (and no hidden weights to index)
-        g_var = g_norm = jnp.zeros((0,), delta.dtype)
-        delta0 = delta
-    else:
-        delta0, (g_var, g_norm) = jax.lax.scan(step, delta, jnp.arange(depth - 1, 0, -1))
-    g_var = jnp.concatenate([delta0.var()[None], g_var[::-1]])
-    g_norm = jnp.concatenate([jnp.linalg.norm(x.T @ delta0)[None], g_norm[::-1]])
-    return g_var, g_norm
-
-
-def _backward_vjp(spec: KernelSpec, act, x, w0, ws, bias, zs, hs, cot, depth):
-    """As :func:`_backward_manual`, by ``jax.vjp`` through the pass (batch norm couples samples)."""
-    del zs, hs
-
-    def last(probes, w0, ws):
-        return _forward(spec, act, x, w0, ws, bias, probes)[1][depth - 1]
-
-    probes = jnp.zeros((depth, spec.batch, spec.width))
-    _, vjp = jax.vjp(last, probes, w0, ws)
-    d_z, d_w0, d_ws = vjp(cot)
-    norms = jnp.concatenate(
-        [jnp.linalg.norm(d_w0)[None], jnp.sqrt((d_ws[: depth - 1] ** 2).sum((1, 2)))]
-    )
-    return d_z.reshape(depth, -1).var(1), norms
-
-
-def _run_batch(
-    spec: KernelSpec, lanes: int, sel: Select, params: KernelParams, x: Any
-) -> dict[str, jax.Array]:
-    """``vmap`` over ``lanes`` combinations at a time, ``lax.map`` over groups of lanes.
-
-    XLA may choose different kernels for different batch sizes, which changes
-    results in the last bit. With a fixed lane width every combination runs in
-    the same ``lanes``-wide program whatever the chunk size, so its numbers are
-    bitwise the same, and a chunk's peak memory is that of one group of lanes.
-    """
-    n = params.w_first.shape[0]
-    if n % lanes:
-        raise ValueError(f"{n} combinations do not fill whole groups of {lanes} lanes")
-    grouped = jax.tree.map(lambda a: a.reshape(n // lanes, lanes, *a.shape[1:]), params)
-    out = jax.lax.map(jax.vmap(lambda p: run_one(spec, sel, p, x)), grouped)
+def _run(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
+    """``lax.map`` over groups of ``spec.lanes`` seeds of this device's block."""
+    n = d.first.shape[0]
+    if n % spec.lanes:
+        raise ValueError(f"{n} seeds do not fill whole groups of {spec.lanes} lanes")
+    grouped = jax.tree.map(lambda a: a.reshape(n // spec.lanes, spec.lanes, *a.shape[1:]), d)
+    out = jax.lax.map(lambda g: _run_group(spec, index, m, g, x_shared), grouped)
     return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
 
 
-def _run(spec: KernelSpec, lanes: int, mesh: Mesh | None, sel: Select, params: KernelParams, x):
-    """``_run_batch``, split over ``mesh``'s combination axis when one is given.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def forward(spec: ForwardSpec, mesh: Mesh | None, activation, members: Members, draws: Draws,
+            x_shared):  # fmt: skip
+    """Statistics of every (seed, member) of the block: fields ``(seed, member, layer)``.
 
-    Each device maps over its own groups of lanes (``shard_map``), so a
-    combination runs in the same ``lanes``-wide program on any number of
-    devices and its numbers do not change with the device count.
+    ``activation`` is the index (an int32 scalar) of ``spec.activations`` to run.
+    ``hist`` adds a bin axis; with gradients, ``grad_var`` and
+    ``weight_grad_norm`` are ``(seed, member, grad_depth, layer)`` (NaN beyond
+    each depth). ``x_shared`` is the input array ``(batch, d_in)`` shared by
+    every seed, or None when the draws hold each seed's inputs.
     """
     if mesh is None:
-        return _run_batch(spec, lanes, sel, params, x)
-    body = functools.partial(_run_batch, spec, lanes)
-    # check_vma=False: every value is device-local. With the check on, the probes
-    # (created in the body, so "replicated") would have their gradients psum-ed
-    # across devices by the transpose of the implicit pvary.
-    return jax.shard_map(
-        body, mesh=mesh, in_specs=(P(), P(COMBOS), P()), out_specs=P(COMBOS), check_vma=False
-    )(sel, params, x)
-
-
-# One compiled program per static spec, lane width, mesh and chunk shape; jax caches them.
-run_batch = jax.jit(_run, static_argnums=(0, 1, 2))
+        return _run(spec, activation, members, draws, x_shared)
+    body = functools.partial(_run, spec)
+    return jax.shard_map(body, mesh=mesh, in_specs=(P(), P(), P(SEEDS), P()), out_specs=P(SEEDS),
+                         check_vma=False)(activation, members, draws, x_shared)  # fmt: skip

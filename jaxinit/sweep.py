@@ -1,22 +1,27 @@
-"""Planning and running a sweep: group, chunk, split over devices, checkpoint, assemble.
+"""Planning and running a sweep: chunks of seeds, shared draws, devices, checkpoints, assembly.
 
-``sweep(grid)`` groups the grid's combinations by activation, width and the
-weight and bias initializer *families* (their standardized draw). Every group
-of one width runs in the same compiled program, which holds all the sweep's
-activations and families and picks one per call with ``lax.switch``; the
-initializers' scales and shifts, the bias scales and the seeds are data, and
-are vmapped. So the number of programs depends on the shapes alone, never on
-the number of seeds, scales, inits or activations. Every depth of the grid
-comes out of the same program: a depth-L network is the first L layers of the
-deepest one, and the backward pass is run once per depth.
+``sweep(grid)`` works through the grid one *chunk* at a time: a width and a
+contiguous block of seeds. For a chunk it
 
-Combinations are vmapped ``lanes`` at a time (1 on CPU, 32 on accelerators),
-and a compiled call maps over several groups of lanes on each device: a chunk.
-Every chunk of a sweep has the same padded size, so nothing compiles twice.
-Because every combination runs in the same ``lanes``-wide program and its
-randomness depends only on its seed, its numbers are bitwise the same for any
-chunk size or number of devices (for a given ``lanes``). With ``out=`` each
-chunk is checkpointed atomically and a rerun resumes.
+1. draws, once, every seed's inputs and every weight family's standardized
+   draws (:func:`jaxinit.kernel.draw`), the common random numbers that every
+   initializer and activation of the grid shares;
+2. runs, for each activation, one compiled :func:`jaxinit.kernel.forward` over
+   every (seed, init, bias init) of the chunk at once;
+3. checkpoints the chunk (with ``out=``) and files its numbers into the result.
+
+Programs. One draw program per width (and set of families) and one forward
+program per (width, activation) and member block; initializers' scales,
+shifts and families, bias scales and seeds are data. So the number of
+compiled programs depends on the shapes alone, never on the number of seeds
+or on the values of the scales: ``tests/test_sweep.py`` counts them.
+
+Reproducibility. Seeds run ``lanes`` at a time in a program of fixed shape,
+split over devices by seed, and every seed's randomness comes from its own
+key. A combination's numbers are therefore bitwise the same for any chunk
+size, any device count and after a resume. They may differ in the last bits
+(float32 rounding of the shared matmuls) between grids with other inits beside
+it; ``tests/_tolerances.py`` states and tests the bound.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import math
 import os
 import pathlib
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -38,58 +42,183 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit import kernel
+from jaxinit import stats as _stats
 from jaxinit._io import atomic_write
-from jaxinit.grid import Grid
+from jaxinit.grid import DIMS, Grid
 from jaxinit.results import SweepResult
 
-# Combinations vmapped together; results are bitwise stable for a given value.
-# On a CPU one lane is fastest (XLA:CPU runs a batched matmul no faster than a
-# loop of single ones, and compiles it slower); accelerators want wide batches.
-CPU_LANES, ACCELERATOR_LANES = 1, 32
+__all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "plan", "sweep"]
+
+# Seeds per group of lanes: a CPU runs one seed (its members batched) at a time
+# fastest; accelerators want wide batches.
+CPU_LANES, ACCELERATOR_LANES = 1, 16
+CHECKPOINT_SCHEMA = 3  # of sweep.json and the chunk files; 3: chunks are (width, seed block)
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediates one group of lanes may use
+CHUNK_COMBINATIONS = 4096  # combinations per chunk when not told (about a second on a CPU)
+HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
 
 
 def default_lanes() -> int:
-    """The lane width ``sweep`` uses when not told: 1 on CPU, 32 on GPU and TPU."""
+    """Seeds per group of lanes when not told: 1 on CPU, 16 on GPU and TPU."""
     return CPU_LANES if jax.default_backend() == "cpu" else ACCELERATOR_LANES
-
-
-CHECKPOINT_SCHEMA = 2  # of sweep.json and the chunk files; 2 added hist_below/hist_above
-DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediate arrays per group of lanes
-HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
-
-LAYER_FIELDS = (
-    "pre_mean",
-    "pre_var",
-    "post_mean",
-    "post_var",
-    "saturated",
-    "dead",
-    "nonfinite",
-    "hist_below",
-    "hist_above",
-    "grad_var",
-    "weight_grad_norm",
-)
-FORWARD_FIELDS = LAYER_FIELDS[: LAYER_FIELDS.index("grad_var")]  # per layer, prefix of depths
-DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
 
 
 def hist_edges(grid: Grid, activation) -> np.ndarray:
     """The histogram edges (float32) of an activation's post-activations in this grid."""
+    lo, hi = _hist_range(grid, activation)
+    return np.linspace(lo, hi, grid.bins + 1, dtype=np.float32)
+
+
+def _hist_range(grid: Grid, activation) -> tuple[float, float]:
     if grid.hist_range is not None:
         lo, hi = grid.hist_range
     else:
         lo, hi = activation.bounds
         lo = lo if math.isfinite(lo) else -HIST_DEFAULT_HALF_RANGE
         hi = hi if math.isfinite(hi) else HIST_DEFAULT_HALF_RANGE
-    return np.linspace(lo, hi, grid.bins + 1, dtype=np.float32)
+    return float(np.float32(lo)), float(np.float32(hi))
 
 
-def bytes_per_combination(grid: Grid, width: int) -> int:
-    """Rough size of one combination's intermediates: activations, probes, weights."""
+class Chunk(NamedTuple):
+    """A checkpointed unit of work: one width and a contiguous block of seeds."""
+
+    index: int  # position in the plan
+    width: int  # index into grid.widths
+    seeds: range  # indices into grid.seed_values
+
+    @property
+    def name(self) -> str:
+        return f"w{self.width:02d}-s{self.seeds.start:09d}"
+
+
+class Plan(NamedTuple):
+    """Everything a sweep of a grid compiles and runs, decided before anything runs."""
+
+    chunks: tuple[Chunk, ...]
+    draw_specs: tuple[kernel.DrawSpec, ...]  # per width
+    forward_specs: tuple[kernel.ForwardSpec, ...]  # per width
+    member_blocks: tuple[range, ...]  # member (init × bias init) ranges, one forward call each
+    lanes: int
+    chunk_seeds: int
+
+
+def _family_index(objs) -> tuple[tuple, list[int]]:
+    bases = tuple(dict.fromkeys(o.base for o in objs))
+    return bases, [bases.index(o.base) for o in objs]
+
+
+def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
+    """Peak intermediates of one group of lanes: activations (stored for the backward pass)."""
     depth = max(grid.depths)
-    act = 4 * grid.n_samples * width
-    return act * (3 * depth + 4 * sum(grid.depths)) + 4 * depth * width * (width + grid.input_dim)
+    slab = 4 * lanes * members * grid.n_samples * width
+    stored = 2 * depth + 6 if grid.gradients else 6
+    weights = 4 * lanes * members * (width * (width + grid.input_dim)) * (depth if grid.gradients else 2)
+    return slab * stored + weights
+
+
+def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
+         n_devices: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Plan:  # fmt: skip
+    """The programs and chunks a sweep of ``grid`` runs.
+
+    Args:
+      chunk_size: seeds per chunk (rounded up to whole groups of lanes);
+        None takes enough for about ``CHUNK_COMBINATIONS`` combinations.
+      lanes: seeds per group of lanes; None takes :func:`default_lanes`.
+      n_devices: devices the seeds of a chunk are split over.
+      memory_budget: bytes of intermediates one group of lanes may use; the
+        members (init × bias init) are split into blocks that fit, and a grid
+        in which one member does not fit raises before anything runs.
+    """
+    if chunk_size is not None and (
+        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive int (seeds per chunk) or None; got {chunk_size!r}")  # fmt: skip
+    lanes = default_lanes() if lanes is None else lanes
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+        raise ValueError(f"lanes must be a positive int; got {lanes!r}")
+    if not isinstance(memory_budget, int) or memory_budget < 1:
+        raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}")
+    n_members = len(grid.init_objs) * len(grid.bias_objs)
+    widest = max(grid.widths)
+    block = n_members
+    while block > 1 and _bytes_per_group(grid, widest, lanes, block) > memory_budget:
+        block = math.ceil(block / 2)
+    need = _bytes_per_group(grid, widest, lanes, block)
+    if need > memory_budget:
+        raise ValueError(
+            f"one group of {lanes} lane(s) of one network at width {widest} needs about "
+            f"{need / 2**20:.1f} MiB, over the memory_budget of {memory_budget / 2**20:.1f} MiB; "
+            "lower lanes, batch or depth, or raise memory_budget"
+        )
+    n_blocks = math.ceil(n_members / block)
+    block = math.ceil(n_members / n_blocks)  # even blocks: less padding
+    blocks = tuple(range(b * block, min((b + 1) * block, n_members)) for b in range(n_blocks))
+    w_bases, _ = _family_index(grid.init_objs)
+    b_bases, _ = _family_index(grid.bias_objs)
+    depth = max(grid.depths)
+    shifted = any(
+        kernel_coeffs(i, shape)[1] != 0
+        for i in grid.init_objs
+        for w in grid.widths
+        for shape in ((grid.input_dim, w), (w, w))
+    )
+    lsuv = any(i.base[0] == "lsuv" for i in grid.init_objs)
+    draw_specs, forward_specs = [], []
+    for width in grid.widths:
+        draw_specs.append(kernel.DrawSpec(
+            w_bases=w_bases, b_bases=b_bases, d_in=grid.input_dim, width=width, depth=depth,
+            batch=grid.n_samples, inputs="array" if grid.input_array is not None else grid.inputs,
+            cotangent=grid.gradients,
+        ))  # fmt: skip
+        forward_specs.append(kernel.ForwardSpec(
+            activations=grid.activation_objs,
+            hist_ranges=tuple(_hist_range(grid, a) for a in grid.activation_objs),
+            bins=grid.bins, d_in=grid.input_dim, width=width, depth=depth, batch=grid.n_samples,
+            families=len(w_bases), members=block, lanes=lanes,
+            grad_depths=grid.depths if grid.gradients else (), batchnorm=grid.batchnorm,
+            cosine=grid.cosine, shifted=shifted, lsuv=lsuv,
+        ))  # fmt: skip
+    n_seeds = len(grid.seed_values)
+    per_seed = len(grid.activation_objs) * n_members
+    seeds = chunk_size or max(1, CHUNK_COMBINATIONS // per_seed)
+    seeds = lanes * math.ceil(min(seeds, n_seeds) / lanes)
+    blocks_of_seeds = [range(s, min(s + seeds, n_seeds)) for s in range(0, n_seeds, seeds)]
+    pairs = [(iw, b) for iw in range(len(grid.widths)) for b in blocks_of_seeds]
+    chunks = tuple(Chunk(i, iw, b) for i, (iw, b) in enumerate(pairs))
+    return Plan(chunks, tuple(draw_specs), tuple(forward_specs), blocks, lanes, seeds)
+
+
+def kernel_coeffs(init, shape) -> tuple[float, float]:
+    """``(a, b)`` of ``init`` at ``shape`` as float32 numbers, with a=1, b=0 for None."""
+    a, b = init.coeffs(tuple(shape), jnp.dtype(jnp.float32))
+    return (1.0 if a is None else float(a)), (0.0 if b is None else float(b))
+
+
+def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
+    """The coefficient rows of members ``block`` (padded to ``size`` by repeating the last)."""
+    w_bases, w_fam = _family_index(grid.init_objs)
+    b_bases, b_fam = _family_index(grid.bias_objs)
+    kb = len(grid.bias_objs)
+    ids = list(block) + [block[-1]] * (size - len(block))
+    rows = {k: [] for k in kernel.Members._fields}
+    for m in ids:
+        ii, ib = divmod(m, kb)
+        init, bias = grid.init_objs[ii], grid.bias_objs[ib]
+        for name, shape, fam, n_fam, obj in (
+            ("first", (grid.input_dim, width), w_fam[ii], len(w_bases), init),
+            ("hidden", (width, width), w_fam[ii], len(w_bases), init),
+            ("bias", (width,), b_fam[ib], len(b_bases), bias),
+        ):
+            a, b = kernel_coeffs(obj, shape)
+            mix = np.zeros(n_fam, np.float32)
+            mix[fam] = a
+            rows[f"{name}_mix"].append(mix)
+            rows[f"{name}_shift"].append(np.float32(b))
+        base = init.base
+        rows["lsuv"].append(
+            np.array([1.0, *base[2:5]] if base[0] == "lsuv" else [0.0, 1.0, 1.0, 0.0], np.float32)
+        )
+    return kernel.Members(*(np.stack(rows[k]).astype(np.float32) for k in kernel.Members._fields))
 
 
 def _progress(total: int, enabled: bool | None):
@@ -102,90 +231,6 @@ def _progress(total: int, enabled: bool | None):
 
     bar = Progress(transient=True)
     return bar, bar.add_task("sweep", total=total)
-
-
-class Chunk(NamedTuple):
-    """One compiled call: ``members`` of one group, padded to ``size``."""
-
-    group: int  # position of the group in the plan (stable for a grid)
-    index: int  # position of the chunk in its group
-    spec: kernel.KernelSpec  # shared by every chunk of the same width
-    select: tuple[int, int, int]  # (activation, weight family, bias family) in spec
-    activation: int  # index into grid.activation_objs
-    width: int  # index into grid.widths (the width itself is spec.width)
-    members: tuple[tuple[int, int, int], ...]  # (init, bias_init, seed) indices
-    size: int  # padded size: whole groups of lanes on every device
-
-    @property
-    def w_base(self) -> tuple:
-        return self.spec.w_bases[self.select[1]]
-
-    @property
-    def name(self) -> str:
-        return f"g{self.group:04d}-c{self.index:05d}"
-
-
-def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
-         n_devices: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[Chunk]:  # fmt: skip
-    """The chunks a sweep of ``grid`` runs, in order.
-
-    A group is (activation, width, weight-init family, bias-init family); its
-    members are every (init, bias init, seed) of those families. Every group
-    of one width shares one compiled program and selects its activation and
-    families inside it. Chunks hold whole groups of ``lanes`` on each of
-    ``n_devices`` devices.
-    """
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
-    lanes = default_lanes() if lanes is None else lanes
-    if not isinstance(lanes, int) or lanes < 1:
-        raise ValueError(f"lanes must be a positive int; got {lanes!r}")
-    groups: dict[tuple, list[tuple[int, int, int]]] = defaultdict(list)
-    for ia in range(len(grid.activation_objs)):
-        for iw in range(len(grid.widths)):
-            for ii, init in enumerate(grid.init_objs):
-                for ib, bias in enumerate(grid.bias_objs):
-                    key = (ia, iw, init.base, bias.base)
-                    groups[key] += [(ii, ib, js) for js in range(len(grid.seed_values))]
-    w_bases = tuple(dict.fromkeys(i.base for i in grid.init_objs))
-    b_bases = tuple(dict.fromkeys(b.base for b in grid.bias_objs))
-    specs = {
-        width: kernel.KernelSpec(
-            activations=grid.activation_objs,
-            w_bases=w_bases,
-            b_bases=b_bases,
-            edges=tuple(tuple(hist_edges(grid, a).tolist()) for a in grid.activation_objs),
-            d_in=grid.input_dim,
-            width=width,
-            depth=max(grid.depths),
-            grad_depths=grid.depths,
-            batch=grid.n_samples,
-            inputs="array" if grid.input_array is not None else grid.inputs,
-            batchnorm=grid.batchnorm,
-            cosine=grid.cosine,
-        )
-        for width in grid.widths
-    }
-    # One chunk shape for the whole sweep (one program per width): as requested,
-    # but no larger than the smallest group, so that small groups are not
-    # padded out to the size of large ones. Whole groups of lanes per device.
-    step = lanes * n_devices
-    smallest = min(len(m) for m in groups.values())
-    size = step * math.ceil(min(chunk_size or 64 * step, smallest) / step)
-    chunks = []
-    for g, ((ia, iw, w_base, b_base), members) in enumerate(groups.items()):
-        width = grid.widths[iw]
-        need = lanes * bytes_per_combination(grid, width)
-        if need > memory_budget:
-            raise ValueError(
-                f"one group of {lanes} lanes needs about {need / 2**20:.0f} MiB, over the "
-                f"memory_budget of {memory_budget / 2**20:.0f} MiB; lower lanes or raise the budget"
-            )
-        select = (ia, w_bases.index(w_base), b_bases.index(b_base))
-        for c in range(math.ceil(len(members) / size)):
-            part = tuple(members[c * size : (c + 1) * size])
-            chunks.append(Chunk(g, c, specs[width], select, ia, iw, part, size))
-    return chunks
 
 
 def sweep(
@@ -208,74 +253,71 @@ def sweep(
         the finished chunks are read back instead of recomputed. The final
         result is saved to ``out/result`` and is bitwise the same as an
         uninterrupted run's.
-      chunk_size: combinations per compiled call, at most the smallest group's
-        size, rounded up to whole groups of ``lanes`` on every device; None
-        takes 64 groups per device (or, when resuming, the size the checkpoint
-        was written with). It sets how often results come back and are
-        checkpointed, never the numbers.
-      lanes: combinations vmapped together; None takes :func:`default_lanes`
-        (1 on CPU, 32 on accelerators). Results are bitwise reproducible for a
+      chunk_size: seeds per chunk (every activation and init of those seeds
+        runs together, and is checkpointed together), rounded up to whole
+        groups of ``lanes``; None takes enough seeds for about 4096
+        combinations (or, when resuming, the size the checkpoint was written
+        with). It sets how often results come back, never the numbers.
+      lanes: seeds per group of lanes; None takes :func:`default_lanes`
+        (1 on CPU, 16 on accelerators). Results are bitwise reproducible for a
         given ``lanes``; another value may change them in the last bit.
-      devices: devices to split combinations over; None takes all local
-        devices. Results do not depend on the number of devices. For several
-        hosts, call ``jax.distributed.initialize()`` first and run the same
-        sweep on every host with ``devices=jax.local_devices()`` and a disjoint
-        share of the seeds (``seeds=[...]``); the per-seed keys make the
-        shares combine exactly (``SweepResult.concat(..., "seed")``).
-      memory_budget: bytes of intermediates one group of lanes may use; a
-        larger need raises before anything runs.
+      devices: devices to split each chunk's seeds over; None takes all local
+        devices. Results do not depend on the number of devices. On a CPU,
+        ``JAX_NUM_CPU_DEVICES=<cores>`` set before jax starts gives one device
+        per core (the ``jaxinit`` command and ``sweeps/`` do this).
+      memory_budget: bytes of intermediates one group of lanes may use; the
+        inits are split into blocks that fit, and a grid in which one network
+        does not fit raises before anything runs.
       progress: show a progress bar; None shows one only on a terminal.
       on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk
         computed or read back.
 
     Returns:
       A SweepResult with dims (init, activation, depth, width, bias_init, seed),
-      less those the grid fixed to a scalar. Fields: pre_mean, pre_var,
-      post_mean, post_var, saturated, dead, nonfinite, hist_below and
-      hist_above (post-activations outside the histogram's range, which the
-      histogram does not count), grad_var, weight_grad_norm (and cosine if
-      asked), each ``(..., layer)``; hist ``(..., layer, bin)``;
-      diverged_layer ``(...)`` (-1 when finite). Layers beyond a
-      combination's depth are NaN (hist 0, counts -1).
+      less those the grid fixed to a scalar. Fields, each ``(..., layer)``:
+      the forward statistics of :mod:`jaxinit.stats` (pre_mean, pre_var,
+      post_mean, post_var, saturated, dead, nonfinite, hist_below, hist_above);
+      grad_var and weight_grad_norm unless the grid has ``gradients=False``;
+      cosine if asked; hist ``(..., layer, bin)``; and diverged_layer ``(...)``,
+      the first layer with a non-finite value or a statistic that overflowed
+      float32 (-1 when none). Layers beyond a combination's depth are NaN
+      (hist 0, counts -1).
     """
+    if not isinstance(grid, Grid):
+        raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
     devices = list(jax.local_devices() if devices is None else devices)
     lanes = default_lanes() if lanes is None else lanes
-    mesh = jax.sharding.Mesh(np.array(devices), (kernel.COMBOS,)) if len(devices) > 1 else None
+    mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,)) if len(devices) > 1 else None
     store = None
     if out is not None:
         store = _ChunkStore(pathlib.Path(out), grid, lanes=lanes, chunk_size=chunk_size)
         chunk_size = store.chunk_size
-    chunks = plan(grid, chunk_size=chunk_size, lanes=lanes, n_devices=len(devices),
-                  memory_budget=memory_budget)  # fmt: skip
+    the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes, n_devices=len(devices),
+                    memory_budget=memory_budget)  # fmt: skip
     if store is not None:
-        store.check_plan(chunks)
+        store.check_plan(the_plan.chunks)
     fields = _empty_fields(grid)
-    x = None if grid.input_array is None else jnp.asarray(grid.input_array)
-    bar = _progress(len(chunks), progress)
+    x_shared = None if grid.input_array is None else jnp.asarray(grid.input_array)
+    members = {
+        (iw, ib): _members(grid, w, blk, the_plan.forward_specs[0].members)
+        for iw, w in enumerate(grid.widths)
+        for ib, blk in enumerate(the_plan.member_blocks)
+    }
+    bar = _progress(len(the_plan.chunks), progress)
     try:
         if bar:
             bar[0].start()
-        for done, chunk in enumerate(chunks, 1):
+        for done, chunk in enumerate(the_plan.chunks, 1):
             arrays = store.load(chunk) if store else None
             if arrays is None:
-                padded = chunk.members + (chunk.members[-1],) * (chunk.size - len(chunk.members))
-                params = _params(grid, padded, chunk.spec.width)
-                if mesh is not None and kernel.needs_predraw(chunk.w_base):
-                    with jax.default_device(devices[0]):
-                        draws = kernel.predraw(chunk.spec, chunk.w_base, params.seed_key)
-                    params = params._replace(draws=draws)
-                select = kernel.Select(*(np.int32(i) for i in chunk.select))
-                arrays = kernel.run_batch(chunk.spec, lanes, mesh, select, params, x)
-                n = len(chunk.members)
-                arrays = {k: np.asarray(v)[:n] for k, v in arrays.items()}
+                arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
                 if store:
                     store.save(chunk, arrays)
-            for j, (ii, ib, js) in enumerate(chunk.members):
-                _store(fields, arrays, j, (ii, chunk.activation, chunk.width, ib, js), grid.depths)
+            _file(grid, fields, chunk, arrays)
             if bar:
                 bar[0].advance(bar[1])
             if on_chunk:
-                on_chunk(done, len(chunks))
+                on_chunk(done, len(the_plan.chunks))
     finally:
         if bar:
             bar[0].stop()
@@ -285,23 +327,95 @@ def sweep(
     return result
 
 
-def _input_second_moment(grid: Grid) -> float:
-    """E[x²] per input feature: what enters layer 0 as Var(z₀) = σ_w² E[x²] + σ_b²."""
-    if grid.input_array is not None:
-        return float(np.mean(np.square(grid.input_array, dtype=np.float64)))
-    return {"gaussian": 1.0, "uniform": 1.0 / 3.0}[grid.inputs]
+def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_shared):
+    """One chunk's statistics: fields ``(activation, member, seed, ...)``, trimmed to the chunk."""
+    n = len(chunk.seeds)
+    step = the_plan.lanes * len(devices)
+    padded = list(chunk.seeds) + [chunk.seeds[-1]] * (step * math.ceil(n / step) - n)
+    keys = jax.vmap(grid.seed_key)(jnp.asarray([grid.seed_values[i] for i in padded]))
+    dspec = the_plan.draw_specs[chunk.width]
+    if mesh is not None and kernel.needs_single_device_draws(dspec):
+        with jax.default_device(devices[0]):
+            draws = kernel.draw(dspec, None, jax.device_put(keys, devices[0]))
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))
+        draws = jax.device_put(draws, sharding)
+    else:
+        draws = kernel.draw(dspec, mesh, keys)
+    fspec = the_plan.forward_specs[chunk.width]
+    outs = [  # dispatched together, fetched below
+        [kernel.forward(fspec, mesh, np.int32(ia), members[chunk.width, ib], draws, x_shared)
+         for ib in range(len(the_plan.member_blocks))]
+        for ia in range(len(grid.activation_objs))
+    ]  # fmt: skip
+    n_members = len(grid.init_objs) * len(grid.bias_objs)
+    arrays = {}
+    for name in outs[0][0]._fields:
+        if getattr(outs[0][0], name) is None:
+            continue
+        per_act = []
+        for row in outs:
+            parts = [np.asarray(getattr(o, name))[:n, : len(blk)]
+                     for o, blk in zip(row, the_plan.member_blocks, strict=True)]  # fmt: skip
+            per_act.append(np.concatenate(parts, axis=1))  # (seed, member, ...)
+        arr = np.stack(per_act)  # (activation, seed, member, ...)
+        arrays[name] = np.moveaxis(arr, 2, 1)[:, :n_members]  # (activation, member, seed, ...)
+    return arrays
 
 
 def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
     sizes = [len(v) for v in grid.coords().values()]
     depth = max(grid.depths)
-    names = LAYER_FIELDS + (("cosine",) if grid.cosine else ())
+    names = [f for f in _stats.LAYER_FIELDS if f != "hist"]
+    if not grid.gradients:
+        names = [f for f in names if f not in _stats.BACKWARD_FIELDS]
+    if not grid.cosine:
+        names.remove("cosine")
     fields = {f: np.full((*sizes, depth), np.nan, np.float32) for f in names}
-    for f in ("nonfinite", "hist_below", "hist_above"):
-        fields[f] = np.full((*sizes, depth), -1, np.int64)
+    for f in _stats.COUNT_FIELDS:
+        if f != "hist":
+            fields[f] = np.full((*sizes, depth), -1, np.int64)
     fields["hist"] = np.zeros((*sizes, depth, grid.bins), np.int64)
     fields["diverged_layer"] = np.full(sizes, -1, np.int64)
     return fields
+
+
+def _first_bad_layer(bad: np.ndarray) -> np.ndarray:
+    """Index of the first True along the last axis, -1 where none."""
+    return np.where(bad.any(-1), bad.argmax(-1), -1)
+
+
+def _file(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk, arrays) -> None:
+    """Writes a chunk's arrays ``(activation, member, seed, ...)`` into the result's fields."""
+    ki, kb = len(grid.init_objs), len(grid.bias_objs)
+    seeds = slice(chunk.seeds.start, chunk.seeds.stop)
+
+    def to_dims(a):  # (act, init·bias, seed, ...) -> (init, act, bias, seed, ...)
+        a = a.reshape(a.shape[0], ki, kb, *a.shape[2:])
+        return np.moveaxis(a, 0, 1)
+
+    forward = [f for f in arrays if f not in _stats.BACKWARD_FIELDS]
+    overflow = np.zeros(to_dims(arrays["pre_var"]).shape, bool)
+    for f in ("pre_mean", "pre_var", "post_mean", "post_var"):
+        overflow |= ~np.isfinite(to_dims(arrays[f]))
+    bad = overflow | (to_dims(arrays["nonfinite"]) > 0)
+    for idepth, depth in enumerate(grid.depths):
+        at = (slice(None), slice(None), idepth, chunk.width, slice(None), seeds)
+        for f in forward:
+            if f == "hist":
+                fields[f][at][..., :depth, :] = to_dims(arrays[f])[..., :depth, :]
+            else:
+                fields[f][at][..., :depth] = to_dims(arrays[f])[..., :depth]
+        for f in _stats.BACKWARD_FIELDS:
+            if f in arrays:
+                fields[f][at] = to_dims(arrays[f])[..., idepth, :]
+        fields["diverged_layer"][at] = _first_bad_layer(bad[..., :depth])
+
+
+def _input_second_moment(grid: Grid) -> float:
+    """E[x²] per input feature: what enters layer 0 as Var(z₀) = σ_w² E[x²] + σ_b²."""
+    if grid.input_array is not None:
+        return float(np.mean(np.square(grid.input_array, dtype=np.float64)))
+    return {"gaussian": 1.0, "uniform": 1.0 / 3.0}[grid.inputs]
 
 
 def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
@@ -367,9 +481,9 @@ class _ChunkStore:
         if previous is None:
             atomic_write(manifest, json.dumps({"schema_version": CHECKPOINT_SCHEMA, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
 
-    def check_plan(self, chunks: list[Chunk]) -> None:
+    def check_plan(self, chunks: Sequence[Chunk]) -> None:
         names = {c.name for c in chunks}
-        stray = sorted(p.stem for p in self.dir.glob("g*-c*.npz") if p.stem not in names)
+        stray = sorted(p.stem for p in self.dir.glob("*.npz") if p.stem not in names)
         if stray:
             raise ValueError(f"{self.dir} has chunk files this sweep would not write: {stray[:3]}")
 
@@ -379,13 +493,14 @@ class _ChunkStore:
             return None
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        if not np.array_equal(arrays.pop("_members"), np.array(chunk.members).reshape(-1, 3)):
-            raise ValueError(f"{path} holds other combinations than this sweep's {chunk.name}")
+        seeds = arrays.pop("_seeds")
+        if not np.array_equal(seeds, np.array(chunk.seeds)):
+            raise ValueError(f"{path} holds other seeds than this sweep's {chunk.name}")
         return arrays
 
     def save(self, chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, _members=np.array(chunk.members).reshape(-1, 3), **arrays)
+        np.savez(buffer, _seeds=np.array(chunk.seeds), **arrays)
         atomic_write(self.dir / f"{chunk.name}.npz", buffer.getvalue())
 
 
@@ -394,35 +509,3 @@ def _version() -> str:
         return importlib.metadata.version("jaxinit")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _params(grid: Grid, members, width: int) -> kernel.KernelParams:
-    # coefficients depend on (initializer, shape) alone: one table row per
-    # initializer, gathered for the members (not recomputed per combination)
-    def table(objs, shape, index):
-        rows = np.stack([kernel.coeffs_array(o, shape) for o in objs])
-        return rows[[m[index] for m in members]]
-
-    seeds = [grid.seed_values[js] for _, _, js in members]
-    return kernel.KernelParams(
-        seed_key=jax.vmap(grid.seed_key)(jnp.asarray(seeds)),
-        w_first=table(grid.init_objs, (grid.input_dim, width), 0),
-        w_hidden=table(grid.init_objs, (width, width), 0),
-        bias=table(grid.bias_objs, (width,), 1),
-    )
-
-
-def _store(fields, out, j, where, depths):
-    """Writes combination ``j`` of a chunk at ``where`` = (init, act, width, bias, seed)."""
-    ii, ia, iw, ib, js = where
-    for idepth, depth in enumerate(depths):
-        at = (ii, ia, idepth, iw, ib, js)
-        for f in FORWARD_FIELDS:
-            fields[f][at][:depth] = out[f][j, :depth]
-        if "cosine" in fields:
-            fields["cosine"][at][:depth] = out["cosine"][j, :depth]
-        fields["hist"][at][:depth] = out["hist"][j, :depth]
-        fields["grad_var"][at] = out["grad_var"][j, idepth]
-        fields["weight_grad_norm"][at] = out["weight_grad_norm"][j, idepth]
-        bad = np.flatnonzero(out["nonfinite"][j, :depth] > 0)
-        fields["diverged_layer"][at] = bad[0] if bad.size else -1
