@@ -172,6 +172,12 @@ class SweepResult:
         fields = self.__dict__.get("fields", {})  # absent while unpickling
         if name in fields:
             return fields[name]
+        grid = self.__dict__.get("attrs", {}).get("grid", {})
+        if name in ("grad_var", "weight_grad_norm") and grid.get("gradients") is False:
+            raise AttributeError(
+                f"this sweep ran with gradients=False, so it has no {name!r}; run it with "
+                "ji.Grid(..., gradients=True) (the default) to record the backward pass"
+            )
         raise AttributeError(
             f"SweepResult has no attribute or field {name!r}; fields: {', '.join(fields) or 'none'}."
             + _closest(name, list(fields))

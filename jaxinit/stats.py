@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 
-
 class LayerStats(NamedTuple):
     """Per-layer statistics of a batch of networks; every field ``(..., layer)`` unless noted.
 
@@ -126,7 +125,9 @@ def histogram(
     cls = bin_classes(h, lo, hi, bins) + jnp.where(h == 0, c, 0)
     n_flags = 2
     if s_lo is not None or s_hi is not None:
-        sat = (h < s_lo) if s_hi is None else (h > s_hi) if s_lo is None else (h < s_lo) | (h > s_hi)
+        sat = (
+            (h < s_lo) if s_hi is None else (h > s_hi) if s_lo is None else (h < s_lo) | (h > s_hi)
+        )
         cls = cls + jnp.where(sat, 2 * c, 0)
         n_flags = 4
     per_row = n_flags * c
@@ -136,7 +137,9 @@ def histogram(
     table = table.reshape(rows, n_flags // 2, 2, c)  # (row, saturated, dead, class)
     classes = table.sum((1, 2)).reshape(*lead, c)
     dead = table[:, :, 1].sum((1, 2)).reshape(lead)
-    saturated = table[:, -1].sum((1, 2)).reshape(lead) if n_flags == 4 else jnp.zeros(lead, jnp.int32)
+    saturated = (
+        table[:, -1].sum((1, 2)).reshape(lead) if n_flags == 4 else jnp.zeros(lead, jnp.int32)
+    )
     return classes, dead, saturated
 
 
@@ -181,9 +184,7 @@ def layer_stats(
         return _count(~jnp.isfinite(z), axes, n) + _count(~jnp.isfinite(h), axes, n)
 
     clean = jnp.isfinite(sum_z).all() & jnp.isfinite(sum_h).all()
-    nonfinite = jax.lax.cond(
-        clean, lambda z, h: jnp.zeros(sum_h.shape, jnp.int32), exact, z, h
-    )
+    nonfinite = jax.lax.cond(clean, lambda z, h: jnp.zeros(sum_h.shape, jnp.int32), exact, z, h)
     if hist is None:
         counts = None
         below = above = jnp.full(sum_h.shape, -1, jnp.int32)

@@ -112,7 +112,9 @@ def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
     depth = max(grid.depths)
     slab = 4 * lanes * members * grid.n_samples * width
     stored = 2 * depth + 6 if grid.gradients else 6
-    weights = 4 * lanes * members * (width * (width + grid.input_dim)) * (depth if grid.gradients else 2)
+    weights = (
+        4 * lanes * members * (width * (width + grid.input_dim)) * (depth if grid.gradients else 2)
+    )
     return slab * stored + weights
 
 
@@ -287,7 +289,7 @@ def sweep(
         raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
     devices = list(jax.local_devices() if devices is None else devices)
     lanes = default_lanes() if lanes is None else lanes
-    mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,)) if len(devices) > 1 else None
+    mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     store = None
     if out is not None:
         store = _ChunkStore(pathlib.Path(out), grid, lanes=lanes, chunk_size=chunk_size)
@@ -334,7 +336,7 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
     padded = list(chunk.seeds) + [chunk.seeds[-1]] * (step * math.ceil(n / step) - n)
     keys = jax.vmap(grid.seed_key)(jnp.asarray([grid.seed_values[i] for i in padded]))
     dspec = the_plan.draw_specs[chunk.width]
-    if mesh is not None and kernel.needs_single_device_draws(dspec):
+    if len(devices) > 1 and kernel.needs_single_device_draws(dspec):
         with jax.default_device(devices[0]):
             draws = kernel.draw(dspec, None, jax.device_put(keys, devices[0]))
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))

@@ -108,3 +108,19 @@ def theory_var_rtol(layer: int, width: int = THEORY_WIDTH, seeds: int = THEORY_S
 # the rules work in float32, whose rounding over ~100 weighted terms is ~1e-6.
 THEORY_QUAD_RTOL = 2e-5
 THEORY_QUAD_ATOL = 1e-6
+
+
+# Engine equivalence. The sweep shares each family's first-layer product across its
+# inits (z₁ = a·(xZ) + b·(x1) instead of x(aZ + b)) and batches every init of the grid
+# into one matmul, so a combination's last bits can depend on which inits are beside
+# it. Each float32 dot of K terms is correctly rounded up to ~sqrt(K)·eps relative
+# (eps = 2⁻²⁴ ≈ 6e-8; K ≤ 100 here, so ~6e-7); through L ≤ 5 layers and the
+# statistics' own sums that stays below ~1e-5 relative. ENGINE_RTOL allows 10× that;
+# an actual mistake (a wrong scale, family or key) moves statistics by O(1).
+ENGINE_RTOL = 1e-4
+ENGINE_ATOL = 1e-7  # for statistics that are near zero (means of odd activations)
+# Histogram bins are computed arithmetically in float32; a value within this many
+# ulps of an interior edge may land in the neighbouring bin (np.histogram compares
+# with the edge itself). (h - lo)·bins/(hi - lo) has at most 2 roundings (≤ 1 ulp of
+# the index each), so 4 ulps of the value is a safe bound.
+HIST_EDGE_ULPS = 4

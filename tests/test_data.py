@@ -486,9 +486,10 @@ def test_gaussian_moments(key):
 def test_gaussian_is_the_kernel_input_draw():
     """The sweep kernel's batch for each seed, vmapped as the sweep does, is ``gaussian``."""
     g = grid.Grid(inits=["he_normal"], activations=["relu"], depth=1, width=4, seeds=3)
-    spec = types.SimpleNamespace(inputs="gaussian", batch=8, d_in=5)
+    spec = kernel.DrawSpec(w_bases=(("normal",),), b_bases=(("constant",),), d_in=5, width=4,
+                           depth=1, batch=8, inputs="gaussian", cotangent=False)  # fmt: skip
     keys = jax.vmap(g.seed_key)(jnp.arange(3))
-    drawn = jax.jit(jax.vmap(lambda k: kernel._inputs(spec, k, None)))(keys)
+    drawn = kernel.draw(spec, None, keys).x
     for s in range(3):
         ours = data.gaussian(jax.random.fold_in(g.seed_key(s), grid.STREAM_INPUTS), 8, 5)
         np.testing.assert_array_equal(drawn[s], ours)

@@ -143,6 +143,66 @@ def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
     raise ValueError(f"unknown draw {base!r}")
 
 
+# Kinds whose draw is a function of the key's 32 random bits per entry, as jax.random draws them.
+_FROM_BITS = ("normal", "truncated_normal", "uniform", "uniform01")
+
+
+def _uniform_from_bits(bits: Array, minval, maxval) -> Array:
+    """``jax.random.uniform(key, shape, float32, minval, maxval)`` from ``random.bits(key)``."""
+    one = np.array(1.0, np.float32).view(np.uint32)
+    floats = jax.lax.bitcast_convert_type((bits >> np.uint32(32 - 23)) | one, jnp.float32) - 1.0
+    minval, maxval = np.float32(minval), np.float32(maxval)
+    return jnp.maximum(minval, floats * (maxval - minval) + minval)
+
+
+def _from_bits(base: tuple[Any, ...], bits: Array) -> Array:
+    """A float32 draw of kind ``base`` (one of ``_FROM_BITS``) from the key's raw bits."""
+    kind = base[0]
+    if kind == "uniform":
+        return _uniform_from_bits(bits, -1.0, 1.0)
+    if kind == "uniform01":
+        return _uniform_from_bits(bits, 0.0, 1.0)
+    sqrt2 = np.float32(np.sqrt(2))
+    if kind == "normal":
+        lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
+        return sqrt2 * jax.lax.erf_inv(_uniform_from_bits(bits, lo, 1.0))
+    _, lower, upper = base  # truncated_normal
+    lower, upper = np.float32(lower), np.float32(upper)
+    a, b = jax.lax.erf(lower / sqrt2), jax.lax.erf(upper / sqrt2)
+    one = np.float32(1.0)
+    floats = (
+        jax.lax.bitcast_convert_type(
+            (bits >> np.uint32(9)) | np.array(1.0, np.float32).view(np.uint32), jnp.float32
+        )
+        - one
+    )
+    u = jnp.maximum(a, floats * (b - a) + a)
+    out = sqrt2 * jax.lax.erf_inv(u)
+    return jnp.clip(
+        out, jnp.nextafter(lower, np.float32(np.inf)), jnp.nextafter(upper, np.float32(-np.inf))
+    )
+
+
+def draw_families(bases: Sequence[tuple[Any, ...]], key: Array, shape: Shape) -> Array:
+    """float32 draws ``(len(bases), *shape)`` of several kinds on one key, each bitwise
+    ``draw(base, key, shape, float32)``.
+
+    Normal, truncated normal and uniform draws are all functions of the same
+    32 random bits per entry (``jax.random.bits(key, shape)``), so the bits
+    are made once for all of them: a sweep's common random numbers cost one
+    threefry pass per layer, and its program holds one threefry, not one per
+    family (each costs about 0.5 s of XLA compile time on a CPU).
+    """
+    bits = None
+    if any(b[0] in _FROM_BITS for b in bases):
+        bits = jax.random.bits(key, shape, jnp.uint32)
+    out = [
+        _from_bits(b, bits) if b[0] in _FROM_BITS else draw(b, key, shape, jnp.float32)
+        for b in bases
+    ]
+    return jnp.stack(out)
+
+
 def _orthogonal(key: Array, shape: Shape, dtype: Any, *, column_axis: int) -> Array:
     # As jax.nn.initializers.orthogonal, bit for bit. QR has no half-precision
     # kernel, so bfloat16/float16 weights are drawn in float32 and rounded.

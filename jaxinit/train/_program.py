@@ -22,14 +22,17 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from jaxinit import activations as _activations
-from jaxinit import kernel
+from jaxinit.stats import BACKWARD_FIELDS, FORWARD_FIELDS, layer_stats
 from jaxinit.train._grid import _Tx
 
 __all__: list[str] = []  # private programs, imported by name within jaxinit.train
 
 MODELS = "models"  # name of the mesh axis that the stacked models are split over
-STAT_FIELDS = ("pre_mean", "pre_var", "post_mean", "post_var", "saturated", "dead", "nonfinite")
-STAT_FIELDS += ("grad_var", "weight_grad_norm")
+# the sweep's per-layer fields (jaxinit.stats) less the histogram's, plus the gradients'
+STAT_FIELDS = (
+    *(f for f in FORWARD_FIELDS if f not in ("hist_below", "hist_above")),
+    *BACKWARD_FIELDS,
+)
 
 
 class _Program(NamedTuple):
@@ -133,16 +136,9 @@ def _evaluate(prog: _Program, mesh: Mesh, params, x, y, weight):
     return _on(mesh, lambda p, *data: jax.vmap(one)(p), specs, P(MODELS))(params, x, y, weight)
 
 
-class _NoCosine(NamedTuple):  # the part of kernel.KernelSpec that kernel._layer_stats reads
-    cosine: bool = False
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _stats(prog: _Program, mesh: Mesh, params, x, y, rows):
-    """Per-layer statistics ``(models, layer)`` on one mini-batch, as ``kernel._layer_stats``."""
-
-    lo, hi = prog.activation.saturation
-    sat = jnp.array([-jnp.inf if lo is None else lo, jnp.inf if hi is None else hi], jnp.float32)
+    """Per-layer statistics ``(models, layer)`` on one mini-batch, as a sweep's (:mod:`jaxinit.stats`)."""
 
     def one(p, xb, yb):
         model = nnx.merge(prog.graphdef, p)
@@ -155,11 +151,12 @@ def _stats(prog: _Program, mesh: Mesh, params, x, y, rows):
         grads, (zs, hs) = jax.grad(loss_fn, has_aux=True)(probes)
         out = []
         for l, (z, h, g) in enumerate(zip(zs, hs, grads, strict=True)):
-            s = kernel._layer_stats(_NoCosine(), z, h, jnp.array([0.0, 1.0]), sat)
-            del s["hist"]
-            s["grad_var"] = g.var()
-            s["weight_grad_norm"] = jnp.linalg.norm((xb if l == 0 else hs[l - 1]).T @ g)
-            out.append(s)
+            s = layer_stats(z, h, saturation=prog.activation.saturation, hist=None)
+            s = s._replace(
+                grad_var=g.var(),
+                weight_grad_norm=jnp.linalg.norm((xb if l == 0 else hs[l - 1]).T @ g),
+            )
+            out.append(s._asdict())
         return {k: jnp.stack([s[k] for s in out]) for k in STAT_FIELDS}
 
     def body(params, x, y, rows):
