@@ -78,19 +78,19 @@ HIST_HALF_RANGE = 3.0  # histogram edge on an unbounded side, as jaxinit's defau
 SAMPLE = 160  # combinations timed for the torch and naive-JAX peers
 LARGE_INITS = ("he_normal", "glorot_uniform")  # the 100k run: 2 × 2 × 25,000 seeds
 LARGE_ACTIVATIONS = ("relu", "tanh")
-LARGE_CHUNK = (
-    128  # combinations per compiled call in the large runs (jaxinit's default on one device)
-)
-TARGETS = {  # from the issue
-    "numpy_ratio": 12.0,
-    "numpy_ratio_aim": 15.0,
-    "torch_ratio": 5.0,
-    "torch_ratio_aim": 6.0,
-    "end_to_end_numpy_ratio": 4.0,
-    "compile_s": 5.0,
-    "wide_fraction_of_peak": 0.35,
-    "large_rss_gb": 4.0,
+LARGE_CHUNK = 1024  # seeds per chunk in the large runs (4 combinations per seed there)
+TARGETS = {  # issue 10: must (aim)
+    "fwd_numpy_ratio": (5.0, 10.0),  # gradients=False vs the seed-style NumPy loop
+    "fwd_torch_ratio": (2.5, 4.0),  # gradients=False vs the PyTorch loop
+    "fwd_probe_ratio": (0.9, 1.0),  # gradients=False vs the prototype probe
+    "full_numpy_ratio": (4.0, 8.0),  # default vs the full-statistics NumPy loop
+    "full_naive_ratio": (3.0, 3.0),  # default vs naive JAX, warm
+    "end_to_end_numpy_ratio": (3.0, 5.0),  # fresh process, 320 combos, vs the NumPy loop
+    "compile_s": (5.0, 3.0),
+    "wide_fraction_of_peak": (0.35, 0.5),
+    "large_rss_gb": (4.0, 4.0),
 }
+PEERS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "peers"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -105,11 +105,13 @@ class Config:
     width: int
     depth: int = 5
     bins: int = 30
+    gradients: bool = True
 
     def grid(self) -> ji.Grid:
         return ji.Grid(inits=list(self.inits), activations=list(self.activations),
                        depth=self.depth, width=self.width, seeds=self.seeds, batch=self.batch,
-                       d_in=self.d_in, bins=self.bins, inputs="gaussian")  # fmt: skip
+                       d_in=self.d_in, bins=self.bins, inputs="gaussian",
+                       gradients=self.gradients)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.inits) * len(self.activations) * self.seeds
@@ -122,9 +124,9 @@ class Config:
 
     @property
     def flops(self) -> float:
-        """Matmul flops of one combination, forward + backward (see the module docs)."""
+        """Matmul flops of one combination, forward (+ backward; see the module docs)."""
         fwd = 2 * self.batch * (self.d_in * self.width + (self.depth - 1) * self.width**2)
-        return 3.0 * fwd
+        return 3.0 * fwd if self.gradients else fwd
 
     def describe(self) -> str:
         return (f"{len(self.inits)} inits × {len(self.activations)} activations × {self.seeds} "
@@ -143,7 +145,7 @@ def configs(*, quick: bool, seeds: int | None) -> dict[str, Config]:
                       d_in=100, width=100)  # fmt: skip
         wide, large = dataclasses.replace(base, width=256, seeds=2), (25_000, 2_500)
     big = dataclasses.replace(base, inits=LARGE_INITS, activations=LARGE_ACTIVATIONS,
-                              seeds=large[0])  # fmt: skip
+                              seeds=large[0], gradients=False)  # fmt: skip
     return {"standard": base, "wide": wide, "large": big,
             "large_tenth": dataclasses.replace(big, seeds=large[1])}  # fmt: skip
 
@@ -530,7 +532,7 @@ def _kernel_programs() -> int | None:
     try:
         from jaxinit import kernel
 
-        return kernel.run_batch._cache_size()
+        return kernel.forward._cache_size() + kernel.draw._cache_size()
     except AttributeError:  # the kernel's layout changed
         return None
 
@@ -580,81 +582,155 @@ def _child(arg: str) -> None:
 # -- the report ---------------------------------------------------------------------
 
 
+def _peers_module(name: str):
+    """A module of ``../shared/peers`` (the reference programs), or None where absent."""
+    if not (PEERS / f"{name}.py").exists():
+        return None
+    if str(PEERS) not in sys.path:
+        sys.path.insert(0, str(PEERS))
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def time_seed_numpy(seeds: int) -> dict:
+    """``../shared/peers/peer_numpy_loop.py``: the classic blog loop, forward statistics."""
+    mod = _peers_module("peer_numpy_loop")
+    if mod is None:
+        return {"skipped": "no ../shared/peers"}
+    mod.run_grid(1, np.float32)  # warm-up
+    t = time.perf_counter()
+    mod.run_grid(seeds, np.float32)
+    s = time.perf_counter() - t
+    n = seeds * len(INITS) * len(ACTIVATIONS)
+    return {"combos_per_s": n / s, "seconds": s, "combos": n, "sampled": False}
+
+
+def time_seed_torch(seeds: int) -> dict:
+    """``../shared/peers/peer_torch_loop.py``: the same loop in PyTorch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return {"skipped": "torch not installed"}
+    mod = _peers_module("peer_torch_loop")
+    if mod is None:
+        return {"skipped": "no ../shared/peers"}
+    mod.run_grid(1)
+    t = time.perf_counter()
+    mod.run_grid(seeds)
+    s = time.perf_counter() - t
+    n = seeds * len(INITS) * len(ACTIVATIONS)
+    return {"combos_per_s": n / s, "seconds": s, "combos": n, "sampled": False}
+
+
+def time_probe(seeds: int) -> dict:
+    """``../shared/peers/probe_jax_vmap.py`` in its best configuration (2 devices), its own process."""
+    if not (PEERS / "probe_jax_vmap.py").exists():
+        return {"skipped": "no ../shared/peers"}
+    cmd = [sys.executable, "probe_jax_vmap.py", "--devices", str(os.cpu_count() or 1),
+           "--seeds", str(seeds), "--hist", "cvmap_scatter", "--chunks", "all,8",
+           "--shapes", "1000x100", "--reps", "3"]  # fmt: skip
+    env = {**os.environ, "PEERS_NO_WAIT": "1"}
+    env.pop("JAX_NUM_CPU_DEVICES", None)
+    proc = subprocess.run(cmd, cwd=PEERS, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        return {"skipped": f"probe failed: {proc.stderr[-300:]}"}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    best = out["best"]
+    return {"combos_per_s": best["combos_per_s"], "combos": best["S"] * 80, "sampled": False,
+            "config": f"{out['devices']} devices, {best['S']} seeds, {best['chunk_seeds']} per block, hist {best['hist']}"}  # fmt: skip
+
+
 def _fmt_ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
 
+def _target(t: tuple[float, float], unit: str = "×") -> str:
+    must, aim = t
+    return f"≥{must:g}{unit}" + ("" if aim == must else f" (aim {aim:g}{unit})")
+
+
 def report(fig: dict) -> str:
-    std, peers, ji_ = fig["configs"]["standard"], fig["peers"], fig["peers"]["jaxinit"]
-    t, peak = fig["targets"], fig["peak"]
+    std, t, peak = fig["configs"]["standard"], fig["targets"], fig["peak"]
+    m = fig["machine"]
     lines = [
         f"standard grid: {std}",
-        f"machine: {fig['machine']['cpus']} CPUs, jax {fig['machine']['jax']} "
-        f"({fig['machine']['backend']}), numpy {fig['machine']['numpy']}; matmul peak "
-        f"{peak['gflops']:.1f} GFLOP/s (best of 5 float32 matmuls at n = {', '.join(map(str, peak['sizes']))}: jax "
-        f"{peak['jax_gflops']:.1f}, numpy {peak['numpy_gflops']:.1f}); load average "
-        f"{fig['machine']['load_average_at_start'][0]:.2f} at start, "
-        f"{fig['machine']['load_average_at_end'][0]:.2f} at end",
+        f"machine: {m['cpus']} CPUs, {m['devices']} jax CPU devices, jax {m['jax']}, numpy "
+        f"{m['numpy']}; matmul peak {peak['gflops']:.1f} GFLOP/s (jax {peak['jax_gflops']:.1f}, "
+        f"numpy {peak['numpy_gflops']:.1f}); load average {m['load_average_at_start'][0]:.2f} at "
+        f"start, {m['load_average_at_end'][0]:.2f} at end; other processes' CPU while jaxinit "
+        f"was timed: {fig['cpu_monitor'].get('foreign_cpu_frac', '?')} of the machine",
         "",
-        f"{'peer':34s} {'combos/s':>9s} {'jaxinit ×':>10s} {'target':>12s}  timed over",
+        f"{'program':44s} {'combos/s':>9s} {'jaxinit ×':>10s} {'target':>16s}  timed over",
     ]
-    rows = [
-        ("NumPy loop (float32)", "numpy", f"≥{t['numpy_ratio']:.0f}× ({t['numpy_ratio_aim']:.0f}×)"),
-        ("PyTorch loop", "torch", f"≥{t['torch_ratio']:.0f}× ({t['torch_ratio_aim']:.0f}×)"),
-        ("naive JAX (jit per init × act)", "naive_jax", ""),
-        ("jaxinit ji.sweep", "jaxinit", ""),
-    ]  # fmt: skip
-    for label, key, target in rows:
-        p = peers[key]
+
+    def row(label, p, ratio, target, base):
         if "skipped" in p:
-            lines.append(f"{label:34s} {'torch: skipped (' + p['skipped'] + ')':>35s}")
-            continue
-        how = f"{p['combos']} {'sampled ' if p['sampled'] else ''}combos, {p['seconds']:.3g} s"
-        if key == "jaxinit":
-            how += f" (best of {p['repeats']})"
-        if key == "naive_jax":
-            how += (f"; {p['traces']} compiles, {p['compile_s']:.1f} s compiling, "
-                    f"first pass {p['first_pass_s']:.1f} s")  # fmt: skip
-        if key == "torch":
-            how += f"; torch {p['version']}, {p['threads']} threads"
-        lines.append(f"{label:34s} {p['combos_per_s']:9.1f} "
-                     f"{_fmt_ratio(fig['ratios'].get(key)):>10s} {target:>12s}  {how}")  # fmt: skip
-    fc, e2e, ceiling = fig["first_call"], fig["end_to_end"], fig["matmul_ceiling"]
+            lines.append(f"{label:44s} {'skipped: ' + p['skipped']}")
+            return
+        how = f"{p['combos']} {'sampled ' if p.get('sampled') else ''}combos"
+        if p.get("config"):
+            how += f"; {p['config']}"
+        r = None if ratio is None else base / p["combos_per_s"]
+        lines.append(f"{label:44s} {p['combos_per_s']:9.1f} {_fmt_ratio(r):>10s} {target:>16s}  {how}")  # fmt: skip
+
+    fwd, full = fig["jaxinit_forward"], fig["jaxinit_default"]
+    lines.append("forward statistics (gradients=False):")
+    row("  jaxinit ji.sweep, gradients=False", fwd, None, "", 0)
+    row("  NumPy loop (peers/peer_numpy_loop.py)", fig["seed_numpy"], 1, _target(t["fwd_numpy_ratio"]), fwd["combos_per_s"])  # fmt: skip
+    row("  PyTorch loop (peers/peer_torch_loop.py)", fig["seed_torch"], 1, _target(t["fwd_torch_ratio"]), fwd["combos_per_s"])  # fmt: skip
+    row("  prototype (peers/probe_jax_vmap.py)", fig["probe"], 1, _target(t["fwd_probe_ratio"]), fwd["combos_per_s"])  # fmt: skip
+    lines.append("full statistics (default: forward + backward):")
+    row("  jaxinit ji.sweep", full, None, "", 0)
+    row("  full-statistics NumPy loop", fig["numpy"], 1, _target(t["full_numpy_ratio"]), full["combos_per_s"])  # fmt: skip
+    row("  full-statistics PyTorch loop", fig["torch"], 1, "", full["combos_per_s"])
+    row("  naive JAX (jit per init × act), warm", fig["naive_jax"], 1, _target(t["full_naive_ratio"]), full["combos_per_s"])  # fmt: skip
+    fc, e2e = fig["first_call"], fig["end_to_end"]
     lines += [
         "",
-        f"{'jaxinit':52s} {'measured':>24s}  target",
-        f"{'matmul GFLOP/s, width ' + str(fig['width']) + '':52s} {ji_['gflops']:10.1f} ({ji_['gflops'] / peak['gflops']:6.1%} of peak)",
-        f"{'  ceiling: matmul flops alone at peak':52s} {ceiling['combos_per_s']:10.1f} combos/s = {ceiling['numpy_ratio']:.1f}× NumPy loop",
+        f"{'figure':60s} {'measured':>14s}  target",
+        f"{'first call, fresh process, empty cache: sweep() s':60s} {fc['first_call_s']:14.2f}  ≤{t['compile_s'][0]:g} s (aim {t['compile_s'][1]:g})",
+        f"{'  of which XLA compiles (count, s)':60s} {fc['backend_compiles']:>6d}, {fc['compile_s']:5.2f}  ({fc['kernel_programs']} kernel programs)",
+        f"{'fresh process, ' + str(e2e['combos']) + ' combos: import + compile + run, s':60s} {e2e['process_s']:14.2f}",
+        f"{'  vs the NumPy loop on the same ' + str(e2e['combos']) + ' (' + format(e2e['numpy_s'], '.2f') + ' s)':60s} {e2e['numpy_ratio']:13.2f}×  {_target(t['end_to_end_numpy_ratio'])}",
+        f"{'fresh process, warm disk cache: first sweep() s':60s} {fig['first_call_cached']['first_call_s']:14.2f}",
     ]  # fmt: skip
-    if fig.get("wide"):
-        w = fig["wide"]
-        lines.append(f"{'matmul GFLOP/s, width ' + str(w['width']) + ' (' + str(w['combos']) + ' combos)':52s} "
-                     f"{w['gflops']:10.1f} ({w['fraction_of_peak']:6.1%} of peak)  "
-                     f"≥{t['wide_fraction_of_peak']:.0%} of peak")  # fmt: skip
-    lines += [
-        f"{'first call, fresh process, empty cache':52s} {fc['first_call_s']:22.1f} s  compile ≤{t['compile_s']:.0f} s",
-        f"{'  of which backend compile':52s} {fc['compile_s']:22.1f} s  ({fc['backend_compiles']} XLA compiles, {fc['kernel_programs']} kernel programs)",
-        f"{'  whole process (start, import, first call)':52s} {fc['process_s']:22.1f} s",
-        f"{'  end to end vs the NumPy loop (' + format(peers['numpy']['seconds'], '.3g') + ' s)':52s} {e2e['numpy_ratio']:21.2f}×  ≥{t['end_to_end_numpy_ratio']:.0f}×",
-        f"{'first call, fresh process, warm disk cache':52s} {fig['first_call_cached']['first_call_s']:22.1f} s",
-    ]  # fmt: skip
+    for key, label in (("forward_mm", "gradients=False"), ("default_mm", "default")):
+        mm = fig[key]
+        lines.append(f"{'matmul GFLOP/s, width 100, ' + label:60s} {mm['gflops']:8.1f} ({mm['fraction']:5.1%} of peak)")  # fmt: skip
+    w = fig["wide"]
+    lines.append(f"{'matmul GFLOP/s, width 256, batch 1024, ' + ('default' if w['gradients'] else 'gradients=False'):60s} {w['gflops']:8.1f} ({w['fraction']:5.1%} of peak)  {_target(t['wide_fraction_of_peak'], '')}")  # fmt: skip
     if fig.get("large"):
         lg = fig["large"]
         lines += [
-            f"{'large run: ' + lg['config']:52s}",
-            f"{'  ' + format(lg['combos'], ',') + ' combos, warm':52s} {lg['large_s']:22.1f} s  ({lg['combos_per_s']:.1f} combos/s)",
-            f"{'  ' + format(lg['tenth_combos'], ',') + ' combos, warm':52s} {lg['tenth_s']:22.1f} s  (time ratio {lg['linearity']:.2f}; linear: {lg['combos'] / lg['tenth_combos']:.0f})",
-            f"{'  warm-up, ' + str(lg['warmup_combos']) + ' combos (compile incl.)':52s} {lg['warmup_s']:22.1f} s",
-            f"{'  peak RSS of that process':52s} {lg['max_rss_bytes'] / 1e9:20.2f} GB  <{t['large_rss_gb']:.0f} GB",
+            f"{'large run: ' + lg['config']:60s}",
+            f"{'  ' + format(lg['combos'], ',') + ' combos, warm, s':60s} {lg['large_s']:14.1f}  ({lg['combos_per_s']:.0f} combos/s)",
+            f"{'  ' + format(lg['tenth_combos'], ',') + ' combos, warm, s':60s} {lg['tenth_s']:14.1f}  (time ratio {lg['linearity']:.2f}; linear: {lg['combos'] / lg['tenth_combos']:.0f})",
+            f"{'  peak RSS of that process, GB':60s} {lg['max_rss_bytes'] / 1e9:14.2f}  <{t['large_rss_gb'][0]:g} GB",
         ]  # fmt: skip
-    lines += [
-        "",
-        f"flops per combination: forward 2·B·(d_in·W + (L−1)·W²), backward ≈ 2× forward; "
-        f"{ji_['flops_per_combo']:.3g} here",
-        f"PyTorch and naive JAX are timed on a seeded sample of {peers['naive_jax']['combos']} "
-        "combinations (the same seeds per init × activation); NumPy and jaxinit on the whole grid.",
-    ]
     return "\n".join(lines)
+
+
+def _timed_jaxinit(cfg: Config, repeats: int) -> tuple[dict, dict]:
+    with CpuWatch() as mon:
+        out = time_jaxinit(cfg, repeats=repeats)
+    return out, mon.result
+
+
+class CpuWatch:
+    """``common.CpuMonitor`` of ``../shared/peers`` (CPU of other processes), or nothing."""
+
+    def __enter__(self):
+        mod = _peers_module("common")
+        self._mon = None if mod is None else mod.CpuMonitor().__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.result = {}
+        if self._mon is not None:
+            self._mon.__exit__(*exc)
+            self.result = self._mon.result
+        return False
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -670,6 +746,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     cfgs = configs(quick=args.quick, seeds=args.seeds)
     std = cfgs["standard"]
+    fwd = dataclasses.replace(std, gradients=False)
     start = time.perf_counter()
 
     def say(msg: str) -> None:
@@ -677,54 +754,58 @@ def main(argv: list[str] | None = None) -> dict:
 
     fig: dict = {
         "configs": {k: c.describe() for k, c in cfgs.items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_start": os.getloadavg(),
+        "machine": {"cpus": os.cpu_count(), "devices": len(jax.devices()),
+                    "platform": platform.platform(), "load_average_at_start": os.getloadavg(),
                     "jax": jax.__version__, "backend": jax.default_backend(),
                     "numpy": np.__version__, "python": platform.python_version()},
-        "targets": TARGETS, "peers": {}, "ratios": {}, "width": std.width,
+        "targets": TARGETS,
     }  # fmt: skip
-    say(f"benchmark: {std.describe()}")
-    say("matmul peak ...")
+    say(f"benchmark: {std.describe()}; {len(jax.devices())} jax devices")
     sizes = (512,) if args.quick else (1024, 2048)
     peaks = [matmul_peak(n) for n in sizes]
     fig["peak"] = {k: max(p[k] for p in peaks) for k in ("jax_gflops", "numpy_gflops", "gflops")}
-    fig["peak"]["sizes"] = sizes
+    e2e_cfg = fwd if args.quick else dataclasses.replace(fwd, seeds=4)
     with tempfile.TemporaryDirectory(prefix="jaxinit-bench-cache-") as cache:
         say("jaxinit: first call in a fresh process (empty compilation cache) ...")
-        fig["first_call"] = _run_child("first_call", [std], cache)
+        fig["first_call"] = _run_child("first_call", [fwd], cache)
         say("jaxinit: first call in a fresh process (warm disk cache) ...")
-        fig["first_call_cached"] = _run_child("first_call", [std], cache)
-    say("jaxinit: warm ...")
-    fig["peers"]["jaxinit"] = time_jaxinit(std, repeats=2)
-    say("NumPy loop ...")
-    fig["peers"]["numpy"] = time_numpy(std)
-    say("PyTorch loop ...")
-    fig["peers"]["torch"] = time_torch(std)
-    if "skipped" in fig["peers"]["torch"]:
-        print("torch: skipped (not installed)")
+        fig["first_call_cached"] = _run_child("first_call", [fwd], cache)
+    with tempfile.TemporaryDirectory(prefix="jaxinit-bench-cache-") as cache:
+        say(f"jaxinit: fresh process on {len(e2e_cfg)} combos (empty cache) ...")
+        e2e = _run_child("first_call", [e2e_cfg], cache)
+    say("jaxinit: warm, gradients=False ...")
+    fig["jaxinit_forward"], fig["cpu_monitor"] = _timed_jaxinit(fwd, repeats=2)
+    say("jaxinit: warm, default ...")
+    fig["jaxinit_default"], _ = _timed_jaxinit(std, repeats=2)
+    n_seeds = 1 if args.quick else 4
+    say("peers: seed-style NumPy loop ...")
+    fig["seed_numpy"] = time_seed_numpy(n_seeds)
+    say("peers: seed-style PyTorch loop ...")
+    fig["seed_torch"] = time_seed_torch(n_seeds)
+    say("peers: the prototype probe ...")
+    fig["probe"] = {"skipped": "--quick"} if args.quick else time_probe(std.seeds)
+    say("full-statistics NumPy loop ...")
+    fig["numpy"] = time_numpy(std)
+    say("full-statistics PyTorch loop ...")
+    fig["torch"] = time_torch(std)
     say("naive JAX ...")
-    fig["peers"]["naive_jax"] = time_naive_jax(std)
-    rate = fig["peers"]["jaxinit"]["combos_per_s"]
-    for key, p in fig["peers"].items():
-        if "combos_per_s" in p:
-            fig["ratios"][key] = rate / p["combos_per_s"]
-    ceiling = fig["peak"]["gflops"] * 1e9 / std.flops  # no peer can beat its matmuls at peak
-    fig["matmul_ceiling"] = {
-        "combos_per_s": ceiling,
-        "numpy_ratio": ceiling / fig["peers"]["numpy"]["combos_per_s"],
-    }
-    fig["end_to_end"] = {
-        "numpy_s": fig["peers"]["numpy"]["seconds"],
-        "jaxinit_process_s": fig["first_call"]["process_s"],
-        "numpy_ratio": fig["peers"]["numpy"]["seconds"] / fig["first_call"]["process_s"],
-    }
-    say(f"jaxinit: wide ({cfgs['wide'].describe()}) ...")
-    wide = time_jaxinit(cfgs["wide"], repeats=2)
-    fig["wide"] = wide | {
-        "width": cfgs["wide"].width,
-        "fraction_of_peak": wide["gflops"] / fig["peak"]["gflops"],
-    }
-    fig["peers"]["jaxinit"]["fraction_of_peak"] = rate * std.flops / 1e9 / fig["peak"]["gflops"]
+    fig["naive_jax"] = time_naive_jax(std)
+    numpy_320 = (
+        fig["seed_numpy"].get("seconds", math.nan)
+        * len(e2e_cfg)
+        / max(1, fig["seed_numpy"].get("combos", 1))
+    )
+    fig["end_to_end"] = {"combos": len(e2e_cfg), "process_s": e2e["process_s"],
+                         "numpy_s": numpy_320, "numpy_ratio": numpy_320 / e2e["process_s"]}  # fmt: skip
+    for key, cfg, res in (("forward_mm", fwd, fig["jaxinit_forward"]),
+                          ("default_mm", std, fig["jaxinit_default"])):  # fmt: skip
+        g = res["combos_per_s"] * cfg.flops / 1e9
+        fig[key] = {"gflops": g, "fraction": g / fig["peak"]["gflops"]}
+    wide_cfg = dataclasses.replace(cfgs["wide"], batch=64 if args.quick else 1024, gradients=False)
+    say(f"jaxinit: wide ({wide_cfg.describe()}) ...")
+    wide = time_jaxinit(wide_cfg, repeats=2)
+    fig["wide"] = {"gflops": wide["gflops"], "fraction": wide["gflops"] / fig["peak"]["gflops"],
+                   "gradients": False, "combos_per_s": wide["combos_per_s"]}  # fmt: skip
     if not args.skip_100k:
         big, tenth = cfgs["large"], cfgs["large_tenth"]
         say(f"jaxinit: large run ({big.describe()}), in its own process ...")

@@ -39,6 +39,7 @@ with ``importlib.import_module("jaxinit.sweep")`` where needed.
 from importlib.metadata import PackageNotFoundError, version
 
 from jaxinit import _cache, activations, data, initializers, isometry, lsuv, theory
+from jaxinit._host import use_cpu_cores
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
@@ -84,4 +85,5 @@ __all__ = [
     "sweep",
     "theory",
     "train",
+    "use_cpu_cores",
 ]

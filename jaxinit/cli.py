@@ -153,6 +153,7 @@ def grid_from_args(args: argparse.Namespace) -> ji.Grid:
         bins=args.bins,
         batchnorm=args.batchnorm,
         cosine=args.cosine,
+        gradients=not args.no_gradients,
         root_seed=args.root_seed,
     )
 
@@ -189,6 +190,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     grid = grid_from_args(args)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise _UsageError(f"--chunk-size must be a positive integer; got {args.chunk_size}")
+    print(args.devices_line, file=sys.stderr)
     print(f"{len(grid)} combinations", file=sys.stderr)
     res = ji.sweep(grid, out=args.out, chunk_size=args.chunk_size)
     if args.out is None:
@@ -271,6 +273,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         key = jax.random.key(args.data_seed)
         data = ji.data.make_circles(jax.random.fold_in(key, 0), 1000, noise=0.05, factor=0.5)
         eval_data = ji.data.make_circles(jax.random.fold_in(key, 1), 1000, noise=0.05, factor=0.5)
+    print(args.devices_line, file=sys.stderr)
     res = ji.train(grid, data=data, eval_data=eval_data, out=args.out)
     rows = [("init", "final loss (mean over seeds)", "test accuracy")]
     for init in res.coords["init"]:
@@ -318,6 +321,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--bins", type=int, default=30, help="histogram bins (default 30)")
     q.add_argument("--batchnorm", action="store_true", help="batch-normalize pre-activations")
     q.add_argument("--cosine", action="store_true", help="record the mean cosine between samples")
+    q.add_argument("--no-gradients", action="store_true",
+                   help="skip the backward pass (no grad_var, weight_grad_norm): faster")  # fmt: skip
     q.add_argument("--root-seed", type=int, default=0)
     q.add_argument("--chunk-size", type=int, default=None, help="combinations per call")
     q.add_argument("--out", default=None, help="directory: checkpoints, result and report")
@@ -362,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's own usage error (status 2)
         return int(e.code or 0)
+    if args.command in ("sweep", "train"):  # before jax starts; said once the input is valid
+        args.devices_line = ji.use_cpu_cores()
     try:
         return args.run(args)
     except _UsageError as e:

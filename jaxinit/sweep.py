@@ -27,8 +27,6 @@ it; ``tests/_tolerances.py`` states and tests the bound.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import io
 import json
 import math
 import os
@@ -43,7 +41,7 @@ import numpy as np
 
 from jaxinit import kernel
 from jaxinit import stats as _stats
-from jaxinit._io import atomic_write
+from jaxinit._store import Store
 from jaxinit.grid import DIMS, Grid
 from jaxinit.results import SweepResult
 
@@ -52,7 +50,9 @@ __all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "plan", "sweep"]
 # Seeds per group of lanes: a CPU runs one seed (its members batched) at a time
 # fastest; accelerators want wide batches.
 CPU_LANES, ACCELERATOR_LANES = 1, 16
-CHECKPOINT_SCHEMA = 3  # of sweep.json and the chunk files; 3: chunks are (width, seed block)
+CHECKPOINT_SCHEMA = (
+    3  # of sweep.json and the chunk files; 3: (width, seed block) chunks, fingerprints
+)
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediates one group of lanes may use
 CHUNK_COMBINATIONS = 4096  # combinations per chunk when not told (about a second on a CPU)
 HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
@@ -290,14 +290,12 @@ def sweep(
     devices = list(jax.local_devices() if devices is None else devices)
     lanes = default_lanes() if lanes is None else lanes
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
-    store = None
-    if out is not None:
-        store = _ChunkStore(pathlib.Path(out), grid, lanes=lanes, chunk_size=chunk_size)
-        chunk_size = store.chunk_size
+    if chunk_size is None and out is not None:
+        chunk_size = _previous_chunk_seeds(pathlib.Path(out))
     the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes, n_devices=len(devices),
                     memory_budget=memory_budget)  # fmt: skip
-    if store is not None:
-        store.check_plan(the_plan.chunks)
+    _check_result_size(grid)
+    store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan)
     fields = _empty_fields(grid)
     x_shared = None if grid.input_array is None else jnp.asarray(grid.input_array)
     members = {
@@ -310,22 +308,26 @@ def sweep(
         if bar:
             bar[0].start()
         for done, chunk in enumerate(the_plan.chunks, 1):
-            arrays = store.load(chunk) if store else None
+            arrays = _load_chunk(store, chunk) if store else None
             if arrays is None:
                 arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
                 if store:
-                    store.save(chunk, arrays)
+                    store.save(
+                        f"chunks/{chunk.name}.npz", {**arrays, "_seeds": np.array(chunk.seeds)}
+                    )
             _file(grid, fields, chunk, arrays)
             if bar:
                 bar[0].advance(bar[1])
             if on_chunk:
                 on_chunk(done, len(the_plan.chunks))
+        result = _assemble(grid, fields)
+        if store is not None:
+            result.save(store.root / "result")
     finally:
         if bar:
             bar[0].stop()
-    result = _assemble(grid, fields)
-    if out is not None:
-        result.save(pathlib.Path(out) / "result")
+        if store is not None:
+            store.close()
     return result
 
 
@@ -362,6 +364,28 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
         arr = np.stack(per_act)  # (activation, seed, member, ...)
         arrays[name] = np.moveaxis(arr, 2, 1)[:, :n_members]  # (activation, member, seed, ...)
     return arrays
+
+
+MAX_RESULT_BYTES = 16 << 30  # host memory the result's arrays may take
+
+
+def _result_bytes(grid: Grid) -> int:
+    combos = len(grid)
+    depth = max(grid.depths)
+    n_fields = len(_stats.LAYER_FIELDS) - 1
+    return combos * depth * (4 * n_fields + 8 * (grid.bins + 3))
+
+
+def _check_result_size(grid: Grid) -> None:
+    """Refuses, before anything is allocated, a grid whose result would not fit in memory."""
+    need = _result_bytes(grid)
+    if need > MAX_RESULT_BYTES:
+        raise ValueError(
+            f"this grid's result needs about {need / 2**30:.1f} GiB of host memory ({len(grid):,} "
+            f"combinations × {max(grid.depths)} layers × {grid.bins} bins), over the "
+            f"{MAX_RESULT_BYTES / 2**30:.0f} GiB limit; sweep fewer seeds at a time (Grid(seeds=[...])) "
+            "and combine the parts with SweepResult.concat"
+        )
 
 
 def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
@@ -443,71 +467,45 @@ def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
 
 
-class _ChunkStore:
-    """Checkpoint directory: ``sweep.json`` (what is being swept) and one file per chunk.
-
-    Every file is written to a temporary name, flushed to disk and renamed
-    into place, so a kill at any moment leaves only whole chunks behind.
-    """
-
-    def __init__(self, root: pathlib.Path, grid: Grid, *, lanes: int, chunk_size: int | None):
-        self.root = root
-        self.dir = root / "chunks"
-        manifest = root / "sweep.json"
-        previous = json.loads(manifest.read_text()) if manifest.exists() else None
-        if chunk_size is None and previous is not None:
-            chunk_size = previous["chunk_size"]
-        self.chunk_size = chunk_size
-        spec = {
-            "grid": grid.describe(),
-            "inputs_sha256": None
-            if grid.input_array is None
-            else hashlib.sha256(np.ascontiguousarray(grid.input_array).tobytes()).hexdigest(),
-            "lanes": lanes,
-            "chunk_size": chunk_size,
-            "jaxinit": _version(),
-        }
-        if previous is not None and previous.get("schema_version") != CHECKPOINT_SCHEMA:
-            raise ValueError(
-                f"{root} holds a checkpoint in format {previous.get('schema_version')!r}, written "
-                f"by another jaxinit version; this one reads format {CHECKPOINT_SCHEMA}. "
-                "Use another directory, or finish that sweep with the version that started it"
-            )
-        if previous is not None and previous["spec"] != spec:
-            changed = sorted(k for k in spec if previous["spec"].get(k) != spec[k])
-            raise ValueError(
-                f"{root} holds a checkpoint of a different sweep ({', '.join(changed)} differ); "
-                "resume with the same grid, lanes and chunk_size, or use another directory"
-            )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if previous is None:
-            atomic_write(manifest, json.dumps({"schema_version": CHECKPOINT_SCHEMA, "spec": spec, "chunk_size": chunk_size}, indent=1).encode())  # fmt: skip
-
-    def check_plan(self, chunks: Sequence[Chunk]) -> None:
-        names = {c.name for c in chunks}
-        stray = sorted(p.stem for p in self.dir.glob("*.npz") if p.stem not in names)
-        if stray:
-            raise ValueError(f"{self.dir} has chunk files this sweep would not write: {stray[:3]}")
-
-    def load(self, chunk: Chunk) -> dict[str, np.ndarray] | None:
-        path = self.dir / f"{chunk.name}.npz"
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        seeds = arrays.pop("_seeds")
-        if not np.array_equal(seeds, np.array(chunk.seeds)):
-            raise ValueError(f"{path} holds other seeds than this sweep's {chunk.name}")
-        return arrays
-
-    def save(self, chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, _seeds=np.array(chunk.seeds), **arrays)
-        atomic_write(self.dir / f"{chunk.name}.npz", buffer.getvalue())
+def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan) -> Store:
+    """The checkpoint store of this sweep: its fingerprint covers everything that sets the numbers
+    and the chunk boundaries (grid, input array, lanes, seeds per chunk), never the devices."""
+    spec = {
+        "grid": grid.describe(),
+        "inputs_sha256": None
+        if grid.input_array is None
+        else hashlib.sha256(np.ascontiguousarray(grid.input_array).tobytes()).hexdigest(),
+        "lanes": the_plan.lanes,
+        "chunk_seeds": the_plan.chunk_seeds,
+        "prng_impl": str(jax.random.key_impl(jax.random.key(0))),
+    }
+    store = Store(root, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=spec)
+    names = {f"{c.name}.npz" for c in the_plan.chunks}
+    stray = [p.name for p in store.files("chunks/*.npz") if p.name not in names]
+    if stray:
+        store.close()
+        raise ValueError(f"{root / 'chunks'} has chunk files this sweep would not write: {stray[:3]}; "
+                         "move them away or use another directory")  # fmt: skip
+    return store
 
 
-def _version() -> str:
+def _previous_chunk_seeds(root: pathlib.Path) -> int | None:
+    """The seeds per chunk a checkpoint in ``root`` was written with (None: none readable).
+
+    A damaged manifest is reported by the store itself, with what to do."""
     try:
-        return importlib.metadata.version("jaxinit")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        return int(json.loads((root / "sweep.json").read_text())["spec"]["chunk_seeds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _load_chunk(store: Store, chunk: Chunk) -> dict[str, np.ndarray] | None:
+    arrays = store.load(f"chunks/{chunk.name}.npz")
+    if arrays is None:
+        return None
+    path = store.root / "chunks" / f"{chunk.name}.npz"
+    if not np.array_equal(arrays.pop("_seeds", None), np.array(chunk.seeds)):
+        raise ValueError(
+            f"{path} holds other seeds than chunk {chunk.name}; delete it to recompute it"
+        )
+    return arrays

@@ -26,7 +26,9 @@ def parser(doc: str, *, seeds: int) -> argparse.ArgumentParser:
 
 
 def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parses the script's arguments, then asks for one CPU device per core (saying so first)."""
     args = p.parse_args(argv)
+    print(ji.use_cpu_cores(), flush=True)
     if args.seeds < 1:
         p.error(f"--seeds must be a positive integer; got {args.seeds}")
     args.out.mkdir(parents=True, exist_ok=True)

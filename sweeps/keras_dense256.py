@@ -33,7 +33,7 @@ D_IN, UNITS = 784, 256
 def make_grid(*, batch: int, seeds: int, quick: bool) -> ji.Grid:
     units = 32 if quick else UNITS
     return ji.Grid(inits=INITS, activations=ACTIVATIONS, depth=1, width=units, d_in=D_IN,
-                   seeds=seeds, batch=batch, inputs="uniform", bins=30)  # fmt: skip
+                   seeds=seeds, batch=batch, inputs="uniform", bins=30, gradients=False)  # fmt: skip
 
 
 def summarize(res: ji.SweepResult) -> dict:

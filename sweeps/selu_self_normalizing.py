@@ -29,7 +29,8 @@ PAIRS = [("lecun_normal", "selu"), ("he_normal", "elu"), ("he_normal", "relu")]
 def make_grid(*, quick: bool, seeds: int, batchnorm: bool) -> ji.Grid:
     depth, width, batch = (12, 32, 128) if quick else (50, 100, 1000)
     return ji.Grid(inits=sorted({i for i, _ in PAIRS}), activations=[a for _, a in PAIRS],
-                   depth=depth, width=width, seeds=seeds, batch=batch, batchnorm=batchnorm)  # fmt: skip
+                   depth=depth, width=width, seeds=seeds, batch=batch, batchnorm=batchnorm,
+                   gradients=False)  # fmt: skip
 
 
 def plot(results: dict[bool, ji.SweepResult]) -> Figure:

@@ -31,17 +31,19 @@ def test_standard_grid_quick(bench, tmp_path, capsys):
     on_disk = json.loads(path.read_text())
     assert on_disk["table"] == fig["table"]
     assert fig["table"] in capsys.readouterr().out
-    peers = on_disk["peers"]
-    for name in ("numpy", "naive_jax", "jaxinit"):
-        assert peers[name]["combos_per_s"] > 0, name
-        assert on_disk["ratios"][name] > 0, name
-    assert peers["torch"].get("combos_per_s", 1) > 0  # absent torch: {"skipped": ...}
-    assert peers["numpy"]["combos"] == 2 * 2 * 2  # the whole quick grid, no sample
-    assert peers["naive_jax"]["traces"] == 4  # one compile per (init, activation)
+    for name in ("jaxinit_forward", "jaxinit_default", "numpy", "naive_jax"):
+        assert on_disk[name]["combos_per_s"] > 0, name
+    for name in ("seed_numpy", "seed_torch", "torch"):  # absent peers: {"skipped": ...}
+        assert on_disk[name].get("combos_per_s", 1) > 0, name
+    assert on_disk["numpy"]["combos"] == 2 * 2 * 2  # the whole quick grid, no sample
+    assert on_disk["naive_jax"]["traces"] == 4  # one compile per (init, activation)
     assert on_disk["peak"]["gflops"] > 0
     assert on_disk["first_call"]["first_call_s"] > 0
-    assert on_disk["wide"]["fraction_of_peak"] > 0
+    assert on_disk["first_call"]["kernel_programs"] == 2  # one draw, one forward program
+    assert on_disk["wide"]["fraction"] > 0
+    assert on_disk["end_to_end"]["numpy_ratio"] > 0
     assert "large" not in on_disk
+    assert "gradients=False" in fig["table"]
 
 
 def test_numpy_peer_statistics(bench):

@@ -225,7 +225,7 @@ def tick(done, total):
     print(f"chunk {done}/{total}", flush=True)
     if done >= 2:
         import time; time.sleep(60)  # the test kills us here
-ji.sweep(grid, out=sys.argv[1], chunk_size=8, lanes=2, devices=jax.devices()[:1], on_chunk=tick)
+ji.sweep(grid, out=sys.argv[1], chunk_size=2, lanes=2, devices=jax.devices()[:1], on_chunk=tick)
 """
 
 
@@ -248,9 +248,9 @@ def test_kill_and_resume(tmp_path):
                        on_chunk=lambda d, t: calls.append(d))  # fmt: skip
     for name, mtime in written.items():  # finished chunks were read back, not rewritten
         assert (out / "chunks" / name).stat().st_mtime_ns == mtime
-    # two families (truncated normal, uniform) x 12 seeds in chunks of 8: 4 chunks
-    assert len(list((out / "chunks").glob("*.npz"))) == len(calls) == 4
-    fresh = ji.sweep(grid, chunk_size=8, lanes=2, devices=jax.devices()[:1])
+    # 12 seeds in chunks of 2 (every init and activation of a seed in its chunk): 6 chunks
+    assert len(list((out / "chunks").glob("*.npz"))) == len(calls) == 6
+    fresh = ji.sweep(grid, chunk_size=2, lanes=2, devices=jax.devices()[:1])
     assert resumed.equals(fresh)
     assert ji.SweepResult.load(out / "result").equals(fresh)
     # a different sweep refuses the directory instead of mixing results

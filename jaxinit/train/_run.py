@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import json
 import os
-import pathlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +22,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxinit._io import atomic_write
+from jaxinit._store import Store
 from jaxinit.results import SweepResult
 from jaxinit.train._grid import TrainGrid, _int
 from jaxinit.train._program import (
@@ -108,26 +105,7 @@ class _Rows:
         return np.stack(out)
 
 
-def _open_checkpoint(root: pathlib.Path, spec: dict[str, Any]) -> tuple[str, dict | None]:
-    """The run's fingerprint and its last checkpoint, if any, after checking ``root``'s manifest."""
-    fingerprint = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-    manifest = root / "train.json"
-    if manifest.exists():
-        old = json.loads(manifest.read_text())["spec"]
-        if old != spec:
-            changed = ", ".join(sorted(k for k in {*spec, *old} if old.get(k) != spec.get(k)))
-            raise ValueError(f"{root} holds a checkpoint of a different training run ({changed} differ); "
-                             "resume with the same grid and data, or use another directory")  # fmt: skip
-    else:
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write(manifest, json.dumps({"schema_version": 1, "spec": spec}, indent=1).encode())
-    if not (root / "checkpoint.npz").exists():
-        return fingerprint, None
-    with np.load(root / "checkpoint.npz", allow_pickle=False) as z:
-        saved = {k: z[k] for k in z.files}
-    if str(saved.pop("fingerprint")) != fingerprint:
-        raise ValueError(f"{root / 'checkpoint.npz'} belongs to another training run; move it away")
-    return fingerprint, saved
+CHECKPOINT_SCHEMA = 2  # of train.json and checkpoint.npz; 2: fingerprint and checksum in the file
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -262,11 +240,16 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
     size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
     groups = _models(grid, d_in, d_out, mesh, size)
-    fields, saved = _empty_fields(grid, len(groups)), None
+    fields, saved, store = _empty_fields(grid, len(groups)), None, None
     if out is not None:
         spec = {"grid": grid.describe(), "data": _digest(x, y),
                 "eval_data": None if eval_data is None else _digest(xe, ye)}  # fmt: skip
-        fingerprint, saved = _open_checkpoint(pathlib.Path(out), spec)
+        store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
+        try:
+            saved = store.load("checkpoint.npz")
+        except BaseException:
+            store.close()
+            raise
     if saved is not None:  # the checkpoint holds the models without padding
         fields = {k: saved[k] for k in fields}
         for a, g in enumerate(groups):
@@ -328,13 +311,15 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
             if out is not None and (step == steps or step % (checkpoint_every or steps) == 0):
                 state = {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
                          for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
-                buffer = io.BytesIO()
-                np.savez(buffer, fingerprint=np.str_(fingerprint), step=np.int64(step), **fields, **state)  # fmt: skip
-                atomic_write(pathlib.Path(out) / "checkpoint.npz", buffer.getvalue())
+                store.save("checkpoint.npz", {"step": np.int64(step), **fields, **state})
             if bar:
                 bar[0].update(bar[1], completed=step)
             if callable(progress):
                 progress(step, steps)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     finally:
         if bar:
             bar[0].stop()
@@ -347,8 +332,11 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                     v = np.asarray(getattr(layer, name)[...])
                     fields.setdefault(f"{name}_{l}", np.empty((len(groups), *v.shape), v.dtype))[a] = v  # fmt: skip
     result = _assemble(grid, fields, d_out, on_data=eval_data is None)
-    if out is not None:
-        result.save(pathlib.Path(out) / "result")
+    if store is not None:
+        try:
+            result.save(store.root / "result")
+        finally:
+            store.close()
     return result
 
 

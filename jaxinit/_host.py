@@ -1,0 +1,42 @@
+"""One host device per CPU core, for the command line and the sweep scripts.
+
+XLA:CPU runs one program per device, so a single CPU device leaves cores idle
+while a sweep's seeds could be split over them. ``JAX_NUM_CPU_DEVICES`` (read
+when jax starts its backends) sets the count. The library itself never
+changes it; the ``jaxinit`` command and ``sweeps/`` call :func:`use_cpu_cores`
+first, and a notebook can too, before its first jax computation.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+__all__ = ["use_cpu_cores"]
+
+
+def use_cpu_cores() -> str:
+    """Asks jax for one CPU device per core unless the user chose; returns a line saying what.
+
+    Does nothing when ``JAX_NUM_CPU_DEVICES`` is set, when jax has already
+    started its backends (the count is fixed from then on) or when the default
+    backend is not the CPU.
+    """
+    cores = os.cpu_count() or 1
+    if "JAX_NUM_CPU_DEVICES" in os.environ:
+        return f"jaxinit: {os.environ['JAX_NUM_CPU_DEVICES']} CPU device(s), as JAX_NUM_CPU_DEVICES says"
+    from jax._src import xla_bridge  # the only way to ask whether backends have started
+
+    if xla_bridge.backends_are_initialized():
+        return (
+            f"jaxinit: {len(jax.devices())} {jax.default_backend()} device(s) (jax already started)"
+        )
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if platforms and "cpu" not in platforms.split(","):
+        return f"jaxinit: platforms {platforms}"
+    jax.config.update("jax_num_cpu_devices", cores)
+    backend = jax.default_backend()
+    if backend != "cpu":
+        return f"jaxinit: {len(jax.devices())} {backend} device(s)"
+    return f"jaxinit: {cores} CPU device(s), one per core (set JAX_NUM_CPU_DEVICES to choose another count)"
