@@ -64,6 +64,7 @@ class Store:
     def __init__(self, root: str | os.PathLike, *, kind: str, schema: int, spec: dict):
         self.root = pathlib.Path(root)
         self.kind = kind
+        self.what = {"train": "training run"}.get(kind, kind)
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"out={str(self.root)!r} is a file, not a directory; give a directory")
         try:
@@ -95,7 +96,7 @@ class Store:
             holder = f.read().strip() or "unknown"
             f.close()
             raise StoreBusy(
-                f"{self.root} is in use by another {self.kind} (process {holder}); wait for it to "
+                f"{self.root} is in use by another {self.what} (process {holder}); wait for it to "
                 "finish, or use another directory"
             ) from None
         f.seek(0)
@@ -149,7 +150,7 @@ class Store:
             before = old.get("spec", {}) if isinstance(old.get("spec"), dict) else {}
             changed = sorted(k for k in set(spec) | set(before) if before.get(k) != spec.get(k))
             raise ValueError(
-                f"{self.root} holds a checkpoint of a different {self.kind} "
+                f"{self.root} holds a checkpoint of a different {self.what} "
                 f"({', '.join(changed) or 'its description'} differ); resume with the same "
                 "settings, or use another directory"
             )
@@ -186,7 +187,7 @@ class Store:
         except (KeyError, UnicodeDecodeError):
             raise ValueError(f"{path} has no fingerprint or checksum (not written by this jaxinit); {fix}") from None  # fmt: skip
         if stored_print != self.fingerprint:
-            raise ValueError(f"{path} was written by a different {self.kind} than this one; {fix}")
+            raise ValueError(f"{path} was written by a different {self.what} than this one; {fix}")
         if _checksum({**arrays, _FINGERPRINT: np.frombuffer(stored_print.encode(), np.uint8)}) != stored_sum:  # fmt: skip
             raise ValueError(f"{path} fails its checksum (damaged or edited); {fix}")
         return arrays
