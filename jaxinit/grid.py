@@ -37,6 +37,9 @@ from jaxinit import initializers as _initializers
 INPUTS = ("gaussian", "uniform")
 # the dims of a sweep's result, in order (less those the grid fixed to a scalar)
 DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
+SEED_LIMIT = 2**31  # seeds are folded into keys as int32
+MAX_BINS = 10_000  # histogram bins per layer
+MAX_SEEDS = 10_000_000  # seeds of one grid
 # fold_in stream numbers under a seed's key
 STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT = 0, 1, 2
 
@@ -153,11 +156,25 @@ class Grid:
         depths = _positive_ints("depth", _as_tuple("depth", self.depth))
         widths = _positive_ints("width", _as_tuple("width", self.width))
         if isinstance(self.seeds, (int, np.integer)) and not isinstance(self.seeds, bool):
-            seeds = tuple(range(_positive_ints("seeds", (self.seeds,))[0]))
+            count = _positive_ints("seeds", (self.seeds,))[0]
+            if count > MAX_SEEDS:  # checked before the seeds are listed
+                raise ValueError(
+                    f"Grid: seeds={count} is more than one grid holds ({MAX_SEEDS:,}); sweep "
+                    "shares of them (seeds=range(a, b)) and join them with SweepResult.concat"
+                )
+            seeds = tuple(range(count))
         else:
             seeds = _positive_ints("seeds", _as_tuple("seeds", self.seeds), minimum=0)
+        if max(seeds) >= SEED_LIMIT:
+            raise ValueError(f"Grid: seeds must be below 2**31 (a seed is folded into the key as int32); got {max(seeds)}")  # fmt: skip
         for name in ("batch", "bins"):
             _positive_ints(name, (getattr(self, name),))
+        if self.bins > MAX_BINS:
+            raise ValueError(f"Grid: bins must be at most {MAX_BINS}; got {self.bins}")
+        if not isinstance(self.root_seed, (int, np.integer)) or isinstance(self.root_seed, bool):
+            raise TypeError(f"Grid: root_seed must be an int; got {type(self.root_seed).__name__} {self.root_seed!r}")  # fmt: skip
+        if not 0 <= self.root_seed < 2**32:
+            raise ValueError(f"Grid: root_seed must be in [0, 2**32); got {self.root_seed}")
         x = None
         if isinstance(self.inputs, str):
             if self.inputs not in INPUTS:
@@ -168,7 +185,13 @@ class Grid:
             d_in = widths[0] if self.d_in is None else _positive_ints("d_in", (self.d_in,))[0]
             batch = self.batch
         else:
-            x = np.asarray(self.inputs, dtype=np.float32)
+            raw = np.asarray(self.inputs)
+            if raw.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"Grid: an inputs array must hold real numbers; got dtype {raw.dtype} "
+                    "(complex, object and string arrays are not inputs)"
+                )
+            x = raw.astype(np.float32)
             if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
                 raise ValueError(
                     f"Grid: an inputs array must have shape (batch >= 1, d_in); got {x.shape}"
@@ -176,8 +199,28 @@ class Grid:
             if not np.isfinite(x).all():
                 raise ValueError("Grid: the inputs array has non-finite values")
             batch, d_in = x.shape
+            for name, given, actual in (("d_in", self.d_in, d_in), ("batch", self.batch, batch)):
+                if (
+                    given is not None
+                    and given != actual
+                    and not (name == "batch" and given == 1000)
+                ):
+                    raise ValueError(
+                        f"Grid: {name}={given} contradicts the inputs array of shape {x.shape}; "
+                        f"leave {name} out (it comes from the array)"
+                    )
         if self.hist_range is not None:
-            lo, hi = self.hist_range
+            pair = self.hist_range
+            if (
+                isinstance(pair, str)
+                or not isinstance(pair, Sequence)
+                or len(pair) != 2
+                or not all(
+                    isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in pair
+                )
+            ):
+                raise TypeError(f"Grid: hist_range must be a pair of numbers (lo, hi) or None; got {pair!r}")  # fmt: skip
+            lo, hi = pair
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}")  # fmt: skip
         for flag in ("batchnorm", "cosine", "gradients"):

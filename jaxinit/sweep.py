@@ -288,6 +288,14 @@ def sweep(
     if not isinstance(grid, Grid):
         raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
     devices = list(jax.local_devices() if devices is None else devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(f"sweep: devices must be a non-empty list of jax devices (jax.devices()); got {devices!r}")  # fmt: skip
+    if on_chunk is not None and not callable(on_chunk):
+        raise TypeError(
+            f"sweep: on_chunk must be a function (done, total) or None; got {on_chunk!r}"
+        )
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"sweep: progress must be True, False or None; got {progress!r}")
     lanes = default_lanes() if lanes is None else lanes
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:
@@ -366,7 +374,16 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
     return arrays
 
 
-MAX_RESULT_BYTES = 16 << 30  # host memory the result's arrays may take
+RESULT_MEMORY_FRACTION = 0.5  # of the host's physical memory that a result's arrays may take
+
+
+def _memory_limit() -> int:
+    try:
+        return int(
+            RESULT_MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        )
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume 16 GiB of memory
+        return 8 << 30
 
 
 def _result_bytes(grid: Grid) -> int:
@@ -378,12 +395,13 @@ def _result_bytes(grid: Grid) -> int:
 
 def _check_result_size(grid: Grid) -> None:
     """Refuses, before anything is allocated, a grid whose result would not fit in memory."""
-    need = _result_bytes(grid)
-    if need > MAX_RESULT_BYTES:
+    need, limit = _result_bytes(grid), _memory_limit()
+    if need > limit:
         raise ValueError(
             f"this grid's result needs about {need / 2**30:.1f} GiB of host memory ({len(grid):,} "
             f"combinations × {max(grid.depths)} layers × {grid.bins} bins), over the "
-            f"{MAX_RESULT_BYTES / 2**30:.0f} GiB limit; sweep fewer seeds at a time (Grid(seeds=[...])) "
+            f"{limit / 2**30:.1f} GiB limit (half this host's memory); sweep fewer seeds at a "
+            "time (Grid(seeds=[...])) "
             "and combine the parts with SweepResult.concat"
         )
 
