@@ -20,7 +20,7 @@ BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1
             dict(root_seed=2**70),
             ValueError,
             r"root_seed must be in \[0, 2\*\*32\); got 1180591620717411303424",
-        ),  # fmt: skip
+        ),
         (dict(seeds=[0, 2**31]), ValueError, r"seeds must be below 2\*\*31.*2147483648"),
         (dict(bins=10**9), ValueError, r"bins must be at most 10000; got 1000000000"),
         (dict(hist_range=(0,)), TypeError, r"hist_range must be a pair of numbers.*\(0,\)"),
@@ -34,7 +34,7 @@ BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1
             dict(inputs=np.ones((4, 3)), d_in=5),
             ValueError,
             r"d_in=5 contradicts the inputs array of shape \(4, 3\)",
-        ),  # fmt: skip
+        ),
         (dict(inputs=np.ones((4, 3)), batch=7), ValueError, r"batch=7 contradicts"),
         (dict(gradients="yes"), TypeError, r"gradients must be True or False; got 'yes'"),
     ],
@@ -53,7 +53,7 @@ def test_bad_grid(kwargs, error, match):
             dict(devices=[]),
             ValueError,
             r"devices must be a non-empty list of jax devices.*got \[\]",
-        ),  # fmt: skip
+        ),
         (None, dict(devices=["cpu"]), ValueError, r"got \['cpu'\]"),
         (None, dict(on_chunk=5), TypeError, r"on_chunk must be a function.*got 5"),
         (None, dict(progress="yes"), TypeError, r"progress must be True, False or None; got 'yes'"),
@@ -62,7 +62,7 @@ def test_bad_grid(kwargs, error, match):
             dict(memory_budget=0),
             ValueError,
             r"memory_budget must be a positive number of bytes; got 0",
-        ),  # fmt: skip
+        ),
         (None, dict(chunk_size=0), ValueError, r"chunk_size must be a positive int.*got 0"),
         (None, dict(lanes=0), ValueError, r"lanes must be a positive int; got 0"),
     ],
