@@ -138,21 +138,18 @@ def test_lsuv_orthogonal_cosine_bitwise_across_1_and_2_devices_and_batchnorm_wit
     script = """
 import sys, jaxinit as ji, jax
 assert len(jax.devices()) == int(sys.argv[2])
-grid = ji.Grid(inits=["he_normal", "orthogonal", "lsuv"], activations=["tanh", "relu"],
-               depth=[2, 3], width=8, seeds=5, batch=16, bins=5, cosine=True,
-               batchnorm=sys.argv[4] == "1")
-ji.sweep(grid, chunk_size=int(sys.argv[3])).save(sys.argv[1])
+for bn in (False, True):  # one process per device count: jax starts once
+    grid = ji.Grid(inits=["he_normal", "orthogonal", "lsuv"], activations=["tanh", "relu"],
+                   depth=[2, 3], width=8, seeds=5, batch=16, bins=5, cosine=True, batchnorm=bn)
+    ji.sweep(grid, chunk_size=int(sys.argv[3])).save(f"{sys.argv[1]}-bn{int(bn)}")
 """
-    for bn in ("0", "1"):
-        results = []
-        for n, chunk in ((1, 1), (2, 4)):
-            path = tmp_path / f"dev{n}-bn{bn}"
-            env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(n)}
-            subprocess.run([sys.executable, "-c", script, str(path), str(n), str(chunk), bn],
-                           env=env, check=True, timeout=300)  # fmt: skip
-            results.append(ji.SweepResult.load(path))
-        one, two = results
-        if bn == "0":
+    for n, chunk in ((1, 1), (2, 4)):
+        env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(n)}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"dev{n}"), str(n), str(chunk)],
+                       env=env, check=True, timeout=300)  # fmt: skip
+    for bn in (0, 1):
+        one, two = (ji.SweepResult.load(tmp_path / f"dev{n}-bn{bn}") for n in (1, 2))
+        if bn == 0:
             assert one.equals(two)
             continue
         for f in one.fields:
