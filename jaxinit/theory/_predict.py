@@ -20,17 +20,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from jaxinit.grid import Grid
+from jaxinit.grid import DIMS, Grid
 from jaxinit.results import SweepResult
+from jaxinit.stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
 from jaxinit.theory._maps import _weight_var
 from jaxinit.theory._quadrature import _N2, _TINY, _dphi, _expect1, _expect2, _second
 
 __all__ = ["predict"]
 
 _MAX_PAIRS = 256  # sample pairs predict follows for the cosine of an inputs array
-_FIELDS = ("pre_mean", "pre_var", "post_mean", "post_var", "saturated", "dead")
+# the forward statistics theory predicts: the sweep's (jaxinit.stats), less its counts
+_FIELDS = tuple(f for f in FORWARD_FIELDS if f not in COUNT_FIELDS)
 _BN_EPS = 1e-5  # as jaxinit.kernel.BN_EPS
-_DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")  # as jaxinit.sweep.DIMS
 
 
 def _thresholds(act) -> np.ndarray:
@@ -297,7 +298,7 @@ def predict(grid: Grid) -> SweepResult:
     coords = grid.coords()
     sizes = [len(v) for v in coords.values()]
     depth = max(grid.depths)
-    names = (*_FIELDS, "grad_var", "weight_grad_norm", *(("cosine",) if grid.cosine else ()))
+    names = (*_FIELDS, *BACKWARD_FIELDS, *(("cosine",) if grid.cosine else ()))
     fields = {f: np.full((*sizes, depth), np.nan, np.float32) for f in names}
     inputs = _inputs(grid)
     for ia, act in enumerate(grid.activation_objs):
@@ -312,7 +313,7 @@ def predict(grid: Grid) -> SweepResult:
                             value = out[f][idepth] if out[f].ndim == 2 else out[f]
                             fields[f][at][:, :top] = value[:top]
     result = SweepResult(
-        dims=_DIMS,
+        dims=DIMS,
         coords=coords,
         fields=fields,
         field_dims={f: ("layer",) for f in fields},
