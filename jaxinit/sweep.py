@@ -11,8 +11,9 @@ contiguous block of seeds. For a chunk it
 3. checkpoints the chunk (with ``out=``) and files its numbers into the result.
 
 Programs. One draw program per width (and set of families) and one forward
-program per (width, activation) and member block; initializers' scales,
-shifts and families, bias scales and seeds are data. So the number of
+program per width, chunk shape and member block, holding every activation of
+the grid (a call picks one by ``lax.switch``); initializers' scales, shifts
+and families, bias scales and seeds are data. So the number of
 compiled programs depends on the shapes alone, never on the number of seeds
 or on the values of the scales: ``tests/test_sweep.py`` counts them.
 
@@ -119,14 +120,13 @@ def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
 
 
 def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
-         n_devices: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Plan:  # fmt: skip
+         memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Plan:  # fmt: skip
     """The programs and chunks a sweep of ``grid`` runs.
 
     Args:
       chunk_size: seeds per chunk (rounded up to whole groups of lanes);
         None takes enough for about ``CHUNK_COMBINATIONS`` combinations.
       lanes: seeds per group of lanes; None takes :func:`default_lanes`.
-      n_devices: devices the seeds of a chunk are split over.
       memory_budget: bytes of intermediates one group of lanes may use; the
         members (init × bias init) are split into blocks that fit, and a grid
         in which one member does not fit raises before anything runs.
@@ -159,7 +159,7 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
     b_bases, _ = _family_index(grid.bias_objs)
     depth = max(grid.depths)
     shifted = any(
-        kernel_coeffs(i, shape)[1] != 0
+        _coeffs(i, shape)[1] != 0
         for i in grid.init_objs
         for w in grid.widths
         for shape in ((grid.input_dim, w), (w, w))
@@ -190,7 +190,7 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
     return Plan(chunks, tuple(draw_specs), tuple(forward_specs), blocks, lanes, seeds)
 
 
-def kernel_coeffs(init, shape) -> tuple[float, float]:
+def _coeffs(init, shape) -> tuple[float, float]:
     """``(a, b)`` of ``init`` at ``shape`` as float32 numbers, with a=1, b=0 for None."""
     a, b = init.coeffs(tuple(shape), jnp.dtype(jnp.float32))
     return (1.0 if a is None else float(a)), (0.0 if b is None else float(b))
@@ -211,7 +211,7 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
             ("hidden", (width, width), w_fam[ii], len(w_bases), init),
             ("bias", (width,), b_fam[ib], len(b_bases), bias),
         ):
-            a, b = kernel_coeffs(obj, shape)
+            a, b = _coeffs(obj, shape)
             mix = np.zeros(n_fam, np.float32)
             mix[fam] = a
             rows[f"{name}_mix"].append(mix)
@@ -300,7 +300,7 @@ def sweep(
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:
         chunk_size = _previous_chunk_seeds(pathlib.Path(out))
-    the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes, n_devices=len(devices),
+    the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes,
                     memory_budget=memory_budget)  # fmt: skip
     _check_result_size(grid)
     store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan)
