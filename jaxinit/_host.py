@@ -13,7 +13,7 @@ import os
 
 import jax
 
-__all__ = ["use_cpu_cores"]
+__all__ = ["prng_impl", "use_cpu_cores"]
 
 
 def use_cpu_cores() -> str:
@@ -40,3 +40,11 @@ def use_cpu_cores() -> str:
     if backend != "cpu":
         return f"jaxinit: {len(jax.devices())} {backend} device(s)"
     return f"jaxinit: {cores} CPU device(s), one per core (set JAX_NUM_CPU_DEVICES to choose another count)"
+
+
+def prng_impl() -> str:
+    """The name of jax's default PRNG (``threefry2x32`` unless configured), for provenance.
+
+    Read from the config: making a key to ask it would compile a program.
+    """
+    return str(jax.config.jax_default_prng_impl)

@@ -44,6 +44,15 @@ MAX_SEEDS = 10_000_000  # seeds of one grid
 STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT = 0, 1, 2
 
 
+def seed_key(root_seed, seed) -> jax.Array:
+    """The key of every combination with this ``seed``: ``fold_in(key(root_seed), seed)``.
+
+    Traceable: the sweep's draw program calls it on ``uint32``/``int32`` arrays,
+    which give the same key as the Python ints.
+    """
+    return jax.random.fold_in(jax.random.key(root_seed), seed)
+
+
 class Combination(NamedTuple):
     """One network of a grid, with its stable position ``index`` in the product."""
 
@@ -323,8 +332,8 @@ class Grid:
             yield Combination(index, *combo)
 
     def seed_key(self, seed: int) -> jax.Array:
-        """The key of every combination with this seed."""
-        return jax.random.fold_in(jax.random.key(self.root_seed), seed)
+        """The key of every combination with this seed (:func:`seed_key`)."""
+        return seed_key(self.root_seed, seed)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description of the grid, for manifests."""

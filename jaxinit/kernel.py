@@ -56,7 +56,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import stats as _stats
 from jaxinit.activations import Activation
-from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
+from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS, seed_key
 from jaxinit.initializers._core import draw_families
 from jaxinit.lsuv import _layer_scale
 
@@ -182,12 +182,23 @@ def _draw_one(spec: DrawSpec, seed_key: jax.Array) -> Draws:
 @functools.partial(
     jax.jit, static_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 1}
 )
-def draw(spec: DrawSpec, mesh: Mesh | None, seed_keys: jax.Array) -> Draws:
-    """Every seed's draws, ``lax.map`` over the seeds (each seed's bits as drawn alone)."""
-    body = lambda keys: jax.lax.map(functools.partial(_draw_one, spec), keys)  # noqa: E731
+def draw(spec: DrawSpec, mesh: Mesh | None, root_seed, seeds) -> Draws:
+    """Every seed's draws, ``lax.map`` over the seeds (each seed's bits as drawn alone).
+
+    ``root_seed`` is a ``uint32`` scalar and ``seeds`` the ``(n,)`` seed values
+    (``int32``); each seed's key is :func:`jaxinit.grid.seed_key`, made in the
+    program (no separate compile for the keys).
+    """
+
+    def body(root_seed, seeds):
+        keys = jax.vmap(functools.partial(seed_key, root_seed))(seeds)
+        return jax.lax.map(functools.partial(_draw_one, spec), keys)
+
     if mesh is None:
-        return body(seed_keys)
-    return jax.shard_map(body, mesh=mesh, in_specs=P(SEEDS), out_specs=P(SEEDS))(seed_keys)
+        return body(root_seed, seeds)
+    return jax.shard_map(body, mesh=mesh, in_specs=(P(), P(SEEDS)), out_specs=P(SEEDS))(
+        root_seed, seeds
+    )
 
 
 # -- the forward pass and its statistics ------------------------------------------------

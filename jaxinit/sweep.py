@@ -42,6 +42,7 @@ import numpy as np
 
 from jaxinit import kernel
 from jaxinit import stats as _stats
+from jaxinit._host import prng_impl
 from jaxinit._store import Store
 from jaxinit.grid import DIMS, Grid
 from jaxinit.results import SweepResult
@@ -344,16 +345,18 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
     n = len(chunk.seeds)
     step = the_plan.lanes * len(devices)
     padded = list(chunk.seeds) + [chunk.seeds[-1]] * (step * math.ceil(n / step) - n)
-    keys = jax.vmap(grid.seed_key)(jnp.asarray([grid.seed_values[i] for i in padded]))
+    root = np.uint32(grid.root_seed)
+    seeds = np.array([grid.seed_values[i] for i in padded], np.int32)
     dspec = the_plan.draw_specs[chunk.width]
+    fspec = the_plan.forward_specs[chunk.width]
+    sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))
     if len(devices) > 1 and kernel.needs_single_device_draws(dspec):
         with jax.default_device(devices[0]):
-            draws = kernel.draw(dspec, None, jax.device_put(keys, devices[0]))
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))
-        draws = jax.device_put(draws, sharding)
+            draws = kernel.draw(dspec, None, root, seeds)
+        # split on the host: a device-to-devices reshard would compile a program per field
+        draws = jax.tree.map(lambda a: jax.device_put(np.asarray(a), sharded), draws)
     else:
-        draws = kernel.draw(dspec, mesh, keys)
-    fspec = the_plan.forward_specs[chunk.width]
+        draws = kernel.draw(dspec, mesh, root, seeds)
     outs = [  # dispatched together, fetched below
         [kernel.forward(fspec, mesh, np.int32(ia), members[chunk.width, ib], draws, x_shared)
          for ib in range(len(the_plan.member_blocks))]
@@ -467,7 +470,7 @@ def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
     attrs = {
         "grid": grid.describe(),
         "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activation_objs},
-        "prng_impl": str(jax.random.key_impl(jax.random.key(0))),
+        "prng_impl": prng_impl(),
         "input_second_moment": _input_second_moment(grid),
     }
     result = SweepResult(
@@ -495,7 +498,7 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan) -> Store:
         else hashlib.sha256(np.ascontiguousarray(grid.input_array).tobytes()).hexdigest(),
         "lanes": the_plan.lanes,
         "chunk_seeds": the_plan.chunk_seeds,
-        "prng_impl": str(jax.random.key_impl(jax.random.key(0))),
+        "prng_impl": prng_impl(),
     }
     store = Store(root, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=spec)
     names = {f"{c.name}.npz" for c in the_plan.chunks}

@@ -31,12 +31,11 @@ def test_shared_bits_give_each_family_its_own_draw_bitwise():
 def test_kernel_draws_are_the_initializers_own_keys():
     grid = ji.Grid(inits=["he_normal", "glorot_uniform", "orthogonal"], activations=["relu"],
                    depth=3, width=8, seeds=[0, 4], batch=6, d_in=5,
-                   bias_inits="normal(stddev=0.1)")  # fmt: skip
+                   bias_inits="normal(stddev=0.1)", root_seed=3_000_000_000)  # fmt: skip
     spec = kernel.DrawSpec(w_bases=tuple(i.base for i in grid.init_objs),
                            b_bases=(grid.bias_objs[0].base,), d_in=5, width=8, depth=3,
                            batch=6, inputs="gaussian", cotangent=True)  # fmt: skip
-    keys = jax.vmap(grid.seed_key)(jnp.asarray(grid.seed_values))
-    d = kernel.draw(spec, None, keys)
+    d = kernel.draw(spec, None, np.uint32(grid.root_seed), np.array(grid.seed_values, np.int32))
     for s, seed in enumerate(grid.seed_values):
         key = grid.seed_key(seed)
         lkey = jax.random.fold_in(key, STREAM_LAYERS)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import jax.numpy as jnp
+import numpy as np
 
 from jaxinit import activations
 from jaxinit._spec import parse_spec
@@ -141,13 +141,15 @@ def variance_scaling(
             )
         return scale / n
 
-    def coeffs(shape, dtype):  # as jax.nn.initializers.variance_scaling computes them
-        var = jnp.array(variance(shape), dtype=dtype)
+    def coeffs(shape, dtype):
+        # as jax.nn.initializers.variance_scaling computes them, in `dtype`; NumPy's
+        # correctly rounded sqrt and division give the same bits without a compile
+        var = np.asarray(variance(shape), dtype=dtype)
         if drawn == "truncated_normal":
-            return jnp.sqrt(var) / jnp.array(TRUNCATED_STD, dtype), None
+            return np.sqrt(var) / np.asarray(TRUNCATED_STD, dtype), None
         if drawn == "normal":
-            return jnp.sqrt(var), None
-        return jnp.sqrt(3 * var), None
+            return np.sqrt(var), None
+        return np.sqrt(3 * var), None
 
     base = {
         "truncated_normal": ("truncated_normal", -2.0, 2.0),

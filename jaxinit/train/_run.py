@@ -22,6 +22,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxinit._host import prng_impl
 from jaxinit._store import Store
 from jaxinit.results import SweepResult
 from jaxinit.train._grid import TrainGrid, _int
@@ -350,7 +351,7 @@ def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainRes
             own[k] = ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",)
     attrs = {"grid": grid.describe(), "eval_steps": list(grid.eval_steps()), "d_out": d_out,
              "stats_steps": list(grid._stats_at), "eval_on": "data" if on_data else "eval_data",
-             "prng_impl": str(jax.random.key_impl(jax.random.key(0)))}  # fmt: skip
+             "prng_impl": prng_impl()}  # fmt: skip
     aliases = {}
     for dim, given, objs in [("init", grid.inits, grid._inits),
                              ("activation", grid.activation, grid._activations)]:  # fmt: skip
