@@ -72,6 +72,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     for kw in node.keywords:
         if kw.arg is None:
             raise ValueError(f"spec {spec!r}: '**' is not allowed")
+        if kw.arg in kwargs:
+            raise ValueError(f"spec {spec!r}: {kw.arg!r} is given twice; give it once")
         try:
             value = ast.literal_eval(kw.value)
         except ValueError:

@@ -8,8 +8,10 @@
     jaxinit train --inits he_normal glorot_normal --seeds 3 --steps 500 --out out/train
 
 ``python -m jaxinit`` is the same command. Specs are given one per argument, so
-quote those with parentheses. Bad input prints one line naming the value and
-the valid choices, and exits with status 2; a sweep or a training run given
+quote those with parentheses. Bad input (a bad value, an unreadable path, a
+damaged or busy output directory) prints one line naming the value and the
+valid choices, and exits with status 2; ``JAXINIT_DEBUG=1`` shows the
+traceback instead. A sweep or a training run given
 ``--out`` resumes where a killed run stopped.
 
 This module uses the public API only; :func:`main` takes ``argv`` so that
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,7 +136,13 @@ def _inputs(value: str):
             f"--inputs {value!r}: expected 'gaussian', 'uniform' or the path of a .npy "
             "array of shape (batch, d_in)"
         )
-    return np.load(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # not an .npy file, or an object array
+        raise _UsageError(
+            f"--inputs {value!r} is not a readable .npy array of numbers ({e}); save one "
+            "with numpy.save(path, x) for x of shape (batch, d_in)"
+        ) from None
 
 
 def grid_from_args(args: argparse.Namespace) -> ji.Grid:
@@ -267,8 +276,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         try:
             data = ji.data.load_mnist("train", data_dir=args.data_dir)
             eval_data = ji.data.load_mnist("test", data_dir=args.data_dir)
-        except (OSError, ValueError) as e:
-            raise _UsageError(str(e).splitlines()[0]) from None
+        except (OSError, ValueError) as e:  # the whole message: mirrors tried, what to set
+            raise _UsageError(str(e)) from None
     else:
         key = jax.random.key(args.data_seed)
         data = ji.data.make_circles(jax.random.fold_in(key, 0), 1000, noise=0.05, factor=0.5)
@@ -361,18 +370,42 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# What a run may raise for input it cannot use: a bad value or type, a path it cannot
+# read or write, a damaged or busy output directory (jaxinit._store.StoreBusy). These are
+# the user's to fix, so they print as one line; JAXINIT_DEBUG=1 shows the traceback.
+_INPUT_ERRORS = (_UsageError, ValueError, TypeError, OSError, RuntimeError)
+
+
+def _one_line(error: BaseException) -> str:
+    """The message on one line: its lines joined, list items after a colon with '; '."""
+    out = ""
+    for line in (ln.strip() for ln in str(error).splitlines()):
+        if line:
+            out += ("" if not out else " " if out.endswith(":") else "; ") + line.removeprefix("- ")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = parser()
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        commands = ", ".join(p._subparsers._group_actions[0].choices)
+        print(f"jaxinit: error: unrecognized option {argv[0]!r} before the command; valid: "
+              f"-h/--help, --version, or a command ({commands})", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     try:
-        args = parser().parse_args(argv)
+        args = p.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's own usage error (status 2)
         return int(e.code or 0)
     if args.command in ("sweep", "train"):  # before jax starts; said once the input is valid
         args.devices_line = ji.use_cpu_cores()
     try:
         return args.run(args)
-    except _UsageError as e:
-        print(f"jaxinit {args.command}: error: {e}", file=sys.stderr)
+    except _INPUT_ERRORS as e:
+        if os.environ.get("JAXINIT_DEBUG") and not isinstance(e, _UsageError):
+            raise
+        print(f"jaxinit {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
 
 

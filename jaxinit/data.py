@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "MIRRORS_ENV",
     "MNIST_MIRRORS",
     "MNISTError",
     "MNISTNotFoundError",
@@ -57,6 +58,14 @@ MNIST_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
+MIRRORS_ENV = "JAXINIT_MNIST_MIRRORS"  # comma-separated base URLs that replace MNIST_MIRRORS
+
+
+def _default_mirrors() -> tuple[str, ...]:
+    env = os.environ.get(MIRRORS_ENV, "")
+    return tuple(u.strip() for u in env.split(",") if u.strip()) or MNIST_MIRRORS
+
+
 # SHA-256 of each file's decompressed content (the whole IDX file, header included).
 _SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -303,7 +312,7 @@ def load_mnist(
     data_dir: str | os.PathLike | None = None,
     normalize: str = "unit",
     download: bool = True,
-    mirrors: Sequence[str] = MNIST_MIRRORS,
+    mirrors: Sequence[str] | None = None,
     timeout: float = 30.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""MNIST images and labels, checked byte for byte (LeCun et al. 1998).
@@ -319,7 +328,9 @@ def load_mnist(
         pixel mean and standard deviation).
       download: fetch missing files from ``mirrors`` (tried in order; any failure,
         a bad checksum included, moves on to the next).
-      mirrors: base URLs, each serving ``<name>.gz``.
+      mirrors: base URLs, each serving ``<name>.gz``; None takes
+        ``$JAXINIT_MNIST_MIRRORS`` (comma-separated, e.g. a cluster's own mirror),
+        else :data:`MNIST_MIRRORS`.
       timeout: seconds a connection or read may block before the mirror counts as failed.
 
     Returns:
@@ -336,7 +347,7 @@ def load_mnist(
         data_dir=data_dir,
         normalize=normalize,
         download=download,
-        mirrors=mirrors,
+        mirrors=_default_mirrors() if mirrors is None else mirrors,
         timeout=timeout,
         checksums=_SHA256,
         counts=_COUNTS,

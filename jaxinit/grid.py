@@ -240,6 +240,13 @@ class Grid:
                     f"Grid: {flag}=True needs a batch of at least 2 samples; got {batch} "
                     "(one sample has no batch statistics and no pairs)"
                 )
+        # every layer shape each init will draw: refuse now what would fail mid-sweep
+        for init in init_objs:
+            for shape in {(d_in, w) for w in widths} | {(w, w) for w in widths}:
+                try:
+                    init.moments(shape)
+                except (ValueError, TypeError) as e:
+                    raise ValueError(f"Grid: init {init.spec!r} cannot draw this grid's layer of shape {shape}: {e}") from None  # fmt: skip
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         set_("_inits", init_objs)
         set_("_activations", act_objs)

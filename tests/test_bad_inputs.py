@@ -1,6 +1,7 @@
 """Bad input is refused up front: the exception type, and a message naming the value and the fix."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -85,3 +86,167 @@ def test_a_grid_too_large_for_memory_is_refused_before_it_runs():
 
 def test_devices_must_be_jax_devices_even_when_given_one():
     assert ji.sweep(ji.Grid(**BASE), devices=jax.devices()[:1]).post_var.shape == (1, 1, 1, 2)
+
+
+# -- specs, initializers, optimizers and theory -------------------------------------------
+
+
+def _init(spec):
+    return ji.initializers.get(spec)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: _init("normal(stddev=0.1, stddev=0.2)"), ValueError, r"'stddev' is given twice"),
+        (
+            lambda: _init("he_normal(in_axis='a')"),
+            ValueError,
+            r"in_axis must be an int or a tuple of ints; got 'a'",
+        ),
+        (
+            lambda: ji.initializers.orthogonal(column_axis="a"),
+            TypeError,
+            r"column_axis must be an int; got 'a'",
+        ),
+        (
+            lambda: _init("orthogonal(column_axis=7)")(jax.random.key(0), (4, 4)),
+            ValueError,
+            r"orthogonal\(column_axis=7\) needs a weight shape of rank >= 8.*got shape \(4, 4\)",
+        ),
+        (
+            lambda: _init("he_normal")(jax.random.key(0), (2.5, 4)),
+            TypeError,
+            r"shape must be a sequence of ints; got \(2\.5, 4\)",
+        ),
+        (
+            lambda: ji.Grid(**{**BASE, "inits": ["orthogonal(column_axis=7)"]}),
+            ValueError,
+            r"init 'orthogonal\(column_axis=7\)' cannot draw this grid's layer of shape",
+        ),
+        (
+            lambda: ji.Grid(**{**BASE, "inits": ["he_normal(in_axis=9)"]}),
+            ValueError,
+            r"axis 9 is out of range for shape",
+        ),
+    ],
+)
+def test_bad_specs_and_initializers(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+TRAIN = dict(inits=["he_normal"], hidden=(4,), steps=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            dict(bias_init=["zeros", "ones"]),
+            ValueError,
+            r"bias_init takes one spec; got \['zeros', 'ones'\]",
+        ),
+        (
+            dict(optimizer="sgd(learning_rate='abc')"),
+            TypeError,
+            r"learning_rate must be a number; got 'abc'",
+        ),
+        (
+            dict(optimizer="sgd(learning_rate=(1, 2))"),
+            TypeError,
+            r"learning_rate must be a number; got \(1, 2\)",
+        ),
+        (
+            dict(optimizer="sgd(learning_rate=1e400)"),
+            ValueError,
+            r"learning_rate=inf is not a finite number",
+        ),
+        (
+            dict(optimizer="sgd(learning_rate=-0.1)"),
+            ValueError,
+            r"learning_rate must be in \(0, inf\); got -0\.1",
+        ),
+        (
+            dict(optimizer="adam(learning_rate=1e-3, b2=1.0)"),
+            ValueError,
+            r"b2 must be in \[0, 1\); got 1\.0",
+        ),
+        (dict(optimizer="apply_every(k=0)"), ValueError, r"k must be in \[1, inf\); got 0"),
+        (
+            dict(optimizer="chain()"),
+            ValueError,
+            r"optax\.chain combines transformations; give a list of specs",
+        ),
+    ],
+)
+def test_bad_train_grid_and_optimizer(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ji.TrainGrid(**{**TRAIN, **kwargs})
+
+
+def test_good_optimizer_hyperparameters_are_accepted():
+    for spec in ["sgd(learning_rate=0.1, momentum=0.9)", "sgd(learning_rate=0.1, momentum=None)",
+                 "adamw(learning_rate=1e-3, weight_decay=1e-4)", "apply_every(k=2)"]:  # fmt: skip
+        assert ji.TrainGrid(**{**TRAIN, "optimizer": spec}).optimizer == spec
+
+
+T = ji.theory
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: T.critical_sigma_w2("tanh", sigma_b2=-1),
+            r"critical_sigma_w2: sigma_b2 must be finite and >= 0; got -1\.0",
+        ),
+        (lambda: T.critical_sigma_w2("tanh", sigma_b2=np.nan), r"sigma_b2 must be finite.*got nan"),
+        (
+            lambda: T.q_star("tanh", sigma_w2=-1, sigma_b2=0.0),
+            r"q_star: sigma_w2 must be finite and >= 0; got -1\.0",
+        ),
+        (lambda: T.depth_scales("tanh", sigma_w2=-1, sigma_b2=0.0), r"depth_scales: sigma_w2"),
+        (
+            lambda: T.depth_scales("tanh", sigma_w2=1.0, sigma_b2=-0.5),
+            r"sigma_b2 must be finite and >= 0; got -0\.5",
+        ),
+        (
+            lambda: T.variance_map("tanh", -1.0, sigma_w2=1.0, sigma_b2=0.0),
+            r"variance_map: q must be finite and >= 0; got -1\.0",
+        ),
+        (
+            lambda: T.c_map("tanh", 1.5, q=1.0, sigma_w2=1.0, sigma_b2=0.0),
+            r"c_map: c must be finite and in \[-1, 1\]; got 1\.5",
+        ),
+        (
+            lambda: T.phase_diagram("tanh", sigma_w2=[1.0, -2.0], sigma_b2=[0.0]),
+            r"phase_diagram: sigma_w2.*got -2\.0",
+        ),
+        (
+            lambda: T.propagate("relu", -1.0, 3, sigma_w2=2.0, sigma_b2=0.0),
+            r"propagate: q0 must be finite and >= 0",
+        ),
+    ],
+)
+def test_theory_refuses_values_outside_its_domain(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_theory_checks_do_not_stop_jit_or_vmap():
+    f = jax.jit(jax.vmap(lambda w: T.q_star("tanh", sigma_w2=w, sigma_b2=0.05).q))
+    assert np.all(np.isfinite(f(jnp.asarray([0.5, 1.0, 2.0]))))
+
+
+def test_propagate_flags_the_layer_where_float32_overflows():
+    # relu with σ_w² = 1000: q_0 = 1000 and q_l = 1000·500^l (E[relu(z)²] = q/2). Layer 13's
+    # q = 1000·500^13 = 1.2e38 still fits in float32 (3.4e38), but its E[φ²] does not: the
+    # quadrature squares φ(√q z) at |z| up to 8, 64·1.2e38 = inf. So 13 is the first flagged.
+    m = T.propagate("relu", 1.0, 20, sigma_w2=1e3, sigma_b2=0.0)
+    first_bad = int(np.argmax(~np.isfinite(np.asarray(m.pre_var)) | ~np.isfinite(np.asarray(m.post_second))))  # fmt: skip
+    assert int(m.diverged_layer) == first_bad == 13
+    assert np.isfinite(float(m.pre_var[13]))
+    assert not np.isfinite(float(m.post_second[13]))
+    assert np.all(np.isfinite(np.asarray(m.pre_var)[:first_bad]))
+    assert int(T.propagate("relu", 1.0, 20, sigma_w2=2.0, sigma_b2=0.0).diverged_layer) == -1

@@ -1,5 +1,9 @@
 """The ``jaxinit`` command, called in-process through ``main(argv)``."""
 
+import contextlib
+import io
+import shutil
+
 import pytest
 
 import jaxinit as ji
@@ -171,3 +175,69 @@ def test_sweep_report_has_the_theory_overlay(tmp_path, capsys):
     assert "no theory overlay" not in capsys.readouterr().err
     html = (out / "report.html").read_text()
     assert "pre_var_theory" in html  # the layer tables' theory columns
+
+
+SWEEP = ["sweep", "--inits", "he_normal", "--activations", "relu", "--depth", "2", "--width",
+         "4", "--seeds", "1", "--batch", "8", "--no-theory", "--no-gradients"]  # fmt: skip
+TRAIN = ["train", "--data", "circles", "--inits", "he_normal", "--seeds", "1", "--hidden", "4",
+         "--steps", "2", "--eval-every", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A finished sweep, a damaged one, a plain file and a garbage .npy, shared by the table."""
+    d = tmp_path_factory.mktemp("cli")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main([*SWEEP, "--out", str(d / "done")]) == 0
+    shutil.copytree(d / "done", d / "damaged")
+    (d / "damaged" / "sweep.json").write_text("{garbage")
+    (d / "afile").write_text("x")
+    (d / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
+    (d / "invalid" / "result").mkdir(parents=True)
+    (d / "invalid" / "result" / "manifest.json").write_text("[1, 2")
+    return d
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*SWEEP, "--out", "{d}/done", "--depth", "3"], "holds a checkpoint of a different sweep"),
+        ([*SWEEP, "--out", "{d}/damaged"], "sweep.json is damaged"),
+        (["report", "{d}/invalid"], "manifest.json is not valid JSON"),
+        (["report", "{d}/afile"], "holds no sweep result"),
+        ([*TRAIN, "--batch-size", "100000"], "batch_size=100000 exceeds the 1000 training examples"),
+        ([*TRAIN, "--out", "{d}/afile"], "is a file, not a directory"),
+        ([*SWEEP, "--out", "{d}/afile"], "is a file, not a directory"),
+        ([*SWEEP, "--out", "/proc/jaxinit/y"], "cannot create the directory out='/proc/jaxinit/y'"),
+        ([*SWEEP, "--root-seed", "99999999999999999999999"], "root_seed must be in [0, 2**32)"),
+        ([*SWEEP[:-6], "--seeds", "0", "3000000000"], "seeds must be below 2**31"),
+        ([*SWEEP, "--inputs", "{d}/garbage.npy"], "garbage.npy' is not a readable .npy array"),
+        ([*SWEEP[:2], "he_normal(in_axis=9)", *SWEEP[3:]], "axis 9 is out of range"),
+        ([*SWEEP[:2], "orthogonal(column_axis=7)", *SWEEP[3:]], "needs a weight shape of rank >= 8"),
+        ([*SWEEP[:2], "normal(stddev=0.1, stddev=0.2)", *SWEEP[3:]], "'stddev' is given twice"),
+        ([*TRAIN, "--optimizer", "sgd(learning_rate='abc')"], "learning_rate must be a number"),
+        ([*TRAIN, "--optimizer", "apply_every(k=0)"], "k must be in [1, inf); got 0"),
+        (["--bogus"], "unrecognized option '--bogus' before the command"),
+        (["train", "--data", "mnist", "--data-dir", "{d}", "--inits", "he_normal", "--steps", "1"],
+         "http://127.0.0.1:9/train-images-idx3-ubyte.gz"),  # the mirrors tried, on one line
+    ],
+)  # fmt: skip
+def test_every_bad_input_is_one_error_line_exit_2_no_traceback(workdir, monkeypatch, capsys, argv,
+                                                               message):  # fmt: skip
+    # offline: the MNIST case must fail at the mirrors, never reach the real network
+    monkeypatch.setenv(ji.data.MIRRORS_ENV, "http://127.0.0.1:9/")
+    monkeypatch.delenv("JAXINIT_DEBUG", raising=False)
+    argv = [a.replace("{d}", str(workdir)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("jaxinit"), err
+    assert ": error: " in last
+    assert message in last
+
+
+def test_debug_shows_the_traceback(workdir, monkeypatch):
+    monkeypatch.setenv("JAXINIT_DEBUG", "1")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        main([*SWEEP, "--out", str(workdir / "afile")])

@@ -186,7 +186,7 @@ def orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
     """
     check_real("scale", scale)
     if not isinstance(column_axis, int) or isinstance(column_axis, bool):
-        raise ValueError(f"column_axis must be an int; got {column_axis!r}")
+        raise TypeError(f"orthogonal: column_axis must be an int; got {column_axis!r}")
 
     def moments(shape):
         n_cols = shape[column_axis]
@@ -197,7 +197,8 @@ def orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
         base=("orthogonal", column_axis),
         coeffs=lambda shape, dtype: (jnp.array(scale, dtype), None),
         moments_fn=moments,
-        min_rank=2,
+        # column_axis must be one of the shape's axes
+        min_rank=max(2, column_axis + 1 if column_axis >= 0 else -column_axis),
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -93,8 +94,8 @@ class Initializer:
         return self.moments(shape)[1]
 
     def _check(self, shape: Sequence[int], dtype: Any) -> tuple[Shape, Any]:
-        try:
-            shape = tuple(int(d) for d in shape)
+        try:  # operator.index: 2.5 and "4" are not dimensions
+            shape = tuple(operator.index(d) for d in shape)
         except TypeError:
             raise TypeError(
                 f"{self.spec}: shape must be a sequence of ints; got {shape!r}"
@@ -102,10 +103,11 @@ class Initializer:
         if any(d < 0 for d in shape):
             raise ValueError(f"{self.spec}: shape {shape} has a negative dimension")
         if len(shape) < self.min_rank:
+            hint = (" For a bias vector use zeros, constant(value=...) or normal(stddev=...)."
+                    if len(shape) < 2 else "")  # fmt: skip
             raise ValueError(
-                f"{self.spec} needs a weight shape of rank >= {self.min_rank} to tell "
-                f"fan-in from fan-out; got shape {shape} (rank {len(shape)}). For a "
-                "bias vector use zeros, constant(value=...) or normal(stddev=...)."
+                f"{self.spec} needs a weight shape of rank >= {self.min_rank} (its axes, "
+                f"fan-in and fan-out); got shape {shape} (rank {len(shape)}).{hint}"
             )
         dtype = jnp.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
         if not jnp.issubdtype(dtype, jnp.floating):

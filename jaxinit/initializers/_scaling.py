@@ -128,6 +128,8 @@ def variance_scaling(
     (default_in, default_out), _, normal_means = _CONVENTIONS[convention]
     in_axis = default_in if in_axis is None else in_axis
     out_axis = default_out if out_axis is None else out_axis
+    for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
+        _check_axes(name, axes)
     drawn = {"normal": normal_means, "untruncated_normal": "normal"}.get(distribution, distribution)
 
     def variance(shape):
@@ -162,6 +164,14 @@ def variance_scaling(
         moments_fn=lambda shape: (0.0, variance(shape)),
         min_rank=2,
     )
+
+
+def _check_axes(name: str, axes) -> None:
+    """An axis is an int, or a tuple of ints (their range is checked against each shape)."""
+    seq = (axes,) if isinstance(axes, int) else axes
+    ok = isinstance(seq, tuple) and all(isinstance(a, int) and not isinstance(a, bool) for a in seq)
+    if not ok:
+        raise TypeError(f"variance_scaling: {name} must be an int or a tuple of ints; got {axes!r}")
 
 
 def _named(convention: str) -> str:

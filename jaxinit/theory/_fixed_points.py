@@ -28,6 +28,7 @@ from jaxinit.theory._quadrature import (
     _TINY,
     Array,
     _act,
+    _check_domain,
     _dphi,
     _expect1,
     _expect2,
@@ -149,6 +150,11 @@ def _bad(q, vq):
     return ~jnp.isfinite(q) | ~jnp.isfinite(vq) | ((q > _DIVERGED) & (vq > q))
 
 
+def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0):
+    for name, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2), ("q0", q0)):
+        _check_domain(fn, name, v)
+
+
 def q_star(activation, *, sigma_w2, sigma_b2, q0=1.0, tol=1e-6, max_iter=500) -> FixedPoint:
     r"""The fixed point :math:`q^* = \mathcal{V}(q^*)` reached from ``q0``, by iteration.
 
@@ -165,6 +171,7 @@ def q_star(activation, *, sigma_w2, sigma_b2, q0=1.0, tol=1e-6, max_iter=500) ->
     Returns:
       FixedPoint(q, converged, diverged, iterations), broadcast over the arguments.
     """
+    _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0)
     return _run(_q_star, _act(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
@@ -232,6 +239,7 @@ def depth_scales(activation, *, sigma_w2, sigma_b2, q0=1.0, tol=1e-6, max_iter=5
     there). Scales are ``inf`` at criticality and NaN where q diverges
     (``chi1`` is then taken at the last iterate, q > 1e30). Broadcasts.
     """
+    _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0)
     return _run(_scales, _act(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
@@ -241,6 +249,7 @@ def phase_diagram(activation, *, sigma_w2, sigma_b2, q0=1.0) -> DepthScales:
     Returns DepthScales of ``(n, m)`` arrays: entry ``[i, j]`` is
     ``(sigma_w2[i], sigma_b2[j])``. One compiled, vmapped program.
     """
+    _check_fixed_point_args("phase_diagram", sigma_w2, sigma_b2, q0)
     w, b = jnp.asarray(sigma_w2, jnp.float32), jnp.asarray(sigma_b2, jnp.float32)
     if w.ndim != 1 or b.ndim != 1:
         raise ValueError(f"sigma_w2 and sigma_b2 must be 1-D; got shapes {w.shape}, {b.shape}")
@@ -287,4 +296,5 @@ def critical_sigma_w2(activation, *, sigma_b2=0.0) -> Array:
     (:math:`\varphi'(0) = 2/\sqrt\pi`) gives π/4; relu gives 2 for any σ_b² (a
     limit q* → ∞). NaN where there is none. Broadcasts over ``sigma_b2``.
     """
+    _check_domain("critical_sigma_w2", "sigma_b2", sigma_b2)
     return _run(_critical, _act(activation), (), sigma_b2)

@@ -26,6 +26,7 @@ from jaxinit.theory._quadrature import (
     _TINY,
     Array,
     _act,
+    _check_domain,
     _cov,
     _dphi,
     _expect1,
@@ -51,6 +52,9 @@ class Moments(NamedTuple):
     pre_var: Array  # (depth,) q_l = E[z_l²]
     post_mean: Array  # (depth,) E[φ(z_l)]
     post_second: Array  # (depth,) E[φ(z_l)²]
+    # () the first layer whose q_l or E[φ²] overflowed float32 (then inf/NaN after it),
+    # -1 when none: the sweep's diverged_layer, predicted
+    diverged_layer: Array
 
 
 def _length(act, q, w, b):
@@ -70,11 +74,15 @@ def variance_map(activation, q, *, sigma_w2, sigma_b2) -> Array:
 
     Arguments broadcast elementwise; ``activation`` is a spec or an Activation.
     """
+    for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+        _check_domain("variance_map", name, v)
     return _run(_length, _act(activation), (), q, sigma_w2, sigma_b2)
 
 
 def chi1(activation, *, q, sigma_w2) -> Array:
     r""":math:`\chi_1 = \sigma_w^2\,\mathbb{E}[\varphi'(\sqrt{q} z)^2]`, φ' by ``jax.jvp``."""
+    for name, v in (("q", q), ("sigma_w2", sigma_w2)):
+        _check_domain("chi1", name, v)
     return _run(_chi1, _act(activation), (), q, sigma_w2)
 
 
@@ -86,6 +94,9 @@ def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
     the next layer's correlation for any ``q``; at :math:`q = q^*` it is the
     usual division by :math:`q^*`. :math:`c'(1) = 1` to rounding.
     """
+    _check_domain("c_map", "c", c, -1.0, 1.0)
+    for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+        _check_domain("c_map", name, v)
     return _run(_correlation, _act(activation), (), c, q, sigma_w2, sigma_b2)
 
 
@@ -100,6 +111,8 @@ def propagate(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Moments:
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
         raise ValueError(f"depth must be an int >= 1; got {depth!r}")
+    for name, v in (("q0", q0), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+        _check_domain("propagate", name, v)
     dtype = jnp.result_type(q0, sigma_w2, sigma_b2, jnp.float32)
     per_layer = []
     for name, value in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
@@ -117,7 +130,9 @@ def _propagate(act, q0, wb):
         mean, second = _expect1(act, 0.0, q, lambda x: (act.fn(x), act.fn(x) ** 2))
         return second, (q, mean, second)
 
-    return Moments(*jax.lax.scan(layer, q0, wb)[1])
+    q, mean, second = jax.lax.scan(layer, q0, wb)[1]
+    bad = ~(jnp.isfinite(q) & jnp.isfinite(second))
+    return Moments(q, mean, second, jnp.where(bad.any(), jnp.argmax(bad), -1).astype(jnp.int32))
 
 
 def propagate_variance(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Array:

@@ -51,6 +51,27 @@ def _act(activation: Any) -> _activations.Activation:
     return _activations.get(activation)
 
 
+def _check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float = math.inf):
+    """Refuses a concrete argument outside ``[low, high]`` or not finite (tracers pass).
+
+    Every map here is defined for variances ``q, σ_w², σ_b² >= 0`` and
+    correlations ``c ∈ [-1, 1]``; outside that the quadrature returns numbers
+    that mean nothing (a NaN, a negative χ₁, a 'converged' q = 0).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        arr = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{fn}: {name} must be a number or an array of numbers; got {value!r}"
+        ) from None
+    bad = ~(np.isfinite(arr) & (arr >= low) & (arr <= high))
+    if bad.any():
+        where = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{fn}: {name} must be finite and {where}; got {float(arr[bad].flat[0])}")
+
+
 def _breaks(act) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(kinks, smooth features) of φ in x-space, where the panels are cut."""
     if act.name in _KINKS:

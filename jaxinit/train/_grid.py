@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +83,39 @@ def _optax_names() -> tuple[str, ...]:
                         and f.__module__.startswith(_OPTAX_MODULES)))  # fmt: skip
 
 
+# optax functions that take transformations, not literals: a list of specs is their chain
+_COMBINATORS = ("chain", "named_chain", "multi_transform", "partition", "inject_hyperparams",
+                "inject_stateful_hyperparams", "MultiSteps", "masked", "apply_if_finite")  # fmt: skip
+# the valid values of optax's common hyperparameters, as interval notation
+_HPARAM_RANGES = {
+    "learning_rate": "(0, inf)", "momentum": "[0, 1]", "b1": "[0, 1)", "b2": "[0, 1)",
+    "decay": "[0, 1)", "eps": "[0, inf)", "eps_root": "[0, inf)", "weight_decay": "[0, inf)",
+    "max_norm": "(0, inf)", "max_delta": "(0, inf)", "k": "[1, inf)",
+}  # fmt: skip
+
+
+def _in_interval(value: float, interval: str) -> bool:
+    lo, hi = (float(v) for v in interval[1:-1].split(","))
+    above = value >= lo if interval[0] == "[" else value > lo
+    below = value <= hi if interval[-1] == "]" else value < hi
+    return above and below
+
+
+def _check_hparam(spec: str, key: str, value: Any) -> None:
+    """A literal hyperparameter of an optax spec: finite if a number, in range if known."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"optimizer {spec!r}: {key}={value} is not a finite number")
+    if key not in _HPARAM_RANGES or (key == "momentum" and value is None):
+        return
+    kind, what = (int, "an int") if key == "k" else ((int, float), "a number")
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"optimizer {spec!r}: {key} must be {what}; got {value!r}")
+    if not _in_interval(value, _HPARAM_RANGES[key]):
+        raise ValueError(
+            f"optimizer {spec!r}: {key} must be in {_HPARAM_RANGES[key]}; got {value!r}"
+        )
+
+
 def make_optimizer(spec: Any) -> optax.GradientTransformation:
     """An Optax transformation from a spec: ``"adam(learning_rate=1e-3)"`` is
     ``optax.adam(learning_rate=1e-3)``; a list of specs is their ``optax.chain``;
@@ -94,10 +128,16 @@ def make_optimizer(spec: Any) -> optax.GradientTransformation:
         raise TypeError(f"optimizer must be an optax spec string such as 'sgd(learning_rate=0.01)', "
                         f"a list of them, or an optax.GradientTransformation; got {spec!r}")  # fmt: skip
     name, kwargs = parse_spec(spec)
+    if name in _COMBINATORS:
+        raise ValueError(f"optimizer {spec!r}: optax.{name} combines transformations; give a "
+                         "list of specs instead, e.g. ['clip_by_global_norm(max_norm=1.0)', "
+                         "'sgd(learning_rate=0.01)']")  # fmt: skip
     names = _optax_names()
     if name not in names:
         raise ValueError(f"unknown optax optimizer or transform {name!r}.{_closest(name, names)} "
                          f"Valid names: {', '.join(names)}")  # fmt: skip
+    for key, value in kwargs.items():
+        _check_hparam(spec, key, value)
     try:
         tx = getattr(optax, name)(**kwargs)
     except TypeError as err:
@@ -194,7 +234,10 @@ class TrainGrid:
         set_ = functools.partial(object.__setattr__, self)
         set_("_inits", _specs("inits", self.inits, _initializers.get))
         set_("_activations", _specs("activation", self.activation, _activations.get))
-        set_("_bias", _specs("bias_init", self.bias_init, _initializers.get)[0])
+        bias = _specs("bias_init", self.bias_init, _initializers.get)
+        if len(bias) != 1:
+            raise ValueError(f"TrainGrid: bias_init takes one spec; got {self.bias_init!r}")
+        set_("_bias", bias[0])
         if self._bias.min_rank > 1:
             raise ValueError(f"TrainGrid: bias_init {self._bias.spec!r} needs a rank-2 shape; a bias is a vector")  # fmt: skip
         out = self.output_init
