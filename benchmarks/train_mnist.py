@@ -58,7 +58,7 @@ import numpy as np  # noqa: E402
 
 import jaxinit as ji  # noqa: E402
 from jaxinit.data import load_mnist  # noqa: E402
-from jaxinit.train import TrainGrid, train  # noqa: E402
+from jaxinit.training import TrainGrid, train  # noqa: E402
 
 INITS = ("normal(stddev=0.01)", "glorot_normal", "he_normal")
 HIDDEN = (100, 100, 100, 100)

@@ -27,39 +27,45 @@ toolkit::
 
 Importing jaxinit turns on jax's persistent compilation cache in a user
 cache directory (``JAXINIT_COMPILATION_CACHE=0`` opts out; see ``jaxinit._cache``).
-``jaxinit.report`` (matplotlib) is imported on first use.
+``jaxinit.report`` (matplotlib), ``jaxinit.training`` (flax, optax) and
+``jaxinit.lsuv``'s Flax part are imported on first use, so a sweep never loads them.
 
 Users import from here and the public modules listed in ``__all__``
 (``initializers``, ``activations``, ``data``, ``theory``, ``isometry``,
-``lsuv``, ``report``); modules whose names start with an underscore are private.
-``ji.sweep`` and ``ji.train`` are the functions; their modules are reached
-with ``importlib.import_module("jaxinit.sweep")`` where needed.
+``lsuv``, ``report``, ``sweeping``, ``training``); modules whose names start
+with an underscore are private. A module and a function never share a name:
+``ji.sweep`` is the function of the module ``jaxinit.sweeping``, ``ji.train``
+that of ``jaxinit.training``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxinit import _cache, activations, data, initializers, isometry, lsuv, theory
+from jaxinit import _cache, activations, data, initializers, isometry, lsuv, sweeping, theory
 from jaxinit._host import use_cpu_cores
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
 from jaxinit.results import SweepResult
-from jaxinit.sweep import sweep
-from jaxinit.train import TrainGrid, TrainResult, train
+from jaxinit.sweeping import sweep
 
 _cache.enable_compilation_cache()
 
-# Imported on first use: report loads matplotlib.
-_LAZY = ("report",)
+# Imported on first use: report loads matplotlib, training loads flax and optax.
+_LAZY_MODULES = ("report", "training")
+_LAZY_NAMES = {"train": "training", "TrainGrid": "training", "TrainResult": "training"}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY_MODULES:
         module = importlib.import_module(f"jaxinit.{name}")
         globals()[name] = module
         return module
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f"jaxinit.{_LAZY_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")
 
 
@@ -83,7 +89,9 @@ __all__ = [
     "lsuv",
     "report",
     "sweep",
+    "sweeping",
     "theory",
     "train",
+    "training",
     "use_cpu_cores",
 ]

@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxinit._io import atomic_write
 
-__all__: list[str] = []  # internal: used by jaxinit.sweep and jaxinit.train
+__all__: list[str] = []  # internal: used by jaxinit.sweeping and jaxinit.training
 
 _FINGERPRINT, _CHECKSUM = "_fingerprint", "_sha256"
 

@@ -60,15 +60,17 @@ import itertools
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 from jax.typing import ArrayLike
 
 from jaxinit import activations, initializers
 from jaxinit.grid import STREAM_LAYERS
+
+if TYPE_CHECKING:  # flax is imported by the functions that take a model, not by a sweep
+    from flax import nnx
 
 __all__ = ["LSUVResult", "lsuv", "lsuv_init"]
 
@@ -213,6 +215,8 @@ def lsuv(
 
 
 def _linear_layers(model: nnx.Module) -> list[nnx.Linear]:
+    from flax import nnx
+
     found = [(p, m) for p, m in nnx.iter_modules(model) if isinstance(m, nnx.Linear)]
     if not found:
         raise ValueError(f"{type(model).__name__} holds no nnx.Linear layer; nothing to rescale")
@@ -263,6 +267,8 @@ def lsuv_init(
       An :class:`LSUVResult` with the new kernels, the biases (zeros where a
       layer has none), the achieved variances and the iteration counts.
     """
+    from flax import nnx
+
     x = _check(x, target_var, tol, max_iter)
     act = activations.get(activation)
     layers = _linear_layers(model) if layers is None else list(layers)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit.train import TrainGrid, train
+from jaxinit.training import TrainGrid, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRIALS = 4  # processes started, each killed at a random moment
@@ -37,7 +37,7 @@ SWEEP_GRID = ji.Grid(inits=["he_normal", "orthogonal"], activations=["tanh", "re
 
 _TRAIN = """
 import sys, jax, numpy as np
-from jaxinit.train import TrainGrid, train
+from jaxinit.training import TrainGrid, train
 kx, kw = jax.random.split(jax.random.key(42))
 x = np.asarray(jax.random.normal(kx, (256, 8)))
 y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.int32)

@@ -316,7 +316,7 @@ def test_save_is_byte_for_byte_reproducible(res, tmp_path):
 
 
 def _train(with_accuracy=True, activations=None, prefix="test"):
-    """A training result as jaxinit.train lays one out: (init, seed[, activation]), step, eval."""
+    """A training result as jaxinit.training lays one out: (init, seed[, activation]), step, eval."""
     rng = np.random.default_rng(0)
     inits, seeds, steps = ("he_normal", "normal(stddev=0.01)"), (0, 1, 2), 40
     dims, coords, shape = ("init", "seed"), {"init": inits, "seed": seeds}, (2, 3)

@@ -15,8 +15,8 @@ import pytest
 from flax import nnx
 
 from jaxinit.data import load_mnist, make_circles
-from jaxinit.train import MLP, TrainGrid, TrainResult, make_optimizer, train
-from jaxinit.train._program import _train_chunk
+from jaxinit.training import MLP, TrainGrid, TrainResult, make_optimizer, train
+from jaxinit.training._program import _train_chunk
 from tests._kill import run_and_kill
 from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
 
@@ -228,7 +228,7 @@ def test_resume_after_interruption_is_bitwise_identical(data, tmp_path):
 
 _KILL_SCRIPT = """
 import sys, time, jax, numpy as np
-from jaxinit.train import TrainGrid, train
+from jaxinit.training import TrainGrid, train
 kx, kw = jax.random.split(jax.random.key(42))
 x = np.asarray(jax.random.normal(kx, (256, 8)))
 y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.int32)

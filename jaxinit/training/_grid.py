@@ -3,7 +3,7 @@ r"""What to train: the :class:`MLP`, the optimizer from a spec, and :class:`Trai
 A grid validates everything up front and derives every key: model ``(init,
 seed)`` draws its parameters from ``fold_in(fold_in(key(root_seed), seed),
 STREAM_PARAMS)`` and its mini-batch order from the batch key of
-:meth:`TrainGrid.batch_key` (see :mod:`jaxinit.train`).
+:meth:`TrainGrid.batch_key` (see :mod:`jaxinit.training`).
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import activations as _activations
 from jaxinit.stats import BACKWARD_FIELDS, FORWARD_FIELDS, layer_stats
-from jaxinit.train._grid import _Tx
+from jaxinit.training._grid import _Tx
 
-__all__: list[str] = []  # private programs, imported by name within jaxinit.train
+__all__: list[str] = []  # private programs, imported by name within jaxinit.training
 
 MODELS = "models"  # name of the mesh axis that the stacked models are split over
 # the sweep's per-layer fields (jaxinit.stats) less the histogram's, plus the gradients'

@@ -1,6 +1,6 @@
 r"""``train(grid, data)``: the host loop, checkpoints and resume, progress, and the result.
 
-The loop calls the compiled programs of :mod:`jaxinit.train._program` a fixed
+The loop calls the compiled programs of :mod:`jaxinit.training._program` a fixed
 number of steps at a time, syncing with the host only at evaluations,
 statistics steps, checkpoints and the end; a checkpoint is written atomically
 with the run's fingerprint (the grid and a digest of the data), so that
@@ -25,8 +25,8 @@ from jax.sharding import PartitionSpec as P
 from jaxinit._host import prng_impl
 from jaxinit._store import Store
 from jaxinit.results import SweepResult
-from jaxinit.train._grid import TrainGrid, _int
-from jaxinit.train._program import (
+from jaxinit.training._grid import TrainGrid, _int
+from jaxinit.training._program import (
     MODELS,
     STAT_FIELDS,
     _evaluate,

@@ -7,7 +7,7 @@ circles from zeros, ``normal(stddev=10)`` and He (zeros never breaks the
 symmetry between hidden units)::
 
     from jaxinit.data import load_mnist
-    from jaxinit.train import TrainGrid, train
+    from jaxinit.training import TrainGrid, train
 
     grid = TrainGrid(inits=["normal(stddev=0.01)", "glorot_normal", "he_normal"], seeds=10,
                      steps=2000, eval_every=100)  # 4 × 100 ReLU, SGD 0.01, batches of 128
@@ -49,18 +49,18 @@ References:
   - He et al. (2015), Delving Deep into Rectifiers. https://arxiv.org/abs/1502.01852
 """
 
-# the public API, and the constants other code reads as jaxinit.train.X (the redundant
+# the public API, and the constants other code reads as jaxinit.training.X (the redundant
 # "as" marks a re-export outside __all__)
-from jaxinit.train._grid import MLP, TrainGrid, make_optimizer
-from jaxinit.train._grid import OUTPUTS as OUTPUTS
-from jaxinit.train._grid import SHARED_SEED as SHARED_SEED
-from jaxinit.train._grid import SHUFFLES as SHUFFLES
-from jaxinit.train._grid import STREAM_BATCHES as STREAM_BATCHES
-from jaxinit.train._grid import STREAM_PARAMS as STREAM_PARAMS
-from jaxinit.train._program import MODELS as MODELS
-from jaxinit.train._program import STAT_FIELDS as STAT_FIELDS
-from jaxinit.train._run import EVAL_BATCH as EVAL_BATCH
-from jaxinit.train._run import SCAN_STEPS as SCAN_STEPS
-from jaxinit.train._run import TrainResult, train
+from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
+from jaxinit.training._grid import OUTPUTS as OUTPUTS
+from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
+from jaxinit.training._grid import SHUFFLES as SHUFFLES
+from jaxinit.training._grid import STREAM_BATCHES as STREAM_BATCHES
+from jaxinit.training._grid import STREAM_PARAMS as STREAM_PARAMS
+from jaxinit.training._program import MODELS as MODELS
+from jaxinit.training._program import STAT_FIELDS as STAT_FIELDS
+from jaxinit.training._run import EVAL_BATCH as EVAL_BATCH
+from jaxinit.training._run import SCAN_STEPS as SCAN_STEPS
+from jaxinit.training._run import TrainResult, train
 
 __all__ = ["MLP", "TrainGrid", "TrainResult", "make_optimizer", "train"]
