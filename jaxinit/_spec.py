@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import functools
 import inspect
 from collections.abc import Callable, Iterable
@@ -31,14 +30,11 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from jaxinit._checks import closest_hint
+
 T = TypeVar("T")
 
 __all__ = ["Registry", "format_spec", "parse_spec"]
-
-
-def _closest(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -186,7 +182,7 @@ class Registry(Generic[T]):
                 valid = ", ".join(params) or "none"
                 raise TypeError(
                     f"{self.kind} {name!r} has no hyperparameter {k!r}; "
-                    f"valid: {valid}.{_closest(k, params)}"
+                    f"valid: {valid}.{closest_hint(k, params)}"
                 )
 
     def names(self, *, aliases: bool = False) -> tuple[str, ...]:
@@ -207,7 +203,7 @@ class Registry(Generic[T]):
         """``name`` itself if registered, else a ValueError with the closest match."""
         if name not in self._builders:
             raise ValueError(
-                f"unknown {self.kind} {name!r}.{_closest(name, self._builders)} "
+                f"unknown {self.kind} {name!r}.{closest_hint(name, self._builders)} "
                 f"Valid names: {', '.join(self.names(aliases=True))}"
             )
         return name

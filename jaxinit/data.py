@@ -22,7 +22,6 @@ This module imports nothing else from jaxinit.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import gzip
 import hashlib
@@ -35,12 +34,14 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxinit._checks import closest_hint
 
 __all__ = [
     "MIRRORS_ENV",
@@ -98,17 +99,12 @@ class _Idx(NamedTuple):
     sha256: str  # of the decompressed content
 
 
-def _closest(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
-
-
 def _choice(what: str, value, choices: Sequence[str]) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} is one of {list(choices)}; got {type(value).__name__}: {value!r}")
     if value not in choices:
         raise ValueError(
-            f"unknown {what} {value!r}; valid: {list(choices)}.{_closest(value, choices)}"
+            f"unknown {what} {value!r}; valid: {list(choices)}.{closest_hint(value, choices)}"
         )
     return value
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import importlib.metadata
 import itertools
 import json
@@ -48,17 +47,13 @@ from typing import Any
 
 import numpy as np
 
+from jaxinit._checks import closest_hint
+
 __all__ = ["SCHEMA_VERSION", "SweepResult"]
 
 SCHEMA_VERSION = 1  # of manifest.json; load() refuses newer ones
 ARRAYS, MANIFEST = "arrays.npz", "manifest.json"
 Label = str | int | float
-
-
-def _closest(word: Any, choices: Sequence[Any]) -> str:
-    by_text = {str(c): c for c in choices}
-    match = difflib.get_close_matches(str(word), list(by_text), n=1, cutoff=0.5)
-    return f" Did you mean {by_text[match[0]]!r}?" if match else ""
 
 
 def _label(dim: str, value: Any) -> Label:
@@ -180,7 +175,7 @@ class SweepResult:
             )
         raise AttributeError(
             f"SweepResult has no attribute or field {name!r}; fields: {', '.join(fields) or 'none'}."
-            + _closest(name, list(fields))
+            + closest_hint(name, list(fields))
         )
 
     def __dir__(self):
@@ -252,7 +247,7 @@ class SweepResult:
             )
         raise ValueError(
             f"unknown {dim} label {given!r}; valid: {list(labels)}."
-            + _closest(given, [*labels, *table])
+            + closest_hint(given, [*labels, *table])
         )
 
     def sel(self, **selection: Any) -> SweepResult:
@@ -267,7 +262,7 @@ class SweepResult:
                 why = (
                     f"; {dim!r} is a field dim, which sel does not index: slice the arrays"
                     if dim in field_dims
-                    else _closest(dim, self.dims)
+                    else closest_hint(dim, self.dims)
                 )
                 raise ValueError(
                     f"sel selects combination dims {list(self.dims)}, not {dim!r}{why}"
@@ -358,7 +353,7 @@ class SweepResult:
             if name not in self.fields:
                 raise ValueError(
                     f"unknown field {name!r}; fields: {list(self.fields)}."
-                    + _closest(name, list(self.fields))
+                    + closest_hint(name, list(self.fields))
                 )
             if name not in fit:
                 raise ValueError(

@@ -267,13 +267,6 @@ def compute_fans(
     return fan_in, fan_out
 
 
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    """ValueError naming ``value`` and the valid ``choices`` unless value is one."""
-    if value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}")
-
-
 def check_real(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> None:
     """ValueError unless ``value`` is a finite real number (> 0 or >= 0 if asked)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -47,11 +47,11 @@ from typing import Literal
 import numpy as np
 
 from jaxinit import activations
+from jaxinit._checks import check_choice
 from jaxinit._spec import parse_spec
 from jaxinit.initializers._core import (
     Axes,
     Initializer,
-    check_choice,
     check_real,
     compute_fans,
     registry,

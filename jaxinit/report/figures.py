@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, MaxNLocator
 
+from jaxinit._checks import check_choice
 from jaxinit._io import atomic_write
 from jaxinit.report import tables
 from jaxinit.results import SweepResult
@@ -129,7 +130,7 @@ def save(fig: Figure, path: str | os.PathLike, *, formats: Sequence[str] = ("png
     """
     formats = (formats,) if isinstance(formats, str) else tuple(formats)
     for fmt in formats:
-        tables.check_choice("format", fmt, SAVE_FORMATS)
+        check_choice("format", fmt, SAVE_FORMATS)
     path = Path(path)
     stem = path.with_suffix("") if path.suffix.lstrip(".") in SAVE_FORMATS else path
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -282,7 +283,7 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     fullest bin holds over 45% of the values (a spike, such as ReLU's zeros,
     that would flatten the rest), else linear.
     """
-    tables.check_choice("yscale", yscale, ("auto", "linear", "log"))
+    check_choice("yscale", yscale, ("auto", "linear", "log"))
     selection = dict(selection)
     for dim, wanted in (("init", inits), ("activation", activations)):
         if wanted is not None:

@@ -39,7 +39,6 @@ away from criticality.
 from __future__ import annotations
 
 import csv
-import difflib
 import html
 import io
 from collections.abc import Mapping, Sequence
@@ -47,6 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxinit._checks import check_choice, closest_hint
 from jaxinit.results import SweepResult
 
 __all__ = [
@@ -67,20 +67,6 @@ REFERENCES = ("layer0", "input")
 COMBO_DIMS = ("init", "activation", "seed")
 INPUT_SECOND_MOMENT = {"gaussian": 1.0, "uniform": 1.0 / 3.0}  # E[x²] of generated inputs
 MISSING = "—"
-
-
-def closest_hint(word: Any, choices: Sequence[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest of ``choices``, or an empty string."""
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``; else a ValueError naming them and the closest."""
-    if isinstance(value, str) and value in choices:
-        return value
-    hint = closest_hint(value, choices)
-    raise ValueError(f"{name}={value!r} is not valid; choose one of {list(choices)}.{hint}")
 
 
 class View(NamedTuple):

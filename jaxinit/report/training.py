@@ -23,6 +23,7 @@ from matplotlib.colors import LinearSegmentedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from jaxinit._checks import closest_hint
 from jaxinit.report import tables
 from jaxinit.report.figures import (
     COLUMN_WIDTH,
@@ -73,7 +74,7 @@ def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None, smo
     """One panel per activation, one line per init: ``field (…, n)`` against its steps."""
     v = tables.view(train, selection)
     if field not in v.fields:
-        hint = tables.closest_hint(field, list(v.fields))
+        hint = closest_hint(field, list(v.fields))
         raise ValueError(f"the training result has no field {field!r}; fields: {list(v.fields)}.{hint}")  # fmt: skip
     n_act = len(v.activations)
     fig, axes = _panels(1, n_act, width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.2 * n_act)),

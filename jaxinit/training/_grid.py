@@ -24,7 +24,8 @@ from flax import nnx
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._spec import _closest, parse_spec
+from jaxinit._checks import check_choice, closest_hint
+from jaxinit._spec import parse_spec
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 
@@ -134,7 +135,7 @@ def make_optimizer(spec: Any) -> optax.GradientTransformation:
                          "'sgd(learning_rate=0.01)']")  # fmt: skip
     names = _optax_names()
     if name not in names:
-        raise ValueError(f"unknown optax optimizer or transform {name!r}.{_closest(name, names)} "
+        raise ValueError(f"unknown optax optimizer or transform {name!r}.{closest_hint(name, names)} "
                          f"Valid names: {', '.join(names)}")  # fmt: skip
     for key, value in kwargs.items():
         _check_hparam(spec, key, value)
@@ -178,12 +179,6 @@ def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
         raise ValueError(f"TrainGrid: {name} must be an int >= {low}{' or None' if none else ''}; "
                          f"got {value!r}")  # fmt: skip
     return int(value)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"TrainGrid: {name}={value!r} is not one of {choices}.{_closest(str(value), choices)}")  # fmt: skip
-    return value
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -254,8 +249,8 @@ class TrainGrid:
             _int(name, getattr(self, name), low=1 if name == "steps" else 0)
         _int("batch_size", self.batch_size, low=1, none=True)
         _int("eval_every", self.eval_every, low=1, none=True)
-        _choice("output", self.output, OUTPUTS)
-        _choice("shuffle", self.shuffle, SHUFFLES)
+        check_choice("TrainGrid: output", self.output, OUTPUTS)
+        check_choice("TrainGrid: shuffle", self.shuffle, SHUFFLES)
         at = self.record_stats_at
         at = tuple(_int("record_stats_at", s, low=0) for s in (at if isinstance(at, Sequence) else [at]))  # fmt: skip
         if any(s > self.steps for s in at) or len(set(at)) != len(at):
