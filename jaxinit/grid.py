@@ -35,6 +35,8 @@ from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
 
 INPUTS = ("gaussian", "uniform")
+# (E[x], E[x²]) of one feature of the generated inputs: N(0, 1) and U[0, 1)
+INPUT_MOMENTS = {"gaussian": (0.0, 1.0), "uniform": (0.5, 1.0 / 3.0)}
 # the dims of a sweep's result, in order (less those the grid fixed to a scalar)
 DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
 SEED_LIMIT = 2**31  # seeds are folded into keys as int32

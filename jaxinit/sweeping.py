@@ -44,7 +44,7 @@ from jaxinit import kernel
 from jaxinit import stats as _stats
 from jaxinit._host import prng_impl
 from jaxinit._store import Store
-from jaxinit.grid import DIMS, Grid
+from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
 from jaxinit.results import SweepResult
 
 __all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "plan", "sweep"]
@@ -462,7 +462,7 @@ def _input_second_moment(grid: Grid) -> float:
     """E[x²] per input feature: what enters layer 0 as Var(z₀) = σ_w² E[x²] + σ_b²."""
     if grid.input_array is not None:
         return float(np.mean(np.square(grid.input_array, dtype=np.float64)))
-    return {"gaussian": 1.0, "uniform": 1.0 / 3.0}[grid.inputs]
+    return INPUT_MOMENTS[grid.inputs][1]
 
 
 def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:

@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxinit._checks import check_choice, closest_hint
+from jaxinit.grid import INPUT_MOMENTS
 from jaxinit.results import SweepResult
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
 FORMATS = ("markdown", "text", "csv", "html")
 REFERENCES = ("layer0", "input")
 COMBO_DIMS = ("init", "activation", "seed")
-INPUT_SECOND_MOMENT = {"gaussian": 1.0, "uniform": 1.0 / 3.0}  # E[x²] of generated inputs
 MISSING = "—"
 
 
@@ -142,8 +142,8 @@ def input_second_moment(attrs: Mapping[str, Any]) -> float:
     if "input_second_moment" in attrs:
         return float(attrs["input_second_moment"])
     inputs = (attrs.get("grid") or {}).get("inputs")
-    if inputs in INPUT_SECOND_MOMENT:
-        return INPUT_SECOND_MOMENT[inputs]
+    if inputs in INPUT_MOMENTS:
+        return INPUT_MOMENTS[inputs][1]
     raise ValueError(
         f"reference='input' needs the inputs' second moment: attrs record inputs={inputs!r} "
         "and no 'input_second_moment'; use reference='layer0' or record it in attrs"

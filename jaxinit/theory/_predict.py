@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from jaxinit.grid import DIMS, Grid
+from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.kernel import BN_EPS
 from jaxinit.results import SweepResult
 from jaxinit.stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
 from jaxinit.theory._maps import _weight_var
@@ -31,7 +32,6 @@ __all__ = ["predict"]
 _MAX_PAIRS = 256  # sample pairs predict follows for the cosine of an inputs array
 # the forward statistics theory predicts: the sweep's (jaxinit.stats), less its counts
 _FIELDS = tuple(f for f in FORWARD_FIELDS if f not in COUNT_FIELDS)
-_BN_EPS = 1e-5  # as jaxinit.kernel.BN_EPS
 
 
 def _thresholds(act) -> np.ndarray:
@@ -125,7 +125,7 @@ def _bn_forward(act, lsuv, sw, h2, vx, vb, batch, thr):
         h2, vh = carry
         w = _fit(lsuv, w, h2, vb)  # LSUV sees the raw pre-activations, before the norm
         raw = w * vh  # per unit over the batch; the bias cancels
-        v = raw / (raw + _BN_EPS)
+        v = raw / (raw + BN_EPS)
         e1, e2, d2, sat, dead = _post(act, 0.0, v, thr)
         vh = (batch - 1) / batch * (e2 - e1**2)
         return (e2, vh), (v, e1, e2, d2, sat, dead, raw, vh, w)
@@ -162,7 +162,7 @@ def _inputs(grid: Grid):
     batch = grid.n_samples
     x = grid.input_array
     if x is None:
-        square, mean = (1.0, 0.0) if grid.inputs == "gaussian" else (1.0 / 3.0, 0.5)
+        mean, square = INPUT_MOMENTS[grid.inputs]
         var = (square - mean**2) * (batch - 1) / batch
         return np.array([square]), var, np.array([[square, square, mean**2]])
     x = x.astype(np.float64)
@@ -212,7 +212,7 @@ def _combination(grid, act, thr, init, width, bias, inputs) -> dict[str, np.ndar
         # the weight gradient h_{l-1}ᵀ g_l sums over the batch; batch norm's backward
         # pass centers g, so h enters by its batch variance
         h_sum = np.concatenate([[[var_x]], vh[:-1]])
-        scale = (1 - 2 / batch) / (raw[:, 0] + _BN_EPS)  # E g_raw² / E g_ẑ²
+        scale = (1 - 2 / batch) / (raw[:, 0] + BN_EPS)  # E g_raw² / E g_ẑ²
         if grid.cosine:
             out["cosine"] = np.asarray(_bn_cosine(act, f32(v[:, 0]), batch))
     else:

@@ -26,6 +26,7 @@ from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_choice, closest_hint
 from jaxinit._spec import parse_spec
+from jaxinit.grid import seed_key
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 
@@ -280,12 +281,12 @@ class TrainGrid:
 
     def model_key(self, seed: int) -> jax.Array:
         """The key every model of this seed draws its parameters from, whatever its init."""
-        return jax.random.fold_in(jax.random.fold_in(jax.random.key(self.root_seed), seed), STREAM_PARAMS)  # fmt: skip
+        return jax.random.fold_in(seed_key(self.root_seed, seed), STREAM_PARAMS)
 
     def batch_key(self, seed: int) -> jax.Array:
         """The key of the mini-batch order of this seed's models (one shared key by default)."""
         s = seed if self.shuffle == "per_seed" else SHARED_SEED
-        return jax.random.fold_in(jax.random.fold_in(jax.random.key(self.root_seed), s), STREAM_BATCHES)  # fmt: skip
+        return jax.random.fold_in(seed_key(self.root_seed, s), STREAM_BATCHES)
 
     def build(self, d_in: int, d_out: int, *, init: Any, seed: int, activation: Any = None) -> MLP:
         """The model ``(init, seed, activation)`` of this grid, as :func:`train` starts it."""
