@@ -32,7 +32,6 @@ import json
 import math
 import os
 import pathlib
-import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -43,6 +42,7 @@ import numpy as np
 from jaxinit import kernel
 from jaxinit import stats as _stats
 from jaxinit._host import prng_impl
+from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
 from jaxinit.results import SweepResult
@@ -224,18 +224,6 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
     return kernel.Members(*(np.stack(rows[k]).astype(np.float32) for k in kernel.Members._fields))
 
 
-def _progress(total: int, enabled: bool | None):
-    """A rich progress bar on a terminal, and nothing otherwise."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return None
-    from rich.progress import Progress  # rich comes with flax
-
-    bar = Progress(transient=True)
-    return bar, bar.add_task("sweep", total=total)
-
-
 def sweep(
     grid: Grid,
     *,
@@ -312,29 +300,23 @@ def sweep(
         for iw, w in enumerate(grid.widths)
         for ib, blk in enumerate(the_plan.member_blocks)
     }
-    bar = _progress(len(the_plan.chunks), progress)
     try:
-        if bar:
-            bar[0].start()
-        for done, chunk in enumerate(the_plan.chunks, 1):
-            arrays = _load_chunk(store, chunk) if store else None
-            if arrays is None:
-                arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
-                if store:
-                    store.save(
-                        f"chunks/{chunk.name}.npz", {**arrays, "_seeds": np.array(chunk.seeds)}
-                    )
-            _file(grid, fields, chunk, arrays)
-            if bar:
-                bar[0].advance(bar[1])
-            if on_chunk:
-                on_chunk(done, len(the_plan.chunks))
+        with ProgressBar("sweep", len(the_plan.chunks), progress) as bar:
+            for done, chunk in enumerate(the_plan.chunks, 1):
+                arrays = _load_chunk(store, chunk) if store else None
+                if arrays is None:
+                    arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
+                    if store:
+                        chunk_file = f"chunks/{chunk.name}.npz"
+                        store.save(chunk_file, {**arrays, "_seeds": np.array(chunk.seeds)})
+                _file(grid, fields, chunk, arrays)
+                bar.update(done)
+                if on_chunk:
+                    on_chunk(done, len(the_plan.chunks))
         result = _assemble(grid, fields)
         if store is not None:
             result.save(store.root / "result")
     finally:
-        if bar:
-            bar[0].stop()
         if store is not None:
             store.close()
     return result

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit._host import prng_impl
+from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.results import SweepResult
 from jaxinit.training._grid import TrainGrid, _int
@@ -115,17 +115,6 @@ def _digest(*arrays: np.ndarray) -> str:
         h.update(f"{a.shape} {a.dtype.str}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
-
-
-def _bar(total: int, progress: Any):
-    """A rich progress bar on stderr when it is a terminal (or when asked), else None."""
-    if callable(progress) or not (sys.stderr.isatty() if progress is None else progress):
-        return None
-    from rich.console import Console  # rich comes with flax
-    from rich.progress import Progress
-
-    bar = Progress(console=Console(stderr=True), transient=True)
-    return bar, bar.add_task("train", total=total)
 
 
 def _padded(a: np.ndarray, size: int) -> np.ndarray:
@@ -283,47 +272,42 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
 
     sync = {*eval_steps, *stats_at, steps, *range(checkpoint_every or steps, steps, checkpoint_every or steps)}  # fmt: skip
     step = 0 if saved is None else int(saved["step"])
-    bar = _bar(steps, progress)
-    try:
-        if bar:
-            bar[0].start()
-            bar[0].update(bar[1], completed=step)
-        if step == 0:
-            record(0)
-        while step < steps:
-            stop, pending = min(s for s in sync if s > step), []
-            while step < stop:  # calls of a fixed number of steps, the last one partly masked
-                k, length = min(groups[0][0].length, stop - step), groups[0][0].length
-                r = pad_rows(rows(step, length), 1)
-                for a, g in enumerate(groups):
-                    g[1], g[2], losses = _train_chunk(
-                        g[0], mesh, g[1], g[2], xd, yd, r, np.int32(k)
-                    )
-                    g[1], g[2] = _split((g[1], g[2]), mesh)
-                    pending.append((a, step, k, losses))
-                # the host copies the previous call's losses while this one runs
-                for a, s, kk, losses in pending[: -len(groups)]:
+    enabled = False if callable(progress) else progress  # a callback replaces the bar
+    with ProgressBar("train", steps, enabled) as bar:
+        try:
+            bar.update(step)
+            if step == 0:
+                record(0)
+            while step < steps:
+                stop, pending = min(s for s in sync if s > step), []
+                while step < stop:  # calls of a fixed number of steps, the last one partly masked
+                    k, length = min(groups[0][0].length, stop - step), groups[0][0].length
+                    r = pad_rows(rows(step, length), 1)
+                    for a, g in enumerate(groups):
+                        g[1], g[2], losses = _train_chunk(
+                            g[0], mesh, g[1], g[2], xd, yd, r, np.int32(k)
+                        )
+                        g[1], g[2] = _split((g[1], g[2]), mesh)
+                        pending.append((a, step, k, losses))
+                    # the host copies the previous call's losses while this one runs
+                    for a, s, kk, losses in pending[: -len(groups)]:
+                        fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
+                    del pending[: -len(groups)]
+                    step += k
+                for a, s, kk, losses in pending:
                     fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
-                del pending[: -len(groups)]
-                step += k
-            for a, s, kk, losses in pending:
-                fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
-            record(step)
-            if out is not None and (step == steps or step % (checkpoint_every or steps) == 0):
-                state = {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
-                         for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
-                store.save("checkpoint.npz", {"step": np.int64(step), **fields, **state})
-            if bar:
-                bar[0].update(bar[1], completed=step)
-            if callable(progress):
-                progress(step, steps)
-    except BaseException:
-        if store is not None:
-            store.close()
-        raise
-    finally:
-        if bar:
-            bar[0].stop()
+                record(step)
+                if out is not None and (step == steps or step % (checkpoint_every or steps) == 0):
+                    state = {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
+                             for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
+                    store.save("checkpoint.npz", {"step": np.int64(step), **fields, **state})
+                bar.update(step)
+                if callable(progress):
+                    progress(step, steps)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
     if grid.keep_params:
         for a, (prog, params, _) in enumerate(groups):
             params = jax.tree.map(lambda v: np.asarray(v)[:n_models], params)
