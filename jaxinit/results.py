@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from jaxinit._checks import closest_hint
+from jaxinit._io import jsonable
 
 __all__ = ["SCHEMA_VERSION", "SweepResult"]
 
@@ -61,12 +62,6 @@ def _label(dim: str, value: Any) -> Label:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"dim {dim!r}: labels are str, int or float; got {value!r}")
     return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-able")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -148,7 +143,7 @@ class SweepResult:
                     raise ValueError(f"dim {d!r}: alias {k!r} -> {v!r} shadows the label {k!r}")
         attrs = dict(self.attrs)
         try:
-            json.dumps(attrs, default=_jsonable)
+            json.dumps(jsonable(attrs))
         except (TypeError, ValueError) as err:
             raise ValueError(f"attrs must be JSON-able: {err}") from None
         for key, value in [
@@ -387,7 +382,7 @@ class SweepResult:
         other existing file or non-empty directory is refused.
         """
         path = Path(path)
-        text = json.dumps(self._manifest(), indent=1, default=_jsonable)
+        text = json.dumps(jsonable(self._manifest()), indent=1)
         if path.exists() and not (
             path.is_dir() and ((path / MANIFEST).exists() or not any(path.iterdir()))
         ):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pathlib
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import jaxinit as ji
+from jaxinit._io import atomic_write, jsonable
 
 
 def parser(doc: str, *, seeds: int) -> argparse.ArgumentParser:
@@ -35,27 +35,10 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Na
     return args
 
 
-def jsonable(x: Any) -> Any:
-    """Arrays and numpy scalars as lists and floats; NaN and ±inf as None (strict JSON)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def write_summary(out: pathlib.Path, summary: dict) -> dict:
     """Writes ``out/summary.json`` (strict JSON) and returns what it wrote, as read back."""
-    text = json.dumps(jsonable(summary), indent=2, allow_nan=False)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "summary.json")
+    text = json.dumps(jsonable(summary, strict=True), indent=2, allow_nan=False)
+    atomic_write(out / "summary.json", text.encode())
     return json.loads(text)
 
 
