@@ -397,11 +397,12 @@ def test_optimizer_specs():
         (dict(shuffle="per-seed"), ValueError, r"Did you mean 'per_seed'"),
         (dict(steps=0), ValueError, r"steps must be an int >= 1"),
         (dict(batch_size=0), ValueError, r"batch_size must be an int >= 1 or None"),
-        (dict(eval_every=2.5), ValueError, r"eval_every must be an int"),
+        (dict(eval_every=2.5), TypeError, r"eval_every must be an int.*got 2\.5"),
+        (dict(steps="10"), TypeError, r"steps must be an int >= 1; got '10'"),
         (dict(record_stats_at=(30,)), ValueError, r"record_stats_at .* \[0, 20\]"),
         (dict(optimizer="sdg(learning_rate=0.1)"), ValueError, r"Did you mean 'sgd'"),
         (dict(bias_init="he_normal"), ValueError, r"a bias is a vector"),
-        (dict(keep_params=1), ValueError, r"keep_params must be True or False"),
+        (dict(keep_params=1), TypeError, r"keep_params must be True or False"),
     ],
 )
 def test_bad_grids_fail_before_running(kwargs, error, match):

@@ -187,9 +187,11 @@ def _specs(name: str, value: Any, get) -> tuple:
 def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
     if value is None and none:
         return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"TrainGrid: {name} must be an int >= {low}{' or None' if none else ''}; "
-                         f"got {value!r}")  # fmt: skip
+    what = f"TrainGrid: {name} must be an int >= {low}{' or None' if none else ''}; got {value!r}"
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(what)  # the policy: a wrong type is a TypeError, a wrong value not
+    if value < low:
+        raise ValueError(what)
     return int(value)
 
 
@@ -272,7 +274,7 @@ class TrainGrid:
         label = opt if isinstance(opt, str) else tuple(opt) if isinstance(opt, list) else opt
         set_("_tx", _Tx(label, make_optimizer(opt)))
         if not isinstance(self.keep_params, bool):
-            raise ValueError(
+            raise TypeError(
                 f"TrainGrid: keep_params must be True or False; got {self.keep_params!r}"
             )
 
