@@ -8,10 +8,11 @@ there is one (``Did you mean 'he_normal'?``).
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_choice", "closest_hint"]
+__all__ = ["check_choice", "check_int", "closest_hint"]
 
 
 def closest_hint(word: Any, choices: Iterable[Any]) -> str:
@@ -24,6 +25,25 @@ def closest_hint(word: Any, choices: Iterable[Any]) -> str:
     by_text = {str(c): c for c in choices}
     match = difflib.get_close_matches(str(word), list(by_text), n=1, cutoff=0.5)
     return f" Did you mean {by_text[match[0]]!r}?" if match else ""
+
+
+def check_int(name: str, value: Any, *, low: int = 1, none: bool = False) -> int | None:
+    """``value`` as an int if it is an integer >= ``low`` (or None when ``none``).
+
+    A bool, a float or a string is a TypeError; an integer below ``low`` a ValueError.
+
+    Example:
+      >>> check_int("depth", 3)
+      3
+    """
+    if value is None and none:
+        return None
+    what = f"{name} must be an int >= {low}{' or None' if none else ''}; got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(what)
+    if value < low:
+        raise ValueError(what)
+    return int(value)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import closest_hint
+from jaxinit._checks import check_int, closest_hint
 
 __all__ = [
     "MIRRORS_ENV",
@@ -350,14 +350,6 @@ def load_mnist(
     )
 
 
-def _check_int(what: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an integer; got {type(value).__name__}: {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}; got {value}")
-    return int(value)
-
-
 def make_circles(
     key: jax.Array, n: int, *, noise: float = 0.0, factor: float = 0.8
 ) -> tuple[jax.Array, jax.Array]:
@@ -377,7 +369,7 @@ def make_circles(
 
         x, y = make_circles(jax.random.key(0), 200, noise=0.05, factor=0.5)  # doctest: +SKIP
     """
-    n = _check_int("n", n, 2)
+    n = check_int("n", n, low=2)
     if not 0.0 < factor < 1.0:
         raise ValueError(f"factor is the inner radius, in (0, 1); got {factor!r}")
     if not noise >= 0.0:
@@ -412,8 +404,8 @@ def gaussian(key: jax.Array, n: int, d: int, *, dtype=jnp.float32) -> jax.Array:
 
         x = gaussian(jax.random.key(0), 256, 784)  # doctest: +SKIP
     """
-    n = _check_int("n", n, 0)
-    d = _check_int("d", d, 0)
+    n = check_int("n", n, low=0)
+    d = check_int("d", d, low=0)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating dtype; got {dtype!r}")
     return jax.random.normal(key, (n, d), dtype)

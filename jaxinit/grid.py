@@ -33,6 +33,7 @@ import numpy as np
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
+from jaxinit._checks import check_int
 
 INPUTS = ("gaussian", "uniform")
 # (E[x], E[x²]) of one feature of the generated inputs: N(0, 1) and U[0, 1)
@@ -78,8 +79,7 @@ def _as_tuple(name: str, value: Any) -> tuple:
 
 def _positive_ints(name: str, values: tuple, *, minimum: int = 1) -> tuple[int, ...]:
     for v in values:
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
-            raise ValueError(f"Grid: {name} must be integers >= {minimum}; got {v!r}")
+        check_int(f"Grid: {name}", v, low=minimum)
     if len(set(values)) != len(values):
         raise ValueError(f"Grid: {name} has repeated values {values}")
     return tuple(int(v) for v in values)

@@ -80,6 +80,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxinit import activations, initializers
+from jaxinit._checks import check_int
 from jaxinit.grid import STREAM_INPUTS, STREAM_LAYERS
 
 __all__ = ["Histogram", "Spectrum", "jacobian_spectrum", "spectrum_histogram"]
@@ -106,12 +107,6 @@ class Histogram(NamedTuple):
 
     counts: jax.Array  # (bins,) int32, or float density when asked
     edges: jax.Array  # (bins + 1,) bin edges
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
 
 
 def jacobian_spectrum(
@@ -158,9 +153,9 @@ def jacobian_spectrum(
     init = initializers.get(init)
     act = activations.get(activation)
     bias = initializers.get(bias_init)
-    depth = _positive_int("depth", depth)
-    width = _positive_int("width", width)
-    n_inputs = _positive_int("n_inputs", n_inputs)
+    depth = check_int("depth", depth)
+    width = check_int("width", width)
+    n_inputs = check_int("n_inputs", n_inputs)
     valid_q = isinstance(q_in, numbers.Real) and not isinstance(q_in, bool)
     if not (valid_q and math.isfinite(q_in) and q_in >= 0):
         raise ValueError(f"q_in must be a finite real number >= 0; got {q_in!r}")
@@ -247,7 +242,7 @@ def spectrum_histogram(
         Pennington et al. (2017) plot their densities.
       density: normalize to a probability density, as ``np.histogram`` does.
     """
-    bins = _positive_int("bins", bins)
+    bins = check_int("bins", bins)
     s = spectrum.singular_values if isinstance(spectrum, Spectrum) else jnp.asarray(spectrum)
     values = (s * s if squared else s).ravel()
     if range is None:

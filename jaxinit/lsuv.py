@@ -67,6 +67,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxinit import activations, initializers
+from jaxinit._checks import check_int
 from jaxinit.grid import STREAM_LAYERS
 
 if TYPE_CHECKING:  # flax is imported by the functions that take a model, not by a sweep
@@ -90,8 +91,7 @@ def _check(x: ArrayLike, target_var: Any, tol: Any, max_iter: Any) -> jax.Array:
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if not (ok and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite real number; got {value!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 0:
-        raise ValueError(f"max_iter must be an int >= 0; got {max_iter!r}")
+    check_int("max_iter", max_iter, low=0)
     x = jnp.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(

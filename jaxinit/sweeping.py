@@ -41,6 +41,7 @@ import numpy as np
 
 from jaxinit import kernel
 from jaxinit import stats as _stats
+from jaxinit._checks import check_int
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
@@ -132,13 +133,8 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
         members (init × bias init) are split into blocks that fit, and a grid
         in which one member does not fit raises before anything runs.
     """
-    if chunk_size is not None and (
-        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive int (seeds per chunk) or None; got {chunk_size!r}")  # fmt: skip
-    lanes = default_lanes() if lanes is None else lanes
-    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
-        raise ValueError(f"lanes must be a positive int; got {lanes!r}")
+    check_int("sweep: chunk_size (seeds per chunk)", chunk_size, low=1, none=True)
+    lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
     if not isinstance(memory_budget, int) or memory_budget < 1:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}")
     n_members = len(grid.init_objs) * len(grid.bias_objs)

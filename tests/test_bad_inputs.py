@@ -64,8 +64,13 @@ def test_bad_grid(kwargs, error, match):
             ValueError,
             r"memory_budget must be a positive number of bytes; got 0",
         ),
-        (None, dict(chunk_size=0), ValueError, r"chunk_size must be a positive int.*got 0"),
-        (None, dict(lanes=0), ValueError, r"lanes must be a positive int; got 0"),
+        (
+            None,
+            dict(chunk_size=0),
+            ValueError,
+            r"chunk_size \(seeds per chunk\) must be an int >= 1 or None; got 0",
+        ),
+        (None, dict(lanes=0), ValueError, r"lanes must be an int >= 1; got 0"),
     ],
 )
 def test_bad_sweep_arguments(grid, kwargs, error, match):

@@ -448,9 +448,9 @@ def test_circles_noise_std(key):
 
 # fmt: off
 CIRCLE_ERRORS = [
-    ({"n": 1}, ValueError, r"n must be >= 2; got 1"),
-    ({"n": 2.5}, TypeError, r"n must be an integer"),
-    ({"n": True}, TypeError, r"n must be an integer"),
+    ({"n": 1}, ValueError, r"n must be an int >= 2; got 1"),
+    ({"n": 2.5}, TypeError, r"n must be an int"),
+    ({"n": True}, TypeError, r"n must be an int"),
     ({"factor": 0.0}, ValueError, r"factor is the inner radius, in \(0, 1\); got 0.0"),
     ({"factor": 1.0}, ValueError, r"in \(0, 1\); got 1.0"),
     ({"factor": 1.5}, ValueError, r"in \(0, 1\); got 1.5"),

@@ -185,9 +185,7 @@ def test_histogram_counts_every_value_like_numpy(key):
     [
         (dict(activation="tanhh"), "Did you mean 'tanh'"),
         (dict(init="orthgonal"), "Did you mean 'orthogonal'"),
-        (dict(depth=0), "depth must be a positive int; got 0"),
-        (dict(width=2.5), "width must be a positive int"),
-        (dict(n_inputs=True), "n_inputs must be a positive int"),
+        (dict(depth=0), "depth must be an int >= 1; got 0"),
         (dict(q_in=-1.0), "q_in must be a finite real number >= 0; got -1.0"),
         (dict(inputs=np.zeros((2, 5))), r"inputs must have shape \(n_inputs, width=8\)"),
         (dict(bias_init="he_normal"), "rank >= 2"),
@@ -200,9 +198,17 @@ def test_bad_arguments_raise(kwargs, match, key):
         jacobian_spectrum(key, **kw)
 
 
+@pytest.mark.parametrize(("kwargs", "match"), [(dict(width=2.5), "width must be an int >= 1; got 2.5"),
+                                              (dict(n_inputs=True), "n_inputs must be an int")])  # fmt: skip
+def test_wrong_types_are_type_errors(kwargs, match, key):
+    kw = dict(init="orthogonal", activation="tanh", depth=2, width=8) | kwargs
+    with pytest.raises(TypeError, match=match):
+        jacobian_spectrum(key, **kw)
+
+
 def test_histogram_bad_arguments(key):
     spec = jacobian_spectrum(key, init="orthogonal", activation="tanh", depth=1, width=4)
     with pytest.raises(ValueError, match="lo < hi"):
         spectrum_histogram(spec, range=(1.0, 1.0))
-    with pytest.raises(ValueError, match="bins must be a positive int"):
+    with pytest.raises(ValueError, match="bins must be an int >= 1"):
         spectrum_histogram(spec, bins=0)

@@ -202,7 +202,7 @@ def test_lsuv_init_refuses_a_model_that_is_not_the_assumed_chain():
         (dict(tol=0.0), ValueError, "tol must be a positive finite real number; got 0.0"),
         (dict(target_var=-1.0), ValueError, "target_var must be a positive"),
         (dict(max_iter=-1), ValueError, "max_iter must be an int >= 0; got -1"),
-        (dict(max_iter=2.5), ValueError, "max_iter must be an int >= 0"),
+        (dict(max_iter=2.5), TypeError, "max_iter must be an int >= 0; got 2.5"),
         (dict(x=jnp.ones(5)), ValueError, r"shape \(batch, d_in\); got shape \(5,\)"),
         (dict(x=jnp.ones((4, 3), jnp.int32)), ValueError, "floating-point data"),
         (dict(bias_init="glorot_normal"), ValueError, "rank >= 2"),

@@ -22,7 +22,7 @@ from flax import nnx
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_choice, closest_hint
+from jaxinit._checks import check_choice, check_int, closest_hint
 from jaxinit._spec import parse_spec
 from jaxinit.grid import seed_key
 
@@ -185,14 +185,7 @@ def _specs(name: str, value: Any, get) -> tuple:
 
 
 def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
-    if value is None and none:
-        return None
-    what = f"TrainGrid: {name} must be an int >= {low}{' or None' if none else ''}; got {value!r}"
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(what)  # the policy: a wrong type is a TypeError, a wrong value not
-    if value < low:
-        raise ValueError(what)
-    return int(value)
+    return check_int(f"TrainGrid: {name}", value, low=low, none=none)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
