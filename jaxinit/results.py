@@ -57,6 +57,21 @@ ARRAYS, MANIFEST = "arrays.npz", "manifest.json"
 Label = str | int | float
 
 
+@contextlib.contextmanager
+def _exclusive(directory: Path):
+    """An exclusive ``flock`` on ``directory`` itself while the block runs: saves into it by
+    several processes (or threads) take turns instead of failing in the rename, and no
+    lock file is left beside the result."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _label(dim: str, value: Any) -> Label:
     value = value.item() if isinstance(value, np.generic) else value
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -388,6 +403,11 @@ class SweepResult:
         ):
             raise FileExistsError(f"{path} exists and is not a SweepResult; refusing to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(path.parent):
+            self._swap_in(path, text)
+
+    def _swap_in(self, path: Path, text: str) -> None:
+        """Writes a sibling temporary directory and renames it over ``path`` (lock held)."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             with open(tmp / ARRAYS, "wb") as f:

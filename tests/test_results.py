@@ -397,3 +397,30 @@ def test_concat_errors(res):
         SweepResult.concat([res], "layer")
     with pytest.raises(ValueError, match="at least one"):
         SweepResult.concat([], "seed")
+
+
+def test_concurrent_saves_to_one_path_take_turns(tmp_path):
+    """Eight threads save different results to one new path at once: every save succeeds
+    (no 'Directory not empty' from two renames), and what is left is one whole result."""
+    import threading
+
+    base = make().fields
+    results = [make(fields={k: v + i for k, v in base.items()}) for i in range(8)]
+    errors, barrier = [], threading.Barrier(len(results))
+
+    def save(r):
+        barrier.wait()
+        try:
+            r.save(tmp_path / "result")
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=save, args=(r,)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    loaded = SweepResult.load(tmp_path / "result")
+    assert any(loaded.equals(r) for r in results)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
