@@ -1,5 +1,6 @@
 """The shared-draw engine: draws, sharing across inits, gradients=False, batch norm, statistics."""
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit import kernel, stats
+from jaxinit import _threefry, kernel, stats
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
-from jaxinit.initializers._core import draw, draw_families
+from jaxinit.initializers._core import bits_many, draw, draw_families
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
 
 BASES = [("normal",), ("truncated_normal", -2.0, 2.0), ("uniform",), ("uniform01",),
@@ -28,7 +29,55 @@ def test_shared_bits_give_each_family_its_own_draw_bitwise():
             np.testing.assert_array_equal(got[i], draw(base, key, (40, 24), jnp.float32))
 
 
-def test_kernel_draws_are_the_initializers_own_keys():
+def test_host_threefry_is_jaxs_fold_in_bitwise():
+    rng = np.random.default_rng(0)
+    roots = [0, 1, 42, 2**31 + 5, 3_000_000_000, 2**32 - 1]
+    data = rng.integers(0, 2**32, 20, dtype=np.uint64).tolist() + [0, 1, 2**31]
+    for root in roots:
+        host = _threefry.fold_in(_threefry.key_data(root), np.array(data, np.uint64))
+        want = [np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(root), d))) for d in data]  # fmt: skip
+        np.testing.assert_array_equal(host, np.stack(want))
+    with pytest.raises(ValueError, match="seeds must be integers in"):
+        _threefry.key_data(-1)
+
+
+def test_one_threefry_pass_gives_each_requests_own_bits():
+    keys = [jax.random.split(jax.random.key(k), n) for k, n in ((0, 1), (1, 3), (2, 2))]
+    sizes = [7, 100, 1]
+    got = jax.jit(lambda *ks: bits_many(list(zip(ks, sizes, strict=True))))(*keys)
+    for ks, n, g in zip(keys, sizes, got, strict=True):
+        assert g.shape == (ks.shape[0], n)
+        for i in range(ks.shape[0]):
+            np.testing.assert_array_equal(g[i], jax.random.bits(ks[i], (n,), jnp.uint32))
+
+
+def test_host_key_table_is_the_traced_one():
+    spec = kernel.DrawSpec(w_bases=(("normal",),), b_bases=(("constant",),), d_in=3, width=4,
+                           depth=3, batch=2, inputs="gaussian", cotangent=True)  # fmt: skip
+    seeds = np.array([0, 5, 2**31 - 1], np.int32)
+    host = kernel.key_table(spec, 3_000_000_000, seeds)
+    traced = jax.jit(jax.vmap(lambda s: jax.random.key_data(kernel._key_table_traced(
+        spec, ji.grid.seed_key(np.uint32(3_000_000_000), s)))))(seeds)  # fmt: skip
+    assert host.shape == (3, 2 * 3 + 2, 2)
+    np.testing.assert_array_equal(host, traced)
+
+
+@pytest.mark.parametrize("keys", ["threefry", "threefry_original_layout", "rbg"])
+def test_kernel_draws_are_the_initializers_own_keys(keys):
+    """Bitwise the initializers' draws: with jax's default keys (host key table, one fused
+    threefry pass), with the older counter layout and with another PRNG (keys and bits
+    drawn in the program, one request at a time)."""
+    context = {
+        "threefry": contextlib.nullcontext(),
+        "threefry_original_layout": jax.threefry_partitionable(False),
+        "rbg": jax.default_prng_impl("rbg"),
+    }[keys]
+    with context:
+        assert _threefry.available() == (keys == "threefry")
+        _check_kernel_draws()
+
+
+def _check_kernel_draws():
     grid = ji.Grid(inits=["he_normal", "glorot_uniform", "orthogonal"], activations=["relu"],
                    depth=3, width=8, seeds=[0, 4], batch=6, d_in=5,
                    bias_inits="normal(stddev=0.1)", root_seed=3_000_000_000)  # fmt: skip

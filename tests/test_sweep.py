@@ -102,29 +102,24 @@ def test_bitwise_identical_across_chunk_sizes():
     )
 
 
-def _programs():
-    return kernel.forward._cache_size() + kernel.draw._cache_size()
-
-
 def test_compile_count_depends_on_shapes_not_seeds_or_scales():
     """One draw and one forward program per width, chunk shape and member count: the number
     of seeds, the scale values and families are data, never new programs."""
     kw = dict(activations=["tanh", "relu", "selu"], depth=2, width=12, batch=20, bins=5)
-    kernel.forward.clear_cache()
-    kernel.draw.clear_cache()
-    before = _programs()
+    kernel.clear_programs()
+    before = kernel.programs()
     ji.sweep(ji.Grid(inits=["normal(stddev=0.5)", "normal(stddev=1.0)", "orthogonal"], seeds=7,
                      **kw), chunk_size=4)  # fmt: skip
-    assert _programs() - before == 2  # draw + forward
+    assert kernel.programs() - before == 2  # draw + forward
     # more seeds, other scale values (same number of inits): no new program
     ji.sweep(ji.Grid(inits=["normal(stddev=0.1)", "normal(stddev=3.0)", "orthogonal(scale=1.5)"],
                      seeds=11, **kw), chunk_size=4)  # fmt: skip
-    assert _programs() - before == 2
+    assert kernel.programs() - before == 2
     # a second width is a second shape: one more program of each kind
-    before = _programs()
+    before = kernel.programs()
     ji.sweep(ji.Grid(inits=["he_normal", "orthogonal"], activations=["sigmoid", "gelu"],
                      depth=2, width=[12, 16], batch=20, bins=5, seeds=3))  # fmt: skip
-    assert _programs() - before == 4
+    assert kernel.programs() - before == 4
 
 
 def _textbook(inits, activation, depth, **kw):
