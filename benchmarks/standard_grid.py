@@ -143,7 +143,7 @@ def configs(*, quick: bool, seeds: int | None) -> dict[str, Config]:
     else:
         base = Config(inits=INITS, activations=ACTIVATIONS, seeds=seeds or 16, batch=1000,
                       d_in=100, width=100)  # fmt: skip
-        wide, large = dataclasses.replace(base, width=256, seeds=2), (25_000, 2_500)
+        wide, large = dataclasses.replace(base, width=256, batch=1024, seeds=2), (25_000, 2_500)
     big = dataclasses.replace(base, inits=LARGE_INITS, activations=LARGE_ACTIVATIONS,
                               seeds=large[0], gradients=False)  # fmt: skip
     return {"standard": base, "wide": wide, "large": big,

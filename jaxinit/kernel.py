@@ -17,13 +17,17 @@ The engine is organized around that, in two programs per width:
 2. :func:`forward` (one program per width and member count, holding every
    activation of the sweep; a call picks one with ``lax.switch``, so the
    compile time does not grow with the activations' elementwise code): for
-   the same seeds, every *member* (an (init, bias init) pair) at once, with
-   explicit ``(seed, member, batch, width)`` axes and no ``vmap``:
+   the same seeds, every *member* (an (init, bias init) pair), with explicit
+   ``(seed, member, batch, width)`` axes and no ``vmap``:
 
    - the first layer is shared by the inits of a family:
      :math:`z_1 = a\,(x Z_{1,f}) + b\,(x \mathbf{1}) + b_1`, so one wide matmul
      :math:`x\,[Z_{1,1} \cdots Z_{1,F}]` serves every init;
-   - each hidden layer forms the members' weights
+   - then a ``lax.map`` over *tiles* of members (``ForwardSpec.tile``: 1 on a
+     CPU, where a member's activations then stay in a core's cache through its
+     matmuls and statistics, 1.3-1.4× faster than all members batched; the
+     whole block on an accelerator) runs every layer of the tile's networks;
+   - each hidden layer forms the tile's weights
      :math:`W_l = a\,Z_{l,f} + b` (W² entries, small next to the B·W
      activations) and runs one batched matmul;
    - the statistics of :mod:`jaxinit.stats` are fused reductions and one flat
@@ -39,9 +43,9 @@ The engine is organized around that, in two programs per width:
 Seeds are processed ``lanes`` at a time (``lax.map`` over groups of lanes;
 1 on CPU, more on accelerators), and split over devices with ``shard_map``.
 Every group of lanes runs the same program whatever the chunk or device count,
-so a combination's numbers are bitwise the same for any of them. The batch of
-members (which inits share the program) can change the last bits of the
-matmuls, by float32 rounding only (``tests/_tolerances.py``).
+so a combination's numbers are bitwise the same for any of them. The tile
+and the block of members (which inits share the program) can change the last
+bits of the matmuls, by float32 rounding only (``tests/_tolerances.py``).
 
 Layer index 0 is nearest the input. The kernel knows nothing about files.
 """
@@ -72,9 +76,9 @@ __all__ = [
     "Draws",
     "ForwardSpec",
     "Members",
+    "clear_programs",
     "draw",
     "forward",
-    "clear_programs",
     "key_table",
     "needs_single_device_draws",
     "programs",
@@ -120,6 +124,7 @@ class ForwardSpec(NamedTuple):
     families: int  # F, weight families in the draws
     members: int  # M, members per call
     lanes: int  # seeds per vmapped group
+    tile: int  # members per step of the loop over members (divides members)
     grad_depths: tuple[int, ...]  # depths whose backward pass is recorded; () for none
     batchnorm: bool
     cosine: bool
@@ -204,11 +209,16 @@ def _draw_one(spec: DrawSpec, keys: jax.Array) -> Draws:
     w_keys, b_keys = keys[: spec.depth], keys[spec.depth : 2 * spec.depth]
     k_in, k_cot = keys[-2], keys[-1]
     first_shape, hidden_shape = (spec.d_in, spec.width), (spec.width, spec.width)
+    # Layers of one shape are drawn together (one QR, one conversion of bits in the
+    # program): the first with the hidden ones when d_in == width.
+    groups = [(0, spec.depth, hidden_shape)] if spec.d_in == spec.width else [
+        (0, 1, first_shape), (1, spec.depth, hidden_shape)]  # fmt: skip
+    if spec.depth == 1:
+        groups = groups[:1]
     req = {}  # name: (keys, size)
     if needs_bits(spec.w_bases):
-        req["first"] = (w_keys[:1], math.prod(first_shape))
-        if spec.depth > 1:
-            req["hidden"] = (w_keys[1:], math.prod(hidden_shape))
+        for start, stop, shape in groups:
+            req[start] = (w_keys[start:stop], math.prod(shape))
     if needs_bits(spec.b_bases):
         req["bias"] = (b_keys, spec.width)
     if spec.inputs in ("gaussian", "uniform"):
@@ -217,16 +227,16 @@ def _draw_one(spec: DrawSpec, keys: jax.Array) -> Draws:
         req["cot"] = (k_cot[None], spec.batch * spec.width)
     bits = dict(zip(req, bits_many(list(req.values())), strict=True))
 
-    first = families_from_bits(spec.w_bases, w_keys[0], first_shape, bits.get("first", [None])[0])
-    first = jnp.moveaxis(first, 0, 1).reshape(spec.d_in, -1)  # (F, d_in, W) -> (d_in, F·W)
-    if spec.depth > 1:
-        hidden = _per_key(
-            lambda k, b: families_from_bits(spec.w_bases, k, hidden_shape, b),
-            w_keys[1:],
-            bits.get("hidden"),
-        )  # (depth - 1, F, W, W)
-    else:
-        hidden = jnp.zeros((0, len(spec.w_bases), *hidden_shape), jnp.float32)
+    drawn = [  # each (layers, F, *shape)
+        _per_key(
+            lambda k, b, shape=shape: families_from_bits(spec.w_bases, k, shape, b),
+            w_keys[start:stop],
+            bits.get(start),
+        )
+        for start, stop, shape in groups
+    ]
+    first = jnp.moveaxis(drawn[0][0], 0, 1).reshape(spec.d_in, -1)  # (F, d_in, W) -> (d_in, F·W)
+    hidden = drawn[0][1:] if len(drawn) == 1 else drawn[1]  # (depth - 1, F, W, W)
     bias = _per_key(
         lambda k, b: families_from_bits(spec.b_bases, k, (spec.width,), b), b_keys, bits.get("bias")
     )  # (depth, Fb, W)
@@ -379,8 +389,18 @@ class _Pass(NamedTuple):
         return tuple(None if a is None else a[i] for a in part)
 
 
-def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, x_shared):
-    """One group of ``lanes`` seeds: statistics ``(S, M, L)`` and, with gradients, the pass.
+def _first_product(spec: ForwardSpec, d: Draws, x):
+    """The first layer's product for every family, ``x [Z_1 ... Z_F]`` ``(S, B, F, W)``,
+    shared by every member, and the rows' sums ``(S, B)`` (for ``W = aZ + b``)."""
+    s = d.first.shape[0]
+    x = jnp.broadcast_to(x, (s, *x.shape[1:]))
+    xz = jnp.einsum("sbd,sdk->sbk", x, d.first).reshape(s, spec.batch, spec.families, spec.width)
+    return xz, x.sum(-1)
+
+
+def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first):
+    """One tile of members of a group of ``lanes`` seeds: statistics ``(S, M, L)`` and, with
+    gradients, the pass. ``first`` is :func:`_first_product`.
 
     Without gradients, one ``lax.scan`` runs every layer, the first included
     (its product is made before the scan), so the statistics are compiled
@@ -388,15 +408,10 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, x_shared)
     on a 2-core CPU. With gradients, the first layer runs before the scan:
     the pass it stores ran about 7% faster that way on two host devices.
     """
-    x = x_shared[None] if d.x is None else d.x  # (S or 1, B, d_in)
-    s = d.first.shape[0]
-    f, w, depth = spec.families, spec.width, spec.depth
-    # first layer: one matmul for every family, then each member's a and b
-    xz = jnp.einsum("sbd,sdk->sbk", jnp.broadcast_to(x, (s, *x.shape[1:])), d.first)
-    xz = xz.reshape(s, spec.batch, f, w)
-    u0 = jnp.einsum("mf,sbfw->smbw", m.first_mix, xz)
+    xz, x_rowsum = first
+    depth = spec.depth
+    u0 = jnp.einsum("mf,sbfw->smbw", m.first_mix, xz)  # each member's a of its family
     if spec.shifted:  # x (aZ + b) = a (x Z) + b (x 1)
-        x_rowsum = jnp.broadcast_to(x.sum(-1), (s, spec.batch))
         u0 = u0 + m.first_shift[None, :, None, None] * x_rowsum[:, None, :, None]
     bias = jnp.einsum("mf,slfw->slmw", m.bias_mix, d.bias) + m.bias_shift[None, None, :, None]
     bias = jnp.moveaxis(bias, 1, 0)  # (L, S, M, W)
@@ -483,12 +498,10 @@ def _backward(pas: _Pass, x, cot, depth):
     return jnp.stack(g_var, -1), jnp.stack(g_norm, -1)
 
 
-def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
-    act = _select(spec, index)
-    stats, pas = _forward_group(spec, act, m, d, x_shared)
+def _run_tile(spec: ForwardSpec, act: _Act, m: Members, d: Draws, x, first):
+    stats, pas = _forward_group(spec, act, m, d, first)
     if pas is None:
         return stats
-    x = x_shared[None] if d.x is None else d.x
     g_var, g_norm = [], []
     for depth in spec.grad_depths:
         gv, gn = _backward(pas, x, d.cotangent, depth)
@@ -496,6 +509,26 @@ def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
         g_var.append(jnp.concatenate([gv, pad], -1))
         g_norm.append(jnp.concatenate([gn, pad], -1))
     return stats._replace(grad_var=jnp.stack(g_var, 2), weight_grad_norm=jnp.stack(g_norm, 2))
+
+
+def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
+    """One group of seeds: the shared first product, then ``lax.map`` over tiles of members.
+
+    A tile's activations stay in a CPU core's cache through its matmuls and
+    statistics: on one core, tiles of 1 or 2 members ran a 4-layer tanh stack
+    with its moments 1.2x (width 256, batch 1024) to 1.4x (width 100) faster
+    than all 10 members batched.
+    """
+    act = _select(spec, index)
+    x = x_shared[None] if d.x is None else d.x  # (S or 1, B, d_in)
+    first = _first_product(spec, d, x)
+    n_members = m.first_mix.shape[0]
+    if n_members % spec.tile:
+        raise ValueError(f"{n_members} members do not fill whole tiles of {spec.tile}")
+    tiles = jax.tree.map(lambda a: a.reshape(n_members // spec.tile, spec.tile, *a.shape[1:]), m)
+    out = jax.lax.map(lambda mt: _run_tile(spec, act, mt, d, x, first), tiles)
+    # (tiles, S, tile, ...) -> (S, M, ...)
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1).reshape(a.shape[1], n_members, *a.shape[3:]), out)  # fmt: skip
 
 
 def _run(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):

@@ -53,9 +53,12 @@ __all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "plan", "sweep"]
 # Seeds per group of lanes: a CPU runs one seed (its members batched) at a time
 # fastest; accelerators want wide batches.
 CPU_LANES, ACCELERATOR_LANES = 1, 16
-CHECKPOINT_SCHEMA = (
-    3  # of sweep.json and the chunk files; 3: (width, seed block) chunks, fingerprints
-)
+# Members per step of the kernel's loop over members: on a CPU a tile's activations stay in
+# a core's cache (see jaxinit.kernel._run_group); accelerators take the whole block at once.
+CPU_TILE = 1
+# of sweep.json and the chunk files; 3: (width, seed block) chunks, fingerprints; 4: members
+# in tiles (the last bits differ from 3's), keys from the host
+CHECKPOINT_SCHEMA = 4
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediates one group of lanes may use
 CHUNK_COMBINATIONS = 4096  # combinations per chunk when not told (about a second on a CPU)
 HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
@@ -122,7 +125,7 @@ def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
 
 
 def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
-         memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Plan:  # fmt: skip
+         memory_budget: int = DEFAULT_MEMORY_BUDGET, tile: int | None = None) -> Plan:  # fmt: skip
     """The programs and chunks a sweep of ``grid`` runs.
 
     Args:
@@ -132,6 +135,10 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
       memory_budget: bytes of intermediates one group of lanes may use; the
         members (init × bias init) are split into blocks that fit, and a grid
         in which one member does not fit raises before anything runs.
+      tile: members per step of the kernel's loop over a block's members
+        (rounded down to a divisor of the block); None: ``CPU_TILE`` on a CPU,
+        the whole block on an accelerator. It can change a combination's last
+        bits (the matmuls' batching), never more.
     """
     check_int("sweep: chunk_size (seeds per chunk)", chunk_size, low=1, none=True)
     lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
@@ -151,6 +158,10 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
         )
     n_blocks = math.ceil(n_members / block)
     block = math.ceil(n_members / n_blocks)  # even blocks: less padding
+    check_int("sweep: tile (members per step)", tile, low=1, none=True)
+    if tile is None:
+        tile = CPU_TILE if jax.default_backend() == "cpu" else block
+    tile = math.gcd(block, tile)
     blocks = tuple(range(b * block, min((b + 1) * block, n_members)) for b in range(n_blocks))
     w_bases, _ = _family_index(grid.init_objs)
     b_bases, _ = _family_index(grid.bias_objs)
@@ -173,7 +184,7 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
             activations=grid.activation_objs,
             hist_ranges=tuple(_hist_range(grid, a) for a in grid.activation_objs),
             bins=grid.bins, d_in=grid.input_dim, width=width, depth=depth, batch=grid.n_samples,
-            families=len(w_bases), members=block, lanes=lanes,
+            families=len(w_bases), members=block, lanes=lanes, tile=tile,
             grad_depths=grid.depths if grid.gradients else (), batchnorm=grid.batchnorm,
             cosine=grid.cosine, shifted=shifted, lsuv=lsuv,
         ))  # fmt: skip
@@ -468,13 +479,15 @@ def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
 
 def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan) -> Store:
     """The checkpoint store of this sweep: its fingerprint covers everything that sets the numbers
-    and the chunk boundaries (grid, input array, lanes, seeds per chunk), never the devices."""
+    and the chunk boundaries (grid, input array, lanes, member tiles, seeds per chunk), never
+    the devices."""
     spec = {
         "grid": grid.describe(),
         "inputs_sha256": None
         if grid.input_array is None
         else hashlib.sha256(np.ascontiguousarray(grid.input_array).tobytes()).hexdigest(),
         "lanes": the_plan.lanes,
+        "tiles": [f.tile for f in the_plan.forward_specs],
         "chunk_seeds": the_plan.chunk_seeds,
         "prng_impl": prng_impl(),
     }

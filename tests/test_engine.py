@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit import _threefry, kernel, stats
+from jaxinit import _threefry, kernel, stats, sweeping
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
 from jaxinit.initializers._core import bits_many, draw, draw_families
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
@@ -32,7 +32,7 @@ def test_shared_bits_give_each_family_its_own_draw_bitwise():
 def test_host_threefry_is_jaxs_fold_in_bitwise():
     rng = np.random.default_rng(0)
     roots = [0, 1, 42, 2**31 + 5, 3_000_000_000, 2**32 - 1]
-    data = rng.integers(0, 2**32, 20, dtype=np.uint64).tolist() + [0, 1, 2**31]
+    data = [*rng.integers(0, 2**32, 20, dtype=np.uint64).tolist(), 0, 1, 2**31]
     for root in roots:
         host = _threefry.fold_in(_threefry.key_data(root), np.array(data, np.uint64))
         want = [np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(root), d))) for d in data]  # fmt: skip
@@ -121,6 +121,25 @@ def test_shared_draws_equal_each_combination_alone():
             _close(getattr(mine, f), getattr(alone.sel(init=init), f))
         hist_diff = np.abs(mine.hist - alone.sel(init=init).hist).sum()
         assert hist_diff <= 2, (init, hist_diff)  # only values at a bin edge may move
+
+
+def test_member_tiles_change_only_rounding(monkeypatch):
+    """The loop over tiles of members (1 per step on a CPU) against all members batched in
+    one step, and tiles of 2: the same numbers to float32 rounding (ENGINE_RTOL)."""
+    grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal", "glorot_uniform", "orthogonal"],
+                   activations=["tanh", "relu"], depth=3, width=8, seeds=[0, 3], batch=16,
+                   bins=6, bias_inits="normal(stddev=0.1)")  # fmt: skip
+    out = {}
+    for tile in (1, 2, 4):
+        monkeypatch.setattr(sweeping, "CPU_TILE", tile)
+        assert [f.tile for f in sweeping.plan(grid).forward_specs] == [tile]
+        out[tile] = ji.sweep(grid)
+    for tile in (2, 4):
+        for f in ("pre_mean", "pre_var", "post_mean", "post_var", "grad_var", "weight_grad_norm"):
+            _close(getattr(out[tile], f), getattr(out[1], f))
+        assert np.abs(out[tile].hist - out[1].hist).sum() <= 2  # only values at a bin edge
+    monkeypatch.setattr(sweeping, "CPU_TILE", 3)  # not a divisor of the 4 members: gcd
+    assert sweeping.plan(grid).forward_specs[0].tile == 1
 
 
 def _bn_reference(grid, init, act, depth, seed):
