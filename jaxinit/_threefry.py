@@ -2,9 +2,8 @@
 
 A sweep needs a few keys per seed (one per stream, layer and draw); making
 them inside a compiled program costs a threefry hash per derivation level,
-and XLA:CPU compiles each one into its own kernels (about 0.07 s apiece on a
-2-core CPU). The same hash on the host costs microseconds per seed and
-nothing to compile.
+and XLA:CPU compiles each one into kernels of its own. The same hash on the
+host costs microseconds per seed and nothing to compile.
 
 Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel random numbers:
 as easy as 1, 2, 3"), exactly as ``jax._src.random.threefry2x32`` computes it;

@@ -12,8 +12,8 @@ The engine is organized around that, in two programs per width:
    initializer itself would draw it. They are made once and used by every
    activation and every init. The keys come from the host
    (:func:`key_table`, NumPy threefry) and every raw-bits draw of a seed from
-   one threefry pass, so the program compiles one hash (0.6 s instead of
-   0.9 s of XLA:CPU compile time, 0.2 s instead of 0.4 s of lowering).
+   one threefry pass, so the program compiles one hash, not one per draw and
+   derivation level.
 2. :func:`forward` (one program per width and member count, holding every
    activation of the sweep; a call picks one with ``lax.switch``, so the
    compile time does not grow with the activations' elementwise code): for
@@ -25,8 +25,7 @@ The engine is organized around that, in two programs per width:
      :math:`x\,[Z_{1,1} \cdots Z_{1,F}]` serves every init;
    - then a ``lax.map`` over *tiles* of members (``ForwardSpec.tile``: 1 on a
      CPU, where a member's activations then stay in a core's cache through its
-     matmuls and statistics, 1.3-1.4× faster than all members batched; the
-     whole block on an accelerator) runs every layer of the tile's networks;
+     matmuls and statistics; the whole block on an accelerator) runs every layer of the tile's networks;
    - each hidden layer forms the tile's weights
      :math:`W_l = a\,Z_{l,f} + b` (W² entries, small next to the B·W
      activations) and runs one batched matmul;
@@ -151,8 +150,8 @@ def needs_single_device_draws(spec: DrawSpec) -> bool:
     batch of matrices over the intra-op thread pool and blocks until they are
     done. With several host devices, every pool thread can be one device's
     executor blocked in its own QR, leaving none to run the queued work: a
-    deadlock (4 of 4 runs of a 2-device sweep on 2 cores; 0 of 10 with the
-    draws in a program of their own, on one device).
+    deadlock (``benchmarks/README.md`` has the runs), which the draws in a
+    program of their own, on one device, avoid.
     """
     return any(b[0] in ("orthogonal", "lsuv") for b in spec.w_bases)
 
@@ -258,8 +257,8 @@ def _sharded(body, mesh, n_args):
                          out_specs=P(SEEDS))  # fmt: skip
 
 
-# LLVM's lighter optimization level halves this program's compile time (2.5 s to 1.2 s on
-# a 2-core CPU) for 25% more run time; the draws are a few percent of a sweep.
+# LLVM's lighter optimization level halves this program's compile time for a little more
+# run time; the draws are a few percent of a sweep.
 _DRAW_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
@@ -404,9 +403,9 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first):
 
     Without gradients, one ``lax.scan`` runs every layer, the first included
     (its product is made before the scan), so the statistics are compiled
-    once, not twice: a copy is about 40 XLA:CPU kernels, 0.3 s of compile time
-    on a 2-core CPU. With gradients, the first layer runs before the scan:
-    the pass it stores ran about 7% faster that way on two host devices.
+    once, not twice (a copy is tens of XLA:CPU kernels to compile). With
+    gradients, the first layer runs before the scan: the pass it stores runs
+    faster that way on several host devices (``benchmarks/README.md``).
     """
     xz, x_rowsum = first
     depth = spec.depth
@@ -515,9 +514,7 @@ def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
     """One group of seeds: the shared first product, then ``lax.map`` over tiles of members.
 
     A tile's activations stay in a CPU core's cache through its matmuls and
-    statistics: on one core, tiles of 1 or 2 members ran a 4-layer tanh stack
-    with its moments 1.2x (width 256, batch 1024) to 1.4x (width 100) faster
-    than all 10 members batched.
+    statistics (``benchmarks/README.md`` measures the tile sizes).
     """
     act = _select(spec, index)
     x = x_shared[None] if d.x is None else d.x  # (S or 1, B, d_in)

@@ -147,9 +147,8 @@ def flat_draw(kind: str, base: tuple[Any, ...], key: Array, shape: Shape, dtype:
 
     jax's threefry numbers the entries of a draw by their flat (row-major)
     index, so a ``(n,)`` draw reshaped is bitwise the draw of the shape. XLA:CPU
-    compiles the flat one much faster: a ``(4, 4, 100, 100)`` ``random.bits``
-    takes 1.9 s, the ``(160000,)`` one 0.27 s (2-core CPU, jax 0.10.2), since
-    the multi-dimensional counter's index arithmetic grows with the rank.
+    compiles the flat one several times faster: the multi-dimensional
+    counter's index arithmetic grows with the rank (``benchmarks/README.md``).
     """
     flat = (math.prod(shape),)
     if kind == "normal":
@@ -207,8 +206,8 @@ def bits_many(requests: Sequence[tuple[Array, int]]) -> list[Array]:
     jax's partitionable threefry (its default) makes entry ``j`` of a draw from
     the key and the counter ``(0, j)`` alone, and xors the hash's two words;
     hashing every request's counters in one ``threefry2x32`` call keeps those
-    bits and compiles one hash instead of one per request (each costs about
-    0.2 s of XLA:CPU compile time). With another PRNG, or the older counter
+    bits and compiles one hash instead of one per request (each is kernels of
+    its own for XLA to compile). With another PRNG, or the older counter
     layout, each request is drawn on its own (the same bits, slower to compile).
     """
     fused = jax.config.jax_threefry_partitionable and all(
@@ -262,7 +261,7 @@ def draw_families(bases: Sequence[tuple[Any, ...]], key: Array, shape: Shape) ->
     32 random bits per entry (``jax.random.bits(key, shape)``), so the bits
     are made once for all of them: a sweep's common random numbers cost one
     threefry pass per layer, and its program holds one threefry, not one per
-    family (each costs about 0.5 s of XLA compile time on a CPU).
+    family (each would be compiled on its own).
     """
     bits = None
     if needs_bits(bases):  # flat: see flat_draw

@@ -200,8 +200,7 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
         # or, in Python before the first JAX computation:
         # jax.config.update("jax_num_cpu_devices", os.cpu_count())
 
-    which made ``benchmarks/train_mnist.py`` 1.4 to 1.9 times faster on 2
-    cores. The data are copied to each device: the memory for ``x`` grows
+    (``benchmarks/README.md`` has the figures). The data are copied to each device: the memory for ``x`` grows
     with the device count.
 
     Returns:
