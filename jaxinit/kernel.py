@@ -65,8 +65,8 @@ from jaxinit import _threefry
 from jaxinit import stats as _stats
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS, seed_key
-from jaxinit.initializers._core import _from_bits, bits_many, families_from_bits, needs_bits
-from jaxinit.lsuv import _layer_scale
+from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
+from jaxinit.lsuv import layer_scale
 
 __all__ = [
     "BN_EPS",
@@ -241,12 +241,12 @@ def _draw_one(spec: DrawSpec, keys: jax.Array) -> Draws:
     )  # (depth, Fb, W)
     x = None
     if spec.inputs == "gaussian":
-        x = _from_bits(("normal",), bits["x"][0]).reshape(spec.batch, spec.d_in)
+        x = families_from_bits([("normal",)], None, (spec.batch, spec.d_in), bits["x"][0])[0]
     elif spec.inputs == "uniform":
-        x = _from_bits(("uniform01",), bits["x"][0]).reshape(spec.batch, spec.d_in)
+        x = families_from_bits([("uniform01",)], None, (spec.batch, spec.d_in), bits["x"][0])[0]
     cot = None
     if spec.cotangent:
-        cot = _from_bits(("normal",), bits["cot"][0]).reshape(spec.batch, spec.width)
+        cot = families_from_bits([("normal",)], None, (spec.batch, spec.width), bits["cot"][0])[0]
     return Draws(first, hidden, bias, x, cot)
 
 
@@ -305,7 +305,7 @@ def _bn(u):
 
 def _lsuv_scale(spec: ForwardSpec, m: Members, u, bias):
     """Per (seed, member) LSUV factor ``c`` of a layer (1 for non-LSUV members), from ``u = h W``."""
-    one = lambda u, b, t, tol, it: _layer_scale(u, b, t, tol, it)[0]  # noqa: E731
+    one = lambda u, b, t, tol, it: layer_scale(u, b, t, tol, it)[0]  # noqa: E731
     per_member = jax.vmap(one, in_axes=(0, 0, 0, 0, 0))  # over members
     per_seed = jax.vmap(per_member, in_axes=(0, 0, None, None, None))  # over lanes
     c = per_seed(u, bias, m.lsuv[:, 1], m.lsuv[:, 2], m.lsuv[:, 3].astype(jnp.int32))

@@ -73,7 +73,7 @@ from jaxinit.grid import STREAM_LAYERS
 if TYPE_CHECKING:  # flax is imported by the functions that take a model, not by a sweep
     from flax import nnx
 
-__all__ = ["LSUVResult", "lsuv", "lsuv_init"]
+__all__ = ["LSUVResult", "layer_scale", "lsuv", "lsuv_init"]
 
 
 class LSUVResult(NamedTuple):
@@ -102,7 +102,7 @@ def _check(x: ArrayLike, target_var: Any, tol: Any, max_iter: Any) -> jax.Array:
     return x
 
 
-def _layer_scale(hw, b, target, tol, max_iter):
+def layer_scale(hw, b, target, tol, max_iter):
     """One layer's LSUV rescaling of ``z = c (h W) + b``: ``(c, Var(z), steps)``.
 
     ``hw = h W`` is computed once; each step sets ``c ← c sqrt(target / Var(z))``
@@ -132,7 +132,7 @@ def _rescale(x, weights, biases, act, target, tol, max_iter):
     out_w, variances, iterations, scales = [], [], [], []
     for w, b in zip(weights, biases, strict=True):
         hw = h @ w  # z = c (h W) + b: rescaling W by c costs no new matmul
-        c, v, it = _layer_scale(hw, b, target, tol, max_iter)
+        c, v, it = layer_scale(hw, b, target, tol, max_iter)
         out_w.append(w * c)
         variances.append(v)
         iterations.append(it)

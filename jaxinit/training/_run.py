@@ -21,11 +21,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxinit._checks import check_int
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.results import SweepResult
-from jaxinit.training._grid import TrainGrid, _int
+from jaxinit.training._grid import TrainGrid
 from jaxinit.training._program import (
     MODELS,
     STAT_FIELDS,
@@ -220,7 +221,7 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
         raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {d_in}")
     if grid.batch_size is not None and grid.batch_size > n:
         raise ValueError(f"train: batch_size={grid.batch_size} exceeds the {n} training examples")
-    if _int("checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
+    if check_int("train: checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
         raise ValueError("train: checkpoint_every needs a directory, out=...")
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
