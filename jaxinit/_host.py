@@ -1,4 +1,4 @@
-"""One host device per CPU core, for the command line and the sweep scripts.
+"""The host: one device per CPU core, the PRNG in use, and the installed versions.
 
 XLA:CPU runs one program per device, so a single CPU device leaves cores idle
 while a sweep's seeds could be split over them. ``JAX_NUM_CPU_DEVICES`` (read
@@ -9,11 +9,28 @@ first, and a notebook can too, before its first jax computation.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 
 import jax
 
-__all__ = ["prng_impl", "use_cpu_cores"]
+__all__ = ["PACKAGES", "prng_impl", "use_cpu_cores", "versions"]
+
+# The packages whose versions a result's provenance records.
+PACKAGES = ("jaxinit", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
+NOT_INSTALLED = "not installed"
+
+
+def versions() -> dict[str, str]:
+    """Python's version and each of :data:`PACKAGES`' (``"not installed"`` where absent)."""
+    out = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = NOT_INSTALLED
+    return out
 
 
 def use_cpu_cores() -> str:

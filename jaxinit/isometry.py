@@ -15,7 +15,7 @@ has the input–output Jacobian
 or more inputs :math:`x \sim \mathcal{N}(0, q_\mathrm{in} I)` (a product of
 diagonal × matrix factors, :math:`O(L N^3)`, cheap at :math:`N \le 512`) and
 returns its singular values. The network is *dynamically isometric* when they
-all concentrate near 1 (Saxe et al. 2013; Pennington et al. 2017).
+all concentrate near 1 (Saxe et al. 2014; Pennington et al. 2017).
 
 Mean-field theory. With :math:`\sigma_w^2 = N\,\mathrm{Var}(W_{ij})`, inputs at
 the fixed point :math:`q^*` of the variance map, and
@@ -50,7 +50,7 @@ gives the same weights here as in a sweep of the same initializer, and adding
 layers or inputs never changes the others.
 
 References:
-  - Saxe, McClelland & Ganguli (2013), Exact solutions to the nonlinear dynamics
+  - Saxe, McClelland & Ganguli (2014), Exact solutions to the nonlinear dynamics
     of learning in deep linear neural networks. https://arxiv.org/abs/1312.6120
   - Pennington, Schoenholz & Ganguli (2017), Resurrecting the sigmoid in deep
     learning through dynamical isometry: theory and practice.

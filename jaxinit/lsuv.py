@@ -1,4 +1,4 @@
-r"""LSUV, layer-sequential unit-variance initialization (Mishkin & Matas 2015).
+r"""LSUV, layer-sequential unit-variance initialization (Mishkin & Matas 2016).
 
 An orthogonal draw, then a data-dependent per-layer rescale. On a batch
 :math:`x \in \mathbb{R}^{B \times d_\mathrm{in}}` and for an MLP in the row
@@ -40,9 +40,10 @@ Randomness. Layer :math:`l` draws its weights and bias from
 with ``orthogonal`` for the same seed key.
 
 References:
-  - Mishkin & Matas (2015), All you need is a good init.
+  - Mishkin & Matas (2016), All you need is a good init. ICLR 2016.
     https://arxiv.org/abs/1511.06422
-  - Saxe, McClelland & Ganguli (2013), orthogonal initialization.
+  - Saxe, McClelland & Ganguli (2014), Exact solutions to the nonlinear dynamics
+    of learning in deep linear neural networks. ICLR 2014.
     https://arxiv.org/abs/1312.6120
 
 Example:

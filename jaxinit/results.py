@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
 import itertools
 import json
 import math
 import os
-import platform
 import shutil
 import tempfile
 import uuid
@@ -48,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from jaxinit._checks import closest_hint
+from jaxinit._host import versions
 from jaxinit._io import jsonable
 
 __all__ = ["SCHEMA_VERSION", "SweepResult"]
@@ -434,10 +433,6 @@ class SweepResult:
             raise
 
     def _manifest(self) -> dict[str, Any]:
-        versions = {"python": platform.python_version(), "numpy": np.__version__}
-        for package in ("jaxinit", "jax", "jaxlib", "flax"):
-            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-                versions[package] = importlib.metadata.version(package)
         return {
             "schema_version": SCHEMA_VERSION,
             "dims": list(self.dims),
@@ -446,7 +441,7 @@ class SweepResult:
             # pairs, not an object: JSON keys are strings and labels may be ints
             "aliases": {d: [[k, v] for k, v in t.items()] for d, t in self.aliases.items()},
             "attrs": self.attrs,
-            "versions": versions,
+            "versions": versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 

@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib.metadata
 import itertools
 import json
 import os
-import platform
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from jaxinit._host import versions
 from jaxinit._io import atomic_write
 from jaxinit.report import figures, tables, training
 from jaxinit.results import SweepResult
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "write_report"]
 
-PACKAGES = ("jaxinit", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
        color: #222; line-height: 1.45; }
@@ -76,15 +74,9 @@ class ReportPaths(NamedTuple):
 def provenance(attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Where a result came from: its grid and PRNG (from ``attrs``), versions, time."""
     attrs = dict(attrs or {})
-    versions = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
     out = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": versions,
+        "versions": versions(),
         "prng_impl": attrs.get("prng_impl", "not recorded"),
     }
     if "grid" in attrs:
