@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -184,7 +185,7 @@ def key_table(spec: DrawSpec, root_seed: int, seeds: np.ndarray) -> np.ndarray:
     return np.concatenate([wb[:, :, 0], wb[:, :, 1], stream_keys[:, 1:]], 1)
 
 
-def _per_key(fn, keys: jax.Array, bits: jax.Array | None) -> jax.Array:
+def _per_key(fn: Callable, keys: jax.Array, bits: jax.Array | None) -> jax.Array:
     """``fn(key, bits)`` for each key (and row of ``bits``, when not None), stacked.
 
     ``vmap`` for threefry keys, whose bits do not depend on the batching; a
@@ -210,8 +211,9 @@ def _draw_one(spec: DrawSpec, keys: jax.Array) -> Draws:
     first_shape, hidden_shape = (spec.d_in, spec.width), (spec.width, spec.width)
     # Layers of one shape are drawn together (one QR, one conversion of bits in the
     # program): the first with the hidden ones when d_in == width.
-    groups = [(0, spec.depth, hidden_shape)] if spec.d_in == spec.width else [
-        (0, 1, first_shape), (1, spec.depth, hidden_shape)]  # fmt: skip
+    groups = [(0, 1, first_shape), (1, spec.depth, hidden_shape)]
+    if spec.d_in == spec.width:
+        groups = [(0, spec.depth, hidden_shape)]
     if spec.depth == 1:
         groups = groups[:1]
     req = {}  # name: (keys, size)
@@ -250,11 +252,11 @@ def _draw_one(spec: DrawSpec, keys: jax.Array) -> Draws:
     return Draws(first, hidden, bias, x, cot)
 
 
-def _sharded(body, mesh, n_args):
+def _sharded(body: Callable, mesh: Mesh | None, n_args: int) -> Callable:
     if mesh is None:
         return body
-    return jax.shard_map(body, mesh=mesh, in_specs=(P(),) * (n_args - 1) + (P(SEEDS),),
-                         out_specs=P(SEEDS))  # fmt: skip
+    in_specs = (*(P(),) * (n_args - 1), P(SEEDS))
+    return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=P(SEEDS))
 
 
 # LLVM's lighter optimization level halves this program's compile time for a little more
@@ -263,7 +265,7 @@ _DRAW_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=_DRAW_OPTIONS)
-def _draw_from_table(spec: DrawSpec, mesh: Mesh | None, table) -> Draws:
+def _draw_from_table(spec: DrawSpec, mesh: Mesh | None, table: jax.Array) -> Draws:
     def body(table):
         keys = jax.random.wrap_key_data(table)  # (n, K) threefry keys
         return jax.lax.map(functools.partial(_draw_one, spec), keys)
@@ -272,7 +274,9 @@ def _draw_from_table(spec: DrawSpec, mesh: Mesh | None, table) -> Draws:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=_DRAW_OPTIONS)
-def _draw_traced(spec: DrawSpec, mesh: Mesh | None, root_seed, seeds) -> Draws:
+def _draw_traced(
+    spec: DrawSpec, mesh: Mesh | None, root_seed: jax.Array, seeds: jax.Array
+) -> Draws:
     def body(root_seed, seeds):
         keys = jax.vmap(lambda s: _key_table_traced(spec, seed_key(root_seed, s)))(seeds)
         return jax.lax.map(functools.partial(_draw_one, spec), keys)
@@ -280,7 +284,7 @@ def _draw_traced(spec: DrawSpec, mesh: Mesh | None, root_seed, seeds) -> Draws:
     return _sharded(body, mesh, 2)(root_seed, seeds)
 
 
-def draw(spec: DrawSpec, mesh: Mesh | None, root_seed, seeds) -> Draws:
+def draw(spec: DrawSpec, mesh: Mesh | None, root_seed: int, seeds: np.ndarray) -> Draws:
     """Every seed's draws, ``lax.map`` over the seeds (each seed's bits as drawn alone).
 
     ``root_seed`` is an integer in [0, 2³²) and ``seeds`` the ``(n,)`` seed
@@ -296,14 +300,14 @@ def draw(spec: DrawSpec, mesh: Mesh | None, root_seed, seeds) -> Draws:
 # -- the forward pass and its statistics ------------------------------------------------
 
 
-def _bn(u):
+def _bn(u: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Batch normalization over the batch axis (-2): ``(u - μ) / σ`` and σ."""
     mu = u.mean(-2, keepdims=True)
     sigma = jnp.sqrt(jnp.square(u - mu).mean(-2, keepdims=True) + BN_EPS)
     return (u - mu) / sigma, sigma
 
 
-def _lsuv_scale(spec: ForwardSpec, m: Members, u, bias):
+def _lsuv_scale(spec: ForwardSpec, m: Members, u: jax.Array, bias: jax.Array) -> jax.Array:
     """Per (seed, member) LSUV factor ``c`` of a layer (1 for non-LSUV members), from ``u = h W``."""
     one = lambda u, b, t, tol, it: layer_scale(u, b, t, tol, it)[0]  # noqa: E731
     per_member = jax.vmap(one, in_axes=(0, 0, 0, 0, 0))  # over members
@@ -312,7 +316,7 @@ def _lsuv_scale(spec: ForwardSpec, m: Members, u, bias):
     return jnp.where(m.lsuv[:, 0] > 0, c, 1.0)
 
 
-def _switch(index, branches, *operands):
+def _switch(index: jax.Array, branches: Sequence[Callable], *operands: jax.Array):
     """``lax.switch``, or the one branch itself when there is no choice."""
     if len(branches) == 1:
         return branches[0](*operands)
@@ -330,11 +334,12 @@ class _Act(NamedTuple):
     hist: tuple  # (lo, hi, bins)
 
 
-def _select(spec: ForwardSpec, index) -> _Act:
+def _select(spec: ForwardSpec, index: jax.Array) -> _Act:
     acts = spec.activations
     fns = [a.fn for a in acts]
     derivs = [lambda z, f=f: jax.jvp(f, (z,), (jnp.ones_like(z),))[1] for f in fns]
-    rows = [(-np.inf if lo is None else lo, np.inf if hi is None else hi) for lo, hi in (a.saturation for a in acts)]  # fmt: skip
+    bounds = [a.saturation for a in acts]
+    rows = [(-np.inf if lo is None else lo, np.inf if hi is None else hi) for lo, hi in bounds]
     saturation = None
     if any(np.isfinite(rows).any(1)):
         table = jnp.asarray(rows, jnp.float32)[index]
@@ -348,7 +353,7 @@ def _select(spec: ForwardSpec, index) -> _Act:
     )
 
 
-def _layer(spec: ForwardSpec, act: _Act, m: Members, u, bias):
+def _layer(spec: ForwardSpec, act: _Act, m: Members, u: jax.Array, bias: jax.Array) -> tuple:
     """From ``u = h W`` ``(S, M, B, W)`` to the layer's ``(z, h, c, σ)``: LSUV factor, bias, norm."""
     c = jnp.ones(u.shape[:2], u.dtype)
     if spec.lsuv:
@@ -361,7 +366,7 @@ def _layer(spec: ForwardSpec, act: _Act, m: Members, u, bias):
     return u, act.fn(u), c, sigma
 
 
-def _stats_of(spec: ForwardSpec, act: _Act, z, h) -> _stats.LayerStats:
+def _stats_of(spec: ForwardSpec, act: _Act, z: jax.Array, h: jax.Array) -> _stats.LayerStats:
     saturation = (None, None) if act.saturation is None else act.saturation
     return _stats.layer_stats(z, h, saturation=saturation, hist=act.hist, cosine=spec.cosine)
 
@@ -388,7 +393,7 @@ class _Pass(NamedTuple):
         return tuple(None if a is None else a[i] for a in part)
 
 
-def _first_product(spec: ForwardSpec, d: Draws, x):
+def _first_product(spec: ForwardSpec, d: Draws, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The first layer's product for every family, ``x [Z_1 ... Z_F]`` ``(S, B, F, W)``,
     shared by every member, and the rows' sums ``(S, B)`` (for ``W = aZ + b``)."""
     s = d.first.shape[0]
@@ -397,7 +402,7 @@ def _first_product(spec: ForwardSpec, d: Draws, x):
     return xz, x.sum(-1)
 
 
-def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first):
+def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: tuple) -> tuple:
     """One tile of members of a group of ``lanes`` seeds: statistics ``(S, M, L)`` and, with
     gradients, the pass. ``first`` is :func:`_first_product`.
 
@@ -460,7 +465,7 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first):
     return stacked(stats), _Pass(first, outs[1], outs[2])
 
 
-def _backward(pas: _Pass, x, cot, depth):
+def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax.Array, jax.Array]:
     r"""Var(∂/∂z_l) and ‖∂/∂W_l‖_F ``(S, M, depth)`` of the depth-``depth`` network.
 
     The gradient of a layer's (effective, LSUV-rescaled) weights is
@@ -497,7 +502,9 @@ def _backward(pas: _Pass, x, cot, depth):
     return jnp.stack(g_var, -1), jnp.stack(g_norm, -1)
 
 
-def _run_tile(spec: ForwardSpec, act: _Act, m: Members, d: Draws, x, first):
+def _run_tile(
+    spec: ForwardSpec, act: _Act, m: Members, d: Draws, x: jax.Array, first: tuple
+) -> _stats.LayerStats:
     stats, pas = _forward_group(spec, act, m, d, first)
     if pas is None:
         return stats
@@ -510,7 +517,9 @@ def _run_tile(spec: ForwardSpec, act: _Act, m: Members, d: Draws, x, first):
     return stats._replace(grad_var=jnp.stack(g_var, 2), weight_grad_norm=jnp.stack(g_norm, 2))
 
 
-def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
+def _run_group(
+    spec: ForwardSpec, index: jax.Array, m: Members, d: Draws, x_shared: jax.Array | None
+) -> _stats.LayerStats:
     """One group of seeds: the shared first product, then ``lax.map`` over tiles of members.
 
     A tile's activations stay in a CPU core's cache through its matmuls and
@@ -524,11 +533,16 @@ def _run_group(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
         raise ValueError(f"{n_members} members do not fill whole tiles of {spec.tile}")
     tiles = jax.tree.map(lambda a: a.reshape(n_members // spec.tile, spec.tile, *a.shape[1:]), m)
     out = jax.lax.map(lambda mt: _run_tile(spec, act, mt, d, x, first), tiles)
-    # (tiles, S, tile, ...) -> (S, M, ...)
-    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1).reshape(a.shape[1], n_members, *a.shape[3:]), out)  # fmt: skip
+
+    def untile(a):  # (tiles, S, tile, ...) -> (S, M, ...)
+        return jnp.moveaxis(a, 0, 1).reshape(a.shape[1], n_members, *a.shape[3:])
+
+    return jax.tree.map(untile, out)
 
 
-def _run(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
+def _run(
+    spec: ForwardSpec, index: jax.Array, m: Members, d: Draws, x_shared: jax.Array | None
+) -> _stats.LayerStats:
     """``lax.map`` over groups of ``spec.lanes`` seeds of this device's block."""
     n = d.first.shape[0]
     if n % spec.lanes:
@@ -539,8 +553,14 @@ def _run(spec: ForwardSpec, index, m: Members, d: Draws, x_shared):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def forward(spec: ForwardSpec, mesh: Mesh | None, activation, members: Members, draws: Draws,
-            x_shared):  # fmt: skip
+def forward(
+    spec: ForwardSpec,
+    mesh: Mesh | None,
+    activation: jax.Array,
+    members: Members,
+    draws: Draws,
+    x_shared: jax.Array | None,
+) -> _stats.LayerStats:
     """Statistics of every (seed, member) of the block: fields ``(seed, member, layer)``.
 
     ``activation`` is the index (an int32 scalar) of ``spec.activations`` to run.
@@ -552,8 +572,9 @@ def forward(spec: ForwardSpec, mesh: Mesh | None, activation, members: Members, 
     if mesh is None:
         return _run(spec, activation, members, draws, x_shared)
     body = functools.partial(_run, spec)
-    return jax.shard_map(body, mesh=mesh, in_specs=(P(), P(), P(SEEDS), P()), out_specs=P(SEEDS),
-                         check_vma=False)(activation, members, draws, x_shared)  # fmt: skip
+    specs = (P(), P(), P(SEEDS), P())
+    run = jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=P(SEEDS), check_vma=False)
+    return run(activation, members, draws, x_shared)
 
 
 _PROGRAMS = (_draw_from_table, _draw_traced, forward)
