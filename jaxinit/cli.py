@@ -5,6 +5,7 @@
                   --depth 5 --width 100 --seeds 8 --out out/sweep
     jaxinit report out/sweep                       # tables, figures and report.html
     jaxinit theory tanh --sigma-b2 0.05            # critical σ_w², q*, χ₁ and depth scales
+    jaxinit theory relu --kernel --depth 3         # ... and the infinite-width NNGP and NTK
     jaxinit train --inits he_normal glorot_normal --seeds 3 --steps 500 --out out/train
 
 ``python -m jaxinit`` is the same command. Specs are given one per argument, so
@@ -225,6 +226,13 @@ def _cmd_theory(args: argparse.Namespace) -> int:
         bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
         if bad:
             raise _UsageError(f"{flag} takes finite values >= 0; got {bad[0]}")
+    if args.kernel:  # checked before any table is printed
+        if args.depth < 1:
+            raise _UsageError(f"--depth must be an int >= 1; got {args.depth}")
+        if not math.isfinite(args.angle):
+            raise _UsageError(f"--angle takes a finite number of degrees; got {args.angle}")
+        if 0.0 in (args.sigma_w2 or ()):
+            raise _UsageError("--kernel needs --sigma-w2 > 0; got 0.0")
     t = ji.theory
     rows = [("σ_b²", "critical σ_w²")]
     for b2 in args.sigma_b2:
@@ -248,7 +256,33 @@ def _cmd_theory(args: argparse.Namespace) -> int:
             ))  # fmt: skip
     print(f"\n{args.activation}: fixed point, χ₁ and depth scales (Schoenholz et al. 2017)\n")
     print(_table(rows))
+    if args.kernel:
+        _theory_kernels(act, args)
     return 0
+
+
+def _theory_kernels(act, args: argparse.Namespace) -> None:
+    """``--kernel``: the NNGP and NTK of x = (1, 0) and x' = (cos α, sin α), d_in = 2."""
+    depth = args.depth
+    a = math.radians(args.angle)
+    x = np.array([[1.0, 0.0], [math.cos(a), math.sin(a)]], np.float32)
+    t = ji.theory
+    rows = [("σ_w²", "σ_b²", "kernel", "k(x,x)", "k(x,x')", "k(x',x)", "k(x',x')")]
+    for b2 in args.sigma_b2:
+        for w2 in args.sigma_w2 or [float(t.critical_sigma_w2(act, sigma_b2=b2))]:
+            k = _usage(t.kernels, act, x, depth=depth, sigma_w2=w2, sigma_b2=b2)
+            for label, m in (("NNGP", k.nngp), ("NTK", k.ntk)):
+                m = np.asarray(m)
+                rows.append((f"{w2:.4g}", f"{b2:.4g}", label, *(f"{v:.6g}" for v in m.ravel())))
+    print(
+        f"\n{args.activation}: infinite-width NNGP and NTK of z_{depth}, depth {depth} "
+        "(Lee et al. 2018; Jacot et al. 2018, NTK parameterization)"
+    )
+    print(
+        f"inputs: x = (1, 0), x' = (cos {args.angle:g}°, sin {args.angle:g}°): unit norm, "
+        f"d_in = 2, angle {args.angle:g}°\n"
+    )
+    print(_table(rows))
 
 
 # ---------------------------------------------------------------------------- train
@@ -350,6 +384,11 @@ def parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--sigma-w2", nargs="+", type=float, default=None, help="default: critical")
     q.add_argument("--sigma-b2", nargs="+", type=float, default=[0.0])
+    q.add_argument("--kernel", action="store_true",
+                   help="also the infinite-width NNGP and NTK of two unit inputs")  # fmt: skip
+    q.add_argument("--depth", type=int, default=3, help="--kernel: Dense layers (default 3)")
+    q.add_argument("--angle", type=float, default=60.0,
+                   help="--kernel: the inputs' angle in degrees (default 60)")  # fmt: skip
     q.set_defaults(run=_cmd_theory)
 
     q = sub.add_parser("train", help="train many MLPs at once (MNIST or two circles)")

@@ -124,3 +124,51 @@ ENGINE_ATOL = 1e-7  # for statistics that are near zero (means of odd activation
 # with the edge itself). (h - lo)·bins/(hi - lo) has at most 2 roundings (≤ 1 ulp of
 # the index each), so 4 ulps of the value is a safe bound.
 HIST_EDGE_ULPS = 4
+
+
+# Infinite-width kernels (tests/test_theory_kernels.py) against finite networks of width
+# KERNEL_MC_WIDTH, in units of sqrt(K(x,x) K(x',x')) (the kernels' own scale). NNGP: each
+# layer's empirical kernel (1/width) Σ_units φ(z)φ(z') averages `width` terms of variance
+# <= E[φ(z)²φ(z')²] <= κ E[φ(z)²] E[φ(z')²] (Cauchy–Schwarz; κ = E[φ⁴]/E[φ²]², 3 for the
+# Gaussian first and last layers, 6 for relu, < 3 for tanh), and the kernel map carries it
+# forward with gain about 1 near criticality; so over `depth` layers and `seeds` networks
+# the std is <= sqrt(κ·depth / (width·seeds)) ≈ 0.033 at depth 3, width 1024, 16 seeds
+# (measured: 0.029 for relu, 0.015 for tanh). The finite-width bias is O(1/width) ≈ 1e-3.
+# NTK (one output): Hanin & Nica 2019 (https://arxiv.org/abs/1909.05989) find
+# E[Θ̂²]/E[Θ̂]² ≈ exp(5·depth/width) for relu, a relative variance of 5·depth/width, so the
+# seed mean's std is sqrt(5·depth/(width·seeds)) ≈ 0.043 at 8 seeds (measured: 0.032 for
+# relu, 0.015 for tanh).
+KERNEL_MC_WIDTH = 1024
+KERNEL_MC_SEEDS = 16
+KERNEL_NTK_SEEDS = 8
+KERNEL_KURTOSIS = 6.0  # relu's E[φ⁴]/E[φ²]², the largest among the activations tested
+KERNEL_NTK_VAR_FACTOR = 5.0  # Hanin & Nica's exp(5 β), β = depth / width
+
+
+def kernel_nngp_atol(
+    depth: int, width: int = KERNEL_MC_WIDTH, seeds: int = KERNEL_MC_SEEDS
+) -> float:
+    """Tolerance on the seed mean of the empirical NNGP, in units of sqrt(K(x,x)K(x',x'))."""
+    return Z_SCORE * math.sqrt(KERNEL_KURTOSIS * depth / (width * seeds))
+
+
+def kernel_ntk_atol(
+    depth: int, width: int = KERNEL_MC_WIDTH, seeds: int = KERNEL_NTK_SEEDS
+) -> float:
+    """Tolerance on the seed mean of the empirical NTK, in units of sqrt(Θ(x,x)Θ(x',x'))."""
+    return Z_SCORE * math.sqrt(KERNEL_NTK_VAR_FACTOR * depth / (width * seeds))
+
+
+# Layouts (tests/test_conv_initializers.py): he_normal(convention="torch",
+# layout="flax") on LAYOUT_SHAPE = (784, 256), n = 200,704 normal draws, has
+# sample-variance rtol variance_rtol(n, "normal") = 5·sqrt(2/n) ≈ 0.016 around
+# 2/784; the trap's 2/256 is 3x that, hundreds of tolerances away. Against
+# torch's own kaiming_normal_ sample (independent, the same n) the difference of
+# two sample variances has relative standard error sqrt(2)·sqrt(2/n), so
+# two_sample_variance_rtol allows Z_SCORE of those (≈ 0.022).
+LAYOUT_SHAPE = (784, 256)
+
+
+def two_sample_variance_rtol(n: int, distribution: str) -> float:
+    """Relative tolerance on the difference of two independent n-draw sample variances."""
+    return math.sqrt(2.0) * variance_rtol(n, distribution)

@@ -241,3 +241,23 @@ def test_debug_shows_the_traceback(workdir, monkeypatch):
     monkeypatch.setenv("JAXINIT_DEBUG", "1")
     with pytest.raises(ValueError, match="is a file, not a directory"):
         main([*SWEEP, "--out", str(workdir / "afile")])
+
+
+def test_theory_kernel_prints_the_nngp_and_ntk(capsys):
+    import math
+
+    import numpy as np
+
+    argv = ["theory", "relu", "--kernel", "--depth", "4", "--angle", "45", "--sigma-w2", "1.8"]
+    assert main([*argv, "--sigma-b2", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "depth 4" in out
+    assert "x' = (cos 45°, sin 45°): unit norm, d_in = 2" in out
+    a = math.radians(45.0)
+    x = np.array([[1.0, 0.0], [math.cos(a), math.sin(a)]])
+    k = ji.theory.kernels("relu", x, depth=4, sigma_w2=1.8, sigma_b2=0.1)
+    for label, want in (("NNGP", k.nngp), ("NTK", k.ntk)):
+        row = next(r for r in map(str.split, out.splitlines()) if r[:3] == ["1.8", "0.1", label])
+        np.testing.assert_allclose([float(v) for v in row[3:]], np.ravel(want), rtol=1e-5)
+    assert main(["theory", "relu", "--kernel", "--depth", "0"]) == 2
+    assert "--depth must be an int >= 1; got 0" in capsys.readouterr().err

@@ -20,13 +20,18 @@ lecun_normal/_uniform    :math:`\mathrm{Var} = 1/\mathrm{fan\_in}`           LeC
 torch_linear_default     :math:`U(\pm 1/\sqrt{\mathrm{fan\_in}})`            torch ``nn.Linear``
 orthogonal               :math:`\mathrm{scale}\cdot Q`, :math:`Q^\top Q = I`  Saxe et al. 2014
 lsuv                     :math:`Q` rescaled per layer to unit output variance  Mishkin & Matas 2016
-identity                 :math:`\mathrm{scale}\cdot I`
+identity                 :math:`\mathrm{scale}\cdot I` (at the centre tap of a conv kernel)
+dirac                    the identity conv kernel, per group                  torch ``dirac_``
+delta_orthogonal         :math:`\mathrm{scale}\cdot Q` at the centre tap, zeros elsewhere  Xiao et al. 2018
 sparse                   :math:`\lceil s\,\mathrm{fan\_in}\rceil` zeros per unit, rest :math:`\mathcal{N}(0, \mathrm{stddev}^2)`  Martens 2010
 =======================  ==================================================  =====================
 
 "normal" schemes (glorot/he/lecun) are truncated at ±2σ in the jax and keras
 conventions, untruncated in torch; see :func:`variance_scaling` for the full
-table of what ``convention`` changes. Aliases are the same objects:
+table of what ``convention`` changes. ``convention`` also picks the weight
+layout (torch's is ``(out, in, ...)``); ``layout="flax"`` keeps a convention's
+distribution on Flax's ``(..., in, out)`` kernels, e.g.
+``he_normal(convention="torch", layout="flax")`` in ``nnx.Linear``. Aliases are the same objects:
 ``xavier_* is glorot_*``, ``kaiming_* is he_*``, ``eye is identity``,
 ``flax_default is lecun_normal``.
 
@@ -43,6 +48,8 @@ References:
   - Klambauer et al. (2017), Self-Normalizing Neural Networks.
     https://arxiv.org/abs/1706.02515
   - Martens (2010), Deep learning via Hessian-free optimization.
+  - Xiao et al. (2018), Dynamical isometry and a mean field theory of CNNs.
+    https://arxiv.org/abs/1806.05393
 
 Example:
   >>> import jax, jaxinit as ji
@@ -55,6 +62,8 @@ Example:
 
 from jaxinit.initializers._basic import (
     constant,
+    delta_orthogonal,
+    dirac,
     eye,
     identity,
     lsuv,
@@ -66,7 +75,7 @@ from jaxinit.initializers._basic import (
     uniform,
     zeros,
 )
-from jaxinit.initializers._core import Initializer, compute_fans, registry
+from jaxinit.initializers._core import LAYOUTS, Initializer, compute_fans, registry
 from jaxinit.initializers._scaling import (
     CONVENTIONS,
     DISTRIBUTIONS,
@@ -95,11 +104,14 @@ aliases = registry.aliases
 __all__ = [
     "CONVENTIONS",
     "DISTRIBUTIONS",
+    "LAYOUTS",
     "MODES",
     "Initializer",
     "aliases",
     "compute_fans",
     "constant",
+    "delta_orthogonal",
+    "dirac",
     "eye",
     "flax_default",
     "formula",

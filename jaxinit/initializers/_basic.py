@@ -1,22 +1,54 @@
-"""Initializers whose distribution does not depend on the fans.
+r"""Initializers whose distribution does not depend on the fans.
 
 Constants, fixed-scale normal / uniform / truncated normal, orthogonal,
-identity and sparse. Each builder is a thin description: a standardized draw
-(``base``), its scale and shift, and the exact moments.
+identity and sparse, and the convolution kernels dirac and delta orthogonal.
+Each builder is a thin description: a standardized draw (``base``), its scale
+and shift, and the exact moments.
+
+Layouts: jax, Flax and Keras kernels are ``(spatial..., in, out)`` (a dense
+kernel ``(in, out)``), torch's are ``(out, in, spatial...)``. ``convention``
+picks the library's own layout; ``layout="flax"`` or ``layout="torch"``
+overrides it, so ``sparse(convention="torch", layout="flax")`` is torch's
+``sparse_`` pattern on a Flax kernel.
+
+Convolution kernels (Xiao et al. 2018):
+
+.. math::  W_{\mathrm{dirac}}[c, d, o] = \mathrm{scale}\cdot[c = \lfloor k/2 \rfloor]\,
+   [o = g\,\tfrac{\mathrm{out}}{\mathrm{groups}} + d], \qquad
+   W_{\delta}[c] = \mathrm{scale}\cdot Q\,[c = \lfloor (k-1)/2 \rfloor],\quad QQ^\top = I
+
+for the spatial tap :math:`c`, in channel :math:`d` and out channel :math:`o`
+(torch's ``dirac_`` and jax's ``delta_orthogonal`` choose their centres so;
+they differ for even kernel sizes).
+
+References:
+  - Saxe, McClelland & Ganguli (2014), Exact solutions to the nonlinear dynamics
+    of learning in deep linear neural networks. https://arxiv.org/abs/1312.6120
+  - Martens (2010), Deep learning via Hessian-free optimization. ICML 2010.
+  - Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington (2018), Dynamical
+    isometry and a mean field theory of CNNs: how to train 10,000-layer vanilla
+    convolutional neural networks. https://arxiv.org/abs/1806.05393
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import jax.numpy as jnp
 
 from jaxinit.initializers._core import (
+    LAYOUT_AXES,
     Initializer,
     check_real,
+    dirac_taps,
     registry,
+    resolve_layout,
     sparse_zeros,
 )
+
+Convention = Literal["jax", "keras", "torch"]
+Layout = Literal["flax", "torch"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -173,8 +205,23 @@ def lsuv(*, target_var: float = 1.0, tol: float = 0.1, max_iter: int = 10) -> In
     )
 
 
+def _check_axis_choice(who: str, name: str, value, layout) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{who}: {name} must be an int; got {value!r}")
+    if layout is not None:
+        raise ValueError(
+            f"{who}: give {name}={value!r} or layout={layout!r}, not both (layout sets {name})"
+        )
+
+
 @registry.register(formula="scale·Q, QᵀQ = I; Var = scale²/max(rows, cols)")
-def orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
+def orthogonal(
+    *,
+    scale: float = 1.0,
+    column_axis: int | None = None,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+) -> Initializer:
     r"""A (semi-)orthogonal matrix times ``scale`` (Saxe et al., 2014).
 
     The tensor is flattened to ``(n_rows, n_cols)`` with ``n_cols =
@@ -183,10 +230,27 @@ def orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
     :math:`\mathrm{scale}^2 / \max(n_\mathrm{rows}, n_\mathrm{cols})`, so a
     square layer has :math:`\sigma_w^2 = \mathrm{fan\_in}\,\mathrm{Var}(w) =
     \mathrm{scale}^2`. The same key gives jax's ``orthogonal`` bits.
+
+    Args:
+      scale: the factor on the orthonormal matrix (torch's ``gain``).
+      column_axis: the axis that is the columns; None takes the layout's:
+        -1 for ``"flax"`` (jax's and Keras' flattening, ``(prod(shape[:-1]),
+        shape[-1])``), 0 for ``"torch"``.
+      convention: ``"jax"`` (default), ``"keras"`` or ``"torch"``. It only
+        chooses the layout: under ``"torch"`` column_axis is 0, so the matrix
+        is dim 0 against the flattened rest, as ``torch.nn.init.orthogonal_``
+        views its ``(out, in, ...)`` weight (``W.reshape(shape[0], -1)`` is
+        semi-orthogonal). The distribution of that matrix is the same Haar
+        measure in every library; only which axes are flattened changes.
+      layout: ``"flax"`` or ``"torch"``, overriding the convention's (and
+        excluding ``column_axis``).
     """
     check_real("scale", scale)
-    if not isinstance(column_axis, int) or isinstance(column_axis, bool):
-        raise TypeError(f"orthogonal: column_axis must be an int; got {column_axis!r}")
+    if column_axis is None:
+        column_axis = -1 if resolve_layout(convention, layout) == "flax" else 0
+    else:
+        resolve_layout(convention, None)
+        _check_axis_choice("orthogonal", "column_axis", column_axis, layout)
 
     def moments(shape):
         n_cols = shape[column_axis]
@@ -202,20 +266,98 @@ def orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
     )
 
 
-@registry.register("eye", formula="scale·I over the last two axes")
-def identity(*, scale: float = 1.0) -> Initializer:
-    """``scale`` times the identity over the last two axes (rectangular allowed).
+@registry.register(formula="scale·Q at the centre tap, QQᵀ = I (in ≤ out), zeros elsewhere")
+def delta_orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initializer:
+    r"""Delta-orthogonal conv kernel (Xiao et al., 2018), as ``jax.nn.initializers.delta_orthogonal``.
 
-    Leading axes, if any, are batch axes: each slice is the same identity.
-    Deterministic; the key is not used. Torch's ``eye_`` and Keras'
-    ``Identity(gain)`` accept 2-D shapes only.
+    On a ``(spatial..., in, out)`` kernel of rank 3, 4 or 5 (1-, 2- or 3-D
+    convolution) the centre tap, index ``(k - 1) // 2`` of every spatial axis,
+    is ``scale`` times an orthogonal ``(in, out)`` matrix drawn as
+    :func:`orthogonal`; every other tap is zero. With ``in <= out`` that matrix
+    has orthonormal rows, so the convolution is an isometry at
+    initialization: the condition for dynamical isometry in very deep CNNs.
+    The same key gives jax's bits, and jax's argument checks hold: rank 3 to 5
+    and ``in <= out``. A rank-2 shape (a dense kernel) has no spatial axes, so
+    its centre tap is the whole kernel: it is :func:`orthogonal`'s draw, and
+    either side may be larger (so the initializer also fits ``nnx.Linear``,
+    ``jaxinit list`` and sweeps, which use dense layers).
+
+    Per entry the mean is 0 and the variance
+    :math:`\mathrm{scale}^2 / (\max(\mathrm{in}, \mathrm{out}) \cdot
+    \prod_s k_s)`; the in-to-out gain at the centre tap is ``scale``.
+
+    Args:
+      scale: the factor on the orthogonal matrix.
+      column_axis: of the ``(in, out)`` centre matrix, as jax's: -1 (or 1)
+        the out axis, -2 (or 0) the in axis.
+    """
+    check_real("scale", scale)
+    if not isinstance(column_axis, int) or isinstance(column_axis, bool):
+        raise TypeError(f"delta_orthogonal: column_axis must be an int; got {column_axis!r}")
+    if column_axis not in (-2, -1, 0, 1):
+        raise ValueError(
+            "delta_orthogonal: column_axis is an axis of the (in, out) centre matrix: "
+            f"-2, -1, 0 or 1; got {column_axis!r}"
+        )
+
+    def check(shape):
+        if len(shape) > 5:
+            raise ValueError(
+                f"delta_orthogonal needs a 3-D, 4-D or 5-D conv kernel (spatial..., in, out) "
+                f"or a 2-D dense one; got shape {shape} (rank {len(shape)})"
+            )
+        if len(shape) >= 3 and shape[-1] < shape[-2]:
+            raise ValueError(
+                f"delta_orthogonal needs in channels <= out channels (the centre tap is an "
+                f"isometry only then); got in={shape[-2]} > out={shape[-1]} in shape {shape}"
+            )
+
+    def moments(shape):
+        check(shape)
+        taps = math.prod(shape[:-2])
+        return 0.0, scale**2 / (max(shape[-2], shape[-1], 1) * max(taps, 1))
+
+    def coeffs(shape, dtype):
+        check(shape)
+        return jnp.array(scale, dtype), None
+
+    return Initializer(
+        base=("orthogonal", column_axis, "delta"),  # an orthogonal draw: the engine's QR rules
+        coeffs=coeffs,
+        moments_fn=moments,
+        min_rank=2,
+    )
+
+
+def _tap_moments(scale: float, ones: int, size: int) -> tuple[float, float]:
+    k = ones / size if size else 0.0  # fraction of entries that are `scale`
+    return scale * k, scale**2 * k - (scale * k) ** 2
+
+
+@registry.register("eye", formula="scale·I at the centre tap (spatial..., in, out)")
+def identity(*, scale: float = 1.0) -> Initializer:
+    """``scale`` times the identity; on a conv kernel, at the centre tap only.
+
+    A 2-D ``(in, out)`` shape is ``scale·I`` (rectangular allowed). A
+    ``(spatial..., in, out)`` conv kernel gets ``scale·I`` at the centre tap
+    (index ``k // 2`` of every spatial axis) and zeros elsewhere, so the
+    convolution passes its input through unchanged: it is exactly
+    :func:`dirac` with ``groups=1`` (torch's ``dirac_``, in Flax's layout;
+    see there for even kernel sizes). Development versions before 0.1.0 put ``scale·I`` at
+    every tap, a box filter.
+    Leading axes are spatial, as for every fan-based initializer here (they
+    multiply the fans); for a stack of dense layers draw each ``(in, out)``
+    slice on its own (``jax.vmap`` or ``nnx.vmap``). Deterministic; the key is
+    not used. Torch's ``eye_`` and Keras' ``Identity(gain)`` accept 2-D
+    shapes only.
+
+    Args:
+      scale: the value on the diagonal.
     """
     check_real("scale", scale)
 
     def moments(shape):
-        n, m = shape[-2], shape[-1]
-        k = min(n, m) / (n * m) if n * m else 0.0  # fraction of entries on the diagonal
-        return scale * k, scale**2 * k - (scale * k) ** 2
+        return _tap_moments(scale, min(shape[-2], shape[-1]), math.prod(shape))
 
     return Initializer(
         base=("identity",),
@@ -225,31 +367,126 @@ def identity(*, scale: float = 1.0) -> Initializer:
     )
 
 
+@registry.register(formula="scale at (centre tap, in d, out g·out/groups + d), zeros elsewhere")
+def dirac(
+    *,
+    groups: int = 1,
+    scale: float = 1.0,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+) -> Initializer:
+    r"""The Dirac delta conv kernel: torch's ``dirac_``, in jax's layout by default.
+
+    A convolution with this kernel passes its input through: out channel
+    :math:`g\cdot\mathrm{out}/\mathrm{groups} + d` reads in channel :math:`d`
+    of its group at the centre tap (index ``k // 2`` of every spatial axis,
+    torch's choice; :func:`delta_orthogonal` follows jax's ``(k - 1) // 2``),
+    for :math:`d < \min(\mathrm{out}/\mathrm{groups}, \mathrm{in})`, and every
+    other entry is zero. With ``groups=1`` it equals :func:`identity`.
+    Deterministic; the key is not used. For an even kernel size, Flax's
+    ``padding="SAME"`` puts the pass-through tap at ``(k - 1) // 2``, so this
+    kernel (like torch's with ``padding="same"``) shifts the output by one
+    position along that axis; odd sizes pass the input through exactly.
+
+    Args:
+      groups: the conv's number of groups (Flax's ``feature_group_count``):
+        each group of out channels keeps the identity of its own in channels.
+        The kernel's in axis is the in channels per group, as in both Flax
+        and torch; ``groups`` must divide the out channels.
+      scale: the value of the ones (torch's ``dirac_`` has 1).
+      convention: ``"jax"`` (default) and ``"keras"`` lay the kernel out
+        ``(spatial..., in, out)`` as Flax's ``nnx.Conv`` does; ``"torch"``
+        lays it out ``(out, in, spatial...)``, which is exactly torch's
+        ``dirac_(w, groups)``. Only the layout changes.
+      layout: ``"flax"`` or ``"torch"``, overriding the convention's.
+
+    Torch accepts 3-, 4- and 5-D kernels only; here any rank >= 2 works (a
+    rank-2 kernel has no spatial axes: the identity, per group).
+    """
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"dirac: groups must be a positive int; got {groups!r}")
+    check_real("scale", scale)
+    resolved = resolve_layout(convention, layout)
+    out_axis = LAYOUT_AXES[resolved][1]
+
+    def check(shape):
+        if shape[out_axis] % groups:
+            raise ValueError(
+                f"dirac: groups={groups} must divide the out channels; shape {shape} has "
+                f"{shape[out_axis]} on axis {out_axis} (layout {resolved!r})"
+            )
+
+    def moments(shape):
+        check(shape)
+        return _tap_moments(scale, len(dirac_taps(shape, groups, resolved)[0]), math.prod(shape))
+
+    def coeffs(shape, dtype):
+        check(shape)
+        return jnp.array(scale, dtype), None
+
+    return Initializer(
+        # the identity's draw: ("identity",) itself where they agree (one sweep family)
+        base=("identity",) if (groups, resolved) == (1, "flax") else ("identity", groups, resolved),
+        coeffs=coeffs,
+        moments_fn=moments,
+        min_rank=2,
+    )
+
+
 @registry.register(
-    shown=("sparsity",), formula="⌈sparsity·fan_in⌉ zeros per unit, rest N(0, stddev²)"
+    shown=("sparsity",),
+    formula="⌈sparsity·fan_in⌉ zeros per unit (torch: ⌈sparsity·fan_out⌉ per input), rest N(0, stddev²)",
 )
-def sparse(*, sparsity: float = 0.9, stddev: float = 1e-2) -> Initializer:
+def sparse(
+    *,
+    sparsity: float = 0.9,
+    stddev: float = 1e-2,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+) -> Initializer:
     r"""Sparse Gaussian weights (Martens, 2010; torch's ``sparse_``).
 
-    In every column (one unit's incoming weights, axis -2 in jax's
-    ``(in, out)`` layout) exactly :math:`\lceil \mathrm{sparsity} \cdot
-    \mathrm{fan\_in} \rceil` entries are zero, at random positions; the rest
-    are :math:`\mathcal{N}(0, \mathrm{stddev}^2)`. Torch zeroes that fraction of
-    each column of its ``(out, in)`` weight instead, i.e. of a unit's outgoing
-    weights.
+    The nonzero entries are :math:`\mathcal{N}(0, \mathrm{stddev}^2)`; what is
+    zeroed depends on the convention:
+
+    - ``"jax"`` and ``"keras"`` (Martens): each unit keeps a fixed number of
+      incoming weights. Along the in axis (axis -2 of Flax's ``(in, out)``
+      layout, a column) exactly :math:`\lceil \mathrm{sparsity} \cdot
+      \mathrm{fan\_in} \rceil` entries are zero, at random positions, for every
+      unit (and every index of the other axes).
+    - ``"torch"`` (``torch.nn.init.sparse_``): on torch's ``(rows, cols) =
+      (out, in)`` weight, each column has :math:`\lceil \mathrm{sparsity} \cdot
+      \mathrm{rows} \rceil` zeros: a fraction of each *input's outgoing*
+      weights, i.e. zeros along the out axis. Torch accepts 2-D weights
+      only; here every index of the other axes is a column.
+
+    ``layout`` says where the in and out axes are: ``"flax"`` (in -2, out -1)
+    or ``"torch"`` (out 0, in 1); None takes the convention's own. So
+    ``sparse(convention="torch")`` on a ``(out, in)`` array and
+    ``sparse(convention="torch", layout="flax")`` on its ``(in, out)``
+    transpose zero the same weights.
+
+    Args:
+      sparsity: the fraction of each fibre set to zero, in [0, 1].
+      stddev: the standard deviation of the nonzero entries.
+      convention: ``"jax"`` (default), ``"keras"`` or ``"torch"``; see above.
+      layout: ``"flax"`` or ``"torch"``, overriding the convention's.
     """
     check_real("sparsity", sparsity)
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must lie in [0, 1]; got {sparsity!r}")
     check_real("stddev", stddev, nonneg=True)
+    in_axis, out_axis = LAYOUT_AXES[resolve_layout(convention, layout)]
+    axis = out_axis if convention == "torch" else in_axis  # the axis each fibre runs along
 
     def moments(shape):
-        rows = shape[-2]
+        rows = shape[axis]
         kept = 1 - sparse_zeros(rows, sparsity) / rows if rows else 0.0
         return 0.0, stddev**2 * kept
 
     return Initializer(
-        base=("sparse", float(sparsity)),
+        # ("sparse", s) is the original draw, along axis -2
+        base=("sparse", float(sparsity)) if axis == -2 else ("sparse", float(sparsity), axis),
         coeffs=lambda shape, dtype: (jnp.array(stddev, dtype), None),
         moments_fn=moments,
         min_rank=2,

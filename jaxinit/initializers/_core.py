@@ -6,7 +6,9 @@ Every initializer in jaxinit has the same shape::
 
 where ``base`` is a hashable description of a standardized random draw
 (``("normal",)``, ``("truncated_normal", -2.0, 2.0)``, ``("uniform",)`` for
-U(-1, 1), ``("orthogonal", -1)``, ...) and ``a``, ``b`` are scalars that
+U(-1, 1), ``("orthogonal", -1)``, ``("orthogonal", -1, "delta")`` for the
+delta-orthogonal conv kernel, ``("identity", groups, layout)`` for dirac, ``("sparse", s)``
+or ``("sparse", s, axis)``, ...) and ``a``, ``b`` are scalars that
 depend on the shape (through the fans) and on the hyperparameters. The
 scalars are computed in ``dtype`` exactly as :mod:`jax.nn.initializers`
 computes them, so the same key gives the same bits wherever the two
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._checks import check_choice
 from jaxinit._spec import Registry
 
 Array = jax.Array
@@ -128,13 +131,16 @@ def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
         return flat_draw(kind, base, key, tuple(shape), dtype)
     if kind == "constant":
         return jnp.zeros(shape, dtype)
+    if kind == "orthogonal" and base[2:3] == ("delta",):  # delta_orthogonal: still a QR
+        return _delta_orthogonal(key, shape, dtype, column_axis=base[1])
     if kind in ("orthogonal", "lsuv"):  # LSUV starts orthonormal; its rescale needs data
         return _orthogonal(key, shape, dtype, column_axis=base[1])
-    if kind == "identity":
-        eye = jnp.eye(shape[-2], shape[-1], dtype=dtype)
-        return jnp.broadcast_to(eye, shape)
-    if kind == "sparse":
-        return _sparse(key, shape, dtype, sparsity=base[1])
+    if kind == "identity":  # ("identity",): I at the centre tap of (spatial..., in, out);
+        # ("identity", groups, layout): dirac's
+        groups, layout = base[1:] if len(base) > 1 else (1, "flax")
+        return _dirac(shape, dtype, groups=groups, layout=layout)
+    if kind == "sparse":  # ("sparse", s) zeroes along axis -2; ("sparse", s, axis) along axis
+        return _sparse(key, shape, dtype, sparsity=base[1], axis=base[2] if len(base) > 2 else -2)
     raise ValueError(f"unknown draw {base!r}")
 
 
@@ -284,15 +290,67 @@ def sparse_zeros(rows: int, sparsity: float) -> int:
     return min(rows, math.ceil(sparsity * rows))
 
 
-def _sparse(key: Array, shape: Shape, dtype: Any, *, sparsity: float) -> Array:
+def _sparse(key: Array, shape: Shape, dtype: Any, *, sparsity: float, axis: int = -2) -> Array:
     # Martens (2010): each unit keeps a fixed number of incoming weights. In
     # jax's (in, out) layout a unit's incoming weights are a column (axis -2).
+    # Torch's sparse_ zeroes along its (out, in) weight's axis 0 instead (see
+    # sparse's docstring); ``axis`` says along which axis each fibre is zeroed.
     k_values, k_mask = jax.random.split(key)
     values = jax.random.normal(k_values, shape, dtype)
     order = jax.random.uniform(k_mask, shape)
-    rank = jnp.argsort(jnp.argsort(order, axis=-2), axis=-2)  # a random permutation per column
-    keep = rank >= sparse_zeros(shape[-2], sparsity)
+    rank = jnp.argsort(jnp.argsort(order, axis=axis), axis=axis)  # a random permutation per fibre
+    keep = rank >= sparse_zeros(shape[axis], sparsity)
     return jnp.where(keep, values, jnp.zeros((), dtype))
+
+
+def _delta_orthogonal(key: Array, shape: Shape, dtype: Any, *, column_axis: int) -> Array:
+    # As jax.nn.initializers.delta_orthogonal, bit for bit: an orthogonal (in, out)
+    # matrix at the centre tap ((k - 1) // 2 on every spatial axis), zeros elsewhere.
+    # A rank-2 shape has no spatial axes: the whole kernel is the centre tap.
+    q = _orthogonal(key, shape[-2:], dtype, column_axis=column_axis)
+    if len(shape) == 2:
+        return q
+    centre = tuple((k - 1) // 2 for k in shape[:-2])
+    return jnp.zeros(shape, dtype).at[centre].set(q)
+
+
+# layout -> (in_axis, out_axis) of a weight tensor
+LAYOUT_AXES = {"flax": (-2, -1), "torch": (1, 0)}
+LAYOUTS = tuple(LAYOUT_AXES)
+# each convention's own layout: jax and keras kernels are (..., in, out), torch's (out, in, ...)
+CONVENTION_LAYOUT = {"jax": "flax", "keras": "flax", "torch": "torch"}
+
+
+def resolve_layout(convention: str, layout: str | None) -> str:
+    """``layout`` if given, else ``convention``'s own; both checked against their choices."""
+    check_choice("convention", convention, tuple(CONVENTION_LAYOUT))
+    if layout is None:
+        return CONVENTION_LAYOUT[convention]
+    return check_choice("layout", layout, LAYOUTS)
+
+
+def dirac_taps(shape: Shape, groups: int, layout: str) -> tuple[np.ndarray, ...]:
+    """The indices of the ones of ``dirac(groups, layout)`` on ``shape``, as torch places them.
+
+    Out channel ``g·(out/groups) + d`` reads in channel ``d`` at the centre tap
+    (``k // 2`` on every spatial axis), for ``d < min(out/groups, in)``.
+    """
+    if layout == "flax":  # (spatial..., in, out)
+        spatial, n_in, n_out = shape[:-2], shape[-2], shape[-1]
+    else:  # torch: (out, in, spatial...)
+        spatial, n_in, n_out = shape[2:], shape[1], shape[0]
+    per_group = n_out // groups
+    d = np.tile(np.arange(min(per_group, n_in)), groups)
+    out = np.repeat(np.arange(groups) * per_group, min(per_group, n_in)) + d
+    centre = tuple(np.full(d.shape, k // 2) for k in spatial)
+    return (*centre, d, out) if layout == "flax" else (out, d, *centre)
+
+
+def _dirac(shape: Shape, dtype: Any, *, groups: int, layout: str) -> Array:
+    if len(shape) == 2 and groups == 1:  # the identity matrix, as it always was drawn
+        return jnp.eye(shape[0], shape[1], dtype=dtype)
+    # scattered, not a NumPy constant: a wide layer's zeros stay out of the program
+    return jnp.zeros(shape, dtype).at[dirac_taps(shape, groups, layout)].set(1)
 
 
 def compute_fans(

@@ -27,6 +27,20 @@ he/kaiming scale            gain² = 2              gain² = 2              gain
 rank < 2 shapes             error                  error (Keras allows)   error (torch raises too)
 ==========================  =====================  =====================  ============================
 
+The layout trap
+---------------
+The layout is part of the convention: ``he_normal(convention="torch")`` reads
+the fan-in from axis 1, so on Flax's ``(in, out)`` kernel of
+``nnx.Linear(784, 256)`` it takes fan_in = 256 and draws variance 2/256, not
+torch's 2/784. ``layout="flax"`` keeps a convention's distribution and reads
+the fans from Flax's (and jax's, and Keras') layout, in -2 and out -1, conv
+kernels ``(spatial..., in, out)`` included; ``layout="torch"`` is torch's
+``(out, in, spatial...)``, in 1 and out 0. So
+``he_normal(convention="torch", layout="flax")`` in ``nnx.Linear(784, 256)``
+is exactly ``kaiming_normal_`` on torch's ``nn.Linear(784, 256).weight``:
+untruncated, variance 2/784. ``layout`` is the named form of ``in_axis`` and
+``out_axis`` and excludes them.
+
 In every convention ``he_*`` takes torch's ``a``, ``mode`` and
 ``nonlinearity`` (scale = gain²) and ``glorot_*`` takes torch's ``gain``
 (scale = gain²); their defaults give each library's own numbers. Keras and
@@ -50,16 +64,19 @@ from jaxinit import activations
 from jaxinit._checks import check_choice
 from jaxinit._spec import parse_spec
 from jaxinit.initializers._core import (
+    LAYOUT_AXES,
     Axes,
     Initializer,
     check_real,
     compute_fans,
     registry,
+    resolve_layout,
 )
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["normal", "truncated_normal", "uniform", "untruncated_normal"]
 Convention = Literal["jax", "keras", "torch"]
+Layout = Literal["flax", "torch"]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "untruncated_normal")
@@ -94,6 +111,7 @@ def variance_scaling(
     distribution: Distribution = "truncated_normal",
     *,
     convention: Convention = "jax",
+    layout: Layout | None = None,
     in_axis: Axes | None = None,
     out_axis: Axes | None = None,
     batch_axis: Axes = (),
@@ -109,7 +127,9 @@ def variance_scaling(
         Keras treats it as truncated), ``"untruncated_normal"`` (always
         untruncated, Keras' name) or ``"uniform"``.
       convention: ``"jax"``, ``"keras"`` or ``"torch"``; see the module table.
-      in_axis, out_axis: fan axes; None takes the convention's layout.
+      layout: ``"flax"`` (fans from in -2, out -1) or ``"torch"`` (in 1, out
+        0); None takes the convention's own. See "The layout trap" above.
+      in_axis, out_axis: fan axes; None takes the layout's. Not with ``layout``.
       batch_axis: axes ignored by the fans.
 
     The defaults (1.0, fan_in, truncated_normal) are Keras' and give
@@ -125,7 +145,13 @@ def variance_scaling(
     check_choice("mode", mode, MODES)
     check_choice("distribution", distribution, DISTRIBUTIONS)
     check_choice("convention", convention, CONVENTIONS)
-    (default_in, default_out), _, normal_means = _CONVENTIONS[convention]
+    _, _, normal_means = _CONVENTIONS[convention]
+    if layout is not None and (in_axis is not None or out_axis is not None):
+        raise ValueError(
+            f"variance_scaling: give layout={layout!r} or in_axis/out_axis, not both "
+            f"(layout sets them); got in_axis={in_axis!r}, out_axis={out_axis!r}"
+        )
+    default_in, default_out = LAYOUT_AXES[resolve_layout(convention, layout)]
     in_axis = default_in if in_axis is None else in_axis
     out_axis = default_out if out_axis is None else out_axis
     for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
@@ -227,12 +253,13 @@ def _kaiming_scale(nonlinearity: str, a: float) -> float:
     return gain(act) ** 2
 
 
-def _scheme(scale, mode, distribution, convention, in_axis, out_axis, batch_axis):
+def _scheme(scale, mode, distribution, convention, layout, in_axis, out_axis, batch_axis):
     return variance_scaling(
         scale,
         mode,
         distribution,
         convention=convention,
+        layout=layout,
         in_axis=in_axis,
         out_axis=out_axis,
         batch_axis=batch_axis,
@@ -240,30 +267,50 @@ def _scheme(scale, mode, distribution, convention, in_axis, out_axis, batch_axis
 
 
 @registry.register("xavier_normal", formula="Var = gain²·2/(fan_in + fan_out), normal")
-def glorot_normal(*, gain: float = 1.0, convention: Convention = "jax",
-                  in_axis: Axes | None = None, out_axis: Axes | None = None,
-                  batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def glorot_normal(
+    *,
+    gain: float = 1.0,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""Glorot & Bengio (2010): :math:`\mathrm{Var}(w) = \mathrm{gain}^2 \cdot 2/(\mathrm{fan\_in} + \mathrm{fan\_out})`.
 
     Truncated normal in jax and keras, untruncated in torch (``xavier_normal_``).
     """
     return _scheme(
-        gain**2, "fan_avg", _named(convention), convention, in_axis, out_axis, batch_axis
+        gain**2, "fan_avg", _named(convention), convention, layout, in_axis, out_axis, batch_axis
     )
 
 
 @registry.register("xavier_uniform", formula="U(±gain·√(6/(fan_in + fan_out)))")
-def glorot_uniform(*, gain: float = 1.0, convention: Convention = "jax",
-                   in_axis: Axes | None = None, out_axis: Axes | None = None,
-                   batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def glorot_uniform(
+    *,
+    gain: float = 1.0,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""Glorot & Bengio (2010): :math:`U(\pm \mathrm{gain}\sqrt{6/(\mathrm{fan\_in} + \mathrm{fan\_out})})`."""
-    return _scheme(gain**2, "fan_avg", "uniform", convention, in_axis, out_axis, batch_axis)
+    return _scheme(gain**2, "fan_avg", "uniform", convention, layout, in_axis, out_axis, batch_axis)
 
 
 @registry.register("kaiming_normal", formula="Var = gain²/fan_in (gain² = 2), normal")
-def he_normal(*, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: str = "leaky_relu",
-              convention: Convention = "jax", in_axis: Axes | None = None,
-              out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def he_normal(
+    *,
+    a: float = 0.0,
+    mode: Mode = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""He et al. (2015): :math:`\mathrm{Var}(w) = \mathrm{gain}^2/n`, gain² = 2 for ReLU.
 
     ``a``, ``mode`` and ``nonlinearity`` are torch's ``kaiming_normal_``
@@ -272,21 +319,37 @@ def he_normal(*, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: str = "lea
     normal in jax and keras, untruncated in torch.
     """
     scale = _kaiming_scale(nonlinearity, a)
-    return _scheme(scale, mode, _named(convention), convention, in_axis, out_axis, batch_axis)
+    return _scheme(
+        scale, mode, _named(convention), convention, layout, in_axis, out_axis, batch_axis
+    )
 
 
 @registry.register("kaiming_uniform", formula="U(±gain·√(3/fan_in)) (gain² = 2)")
-def he_uniform(*, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: str = "leaky_relu",
-               convention: Convention = "jax", in_axis: Axes | None = None,
-               out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def he_uniform(
+    *,
+    a: float = 0.0,
+    mode: Mode = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""He et al. (2015): :math:`U(\pm \mathrm{gain}\sqrt{3/n})`; see :func:`he_normal`."""
     scale = _kaiming_scale(nonlinearity, a)
-    return _scheme(scale, mode, "uniform", convention, in_axis, out_axis, batch_axis)
+    return _scheme(scale, mode, "uniform", convention, layout, in_axis, out_axis, batch_axis)
 
 
 @registry.register("flax_default", formula="Var = 1/fan_in, normal")
-def lecun_normal(*, convention: Convention = "jax", in_axis: Axes | None = None,
-                 out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def lecun_normal(
+    *,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""LeCun et al. (1998): :math:`\mathrm{Var}(w) = 1/\mathrm{fan\_in}`.
 
     Flax's default kernel initializer (``flax_default`` is this object), and
@@ -294,29 +357,44 @@ def lecun_normal(*, convention: Convention = "jax", in_axis: Axes | None = None,
     has no LeCun initializer; the torch convention is
     ``kaiming_normal_(nonlinearity="linear")``, untruncated.
     """
-    return _scheme(1.0, "fan_in", _named(convention), convention, in_axis, out_axis, batch_axis)
+    return _scheme(
+        1.0, "fan_in", _named(convention), convention, layout, in_axis, out_axis, batch_axis
+    )
 
 
 @registry.register(formula="U(±√(3/fan_in))")
-def lecun_uniform(*, convention: Convention = "jax", in_axis: Axes | None = None,
-                  out_axis: Axes | None = None, batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def lecun_uniform(
+    *,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""LeCun et al. (1998): :math:`U(\pm\sqrt{3/\mathrm{fan\_in}})`."""
-    return _scheme(1.0, "fan_in", "uniform", convention, in_axis, out_axis, batch_axis)
+    return _scheme(1.0, "fan_in", "uniform", convention, layout, in_axis, out_axis, batch_axis)
 
 
 @registry.register(formula="U(±1/√fan_in)")
-def torch_linear_default(*, convention: Convention = "jax", in_axis: Axes | None = None,
-                         out_axis: Axes | None = None,
-                         batch_axis: Axes = ()) -> Initializer:  # fmt: skip
+def torch_linear_default(
+    *,
+    convention: Convention = "jax",
+    layout: Layout | None = None,
+    in_axis: Axes | None = None,
+    out_axis: Axes | None = None,
+    batch_axis: Axes = (),
+) -> Initializer:
     r"""Torch's ``nn.Linear`` weight default: :math:`U(\pm 1/\sqrt{\mathrm{fan\_in}})`.
 
     That is ``kaiming_uniform_(a=√5)``: gain² = 2/(1 + 5) = 1/3, so
     :math:`\mathrm{Var}(w) = 1/(3\,\mathrm{fan\_in})`, a third of LeCun's. The
     layout follows ``convention`` (jax's ``(in, out)`` by default, so it drops
-    into ``nnx.Linear``). Torch draws the bias from the same interval, which a
+    into ``nnx.Linear``, as does ``convention="torch", layout="flax"``). Torch draws the bias from the same interval, which a
     bias shape alone cannot reproduce (it carries no fan-in).
     """
-    return _scheme(1.0 / 3.0, "fan_in", "uniform", convention, in_axis, out_axis, batch_axis)
+    return _scheme(
+        1.0 / 3.0, "fan_in", "uniform", convention, layout, in_axis, out_axis, batch_axis
+    )
 
 
 xavier_normal = glorot_normal

@@ -64,6 +64,7 @@ from jaxinit.theory._fixed_points import (
     phase_diagram,
     q_star,
 )
+from jaxinit.theory._kernels import Kernels, kernels
 from jaxinit.theory._maps import (
     Moments,
     c_map,
@@ -79,11 +80,13 @@ from jaxinit.theory._predict import predict
 __all__ = [
     "DepthScales",
     "FixedPoint",
+    "Kernels",
     "Moments",
     "c_map",
     "chi1",
     "critical_sigma_w2",
     "depth_scales",
+    "kernels",
     "phase_diagram",
     "predict",
     "propagate",
