@@ -393,3 +393,18 @@ def test_q_star_at_the_marginal_relu_point_keeps_the_input_length():
         assert float(fp.q) == pytest.approx(q0, rel=1e-5)
     # with a bias the map is q + σ_b²: no fixed point, never reported as converged
     assert not bool(T.q_star("relu", sigma_w2=2.0, sigma_b2=0.1).converged)
+
+
+def test_c_map_at_zero_variance_is_its_limit():
+    """q = 0 with σ_b² = 0 makes every pre-activation 0: the c-map's ratio is 0/0, and the map
+    returns its limit q → 0+: c for activations linear at 0, the arc-cosine value for relu
+    (whose c-map does not depend on q), 1 where φ(0) != 0 (both outputs are the same constant)."""
+    c = 0.5
+    arccos = (np.sqrt(1 - c * c) + (np.pi - np.arccos(c)) * c) / np.pi  # Cho & Saul 2009
+    for act, want in (("tanh", c), ("erf", c), ("relu", arccos), ("sigmoid", 1.0)):
+        got = float(ji.theory.c_map(act, c, q=0.0, sigma_w2=1.0, sigma_b2=0.0))
+        assert np.isfinite(got), act
+        np.testing.assert_allclose(got, want, rtol=THEORY_QUAD_RTOL, atol=THEORY_QUAD_ATOL)
+        at_tiny_q = float(ji.theory.c_map(act, c, q=1e-6, sigma_w2=1.0, sigma_b2=0.0))
+        # continuous at q = 0: the maps differ by O(q) = 1e-6, below the quadrature tolerance
+        np.testing.assert_allclose(got, at_tiny_q, rtol=THEORY_QUAD_RTOL, atol=THEORY_QUAD_ATOL)

@@ -66,6 +66,9 @@ def _chi1(act, q, w):  # at q = 0, the limit q → 0+ (relu's φ'(0) is a matter
 
 
 def _correlation(act, c, q, w, b):
+    # At q = 0 with σ_b² = 0 every pre-activation is exactly 0 and the ratio is 0/0 wherever
+    # φ(0) = 0; the map is then its limit q → 0+ (c for an activation linear at 0).
+    q = jnp.where((q == 0) & (b == 0), _TINY, q)
     return (w * _cov(act, 0.0, q, c) + b) / (w * _second(act, 0.0, q, _N2) + b)
 
 
@@ -92,7 +95,10 @@ def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
     :math:`(u_1, u_2)` is bivariate normal with variance ``q`` and correlation
     ``c``. Dividing by :math:`\mathcal{V}(q)`, the next layer's variance, gives
     the next layer's correlation for any ``q``; at :math:`q = q^*` it is the
-    usual division by :math:`q^*`. :math:`c'(1) = 1` to rounding.
+    usual division by :math:`q^*`. :math:`c'(1) = 1` to rounding. At ``q = 0``
+    with ``sigma_b2 = 0`` (every pre-activation exactly 0) the ratio is 0/0 for
+    an activation with :math:`\varphi(0) = 0`; the map returns its limit
+    :math:`q \to 0^+`.
     """
     _check_domain("c_map", "c", c, -1.0, 1.0)
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
