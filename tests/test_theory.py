@@ -18,6 +18,7 @@ from tests._tolerances import (
     SWEEP_VAR_RTOL,
     SWEEP_WIDTH,
     THEORY_BATCH,
+    THEORY_NEAR_CRITICAL_RTOL,
     THEORY_QUAD_ATOL,
     THEORY_QUAD_RTOL,
     THEORY_SEEDS,
@@ -408,3 +409,19 @@ def test_c_map_at_zero_variance_is_its_limit():
         at_tiny_q = float(ji.theory.c_map(act, c, q=1e-6, sigma_w2=1.0, sigma_b2=0.0))
         # continuous at q = 0: the maps differ by O(q) = 1e-6, below the quadrature tolerance
         np.testing.assert_allclose(got, at_tiny_q, rtol=THEORY_QUAD_RTOL, atol=THEORY_QUAD_ATOL)
+
+
+def test_q_star_is_exactly_zero_where_zero_attracts():
+    """tanh at σ_b² = 0: q = 0 is the fixed point for σ_w² <= 1 (at σ_w² = 1 the iterates reach
+    it only algebraically and used to stop at 6e-8), and just above 1 the small positive q*."""
+    critical = float(ji.theory.critical_sigma_w2("tanh", sigma_b2=0.0))  # 1 - 1.2e-7 in float32
+    for w in (0.5, 1.0, critical):
+        fp = ji.theory.q_star("tanh", sigma_w2=w, sigma_b2=0.0)
+        assert float(fp.q) == 0.0, (w, fp)
+        assert bool(fp.converged), (w, fp)
+    delta = 1e-4
+    fp = ji.theory.q_star("tanh", sigma_w2=1 + delta, sigma_b2=0.0)
+    np.testing.assert_allclose(
+        float(fp.q), delta / (2 * (1 + delta)), rtol=THEORY_NEAR_CRITICAL_RTOL
+    )
+    assert float(ji.theory.q_star("relu", sigma_w2=2.0, sigma_b2=0.0).q) == 1.0  # marginal: q0

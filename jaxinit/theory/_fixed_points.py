@@ -133,7 +133,13 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
     q, vq, dv, _, it = jax.lax.while_loop(going, body, start)
     it = jnp.where(marginal, 0, it)
     done = (_done(q, vq, dv, tol) | marginal) & ~_bad(q, vq)
-    return FixedPoint(jnp.where(done & (q <= _TINY), 0.0, q), done, _bad(q, vq), it)
+    # With σ_b² = 0 and φ(0) = 0, q = 0 is a fixed point; where it attracts (V'(0+) <= 1, as
+    # for tanh at σ_w² <= 1) the iterates approach it only geometrically or, at V'(0+) = 1,
+    # algebraically, and stop at rounding (tanh at σ_w² = 1: 6e-8). They are q* = 0.
+    v0, d0 = length(jnp.zeros_like(q))
+    to_zero = (b == 0) & (v0 <= _TINY) & (d0 <= 1) & (q <= jnp.sqrt(jnp.finfo(q.dtype).eps) * q0)
+    zero = done & ((q <= _TINY) | to_zero) & ~marginal
+    return FixedPoint(jnp.where(zero, 0.0, q), done, _bad(q, vq), it)
 
 
 def _done(q, vq, dv, tol):
