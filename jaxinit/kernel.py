@@ -160,10 +160,6 @@ def needs_single_device_draws(spec: DrawSpec) -> bool:
 # -- draws ----------------------------------------------------------------------------
 
 
-def _n_keys(spec: DrawSpec) -> int:
-    return 2 * spec.depth + 2
-
-
 def _key_table_traced(spec: DrawSpec, seed_key: jax.Array) -> jax.Array:
     """A seed's draw keys ``(2·depth + 2,)``: each layer's weight keys, its bias keys, the
     inputs' key and the cotangent's, as the initializers and :mod:`jaxinit.grid` define them."""

@@ -128,7 +128,7 @@ def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
     """A standardized draw of kind ``base``, before the ``a * x + b`` step."""
     kind = base[0]
     if kind in _FROM_BITS:
-        return flat_draw(kind, base, key, tuple(shape), dtype)
+        return _flat_draw(base, key, tuple(shape), dtype)
     if kind == "constant":
         return jnp.zeros(shape, dtype)
     if kind == "orthogonal" and base[2:3] == ("delta",):  # delta_orthogonal: still a QR
@@ -148,7 +148,7 @@ def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
 _FROM_BITS = ("normal", "truncated_normal", "uniform", "uniform01")
 
 
-def flat_draw(kind: str, base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
+def _flat_draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
     """``jax.random`` draw of ``kind`` made flat and reshaped: the same bits, compiled faster.
 
     jax's threefry numbers the entries of a draw by their flat (row-major)
@@ -156,7 +156,7 @@ def flat_draw(kind: str, base: tuple[Any, ...], key: Array, shape: Shape, dtype:
     compiles the flat one several times faster: the multi-dimensional
     counter's index arithmetic grows with the rank (``benchmarks/README.md``).
     """
-    flat = (math.prod(shape),)
+    kind, flat = base[0], (math.prod(shape),)
     if kind == "normal":
         out = jax.random.normal(key, flat, dtype)
     elif kind == "truncated_normal":
@@ -270,7 +270,7 @@ def draw_families(bases: Sequence[tuple[Any, ...]], key: Array, shape: Shape) ->
     family (each would be compiled on its own).
     """
     bits = None
-    if needs_bits(bases):  # flat: see flat_draw
+    if needs_bits(bases):  # flat: see _flat_draw
         bits = jax.random.bits(key, (math.prod(shape),), jnp.uint32)
     return families_from_bits(bases, key, shape, bits)
 
