@@ -5,13 +5,14 @@ Each part is measured by removing it from the compiled forward program (this pat
 grid's shapes (batch 1000, d_in 100, 5 layers of 100, 30 bins) with its 10 inits, ``tanh``
 alone and 16 seeds. Run it on a quiet machine, from the repository root::
 
-    JAX_NUM_CPU_DEVICES=2 .venv/bin/python benchmarks/profile_parts.py
+    JAX_NUM_CPU_DEVICES=2 .venv/bin/python benchmarks/profile_parts.py [--width 256 --batch 1024]
 
 The figures are in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import jax
@@ -47,9 +48,9 @@ def _without_stats(spec, act, z, h, *, stats_of):
     return st._replace(post_mean=h[..., 0, 0])
 
 
-def profile(gradients: bool) -> dict[str, float | None]:
-    grid = ji.Grid(inits=INITS, activations=["tanh"], depth=5, width=100, seeds=SEEDS,
-                   batch=1000, bins=30, gradients=gradients)  # fmt: skip
+def profile(gradients: bool, *, width: int = 100, batch: int = 1000) -> dict[str, float | None]:
+    grid = ji.Grid(inits=INITS, activations=["tanh"], depth=5, width=width, seeds=SEEDS,
+                   batch=batch, bins=30, gradients=gradients)  # fmt: skip
     combos = len(INITS) * SEEDS
     mesh = jax.sharding.Mesh(np.array(jax.devices()), (kernel.SEEDS,))
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))
@@ -101,8 +102,12 @@ def profile(gradients: bool) -> dict[str, float | None]:
     return out
 
 
-def main() -> None:
-    rows = {False: profile(False), True: profile(True)}
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--width", type=int, default=100, help="hidden width")
+    ap.add_argument("--batch", type=int, default=1000, help="samples per network")
+    args = ap.parse_args(argv)
+    rows = {g: profile(g, width=args.width, batch=args.batch) for g in (False, True)}
 
     def cell(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
