@@ -14,9 +14,20 @@ converges only algebraically at a kink (about 3e-3 on relu's mean with 64
 nodes, 8e-3 on hard_tanh with 128), so the Gaussian is instead cut at ±8 into
 panels split at :math:`z = 0, \pm 2, \pm 4` and wherever :math:`m + \sqrt{v}\,z`
 meets a kink of :math:`\varphi` (relu family, elu, selu at 0; hard_tanh at ±1)
-or, for the smooth saturating activations, :math:`x = \pm 1, \pm 3`. In two
-dimensions the outer panels are also split along the kink lines of
-:math:`u_2` and graded around them, so that :math:`c \to 1` stays accurate.
+or, for the smooth saturating activations, :math:`x = \pm 1, \pm 3` and a
+geometric grading of the tails, :math:`\pm 6, \pm 12, \pm 24` (as far as
+:math:`\varphi` still differs from its asymptote by 1e-9; elu and selu on
+their negative side), so that at large q the boundary layer of width
+:math:`1/\sqrt q` in z is resolved. In two dimensions the outer panels are
+also split along the lines where :math:`u_2`'s kinks (or a smooth
+activation's centre, :math:`x = 0`) cross :math:`z_2 = 0`, and graded around
+them in units of :math:`\sqrt{1 - c^2}/|c|`, so that :math:`c \to 1` stays
+accurate.
+
+**Guaranteed range.** For :math:`0 \le q \le 10^6` (``Q_MAX``) and every
+correlation, the maps agree with float64 adaptive quadrature and the erf
+closed forms to about 2e-6 relative in float32 (``tests/test_theory.py``
+checks 1e-5); beyond ``Q_MAX`` the public maps warn.
 :func:`_hermite` gives the coefficients of Mehler's series
 :math:`\mathbb{E}[\varphi(u_1)\varphi(u_2)] = \sum_k a_k^2 c^k` (Poole et al.
 2016, https://arxiv.org/abs/1606.05340).
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -43,8 +55,27 @@ _N1, _N2 = 12, 6  # Gauss–Legendre nodes per panel, in 1-D and per dimension i
 _GRADES = (1.0, 3.0, 9.0)  # 2-D outer panels around u2's kink lines, in units of their width
 _KINKS = {n: (0.0,) for n in ("relu", "leaky_relu", "prelu", "rrelu", "elu", "selu")}
 _KINKS["hard_tanh"] = (-1.0, 1.0)
-_FEATURES = (-3.0, -1.0, 1.0, 3.0)  # x-space cuts for smooth activations (not for linear)
+# x-space cuts for smooth activations (not for linear): the transition at ±1, ±3, then
+# a geometric grading of the tails (6, 12, 24), where φ approaches its asymptote
+# exponentially; at large q a panel from x = 3 to 8√q would otherwise hold that whole
+# boundary layer (1 - tanh² spans 1e-2 to 1e-10 from x = 3 to 12). The grading stops
+# where the tail is below 1e-9: by 6 for Gaussian tails (erf, gelu), by 12 for e^{-2x}
+# (tanh), by 24 for e^{-x} (sigmoid, softplus, silu; elu's and selu's negative side).
+_REACH = {"erf": 6.0, "gelu": 6.0, "tanh": 12.0}
+_TAIL = (6.0, 12.0, 24.0)
+
+
+def _features(name: str, sides=(-1.0, 1.0)) -> tuple[float, ...]:
+    reach = _REACH.get(name, _TAIL[-1])
+    xs = (1.0, 3.0, *(x for x in _TAIL if x <= reach))
+    return tuple(sorted(s * x for x in xs for s in sides))
+
+
+# kinked activations with an exponential tail on their negative side (e^x - 1)
+_TAILS = {n: tuple(x for x in _features(n, (-1.0,)) if x < -3) for n in ("elu", "selu")}
+_CENTRES = (0.0,)  # where a smooth activation's transition is centred (a smoothed kink)
 _TINY = 1e-30
+Q_MAX = 1e6  # the variances up to which the quadrature's accuracy is tested and guaranteed
 
 
 def _act(activation: Any) -> _activations.Activation:
@@ -72,11 +103,34 @@ def _check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float 
         raise ValueError(f"{fn}: {name} must be finite and {where}; got {float(arr[bad].flat[0])}")
 
 
+def _warn_range(fn: str, name: str, value: Any) -> None:
+    """Warns where a concrete variance lies beyond ``Q_MAX`` (tracers pass)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value, np.float64)
+    if np.any(arr > Q_MAX):
+        warnings.warn(
+            f"{fn}: {name} = {float(arr.max()):.3g} lies beyond {Q_MAX:.0e}, the range where "
+            "the quadrature's accuracy (2e-6 relative) is tested; the result may be less accurate",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def _breaks(act) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(kinks, smooth features) of φ in x-space, where the panels are cut."""
     if act.name in _KINKS:
-        return _KINKS[act.name], ()
-    return ((), ()) if act.name == "linear" else ((), _FEATURES)
+        return _KINKS[act.name], _TAILS.get(act.name, ())
+    return ((), ()) if act.name == "linear" else ((), _features(act.name))
+
+
+def _lines(act) -> tuple[float, ...]:
+    """x-space points whose lines u₂ = x are graded around in 2-D: kinks, or the centre of a
+    smooth activation's transition (at large q, E[φ(u₂) | z₁] steps there over a width of
+    order √(1 - c²), narrow next to the fixed panels when c → 1)."""
+    if act.name in _KINKS:
+        return _KINKS[act.name]
+    return () if act.name == "linear" else _CENTRES
 
 
 def _cut(num: Array, den: Array) -> Array:
@@ -120,10 +174,13 @@ def _expect2(act, m, v1, v2, c, f, n: int = _N2) -> tuple[Array, ...]:
     s = jnp.sqrt(jnp.maximum(1.0 - c * c, 0.0))
     kinks, features = _breaks(act)
     x = jnp.asarray(kinks + features, sd1.dtype) - m
-    lines = _cut(jnp.asarray(kinks, sd1.dtype) - m, sd2 * c)  # where u2's kinks cross z2 = 0
+    lines = _cut(jnp.asarray(_lines(act), sd1.dtype) - m, sd2 * c)  # u2's kinks, at z2 = 0
     grades = jnp.asarray(_GRADES + tuple(-g for g in _GRADES), sd1.dtype)
     graded = (lines[:, None] + _cut(s, jnp.abs(c)) * grades[None, :]).reshape(-1)
-    z1, w1 = _panels(jnp.concatenate([_cut(x, sd1), _cut(x, sd2 * c), graded]), n)
+    # where u2's own transition (|x| <= 3; its tail's grading is the inner panels' job)
+    # crosses z2 = 0
+    core = jnp.asarray(kinks + tuple(f for f in features if abs(f) <= 3.0), sd1.dtype) - m
+    z1, w1 = _panels(jnp.concatenate([_cut(x, sd1), _cut(core, sd2 * c), graded]), n)
     z2, w2 = jax.vmap(lambda a: _panels(_cut(x - sd2 * c * a, sd2 * s), n))(z1)
     x1 = m + sd1 * z1[:, None]  # (N1, 1): φ(x1) once per outer node
     x2 = m + sd2 * (c * z1[:, None] + s * z2)
