@@ -1,6 +1,7 @@
 """Mean-field theory at its edges: large q, c -> 1, near criticality, float32 fixed points,
 and activations without a continuous order-to-chaos transition (issue 13)."""
 
+import itertools
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ def _gauss(f, m, sd, points=(-3.0, -1.0, 0.0, 1.0, 3.0)):
 
     return sum(
         integrate.quad(g, a, b, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
-        for a, b in zip(edges[:-1], edges[1:], strict=False)
+        for a, b in itertools.pairwise(edges)
     )
 
 
