@@ -234,17 +234,34 @@ def _cmd_theory(args: argparse.Namespace) -> int:
         if 0.0 in (args.sigma_w2 or ()):
             raise _UsageError("--kernel needs --sigma-w2 > 0; got 0.0")
     t = ji.theory
-    rows = [("σ_b²", "critical σ_w²")]
+    rows = [("σ_b²", "critical σ_w² (χ₁ = 1)", "q* → ∞ past σ_w²", "beyond the edge")]
+    notes = set()
     for b2 in args.sigma_b2:
-        rows.append((f"{b2:.4g}", f"{float(t.critical_sigma_w2(act, sigma_b2=b2)):.6g}"))
+        crit = float(t.critical_sigma_w2(act, sigma_b2=b2))
+        div = float(t.divergence_sigma_w2(act, sigma_b2=b2))
+        if math.isnan(crit):
+            beyond = "no transition (1)"
+            notes.add(1)
+        elif math.isfinite(div) and abs(div - crit) <= 1e-5 * crit:
+            beyond = "q* → ∞ (2)"
+            notes.add(2)
+        else:
+            beyond = "chaos"
+        rows.append((f"{b2:.4g}", "none" if math.isnan(crit) else f"{crit:.6g}",
+                     "never" if math.isinf(div) else f"{div:.6g}", beyond))  # fmt: skip
     print(f"{args.activation}: the edge of chaos (χ₁ = 1)\n")
     print(_table(rows))
+    for n in sorted(notes):
+        print(_THEORY_NOTES[n])
     rows = [("σ_w²", "σ_b²", "q*", "χ₁", "ξ_q", "ξ_c", "ξ_∇", "phase")]
     for b2 in args.sigma_b2:
-        for w2 in args.sigma_w2 or [float(t.critical_sigma_w2(act, sigma_b2=b2))]:
+        for w2 in args.sigma_w2 or _default_sigma_w2(act, b2):
             fp = t.q_star(act, sigma_w2=w2, sigma_b2=b2)
             if bool(fp.diverged) or not bool(fp.converged):
                 state = "diverges" if bool(fp.diverged) else "does not converge"
+                res = float(fp.resolution)
+                if not bool(fp.diverged) and math.isfinite(res) and res > t.Q_STAR_TOL:
+                    state = f"unresolved in float32 (±{res:.1g})"
                 rows.append((f"{w2:.4g}", f"{b2:.4g}", state, "", "", "", "", ""))
                 continue
             chi = float(t.chi1(act, q=fp.q, sigma_w2=w2))
@@ -256,9 +273,30 @@ def _cmd_theory(args: argparse.Namespace) -> int:
             ))  # fmt: skip
     print(f"\n{args.activation}: fixed point, χ₁ and depth scales (Schoenholz et al. 2017)\n")
     print(_table(rows))
+    print(_THEORY_NOTES["xi"])
     if args.kernel:
         _theory_kernels(act, args)
     return 0
+
+
+_THEORY_NOTES = {
+    1: "(1) no continuous order-to-chaos transition: χ₁ < 1 on every stable fixed point "
+    "reached from small q; past the σ_w² shown the stable q* is gone (a saddle-node) and q "
+    "jumps to ∞. A larger q0 can diverge earlier.",
+    2: "(2) the edge is where q* → ∞ (the relu family, softplus): past it q diverges; there "
+    "is no chaotic phase.",
+    "xi": "ξ: depth scales in layers; ∞ at criticality (within float32's resolution of χ = 1). "
+    "ξ_∇ = -1/log χ₁ is signed: < 0 where χ₁ > 1, gradients growing e-fold every |ξ_∇| layers.",
+}
+
+
+def _default_sigma_w2(act, b2: float) -> list[float]:
+    """The σ_w² rows when none are given: the edge, or either side of a discontinuous jump."""
+    crit = float(ji.theory.critical_sigma_w2(act, sigma_b2=b2))
+    if math.isfinite(crit):
+        return [crit]
+    div = float(ji.theory.divergence_sigma_w2(act, sigma_b2=b2))
+    return [0.98 * div, 1.02 * div] if math.isfinite(div) else [1.0, 2.0]
 
 
 def _theory_kernels(act, args: argparse.Namespace) -> None:
@@ -269,7 +307,7 @@ def _theory_kernels(act, args: argparse.Namespace) -> None:
     t = ji.theory
     rows = [("σ_w²", "σ_b²", "kernel", "k(x,x)", "k(x,x')", "k(x',x)", "k(x',x')")]
     for b2 in args.sigma_b2:
-        for w2 in args.sigma_w2 or [float(t.critical_sigma_w2(act, sigma_b2=b2))]:
+        for w2 in args.sigma_w2 or _default_sigma_w2(act, b2):
             k = _usage(t.kernels, act, x, depth=depth, sigma_w2=w2, sigma_b2=b2)
             for label, m in (("NNGP", k.nngp), ("NTK", k.ntk)):
                 m = np.asarray(m)

@@ -160,6 +160,26 @@ def test_theory_prints_the_edge_of_chaos_and_the_phases(capsys):
     assert at_edge.rstrip().endswith("critical")
 
 
+def test_theory_without_a_continuous_transition_says_so_and_agrees_with_the_library(capsys):
+    assert main(["theory", "gelu", "--sigma-b2", "0.1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    edge = next(ln for ln in lines if ln.startswith("0.1 "))
+    assert edge.split()[1] == "none"  # not "2": its χ₁ = 1 roots lie on the unstable branch
+    w_div = float(ji.theory.divergence_sigma_w2("gelu", sigma_b2=0.1))
+    assert float(edge.split()[2]) == pytest.approx(w_div, rel=1e-5)
+    assert any(ln.startswith("(1) no continuous order-to-chaos transition") for ln in lines)
+    rows = [ln for ln in lines if ln.split()[1:2] == ["0.1"]]  # either side of the jump
+    assert rows[0].rstrip().endswith("ordered")
+    assert "diverges" in rows[1]
+    # erf's chaotic rows carry a negative ξ_∇, and the note says what the sign means
+    assert main(["theory", "erf", "--sigma-w2", "4", "--sigma-b2", "0.05"]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.split()[:2] == ["4", "0.05"])
+    assert row.rstrip().endswith("chaotic")
+    assert float(row.split()[6]) < 0
+    assert "ξ_∇ = -1/log χ₁ is signed: < 0 where χ₁ > 1" in out
+
+
 def test_theory_bad_values(capsys):
     assert main(["theory", "tanh", "--sigma-b2", "-1"]) == 2
     assert "--sigma-b2 takes finite values >= 0; got -1.0" in capsys.readouterr().err

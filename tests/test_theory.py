@@ -213,11 +213,16 @@ def test_q_star_reports_divergence_and_convergence():
     assert int(fp.iterations) < 100  # extrapolated growth, not 170 doublings
     with pytest.raises(ValueError, match="diverges"):
         fp.checked()
-    # at the edge with a bias q grows by σ_b² a step, without end, yet never past 1e30
+    # at the edge with a bias q grows by σ_b² a step without end: named as diverging
+    # (float32's iterate stops moving near 1e7, where q + σ_b² rounds to q)
     fp = T.q_star("relu", sigma_w2=2.0, sigma_b2=0.5)
     assert not bool(fp.converged)
-    assert not bool(fp.diverged)
-    assert int(fp.iterations) == 500
+    assert bool(fp.diverged)
+    with pytest.raises(ValueError, match="diverges"):
+        fp.checked()
+    # a point that iterates past max_iter without converging warns
+    fp = T.q_star("tanh", sigma_w2=2.0, sigma_b2=0.1, q0=5.0, max_iter=1, tol=1e-12)
+    assert not bool(fp.converged)
     with pytest.warns(RuntimeWarning, match="did not converge"):
         fp.checked()
     fp = T.q_star("tanh", sigma_w2=2.0, sigma_b2=0.1, q0=5.0)
@@ -252,7 +257,10 @@ def test_phase_diagram_10000_cells():
     pd = T.phase_diagram("tanh", **{**grid, "sigma_w2": grid["sigma_w2"] + 0.01})
     jax.block_until_ready(pd)
     assert time.perf_counter() - start < 30  # about 3 s on an idle 2-core CPU
-    assert pd.converged.all()
+    # converged everywhere but where V'(q*) is within ~1e-2 of 1, at the edge of chaos,
+    # where float32 resolves q* only to 2·eps/(1 - V') > the 1e-5 asked (σ_b² = 0, σ_w² ≈ 1)
+    assert (pd.converged | (np.abs(pd.chi1 - 1) < 1e-2)).all()
+    assert pd.converged.mean() > 0.99
     assert not pd.diverged.any()
     off_edge = np.abs(pd.chi1 - 1) > 1e-3  # at the edge ξ_c is infinite
     assert np.isfinite(np.asarray(pd.xi_c)[off_edge]).all()

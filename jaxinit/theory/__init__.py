@@ -33,11 +33,17 @@ kink (about 3e-3 on relu's mean with 64 nodes, 8e-3 on hard_tanh with 128), so
 the Gaussian is instead cut at ±8 into Gauss–Legendre panels, split at
 :math:`z = 0, \pm 2, \pm 4` and wherever :math:`m + \sqrt{q}\,z` meets a kink of
 :math:`\varphi` (relu family, elu, selu at 0; hard_tanh at ±1) or, for the smooth
-saturating activations, :math:`x = \pm 1, \pm 3` (which keeps large :math:`q`
-accurate). In two dimensions the outer panels are also split along the kink
-lines of :math:`u_2` and graded around them, so that :math:`c \to 1` stays
-accurate. Against a dense float64 reference the error is within 2e-5 relative
-(mostly ~1e-7, float32 rounding) for every registered activation, q up to 40. Activations are used through their deterministic
+saturating activations, :math:`x = \pm 1, \pm 3` and a geometric grading of the
+tails (±6, ±12, ±24). In two dimensions the outer panels are also split along
+the lines of :math:`u_2`'s kinks (or a smooth activation's centre) and graded
+around them, so that :math:`c \to 1` stays accurate. Guaranteed range: for
+:math:`q \le` ``Q_MAX`` = 10⁶ and any correlation the maps agree with float64
+adaptive quadrature and erf's closed forms to about 2e-6 relative (tested at
+1e-5); beyond it they warn. Near the edge of chaos :math:`c^*` and
+:math:`\chi_c` are computed in :math:`\epsilon = 1 - c` from the differences
+:math:`\varphi(u_1) - \varphi(u_2)`, which keeps :math:`\chi_c - 1` to float32's
+resolution of χ₁ (about 1e-6); for more, pass float64 arguments under
+``jax.enable_x64(True)``. Activations are used through their deterministic
 ``fn`` (rrelu: the mean slope), as the sweep kernel uses them.
 
 References:
@@ -57,10 +63,12 @@ Example:
 """
 
 from jaxinit.theory._fixed_points import (
+    Q_STAR_TOL,
     DepthScales,
     FixedPoint,
     critical_sigma_w2,
     depth_scales,
+    divergence_sigma_w2,
     phase_diagram,
     q_star,
 )
@@ -76,8 +84,11 @@ from jaxinit.theory._maps import (
     variance_map,
 )
 from jaxinit.theory._predict import predict
+from jaxinit.theory._quadrature import Q_MAX
 
 __all__ = [
+    "Q_MAX",
+    "Q_STAR_TOL",
     "DepthScales",
     "FixedPoint",
     "Kernels",
@@ -86,6 +97,7 @@ __all__ = [
     "chi1",
     "critical_sigma_w2",
     "depth_scales",
+    "divergence_sigma_w2",
     "kernels",
     "phase_diagram",
     "predict",

@@ -103,9 +103,14 @@ def _check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float 
         raise ValueError(f"{fn}: {name} must be finite and {where}; got {float(arr[bad].flat[0])}")
 
 
-def _warn_range(fn: str, name: str, value: Any) -> None:
-    """Warns where a concrete variance lies beyond ``Q_MAX`` (tracers pass)."""
-    if isinstance(value, jax.core.Tracer):
+# positively homogeneous, kinked only at 0: their rule scales with √q, exact at any q
+_HOMOGENEOUS = {"linear", "relu", "leaky_relu", "prelu", "rrelu"}
+
+
+def _warn_range(fn: str, name: str, value: Any, act) -> None:
+    """Warns where a concrete variance lies beyond ``Q_MAX`` (tracers pass), for an
+    activation whose accuracy depends on q (not the relu family's)."""
+    if isinstance(value, jax.core.Tracer) or act.name in _HOMOGENEOUS:
         return
     arr = np.asarray(value, np.float64)
     if np.any(arr > Q_MAX):
@@ -167,11 +172,21 @@ def _expect1(act, m, v, f, n: int = _N1) -> tuple[Array, ...]:
     return tuple(jnp.sum(w * y) for y in f(x))
 
 
-def _expect2(act, m, v1, v2, c, f, n: int = _N2) -> tuple[Array, ...]:
-    """E[f(x1, x2)], (x1, x2) normal with means m, variances v1, v2 and correlation c."""
+def _expect2(act, m, v1, v2, c, f, n: int = _N2, *, eps=None) -> tuple[Array, ...]:
+    r"""E[f(x1, x2)], (x1, x2) normal with means m, variances v1, v2 and correlation c.
+
+    With ``eps`` given (and ``v1 == v2``), the correlation is ``1 - eps`` and
+    :math:`x_2 = x_1 + \sqrt{v}(s z_2 - \epsilon z_1)`, :math:`s = \sqrt{\epsilon(2 - \epsilon)}`:
+    the pair's difference, which is all that matters as c -> 1, is then exact to
+    rounding for any ``eps`` (``c`` itself rounds to 1 below float32's 6e-8).
+    """
     sd1, sd2 = jnp.sqrt(jnp.maximum(v1, 0.0)), jnp.sqrt(jnp.maximum(v2, 0.0))
-    c = jnp.clip(c, -1.0, 1.0)
-    s = jnp.sqrt(jnp.maximum(1.0 - c * c, 0.0))
+    if eps is None:
+        c = jnp.clip(c, -1.0, 1.0)
+        s = jnp.sqrt(jnp.maximum(1.0 - c * c, 0.0))
+    else:
+        eps = jnp.clip(eps, 0.0, 1.0)
+        c, s = 1.0 - eps, jnp.sqrt(eps * (2.0 - eps))
     kinks, features = _breaks(act)
     x = jnp.asarray(kinks + features, sd1.dtype) - m
     lines = _cut(jnp.asarray(_lines(act), sd1.dtype) - m, sd2 * c)  # u2's kinks, at z2 = 0
@@ -183,7 +198,10 @@ def _expect2(act, m, v1, v2, c, f, n: int = _N2) -> tuple[Array, ...]:
     z1, w1 = _panels(jnp.concatenate([_cut(x, sd1), _cut(core, sd2 * c), graded]), n)
     z2, w2 = jax.vmap(lambda a: _panels(_cut(x - sd2 * c * a, sd2 * s), n))(z1)
     x1 = m + sd1 * z1[:, None]  # (N1, 1): φ(x1) once per outer node
-    x2 = m + sd2 * (c * z1[:, None] + s * z2)
+    if eps is None:
+        x2 = m + sd2 * (c * z1[:, None] + s * z2)
+    else:
+        x2 = x1 + sd2 * (s * z2 - eps * z1[:, None])
     return tuple(jnp.sum(w1[:, None] * w2 * y) for y in f(x1, x2))
 
 
