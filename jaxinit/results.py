@@ -18,7 +18,8 @@ first, in ``dims`` order, then the field's own trailing dims::
     res.sel(init="he_normal", activation="relu").squeeze().pre_var.shape  # (3, 5)
     res.sel(seed=[2, 0])                                # keeps seed, in that order
     for labels, values in res: ...                      # one combination at a time, C order
-    pd.DataFrame(res.to_records())                      # one row per (combination, layer)
+    res.to_dataframe()                                  # one row per (combination, layer)
+    res.to_xarray()                                     # an xarray.Dataset
     res.save("out/sweep"); SweepResult.load("out/sweep").equals(res)  # True
 
 ``sel`` takes labels or their aliases; a single label drops the dim, a list
@@ -387,6 +388,32 @@ class SweepResult:
                     row[k] = flat[k][c][layer if self.field_dims[k] else 0]
                 records.append(row)
         return records
+
+    def to_dataframe(self, *, hist: bool = False):
+        """A tidy ``pandas.DataFrame``: one row per combination and layer (1-based ``layer``),
+        the dims as columns and one column per per-layer field (per-combination fields
+        repeat on each row). ``hist=True``: one row per combination, layer and bin, with
+        ``bin``, ``bin_lo``, ``bin_hi`` and ``count``. Needs ``jaxinit[frames]``.
+        """
+        from jaxinit._frames import to_dataframe
+
+        return to_dataframe(self, hist=hist)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` of every field over its dims (``layer`` 1-based, ``bin``, ...),
+        with the result's description in ``attrs['jaxinit']`` (JSON), so that
+        :meth:`from_xarray` gives back an equal result (also from a netCDF4 or zarr
+        file that xarray wrote). Needs ``jaxinit[frames]``."""
+        from jaxinit._frames import to_xarray
+
+        return to_xarray(self)
+
+    @classmethod
+    def from_xarray(cls, ds) -> SweepResult:
+        """The result :meth:`to_xarray` made ``ds`` from."""
+        from jaxinit._frames import from_xarray
+
+        return from_xarray(cls, ds)
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes ``path/arrays.npz`` and ``path/manifest.json``, atomically.

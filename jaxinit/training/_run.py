@@ -62,6 +62,26 @@ class TrainResult(SweepResult):
     def __repr__(self) -> str:
         return "Train" + super().__repr__().removeprefix("Sweep")
 
+    def to_dataframe(self, *, along: str = "step"):
+        """A tidy ``pandas.DataFrame`` of one kind of field, one row per model and step:
+
+        - ``along="step"``: ``loss`` at every training step;
+        - ``"eval"``: ``test_loss`` and ``test_accuracy`` at each evaluation;
+        - ``"stat_step"``: the per-layer statistics (``record_stats_at``), with a
+          1-based ``layer`` column.
+
+        The step a row was taken at is the ``step`` column in each. Needs
+        ``jaxinit[frames]``; ``to_xarray`` holds every field at once.
+        """
+        from jaxinit._frames import to_dataframe
+
+        kinds = {"step": ("step",), "eval": ("eval",), "stat_step": ("stat_step", "layer")}
+        if along not in kinds:
+            raise ValueError(
+                f"TrainResult.to_dataframe: along must be one of {list(kinds)}; got {along!r}"
+            )
+        return to_dataframe(self, along=kinds[along])
+
 
 def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:

@@ -1,0 +1,105 @@
+"""Results as pandas DataFrames and xarray Datasets: rows match sel, round trips are equal."""
+
+import sys
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import jaxinit as ji
+
+
+@pytest.fixture(scope="module")
+def res():
+    grid = ji.Grid(inits=["he_normal", "normal(stddev=1)"], activations=["relu", "tanh"],
+                   depth=3, width=8, seeds=[0, 5], batch=16, bins=10)  # fmt: skip
+    return ji.sweep(grid, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    x, y = ji.data.make_circles(jax.random.key(0), 64, noise=0.1)
+    grid = ji.TrainGrid(inits=["he_normal", "glorot_uniform"], seeds=2, hidden=(6, 4),
+                        output="sigmoid", batch_size=None, steps=12, eval_every=4,
+                        record_stats_at=(0, 11), keep_params=True,
+                        optimizer="sgd(learning_rate=0.1)")  # fmt: skip
+    return ji.train(grid, (x, y))
+
+
+def test_dataframe_rows_are_the_sel_values_with_1_based_layers(res):
+    df = res.to_dataframe()
+    assert len(df) == len(res) * 3
+    assert list(df.columns[:4]) == ["init", "activation", "seed", "layer"]
+    assert sorted(df["layer"].unique()) == [1, 2, 3]
+    assert df["seed"].dtype == np.int64
+    row = df[(df.init == "normal(stddev=1.0)") & (df.activation == "tanh") & (df.seed == 5)]
+    s = res.sel(init="normal(stddev=1.0)", activation="tanh", seed=5)
+    for field in ("pre_var", "saturated", "grad_var", "nonfinite"):
+        np.testing.assert_array_equal(row.sort_values("layer")[field].to_numpy(), s.fields[field])
+    # a per-combination field repeats on its layers' rows
+    assert (row["diverged_layer"] == int(s.diverged_layer)).all()
+
+
+def test_histogram_frame_has_every_bin_with_its_edges(res):
+    h = res.to_dataframe(hist=True)
+    assert len(h) == len(res) * 3 * 10
+    one = h[(h.init == "he_normal") & (h.activation == "tanh") & (h.seed == 0) & (h.layer == 2)]
+    s = res.sel(init="he_normal", activation="tanh", seed=0)
+    np.testing.assert_array_equal(one["count"].to_numpy(), s.hist[1])
+    edges = np.asarray(res.attrs["hist_edges"]["tanh"])
+    np.testing.assert_array_equal(one["bin_lo"].to_numpy(), edges[:-1])
+    np.testing.assert_array_equal(one["bin_hi"].to_numpy(), edges[1:])
+    relu = h[h.activation == "relu"]
+    assert relu["bin_lo"].min() == 0.0  # relu's histogram starts at its lower bound
+
+
+def test_xarray_round_trip_is_equal(res, tmp_path):
+    ds = res.to_xarray()
+    assert ds["hist"].dims == ("init", "activation", "seed", "layer", "bin")
+    assert list(ds["layer"].values) == [1, 2, 3]
+    assert float(ds["pre_var"].sel(init="he_normal", activation="relu", seed=5, layer=3)) == (
+        float(res.sel(init="he_normal", activation="relu", seed=5).pre_var[2])
+    )
+    back = ji.SweepResult.from_xarray(ds)
+    assert back.equals(res)
+    assert back.attrs == res.attrs  # the grid and the histogram edges travel too
+    # an alias given to the grid ("normal(stddev=1)") still selects after the trip
+    assert back.sel(init="normal(stddev=1)").equals(res.sel(init="normal(stddev=1)"))
+    with pytest.raises(ValueError, match=r"not written by SweepResult\.to_xarray"):
+        ji.SweepResult.from_xarray(xr.Dataset({"a": ("x", [1, 2])}))
+
+
+def test_train_result_frames_hold_every_field(trained):
+    loss = trained.to_dataframe()
+    assert len(loss) == 2 * 2 * 12
+    assert list(loss.columns) == ["init", "seed", "step", "loss"]
+    one = loss[(loss.init == "glorot_uniform") & (loss.seed == 1)]
+    np.testing.assert_array_equal(one["loss"], trained.sel(init="glorot_uniform", seed=1).loss)
+    ev = trained.to_dataframe(along="eval")
+    assert sorted(ev["step"].unique()) == sorted(trained.eval_steps.tolist())
+    assert {"test_loss", "test_accuracy"} <= set(ev.columns)
+    st = trained.to_dataframe(along="stat_step")
+    assert sorted(st["step"].unique()) == [0, 11]
+    assert sorted(st["layer"].unique()) == [1, 2]
+    assert "pre_var" in st.columns
+    with pytest.raises(ValueError, match="along must be one of"):
+        trained.to_dataframe(along="layer")
+    ds = trained.to_xarray()
+    assert set(ds.data_vars) == set(trained.fields)  # kept kernels included
+    assert ds["kernel_0"].dims[-2:] == ("kernel_0_fan_in", "kernel_0_fan_out")
+    back = type(trained).from_xarray(ds)
+    assert type(back).__name__ == "TrainResult"
+    assert back.equals(trained)
+
+
+def test_missing_optional_dependency_names_the_extra(res, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "pandas", None)
+        with pytest.raises(ImportError, match=r"pip install 'jaxinit\[frames\]'"):
+            res.to_dataframe()
+        m.setitem(sys.modules, "xarray", None)
+        with pytest.raises(ImportError, match=r"xarray is needed"):
+            res.to_xarray()
+    assert isinstance(pd.DataFrame(res.to_records()), pd.DataFrame)  # records need no pandas
