@@ -355,7 +355,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data = ji.data.make_circles(jax.random.fold_in(key, 0), 1000, noise=0.05, factor=0.5)
         eval_data = ji.data.make_circles(jax.random.fold_in(key, 1), 1000, noise=0.05, factor=0.5)
     print(args.devices_line, file=sys.stderr)
-    res = ji.train(grid, data=data, eval_data=eval_data, out=args.out)
+    callback = None
+    if args.log:
+        from jaxinit.training import jsonl_writer
+
+        callback = jsonl_writer(args.log, grid.dims)
+    res = ji.train(grid, data=data, eval_data=eval_data, out=args.out, callback=callback)
     rows = [("init", "final loss (mean over seeds)", "test accuracy")]
     for init in res.coords["init"]:
         s = res.sel(init=init)
@@ -443,6 +448,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--batch-size", type=int, default=128, help="0: full batch")
     q.add_argument("--eval-every", type=int, default=100)
     q.add_argument("--out", default=None, help="directory: checkpoints and result")
+    q.add_argument("--log", default=None, metavar="FILE.jsonl",
+                   help="append each model's metrics at every evaluation as JSON lines")  # fmt: skip
     q.set_defaults(run=_cmd_train)
     return p
 

@@ -103,3 +103,77 @@ def test_missing_optional_dependency_names_the_extra(res, monkeypatch):
         with pytest.raises(ImportError, match=r"xarray is needed"):
             res.to_xarray()
     assert isinstance(pd.DataFrame(res.to_records()), pd.DataFrame)  # records need no pandas
+
+
+# -- live metrics: train(callback=...) and the JSON-lines writer ------------------------------
+
+
+def _circles_grid(**kw):
+    return ji.TrainGrid(**{**dict(inits=["he_normal", "zeros"], seeds=2, hidden=(6, 4),
+                                  output="sigmoid", batch_size=None, steps=12, eval_every=4,
+                                  record_stats_at=(0, 11),
+                                  optimizer="sgd(learning_rate=0.1)"), **kw})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def circles():
+    return ji.data.make_circles(jax.random.key(0), 64, noise=0.1)
+
+
+def test_callback_gets_the_logging_steps_and_the_result_s_values(circles):
+    grid = _circles_grid()
+    calls = []
+    res = ji.train(grid, circles, callback=lambda step, m: calls.append((step, m)))
+    steps = [s for s, _ in calls]
+    assert steps == [0, 4, 8, 11, 12]  # start, evaluations, the statistics step, the end
+    assert set(calls[1][1]) == {(i, s) for i in res.coords["init"] for s in (0, 1)}
+    at = dict(calls)
+    one = res.sel(init="he_normal", seed=1)
+    assert at[8][("he_normal", 1)]["loss"] == pytest.approx(float(np.mean(one.loss[4:8])))
+    e = list(res.eval_steps).index(8)
+    assert at[8][("he_normal", 1)]["test_accuracy"] == float(one.test_accuracy[e])
+    assert "pre_var" not in at[8][("he_normal", 1)]
+    np.testing.assert_array_equal(at[11][("he_normal", 1)]["pre_var"], one.pre_var[1])
+    assert np.isnan(at[0][("zeros", 0)]["loss"])  # nothing trained yet
+
+
+def test_a_raising_callback_stops_the_run_and_the_same_call_resumes(circles, tmp_path):
+    grid = _circles_grid()
+    whole = ji.train(grid, circles)
+
+    def stop_at_8(step, metrics):
+        if step == 8:
+            raise KeyboardInterrupt("stop here")
+
+    with pytest.raises(KeyboardInterrupt, match="stop here"):
+        ji.train(grid, circles, out=tmp_path / "run", checkpoint_every=4, callback=stop_at_8)
+    seen = []
+    resumed = ji.train(grid, circles, out=tmp_path / "run", checkpoint_every=4,
+                       callback=lambda step, m: seen.append(step))  # fmt: skip
+    assert seen == [11, 12]  # from the checkpoint at 8: nothing before it again
+    assert resumed.equals(whole)
+    with pytest.raises(TypeError, match="callback must be a function"):
+        ji.train(grid, circles, callback="print")
+
+
+def test_jsonl_writer_and_the_cli_log(circles, tmp_path):
+    import json
+
+    from jaxinit.cli import main
+    from jaxinit.training import jsonl_writer
+
+    grid = _circles_grid()
+    ji.train(grid, circles, callback=jsonl_writer(tmp_path / "m.jsonl", grid.dims))
+    rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 * 4  # 5 logging steps × 4 models
+    first = rows[0]
+    assert (first["step"], first["init"], first["seed"]) == (0, "he_normal", 0)
+    assert first["loss"] is None  # NaN before any step: null in JSON
+    assert isinstance(first["pre_var"], list)  # statistics recorded at step 0, per layer
+    assert {r["step"] for r in rows if "test_accuracy" in r} == {0, 4, 8, 12}
+    log = tmp_path / "cli.jsonl"
+    argv = ["train", "--data", "circles", "--inits", "he_normal", "--seeds", "1", "--hidden",
+            "4", "--steps", "4", "--eval-every", "2", "--log", str(log)]  # fmt: skip
+    assert main(argv) == 0
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [0, 2, 4]

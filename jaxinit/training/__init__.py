@@ -57,10 +57,11 @@ from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
 from jaxinit.training._grid import SHUFFLES as SHUFFLES
 from jaxinit.training._grid import STREAM_BATCHES as STREAM_BATCHES
 from jaxinit.training._grid import STREAM_PARAMS as STREAM_PARAMS
+from jaxinit.training._log import jsonl_writer
 from jaxinit.training._program import MODELS as MODELS
 from jaxinit.training._program import STAT_FIELDS as STAT_FIELDS
 from jaxinit.training._run import EVAL_BATCH as EVAL_BATCH
 from jaxinit.training._run import SCAN_STEPS as SCAN_STEPS
 from jaxinit.training._run import TrainResult, train
 
-__all__ = ["MLP", "TrainGrid", "TrainResult", "make_optimizer", "train"]
+__all__ = ["MLP", "TrainGrid", "TrainResult", "jsonl_writer", "make_optimizer", "train"]

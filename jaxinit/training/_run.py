@@ -83,6 +83,42 @@ class TrainResult(SweepResult):
         return to_dataframe(self, along=kinds[along])
 
 
+def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
+    """Each model's labels in ``grid.dims`` order, by (activation group, model index)."""
+    coords = grid.coords()
+    acts = coords.get("activation", [None])
+    out = []
+    for act in acts:
+        row = []
+        for init in coords["init"]:
+            for seed in coords["seed"]:
+                named = {"init": init, "activation": act, "seed": seed}
+                row.append(tuple(named[d] for d in grid.dims))
+        out.append(row)
+    return out
+
+
+def _metrics(grid: TrainGrid, fields: dict, labels: list, since: int, step: int) -> dict:
+    """The callback's mapping at ``step``: every model's mean loss over steps
+    ``[since, step)`` and what was evaluated or recorded at ``step``."""
+    evals, stats_at = grid.eval_steps(), grid._stats_at
+    e = evals.index(step) if step in evals else None
+    t = stats_at.index(step) if step in stats_at else None
+    out = {}
+    for a, row in enumerate(labels):
+        for m, key in enumerate(row):
+            entry = {"loss": float(np.mean(fields["loss"][a, m, since:step])) if step > since
+                     else float("nan")}  # fmt: skip
+            if e is not None:
+                entry["test_loss"] = float(fields["test_loss"][a, m, e])
+                entry["test_accuracy"] = float(fields["test_accuracy"][a, m, e])
+            if t is not None:
+                for k in STAT_FIELDS:
+                    entry[k] = fields[k][a, m, t].tolist()
+            out[key] = entry
+    return out
+
+
 def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         x, y = data
@@ -191,7 +227,8 @@ def _empty_fields(grid: TrainGrid, n_groups: int) -> dict[str, np.ndarray]:
 def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | None = None, *,
           out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
           progress: bool | Callable[[int, int], None] | None = None,
-          devices: Sequence[jax.Device] | None = None) -> TrainResult:  # fmt: skip
+          devices: Sequence[jax.Device] | None = None,
+          callback: Callable[[int, dict], None] | None = None) -> TrainResult:  # fmt: skip
     """Trains every model of ``grid`` on ``data = (x, y)``, all at once.
 
     Args:
@@ -206,6 +243,18 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
       checkpoint_every: steps between checkpoints (needs ``out``); None: at the end only.
       progress: True or False for a progress bar (None: only on a terminal),
         or a callable ``(step, steps)`` called after every host sync.
+      callback: called as ``callback(step, metrics)`` at every logging step: each
+        evaluation step, statistics step and checkpoint, and the end (the steps
+        where the host syncs anyway, so the compiled loop is not slowed), and
+        step 0 before training (its ``loss`` NaN).
+        ``metrics`` maps each model's labels, a tuple in ``grid.dims`` order such
+        as ``("he_normal", 0)``, to a dict of floats: ``loss`` (the mean
+        training loss of the steps since the previous call), ``test_loss`` and
+        ``test_accuracy`` where evaluated at ``step``, and the per-layer
+        statistics (lists, layer 1 first) where recorded at ``step``. It runs
+        after the step's checkpoint: if it raises, the run stops with its
+        error, and the same call resumes from that checkpoint.
+        :func:`jsonl_writer` makes one that appends to a JSON-lines file.
       devices: devices to split the models over (``shard_map`` over a model
         axis; the data are copied to each); None: all local devices. The
         stack is padded to a multiple of their number with copies of the last
@@ -290,6 +339,9 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                 for k, v in stats.items():
                     fields[k][a, :, stats_at.index(s)] = np.asarray(v)[:n_models]
 
+    if callback is not None and not callable(callback):
+        raise TypeError(f"train: callback must be a function (step, metrics) or None; got {callback!r}")  # fmt: skip
+    labels = _model_labels(grid)
     sync = {*eval_steps, *stats_at, steps, *range(checkpoint_every or steps, steps, checkpoint_every or steps)}  # fmt: skip
     step = 0 if saved is None else int(saved["step"])
     enabled = False if callable(progress) else progress  # a callback replaces the bar
@@ -298,6 +350,9 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
             bar.update(step)
             if step == 0:
                 record(0)
+                if callback is not None:  # the models as initialized (no loss yet: NaN)
+                    callback(0, _metrics(grid, fields, labels, 0, 0))
+            last = step  # the previous logging step
             while step < steps:
                 stop, pending = min(s for s in sync if s > step), []
                 while step < stop:  # calls of a fixed number of steps, the last one partly masked
@@ -321,6 +376,9 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                     state = {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
                              for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
                     store.save("checkpoint.npz", {"step": np.int64(step), **fields, **state})
+                if callback is not None:
+                    callback(step, _metrics(grid, fields, labels, last, step))
+                last = step
                 bar.update(step)
                 if callable(progress):
                     progress(step, steps)
