@@ -136,6 +136,45 @@ def time_jaxinit(data, eval_data, *, seeds: int, steps: int, devices=None) -> di
             "final_accuracy": {i: float(res.sel(init=i).test_accuracy[:, -1].mean()) for i in INITS}}  # fmt: skip
 
 
+def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, reps: int = 3):
+    """The cost of ``train(callback=...)`` every ``every`` steps, warm, alternating runs.
+
+    Three runs of the same models: no evaluations (``eval_every=None``: step 0 and the end);
+    evaluations every ``every`` steps without a callback; the same with a callback that
+    writes every model's metrics as JSON lines. Medians of ``reps`` alternations.
+    """
+    import tempfile
+
+    from jaxinit.training import jsonl_writer
+
+    def grid(eval_every):
+        return TrainGrid(inits=list(INITS), seeds=seeds, hidden=HIDDEN, steps=steps,
+                         batch_size=BATCH, eval_every=eval_every,
+                         optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+
+    plain, logged = grid(None), grid(every)
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = jsonl_writer(pathlib.Path(tmp) / "metrics.jsonl", logged.dims)
+        runs = {
+            "no_evaluations": lambda: train(plain, data, eval_data, progress=False),
+            "evaluations": lambda: train(logged, data, eval_data, progress=False),
+            "evaluations_and_callback": lambda: train(logged, data, eval_data, progress=False,
+                                                      callback=writer),
+        }  # fmt: skip
+        for run in runs.values():
+            run()  # compile
+        times = {k: [] for k in runs}
+        for _ in range(reps):
+            for k, run in runs.items():
+                t = time.perf_counter()
+                run()
+                times[k].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"seconds": med, "every": every, "steps": steps, "models": len(INITS) * seeds,
+            "callback_cost": med["evaluations_and_callback"] / med["evaluations"] - 1,
+            "logging_cost": med["evaluations_and_callback"] / med["no_evaluations"] - 1}  # fmt: skip
+
+
 def time_jax_loop(data, *, models: int, steps: int) -> dict:
     """Plain JAX, one jitted step per call; parameters from jaxinit's initializers."""
     x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
@@ -281,6 +320,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--data-dir", default=None, help="MNIST directory (default: $JAXINIT_DATA, ...)"
     )
     ap.add_argument("--json", type=pathlib.Path, default=None, help="write every figure here")
+    ap.add_argument("--callback-only", action="store_true",
+                    help="only the cost of a metrics callback every 100 steps")  # fmt: skip
     args = ap.parse_args(argv)
     start = time.perf_counter()
 
@@ -307,6 +348,20 @@ def main(argv: list[str] | None = None) -> dict:
                     "backend": jax.default_backend(), "python": platform.python_version(),
                     "devices": devices, "load_average_at_start": os.getloadavg()},
     }  # fmt: skip
+    if args.callback_only:
+        say(f"callback cost: {models} models × {args.steps} steps, a callback every 100 ...")
+        cb = time_callback(data, eval_data, seeds=args.seeds, steps=args.steps)
+        sec = cb["seconds"]
+        print(f"{cb['models']} models × {cb['steps']} steps, warm, median of 3 alternations\n"
+              f"  no evaluations (step 0 and the end)      {sec['no_evaluations']:7.2f} s\n"
+              f"  evaluations every 100 steps              {sec['evaluations']:7.2f} s\n"
+              f"  the same with a JSON-lines callback      {sec['evaluations_and_callback']:7.2f} s\n"
+              f"  callback cost                            {cb['callback_cost']:+7.1%}  (target < 5%)\n"
+              f"  logging cost (evaluations and callback)  {cb['logging_cost']:+7.1%}")  # fmt: skip
+        fig["callback"] = cb
+        if args.json:
+            args.json.write_text(json.dumps(fig, indent=2, default=float))
+        return fig
     say("matmul peak ...")
     fig["peak"] = _matmul_peak()
     n_dev = len(jax.local_devices())
