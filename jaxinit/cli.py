@@ -174,8 +174,8 @@ def _load_result(path: Path) -> ji.SweepResult:
         if (candidate / "manifest.json").is_file():
             return ji.SweepResult.load(candidate)
     raise _UsageError(
-        f"{str(path)!r} holds no sweep result: expected {str(path / 'manifest.json')!r} "
-        f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep --out DIR`)"
+        f"{str(path)!r} holds no sweep or training result: expected {str(path / 'manifest.json')!r} "
+        f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep|train --out DIR`)"
     )
 
 
@@ -210,10 +210,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_training(res: ji.SweepResult) -> bool:
+    return "loss" in res.fields and "eval_steps" in res.attrs
+
+
+def _report_train(res: ji.SweepResult, out: Path) -> None:
+    paths = ji.report.report_train(res, out)
+    print(f"\nreport: {paths.html}")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     src = Path(args.result)
     res = _load_result(src)
-    _report(res, Path(args.out) if args.out else src, theory=not args.no_theory)
+    out = Path(args.out) if args.out else src
+    if _is_training(res):  # a `jaxinit train --out DIR` directory
+        _report_train(res, out)
+    else:
+        _report(res, out, theory=not args.no_theory)
     return 0
 
 
@@ -372,7 +385,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ))  # fmt: skip
     print(_table(rows))
     if args.out:
-        print(f"\nresult: {Path(args.out)}")
+        print(f"\nresult: {Path(args.out) / 'result'}")
+        _report_train(res, Path(args.out))
     return 0
 
 

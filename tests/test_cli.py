@@ -121,7 +121,7 @@ def test_report_of_a_saved_sweep(tmp_path, capsys):
     )
     assert (tmp_path / "rep" / "report.html").is_file()
     assert main(["report", str(tmp_path / "nothing")]) == 2
-    assert "holds no sweep result" in capsys.readouterr().err
+    assert "holds no sweep or training result" in capsys.readouterr().err
 
 
 def test_train_on_circles(tmp_path, capsys):
@@ -224,7 +224,7 @@ def workdir(tmp_path_factory):
         ([*SWEEP, "--out", "{d}/done", "--depth", "3"], "holds a checkpoint of a different sweep"),
         ([*SWEEP, "--out", "{d}/damaged"], "sweep.json is damaged"),
         (["report", "{d}/invalid"], "manifest.json is not valid JSON"),
-        (["report", "{d}/afile"], "holds no sweep result"),
+        (["report", "{d}/afile"], "holds no sweep or training result"),
         ([*TRAIN, "--batch-size", "100000"], "batch_size=100000 exceeds the 1000 training examples"),
         ([*TRAIN, "--out", "{d}/afile"], "is a file, not a directory"),
         ([*SWEEP, "--out", "{d}/afile"], "is a file, not a directory"),

@@ -11,6 +11,7 @@ import io
 import re
 from html.parser import HTMLParser
 
+import jax
 import numpy as np
 import pytest
 
@@ -520,3 +521,46 @@ def test_loss_curves_smooth_is_a_trailing_moving_average():
     np.testing.assert_allclose(_smooth(y, 10), [[4.0, 2.0, 2.0, 3.0]])
     with pytest.raises(ValueError, match="smooth is a window of steps"):
         report.loss_curves(None, smooth=0)
+
+
+def test_training_report_from_train_and_from_report(tmp_path, capsys):
+    """`jaxinit train --out` writes figures, a final table and report.html; `jaxinit report`
+    rebuilds them for a training directory (it used to fail on the sweep's fields)."""
+    from jaxinit.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", "circles", "--inits", "zeros", "he_normal", "--seeds", "2",
+            "--hidden", "4", "--steps", "20", "--batch-size", "0", "--eval-every", "10",
+            "--optimizer", "sgd(learning_rate=0.1)", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    page = (out / "report.html").read_text()
+    assert {p.name for p in (out / "figures").iterdir()} == {"loss.png", "accuracy.png"}
+    res = ji.TrainResult.load(out / "result")
+    final = (out / "tables" / "final.csv").read_text().splitlines()
+    zeros = next(r for r in final if r.startswith("zeros"))
+    assert f"{float(res.sel(init='zeros').loss[:, -2:].mean()):.4g}" in zeros  # last tenth
+    assert "Final numbers" in page
+    assert "Provenance" in page
+    (out / "report.html").unlink()
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").is_file()
+    assert "report:" in capsys.readouterr().out
+
+
+def test_training_report_draws_per_layer_statistics_when_recorded(tmp_path):
+    x, y = ji.data.make_circles(jax.random.key(0), 64, noise=0.1)
+    grid = ji.TrainGrid(inits=["he_normal"], seeds=2, hidden=(6, 4), output="sigmoid",
+                        batch_size=None, steps=10, record_stats_at=(0, 9),
+                        optimizer="sgd(learning_rate=0.1)")  # fmt: skip
+    res = ji.train(grid, (x, y))
+    paths = ji.report.report_train(res, tmp_path)
+    names = {p.name for p in paths.figures}
+    assert {"pre_var_by_step.png", "grad_var_by_step.png"} <= names
+    fig = ji.report.layer_stats_over_training(res)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2  # one per recorded step
+    np.testing.assert_allclose(lines[1].get_ydata(), res.pre_var[0, :, 1].mean(0))
+    assert list(lines[0].get_xdata()) == [1, 2]  # layers from 1
+    with pytest.raises(TypeError, match="takes a training result"):
+        ji.report.report_train(3, tmp_path)

@@ -21,9 +21,22 @@ from jaxinit.report.figures import (
     save,
     variance_vs_depth,
 )
-from jaxinit.report.html import ReportPaths, Section, provenance, report_sweep, write_report
+from jaxinit.report.html import (
+    ReportPaths,
+    Section,
+    provenance,
+    report_sweep,
+    report_train,
+    write_report,
+)
 from jaxinit.report.tables import layer_table, summary_table, variance_ratio
-from jaxinit.report.training import accuracy, decision_boundary, decision_grid, loss_curves
+from jaxinit.report.training import (
+    accuracy,
+    decision_boundary,
+    decision_grid,
+    layer_stats_over_training,
+    loss_curves,
+)
 
 __all__ = [
     "PALETTE",
@@ -35,11 +48,13 @@ __all__ = [
     "grad_variance_vs_depth",
     "heatmap",
     "histogram_grid",
+    "layer_stats_over_training",
     "layer_table",
     "loss_curves",
     "phase_diagram",
     "provenance",
     "report_sweep",
+    "report_train",
     "save",
     "summary_table",
     "variance_ratio",

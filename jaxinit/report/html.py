@@ -32,7 +32,7 @@ from jaxinit._io import atomic_write
 from jaxinit.report import figures, tables, training
 from jaxinit.results import SweepResult
 
-__all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "write_report"]
+__all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "report_train", "write_report"]
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
@@ -43,7 +43,8 @@ th, td { border: 1px solid #ccc; padding: 0.15rem 0.45rem; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.85rem; color: #555; }
-pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; }
+pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem;
+      white-space: pre-wrap; }
 """
 
 
@@ -128,7 +129,14 @@ def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[S
         + tables.render(["package", "version"], list(prov["versions"].items()), "html")
     )
     if "grid" in prov:
-        grid = json.dumps(prov["grid"], indent=1, default=str)
+        # one line per setting, each value on its line (lists do not run one item a line)
+        grid = (
+            "{\n"
+            + ",\n".join(
+                f"  {json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in prov["grid"].items()
+            )
+            + "\n}"
+        )
         body.append(f"<h3>Grid</h3>\n<pre>{esc(grid)}</pre>\n")
     body.append("</section>\n")
     page = (
@@ -223,5 +231,77 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         if any(k in train.fields for k in training.EVAL_ACCURACY):
             figure(training.accuracy(train), "accuracy", "Held-out accuracy.", figs)
         sections.append(Section(title="Training", figures=figs))
+    path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
+    return ReportPaths(path, tuple(fig_paths), tuple(table_paths))
+
+
+def _final_table(res: SweepResult, fmt: str) -> str:
+    """Per (init[, activation]): the loss over the last tenth of the steps and the last test
+    metrics, mean ± standard deviation over seeds."""
+    acts = list(res.coords.get("activation", [None]))
+    rows = []
+    for init in res.coords["init"]:
+        for act in acts:
+            sel = {"init": init, **({} if act is None else {"activation": act})}
+            s = res.sel(**sel)
+            tail = max(1, s.loss.shape[-1] // 10)
+            loss = s.loss[..., -tail:].mean(-1)
+            row = [str(init)] + ([] if act is None else [str(act)])
+            row.append(f"{loss.mean():.4g} ± {loss.std():.2g}")
+            if "test_loss" in s.fields:
+                last = s.test_loss[..., -1]
+                row.append(f"{last.mean():.4g} ± {last.std():.2g}")
+            if "test_accuracy" in s.fields:
+                last = 100 * s.test_accuracy[..., -1]
+                row.append(f"{last.mean():.1f}% ± {last.std():.1f}")
+            rows.append(row)
+    head = ["init"] + ([] if acts == [None] else ["activation"]) + ["final loss (last tenth)"]
+    head += [f"{k.replace('_', ' ')} (end)" for k in ("test_loss", "test_accuracy") if k in res.fields]  # fmt: skip
+    return tables.render(head, rows, fmt)
+
+
+def report_train(res: SweepResult, out_dir: str | os.PathLike, *, title: str = "jaxinit training",
+                 formats: Sequence[str] = ("png",), dpi: float = 150) -> ReportPaths:  # fmt: skip
+    """The figures, the final table and ``report.html`` of a training result, under ``out_dir``.
+
+    Loss curves (seed mean, min–max band; test loss dashed), test accuracy,
+    the per-layer statistics at each ``record_stats_at`` step when recorded, a
+    final table (mean ± standard deviation over seeds) and provenance.
+    """
+    if not isinstance(res, SweepResult) or "loss" not in res.fields:
+        raise TypeError(f"report_train takes a training result (a loss field); got {res!r:.100}")
+    formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
+    out_dir = Path(out_dir)
+    fig_dir, table_dir = out_dir / "figures", out_dir / "tables"
+    table_dir.mkdir(parents=True, exist_ok=True)
+    fig_paths, table_paths, figs = [], [], []
+
+    def figure(fig, name: str, caption: str) -> None:
+        written = figures.save(fig, fig_dir / name, formats=formats, dpi=dpi)
+        fig_paths.extend(written)
+        figs.append((caption, written[0]))
+
+    steps = res.fields["loss"].shape[-1]
+    smooth = max(1, steps // 100)
+    figure(training.loss_curves(res, smooth=smooth), "loss",
+           f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max over "
+           "seeds); dashed: test loss at each evaluation.")  # fmt: skip
+    if any(k in res.fields for k in training.EVAL_ACCURACY):
+        figure(training.accuracy(res), "accuracy",
+               "Test accuracy at each evaluation (seed mean, min–max band).")  # fmt: skip
+    sections = [Section(title="Training", figures=list(figs))]
+    figs.clear()
+    for field in ("pre_var", "grad_var"):
+        if field in res.fields:
+            figure(training.layer_stats_over_training(res, field=field), f"{field}_by_step",
+                   f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).")  # fmt: skip
+    if figs:
+        sections.append(Section(title="Per-layer statistics during training", figures=figs))
+    for fmt, ext in (("csv", "csv"), ("markdown", "md")):
+        path = table_dir / f"final.{ext}"
+        atomic_write(path, _final_table(res, fmt).encode("utf-8"))
+        table_paths.append(path)
+    sections.insert(1, Section(title="Final numbers", tables=[
+        ("Mean ± standard deviation over seeds", _final_table(res, "html"))]))  # fmt: skip
     path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
     return ReportPaths(path, tuple(fig_paths), tuple(table_paths))

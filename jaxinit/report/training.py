@@ -42,6 +42,7 @@ __all__ = [
     "accuracy",
     "decision_boundary",
     "decision_grid",
+    "layer_stats_over_training",
     "loss_curves",
 ]
 
@@ -127,15 +128,23 @@ def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True, 
 
 @_styled
 def accuracy(train: SweepResult, *, field: str | None = None, **selection: Any) -> Figure:
-    """Held-out accuracy against step (``attrs["eval_steps"]``), seed mean and min–max band.
+    """Held-out accuracy against step (``attrs["eval_steps"]``), seed mean and min–max band,
+    with chance (1/classes, from ``attrs["d_out"]``) dotted.
 
     ``field`` None takes ``test_accuracy`` or ``eval_accuracy``, whichever the result holds.
     """
     if field is None:
         field = next((k for k in EVAL_ACCURACY if k in train.fields), EVAL_ACCURACY[0])
     fig = _curves(train, field, "eval_steps", selection)
+    classes = train.attrs.get("d_out")
+    chance = None if classes is None else 1.0 / max(2, int(classes))  # one sigmoid: 2 classes
     for ax in fig.axes:
         ax.set_ylim(0.0, 1.0)
+        if chance is not None:
+            ax.axhline(chance, color="0.5", linestyle=":", linewidth=1.0, zorder=0)
+    if chance is not None:
+        fig.axes[0].annotate(f"chance ({chance:.0%})", (0.98, chance), xycoords=("axes fraction", "data"),
+                             ha="right", va="bottom", fontsize=7, color="0.4")  # fmt: skip
     return fig
 
 
@@ -197,4 +206,38 @@ def decision_boundary(probs, points, labels, *, extent: Sequence[float],
         ax.set_xlabel("$x_1$")
     axes[0, 0].set_ylabel("$x_2$")
     fig.colorbar(image, ax=axes[0, -1], label="P(y = 1)")
+    return fig
+
+
+@_styled
+def layer_stats_over_training(train: SweepResult, *, field: str = "pre_var",
+                              **selection: Any) -> Figure:  # fmt: skip
+    """A per-layer statistic (``record_stats_at``) against layer (1 first), one panel per
+    init and one line per recorded step (seed mean), lighter for earlier steps."""
+    v = tables.view(train, selection)
+    if field not in v.fields:
+        hint = closest_hint(field, list(v.fields))
+        raise ValueError(
+            f"the training result has no per-layer field {field!r} (train with "
+            f"record_stats_at=...); fields: {list(v.fields)}.{hint}"
+        )
+    data = v.fields[field].astype(np.float64)  # (init, activation, seed, stat_step, layer)
+    steps = _steps(v.attrs, "stats_steps", data.shape[-2])
+    n_init = len(v.inits)
+    fig, axes = _panels(1, n_init, width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.0 * n_init)),
+                        height=2.3, sharex=True, sharey=True)  # fmt: skip
+    layers = np.arange(1, data.shape[-1] + 1)
+    for i, init in enumerate(v.inits):
+        ax = axes[0, i]
+        for t, step in enumerate(steps):
+            shade = 0.25 + 0.75 * (t + 1) / len(steps)
+            rgb = tuple(1 - shade * (1 - c) for c in to_rgb(_color(0)))
+            y = data[i, 0, :, t].mean(axis=0)
+            ax.plot(layers, y, marker="o", markersize=3, color=rgb, label=f"step {int(step)}")
+        ax.set_yscale("log", nonpositive="mask")
+        ax.set_title(str(init))
+        ax.set_xlabel("layer")
+        ax.set_xticks(layers)
+    axes[0, 0].set_ylabel(field.replace("_", " "))
+    _legend(fig, axes[0, 0].get_legend_handles_labels()[0])
     return fig
