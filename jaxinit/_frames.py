@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from jaxinit._io import jsonable
+from jaxinit.results import LAYER_BASE
 
-__all__ = ["LAYER_BASE", "from_xarray", "require", "to_dataframe", "to_xarray"]
+__all__ = ["from_xarray", "require", "to_dataframe", "to_xarray"]
 
 EXTRA = "frames"
-LAYER_BASE = 1  # layers are numbered from 1 in frames, tables and figures; arrays index from 0
 META = "jaxinit"  # the Dataset attribute holding the result's description (JSON)
 # trailing dims shared by every field that has them; any other (a kept kernel's fan_in)
 # is named per field in a Dataset, where one name must mean one size

@@ -50,7 +50,11 @@ from jaxinit._checks import closest_hint
 from jaxinit._host import versions
 from jaxinit._io import jsonable
 
-__all__ = ["SCHEMA_VERSION", "SweepResult"]
+__all__ = ["LAYER_BASE", "SCHEMA_VERSION", "SweepResult"]
+
+# layers are numbered from 1 wherever a person reads them (records, frames, tables, figures,
+# summary.json); arrays index them from 0
+LAYER_BASE = 1
 
 SCHEMA_VERSION = 1  # of manifest.json; load() refuses newer ones
 ARRAYS, MANIFEST = "arrays.npz", "manifest.json"
@@ -352,8 +356,8 @@ class SweepResult:
     def to_records(self, fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """One dict per combination and layer, for ``pandas.DataFrame(records)``.
 
-        Each record holds the dim labels, ``"layer"`` (an int index) and one Python
-        scalar per field. Only fields with field dims ``("layer",)`` or ``()`` fit
+        Each record holds the dim labels, ``"layer"`` (an int, 1 for the layer nearest
+        the input, as in every table and figure) and one Python scalar per field. Only fields with field dims ``("layer",)`` or ``()`` fit
         (a per-combination scalar repeats on each layer's row); by default all of
         those are taken. Without any layer field there is one record per combination.
         """
@@ -383,7 +387,7 @@ class SweepResult:
         for c, labels in enumerate(itertools.product(*(self.coords[d] for d in self.dims))):
             base = dict(zip(self.dims, labels, strict=True))
             for layer in range(n_layers) if n_layers is not None else [None]:
-                row = dict(base) if layer is None else {**base, "layer": layer}
+                row = dict(base) if layer is None else {**base, "layer": layer + LAYER_BASE}
                 for k in names:
                     row[k] = flat[k][c][layer if self.field_dims[k] else 0]
                 records.append(row)

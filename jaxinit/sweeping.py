@@ -241,6 +241,7 @@ def sweep(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    callback: Callable[[int, list[dict]], None] | None = None,
 ) -> SweepResult:
     """Evaluates every combination of ``grid`` and returns a labeled SweepResult.
 
@@ -269,6 +270,11 @@ def sweep(
       progress: show a progress bar; None shows one only on a terminal.
       on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk
         computed or read back.
+      callback: called with ``(chunks_done, records)`` after each chunk:
+        ``records`` are the chunk's combinations as :meth:`SweepResult.to_records`
+        gives them (one dict per combination and layer, layers from 1, every
+        per-layer field), for live logging. A callback that raises stops the
+        sweep after the chunk's checkpoint; the same call resumes.
 
     Returns:
       A SweepResult with dims (init, activation, depth, width, bias_init, seed),
@@ -289,6 +295,10 @@ def sweep(
     if on_chunk is not None and not callable(on_chunk):
         raise TypeError(
             f"sweep: on_chunk must be a function (done, total) or None; got {on_chunk!r}"
+        )
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"sweep: callback must be a function (done, records) or None; got {callback!r}"
         )
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"sweep: progress must be True, False or None; got {progress!r}")
@@ -320,6 +330,8 @@ def sweep(
                 bar.update(done)
                 if on_chunk:
                     on_chunk(done, len(the_plan.chunks))
+                if callback:
+                    callback(done, _chunk_records(grid, fields, chunk))
         result = _assemble(grid, fields)
         if store is not None:
             result.save(store.root / "result")
@@ -454,8 +466,23 @@ def _input_second_moment(grid: Grid) -> float:
     return INPUT_MOMENTS[grid.inputs][1]
 
 
-def _assemble(grid: Grid, fields: dict[str, np.ndarray]) -> SweepResult:
+def _chunk_records(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk) -> list[dict]:
+    """The records of one chunk's combinations (its width and seeds), from the filed fields."""
+    axis = DIMS.index("seed")
+    seeds = slice(chunk.seeds.start, chunk.seeds.stop)
+    width = DIMS.index("width")
+    part = {}
+    for k, v in fields.items():
+        v = v[(slice(None),) * axis + (seeds,)]
+        part[k] = v[(slice(None),) * width + (slice(chunk.width, chunk.width + 1),)]
     coords = grid.coords()
+    coords = {**coords, "seed": coords["seed"][seeds], "width": coords["width"][chunk.width : chunk.width + 1]}  # fmt: skip
+    res = _assemble(grid, part, coords=coords)
+    return res.to_records()
+
+
+def _assemble(grid: Grid, fields: dict[str, np.ndarray], coords=None) -> SweepResult:
+    coords = grid.coords() if coords is None else coords
     attrs = {
         "grid": grid.describe(),
         "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activation_objs},

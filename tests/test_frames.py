@@ -177,3 +177,30 @@ def test_jsonl_writer_and_the_cli_log(circles, tmp_path):
     assert main(argv) == 0
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == [0, 2, 4]
+
+
+def test_sweep_callback_passes_each_chunk_s_records(tmp_path):
+    grid = ji.Grid(inits=["he_normal", "glorot_normal"], activations=["relu", "tanh"], depth=2,
+                   width=[4, 6], seeds=3, batch=8, gradients=False)  # fmt: skip
+    got = []
+    res = ji.sweep(grid, chunk_size=2, progress=False, callback=lambda d, r: got.append((d, r)))
+    assert [d for d, _ in got] == [1, 2, 3, 4]  # 2 widths × seed blocks [0, 1] and [2]
+    rows = [r for _, recs in got for r in recs]
+    key = lambda r: (r["init"], r["activation"], r["width"], r["seed"], r["layer"])  # noqa: E731
+    assert sorted(rows, key=key) == sorted(res.to_records(), key=key)
+    assert {r["layer"] for r in rows} == {1, 2}
+    assert {(r["width"], r["seed"]) for r in got[1][1]} == {(4, 2)}
+
+    def stop(done, records):
+        if done == 2:
+            raise RuntimeError("stop after chunk 2")
+
+    with pytest.raises(RuntimeError, match="stop after chunk 2"):
+        ji.sweep(grid, out=tmp_path / "s", chunk_size=2, progress=False, callback=stop)
+    again = []
+    resumed = ji.sweep(grid, out=tmp_path / "s", chunk_size=2, progress=False,
+                       callback=lambda d, r: again.append(d))  # fmt: skip
+    assert again == [1, 2, 3, 4]  # read-back chunks are reported too
+    assert resumed.equals(res)
+    with pytest.raises(TypeError, match="callback must be a function"):
+        ji.sweep(grid, callback=1)

@@ -209,7 +209,7 @@ def test_to_records(res):
         "init": INITS[0],
         "activation": "tanh",
         "seed": 0,
-        "layer": 0,
+        "layer": 1,  # from 1, as in every table and figure
         "pre_var": 0.0,
     }
     row = records[7 * LAYERS + 3]
@@ -217,7 +217,7 @@ def test_to_records(res):
         "init": "he_normal",
         "activation": "tanh",
         "seed": 1,
-        "layer": 3,
+        "layer": 4,
         "pre_var": 31.0,
     }
     assert type(row["pre_var"]) is float
