@@ -12,7 +12,8 @@ two circles (noise 0.05, test set of 100), from three initializations:
 
     python -m sweeps.circles --out out/circles [--seeds 3] [--quick]
 
-Writes ``summary.json`` (``test_accuracy`` and ``train_accuracy`` by init label,
+Writes ``summary.json`` (``test_accuracy`` and ``train_accuracy`` by the result's init label,
+with ``display``, the human names, beside them;
 seed means), ``loss.png``, ``boundaries.png`` (the first seed's decision
 boundaries) and ``report.html``.
 """
@@ -25,12 +26,13 @@ import numpy as np
 import jaxinit as ji
 from sweeps import _common
 
-INITS = {"zeros": "zeros", "large random": "normal(stddev=10.0)", "He": "he_normal"}
+INITS = ("zeros", "normal(stddev=10.0)", "he_normal")  # the result's labels, used everywhere
+DISPLAY = {"zeros": "zeros", "normal(stddev=10.0)": "large random", "he_normal": "He"}
 EXTENT = (-1.5, 1.5, -1.5, 1.5)
 
 
 def make_grid(*, quick: bool, seeds: int) -> ji.TrainGrid:
-    return ji.TrainGrid(inits=list(INITS.values()), seeds=seeds, hidden=(10, 5), activation="relu",
+    return ji.TrainGrid(inits=list(INITS), seeds=seeds, hidden=(10, 5), activation="relu",
                         output="sigmoid", optimizer="sgd(learning_rate=0.01)",
                         steps=1500 if quick else 15_000, batch_size=None, eval_every=500,
                         keep_params=True)  # fmt: skip
@@ -59,16 +61,18 @@ def main(argv: list[str] | None = None) -> dict:
     x, y, x_test, y_test = (np.asarray(a) for a in (x, y, x_test, y_test))
     grid = make_grid(quick=args.quick, seeds=args.seeds)
     res = ji.train(grid, (x, y), (x_test, y_test), out=args.out / "train")
-    summary = {"test_accuracy": {}, "train_accuracy": {}, "final_loss": {}}
-    for label, spec in INITS.items():
-        summary["test_accuracy"][label] = float(accuracy(res, x_test, y_test, spec).mean())
-        summary["train_accuracy"][label] = float(accuracy(res, x, y, spec).mean())
-        summary["final_loss"][label] = float(res.sel(init=spec).loss[:, -1].mean())
+    summary = {"test_accuracy": {}, "train_accuracy": {}, "final_loss": {}, "display": DISPLAY}
+    for spec in INITS:
+        summary["test_accuracy"][spec] = float(accuracy(res, x_test, y_test, spec).mean())
+        summary["train_accuracy"][spec] = float(accuracy(res, x, y, spec).mean())
+        summary["final_loss"][spec] = float(res.sel(init=spec).loss[:, -1].mean())
     summary = _common.write_summary(args.out, summary)
     points = ji.report.decision_grid(EXTENT, resolution=150)
     probs = np.stack([predict(res, points, init=spec, seed=grid.coords()["seed"][0])
-                      for spec in INITS.values()]).reshape(len(INITS), 150, 150)  # fmt: skip
-    titles = [f"{label}: test {summary['test_accuracy'][label]:.0%}" for label in INITS]
+                      for spec in INITS]).reshape(len(INITS), 150, 150)  # fmt: skip
+    # the same labels as the loss legend and summary.json, with the human name beside
+    titles = [f"{spec} ({DISPLAY[spec]}): test {summary['test_accuracy'][spec]:.0%}"
+              for spec in INITS]  # fmt: skip
     figures = []
     for name, fig, caption in (
         ("loss", ji.report.loss_curves(res), "Training loss (full batch): seed mean, min–max."),
@@ -81,10 +85,10 @@ def main(argv: list[str] | None = None) -> dict:
     ji.report.write_report(args.out, title="Two circles: zeros, large random and He",
                            sections=[ji.report.Section(title="Training", figures=figures)],
                            attrs=res.attrs)  # fmt: skip
-    for label in INITS:
-        print(f"{label:13s} train {summary['train_accuracy'][label]:6.1%}  "
-              f"test {summary['test_accuracy'][label]:6.1%}  "
-              f"loss {summary['final_loss'][label]:.4f}")  # fmt: skip
+    for spec in INITS:
+        print(f"{spec:20s} train {summary['train_accuracy'][spec]:6.1%}  "
+              f"test {summary['test_accuracy'][spec]:6.1%}  "
+              f"loss {summary['final_loss'][spec]:.4f}")  # fmt: skip
     return summary
 
 

@@ -23,23 +23,24 @@ import numpy as np
 import jaxinit as ji
 from sweeps import _common
 
-INITS = {"std 0.01": "normal(stddev=0.01)", "Xavier": "glorot_normal", "He": "he_normal"}
+INITS = ("normal(stddev=0.01)", "glorot_normal", "he_normal")  # the result's labels, everywhere
+DISPLAY = {"normal(stddev=0.01)": "std 0.01", "glorot_normal": "Xavier", "he_normal": "He"}
 
 
 def make_grid(*, quick: bool, seeds: int) -> ji.TrainGrid:
     steps = 200 if quick else 2000
-    return ji.TrainGrid(inits=list(INITS.values()), seeds=seeds, hidden=(100,) * 4,
+    return ji.TrainGrid(inits=list(INITS), seeds=seeds, hidden=(100,) * 4,
                         activation="relu", optimizer="sgd(learning_rate=0.01)", steps=steps,
                         batch_size=128, eval_every=steps // 10, record_stats_at=(0, steps))  # fmt: skip
 
 
 def summarize(res: ji.TrainResult) -> dict:
     out = {}
-    for label, spec in INITS.items():
+    for spec in INITS:
         s = res.sel(init=spec)
         final = s.loss[:, -20:].mean(1)  # per seed, the mean of the last 20 mini-batches
-        out[label] = {
-            "init": spec,
+        out[spec] = {
+            "display": DISPLAY[spec],
             "final_loss": float(final.mean()),
             "final_loss_min": float(final.min()),
             "final_loss_max": float(final.max()),
@@ -71,8 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
     ):
         (png,) = ji.report.save(fig, args.out / name)
         figures.append((caption, png))
-    rows = [[label, s["init"], s["final_loss"], s["test_accuracy"]] for label, s in summary.items()]
-    table = "<table><tr><th>init</th><th>spec</th><th>final loss</th><th>test accuracy</th></tr>"
+    rows = [
+        [spec, s["display"], s["final_loss"], s["test_accuracy"]] for spec, s in summary.items()
+    ]
+    table = "<table><tr><th>init</th><th>name</th><th>final loss</th><th>test accuracy</th></tr>"
     table += "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c:.4f}</td><td>{d:.2%}</td></tr>"
                      for a, b, c, d in rows) + "</table>"  # fmt: skip
     ji.report.write_report(args.out, title="MNIST: std 0.01, Xavier and He", attrs=res.attrs,
@@ -81,12 +84,13 @@ def main(argv: list[str] | None = None) -> dict:
                                      f"{grid.steps} SGD steps, trained at once",
                                tables=[("Final training loss and test accuracy (seed means)", table)],
                                figures=figures)])  # fmt: skip
-    for label, s in summary.items():
-        print(f"{label:9s} final loss {s['final_loss']:.4f} "
+    for spec, s in summary.items():
+        print(f"{spec:20s} final loss {s['final_loss']:.4f} "
               f"[{s['final_loss_min']:.4f}, {s['final_loss_max']:.4f}]  "
               f"test accuracy {s['test_accuracy']:.2%}")  # fmt: skip
-    he, xavier = summary["He"]["final_loss"], summary["Xavier"]["final_loss"]
-    print(f"std 0.01 stays at {summary['std 0.01']['final_loss']:.3f} (ln 10 = {np.log(10):.3f}); "
+    he, xavier = summary["he_normal"]["final_loss"], summary["glorot_normal"]["final_loss"]
+    small = summary["normal(stddev=0.01)"]["final_loss"]
+    print(f"std 0.01 stays at {small:.3f} (ln 10 = {np.log(10):.3f}); "
           f"He {'<' if he < xavier else '>='} Xavier")  # fmt: skip
     return summary
 

@@ -68,11 +68,14 @@ def test_circles_quick(tmp_path):
     summary = circles.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     acc = summary["test_accuracy"]
-    assert set(acc) == {"zeros", "large random", "He"}
+    # the result's labels, as in the figures; the human names only as a display mapping
+    res = ji.TrainResult.load(tmp_path / "train" / "result")
+    assert list(acc) == list(res.coords["init"]) == list(summary["display"])
+    assert summary["display"]["he_normal"] == "He"
     # zeros never breaks the symmetry: one class everywhere, the balanced half
     assert acc["zeros"] == 0.5
     assert summary["final_loss"]["zeros"] == pytest.approx(np.log(2), abs=1e-4)
-    assert acc["He"] > 0.55
+    assert acc["he_normal"] > 0.55
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2
 
@@ -85,9 +88,11 @@ def test_mnist_init_comparison_quick(tmp_path, mnist_dir):
     )
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     # std 0.01 never learns: the loss stays at ln 10 (chance over 10 classes)
-    assert summary["std 0.01"]["final_loss"] == pytest.approx(np.log(10), abs=0.01)
-    assert summary["He"]["final_loss"] < summary["Xavier"]["final_loss"] < 2.2
-    assert summary["He"]["test_accuracy"] > 0.5
+    assert summary["normal(stddev=0.01)"]["final_loss"] == pytest.approx(np.log(10), abs=0.01)
+    he, xavier = summary["he_normal"], summary["glorot_normal"]
+    assert he["final_loss"] < xavier["final_loss"] < 2.2
+    assert he["test_accuracy"] > 0.5
+    assert xavier["display"] == "Xavier"  # keys are the result's labels, names beside them
     assert (tmp_path / "loss.png").stat().st_size > 10_000
 
 
