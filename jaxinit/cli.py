@@ -393,6 +393,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- main
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default (but None and False, which the help says in words), and
+    keeps the examples' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.required:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+_EXAMPLES = {
+    "list": "example:\n  jaxinit list initializers --fan-in 784 --fan-out 256 --convention torch",
+    "sweep": "examples:\n  jaxinit sweep --inits he_normal glorot_normal --activations relu tanh "
+    "--out out/sweep\n  jaxinit sweep --inits 'normal(stddev=0.01)' --activations relu --depth 5 "
+    "50 --no-gradients",
+    "report": "example:\n  jaxinit report out/sweep        # or a `jaxinit train --out` directory",
+    "theory": "examples:\n  jaxinit theory tanh --sigma-b2 0 0.05\n  jaxinit theory relu --kernel "
+    "--depth 3 --sigma-w2 2 --sigma-b2 0.1",
+    "train": "examples:\n  jaxinit train --data circles --inits zeros he_normal --batch-size 0 "
+    "--out out/circles\n  jaxinit train --inits he_normal glorot_normal --steps 500 --log "
+    "out/m.jsonl --out out/mnist",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxinit`` command."""
     p = argparse.ArgumentParser(
@@ -400,67 +424,114 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"jaxinit {ji.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    shown = {"formatter_class": _HelpFormatter}
 
-    q = sub.add_parser("list", help="initializers and activations, with their formulas")
+    q = sub.add_parser(
+        "list",
+        **shown,
+        epilog=_EXAMPLES["list"],
+        help="initializers and activations, with their formulas",
+    )
     q.add_argument("what", nargs="?", choices=("all", "initializers", "activations"), default="all")
-    q.add_argument("--fan-in", type=int, default=784, help="fan-in of the layer (default 784)")
-    q.add_argument("--fan-out", type=int, default=256, help="fan-out of the layer (default 256)")
+    q.add_argument("--fan-in", type=int, default=784, help="fan-in of the layer")
+    q.add_argument("--fan-out", type=int, default=256, help="fan-out of the layer")
     q.add_argument("--convention", choices=ji.initializers.CONVENTIONS, default="jax")
     q.set_defaults(run=_cmd_list)
 
-    q = sub.add_parser("sweep", help="networks at initialization: per-layer statistics")
+    q = sub.add_parser(
+        "sweep",
+        **shown,
+        epilog=_EXAMPLES["sweep"],
+        help="networks at initialization: per-layer statistics",
+    )
     q.add_argument("--inits", nargs="+", required=True, metavar="SPEC", help="initializer specs")
-    q.add_argument("--activations", nargs="+", required=True, metavar="SPEC")
-    q.add_argument("--depth", nargs="+", type=int, default=[5], help="hidden layers (default 5)")
-    q.add_argument("--width", nargs="+", type=int, default=[100], help="units (default 100)")
+    q.add_argument("--activations", nargs="+", required=True, metavar="SPEC",
+                   help="activation specs, e.g. relu tanh 'leaky_relu(negative_slope=0.2)'")  # fmt: skip
+    q.add_argument(
+        "--depth", nargs="+", type=int, default=[5], help="hidden layers, one or more depths"
+    )
+    q.add_argument(
+        "--width",
+        nargs="+",
+        type=int,
+        default=[100],
+        help="units per hidden layer, one or more widths",
+    )
     q.add_argument("--seeds", nargs="+", type=int, default=[4], help="a count, or seed values")
-    q.add_argument("--batch", type=int, default=1000, help="input samples (default 1000)")
+    q.add_argument("--batch", type=int, default=1000, help="input samples per network")
     q.add_argument("--inputs", default="gaussian", help="gaussian, uniform or a .npy array")
-    q.add_argument("--d-in", type=int, default=None, help="input dim (default: the width)")
-    q.add_argument("--bias-inits", nargs="+", default=["zeros"], metavar="SPEC")
-    q.add_argument("--bins", type=int, default=30, help="histogram bins (default 30)")
+    q.add_argument("--d-in", type=int, default=None, help="input dimension (None: the width)")
+    q.add_argument("--bias-inits", nargs="+", default=["zeros"], metavar="SPEC",
+                   help="bias initializer specs")  # fmt: skip
+    q.add_argument("--bins", type=int, default=30, help="histogram bins")
     q.add_argument("--batchnorm", action="store_true", help="batch-normalize pre-activations")
     q.add_argument("--cosine", action="store_true", help="record the mean cosine between samples")
     q.add_argument("--no-gradients", action="store_true",
                    help="skip the backward pass (no grad_var, weight_grad_norm): faster")  # fmt: skip
-    q.add_argument("--root-seed", type=int, default=0)
-    q.add_argument("--chunk-size", type=int, default=None, help="combinations per call")
+    q.add_argument("--root-seed", type=int, default=0, help="every seed's key derives from it")
+    q.add_argument("--chunk-size", type=int, default=None,
+                   help="seeds per checkpointed chunk (None: about 4096 combinations)")  # fmt: skip
     q.add_argument("--out", default=None, help="directory: checkpoints, result and report")
     q.add_argument("--no-theory", action="store_true", help="no mean-field overlay in the report")
     q.set_defaults(run=_cmd_sweep)
 
-    q = sub.add_parser("report", help="tables, figures and report.html of a saved sweep")
+    q = sub.add_parser(
+        "report",
+        **shown,
+        epilog=_EXAMPLES["report"],
+        help="tables, figures and report.html of a saved sweep",
+    )
     q.add_argument("result", help="a sweep's --out directory, or a saved SweepResult")
-    q.add_argument("--out", default=None, help="where to write (default: RESULT)")
+    q.add_argument("--out", default=None, help="where to write (None: RESULT itself)")
     q.add_argument("--no-theory", action="store_true", help="no mean-field overlay")
     q.set_defaults(run=_cmd_report)
 
-    q = sub.add_parser("theory", help="edge of chaos, q*, χ₁ and depth scales of an activation")
+    q = sub.add_parser(
+        "theory",
+        **shown,
+        epilog=_EXAMPLES["theory"],
+        help="edge of chaos, q*, χ₁ and depth scales of an activation",
+    )
     q.add_argument(
         "activation", help="activation spec, e.g. tanh or 'leaky_relu(negative_slope=0.2)'"
     )
-    q.add_argument("--sigma-w2", nargs="+", type=float, default=None, help="default: critical")
-    q.add_argument("--sigma-b2", nargs="+", type=float, default=[0.0])
+    q.add_argument(
+        "--sigma-w2",
+        nargs="+",
+        type=float,
+        default=None,
+        help="weight variances σ_w² (None: the critical one)",
+    )
+    q.add_argument("--sigma-b2", nargs="+", type=float, default=[0.0],
+                   help="bias variances σ_b²")  # fmt: skip
     q.add_argument("--kernel", action="store_true",
                    help="also the infinite-width NNGP and NTK of two unit inputs")  # fmt: skip
-    q.add_argument("--depth", type=int, default=3, help="--kernel: Dense layers (default 3)")
+    q.add_argument("--depth", type=int, default=3, help="--kernel: Dense layers")
     q.add_argument("--angle", type=float, default=60.0,
-                   help="--kernel: the inputs' angle in degrees (default 60)")  # fmt: skip
+                   help="--kernel: the inputs' angle in degrees")  # fmt: skip
     q.set_defaults(run=_cmd_theory)
 
-    q = sub.add_parser("train", help="train many MLPs at once (MNIST or two circles)")
+    q = sub.add_parser(
+        "train",
+        **shown,
+        epilog=_EXAMPLES["train"],
+        help="train many MLPs at once (MNIST or two circles)",
+    )
     q.add_argument("--data", choices=("mnist", "circles"), default="mnist")
-    q.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
+    q.add_argument("--data-dir", default=None, help="MNIST directory (None: $JAXINIT_DATA)")
     q.add_argument("--data-seed", type=int, default=0, help="circles: seed of the data")
-    q.add_argument("--inits", nargs="+", required=True, metavar="SPEC")
+    q.add_argument("--inits", nargs="+", required=True, metavar="SPEC",
+                   help="initializer specs, one model per init and seed")  # fmt: skip
     q.add_argument("--seeds", nargs="+", type=int, default=[3], help="a count, or seed values")
-    q.add_argument("--hidden", nargs="+", type=int, default=[100, 100, 100, 100])
-    q.add_argument("--activation", default="relu")
-    q.add_argument("--bias-init", default="zeros")
-    q.add_argument("--optimizer", default="sgd(learning_rate=0.01)", help="an optax spec")
-    q.add_argument("--steps", type=int, default=2000)
-    q.add_argument("--batch-size", type=int, default=128, help="0: full batch")
-    q.add_argument("--eval-every", type=int, default=100)
+    q.add_argument("--hidden", nargs="+", type=int, default=[100, 100, 100, 100],
+                   help="hidden layer widths")  # fmt: skip
+    q.add_argument("--activation", default="relu", help="activation spec")
+    q.add_argument("--bias-init", default="zeros", help="bias initializer spec")
+    q.add_argument("--optimizer", default="sgd(learning_rate=0.01)",
+                   help="an optax spec, e.g. 'adam(learning_rate=1e-3)'")  # fmt: skip
+    q.add_argument("--steps", type=int, default=2000, help="training steps")
+    q.add_argument("--batch-size", type=int, default=128, help="mini-batch size; 0: full batch")
+    q.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
     q.add_argument("--out", default=None, help="directory: checkpoints and result")
     q.add_argument("--log", default=None, metavar="FILE.jsonl",
                    help="append each model's metrics at every evaluation as JSON lines")  # fmt: skip

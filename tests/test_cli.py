@@ -281,3 +281,19 @@ def test_theory_kernel_prints_the_nngp_and_ntk(capsys):
         np.testing.assert_allclose([float(v) for v in row[3:]], np.ravel(want), rtol=1e-5)
     assert main(["theory", "relu", "--kernel", "--depth", "0"]) == 2
     assert "--depth must be an int >= 1; got 0" in capsys.readouterr().err
+
+
+def test_help_shows_defaults_and_examples(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    # the real training defaults, which used to show only in train.json
+    assert "(default: sgd(learning_rate=0.01))" in out
+    assert "training steps (default: 2000)" in out
+    assert "(default: 128)" in out
+    assert "(default: [100, 100, 100, 100])" in out
+    assert "(default: 0)" in out  # --data-seed: a 0 default is shown, None is said in words
+    assert "examples:\n  jaxinit train --data circles" in out
+    assert main(["sweep", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "activation specs" in out
+    assert "(default: None)" not in out

@@ -177,12 +177,13 @@ def test_summary_outcomes(res):
             assert r["outcome"] == ("vanishes" if first in low else "explodes")
             assert int(r["depth"]) == first + 1
         else:
-            assert r["outcome"] in ("stable", "drifts")
+            assert r["outcome"] in ("stable", "drifts up", "drifts down", "grows", "shrinks",
+                                    "saturates", "dies")  # fmt: skip
             assert (r["depth"] == "") == (r["outcome"] == "stable")
     by = {(r["activation"], r["init"]): r["outcome"] for r in rows}
     assert by["relu", "normal(stddev=1.0)"] == "explodes"  # σ_w² = 16: ×8 per layer
     assert by["relu", "normal(stddev=0.01)"] == by["tanh", "normal(stddev=0.01)"] == "vanishes"
-    assert by["relu", "he_normal"] in ("stable", "drifts")
+    assert by["relu", "he_normal"] in ("stable", "drifts up", "drifts down")
     text = report.summary_table(res, fmt="text")
     (line,) = [l for l in text.splitlines() if l.startswith("relu") and "he_normal" in l]
     assert ("—" in line) == (by["relu", "he_normal"] == "stable")
@@ -564,3 +565,53 @@ def test_training_report_draws_per_layer_statistics_when_recorded(tmp_path):
     assert list(lines[0].get_xdata()) == [1, 2]  # layers from 1
     with pytest.raises(TypeError, match="takes a training result"):
         ji.report.report_train(3, tmp_path)
+
+
+def test_outcome_rule_weighs_saturation_and_dead_units():
+    """The cases the variance ratio alone misjudged (issue 15, item 4)."""
+    flat = np.ones(5)
+    # tanh under N(0, 1) weights: variance steady, 78% of units pinned at ±1
+    sat = np.array([0.2, 0.6, 0.78, 0.78, 0.78])
+    assert tables.classify(flat, saturated=sat) == ("saturates", 2)
+    assert tables.classify(flat, saturated=sat * 0.5) == ("stable", None)
+    # ReLU at ratio 348 grows, it does not merely drift
+    assert tables.classify(np.array([1.0, 7.0, 48.0, 348.0])) == ("grows", 3)
+    assert tables.classify(np.array([1.0, 0.05, 0.01])) == ("shrinks", 2)
+    # tanh under Glorot shrinks slowly: a direction, not only "drifts"
+    assert tables.classify(np.array([1.0, 0.8, 0.6, 0.45])) == ("drifts down", 4)
+    assert tables.classify(np.array([1.0, 2.5])) == ("drifts up", 2)
+    # relu's half-dead layers are normal; nearly all dead is not
+    assert tables.classify(flat, dead=np.full(5, 0.5)) == ("stable", None)
+    assert tables.classify(flat, dead=np.array([0.5, 0.5, 0.95, 1, 1])) == ("dies", 3)
+    # the first event decides: an explosion before the saturation
+    assert tables.classify(np.array([1.0, 2e3]), saturated=np.array([0.0, 0.9]))[0] == "explodes"
+    assert "saturates" in tables.OUTCOME_RULE
+
+
+def test_summary_table_calls_saturated_tanh_saturated():
+    grid = ji.Grid(inits=["normal(stddev=1.0)", "glorot_normal"], activations=["tanh"],
+                   depth=4, width=64, seeds=2, batch=128, gradients=False)  # fmt: skip
+    res = ji.sweep(grid, progress=False)
+    rows = {r["init"]: r for r in _csv(report.summary_table(res, fmt="csv"))}
+    assert rows["normal(stddev=1.0)"]["outcome"] == "saturates"
+    assert float(rows["normal(stddev=1.0)"]["saturated_pct_at_L"]) > 50
+    assert rows["glorot_normal"]["outcome"] in ("stable", "drifts down")
+
+
+def test_histogram_panels_name_their_off_range_share():
+    """ReLU under N(0, 1) weights: most values lie past the [0, 3] range of its histogram."""
+    grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal"], activations=["relu"], depth=3,
+                   width=32, seeds=2, batch=64, gradients=False)  # fmt: skip
+    res = ji.sweep(grid, progress=False)
+    below, above = figures.off_range_shares(res)
+    s = res.sel(init="normal(stddev=1.0)", activation="relu")  # (seed, layer)
+    n = 2 * 64 * 32
+    np.testing.assert_allclose(above[0, 0], s.hist_above.sum(0) / n)
+    assert above[0, 0, -1] > 0.3  # σ_w² = 32: the variance explodes
+    assert (below == 0).all()  # relu is never below 0
+    assert above[1, 0, 0] < 0.03  # He: z ~ N(0, 2) at layer 1, P(z > 3) = 1.7%
+    fig = figures.histogram_grid(res)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert f"{above[0, 0, -1]:.0%} > 3" in texts
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert all(label.endswith(("(log y)", "(linear y)")) for label in labels)

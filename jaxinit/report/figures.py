@@ -48,6 +48,7 @@ __all__ = [
     "grad_variance_vs_depth",
     "heatmap",
     "histogram_grid",
+    "off_range_shares",
     "phase_diagram",
     "save",
     "variance_vs_depth",
@@ -264,6 +265,24 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
     return fig
 
 
+def off_range_shares(res: SweepResult, **selection: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The fractions of post-activations below and above the histogram's range, seeds
+    pooled: ``(below, above)``, each ``(init, activation, layer)`` over the view's inits and
+    activations (NaN without the ``hist_below``/``hist_above`` counts)."""
+    v = tables.view(res, selection)
+    if not {"hist", "hist_below", "hist_above"} <= set(v.fields):
+        shape = (len(v.inits), len(v.activations), v.n_layers)
+        return np.full(shape, np.nan), np.full(shape, np.nan)
+    inside = v.fields["hist"].sum(axis=(2, -1)).astype(np.float64)  # (init, act, layer)
+    below = np.maximum(v.fields["hist_below"], 0).sum(axis=2).astype(np.float64)
+    above = np.maximum(v.fields["hist_above"], 0).sum(axis=2).astype(np.float64)
+    total = np.maximum(inside + below + above, 1.0)
+    return below / total, above / total
+
+
+OFF_RANGE_SHOWN = 0.005  # a panel names the share of its values off the range from 0.5%
+
+
 @_styled
 def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
                    activations: Sequence[str] | None = None, layers: Sequence[int] | None = None,
@@ -273,9 +292,10 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     One row per (activation, init) pair and one column per layer, as in the
     classic blog posts; a single layer is drawn as one row of pairs instead.
     Bars are the fraction of all post-activations (seeds pooled) in each bin
-    of ``attrs["hist_edges"]``; values outside the edges are not drawn, so a
-    panel that sums below 1 has mass off its range (the result's
-    ``hist_below``/``hist_above`` count it). (Without the grid's batch and a
+    of ``attrs["hist_edges"]``; values outside the edges cannot be drawn, so
+    each panel names the share of them below and above its range (from the
+    result's ``hist_below``/``hist_above``) when it is 0.5% or more, in red:
+    ReLU under N(0, 1) weights has half its values past the right edge. (Without the grid's batch and a
     single width in attrs, bars are fractions of the in-range values.) Panels
     of one activation share x; one network's layers share y. ``layers``
     (1-based) defaults to at most six evenly spaced layers, first and last
@@ -305,6 +325,7 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     counts = v.fields["hist"].sum(axis=2).astype(np.float64)  # (init, activation, layer, bin)
     fracs = counts / (total if total else np.maximum(counts.sum(-1, keepdims=True), 1.0))
     floor = 0.5 / total if total else 1e-4  # a log axis's baseline: below one count
+    below, above = off_range_shares(res, **selection)  # (init, activation, layer)
     pairs = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
     rows_are_pairs = len(layers) > 1
     shape = (len(pairs), len(layers)) if rows_are_pairs else (1, len(pairs))
@@ -337,20 +358,29 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
             ax.yaxis.set_major_locator(LogLocator(numticks=3) if scale == "log" else MaxNLocator(3))
             ax.minorticks_off()
             ax.tick_params(labelsize=6)
+            off = [
+                f"{share:.0%} {side}"
+                for share, side in ((below[i, a, layer - 1], f"< {edges[0]:g}"),
+                                    (above[i, a, layer - 1], f"> {edges[-1]:g}"))
+                if share >= OFF_RANGE_SHOWN
+            ]  # fmt: skip
+            if off:
+                ax.text(0.97, 0.95, "\n".join(off), transform=ax.transAxes, ha="right",
+                        va="top", fontsize=5.5, color="#b2182b")  # fmt: skip
             if r:
                 ax.tick_params(labelleft=False)
             if rows_are_pairs:
                 if p == 0:
                     ax.set_title(f"layer {layer}", fontsize=8)
                 if r == 0:
-                    ax.set_ylabel(f"{act}\n{init}", fontsize=6.5, rotation=0, ha="right",
-                                  va="center")  # fmt: skip
+                    ax.set_ylabel(f"{act}\n{init}\n({scale} y)", fontsize=6.5, rotation=0,
+                                  ha="right", va="center")  # fmt: skip
                 if p == len(pairs) - 1:
                     ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
                 if p != last_of_act[a]:
                     ax.tick_params(labelbottom=False)
             else:
-                ax.set_title(f"{act}\n{init}", fontsize=6.5)
+                ax.set_title(f"{act}\n{init} ({scale} y)", fontsize=6.5)
                 ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
                 if p == 0:
                     ax.set_ylabel(f"layer {layer}\nfraction")

@@ -196,7 +196,13 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         t, v = theory, tables.view(res, fixed)
         figs, tabs = [], []
         summary = tables.summary_table(res, fmt="html", **fixed)
-        tabs.append((f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary))
+        tabs.append(
+            (
+                f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2). "
+                f"{tables.OUTCOME_RULE[0].upper()}{tables.OUTCOME_RULE[1:]}.",
+                summary,
+            )
+        )
         table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
         table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
         figure(figures.variance_vs_depth(res, theory=t, **fixed), f"pre_var{suffix}",

@@ -52,8 +52,10 @@ from jaxinit.results import SweepResult
 
 __all__ = [
     "FORMATS",
+    "OUTCOME_RULE",
     "REFERENCES",
     "View",
+    "classify",
     "input_second_moment",
     "layer_table",
     "reference_ratio",
@@ -323,14 +325,34 @@ def layer_table(res: SweepResult, *, theory: SweepResult | None = None, referenc
     return render(columns, rows, fmt)
 
 
-def classify(ratio: np.ndarray, *, band=(0.5, 2.0), limits=(1e-3, 1e3)) -> tuple[str, int | None]:
-    """``(outcome, depth)`` of one network's per-layer ratios ``(layer,)``.
+SATURATED_LIMIT = 0.5  # a layer with this fraction of saturated units or more "saturates"
+DEAD_LIMIT = 0.9  # one with this fraction of units exactly 0 or more "dies" (relu's is ~0.5)
+GROWTH = 10.0  # beyond the band but within the limits: "grows" past ×10, "shrinks" below ÷10
+OUTCOME_RULE = (
+    "outcome, by the first layer where it happens: diverges (a non-finite value), vanishes "
+    "(variance ratio < 1e-3), explodes (> 1e3), saturates (≥ 50% of units saturated), dies "
+    "(≥ 90% exactly 0); else, at any layer, grows (ratio > 10) or shrinks (< 0.1); else drifts "
+    "up or down (outside the band); else stable"
+)
 
-    The first event decides: a non-finite ratio "diverges", one below
-    ``limits[0]`` "vanishes", above ``limits[1]`` "explodes"; without any, a
-    ratio outside ``band`` somewhere "drifts" (from its first such layer), and
-    otherwise the network is "stable" (depth None).
+
+def classify(ratio: np.ndarray, *, band=(0.5, 2.0), limits=(1e-3, 1e3),
+             saturated: np.ndarray | None = None,
+             dead: np.ndarray | None = None) -> tuple[str, int | None]:  # fmt: skip
+    """``(outcome, depth)`` of one network's per-layer ratios ``(layer,)`` (``OUTCOME_RULE``).
+
+    The first layer with an event decides: a non-finite ratio "diverges", one
+    below ``limits[0]`` "vanishes", above ``limits[1]`` "explodes", a
+    ``saturated`` fraction ≥ ``SATURATED_LIMIT`` "saturates" (tanh under
+    N(0, 1) weights keeps its variance but 78% of its units are pinned at ±1),
+    a ``dead`` fraction ≥ ``DEAD_LIMIT`` "dies". Without any, a ratio beyond
+    ``GROWTH``× "grows" or "shrinks", one outside ``band`` "drifts up" or
+    "drifts down" (from its first such layer), and otherwise the network is
+    "stable" (depth None).
     """
+    n = len(ratio)
+    sat = np.zeros(n) if saturated is None else np.asarray(saturated, np.float64)
+    dead = np.zeros(n) if dead is None else np.asarray(dead, np.float64)
     for l, r in enumerate(ratio):
         if not np.isfinite(r):
             return "diverges", l + 1
@@ -338,8 +360,15 @@ def classify(ratio: np.ndarray, *, band=(0.5, 2.0), limits=(1e-3, 1e3)) -> tuple
             return "vanishes", l + 1
         if r > limits[1]:
             return "explodes", l + 1
-    out = np.flatnonzero((ratio < band[0]) | (ratio > band[1]))
-    return ("drifts", int(out[0]) + 1) if out.size else ("stable", None)
+        if sat[l] >= SATURATED_LIMIT:
+            return "saturates", l + 1
+        if dead[l] >= DEAD_LIMIT:
+            return "dies", l + 1
+    for name, mask in (("grows", ratio > GROWTH), ("shrinks", ratio < 1 / GROWTH),
+                       ("drifts up", ratio > band[1]), ("drifts down", ratio < band[0])):  # fmt: skip
+        if mask.any():
+            return name, int(np.flatnonzero(mask)[0]) + 1
+    return "stable", None
 
 
 def _interval(name: str, value: Any) -> tuple[float, float]:
@@ -360,7 +389,8 @@ def summary_table(res: SweepResult, *, depth: int | None = None, band=(0.5, 2.0)
     One row per (activation, init), with the geometric seed mean of the
     ratio :math:`r_L` of ``field`` (see the module doc), ``in_band`` ("yes" when
     :math:`r_\ell \in` band for every :math:`\ell \le L`), the ``outcome`` of
-    :func:`classify` ("stable", "drifts", "vanishes", "explodes", "diverges")
+    :func:`classify` (``OUTCOME_RULE``: the variance ratio, and the saturated and dead
+    fractions per layer, seed means)
     and the ``depth`` at which it happened (— when stable), and the saturated
     and dead percentages at layer L (seed means) when recorded. A seed with a
     non-finite value at a layer makes that layer's ratio NaN: "diverges".
@@ -380,7 +410,10 @@ def summary_table(res: SweepResult, *, depth: int | None = None, band=(0.5, 2.0)
     for a, act in enumerate(v.activations):
         for i, init in enumerate(v.inits):
             r = ratio[i, a]
-            outcome, at = classify(r, band=band, limits=limits)
+            fractions = {
+                k: v.fields[k][i, a].mean(0) for k in ("saturated", "dead") if k in v.fields
+            }
+            outcome, at = classify(r, band=band, limits=limits, **fractions)
             in_band = bool(np.all((r >= band[0]) & (r <= band[1])))
             row = [str(act), str(init), float(r[-1]), "yes" if in_band else "no", outcome]
             row.append(at)
