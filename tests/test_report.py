@@ -236,17 +236,22 @@ def test_variance_vs_depth_draws_the_seed_geomean_and_theory(res, theory):
     assert axes[0].get_ylabel()
     assert axes[0].get_shared_y_axes().joined(axes[0], axes[1])
     for a, ax in enumerate(axes):
-        solid = [l for l in ax.get_lines() if l.get_linestyle() == "-"]
-        dashed = [l for l in ax.get_lines() if l.get_linestyle() == "--"]
-        assert len(solid) == len(dashed) == len(INITS)
+        # with theory: measurements are markers alone, theory the lines drawn over them
+        marks = [l for l in ax.get_lines() if l.get_linestyle() == "None"]
+        lines = [l for l in ax.get_lines() if l.get_linestyle() == "-"]
+        assert len(marks) == len(lines) == len(INITS)
+        assert all(t.get_zorder() > m.get_zorder() for m, t in zip(marks, lines, strict=True))
         assert len(ax.collections) == len(INITS)
-        for i, (line, tline) in enumerate(zip(solid, dashed, strict=True)):
+        for i, (mark, tline) in enumerate(zip(marks, lines, strict=True)):
             y = res.pre_var[i, a].astype(np.float64)
-            np.testing.assert_allclose(line.get_ydata(), np.exp(np.log(y).mean(0)), rtol=1e-6)
+            np.testing.assert_allclose(mark.get_ydata(), np.exp(np.log(y).mean(0)), rtol=1e-6)
             np.testing.assert_allclose(tline.get_ydata(), 1.1 * y[0], rtol=1e-6)
-        assert solid[0].get_color() != solid[1].get_color()
+        assert marks[0].get_color() != marks[1].get_color()
+    without = report.variance_vs_depth(res)  # no theory: the measurements are lines
+    assert all(l.get_linestyle() == "-" for l in without.axes[0].get_lines())
     grad = report.grad_variance_vs_depth(res)
     assert "gradient" in grad.axes[0].get_ylabel()
+    assert r"\partial L" in grad.axes[0].get_ylabel()  # the derivative has its numerator
     y = grad.axes[1].get_lines()[0].get_ydata()
     np.testing.assert_allclose(
         y, np.exp(np.log(res.grad_var[0, 1].astype(np.float64)).mean(0)), rtol=1e-6

@@ -84,10 +84,10 @@ STYLE = {
 FIELD_LABELS = {
     "pre_var": r"pre-activation variance $\mathrm{Var}(z_\ell)$",
     "post_var": r"post-activation variance $\mathrm{Var}(h_\ell)$",
-    "grad_var": r"gradient variance $\mathrm{Var}(\partial / \partial z_\ell)$",
+    "grad_var": r"gradient variance $\mathrm{Var}(\partial L / \partial z_\ell)$",
     "pre_mean": r"pre-activation mean",
     "post_mean": r"post-activation mean",
-    "weight_grad_norm": r"$\|\partial / \partial W_\ell\|_F$",
+    "weight_grad_norm": r"$\|\partial L / \partial W_\ell\|_F$",
 }
 
 
@@ -161,9 +161,11 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
                       **selection: Any) -> Figure:  # fmt: skip
     """A per-layer variance against depth: one panel per activation, one line per init.
 
-    Log y; the geometric seed mean with its min–max band; ``theory`` (same
-    dims and fields, e.g. ``theory.predict(grid)``) dashed. Panels share both
-    axes. ``selection`` goes to ``res.sel``.
+    Log y; the geometric seed mean with its min–max band. With ``theory`` (same
+    dims and fields, e.g. ``theory.predict(grid)``) the measurements are
+    markers alone and theory a line drawn over them, so that agreement shows
+    as markers sitting on the line (a dashed line under a solid one hid it).
+    Panels share both axes. ``selection`` goes to ``res.sel``.
     """
     v = tables.view(res, selection)
     tables.require_layer_field(v.field_dims, field)
@@ -177,6 +179,8 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
         for i in range(len(v.inits)):
             y = arr[i, a]  # (seed, layer)
             kw = {"color": _color(i), "marker": MARKERS[i % len(MARKERS)]}
+            if tv is not None:  # markers for the measurements, the line is theory's
+                kw |= {"linestyle": "none", "markersize": 4.5, "markerfacecolor": "white"}
             ax.plot(x, tables.geomean(y, axis=0), **kw)
             if y.shape[0] > 1:
                 with np.errstate(invalid="ignore"):
@@ -186,17 +190,20 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
                                 color=_color(i), alpha=0.2, linewidth=0)  # fmt: skip
             if tv is not None and field in tv.fields:
                 t = _positive(tv.fields[field][i, a].astype(np.float64)).mean(0)
-                ax.plot(x, t, color=_color(i), linestyle="--", linewidth=1.0)
+                ax.plot(x, t, color=_color(i), linewidth=1.2, zorder=3)
         ax.set_yscale("log", nonpositive="mask")
         ax.set_title(str(act) if act is not None else "")
         ax.set_xlabel(r"layer $\ell$")
         ax.set_xticks(x if len(x) <= 10 else np.unique(np.linspace(1, x[-1], 6).round()))
         ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
     axes[0, 0].set_ylabel(FIELD_LABELS.get(field, field))
-    handles = [Line2D([], [], color=_color(i), marker=MARKERS[i % len(MARKERS)], label=str(init))
-               for i, init in enumerate(v.inits)]  # fmt: skip
+    measured = {} if tv is None else {"linestyle": "none", "markerfacecolor": "white"}
+    handles = [Line2D([], [], color=_color(i), marker=MARKERS[i % len(MARKERS)], label=str(init),
+                      **measured) for i, init in enumerate(v.inits)]  # fmt: skip
     if tv is not None:
-        handles.append(Line2D([], [], color="0.3", linestyle="--", label="theory"))
+        handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white",
+                              linestyle="none", label="measured (seed geometric mean)"))  # fmt: skip
+        handles.append(Line2D([], [], color="0.3", label="theory (mean field)"))
     _legend(fig, handles)
     return fig
 

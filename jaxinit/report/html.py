@@ -163,7 +163,7 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
 
     Per value of any dims beyond (init, activation, seed, depth), e.g. several
     widths: the summary table, variance and gradient-variance curves (theory
-    dashed when given), the depth-L heatmap, histograms, and one layer table
+    drawn over them when given), the depth-L heatmap, histograms, and one layer table
     per (init, activation); the deepest network of a ``depth`` dim. A training
     result adds its loss curves, and accuracy when it holds ``test_accuracy``
     (or ``eval_accuracy``).
@@ -206,8 +206,9 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
         table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
         figure(figures.variance_vs_depth(res, theory=t, **fixed), f"pre_var{suffix}",
-               "Pre-activation variance by layer (line: seed geometric mean; band: min–max; "
-               "dashed: theory).", figs)  # fmt: skip
+               "Pre-activation variance by layer: seed geometric mean (markers where theory is "
+               "drawn, else a line), min–max band over seeds; line over the markers: mean-field "
+               "theory.", figs)  # fmt: skip
         if "post_var" in v.fields:
             figure(figures.variance_vs_depth(res, field="post_var", theory=t, **fixed),
                    f"post_var{suffix}", "Post-activation variance by layer.", figs)  # fmt: skip

@@ -83,7 +83,9 @@ def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None, smo
     for a, act in enumerate(v.activations):
         ax = axes[0, a]
         for i in range(len(v.inits)):
-            for name, key, kw in ((field, steps_key, {}), (dashed, "eval_steps", {"linestyle": "--"})):  # fmt: skip
+            # evaluations are sparse: their points are marked, not only joined by lines
+            held_out = {"linestyle": "--", "marker": "o", "markersize": 2.5}
+            for name, key, kw in ((field, steps_key, {}), (dashed, "eval_steps", held_out)):
                 if name is not None:
                     y = v.fields[name][i, a].astype(np.float64)
                     y = _smooth(y, smooth) if name == field else y
@@ -95,7 +97,8 @@ def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None, smo
     axes[0, 0].set_ylabel(field.replace("_", " "))
     handles = [Line2D([], [], color=_color(i), label=str(init)) for i, init in enumerate(v.inits)]
     if dashed:
-        handles.append(Line2D([], [], color="0.3", linestyle="--", label=dashed.replace("_", " ")))
+        handles.append(Line2D([], [], color="0.3", linestyle="--", marker="o", markersize=2.5,
+                              label=f"{dashed.replace('_', ' ')} (at each evaluation)"))  # fmt: skip
     _legend(fig, handles)
     return fig
 
