@@ -1,4 +1,4 @@
-"""The host: one device per CPU core, the PRNG in use, and the installed versions.
+"""The host: one device per CPU core, the PRNG in use, the installed versions and revision.
 
 XLA:CPU runs one program per device, so a single CPU device leaves cores idle
 while a sweep's seeds could be split over them. ``JAX_NUM_CPU_DEVICES`` (read
@@ -12,10 +12,13 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import jax
 
-__all__ = ["PACKAGES", "prng_impl", "use_cpu_cores", "versions"]
+__all__ = ["PACKAGES", "prng_impl", "source_revision", "use_cpu_cores", "versions"]
 
 # The packages whose versions a result's provenance records.
 PACKAGES = ("jaxinit", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
@@ -31,6 +34,23 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[package] = NOT_INSTALLED
     return out
+
+
+def source_revision() -> dict[str, Any] | None:
+    """The git commit jaxinit runs from, and whether its tree had changes, when jaxinit is a
+    git checkout (an editable install); None otherwise, or when git is not there."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
 
 
 def use_cpu_cores() -> str:

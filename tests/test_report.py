@@ -451,7 +451,9 @@ def test_report_sweep_is_self_contained(res, theory, tmp_path):
     for p in pngs:
         assert f"data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" in page, p
     assert len(checker.images) == len(pngs)
-    assert all(ref.startswith("data:image/png;base64,") for ref in checker.refs)
+    # only embedded images and same-page anchors (the contents): nothing fetched
+    assert all(ref.startswith(("data:image/png;base64,", "#")) for ref in checker.refs)
+    assert any(ref.startswith("#") for ref in checker.refs)
     assert "http://" not in page.replace('"http://www.w3.org', "")
     assert "<script" not in page
     for needle in ("threefry2x32", ji.__version__, "&quot;batch&quot;: 32", "pre_var_rel_err"):
@@ -620,3 +622,20 @@ def test_histogram_panels_name_their_off_range_share():
     assert f"{above[0, 0, -1]:.0%} > 3" in texts
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert all(label.endswith(("(log y)", "(linear y)")) for label in labels)
+
+
+def test_report_page_has_contents_scrolling_tables_and_the_source_revision(tmp_path):
+    sections = [report.Section(title="First", tables=[("wide", "<table><tr><td>1</td></tr></table>")]),
+                report.Section(title="Second")]  # fmt: skip
+    page = report.write_report(tmp_path, title="t", sections=sections).read_text()
+    assert '<li><a href="#s1">First</a></li>' in page
+    assert '<section id="s2">' in page
+    assert '<li><a href="#provenance">Provenance</a></li>' in page
+    assert '<div class="table-box"><table>' in page  # wide tables scroll inside their box
+    rev = report.provenance()["source"]
+    if rev is None:  # not a git checkout (an installed wheel): nothing claimed
+        assert "git commit" not in page
+    else:
+        assert len(rev["commit"]) == 40
+        assert f"git commit <code>{rev['commit'][:12]}</code>" in page
+        assert ("uncommitted changes" in page) == rev["dirty"]

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from jaxinit._host import versions
+from jaxinit._host import source_revision, versions
 from jaxinit._io import atomic_write
 from jaxinit.report import figures, tables, training
 from jaxinit.results import SweepResult
@@ -45,6 +45,9 @@ figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.85rem; color: #555; }
 pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem;
       white-space: pre-wrap; }
+.table-box { overflow-x: auto; max-width: 100%; }  /* a wide table scrolls in its box */
+td { white-space: nowrap; }  /* "1.23 ± 0.04" stays on one line */
+nav.toc { font-size: 0.9rem; } nav.toc ol { margin: 0.2rem 0 1rem; }
 """
 
 
@@ -73,12 +76,14 @@ class ReportPaths(NamedTuple):
 
 
 def provenance(attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Where a result came from: its grid and PRNG (from ``attrs``), versions, time."""
+    """Where a result came from: its grid and PRNG (from ``attrs``), versions, time, and the
+    git commit (and whether the tree was dirty) when jaxinit runs from a checkout."""
     attrs = dict(attrs or {})
     out = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": versions(),
         "prng_impl": attrs.get("prng_impl", "not recorded"),
+        "source": source_revision(),
     }
     if "grid" in attrs:
         out["grid"] = attrs["grid"]
@@ -113,19 +118,30 @@ def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[S
     for n, section in enumerate(sections):
         if not isinstance(section, Section):
             raise TypeError(f"sections[{n}] is a {type(section).__name__}; expected a Section")
-        body.append(f"<section>\n<h2>{esc(section.title)}</h2>\n{_paragraphs(section.text)}")
+    toc = [(f"s{n + 1}", s.title) for n, s in enumerate(sections)] + [("provenance", "Provenance")]
+    body.append('<nav class="toc"><strong>Contents</strong><ol>'
+                + "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t in toc)
+                + "</ol></nav>\n")  # fmt: skip
+    for n, section in enumerate(sections):
+        body.append(f'<section id="s{n + 1}">\n<h2>{esc(section.title)}</h2>\n'
+                    f"{_paragraphs(section.text)}")  # fmt: skip
         for caption, fragment in section.tables:
-            body.append(f"<h3>{esc(caption)}</h3>\n{fragment}")
+            body.append(f'<h3>{esc(caption)}</h3>\n<div class="table-box">{fragment}</div>')
         for caption, path in section.figures:
             body.append(
                 f"<figure>{_img(Path(path))}<figcaption>{esc(caption)}</figcaption></figure>\n"
             )
         body.append("</section>\n")
     prov = provenance(attrs)
+    rev = prov.get("source")
+    source = "" if rev is None else (
+        f" jaxinit from git commit <code>{esc(rev['commit'][:12])}</code>"
+        + (" with uncommitted changes" if rev["dirty"] else " (clean tree)") + "."
+    )  # fmt: skip
     body.append(
-        "<section>\n<h2>Provenance</h2>\n"
+        '<section id="provenance">\n<h2>Provenance</h2>\n'
         f"<p>Written {esc(prov['created'])}; PRNG implementation "
-        f"<code>{esc(str(prov['prng_impl']))}</code>.</p>\n"
+        f"<code>{esc(str(prov['prng_impl']))}</code>.{source}</p>\n"
         + tables.render(["package", "version"], list(prov["versions"].items()), "html")
     )
     if "grid" in prov:
