@@ -67,6 +67,21 @@ def measured_chi1(res: ji.SweepResult) -> np.ndarray:
     return np.exp(np.nanmean(per_seed, axis=-1))
 
 
+def critical_line(act: str, sigma_b2: np.ndarray, points: int = 200) -> tuple:
+    """``(σ_b², σ_w²)`` of the edge of chaos from ``theory.critical_sigma_w2`` itself, on a
+    fine grid over the plotted σ_b² range, whatever the mesh's resolution (a contour of a
+    coarse mesh misplaced it: at --quick erf's started near 1.0 against 0.7854)."""
+    b = np.linspace(float(sigma_b2[0]), float(sigma_b2[-1]), points)
+    return b, np.asarray(ji.theory.critical_sigma_w2(act, sigma_b2=b), np.float64)
+
+
+def beyond_the_edge(act: str) -> str:
+    """What the χ₁ > 1 side is: chaos, or (the relu family) a q* that diverges."""
+    crit = float(ji.theory.critical_sigma_w2(act, sigma_b2=0.1))
+    div = float(ji.theory.divergence_sigma_w2(act, sigma_b2=0.1))
+    return "q* → ∞ (no chaotic phase)" if np.isclose(crit, div, rtol=1e-5) else "chaotic"
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(_common.parser(__doc__, seeds=2), argv)
     w2 = THEORY_W2[::10] if args.quick else THEORY_W2
@@ -87,12 +102,17 @@ def main(argv: list[str] | None = None) -> dict:
         q = ji.theory.q_star(act, sigma_w2=ww, sigma_b2=bb).q  # one call over the mesh
         chi_th = np.asarray(ji.theory.chi1(act, q=q, sigma_w2=ww))
         agree = int(np.sum((chi_emp > 1) == (chi_th > 1)))
+        line = critical_line(act, b2)
         fig = ji.report.phase_diagram(w2, b2, chi1, xi_c=np.asarray(phase.xi_c),
-                                      empirical=(ww, bb, chi_emp))  # fmt: skip
+                                      empirical=(ww, bb, chi_emp, chi_th), critical=line,
+                                      beyond=beyond_the_edge(act))  # fmt: skip
         fig.axes[0].set_title(f"{act}: theory ({w2.size}×{b2.size}) and measured (L = "
                               f"{max(grid.depths)})", fontsize=8)  # fmt: skip
         (png,) = ji.report.save(fig, args.out / f"phase-{act}")
-        figures.append((f"{act}: log10 ξ_c, the χ₁ = 1 line, and measured points.", png))
+        figures.append((f"{act}: log10 ξ_c; black: the χ₁ = 1 line (critical_sigma_w2 at "
+                        f"{line[0].size} values of σ_b²); markers: measured networks, "
+                        f"{agree}/{chi_emp.size} on theory's side (ringed in red: the others).",
+                        png))  # fmt: skip
         summary[act] = {
             "critical_sigma_w2_at_sigma_b2_0": float(
                 ji.theory.critical_sigma_w2(act, sigma_b2=0.0)

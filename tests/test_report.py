@@ -639,3 +639,26 @@ def test_report_page_has_contents_scrolling_tables_and_the_source_revision(tmp_p
         assert len(rev["commit"]) == 40
         assert f"git commit <code>{rev['commit'][:12]}</code>" in page
         assert ("uncommitted changes" in page) == rev["dirty"]
+
+
+def test_phase_diagram_draws_the_critical_line_from_critical_sigma_w2():
+    from sweeps import edge_of_chaos
+
+    w, b = np.linspace(0.5, 3.5, 10), np.linspace(0.0, 0.45, 10)  # the --quick mesh
+    chi1 = np.asarray(ji.theory.phase_diagram("erf", sigma_w2=w, sigma_b2=b).chi1)
+    line = edge_of_chaos.critical_line("erf", b)
+    assert line[1][0] == pytest.approx(np.pi / 4, rel=1e-5)  # at σ_b² = 0, at any resolution
+    fig = figures.phase_diagram(w, b, chi1, critical=line,
+                                empirical=([1.0, 2.0], [0.1, 0.1], [0.5, 1.5], [0.5, 0.8]))  # fmt: skip
+    (drawn,) = [l for l in fig.axes[0].get_lines() if l.get_label() == r"$\chi_1 = 1$"]
+    np.testing.assert_array_equal(drawn.get_xdata(), line[1])
+    np.testing.assert_array_equal(drawn.get_ydata(), line[0])
+    assert not fig.axes[0].collections[1:] or all(  # no contour when the line is given
+        type(c).__name__ != "QuadContourSet" for c in fig.axes[0].collections
+    )
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "off theory's side (1/2)" in legend  # the second point disagrees with theory
+    assert edge_of_chaos.beyond_the_edge("relu").startswith("q* → ∞")
+    assert edge_of_chaos.beyond_the_edge("tanh") == "chaotic"
+    texts = [t.get_text() for t in figures.phase_diagram(w, b, chi1, beyond="q* → ∞").axes[0].texts]
+    assert any(t.startswith("q* → ∞") for t in texts)

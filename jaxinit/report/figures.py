@@ -397,7 +397,8 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
 
 
 @_styled
-def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None) -> Figure:
+def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critical=None,
+                  beyond: str = "chaotic") -> Figure:  # fmt: skip
     r"""The order-to-chaos diagram in :math:`(\sigma_w^2, \sigma_b^2)`.
 
     The critical line :math:`\chi_1 = 1` is solid black, between the ordered
@@ -412,7 +413,14 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None) -> Fig
         (``np.meshgrid(..., indexing="ij")``).
       xi_c: ``(W, B)`` or None.
       empirical: None or ``(sigma_w2, sigma_b2, chi1)``: 1-D arrays of measured
-        points, drawn as circles (measured ordered) and triangles (chaotic).
+        points, drawn as circles (measured ordered) and triangles (chaotic);
+        a fourth array, theory's χ₁ at the same points, rings in red the points
+        whose measured side disagrees with theory's.
+      critical: None, or ``(sigma_b2, sigma_w2)`` 1-D arrays of the critical line
+        itself (``theory.critical_sigma_w2`` over a fine σ_b² grid), drawn
+        instead of the contour of ``chi1`` (which a coarse mesh misplaces).
+      beyond: what the χ₁ > 1 side is called: "chaotic", or for the relu family,
+        where q* → ∞ there, e.g. "q* → ∞ (no chaotic phase)".
     """
     w, b = np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64)
     chi1 = np.asarray(chi1, np.float64)
@@ -439,21 +447,34 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None) -> Fig
         ax.pcolormesh(w, b, (chi1 > 1).T.astype(float), shading="nearest", cmap=regions,
                       vmin=0, vmax=1, alpha=0.35, linewidth=0)  # fmt: skip
     finite = chi1[np.isfinite(chi1)]
-    if finite.size and finite.min() < 1.0 < finite.max():
+    if critical is not None:
+        cb, cw = (np.asarray(c, np.float64).reshape(-1) for c in critical)
+        if cb.shape != cw.shape:
+            raise ValueError(f"critical: sigma_b2 and sigma_w2 differ in length: {cb.shape}, {cw.shape}")  # fmt: skip
+        ax.plot(cw, cb, color="black", linewidth=1.2, label=r"$\chi_1 = 1$")
+    elif finite.size and finite.min() < 1.0 < finite.max():
         ax.contour(w, b, chi1.T, levels=[1.0], colors="black", linewidths=1.2)
     ww, bb = np.meshgrid(w, b, indexing="ij")
-    for mask, text in ((chi1 < 1, "ordered\n$\\chi_1 < 1$"), (chi1 > 1, "chaotic\n$\\chi_1 > 1$")):
+    for mask, text in (
+        (chi1 < 1, "ordered\n$\\chi_1 < 1$"),
+        (chi1 > 1, f"{beyond}\n$\\chi_1 > 1$"),
+    ):
         if mask.any():
             ax.text(ww[mask].mean(), bb[mask].mean(), text, ha="center", va="center", fontsize=7,
                     bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})  # fmt: skip
     if empirical is not None:
-        ew, eb, ec = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
-        if not ew.shape == eb.shape == ec.shape:
-            raise ValueError(f"empirical arrays differ in length: {ew.shape}, {eb.shape}, {ec.shape}")  # fmt: skip
+        ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
+        if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
+            raise ValueError(f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}")  # fmt: skip
         for mask, marker, color, label in ((ec < 1, "o", PALETTE[0], "measured ordered"),
                                            (ec >= 1, "^", PALETTE[1], "measured chaotic")):  # fmt: skip
             ax.scatter(ew[mask], eb[mask], marker=marker, s=14, color=color, edgecolors="black",
-                       linewidths=0.4, label=label, zorder=3)  # fmt: skip
+                       linewidths=0.4, label=label, zorder=3, clip_on=False)  # fmt: skip
+        if th:
+            wrong = (ec >= 1) != (th[0] > 1)
+            ax.scatter(ew[wrong], eb[wrong], marker="o", s=60, facecolors="none",
+                       edgecolors="#b2182b", linewidths=1.0, zorder=4, clip_on=False,
+                       label=f"off theory's side ({int(wrong.sum())}/{wrong.size})")  # fmt: skip
         ax.legend(loc="upper left")
     ax.set_xlabel(r"$\sigma_w^2$")
     ax.set_ylabel(r"$\sigma_b^2$")
