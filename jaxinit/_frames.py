@@ -114,12 +114,11 @@ def from_xarray(cls, ds):
     )
 
 
-def _bin_edges(result, labels: dict[str, Any], bins: int) -> np.ndarray:
-    """The float32 edges of the histogram of a combination (by its activation)."""
+def _bin_edges(result, act: str | None, bins: int) -> np.ndarray:
+    """The float32 edges of the histogram of an activation (None: the result's only one)."""
     table = result.attrs.get("hist_edges")
     if not table:
         return np.full(bins + 1, np.nan)
-    act = labels.get("activation")
     if act is None:  # the activation was fixed to a scalar: the one table entry
         act = next(iter(table))
     return np.asarray(table[act], np.float64)
@@ -184,9 +183,8 @@ def to_dataframe(result, *, along: tuple[str, ...] = ("layer",), hist: bool = Fa
         lo, hi = np.empty(len(frame)), np.empty(len(frame))
         b = frame["bin"].to_numpy()
         keys = frame["activation"] if "activation" in frame else [None] * len(frame)
-        cache: dict[Any, np.ndarray] = {}
         for act in set(keys):
-            edges = cache.setdefault(act, _bin_edges(result, {"activation": act}, bins))
+            edges = _bin_edges(result, act, bins)
             rows = np.asarray(keys == act) if act is not None else np.ones(len(frame), bool)
             lo[rows], hi[rows] = edges[b[rows]], edges[b[rows] + 1]
         frame.insert(frame.columns.get_loc("bin") + 1, "bin_lo", lo)

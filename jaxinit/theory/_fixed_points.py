@@ -254,7 +254,7 @@ def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
     e0 = jnp.where(chaotic, jnp.sqrt(lo * hi), 0.5)
     norm = w * _second(act, 0.0, q, _N2) + b
 
-    def moments(e):  # (1 - f(1 - ε), f'(1 - ε)·V/q) at correlation 1 - ε
+    def moments(e):  # at correlation 1 - ε: 1 - f(1 - ε), and χ1 - χ_c(1 - ε) (≥ 0)
         d_phi, d_dphi, pair, dpair = _expect2(
             act, 0.0, q, q, None,
             lambda u, v: ((act.fn(u) - act.fn(v)) ** 2, (_dphi(act, u) - _dphi(act, v)) ** 2,
@@ -265,19 +265,16 @@ def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
         # do, and give f(0) = 0 exactly for an odd φ without bias
         near = e <= 0.5
         drop = jnp.where(near, w * d_phi / (2 * norm), 1.0 - (w * pair + b) / norm)
-        return drop, jnp.where(near, x1 - w * d_dphi / 2, w * dpair)
+        return drop, jnp.where(near, w * d_dphi / 2, x1 - w * dpair)
 
     def newton(_, e):  # on (1 - f(1 - ε)) - ε, whose derivative is f'(c) - 1 < 0 at ε*
-        drop, chi = moments(e)
-        slope = q / norm * chi - 1.0
+        drop, deficit = moments(e)
+        slope = q / norm * (x1 - deficit) - 1.0
         return jnp.clip(e - (drop - e) / jnp.minimum(slope, -1e-7), _EPS_MIN, 1.0)
 
     e_star = jnp.where(chaotic, jax.lax.fori_loop(0, _NEWTON, newton, e0), 0.0)
-    chi_c = moments(e_star)[1]
-    # χ_c - 1 from the difference where c* is near 1 (χ_c = χ1 - (w/2) E[Δφ'²])
-    near = e_star <= 0.5
-    excess = jnp.where(chaotic & near, chi_c - x1 + (x1 - 1.0), chi_c - 1.0)
-    excess = jnp.where(chaotic, excess, x1 - 1.0)
+    # χ_c - 1 = (χ1 - 1) - (χ1 - χ_c): no rounding of χ_c near 1 (χ1 - χ_c = (w/2) E[Δφ'²])
+    excess = (x1 - 1.0) - jnp.where(chaotic, moments(e_star)[1], 0.0)
     nan = jnp.where(fp.diverged, jnp.nan, 1.0)
     return DepthScales(
         q_star=fp.q,
@@ -415,7 +412,7 @@ def _divergence(act, b):
     br = _first_branch(act, b)
     t, w, end = br.t, br.w, br.end
     lo, hi = t[jnp.maximum(end - 1, 0)], t[end]
-    peak = _bisect_log(lambda t: _branch(act, b, t)[2] * t / _branch(act, b, t)[1], lo, hi)
+    peak = _bisect_log(lambda t: _branch(act, b, t)[2], lo, hi)  # dσ_w²/dt changes sign
     w_peak = jnp.maximum(_branch(act, b, peak)[1], w[jnp.maximum(end - 1, 0)])
     # falling from the start (σ_b² = 0, φ(0) = 0: q* = 0 attracts while σ_w² φ'(0)² < 1)
     w_peak = jnp.where(end == 0, w[0], w_peak)

@@ -82,16 +82,18 @@ def variance_map(activation, q, *, sigma_w2, sigma_b2) -> Array:
     """
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         _check_domain("variance_map", name, v)
-    _warn_range("variance_map", "q", q, _act(activation))
-    return _run(_length, _act(activation), (), q, sigma_w2, sigma_b2)
+    act = _act(activation)
+    _warn_range("variance_map", "q", q, act)
+    return _run(_length, act, (), q, sigma_w2, sigma_b2)
 
 
 def chi1(activation, *, q, sigma_w2) -> Array:
     r""":math:`\chi_1 = \sigma_w^2\,\mathbb{E}[\varphi'(\sqrt{q} z)^2]`, φ' by ``jax.jvp``."""
     for name, v in (("q", q), ("sigma_w2", sigma_w2)):
         _check_domain("chi1", name, v)
-    _warn_range("chi1", "q", q, _act(activation))
-    return _run(_chi1, _act(activation), (), q, sigma_w2)
+    act = _act(activation)
+    _warn_range("chi1", "q", q, act)
+    return _run(_chi1, act, (), q, sigma_w2)
 
 
 def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
@@ -109,8 +111,9 @@ def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
     _check_domain("c_map", "c", c, -1.0, 1.0)
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         _check_domain("c_map", name, v)
-    _warn_range("c_map", "q", q, _act(activation))
-    return _run(_correlation, _act(activation), (), c, q, sigma_w2, sigma_b2)
+    act = _act(activation)
+    _warn_range("c_map", "q", q, act)
+    return _run(_correlation, act, (), c, q, sigma_w2, sigma_b2)
 
 
 def propagate(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Moments:
