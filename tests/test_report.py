@@ -8,6 +8,7 @@ import base64
 import csv
 import dataclasses
 import io
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -260,24 +261,50 @@ def test_variance_vs_depth_draws_the_seed_geomean_and_theory(res, theory):
         report.variance_vs_depth(res, field="hist")
 
 
-def test_heatmap_values_centre_and_nonfinite(res):
+def test_heatmap_clips_its_colour_and_writes_every_value(res):
     fig = report.heatmap(res)
     image = fig.axes[0].images[0]
     pre_var = res.pre_var.astype(np.float64)
     expected = np.log10(pre_var[..., -1] / pre_var[..., 0]).mean(-1)
-    np.testing.assert_allclose(image.get_array(), expected, rtol=1e-5)
-    lo, hi = image.get_clim()
-    assert lo == -hi
-    assert hi >= np.abs(expected).max()
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert len(texts) == expected.size
-    assert texts[0] == f"{expected[0, 0]:+.2f}".replace("-", "−")
-    broken = res.pre_var.copy()
-    broken[1, 0, 0, -1] = np.nan
-    bad = dataclasses.replace(res, fields={**res.fields, "pre_var": broken})
-    fig = report.heatmap(bad)
-    assert fig.axes[0].images[0].get_array().mask[1, 0]
-    assert "n/a" in [t.get_text() for t in fig.axes[0].texts]
+    assert np.abs(expected).max() > figures.HEATMAP_CLIP  # std 0.01 vanishes past the clip
+    clipped = np.clip(expected, -figures.HEATMAP_CLIP, figures.HEATMAP_CLIP)
+    np.testing.assert_allclose(image.get_array(), clipped, rtol=1e-5)
+    assert image.get_clim() == (-figures.HEATMAP_CLIP, figures.HEATMAP_CLIP)
+    texts = np.array([t.get_text() for t in fig.axes[0].texts]).reshape(expected.shape)
+    # the numbers are the unclipped seed means
+    assert texts[2, 0] == f"{expected[2, 0]:+.2f}".replace("-", "−")
+    assert not fig.legends  # no cell without a number: no key
+    assert "clipped" in fig.axes[1].get_ylabel()
+
+
+def test_heatmap_cells_name_overflow_underflow_and_missing():
+    """The classification behind the heatmap's cells: 1000× is full colour, a 30-decade value
+    is no darker, and overflow, −∞ and n/a each mean one thing."""
+    layers = np.array([1.0, 10.0, 1000.0])  # (layer,): 1000× at layer L
+    field = np.broadcast_to(layers, (2, 3, 2, 3)).copy()  # (init, activation, seed, layer)
+    field[0, 1] = [1.0, 1e10, 1e30]  # far past the clip
+    field[1, 0, 0] = [1.0, np.inf, np.nan]  # one seed of two overflowed float32
+    field[1, 1, :, -1] = 0.0  # both seeds underflowed to 0
+    field[1, 2, 1, 0] = 0.0  # a seed whose layer 1 is 0: 0/0, no ratio
+    cells = figures.heatmap_cells(field)
+    assert cells.kinds.tolist() == [["value", "value", "value"],
+                                    ["overflow", "underflow", "n/a"]]  # fmt: skip
+    assert cells.text[0].tolist() == ["+3.00", "+30.00", "+3.00"]
+    assert cells.colour[0, 0] == cells.colour[0, 1] == figures.HEATMAP_CLIP  # 1000× is full red
+    assert cells.text[1].tolist() == ["overflow 1/2", "−∞", "n/a"]
+    assert cells.colour[1, 0] == figures.HEATMAP_CLIP  # an overflow explodes: the red end
+    assert cells.colour[1, 1] == -figures.HEATMAP_CLIP  # an underflow vanishes: the blue end
+    assert np.isnan(cells.colour[1, 2])
+    assert np.isnan(cells.values[1]).all()
+    # a nonfinite count marks an overflow even where the variance stayed finite
+    counts = np.zeros(field.shape, int)
+    counts[0, 2, :, 1] = 3
+    assert figures.heatmap_cells(field, nonfinite=counts).text[0, 2] == "overflow"
+    assert figures.heatmap_cells(field, clip=30.0).colour[0, 0] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match=r"clip must be positive; got -1"):
+        figures.heatmap_cells(field, clip=-1)
+    with pytest.raises(ValueError, match=r"\(init, activation, seed, layer\); got shape \(3,\)"):
+        figures.heatmap_cells(layers)
 
 
 def test_histogram_grid_layout_and_fractions(res):
@@ -516,8 +543,10 @@ def test_heatmap_says_overflow_for_a_network_that_overflowed(res):
     fig = report.heatmap(dataclasses.replace(res, fields={**fields, "pre_var": pre_var,
                                                           "nonfinite": nonfinite}))  # fmt: skip
     texts = np.array([t.get_text() for t in fig.axes[0].texts]).reshape(pre_var.shape[:2])
-    assert texts[0, 1] == "overflow"
-    assert "overflow" not in np.delete(texts.ravel(), 1)
+    assert texts[0, 1] == "overflow 1/2"  # one seed of two
+    assert not any(t.startswith("overflow") for t in np.delete(texts.ravel(), 1))
+    (key,) = fig.legends  # the key names what an overflow is
+    assert [t.get_text() for t in key.get_texts()] == [figures.CELL_KEY["overflow"]]
 
 
 def test_loss_curves_smooth_is_a_trailing_moving_average():
@@ -657,9 +686,108 @@ def test_phase_diagram_draws_the_critical_line_from_critical_sigma_w2():
     assert not any(type(c).__name__ == "QuadContourSet" for c in fig.axes[0].collections)
     assert any(type(c).__name__ == "QuadContourSet"  # without it, the contour as before
                for c in figures.phase_diagram(w, b, chi1).axes[0].collections)  # fmt: skip
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    (legend,) = fig.legends  # under the axes, off the measured points
+    legend = [t.get_text() for t in legend.get_texts()]
     assert "off theory's side (1/2)" in legend  # the second point disagrees with theory
     assert edge_of_chaos.beyond_the_edge("relu").startswith("q* → ∞")
     assert edge_of_chaos.beyond_the_edge("tanh") == "chaotic"
     texts = [t.get_text() for t in figures.phase_diagram(w, b, chi1, beyond="q* → ∞").axes[0].texts]
     assert any(t.startswith("q* → ∞") for t in texts)
+
+
+def test_curve_styles_tell_forty_curves_apart_and_stagger_their_markers():
+    styles = [figures.line_style(i) for i in range(40)]
+    assert len({(s["color"], s["marker"]) for s in styles}) == 40
+    assert styles[8]["color"] == styles[0]["color"]  # the colours cycle every 8 ...
+    assert styles[8]["marker"] != styles[0]["marker"]  # ... the markers do not
+    assert styles[8]["linestyle"] != styles[0]["linestyle"]
+    # 50 layers: a marker every 5th layer, at a different layer for each of 5 curves
+    marks = [set(figures.marker_layers(50, i).tolist()) for i in range(5)]
+    assert all(len(m) == 10 for m in marks)
+    assert all(not a & b for a, b in itertools.combinations(marks, 2))
+    assert figures.marker_layers(5, 3).tolist() == [0, 1, 2, 3, 4]  # few layers: every one
+    assert figures.depth_ticks(5, 1.9).tolist() == [1, 2, 3, 4, 5]
+    assert figures.depth_ticks(50, 1.0).tolist() == [1, 26, 50]
+
+
+def test_variance_curves_of_coinciding_inits_carry_markers_at_different_layers():
+    """glorot_normal and glorot_uniform have one variance at fan_in = fan_out: their measured
+    markers must not sit one on another (glorot_normal was hidden under glorot_uniform)."""
+    inits = ["glorot_normal", "glorot_uniform", "lecun_normal"]
+    grid = ji.Grid(inits=inits, activations=["tanh"], depth=24, width=8, seeds=1, batch=8,
+                   gradients=False)  # fmt: skip
+    res = ji.sweep(grid, progress=False)
+    fig = figures.variance_vs_depth(res, theory=ji.theory.predict(grid))
+    marks = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == "None"]
+    assert len(marks) == 3
+    shown = [set(m.get_markevery()) for m in marks]
+    assert all(not a & b for a, b in itertools.combinations(shown, 2))
+    assert len({m.get_marker() for m in marks}) == 3
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:3] == inits
+
+
+def test_histogram_grid_of_one_layer_has_a_row_per_activation_and_wrapped_titles(res):
+    fig = report.histogram_grid(res, layers=[1])
+    axes = np.array(fig.axes).reshape(2, len(INITS))  # activations × inits
+    assert [ax.get_title() for ax in axes[0]] == [figures.wrap_label(i) for i in INITS]
+    assert all(ax.get_title() == "" for ax in axes[1])
+    assert axes[0, 0].get_ylabel().startswith("tanh\nfraction (")
+    assert axes[1, 0].get_ylabel().startswith("relu\nfraction (")
+    scales = {ax.get_yscale() for ax in axes[1]}
+    assert len(scales) == 1  # one y scale a row, named in its label
+    assert axes[1, 0].get_ylabel().endswith(f"({scales.pop()} y)")
+    heights = axes[1, 1].patches[0].get_data().values  # (relu, he_normal) at layer 1
+    np.testing.assert_allclose(heights, res.hist[1, 1, :, 0].sum(0) / (2 * 32 * 16), rtol=1e-6)
+    assert figures.wrap_label("glorot_normal(convention='keras')") == (
+        "glorot_normal\n(convention='keras')"
+    )
+    assert figures.wrap_label("he_normal") == "he_normal"
+
+
+def test_phase_diagram_keeps_points_inside_and_labels_off_them():
+    w, b = np.linspace(0.25, 4.0, 10), np.linspace(0.0, 0.5, 10)
+    edges = figures.padded_edges(b, np.array([0.0, 0.6]))
+    assert edges[0] < 0.0
+    assert edges[-1] > 0.6  # a measured point beyond the mesh is inside the axes
+    np.testing.assert_allclose(edges[1:-1], (b[:-1] + b[1:]) / 2)
+    ww, bb = np.meshgrid(w, b, indexing="ij")
+    points = (np.array([1.0, 1.0, 1.5]), np.array([0.3, 0.25, 0.3]))  # by the centroid
+    mask = ww < 2.0
+    x, y = figures.label_spot(w, b, mask, [points], ((0.0, 4.2), (-0.02, 0.52)))
+    assert x < 2.0  # inside its region
+    gap = np.min(
+        np.maximum(np.abs(points[0] - x) / 4.2 / 0.15, np.abs(points[1] - y) / 0.54 / 0.08)
+    )
+    assert gap >= 1.0  # the label's box covers no point
+    chi1 = ww / 2.0
+    fig = figures.phase_diagram(w, b, chi1, empirical=(points[0], points[1], [0.5, 0.5, 0.7]))
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] > 0.5  # the top row of points is inside, not on the title
+    (ordered,) = [t for t in ax.texts if t.get_text().startswith("ordered")]
+    assert ordered.get_position() != (ww[mask].mean(), bb[mask].mean())
+
+
+def test_write_report_records_every_run(tmp_path):
+    runs = {name: {"grid": {"activations": [name], "depth": [3]}, "prng_impl": "threefry2x32"}
+            for name in ("tanh", "relu", "erf")}  # fmt: skip
+    page = report.write_report(tmp_path, title="t", sections=[], runs=runs).read_text()
+    for name in runs:
+        assert f"<h3>Grid: {name}</h3>" in page
+        assert f"&quot;activations&quot;: [&quot;{name}&quot;]" in page
+    with pytest.raises(ValueError, match="not both"):
+        report.write_report(tmp_path, title="t", sections=[], attrs={}, runs=runs)
+
+
+def test_layer_table_columns_select_and_explain(res, theory):
+    table = report.layer_table(res, theory=theory, init="he_normal", activation="relu",
+                               columns=["ratio", "pre_var"], fmt="csv")  # fmt: skip
+    rows = _csv(table)
+    assert list(rows[0]) == ["layer", "pre_var", "pre_var_std", "ratio"]  # the table's order
+    np.testing.assert_allclose(_col(rows, "ratio"), _geomean_ratio(res.pre_var[1, 1]), rtol=1e-6)
+    assert max(len(line) for line in report.layer_table(
+        res, theory=theory, init="he_normal", activation="relu",
+        columns=["pre_var", "pre_var_theory", "ratio"]).splitlines()) < 80  # fmt: skip
+    with pytest.raises(ValueError, match=r"columns='ratoi'.*Did you mean 'ratio'"):
+        report.layer_table(res, columns=["ratoi"])
+    assert "**ratio**" in tables.layer_table.__doc__

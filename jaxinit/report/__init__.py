@@ -29,7 +29,7 @@ from jaxinit.report.html import (
     report_train,
     write_report,
 )
-from jaxinit.report.tables import layer_table, summary_table, variance_ratio
+from jaxinit.report.tables import layer_table, render, summary_table, variance_ratio
 from jaxinit.report.training import (
     accuracy,
     decision_boundary,
@@ -53,6 +53,7 @@ __all__ = [
     "loss_curves",
     "phase_diagram",
     "provenance",
+    "render",
     "report_sweep",
     "report_train",
     "save",

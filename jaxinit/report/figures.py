@@ -26,15 +26,17 @@ from __future__ import annotations
 import functools
 import io
 import os
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import LogLocator, MaxNLocator
 
 from jaxinit._checks import check_choice
@@ -43,20 +45,31 @@ from jaxinit.report import tables
 from jaxinit.results import SweepResult
 
 __all__ = [
+    "CELL_KEY",
+    "HEATMAP_CLIP",
     "PALETTE",
     "SAVE_FORMATS",
+    "HeatmapCells",
+    "depth_ticks",
     "grad_variance_vs_depth",
     "heatmap",
+    "heatmap_cells",
     "histogram_grid",
+    "label_spot",
+    "line_style",
+    "marker_layers",
     "off_range_shares",
+    "padded_edges",
     "phase_diagram",
     "save",
     "variance_vs_depth",
+    "wrap_label",
 ]
 
 # Okabe–Ito, most distinct first; yellow last (weak on white).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "p", "h")  # 10: pairs with 8 colours differ
+LINESTYLES = ("-", "--", ":", "-.")
 COLUMN_WIDTH, FULL_WIDTH = 3.4, 7.0  # inches: one and two columns of a paper
 SAVE_FORMATS = ("png", "svg", "pdf")
 SVG_SALT = "jaxinit"
@@ -80,6 +93,12 @@ STYLE = {
     "axes.prop_cycle": mpl.cycler(color=PALETTE),
     "image.cmap": "viridis",
     "svg.hashsalt": SVG_SALT,
+}
+PANELS_PER_ROW = 5  # small multiples wrap onto a new row past this many
+SHORT_LABELS = {  # a y label for a row of panels under a title with FIELD_LABELS' long form
+    "pre_var": r"$\mathrm{Var}(z_\ell)$",
+    "post_var": r"$\mathrm{Var}(h_\ell)$",
+    "grad_var": r"$\mathrm{Var}(\partial L / \partial z_\ell)$",
 }
 FIELD_LABELS = {
     "pre_var": r"pre-activation variance $\mathrm{Var}(z_\ell)$",
@@ -156,6 +175,35 @@ def _legend(fig: Figure, handles) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
 
 
+def line_style(i: int) -> dict[str, Any]:
+    """The colour, marker and line style of the i-th curve of a figure: colours cycle every
+    8 and markers every 10, so the first 40 curves differ in one or the other, and the line
+    style changes with each pass through the colours (curves 9 to 16 are dashed)."""
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)]}  # fmt: skip
+
+
+MARKS_PER_CURVE = 10  # a curve over more layers carries a marker every few layers, staggered
+
+
+def marker_layers(n_layers: int, i: int) -> np.ndarray:
+    """0-based layers that carry curve i's markers: every layer up to ``MARKS_PER_CURVE``
+    layers, else every k-th with k = ceil(n_layers / MARKS_PER_CURVE), starting at i mod k,
+    so that curves which coincide (glorot_normal, glorot_uniform and lecun_normal when
+    fan_in = fan_out) show their markers at different layers instead of one on another."""
+    step = -(-n_layers // MARKS_PER_CURVE)
+    return np.arange(i % step, n_layers, step)
+
+
+def depth_ticks(n_layers: int, panel_inches: float) -> np.ndarray:
+    """Layer ticks (1-based) that fit a panel: every layer when they fit, else evenly spaced
+    with the first and last, about one a third of an inch."""
+    fit = max(2, int(panel_inches / 0.33))
+    if n_layers <= fit:
+        return np.arange(1, n_layers + 1)
+    return np.unique(np.linspace(1, n_layers, fit).round()).astype(int)
+
+
 @_styled
 def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: SweepResult | None = None,
                       **selection: Any) -> Figure:  # fmt: skip
@@ -165,20 +213,31 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
     dims and fields, e.g. ``theory.predict(grid)``) the measurements are
     markers alone and theory a line drawn over them, so that agreement shows
     as markers sitting on the line (a dashed line under a solid one hid it).
-    Panels share both axes. ``selection`` goes to ``res.sel``.
+    Curves differ in colour, marker and (past 8) line style (:func:`line_style`);
+    over more than 10 layers each carries markers at every k-th layer, staggered
+    from curve to curve (:func:`marker_layers`), so that curves which coincide
+    still show each of theirs. Panels share both axes. ``selection`` goes to
+    ``res.sel``.
     """
     v = tables.view(res, selection)
     tables.require_layer_field(v.field_dims, field)
     tv = None if theory is None else tables.align(theory, v)
     arr, n_act = _positive(v.fields[field].astype(np.float64)), len(v.activations)
     x = np.arange(1, v.n_layers + 1)
-    width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 1.9 * n_act))
-    fig, axes = _panels(1, n_act, width=width, height=2.4, sharex=True, sharey=True)
+    ncols = min(n_act, PANELS_PER_ROW)
+    nrows = -(-n_act // ncols)
+    width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 1.9 * ncols))
+    fig, grid = _panels(nrows, ncols, width=width, height=0.6 + 1.8 * nrows, sharex=True,
+                        sharey=True)  # fmt: skip
+    axes = grid.reshape(1, -1)
+    for ax in axes[0, n_act:]:
+        ax.set_visible(False)
+    ticks = depth_ticks(v.n_layers, (width - 0.6) / ncols)
     for a, act in enumerate(v.activations):
         ax = axes[0, a]
         for i in range(len(v.inits)):
             y = arr[i, a]  # (seed, layer)
-            kw = {"color": _color(i), "marker": MARKERS[i % len(MARKERS)]}
+            kw = line_style(i) | {"markevery": marker_layers(v.n_layers, i).tolist()}
             if tv is not None:  # markers for the measurements, the line is theory's
                 kw |= {"linestyle": "none", "markersize": 4.5, "markerfacecolor": "white"}
             ax.plot(x, tables.geomean(y, axis=0), **kw)
@@ -190,16 +249,24 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
                                 color=_color(i), alpha=0.2, linewidth=0)  # fmt: skip
             if tv is not None and field in tv.fields:
                 t = _positive(tv.fields[field][i, a].astype(np.float64)).mean(0)
-                ax.plot(x, t, color=_color(i), linewidth=1.2, zorder=3)
+                ax.plot(x, t, color=_color(i), linewidth=1.2, zorder=3,
+                        linestyle=line_style(i)["linestyle"])  # fmt: skip
         ax.set_yscale("log", nonpositive="mask")
         ax.set_title(str(act) if act is not None else "")
-        ax.set_xlabel(r"layer $\ell$")
-        ax.set_xticks(x if len(x) <= 10 else np.unique(np.linspace(1, x[-1], 6).round()))
+        if a + ncols >= n_act:  # the lowest panel of its column
+            ax.set_xlabel(r"layer $\ell$")
+            ax.tick_params(labelbottom=True)
+        ax.set_xticks(ticks)
         ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
-    axes[0, 0].set_ylabel(FIELD_LABELS.get(field, field))
-    measured = {} if tv is None else {"linestyle": "none", "markerfacecolor": "white"}
-    handles = [Line2D([], [], color=_color(i), marker=MARKERS[i % len(MARKERS)], label=str(init),
-                      **measured) for i, init in enumerate(v.inits)]  # fmt: skip
+    for row in grid:
+        row[0].set_ylabel(
+            FIELD_LABELS.get(field, field) if nrows == 1 else SHORT_LABELS.get(field, field)
+        )
+    if nrows > 1:
+        fig.suptitle(FIELD_LABELS.get(field, field), fontsize=8)
+    measured = {} if tv is None else {"markerfacecolor": "white"}  # marker and theory's line
+    handles = [Line2D([], [], **line_style(i) | measured, label=str(init))
+               for i, init in enumerate(v.inits)]  # fmt: skip
     if tv is not None:
         handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white",
                               linestyle="none", label="measured (seed geometric mean)"))  # fmt: skip
@@ -219,56 +286,122 @@ def grad_variance_vs_depth(res: SweepResult, *, theory: SweepResult | None = Non
     return variance_vs_depth(res, field="grad_var", theory=theory, **selection)
 
 
-def _cell_text(value: float) -> str:
-    if np.isnan(value):
-        return "n/a"
-    if np.isinf(value):
-        return "+∞" if value > 0 else "−∞"
-    return f"{value:+.2f}".replace("-", "−")
+HEATMAP_CLIP = 3.0  # the colour scale's ±log10 limit: the summary's vanish/explode limits 1e-3, 1e3
+CELL_KEY = {  # what a heatmap cell that holds no number says, and why
+    "overflow": "overflow: Var(z) passed float32's largest value (3.4e38) by layer L: explodes",
+    "underflow": "−∞: Var(z) fell to exactly 0 in float32 by layer L: vanishes",
+    "n/a": "n/a: no ratio (layer 1's variance is 0, or a value is missing)",
+}
+
+
+class HeatmapCells(NamedTuple):
+    """What each (init, activation) cell of :func:`heatmap` shows."""
+
+    kinds: np.ndarray  # (I, A) str: "value", or a key of CELL_KEY
+    values: np.ndarray  # (I, A) seed mean of log10 r_L where kinds == "value", else NaN
+    colour: np.ndarray  # (I, A) values clipped to ±clip; +clip overflow, −clip underflow; NaN n/a
+    text: np.ndarray  # (I, A) str: the value ("+1.26"), "overflow", "overflow 2/4", "−∞" or "n/a"
+
+
+def heatmap_cells(field: np.ndarray, *, reference: str = "layer0",
+                  attrs: Mapping[str, Any] | None = None, nonfinite: np.ndarray | None = None,
+                  clip: float = HEATMAP_CLIP) -> HeatmapCells:  # fmt: skip
+    r"""Classifies the cells of :func:`heatmap` from ``field (I, A, S, L)`` (e.g. ``pre_var``).
+
+    A seed *overflows* when its variance is non-finite at any layer up to L
+    (float32 overflow: inf, then inf − inf = NaN), or it has a ``nonfinite``
+    count ``(I, A, S, L)`` there; a cell with any such seed reads "overflow"
+    ("overflow k/S" when only k of S seeds did) and takes the top colour. Else a
+    seed whose ratio at L is exactly 0 makes "−∞" (the variance underflowed to
+    0: it vanished; the bottom colour), one without a ratio (layer 1's variance
+    was 0: x/0 or 0/0) makes "n/a" (grey). Otherwise the cell is the seed mean of
+    :math:`\log_{10} r_L`, written to two decimals, coloured on a scale clipped
+    at ``±clip`` so that a 1000× cell (+3.00) is as dark as any beyond it.
+    """
+    if clip <= 0:
+        raise ValueError(f"clip must be positive; got {clip!r}")
+    field = np.asarray(field, np.float64)
+    if field.ndim != 4:
+        raise ValueError(f"field must be (init, activation, seed, layer); got shape {field.shape}")
+    per_seed = tables.reference_ratio(field, reference, attrs or {})[..., -1]  # (I, A, S)
+    over = ~np.isfinite(field).all(axis=-1)
+    if nonfinite is not None:
+        over |= (np.asarray(nonfinite) > 0).any(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(per_seed)
+    n_over, n_seeds = over.sum(-1), field.shape[2]
+    kinds = np.where(n_over > 0, "overflow",
+                     np.where((np.isnan(logs) | np.isposinf(logs)).any(-1), "n/a",
+                              np.where(np.isneginf(logs).any(-1), "underflow", "value")))  # fmt: skip
+    kinds = kinds.astype(object)
+    values = np.where(kinds == "value", logs.mean(-1), np.nan)
+    colour = np.select([kinds == "value", kinds == "overflow", kinds == "underflow"],
+                       [np.clip(values, -clip, clip), clip, -clip], np.nan)  # fmt: skip
+    text = np.empty(kinds.shape, object)
+    for idx, kind in np.ndenumerate(kinds):
+        if kind == "value":
+            text[idx] = f"{values[idx]:+.2f}".replace("-", "−")
+        elif kind == "overflow":
+            text[idx] = (
+                "overflow" if n_over[idx] == n_seeds else f"overflow {n_over[idx]}/{n_seeds}"
+            )
+        else:
+            text[idx] = "−∞" if kind == "underflow" else "n/a"
+    return HeatmapCells(kinds, values, colour, text)
 
 
 @_styled
 def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var",
-            reference: str = "layer0", **selection: Any) -> Figure:  # fmt: skip
+            reference: str = "layer0", clip: float = HEATMAP_CLIP, **selection: Any) -> Figure:  # fmt: skip
     r"""init × activation, coloured by :math:`\log_{10}` of the variance ratio at depth L.
 
     The cell is the seed mean of :math:`\log_{10} r_L` (see
-    :mod:`jaxinit.report.tables` for the ratio and ``reference``) on a
-    diverging colour map centred at 0 (blue: vanishing, red: exploding),
-    annotated with its value. Non-finite cells are grey and read "overflow"
-    (a seed's network overflowed float32 by layer L: the ``nonfinite`` count),
-    "+∞" or "−∞" (a variance that overflowed to inf or underflowed to 0), or
-    "n/a".
+    :mod:`jaxinit.report.tables` for the ratio and ``reference``), written to
+    two decimals, on a diverging colour map centred at 0 (blue: vanishing,
+    red: exploding) clipped at ``±clip`` decades (default ±3, the summary
+    table's vanish and explode limits), so that a 1000× cell is full red
+    whatever the largest value. Cells without a number (:func:`heatmap_cells`)
+    are hatched and named in a key under the map: "overflow" (red: the variance
+    passed float32's range, the network explodes), "−∞" (blue: it fell to 0)
+    and "n/a" (grey: no ratio).
     """
     v = tables.view(res, selection, depth=depth)
     tables.require_layer_field(v.field_dims, field)
-    per_seed = tables.reference_ratio(v.fields[field].astype(np.float64), reference, v.attrs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.log10(per_seed[..., -1]).mean(axis=2)  # (I, A)
-    finite = np.isfinite(values)
-    vmax = max(1.0, float(np.abs(values[finite]).max())) if finite.any() else 1.0
-    overflow = np.zeros(values.shape, bool)
-    if "nonfinite" in v.fields:
-        overflow = (v.fields["nonfinite"][..., -1] > 0).any(axis=2)
-    n_init, n_act = values.shape
-    width = min(FULL_WIDTH, 2.2 + 0.8 * n_act)
-    fig, axes = _panels(1, 1, width=width, height=0.9 + 0.32 * n_init)
+    cells = heatmap_cells(v.fields[field], reference=reference, attrs=v.attrs, clip=clip,
+                          nonfinite=v.fields.get("nonfinite"))  # fmt: skip
+    n_init, n_act = cells.kinds.shape
+    kinds = [k for k in CELL_KEY if (cells.kinds == k).any()]
+    width = min(FULL_WIDTH, 2.4 + 0.8 * n_act)
+    fig, axes = _panels(1, 1, width=width, height=1.0 + 0.32 * n_init + 0.16 * len(kinds))
     ax = axes[0, 0]
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="#BBBBBB")
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
-    for (i, a), value in np.ndenumerate(values):
-        dark = np.isfinite(value) and abs(value) > 0.6 * vmax
-        text = "overflow" if overflow[i, a] and not np.isfinite(value) else _cell_text(value)
-        ax.text(a, i, text, ha="center", va="center", fontsize=7,
+    image = ax.imshow(np.ma.masked_invalid(cells.colour), cmap=cmap, vmin=-clip, vmax=clip,
+                      aspect="auto")  # fmt: skip
+    hatch = {"overflow": "///", "underflow": "\\\\\\", "n/a": "..."}
+    mark = {True: (1.0, 1.0, 1.0, 0.3), False: (0.0, 0.0, 0.0, 0.25)}  # faint: the text reads
+    for (i, a), text in np.ndenumerate(cells.text):
+        kind = cells.kinds[i, a]
+        dark = kind in ("overflow", "underflow") or abs(cells.colour[i, a]) > 0.6 * clip
+        ax.text(a, i, text, ha="center", va="center", fontsize=6 if len(text) > 6 else 7,
                 color="white" if dark else "black")  # fmt: skip
+        if kind != "value":
+            ax.add_patch(Rectangle((a - 0.5, i - 0.5), 1, 1, facecolor="none", hatch=hatch[kind],
+                                   edgecolor=mark[dark], linewidth=0))  # fmt: skip
     ax.set_xticks(range(n_act), labels=[str(a) for a in v.activations], rotation=30, ha="right")
     ax.set_yticks(range(n_init), labels=[str(i) for i in v.inits])
     ax.set_xlabel("activation")
     ax.set_ylabel("init")
     ax.spines[["top", "right"]].set_visible(True)
     ref = "layer 1" if reference == "layer0" else r"$\mathbb{E}[x^2]$"
-    ax.set_title(f"{field} at layer {v.n_layers} over {ref}")
-    fig.colorbar(image, ax=ax, label=r"$\log_{10}$ ratio")
+    ax.set_title(f"{field} at layer {v.n_layers} over {ref}, seed mean of log10")
+    bar = fig.colorbar(image, ax=ax, extend="both",
+                       label=rf"$\log_{{10}}$ ratio (colour clipped at $\pm${clip:g})")  # fmt: skip
+    bar.set_ticks(np.arange(-np.floor(clip), np.floor(clip) + 1))
+    if kinds:
+        colour = {"overflow": cmap(1.0), "underflow": cmap(0.0), "n/a": "#BBBBBB"}
+        handles = [Patch(facecolor=colour[k], hatch=hatch[k], edgecolor=mark[k != "n/a"],
+                         linewidth=0, label=CELL_KEY[k]) for k in kinds]  # fmt: skip
+        fig.legend(handles=handles, loc="outside lower left", ncols=1, fontsize=6.5)
     return fig
 
 
@@ -297,7 +430,9 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     """Post-activation histograms of every (activation, init) pair, layer by layer.
 
     One row per (activation, init) pair and one column per layer, as in the
-    classic blog posts; a single layer is drawn as one row of pairs instead.
+    classic blog posts; a single layer is drawn as a row per activation and a column per
+    init (titles wrapped by :func:`wrap_label`, every panel with its own y ticks, one y
+    scale a row).
     Bars are the fraction of all post-activations (seeds pooled) in each bin
     of ``attrs["hist_edges"]``; values outside the edges cannot be drawn, so
     each panel names the share of them below and above its range (from the
@@ -335,20 +470,27 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     below, above = off_range_shares(res, **selection)  # (init, activation, layer)
     pairs = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
     rows_are_pairs = len(layers) > 1
-    shape = (len(pairs), len(layers)) if rows_are_pairs else (1, len(pairs))
-    fig, axes = _panels(*shape, width=min(FULL_WIDTH, 1.6 + 1.0 * shape[1]),
-                        height=0.55 + 0.72 * shape[0],
-                        margins=(1.5 if rows_are_pairs else 0.6, 0.1, 0.45, 0.35, 0.12, 0.22))  # fmt: skip
+    scales = np.array([[yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45
+                        else "linear" for a in range(len(v.activations))]
+                       for i in range(len(v.inits))])  # fmt: skip
+    if rows_are_pairs:  # a row per (activation, init), a column per layer
+        shape, margins = (len(pairs), len(layers)), (1.5, 0.1, 0.45, 0.35, 0.12, 0.22)
+        width, height = min(FULL_WIDTH, 1.6 + 1.0 * shape[1]), 0.55 + 0.72 * shape[0]
+    else:  # one layer: a row per activation, a column per init, room for every tick label
+        scales[:] = np.where((scales == "log").any(axis=0), "log", "linear")  # one per row
+        shape, margins = (len(v.activations), len(v.inits)), (0.8, 0.1, 0.6, 0.4, 0.45, 0.45)
+        width, height = min(FULL_WIDTH, 0.9 + 2.0 * shape[1]), 0.55 + 1.35 * shape[0]
+    fig, axes = _panels(*shape, width=width, height=height, margins=margins)
 
     def at(p: int, r: int):  # the panel of pair p at layer index r
-        return axes[p, r] if rows_are_pairs else axes[0, p]
+        return axes[p, r] if rows_are_pairs else axes[pairs[p]]
 
     last_of_act = {a: max(p for p, (b, _) in enumerate(pairs) if b == a) for a, _ in pairs}
     for p, (a, i) in enumerate(pairs):
         act, init = v.activations[a], str(v.inits[i])
         bins = counts.shape[-1]
         edges = np.asarray(edges_by_act.get(str(act), np.arange(bins + 1)), np.float64)
-        scale = yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45 else "linear"
+        scale = scales[i, a]
         first = pairs.index((a, 0))
         for r, layer in enumerate(layers):
             ax = at(p, r)
@@ -387,13 +529,27 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
                 if p != last_of_act[a]:
                     ax.tick_params(labelbottom=False)
             else:
-                ax.set_title(f"{act}\n{init} ({scale} y)", fontsize=6.5)
-                ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
-                if p == 0:
-                    ax.set_ylabel(f"layer {layer}\nfraction")
+                if a == 0:
+                    ax.set_title(wrap_label(init), fontsize=6.5)
+                if i == 0:
+                    ax.set_ylabel(f"{act}\nfraction ({scale} y)", fontsize=7)
+                if a == len(v.activations) - 1:
+                    ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
     if rows_are_pairs:
         fig.text(0.005, 0.5, "fraction of post-activations", rotation=90, va="center", fontsize=7)
+    else:
+        fig.suptitle(f"layer {layers[0]}: fraction of post-activations per bin, seeds pooled",
+                     fontsize=7.5)  # fmt: skip
     return fig
+
+
+def wrap_label(label: str, width: int = 24) -> str:
+    """A spec label on lines of about ``width`` characters for a panel title: the name, then
+    its arguments, broken after commas (``glorot_normal(convention='keras')`` takes two)."""
+    if len(label) <= width or "(" not in label:
+        return label
+    name, args = label.split("(", 1)
+    return name + "\n" + textwrap.fill("(" + args, width, break_long_words=False)
 
 
 @_styled
@@ -413,7 +569,9 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critic
         (``np.meshgrid(..., indexing="ij")``).
       xi_c: ``(W, B)`` or None.
       empirical: None or ``(sigma_w2, sigma_b2, chi1)``: 1-D arrays of measured
-        points, drawn as circles (measured ordered) and triangles (chaotic);
+        points, drawn as circles (measured χ₁ < 1) and triangles (χ₁ ≥ 1), whole
+        inside the axes (:func:`padded_edges`); region labels avoid them
+        (:func:`label_spot`) and the legend sits under the axes;
         a fourth array, theory's χ₁ at the same points, rings in red the points
         whose measured side disagrees with theory's.
       critical: None, or ``(sigma_b2, sigma_w2)`` 1-D arrays of the critical line
@@ -432,7 +590,14 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critic
         if arr is not None and np.shape(arr) != (w.size, b.size):
             hint = "; pass its transpose (.T)" if np.shape(arr) == (b.size, w.size) else ""
             raise ValueError(f"{name} has shape {np.shape(arr)}; expected (len(sigma_w2), len(sigma_b2)) = {(w.size, b.size)}{hint}")  # fmt: skip
-    fig, axes = _panels(1, 1, width=COLUMN_WIDTH, height=2.6)
+    points = None
+    if empirical is not None:
+        ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
+        if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
+            raise ValueError(f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}")  # fmt: skip
+        points = (ew, eb)
+    we, be = padded_edges(w, points and points[0]), padded_edges(b, points and points[1])
+    fig, axes = _panels(1, 1, width=COLUMN_WIDTH, height=3.0)
     ax = axes[0, 0]
     if xi_c is not None:
         xi = np.asarray(xi_c, np.float64)
@@ -440,44 +605,92 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critic
         top = np.log10(xi[finite].max()) if finite.any() else 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             shown = np.where(np.isposinf(xi), top, np.log10(np.where(finite, xi, np.nan)))
-        mesh = ax.pcolormesh(w, b, np.ma.masked_invalid(shown.T), shading="nearest", cmap="viridis")
+        cmap = mpl.colormaps["viridis"].with_extremes(bad="#E4E4E4")  # ξ_c undefined: q* = ∞
+        mesh = ax.pcolormesh(we, be, np.ma.masked_invalid(shown.T), shading="flat", cmap=cmap)
         fig.colorbar(mesh, ax=ax, label=r"$\log_{10} \xi_c$ (layers)")
     else:
         regions = ListedColormap([PALETTE[5], PALETTE[4]])
-        ax.pcolormesh(w, b, (chi1 > 1).T.astype(float), shading="nearest", cmap=regions,
+        ax.pcolormesh(we, be, (chi1 > 1).T.astype(float), shading="flat", cmap=regions,
                       vmin=0, vmax=1, alpha=0.35, linewidth=0)  # fmt: skip
     finite = chi1[np.isfinite(chi1)]
+    line = None
     if critical is not None:
         cb, cw = (np.asarray(c, np.float64).reshape(-1) for c in critical)
         if cb.shape != cw.shape:
             raise ValueError(f"critical: sigma_b2 and sigma_w2 differ in length: {cb.shape}, {cw.shape}")  # fmt: skip
         ax.plot(cw, cb, color="black", linewidth=1.2, label=r"$\chi_1 = 1$")
+        line = (cw, cb)
     elif finite.size and finite.min() < 1.0 < finite.max():
         ax.contour(w, b, chi1.T, levels=[1.0], colors="black", linewidths=1.2)
-    ww, bb = np.meshgrid(w, b, indexing="ij")
+    limits = ((we[0], we[-1]), (be[0], be[-1]))
+    obstacles = [p for p in (points, line) if p is not None]
     for mask, text in (
         (chi1 < 1, "ordered\n$\\chi_1 < 1$"),
         (chi1 > 1, f"{beyond}\n$\\chi_1 > 1$"),
     ):
         if mask.any():
-            ax.text(ww[mask].mean(), bb[mask].mean(), text, ha="center", va="center", fontsize=7,
+            lines = text.replace("$\\chi_1 < 1$", "x1 < 1").replace("$\\chi_1 > 1$", "x1 > 1")
+            chars = max(len(t) for t in lines.split("\n"))
+            half = (0.5 * 0.6 * 7 / 72 * chars / AXES_INCHES[0] + 0.02,
+                    0.5 * 1.3 * 7 / 72 * len(lines.split("\n")) / AXES_INCHES[1] + 0.02)  # fmt: skip
+            x, y = label_spot(w, b, mask, obstacles, limits, half)
+            ax.text(x, y, text, ha="center", va="center", fontsize=7,
                     bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})  # fmt: skip
     if empirical is not None:
-        ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
-        if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
-            raise ValueError(f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}")  # fmt: skip
-        for mask, marker, color, label in ((ec < 1, "o", PALETTE[0], "measured ordered"),
-                                           (ec >= 1, "^", PALETTE[1], "measured chaotic")):  # fmt: skip
+        for mask, marker, color, label in ((ec < 1, "o", PALETTE[0], r"measured $\chi_1 < 1$"),
+                                           (ec >= 1, "^", PALETTE[1], r"measured $\chi_1 \geq 1$")):  # fmt: skip
             ax.scatter(ew[mask], eb[mask], marker=marker, s=14, color=color, edgecolors="black",
-                       linewidths=0.4, label=label, zorder=3, clip_on=False)  # fmt: skip
+                       linewidths=0.4, label=label, zorder=3)  # fmt: skip
         if th:
             wrong = (ec >= 1) != (th[0] > 1)
             ax.scatter(ew[wrong], eb[wrong], marker="o", s=60, facecolors="none",
-                       edgecolors="#b2182b", linewidths=1.0, zorder=4, clip_on=False,
+                       edgecolors="#b2182b", linewidths=1.0, zorder=4,
                        label=f"off theory's side ({int(wrong.sum())}/{wrong.size})")  # fmt: skip
-        ax.legend(loc="upper left")
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     ax.set_xlabel(r"$\sigma_w^2$")
     ax.set_ylabel(r"$\sigma_b^2$")
-    ax.set_xlim(w[0], w[-1])
-    ax.set_ylim(b[0], b[-1])
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
     return fig
+
+
+AXES_INCHES = (2.2, 1.8)  # about a phase diagram's axes, for sizing its labels
+PAD = 0.04  # a phase diagram's margin beyond its outermost cells and points, of each range
+
+
+def padded_edges(centres: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    """Cell edges around increasing ``centres`` (midpoints between them), the outer two
+    moved out to cover ``points`` too and a margin of ``PAD`` of the range, so that markers
+    on the outermost values sit whole inside the axes (they were cut in half, or drawn
+    over the title) and the background reaches the axes' edge."""
+    c = np.asarray(centres, np.float64)
+    lo, hi = c[0], c[-1]
+    if points is not None and np.size(points):
+        lo, hi = min(lo, float(np.min(points))), max(hi, float(np.max(points)))
+    pad = PAD * (hi - lo)
+    mid = (c[:-1] + c[1:]) / 2
+    return np.concatenate([[min(lo - pad, c[0] - (mid[0] - c[0]))], mid,
+                           [max(hi + pad, c[-1] + (c[-1] - mid[-1]))]])  # fmt: skip
+
+
+def label_spot(sigma_w2, sigma_b2, mask, obstacles, limits,
+               half_size=(0.15, 0.08)) -> tuple[float, float]:  # fmt: skip
+    """Where a region's label goes: the mesh point in ``mask`` (``(W, B)``) whose box of
+    ``half_size`` (half width and height, in axes fractions) stays farthest from every
+    obstacle (``(x, y)`` arrays: the measured points, the critical line), inside the axes
+    when it can. Distances are in units of the box, so a wide label keeps clear sideways.
+    The region's centroid put the "ordered" box over measured points."""
+    (x0, x1), (y0, y1) = limits
+    hw, hh = half_size
+    ww, bb = np.meshgrid(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64),
+                         indexing="ij")  # fmt: skip
+    u, v = (ww[mask] - x0) / (x1 - x0), (bb[mask] - y0) / (y1 - y0)
+    clearance = np.minimum.reduce([u / hw, (1 - u) / hw, v / hh, (1 - v) / hh])
+    for ox, oy in obstacles:
+        ou = (np.asarray(ox, np.float64).reshape(-1) - x0) / (x1 - x0)
+        ov = (np.asarray(oy, np.float64).reshape(-1) - y0) / (y1 - y0)
+        d = np.maximum(np.abs(u[:, None] - ou[None]) / hw, np.abs(v[:, None] - ov[None]) / hh)
+        clearance = np.minimum(clearance, d.min(axis=1))
+    k = int(np.argmax(clearance))
+    return float(ww[mask][k]), float(bb[mask][k])

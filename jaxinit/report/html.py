@@ -103,14 +103,21 @@ def _paragraphs(text: str) -> str:
 
 
 def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[Section],
-                 attrs: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+                 attrs: Mapping[str, Any] | None = None,
+                 runs: Mapping[str, Mapping[str, Any]] | None = None) -> Path:  # fmt: skip
     """Writes ``out_dir/report.html`` from ``sections`` and returns its path.
 
     Figures (PNG files) are read and inlined as base64 ``data:`` URIs; table
     fragments are inserted as given (make them with ``fmt="html"``, which
     escapes every cell); titles, captions and text are escaped. ``attrs`` (a
-    result's) supplies the provenance section.
+    result's) supplies the provenance section; a page built from several
+    results passes ``runs`` instead, name → each result's attrs, and the
+    provenance lists every one's grid and PRNG under its name.
     """
+    if attrs is not None and runs is not None:
+        raise ValueError("pass attrs (one result) or runs (several, by name), not both")
+    if runs is not None and not runs:
+        raise ValueError("runs is empty: pass each result's attrs by name, or attrs=None")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     esc = html.escape
@@ -132,28 +139,32 @@ def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[S
                 f"<figure>{_img(Path(path))}<figcaption>{esc(caption)}</figcaption></figure>\n"
             )
         body.append("</section>\n")
-    prov = provenance(attrs)
+    named = {name: dict(a or {}) for name, a in (runs or {"": attrs}).items()}
+    prov = provenance(next(iter(named.values())))  # versions and source: one per page
     rev = prov.get("source")
     source = "" if rev is None else (
         f" jaxinit from git commit <code>{esc(rev['commit'][:12])}</code>"
         + (" with uncommitted changes" if rev["dirty"] else " (clean tree)") + "."
     )  # fmt: skip
+    prngs = {str(a.get("prng_impl", "not recorded")) for a in named.values()}
     body.append(
         '<section id="provenance">\n<h2>Provenance</h2>\n'
         f"<p>Written {esc(prov['created'])}; PRNG implementation "
-        f"<code>{esc(str(prov['prng_impl']))}</code>.{source}</p>\n"
+        f"<code>{esc(', '.join(sorted(prngs)))}</code>.{source}</p>\n"
         + tables.render(["package", "version"], list(prov["versions"].items()), "html")
     )
-    if "grid" in prov:
-        # one line per setting, each value on its line (lists do not run one item a line)
-        grid = (
-            "{\n"
-            + ",\n".join(
-                f"  {json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in prov["grid"].items()
+    for name, a in named.items():
+        if "grid" in a:
+            # one line per setting, each value on its line (lists do not run one item a line)
+            grid = (
+                "{\n"
+                + ",\n".join(
+                    f"  {json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in a["grid"].items()
+                )
+                + "\n}"
             )
-            + "\n}"
-        )
-        body.append(f"<h3>Grid</h3>\n<pre>{esc(grid)}</pre>\n")
+            heading = f"Grid: {name}" if name else "Grid"
+            body.append(f"<h3>{esc(heading)}</h3>\n<pre>{esc(grid)}</pre>\n")
     body.append("</section>\n")
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -224,7 +235,9 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         figure(figures.variance_vs_depth(res, theory=t, **fixed), f"pre_var{suffix}",
                "Pre-activation variance by layer: seed geometric mean (markers where theory is "
                "drawn, else a line), min–max band over seeds; line over the markers: mean-field "
-               "theory.", figs)  # fmt: skip
+               "theory. Over more than 10 layers each init's markers sit at every few layers, "
+               "staggered, so curves that coincide (e.g. glorot_normal, glorot_uniform and "
+               "lecun_normal at fan_in = fan_out) each show theirs.", figs)  # fmt: skip
         if "post_var" in v.fields:
             figure(figures.variance_vs_depth(res, field="post_var", theory=t, **fixed),
                    f"post_var{suffix}", "Post-activation variance by layer.", figs)  # fmt: skip
@@ -232,7 +245,9 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
             figure(figures.grad_variance_vs_depth(res, theory=t, **fixed), f"grad_var{suffix}",
                    "Gradient variance by layer, back-propagated from layer L.", figs)  # fmt: skip
         figure(figures.heatmap(res, **fixed), f"heatmap{suffix}",
-               f"log10 of the variance ratio at layer {v.n_layers}.", figs)  # fmt: skip
+               f"log10 of the variance ratio at layer {v.n_layers} over layer 1, seed mean; the "
+               f"colour is clipped at ±{figures.HEATMAP_CLIP:g} (1000×), the key under the map "
+               "names the cells without a number.", figs)  # fmt: skip
         if "hist" in v.fields:
             figure(figures.histogram_grid(res, **fixed), f"histograms{suffix}",
                    "Post-activation histograms (fraction of all units and samples).", figs)  # fmt: skip

@@ -59,6 +59,7 @@ __all__ = [
     "input_second_moment",
     "layer_table",
     "reference_ratio",
+    "render",
     "require_layer_field",
     "summary_table",
     "variance_ratio",
@@ -269,12 +270,18 @@ THEORY_FIELDS = ("pre_var", "post_var", "grad_var")
 
 
 def layer_table(res: SweepResult, *, theory: SweepResult | None = None, reference: str = "layer0",
-                depth: int | None = None, fmt: str = "markdown", **selection: Any) -> str:  # fmt: skip
+                depth: int | None = None, fmt: str = "markdown",
+                columns: Sequence[str] | None = None, **selection: Any) -> str:  # fmt: skip
     r"""Per layer of the selected networks: moments, ratio, saturation, gradients, theory.
 
-    Columns: ``pre_mean``, ``pre_var``, ``post_mean``, ``post_var``, ``ratio``
-    (the geometric seed mean of :math:`\mathrm{Var}(z_\ell)/v_\mathrm{ref}`, see
-    the module doc), ``saturated_pct``, ``dead_pct``, ``grad_var``; the variances
+    Columns: ``pre_mean``, ``pre_var``, ``post_mean``, ``post_var``, ``ratio``,
+    ``saturated_pct``, ``dead_pct``, ``grad_var``. **ratio** is how far the
+    pre-activation variance has moved from where it started:
+    :math:`\mathrm{Var}(z_\ell)/\mathrm{Var}(z_1)` per seed (with
+    ``reference="input"``, over the input's :math:`\mathbb{E}[x^2]` instead),
+    averaged over seeds geometrically; 1 at every layer means the variance is
+    kept, :math:`10^{-3}` that it vanished a thousandfold (the module doc has
+    the details). The variances
     carry their seed std (``mean ± std``; a ``_std`` column in CSV). Fields the
     result lacks are left out. With ``theory`` (a SweepResult with the same
     dims and field names, e.g. ``theory.predict(grid)``; a seed dim there is
@@ -289,6 +296,15 @@ def layer_table(res: SweepResult, *, theory: SweepResult | None = None, referenc
       reference: "layer0" or "input", the ratio's denominator.
       depth: which network of a ``depth`` dim, or how many layers; None: all.
       fmt: "markdown", "text", "csv" or "html".
+      columns: the columns to keep, in the table's order (``layer`` and the
+        init/activation labels always stay), e.g. ``["pre_var", "pre_var_theory",
+        "ratio"]`` for a table that fits a terminal; None: all.
+
+    Example:
+      >>> print(layer_table(res, theory=theory, init="he_normal", activation="relu",
+      ...                   columns=["pre_var", "pre_var_theory", "ratio"]))  # doctest: +SKIP
+      | layer |     pre_var | pre_var_theory | ratio |
+      ...
     """
     check_choice("fmt", fmt, FORMATS)
     v = view(res, selection, depth=depth)
@@ -304,8 +320,8 @@ def layer_table(res: SweepResult, *, theory: SweepResult | None = None, referenc
     show = [
         d for d, labels in (("init", v.inits), ("activation", v.activations)) if len(labels) > 1
     ]
-    columns = [*show, "layer", *stats, "ratio", *(names.get(k, k) for k in tail)]
-    columns += [c for k in tcols for c in (f"{k}_theory", f"{k}_rel_err")]
+    header = [*show, "layer", *stats, "ratio", *(names.get(k, k) for k in tail)]
+    header += [c for k in tcols for c in (f"{k}_theory", f"{k}_rel_err")]
     rows = []
     for i, init in enumerate(v.inits):
         for a, act in enumerate(v.activations):
@@ -322,7 +338,13 @@ def layer_table(res: SweepResult, *, theory: SweepResult | None = None, referenc
                     with np.errstate(divide="ignore", invalid="ignore"):
                         row += [t, float(np.float64(m - t) / t)]
                 rows.append(row)
-    return render(columns, rows, fmt)
+    if columns is not None:
+        kept = set(show) | {"layer"}
+        for c in [columns] if isinstance(columns, str) else columns:
+            kept.add(check_choice("columns", c, header))
+        keep = [j for j, c in enumerate(header) if c in kept]
+        header, rows = [header[j] for j in keep], [[r[j] for j in keep] for r in rows]
+    return render(header, rows, fmt)
 
 
 SATURATED_LIMIT = 0.5  # a layer with this fraction of saturated units or more "saturates"
