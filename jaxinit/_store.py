@@ -10,9 +10,14 @@ A :class:`Store` is one directory holding:
 - ``.lock``, held with ``fcntl.flock`` for as long as the store is open, with
   the holder's PID in it. A second process is refused at once; the kernel
   drops the lock of a process that died, so a killed run never blocks the next.
+  The processes of one multi-process run (``processes > 1``) share ``.lock``
+  and each holds ``.lock-<process>`` alone: a one-process run is refused while
+  they run, and so is a second job's process of the same index.
 
 Every write goes through :func:`jaxinit._io.atomic_write` (temporary file,
-fsync, rename), and temporary files a kill left behind are removed on open.
+fsync, rename), and temporary files a kill left behind are removed on open; in
+a multi-process run, where another process may be writing at that moment, only
+when the caller says nothing else writes (:meth:`Store.clean_temporaries`).
 Every damaged or foreign file raises a ValueError that names it and says what
 to do.
 """
@@ -61,8 +66,10 @@ class StoreBusy(RuntimeError):
 class Store:
     """An open checkpoint directory of one run; use as a context manager (or call close)."""
 
-    def __init__(self, root: str | os.PathLike, *, kind: str, schema: int, spec: dict):
+    def __init__(self, root: str | os.PathLike, *, kind: str, schema: int, spec: dict,
+                 process: int = 0, processes: int = 1):  # fmt: skip
         self.root = pathlib.Path(root)
+        self.process, self.processes = process, processes
         self.kind = kind
         self.what = {"train": "training run"}.get(kind, kind)
         if self.root.exists() and not self.root.is_dir():
@@ -75,7 +82,8 @@ class Store:
             ) from None
         self._lock = self._acquire()
         try:
-            self._clean_temporaries()
+            if processes == 1:  # another process of the run may be writing now
+                self.clean_temporaries()
             self.fingerprint = fingerprint(spec)
             self._open_manifest(schema, spec)
         except BaseException:
@@ -83,34 +91,47 @@ class Store:
             raise
 
     # -- lock ---------------------------------------------------------------------
-    def _acquire(self):
-        path = self.root / ".lock"
+    def _acquire(self) -> list:
+        """Locks: ``.lock`` alone (one process), or shared plus ``.lock-<process>`` alone."""
+        if self.processes == 1:
+            return [self._flock(".lock", fcntl.LOCK_EX)]
+        shared = self._flock(".lock", fcntl.LOCK_SH)
+        try:
+            return [shared, self._flock(f".lock-{self.process}", fcntl.LOCK_EX)]
+        except BaseException:
+            shared.close()
+            raise
+
+    def _flock(self, name: str, how: int):
+        path = self.root / name
         try:
             f = open(path, "a+")  # noqa: SIM115 - held open for the store's lifetime
         except OSError as e:
             raise ValueError(f"cannot write the lock file {path}: {e.strerror}") from None
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, how | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             f.close()
+            mine = "" if self.processes == 1 else f" (process {self.process} of {self.processes})"
             raise StoreBusy(
-                f"{self.root} is in use by another {self.what} (process {holder}); wait for it to "
-                "finish, or use another directory"
+                f"{self.root} is in use by another {self.what} (process {holder}){mine}; wait "
+                "for it to finish, or use another directory"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
+        if how == fcntl.LOCK_EX:  # a shared lock's file keeps the last exclusive holder's PID
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
         return f
 
     def close(self) -> None:
-        if getattr(self, "_lock", None) is not None:
+        for f in reversed(getattr(self, "_lock", None) or ()):
             with contextlib.suppress(OSError):
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+                fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+        self._lock = None
 
     def __enter__(self) -> Store:
         return self
@@ -118,7 +139,9 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _clean_temporaries(self) -> None:
+    def clean_temporaries(self) -> None:
+        """Removes the temporary files of writes a kill interrupted; call it only while no
+        other process writes into the store."""
         for tmp in self.root.rglob(".*.tmp"):
             with contextlib.suppress(OSError):
                 tmp.unlink()

@@ -8,6 +8,12 @@
     jaxinit theory relu --kernel --depth 3         # ... and the infinite-width NNGP and NTK
     jaxinit train --inits he_normal glorot_normal --seeds 3 --steps 500 --out out/train
 
+Several processes (hosts, or processes on one host): ``jaxinit sweep ...
+--out DIR --distributed`` in every process calls ``jax.distributed.initialize()``,
+which finds the job itself under SLURM, Open MPI or on a TPU pod, or is told by
+``--coordinator HOST:PORT --num-processes N --process-id I``; ``DIR`` must be a
+directory every process sees.
+
 ``python -m jaxinit`` is the same command. Specs are given one per argument, so
 quote those with parentheses. Bad input (a bad value, an unreadable path, a
 damaged or busy output directory) prints one line naming the value and the
@@ -22,6 +28,7 @@ tests call it in-process.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import sys
@@ -202,9 +209,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise _UsageError(f"--chunk-size must be a positive integer; got {args.chunk_size}")
     print(args.devices_line, file=sys.stderr)
     print(f"{len(grid)} combinations", file=sys.stderr)
-    res = ji.sweep(grid, out=args.out, chunk_size=args.chunk_size)
+    res = ji.sweep(grid, out=args.out, chunk_size=args.chunk_size,
+                   process_timeout=args.process_timeout)  # fmt: skip
     if args.out is None:
         print(ji.report.summary_table(res, fmt="text"))
+        return 0
+    import jax
+
+    if args.distributed and jax.process_index() != 0:  # one report, by process 0
+        print(f"process {jax.process_index()}: done; process 0 writes the report into {args.out}", file=sys.stderr)  # fmt: skip
         return 0
     _report(res, Path(args.out), theory=not args.no_theory)
     return 0
@@ -390,6 +403,78 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- processes
+
+
+def _add_distributed_flags(q: argparse.ArgumentParser, what: str) -> None:
+    """``--distributed`` and its company: one process of a multi-process job."""
+    g = q.add_argument_group(
+        "several processes (jax.distributed)",
+        f"run the same command in every process; each computes its share of the {what} into "
+        "--out, a directory every process sees",
+    )
+    g.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize(): auto-detected under SLURM, Open MPI "
+                   "or on a TPU pod, or from the three flags below")  # fmt: skip
+    g.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                   help="process 0's address and a free port (with --distributed)")  # fmt: skip
+    g.add_argument("--num-processes", type=int, metavar="N", default=None,
+                   help="processes in the job (with --distributed)")  # fmt: skip
+    g.add_argument("--process-id", type=int, metavar="I", default=None,
+                   help="this process's index, 0 to N-1 (with --distributed)")  # fmt: skip
+    g.add_argument("--process-timeout", type=float, metavar="SECONDS",
+                   default=inspect.signature(ji.sweep).parameters["process_timeout"].default,
+                   help="seconds to wait for a silent process before giving up "
+                   "(with --distributed)")  # fmt: skip
+
+
+def _init_distributed(args: argparse.Namespace) -> str:
+    """Checks the distributed flags and, with ``--distributed``, joins the job (before jax
+    starts its backends); returns a line saying which process this is, or ''."""
+    explicit = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+                "--process-id": args.process_id}  # fmt: skip
+    given = [k for k, v in explicit.items() if v is not None]
+    if not (math.isfinite(args.process_timeout) and args.process_timeout > 0):
+        raise _UsageError(f"--process-timeout takes a positive number of seconds; got {args.process_timeout}")  # fmt: skip
+    if not args.distributed:
+        if given:
+            raise _UsageError(f"{', '.join(given)} only go with --distributed")
+        return ""
+    if given and len(given) < 3:
+        missing = ", ".join(k for k in explicit if k not in given)
+        raise _UsageError(
+            f"--distributed with {', '.join(given)} needs {missing} too: give all three "
+            "(--coordinator HOST:PORT --num-processes N --process-id I), or none to let "
+            "jax.distributed detect the job (SLURM, Open MPI, TPU)"
+        )
+    if args.out is None:
+        raise _UsageError(
+            "--distributed needs --out DIR, a directory every process sees: the processes "
+            "exchange their work through it"
+        )
+    if given:
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise _UsageError(f"--coordinator takes HOST:PORT, e.g. 10.0.0.1:1234; got {args.coordinator!r}")  # fmt: skip
+        if args.num_processes < 1:
+            raise _UsageError(f"--num-processes must be >= 1; got {args.num_processes}")
+        if not 0 <= args.process_id < args.num_processes:
+            raise _UsageError(f"--process-id must be in 0..{args.num_processes - 1} (--num-processes {args.num_processes}); got {args.process_id}")  # fmt: skip
+    import jax
+
+    try:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    except (RuntimeError, ValueError) as e:
+        how = "" if given else " (no SLURM, Open MPI or TPU job found? then give --coordinator, --num-processes and --process-id)"  # fmt: skip
+        raise _UsageError(f"jax.distributed.initialize failed{how}: {_one_line(e)}") from None
+    args.joined = True
+    return f"jaxinit: process {jax.process_index()} of {jax.process_count()} (jax.distributed)"
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -473,6 +558,7 @@ def parser() -> argparse.ArgumentParser:
                    help="seeds per checkpointed chunk (None: about 4096 combinations)")  # fmt: skip
     q.add_argument("--out", default=None, help="directory: checkpoints, result and report")
     q.add_argument("--no-theory", action="store_true", help="no mean-field overlay in the report")
+    _add_distributed_flags(q, "chunks")
     q.set_defaults(run=_cmd_sweep)
 
     q = sub.add_parser(
@@ -567,14 +653,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = p.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's own usage error (status 2)
         return int(e.code or 0)
-    if args.command in ("sweep", "train"):  # before jax starts; said once the input is valid
-        args.devices_line = ji.use_cpu_cores()
     try:
+        if args.command in ("sweep", "train"):  # before jax starts; said once the input is valid
+            joined = _init_distributed(args) if hasattr(args, "distributed") else ""
+            args.devices_line = "\n".join(filter(None, [joined, ji.use_cpu_cores()]))
         return args.run(args)
     except _INPUT_ERRORS as e:
         if os.environ.get("JAXINIT_DEBUG") and not isinstance(e, _UsageError):
             raise
         print(f"jaxinit {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        if getattr(args, "joined", False):
+            # not through jax.distributed's shutdown barrier: it would wait for a dead process
+            # until JAX's heartbeat timeout (100 s), then abort this one
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_USAGE)
         return EXIT_USAGE
 
 

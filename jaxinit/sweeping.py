@@ -23,10 +23,19 @@ key. A combination's numbers are therefore bitwise the same for any chunk
 size, any device count and after a resume. They may differ in the last bits
 (float32 rounding of the shared matmuls) between grids with other inits beside
 it; ``tests/_tolerances.py`` states and tests the bound.
+
+Several processes. After ``jax.distributed.initialize(...)`` the same call in
+every process splits the chunks over the processes (chunk ``i`` to process
+``i mod count``; see :mod:`jaxinit._distributed`), each computing its share on
+its own devices and checkpointing it into ``out=``, a directory every process
+sees. Each then reads the others' chunks from there as they appear, and every
+process returns the whole result, bitwise the one-process one (keys come from
+seeds, never from the split).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -39,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import kernel
+from jaxinit import _distributed, kernel
 from jaxinit import stats as _stats
 from jaxinit._checks import check_int
 from jaxinit._host import prng_impl
@@ -242,6 +251,7 @@ def sweep(
     progress: bool | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     callback: Callable[[int, list[dict]], None] | None = None,
+    process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
 ) -> SweepResult:
     """Evaluates every combination of ``grid`` and returns a labeled SweepResult.
 
@@ -275,6 +285,21 @@ def sweep(
         gives them (one dict per combination and layer, layers from 1, every
         per-layer field), for live logging. A callback that raises stops the
         sweep after the chunk's checkpoint; the same call resumes.
+      process_timeout: with several processes, the seconds a process waiting
+        for another's chunks allows it to show no sign of life (its heartbeat
+        file in ``out``, rewritten every second) before raising a RuntimeError
+        that names it and the chunks waited for. A process that stops with an
+        error says so in that file, and the others raise at once.
+
+    Several processes (``jax.distributed``): after ``jax.distributed.initialize``
+    run the same call in every process, with ``out=`` a directory that every
+    process sees (it is required: the processes exchange their chunks through
+    it, never by a collective). Chunk ``i`` is computed by process
+    ``i mod jax.process_count()`` on its local devices (``devices=`` must be
+    local) and checkpointed by it; every process then reads the other chunks
+    as they appear and returns the whole result, bitwise the one-process
+    result; process 0 alone writes ``out/result``. Killing the job and
+    restarting every process resumes it, with any number of processes.
 
     Returns:
       A SweepResult with dims (init, activation, depth, width, bias_init, seed),
@@ -285,13 +310,22 @@ def sweep(
       cosine if asked; hist ``(..., layer, bin)``; and diverged_layer ``(...)``,
       the first layer with a non-finite value or a statistic that overflowed
       float32 (-1 when none). Layers beyond a combination's depth are NaN
-      (hist 0, counts -1).
+      (hist 0, counts -1). Provenance: ``attrs["processes"]``, the number of
+      processes of this run, and ``attrs["computed_by"]``, a dict from each
+      *chunk*'s name (``w<width index>-s<first seed index>``, as the files in
+      ``out/chunks``) to the index of the process that computed it (0 in a
+      one-process run; a chunk read back from a checkpoint keeps the process
+      that wrote it).
     """
     if not isinstance(grid, Grid):
         raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError(f"sweep: devices must be a non-empty list of jax devices (jax.devices()); got {devices!r}")  # fmt: skip
+    me, count = _distributed.processes()
+    if count > 1:
+        _check_distributed(out, devices, me, count)
+    timeout = _distributed.check_timeout(process_timeout, "sweep")
     if on_chunk is not None and not callable(on_chunk):
         raise TypeError(
             f"sweep: on_chunk must be a function (done, total) or None; got {on_chunk!r}"
@@ -309,7 +343,7 @@ def sweep(
     the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes,
                     memory_budget=memory_budget)  # fmt: skip
     _check_result_size(grid)
-    store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan)
+    store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan, me, count)
     fields = _empty_fields(grid)
     x_shared = None if grid.input_array is None else jnp.asarray(grid.input_array)
     members = {
@@ -317,28 +351,66 @@ def sweep(
         for iw, w in enumerate(grid.widths)
         for ib, blk in enumerate(the_plan.member_blocks)
     }
+    chunks = {c.name: c for c in the_plan.chunks}
+    owners = {c.name: _distributed.owner(c.index, count) for c in the_plan.chunks}
+    computed_by: dict[str, int] = {}
+    alive = contextlib.nullcontext() if count == 1 else _distributed.heartbeat(store.root, me, timeout)  # fmt: skip
     try:
-        with ProgressBar("sweep", len(the_plan.chunks), progress) as bar:
-            for done, chunk in enumerate(the_plan.chunks, 1):
-                arrays = _load_chunk(store, chunk) if store else None
-                if arrays is None:
-                    arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
-                    if store:
-                        chunk_file = f"chunks/{chunk.name}.npz"
-                        store.save(chunk_file, {**arrays, "_seeds": np.array(chunk.seeds)})
+        with ProgressBar("sweep", len(chunks), progress) as bar, alive:
+
+            def take(chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:
                 _file(grid, fields, chunk, arrays)
-                bar.update(done)
+                bar.update(len(computed_by))
                 if on_chunk:
-                    on_chunk(done, len(the_plan.chunks))
+                    on_chunk(len(computed_by), len(chunks))
                 if callback:
-                    callback(done, _chunk_records(grid, fields, chunk))
-        result = _assemble(grid, fields)
-        if store is not None:
+                    callback(len(computed_by), _chunk_records(grid, fields, chunk))
+
+            for chunk in (c for c in the_plan.chunks if owners[c.name] == me):
+                loaded = _load_chunk(store, chunk) if store else None
+                if loaded is None:
+                    arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
+                    computed_by[chunk.name] = me
+                    if store:
+                        store.save(f"chunks/{chunk.name}.npz",
+                                   {**arrays, "_seeds": np.array(chunk.seeds), "_process": np.int64(me)})  # fmt: skip
+                else:
+                    arrays, computed_by[chunk.name] = loaded
+                take(chunk, arrays)
+            others = {name: p for name, p in owners.items() if p != me}
+            for name in _distributed.arrivals(
+                store.root if store else pathlib.Path(), others,
+                lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
+                process=me, count=count, timeout=timeout, what="sweep chunks",
+            ):  # fmt: skip
+                arrays, computed_by[name] = _load_chunk(store, chunks[name])
+                take(chunks[name], arrays)
+        result = _assemble(grid, fields, provenance={
+            "processes": count, "computed_by": {c.name: computed_by[c.name] for c in the_plan.chunks},
+        })  # fmt: skip
+        if store is not None and me == 0:
+            if count > 1:  # every chunk is written: nothing else writes into the store now
+                store.clean_temporaries()
             result.save(store.root / "result")
     finally:
         if store is not None:
             store.close()
     return result
+
+
+def _check_distributed(out, devices: list[jax.Device], me: int, count: int) -> None:
+    """Refuses, before anything runs, what a multi-process sweep cannot do."""
+    if out is None:
+        raise ValueError(
+            f"sweep: with {count} processes (jax.distributed), out= is required: a directory "
+            "that every process sees, through which they exchange their chunks"
+        )
+    foreign = [d for d in devices if d.process_index != me]
+    if foreign:
+        raise ValueError(
+            f"sweep: process {me} of {count} can run only on its own devices "
+            f"(jax.local_devices(): {jax.local_devices()}); got {foreign}"
+        )
 
 
 def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_shared):
@@ -481,13 +553,15 @@ def _chunk_records(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk) -> l
     return res.to_records()
 
 
-def _assemble(grid: Grid, fields: dict[str, np.ndarray], coords=None) -> SweepResult:
+def _assemble(grid: Grid, fields: dict[str, np.ndarray], coords=None,
+              provenance: dict | None = None) -> SweepResult:  # fmt: skip
     coords = grid.coords() if coords is None else coords
     attrs = {
         "grid": grid.describe(),
         "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activation_objs},
         "prng_impl": prng_impl(),
         "input_second_moment": _input_second_moment(grid),
+        **(provenance or {}),
     }
     result = SweepResult(
         dims=DIMS,
@@ -504,10 +578,10 @@ def _assemble(grid: Grid, fields: dict[str, np.ndarray], coords=None) -> SweepRe
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
 
 
-def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan) -> Store:
+def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: int) -> Store:
     """The checkpoint store of this sweep: its fingerprint covers everything that sets the numbers
     and the chunk boundaries (grid, input array, lanes, member tiles, seeds per chunk), never
-    the devices."""
+    the devices or the processes. Every process of a run writes the same manifest."""
     spec = {
         "grid": grid.describe(),
         "inputs_sha256": None
@@ -518,7 +592,9 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan) -> Store:
         "chunk_seeds": the_plan.chunk_seeds,
         "prng_impl": prng_impl(),
     }
-    store = Store(root, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=spec)
+    store = Store(
+        root, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=spec, process=me, processes=count
+    )
     names = {f"{c.name}.npz" for c in the_plan.chunks}
     stray = [p.name for p in store.files("chunks/*.npz") if p.name not in names]
     if stray:
@@ -538,7 +614,9 @@ def _previous_chunk_seeds(root: pathlib.Path) -> int | None:
         return None
 
 
-def _load_chunk(store: Store, chunk: Chunk) -> dict[str, np.ndarray] | None:
+def _load_chunk(store: Store, chunk: Chunk) -> tuple[dict[str, np.ndarray], int] | None:
+    """A checkpointed chunk's arrays and the process that computed it (0 in files written before
+    processes were recorded, by one process), or None if it is not there."""
     arrays = store.load(f"chunks/{chunk.name}.npz")
     if arrays is None:
         return None
@@ -547,4 +625,4 @@ def _load_chunk(store: Store, chunk: Chunk) -> dict[str, np.ndarray] | None:
         raise ValueError(
             f"{path} holds other seeds than chunk {chunk.name}; delete it to recompute it"
         )
-    return arrays
+    return arrays, int(arrays.pop("_process", 0))

@@ -297,3 +297,44 @@ def test_help_shows_defaults_and_examples(capsys):
     out = capsys.readouterr().out
     assert "activation specs" in out
     assert "(default: None)" not in out
+
+
+SWEEP = ["sweep", "--inits", "he_normal", "--activations", "relu", "--seeds", "2"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--coordinator", "127.0.0.1:1234"], "--coordinator only go with --distributed"),
+        (["--num-processes", "2", "--process-id", "0"],
+         "--num-processes, --process-id only go with --distributed"),
+        (["--distributed", "--out", "d", "--coordinator", "127.0.0.1:1234"],
+         "--distributed with --coordinator needs --num-processes, --process-id too: give all three"),
+        (["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "0"],
+         "--distributed needs --out DIR, a directory every process sees"),
+        (["--distributed", "--out", "d", "--coordinator", "localhost", "--num-processes", "2",
+          "--process-id", "0"], "--coordinator takes HOST:PORT, e.g. 10.0.0.1:1234; got 'localhost'"),
+        (["--distributed", "--out", "d", "--coordinator", "h:1", "--num-processes", "0",
+          "--process-id", "0"], "--num-processes must be >= 1; got 0"),
+        (["--distributed", "--out", "d", "--coordinator", "h:1", "--num-processes", "2",
+          "--process-id", "2"], "--process-id must be in 0..1 (--num-processes 2); got 2"),
+        (["--distributed", "--out", "d", "--process-timeout", "0"],
+         "--process-timeout takes a positive number of seconds; got 0.0"),
+    ],
+)  # fmt: skip
+def test_distributed_flags_bad_combinations(tmp_path, capsys, monkeypatch, flags, message):
+    monkeypatch.chdir(tmp_path)
+    assert main([*SWEEP, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxinit sweep: error: ")
+    assert message in err, err
+    assert not (tmp_path / "d").exists()  # refused before anything ran
+
+
+def test_distributed_without_a_job_to_detect_says_what_to_give(tmp_path, capsys, monkeypatch):
+    for var in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", "PMIX_RANK", "TPU_WORKER_HOSTNAMES"):
+        monkeypatch.delenv(var, raising=False)
+    assert main([*SWEEP, "--distributed", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "jax.distributed.initialize failed (no SLURM, Open MPI or TPU job found?" in err, err
+    assert "--coordinator, --num-processes and --process-id" in err

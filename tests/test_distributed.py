@@ -1,0 +1,151 @@
+"""Several processes on one sweep (jax.distributed), on one machine.
+
+Two local processes, one CPU device each, with the coordinator on 127.0.0.1 and
+a free port: the sweep equals the one-process result bitwise; killing both
+mid-run and restarting resumes without recomputing a finished chunk; one
+process dying makes the other raise within its ``process_timeout``.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import jaxinit as ji
+
+pytestmark = pytest.mark.distributed
+
+GRID = {"inits": ["he_normal", "orthogonal"], "activations": ["tanh", "relu"], "depth": 3,
+        "width": 8, "batch": 16, "bins": 5}  # fmt: skip
+
+# argv: coordinator, process id, out, seeds, seconds to sleep after each chunk, process_timeout
+_WORKER = """
+import json, os, sys, time
+import jax
+coordinator, pid, out, seeds, pause, timeout = sys.argv[1:7]
+jax.distributed.initialize(coordinator, num_processes=2, process_id=int(pid),
+                           initialization_timeout=60)
+import jaxinit as ji
+
+def on_chunk(done, total):
+    print(f"chunk {done}/{total}", flush=True)
+    time.sleep(float(pause))
+
+grid = ji.Grid(**json.loads(os.environ["GRID"]), seeds=int(seeds))
+try:
+    res = ji.sweep(grid, out=out, chunk_size=1, on_chunk=on_chunk, process_timeout=float(timeout))
+except Exception as e:
+    print(f"error {type(e).__name__}: {e}", flush=True)
+    os._exit(3)  # not through jax.distributed's shutdown barrier, which waits for the dead one
+res.save(f"{out}-p{pid}")
+print("done", json.dumps(res.attrs["computed_by"]), flush=True)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(out, *, seeds, pause=0.0, timeout=30.0) -> list[subprocess.Popen]:
+    """Both processes of a two-process sweep into ``out``, their stdout piped."""
+    coordinator = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu",
+           "GRID": json.dumps(GRID)}  # fmt: skip
+    procs = []
+    for p in range(2):
+        argv = [coordinator, p, out, seeds, pause, timeout]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", _WORKER, *map(str, argv)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        ))  # fmt: skip
+    return procs
+
+
+def _finish(procs, timeout=90) -> list[str]:
+    """Waits for both; returns each one's last stdout line."""
+    lines = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, out
+        lines.append(out.strip().splitlines()[-1])
+    return lines
+
+
+def _grid(seeds):
+    return ji.Grid(**GRID, seeds=seeds)
+
+
+def test_two_processes_equal_one_bitwise(tmp_path):
+    out = tmp_path / "sweep"
+    lines = _finish(_start(out, seeds=6))
+    expected = ji.sweep(_grid(6), chunk_size=1)
+    by = {f"w00-s{s:09d}": s % 2 for s in range(6)}  # chunk i: process i mod 2
+    for p in range(2):
+        assert lines[p] == f"done {json.dumps(by)}"
+        mine = ji.SweepResult.load(f"{out}-p{p}")  # every process returns the whole result
+        assert mine.equals(expected)
+        assert mine.attrs["processes"] == 2
+    saved = ji.SweepResult.load(out / "result")  # written by process 0
+    assert saved.equals(expected)
+    assert saved.attrs["computed_by"] == by
+    assert not list(out.rglob("*.tmp"))
+    # a one-process run on the same directory reads every chunk back, keeping who computed it
+    again = ji.sweep(_grid(6), out=out)
+    assert again.attrs["computed_by"] == by
+    assert again.attrs["processes"] == 1
+    assert again.equals(expected)
+
+
+def test_killed_processes_resume_without_recomputing(tmp_path):
+    out, seeds = tmp_path / "sweep", 16
+    procs = _start(out, seeds=seeds, pause=0.3)
+    for line in procs[0].stdout:  # both are under way: kill them mid-run
+        if line.startswith("chunk 3/"):
+            break
+    for proc in procs:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("chunks/*.npz")}
+    assert 3 <= len(before) < seeds  # process 0 wrote 3, process 1 some, and some are missing
+    lines = _finish(_start(out, seeds=seeds))
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("chunks/*.npz")}
+    assert len(after) == seeds
+    assert {k: after[k] for k in before} == before  # not one finished chunk written again
+    by = {f"w00-s{s:09d}": s % 2 for s in range(seeds)}
+    assert all(line == f"done {json.dumps(by)}" for line in lines)
+    resumed = ji.SweepResult.load(out / "result")
+    assert resumed.equals(ji.sweep(_grid(seeds), chunk_size=1))
+
+
+def test_a_dead_process_is_reported_within_the_timeout(tmp_path):
+    out, timeout = tmp_path / "sweep", 3.0
+    procs = _start(out, seeds=8, pause=0.2, timeout=timeout)
+    for line in procs[1].stdout:
+        if line.startswith("chunk 1/"):
+            break
+    procs[1].send_signal(signal.SIGKILL)  # process 1 dies with 3 of its chunks unwritten
+    killed = time.monotonic()
+    procs[1].communicate(timeout=30)
+    try:
+        line = next(ln for ln in procs[0].stdout if not ln.startswith("chunk"))
+        waited = time.monotonic() - killed
+        procs[0].communicate(timeout=30)
+    finally:
+        procs[0].kill()
+    assert line.startswith("error ProcessLost: process 0 of 2 waited for process 1's sweep chunks")
+    assert "w00-s000000003" in line
+    assert f"no sign of life for {timeout:g} s" in line
+    assert "Restart every process" in line
+    # the timeout runs from the last heartbeat process 0 saw, up to a beat (0.6 s) before the kill
+    assert timeout - 1 < waited < timeout + 15
+    assert procs[0].returncode == 3
+    assert (out / ".process-1").read_text().startswith("alive")  # killed: no last word
+    of_1 = [p.name for p in out.glob("chunks/*.npz") if int(p.stem[-9:]) % 2]
+    assert of_1 == ["w00-s000000001.npz"]  # the one chunk process 1 wrote before it died
