@@ -53,6 +53,14 @@ def accuracy(res: ji.TrainResult, x, y, spec) -> np.ndarray:
     return ((predict(res, x, init=spec) > 0.5) == (np.asarray(y) == 1)).mean(-1)  # per seed
 
 
+def boundary_titles(summary: dict) -> list[str]:
+    """The decision-boundary panels' titles, one per init of ``summary``: the result's label
+    (as in the loss legend and summary.json's keys) on the first line, then the human name
+    and the test accuracy (one line each, a panel is narrow)."""
+    return [f"{spec}\n{summary['display'][spec]}: test {acc:.0%}"
+            for spec, acc in summary["test_accuracy"].items()]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(_common.parser(__doc__, seeds=3), argv)
     key = jax.random.key(2)  # seed 002
@@ -70,9 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     points = ji.report.decision_grid(EXTENT, resolution=150)
     probs = np.stack([predict(res, points, init=spec, seed=grid.coords()["seed"][0])
                       for spec in INITS]).reshape(len(INITS), 150, 150)  # fmt: skip
-    # the same labels as the loss legend and summary.json, with the human name beside
-    titles = [f"{spec} ({DISPLAY[spec]}): test {summary['test_accuracy'][spec]:.0%}"
-              for spec in INITS]  # fmt: skip
+    titles = boundary_titles(summary)
     figures = []
     for name, fig, caption in (
         ("loss", ji.report.loss_curves(res), "Training loss (full batch): seed mean, min–max."),

@@ -79,14 +79,55 @@ def beyond_the_edge(act: str) -> str:
     """What the χ₁ > 1 side is: chaos, or (the relu family) a q* that diverges."""
     crit = float(ji.theory.critical_sigma_w2(act, sigma_b2=0.1))
     div = float(ji.theory.divergence_sigma_w2(act, sigma_b2=0.1))
-    return "q* → ∞ (no chaotic phase)" if np.isclose(crit, div, rtol=1e-5) else "chaotic"
+    return "q* → ∞\n(no chaotic phase)" if np.isclose(crit, div, rtol=1e-5) else "chaotic"
+
+
+def theory_mesh(*, quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The (σ_w², σ_b²) values of theory's mesh: 100 × 100, or 10 × 10 over the same
+    ranges at --quick (a slice of the fine mesh stopped short of the measured σ_b² = 0.5)."""
+    if quick:
+        return (np.linspace(THEORY_W2[0], THEORY_W2[-1], 10),
+                np.linspace(THEORY_B2[0], THEORY_B2[-1], 10))  # fmt: skip
+    return THEORY_W2, THEORY_B2
+
+
+def point_key(sigma_w2: float, sigma_b2: float) -> str:
+    """How summary.json names a measured point: ``"σ_w²|σ_b²"``."""
+    return f"{sigma_w2}|{sigma_b2}"
+
+
+NUMBERS_COLUMNS = ["activation", "critical σ_w² at σ_b² = 0", "beyond the edge", "theory cells",
+                   "theory s", "networks (depth)", "sweep s", "on theory's side",
+                   "off theory's side (σ_w²|σ_b²)"]  # fmt: skip
+
+
+def numbers_rows(summary: dict) -> list[list]:
+    """One row of NUMBERS_COLUMNS per activation of ``summary`` (what main returns)."""
+    return [[act, s["critical_sigma_w2_at_sigma_b2_0"], s["beyond_the_edge"], s["theory_cells"],
+             s["theory_seconds"], f"{s['measured_networks']} (L = {s['depth']})",
+             s["sweep_seconds"], f"{s['measured_on_theory_side']}/{s['measured_points']}",
+             ", ".join(s["off_theory_side"]) or "none"] for act, s in summary.items()]  # fmt: skip
+
+
+POINT_COLUMNS = ["σ_w²", "σ_b²", "χ₁ measured", "χ₁ theory", "same side", "cos at L measured",
+                 "cos at L theory"]  # fmt: skip
+
+
+def point_rows(s: dict) -> list[list]:
+    """One row of POINT_COLUMNS per measured point of one activation's summary."""
+    rows = []
+    for key, chi in s["chi1_at"].items():
+        w, b = (float(x) for x in key.split("|"))
+        rows.append([w, b, chi, s["chi1_theory_at"][key],
+                     "no" if key in s["off_theory_side"] else "yes", s["cosine_at_L"][key],
+                     s["cosine_theory_at_L"][key]])  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(_common.parser(__doc__, seeds=2), argv)
-    w2 = THEORY_W2[::10] if args.quick else THEORY_W2
-    b2 = THEORY_B2[::10] if args.quick else THEORY_B2
-    summary, figures = {}, []
+    w2, b2 = theory_mesh(quick=args.quick)
+    summary, sections, runs = {}, [], {}
     for act in ACTIVATIONS:
         start = time.perf_counter()
         phase = ji.theory.phase_diagram(act, sigma_w2=w2, sigma_b2=b2)
@@ -94,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         theory_s = time.perf_counter() - start
         grid = make_grid(act, quick=args.quick, seeds=args.seeds)
         res, sweep_s = _common.run(grid, args.out, f"sweep-{act}")
+        runs[act] = res.attrs
         res = res.squeeze()
         ew2, eb2 = measured_plane(quick=args.quick)  # the grid's init and bias order
         chi_emp = measured_chi1(res)
@@ -101,46 +143,65 @@ def main(argv: list[str] | None = None) -> dict:
         ww, bb = np.meshgrid(ew2, eb2, indexing="ij")
         q = ji.theory.q_star(act, sigma_w2=ww, sigma_b2=bb).q  # one call over the mesh
         chi_th = np.asarray(ji.theory.chi1(act, q=q, sigma_w2=ww))
-        agree = int(np.sum((chi_emp > 1) == (chi_th > 1)))
+        same_side = (chi_emp >= 1) == (chi_th > 1)  # as the figure rings them
         line = critical_line(act, b2)
+        beyond = beyond_the_edge(act)
         fig = ji.report.phase_diagram(w2, b2, chi1, xi_c=np.asarray(phase.xi_c),
                                       empirical=(ww, bb, chi_emp, chi_th), critical=line,
-                                      beyond=beyond_the_edge(act))  # fmt: skip
+                                      beyond=beyond)  # fmt: skip
         fig.axes[0].set_title(f"{act}: theory ({w2.size}×{b2.size}) and measured (L = "
                               f"{max(grid.depths)})", fontsize=8)  # fmt: skip
         (png,) = ji.report.save(fig, args.out / f"phase-{act}")
-        figures.append((f"{act}: log10 ξ_c; black: the χ₁ = 1 line (critical_sigma_w2 at "
-                        f"{line[0].size} values of σ_b²); markers: measured networks, "
-                        f"{agree}/{chi_emp.size} on theory's side (ringed in red: the others).",
-                        png))  # fmt: skip
+        keys = [[point_key(w, b) for b in eb2] for w in ew2]
         summary[act] = {
             "critical_sigma_w2_at_sigma_b2_0": float(
                 ji.theory.critical_sigma_w2(act, sigma_b2=0.0)
             ),
+            "beyond_the_edge": beyond,
             "theory_cells": int(chi1.size),
             "theory_seconds": theory_s,
             "measured_networks": len(grid),
+            "depth": max(grid.depths),
             "sweep_seconds": sweep_s,
             "measured_points": int(chi_emp.size),
-            "measured_on_theory_side": agree,
-            "cosine_theory_at_L": {
-                f"{w}|{b}": float(np.nanmean(predicted.cosine[i, j, :, -1]))
-                for i, w in enumerate(ew2)
-                for j, b in enumerate(eb2)
-            },
-            "cosine_at_L": {
-                f"{w}|{b}": float(np.nanmean(res.cosine[i, j, :, -1]))
-                for i, w in enumerate(ew2)
-                for j, b in enumerate(eb2)
-            },
-        }
+            "measured_on_theory_side": int(same_side.sum()),
+            "off_theory_side": [keys[i][j] for i, j in zip(*np.nonzero(~same_side), strict=True)],
+            "chi1_at": {keys[i][j]: float(chi_emp[i, j]) for i, j in np.ndindex(chi_emp.shape)},
+            "chi1_theory_at": {keys[i][j]: float(chi_th[i, j]) for i, j in np.ndindex(chi_th.shape)},
+            "cosine_theory_at_L": {keys[i][j]: float(np.nanmean(predicted.cosine[i, j, :, -1]))
+                                   for i, j in np.ndindex(chi_emp.shape)},
+            "cosine_at_L": {keys[i][j]: float(np.nanmean(res.cosine[i, j, :, -1]))
+                            for i, j in np.ndindex(chi_emp.shape)},
+        }  # fmt: skip
+        s = summary[act]
+        caption = (f"{act}: log10 ξ_c; black: the χ₁ = 1 line (critical_sigma_w2 at "
+                   f"{line[0].size} values of σ_b²); markers: measured networks, "
+                   f"{s['measured_on_theory_side']}/{s['measured_points']} on theory's side "
+                   "(ringed in red: the others).")  # fmt: skip
+        sections.append(ji.report.Section(
+            title=f"{act}: phase diagram",
+            text=f"{len(grid)} networks ({len(ew2)} σ_w² × {len(eb2)} σ_b² × {args.seeds} seeds), "
+                 f"depth {max(grid.depths)}, width {grid.widths[0]}; measured χ₁ is the geometric "
+                 "seed mean of the per-layer gradient growth.",
+            tables=[("Measured points beside theory", ji.report.render(
+                POINT_COLUMNS, point_rows(s), fmt="html"))],
+            figures=[(caption, png)],
+        ))  # fmt: skip
         print(f"{act}: critical σ_w² at σ_b² = 0 is "
-              f"{summary[act]['critical_sigma_w2_at_sigma_b2_0']:.4f}; {chi1.size} cells in "
-              f"{theory_s:.2f} s; {agree}/{chi_emp.size} measured points on theory's side")  # fmt: skip
+              f"{s['critical_sigma_w2_at_sigma_b2_0']:.4f}; {chi1.size} cells in "
+              f"{theory_s:.2f} s; {s['measured_on_theory_side']}/{s['measured_points']} measured "
+              "points on theory's side")  # fmt: skip
     summary = _common.write_summary(args.out, summary)
-    ji.report.write_report(args.out, title="The edge of chaos",
-                           sections=[ji.report.Section(title="Phase diagrams", figures=figures)],
-                           attrs=res.attrs)  # fmt: skip
+    numbers = ji.report.Section(
+        title="Numbers",
+        text="Per activation: theory's edge of chaos, the cells computed, and how many measured "
+             "networks fall on theory's side of χ₁ = 1. Each activation's grid is in the "
+             "provenance.",
+        tables=[("Per activation", ji.report.render(NUMBERS_COLUMNS,
+                                                          numbers_rows(summary), fmt="html"))],
+    )  # fmt: skip
+    ji.report.write_report(args.out, title="The edge of chaos", sections=[numbers, *sections],
+                           runs=runs)  # fmt: skip
     return summary
 
 

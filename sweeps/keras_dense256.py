@@ -47,14 +47,20 @@ def summarize(res: ji.SweepResult) -> dict:
     return out
 
 
+def report_title(units: int) -> str:
+    """The page's title, with the width actually run (32 units at --quick, not 256)."""
+    return f"Keras Dense({units}) under three initializers"
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(_common.parser(__doc__, seeds=4), argv)
     batches = (1, 64) if args.quick else (1, 1000)
-    summary, sections = {}, []
+    summary, sections, runs = {}, [], {}
     for batch in batches:
         grid = make_grid(batch=batch, seeds=args.seeds, quick=args.quick)
         res, seconds = _common.run(grid, args.out, f"sweep-batch{batch}")
         summary[f"batch{batch}"] = summarize(res)
+        runs[f"batch {batch}"] = res.attrs
         hist = args.out / f"histograms-batch{batch}"
         (png,) = ji.report.save(ji.report.histogram_grid(res, yscale="linear"), hist)
         sections.append(ji.report.Section(
@@ -63,8 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
             figures=[("Post-activation histograms; seeds pooled.", png)],
         ))  # fmt: skip
     summary = _common.write_summary(args.out, summary)
-    ji.report.write_report(args.out, title="Keras Dense(256) under three initializers",
-                           sections=sections, attrs=res.attrs)  # fmt: skip
+    ji.report.write_report(args.out, title=report_title(grid.widths[0]), sections=sections,
+                           runs=runs)  # fmt: skip
     for key, rows in summary.items():
         print(key)
         for label, s in rows.items():

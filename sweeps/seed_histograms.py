@@ -6,11 +6,17 @@ twelve Python loops of the original posts.
 
     python -m sweeps.seed_histograms --out out/seed_histograms [--seeds 4] [--quick]
 
-Writes ``histograms.png`` (layers × configurations), ``summary.json`` (per-layer
-variance, saturated and dead fractions, averaged over seeds), ``report.html``
-(figures and tables, with the mean-field prediction dashed) and ``result/``
-(the full SweepResult), and prints a per-layer table. A killed run resumes
-from ``sweep/``.
+Writes, each once, into the output directory:
+
+- ``report.html``: the page, every figure inlined;
+- ``figures/``: ``histograms.png`` (layers × configurations), ``pre_var.png`` and
+  ``post_var.png`` (measured markers, mean-field theory as lines), ``heatmap.png``;
+- ``tables/``: ``summary.csv`` and ``summary.md`` (the outcome per pair), ``layers.csv``;
+- ``summary.json``: per-layer variance, mean, saturated and dead fractions, seed means;
+- ``sweep/``: the checkpoint (``sweep.json``, ``chunks/``) and the full SweepResult
+  in ``sweep/result`` (``ji.SweepResult.load``); a killed run resumes from it.
+
+It prints a per-layer table.
 """
 
 from __future__ import annotations
@@ -56,16 +62,15 @@ def table(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(_common.parser(__doc__, seeds=4), argv)
     grid = make_grid(quick=args.quick, seeds=args.seeds)
-    res, seconds = _common.run(grid, args.out)
-    res.save(args.out / "result")
-    ji.report.save(ji.report.histogram_grid(res), args.out / "histograms")
+    res, seconds = _common.run(grid, args.out)  # the result is saved in sweep/result
     summary = _common.write_summary(args.out, summarize(res))
     paths = ji.report.report_sweep(
         res, args.out, theory=_common.theory_or_none(grid), title="Seed histograms"
     )
     print(table(summary))
-    print(f"\n{len(grid)} networks in {seconds:.1f} s; wrote {paths.html}, histograms.png, "
-          "summary.json and result/")  # fmt: skip
+    print(f"\n{len(grid)} networks in {seconds:.1f} s; wrote {paths.html}, "
+          f"{', '.join(p.relative_to(args.out).as_posix() for p in paths.figures)}, tables/, "
+          f"summary.json and the result in {args.out / 'sweep' / 'result'}")  # fmt: skip
     return summary
 
 

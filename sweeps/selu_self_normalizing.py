@@ -11,14 +11,17 @@ mean ≈ 0 and variance ≈ 1 through depth with no normalization layer at all.
 
 Writes ``summary.json`` (per pair and batch-norm setting: post-activation mean
 and variance at layers 1, 10 and L, seed means), ``moments.png`` (mean and
-variance by layer) and ``report.html``.
+variance by layer: seed mean, and a band from the seeds' minimum to maximum) and
+``report.html``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 import jaxinit as ji
 from sweeps import _common
@@ -33,27 +36,48 @@ def make_grid(*, quick: bool, seeds: int, batchnorm: bool) -> ji.Grid:
                    gradients=False)  # fmt: skip
 
 
+BAND = "min–max over seeds"  # what the shaded band around each seed-mean line is
+
+
+def seed_curves(res: ji.SweepResult, init: str, act: str, field: str) -> tuple[np.ndarray, ...]:
+    """``(mean, lo, hi)`` by layer of one pair's ``field``: the seed mean and the seed
+    minimum and maximum (the band)."""
+    y = np.asarray(res.sel(init=init, activation=act).fields[field], np.float64)  # (seed, layer)
+    return np.nanmean(y, 0), np.nanmin(y, 0), np.nanmax(y, 0)
+
+
 def plot(results: dict[bool, ji.SweepResult]) -> Figure:
-    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True, sharey="row")
     for col, (bn, res) in enumerate(results.items()):
         for k, (init, act) in enumerate(PAIRS):
-            m = _common.per_layer(res, ("post_mean", "post_var"), init=init, activation=act)
-            layers = np.arange(1, m["post_mean"].size + 1)
-            style = dict(color=ji.report.PALETTE[k], label=f"{act} + {init}")
-            axes[0, col].plot(layers, m["post_mean"], **style)
-            axes[1, col].plot(layers, m["post_var"], **style)
+            color = ji.report.PALETTE[k]
+            for row, field in enumerate(("post_mean", "post_var")):
+                mean, lo, hi = seed_curves(res, init, act, field)
+                layers = np.arange(1, mean.size + 1)
+                axes[row, col].fill_between(layers, lo, hi, color=color, alpha=0.2, linewidth=0)
+                axes[row, col].plot(layers, mean, color=color, label=f"{act} + {init}")
         axes[0, col].set_title("with batch norm" if bn else "no batch norm", fontsize=9)
         axes[1, col].set_xlabel("layer")
         axes[1, col].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[1, col].set_yscale("log")
     for ax in axes.flat:
-        ax.axhline(0.0, color="0.6", lw=0.6)
         ax.grid(alpha=0.3)
-    axes[1, 0].axhline(1.0, color="0.3", lw=0.8, ls=":")
-    axes[0, 0].set_ylabel("post-activation mean")
-    axes[1, 0].set_ylabel("post-activation variance (log)")
-    axes[0, 0].legend(fontsize=7, frameon=False)
+    for ax in axes[0]:
+        ax.axhline(0.0, color="0.3", lw=0.8, ls=":")
+    for ax in axes[1]:
+        ax.axhline(1.0, color="0.3", lw=0.8, ls=":")
+    # decimal ticks at 1, 2 and 5 per decade: a log axis over less than a decade had
+    # crowded "3×10⁻¹", "4×10⁻¹" labels
+    axes[1, 0].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes[1, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[1, 0].yaxis.set_minor_formatter(NullFormatter())
+    axes[0, 0].set_ylabel(r"mean of $h_\ell$")
+    axes[1, 0].set_ylabel(r"variance of $h_\ell$ (log)")
+    handles = axes[0, 0].get_legend_handles_labels()[0]
+    handles.append(Patch(facecolor="0.5", alpha=0.3, label=f"band: {BAND}; line: seed mean"))
+    handles.append(Line2D([], [], color="0.3", lw=0.8, ls=":", label="target: mean 0, variance 1"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
     return fig
 
 
@@ -78,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         ))  # fmt: skip
     (png,) = ji.report.save(plot(results), args.out / "moments")
     sections.insert(0, ji.report.Section(title="Mean and variance through depth",
-                                         figures=[("Seed means by layer.", png)]))  # fmt: skip
+                                         figures=[(f"Seed means by layer; band: {BAND}.", png)]))  # fmt: skip
     summary = _common.write_summary(args.out, summary)
     ji.report.write_report(args.out, title="SELU self-normalizes", sections=sections,
                            attrs=results[False].attrs)  # fmt: skip

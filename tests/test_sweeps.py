@@ -1,5 +1,6 @@
 """Smoke tests: every sweep script's main runs at --quick scale and writes what it promises."""
 
+import hashlib
 import itertools
 import json
 
@@ -12,7 +13,16 @@ from sweeps import seed_histograms
 
 def test_seed_histograms_quick(tmp_path, capsys):
     summary = seed_histograms.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
-    assert (tmp_path / "histograms.png").stat().st_size > 10_000
+    assert (tmp_path / "figures" / "histograms.png").stat().st_size > 10_000
+    # each thing written once: what the docstring and README list, and no two files alike
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "figures", "report.html", "summary.json", "sweep", "tables"]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "heatmap.png", "histograms.png", "post_var.png", "pre_var.png"]  # fmt: skip
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+    assert len(set(digests)) == len(files), [p for p in files if digests.count(
+        hashlib.sha256(p.read_bytes()).hexdigest()) > 1]  # fmt: skip
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk == summary
     assert len(summary) == len(seed_histograms.INITS) * len(seed_histograms.ACTIVATIONS)
@@ -20,7 +30,7 @@ def test_seed_histograms_quick(tmp_path, capsys):
     collapse = summary["normal(stddev=0.01) | tanh"]["post_var"]
     assert all(b < a for a, b in itertools.pairwise(collapse))
     assert summary["he_normal | relu"]["post_var"][-1] > 100 * collapse[-1]
-    res = ji.SweepResult.load(tmp_path / "result")
+    res = ji.SweepResult.load(tmp_path / "sweep" / "result")
     assert res.hist.shape == (4, 3, 2, 5, 30)
     np.testing.assert_array_equal(res.hist.sum(-1).max(), 64 * 16)  # sigmoid/tanh: all in range
     assert "he_normal | relu" in capsys.readouterr().out
@@ -34,6 +44,12 @@ def test_keras_dense256_quick(tmp_path):
     assert set(summary) == {"batch1", "batch64"}
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2
+    # the page's title names the width actually run, as its sections do
+    assert "<h1>Keras Dense(32) under three initializers</h1>" in html
+    assert "Dense(256)" not in html
+    assert html.count("<h2>Dense(32) on ") == 2
+    assert "<h3>Grid: batch 1</h3>" in html
+    assert "<h3>Grid: batch 64</h3>" in html
     for batch in summary.values():
         std1 = batch["normal(stddev=1.0) | sigmoid"]
         glorot = batch["glorot_uniform(convention='keras') | sigmoid"]
@@ -60,6 +76,22 @@ def test_selu_self_normalizing_quick(tmp_path):
     bn = summary["selu + lecun_normal | batchnorm"]
     assert abs(bn["post_mean_layer12"]) < 0.05
     assert abs(bn["post_var_layer12"] - 1) < 0.1
+    # the figure's lines are summary.json's numbers, its legend names the band
+    results = {bn: ji.SweepResult.load(tmp_path / name / "result")
+               for bn, name in ((False, "sweep"), (True, "sweep-batchnorm"))}  # fmt: skip
+    fig = selu_self_normalizing.plot(results)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert f"band: {selu_self_normalizing.BAND}; line: seed mean" in labels
+    pair_labels = [f"{act} + {init}" for init, act in selu_self_normalizing.PAIRS]
+    assert labels[:3] == pair_labels
+    assert {k.split(" | ")[0] for k in summary} == set(pair_labels)
+    (line,) = [l for l in fig.axes[2].get_lines() if l.get_label() == "selu + lecun_normal"]
+    assert line.get_ydata()[-1] == pytest.approx(selu["post_var_layer12"], rel=1e-6)
+    mean, lo, hi = selu_self_normalizing.seed_curves(results[False], "lecun_normal", "selu",
+                                                     "post_var")  # fmt: skip
+    assert np.all(lo <= mean)
+    assert np.all(mean <= hi)
+    assert np.any(lo < hi)
 
 
 def test_circles_quick(tmp_path):
@@ -78,6 +110,11 @@ def test_circles_quick(tmp_path):
     assert acc["he_normal"] > 0.55
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2
+    # the boundary titles start with the loss legend's labels, which are summary.json's keys
+    titles = circles.boundary_titles(summary)
+    legend = [t.get_text() for t in ji.report.loss_curves(res).legends[0].get_texts()]
+    assert [t.split("\n")[0] for t in titles] == list(acc) == legend[: len(acc)]
+    assert titles[2] == f"he_normal\nHe: test {acc['he_normal']:.0%}"
 
 
 def test_mnist_init_comparison_quick(tmp_path, mnist_dir):
@@ -127,6 +164,31 @@ def test_edge_of_chaos_quick(tmp_path):
     # ordered tanh with a bias: inputs become correlated, as theory says
     assert summary["tanh"]["cosine_at_L"]["0.5|0.5"] > 0.9
     assert summary["tanh"]["cosine_theory_at_L"]["0.5|0.5"] > 0.9
+    html = (tmp_path / "report.html").read_text()
+    for act in edge_of_chaos.ACTIVATIONS:  # every sub-sweep is on the page, with its numbers
+        s = summary[act]
+        assert f"<h3>Grid: {act}</h3>" in html
+        assert f"<h2>{act}: phase diagram</h2>" in html
+        assert (
+            f"{s['measured_on_theory_side']}/{s['measured_points']} on theory&#x27;s side" in html
+        )
+        # the counts, the ringed points and the per-point numbers agree
+        assert s["measured_on_theory_side"] + len(s["off_theory_side"]) == s["measured_points"]
+        for key in s["chi1_at"]:
+            same = (s["chi1_at"][key] >= 1) == (s["chi1_theory_at"][key] > 1)
+            assert same == (key not in s["off_theory_side"])
+        assert set(s["chi1_at"]) == set(s["cosine_at_L"]) == set(s["cosine_theory_at_L"])
+    rows = edge_of_chaos.numbers_rows(summary)
+    assert [r[0] for r in rows] == edge_of_chaos.ACTIVATIONS
+    assert all(len(r) == len(edge_of_chaos.NUMBERS_COLUMNS) for r in rows)
+    assert html.count("<h3>Per activation</h3>") == 1
+    assert summary["relu"]["beyond_the_edge"].startswith("q* → ∞")
+    w2, b2 = edge_of_chaos.theory_mesh(quick=True)  # the quick mesh spans the measured plane
+    measured = edge_of_chaos.measured_plane(quick=True)
+    assert w2[0] <= min(measured[0])
+    assert max(measured[0]) <= w2[-1]
+    assert b2[0] <= min(measured[1])
+    assert max(measured[1]) <= b2[-1]
 
 
 def test_big_grid_quick(tmp_path, capsys):
@@ -140,3 +202,13 @@ def test_big_grid_quick(tmp_path, capsys):
     assert by_pair["normal(stddev=0.01) | relu"]["outcome"] == "vanishes"
     assert "combos/s" in capsys.readouterr().out
     assert (tmp_path / "report.html").is_file()
+    # the heatmap's cells say what summary.json says
+    res = ji.SweepResult.load(tmp_path / "sweep" / "result")
+    v = ji.report.tables.view(res)
+    cells = ji.report.figures.heatmap_cells(v.fields["pre_var"], nonfinite=v.fields["nonfinite"])
+    for (i, a), text in np.ndenumerate(cells.text):
+        pair = by_pair[f"{v.inits[i]} | {v.activations[a]}"]
+        if pair["ratio_at_L"] is None:
+            assert cells.kinds[i, a] != "value"
+        else:
+            assert text == f"{np.log10(pair['ratio_at_L']):+.2f}".replace("-", "−")
