@@ -23,17 +23,20 @@ pytestmark = pytest.mark.distributed
 GRID = {"inits": ["he_normal", "orthogonal"], "activations": ["tanh", "relu"], "depth": 3,
         "width": 8, "batch": 16, "bins": 5}  # fmt: skip
 
-# argv: coordinator, process id, out, seeds, seconds to sleep after each chunk, process_timeout
+# argv: coordinator, process id, out, seeds, seconds to sleep after each chunk, process_timeout,
+# the process that raises after its first chunk (-1: none)
 _WORKER = """
 import json, os, sys, time
 import jax
-coordinator, pid, out, seeds, pause, timeout = sys.argv[1:7]
+coordinator, pid, out, seeds, pause, timeout, failing = sys.argv[1:8]
 jax.distributed.initialize(coordinator, num_processes=2, process_id=int(pid),
                            initialization_timeout=60)
 import jaxinit as ji
 
 def on_chunk(done, total):
     print(f"chunk {done}/{total}", flush=True)
+    if pid == failing:
+        raise OSError("disk full (a test's failure)")
     time.sleep(float(pause))
 
 grid = ji.Grid(**json.loads(os.environ["GRID"]), seeds=int(seeds))
@@ -53,14 +56,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(out, *, seeds, pause=0.0, timeout=30.0) -> list[subprocess.Popen]:
+def _start(out, *, seeds, pause=0.0, timeout=30.0, failing=-1) -> list[subprocess.Popen]:
     """Both processes of a two-process sweep into ``out``, their stdout piped."""
     coordinator = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu",
            "GRID": json.dumps(GRID)}  # fmt: skip
     procs = []
     for p in range(2):
-        argv = [coordinator, p, out, seeds, pause, timeout]
+        argv = [coordinator, p, out, seeds, pause, timeout, failing]
         procs.append(subprocess.Popen(
             [sys.executable, "-c", _WORKER, *map(str, argv)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
@@ -149,3 +152,44 @@ def test_a_dead_process_is_reported_within_the_timeout(tmp_path):
     assert (out / ".process-1").read_text().startswith("alive")  # killed: no last word
     of_1 = [p.name for p in out.glob("chunks/*.npz") if int(p.stem[-9:]) % 2]
     assert of_1 == ["w00-s000000001.npz"]  # the one chunk process 1 wrote before it died
+
+
+def test_a_failing_process_is_reported_at_once(tmp_path):
+    out = tmp_path / "sweep"
+    procs = _start(out, seeds=8, pause=0.2, timeout=60.0, failing=1)
+    start = time.monotonic()
+    try:
+        lines = [proc.communicate(timeout=45)[0].strip().splitlines()[-1] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert time.monotonic() - start < 45  # far less than the 60 s timeout
+    assert lines[1] == "error OSError: disk full (a test's failure)"
+    assert lines[0].startswith(
+        "error ProcessLost: process 0 of 2 waited for process 1's sweep chunks"
+    )
+    assert "stopped without writing them (its heartbeat file says: failed pid=" in lines[0]
+    assert "OSError: disk full (a test's failure)" in lines[0]
+
+
+def test_the_command_runs_on_two_processes(tmp_path):
+    out = tmp_path / "sweep"
+    coordinator = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "jaxinit", "sweep", "--inits", "he_normal", "--activations", "relu",
+           "--depth", "2", "--width", "8", "--seeds", "4", "--batch", "16", "--bins", "5",
+           "--chunk-size", "1", "--out", str(out), "--no-theory", "--distributed",
+           "--coordinator", coordinator, "--num-processes", "2"]  # fmt: skip
+    procs = [subprocess.Popen([*cmd, "--process-id", str(p)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for p in range(2)]  # fmt: skip
+    done = [proc.communicate(timeout=90) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], done
+    assert done[0][1].startswith("jaxinit: process 0 of 2 (jax.distributed)")
+    assert "process 1: done; process 0 writes the report" in done[1][1]
+    assert "report.html" in done[0][0]
+    assert (out / "report.html").is_file()
+    res = ji.SweepResult.load(out / "result")
+    assert res.attrs["computed_by"] == {f"w00-s{s:09d}": s % 2 for s in range(4)}
+    grid = ji.Grid.from_description(res.attrs["grid"])  # the flags' grid
+    assert len(grid) == 4
+    assert res.equals(ji.sweep(grid, chunk_size=1))
