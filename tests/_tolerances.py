@@ -191,3 +191,16 @@ def two_sample_variance_rtol(n: int, distribution: str) -> float:
 # q* = δ / (2 (1 + δ)) up to O(q*) relative (1e-4 at δ = 1e-4). float32 pins a fixed point
 # with V' = 1 - O(δ) only to about eps / (1 - V') ≈ 6e-8 / 1e-4 = 6e-4 relative; 3× that.
 THEORY_NEAR_CRITICAL_RTOL = 2e-3
+
+# The coord check on synthetic data (tests/test_mup.py): 4 hidden ReLU layers of widths
+# 32..256, Adam at 1e-3, 20 steps, 8 seeds averaged. Measured on three disjoint sets of 8
+# seeds (2026-12-03): the standard parametrization's output slope was 0.663 (sd 0.041
+# between the sets); under μP (zero output init) the largest |slope| of any layer was
+# 0.096 (sd 0.073). COORD_SLOPE_SPLIT lies 3.5 sd above μP's worst and 7.6 sd below
+# standard's output.
+COORD_SLOPE_SPLIT = 0.35
+
+# optax.inject_hyperparams holds Adam's b2 as a float32 array: 1 - float32(0.999) is off
+# by 1.3e-5 relative, so the first update (∝ 1/√(1 - b2)) differs from plain optax.adam's
+# by 6.4e-6 relative. An injected rate is compared to the plain optimizer within this.
+INJECTED_RTOL = 2e-5

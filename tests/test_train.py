@@ -18,6 +18,7 @@ from jaxinit.data import load_mnist, make_circles
 from jaxinit.training import MLP, TrainGrid, TrainResult, make_optimizer, train
 from jaxinit.training._program import _train_chunk
 from tests._kill import run_and_kill
+from tests._teacher import teacher_data
 from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,10 +28,7 @@ SMALL = dict(hidden=(16, 16), steps=20, batch_size=32, optimizer="sgd(learning_r
 @pytest.fixture(scope="module")
 def data():
     """256 examples of 8 Gaussian features, 4 classes from a random linear teacher."""
-    kx, kw = jax.random.split(jax.random.key(42))
-    x = np.asarray(jax.random.normal(kx, (256, 8)))
-    y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.int32)
-    return x, y
+    return teacher_data(42, 256, 8)
 
 
 REF_TX = optax.sgd(0.1)  # SMALL's optimizer, written out by hand

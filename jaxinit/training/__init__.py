@@ -51,6 +51,7 @@ References:
 
 # the public API, and the constants other code reads as jaxinit.training.X (the redundant
 # "as" marks a re-export outside __all__)
+from jaxinit.training._coord import coord_sizes, coord_slopes
 from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
 from jaxinit.training._grid import OUTPUTS as OUTPUTS
 from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
@@ -58,10 +59,15 @@ from jaxinit.training._grid import SHUFFLES as SHUFFLES
 from jaxinit.training._grid import STREAM_BATCHES as STREAM_BATCHES
 from jaxinit.training._grid import STREAM_PARAMS as STREAM_PARAMS
 from jaxinit.training._log import jsonl_writer
+from jaxinit.training._mup import EXPONENTS as EXPONENTS
+from jaxinit.training._mup import KINDS as KINDS
+from jaxinit.training._mup import PARAMETRIZATIONS as PARAMETRIZATIONS
+from jaxinit.training._mup import LayerRule
 from jaxinit.training._program import MODELS as MODELS
 from jaxinit.training._program import STAT_FIELDS as STAT_FIELDS
 from jaxinit.training._run import EVAL_BATCH as EVAL_BATCH
 from jaxinit.training._run import SCAN_STEPS as SCAN_STEPS
 from jaxinit.training._run import TrainResult, train
 
-__all__ = ["MLP", "TrainGrid", "TrainResult", "jsonl_writer", "make_optimizer", "train"]
+__all__ = ["MLP", "LayerRule", "TrainGrid", "TrainResult", "coord_sizes", "coord_slopes",
+           "jsonl_writer", "make_optimizer", "train"]  # fmt: skip

@@ -25,6 +25,7 @@ from jaxinit import initializers as _initializers
 from jaxinit._checks import check_choice, check_int, closest_hint
 from jaxinit._spec import parse_spec
 from jaxinit.grid import seed_key
+from jaxinit.training import _mup
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 
@@ -32,6 +33,7 @@ __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 STREAM_PARAMS, STREAM_BATCHES = 3, 4
 SHARED_SEED = 2**32 - 1  # stands for "every seed" in the shared batch key; seeds are < 2**31
 OUTPUTS, SHUFFLES = ("softmax", "sigmoid"), ("shared", "per_seed")
+DEFAULT_OPTIMIZER = "sgd(learning_rate=0.01)"
 
 
 class MLP(nnx.Module):
@@ -163,10 +165,15 @@ def make_optimizer(spec: Any) -> optax.GradientTransformation:
 @dataclasses.dataclass(frozen=True)
 class _Tx:
     """An optax transformation that compares by its spec, so that grids with the same
-    optimizer spec share compiled programs (an object compares by identity)."""
+    optimizer spec share compiled programs (an object compares by identity).
+
+    With a ``learning_rate`` dim, ``tx`` is ``optax.inject_hyperparams`` of the optimizer:
+    each model's rate lives in its state, set by ``with_lr(rate).init`` (the rate is data,
+    so every rate shares one program)."""
 
     label: Any  # the spec string, a tuple of them, or the transformation itself
     tx: optax.GradientTransformation = dataclasses.field(compare=False)
+    with_lr: Any = dataclasses.field(default=None, compare=False)  # rate -> transformation
 
 
 def _specs(name: str, value: Any, get) -> tuple:
@@ -190,13 +197,29 @@ def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class TrainGrid:
-    """Models to train together: every (init, seed[, activation]); validated up front.
+    """Models to train together: every (init, [activation,] [width,] [learning_rate,] seed).
+
+    Everything is validated up front. A list-valued ``activation``, ``width`` or
+    ``learning_rate`` adds a dim of that name; a single value does not.
 
     Attributes:
       inits: initializer specs or objects for every kernel (a dim of the result).
       seeds: a count ``n`` (seeds 0..n-1) or a list of distinct seeds in [0, 2**31).
       hidden: hidden widths; the output layer has one unit per class (softmax;
         classes 0..max label) or one unit (sigmoid).
+      width: the width of *every* hidden layer (``len(hidden)`` of them, so
+        ``hidden`` then gives only the depth); a list adds the dim ``width``.
+        Models of one width share a compiled program; each width is a shape of
+        its own, so there is one program per (activation, width).
+      learning_rate: the optimizer's learning rate; a list adds the dim
+        ``learning_rate``. It replaces the default optimizer's 0.01; an
+        explicit ``optimizer`` must then leave its rate out (``"adam"``).
+        The rate is data (``optax.inject_hyperparams``): every rate shares one program.
+      parametrization: ``"standard"`` or ``"mup"``, how init variances and
+        learning rates scale with width (Yang et al. 2022, Table 3; the rules
+        and their table are in :mod:`jaxinit.training`). μP needs ``width``.
+      base_width: μP's base width, where μP equals the standard parametrization
+        and the learning rate is the base rate; None: the smallest width.
       activation: a spec, or a list of them, which adds the dim ``activation``.
       bias_init: initializer of every bias.
       output_init: kernel initializer of the output layer; None: the model's init.
@@ -212,17 +235,22 @@ class TrainGrid:
         that step's mini-batch before its update (``steps`` itself: after the last).
       keep_params: also return the final parameters, as fields ``kernel_l``
         ``(..., fan_in, fan_out)`` and ``bias_l`` ``(..., fan_out)`` for the
-        hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer ``l = len(hidden)``.
+        hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer
+        ``l = len(hidden)``. Not with several widths (their shapes differ).
       root_seed: seed of the root key.
     """
 
     inits: Sequence[Any]
     seeds: int | Sequence[int] = 1
     hidden: Sequence[int] = (100, 100, 100, 100)
+    width: int | Sequence[int] | None = None
+    learning_rate: float | Sequence[float] | None = None
+    parametrization: str = "standard"
+    base_width: int | None = None
     activation: Any = "relu"
     bias_init: Any = "zeros"
     output_init: Any = None
-    optimizer: Any = "sgd(learning_rate=0.01)"
+    optimizer: Any = DEFAULT_OPTIMIZER
     steps: int = 2000
     batch_size: int | None = 128
     eval_every: int | None = None
@@ -252,6 +280,16 @@ class TrainGrid:
                 raise ValueError(f"TrainGrid: seeds must be distinct and < 2**31; got {seeds}")
             set_("_seeds", seeds)
         set_("_hidden", tuple(_int("hidden", h, low=1) for h in _specs_list("hidden", self.hidden)))
+        set_("_widths", _distinct("width", self.width, lambda v: _int("width", v, low=1)))
+        set_("_lrs", _distinct("learning_rate", self.learning_rate, _learning_rate))
+        check_choice("TrainGrid: parametrization", self.parametrization, _mup.PARAMETRIZATIONS)
+        base = _int("base_width", self.base_width, low=1, none=True)
+        if self.parametrization == "mup" and self._widths == (None,):
+            raise ValueError("TrainGrid: parametrization='mup' scales with width; give width=[...] "
+                             "(and base_width, default the smallest width)")  # fmt: skip
+        if base is not None and self.parametrization != "mup":
+            raise ValueError(f"TrainGrid: base_width={base} is μP's; it needs parametrization='mup'")  # fmt: skip
+        set_("_base_width", base if base is not None or self._widths == (None,) else min(self._widths))  # fmt: skip
         for name in ("steps", "root_seed"):
             _int(name, getattr(self, name), low=1 if name == "steps" else 0)
         _int("batch_size", self.batch_size, low=1, none=True)
@@ -263,22 +301,73 @@ class TrainGrid:
         if any(s > self.steps for s in at) or len(set(at)) != len(at):
             raise ValueError(f"TrainGrid: record_stats_at must be distinct steps in [0, {self.steps}]; got {at}")  # fmt: skip
         set_("_stats_at", tuple(sorted(at)))
-        opt = self.optimizer
-        label = opt if isinstance(opt, str) else tuple(opt) if isinstance(opt, list) else opt
-        set_("_tx", _Tx(label, make_optimizer(opt)))
+        set_("_opt", self._resolve_optimizer())
+        set_("_kind", None if self.parametrization == "standard" else _mup.optimizer_kind(self._opt_names()))  # fmt: skip
+        self._make_tx(None)  # builds the optimizer now, so that a bad spec fails here
         if not isinstance(self.keep_params, bool):
             raise TypeError(
                 f"TrainGrid: keep_params must be True or False; got {self.keep_params!r}"
             )
+        if self.keep_params and len(self._widths) > 1:
+            raise ValueError(f"TrainGrid: keep_params needs one width (kernels of widths "
+                             f"{list(self._widths)} have different shapes); train each width alone")  # fmt: skip
+
+    def _resolve_optimizer(self) -> Any:
+        """The optimizer spec, with the default's rate left out when rates are a grid field."""
+        opt = self.optimizer
+        if self._lrs == (None,):
+            return opt
+        if opt == DEFAULT_OPTIMIZER:
+            return "sgd"
+        if not isinstance(opt, str):
+            raise ValueError(f"TrainGrid: learning_rate needs the optimizer as one optax spec string "
+                             f"such as 'adam' (the rate is injected into it); got {opt!r}")  # fmt: skip
+        name, kwargs = parse_spec(opt)
+        if "learning_rate" in kwargs:
+            raise ValueError(f"TrainGrid: the learning rate is given twice, in optimizer={opt!r} and "
+                             f"learning_rate={self.learning_rate!r}; drop it from the optimizer spec")  # fmt: skip
+        make_optimizer(f"{name}(learning_rate=0.1, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")  # fmt: skip
+        return opt
+
+    def _opt_names(self) -> tuple[str, ...]:
+        opt = self._opt
+        if isinstance(opt, optax.GradientTransformation):
+            raise ValueError("TrainGrid: parametrization='mup' needs the optimizer as optax spec "
+                             "strings (it picks TP5's SGD or Adam rules by name); got an object")  # fmt: skip
+        return tuple(parse_spec(s)[0] for s in ((opt,) if isinstance(opt, str) else opt))
+
+    def _make_tx(self, width: int | None) -> _Tx:
+        """The transformation of the models of ``width``: the optimizer, its rate injected with
+        a learning_rate dim, then μP's per-layer rates (:func:`layer_rules`)."""
+        opt = self._opt
+        label = opt if isinstance(opt, str) else tuple(opt) if isinstance(opt, list) else opt
+        with_lr = None
+        if self._lrs != (None,):
+            name, kwargs = parse_spec(opt)
+            fn = optax.inject_hyperparams(getattr(optax, name))
+            with_lr = lambda rate: fn(learning_rate=rate, **kwargs)  # noqa: E731
+            tx = with_lr(1.0)  # the update reads each model's rate from its state
+        else:
+            tx = make_optimizer(opt)
+        if self.parametrization == "mup" and width is not None:
+            factors = self._factors(width)
+            label = (label, "mup", self._base_width, width)
+            tx = optax.chain(tx, _mup.scale_by_rule(factors))
+            if with_lr is not None:
+                inner = with_lr
+                with_lr = lambda rate: optax.chain(inner(rate), _mup.scale_by_rule(factors))  # noqa: E731
+        return _Tx(label, tx, with_lr)
 
     @property
     def dims(self) -> tuple[str, ...]:
-        many = not isinstance(self.activation, str) and isinstance(self.activation, Sequence)
-        return ("init", "activation", "seed") if many else ("init", "seed")
+        many = {"activation": _is_list(self.activation), "width": _is_list(self.width),
+                "learning_rate": _is_list(self.learning_rate)}  # fmt: skip
+        return ("init", *(d for d, m in many.items() if m), "seed")
 
     def coords(self) -> dict[str, tuple]:
         c = {"init": tuple(i.spec for i in self._inits), "seed": self._seeds,
-             "activation": tuple(a.spec for a in self._activations)}  # fmt: skip
+             "activation": tuple(a.spec for a in self._activations),
+             "width": self._widths, "learning_rate": self._lrs}  # fmt: skip
         return {d: c[d] for d in self.dims}
 
     def eval_steps(self) -> tuple[int, ...]:
@@ -286,7 +375,8 @@ class TrainGrid:
         return tuple(sorted({*range(0, self.steps, every), self.steps}))
 
     def model_key(self, seed: int) -> jax.Array:
-        """The key every model of this seed draws its parameters from, whatever its init."""
+        """The key every model of this seed draws its parameters from, whatever its init,
+        width and learning rate (common random numbers)."""
         return jax.random.fold_in(seed_key(self.root_seed, seed), STREAM_PARAMS)
 
     def batch_key(self, seed: int) -> jax.Array:
@@ -294,24 +384,104 @@ class TrainGrid:
         s = seed if self.shuffle == "per_seed" else SHARED_SEED
         return jax.random.fold_in(seed_key(self.root_seed, s), STREAM_BATCHES)
 
-    def build(self, d_in: int, d_out: int, *, init: Any, seed: int, activation: Any = None) -> MLP:
-        """The model ``(init, seed, activation)`` of this grid, as :func:`train` starts it."""
+    def hidden_at(self, width: int | None = None) -> tuple[int, ...]:
+        """The hidden widths of the models of ``width`` (None: the grid's only width)."""
+        width = self._width(width)
+        return self._hidden if width is None else (width,) * len(self._hidden)
+
+    def _width(self, width: int | None) -> int | None:
+        if width is None:
+            if len(self._widths) > 1:
+                raise ValueError(f"TrainGrid: give width=, one of {list(self._widths)}")
+            return self._widths[0]
+        return check_choice("TrainGrid: width", width, self._widths)
+
+    def layer_rules(self, d_in: int, d_out: int, *, width: int | None = None) -> list:
+        """Each parameter's :class:`LayerRule` at ``width``: its role, shape, shape at the
+        base width, and the factors on its initializer's variance and on the learning rate
+        (all 1 under the standard parametrization)."""
+        width = self._width(width)
+        base = self.hidden_at(width) if self._base_width is None else (self._base_width,) * len(self._hidden)  # fmt: skip
+        return _mup.rules(self.parametrization, self._kind or "sgd",
+                          _param_shapes(d_in, self.hidden_at(width), d_out),
+                          _param_shapes(d_in, base, d_out))  # fmt: skip
+
+    def _factors(self, width: int, d_in: int = 1, d_out: int = 1) -> Any:
+        """The learning-rate factors as a pytree shaped like the parameters (fans beyond
+        the hidden widths do not change them: the ratios of d_in and d_out are 1)."""
+        rules = self.layer_rules(d_in, d_out, width=width)
+        shapes = _param_shapes(d_in, self.hidden_at(width), d_out)
+        return jax.tree.unflatten(jax.tree.structure(shapes), [r.lr_factor for r in rules])
+
+    def build(self, d_in: int, d_out: int, *, init: Any, seed: int, activation: Any = None,
+              width: int | None = None) -> MLP:  # fmt: skip
+        """The model ``(init, seed, activation, width)`` of this grid, as :func:`train` starts it
+        (under μP the output kernel's variance is scaled by its rule)."""
         act = self._activations[0] if activation is None else activation
-        return MLP(d_in, self._hidden, d_out, activation=act, kernel_init=init, bias_init=self._bias,
-                   output_kernel_init=self._out, rngs=nnx.Rngs(params=self.model_key(seed)))  # fmt: skip
+        init = _initializers.get(init)
+        out = init if self._out is None else self._out
+        factor = next(r.variance_factor for r in self.layer_rules(d_in, d_out, width=width) if r.param == "kernel_out")  # fmt: skip
+        if factor != 1.0:
+            out = _mup.scaled_init(out, factor)
+        return MLP(d_in, self.hidden_at(width), d_out, activation=act, kernel_init=init,
+                   bias_init=self._bias, output_kernel_init=out,
+                   rngs=nnx.Rngs(params=self.model_key(seed)))  # fmt: skip
+
+    def build_optimizer(self, *, width: int | None = None, learning_rate: float | None = None):
+        """The optax transformation of the models of ``width`` and ``learning_rate`` (one of
+        the grid's rates, or None without that dim), as :func:`train` applies it."""
+        tx = self._make_tx(self._width(width))
+        if self._lrs == (None,):
+            if learning_rate is not None:
+                raise ValueError("TrainGrid: this grid has no learning_rate dim; its rate is in the optimizer")  # fmt: skip
+            return tx.tx
+        return tx.with_lr(check_choice("TrainGrid: learning_rate", learning_rate, self._lrs))
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description (the fingerprint of a checkpoint)."""
-        opt = self.optimizer
+        opt = self._opt
         opt = list(opt) if isinstance(opt, (list, tuple)) else opt if isinstance(opt, str) else "object"  # fmt: skip
         return {"init": [i.spec for i in self._inits], "seed": list(self._seeds),
                 "activation": [a.spec for a in self._activations], "dims": list(self.dims),
-                "hidden": list(self._hidden), "bias_init": self._bias.spec,
+                "hidden": list(self._hidden), "width": list(self._widths),
+                "learning_rate": list(self._lrs), "parametrization": self.parametrization,
+                "base_width": self._base_width, "bias_init": self._bias.spec,
                 "output_init": None if self._out is None else self._out.spec, "optimizer": opt,
                 "steps": self.steps, "batch_size": self.batch_size, "eval_every": self.eval_every,
                 "output": self.output, "shuffle": self.shuffle,
                 "record_stats_at": list(self._stats_at), "keep_params": self.keep_params,
                 "root_seed": self.root_seed}  # fmt: skip
+
+
+def _param_shapes(d_in: int, hidden: tuple[int, ...], d_out: int) -> Any:
+    """An MLP's parameters as shapes only (``nnx.State`` of ``jax.ShapeDtypeStruct``)."""
+    return nnx.split(nnx.eval_shape(lambda: MLP(d_in, hidden, d_out, rngs=nnx.Rngs(0))))[1]
+
+
+def _is_list(value: Any) -> bool:
+    return not isinstance(value, str) and isinstance(value, Sequence)
+
+
+def _learning_rate(value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating, np.integer))
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(
+            f"TrainGrid: learning_rate must be a positive finite number; got {value!r}"
+        )
+    return float(value)
+
+
+def _distinct(name: str, value: Any, check) -> tuple:
+    """``(None,)`` for None, ``(v,)`` for one value, the checked list otherwise (no repeats)."""
+    if value is None:
+        return (None,)
+    values = tuple(check(v) for v in (_specs_list(name, value) if _is_list(value) else [value]))
+    if len(set(values)) != len(values):
+        raise ValueError(f"TrainGrid: {name} repeats values; got {list(values)}")
+    return values
 
 
 def _specs_list(name: str, value: Any) -> tuple:

@@ -28,11 +28,17 @@ from jaxinit.training._grid import _Tx
 __all__: list[str] = []  # private programs, imported by name within jaxinit.training
 
 MODELS = "models"  # name of the mesh axis that the stacked models are split over
-# the sweep's per-layer fields (jaxinit.stats) less the histogram's, plus the gradients'
+# the sweep's per-layer fields (jaxinit.stats) less the histogram's, plus the gradients',
+# plus the coord check's sizes (mean |h|, mup's convention) of every hidden layer's
+# activations and of the output logits
 STAT_FIELDS = (
     *(f for f in FORWARD_FIELDS if f not in ("hist_below", "hist_above")),
     *BACKWARD_FIELDS,
+    "post_abs_mean",
+    "logit_abs_mean",
 )
+# the dims after the model's of each statistic that is not per hidden layer
+STAT_DIMS = {"logit_abs_mean": ("stat_step",)}
 
 
 class _Program(NamedTuple):
@@ -113,8 +119,12 @@ def _train_chunk(prog: _Program, mesh: Mesh, params, opt_state, x, y, rows, n_ac
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _init_opt(prog: _Program, mesh: Mesh, params):
-    return _on(mesh, jax.vmap(prog.tx.tx.init), (P(MODELS),), P(MODELS))(params)
+def _init_opt(prog: _Program, mesh: Mesh, params, lrs):
+    """Every model's optimizer state; ``lrs`` ``(models,)``: each one's injected learning rate."""
+    if lrs is None:
+        return _on(mesh, jax.vmap(prog.tx.tx.init), (P(MODELS),), P(MODELS))(params)
+    init = jax.vmap(lambda p, lr: prog.tx.with_lr(lr).init(p))
+    return _on(mesh, init, (P(MODELS), P(MODELS)), P(MODELS))(params, lrs)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -145,10 +155,10 @@ def _stats(prog: _Program, mesh: Mesh, params, x, y, rows):
 
         def loss_fn(probes):
             logits, zs, hs = model.trace(xb, probes)
-            return _per_example(prog.output, logits, yb)[0].mean(), (zs, hs)
+            return _per_example(prog.output, logits, yb)[0].mean(), (zs, hs, logits)
 
         probes = [jnp.zeros((xb.shape[0], layer.out_features)) for layer in model.layers]
-        grads, (zs, hs) = jax.grad(loss_fn, has_aux=True)(probes)
+        grads, (zs, hs, logits) = jax.grad(loss_fn, has_aux=True)(probes)
         out = []
         for l, (z, h, g) in enumerate(zip(zs, hs, grads, strict=True)):
             s = layer_stats(z, h, saturation=prog.activation.saturation, hist=None)
@@ -156,8 +166,9 @@ def _stats(prog: _Program, mesh: Mesh, params, x, y, rows):
                 grad_var=g.var(),
                 weight_grad_norm=jnp.linalg.norm((xb if l == 0 else hs[l - 1]).T @ g),
             )
-            out.append(s._asdict())
-        return {k: jnp.stack([s[k] for s in out]) for k in STAT_FIELDS}
+            out.append({**s._asdict(), "post_abs_mean": jnp.abs(h).mean()})
+        per_layer = {k: jnp.stack([s[k] for s in out]) for k in STAT_FIELDS if k not in STAT_DIMS}
+        return {**per_layer, "logit_abs_mean": jnp.abs(logits).mean()}
 
     def body(params, x, y, rows):
         xb, yb, ax = _batch(prog, x, y, rows)

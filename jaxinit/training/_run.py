@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from jaxinit.results import SweepResult
 from jaxinit.training._grid import TrainGrid
 from jaxinit.training._program import (
     MODELS,
+    STAT_DIMS,
     STAT_FIELDS,
     _evaluate,
     _init_opt,
@@ -83,17 +85,21 @@ class TrainResult(SweepResult):
         return to_dataframe(self, along=kinds[along])
 
 
+def _groups(grid: TrainGrid) -> list[tuple[Any, int | None]]:
+    """The (activation, width) of each group of models: one compiled program per group."""
+    return [(act, w) for act in grid._activations for w in grid._widths]
+
+
 def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
-    """Each model's labels in ``grid.dims`` order, by (activation group, model index)."""
+    """Each model's labels in ``grid.dims`` order, by (group, model index): the models of a
+    group are its (init, learning_rate, seed) in C order."""
     coords = grid.coords()
-    acts = coords.get("activation", [None])
     out = []
-    for act in acts:
+    for act, width in itertools.product(coords.get("activation", [None]), coords.get("width", [None])):  # fmt: skip
         row = []
-        for init in coords["init"]:
-            for seed in coords["seed"]:
-                named = {"init": init, "activation": act, "seed": seed}
-                row.append(tuple(named[d] for d in grid.dims))
+        for init, lr, seed in itertools.product(coords["init"], coords.get("learning_rate", [None]), coords["seed"]):  # fmt: skip
+            named = {"init": init, "activation": act, "width": width, "learning_rate": lr, "seed": seed}  # fmt: skip
+            row.append(tuple(named[d] for d in grid.dims))
         out.append(row)
     return out
 
@@ -143,7 +149,10 @@ class _Rows:
     def __init__(self, grid: TrainGrid, n: int):
         self.n, self.b, self.per_model = n, grid.batch_size, grid.shuffle == "per_seed"
         self.keys = [grid.batch_key(s) for s in (grid._seeds if self.per_model else (0,))]
-        self.n_inits, self.perms = len(grid._inits), {}  # (key index, epoch) -> permutation
+        self.n_inits, self.perms = (
+            len(grid._inits) * len(grid._lrs),
+            {},
+        )  # (key index, epoch) -> permutation
 
     def __call__(self, start: int, length: int) -> np.ndarray | None:
         """``(length, batch)``, or ``(length, models, batch)`` per seed; None: the full batch."""
@@ -198,28 +207,33 @@ def _split(tree: Any, mesh: Mesh) -> Any:
 
 
 def _models(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[list]:
-    """Per activation: ``[program, stacked params, stacked optimizer state]``, models in
-    (init, seed) C order, padded to ``size`` and split over ``mesh``. Parameters are drawn
-    eagerly, one model at a time."""
+    """Per (activation, width) group: ``[program, stacked params, stacked optimizer state]``,
+    models in (init, learning_rate, seed) C order, padded to ``size`` and split over ``mesh``.
+    Parameters are drawn eagerly, one (init, seed) at a time; the rates share them."""
     groups = []
-    for act in grid._activations:
-        split = [nnx.split(grid.build(d_in, d_out, init=i, seed=s, activation=act))
-                 for i in grid._inits for s in grid._seeds]  # fmt: skip
+    for act, width in _groups(grid):
+        split = [nnx.split(grid.build(d_in, d_out, init=i, seed=s, activation=act, width=width))
+                 for i in grid._inits for _ in grid._lrs for s in grid._seeds]  # fmt: skip
         params = _place(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)), size, mesh)
-        prog = _Program(split[0][0], act, grid.output, grid.shuffle == "per_seed", grid._tx,
-                        min(SCAN_STEPS, grid.steps))  # fmt: skip
-        groups.append([prog, params, _split(_init_opt(prog, mesh, params), mesh)])
+        prog = _Program(split[0][0], act, grid.output, grid.shuffle == "per_seed",
+                        grid._make_tx(width), min(SCAN_STEPS, grid.steps))  # fmt: skip
+        lrs = None
+        if prog.tx.with_lr is not None:
+            per_model = [lr for _ in grid._inits for lr in grid._lrs for _ in grid._seeds]
+            lrs = _place(np.array(per_model, np.float32), size, mesh)
+        groups.append([prog, params, _split(_init_opt(prog, mesh, params, lrs), mesh)])
     return groups
 
 
 def _empty_fields(grid: TrainGrid, n_groups: int) -> dict[str, np.ndarray]:
-    shape = (n_groups, len(grid._inits) * len(grid._seeds))
+    shape = (n_groups, len(grid._inits) * len(grid._lrs) * len(grid._seeds))
     n_eval, n_stats = len(grid.eval_steps()), len(grid._stats_at)
     fields = {"loss": np.full((*shape, grid.steps), np.nan, np.float32)}
     fields["test_loss"] = np.full((*shape, n_eval), np.nan, np.float32)
     fields["test_accuracy"] = np.full((*shape, n_eval), np.nan, np.float32)
     for k in STAT_FIELDS if n_stats else ():
-        like = np.full((*shape, n_stats, len(grid._hidden)), np.nan, np.float32)
+        per_layer = () if k in STAT_DIMS else (len(grid._hidden),)
+        like = np.full((*shape, n_stats, *per_layer), np.nan, np.float32)
         fields[k] = np.full_like(like, -1, np.int32) if k == "nonfinite" else like
     return fields
 
@@ -295,7 +309,8 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError(f"train: devices must be a non-empty list of jax devices; got {devices!r}")
-    mesh, n_models = Mesh(np.array(devices), (MODELS,)), len(grid._inits) * len(grid._seeds)
+    mesh = Mesh(np.array(devices), (MODELS,))
+    n_models = len(grid._inits) * len(grid._lrs) * len(grid._seeds)  # per group
     size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
     groups = _models(grid, d_in, d_out, mesh, size)
@@ -404,11 +419,19 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
 
 
 def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainResult:
-    n_i, n_s = len(grid._inits), len(grid._seeds)
+    n_a, n_w = len(grid._activations), len(grid._widths)
+    n_i, n_l, n_s = len(grid._inits), len(grid._lrs), len(grid._seeds)
     arrays, own = {}, {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",)}
-    for k, v in fields.items():  # (activation, init × seed, ...) -> (init, activation, seed, ...)
-        v = np.moveaxis(v.reshape(v.shape[0], n_i, n_s, *v.shape[2:]), 0, 1)
-        arrays[k] = v if "activation" in grid.dims else v[:, 0]
+    drop = tuple(1 + a for a, d in enumerate(("activation", "width", "learning_rate")) if d not in grid.dims)  # fmt: skip
+    for (
+        k,
+        v,
+    ) in (
+        fields.items()
+    ):  # (act × width, init × lr × seed, ...) -> (init, act, width, lr, seed, ...)
+        v = v.reshape(n_a, n_w, n_i, n_l, n_s, *v.shape[2:])
+        v = np.moveaxis(v, 2, 0)
+        arrays[k] = v.reshape(tuple(n for a, n in enumerate(v.shape) if a not in drop))
         if k.startswith(("kernel_", "bias_")):
             own[k] = ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",)
     attrs = {"grid": grid.describe(), "eval_steps": list(grid.eval_steps()), "d_out": d_out,
@@ -423,5 +446,5 @@ def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainRes
         if table and dim in grid.dims:
             aliases[dim] = table
     return TrainResult(dims=grid.dims, coords=grid.coords(), fields=arrays,
-                       field_dims={k: own.get(k, ("stat_step", "layer")) for k in arrays},
+                       field_dims={k: own.get(k, STAT_DIMS.get(k, ("stat_step", "layer"))) for k in arrays},
                        aliases=aliases, attrs=attrs)  # fmt: skip

@@ -1,0 +1,58 @@
+r"""The coord check: how the size of each layer's activations grows with width.
+
+mup's diagnostic (Yang et al. 2022, §4 and Fig. 5; microsoft/mup's
+``get_coord_data``): train models of several widths a few steps and record, at
+each step :math:`t`, the size :math:`\overline{|h|} = \tfrac{1}{B n}\sum_{b,i}
+|h_{b,i}|` of every layer's activations (``post_abs_mean`` per hidden layer,
+``logit_abs_mean`` for the output). Under μP every size stays
+:math:`\Theta(1)` as width :math:`n` grows; under the standard
+parametrization the updates grow with width and the output blows up. The slope
+of :math:`\log \overline{|h|}` against :math:`\log n` summarizes a line: 0 is
+width-independent, 1 is :math:`\propto n`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["coord_sizes", "coord_slopes"]
+
+OUTPUT = "output"  # the coord check's name of the logits' line; hidden layers are layer_1 …
+
+
+def _layer_names(n_hidden: int) -> list[str]:
+    return [*(f"layer_{l}" for l in range(1, n_hidden + 1)), OUTPUT]
+
+
+def coord_sizes(result: Any) -> dict[str, np.ndarray]:
+    """Each layer's mean |h| ``(width, stat_step)``, averaged over every other dim
+    (inits, learning rates, activations, seeds), from a :class:`TrainResult` with a
+    ``width`` dim and ``record_stats_at``. Keys: ``layer_1`` … and ``output``."""
+    if "width" not in result.dims or "post_abs_mean" not in result.fields:
+        raise ValueError("coord_sizes needs a TrainResult with a width dim (TrainGrid(width=[...])) "
+                         f"and record_stats_at; got dims {list(result.dims)} and fields "
+                         f"{sorted(result.fields)}")  # fmt: skip
+    w, rest = result.dims.index("width"), tuple(range(1, len(result.dims)))
+    post = np.moveaxis(result.fields["post_abs_mean"], w, 0).mean(axis=rest)  # (width, step, layer)
+    logits = np.moveaxis(result.fields["logit_abs_mean"], w, 0).mean(axis=rest)
+    out = {name: post[:, :, l] for l, name in enumerate(_layer_names(post.shape[-1])[:-1])}
+    out[OUTPUT] = logits
+    return out
+
+
+def coord_slopes(result: Any, *, stat_step: int = -1) -> dict[str, float]:
+    """The least-squares slope of log(mean |h|) against log(width), per layer, at the
+    ``stat_step``-th recorded step (the last by default): ``{"layer_1": s, …, "output": s}``.
+    A non-finite or zero size (a diverged model) makes its layer's slope NaN."""
+    sizes = coord_sizes(result)
+    widths = np.log(np.asarray(result.coords["width"], np.float64))
+    if len(widths) < 2:
+        raise ValueError(f"coord_slopes needs at least two widths; got {list(result.coords['width'])}")  # fmt: skip
+    out = {}
+    for name, size in sizes.items():
+        s = size[:, stat_step].astype(np.float64)
+        ok = np.all(np.isfinite(s) & (s > 0))
+        out[name] = float(np.polyfit(widths, np.log(s), 1)[0]) if ok else float("nan")
+    return out
