@@ -73,3 +73,24 @@ def test_lanes_and_devices_quick(capsys):
     assert all(r["combos"] == 4 * 4 * 2 and r["warm_combos_per_s"] > 0 for r in rows)
     out = capsys.readouterr().out
     assert "1.00×" in out  # the first row is the reference
+
+
+@pytest.mark.distributed
+def test_distributed_benchmark_quick(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "distributed_bench", ROOT / "benchmarks" / "distributed.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)  # imports standard_grid beside it, for the grid
+        fig = module.main(["--quick", "--repeats", "1"])
+    finally:
+        sys.modules.pop("standard_grid", None)
+    one, two = fig["rows"]
+    assert (one["processes"], one["devices_per_process"]) == (1, 2)
+    assert (two["processes"], two["devices_per_process"]) == (2, 1)
+    assert one["combos"] == two["combos"] == 2 * 2 * 2  # the quick standard grid
+    assert one["computed_by"] == [0]
+    assert two["computed_by"] == [0, 1]  # both processes computed chunks
+    assert fig["ratio"] == pytest.approx(two["combos_per_s"] / one["combos_per_s"])
+    assert "2 processes × 1 device / 1 process × 2 devices:" in capsys.readouterr().out
