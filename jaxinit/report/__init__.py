@@ -29,6 +29,7 @@ from jaxinit.report.html import (
     report_train,
     write_report,
 )
+from jaxinit.report.scaling import loss_vs_learning_rate, size_vs_width
 from jaxinit.report.tables import layer_table, render, summary_table, variance_ratio
 from jaxinit.report.training import (
     accuracy,
@@ -51,12 +52,14 @@ __all__ = [
     "layer_stats_over_training",
     "layer_table",
     "loss_curves",
+    "loss_vs_learning_rate",
     "phase_diagram",
     "provenance",
     "render",
     "report_sweep",
     "report_train",
     "save",
+    "size_vs_width",
     "summary_table",
     "variance_ratio",
     "variance_vs_depth",

@@ -51,7 +51,7 @@ References:
 
 # the public API, and the constants other code reads as jaxinit.training.X (the redundant
 # "as" marks a re-export outside __all__)
-from jaxinit.training._coord import coord_sizes, coord_slopes
+from jaxinit.training._coord import best_learning_rates, coord_sizes, coord_slopes, final_losses
 from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
 from jaxinit.training._grid import OUTPUTS as OUTPUTS
 from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
@@ -69,5 +69,5 @@ from jaxinit.training._run import EVAL_BATCH as EVAL_BATCH
 from jaxinit.training._run import SCAN_STEPS as SCAN_STEPS
 from jaxinit.training._run import TrainResult, train
 
-__all__ = ["MLP", "LayerRule", "TrainGrid", "TrainResult", "coord_sizes", "coord_slopes",
-           "jsonl_writer", "make_optimizer", "train"]  # fmt: skip
+__all__ = ["MLP", "LayerRule", "TrainGrid", "TrainResult", "best_learning_rates", "coord_sizes",
+           "coord_slopes", "final_losses", "jsonl_writer", "make_optimizer", "train"]  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["coord_sizes", "coord_slopes"]
+__all__ = ["best_learning_rates", "coord_sizes", "coord_slopes", "final_losses"]
 
 OUTPUT = "output"  # the coord check's name of the logits' line; hidden layers are layer_1 …
 
@@ -56,3 +56,31 @@ def coord_slopes(result: Any, *, stat_step: int = -1) -> dict[str, float]:
         ok = np.all(np.isfinite(s) & (s > 0))
         out[name] = float(np.polyfit(widths, np.log(s), 1)[0]) if ok else float("nan")
     return out
+
+
+def final_losses(result: Any, *, last: int = 10) -> np.ndarray:
+    """Learning-rate transfer's measure: the training loss after the run, ``(width,
+    learning_rate)``: each model's mean over its ``last`` mini-batches, averaged over every
+    other dim. A model that diverged (a non-finite loss) makes its cell ``inf``."""
+    for dim in ("width", "learning_rate"):
+        if dim not in result.dims:
+            raise ValueError(f"final_losses needs a TrainResult with width and learning_rate dims; "
+                             f"got dims {list(result.dims)}")  # fmt: skip
+    if (
+        not isinstance(last, int)
+        or isinstance(last, bool)
+        or not 1 <= last <= result.loss.shape[-1]
+    ):
+        raise ValueError(f"final_losses: last must be an int in [1, {result.loss.shape[-1]}] (the steps run); got {last!r}")  # fmt: skip
+    loss = result.loss[..., -last:].astype(np.float64).mean(-1)
+    loss = np.where(np.isfinite(loss), loss, np.inf)
+    w, l = result.dims.index("width"), result.dims.index("learning_rate")
+    loss = np.moveaxis(loss, (w, l), (0, 1))
+    return loss.mean(axis=tuple(range(2, loss.ndim)))
+
+
+def best_learning_rates(result: Any, *, last: int = 10) -> dict[int, float]:
+    """The learning rate of the lowest :func:`final_losses` at each width."""
+    loss = final_losses(result, last=last)
+    lrs = result.coords["learning_rate"]
+    return {int(w): float(lrs[int(np.argmin(row))]) for w, row in zip(result.coords["width"], loss, strict=True)}  # fmt: skip

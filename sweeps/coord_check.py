@@ -1,0 +1,107 @@
+"""The coord check (Yang et al. 2022, Fig. 5): do activations stay the same size as width grows?
+
+A 4-hidden-layer ReLU MLP on MNIST, He init, Adam, trained a few steps at
+widths 64 to 2048 (64, 128, 256 with ``--quick``), under the standard
+parametrization and under μP (TP5 Table 3, base width the smallest; the μP
+output layer starts at zero by default, ``--mup-output scaled`` gives it Table 3's
+1/fan_in² variance instead). At every step 0..t it records each layer's mean
+|h| (mup's convention) on that step's mini-batch, every width and seed trained
+at once, one compiled program per width.
+
+    python -m sweeps.coord_check --out out/coord_check [--quick] [--seeds 4]
+        [--steps 10] [--learning-rate 0.001] [--data-dir ../shared/data/mnist]
+
+Expected: under μP every line is flat (slope of log size against log width near
+0); under the standard parametrization the updates grow with width and the
+output logits grow with it. Writes ``summary.json`` (per parametrization and
+layer, the slope at the last step; the widths; the steps; the sizes),
+``coord_check.png`` and ``report.html``. A killed run resumes from
+``train_<parametrization>/``.
+"""
+
+from __future__ import annotations
+
+import jaxinit as ji
+from jaxinit.training import coord_sizes, coord_slopes
+from sweeps import _common
+
+WIDTHS, QUICK_WIDTHS = (64, 128, 256, 512, 1024, 2048), (64, 128, 256)
+PARAMETRIZATIONS = ("standard", "mup")  # TrainGrid's values: the summary's and figure's keys
+MUP_OUTPUTS = ("zeros", "scaled")  # μP's output layer: zero init, or Table 3's 1/fan_in² variance
+HIDDEN_LAYERS = 4
+
+
+def make_grid(parametrization: str, *, widths, seeds: int, steps: int, learning_rate: float,
+              mup_output: str = "zeros") -> ji.TrainGrid:  # fmt: skip
+    zero_out = parametrization == "mup" and mup_output == "zeros"
+    return ji.TrainGrid(inits=["he_normal"], seeds=seeds, hidden=(1,) * HIDDEN_LAYERS,
+                        width=list(widths), parametrization=parametrization,
+                        output_init="zeros" if zero_out else None, activation="relu",
+                        optimizer="adam", learning_rate=learning_rate, steps=steps,
+                        batch_size=64, record_stats_at=range(steps + 1))  # fmt: skip
+
+
+def summarize(results: dict[str, ji.TrainResult]) -> dict:
+    first = next(iter(results.values()))
+    return {
+        "slopes": {p: coord_slopes(r) for p, r in results.items()},
+        "widths": [int(w) for w in first.coords["width"]],
+        "steps": int(first.attrs["stats_steps"][-1]),
+        "sizes": {
+            p: {k: v.tolist() for k, v in coord_sizes(r).items()} for p, r in results.items()
+        },
+        "size_axes": ["width", "step"],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = _common.parser(__doc__, seeds=4)
+    p.add_argument("--steps", type=int, default=10, help="Adam steps t; sizes at 0..t (10)")
+    p.add_argument("--learning-rate", type=float, default=1e-3,
+                   help="Adam's learning rate, μP's at the base width (0.001)")  # fmt: skip
+    p.add_argument("--mup-output", choices=MUP_OUTPUTS, default="zeros",
+                   help="μP's output init: zero, or Table 3's 1/fan_in² variance (zeros)")  # fmt: skip
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
+    args = _common.parse(p, argv)
+    if args.steps < 1:
+        p.error(f"--steps must be a positive integer; got {args.steps}")
+    x, y = ji.data.load_mnist("train", data_dir=args.data_dir)
+    n = 4096 if args.quick else 16384  # a few steps of 64 examples read few of them
+    x, y = x[:n], y[:n]
+    widths = QUICK_WIDTHS if args.quick else WIDTHS
+    results = {}
+    for par in PARAMETRIZATIONS:
+        grid = make_grid(par, widths=widths, seeds=args.seeds, steps=args.steps,
+                         learning_rate=args.learning_rate, mup_output=args.mup_output)  # fmt: skip
+        results[par] = ji.train(grid, (x, y), out=args.out / f"train_{par}")
+    summary = _common.write_summary(args.out, {**summarize(results), "learning_rate": args.learning_rate,
+                                               "mup_output": args.mup_output})  # fmt: skip
+    shown = sorted({0, 1, args.steps // 2, args.steps})
+    fig = ji.report.size_vs_width(results, steps=tuple(shown))
+    (png,) = ji.report.save(fig, args.out / "coord_check")
+    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in summary["slopes"]["standard"])
+    rows = "".join(
+        f"<tr><td>{par}</td>" + "".join(f"<td>{v:+.3f}</td>" for v in slopes.values()) + "</tr>"
+        for par, slopes in summary["slopes"].items()
+    )
+    table = f"<table><tr><th>parametrization</th>{head}</tr>{rows}</table>"
+    caption = (f"Mean |h| of each hidden layer's activations and of the output logits against "
+               f"width (log–log; seed mean of {args.seeds} seeds) at steps {shown} of Adam at "
+               f"learning rate {args.learning_rate:g} (μP's at base width {widths[0]}); μP's output "
+               f"layer starts {'at zero' if args.mup_output == 'zeros' else 'with variance ∝ 1/fan_in²'}.")  # fmt: skip
+    ji.report.write_report(
+        args.out, title="Coord check: standard parametrization and μP", attrs=results["mup"].attrs,
+        sections=[ji.report.Section(
+            title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
+            text="Slope of log(mean |h|) against log(width) at the last step, per layer: 0 is "
+                 "width-independent, 1 grows in proportion to width (Yang et al. 2022, Fig. 5).",
+            tables=[("Slopes at the last step", table)], figures=[(caption, png)])])  # fmt: skip
+    for par, slopes in summary["slopes"].items():
+        print(f"{par:9s} " + "  ".join(f"{k} {v:+.3f}" for k, v in slopes.items()))
+    flat = max(abs(v) for v in summary["slopes"]["mup"].values())
+    print(f"μP: largest |slope| {flat:.3f}; standard: output slope {summary['slopes']['standard']['output']:+.3f}")  # fmt: skip
+    return summary
+
+
+if __name__ == "__main__":
+    main()

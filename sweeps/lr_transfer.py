@@ -1,0 +1,110 @@
+"""Learning-rate transfer (Yang et al. 2022, Fig. 1): does the best learning rate move with width?
+
+A ReLU MLP of 2 hidden layers on MNIST, He init, Adam, trained ``--steps``
+steps at every (width, learning rate, seed) under the standard parametrization
+and under μP (TP5 Table 3, base width the smallest, zero output init). Each
+parametrization is one ``ji.train`` call: one compiled program per width, the
+rates and seeds stacked as data.
+
+    python -m sweeps.lr_transfer --out out/lr_transfer [--quick] [--seeds 2]
+        [--steps 300] [--data-dir ../shared/data/mnist]
+
+Expected: under μP the loss-against-rate curves of every width have their
+minimum at about the same rate, and wider is better at every rate; under the
+standard parametrization the best rate drifts down as width grows. Writes
+``summary.json`` (the best rate per width and parametrization; the final
+losses, ``(width, learning_rate)``), ``lr_transfer.png`` and ``report.html``. A
+killed run resumes from ``train_<parametrization>/``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import jaxinit as ji
+from jaxinit.training import best_learning_rates, final_losses
+from sweeps import _common
+
+WIDTHS, QUICK_WIDTHS = (64, 128, 256, 512, 1024), (32, 64, 128)
+LEARNING_RATES = tuple(float(2.0**e) for e in range(-14, -1))  # 6e-5 .. 0.25, factors of 2
+QUICK_LEARNING_RATES = tuple(float(2.0**e) for e in range(-11, -1, 2))  # 5e-4 .. 0.125
+PARAMETRIZATIONS = ("standard", "mup")  # TrainGrid's values: the summary's and figure's keys
+HIDDEN_LAYERS = 2
+LAST = 20  # the final loss is each model's mean over its last LAST mini-batches
+
+
+def make_grid(parametrization: str, *, widths, learning_rates, seeds: int, steps: int) -> ji.TrainGrid:  # fmt: skip
+    return ji.TrainGrid(inits=["he_normal"], seeds=seeds, hidden=(1,) * HIDDEN_LAYERS,
+                        width=list(widths), learning_rate=list(learning_rates),
+                        parametrization=parametrization,
+                        output_init="zeros" if parametrization == "mup" else None,
+                        activation="relu", optimizer="adam", steps=steps, batch_size=64)  # fmt: skip
+
+
+def summarize(results: dict[str, ji.TrainResult], *, last: int) -> dict:
+    first = next(iter(results.values()))
+    return {
+        "best_learning_rate": {
+            p: {str(w): lr for w, lr in best_learning_rates(r, last=last).items()}
+            for p, r in results.items()
+        },
+        "widths": [int(w) for w in first.coords["width"]],
+        "learning_rates": [float(v) for v in first.coords["learning_rate"]],
+        "final_loss": {
+            p: np.where(np.isfinite(v := final_losses(r, last=last)), v, None).tolist()
+            for p, r in results.items()
+        },
+        "final_loss_axes": ["width", "learning_rate"],
+        "steps": int(first.loss.shape[-1]),
+        "last": last,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = _common.parser(__doc__, seeds=2)
+    p.add_argument("--steps", type=int, default=None, help="Adam steps (300; 60 with --quick)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
+    args = _common.parse(p, argv)
+    steps = args.steps if args.steps is not None else 60 if args.quick else 300
+    if steps < LAST:
+        p.error(f"--steps must be at least {LAST} (the final loss averages the last {LAST}); got {steps}")  # fmt: skip
+    x, y = ji.data.load_mnist("train", data_dir=args.data_dir)
+    if args.quick:
+        x, y = x[:4096], y[:4096]
+    widths = QUICK_WIDTHS if args.quick else WIDTHS
+    rates = QUICK_LEARNING_RATES if args.quick else LEARNING_RATES
+    results = {
+        par: ji.train(
+            make_grid(par, widths=widths, learning_rates=rates, seeds=args.seeds, steps=steps),
+            (x, y),
+            out=args.out / f"train_{par}",
+        )
+        for par in PARAMETRIZATIONS
+    }
+    summary = _common.write_summary(args.out, summarize(results, last=LAST))
+    (png,) = ji.report.save(ji.report.loss_vs_learning_rate(results, last=LAST), args.out / "lr_transfer")  # fmt: skip
+    head = "".join(f"<th>width {w}</th>" for w in summary["widths"])
+    rows = "".join(
+        f"<tr><td>{par}</td>" + "".join(f"<td>{lr:.3g}</td>" for lr in best.values()) + "</tr>"
+        for par, best in summary["best_learning_rate"].items()
+    )
+    caption = (f"Training loss after {steps} Adam steps (each model's mean over its last {LAST} "
+               f"mini-batches, mean of {args.seeds} seeds) against learning rate; rings: each "
+               f"width's best rate. μP's rates are those of base width {widths[0]}.")  # fmt: skip
+    ji.report.write_report(
+        args.out, title="Learning-rate transfer: standard parametrization and μP",
+        attrs=results["mup"].attrs,
+        sections=[ji.report.Section(
+            title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
+            text="Under μP the best learning rate should not move as width grows "
+                 "(Yang et al. 2022, Fig. 1); under the standard parametrization it drifts.",
+            tables=[("Best learning rate per width",
+                     f"<table><tr><th>parametrization</th>{head}</tr>{rows}</table>")],
+            figures=[(caption, png)])])  # fmt: skip
+    for par, best in summary["best_learning_rate"].items():
+        print(f"{par:9s} best rate per width: " + "  ".join(f"{w}: {lr:.3g}" for w, lr in best.items()))  # fmt: skip
+    return summary
+
+
+if __name__ == "__main__":
+    main()
