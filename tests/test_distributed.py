@@ -14,14 +14,18 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import jaxinit as ji
 
 pytestmark = pytest.mark.distributed
 
-GRID = {"inits": ["he_normal", "orthogonal"], "activations": ["tanh", "relu"], "depth": 3,
-        "width": 8, "batch": 16, "bins": 5}  # fmt: skip
+# as `jaxinit sweep` builds it from its flags (below): lists keep the dims depth, width, bias_init
+GRID = {"inits": ["he_normal", "orthogonal"], "activations": ["tanh", "relu"], "depth": [3],
+        "width": [8], "batch": 16, "bins": 5, "bias_inits": ["zeros"]}  # fmt: skip
+FLAGS = ["--inits", "he_normal", "orthogonal", "--activations", "tanh", "relu", "--depth", "3",
+         "--width", "8", "--batch", "16", "--bins", "5", "--chunk-size", "1"]  # fmt: skip
 
 # argv: coordinator, process id, out, seeds, seconds to sleep after each chunk, process_timeout,
 # the process that raises after its first chunk (-1: none)
@@ -106,7 +110,7 @@ def test_two_processes_equal_one_bitwise(tmp_path):
     assert again.equals(expected)
 
 
-def test_killed_processes_resume_without_recomputing(tmp_path):
+def test_killed_processes_resume_without_recomputing_from_the_command(tmp_path):
     out, seeds = tmp_path / "sweep", 16
     procs = _start(out, seeds=seeds, pause=0.3)
     for line in procs[0].stdout:  # both are under way: kill them mid-run
@@ -117,13 +121,23 @@ def test_killed_processes_resume_without_recomputing(tmp_path):
         proc.communicate(timeout=30)
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("chunks/*.npz")}
     assert 3 <= len(before) < seeds  # process 0 wrote 3, process 1 some, and some are missing
-    lines = _finish(_start(out, seeds=seeds))
+    # the restart: `jaxinit sweep ... --distributed --coordinator ... --process-id I`
+    cmd = [sys.executable, "-m", "jaxinit", "sweep", *FLAGS, "--seeds", str(seeds), "--out",
+           str(out), "--no-theory", "--distributed", "--coordinator",
+           f"127.0.0.1:{_free_port()}", "--num-processes", "2"]  # fmt: skip
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([*cmd, "--process-id", str(p)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for p in range(2)]  # fmt: skip
+    done = [proc.communicate(timeout=90) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], done
+    assert done[0][1].startswith("jaxinit: process 0 of 2 (jax.distributed)")
+    assert "process 1: done; process 0 writes the report" in done[1][1]
+    assert (out / "report.html").is_file()
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("chunks/*.npz")}
     assert len(after) == seeds
     assert {k: after[k] for k in before} == before  # not one finished chunk written again
-    by = {f"w00-s{s:09d}": s % 2 for s in range(seeds)}
-    assert all(line == f"done {json.dumps(by)}" for line in lines)
     resumed = ji.SweepResult.load(out / "result")
+    assert resumed.attrs["computed_by"] == {f"w00-s{s:09d}": s % 2 for s in range(seeds)}
     assert resumed.equals(ji.sweep(_grid(seeds), chunk_size=1))
 
 
@@ -172,24 +186,56 @@ def test_a_failing_process_is_reported_at_once(tmp_path):
     assert "OSError: disk full (a test's failure)" in lines[0]
 
 
-def test_the_command_runs_on_two_processes(tmp_path):
-    out = tmp_path / "sweep"
-    coordinator = f"127.0.0.1:{_free_port()}"
+# argv: coordinator, process id, out, data (.npz of x and y)
+_TRAIN_WORKER = """
+import sys
+import jax, numpy as np
+coordinator, pid, out, data = sys.argv[1:5]
+jax.distributed.initialize(coordinator, num_processes=2, process_id=int(pid),
+                           initialization_timeout=60)
+from jaxinit.training import TrainGrid, train
+
+with np.load(data) as z:
+    x, y = z["x"], z["y"]
+grid = TrainGrid(inits=["he_normal", "glorot_uniform"], seeds=3, hidden=(16, 16), steps=20,
+                 batch_size=32, eval_every=10, optimizer="adam(learning_rate=0.01)")
+res = train(grid, (x, y), out=out, checkpoint_every=10)
+res.save(f"{out}-p{pid}")
+print("done", flush=True)
+"""
+
+
+def test_training_on_two_processes_equals_one_within_tolerance(tmp_path):
+    from jaxinit.training import TrainGrid, TrainResult, train
+    from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
+
+    rng = np.random.default_rng(42)
+    x = rng.standard_normal((256, 8)).astype(np.float32)
+    y = np.argmax(x @ rng.standard_normal((8, 4)), axis=1).astype(np.int32)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    out, coordinator = tmp_path / "train", f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
-    cmd = [sys.executable, "-m", "jaxinit", "sweep", "--inits", "he_normal", "--activations", "relu",
-           "--depth", "2", "--width", "8", "--seeds", "4", "--batch", "16", "--bins", "5",
-           "--chunk-size", "1", "--out", str(out), "--no-theory", "--distributed",
-           "--coordinator", coordinator, "--num-processes", "2"]  # fmt: skip
-    procs = [subprocess.Popen([*cmd, "--process-id", str(p)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for p in range(2)]  # fmt: skip
-    done = [proc.communicate(timeout=90) for proc in procs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _TRAIN_WORKER, coordinator, str(p), str(out), str(tmp_path / "data.npz")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        for p in range(2)
+    ]  # fmt: skip
+    done = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], done
-    assert done[0][1].startswith("jaxinit: process 0 of 2 (jax.distributed)")
-    assert "process 1: done; process 0 writes the report" in done[1][1]
-    assert "report.html" in done[0][0]
-    assert (out / "report.html").is_file()
-    res = ji.SweepResult.load(out / "result")
-    assert res.attrs["computed_by"] == {f"w00-s{s:09d}": s % 2 for s in range(4)}
-    grid = ji.Grid.from_description(res.attrs["grid"])  # the flags' grid
-    assert len(grid) == 4
-    assert res.equals(ji.sweep(grid, chunk_size=1))
+    grid = TrainGrid(inits=["he_normal", "glorot_uniform"], seeds=3, hidden=(16, 16), steps=20,
+                     batch_size=32, eval_every=10, optimizer="adam(learning_rate=0.01)")  # fmt: skip
+    alone = train(grid, (x, y))
+    joined = TrainResult.load(out / "result")  # written by process 0
+    assert isinstance(joined, TrainResult)
+    assert joined.coords == alone.coords
+    assert joined.attrs["processes"] == 2
+    assert joined.attrs["computed_by"] == {"seeds-0-1": 0, "seeds-2-2": 1}  # seeds 0, 1 | 2
+    assert joined.attrs["grid"] == grid.describe()
+    assert ji.SweepResult.load(f"{out}-p1").equals(joined)  # every process returns it
+    for k in ("loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(getattr(joined, k), getattr(alone, k), rtol=TRAIN_RTOL,
+                                   atol=TRAIN_ATOL, err_msg=k)  # fmt: skip
+    assert sorted(p.name for p in out.glob("seeds-*")) == ["seeds-0-1", "seeds-2-2"]
+    assert (out / "seeds-2-2" / "checkpoint.npz").is_file()  # each block checkpoints

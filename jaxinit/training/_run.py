@@ -22,12 +22,14 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxinit import _distributed
 from jaxinit._checks import check_int
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.results import SweepResult
 from jaxinit.training._grid import TrainGrid
+from jaxinit.training._processes import train_across
 from jaxinit.training._program import (
     MODELS,
     STAT_DIMS,
@@ -242,7 +244,8 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
           out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
           progress: bool | Callable[[int, int], None] | None = None,
           devices: Sequence[jax.Device] | None = None,
-          callback: Callable[[int, dict], None] | None = None) -> TrainResult:  # fmt: skip
+          callback: Callable[[int, dict], None] | None = None,
+          process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT) -> TrainResult:  # fmt: skip
     """Trains every model of ``grid`` on ``data = (x, y)``, all at once.
 
     Args:
@@ -274,6 +277,17 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
         stack is padded to a multiple of their number with copies of the last
         model, whose results are dropped. A model's numbers do not depend on
         the number of devices or on the other models beyond the last bits.
+        With several processes (``jax.distributed``) and ``devices=None``, each
+        process trains a block of the seeds on its own devices, checkpointed
+        in ``out`` (required, a directory every process sees), and every
+        process returns the whole result, equal to the one-process result
+        within the last bits (``attrs["processes"]``; ``attrs["computed_by"]``
+        maps each block, ``seeds-<first>-<last>``, to its process; process 0
+        writes ``out/result``; :mod:`jaxinit.training._processes`). Given
+        ``devices`` (this process's), the process trains the whole grid alone.
+      process_timeout: with several processes, the seconds a process waiting
+        for another's block allows it to show no sign of life before raising
+        a RuntimeError naming it (as :func:`jaxinit.sweep`'s).
 
     Multi-core CPUs: XLA:CPU runs the batched matmuls of the vmapped step on
     one thread per device, and a CPU process has a single device unless
@@ -297,6 +311,10 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
       them), grad_var (Var ∂L/∂z_l of the mean loss) and weight_grad_norm
       (‖∂L/∂W_l‖_F), each ``(..., stat_step, layer)``.
     """
+    if devices is None and jax.process_count() > 1:  # each process trains a block of the seeds
+        return train_across(train, TrainResult, grid, data, eval_data, out=out,
+                            process_timeout=process_timeout, checkpoint_every=checkpoint_every,
+                            progress=progress, callback=callback)  # fmt: skip
     x, y = _check_data(grid, data, "data")
     xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
     (n, d_in), steps, stats_at, eval_steps = x.shape, grid.steps, grid._stats_at, grid.eval_steps()
