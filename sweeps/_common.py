@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 import jaxinit as ji
 from jaxinit._io import atomic_write, jsonable
@@ -75,3 +77,15 @@ def per_layer(res: ji.SweepResult, fields: Sequence[str], **selection: Any) -> d
     s = res.sel(**selection)
     axes = tuple(range(len(s.dims)))
     return {f: np.nanmean(getattr(s, f), axis=axes) for f in fields if f in s.fields}
+
+
+def name_the_band(fig: Figure, label: str) -> None:
+    """Adds ``label`` with a grey band to the legend under ``fig`` (the band's meaning was
+    only in the caption)."""
+    (old,) = fig.legends
+    handles, labels = old.legend_handles, [t.get_text() for t in old.get_texts()]
+    old.remove()
+    handles.append(Patch(facecolor="0.5", alpha=0.3, linewidth=0))
+    fig.legend(
+        handles, [*labels, label], loc="outside lower center", ncols=2, fontsize=7, frameon=False
+    )

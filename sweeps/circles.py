@@ -79,9 +79,12 @@ def main(argv: list[str] | None = None) -> dict:
     probs = np.stack([predict(res, points, init=spec, seed=grid.coords()["seed"][0])
                       for spec in INITS]).reshape(len(INITS), 150, 150)  # fmt: skip
     titles = boundary_titles(summary)
+    loss = ji.report.loss_curves(res)
+    _common.name_the_band(loss, f"band: min–max over {args.seeds} seeds")
     figures = []
     for name, fig, caption in (
-        ("loss", ji.report.loss_curves(res), "Training loss (full batch): seed mean, min–max."),
+        ("loss", loss, "Training loss (full batch): seed mean, min–max band over seeds; dashed "
+                       "with points: test loss at each evaluation."),
         ("boundaries", ji.report.decision_boundary(probs, x_test, y_test, extent=EXTENT,
                                                    titles=titles),
          "Decision boundaries of the first seed, with the test points."),

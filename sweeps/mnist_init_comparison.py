@@ -19,6 +19,7 @@ seeds' min and max, test loss and accuracy), ``loss.png``, ``accuracy.png`` and
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MultipleLocator
 
 import jaxinit as ji
 from sweeps import _common
@@ -65,7 +66,10 @@ def main(argv: list[str] | None = None) -> dict:
     for ax in loss.axes:  # where std 0.01 stays: chance over 10 classes
         ax.axhline(np.log(10), color="0.5", linestyle=":", linewidth=1.0, zorder=0)
     loss.axes[0].annotate("ln 10 (chance)", (0.98, np.log(10)), xycoords=("axes fraction", "data"),
-                          ha="right", va="bottom", fontsize=7, color="0.4")  # fmt: skip
+                          xytext=(0, 4), textcoords="offset points", ha="right", va="bottom",
+                          fontsize=7, color="0.4")  # fmt: skip
+    loss.axes[0].yaxis.set_major_locator(MultipleLocator(0.5))  # 0.5 a tick: it had two
+    _common.name_the_band(loss, f"band: min–max over {args.seeds} seeds")
     figures = []
     for name, fig, caption in (
         (
@@ -86,9 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [
         [spec, s["display"], s["final_loss"], s["test_accuracy"]] for spec, s in summary.items()
     ]
-    table = "<table><tr><th>init</th><th>name</th><th>final loss</th><th>test accuracy</th></tr>"
-    table += "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c:.4f}</td><td>{d:.2%}</td></tr>"
-                     for a, b, c, d in rows) + "</table>"  # fmt: skip
+    table = ji.report.render(["init", "name", "final loss", "test accuracy (%)"],
+                             [[a, b, c, 100 * d] for a, b, c, d in rows], fmt="html")  # fmt: skip
     ji.report.write_report(args.out, title="MNIST: std 0.01, Xavier and He", attrs=res.attrs,
                            sections=[ji.report.Section(
                                title=f"{len(INITS)} inits × {args.seeds} seeds, "

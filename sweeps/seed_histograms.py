@@ -9,8 +9,9 @@ twelve Python loops of the original posts.
 Writes, each once, into the output directory:
 
 - ``report.html``: the page, every figure inlined;
-- ``figures/``: ``histograms.png`` (layers × configurations), ``pre_var.png`` and
-  ``post_var.png`` (measured markers, mean-field theory as lines), ``heatmap.png``;
+- ``figures/``: ``histograms.png`` (layers × configurations), ``pre_var.png``,
+  ``post_var.png`` and ``grad_var.png`` (measured markers, mean-field theory as lines),
+  ``heatmap.png``;
 - ``tables/``: ``summary.csv`` and ``summary.md`` (the outcome per pair), ``layers.csv``;
 - ``summary.json``: per-layer variance, mean, saturated and dead fractions, seed means;
 - ``sweep/``: the checkpoint (``sweep.json``, ``chunks/``) and the full SweepResult
@@ -31,7 +32,7 @@ ACTIVATIONS = ["sigmoid", "tanh", "relu"]
 def make_grid(*, quick: bool, seeds: int) -> ji.Grid:
     width, batch = (16, 64) if quick else (100, 1000)
     return ji.Grid(inits=INITS, activations=ACTIVATIONS, depth=5, width=width, seeds=seeds,
-                   batch=batch, inputs="gaussian", bins=30, gradients=False)  # fmt: skip
+                   batch=batch, inputs="gaussian", bins=30)  # fmt: skip
 
 
 def summarize(res: ji.SweepResult) -> dict:

@@ -18,7 +18,7 @@ def test_seed_histograms_quick(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "figures", "report.html", "summary.json", "sweep", "tables"]  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
-        "heatmap.png", "histograms.png", "post_var.png", "pre_var.png"]  # fmt: skip
+        "grad_var.png", "heatmap.png", "histograms.png", "post_var.png", "pre_var.png"]  # fmt: skip
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
     assert len(set(digests)) == len(files), [p for p in files if digests.count(
