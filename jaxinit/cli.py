@@ -8,7 +8,7 @@
     jaxinit theory relu --kernel --depth 3         # ... and the infinite-width NNGP and NTK
     jaxinit train --inits he_normal glorot_normal --seeds 3 --steps 500 --out out/train
 
-Several processes (hosts, or processes on one host): ``jaxinit sweep ...
+Several processes (hosts, or processes on one host): ``jaxinit sweep|train ...
 --out DIR --distributed`` in every process calls ``jax.distributed.initialize()``,
 which finds the job itself under SLURM, Open MPI or on a TPU pod, or is told by
 ``--coordinator HOST:PORT --num-processes N --process-id I``; ``DIR`` must be a
@@ -386,7 +386,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from jaxinit.training import jsonl_writer
 
         callback = jsonl_writer(args.log, grid.dims)
-    res = ji.train(grid, data=data, eval_data=eval_data, out=args.out, callback=callback)
+    res = ji.train(grid, data=data, eval_data=eval_data, out=args.out, callback=callback,
+                   process_timeout=args.process_timeout)  # fmt: skip
     rows = [("init", "final loss (mean over seeds)", "test accuracy")]
     for init in res.coords["init"]:
         s = res.sel(init=init)
@@ -397,7 +398,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "" if acc is None else f"{float(np.mean(acc[..., -1])):.2%}",
         ))  # fmt: skip
     print(_table(rows))
-    if args.out:
+    if args.out and (not args.distributed or jax.process_index() == 0):  # one report, by process 0
         print(f"\nresult: {Path(args.out) / 'result'}")
         _report_train(res, Path(args.out))
     return 0
@@ -621,6 +622,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="directory: checkpoints and result")
     q.add_argument("--log", default=None, metavar="FILE.jsonl",
                    help="append each model's metrics at every evaluation as JSON lines")  # fmt: skip
+    _add_distributed_flags(q, "seeds")
     q.set_defaults(run=_cmd_train)
     return p
 

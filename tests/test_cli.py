@@ -338,3 +338,11 @@ def test_distributed_without_a_job_to_detect_says_what_to_give(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "jax.distributed.initialize failed (no SLURM, Open MPI or TPU job found?" in err, err
     assert "--coordinator, --num-processes and --process-id" in err
+
+
+def test_train_takes_the_distributed_flags_too(capsys):
+    argv = ["train", "--data", "circles", "--inits", "he_normal", "--num-processes", "2"]
+    assert main(argv) == 2
+    assert "--num-processes only go with --distributed" in capsys.readouterr().err
+    assert main([*argv, "--distributed", "--coordinator", "h:1", "--process-id", "0"]) == 2
+    assert "--distributed needs --out DIR" in capsys.readouterr().err
