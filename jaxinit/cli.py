@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import math
 import os
 import sys
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 import jaxinit as ji
+from jaxinit.training import PARAMETRIZATIONS
 
 __all__ = ["main"]
 
@@ -352,16 +354,25 @@ def _theory_kernels(act, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- train
 
 
+def _one_or_list(values: list | None):
+    """A flag's one value as itself (no dim), several as a list (a dim of the result)."""
+    return values[0] if values is not None and len(values) == 1 else values
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import jax
 
-    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
+    seeds = _one_or_list(args.seeds)
     output = "sigmoid" if args.data == "circles" else "softmax"
     grid = _usage(
         ji.TrainGrid,
         inits=args.inits,
         seeds=seeds,
         hidden=tuple(args.hidden),
+        width=_one_or_list(args.width),
+        learning_rate=_one_or_list(args.learning_rate),
+        parametrization=args.parametrization,
+        base_width=args.base_width,
         activation=args.activation,
         bias_init=args.bias_init,
         optimizer=args.optimizer,
@@ -388,12 +399,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         callback = jsonl_writer(args.log, grid.dims)
     res = ji.train(grid, data=data, eval_data=eval_data, out=args.out, callback=callback,
                    process_timeout=args.process_timeout)  # fmt: skip
-    rows = [("init", "final loss (mean over seeds)", "test accuracy")]
-    for init in res.coords["init"]:
-        s = res.sel(init=init)
+    dims = [d for d in res.dims if d != "seed"]
+    rows = [(*dims, "final loss (mean over seeds)", "test accuracy")]
+    for labels in itertools.product(*(res.coords[d] for d in dims)):
+        s = res.sel(**dict(zip(dims, labels, strict=True)))
         acc = getattr(s, "test_accuracy", None)
         rows.append((
-            str(init),
+            *(str(v) for v in labels),
             f"{float(np.mean(s.loss[..., -1])):.4f}",
             "" if acc is None else f"{float(np.mean(acc[..., -1])):.2%}",
         ))  # fmt: skip
@@ -499,7 +511,8 @@ _EXAMPLES = {
     "--depth 3 --sigma-w2 2 --sigma-b2 0.1",
     "train": "examples:\n  jaxinit train --data circles --inits zeros he_normal --batch-size 0 "
     "--out out/circles\n  jaxinit train --inits he_normal glorot_normal --steps 500 --log "
-    "out/m.jsonl --out out/mnist",
+    "out/m.jsonl --out out/mnist\n  jaxinit train --inits he_normal --width 64 256 1024 "
+    "--learning-rate 1e-3 3e-3 --optimizer adam --parametrization mup --out out/mup",
 }
 
 
@@ -616,6 +629,16 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--bias-init", default="zeros", help="bias initializer spec")
     q.add_argument("--optimizer", default="sgd(learning_rate=0.01)",
                    help="an optax spec, e.g. 'adam(learning_rate=1e-3)'")  # fmt: skip
+    q.add_argument("--width", nargs="+", type=int, default=None,
+                   help="the width of every hidden layer (--hidden then gives the depth); "
+                        "several add a width dim")  # fmt: skip
+    q.add_argument("--learning-rate", nargs="+", type=float, default=None,
+                   help="the optimizer's rate (give --optimizer without one, e.g. 'adam'); "
+                        "several add a learning_rate dim")  # fmt: skip
+    q.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="standard",
+                   help="how init variances and rates scale with width (mup: TP5 Table 3; needs --width)")  # fmt: skip
+    q.add_argument("--base-width", type=int, default=None,
+                   help="μP's base width (None: the smallest --width)")  # fmt: skip
     q.add_argument("--steps", type=int, default=2000, help="training steps")
     q.add_argument("--batch-size", type=int, default=128, help="mini-batch size; 0: full batch")
     q.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")

@@ -6,6 +6,7 @@ import optax
 import pytest
 from flax import nnx
 
+import jaxinit as ji
 from jaxinit.training import TrainGrid, coord_sizes, coord_slopes, train
 from jaxinit.training._program import _init_opt, _train_chunk
 from tests._teacher import teacher_data
@@ -205,3 +206,29 @@ def test_coord_slopes_needs_widths(data):
         grid.build(8, 4, init="he_normal", seed=0)
     with pytest.raises(ValueError, match=r"width=32 is not valid"):
         grid.hidden_at(32)
+
+
+def test_cli_train_width_rate_and_mup(tmp_path, capsys):
+    from jaxinit.cli import main
+
+    argv = ["train", "--data", "circles", "--inits", "he_normal", "--width", "8", "16",
+            "--learning-rate", "0.01", "0.1", "--optimizer", "adam", "--parametrization", "mup",
+            "--steps", "5", "--batch-size", "0", "--seeds", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "width  learning_rate" in table
+    res = ji.TrainResult.load(tmp_path / "result")
+    assert res.dims == ("init", "width", "learning_rate", "seed")
+    assert res.attrs["grid"]["parametrization"] == "mup"
+    assert res.attrs["grid"]["base_width"] == 8
+    assert res.attrs["grid"]["optimizer"] == "adam"
+    assert main(["train", "--data", "circles", "--inits", "he_normal", "--parametrization", "mup"]) == 2  # fmt: skip
+    assert "give width=" in capsys.readouterr().err
+    figures = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    # per width the curves at its best rate, and the width-scaling figure
+    assert figures == ["accuracy_width_16_best_rate.png", "accuracy_width_8_best_rate.png",
+                       "loss_vs_learning_rate.png", "loss_width_16_best_rate.png",
+                       "loss_width_8_best_rate.png"]  # fmt: skip
+    page = (tmp_path / "report.html").read_text()
+    assert "Width scaling" in page
+    assert "<th>learning_rate</th>" in page  # the final table has a column per dim

@@ -42,13 +42,18 @@ def _check(results: Mapping[str, Any], dims: tuple[str, ...]) -> None:
 @_styled
 def size_vs_width(results: Mapping[str, Any], *, steps: tuple[int, ...] | None = None) -> Figure:
     """The coord check: mean |h| against width, log–log, one line per layer (hidden layers
-    and the output logits), one panel per recorded step (``steps``: a choice of them,
-    by step number), one row per parametrization. Sizes are averaged over seeds and
+    and the output logits), one panel per step of ``steps`` (step numbers; None: the first,
+    the last and up to two recorded between), one row per parametrization. Sizes are averaged over seeds and
     inits (:func:`jaxinit.training.coord_sizes`); a flat line is width-independent."""
     _check(results, ("width",))
     first = next(iter(results.values()))
     recorded = [int(s) for s in first.attrs["stats_steps"]]
-    steps = tuple(recorded) if steps is None else tuple(steps)
+    if steps is None:
+        picks = np.unique(
+            np.linspace(0, len(recorded) - 1, min(4, len(recorded))).round().astype(int)
+        )
+        steps = tuple(recorded[i] for i in picks)
+    steps = tuple(steps)
     bad = [s for s in steps if s not in recorded]
     if bad:
         raise ValueError(f"size_vs_width: steps {bad} were not recorded; recorded: {recorded}")
