@@ -93,16 +93,24 @@ def heartbeat(root: pathlib.Path, process: int, timeout: float) -> Iterator[None
     write("done")
 
 
+def snapshot(root: pathlib.Path, count: int) -> dict[int, tuple[str, float]]:
+    """Every process's heartbeat line now, and now: what :func:`arrivals` counts changes from.
+    Taken when a run starts, it makes a process that failed meanwhile known at once."""
+    return {p: (_read(root, p), time.monotonic()) for p in range(count)}
+
+
 def arrivals(root: pathlib.Path, pending: dict[str, int], ready: Callable[[str], bool], *,
-             process: int, count: int, timeout: float, what: str) -> Iterator[str]:  # fmt: skip
+             process: int, count: int, timeout: float, what: str,
+             seen: dict[int, tuple[str, float]] | None = None) -> Iterator[str]:  # fmt: skip
     """Yields each name of ``pending`` (name -> owning process) as soon as ``ready(name)``.
 
     Raises ProcessLost when an owner of a pending name wrote ``done`` or
     ``failed`` without it, or showed no change of heartbeat for ``timeout``
-    seconds. ``what`` names the items in messages (``"sweep chunks"``).
+    seconds since ``seen`` (a :func:`snapshot`; None: one taken now). ``what``
+    names the items in messages (``"sweep chunks"``).
     """
     pending = dict(pending)
-    seen = {p: (_read(root, p), time.monotonic()) for p in set(pending.values())}
+    seen = dict(snapshot(root, count) if seen is None else seen)
     while pending:
         got = [name for name in pending if ready(name)]
         for name in got:

@@ -355,6 +355,7 @@ def sweep(
     owners = {c.name: _distributed.owner(c.index, count) for c in the_plan.chunks}
     computed_by: dict[str, int] = {}
     alive = contextlib.nullcontext() if count == 1 else _distributed.heartbeat(store.root, me, timeout)  # fmt: skip
+    seen = None if count == 1 else _distributed.snapshot(store.root, count)
     try:
         with ProgressBar("sweep", len(chunks), progress) as bar, alive:
 
@@ -381,7 +382,7 @@ def sweep(
             for name in _distributed.arrivals(
                 store.root if store else pathlib.Path(), others,
                 lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
-                process=me, count=count, timeout=timeout, what="sweep chunks",
+                process=me, count=count, timeout=timeout, what="sweep chunks", seen=seen,
             ):  # fmt: skip
                 arrays, computed_by[name] = _load_chunk(store, chunks[name])
                 take(chunks[name], arrays)

@@ -60,6 +60,7 @@ def train_across(train: Callable, result_type: type[SweepResult], grid: TrainGri
         raise ValueError(f"out={str(root)!r} is a file, not a directory; give a directory")
     root.mkdir(parents=True, exist_ok=True)
     blocks = {f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid._seeds, count)) if b}  # fmt: skip
+    seen = _distributed.snapshot(root, count)
     with _distributed.heartbeat(root, me, timeout):
         for name, (owner, seeds) in blocks.items():
             if owner == me:
@@ -68,7 +69,7 @@ def train_across(train: Callable, result_type: type[SweepResult], grid: TrainGri
         others = {name: owner for name, (owner, _) in blocks.items() if owner != me}
         for _ in _distributed.arrivals(
             root, others, lambda name: (root / name / "result" / "manifest.json").is_file(),
-            process=me, count=count, timeout=timeout, what="training blocks",
+            process=me, count=count, timeout=timeout, what="training blocks", seen=seen,
         ):  # fmt: skip
             pass
     parts = [result_type.load(root / name / "result") for name in blocks]
