@@ -239,3 +239,59 @@ def test_training_on_two_processes_equals_one_within_tolerance(tmp_path):
                                    atol=TRAIN_ATOL, err_msg=k)  # fmt: skip
     assert sorted(p.name for p in out.glob("seeds-*")) == ["seeds-0-1", "seeds-2-2"]
     assert (out / "seeds-2-2" / "checkpoint.npz").is_file()  # each block checkpoints
+
+
+def test_the_store_lets_one_run_s_processes_share_it_and_refuses_the_rest(tmp_path):
+    from jaxinit._store import Store, StoreBusy
+
+    def store(process, processes):
+        return Store(tmp_path, kind="sweep", schema=1, spec={"a": 1}, process=process,
+                     processes=processes)  # fmt: skip
+
+    with store(0, 2), store(1, 2):  # one job's two processes
+        with pytest.raises(StoreBusy, match=r"\(process 1 of 2\)"):
+            store(1, 2)  # a second job's process 1
+        with pytest.raises(StoreBusy, match="in use by another sweep"):
+            store(0, 1)  # a one-process run
+    with store(0, 1), pytest.raises(StoreBusy):
+        store(1, 2)
+    store(1, 3).close()  # released on close
+
+
+def test_waiting_raises_on_a_silent_or_failed_owner_and_yields_what_arrives(tmp_path):
+    from jaxinit._distributed import ProcessLost, arrivals, heartbeat
+
+    (tmp_path / "a").touch()
+    kw = {"process": 0, "count": 3, "timeout": 0.5, "what": "sweep chunks"}
+    ready = lambda name: (tmp_path / name).exists()  # noqa: E731
+    start = time.monotonic()
+    with pytest.raises(ProcessLost, match=r"process 2's sweep chunks \(b\).*no sign of life for 0.5 s"):  # fmt: skip
+        list(arrivals(tmp_path, {"a": 1, "b": 2}, ready, **kw))
+    assert 0.5 <= time.monotonic() - start < 5
+    with heartbeat(tmp_path, 2, timeout=0.5):  # alive, then writes b: no error
+        got = []
+        for name in arrivals(tmp_path, {"a": 1, "b": 2}, ready, **kw):
+            got.append(name)
+            time.sleep(1.0)  # twice the timeout, while process 2's heartbeat goes on
+            (tmp_path / "b").touch()
+    assert got == ["a", "b"]
+    assert (tmp_path / ".process-2").read_text().startswith("done pid=")
+    with pytest.raises(KeyError), heartbeat(tmp_path, 1, timeout=10):
+        raise KeyError("lost")
+    assert "failed pid=" in (tmp_path / ".process-1").read_text()
+    with pytest.raises(ProcessLost, match=r"stopped without writing them .*failed pid=.*KeyError: 'lost'"):  # fmt: skip
+        list(arrivals(tmp_path, {"c": 1}, ready, **kw, seen={1: ("", time.monotonic())}))
+
+
+def test_multi_process_arguments_are_checked():
+    from jaxinit._distributed import check_timeout, owner
+    from jaxinit.training._processes import seed_blocks
+
+    assert [owner(i, 3) for i in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    assert seed_blocks((5, 6, 7, 8, 9), 2) == [(5, 6, 7), (8, 9)]
+    assert seed_blocks((5,), 3) == [(5,), (), ()]
+    for bad in (0, -1.0, float("nan"), True, "60"):
+        with pytest.raises(ValueError, match="process_timeout must be a positive number"):
+            check_timeout(bad, "sweep")
+    with pytest.raises(ValueError, match="sweep: process_timeout must be a positive"):
+        ji.sweep(_grid(1), process_timeout=0)
