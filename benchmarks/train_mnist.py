@@ -37,6 +37,7 @@ Run as a script with it unset, this script sets it to the number of cores
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -68,25 +69,28 @@ EVAL_EXAMPLES = 1000  # jaxinit evaluates at the first and last step on this man
 TARGETS = {"model_steps_per_s": 3000.0, "torch_ratio": 5.0}  # from the issue
 
 
-def _flops(d_in: int, d_out: int, *, executed: bool = True) -> float:
+def _flops(d_in: int, d_out: int, *, executed: bool = True, hidden=HIDDEN) -> float:
     """Flops of one model step: 3 matmuls per layer (forward, ∂L/∂W, ∂L/∂h), less the
     input layer's ∂L/∂x, which nobody computes, when ``executed``."""
-    sizes = (d_in, *HIDDEN, d_out)
+    sizes = (d_in, *hidden, d_out)
     flops = 6.0 * BATCH * sum(a * b for a, b in itertools.pairwise(sizes))
-    return flops - 2.0 * BATCH * d_in * HIDDEN[0] if executed else flops
+    return flops - 2.0 * BATCH * d_in * hidden[0] if executed else flops
 
 
-def _matmul_peak() -> dict:
-    """The best float32 matmul GFLOP/s at n = 1024 and 2048, by ``standard_grid.matmul_peak``."""
+@functools.cache
+def _standard_grid():
+    """``benchmarks/standard_grid.py`` as a module: its matmul peak and ``CpuWatch``."""
     path = pathlib.Path(__file__).with_name("standard_grid.py")
     spec = importlib.util.spec_from_file_location("_standard_grid", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        peaks = [module.matmul_peak(n) for n in (1024, 2048)]
-    finally:
-        del sys.modules[spec.name]
+    spec.loader.exec_module(module)
+    return module
+
+
+def _matmul_peak() -> dict:
+    """The best float32 matmul GFLOP/s at n = 1024 and 2048, by ``standard_grid.matmul_peak``."""
+    peaks = [_standard_grid().matmul_peak(n) for n in (1024, 2048)]
     return {k: max(p[k] for p in peaks) for k in ("jax_gflops", "numpy_gflops", "gflops")}
 
 
@@ -211,13 +215,13 @@ def time_jax_loop(data, *, models: int, steps: int) -> dict:
     return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models}
 
 
-def time_torch(data, *, models: int, steps: int) -> dict:
+def time_torch(data, *, models: int, steps: int, hidden=HIDDEN) -> dict:
     try:
         import torch
     except ImportError:
         return {"skipped": "torch is not installed"}
     x, y = torch.from_numpy(data[0]), torch.from_numpy(data[1]).long()
-    sizes = (x.shape[1], *HIDDEN, int(data[1].max()) + 1)
+    sizes = (x.shape[1], *hidden, int(data[1].max()) + 1)
     init = {"normal(stddev=0.01)": lambda w: torch.nn.init.normal_(w, std=0.01),
             "glorot_normal": torch.nn.init.xavier_normal_,
             "he_normal": lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="relu")}  # fmt: skip
@@ -257,6 +261,62 @@ def time_torch(data, *, models: int, steps: int) -> dict:
     seconds = time.perf_counter() - t
     return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models,
             "version": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def time_widths(
+    data, *, widths, seeds: int, steps: int, peer_models: int, peak: float
+) -> list[dict]:
+    """The width sweep: at each width, ``ji.train`` of every (init, seed) model with
+    ``TrainGrid(width=w)`` (one compiled program per width; warm) and the PyTorch loop on
+    ``peer_models`` of them, with the CPU other processes used while each was timed."""
+    watch, rows = _standard_grid().CpuWatch, []
+    d_in, d_out = data[0].shape[1], int(data[1].max()) + 1
+    for w in widths:
+        grid = TrainGrid(inits=list(INITS), seeds=seeds, hidden=(1,) * len(HIDDEN), width=w,
+                         steps=steps, batch_size=BATCH, optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+        train(grid, data, progress=False)  # compiles this width's program
+        with watch() as cpu:
+            t = time.perf_counter()
+            train(grid, data, progress=False)
+            seconds = time.perf_counter() - t
+        models = len(INITS) * seeds
+        flops = _flops(d_in, d_out, hidden=(w,) * len(HIDDEN))
+        rate = models * steps / seconds
+        row = {"width": w, "models": models, "steps": steps, "seconds": seconds,
+               "model_steps_per_s": rate, "gflops": rate * flops / 1e9,
+               "of_peak": rate * flops / 1e9 / peak, "flops_per_model_step": flops,
+               "other_cpu": cpu.result.get("foreign_cpu_frac")}  # fmt: skip
+        with watch() as cpu:
+            torch_p = time_torch(data, models=peer_models, steps=steps, hidden=(w,) * len(HIDDEN))
+        row["torch"] = {**torch_p, "other_cpu": cpu.result.get("foreign_cpu_frac")}
+        if "model_steps_per_s" in torch_p:
+            row["torch_ratio"] = rate / torch_p["model_steps_per_s"]
+            row["ceiling_torch_ratio"] = peak * 1e9 / flops / torch_p["model_steps_per_s"]
+        rows.append(row)
+    return rows
+
+
+def report_widths(fig: dict) -> str:
+    peak, rows = fig["peak"], fig["widths"]
+    m = fig["machine"]
+    lines = [
+        f"width sweep: {len(INITS)} inits × {fig['seeds']} seeds per width, {rows[0]['steps']} SGD steps, "
+        f"batch {BATCH}, 784-{len(HIDDEN)}×width-10 ReLU; PyTorch loop on {fig['peer_models']} of the models",
+        f"machine: {m['cpus']} CPUs, jax {m['jax']}, {m['devices']}; matmul peak {peak['gflops']:.1f} "
+        f"GFLOP/s; load average {m['load_average_at_start'][0]:.2f} at start, {m['load_average_at_end'][0]:.2f} at end",
+        "",
+        f"{'width':>6s} {'model-steps/s':>14s} {'GFLOP/s':>8s} {'of peak':>8s} {'torch m-s/s':>12s} "
+        f"{'jaxinit ×':>10s} {'ceiling ×':>10s} {'other CPU':>10s}",
+    ]  # fmt: skip
+    for r in rows:
+        t = r["torch"]
+        lines.append(
+            f"{r['width']:6d} {r['model_steps_per_s']:14.1f} {r['gflops']:8.1f} {r['of_peak']:8.1%} "
+            f"{t.get('model_steps_per_s', float('nan')):12.1f} {r.get('torch_ratio', float('nan')):9.2f}× "
+            f"{r.get('ceiling_torch_ratio', float('nan')):9.2f}× {r['other_cpu'] or 0:10.3f}"
+        )  # fmt: skip
+    lines.append("targets: ≥ 70% of peak at width ≥ 512; ≥ 3× PyTorch at width 100 (or the ceiling's ratio if lower)")  # fmt: skip
+    return "\n".join(lines)
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -320,6 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--data-dir", default=None, help="MNIST directory (default: $JAXINIT_DATA, ...)"
     )
     ap.add_argument("--json", type=pathlib.Path, default=None, help="write every figure here")
+    ap.add_argument("--widths", nargs="+", type=int, default=None, metavar="W",
+                    help="only the width sweep: these hidden widths (e.g. 100 256 512 1024)")  # fmt: skip
     ap.add_argument("--callback-only", action="store_true",
                     help="only the cost of a metrics callback every 100 steps")  # fmt: skip
     args = ap.parse_args(argv)
@@ -364,6 +426,23 @@ def main(argv: list[str] | None = None) -> dict:
         return fig
     say("matmul peak ...")
     fig["peak"] = _matmul_peak()
+    if args.widths:
+        say(f"width sweep {args.widths}: {models} models × {args.steps} steps per width, torch on {peer_models} ...")  # fmt: skip
+        fig["widths"], fig["peer_models"] = time_widths(
+            data, widths=args.widths, seeds=args.seeds, steps=args.steps, peer_models=peer_models,
+            peak=fig["peak"]["gflops"]), peer_models  # fmt: skip
+        again = _matmul_peak()  # the peak again after the timed runs: the best of both counts
+        fig["peak"] = {k: max(fig["peak"][k], again[k]) for k in fig["peak"]}
+        for r in fig["widths"]:
+            r["of_peak"] = r["gflops"] / fig["peak"]["gflops"]
+            if "model_steps_per_s" in r["torch"]:
+                r["ceiling_torch_ratio"] = fig["peak"]["gflops"] * 1e9 / r["flops_per_model_step"] / r["torch"]["model_steps_per_s"]  # fmt: skip
+        fig["machine"]["load_average_at_end"] = os.getloadavg()
+        fig["table"] = report_widths(fig)
+        print(fig["table"])
+        if args.json:
+            args.json.write_text(json.dumps(fig, indent=2, default=float))
+        return fig
     n_dev = len(jax.local_devices())
     say(f"jaxinit on {n_dev} device(s): {models} models × {args.steps} steps (a first call to compile, then warm) ...")  # fmt: skip
     fig["peers"]["jaxinit"] = time_jaxinit(data, eval_data, seeds=args.seeds, steps=args.steps)

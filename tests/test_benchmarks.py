@@ -94,3 +94,24 @@ def test_distributed_benchmark_quick(capsys):
     assert two["computed_by"] == [0, 1]  # both processes computed chunks
     assert fig["ratio"] == pytest.approx(two["combos_per_s"] / one["combos_per_s"])
     assert "2 processes × 1 device / 1 process × 2 devices:" in capsys.readouterr().out
+
+
+def test_train_mnist_width_sweep_quick(mnist_dir, capsys):
+    spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "benchmarks" / "train_mnist.py")  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        fig = module.main(["--widths", "8", "16", "--seeds", "1", "--steps", "3", "--peer-models", "1",
+                           "--examples", "512", "--data-dir", str(mnist_dir)])  # fmt: skip
+    finally:
+        sys.modules.pop("_standard_grid", None)
+    rows = fig["widths"]
+    assert [r["width"] for r in rows] == [8, 16]
+    for r in rows:
+        assert r["models"] == 3  # 3 inits × 1 seed, one program per width
+        # the flops of a model step: 6 · batch · Σ fan_in·fan_out, less the input layer's ∂L/∂x
+        w = r["width"]
+        want = 6 * 128 * (784 * w + 3 * w * w + w * 10) - 2 * 128 * 784 * w
+        assert r["flops_per_model_step"] == want
+        assert r["of_peak"] == pytest.approx(r["gflops"] / fig["peak"]["gflops"])
+    assert "of peak" in capsys.readouterr().out
