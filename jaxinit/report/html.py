@@ -27,9 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from jaxinit._host import source_revision, versions
 from jaxinit._io import atomic_write
-from jaxinit.report import figures, tables, training
+from jaxinit.report import figures, scaling, tables, training
 from jaxinit.results import SweepResult
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "report_train", "write_report"]
@@ -55,6 +57,7 @@ LAYER_TEXT = (
     "Seed means (± seed std) per layer, layer 1 nearest the input; ratio: Var(z) over layer 1's, "
     "geometric mean over seeds; saturated and dead: percent of units and samples."
 )
+RULE_TEXT = f"The summary's {tables.OUTCOME_RULE}."
 THEORY_TEXT = " *_theory: the prediction; *_rel_err: (measured − theory) / theory."
 
 
@@ -223,13 +226,7 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         t, v = theory, tables.view(res, fixed)
         figs, tabs = [], []
         summary = tables.summary_table(res, fmt="html", **fixed)
-        tabs.append(
-            (
-                f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2). "
-                f"{tables.OUTCOME_RULE[0].upper()}{tables.OUTCOME_RULE[1:]}.",
-                summary,
-            )
-        )
+        tabs.append((f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary))
         table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
         table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
         figure(figures.variance_vs_depth(res, theory=t, **fixed), f"pre_var{suffix}",
@@ -258,7 +255,7 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         ]  # fmt: skip
         table(tables.layer_table(res, theory=t, fmt="csv", **fixed), f"layers{suffix}.csv")
         label = f": {heading}" if heading else ""
-        sections.append(Section(title=f"Sweep{label}", tables=tabs, figures=figs))
+        sections.append(Section(title=f"Sweep{label}", tables=tabs, figures=figs, text=RULE_TEXT))
         sections.append(Section(title=f"Per-layer statistics{label}", tables=layer_tabs,
                                 text=LAYER_TEXT + ("" if t is None else THEORY_TEXT)))  # fmt: skip
     if train is not None:
@@ -274,28 +271,43 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
 
 
 def _final_table(res: SweepResult, fmt: str) -> str:
-    """Per (init[, activation]): the loss over the last tenth of the steps and the last test
-    metrics, mean ± standard deviation over seeds."""
-    acts = list(res.coords.get("activation", [None]))
+    """Per combination of every dim but seed (init[, activation][, width][, learning_rate]):
+    the loss over the last tenth of the steps and the last test metrics, mean ± standard
+    deviation over seeds."""
+    dims = [d for d in res.dims if d != "seed"]
     rows = []
-    for init in res.coords["init"]:
-        for act in acts:
-            sel = {"init": init, **({} if act is None else {"activation": act})}
-            s = res.sel(**sel)
-            tail = max(1, s.loss.shape[-1] // 10)
-            loss = s.loss[..., -tail:].mean(-1)
-            row = [str(init)] + ([] if act is None else [str(act)])
-            row.append(f"{loss.mean():.4g} ± {loss.std():.2g}")
-            if "test_loss" in s.fields:
-                last = s.test_loss[..., -1]
-                row.append(f"{last.mean():.4g} ± {last.std():.2g}")
-            if "test_accuracy" in s.fields:
-                last = 100 * s.test_accuracy[..., -1]
-                row.append(f"{last.mean():.1f}% ± {last.std():.1f}")
-            rows.append(row)
-    head = ["init"] + ([] if acts == [None] else ["activation"]) + ["final loss (last tenth)"]
+    for labels in itertools.product(*(res.coords[d] for d in dims)):
+        s = res.sel(**dict(zip(dims, labels, strict=True)))
+        tail = max(1, s.loss.shape[-1] // 10)
+        loss = s.loss[..., -tail:].mean(-1)
+        row = [str(v) for v in labels]
+        row.append(f"{loss.mean():.4g} ± {loss.std():.2g}")
+        if "test_loss" in s.fields:
+            last = s.test_loss[..., -1]
+            row.append(f"{last.mean():.4g} ± {last.std():.2g}")
+        if "test_accuracy" in s.fields:
+            last = 100 * s.test_accuracy[..., -1]
+            row.append(f"{last.mean():.1f}% ± {last.std():.1f}")
+        rows.append(row)
+    head = [*dims, "final loss (last tenth)"]
     head += [f"{k.replace('_', ' ')} (end)" for k in ("test_loss", "test_accuracy") if k in res.fields]  # fmt: skip
     return tables.render(head, rows, fmt)
+
+
+def _curve_views(res: SweepResult):
+    """``(name suffix, caption note, result)`` with dims (init, [activation,] seed) for the
+    curves: one per width; with a learning_rate dim, each width's best rate (lowest mean
+    loss over the last tenth of the steps, a diverged model counting as inf)."""
+    for w in res.coords.get("width", [None]):
+        sub, suffix, note = (res, "", "") if w is None else (res.sel(width=w), f"_width_{w}", f" Width {w}.")  # fmt: skip
+        if "learning_rate" in sub.dims:
+            tail = max(1, sub.loss.shape[-1] // 10)
+            loss = sub.loss[..., -tail:].astype(np.float64).mean(-1)
+            loss = np.moveaxis(np.where(np.isfinite(loss), loss, np.inf), sub.dims.index("learning_rate"), 0)  # fmt: skip
+            lr = sub.coords["learning_rate"][int(np.argmin(loss.reshape(len(loss), -1).mean(1)))]
+            sub, suffix = sub.sel(learning_rate=lr), f"{suffix}_best_rate"
+            note += f" Learning rate {lr:g}, the best of {list(res.coords['learning_rate'])} by final loss."  # fmt: skip
+        yield suffix, note, sub
 
 
 def report_train(res: SweepResult, out_dir: str | os.PathLike, *, title: str = "jaxinit training",
@@ -321,18 +333,32 @@ def report_train(res: SweepResult, out_dir: str | os.PathLike, *, title: str = "
 
     steps = res.fields["loss"].shape[-1]
     smooth = max(1, steps // 100)
-    figure(training.loss_curves(res, smooth=smooth), "loss",
-           f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max over "
-           "seeds); dashed: test loss at each evaluation.")  # fmt: skip
-    if any(k in res.fields for k in training.EVAL_ACCURACY):
-        figure(training.accuracy(res), "accuracy",
-               "Test accuracy at each evaluation (seed mean, min–max band).")  # fmt: skip
+    views = list(_curve_views(res))
+    for suffix, note, sub in views:
+        figure(training.loss_curves(sub, smooth=smooth), f"loss{suffix}",
+               f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max "
+               f"over seeds); dashed: test loss at each evaluation.{note}")  # fmt: skip
+        if any(k in sub.fields for k in training.EVAL_ACCURACY):
+            figure(training.accuracy(sub), f"accuracy{suffix}",
+                   f"Test accuracy at each evaluation (seed mean, min–max band).{note}")  # fmt: skip
     sections = [Section(title="Training", figures=list(figs))]
     figs.clear()
+    param = res.attrs.get("grid", {}).get("parametrization", "standard")
+    if "width" in res.dims and "learning_rate" in res.dims:
+        last = min(10, steps)
+        figure(scaling.loss_vs_learning_rate({param: res}, last=last), "loss_vs_learning_rate",
+               f"Training loss at the end (mean of the last {last} steps and of the seeds) against "
+               "learning rate, one line per width; rings: each width's best rate.")  # fmt: skip
+    if "width" in res.dims and "post_abs_mean" in res.fields and len(res.coords["width"]) > 1:
+        figure(scaling.size_vs_width({param: res}), "size_vs_width",
+               "The coord check: mean |h| of each layer against width at each recorded step.")  # fmt: skip
+    if figs:
+        sections.append(Section(title="Width scaling", figures=list(figs)))
+        figs.clear()
     for field in ("pre_var", "grad_var"):
-        if field in res.fields:
-            figure(training.layer_stats_over_training(res, field=field), f"{field}_by_step",
-                   f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).")  # fmt: skip
+        for suffix, note, sub in views if field in res.fields else ():
+            figure(training.layer_stats_over_training(sub, field=field), f"{field}_by_step{suffix}",
+                   f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).{note}")  # fmt: skip
     if figs:
         sections.append(Section(title="Per-layer statistics during training", figures=figs))
     for fmt, ext in (("csv", "csv"), ("markdown", "md")):
