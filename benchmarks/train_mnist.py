@@ -437,12 +437,7 @@ def main(argv: list[str] | None = None) -> dict:
             r["of_peak"] = r["gflops"] / fig["peak"]["gflops"]
             if "model_steps_per_s" in r["torch"]:
                 r["ceiling_torch_ratio"] = fig["peak"]["gflops"] * 1e9 / r["flops_per_model_step"] / r["torch"]["model_steps_per_s"]  # fmt: skip
-        fig["machine"]["load_average_at_end"] = os.getloadavg()
-        fig["table"] = report_widths(fig)
-        print(fig["table"])
-        if args.json:
-            args.json.write_text(json.dumps(fig, indent=2, default=float))
-        return fig
+        return _finish(fig, report_widths, args.json)
     n_dev = len(jax.local_devices())
     say(f"jaxinit on {n_dev} device(s): {models} models × {args.steps} steps (a first call to compile, then warm) ...")  # fmt: skip
     fig["peers"]["jaxinit"] = time_jaxinit(data, eval_data, seeds=args.seeds, steps=args.steps)
@@ -462,11 +457,16 @@ def main(argv: list[str] | None = None) -> dict:
     for key, p in fig["peers"].items():
         if "model_steps_per_s" in p:
             fig["ratios"][key] = rate / p["model_steps_per_s"]
+    return _finish(fig, report, args.json)
+
+
+def _finish(fig: dict, table, path: pathlib.Path | None) -> dict:
+    """The load average at the end, the table printed, every figure written to ``path``."""
     fig["machine"]["load_average_at_end"] = os.getloadavg()
-    fig["table"] = report(fig)
+    fig["table"] = table(fig)
     print(fig["table"])
-    if args.json:
-        args.json.write_text(json.dumps(fig, indent=2, default=float))
+    if path:
+        path.write_text(json.dumps(fig, indent=2, default=float))
     return fig
 
 
