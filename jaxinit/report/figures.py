@@ -522,7 +522,7 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
                 if p == 0:
                     ax.set_title(f"layer {layer}", fontsize=8)
                 if r == 0:
-                    ax.set_ylabel(f"{act}\n{init}\n({scale} y)", fontsize=6.5, rotation=0,
+                    ax.set_ylabel(f"{act}\n{wrap_label(init, 20)}\n({scale} y)", fontsize=6.5, rotation=0,
                                   ha="right", va="center")  # fmt: skip
                 if p == len(pairs) - 1:
                     ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
