@@ -39,6 +39,32 @@ random numbers). The mini-batch order of epoch :math:`e` is a permutation drawn
 from ``fold_in(k, e)``, with ``k`` the shared batch key or, with
 ``shuffle="per_seed"``, the seed's own.
 
+Width, learning rate and μP. ``TrainGrid(width=[64, 256, 1024], learning_rate=[1e-3,
+3e-3], optimizer="adam", parametrization="mup")`` adds the dims ``width`` (every
+hidden layer's width; ``hidden`` gives the depth) and ``learning_rate``. Each width
+is a shape of its own, so there is one compiled program per (activation, width);
+rates are data in each model's optimizer state (``optax.inject_hyperparams``).
+``parametrization="mup"`` applies Yang et al. (2022), Table 3, with base shapes
+(μP equals the standard parametrization at ``base_width``, the smallest width by
+default), each fan entering as its ratio to the base model's:
+
+=================  ==========================  ==========================  ==================
+                   input weights, all biases   output weights              hidden weights
+=================  ==========================  ==========================  ==================
+init variance      1/fan_in                    1/fan_in² (1/fan_in)        1/fan_in
+SGD learning rate  fan_out (1)                 1/fan_in (1)                1
+Adam learning rate 1                           1/fan_in (1)                1/fan_in (1)
+=================  ==========================  ==========================  ==================
+
+(the standard parametrization in parentheses). The variances scale the grid's own
+initializer (He's 2/fan_in keeps its gain); the rates are factors on the base rate,
+applied per parameter after the optimizer. ``grid.layer_rules(d_in, d_out,
+width=w)`` lists each parameter's factors; ``output_init="zeros"`` is TP5's other
+output init. ``record_stats_at`` also records ``post_abs_mean`` (mean |h| per
+hidden layer) and ``logit_abs_mean``: :func:`coord_slopes` turns them into the coord
+check's slopes, and :func:`best_learning_rates` reads learning-rate transfer off a
+result (``sweeps/coord_check.py``, ``sweeps/lr_transfer.py``).
+
 Warning: an epoch is ``n // batch_size`` whole mini-batches; the last
 ``n mod batch_size`` examples of each permutation are left out (torch's
 ``DataLoader`` keeps a smaller last batch by default).
@@ -47,6 +73,9 @@ References:
   - Glorot & Bengio (2010), Understanding the difficulty of training deep
     feedforward neural networks. http://proceedings.mlr.press/v9/glorot10a.html
   - He et al. (2015), Delving Deep into Rectifiers. https://arxiv.org/abs/1502.01852
+  - Yang, Hu, Babuschkin, Sidor, Liu, Farhi, Ryder, Pachocki, Chen & Gao (2022), Tensor
+    Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer.
+    https://arxiv.org/abs/2203.03466
 """
 
 # the public API, and the constants other code reads as jaxinit.training.X (the redundant
