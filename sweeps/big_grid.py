@@ -2,9 +2,11 @@
 
 10 initializers × 10 activations × depths up to 50 × 32 seeds (12,800
 networks at the default settings), 100 units, 1000 Gaussian inputs. It ends
-in the init × activation heatmap of the variance ratio at depth L, the summary
-table of which inits keep the variance within [0.5, 2]× through depth and where
-the others vanish or explode, and its wall time and combos/s.
+in the init × activation heatmap of the variance ratio at depth L (log10, colour
+clipped at ±3 decades; hatched cells overflowed float32 or fell to 0, as its key
+says), the summary table of which inits keep the variance within [0.5, 2]×
+through depth and where the others vanish or explode, and its wall time and
+combos/s.
 
     python -m sweeps.big_grid --out out/big_grid [--seeds 32] [--width 100] [--batch 1000]
                               [--depths 5 10 20 50] [--quick]

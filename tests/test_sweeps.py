@@ -3,6 +3,7 @@
 import hashlib
 import itertools
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -19,6 +20,13 @@ def test_seed_histograms_quick(tmp_path, capsys):
         "figures", "report.html", "summary.json", "sweep", "tables"]  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
         "grad_var.png", "heatmap.png", "histograms.png", "post_var.png", "pre_var.png"]  # fmt: skip
+    # README's "The two commands" lists exactly these, in its table of what the job writes
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    listed = readme.split("It writes each of these once", 1)[1].split("\n\n", 2)[1]
+    paths = {p.strip("` ") for row in listed.splitlines()[2:] for p in row.split("|")[1].split(",")}
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+               if p.is_file() and p.parts[len(tmp_path.parts)] != "sweep"} | {"sweep/"}  # fmt: skip
+    assert paths == written
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
     assert len(set(digests)) == len(files), [p for p in files if digests.count(
