@@ -251,7 +251,7 @@ def test_variance_vs_depth_draws_the_seed_geomean_and_theory(res, theory):
     without = report.variance_vs_depth(res)  # no theory: the measurements are lines
     assert all(l.get_linestyle() == "-" for l in without.axes[0].get_lines())
     grad = report.grad_variance_vs_depth(res)
-    assert "gradient" in grad.axes[0].get_ylabel()
+    assert "gradient" in grad.get_suptitle()
     assert r"\partial L" in grad.axes[0].get_ylabel()  # the derivative has its numerator
     y = grad.axes[1].get_lines()[0].get_ydata()
     np.testing.assert_allclose(

@@ -95,7 +95,7 @@ STYLE = {
     "svg.hashsalt": SVG_SALT,
 }
 PANELS_PER_ROW = 5  # small multiples wrap onto a new row past this many
-SHORT_LABELS = {  # a y label for a row of panels under a title with FIELD_LABELS' long form
+SHORT_LABELS = {  # the y label of a variance figure, whose title is FIELD_LABELS' long form
     "pre_var": r"$\mathrm{Var}(z_\ell)$",
     "post_var": r"$\mathrm{Var}(h_\ell)$",
     "grad_var": r"$\mathrm{Var}(\partial L / \partial z_\ell)$",
@@ -169,9 +169,17 @@ def _positive(y: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(y) & (y > 0), y, np.nan)
 
 
+def _legend_columns(width: float, labels: Sequence[str]) -> int:
+    """How many legend columns a figure ``width`` inches wide holds: the longest label sets a
+    column's width (at a fixed 1.7 in, two columns cut a long label off)."""
+    longest = max((len(label) for label in labels), default=0)
+    column = max(1.7, 0.35 + 0.055 * longest)  # inches: the handle, then ~0.055 a character
+    return max(1, min(len(labels), int(width // column)))
+
+
 def _legend(fig: Figure, handles) -> None:
     """One legend for all panels, under them, in as many columns as the width holds."""
-    ncols = max(1, min(len(handles), int(fig.get_figwidth() // 1.7)))
+    ncols = _legend_columns(fig.get_figwidth(), [h.get_label() for h in handles])
     fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
 
 
@@ -227,8 +235,12 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
     ncols = min(n_act, PANELS_PER_ROW)
     nrows = -(-n_act // ncols)
     width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 1.9 * ncols))
-    fig, grid = _panels(nrows, ncols, width=width, height=0.6 + 1.8 * nrows, sharex=True,
-                        sharey=True)  # fmt: skip
+    labels = [str(i) for i in v.inits] + ["measured (seed geometric mean)", "theory"] * (
+        tv is not None
+    )
+    legend_rows = -(-len(labels) // _legend_columns(width, labels))
+    fig, grid = _panels(nrows, ncols, width=width, height=0.7 + 1.8 * nrows + 0.15 * legend_rows,
+                        sharex=True, sharey=True)  # fmt: skip
     axes = grid.reshape(1, -1)
     for ax in axes[0, n_act:]:
         ax.set_visible(False)
@@ -258,12 +270,9 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
             ax.tick_params(labelbottom=True)
         ax.set_xticks(ticks)
         ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
-    for row in grid:
-        row[0].set_ylabel(
-            FIELD_LABELS.get(field, field) if nrows == 1 else SHORT_LABELS.get(field, field)
-        )
-    if nrows > 1:
-        fig.suptitle(FIELD_LABELS.get(field, field), fontsize=8)
+    for row in grid:  # the axis says Var(z_ℓ); the title above says it in words
+        row[0].set_ylabel(SHORT_LABELS.get(field, field))
+    fig.suptitle(FIELD_LABELS.get(field, field), fontsize=8)
     measured = {} if tv is None else {"markerfacecolor": "white"}  # marker and theory's line
     handles = [Line2D([], [], **line_style(i) | measured, label=str(init))
                for i, init in enumerate(v.inits)]  # fmt: skip
@@ -371,8 +380,9 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
                           nonfinite=v.fields.get("nonfinite"))  # fmt: skip
     n_init, n_act = cells.kinds.shape
     kinds = [k for k in CELL_KEY if (cells.kinds == k).any()]
-    width = min(FULL_WIDTH, 2.4 + 0.8 * n_act)
-    fig, axes = _panels(1, 1, width=width, height=1.0 + 0.32 * n_init + 0.16 * len(kinds))
+    width = min(FULL_WIDTH, max(COLUMN_WIDTH + 0.8, 2.4 + 0.8 * n_act))
+    height = max(2.2, 1.0 + 0.32 * n_init) + 0.16 * len(kinds)
+    fig, axes = _panels(1, 1, width=width, height=height)
     ax = axes[0, 0]
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="#BBBBBB")
     image = ax.imshow(np.ma.masked_invalid(cells.colour), cmap=cmap, vmin=-clip, vmax=clip,
@@ -393,9 +403,9 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
     ax.set_ylabel("init")
     ax.spines[["top", "right"]].set_visible(True)
     ref = "layer 1" if reference == "layer0" else r"$\mathbb{E}[x^2]$"
-    ax.set_title(f"{field} at layer {v.n_layers} over {ref}, seed mean of log10")
+    ax.set_title(f"{field} at layer {v.n_layers} over {ref}\nseed mean of log10")
     bar = fig.colorbar(image, ax=ax, extend="both",
-                       label=rf"$\log_{{10}}$ ratio (colour clipped at $\pm${clip:g})")  # fmt: skip
+                       label=f"$\\log_{{10}}$ ratio\n(colour clipped at $\\pm${clip:g})")  # fmt: skip
     bar.set_ticks(np.arange(-np.floor(clip), np.floor(clip) + 1))
     if kinds:
         colour = {"overflow": cmap(1.0), "underflow": cmap(0.0), "n/a": "#BBBBBB"}
