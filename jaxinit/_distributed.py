@@ -124,7 +124,7 @@ def arrivals(root: pathlib.Path, pending: dict[str, int], ready: Callable[[str],
             waited = sorted(n for n, o in pending.items() if o == p)
             if text and text != seen[p][0]:
                 seen[p] = (text, now)
-                if text.startswith(("done", "failed")) and not any(ready(n) for n in waited):
+                if text.startswith(("done", "failed")) and not all(ready(n) for n in waited):
                     raise ProcessLost(_lost(root, p, process, count, waited, what, text))
             elif now - seen[p][1] > timeout:
                 raise ProcessLost(_lost(root, p, process, count, waited, what, text, timeout))

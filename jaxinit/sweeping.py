@@ -379,9 +379,8 @@ def sweep(
                     arrays, computed_by[chunk.name] = loaded
                 take(chunk, arrays)
             others = {name: p for name, p in owners.items() if p != me}
-            for name in _distributed.arrivals(
-                store.root if store else pathlib.Path(), others,
-                lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
+            for name in () if not others else _distributed.arrivals(
+                store.root, others, lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
                 process=me, count=count, timeout=timeout, what="sweep chunks", seen=seen,
             ):  # fmt: skip
                 arrays, computed_by[name] = _load_chunk(store, chunks[name])

@@ -295,3 +295,22 @@ def test_multi_process_arguments_are_checked():
             check_timeout(bad, "sweep")
     with pytest.raises(ValueError, match="sweep: process_timeout must be a positive"):
         ji.sweep(_grid(1), process_timeout=0)
+
+
+def test_several_processes_need_out_and_their_own_devices(monkeypatch):
+    import jax
+
+    from jaxinit import _distributed
+    from jaxinit.training import TrainGrid, train
+
+    monkeypatch.setattr(_distributed, "processes", lambda: (0, 2))  # as if in a two-process job
+    with pytest.raises(ValueError, match=r"with 2 processes \(jax.distributed\), out= is required"):
+        ji.sweep(_grid(2))
+    monkeypatch.setattr(_distributed, "processes", lambda: (1, 2))  # process 1: devices are 0's
+    with pytest.raises(ValueError, match="process 1 of 2 can run only on its own devices"):
+        ji.sweep(_grid(2), out="unused")
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    grid = TrainGrid(inits=["he_normal"], seeds=2, hidden=(4,), steps=1)
+    x, y = np.zeros((8, 3), np.float32), np.zeros(8, np.int32)
+    with pytest.raises(ValueError, match=r"train: with 2 processes \(jax.distributed\), out= is"):
+        train(grid, (x, y))
