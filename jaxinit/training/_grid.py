@@ -163,9 +163,10 @@ def make_optimizer(spec: Any) -> optax.GradientTransformation:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Tx:
+class Tx:
     """An optax transformation that compares by its spec, so that grids with the same
-    optimizer spec share compiled programs (an object compares by identity).
+    optimizer spec share compiled programs (an object compares by identity). Internal API
+    of :mod:`jaxinit.training` (:func:`TrainGrid.tx` makes it; the programs hold it).
 
     With a ``learning_rate`` dim, ``tx`` is ``optax.inject_hyperparams`` of the optimizer:
     each model's rate lives in its state, set by ``with_lr(rate).init`` (the rate is data,
@@ -176,8 +177,9 @@ class _Tx:
     with_lr: Any = dataclasses.field(default=None, compare=False)  # rate -> transformation
 
 
-def _specs(name: str, value: Any, get) -> tuple:
-    values = (value,) if isinstance(value, str) or not isinstance(value, Sequence) else tuple(value)
+def _objects(name: str, value: Any, get) -> tuple[tuple, dict]:
+    """Resolved objects, distinct and labelled, and {given label: canonical spec}."""
+    values = tuple(value) if _is_list(value) else (value,)
     if not values:
         raise ValueError(f"TrainGrid: {name} is empty; give at least one")
     objs = tuple(get(v) for v in values)
@@ -188,19 +190,27 @@ def _specs(name: str, value: Any, get) -> tuple:
     labels = [o.spec for o in objs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"TrainGrid: {name} repeats {sorted({s for s in labels if labels.count(s) > 1})}")  # fmt: skip
-    return objs
+    given = {v: o.spec for v, o in zip(values, objs, strict=True) if isinstance(v, str) and v != o.spec}  # fmt: skip
+    return objs, given
 
 
 def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
     return check_int(f"TrainGrid: {name}", value, low=low, none=none)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+def values(field: Any) -> tuple:
+    """A canonical field's values: a tuple (a dim) as it is, one value as a 1-tuple."""
+    return field if isinstance(field, tuple) else (field,)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainGrid:
     """Models to train together: every (init, [activation,] [width,] [learning_rate,] seed).
 
-    Everything is validated up front. A list-valued ``activation``, ``width`` or
-    ``learning_rate`` adds a dim of that name; a single value does not.
+    Every field is validated and stored in canonical form once, at construction: specs
+    become jaxinit objects, lists become tuples, a seed count becomes its seeds. A list
+    (tuple) of ``activation``, ``width`` or ``learning_rate`` adds a dim of that name; a
+    single value does not.
 
     Attributes:
       inits: initializer specs or objects for every kernel (a dim of the result).
@@ -238,13 +248,15 @@ class TrainGrid:
         hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer
         ``l = len(hidden)``. Not with several widths (their shapes differ).
       root_seed: seed of the root key.
+      aliases: not an argument: {dim: {label as given: canonical spec}}, so that a
+        result selects by the names the grid was given (``"xavier_normal"``).
     """
 
-    inits: Sequence[Any]
-    seeds: int | Sequence[int] = 1
-    hidden: Sequence[int] = (100, 100, 100, 100)
-    width: int | Sequence[int] | None = None
-    learning_rate: float | Sequence[float] | None = None
+    inits: tuple[Any, ...]
+    seeds: tuple[int, ...] = 1
+    hidden: tuple[int, ...] = (100, 100, 100, 100)
+    width: int | tuple[int, ...] | None = None
+    learning_rate: float | tuple[float, ...] | None = None
     parametrization: str = "standard"
     base_width: int | None = None
     activation: Any = "relu"
@@ -256,40 +268,45 @@ class TrainGrid:
     eval_every: int | None = None
     output: str = "softmax"
     shuffle: str = "shared"
-    record_stats_at: Sequence[int] = ()
+    record_stats_at: tuple[int, ...] = ()
     keep_params: bool = False
     root_seed: int = 0
+    aliases: dict = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
-        set_("_inits", _specs("inits", self.inits, _initializers.get))
-        set_("_activations", _specs("activation", self.activation, _activations.get))
-        bias = _specs("bias_init", self.bias_init, _initializers.get)
+        inits, init_aliases = _objects("inits", self.inits, _initializers.get)
+        acts, act_aliases = _objects("activation", self.activation, _activations.get)
+        set_("inits", inits)
+        set_("activation", acts if _is_list(self.activation) else acts[0])
+        set_("aliases", {d: a for d, a in (("init", init_aliases), ("activation", act_aliases)) if a and d in self.dims})  # fmt: skip
+        bias = _objects("bias_init", self.bias_init, _initializers.get)[0]
         if len(bias) != 1:
             raise ValueError(f"TrainGrid: bias_init takes one spec; got {self.bias_init!r}")
-        set_("_bias", bias[0])
-        if self._bias.min_rank > 1:
-            raise ValueError(f"TrainGrid: bias_init {self._bias.spec!r} needs a rank-2 shape; a bias is a vector")  # fmt: skip
-        out = self.output_init
-        set_("_out", None if out is None else _specs("output_init", out, _initializers.get)[0])
+        if bias[0].min_rank > 1:
+            raise ValueError(f"TrainGrid: bias_init {bias[0].spec!r} needs a rank-2 shape; a bias is a vector")  # fmt: skip
+        set_("bias_init", bias[0])
+        if self.output_init is not None:
+            set_("output_init", _objects("output_init", self.output_init, _initializers.get)[0][0])
         if isinstance(self.seeds, (int, np.integer)) and not isinstance(self.seeds, bool):
-            set_("_seeds", tuple(range(_int("seeds", self.seeds, low=1))))
+            set_("seeds", tuple(range(_int("seeds", self.seeds, low=1))))
         else:
-            seeds = tuple(_int("seeds", s, low=0) for s in _specs_list("seeds", self.seeds))
+            seeds = tuple(_int("seeds", s, low=0) for s in _nonempty("seeds", self.seeds))
             if len(set(seeds)) != len(seeds) or max(seeds) >= 2**31:
                 raise ValueError(f"TrainGrid: seeds must be distinct and < 2**31; got {seeds}")
-            set_("_seeds", seeds)
-        set_("_hidden", tuple(_int("hidden", h, low=1) for h in _specs_list("hidden", self.hidden)))
-        set_("_widths", _distinct("width", self.width, lambda v: _int("width", v, low=1)))
-        set_("_lrs", _distinct("learning_rate", self.learning_rate, _learning_rate))
+            set_("seeds", seeds)
+        set_("hidden", tuple(_int("hidden", h, low=1) for h in _nonempty("hidden", self.hidden)))
+        set_("width", _distinct("width", self.width, lambda v: _int("width", v, low=1)))
+        set_("learning_rate", _distinct("learning_rate", self.learning_rate, _learning_rate))
         check_choice("TrainGrid: parametrization", self.parametrization, _mup.PARAMETRIZATIONS)
         base = _int("base_width", self.base_width, low=1, none=True)
-        if self.parametrization == "mup" and self._widths == (None,):
+        if self.parametrization == "mup" and self.width is None:
             raise ValueError("TrainGrid: parametrization='mup' scales with width; give width=[...] "
                              "(and base_width, default the smallest width)")  # fmt: skip
         if base is not None and self.parametrization != "mup":
             raise ValueError(f"TrainGrid: base_width={base} is μP's; it needs parametrization='mup'")  # fmt: skip
-        set_("_base_width", base if base is not None or self._widths == (None,) else min(self._widths))  # fmt: skip
+        if self.parametrization == "mup" and base is None:
+            set_("base_width", min(values(self.width)))
         for name in ("steps", "root_seed"):
             _int(name, getattr(self, name), low=1 if name == "steps" else 0)
         _int("batch_size", self.batch_size, low=1, none=True)
@@ -300,22 +317,25 @@ class TrainGrid:
         at = tuple(_int("record_stats_at", s, low=0) for s in (at if isinstance(at, Sequence) else [at]))  # fmt: skip
         if any(s > self.steps for s in at) or len(set(at)) != len(at):
             raise ValueError(f"TrainGrid: record_stats_at must be distinct steps in [0, {self.steps}]; got {at}")  # fmt: skip
-        set_("_stats_at", tuple(sorted(at)))
-        set_("_opt", self._resolve_optimizer())
-        set_("_kind", None if self.parametrization == "standard" else _mup.optimizer_kind(self._opt_names()))  # fmt: skip
-        self._make_tx(None)  # builds the optimizer now, so that a bad spec fails here
+        set_("record_stats_at", tuple(sorted(at)))
+        opt = self.optimizer
+        set_("optimizer", tuple(opt) if isinstance(opt, list) else opt)
+        set_("optimizer", self._resolve_optimizer())
+        if self.parametrization == "mup":
+            _mup.optimizer_kind(self._opt_names())  # a clear error now, not at train time
+        self.tx(None)  # builds the optimizer now, so that a bad spec fails here
         if not isinstance(self.keep_params, bool):
             raise TypeError(
                 f"TrainGrid: keep_params must be True or False; got {self.keep_params!r}"
             )
-        if self.keep_params and len(self._widths) > 1:
+        if self.keep_params and isinstance(self.width, tuple):
             raise ValueError(f"TrainGrid: keep_params needs one width (kernels of widths "
-                             f"{list(self._widths)} have different shapes); train each width alone")  # fmt: skip
+                             f"{list(self.width)} have different shapes); train each width alone")  # fmt: skip
 
     def _resolve_optimizer(self) -> Any:
-        """The optimizer spec, with the default's rate left out when rates are a grid field."""
+        """The optimizer spec, with the default's rate left out when the rate is a field."""
         opt = self.optimizer
-        if self._lrs == (None,):
+        if self.learning_rate is None:
             return opt
         if opt == DEFAULT_OPTIMIZER:
             return "sgd"
@@ -330,33 +350,37 @@ class TrainGrid:
         return opt
 
     def _opt_names(self) -> tuple[str, ...]:
-        opt = self._opt
+        opt = self.optimizer
         if isinstance(opt, optax.GradientTransformation):
             raise ValueError("TrainGrid: parametrization='mup' needs the optimizer as optax spec "
                              "strings (it picks TP5's SGD or Adam rules by name); got an object")  # fmt: skip
-        return tuple(parse_spec(s)[0] for s in ((opt,) if isinstance(opt, str) else opt))
+        return tuple(parse_spec(s)[0] for s in values(opt))
 
-    def _make_tx(self, width: int | None) -> _Tx:
-        """The transformation of the models of ``width``: the optimizer, its rate injected with
-        a learning_rate dim, then μP's per-layer rates (:func:`layer_rules`)."""
-        opt = self._opt
-        label = opt if isinstance(opt, str) else tuple(opt) if isinstance(opt, list) else opt
-        with_lr = None
-        if self._lrs != (None,):
+    def _kind(self) -> str:
+        return (
+            "sgd" if self.parametrization == "standard" else _mup.optimizer_kind(self._opt_names())
+        )
+
+    def tx(self, width: int | None) -> Tx:
+        """The optimizer of the models of ``width`` as the programs hold it: its rate
+        injected with a learning_rate dim, then μP's per-layer rates (:meth:`layer_rules`)."""
+        opt = self.optimizer
+        label, with_lr = opt, None
+        if self.learning_rate is not None:
             name, kwargs = parse_spec(opt)
             fn = optax.inject_hyperparams(getattr(optax, name))
             with_lr = lambda rate: fn(learning_rate=rate, **kwargs)  # noqa: E731
             tx = with_lr(1.0)  # the update reads each model's rate from its state
         else:
-            tx = make_optimizer(opt)
+            tx = make_optimizer(list(opt) if isinstance(opt, tuple) else opt)
         if self.parametrization == "mup" and width is not None:
             factors = self._factors(width)
-            label = (label, "mup", self._base_width, width)
+            label = (label, "mup", self.base_width, width)
             tx = optax.chain(tx, _mup.scale_by_rule(factors))
             if with_lr is not None:
                 inner = with_lr
                 with_lr = lambda rate: optax.chain(inner(rate), _mup.scale_by_rule(factors))  # noqa: E731
-        return _Tx(label, tx, with_lr)
+        return Tx(label, tx, with_lr)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -365,10 +389,18 @@ class TrainGrid:
         return ("init", *(d for d, m in many.items() if m), "seed")
 
     def coords(self) -> dict[str, tuple]:
-        c = {"init": tuple(i.spec for i in self._inits), "seed": self._seeds,
-             "activation": tuple(a.spec for a in self._activations),
-             "width": self._widths, "learning_rate": self._lrs}  # fmt: skip
+        c = {"init": tuple(i.spec for i in self.inits), "seed": self.seeds,
+             "activation": tuple(a.spec for a in values(self.activation)),
+             "width": values(self.width), "learning_rate": values(self.learning_rate)}  # fmt: skip
         return {d: c[d] for d in self.dims}
+
+    def groups(self) -> list[tuple[Any, int | None]]:
+        """The (activation, width) of each compiled program's models, in order."""
+        return list(itertools.product(values(self.activation), values(self.width)))
+
+    def group_models(self) -> list[tuple[Any, float | None, int]]:
+        """The (init, learning_rate, seed) of a group's models, in C order."""
+        return list(itertools.product(self.inits, values(self.learning_rate), self.seeds))
 
     def eval_steps(self) -> tuple[int, ...]:
         every = self.eval_every or self.steps
@@ -387,23 +419,22 @@ class TrainGrid:
     def hidden_at(self, width: int | None = None) -> tuple[int, ...]:
         """The hidden widths of the models of ``width`` (None: the grid's only width)."""
         width = self._width(width)
-        return self._hidden if width is None else (width,) * len(self._hidden)
+        return self.hidden if width is None else (width,) * len(self.hidden)
 
     def _width(self, width: int | None) -> int | None:
         if width is None:
-            if len(self._widths) > 1:
-                raise ValueError(f"TrainGrid: give width=, one of {list(self._widths)}")
-            return self._widths[0]
-        return check_choice("TrainGrid: width", width, self._widths)
+            if isinstance(self.width, tuple):
+                raise ValueError(f"TrainGrid: give width=, one of {list(self.width)}")
+            return self.width
+        return check_choice("TrainGrid: width", width, values(self.width))
 
     def layer_rules(self, d_in: int, d_out: int, *, width: int | None = None) -> list:
         """Each parameter's :class:`LayerRule` at ``width``: its role, shape, shape at the
         base width, and the factors on its initializer's variance and on the learning rate
         (all 1 under the standard parametrization)."""
-        width = self._width(width)
-        base = self.hidden_at(width) if self._base_width is None else (self._base_width,) * len(self._hidden)  # fmt: skip
-        return _mup.rules(self.parametrization, self._kind or "sgd",
-                          _param_shapes(d_in, self.hidden_at(width), d_out),
+        hidden = self.hidden_at(width)
+        base = hidden if self.base_width is None else (self.base_width,) * len(self.hidden)
+        return _mup.rules(self.parametrization, self._kind(), _param_shapes(d_in, hidden, d_out),
                           _param_shapes(d_in, base, d_out))  # fmt: skip
 
     def _factors(self, width: int, d_in: int = 1, d_out: int = 1) -> Any:
@@ -417,39 +448,45 @@ class TrainGrid:
               width: int | None = None) -> MLP:  # fmt: skip
         """The model ``(init, seed, activation, width)`` of this grid, as :func:`train` starts it
         (under μP the output kernel's variance is scaled by its rule)."""
-        act = self._activations[0] if activation is None else activation
+        act = values(self.activation)[0] if activation is None else activation
         init = _initializers.get(init)
-        out = init if self._out is None else self._out
-        factor = next(r.variance_factor for r in self.layer_rules(d_in, d_out, width=width) if r.param == "kernel_out")  # fmt: skip
+        out = init if self.output_init is None else self.output_init
+        rules = self.layer_rules(d_in, d_out, width=width)
+        factor = next(r.variance_factor for r in rules if r.param == "kernel_out")
         if factor != 1.0:
             out = _mup.scaled_init(out, factor)
         return MLP(d_in, self.hidden_at(width), d_out, activation=act, kernel_init=init,
-                   bias_init=self._bias, output_kernel_init=out,
+                   bias_init=self.bias_init, output_kernel_init=out,
                    rngs=nnx.Rngs(params=self.model_key(seed)))  # fmt: skip
 
-    def build_optimizer(self, *, width: int | None = None, learning_rate: float | None = None):
-        """The optax transformation of the models of ``width`` and ``learning_rate`` (one of
-        the grid's rates, or None without that dim), as :func:`train` applies it."""
-        tx = self._make_tx(self._width(width))
-        if self._lrs == (None,):
+    def build_optimizer(self, *, width: int | None = None, learning_rate: Any = None):
+        """The optax transformation of the models of ``width`` and ``learning_rate`` (a rate,
+        with a learning_rate field; None without), as :func:`train` applies it."""
+        tx = self.tx(self._width(width))
+        if self.learning_rate is None:
             if learning_rate is not None:
-                raise ValueError("TrainGrid: this grid has no learning_rate dim; its rate is in the optimizer")  # fmt: skip
+                raise ValueError("TrainGrid: this grid has no learning_rate field; its rate is in the optimizer")  # fmt: skip
             return tx.tx
-        return tx.with_lr(check_choice("TrainGrid: learning_rate", learning_rate, self._lrs))
+        if learning_rate is None:
+            raise ValueError(f"TrainGrid: give learning_rate=, e.g. one of {list(values(self.learning_rate))}")  # fmt: skip
+        if isinstance(learning_rate, (int, float)):
+            _learning_rate(learning_rate)
+        return tx.with_lr(learning_rate)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description (the fingerprint of a checkpoint)."""
-        opt = self._opt
-        opt = list(opt) if isinstance(opt, (list, tuple)) else opt if isinstance(opt, str) else "object"  # fmt: skip
-        return {"init": [i.spec for i in self._inits], "seed": list(self._seeds),
-                "activation": [a.spec for a in self._activations], "dims": list(self.dims),
-                "hidden": list(self._hidden), "width": list(self._widths),
-                "learning_rate": list(self._lrs), "parametrization": self.parametrization,
-                "base_width": self._base_width, "bias_init": self._bias.spec,
-                "output_init": None if self._out is None else self._out.spec, "optimizer": opt,
-                "steps": self.steps, "batch_size": self.batch_size, "eval_every": self.eval_every,
-                "output": self.output, "shuffle": self.shuffle,
-                "record_stats_at": list(self._stats_at), "keep_params": self.keep_params,
+        opt = self.optimizer
+        opt = list(opt) if isinstance(opt, tuple) else opt if isinstance(opt, str) else "object"
+        return {"init": [i.spec for i in self.inits], "seed": list(self.seeds),
+                "activation": [a.spec for a in values(self.activation)], "dims": list(self.dims),
+                "hidden": list(self.hidden), "width": list(values(self.width)),
+                "learning_rate": list(values(self.learning_rate)),
+                "parametrization": self.parametrization, "base_width": self.base_width,
+                "bias_init": self.bias_init.spec,
+                "output_init": None if self.output_init is None else self.output_init.spec,
+                "optimizer": opt, "steps": self.steps, "batch_size": self.batch_size,
+                "eval_every": self.eval_every, "output": self.output, "shuffle": self.shuffle,
+                "record_stats_at": list(self.record_stats_at), "keep_params": self.keep_params,
                 "root_seed": self.root_seed}  # fmt: skip
 
 
@@ -463,28 +500,27 @@ def _is_list(value: Any) -> bool:
 
 
 def _learning_rate(value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.floating, np.integer))
-        or not (math.isfinite(value) and value > 0)
-    ):
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
         raise ValueError(
             f"TrainGrid: learning_rate must be a positive finite number; got {value!r}"
         )
     return float(value)
 
 
-def _distinct(name: str, value: Any, check) -> tuple:
-    """``(None,)`` for None, ``(v,)`` for one value, the checked list otherwise (no repeats)."""
+def _distinct(name: str, value: Any, check) -> Any:
+    """None, one checked value, or a tuple of distinct checked values (a dim)."""
     if value is None:
-        return (None,)
-    values = tuple(check(v) for v in (_specs_list(name, value) if _is_list(value) else [value]))
-    if len(set(values)) != len(values):
-        raise ValueError(f"TrainGrid: {name} repeats values; got {list(values)}")
-    return values
+        return None
+    if not _is_list(value):
+        return check(value)
+    values_ = tuple(check(v) for v in _nonempty(name, value))
+    if len(set(values_)) != len(values_):
+        raise ValueError(f"TrainGrid: {name} repeats values; got {list(values_)}")
+    return values_
 
 
-def _specs_list(name: str, value: Any) -> tuple:
+def _nonempty(name: str, value: Any) -> tuple:
     if isinstance(value, str) or not isinstance(value, Sequence) or not value:
         raise ValueError(f"TrainGrid: {name} must be a non-empty list; got {value!r}")
     return tuple(value)

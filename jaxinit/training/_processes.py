@@ -59,7 +59,7 @@ def train_across(train: Callable, result_type: type[SweepResult], grid: TrainGri
     if root.exists() and not root.is_dir():
         raise ValueError(f"out={str(root)!r} is a file, not a directory; give a directory")
     root.mkdir(parents=True, exist_ok=True)
-    blocks = {f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid._seeds, count)) if b}  # fmt: skip
+    blocks = {f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid.seeds, count)) if b}  # fmt: skip
     seen = _distributed.snapshot(root, count)
     with _distributed.heartbeat(root, me, timeout):
         for name, (owner, seeds) in blocks.items():

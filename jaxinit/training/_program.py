@@ -23,7 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import activations as _activations
 from jaxinit.stats import BACKWARD_FIELDS, FORWARD_FIELDS, layer_stats
-from jaxinit.training._grid import _Tx
+from jaxinit.training._grid import Tx
 
 __all__: list[str] = []  # private programs, imported by name within jaxinit.training
 
@@ -49,7 +49,7 @@ class _Program(NamedTuple):
     activation: _activations.Activation  # the one in graphdef, for the statistics
     output: str  # "softmax" or "sigmoid"
     per_model: bool = False  # each model has its own mini-batch rows (shuffle="per_seed")
-    tx: _Tx | None = None
+    tx: Tx | None = None
     length: int = 0  # steps per call of the training program
 
 

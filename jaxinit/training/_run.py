@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -28,7 +27,7 @@ from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.results import SweepResult
-from jaxinit.training._grid import TrainGrid
+from jaxinit.training._grid import TrainGrid, values
 from jaxinit.training._processes import train_across
 from jaxinit.training._program import (
     MODELS,
@@ -87,20 +86,14 @@ class TrainResult(SweepResult):
         return to_dataframe(self, along=kinds[along])
 
 
-def _groups(grid: TrainGrid) -> list[tuple[Any, int | None]]:
-    """The (activation, width) of each group of models: one compiled program per group."""
-    return [(act, w) for act in grid._activations for w in grid._widths]
-
-
 def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
-    """Each model's labels in ``grid.dims`` order, by (group, model index): the models of a
-    group are its (init, learning_rate, seed) in C order."""
-    coords = grid.coords()
+    """Each model's labels in ``grid.dims`` order, by (group, model index)."""
     out = []
-    for act, width in itertools.product(coords.get("activation", [None]), coords.get("width", [None])):  # fmt: skip
+    for act, width in grid.groups():
         row = []
-        for init, lr, seed in itertools.product(coords["init"], coords.get("learning_rate", [None]), coords["seed"]):  # fmt: skip
-            named = {"init": init, "activation": act, "width": width, "learning_rate": lr, "seed": seed}  # fmt: skip
+        for init, lr, seed in grid.group_models():
+            named = {"init": init.spec, "activation": act.spec, "width": width,
+                     "learning_rate": lr, "seed": seed}  # fmt: skip
             row.append(tuple(named[d] for d in grid.dims))
         out.append(row)
     return out
@@ -109,14 +102,14 @@ def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
 def _metrics(grid: TrainGrid, fields: dict, labels: list, since: int, step: int) -> dict:
     """The callback's mapping at ``step``: every model's mean loss over steps
     ``[since, step)`` and what was evaluated or recorded at ``step``."""
-    evals, stats_at = grid.eval_steps(), grid._stats_at
+    evals, stats_at = grid.eval_steps(), grid.record_stats_at
     e = evals.index(step) if step in evals else None
     t = stats_at.index(step) if step in stats_at else None
     out = {}
     for a, row in enumerate(labels):
         for m, key in enumerate(row):
-            entry = {"loss": float(np.mean(fields["loss"][a, m, since:step])) if step > since
-                     else float("nan")}  # fmt: skip
+            loss = fields["loss"][a, m, since:step]
+            entry = {"loss": float(np.mean(loss)) if step > since else float("nan")}
             if e is not None:
                 entry["test_loss"] = float(fields["test_loss"][a, m, e])
                 entry["test_accuracy"] = float(fields["test_accuracy"][a, m, e])
@@ -150,11 +143,10 @@ class _Rows:
 
     def __init__(self, grid: TrainGrid, n: int):
         self.n, self.b, self.per_model = n, grid.batch_size, grid.shuffle == "per_seed"
-        self.keys = [grid.batch_key(s) for s in (grid._seeds if self.per_model else (0,))]
-        self.n_inits, self.perms = (
-            len(grid._inits) * len(grid._lrs),
-            {},
-        )  # (key index, epoch) -> permutation
+        self.keys = [grid.batch_key(s) for s in (grid.seeds if self.per_model else (0,))]
+        # a group's models are (init, rate, seed) in C order: each seed's rows repeat
+        self.repeats = len(grid.group_models()) // len(grid.seeds)
+        self.perms = {}  # (key index, epoch) -> permutation
 
     def __call__(self, start: int, length: int) -> np.ndarray | None:
         """``(length, batch)``, or ``(length, models, batch)`` per seed; None: the full batch."""
@@ -170,7 +162,7 @@ class _Rows:
                     self.perms[k, epoch] = np.asarray(perm, np.int32)
             rows = np.stack([self.perms[k, epoch][pos * self.b : (pos + 1) * self.b]
                              for k in range(len(self.keys))])  # fmt: skip
-            out.append(np.tile(rows, (self.n_inits, 1)) if self.per_model else rows[0])
+            out.append(np.tile(rows, (self.repeats, 1)) if self.per_model else rows[0])
         return np.stack(out)
 
 
@@ -208,35 +200,133 @@ def _split(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, NamedSharding(mesh, P(MODELS)))
 
 
-def _models(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[list]:
-    """Per (activation, width) group: ``[program, stacked params, stacked optimizer state]``,
-    models in (init, learning_rate, seed) C order, padded to ``size`` and split over ``mesh``.
-    Parameters are drawn eagerly, one (init, seed) at a time; the rates share them."""
+class _Group(NamedTuple):
+    """One compiled program's models, padded to a multiple of the devices and split over
+    them: ``params`` and ``opt_state`` are stacked ``(models, ...)`` in (init,
+    learning_rate, seed) C order."""
+
+    prog: _Program
+    params: Any
+    opt_state: Any
+
+
+class _Run(NamedTuple):
+    """What every phase of a run reads: the mesh, the model counts, the data on the devices."""
+
+    grid: TrainGrid
+    mesh: Mesh
+    n_models: int  # models per group
+    size: int  # models per group, padded to a multiple of the devices
+    x: jax.Array  # (n, d_in), on every device
+    y: jax.Array  # (n,)
+    evals: tuple  # evaluation inputs, labels and weights, (chunks, EVAL_BATCH, ...)
+    rows: _Rows
+
+    def pad_rows(self, r: np.ndarray | None, axis: int) -> np.ndarray | None:
+        """Per-model mini-batch rows padded like the models (copies of the last)."""
+        if r is None or self.grid.shuffle != "per_seed":
+            return r
+        return np.concatenate([r, np.repeat(r.take([-1], axis), self.size - self.n_models, axis)], axis)  # fmt: skip
+
+
+def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[_Group]:
+    """Every group's models as initialized; parameters are drawn eagerly, one model at a
+    time (the rates of an (init, seed) share its draw)."""
     groups = []
-    for act, width in _groups(grid):
+    for act, width in grid.groups():
+        models = grid.group_models()
         split = [nnx.split(grid.build(d_in, d_out, init=i, seed=s, activation=act, width=width))
-                 for i in grid._inits for _ in grid._lrs for s in grid._seeds]  # fmt: skip
+                 for i, _, s in models]  # fmt: skip
         params = _place(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)), size, mesh)
         prog = _Program(split[0][0], act, grid.output, grid.shuffle == "per_seed",
-                        grid._make_tx(width), min(SCAN_STEPS, grid.steps))  # fmt: skip
+                        grid.tx(width), min(SCAN_STEPS, grid.steps))  # fmt: skip
         lrs = None
         if prog.tx.with_lr is not None:
-            per_model = [lr for _ in grid._inits for lr in grid._lrs for _ in grid._seeds]
-            lrs = _place(np.array(per_model, np.float32), size, mesh)
-        groups.append([prog, params, _split(_init_opt(prog, mesh, params, lrs), mesh)])
+            lrs = _place(np.array([lr for _, lr, _ in models], np.float32), size, mesh)
+        groups.append(_Group(prog, params, _split(_init_opt(prog, mesh, params, lrs), mesh)))
     return groups
 
 
 def _empty_fields(grid: TrainGrid, n_groups: int) -> dict[str, np.ndarray]:
-    shape = (n_groups, len(grid._inits) * len(grid._lrs) * len(grid._seeds))
-    n_eval, n_stats = len(grid.eval_steps()), len(grid._stats_at)
+    shape = (n_groups, len(grid.group_models()))
+    n_eval, n_stats = len(grid.eval_steps()), len(grid.record_stats_at)
     fields = {"loss": np.full((*shape, grid.steps), np.nan, np.float32)}
     fields["test_loss"] = np.full((*shape, n_eval), np.nan, np.float32)
     fields["test_accuracy"] = np.full((*shape, n_eval), np.nan, np.float32)
     for k in STAT_FIELDS if n_stats else ():
-        per_layer = () if k in STAT_DIMS else (len(grid._hidden),)
+        per_layer = () if k in STAT_DIMS else (len(grid.hidden),)
         like = np.full((*shape, n_stats, *per_layer), np.nan, np.float32)
         fields[k] = np.full_like(like, -1, np.int32) if k == "nonfinite" else like
+    return fields
+
+
+def _record(run: _Run, groups: list[_Group], fields: dict, step: int) -> None:
+    """The evaluations and statistics due at ``step``, into ``fields``."""
+    evals, stats_at, n = run.grid.eval_steps(), run.grid.record_stats_at, run.n_models
+    for a, g in enumerate(groups):
+        if step in evals:
+            lean = g.prog._replace(per_model=False, tx=None, length=0)
+            loss, acc = _evaluate(lean, run.mesh, g.params, *run.evals)
+            fields["test_loss"][a, :, evals.index(step)] = np.asarray(loss)[:n]
+            fields["test_accuracy"][a, :, evals.index(step)] = np.asarray(acc)[:n]
+        if step in stats_at:
+            r = run.rows(step, 1)
+            r = run.pad_rows(r if r is None else r[0], 0)
+            stats = _stats(g.prog._replace(tx=None, length=0), run.mesh, g.params, run.x, run.y, r)
+            for k, v in stats.items():
+                fields[k][a, :, stats_at.index(step)] = np.asarray(v)[:n]
+
+
+def _advance(run: _Run, groups: list[_Group], fields: dict, step: int, stop: int) -> list[_Group]:
+    """Trains every group from ``step`` to ``stop`` in calls of a fixed number of steps (the
+    last one partly masked); the host copies a call's losses while the next one runs."""
+    pending, length = [], groups[0].prog.length
+    while step < stop:
+        k = min(length, stop - step)
+        r = run.pad_rows(run.rows(step, length), 1)
+        for a, g in enumerate(groups):
+            params, opt, losses = _train_chunk(g.prog, run.mesh, g.params, g.opt_state, run.x, run.y, r, np.int32(k))  # fmt: skip
+            groups[a] = g._replace(**dict(zip(("params", "opt_state"), _split((params, opt), run.mesh), strict=True)))  # fmt: skip
+            pending.append((a, step, k, losses))
+        for a, s, kk, losses in pending[: -len(groups)]:
+            fields["loss"][a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
+        del pending[: -len(groups)]
+        step += k
+    for a, s, kk, losses in pending:
+        fields["loss"][a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
+    return groups
+
+
+def _state(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
+    """Every group's parameters and optimizer state, without the padding, by leaf."""
+    return {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
+            for j, tree in ((1, g.params), (2, g.opt_state))
+            for i, leaf in enumerate(jax.tree.leaves(tree))}  # fmt: skip
+
+
+def _restored(groups: list[_Group], saved: dict, size: int, mesh: Mesh) -> list[_Group]:
+    """The groups with the parameters and optimizer state of a checkpoint (:func:`_state`)."""
+    out = []
+    for a, g in enumerate(groups):
+        trees = []
+        for j, tree in ((1, g.params), (2, g.opt_state)):
+            struct = jax.tree.structure(tree)
+            leaves = [saved[f"g{a}_{j}_{i}"] for i in range(struct.num_leaves)]
+            trees.append(_place(jax.tree.unflatten(struct, leaves), size, mesh))
+        out.append(g._replace(params=trees[0], opt_state=trees[1]))
+    return out
+
+
+def _kept_params(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
+    """``kernel_l`` and ``bias_l`` ``(group, models, ...)`` of every layer, output last."""
+    fields = {}
+    for a, g in enumerate(groups):
+        params = jax.tree.map(lambda v: np.asarray(v)[:n_models], g.params)
+        model = nnx.merge(g.prog.graphdef, params)  # stacked: every array has a model axis
+        for l, layer in enumerate([*model.layers, model.out]):
+            for name in ("kernel", "bias"):
+                v = np.asarray(getattr(layer, name)[...])
+                fields.setdefault(f"{name}_{l}", np.empty((len(groups), *v.shape), v.dtype))[a] = v  # fmt: skip
     return fields
 
 
@@ -317,21 +407,22 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                             progress=progress, callback=callback)  # fmt: skip
     x, y = _check_data(grid, data, "data")
     xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
-    (n, d_in), steps, stats_at, eval_steps = x.shape, grid.steps, grid._stats_at, grid.eval_steps()
+    (n, d_in), steps = x.shape, grid.steps
     if xe.shape[1] != d_in:
         raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {d_in}")
     if grid.batch_size is not None and grid.batch_size > n:
         raise ValueError(f"train: batch_size={grid.batch_size} exceeds the {n} training examples")
     if check_int("train: checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
         raise ValueError("train: checkpoint_every needs a directory, out=...")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"train: callback must be a function (step, metrics) or None; got {callback!r}")  # fmt: skip
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError(f"train: devices must be a non-empty list of jax devices; got {devices!r}")
-    mesh = Mesh(np.array(devices), (MODELS,))
-    n_models = len(grid._inits) * len(grid._lrs) * len(grid._seeds)  # per group
+    mesh, n_models = Mesh(np.array(devices), (MODELS,)), len(grid.group_models())
     size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
-    groups = _models(grid, d_in, d_out, mesh, size)
+    groups = _groups(grid, d_in, d_out, mesh, size)
     fields, saved, store = _empty_fields(grid, len(groups)), None, None
     if out is not None:
         spec = {"grid": grid.describe(), "data": _digest(x, y),
@@ -344,71 +435,29 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
             raise
     if saved is not None:  # the checkpoint holds the models without padding
         fields = {k: saved[k] for k in fields}
-        for a, g in enumerate(groups):
-            for j in (1, 2):  # params, optimizer state
-                tree = jax.tree.structure(g[j])
-                g[j] = _place(jax.tree.unflatten(tree, [saved[f"g{a}_{j}_{i}"] for i in range(tree.num_leaves)]), size, mesh)  # fmt: skip
-    everywhere = NamedSharding(mesh, P())
-    xd, yd = jax.device_put((x, y), everywhere)
-    rows, chunk = _Rows(grid, n), min(EVAL_BATCH, len(xe))
-    evals = jax.device_put((_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk)), everywhere)  # fmt: skip
-
-    def pad_rows(r: np.ndarray | None, axis: int) -> np.ndarray | None:  # per-model rows
-        if r is None or grid.shuffle != "per_seed":
-            return r
-        return np.concatenate([r, np.repeat(r.take([-1], axis), size - n_models, axis)], axis)
-
-    def record(s: int) -> None:  # evaluations and statistics at step s
-        for a, (prog, params, _) in enumerate(groups):
-            if s in eval_steps:
-                lean = prog._replace(per_model=False, tx=None, length=0)
-                loss, acc = _evaluate(lean, mesh, params, *evals)
-                fields["test_loss"][a, :, eval_steps.index(s)] = np.asarray(loss)[:n_models]
-                fields["test_accuracy"][a, :, eval_steps.index(s)] = np.asarray(acc)[:n_models]
-            if s in stats_at:
-                r = rows(s, 1)
-                r = pad_rows(r if r is None else r[0], 0)
-                stats = _stats(prog._replace(tx=None, length=0), mesh, params, xd, yd, r)
-                for k, v in stats.items():
-                    fields[k][a, :, stats_at.index(s)] = np.asarray(v)[:n_models]
-
-    if callback is not None and not callable(callback):
-        raise TypeError(f"train: callback must be a function (step, metrics) or None; got {callback!r}")  # fmt: skip
-    labels = _model_labels(grid)
-    sync = {*eval_steps, *stats_at, steps, *range(checkpoint_every or steps, steps, checkpoint_every or steps)}  # fmt: skip
+        groups = _restored(groups, saved, size, mesh)
+    everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
+    evals = (_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk))
+    run = _Run(grid, mesh, n_models, size, *jax.device_put((x, y), everywhere),
+               jax.device_put(evals, everywhere), _Rows(grid, n))  # fmt: skip
+    labels, every = _model_labels(grid), checkpoint_every or steps
+    sync = {*grid.eval_steps(), *grid.record_stats_at, steps, *range(every, steps, every)}
     step = 0 if saved is None else int(saved["step"])
     enabled = False if callable(progress) else progress  # a callback replaces the bar
     with ProgressBar("train", steps, enabled) as bar:
         try:
             bar.update(step)
             if step == 0:
-                record(0)
+                _record(run, groups, fields, 0)
                 if callback is not None:  # the models as initialized (no loss yet: NaN)
                     callback(0, _metrics(grid, fields, labels, 0, 0))
             last = step  # the previous logging step
             while step < steps:
-                stop, pending = min(s for s in sync if s > step), []
-                while step < stop:  # calls of a fixed number of steps, the last one partly masked
-                    k, length = min(groups[0][0].length, stop - step), groups[0][0].length
-                    r = pad_rows(rows(step, length), 1)
-                    for a, g in enumerate(groups):
-                        g[1], g[2], losses = _train_chunk(
-                            g[0], mesh, g[1], g[2], xd, yd, r, np.int32(k)
-                        )
-                        g[1], g[2] = _split((g[1], g[2]), mesh)
-                        pending.append((a, step, k, losses))
-                    # the host copies the previous call's losses while this one runs
-                    for a, s, kk, losses in pending[: -len(groups)]:
-                        fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
-                    del pending[: -len(groups)]
-                    step += k
-                for a, s, kk, losses in pending:
-                    fields["loss"][a, :, s : s + kk] = np.asarray(losses)[:n_models, :kk]
-                record(step)
-                if out is not None and (step == steps or step % (checkpoint_every or steps) == 0):
-                    state = {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
-                             for j in (1, 2) for i, leaf in enumerate(jax.tree.leaves(g[j]))}  # fmt: skip
-                    store.save("checkpoint.npz", {"step": np.int64(step), **fields, **state})
+                stop = min(s for s in sync if s > step)
+                groups, step = _advance(run, groups, fields, step, stop), stop
+                _record(run, groups, fields, step)
+                if out is not None and (step == steps or step % every == 0):
+                    store.save("checkpoint.npz", {"step": np.int64(step), **fields, **_state(groups, n_models)})  # fmt: skip
                 if callback is not None:
                     callback(step, _metrics(grid, fields, labels, last, step))
                 last = step
@@ -420,13 +469,7 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                 store.close()
             raise
     if grid.keep_params:
-        for a, (prog, params, _) in enumerate(groups):
-            params = jax.tree.map(lambda v: np.asarray(v)[:n_models], params)
-            model = nnx.merge(prog.graphdef, params)  # stacked: every array has a model axis
-            for l, layer in enumerate([*model.layers, model.out]):
-                for name in ("kernel", "bias"):
-                    v = np.asarray(getattr(layer, name)[...])
-                    fields.setdefault(f"{name}_{l}", np.empty((len(groups), *v.shape), v.dtype))[a] = v  # fmt: skip
+        fields.update(_kept_params(groups, n_models))
     result = _assemble(grid, fields, d_out, on_data=eval_data is None)
     if store is not None:
         try:
@@ -437,32 +480,21 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
 
 
 def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainResult:
-    n_a, n_w = len(grid._activations), len(grid._widths)
-    n_i, n_l, n_s = len(grid._inits), len(grid._lrs), len(grid._seeds)
+    """The result: fields ``(group, model, ...)`` laid out ``(init, [activation,] [width,]
+    [learning_rate,] seed, ...)``."""
+    n_a, n_w = len(values(grid.activation)), len(values(grid.width))
+    n_i, n_l, n_s = len(grid.inits), len(values(grid.learning_rate)), len(grid.seeds)
     arrays, own = {}, {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",)}
-    drop = tuple(1 + a for a, d in enumerate(("activation", "width", "learning_rate")) if d not in grid.dims)  # fmt: skip
-    for (
-        k,
-        v,
-    ) in (
-        fields.items()
-    ):  # (act × width, init × lr × seed, ...) -> (init, act, width, lr, seed, ...)
-        v = v.reshape(n_a, n_w, n_i, n_l, n_s, *v.shape[2:])
-        v = np.moveaxis(v, 2, 0)
+    absent = ("activation", "width", "learning_rate")
+    drop = tuple(1 + a for a, d in enumerate(absent) if d not in grid.dims)
+    for k, v in fields.items():
+        v = np.moveaxis(v.reshape(n_a, n_w, n_i, n_l, n_s, *v.shape[2:]), 2, 0)
         arrays[k] = v.reshape(tuple(n for a, n in enumerate(v.shape) if a not in drop))
         if k.startswith(("kernel_", "bias_")):
             own[k] = ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",)
     attrs = {"grid": grid.describe(), "eval_steps": list(grid.eval_steps()), "d_out": d_out,
-             "stats_steps": list(grid._stats_at), "eval_on": "data" if on_data else "eval_data",
-             "prng_impl": prng_impl()}  # fmt: skip
-    aliases = {}
-    for dim, given, objs in [("init", grid.inits, grid._inits),
-                             ("activation", grid.activation, grid._activations)]:  # fmt: skip
-        given = (given,) if isinstance(given, str) or not isinstance(given, Sequence) else given
-        table = {g: o.spec for g, o in zip(given, objs, strict=True)
-                 if isinstance(g, str) and g != o.spec}  # fmt: skip
-        if table and dim in grid.dims:
-            aliases[dim] = table
+             "stats_steps": list(grid.record_stats_at), "prng_impl": prng_impl(),
+             "eval_on": "data" if on_data else "eval_data"}  # fmt: skip
+    field_dims = {k: own.get(k, STAT_DIMS.get(k, ("stat_step", "layer"))) for k in arrays}
     return TrainResult(dims=grid.dims, coords=grid.coords(), fields=arrays,
-                       field_dims={k: own.get(k, STAT_DIMS.get(k, ("stat_step", "layer"))) for k in arrays},
-                       aliases=aliases, attrs=attrs)  # fmt: skip
+                       field_dims=field_dims, aliases=grid.aliases, attrs=attrs)  # fmt: skip
