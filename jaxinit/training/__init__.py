@@ -98,5 +98,16 @@ from jaxinit.training._run import EVAL_BATCH as EVAL_BATCH
 from jaxinit.training._run import SCAN_STEPS as SCAN_STEPS
 from jaxinit.training._run import TrainResult, train
 
-__all__ = ["MLP", "LayerRule", "TrainGrid", "TrainResult", "best_learning_rates", "coord_sizes",
-           "coord_slopes", "final_losses", "jsonl_writer", "make_optimizer", "train"]  # fmt: skip
+__all__ = [
+    "MLP",
+    "LayerRule",
+    "TrainGrid",
+    "TrainResult",
+    "best_learning_rates",
+    "coord_sizes",
+    "coord_slopes",
+    "final_losses",
+    "jsonl_writer",
+    "make_optimizer",
+    "train",
+]

@@ -31,9 +31,11 @@ def coord_sizes(result: Any) -> dict[str, np.ndarray]:
     (inits, learning rates, activations, seeds), from a :class:`TrainResult` with a
     ``width`` dim and ``record_stats_at``. Keys: ``layer_1`` … and ``output``."""
     if "width" not in result.dims or "post_abs_mean" not in result.fields:
-        raise ValueError("coord_sizes needs a TrainResult with a width dim (TrainGrid(width=[...])) "
-                         f"and record_stats_at; got dims {list(result.dims)} and fields "
-                         f"{sorted(result.fields)}")  # fmt: skip
+        raise ValueError(
+            "coord_sizes needs a TrainResult with a width dim (TrainGrid(width=[...])) "
+            f"and record_stats_at; got dims {list(result.dims)} and fields "
+            f"{sorted(result.fields)}"
+        )
     w, rest = result.dims.index("width"), tuple(range(1, len(result.dims)))
     post = np.moveaxis(result.fields["post_abs_mean"], w, 0).mean(axis=rest)  # (width, step, layer)
     logits = np.moveaxis(result.fields["logit_abs_mean"], w, 0).mean(axis=rest)
@@ -49,7 +51,9 @@ def coord_slopes(result: Any, *, stat_step: int = -1) -> dict[str, float]:
     sizes = coord_sizes(result)
     widths = np.log(np.asarray(result.coords["width"], np.float64))
     if len(widths) < 2:
-        raise ValueError(f"coord_slopes needs at least two widths; got {list(result.coords['width'])}")  # fmt: skip
+        raise ValueError(
+            f"coord_slopes needs at least two widths; got {list(result.coords['width'])}"
+        )
     out = {}
     for name, size in sizes.items():
         s = size[:, stat_step].astype(np.float64)
@@ -64,14 +68,18 @@ def final_losses(result: Any, *, last: int = 10) -> np.ndarray:
     other dim. A model that diverged (a non-finite loss) makes its cell ``inf``."""
     for dim in ("width", "learning_rate"):
         if dim not in result.dims:
-            raise ValueError(f"final_losses needs a TrainResult with width and learning_rate dims; "
-                             f"got dims {list(result.dims)}")  # fmt: skip
+            raise ValueError(
+                f"final_losses needs a TrainResult with width and learning_rate dims; "
+                f"got dims {list(result.dims)}"
+            )
     if (
         not isinstance(last, int)
         or isinstance(last, bool)
         or not 1 <= last <= result.loss.shape[-1]
     ):
-        raise ValueError(f"final_losses: last must be an int in [1, {result.loss.shape[-1]}] (the steps run); got {last!r}")  # fmt: skip
+        raise ValueError(
+            f"final_losses: last must be an int in [1, {result.loss.shape[-1]}] (the steps run); got {last!r}"
+        )
     loss = result.loss[..., -last:].astype(np.float64).mean(-1)
     loss = np.where(np.isfinite(loss), loss, np.inf)
     w, l = result.dims.index("width"), result.dims.index("learning_rate")
@@ -83,4 +91,7 @@ def best_learning_rates(result: Any, *, last: int = 10) -> dict[int, float]:
     """The learning rate of the lowest :func:`final_losses` at each width."""
     loss = final_losses(result, last=last)
     lrs = result.coords["learning_rate"]
-    return {int(w): float(lrs[int(np.argmin(row))]) for w, row in zip(result.coords["width"], loss, strict=True)}  # fmt: skip
+    return {
+        int(w): float(lrs[int(np.argmin(row))])
+        for w, row in zip(result.coords["width"], loss, strict=True)
+    }

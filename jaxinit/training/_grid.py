@@ -45,9 +45,18 @@ class MLP(nnx.Module):
     layer alike). Parameters are drawn from ``rngs.params()`` in layer order.
     """
 
-    def __init__(self, d_in: int, hidden: Sequence[int], d_out: int, *, activation: Any = "relu",
-                 kernel_init: Any = "lecun_normal", bias_init: Any = "zeros",
-                 output_kernel_init: Any = None, rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self,
+        d_in: int,
+        hidden: Sequence[int],
+        d_out: int,
+        *,
+        activation: Any = "relu",
+        kernel_init: Any = "lecun_normal",
+        bias_init: Any = "zeros",
+        output_kernel_init: Any = None,
+        rngs: nnx.Rngs,
+    ):
         self.activation = _activations.get(activation)
         w, b = _initializers.get(kernel_init), _initializers.get(bias_init)
         w_out = w if output_kernel_init is None else _initializers.get(output_kernel_init)
@@ -80,18 +89,68 @@ class MLP(nnx.Module):
 # optax's public functions (combinators, which take transformations, are refused below).
 # Names a given optax version lacks are dropped; a call must return a GradientTransformation.
 _OPTAX_FUNCTIONS = (
-    "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamaxw", "adamw",
-    "adan", "adaptive_grad_clip", "add_decayed_weights", "add_noise", "amsgrad", "apply_every",
-    "centralize", "clip", "clip_by_block_rms", "clip_by_global_norm", "ema", "fromage",
-    "keep_params_nonnegative", "lamb", "lars", "lbfgs", "lion", "noisy_sgd", "novograd",
-    "polyak_sgd", "radam", "rmsprop", "rprop", "scale", "scale_by_adadelta", "scale_by_adam",
-    "scale_by_adamax", "scale_by_adan", "scale_by_amsgrad", "scale_by_belief", "scale_by_lbfgs",
-    "scale_by_lion", "scale_by_novograd", "scale_by_param_block_norm",
-    "scale_by_param_block_rms", "scale_by_polyak", "scale_by_radam", "scale_by_rms",
-    "scale_by_rprop", "scale_by_rss", "scale_by_schedule", "scale_by_sign", "scale_by_sm3",
-    "scale_by_stddev", "scale_by_trust_ratio", "scale_by_yogi", "sgd", "sign_sgd", "signum",
-    "sm3", "trace", "yogi", "zero_nans",
-)  # fmt: skip
+    "adabelief",
+    "adadelta",
+    "adafactor",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamaxw",
+    "adamw",
+    "adan",
+    "adaptive_grad_clip",
+    "add_decayed_weights",
+    "add_noise",
+    "amsgrad",
+    "apply_every",
+    "centralize",
+    "clip",
+    "clip_by_block_rms",
+    "clip_by_global_norm",
+    "ema",
+    "fromage",
+    "keep_params_nonnegative",
+    "lamb",
+    "lars",
+    "lbfgs",
+    "lion",
+    "noisy_sgd",
+    "novograd",
+    "polyak_sgd",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "scale",
+    "scale_by_adadelta",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_adan",
+    "scale_by_amsgrad",
+    "scale_by_belief",
+    "scale_by_lbfgs",
+    "scale_by_lion",
+    "scale_by_novograd",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+    "scale_by_polyak",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_rprop",
+    "scale_by_rss",
+    "scale_by_schedule",
+    "scale_by_sign",
+    "scale_by_sm3",
+    "scale_by_stddev",
+    "scale_by_trust_ratio",
+    "scale_by_yogi",
+    "sgd",
+    "sign_sgd",
+    "signum",
+    "sm3",
+    "trace",
+    "yogi",
+    "zero_nans",
+)
 
 
 def _optax_names() -> tuple[str, ...]:
@@ -99,14 +158,31 @@ def _optax_names() -> tuple[str, ...]:
 
 
 # optax functions that take transformations, not literals: a list of specs is their chain
-_COMBINATORS = ("chain", "named_chain", "multi_transform", "partition", "inject_hyperparams",
-                "inject_stateful_hyperparams", "MultiSteps", "masked", "apply_if_finite")  # fmt: skip
+_COMBINATORS = (
+    "chain",
+    "named_chain",
+    "multi_transform",
+    "partition",
+    "inject_hyperparams",
+    "inject_stateful_hyperparams",
+    "MultiSteps",
+    "masked",
+    "apply_if_finite",
+)
 # the valid values of optax's common hyperparameters, as interval notation
 _HPARAM_RANGES = {
-    "learning_rate": "(0, inf)", "momentum": "[0, 1]", "b1": "[0, 1)", "b2": "[0, 1)",
-    "decay": "[0, 1)", "eps": "[0, inf)", "eps_root": "[0, inf)", "weight_decay": "[0, inf)",
-    "max_norm": "(0, inf)", "max_delta": "(0, inf)", "k": "[1, inf)",
-}  # fmt: skip
+    "learning_rate": "(0, inf)",
+    "momentum": "[0, 1]",
+    "b1": "[0, 1)",
+    "b2": "[0, 1)",
+    "decay": "[0, 1)",
+    "eps": "[0, inf)",
+    "eps_root": "[0, inf)",
+    "weight_decay": "[0, inf)",
+    "max_norm": "(0, inf)",
+    "max_delta": "(0, inf)",
+    "k": "[1, inf)",
+}
 
 
 def _in_interval(value: float, interval: str) -> bool:
@@ -140,17 +216,23 @@ def make_optimizer(spec: Any) -> optax.GradientTransformation:
     if isinstance(spec, (list, tuple)) and spec:
         return optax.chain(*(make_optimizer(s) for s in spec))
     if not isinstance(spec, str):
-        raise TypeError(f"optimizer must be an optax spec string such as 'sgd(learning_rate=0.01)', "
-                        f"a list of them, or an optax.GradientTransformation; got {spec!r}")  # fmt: skip
+        raise TypeError(
+            f"optimizer must be an optax spec string such as 'sgd(learning_rate=0.01)', "
+            f"a list of them, or an optax.GradientTransformation; got {spec!r}"
+        )
     name, kwargs = parse_spec(spec)
     if name in _COMBINATORS:
-        raise ValueError(f"optimizer {spec!r}: optax.{name} combines transformations; give a "
-                         "list of specs instead, e.g. ['clip_by_global_norm(max_norm=1.0)', "
-                         "'sgd(learning_rate=0.01)']")  # fmt: skip
+        raise ValueError(
+            f"optimizer {spec!r}: optax.{name} combines transformations; give a "
+            "list of specs instead, e.g. ['clip_by_global_norm(max_norm=1.0)', "
+            "'sgd(learning_rate=0.01)']"
+        )
     names = _optax_names()
     if name not in names:
-        raise ValueError(f"unknown optax optimizer or transform {name!r}.{closest_hint(name, names)} "
-                         f"Valid names: {', '.join(names)}")  # fmt: skip
+        raise ValueError(
+            f"unknown optax optimizer or transform {name!r}.{closest_hint(name, names)} "
+            f"Valid names: {', '.join(names)}"
+        )
     for key, value in kwargs.items():
         _check_hparam(spec, key, value)
     try:
@@ -185,12 +267,18 @@ def _objects(name: str, value: Any, get) -> tuple[tuple, dict]:
     objs = tuple(get(v) for v in values)
     for v, o in zip(values, objs, strict=True):
         if not getattr(o, "spec", ""):
-            raise ValueError(f"TrainGrid: {name} entry {v!r} is a plain function; give a jaxinit "
-                             "spec or object such as 'he_normal' (it labels the result)")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: {name} entry {v!r} is a plain function; give a jaxinit "
+                "spec or object such as 'he_normal' (it labels the result)"
+            )
     labels = [o.spec for o in objs]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"TrainGrid: {name} repeats {sorted({s for s in labels if labels.count(s) > 1})}")  # fmt: skip
-    given = {v: o.spec for v, o in zip(values, objs, strict=True) if isinstance(v, str) and v != o.spec}  # fmt: skip
+        raise ValueError(
+            f"TrainGrid: {name} repeats {sorted({s for s in labels if labels.count(s) > 1})}"
+        )
+    given = {
+        v: o.spec for v, o in zip(values, objs, strict=True) if isinstance(v, str) and v != o.spec
+    }
     return objs, given
 
 
@@ -279,12 +367,21 @@ class TrainGrid:
         acts, act_aliases = _objects("activation", self.activation, _activations.get)
         set_("inits", inits)
         set_("activation", acts if _is_list(self.activation) else acts[0])
-        set_("aliases", {d: a for d, a in (("init", init_aliases), ("activation", act_aliases)) if a and d in self.dims})  # fmt: skip
+        set_(
+            "aliases",
+            {
+                d: a
+                for d, a in (("init", init_aliases), ("activation", act_aliases))
+                if a and d in self.dims
+            },
+        )
         bias = _objects("bias_init", self.bias_init, _initializers.get)[0]
         if len(bias) != 1:
             raise ValueError(f"TrainGrid: bias_init takes one spec; got {self.bias_init!r}")
         if bias[0].min_rank > 1:
-            raise ValueError(f"TrainGrid: bias_init {bias[0].spec!r} needs a rank-2 shape; a bias is a vector")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: bias_init {bias[0].spec!r} needs a rank-2 shape; a bias is a vector"
+            )
         set_("bias_init", bias[0])
         if self.output_init is not None:
             set_("output_init", _objects("output_init", self.output_init, _initializers.get)[0][0])
@@ -301,10 +398,14 @@ class TrainGrid:
         check_choice("TrainGrid: parametrization", self.parametrization, _mup.PARAMETRIZATIONS)
         base = _int("base_width", self.base_width, low=1, none=True)
         if self.parametrization == "mup" and self.width is None:
-            raise ValueError("TrainGrid: parametrization='mup' scales with width; give width=[...] "
-                             "(and base_width, default the smallest width)")  # fmt: skip
+            raise ValueError(
+                "TrainGrid: parametrization='mup' scales with width; give width=[...] "
+                "(and base_width, default the smallest width)"
+            )
         if base is not None and self.parametrization != "mup":
-            raise ValueError(f"TrainGrid: base_width={base} is μP's; it needs parametrization='mup'")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: base_width={base} is μP's; it needs parametrization='mup'"
+            )
         if self.parametrization == "mup" and base is None:
             set_("base_width", min(values(self.width)))
         for name in ("steps", "root_seed"):
@@ -314,9 +415,13 @@ class TrainGrid:
         check_choice("TrainGrid: output", self.output, OUTPUTS)
         check_choice("TrainGrid: shuffle", self.shuffle, SHUFFLES)
         at = self.record_stats_at
-        at = tuple(_int("record_stats_at", s, low=0) for s in (at if isinstance(at, Sequence) else [at]))  # fmt: skip
+        at = tuple(
+            _int("record_stats_at", s, low=0) for s in (at if isinstance(at, Sequence) else [at])
+        )
         if any(s > self.steps for s in at) or len(set(at)) != len(at):
-            raise ValueError(f"TrainGrid: record_stats_at must be distinct steps in [0, {self.steps}]; got {at}")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: record_stats_at must be distinct steps in [0, {self.steps}]; got {at}"
+            )
         set_("record_stats_at", tuple(sorted(at)))
         opt = self.optimizer
         set_("optimizer", tuple(opt) if isinstance(opt, list) else opt)
@@ -329,8 +434,10 @@ class TrainGrid:
                 f"TrainGrid: keep_params must be True or False; got {self.keep_params!r}"
             )
         if self.keep_params and isinstance(self.width, tuple):
-            raise ValueError(f"TrainGrid: keep_params needs one width (kernels of widths "
-                             f"{list(self.width)} have different shapes); train each width alone")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: keep_params needs one width (kernels of widths "
+                f"{list(self.width)} have different shapes); train each width alone"
+            )
 
     def _resolve_optimizer(self) -> Any:
         """The optimizer spec, with the default's rate left out when the rate is a field."""
@@ -340,20 +447,28 @@ class TrainGrid:
         if opt == DEFAULT_OPTIMIZER:
             return "sgd"
         if not isinstance(opt, str):
-            raise ValueError(f"TrainGrid: learning_rate needs the optimizer as one optax spec string "
-                             f"such as 'adam' (the rate is injected into it); got {opt!r}")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: learning_rate needs the optimizer as one optax spec string "
+                f"such as 'adam' (the rate is injected into it); got {opt!r}"
+            )
         name, kwargs = parse_spec(opt)
         if "learning_rate" in kwargs:
-            raise ValueError(f"TrainGrid: the learning rate is given twice, in optimizer={opt!r} and "
-                             f"learning_rate={self.learning_rate!r}; drop it from the optimizer spec")  # fmt: skip
-        make_optimizer(f"{name}(learning_rate=0.1, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: the learning rate is given twice, in optimizer={opt!r} and "
+                f"learning_rate={self.learning_rate!r}; drop it from the optimizer spec"
+            )
+        make_optimizer(
+            f"{name}(learning_rate=0.1, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+        )
         return opt
 
     def _opt_names(self) -> tuple[str, ...]:
         opt = self.optimizer
         if isinstance(opt, optax.GradientTransformation):
-            raise ValueError("TrainGrid: parametrization='mup' needs the optimizer as optax spec "
-                             "strings (it picks TP5's SGD or Adam rules by name); got an object")  # fmt: skip
+            raise ValueError(
+                "TrainGrid: parametrization='mup' needs the optimizer as optax spec "
+                "strings (it picks TP5's SGD or Adam rules by name); got an object"
+            )
         return tuple(parse_spec(s)[0] for s in values(opt))
 
     def _kind(self) -> str:
@@ -384,14 +499,21 @@ class TrainGrid:
 
     @property
     def dims(self) -> tuple[str, ...]:
-        many = {"activation": _is_list(self.activation), "width": _is_list(self.width),
-                "learning_rate": _is_list(self.learning_rate)}  # fmt: skip
+        many = {
+            "activation": _is_list(self.activation),
+            "width": _is_list(self.width),
+            "learning_rate": _is_list(self.learning_rate),
+        }
         return ("init", *(d for d, m in many.items() if m), "seed")
 
     def coords(self) -> dict[str, tuple]:
-        c = {"init": tuple(i.spec for i in self.inits), "seed": self.seeds,
-             "activation": tuple(a.spec for a in values(self.activation)),
-             "width": values(self.width), "learning_rate": values(self.learning_rate)}  # fmt: skip
+        c = {
+            "init": tuple(i.spec for i in self.inits),
+            "seed": self.seeds,
+            "activation": tuple(a.spec for a in values(self.activation)),
+            "width": values(self.width),
+            "learning_rate": values(self.learning_rate),
+        }
         return {d: c[d] for d in self.dims}
 
     def groups(self) -> list[tuple[Any, int | None]]:
@@ -434,8 +556,12 @@ class TrainGrid:
         (all 1 under the standard parametrization)."""
         hidden = self.hidden_at(width)
         base = hidden if self.base_width is None else (self.base_width,) * len(self.hidden)
-        return _mup.rules(self.parametrization, self._kind(), _param_shapes(d_in, hidden, d_out),
-                          _param_shapes(d_in, base, d_out))  # fmt: skip
+        return _mup.rules(
+            self.parametrization,
+            self._kind(),
+            _param_shapes(d_in, hidden, d_out),
+            _param_shapes(d_in, base, d_out),
+        )
 
     def _factors(self, width: int, d_in: int = 1, d_out: int = 1) -> Any:
         """The learning-rate factors as a pytree shaped like the parameters (fans beyond
@@ -444,8 +570,16 @@ class TrainGrid:
         shapes = _param_shapes(d_in, self.hidden_at(width), d_out)
         return jax.tree.unflatten(jax.tree.structure(shapes), [r.lr_factor for r in rules])
 
-    def build(self, d_in: int, d_out: int, *, init: Any, seed: int, activation: Any = None,
-              width: int | None = None) -> MLP:  # fmt: skip
+    def build(
+        self,
+        d_in: int,
+        d_out: int,
+        *,
+        init: Any,
+        seed: int,
+        activation: Any = None,
+        width: int | None = None,
+    ) -> MLP:
         """The model ``(init, seed, activation, width)`` of this grid, as :func:`train` starts it
         (under μP the output kernel's variance is scaled by its rule)."""
         act = values(self.activation)[0] if activation is None else activation
@@ -455,9 +589,16 @@ class TrainGrid:
         factor = next(r.variance_factor for r in rules if r.param == "kernel_out")
         if factor != 1.0:
             out = _mup.scaled_init(out, factor)
-        return MLP(d_in, self.hidden_at(width), d_out, activation=act, kernel_init=init,
-                   bias_init=self.bias_init, output_kernel_init=out,
-                   rngs=nnx.Rngs(params=self.model_key(seed)))  # fmt: skip
+        return MLP(
+            d_in,
+            self.hidden_at(width),
+            d_out,
+            activation=act,
+            kernel_init=init,
+            bias_init=self.bias_init,
+            output_kernel_init=out,
+            rngs=nnx.Rngs(params=self.model_key(seed)),
+        )
 
     def build_optimizer(self, *, width: int | None = None, learning_rate: Any = None):
         """The optax transformation of the models of ``width`` and ``learning_rate`` (a rate,
@@ -465,10 +606,14 @@ class TrainGrid:
         tx = self.tx(self._width(width))
         if self.learning_rate is None:
             if learning_rate is not None:
-                raise ValueError("TrainGrid: this grid has no learning_rate field; its rate is in the optimizer")  # fmt: skip
+                raise ValueError(
+                    "TrainGrid: this grid has no learning_rate field; its rate is in the optimizer"
+                )
             return tx.tx
         if learning_rate is None:
-            raise ValueError(f"TrainGrid: give learning_rate=, e.g. one of {list(values(self.learning_rate))}")  # fmt: skip
+            raise ValueError(
+                f"TrainGrid: give learning_rate=, e.g. one of {list(values(self.learning_rate))}"
+            )
         if isinstance(learning_rate, (int, float)):
             _learning_rate(learning_rate)
         return tx.with_lr(learning_rate)
@@ -477,17 +622,28 @@ class TrainGrid:
         """JSON-able description (the fingerprint of a checkpoint)."""
         opt = self.optimizer
         opt = list(opt) if isinstance(opt, tuple) else opt if isinstance(opt, str) else "object"
-        return {"init": [i.spec for i in self.inits], "seed": list(self.seeds),
-                "activation": [a.spec for a in values(self.activation)], "dims": list(self.dims),
-                "hidden": list(self.hidden), "width": list(values(self.width)),
-                "learning_rate": list(values(self.learning_rate)),
-                "parametrization": self.parametrization, "base_width": self.base_width,
-                "bias_init": self.bias_init.spec,
-                "output_init": None if self.output_init is None else self.output_init.spec,
-                "optimizer": opt, "steps": self.steps, "batch_size": self.batch_size,
-                "eval_every": self.eval_every, "output": self.output, "shuffle": self.shuffle,
-                "record_stats_at": list(self.record_stats_at), "keep_params": self.keep_params,
-                "root_seed": self.root_seed}  # fmt: skip
+        return {
+            "init": [i.spec for i in self.inits],
+            "seed": list(self.seeds),
+            "activation": [a.spec for a in values(self.activation)],
+            "dims": list(self.dims),
+            "hidden": list(self.hidden),
+            "width": list(values(self.width)),
+            "learning_rate": list(values(self.learning_rate)),
+            "parametrization": self.parametrization,
+            "base_width": self.base_width,
+            "bias_init": self.bias_init.spec,
+            "output_init": None if self.output_init is None else self.output_init.spec,
+            "optimizer": opt,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "eval_every": self.eval_every,
+            "output": self.output,
+            "shuffle": self.shuffle,
+            "record_stats_at": list(self.record_stats_at),
+            "keep_params": self.keep_params,
+            "root_seed": self.root_seed,
+        }
 
 
 def _param_shapes(d_in: int, hidden: tuple[int, ...], d_out: int) -> Any:

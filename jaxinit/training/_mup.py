@@ -62,16 +62,34 @@ ROLES = ("input", "hidden", "output", "bias")
 # the optax functions each kind of μP rule applies to
 KINDS = {
     "sgd": ("sgd",),
-    "adam": ("adam", "adamw", "amsgrad", "adamax", "adamaxw", "adabelief", "radam", "nadam",
-             "nadamw", "rmsprop", "adagrad", "lion", "sign_sgd", "signum"),
-}  # fmt: skip
+    "adam": (
+        "adam",
+        "adamw",
+        "amsgrad",
+        "adamax",
+        "adamaxw",
+        "adabelief",
+        "radam",
+        "nadam",
+        "nadamw",
+        "rmsprop",
+        "adagrad",
+        "lion",
+        "sign_sgd",
+        "signum",
+    ),
+}
 # (parametrization, kind, role) -> (v, a, b): variance × r_in^-v, learning rate × r_in^a r_out^b
 EXPONENTS = {
-    ("mup", "sgd", "input"): (0, 0, 1), ("mup", "sgd", "bias"): (0, 0, 1),
-    ("mup", "sgd", "hidden"): (0, 0, 0), ("mup", "sgd", "output"): (1, -1, 0),
-    ("mup", "adam", "input"): (0, 0, 0), ("mup", "adam", "bias"): (0, 0, 0),
-    ("mup", "adam", "hidden"): (0, -1, 0), ("mup", "adam", "output"): (1, -1, 0),
-}  # fmt: skip
+    ("mup", "sgd", "input"): (0, 0, 1),
+    ("mup", "sgd", "bias"): (0, 0, 1),
+    ("mup", "sgd", "hidden"): (0, 0, 0),
+    ("mup", "sgd", "output"): (1, -1, 0),
+    ("mup", "adam", "input"): (0, 0, 0),
+    ("mup", "adam", "bias"): (0, 0, 0),
+    ("mup", "adam", "hidden"): (0, -1, 0),
+    ("mup", "adam", "output"): (1, -1, 0),
+}
 STANDARD = (0, 0, 0)  # every role of the standard parametrization
 
 
@@ -122,7 +140,9 @@ def rules(parametrization: str, kind: str, params: Any, base_params: Any) -> lis
         shape, base_shape = tuple(jnp.shape(leaf)), tuple(jnp.shape(b))
         r_in = shape[0] / base_shape[0] if len(shape) == 2 else 1.0
         r_out = shape[-1] / base_shape[-1]
-        v, a, e = STANDARD if parametrization == "standard" else EXPONENTS[parametrization, kind, role]  # fmt: skip
+        v, a, e = (
+            STANDARD if parametrization == "standard" else EXPONENTS[parametrization, kind, role]
+        )
         out.append(LayerRule(name, role, shape, base_shape, r_in**-v, r_in**a * r_out**e))
     return out
 
@@ -153,5 +173,6 @@ def scaled_init(init: Any, factor: float) -> Any:
         mean, var = init.moments_fn(shape)
         return mean * root, var * factor
 
-    return dataclasses.replace(init, coeffs=coeffs, moments_fn=moments,
-                               spec=f"{init.spec} × {factor:.6g} (μP output)")  # fmt: skip
+    return dataclasses.replace(
+        init, coeffs=coeffs, moments_fn=moments, spec=f"{init.spec} × {factor:.6g} (μP output)"
+    )

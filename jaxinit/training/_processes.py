@@ -42,9 +42,17 @@ def seed_blocks(seeds: tuple[int, ...], count: int) -> list[tuple[int, ...]]:
     return [tuple(seeds[starts[k] : starts[k + 1]]) for k in range(count)]
 
 
-def train_across(train: Callable, result_type: type[SweepResult], grid: TrainGrid, data: Any,
-                 eval_data: Any, *, out: str | os.PathLike | None, process_timeout: float,
-                 **kwargs: Any) -> SweepResult:  # fmt: skip
+def train_across(
+    train: Callable,
+    result_type: type[SweepResult],
+    grid: TrainGrid,
+    data: Any,
+    eval_data: Any,
+    *,
+    out: str | os.PathLike | None,
+    process_timeout: float,
+    **kwargs: Any,
+) -> SweepResult:
     """``train(grid, data, eval_data, out=out, **kwargs)`` as one of several processes: this
     process's block of seeds on its local devices, then the whole result (a ``result_type``)
     from every block's."""
@@ -59,7 +67,9 @@ def train_across(train: Callable, result_type: type[SweepResult], grid: TrainGri
     if root.exists() and not root.is_dir():
         raise ValueError(f"out={str(root)!r} is a file, not a directory; give a directory")
     root.mkdir(parents=True, exist_ok=True)
-    blocks = {f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid.seeds, count)) if b}  # fmt: skip
+    blocks = {
+        f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid.seeds, count)) if b
+    }
     seen = _distributed.snapshot(root, count)
     with _distributed.heartbeat(root, me, timeout):
         for name, (owner, seeds) in blocks.items():
@@ -68,14 +78,24 @@ def train_across(train: Callable, result_type: type[SweepResult], grid: TrainGri
                 train(part, data, eval_data, out=root / name, devices=jax.local_devices(), **kwargs)
         others = {name: owner for name, (owner, _) in blocks.items() if owner != me}
         for _ in _distributed.arrivals(
-            root, others, lambda name: (root / name / "result" / "manifest.json").is_file(),
-            process=me, count=count, timeout=timeout, what="training blocks", seen=seen,
-        ):  # fmt: skip
+            root,
+            others,
+            lambda name: (root / name / "result" / "manifest.json").is_file(),
+            process=me,
+            count=count,
+            timeout=timeout,
+            what="training blocks",
+            seen=seen,
+        ):
             pass
     parts = [result_type.load(root / name / "result") for name in blocks]
     joined = SweepResult.concat(parts, "seed")
-    attrs = {**joined.attrs, "grid": grid.describe(), "processes": count,
-             "computed_by": {name: owner for name, (owner, _) in blocks.items()}}  # fmt: skip
+    attrs = {
+        **joined.attrs,
+        "grid": grid.describe(),
+        "processes": count,
+        "computed_by": {name: owner for name, (owner, _) in blocks.items()},
+    }
     result = dataclasses.replace(joined, attrs=attrs)
     if me == 0:
         result.save(root / "result")

@@ -92,8 +92,13 @@ def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
     for act, width in grid.groups():
         row = []
         for init, lr, seed in grid.group_models():
-            named = {"init": init.spec, "activation": act.spec, "width": width,
-                     "learning_rate": lr, "seed": seed}  # fmt: skip
+            named = {
+                "init": init.spec,
+                "activation": act.spec,
+                "width": width,
+                "learning_rate": lr,
+                "seed": seed,
+            }
             row.append(tuple(named[d] for d in grid.dims))
         out.append(row)
     return out
@@ -129,7 +134,9 @@ def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.n
     if x.ndim != 2 or y.shape != x.shape[:1] or len(y) < 1:
         raise ValueError(f"train: {name} needs x (n, d) and y (n,); got {x.shape} and {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError(f"train: {name} labels must be integers >= 0; got {y.dtype}, min {y.min()}")  # fmt: skip
+        raise ValueError(
+            f"train: {name} labels must be integers >= 0; got {y.dtype}, min {y.min()}"
+        )
     if grid.output == "sigmoid" and y.max() > 1:
         raise ValueError(f"train: output='sigmoid' takes labels 0 and 1; {name} has {y.max()}")
     if not np.isfinite(x).all():
@@ -160,8 +167,12 @@ class _Rows:
                     self.perms = {e: v for e, v in self.perms.items() if e[1] >= epoch - 1}
                     perm = jax.random.permutation(jax.random.fold_in(key, epoch), self.n)
                     self.perms[k, epoch] = np.asarray(perm, np.int32)
-            rows = np.stack([self.perms[k, epoch][pos * self.b : (pos + 1) * self.b]
-                             for k in range(len(self.keys))])  # fmt: skip
+            rows = np.stack(
+                [
+                    self.perms[k, epoch][pos * self.b : (pos + 1) * self.b]
+                    for k in range(len(self.keys))
+                ]
+            )
             out.append(np.tile(rows, (self.repeats, 1)) if self.per_model else rows[0])
         return np.stack(out)
 
@@ -226,7 +237,9 @@ class _Run(NamedTuple):
         """Per-model mini-batch rows padded like the models (copies of the last)."""
         if r is None or self.grid.shuffle != "per_seed":
             return r
-        return np.concatenate([r, np.repeat(r.take([-1], axis), self.size - self.n_models, axis)], axis)  # fmt: skip
+        return np.concatenate(
+            [r, np.repeat(r.take([-1], axis), self.size - self.n_models, axis)], axis
+        )
 
 
 def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[_Group]:
@@ -235,11 +248,19 @@ def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> li
     groups = []
     for act, width in grid.groups():
         models = grid.group_models()
-        split = [nnx.split(grid.build(d_in, d_out, init=i, seed=s, activation=act, width=width))
-                 for i, _, s in models]  # fmt: skip
+        split = [
+            nnx.split(grid.build(d_in, d_out, init=i, seed=s, activation=act, width=width))
+            for i, _, s in models
+        ]
         params = _place(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)), size, mesh)
-        prog = _Program(split[0][0], act, grid.output, grid.shuffle == "per_seed",
-                        grid.tx(width), min(SCAN_STEPS, grid.steps))  # fmt: skip
+        prog = _Program(
+            split[0][0],
+            act,
+            grid.output,
+            grid.shuffle == "per_seed",
+            grid.tx(width),
+            min(SCAN_STEPS, grid.steps),
+        )
         lrs = None
         if prog.tx.with_lr is not None:
             lrs = _place(np.array([lr for _, lr, _ in models], np.float32), size, mesh)
@@ -285,8 +306,12 @@ def _advance(run: _Run, groups: list[_Group], fields: dict, step: int, stop: int
         k = min(length, stop - step)
         r = run.pad_rows(run.rows(step, length), 1)
         for a, g in enumerate(groups):
-            params, opt, losses = _train_chunk(g.prog, run.mesh, g.params, g.opt_state, run.x, run.y, r, np.int32(k))  # fmt: skip
-            groups[a] = g._replace(**dict(zip(("params", "opt_state"), _split((params, opt), run.mesh), strict=True)))  # fmt: skip
+            params, opt, losses = _train_chunk(
+                g.prog, run.mesh, g.params, g.opt_state, run.x, run.y, r, np.int32(k)
+            )
+            groups[a] = g._replace(
+                **dict(zip(("params", "opt_state"), _split((params, opt), run.mesh), strict=True))
+            )
             pending.append((a, step, k, losses))
         for a, s, kk, losses in pending[: -len(groups)]:
             fields["loss"][a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
@@ -299,9 +324,12 @@ def _advance(run: _Run, groups: list[_Group], fields: dict, step: int, stop: int
 
 def _state(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
     """Every group's parameters and optimizer state, without the padding, by leaf."""
-    return {f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models] for a, g in enumerate(groups)
-            for j, tree in ((1, g.params), (2, g.opt_state))
-            for i, leaf in enumerate(jax.tree.leaves(tree))}  # fmt: skip
+    return {
+        f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models]
+        for a, g in enumerate(groups)
+        for j, tree in ((1, g.params), (2, g.opt_state))
+        for i, leaf in enumerate(jax.tree.leaves(tree))
+    }
 
 
 def _restored(groups: list[_Group], saved: dict, size: int, mesh: Mesh) -> list[_Group]:
@@ -326,16 +354,22 @@ def _kept_params(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
         for l, layer in enumerate([*model.layers, model.out]):
             for name in ("kernel", "bias"):
                 v = np.asarray(getattr(layer, name)[...])
-                fields.setdefault(f"{name}_{l}", np.empty((len(groups), *v.shape), v.dtype))[a] = v  # fmt: skip
+                fields.setdefault(f"{name}_{l}", np.empty((len(groups), *v.shape), v.dtype))[a] = v
     return fields
 
 
-def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | None = None, *,
-          out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-          progress: bool | Callable[[int, int], None] | None = None,
-          devices: Sequence[jax.Device] | None = None,
-          callback: Callable[[int, dict], None] | None = None,
-          process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT) -> TrainResult:  # fmt: skip
+def train(
+    grid: TrainGrid,
+    data: tuple[Any, Any],
+    eval_data: tuple[Any, Any] | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool | Callable[[int, int], None] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    callback: Callable[[int, dict], None] | None = None,
+    process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
+) -> TrainResult:
     """Trains every model of ``grid`` on ``data = (x, y)``, all at once.
 
     Args:
@@ -402,9 +436,18 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
       (‖∂L/∂W_l‖_F), each ``(..., stat_step, layer)``.
     """
     if devices is None and jax.process_count() > 1:  # each process trains a block of the seeds
-        return train_across(train, TrainResult, grid, data, eval_data, out=out,
-                            process_timeout=process_timeout, checkpoint_every=checkpoint_every,
-                            progress=progress, callback=callback)  # fmt: skip
+        return train_across(
+            train,
+            TrainResult,
+            grid,
+            data,
+            eval_data,
+            out=out,
+            process_timeout=process_timeout,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            callback=callback,
+        )
     x, y = _check_data(grid, data, "data")
     xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
     (n, d_in), steps = x.shape, grid.steps
@@ -415,7 +458,9 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
     if check_int("train: checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
         raise ValueError("train: checkpoint_every needs a directory, out=...")
     if callback is not None and not callable(callback):
-        raise TypeError(f"train: callback must be a function (step, metrics) or None; got {callback!r}")  # fmt: skip
+        raise TypeError(
+            f"train: callback must be a function (step, metrics) or None; got {callback!r}"
+        )
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError(f"train: devices must be a non-empty list of jax devices; got {devices!r}")
@@ -425,8 +470,11 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
     groups = _groups(grid, d_in, d_out, mesh, size)
     fields, saved, store = _empty_fields(grid, len(groups)), None, None
     if out is not None:
-        spec = {"grid": grid.describe(), "data": _digest(x, y),
-                "eval_data": None if eval_data is None else _digest(xe, ye)}  # fmt: skip
+        spec = {
+            "grid": grid.describe(),
+            "data": _digest(x, y),
+            "eval_data": None if eval_data is None else _digest(xe, ye),
+        }
         store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
         try:
             saved = store.load("checkpoint.npz")
@@ -438,8 +486,15 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
         groups = _restored(groups, saved, size, mesh)
     everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
     evals = (_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk))
-    run = _Run(grid, mesh, n_models, size, *jax.device_put((x, y), everywhere),
-               jax.device_put(evals, everywhere), _Rows(grid, n))  # fmt: skip
+    run = _Run(
+        grid,
+        mesh,
+        n_models,
+        size,
+        *jax.device_put((x, y), everywhere),
+        jax.device_put(evals, everywhere),
+        _Rows(grid, n),
+    )
     labels, every = _model_labels(grid), checkpoint_every or steps
     sync = {*grid.eval_steps(), *grid.record_stats_at, steps, *range(every, steps, every)}
     step = 0 if saved is None else int(saved["step"])
@@ -457,7 +512,10 @@ def train(grid: TrainGrid, data: tuple[Any, Any], eval_data: tuple[Any, Any] | N
                 groups, step = _advance(run, groups, fields, step, stop), stop
                 _record(run, groups, fields, step)
                 if out is not None and (step == steps or step % every == 0):
-                    store.save("checkpoint.npz", {"step": np.int64(step), **fields, **_state(groups, n_models)})  # fmt: skip
+                    store.save(
+                        "checkpoint.npz",
+                        {"step": np.int64(step), **fields, **_state(groups, n_models)},
+                    )
                 if callback is not None:
                     callback(step, _metrics(grid, fields, labels, last, step))
                 last = step
@@ -492,9 +550,20 @@ def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainRes
         arrays[k] = v.reshape(tuple(n for a, n in enumerate(v.shape) if a not in drop))
         if k.startswith(("kernel_", "bias_")):
             own[k] = ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",)
-    attrs = {"grid": grid.describe(), "eval_steps": list(grid.eval_steps()), "d_out": d_out,
-             "stats_steps": list(grid.record_stats_at), "prng_impl": prng_impl(),
-             "eval_on": "data" if on_data else "eval_data"}  # fmt: skip
+    attrs = {
+        "grid": grid.describe(),
+        "eval_steps": list(grid.eval_steps()),
+        "d_out": d_out,
+        "stats_steps": list(grid.record_stats_at),
+        "prng_impl": prng_impl(),
+        "eval_on": "data" if on_data else "eval_data",
+    }
     field_dims = {k: own.get(k, STAT_DIMS.get(k, ("stat_step", "layer"))) for k in arrays}
-    return TrainResult(dims=grid.dims, coords=grid.coords(), fields=arrays,
-                       field_dims=field_dims, aliases=grid.aliases, attrs=attrs)  # fmt: skip
+    return TrainResult(
+        dims=grid.dims,
+        coords=grid.coords(),
+        fields=arrays,
+        field_dims=field_dims,
+        aliases=grid.aliases,
+        attrs=attrs,
+    )
