@@ -62,9 +62,6 @@ class TrainResult(SweepResult):
         """The step of each ``stat_step`` index."""
         return np.asarray(self.attrs["stats_steps"], np.int64)
 
-    def __repr__(self) -> str:
-        return "Train" + super().__repr__().removeprefix("Sweep")
-
     def to_dataframe(self, *, along: str = "step"):
         """A tidy ``pandas.DataFrame`` of one kind of field, one row per model and step:
 
