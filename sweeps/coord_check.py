@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
                f"learning rate {args.learning_rate:g} (μP's at base width {widths[0]}); μP's output "
                f"layer starts {'at zero' if args.mup_output == 'zeros' else 'with variance ∝ 1/fan_in²'}.")  # fmt: skip
     ji.report.write_report(
-        args.out, title="Coord check: standard parametrization and μP", attrs=results["mup"].attrs,
+        args.out, title="Coord check: standard parametrization and μP",
+        runs={par: r.attrs for par, r in results.items()},
         sections=[ji.report.Section(
             title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
             text="Slope of log(mean |h|) against log(width) at the last step, per layer: 0 is "

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
                f"width's best rate. μP's rates are those of base width {widths[0]}.")  # fmt: skip
     ji.report.write_report(
         args.out, title="Learning-rate transfer: standard parametrization and μP",
-        attrs=results["mup"].attrs,
+        runs={par: r.attrs for par, r in results.items()},
         sections=[ji.report.Section(
             title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
             text="Under μP the best learning rate should not move as width grows "

@@ -33,6 +33,8 @@ def test_coord_check_quick(tmp_path, mnist_dir):
     page = (tmp_path / "report.html").read_text()
     for name in ("layer 1", "output", "Slopes at the last step"):  # the summary's layer names
         assert name in page
+    assert "Grid: standard" in page  # both runs' grids are recorded
+    assert "Grid: mup" in page
 
 
 @pytest.mark.slow
