@@ -10,8 +10,9 @@ rates and seeds stacked as data.
         [--steps 300] [--data-dir ../shared/data/mnist]
 
 Expected: under μP the loss-against-rate curves of every width have their
-minimum at about the same rate, and wider is better at every rate; under the
-standard parametrization the best rate drifts down as width grows. Writes
+minimum at about the same rate; under the standard parametrization the best
+rate drifts down as width grows (at full scale, 2 seeds: μP's best is 2⁻⁷ at
+every width from 64 to 1024; the standard one falls from 2⁻⁸ to 2⁻¹⁰). Writes
 ``summary.json`` (the best rate per width and parametrization; the final
 losses, ``(width, learning_rate)``), ``lr_transfer.png`` and ``report.html``. A
 killed run resumes from ``train_<parametrization>/``.

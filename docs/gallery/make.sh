@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every PNG of docs/gallery/ from the sweep scripts, full scale unless noted,
 # from the repository root: docs/gallery/make.sh [OUT]  (OUT: where the runs go, out/gallery).
-# MNIST comes from $JAXINIT_DATA or is downloaded. About 10 minutes on 2 CPU cores.
+# MNIST comes from $JAXINIT_DATA or is downloaded. About 25 minutes on 2 CPU cores (lr_transfer alone about 12).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-out/gallery}
@@ -33,5 +33,10 @@ cp "$out/circles/boundaries.png" "$gallery/circles_boundaries.png"
 
 run keras_dense256
 cp "$out/keras_dense256/histograms-batch1000.png" "$gallery/keras_dense256.png"
+run coord_check
+cp "$out/coord_check/coord_check.png" "$gallery/coord_check.png"
+
+run lr_transfer
+cp "$out/lr_transfer/lr_transfer.png" "$gallery/lr_transfer.png"
 chmod 644 "$gallery"/*.png
 echo "gallery regenerated from $out"
