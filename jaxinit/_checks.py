@@ -8,11 +8,12 @@ there is one (``Did you mean 'he_normal'?``).
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "closest_hint"]
+__all__ = ["check_choice", "check_int", "check_real", "closest_hint"]
 
 
 def closest_hint(word: Any, choices: Iterable[Any]) -> str:
@@ -46,8 +47,31 @@ def check_int(name: str, value: Any, *, low: int = 1, none: bool = False) -> int
     return int(value)
 
 
+def check_real(name: str, value: Any, *, low: float | None = None, strict: bool = False) -> float:
+    """``value`` as a float if it is a finite real number >= ``low`` (> ``low`` when ``strict``).
+
+    A bool, a string or another non-number is a TypeError; a NaN, an infinity or
+    a number out of range a ValueError.
+
+    Example:
+      >>> check_real("stddev", 0.5, low=0.0)
+      0.5
+    """
+    bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+    what = f"{name} must be a finite real number{bound}; got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(what)
+    ok = math.isfinite(value) and (low is None or (value > low if strict else value >= low))
+    if not ok:
+        raise ValueError(what)
+    return float(value)
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
-    """``value`` if it is one of ``choices``; else a ValueError naming them and the closest.
+    """``value`` if it is one of ``choices``; else an error naming them and the closest.
+
+    A non-string where the choices are strings is a TypeError; any other value
+    not among them a ValueError.
 
     Example:
       >>> check_choice("mode", "fan_in", ("fan_in", "fan_out"))
@@ -60,4 +84,7 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     except TypeError:  # an unhashable or uncomparable value is not a choice
         pass
     valid = ", ".join(repr(c) for c in choices)
-    raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}.{closest_hint(value, choices)}")  # fmt: skip
+    what = f"{name}={value!r} is not valid; choose one of {valid}."
+    if choices and all(isinstance(c, str) for c in choices) and not isinstance(value, str):
+        raise TypeError(what)
+    raise ValueError(what + closest_hint(value, choices))

@@ -2,7 +2,8 @@ r"""The compiled passes: shared draws once per seed, then every init of a sweep 
 
 A sweep's grid has common random numbers: for one seed, every initializer and
 activation sees the same inputs and the same standardized weight draws of its
-family (:mod:`jaxinit.initializers._core`: ``W = a · draw(base, key) + b``).
+family (:mod:`jaxinit.initializers._core`: ``W = a · draw(base, key) + b``, with ``base``
+a record of :mod:`jaxinit.initializers._bases`).
 The engine is organized around that, in two programs per width:
 
 1. :func:`draw` (one program per width and set of families): for a block of
@@ -66,6 +67,7 @@ from jaxinit import _threefry
 from jaxinit import stats as _stats
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS, seed_key
+from jaxinit.initializers._bases import QR, Base, Normal, Uniform01
 from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
 from jaxinit.lsuv import layer_scale
 
@@ -91,8 +93,8 @@ SEEDS = "seeds"  # name of the mesh axis that seeds are split over
 class DrawSpec(NamedTuple):
     """What :func:`draw` makes for every seed of a block; static, one program per value."""
 
-    w_bases: tuple[tuple, ...]  # the weight families' standardized draws
-    b_bases: tuple[tuple, ...]  # the bias families'
+    w_bases: tuple[Base, ...]  # the weight families' standardized draws
+    b_bases: tuple[Base, ...]  # the bias families'
     d_in: int
     width: int
     depth: int
@@ -154,7 +156,7 @@ def needs_single_device_draws(spec: DrawSpec) -> bool:
     deadlock (``benchmarks/README.md`` has the runs), which the draws in a
     program of their own, on one device, avoid.
     """
-    return any(b[0] in ("orthogonal", "lsuv") for b in spec.w_bases)
+    return any(isinstance(b, QR) for b in spec.w_bases)
 
 
 # -- draws ----------------------------------------------------------------------------
@@ -238,13 +240,12 @@ def _draw_one(spec: DrawSpec, keys: jax.Array) -> Draws:
         lambda k, b: families_from_bits(spec.b_bases, k, (spec.width,), b), b_keys, bits.get("bias")
     )  # (depth, Fb, W)
     x = None
-    if spec.inputs == "gaussian":
-        x = families_from_bits([("normal",)], None, (spec.batch, spec.d_in), bits["x"][0])[0]
-    elif spec.inputs == "uniform":
-        x = families_from_bits([("uniform01",)], None, (spec.batch, spec.d_in), bits["x"][0])[0]
+    if spec.inputs in ("gaussian", "uniform"):
+        base = Normal() if spec.inputs == "gaussian" else Uniform01()
+        x = families_from_bits([base], None, (spec.batch, spec.d_in), bits["x"][0])[0]
     cot = None
     if spec.cotangent:
-        cot = families_from_bits([("normal",)], None, (spec.batch, spec.width), bits["cot"][0])[0]
+        cot = families_from_bits([Normal()], None, (spec.batch, spec.width), bits["cot"][0])[0]
     return Draws(first, hidden, bias, x, cot)
 
 
@@ -255,8 +256,8 @@ def _sharded(body: Callable, mesh: Mesh | None, n_args: int) -> Callable:
     return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=P(SEEDS))
 
 
-# LLVM's lighter optimization level halves this program's compile time for a little more
-# run time; the draws are a few percent of a sweep.
+# LLVM's lighter optimization level: the draws are a small part of a sweep's run time, so
+# compiling them faster is worth slower code (benchmarks/README.md has the measurement).
 _DRAW_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
@@ -322,11 +323,9 @@ def _switch(index: jax.Array, branches: Sequence[Callable], *operands: jax.Array
 class _Act(NamedTuple):
     """The selected activation: its function, derivative and statistics' constants (traced)."""
 
-    fn: object
-    dphi: object
-    saturation: (
-        tuple | None
-    )  # (lo, hi) with ±inf where there is no test; None: no activation has one
+    fn: Callable[[jax.Array], jax.Array]
+    dphi: Callable[[jax.Array], jax.Array]
+    saturation: tuple | None  # (lo, hi), ±inf where there is no test; None: no activation has one
     hist: tuple  # (lo, hi, bins)
 
 
@@ -349,8 +348,17 @@ def _select(spec: ForwardSpec, index: jax.Array) -> _Act:
     )
 
 
-def _layer(spec: ForwardSpec, act: _Act, m: Members, u: jax.Array, bias: jax.Array) -> tuple:
-    """From ``u = h W`` ``(S, M, B, W)`` to the layer's ``(z, h, c, σ)``: LSUV factor, bias, norm."""
+class _Layer(NamedTuple):
+    """One layer of a tile's forward pass."""
+
+    z: jax.Array  # (S, M, B, W) pre-activations (after batch norm, with it)
+    h: jax.Array  # (S, M, B, W) post-activations
+    c: jax.Array  # (S, M) LSUV factor (1 for other members)
+    sigma: jax.Array | None  # (S, M, 1, W) batch norm's σ; None without it
+
+
+def _layer(spec: ForwardSpec, act: _Act, m: Members, u: jax.Array, bias: jax.Array) -> _Layer:
+    """From ``u = h W`` ``(S, M, B, W)`` to the layer: LSUV factor, bias, norm, activation."""
     c = jnp.ones(u.shape[:2], u.dtype)
     if spec.lsuv:
         c = _lsuv_scale(spec, m, u, bias)
@@ -359,7 +367,7 @@ def _layer(spec: ForwardSpec, act: _Act, m: Members, u: jax.Array, bias: jax.Arr
     sigma = None
     if spec.batchnorm:
         u, sigma = _bn(u)
-    return u, act.fn(u), c, sigma
+    return _Layer(u, act.fn(u), c, sigma)
 
 
 def _stats_of(spec: ForwardSpec, act: _Act, z: jax.Array, h: jax.Array) -> _stats.LayerStats:
@@ -368,7 +376,7 @@ def _stats_of(spec: ForwardSpec, act: _Act, z: jax.Array, h: jax.Array) -> _stat
 
 
 class _Layers(NamedTuple):
-    """What the backward pass needs of some layers, stacked ``(n, S, M, ...)``."""
+    """What the backward pass needs of some layers, stacked ``(n, S, M, ...)`` (or of one)."""
 
     dphi: jax.Array  # (n, S, M, B, W) φ'(z)
     h: jax.Array  # (n, S, M, B, W) post-activations
@@ -383,24 +391,36 @@ class _Pass(NamedTuple):
     hidden: _Layers  # n = depth - 1
     w: jax.Array  # (depth - 1, S, M, W, W) hidden weights, LSUV factor included
 
-    def at(self, l: int) -> tuple:
-        """``(dphi, h, z, sigma)`` of layer ``l``."""
+    def at(self, l: int) -> _Layers:
+        """Layer ``l`` (0 is the first)."""
         part, i = (self.first, 0) if l == 0 else (self.hidden, l - 1)
-        return tuple(None if a is None else a[i] for a in part)
+        return jax.tree.map(lambda a: a[i], part)
 
 
-def _first_product(spec: ForwardSpec, d: Draws, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The first layer's product for every family, ``x [Z_1 ... Z_F]`` ``(S, B, F, W)``,
-    shared by every member, and the rows' sums ``(S, B)`` (for ``W = aZ + b``)."""
+class _First(NamedTuple):
+    """The first layer's product, shared by every member of a group of seeds."""
+
+    xz: jax.Array  # (S, B, F, W): x [Z_1 ... Z_F], every family's
+    rowsum: jax.Array  # (S, B): x 1, for the shift of W = aZ + b
+
+
+def _first_product(spec: ForwardSpec, d: Draws, x: jax.Array) -> _First:
+    """The first layer's product for every family, and the rows' sums of ``x``."""
     s = d.first.shape[0]
     x = jnp.broadcast_to(x, (s, *x.shape[1:]))
     xz = jnp.einsum("sbd,sdk->sbk", x, d.first).reshape(s, spec.batch, spec.families, spec.width)
-    return xz, x.sum(-1)
+    return _First(xz, x.sum(-1))
 
 
-def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: tuple) -> tuple:
-    """One tile of members of a group of ``lanes`` seeds: statistics ``(S, M, L)`` and, with
-    gradients, the pass. ``first`` is :func:`_first_product`.
+class _Forward(NamedTuple):
+    """A tile's forward pass: its statistics and, with gradients, what the backward pass needs."""
+
+    stats: _stats.LayerStats  # fields (S, M, L, ...)
+    stored: _Pass | None  # None without gradients
+
+
+def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: _First) -> _Forward:
+    """One tile of members of a group of ``lanes`` seeds.
 
     Without gradients, one ``lax.scan`` runs every layer, the first included
     (its product is made before the scan), so the statistics are compiled
@@ -408,11 +428,10 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: tu
     gradients, the first layer runs before the scan: the pass it stores runs
     faster that way on several host devices (``benchmarks/README.md``).
     """
-    xz, x_rowsum = first
     depth = spec.depth
-    u0 = jnp.einsum("mf,sbfw->smbw", m.first_mix, xz)  # each member's a of its family
+    u0 = jnp.einsum("mf,sbfw->smbw", m.first_mix, first.xz)  # each member's a of its family
     if spec.shifted:  # x (aZ + b) = a (x Z) + b (x 1)
-        u0 = u0 + m.first_shift[None, :, None, None] * x_rowsum[:, None, :, None]
+        u0 = u0 + m.first_shift[None, :, None, None] * first.rowsum[:, None, :, None]
     bias = jnp.einsum("mf,slfw->slmw", m.bias_mix, d.bias) + m.bias_shift[None, None, :, None]
     bias = jnp.moveaxis(bias, 1, 0)  # (L, S, M, W)
     keep = bool(spec.grad_depths)
@@ -423,13 +442,14 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: tu
         return jnp.einsum("smbi,smij->smbj", h, weights), weights
 
     def layer(u, b, weights):  # statistics, and with gradients what the backward pass keeps
-        z, h, c, sig = _layer(spec, act, m, u, b)
-        out = (_stats_of(spec, act, z, h),)
+        lay = _layer(spec, act, m, u, b)
+        out = (_stats_of(spec, act, lay.z, lay.h),)
         if keep:
-            out += (_Layers(act.dphi(z), h, z if spec.batchnorm else None, sig),)
+            z = lay.z if spec.batchnorm else None
+            out += (_Layers(act.dphi(lay.z), lay.h, z, lay.sigma),)
             if weights is not None:
-                out += (weights * c[..., None, None],)
-        return h, out
+                out += (weights * lay.c[..., None, None],)
+        return lay.h, out
 
     def stacked(tree):  # (L, S, M, ...) -> (S, M, L, ...)
         return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 2), tree)
@@ -447,7 +467,7 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: tu
             return nxt, out
 
         _, outs = jax.lax.scan(merged, u0, (jnp.arange(depth), bias))
-        return stacked(outs[0]), None
+        return _Forward(stacked(outs[0]), None)
 
     def step(h, inp):
         zh, b = inp
@@ -458,7 +478,7 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: tu
     _, outs = jax.lax.scan(step, h0, (hidden, bias[1:]))
     stats = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), out0[0], outs[0])
     first = jax.tree.map(lambda a: a[None], out0[1])
-    return stacked(stats), _Pass(first, outs[1], outs[2])
+    return _Forward(stacked(stats), _Pass(first, outs[1], outs[2]))
 
 
 def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax.Array, jax.Array]:
@@ -481,25 +501,24 @@ def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax
         return (delta - mean_d - z * mean_dz) / sigma
 
     g_var, g_norm = [None] * depth, [None] * depth
-    delta = cot[:, None] * pas.at(depth - 1)[0]  # (S, M, B, W)
+    delta = cot[:, None] * pas.at(depth - 1).dphi  # (S, M, B, W)
     for l in range(depth - 1, 0, -1):
-        _, _, z, sigma = pas.at(l)
-        dphi_prev, h_prev, _, _ = pas.at(l - 1)
+        here, below = pas.at(l), pas.at(l - 1)
         g_var[l] = delta.var((-2, -1))
-        du = through_bn(delta, z, sigma)
-        grad_w = jnp.einsum("smbi,smbj->smij", h_prev, du)
+        du = through_bn(delta, here.z, here.sigma)
+        grad_w = jnp.einsum("smbi,smbj->smij", below.h, du)
         g_norm[l] = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
-        delta = jnp.einsum("smbj,smij->smbi", du, pas.w[l - 1]) * dphi_prev
+        delta = jnp.einsum("smbj,smij->smbi", du, pas.w[l - 1]) * below.dphi
     g_var[0] = delta.var((-2, -1))
-    _, _, z, sigma = pas.at(0)
-    du = through_bn(delta, z, sigma)
+    first = pas.at(0)
+    du = through_bn(delta, first.z, first.sigma)
     grad_w = jnp.einsum("sbd,smbw->smdw", jnp.broadcast_to(x, (du.shape[0], *x.shape[1:])), du)
     g_norm[0] = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
     return jnp.stack(g_var, -1), jnp.stack(g_norm, -1)
 
 
 def _run_tile(
-    spec: ForwardSpec, act: _Act, m: Members, d: Draws, x: jax.Array, first: tuple
+    spec: ForwardSpec, act: _Act, m: Members, d: Draws, x: jax.Array, first: _First
 ) -> _stats.LayerStats:
     stats, pas = _forward_group(spec, act, m, d, first)
     if pas is None:

@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
+from jaxinit.initializers._bases import QR, DeltaOrthogonal, Normal, Orthogonal, Sparse
 from jaxinit.initializers._core import draw, draw_families
 from tests._tolerances import LAYOUT_SHAPE, two_sample_variance_rtol, variance_rtol
 
@@ -153,8 +154,10 @@ def test_dirac_errors(key):
         I.dirac(groups=3)(key, (3, 3, 4, 8))
     with pytest.raises(ValueError, match=r"groups=3 must divide.*8 on axis 0 \(layout 'torch'\)"):
         I.dirac(groups=3, convention="torch").moments((8, 4, 3, 3))
-    for groups in (0, 1.5, True):
-        with pytest.raises(ValueError, match=r"groups must be a positive int"):
+    with pytest.raises(ValueError, match=r"groups must be an int >= 1; got 0"):
+        I.dirac(groups=0)
+    for groups in (1.5, True):  # a wrong type
+        with pytest.raises(TypeError, match=r"groups must be an int >= 1"):
             I.dirac(groups=groups)
     with pytest.raises(
         ValueError, match=r"layout='flx' is not valid; choose one of 'flax', 'torch'"
@@ -168,7 +171,7 @@ def test_dirac_errors(key):
 @pytest.mark.parametrize("torch_shape", [(32, 16, 3, 3), (300, 4, 3, 3), (40, 60), (60, 40)])
 def test_orthogonal_torch_convention_flattens_like_torch(torch_shape, key):
     init = I.orthogonal(scale=1.5, convention="torch")
-    assert init.base == ("orthogonal", 0)
+    assert init.base == Orthogonal(column_axis=0)
     m = np.asarray(init(key, torch_shape), np.float64).reshape(torch_shape[0], -1)
     rows, cols = m.shape
     gram = m @ m.T if rows <= cols else m.T @ m  # dim 0 against the flattened rest
@@ -185,11 +188,12 @@ def test_orthogonal_torch_convention_flattens_like_torch(torch_shape, key):
 
 
 def test_orthogonal_convention_and_layout_choose_the_column_axis(key):
-    assert I.orthogonal().base == ("orthogonal", -1)
-    assert I.orthogonal(convention="keras").base == ("orthogonal", -1)
-    assert I.orthogonal(convention="torch", layout="flax").base == ("orthogonal", -1)
-    assert I.orthogonal(layout="torch").base == ("orthogonal", 0)
-    assert I.orthogonal(convention="torch", column_axis=-1).base == ("orthogonal", -1)
+    last, first = Orthogonal(column_axis=-1), Orthogonal(column_axis=0)
+    assert I.orthogonal().base == last
+    assert I.orthogonal(convention="keras").base == last
+    assert I.orthogonal(convention="torch", layout="flax").base == last
+    assert I.orthogonal(layout="torch").base == first
+    assert I.orthogonal(convention="torch", column_axis=-1).base == last
     assert I.get("orthogonal(convention='torch')").spec == "orthogonal(convention='torch')"
     with pytest.raises(ValueError, match=r"give column_axis=0 or layout='flax', not both"):
         I.orthogonal(column_axis=0, layout="flax")
@@ -236,8 +240,8 @@ def test_sparse_axes_per_convention_and_layout(key):
     np.testing.assert_array_equal((w == 0).sum(axis=1), 5)
     w = np.asarray(I.sparse(sparsity=0.5, convention="torch")(key, (8, 4, 3)))  # along dim 0
     np.testing.assert_array_equal((w == 0).sum(axis=0), np.full((4, 3), 4))
-    assert I.sparse().base == ("sparse", 0.9)  # the original draw, unchanged
-    assert I.sparse(convention="torch", layout="flax").base == ("sparse", 0.9, -1)
+    assert I.sparse().base == Sparse(sparsity=0.9, axis=-2)
+    assert I.sparse(convention="torch", layout="flax").base == Sparse(sparsity=0.9, axis=-1)
 
 
 # -------------------------------------------------------------- the layout trap
@@ -273,7 +277,7 @@ def test_torch_convention_on_flax_layout_matches_kaiming_normal(key):
     std = torch.nn.init.calculate_gain("leaky_relu", 0) / math.sqrt(fan)
     init = I.he_normal(convention="torch", layout="flax")
     assert init.moments(LAYOUT_SHAPE) == pytest.approx((0.0, std**2), rel=1e-12)
-    assert init.base == ("normal",)  # untruncated, as kaiming_normal_
+    assert init.base == Normal()  # untruncated, as kaiming_normal_
     w = np.asarray(init(key, LAYOUT_SHAPE), np.float64)
     t = t.numpy().astype(np.float64)
     rtol = two_sample_variance_rtol(w.size, "normal")
@@ -323,14 +327,15 @@ def test_registered_listed_and_drawn_by_the_engine(key):
     assert any(line.startswith("delta_orthogonal ") for line in table.splitlines())
     # a sweep's layers are dense: the engine draws these kinds through draw()
     inits = [I.delta_orthogonal(), I.dirac(groups=2), I.sparse(convention="torch", layout="flax")]
-    bases = [i.base for i in inits] + [("normal",)]
+    bases = [i.base for i in inits] + [Normal()]
     shape = (16, 8)
     families = draw_families(bases, key, shape)
     for i, init in enumerate(inits):
         np.testing.assert_array_equal(families[i], draw(init.base, key, shape, jnp.float32))
         np.testing.assert_array_equal(families[i] * float(init.coeffs(shape, jnp.float32)[0]),
                                       init(key, shape))  # fmt: skip
-    assert inits[0].base[0] == "orthogonal"  # the engine's QR rules (one device) apply
+    assert inits[0].base == DeltaOrthogonal(column_axis=-1)
+    assert isinstance(inits[0].base, QR)  # the engine's QR rules (one device) apply
     grid = ji.Grid(inits=["delta_orthogonal", "dirac", "orthogonal(convention='torch')"],
                    activations=["tanh"], depth=2, width=8, seeds=1, batch=4)  # fmt: skip
     assert len(grid.init_objs) == 3

@@ -14,11 +14,19 @@ import pytest
 import jaxinit as ji
 from jaxinit import _threefry, kernel, stats, sweeping
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
+from jaxinit.initializers import _bases as B
 from jaxinit.initializers._core import bits_many, draw, draw_families
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
 
-BASES = [("normal",), ("truncated_normal", -2.0, 2.0), ("uniform",), ("uniform01",),
-         ("orthogonal", -1), ("constant",), ("sparse", 0.5)]  # fmt: skip
+BASES = [
+    B.Normal(),
+    B.TruncatedNormal(lower=-2.0, upper=2.0),
+    B.Uniform(),
+    B.Uniform01(),
+    B.Orthogonal(column_axis=-1),
+    B.Constant(),
+    B.Sparse(sparsity=0.5, axis=-2),
+]
 
 
 def test_shared_bits_give_each_family_its_own_draw_bitwise():
@@ -52,7 +60,7 @@ def test_one_threefry_pass_gives_each_requests_own_bits():
 
 
 def test_host_key_table_is_the_traced_one():
-    spec = kernel.DrawSpec(w_bases=(("normal",),), b_bases=(("constant",),), d_in=3, width=4,
+    spec = kernel.DrawSpec(w_bases=(B.Normal(),), b_bases=(B.Constant(),), d_in=3, width=4,
                            depth=3, batch=2, inputs="gaussian", cotangent=True)  # fmt: skip
     seeds = np.array([0, 5, 2**31 - 1], np.int32)
     host = kernel.key_table(spec, 3_000_000_000, seeds)
@@ -95,7 +103,7 @@ def _check_kernel_draws():
                 kl = jax.random.fold_in(jax.random.fold_in(lkey, l), 0)
                 np.testing.assert_array_equal(d.hidden[s, l - 1, f], draw(init.base, kl, (8, 8), jnp.float32))  # fmt: skip
         kb = jax.random.fold_in(jax.random.fold_in(lkey, 2), 1)
-        np.testing.assert_array_equal(d.bias[s, 2, 0], draw(("normal",), kb, (8,), jnp.float32))
+        np.testing.assert_array_equal(d.bias[s, 2, 0], draw(B.Normal(), kb, (8,), jnp.float32))
         np.testing.assert_array_equal(d.x[s], jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (6, 5)))  # fmt: skip
         np.testing.assert_array_equal(d.cotangent[s], jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (6, 8)))  # fmt: skip
 

@@ -37,10 +37,22 @@ from typing import Literal
 
 import jax.numpy as jnp
 
+from jaxinit._checks import check_int, check_real
+from jaxinit.initializers._bases import (
+    Constant,
+    DeltaOrthogonal,
+    Identity,
+    Lsuv,
+    Normal,
+    Orthogonal,
+    Sparse,
+    TruncatedNormal,
+    Uniform,
+    Uniform01,
+)
 from jaxinit.initializers._core import (
     LAYOUT_AXES,
     Initializer,
-    check_real,
     dirac_taps,
     registry,
     resolve_layout,
@@ -55,7 +67,7 @@ _SQRT2 = math.sqrt(2.0)
 
 def _constant(value: float) -> Initializer:
     return Initializer(
-        base=("constant",),
+        base=Constant(),
         coeffs=lambda shape, dtype: (None, jnp.array(value, dtype)),
         moments_fn=lambda shape: (float(value), 0.0),
     )
@@ -89,10 +101,10 @@ def normal(*, stddev: float = 1e-2, mean: float = 0.0) -> Initializer:
     With ``mean=0`` the numbers equal ``jax.nn.initializers.normal(stddev)``'s
     for the same key.
     """
-    check_real("stddev", stddev, nonneg=True)
+    check_real("stddev", stddev, low=0.0)
     check_real("mean", mean)
     return Initializer(
-        base=("normal",),
+        base=Normal(),
         coeffs=lambda shape, dtype: (
             jnp.array(stddev, dtype),
             None if mean == 0.0 else jnp.array(mean, dtype),
@@ -118,12 +130,12 @@ def uniform(*, low: float = -0.05, high: float = 0.05) -> Initializer:
     moments = lambda shape: ((low + high) / 2, (high - low) ** 2 / 12)  # noqa: E731
     if low == 0.0:  # jax's U[0, scale), bit for bit
         return Initializer(
-            base=("uniform01",),
+            base=Uniform01(),
             coeffs=lambda shape, dtype: (jnp.array(high, dtype), None),
             moments_fn=moments,
         )
     return Initializer(
-        base=("uniform",),  # U[-1, 1) * half_width + centre
+        base=Uniform(),  # U[-1, 1) * half_width + centre
         coeffs=lambda shape, dtype: (
             jnp.array((high - low) / 2, dtype),
             None if low == -high else jnp.array((low + high) / 2, dtype),
@@ -159,14 +171,14 @@ def truncated_normal(
     ``TruncatedNormal``, does not. Torch's ``trunc_normal_(std, a, b)`` takes
     absolute bounds ``a``, ``b`` instead of multiples of ``stddev``.
     """
-    check_real("stddev", stddev, nonneg=True)
+    check_real("stddev", stddev, low=0.0)
     check_real("lower", lower)
     check_real("upper", upper)
     if not lower < upper:
         raise ValueError(f"truncated_normal needs lower < upper; got {lower!r}, {upper!r}")
     mean, var = truncated_normal_moments(lower, upper)
     return Initializer(
-        base=("truncated_normal", float(lower), float(upper)),
+        base=TruncatedNormal(lower=float(lower), upper=float(upper)),
         coeffs=lambda shape, dtype: (jnp.array(stddev, dtype), None),
         moments_fn=lambda shape: (mean * stddev, var * stddev**2),
     )
@@ -192,13 +204,12 @@ def lsuv(*, target_var: float = 1.0, tol: float = 0.1, max_iter: int = 10) -> In
     Reference: D. Mishkin, J. Matas, "All you need is a good init", ICLR 2016,
     https://arxiv.org/abs/1511.06422 (Algorithm 1; their Tol_var = 0.1, T_max = 10).
     """
-    check_real("target_var", target_var, positive=True)
-    check_real("tol", tol, positive=True)
-    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"lsuv: max_iter must be a positive int; got {max_iter!r}")
+    check_real("target_var", target_var, low=0.0, strict=True)
+    check_real("tol", tol, low=0.0, strict=True)
+    check_int("lsuv: max_iter", max_iter, low=1)
     start = orthogonal()
     return Initializer(
-        base=("lsuv", -1, float(target_var), float(tol), max_iter),
+        base=Lsuv(column_axis=-1, target_var=float(target_var), tol=float(tol), max_iter=max_iter),
         coeffs=start.coeffs,
         moments_fn=start.moments_fn,
         min_rank=2,
@@ -258,7 +269,7 @@ def orthogonal(
         return 0.0, scale**2 / max(n_rows, n_cols, 1)
 
     return Initializer(
-        base=("orthogonal", column_axis),
+        base=Orthogonal(column_axis=column_axis),
         coeffs=lambda shape, dtype: (jnp.array(scale, dtype), None),
         moments_fn=moments,
         # column_axis must be one of the shape's axes
@@ -322,7 +333,7 @@ def delta_orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initialize
         return jnp.array(scale, dtype), None
 
     return Initializer(
-        base=("orthogonal", column_axis, "delta"),  # an orthogonal draw: the engine's QR rules
+        base=DeltaOrthogonal(column_axis=column_axis),
         coeffs=coeffs,
         moments_fn=moments,
         min_rank=2,
@@ -360,7 +371,7 @@ def identity(*, scale: float = 1.0) -> Initializer:
         return _tap_moments(scale, min(shape[-2], shape[-1]), math.prod(shape))
 
     return Initializer(
-        base=("identity",),
+        base=Identity(groups=1, layout="flax"),
         coeffs=lambda shape, dtype: (jnp.array(scale, dtype), None),
         moments_fn=moments,
         min_rank=2,
@@ -403,8 +414,7 @@ def dirac(
     Torch accepts 3-, 4- and 5-D kernels only; here any rank >= 2 works (a
     rank-2 kernel has no spatial axes: the identity, per group).
     """
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"dirac: groups must be a positive int; got {groups!r}")
+    check_int("dirac: groups", groups, low=1)
     check_real("scale", scale)
     resolved = resolve_layout(convention, layout)
     out_axis = LAYOUT_AXES[resolved][1]
@@ -425,8 +435,8 @@ def dirac(
         return jnp.array(scale, dtype), None
 
     return Initializer(
-        # the identity's draw: ("identity",) itself where they agree (one sweep family)
-        base=("identity",) if (groups, resolved) == (1, "flax") else ("identity", groups, resolved),
+        # identity()'s draw where they agree: one sweep family
+        base=Identity(groups=groups, layout=resolved),
         coeffs=coeffs,
         moments_fn=moments,
         min_rank=2,
@@ -475,7 +485,7 @@ def sparse(
     check_real("sparsity", sparsity)
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must lie in [0, 1]; got {sparsity!r}")
-    check_real("stddev", stddev, nonneg=True)
+    check_real("stddev", stddev, low=0.0)
     in_axis, out_axis = LAYOUT_AXES[resolve_layout(convention, layout)]
     axis = out_axis if convention == "torch" else in_axis  # the axis each fibre runs along
 
@@ -485,8 +495,7 @@ def sparse(
         return 0.0, stddev**2 * kept
 
     return Initializer(
-        # ("sparse", s) is the original draw, along axis -2
-        base=("sparse", float(sparsity)) if axis == -2 else ("sparse", float(sparsity), axis),
+        base=Sparse(sparsity=float(sparsity), axis=axis),
         coeffs=lambda shape, dtype: (jnp.array(stddev, dtype), None),
         moments_fn=moments,
         min_rank=2,

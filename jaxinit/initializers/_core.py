@@ -4,11 +4,11 @@ Every initializer in jaxinit has the same shape::
 
     w = draw(base)(key, shape, dtype) * a + b
 
-where ``base`` is a hashable description of a standardized random draw
-(``("normal",)``, ``("truncated_normal", -2.0, 2.0)``, ``("uniform",)`` for
-U(-1, 1), ``("orthogonal", -1)``, ``("orthogonal", -1, "delta")`` for the
-delta-orthogonal conv kernel, ``("identity", groups, layout)`` for dirac, ``("sparse", s)``
-or ``("sparse", s, axis)``, ...) and ``a``, ``b`` are scalars that
+where ``base`` describes a standardized random draw, one typed record per kind
+(:mod:`jaxinit.initializers._bases`: ``Normal()``,
+``TruncatedNormal(lower=-2.0, upper=2.0)``, ``Uniform()`` for U[-1, 1),
+``Orthogonal(column_axis=-1)``, ``Identity(groups=1, layout="flax")``,
+``Sparse(sparsity=0.9, axis=-2)``, ...) and ``a``, ``b`` are scalars that
 depend on the shape (through the fans) and on the hyperparameters. The
 scalars are computed in ``dtype`` exactly as :mod:`jax.nn.initializers`
 computes them, so the same key gives the same bits wherever the two
@@ -31,6 +31,20 @@ import numpy as np
 
 from jaxinit._checks import check_choice
 from jaxinit._spec import Registry
+from jaxinit.initializers._bases import (
+    FROM_BITS,
+    Base,
+    Constant,
+    DeltaOrthogonal,
+    Identity,
+    Lsuv,
+    Normal,
+    Orthogonal,
+    Sparse,
+    TruncatedNormal,
+    Uniform,
+    Uniform01,
+)
 
 Array = jax.Array
 Shape = tuple[int, ...]
@@ -51,7 +65,7 @@ class Initializer:
     per-entry moments for any shape.
 
     Attributes:
-      base: hashable description of the standardized draw (see module docs).
+      base: the standardized draw, a record of :mod:`jaxinit.initializers._bases`.
       coeffs: ``(shape, dtype) -> (a, b)``; scale and shift of the draw.
       moments_fn: ``shape -> (mean, variance)`` of one entry, exact.
       min_rank: the smallest rank the initializer accepts (2 for fan-based).
@@ -60,7 +74,7 @@ class Initializer:
       spec: canonical spec string.
     """
 
-    base: tuple[Any, ...]
+    base: Base
     coeffs: Callable[[Shape, Any], Coeffs] = dataclasses.field(compare=False, repr=False)
     moments_fn: Callable[[Shape], tuple[float, float]] = dataclasses.field(
         compare=False, repr=False
@@ -69,6 +83,12 @@ class Initializer:
     name: str = dataclasses.field(default="", compare=False, repr=False)
     hparams: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), compare=False, repr=False)
     spec: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.base, Base):
+            raise TypeError(
+                f"Initializer base must be a record of jaxinit.initializers._bases; got {self.base!r}"
+            )
 
     def __call__(self, key: Array, shape: Sequence[int], dtype: Any = None, out_sharding=None):
         if out_sharding is not None:
@@ -106,8 +126,9 @@ class Initializer:
         if any(d < 0 for d in shape):
             raise ValueError(f"{self.spec}: shape {shape} has a negative dimension")
         if len(shape) < self.min_rank:
-            hint = (" For a bias vector use zeros, constant(value=...) or normal(stddev=...)."
-                    if len(shape) < 2 else "")  # fmt: skip
+            hint = ""
+            if len(shape) < 2:
+                hint = " For a bias vector use zeros, constant(value=...) or normal(stddev=...)."
             raise ValueError(
                 f"{self.spec} needs a weight shape of rank >= {self.min_rank} (its axes, "
                 f"fan-in and fan-out); got shape {shape} (rank {len(shape)}).{hint}"
@@ -124,47 +145,45 @@ class Initializer:
 registry: Registry[Initializer] = Registry("initializer", Initializer, accept_callables=True)
 
 
-def draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
+def draw(base: Base, key: Array, shape: Shape, dtype: Any) -> Array:
     """A standardized draw of kind ``base``, before the ``a * x + b`` step."""
-    kind = base[0]
-    if kind in _FROM_BITS:
+    if isinstance(base, FROM_BITS):
         return _flat_draw(base, key, tuple(shape), dtype)
-    if kind == "constant":
-        return jnp.zeros(shape, dtype)
-    if kind == "orthogonal" and base[2:3] == ("delta",):  # delta_orthogonal: still a QR
-        return _delta_orthogonal(key, shape, dtype, column_axis=base[1])
-    if kind in ("orthogonal", "lsuv"):  # LSUV starts orthonormal; its rescale needs data
-        return _orthogonal(key, shape, dtype, column_axis=base[1])
-    if kind == "identity":  # ("identity",): I at the centre tap of (spatial..., in, out);
-        # ("identity", groups, layout): dirac's
-        groups, layout = base[1:] if len(base) > 1 else (1, "flax")
-        return _dirac(shape, dtype, groups=groups, layout=layout)
-    if kind == "sparse":  # ("sparse", s) zeroes along axis -2; ("sparse", s, axis) along axis
-        return _sparse(key, shape, dtype, sparsity=base[1], axis=base[2] if len(base) > 2 else -2)
+    match base:
+        case Constant():
+            return jnp.zeros(shape, dtype)
+        case DeltaOrthogonal(column_axis=axis):
+            return _delta_orthogonal(key, shape, dtype, column_axis=axis)
+        case Orthogonal(column_axis=axis) | Lsuv(column_axis=axis):  # LSUV's rescale needs data
+            return _orthogonal(key, shape, dtype, column_axis=axis)
+        case Identity(groups=groups, layout=layout):
+            return _dirac(shape, dtype, groups=groups, layout=layout)
+        case Sparse(sparsity=sparsity, axis=axis):
+            return _sparse(key, shape, dtype, sparsity=sparsity, axis=axis)
     raise ValueError(f"unknown draw {base!r}")
 
 
-# Kinds whose draw is a function of the key's 32 random bits per entry, as jax.random draws them.
-_FROM_BITS = ("normal", "truncated_normal", "uniform", "uniform01")
-
-
-def _flat_draw(base: tuple[Any, ...], key: Array, shape: Shape, dtype: Any) -> Array:
-    """``jax.random`` draw of ``kind`` made flat and reshaped: the same bits, compiled faster.
+def _flat_draw(base: Base, key: Array, shape: Shape, dtype: Any) -> Array:
+    """``jax.random`` draw of ``base`` (one of ``FROM_BITS``) made flat and reshaped: the same
+    bits, compiled faster.
 
     jax's threefry numbers the entries of a draw by their flat (row-major)
     index, so a ``(n,)`` draw reshaped is bitwise the draw of the shape. XLA:CPU
     compiles the flat one several times faster: the multi-dimensional
     counter's index arithmetic grows with the rank (``benchmarks/README.md``).
     """
-    kind, flat = base[0], (math.prod(shape),)
-    if kind == "normal":
-        out = jax.random.normal(key, flat, dtype)
-    elif kind == "truncated_normal":
-        out = jax.random.truncated_normal(key, base[1], base[2], flat, dtype)
-    elif kind == "uniform":  # U[-1, 1), as jax's variance_scaling draws it
-        out = jax.random.uniform(key, flat, dtype, -1)
-    else:  # "uniform01": U[0, 1), as jax's uniform(scale) draws it
-        out = jax.random.uniform(key, flat, dtype)
+    flat = (math.prod(shape),)
+    match base:
+        case Normal():
+            out = jax.random.normal(key, flat, dtype)
+        case TruncatedNormal(lower=lower, upper=upper):
+            out = jax.random.truncated_normal(key, lower, upper, flat, dtype)
+        case Uniform():  # U[-1, 1), as jax's variance_scaling draws it
+            out = jax.random.uniform(key, flat, dtype, -1)
+        case Uniform01():  # U[0, 1), as jax's uniform(scale) draws it
+            out = jax.random.uniform(key, flat, dtype)
+        case _:
+            raise ValueError(f"{base!r} is not drawn from random bits")
     return out.reshape(shape)
 
 
@@ -176,19 +195,19 @@ def _uniform_from_bits(bits: Array, minval, maxval) -> Array:
     return jnp.maximum(minval, floats * (maxval - minval) + minval)
 
 
-def _from_bits(base: tuple[Any, ...], bits: Array) -> Array:
-    """A float32 draw of kind ``base`` (one of ``_FROM_BITS``) from the key's raw bits."""
-    kind = base[0]
-    if kind == "uniform":
+def _from_bits(base: Base, bits: Array) -> Array:
+    """A float32 draw of kind ``base`` (one of ``FROM_BITS``) from the key's raw bits."""
+    if isinstance(base, Uniform):
         return _uniform_from_bits(bits, -1.0, 1.0)
-    if kind == "uniform01":
+    if isinstance(base, Uniform01):
         return _uniform_from_bits(bits, 0.0, 1.0)
     sqrt2 = np.float32(np.sqrt(2))
-    if kind == "normal":
+    if isinstance(base, Normal):
         lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
         return sqrt2 * jax.lax.erf_inv(_uniform_from_bits(bits, lo, 1.0))
-    _, lower, upper = base  # truncated_normal
-    lower, upper = np.float32(lower), np.float32(upper)
+    if not isinstance(base, TruncatedNormal):
+        raise ValueError(f"{base!r} is not drawn from random bits")
+    lower, upper = np.float32(base.lower), np.float32(base.upper)
     a, b = jax.lax.erf(lower / sqrt2), jax.lax.erf(upper / sqrt2)
     one = np.float32(1.0)
     floats = (
@@ -244,22 +263,24 @@ def bits_many(requests: Sequence[tuple[Array, int]]) -> list[Array]:
 
 
 def families_from_bits(
-    bases: Sequence[tuple[Any, ...]], key: Array, shape: Shape, bits: Array | None
+    bases: Sequence[Base], key: Array | None, shape: Shape, bits: Array | None
 ) -> Array:
     """:func:`draw_families` from the key's flat ``random.bits`` (None when no kind needs them)."""
     out = [
-        _from_bits(b, bits) if b[0] in _FROM_BITS else draw(b, key, shape, jnp.float32).ravel()
+        _from_bits(b, bits)
+        if isinstance(b, FROM_BITS)
+        else draw(b, key, shape, jnp.float32).ravel()
         for b in bases
     ]
     return jnp.stack(out).reshape(len(bases), *shape)
 
 
-def needs_bits(bases: Sequence[tuple[Any, ...]]) -> bool:
+def needs_bits(bases: Sequence[Base]) -> bool:
     """Whether some kind in ``bases`` is drawn from raw bits (see :func:`families_from_bits`)."""
-    return any(b[0] in _FROM_BITS for b in bases)
+    return any(isinstance(b, FROM_BITS) for b in bases)
 
 
-def draw_families(bases: Sequence[tuple[Any, ...]], key: Array, shape: Shape) -> Array:
+def draw_families(bases: Sequence[Base], key: Array, shape: Shape) -> Array:
     """float32 draws ``(len(bases), *shape)`` of several kinds on one key, each bitwise
     ``draw(base, key, shape, float32)``.
 
@@ -387,15 +408,3 @@ def compute_fans(
     fan_in = math.prod(shape[i] for i in ins) * field
     fan_out = math.prod(shape[i] for i in outs) * field
     return fan_in, fan_out
-
-
-def check_real(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> None:
-    """ValueError unless ``value`` is a finite real number (> 0 or >= 0 if asked)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and positive:
-        ok = value > 0
-    if ok and nonneg:
-        ok = value >= 0
-    if not ok:
-        what = "a positive" if positive else "a non-negative" if nonneg else "a finite"
-        raise ValueError(f"{name} must be {what} real number; got {value!r}")

@@ -61,13 +61,13 @@ from typing import Literal
 import numpy as np
 
 from jaxinit import activations
-from jaxinit._checks import check_choice
+from jaxinit._checks import check_choice, check_real
 from jaxinit._spec import parse_spec
+from jaxinit.initializers._bases import Normal, TruncatedNormal, Uniform
 from jaxinit.initializers._core import (
     LAYOUT_AXES,
     Axes,
     Initializer,
-    check_real,
     compute_fans,
     registry,
     resolve_layout,
@@ -141,7 +141,7 @@ def variance_scaling(
       >>> init.variance((784, 256))  # 2 / 784
       0.002551020408163265
     """
-    check_real("scale", scale, positive=True)
+    check_real("scale", scale, low=0.0, strict=True)
     check_choice("mode", mode, MODES)
     check_choice("distribution", distribution, DISTRIBUTIONS)
     check_choice("convention", convention, CONVENTIONS)
@@ -180,9 +180,9 @@ def variance_scaling(
         return np.sqrt(3 * var), None
 
     base = {
-        "truncated_normal": ("truncated_normal", -2.0, 2.0),
-        "normal": ("normal",),
-        "uniform": ("uniform",),
+        "truncated_normal": TruncatedNormal(lower=-2.0, upper=2.0),
+        "normal": Normal(),
+        "uniform": Uniform(),
     }[drawn]
     return Initializer(
         base=base,

@@ -21,6 +21,7 @@ import numpy as np
 from jax.scipy.special import ndtr
 
 from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.initializers._bases import Lsuv
 from jaxinit.kernel import BN_EPS
 from jaxinit.results import SweepResult
 from jaxinit.stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
@@ -93,14 +94,14 @@ def _fit(lsuv, w, h2, vb):
     until |w h2 + Var(b) - target| < tol, at most max_iter times (as the kernel does)."""
     if lsuv is None:
         return w
-    target, tol, max_iter = lsuv
+    target, tol = lsuv.target_var, lsuv.tol
 
     def step(_, w):
         var = w * h2 + vb
         go = (var > 0) & (jnp.abs(var - target) >= tol)
         return jnp.where(go, w * target / jnp.where(go, var, 1.0), w)
 
-    return jax.lax.fori_loop(0, max_iter, step, w)
+    return jax.lax.fori_loop(0, lsuv.max_iter, step, w)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -198,7 +199,7 @@ def _combination(grid, act, thr, init, width, bias, inputs) -> dict[str, np.ndar
     mb, vb = bias.moments((width,))
     sw = jnp.asarray([d_in * var0] + [width * var_h] * (depth - 1), jnp.float32)
     square, var_x, pairs = inputs
-    lsuv = init.base[2:] if init.base[0] == "lsuv" else None  # (target_var, tol, max_iter)
+    lsuv = init.base if isinstance(init.base, Lsuv) else None
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
     out: dict[str, Any] = {}
     if grid.batchnorm:
@@ -289,9 +290,18 @@ def predict(grid: Grid) -> SweepResult:
     layer's σ_w² is rescaled until :math:`|\sigma_w^2 \mathbb{E}[h^2] + \mathrm{Var}(b) - t| <`
     tol (at most max_iter times), so within tol of the target in every layer.
 
-    Raises ValueError for weight initializers with a nonzero mean (see
-    :func:`sigma_w2`). Stochastic activations (rrelu) are used through ``fn``,
-    the mean slope, exactly as the sweep kernel does.
+    Stochastic activations (rrelu) are used through ``fn``, the mean slope,
+    exactly as the sweep kernel does.
+
+    Args:
+      grid: the sweep's Grid.
+
+    Returns:
+      A SweepResult with the sweep's dims and coords and the fields above.
+
+    Raises:
+      TypeError: for anything but a Grid.
+      ValueError: for weight initializers with a nonzero mean (see :func:`sigma_w2`).
     """
     if not isinstance(grid, Grid):
         raise TypeError(f"predict takes a jaxinit Grid; got {type(grid).__name__}")
