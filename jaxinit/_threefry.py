@@ -36,7 +36,8 @@ def _rotl(x: np.ndarray, d: int) -> np.ndarray:
 
 def hash2x32(k1, k2, x1, x2) -> tuple[np.ndarray, np.ndarray]:
     """The threefry-2x32 hash of counters ``(x1, x2)`` under key ``(k1, k2)``; uint32 arrays."""
-    k1, k2, x1, x2 = np.broadcast_arrays(*(np.atleast_1d(np.asarray(a, np.uint32)) for a in (k1, k2, x1, x2)))  # fmt: skip
+    words = (np.atleast_1d(np.asarray(a, np.uint32)) for a in (k1, k2, x1, x2))
+    k1, k2, x1, x2 = np.broadcast_arrays(*words)
     ks = (k1, k2, k1 ^ k2 ^ _PARITY)
     x1, x2 = x1 + ks[0], x2 + ks[1]
     for i in range(5):

@@ -64,7 +64,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +72,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from jaxinit._checks import check_real
 from jaxinit._spec import Registry
 
 __all__ = [
@@ -91,6 +91,7 @@ __all__ = [
     "prelu",
     "relu",
     "rrelu",
+    "saturation_mask",
     "selu",
     "sigmoid",
     "silu",
@@ -141,13 +142,8 @@ class Activation:
         a = jnp.asarray(a)
         # Compare in at least float32: in bfloat16, 0.99 rounds to 0.98828125.
         a = a.astype(jnp.promote_types(a.dtype, jnp.float32))
-        lo, hi = self.saturation
-        out = jnp.zeros(a.shape, dtype=bool)
-        if lo is not None:
-            out = out | (a < lo)
-        if hi is not None:
-            out = out | (a > hi)
-        return out
+        mask = saturation_mask(a, self.saturation)
+        return jnp.zeros(a.shape, dtype=bool) if mask is None else mask
 
     @property
     def saturating(self) -> bool:
@@ -169,21 +165,29 @@ formula = _registry.formula
 aliases = _registry.aliases
 
 
+def saturation_mask(a: Array, saturation: tuple) -> Array | None:
+    """Which entries of ``a`` are saturated: ``a < lo`` or ``a > hi`` for ``(lo, hi) =
+    saturation`` (a bound of None has no test); None when neither bound has one.
+
+    The one saturation test: :meth:`Activation.is_saturated` and the statistics of
+    :mod:`jaxinit.stats` (sweeps and training) use it.
+    """
+    lo, hi = saturation
+    if lo is None and hi is None:
+        return None
+    if hi is None:
+        return a < lo
+    if lo is None:
+        return a > hi
+    return (a < lo) | (a > hi)
+
+
 def _saturation(lo: float | None = None, hi: float | None = None) -> tuple:
     """Thresholds within _SATURATION_MARGIN of the asymptotic bounds ``lo``, ``hi``."""
     margin = _SATURATION_MARGIN * max(abs(b) for b in (lo, hi) if b is not None)
     if margin == 0:
         return (None, None)
     return (None if lo is None else lo + margin, None if hi is None else hi - margin)
-
-
-def _number(where: str, name: str, value: Any, *, low: float | None = None) -> float:
-    """``value`` as a float, or a ValueError naming it and the valid range."""
-    valid = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if valid and math.isfinite(value) and (low is None or value >= low):
-        return float(value)
-    expected = "a finite number" + ("" if low is None else f" >= {low}")
-    raise ValueError(f"{where}: {name} must be {expected}; got {value!r}")
 
 
 def _leaky(slope: float, gain: float | None) -> Activation:
@@ -225,7 +229,7 @@ def relu() -> Activation:
 @_registry.register(formula="φ(x) = x if x ≥ 0 else negative_slope·x")
 def leaky_relu(*, negative_slope: float = 0.01) -> Activation:
     """x if x ≥ 0 else negative_slope · x."""
-    slope = _number("leaky_relu", "negative_slope", negative_slope)
+    slope = check_real("leaky_relu: negative_slope", negative_slope)
     return _leaky(slope, _leaky_gain(slope))
 
 
@@ -236,7 +240,7 @@ def prelu(*, slope: float = 0.25) -> Activation:
     The gain extends torch's (which has none for prelu) with the leaky_relu
     formula, since it is that function until the slope is trained.
     """
-    slope = _number("prelu", "slope", slope)
+    slope = check_real("prelu: slope", slope)
     return _leaky(slope, _leaky_gain(slope))
 
 
@@ -251,8 +255,8 @@ def rrelu(*, lower: float = 1 / 8, upper: float = 1 / 3) -> Activation:
     >>> act(jnp.array([-1.0, 2.0]), key=jax.random.key(0))  # doctest: +SKIP
     Array([-0.2159, 2.], dtype=float32)
     """
-    lower = _number("rrelu", "lower", lower, low=0.0)
-    upper = _number("rrelu", "upper", upper, low=0.0)
+    lower = check_real("rrelu: lower", lower, low=0.0)
+    upper = check_real("rrelu: upper", upper, low=0.0)
     if lower > upper:
         raise ValueError(f"rrelu: need 0 <= lower <= upper; got lower={lower!r} > upper={upper!r}")
 
@@ -267,7 +271,7 @@ def rrelu(*, lower: float = 1 / 8, upper: float = 1 / 3) -> Activation:
 @_registry.register(formula="φ(x) = x if x > 0 else alpha·(e^x - 1)")
 def elu(*, alpha: float = 1.0) -> Activation:
     """x if x > 0 else alpha · (e^x - 1); alpha = 0 is relu."""
-    alpha = _number("elu", "alpha", alpha, low=0.0)
+    alpha = check_real("elu: alpha", alpha, low=0.0)
     return Activation(
         functools.partial(jax.nn.elu, alpha=alpha),
         (-alpha, math.inf),
@@ -295,7 +299,7 @@ def gelu(*, approximate: bool = True) -> Activation:
     two differ by up to about 5e-4 and have different minima.
     """
     if not isinstance(approximate, bool):
-        raise ValueError(f"gelu: approximate must be True or False; got {approximate!r}")
+        raise TypeError(f"gelu: approximate must be True or False; got {approximate!r}")
     return Activation(
         functools.partial(jax.nn.gelu, approximate=approximate),
         (_GELU_TANH_MIN if approximate else _GELU_MIN, math.inf),

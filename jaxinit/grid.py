@@ -35,6 +35,22 @@ from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_int
 
+__all__ = [
+    "DIMS",
+    "INPUTS",
+    "INPUT_MOMENTS",
+    "MAX_BINS",
+    "MAX_SEEDS",
+    "SEED_LIMIT",
+    "STREAM_COTANGENT",
+    "STREAM_INPUTS",
+    "STREAM_LAYERS",
+    "Combination",
+    "Grid",
+    "layer_keys",
+    "seed_key",
+]
+
 INPUTS = ("gaussian", "uniform")
 # (E[x], E[x²]) of one feature of the generated inputs: N(0, 1) and U[0, 1)
 INPUT_MOMENTS = {"gaussian": (0.0, 1.0), "uniform": (0.5, 1.0 / 3.0)}
@@ -54,6 +70,18 @@ def seed_key(root_seed, seed) -> jax.Array:
     which give the same key as the Python ints.
     """
     return jax.random.fold_in(jax.random.key(root_seed), seed)
+
+
+def layer_keys(key: jax.Array, layer) -> tuple[jax.Array, jax.Array]:
+    """Layer ``layer``'s weight and bias keys under a seed's ``key``:
+    ``fold_in(fold_in(fold_in(key, STREAM_LAYERS), layer), i)`` for ``i`` = 0, 1.
+
+    Traceable (``layer`` may be traced). The sweep kernel draws with these keys;
+    :mod:`jaxinit.lsuv` and :mod:`jaxinit.isometry` use them too, so their networks
+    are the sweep's for the same seed key.
+    """
+    k = jax.random.fold_in(jax.random.fold_in(key, STREAM_LAYERS), layer)
+    return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)
 
 
 class Combination(NamedTuple):
@@ -177,13 +205,17 @@ class Grid:
         else:
             seeds = _positive_ints("seeds", _as_tuple("seeds", self.seeds), minimum=0)
         if max(seeds) >= SEED_LIMIT:
-            raise ValueError(f"Grid: seeds must be below 2**31 (a seed is folded into the key as int32); got {max(seeds)}")  # fmt: skip
+            raise ValueError(
+                "Grid: seeds must be below 2**31 (a seed is folded into the key as int32); "
+                f"got {max(seeds)}"
+            )
         for name in ("batch", "bins"):
             _positive_ints(name, (getattr(self, name),))
         if self.bins > MAX_BINS:
             raise ValueError(f"Grid: bins must be at most {MAX_BINS}; got {self.bins}")
         if not isinstance(self.root_seed, (int, np.integer)) or isinstance(self.root_seed, bool):
-            raise TypeError(f"Grid: root_seed must be an int; got {type(self.root_seed).__name__} {self.root_seed!r}")  # fmt: skip
+            kind = type(self.root_seed).__name__
+            raise TypeError(f"Grid: root_seed must be an int; got {kind} {self.root_seed!r}")
         if not 0 <= self.root_seed < 2**32:
             raise ValueError(f"Grid: root_seed must be in [0, 2**32); got {self.root_seed}")
         x = None
@@ -230,10 +262,14 @@ class Grid:
                     isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in pair
                 )
             ):
-                raise TypeError(f"Grid: hist_range must be a pair of numbers (lo, hi) or None; got {pair!r}")  # fmt: skip
+                raise TypeError(
+                    f"Grid: hist_range must be a pair of numbers (lo, hi) or None; got {pair!r}"
+                )
             lo, hi = pair
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}")  # fmt: skip
+                raise ValueError(
+                    f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}"
+                )
         for flag in ("batchnorm", "cosine", "gradients"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"Grid: {flag} must be True or False; got {getattr(self, flag)!r}")
@@ -248,7 +284,10 @@ class Grid:
                 try:
                     init.moments(shape)
                 except (ValueError, TypeError) as e:
-                    raise ValueError(f"Grid: init {init.spec!r} cannot draw this grid's layer of shape {shape}: {e}") from None  # fmt: skip
+                    raise ValueError(
+                        f"Grid: init {init.spec!r} cannot draw this grid's layer of shape "
+                        f"{shape}: {e}"
+                    ) from None
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         set_("_inits", init_objs)
         set_("_activations", act_objs)

@@ -63,7 +63,8 @@ Example:
   >>> spec = jacobian_spectrum(jax.random.key(0), init="orthogonal(scale=1.0247)",
   ...                          activation="tanh", depth=32, width=128,
   ...                          bias_init="normal(stddev=0.001)", q_in=0.0255)
-  >>> spec.std  # doctest: +SKIP
+  >>> round(float(spec.std), 1)  # singular values concentrated near 1
+  0.2
   >>> many = jax.vmap(lambda k: jacobian_spectrum(k, init="he_normal",
   ...     activation="relu", depth=32, width=128))(jax.random.split(jax.random.key(0), 8))
 """
@@ -71,8 +72,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -80,8 +79,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxinit import activations, initializers
-from jaxinit._checks import check_int
-from jaxinit.grid import STREAM_INPUTS, STREAM_LAYERS
+from jaxinit._checks import check_int, check_real
+from jaxinit.grid import STREAM_INPUTS, layer_keys
 
 __all__ = ["Histogram", "Spectrum", "jacobian_spectrum", "spectrum_histogram"]
 
@@ -156,9 +155,7 @@ def jacobian_spectrum(
     depth = check_int("depth", depth)
     width = check_int("width", width)
     n_inputs = check_int("n_inputs", n_inputs)
-    valid_q = isinstance(q_in, numbers.Real) and not isinstance(q_in, bool)
-    if not (valid_q and math.isfinite(q_in) and q_in >= 0):
-        raise ValueError(f"q_in must be a finite real number >= 0; got {q_in!r}")
+    check_real("q_in", q_in, low=0.0)
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype such as float32; got {dtype}")
@@ -195,13 +192,12 @@ def _spectrum(key, x, *, init, act, bias, depth, width, n_inputs, q_in, dtype) -
         k_in = jax.random.fold_in(key, STREAM_INPUTS)
         draw = lambda i: jax.random.normal(jax.random.fold_in(k_in, i), (width,), dtype)  # noqa: E731
         x = jax.vmap(draw)(jnp.arange(n_inputs)) * jnp.sqrt(jnp.asarray(q_in, dtype))
-    k_layers = jax.random.fold_in(key, STREAM_LAYERS)
 
     def layer(carry, l):
         h, jt = carry  # (n, N) activations, (n, N, N) Jᵀ of the layers so far
-        k = jax.random.fold_in(k_layers, l)
-        w = init(jax.random.fold_in(k, 0), (width, width), dtype)
-        b = bias(jax.random.fold_in(k, 1), (width,), dtype)
+        k_w, k_b = layer_keys(key, l)
+        w = init(k_w, (width, width), dtype)
+        b = bias(k_b, (width,), dtype)
         z = h @ w + b[None, :]
         h, dphi = jax.jvp(act.fn, (z,), (jnp.ones_like(z),))
         # Jᵀ ← Jᵀ W_l D_l: the transpose of D_l W_lᵀ J, same singular values

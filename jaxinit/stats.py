@@ -48,6 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit.activations import saturation_mask
+
 __all__ = [
     "BACKWARD_FIELDS",
     "COUNT_FIELDS",
@@ -122,13 +124,10 @@ def histogram(
     lead = h.shape[: h.ndim - axes]
     rows = int(np.prod(lead, dtype=np.int64))
     c = bins + 3
-    s_lo, s_hi = saturation
     cls = bin_classes(h, lo, hi, bins) + jnp.where(h == 0, c, 0)
     n_flags = 2
-    if s_lo is not None or s_hi is not None:
-        sat = (
-            (h < s_lo) if s_hi is None else (h > s_hi) if s_lo is None else (h < s_lo) | (h > s_hi)
-        )
+    sat = saturation_mask(h, saturation)
+    if sat is not None:
         cls = cls + jnp.where(sat, 2 * c, 0)
         n_flags = 4
     per_row = n_flags * c
@@ -189,11 +188,10 @@ def layer_stats(
     if hist is None:
         counts = None
         below = above = jnp.full(sum_h.shape, -1, jnp.int32)
-        lo, hi = saturation
-        if lo is None and hi is None:
+        mask = saturation_mask(h, saturation)
+        if mask is None:
             saturated = jnp.zeros(sum_h.shape, jnp.float32)
         else:
-            mask = (h < lo) if hi is None else (h > hi) if lo is None else (h < lo) | (h > hi)
             saturated = _count(mask, axes, n) / n
         dead = _count(h == 0, axes, n) / n
     else:
@@ -202,8 +200,8 @@ def layer_stats(
         bins = hist[2]
         counts, below, above = classes[..., 1 : bins + 1], classes[..., 0], classes[..., bins + 1]
     cos = _mean_cosine(h) if cosine else None
-    return LayerStats(pre_mean, pre_var, post_mean, post_var, saturated, dead, nonfinite,
-                      below, above, counts, cosine=cos)  # fmt: skip
+    moments = (pre_mean, pre_var, post_mean, post_var)
+    return LayerStats(*moments, saturated, dead, nonfinite, below, above, counts, cosine=cos)
 
 
 def _mean_cosine(h: jax.Array) -> jax.Array:

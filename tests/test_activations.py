@@ -347,15 +347,38 @@ def test_wrong_keyword_is_named():
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: activations.get("leaky_relu(negative_slope='steep')"), "negative_slope.*'steep'"),
+        (lambda: activations.leaky_relu(negative_slope="steep"), "negative_slope.*'steep'"),
+        (lambda: activations.prelu(slope=True), "slope.*True"),
+        (lambda: activations.gelu(approximate="no"), "approximate.*'no'"),
+        (lambda: activations.gelu(approximate=1), "approximate.*True or False.*1"),
+    ],
+)
+def test_bad_hyperparameter_types(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("leaky_relu(negative_slope='steep')", "negative_slope.*'steep'"),
+        ("prelu(slope=True)", "slope.*True"),
+        ("gelu(approximate='no')", "approximate.*'no'"),
+    ],
+)
+def test_bad_hyperparameter_types_in_a_spec(spec, match):
+    with pytest.raises(ValueError, match=rf"in spec .*{match}"):  # a spec string is a value
+        activations.get(spec)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
         (lambda: activations.leaky_relu(negative_slope=math.nan), "negative_slope.*nan"),
         (lambda: activations.prelu(slope=math.inf), "slope.*inf"),
         (lambda: activations.get("elu(alpha=-1.0)"), r"alpha must be .*>= 0.*-1\.0"),
         (lambda: activations.get("rrelu(lower=-0.1)"), r"lower must be .*>= 0.*-0\.1"),
         (lambda: activations.get("rrelu(lower=0.5, upper=0.25)"), "lower=0.5 > upper=0.25"),
-        (lambda: activations.get("gelu(approximate=1)"), "approximate.*True or False.*1"),
-        (lambda: activations.get("gelu(approximate='no')"), "approximate.*'no'"),
-        (lambda: activations.get("prelu(slope=True)"), "slope.*True"),
     ],
 )
 def test_bad_hyperparameter_values(make, match):

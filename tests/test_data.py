@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from jaxinit import data, grid, kernel
+from jaxinit.initializers._bases import Constant, Normal
 from tests._tolerances import (
     DATA_CIRCLES_N,
     DATA_GAUSSIAN_SHAPE,
@@ -221,12 +222,13 @@ def test_misnamed_or_broken_gzip(synth, tmp_path, case):
 
 # fmt: off
 BAD_ARGS = [
-    ({"split": "trian"}, ValueError, r"unknown split 'trian'.*Did you mean 'train'"),
-    ({"split": 0}, TypeError, r"split is one of \['train', 'test'\]"),
+    ({"split": "trian"}, ValueError, r"split='trian' is not valid; choose one of 'train', 'test'\. Did you mean 'train'"),
+    ({"split": 0}, TypeError, r"split=0 is not valid; choose one of 'train', 'test'"),
     ({"normalize": "standardise"}, ValueError, r"Did you mean 'standardize'"),
     ({"normalize": None}, TypeError, r"got None \(raw pixels: 'none'\)"),
     ({"mirrors": "http://127.0.0.1/"}, TypeError, r"mirrors is a sequence of base URLs"),
-    ({"timeout": 0}, ValueError, r"timeout must be positive"),
+    ({"timeout": 0}, ValueError, r"timeout \(seconds\) must be a finite real number > 0; got 0"),
+    ({"timeout": "5"}, TypeError, r"timeout \(seconds\) must be a finite real number > 0"),
 ]
 # fmt: on
 
@@ -486,7 +488,7 @@ def test_gaussian_moments(key):
 def test_gaussian_is_the_kernel_input_draw():
     """The sweep kernel's batch for each seed, vmapped as the sweep does, is ``gaussian``."""
     g = grid.Grid(inits=["he_normal"], activations=["relu"], depth=1, width=4, seeds=3)
-    spec = kernel.DrawSpec(w_bases=(("normal",),), b_bases=(("constant",),), d_in=5, width=4,
+    spec = kernel.DrawSpec(w_bases=(Normal(),), b_bases=(Constant(),), d_in=5, width=4,
                            depth=1, batch=8, inputs="gaussian", cotangent=False)  # fmt: skip
     drawn = kernel.draw(spec, None, np.uint32(g.root_seed), np.arange(3, dtype=np.int32)).x
     for s in range(3):
