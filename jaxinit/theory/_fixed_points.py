@@ -21,7 +21,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
+from jaxinit.activations import Activation
 from jaxinit.theory._maps import _chi1, _length
 from jaxinit.theory._quadrature import (
     _N2,
@@ -197,7 +199,13 @@ def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0):
 
 
 def q_star(
-    activation, *, sigma_w2, sigma_b2, q0=1.0, tol=Q_STAR_TOL, max_iter=_MAX_ITER
+    activation: str | Activation,
+    *,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+    q0: ArrayLike = 1.0,
+    tol: float = Q_STAR_TOL,
+    max_iter: int = _MAX_ITER,
 ) -> FixedPoint:
     r"""The fixed point :math:`q^* = \mathcal{V}(q^*)` reached from ``q0``, by iteration.
 
@@ -214,6 +222,14 @@ def q_star(
     The loop is a ``lax.while_loop``: jit- and vmap-able. Check the flags, or
     call ``.checked()`` on a concrete result to raise on divergence and warn on
     non-convergence.
+
+    Args:
+      activation: a spec string or an Activation.
+      sigma_w2: the weight variance times the fan-in, >= 0.
+      sigma_b2: the bias second moment, >= 0.
+      q0: the starting variance (the inputs' mean square), >= 0.
+      tol: the relative tolerance on q*.
+      max_iter: the most iterations.
 
     Returns:
       FixedPoint(q, converged, diverged, iterations, resolution), broadcast over the
@@ -254,13 +270,12 @@ def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
     e0 = jnp.where(chaotic, jnp.sqrt(lo * hi), 0.5)
     norm = w * _second(act, 0.0, q, _N2) + b
 
+    def integrands(u, v):  # squared differences and products of φ and φ'
+        fu, fv, du, dv = act.fn(u), act.fn(v), _dphi(act, u), _dphi(act, v)
+        return (fu - fv) ** 2, (du - dv) ** 2, fu * fv, du * dv
+
     def moments(e):  # at correlation 1 - ε: 1 - f(1 - ε), and χ1 - χ_c(1 - ε) (≥ 0)
-        d_phi, d_dphi, pair, dpair = _expect2(
-            act, 0.0, q, q, None,
-            lambda u, v: ((act.fn(u) - act.fn(v)) ** 2, (_dphi(act, u) - _dphi(act, v)) ** 2,
-                          act.fn(u) * act.fn(v), _dphi(act, u) * _dphi(act, v)),
-            eps=e,
-        )  # fmt: skip
+        d_phi, d_dphi, pair, dpair = _expect2(act, 0.0, q, q, None, integrands, eps=e)
         # near c = 1 the differences keep every digit; far from it (ε > 1/2) the products
         # do, and give f(0) = 0 exactly for an odd φ without bias
         near = e <= 0.5
@@ -302,25 +317,59 @@ def _xi(excess, *, signed):
 
 
 def depth_scales(
-    activation, *, sigma_w2, sigma_b2, q0=1.0, tol=Q_STAR_TOL, max_iter=_MAX_ITER
+    activation: str | Activation,
+    *,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+    q0: ArrayLike = 1.0,
+    tol: float = Q_STAR_TOL,
+    max_iter: int = _MAX_ITER,
 ) -> DepthScales:
-    r"""q*, c*, χ₁, χ_c and the depth scales ξ_q, ξ_c, ξ_∇ (see the module docs).
+    r"""q*, c*, χ₁, χ_c and the depth scales ξ_q, ξ_c, ξ_∇.
+
+    .. math::
+       \xi_q^{-1} = -\log \mathcal{V}'(q^*), \quad
+       \xi_c^{-1} = -\log \chi_c, \quad
+       \xi_\nabla^{-1} = -\log \chi_1 .
 
     In the ordered phase (:math:`\chi_1 \le 1`) :math:`c^* = 1` and
     :math:`\chi_c = \chi_1`; in the chaotic phase :math:`c^* < 1` is the root of
     :math:`c = f(c)` in :math:`[0, 1)`, found by bisection (the c-map is convex
     there). Scales are ``inf`` at criticality and NaN where q diverges
     (``chi1`` is then taken at the last iterate, q > 1e30). Broadcasts.
+
+    Args:
+      activation: a spec string or an Activation.
+      sigma_w2: the weight variance times the fan-in, >= 0.
+      sigma_b2: the bias second moment, >= 0.
+      q0: the variance the iteration for q* starts from, >= 0.
+      tol: the relative tolerance on q* (:func:`q_star`).
+      max_iter: the most iterations for q*.
     """
     _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0)
     return _run(_scales, _act(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
-def phase_diagram(activation, *, sigma_w2, sigma_b2, q0=1.0) -> DepthScales:
-    """:func:`depth_scales` over the mesh of 1-D ``sigma_w2`` (n,) and ``sigma_b2`` (m,).
+def phase_diagram(
+    activation: str | Activation,
+    *,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+    q0: ArrayLike = 1.0,
+) -> DepthScales:
+    r""":func:`depth_scales` over the mesh of 1-D ``sigma_w2`` (n,) and ``sigma_b2`` (m,).
 
-    Returns DepthScales of ``(n, m)`` arrays: entry ``[i, j]`` is
-    ``(sigma_w2[i], sigma_b2[j])``. One compiled, vmapped program.
+    The ordered phase is :math:`\chi_1(q^*) < 1`, the chaotic :math:`\chi_1(q^*) > 1`.
+    One compiled, vmapped program.
+
+    Args:
+      activation: a spec string or an Activation.
+      sigma_w2: ``(n,)`` weight variances times the fan-in, >= 0.
+      sigma_b2: ``(m,)`` bias second moments, >= 0.
+      q0: the variance the iteration for q* starts from, >= 0.
+
+    Returns:
+      DepthScales of ``(n, m)`` arrays: entry ``[i, j]`` is ``(sigma_w2[i], sigma_b2[j])``.
     """
     _check_fixed_point_args("phase_diagram", sigma_w2, sigma_b2, q0)
     w, b = jnp.asarray(sigma_w2, jnp.float32), jnp.asarray(sigma_b2, jnp.float32)
@@ -421,7 +470,7 @@ def _divergence(act, b):
     return jnp.where(br.peaks, w_peak, jnp.where(growing, jnp.inf, w[-1]))
 
 
-def critical_sigma_w2(activation, *, sigma_b2=0.0) -> Array:
+def critical_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0.0) -> Array:
     r"""The σ_w² at which :math:`\chi_1(q^*) = 1`: the edge of chaos, approached from order.
 
     Solved along the fixed points instead of by iterating the map: a fixed
@@ -440,12 +489,16 @@ def critical_sigma_w2(activation, *, sigma_b2=0.0) -> Array:
     softplus stay ordered (:math:`\chi_1 < 1`) on every stable fixed point; their
     roots of :math:`\chi_1 = 1` lie on the unstable branch, and past
     :func:`divergence_sigma_w2` the stable fixed point is gone and q jumps to ∞.
+
+    Args:
+      activation: a spec string or an Activation.
+      sigma_b2: the bias second moment, >= 0.
     """
     _check_domain("critical_sigma_w2", "sigma_b2", sigma_b2)
     return _run(_critical, _act(activation), (), sigma_b2)
 
 
-def divergence_sigma_w2(activation, *, sigma_b2=0.0) -> Array:
+def divergence_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0.0) -> Array:
     r"""The σ_w² past which the stable fixed point q* is gone and q → ∞ (from small q0).
 
     Along the branch of fixed points :math:`\sigma_w^2(q) = (q - \sigma_b^2)/\mathbb{E}[\varphi^2]`
@@ -457,6 +510,10 @@ def divergence_sigma_w2(activation, *, sigma_b2=0.0) -> Array:
     that is also the edge of chaos), ∞ for activations whose q* grows without
     bound (tanh, erf). A q0 above the unstable fixed point diverges earlier.
     Broadcasts over ``sigma_b2``.
+
+    Args:
+      activation: a spec string or an Activation.
+      sigma_b2: the bias second moment, >= 0.
     """
     _check_domain("divergence_sigma_w2", "sigma_b2", sigma_b2)
     return _run(_divergence, _act(activation), (), sigma_b2)

@@ -77,8 +77,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxinit._checks import check_int
+from jaxinit.activations import Activation
 from jaxinit.theory._quadrature import _TINY, Array, _act, _dphi, _expect2
 
 __all__ = ["Kernels", "kernels"]
@@ -211,7 +213,15 @@ def _check_x(name: str, x: Any) -> Array:
     return x
 
 
-def kernels(activation, x1, x2=None, *, depth: int, sigma_w2, sigma_b2) -> Kernels:
+def kernels(
+    activation: str | Activation,
+    x1: ArrayLike,
+    x2: ArrayLike | None = None,
+    *,
+    depth: int,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+) -> Kernels:
     r"""The infinite-width NNGP and NTK of ``z_depth`` for ``Dense -> (act -> Dense) x (depth-1)``.
 
     The recursion, conventions and closed forms are in the module docstring:

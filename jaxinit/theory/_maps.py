@@ -15,12 +15,17 @@ weights of variance :math:`\sigma_w^2/n_\mathrm{in}` and biases of second moment
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxinit import initializers as _initializers
+from jaxinit._checks import check_int
+from jaxinit.activations import Activation
+from jaxinit.initializers import Initializer
 from jaxinit.theory._quadrature import (
     _N2,
     _TINY,
@@ -73,12 +78,23 @@ def _correlation(act, c, q, w, b):
     return (w * _cov(act, 0.0, q, c) + b) / (w * _second(act, 0.0, q, _N2) + b)
 
 
-def variance_map(activation, q, *, sigma_w2, sigma_b2) -> Array:
-    r"""The length map :math:`q' = \sigma_w^2\,\mathbb{E}[\varphi(\sqrt{q} z)^2] + \sigma_b^2`.
+def variance_map(
+    activation: str | Activation, q: ArrayLike, *, sigma_w2: ArrayLike, sigma_b2: ArrayLike
+) -> Array:
+    r"""The length map :math:`\mathcal{V}(q) = \sigma_w^2\,\mathbb{E}[\varphi(\sqrt{q} z)^2] + \sigma_b^2`.
 
-    Arguments broadcast elementwise; ``activation`` is a spec or an Activation.
-    Accurate to about 2e-6 relative for ``q`` up to ``Q_MAX`` = 1e6 (float32);
-    a concrete ``q`` beyond it warns.
+    :math:`z \sim \mathcal{N}(0, 1)`: the next layer's pre-activation variance
+    from this layer's, ``q``. Accurate to about 2e-6 relative for ``q`` up to
+    ``Q_MAX`` = 1e6 (float32); a concrete ``q`` beyond it warns.
+
+    Args:
+      activation: a spec string or an Activation.
+      q: this layer's pre-activation variance, >= 0.
+      sigma_w2: the weight variance times the fan-in, >= 0.
+      sigma_b2: the bias second moment, >= 0.
+
+    Returns:
+      :math:`\mathcal{V}(q)`; the arguments broadcast elementwise.
     """
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         _check_domain("variance_map", name, v)
@@ -87,8 +103,21 @@ def variance_map(activation, q, *, sigma_w2, sigma_b2) -> Array:
     return _run(_length, act, (), q, sigma_w2, sigma_b2)
 
 
-def chi1(activation, *, q, sigma_w2) -> Array:
-    r""":math:`\chi_1 = \sigma_w^2\,\mathbb{E}[\varphi'(\sqrt{q} z)^2]`, φ' by ``jax.jvp``."""
+def chi1(activation: str | Activation, *, q: ArrayLike, sigma_w2: ArrayLike) -> Array:
+    r""":math:`\chi_1 = \sigma_w^2\,\mathbb{E}[\varphi'(\sqrt{q} z)^2]`, :math:`z \sim \mathcal{N}(0, 1)`.
+
+    The mean squared singular value of one layer's Jacobian: gradients grow
+    (:math:`\chi_1 > 1`) or vanish (:math:`< 1`) by this factor a layer; at
+    ``q = 0`` its limit :math:`q \to 0^+`. φ' is taken by ``jax.jvp``.
+
+    Args:
+      activation: a spec string or an Activation.
+      q: the pre-activation variance, >= 0 (usually the fixed point :math:`q^*`).
+      sigma_w2: the weight variance times the fan-in, >= 0.
+
+    Returns:
+      :math:`\chi_1`; the arguments broadcast elementwise.
+    """
     for name, v in (("q", q), ("sigma_w2", sigma_w2)):
         _check_domain("chi1", name, v)
     act = _act(activation)
@@ -96,7 +125,14 @@ def chi1(activation, *, q, sigma_w2) -> Array:
     return _run(_chi1, act, (), q, sigma_w2)
 
 
-def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
+def c_map(
+    activation: str | Activation,
+    c: ArrayLike,
+    *,
+    q: ArrayLike,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+) -> Array:
     r"""The correlation map :math:`c' = (\sigma_w^2 \mathbb{E}[\varphi(u_1)\varphi(u_2)] + \sigma_b^2)/\mathcal{V}(q)`.
 
     :math:`(u_1, u_2)` is bivariate normal with variance ``q`` and correlation
@@ -107,6 +143,16 @@ def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
     an activation with :math:`\varphi(0) = 0`; the map returns its limit
     :math:`q \to 0^+`. Accurate to about 2e-6 relative for ``q`` up to
     ``Q_MAX`` = 1e6 and any ``c`` (float32); a concrete ``q`` beyond it warns.
+
+    Args:
+      activation: a spec string or an Activation.
+      c: the correlation of two inputs' pre-activations, in [-1, 1].
+      q: their (common) variance, >= 0.
+      sigma_w2: the weight variance times the fan-in, >= 0.
+      sigma_b2: the bias second moment, >= 0.
+
+    Returns:
+      :math:`c'`, the next layer's correlation; the arguments broadcast elementwise.
     """
     _check_domain("c_map", "c", c, -1.0, 1.0)
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
@@ -116,17 +162,32 @@ def c_map(activation, c, *, q, sigma_w2, sigma_b2) -> Array:
     return _run(_correlation, act, (), c, q, sigma_w2, sigma_b2)
 
 
-def propagate(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Moments:
+def propagate(
+    activation: str | Activation,
+    q0: ArrayLike,
+    depth: int,
+    *,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+) -> Moments:
     r"""Per-layer pre-activation variance and post-activation moments of a depth-``depth`` net.
 
-    ``q0`` is the inputs' mean square :math:`\|x\|^2/d_\mathrm{in}`, so layer 0 has
-    :math:`q_0 = \sigma_{w,0}^2 q0 + \sigma_{b,0}^2` and layer :math:`l`
-    :math:`q_l = \sigma_{w,l}^2 \mathbb{E}[\varphi(z_{l-1})^2] + \sigma_{b,l}^2`.
-    ``sigma_w2`` and ``sigma_b2`` are scalars or ``(depth,)`` arrays (layer 0 has
-    its own fan-in, :math:`d_\mathrm{in}`).
+    Layer 0 has :math:`q_0 = \sigma_{w,0}^2 q0 + \sigma_{b,0}^2` and layer :math:`l`
+    :math:`q_l = \sigma_{w,l}^2 \mathbb{E}[\varphi(z_{l-1})^2] + \sigma_{b,l}^2`,
+    :math:`z_{l-1} \sim \mathcal{N}(0, q_{l-1})`.
+
+    Args:
+      activation: a spec string or an Activation.
+      q0: the inputs' mean square :math:`\|x\|^2/d_\mathrm{in}`, >= 0.
+      depth: the number of layers, >= 1.
+      sigma_w2: the weight variance times the fan-in, a scalar or ``(depth,)``
+        (layer 0 has its own fan-in, :math:`d_\mathrm{in}`).
+      sigma_b2: the bias second moment, a scalar or ``(depth,)``.
+
+    Returns:
+      Moments of ``(depth,)`` arrays, and the first layer that overflowed.
     """
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be an int >= 1; got {depth!r}")
+    check_int("depth", depth)
     for name, v in (("q0", q0), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         _check_domain("propagate", name, v)
     dtype = jnp.result_type(q0, sigma_w2, sigma_b2, jnp.float32)
@@ -151,12 +212,30 @@ def _propagate(act, q0, wb):
     return Moments(q, mean, second, jnp.where(bad.any(), jnp.argmax(bad), -1).astype(jnp.int32))
 
 
-def propagate_variance(activation, q0, depth: int, *, sigma_w2, sigma_b2) -> Array:
-    """``propagate(...).pre_var``: the predicted pre-activation variance per layer ``(depth,)``."""
+def propagate_variance(
+    activation: str | Activation,
+    q0: ArrayLike,
+    depth: int,
+    *,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+) -> Array:
+    r"""``propagate(...).pre_var``: :math:`q_l` per layer ``(depth,)``.
+
+    :math:`q_0 = \sigma_{w,0}^2 q0 + \sigma_{b,0}^2`,
+    :math:`q_l = \sigma_{w,l}^2 \mathbb{E}[\varphi(z_{l-1})^2] + \sigma_{b,l}^2`.
+
+    Args:
+      activation: a spec string or an Activation.
+      q0: the inputs' mean square, >= 0.
+      depth: the number of layers, >= 1.
+      sigma_w2: the weight variance times the fan-in, a scalar or ``(depth,)``.
+      sigma_b2: the bias second moment, a scalar or ``(depth,)``.
+    """
     return propagate(activation, q0, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2).pre_var
 
 
-def _weight_var(init, shape) -> float:
+def _weight_var(init: Initializer, shape: Sequence[int]) -> float:
     mean, var = init.moments(shape)
     if mean != 0.0:
         raise ValueError(
@@ -167,14 +246,18 @@ def _weight_var(init, shape) -> float:
     return var
 
 
-def sigma_w2(init, shape, *, in_axis: int | None = None) -> float:
+def sigma_w2(init: str | Initializer, shape: Sequence[int], *, in_axis: int | None = None) -> float:
     r""":math:`\sigma_w^2 = \mathrm{fan\_in} \cdot \mathrm{Var}(w)` of an initializer at ``shape``.
 
     The variance is the initializer's exact ``variance(shape)`` (truncation,
-    uniform and orthogonal scales included). ``fan_in`` is counted on the
-    initializer's own layout (``convention="torch"``: ``(out, in)``) unless
-    ``in_axis`` is given. Raises ValueError for initializers whose weights have
-    a nonzero mean (``identity``, ``ones``, ``normal(mean=...)``, ...).
+    uniform and orthogonal scales included).
+
+    Args:
+      init: a spec string or an Initializer with zero-mean weights (ValueError
+        for ``identity``, ``ones``, ``normal(mean=...)``, ...).
+      shape: the weight shape, rank >= 2.
+      in_axis: the fan-in axis; None counts it on the initializer's own layout
+        (``convention="torch"``: ``(out, in)``).
     """
     init = _initializers.get(init)
     shape = tuple(int(d) for d in shape)
@@ -193,11 +276,15 @@ def sigma_w2(init, shape, *, in_axis: int | None = None) -> float:
     return fan_in * _weight_var(init, shape)
 
 
-def sigma_b2(bias_init, width: int) -> float:
+def sigma_b2(bias_init: str | Initializer, width: int) -> float:
     r""":math:`\sigma_b^2 = \mathbb{E}[b^2] = \mu_b^2 + \mathrm{Var}(b)` of a bias initializer.
 
     The maps above take biases as :math:`\mathcal{N}(0, \sigma_b^2)`; :func:`predict`
     keeps a bias mean :math:`\mu_b` apart (pre-activations :math:`\mathcal{N}(\mu_b, q - \mu_b^2)`).
+
+    Args:
+      bias_init: a spec string or an Initializer.
+      width: the bias vector's length.
     """
     mean, var = _initializers.get(bias_init).moments((int(width),))
     return mean**2 + var
