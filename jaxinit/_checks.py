@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "check_real", "closest_hint"]
+__all__ = ["check_bool", "check_choice", "check_int", "check_real", "closest_hint"]
 
 
 def closest_hint(word: Any, choices: Iterable[Any]) -> str:
@@ -26,6 +26,21 @@ def closest_hint(word: Any, choices: Iterable[Any]) -> str:
     by_text = {str(c): c for c in choices}
     match = difflib.get_close_matches(str(word), list(by_text), n=1, cutoff=0.5)
     return f" Did you mean {by_text[match[0]]!r}?" if match else ""
+
+
+def check_bool(name: str, value: Any, *, none: bool = False) -> bool | None:
+    """``value`` if it is True or False (or None when ``none``); else a TypeError.
+
+    Example:
+      >>> check_bool("gradients", True)
+      True
+    """
+    if value is None and none:
+        return None
+    if not isinstance(value, bool):
+        choices = "True, False or None" if none else "True or False"
+        raise TypeError(f"{name} must be {choices}; got {value!r}")
+    return value
 
 
 def check_int(name: str, value: Any, *, low: int = 1, none: bool = False) -> int | None:

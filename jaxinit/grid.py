@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_int
+from jaxinit._checks import check_bool, check_int
 
 __all__ = [
     "DIMS",
@@ -271,8 +271,7 @@ class Grid:
                     f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}"
                 )
         for flag in ("batchnorm", "cosine", "gradients"):
-            if not isinstance(getattr(self, flag), bool):
-                raise TypeError(f"Grid: {flag} must be True or False; got {getattr(self, flag)!r}")
+            check_bool(f"Grid: {flag}", getattr(self, flag))
             if flag != "gradients" and getattr(self, flag) and batch < 2:
                 raise ValueError(
                     f"Grid: {flag}=True needs a batch of at least 2 samples; got {batch} "
