@@ -178,7 +178,9 @@ def test_orthogonal_torch_convention_flattens_like_torch(torch_shape, key):
     np.testing.assert_allclose(gram, 2.25 * np.eye(min(rows, cols)), atol=1e-4)
     assert init.variance(torch_shape) == pytest.approx(2.25 / max(rows, cols), rel=1e-12)
     assert (m**2).mean() == pytest.approx(init.variance(torch_shape), rel=1e-4)
-    np.testing.assert_array_equal(init(key, torch_shape), I.orthogonal(scale=1.5, column_axis=0)(key, torch_shape))  # fmt: skip
+    np.testing.assert_array_equal(
+        init(key, torch_shape), I.orthogonal(scale=1.5, column_axis=0)(key, torch_shape)
+    )
     torch = pytest.importorskip("torch")
     t = torch.nn.init.orthogonal_(torch.empty(torch_shape), gain=1.5).numpy().astype(np.float64)
     t = t.reshape(rows, -1)
@@ -227,7 +229,9 @@ def test_sparse_torch_convention_zeroes_like_torch(key):
         nonzero = w[w != 0]
         np.testing.assert_allclose(nonzero.var(), 0.01, rtol=variance_rtol(nonzero.size, "normal"))
     var = 0.01 * (1 - expected / rows)
-    assert I.sparse(sparsity=s, stddev=0.1, convention="torch").variance((rows, cols)) == pytest.approx(var)  # fmt: skip
+    assert I.sparse(sparsity=s, stddev=0.1, convention="torch").variance(
+        (rows, cols)
+    ) == pytest.approx(var)
     assert I.sparse(sparsity=s, stddev=0.1, convention="torch", layout="flax").variance(
         (cols, rows)
     ) == pytest.approx(var)
@@ -295,8 +299,16 @@ def test_torch_convention_on_flax_layout_matches_kaiming_normal(key):
 
 def test_layout_on_every_scheme(key):
     shape = (100, 40)
-    for name in ["glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "lecun_normal",
-                 "lecun_uniform", "torch_linear_default", "variance_scaling"]:  # fmt: skip
+    for name in [
+        "glorot_normal",
+        "glorot_uniform",
+        "he_normal",
+        "he_uniform",
+        "lecun_normal",
+        "lecun_uniform",
+        "torch_linear_default",
+        "variance_scaling",
+    ]:
         flax = I.get(f"{name}(convention='torch', layout='flax')")
         torch_layout = I.get(f"{name}(convention='torch')")
         assert flax.moments(shape) == torch_layout.moments(shape[::-1])
@@ -332,12 +344,19 @@ def test_registered_listed_and_drawn_by_the_engine(key):
     families = draw_families(bases, key, shape)
     for i, init in enumerate(inits):
         np.testing.assert_array_equal(families[i], draw(init.base, key, shape, jnp.float32))
-        np.testing.assert_array_equal(families[i] * float(init.coeffs(shape, jnp.float32)[0]),
-                                      init(key, shape))  # fmt: skip
+        np.testing.assert_array_equal(
+            families[i] * float(init.coeffs(shape, jnp.float32)[0]), init(key, shape)
+        )
     assert inits[0].base == DeltaOrthogonal(column_axis=-1)
     assert isinstance(inits[0].base, QR)  # the engine's QR rules (one device) apply
-    grid = ji.Grid(inits=["delta_orthogonal", "dirac", "orthogonal(convention='torch')"],
-                   activations=["tanh"], depth=2, width=8, seeds=1, batch=4)  # fmt: skip
+    grid = ji.Grid(
+        inits=["delta_orthogonal", "dirac", "orthogonal(convention='torch')"],
+        activations=["tanh"],
+        depth=2,
+        width=8,
+        seeds=1,
+        batch=4,
+    )
     assert len(grid.init_objs) == 3
     with pytest.raises(ValueError, match=r"cannot draw this grid's layer.*groups=3 must divide"):
         ji.Grid(inits=["dirac(groups=3)"], activations=["tanh"], depth=2, width=8, seeds=1, batch=4)

@@ -488,8 +488,16 @@ def test_gaussian_moments(key):
 def test_gaussian_is_the_kernel_input_draw():
     """The sweep kernel's batch for each seed, vmapped as the sweep does, is ``gaussian``."""
     g = grid.Grid(inits=["he_normal"], activations=["relu"], depth=1, width=4, seeds=3)
-    spec = kernel.DrawSpec(w_bases=(Normal(),), b_bases=(Constant(),), d_in=5, width=4,
-                           depth=1, batch=8, inputs="gaussian", cotangent=False)  # fmt: skip
+    spec = kernel.DrawSpec(
+        w_bases=(Normal(),),
+        b_bases=(Constant(),),
+        d_in=5,
+        width=4,
+        depth=1,
+        batch=8,
+        inputs="gaussian",
+        cotangent=False,
+    )
     drawn = kernel.draw(spec, None, np.uint32(g.root_seed), np.arange(3, dtype=np.int32)).x
     for s in range(3):
         ours = data.gaussian(jax.random.fold_in(g.seed_key(s), grid.STREAM_INPUTS), 8, 5)

@@ -43,7 +43,10 @@ def test_host_threefry_is_jaxs_fold_in_bitwise():
     data = [*rng.integers(0, 2**32, 20, dtype=np.uint64).tolist(), 0, 1, 2**31]
     for root in roots:
         host = _threefry.fold_in(_threefry.key_data(root), np.array(data, np.uint64))
-        want = [np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(root), d))) for d in data]  # fmt: skip
+        want = [
+            np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(root), d)))
+            for d in data
+        ]
         np.testing.assert_array_equal(host, np.stack(want))
     with pytest.raises(ValueError, match="seeds must be integers in"):
         _threefry.key_data(-1)
@@ -60,12 +63,25 @@ def test_one_threefry_pass_gives_each_requests_own_bits():
 
 
 def test_host_key_table_is_the_traced_one():
-    spec = kernel.DrawSpec(w_bases=(B.Normal(),), b_bases=(B.Constant(),), d_in=3, width=4,
-                           depth=3, batch=2, inputs="gaussian", cotangent=True)  # fmt: skip
+    spec = kernel.DrawSpec(
+        w_bases=(B.Normal(),),
+        b_bases=(B.Constant(),),
+        d_in=3,
+        width=4,
+        depth=3,
+        batch=2,
+        inputs="gaussian",
+        cotangent=True,
+    )
     seeds = np.array([0, 5, 2**31 - 1], np.int32)
     host = kernel.key_table(spec, 3_000_000_000, seeds)
-    traced = jax.jit(jax.vmap(lambda s: jax.random.key_data(kernel._key_table_traced(
-        spec, ji.grid.seed_key(np.uint32(3_000_000_000), s)))))(seeds)  # fmt: skip
+    traced = jax.jit(
+        jax.vmap(
+            lambda s: jax.random.key_data(
+                kernel._key_table_traced(spec, ji.grid.seed_key(np.uint32(3_000_000_000), s))
+            )
+        )
+    )(seeds)
     assert host.shape == (3, 2 * 3 + 2, 2)
     np.testing.assert_array_equal(host, traced)
 
@@ -86,26 +102,49 @@ def test_kernel_draws_are_the_initializers_own_keys(keys):
 
 
 def _check_kernel_draws():
-    grid = ji.Grid(inits=["he_normal", "glorot_uniform", "orthogonal"], activations=["relu"],
-                   depth=3, width=8, seeds=[0, 4], batch=6, d_in=5,
-                   bias_inits="normal(stddev=0.1)", root_seed=3_000_000_000)  # fmt: skip
-    spec = kernel.DrawSpec(w_bases=tuple(i.base for i in grid.init_objs),
-                           b_bases=(grid.bias_objs[0].base,), d_in=5, width=8, depth=3,
-                           batch=6, inputs="gaussian", cotangent=True)  # fmt: skip
+    grid = ji.Grid(
+        inits=["he_normal", "glorot_uniform", "orthogonal"],
+        activations=["relu"],
+        depth=3,
+        width=8,
+        seeds=[0, 4],
+        batch=6,
+        d_in=5,
+        bias_inits="normal(stddev=0.1)",
+        root_seed=3_000_000_000,
+    )
+    spec = kernel.DrawSpec(
+        w_bases=tuple(i.base for i in grid.init_objs),
+        b_bases=(grid.bias_objs[0].base,),
+        d_in=5,
+        width=8,
+        depth=3,
+        batch=6,
+        inputs="gaussian",
+        cotangent=True,
+    )
     d = kernel.draw(spec, None, np.uint32(grid.root_seed), np.array(grid.seed_values, np.int32))
     for s, seed in enumerate(grid.seed_values):
         key = grid.seed_key(seed)
         lkey = jax.random.fold_in(key, STREAM_LAYERS)
         for f, init in enumerate(grid.init_objs):
             k0 = jax.random.fold_in(jax.random.fold_in(lkey, 0), 0)
-            np.testing.assert_array_equal(d.first[s].reshape(5, 3, 8)[:, f], draw(init.base, k0, (5, 8), jnp.float32))  # fmt: skip
+            np.testing.assert_array_equal(
+                d.first[s].reshape(5, 3, 8)[:, f], draw(init.base, k0, (5, 8), jnp.float32)
+            )
             for l in (1, 2):
                 kl = jax.random.fold_in(jax.random.fold_in(lkey, l), 0)
-                np.testing.assert_array_equal(d.hidden[s, l - 1, f], draw(init.base, kl, (8, 8), jnp.float32))  # fmt: skip
+                np.testing.assert_array_equal(
+                    d.hidden[s, l - 1, f], draw(init.base, kl, (8, 8), jnp.float32)
+                )
         kb = jax.random.fold_in(jax.random.fold_in(lkey, 2), 1)
         np.testing.assert_array_equal(d.bias[s, 2, 0], draw(B.Normal(), kb, (8,), jnp.float32))
-        np.testing.assert_array_equal(d.x[s], jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (6, 5)))  # fmt: skip
-        np.testing.assert_array_equal(d.cotangent[s], jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (6, 8)))  # fmt: skip
+        np.testing.assert_array_equal(
+            d.x[s], jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (6, 5))
+        )
+        np.testing.assert_array_equal(
+            d.cotangent[s], jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (6, 8))
+        )
 
 
 def _close(a, b):
@@ -115,10 +154,25 @@ def _close(a, b):
 def test_shared_draws_equal_each_combination_alone():
     """Every init of the grid in one program, first layer shared per family, equals each
     init swept alone, to float32 rounding (ENGINE_RTOL, derived in _tolerances)."""
-    inits = ["normal(stddev=1.0)", "normal(stddev=0.05)", "he_normal", "glorot_normal",
-             "glorot_uniform", "uniform(low=0.05, high=0.2)", "orthogonal", "lsuv"]  # fmt: skip
-    kw = dict(activations=["tanh", "relu"], depth=[2, 3], width=12, seeds=[1, 6], batch=24,
-              bias_inits=["zeros", "normal(stddev=0.1)"], bins=8)  # fmt: skip
+    inits = [
+        "normal(stddev=1.0)",
+        "normal(stddev=0.05)",
+        "he_normal",
+        "glorot_normal",
+        "glorot_uniform",
+        "uniform(low=0.05, high=0.2)",
+        "orthogonal",
+        "lsuv",
+    ]
+    kw = dict(
+        activations=["tanh", "relu"],
+        depth=[2, 3],
+        width=12,
+        seeds=[1, 6],
+        batch=24,
+        bias_inits=["zeros", "normal(stddev=0.1)"],
+        bins=8,
+    )
     together = ji.sweep(ji.Grid(inits=inits, **kw))
     shifted = ji.initializers.get("uniform(low=0.05, high=0.2)").coeffs((12, 12), jnp.float32)[1]
     assert float(shifted) != 0  # one init has W = aZ + b with b != 0: the x·1 term is tested
@@ -134,9 +188,16 @@ def test_shared_draws_equal_each_combination_alone():
 def test_member_tiles_change_only_rounding(monkeypatch):
     """The loop over tiles of members (1 per step on a CPU) against all members batched in
     one step, and tiles of 2: the same numbers to float32 rounding (ENGINE_RTOL)."""
-    grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal", "glorot_uniform", "orthogonal"],
-                   activations=["tanh", "relu"], depth=3, width=8, seeds=[0, 3], batch=16,
-                   bins=6, bias_inits="normal(stddev=0.1)")  # fmt: skip
+    grid = ji.Grid(
+        inits=["normal(stddev=1.0)", "he_normal", "glorot_uniform", "orthogonal"],
+        activations=["tanh", "relu"],
+        depth=3,
+        width=8,
+        seeds=[0, 3],
+        batch=16,
+        bins=6,
+        bias_inits="normal(stddev=0.1)",
+    )
     out = {}
     for tile in (1, 2, 4):
         monkeypatch.setattr(sweeping, "CPU_TILE", tile)
@@ -155,10 +216,16 @@ def _bn_reference(grid, init, act, depth, seed):
     key = grid.seed_key(seed)
     x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.n_samples, grid.input_dim))
     lkey = jax.random.fold_in(key, STREAM_LAYERS)
-    ws = [init(jax.random.fold_in(jax.random.fold_in(lkey, l), 0),
-               (grid.input_dim if l == 0 else grid.widths[0], grid.widths[0]))
-          for l in range(depth)]  # fmt: skip
-    g = jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (grid.n_samples, grid.widths[0]))  # fmt: skip
+    ws = [
+        init(
+            jax.random.fold_in(jax.random.fold_in(lkey, l), 0),
+            (grid.input_dim if l == 0 else grid.widths[0], grid.widths[0]),
+        )
+        for l in range(depth)
+    ]
+    g = jax.random.normal(
+        jax.random.fold_in(key, STREAM_COTANGENT), (grid.n_samples, grid.widths[0])
+    )
 
     def forward(ws, probes):
         h, zs = x, []
@@ -177,8 +244,15 @@ def _bn_reference(grid, init, act, depth, seed):
 
 
 def test_batchnorm_backward_equals_jax_grad():
-    grid = ji.Grid(inits=["he_normal", "normal(stddev=2.0)"], activations=["tanh", "relu"],
-                   depth=3, width=10, seeds=[2], batch=16, batchnorm=True)  # fmt: skip
+    grid = ji.Grid(
+        inits=["he_normal", "normal(stddev=2.0)"],
+        activations=["tanh", "relu"],
+        depth=3,
+        width=10,
+        seeds=[2],
+        batch=16,
+        batchnorm=True,
+    )
     res = ji.sweep(grid)
     for init in grid.init_objs:
         for act in grid.activation_objs:
@@ -189,8 +263,15 @@ def test_batchnorm_backward_equals_jax_grad():
 
 
 def test_gradients_false_skips_the_backward_pass_and_says_so():
-    kw = dict(inits=["he_normal", "glorot_uniform"], activations=["tanh", "relu"], depth=[2, 3],
-              width=8, seeds=3, batch=16, bins=6)  # fmt: skip
+    kw = dict(
+        inits=["he_normal", "glorot_uniform"],
+        activations=["tanh", "relu"],
+        depth=[2, 3],
+        width=8,
+        seeds=3,
+        batch=16,
+        bins=6,
+    )
     full = ji.sweep(ji.Grid(**kw))
     fwd = ji.sweep(ji.Grid(**kw, gradients=False))
     assert "grad_var" not in fwd.fields
@@ -220,8 +301,12 @@ for bn in (False, True):  # one process per device count: jax starts once
 """
     for n, chunk in ((1, 1), (2, 4)):
         env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(n)}
-        subprocess.run([sys.executable, "-c", script, str(tmp_path / f"dev{n}"), str(n), str(chunk)],
-                       env=env, check=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"dev{n}"), str(n), str(chunk)],
+            env=env,
+            check=True,
+            timeout=300,
+        )
     for bn in (0, 1):
         one, two = (ji.SweepResult.load(tmp_path / f"dev{n}-bn{bn}") for n in (1, 2))
         if bn == 0:
@@ -256,8 +341,9 @@ def test_histogram_matches_numpy_except_within_ulps_of_an_edge():
         far = (spacing > HIST_EDGE_ULPS * np.spacing(np.abs(edges[1:-1]) + 1e-30)).all(1)
         far &= np.isfinite(x)
         got_far = hist(x[far])[0]
-        np.testing.assert_array_equal(np.asarray(got_far)[1 : bins + 1],
-                                      np.histogram(x[far], bins=bins, range=(lo, hi))[0])  # fmt: skip
+        np.testing.assert_array_equal(
+            np.asarray(got_far)[1 : bins + 1], np.histogram(x[far], bins=bins, range=(lo, hi))[0]
+        )
         # and the near-edge ones move by at most one bin each
         assert np.abs(classes[1 : bins + 1] - expected).sum() <= 2 * (~far & np.isfinite(x)).sum()
 
@@ -266,8 +352,9 @@ def test_nonfinite_counts_are_exact_and_overflow_is_flagged():
     z = jnp.asarray(
         np.array([[[1.0, np.inf], [np.nan, 2.0]], [[1.0, 2.0], [3.0, 4.0]]], np.float32)
     )
-    s = jax.jit(lambda z: stats.layer_stats(z, jnp.tanh(z), saturation=(-0.99, 0.99),
-                                            hist=(-1.0, 1.0, 4)))(z)  # fmt: skip
+    s = jax.jit(
+        lambda z: stats.layer_stats(z, jnp.tanh(z), saturation=(-0.99, 0.99), hist=(-1.0, 1.0, 4))
+    )(z)
     np.testing.assert_array_equal(s.nonfinite, [3, 0])  # inf and nan in z, nan in tanh(z)
     big = jnp.asarray(np.tile([3e19, -3e19], (1, 4, 2)), jnp.float32)  # finite; z² overflows
     s = jax.jit(lambda z: stats.layer_stats(z, z, saturation=(None, None), hist=None))(big)

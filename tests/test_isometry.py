@@ -198,8 +198,13 @@ def test_bad_arguments_raise(kwargs, match, key):
         jacobian_spectrum(key, **kw)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [(dict(width=2.5), "width must be an int >= 1; got 2.5"),
-                                              (dict(n_inputs=True), "n_inputs must be an int")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(width=2.5), "width must be an int >= 1; got 2.5"),
+        (dict(n_inputs=True), "n_inputs must be an int"),
+    ],
+)
 def test_wrong_types_are_type_errors(kwargs, match, key):
     kw = dict(init="orthogonal", activation="tanh", depth=2, width=8) | kwargs
     with pytest.raises(TypeError, match=match):

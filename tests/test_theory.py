@@ -369,17 +369,32 @@ def test_predict_matches_sweep_layout_and_pre_var():
 def test_predict_batchnorm_lsuv_and_fractions_against_sweep():
     """The approximate parts of predict (batch norm's backward pass, LSUV, the underflow
     'dead' set, saturation thresholds) against small real sweeps, at ~3 standard errors."""
-    grid = ji.Grid(inits=["he_normal", "lsuv"], activations=["relu", "tanh"], depth=4, width=128,
-                   seeds=4, batch=128, inputs="uniform", bias_inits="normal(stddev=0.3)",
-                   batchnorm=True, cosine=True)  # fmt: skip
+    grid = ji.Grid(
+        inits=["he_normal", "lsuv"],
+        activations=["relu", "tanh"],
+        depth=4,
+        width=128,
+        seeds=4,
+        batch=128,
+        inputs="uniform",
+        bias_inits="normal(stddev=0.3)",
+        batchnorm=True,
+        cosine=True,
+    )
     measured, predicted = ji.sweep(grid), T.predict(grid)
     for f, rtol in [("pre_var", 1e-3), ("grad_var", 0.15), ("weight_grad_norm", 0.15)]:
         got = measured.fields[f].mean(axis=-2)
         np.testing.assert_allclose(got, predicted.fields[f][..., 0, :], rtol=rtol, err_msg=f)
     np.testing.assert_allclose(measured.cosine.mean(-2), predicted.cosine[..., 0, :], atol=0.02)
     # no batch norm: LSUV holds every layer within its tol (0.1) of the target 1
-    grid = ji.Grid(inits=["lsuv", "normal(stddev=1.0)"], activations=["sigmoid", "softplus",
-                   "hard_tanh"], depth=3, width=64, seeds=4, batch=64)  # fmt: skip
+    grid = ji.Grid(
+        inits=["lsuv", "normal(stddev=1.0)"],
+        activations=["sigmoid", "softplus", "hard_tanh"],
+        depth=3,
+        width=64,
+        seeds=4,
+        batch=64,
+    )
     measured, predicted = ji.sweep(grid), T.predict(grid)
     lsuv = predicted.sel(init="lsuv").pre_var
     assert (np.abs(lsuv - 1) < 0.1 + 1e-6).all()
