@@ -67,7 +67,7 @@ from jaxinit import _threefry
 from jaxinit import stats as _stats
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS, seed_key
-from jaxinit.initializers._bases import QR, Base, Normal, Uniform01
+from jaxinit.initializers._bases import QR, Base, Lsuv, Normal, Uniform01
 from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
 from jaxinit.lsuv import layer_scale
 
@@ -82,6 +82,7 @@ __all__ = [
     "draw",
     "forward",
     "key_table",
+    "lsuv_row",
     "needs_single_device_draws",
     "programs",
 ]
@@ -144,6 +145,14 @@ class Members(NamedTuple):
     bias_mix: jax.Array  # (M, Fb)
     bias_shift: jax.Array  # (M,)
     lsuv: jax.Array  # (M, 4): is LSUV (0/1), target variance, tolerance, max iterations
+
+
+def lsuv_row(base: Base) -> np.ndarray:
+    """A member's row of :attr:`Members.lsuv` for its weight draw ``base``: ``(1, target
+    variance, tolerance, max iterations)`` for LSUV, ``(0, 1, 1, 0)`` (no rescale) otherwise."""
+    if isinstance(base, Lsuv):
+        return np.array([1.0, base.target_var, base.tol, base.max_iter], np.float32)
+    return np.array([0.0, 1.0, 1.0, 0.0], np.float32)
 
 
 def needs_single_device_draws(spec: DrawSpec) -> bool:

@@ -360,3 +360,9 @@ def test_nonfinite_counts_are_exact_and_overflow_is_flagged():
     s = jax.jit(lambda z: stats.layer_stats(z, z, saturation=(None, None), hist=None))(big)
     assert int(s.nonfinite[0]) == 0
     assert not np.isfinite(float(s.pre_var[0]))
+
+
+def test_lsuv_row_is_the_members_lsuv_layout():
+    row = kernel.lsuv_row(ji.initializers.lsuv(target_var=2.0, tol=0.05, max_iter=7).base)
+    np.testing.assert_array_equal(row, np.array([1.0, 2.0, 0.05, 7.0], np.float32))
+    np.testing.assert_array_equal(kernel.lsuv_row(ji.initializers.he_normal().base), [0, 1, 1, 0])
