@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 
 import jax
 
+from jaxinit._checks import check_real
+
 __all__: list[str] = []  # internal: used by jaxinit.sweeping
 
 DEFAULT_PROCESS_TIMEOUT = 60.0  # s without a sign of life before a waited-on process is dead
@@ -49,11 +51,8 @@ def owner(item: int, count: int) -> int:
 
 
 def check_timeout(timeout: float, who: str) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(
-            f"{who}: process_timeout must be a positive number of seconds; got {timeout!r}"
-        )
-    return float(timeout)
+    """``process_timeout`` in seconds: a finite number > 0."""
+    return check_real(f"{who}: process_timeout (seconds)", timeout, low=0.0, strict=True)
 
 
 def _path(root: pathlib.Path, process: int) -> pathlib.Path:

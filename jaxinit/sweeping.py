@@ -50,11 +50,12 @@ import numpy as np
 
 from jaxinit import _distributed, kernel
 from jaxinit import stats as _stats
-from jaxinit._checks import check_int
+from jaxinit._checks import check_bool, check_int
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.initializers._bases import Lsuv
 from jaxinit.results import SweepResult
 
 __all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "plan", "sweep"]
@@ -181,7 +182,7 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
         for w in grid.widths
         for shape in ((grid.input_dim, w), (w, w))
     )
-    lsuv = any(i.base[0] == "lsuv" for i in grid.init_objs)
+    lsuv = any(isinstance(i.base, Lsuv) for i in grid.init_objs)
     draw_specs, forward_specs = [], []
     for width in grid.widths:
         draw_specs.append(kernel.DrawSpec(
@@ -233,10 +234,7 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
             mix[fam] = a
             rows[f"{name}_mix"].append(mix)
             rows[f"{name}_shift"].append(np.float32(b))
-        base = init.base
-        rows["lsuv"].append(
-            np.array([1.0, *base[2:5]] if base[0] == "lsuv" else [0.0, 1.0, 1.0, 0.0], np.float32)
-        )
+        rows["lsuv"].append(kernel.lsuv_row(init.base))
     return kernel.Members(*(np.stack(rows[k]).astype(np.float32) for k in kernel.Members._fields))
 
 
@@ -334,8 +332,7 @@ def sweep(
         raise TypeError(
             f"sweep: callback must be a function (done, records) or None; got {callback!r}"
         )
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"sweep: progress must be True, False or None; got {progress!r}")
+    check_bool("sweep: progress", progress, none=True)
     lanes = default_lanes() if lanes is None else lanes
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:

@@ -167,7 +167,7 @@ def test_coord_check_mup_is_flat_and_standard_output_grows():
         (
             dict(learning_rate=[0.1, -1]),
             ValueError,
-            r"learning_rate must be a positive finite number; got -1",
+            r"learning_rate must be a finite real number > 0; got -1",
         ),
         (
             dict(learning_rate=[0.1], optimizer="adam(learning_rate=0.1)"),

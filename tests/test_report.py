@@ -556,7 +556,9 @@ def test_loss_curves_smooth_is_a_trailing_moving_average():
     np.testing.assert_allclose(_smooth(y, 2), [[4.0, 2.0, 1.0, 4.0]])
     np.testing.assert_allclose(_smooth(y, 1), y)
     np.testing.assert_allclose(_smooth(y, 10), [[4.0, 2.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match="smooth is a window of steps"):
+    with pytest.raises(
+        ValueError, match=r"smooth \(a window of steps\) must be an int >= 1; got 0"
+    ):
         report.loss_curves(None, smooth=0)
 
 

@@ -23,7 +23,7 @@ from matplotlib.colors import LinearSegmentedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from jaxinit._checks import closest_hint
+from jaxinit._checks import check_int, closest_hint
 from jaxinit.report import tables
 from jaxinit.report.figures import (
     COLUMN_WIDTH,
@@ -120,8 +120,7 @@ def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True, 
     (``test_loss`` or ``eval_loss``, ``(…, eval)``) is drawn dashed at
     ``attrs["eval_steps"]``.
     """
-    if not isinstance(smooth, int) or isinstance(smooth, bool) or smooth < 1:
-        raise ValueError(f"smooth is a window of steps, an int >= 1; got {smooth!r}")
+    check_int("smooth (a window of steps)", smooth)
     dashed = next((k for k in EVAL_LOSS if k in train.fields), None)
     fig = _curves(train, field, "loss_steps", selection, log_y=log_y, dashed=dashed, smooth=smooth)
     if smooth > 1:

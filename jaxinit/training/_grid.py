@@ -22,7 +22,7 @@ from flax import nnx
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_choice, check_int, closest_hint
+from jaxinit._checks import check_bool, check_choice, check_int, check_real, closest_hint
 from jaxinit._spec import parse_spec
 from jaxinit.grid import seed_key
 from jaxinit.training import _mup
@@ -429,10 +429,7 @@ class TrainGrid:
         if self.parametrization == "mup":
             _mup.optimizer_kind(self._opt_names())  # a clear error now, not at train time
         self.tx(None)  # builds the optimizer now, so that a bad spec fails here
-        if not isinstance(self.keep_params, bool):
-            raise TypeError(
-                f"TrainGrid: keep_params must be True or False; got {self.keep_params!r}"
-            )
+        check_bool("TrainGrid: keep_params", self.keep_params)
         if self.keep_params and isinstance(self.width, tuple):
             raise ValueError(
                 f"TrainGrid: keep_params needs one width (kernels of widths "
@@ -646,6 +643,7 @@ class TrainGrid:
         }
 
 
+@functools.cache  # traced once per shape: train builds every model of a group alike
 def _param_shapes(d_in: int, hidden: tuple[int, ...], d_out: int) -> Any:
     """An MLP's parameters as shapes only (``nnx.State`` of ``jax.ShapeDtypeStruct``)."""
     return nnx.split(nnx.eval_shape(lambda: MLP(d_in, hidden, d_out, rngs=nnx.Rngs(0))))[1]
@@ -656,12 +654,7 @@ def _is_list(value: Any) -> bool:
 
 
 def _learning_rate(value: Any) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value > 0):
-        raise ValueError(
-            f"TrainGrid: learning_rate must be a positive finite number; got {value!r}"
-        )
-    return float(value)
+    return check_real("TrainGrid: learning_rate", value, low=0.0, strict=True)
 
 
 def _distinct(name: str, value: Any, check) -> Any:
