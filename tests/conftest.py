@@ -11,8 +11,10 @@ import pathlib
 import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
-# hermetic: the suite's compiled programs go to a fresh directory, not ~/.cache
-os.environ.setdefault("JAXINIT_CACHE_DIR", tempfile.mkdtemp(prefix="jaxinit-test-cache-"))
+# hermetic: the suite's compiled programs go to a fresh directory, not ~/.cache; one per
+# pytest-xdist worker (a worker inherits the controller's environment)
+if "JAXINIT_CACHE_DIR" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["JAXINIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxinit-test-cache-")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
@@ -38,3 +40,14 @@ def mnist_dir():
     if not path.is_dir():
         pytest.skip(f"no MNIST copy: set JAXINIT_DATA or place the files in {path}")
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests (``slow``, ``distributed``) first, the rest in file order: with
+    pytest-xdist (README's command) the long ones then share the workers from the start
+    instead of finishing the run alone."""
+    items.sort(
+        key=lambda item: (
+            not any(item.iter_markers("slow")) and not any(item.iter_markers("distributed"))
+        )
+    )
