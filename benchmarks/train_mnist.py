@@ -122,8 +122,14 @@ def _order(n: int, steps: int, seed: int = 0) -> np.ndarray:
 
 def time_jaxinit(data, eval_data, *, seeds: int, steps: int, devices=None) -> dict:
     """``ji.train`` on ``devices`` (None: every local device), warm."""
-    grid = TrainGrid(inits=list(INITS), seeds=seeds, hidden=HIDDEN, steps=steps, batch_size=BATCH,
-                     optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+    grid = TrainGrid(
+        inits=list(INITS),
+        seeds=seeds,
+        hidden=HIDDEN,
+        steps=steps,
+        batch_size=BATCH,
+        optimizer=f"sgd(learning_rate={LEARNING_RATE})",
+    )
     run = lambda: train(grid, data, eval_data, progress=False, devices=devices)  # noqa: E731
     t = time.perf_counter()
     run()  # compiles: every later call of this shape is warm
@@ -134,10 +140,16 @@ def time_jaxinit(data, eval_data, *, seeds: int, steps: int, devices=None) -> di
     models = len(INITS) * seeds
     tail = max(1, steps // 10)  # mean loss of the last tenth of the steps, per init
     final = {i: float(res.sel(init=i).loss[:, -tail:].mean()) for i in INITS}
-    return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models,
-            "first_call_s": first, "final_loss": final, "model_losses": res.loss[..., -tail:].mean(-1).ravel().tolist(),
-            "devices": len(jax.local_devices() if devices is None else devices),
-            "final_accuracy": {i: float(res.sel(init=i).test_accuracy[:, -1].mean()) for i in INITS}}  # fmt: skip
+    return {
+        "model_steps_per_s": models * steps / seconds,
+        "seconds": seconds,
+        "models": models,
+        "first_call_s": first,
+        "final_loss": final,
+        "model_losses": res.loss[..., -tail:].mean(-1).ravel().tolist(),
+        "devices": len(jax.local_devices() if devices is None else devices),
+        "final_accuracy": {i: float(res.sel(init=i).test_accuracy[:, -1].mean()) for i in INITS},
+    }
 
 
 def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, reps: int = 3):
@@ -152,9 +164,15 @@ def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, 
     from jaxinit.training import jsonl_writer
 
     def grid(eval_every):
-        return TrainGrid(inits=list(INITS), seeds=seeds, hidden=HIDDEN, steps=steps,
-                         batch_size=BATCH, eval_every=eval_every,
-                         optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+        return TrainGrid(
+            inits=list(INITS),
+            seeds=seeds,
+            hidden=HIDDEN,
+            steps=steps,
+            batch_size=BATCH,
+            eval_every=eval_every,
+            optimizer=f"sgd(learning_rate={LEARNING_RATE})",
+        )
 
     plain, logged = grid(None), grid(every)
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,9 +180,10 @@ def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, 
         runs = {
             "no_evaluations": lambda: train(plain, data, eval_data, progress=False),
             "evaluations": lambda: train(logged, data, eval_data, progress=False),
-            "evaluations_and_callback": lambda: train(logged, data, eval_data, progress=False,
-                                                      callback=writer),
-        }  # fmt: skip
+            "evaluations_and_callback": lambda: train(
+                logged, data, eval_data, progress=False, callback=writer
+            ),
+        }
         for run in runs.values():
             run()  # compile
         times = {k: [] for k in runs}
@@ -174,9 +193,14 @@ def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, 
                 run()
                 times[k].append(time.perf_counter() - t)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    return {"seconds": med, "every": every, "steps": steps, "models": len(INITS) * seeds,
-            "callback_cost": med["evaluations_and_callback"] / med["evaluations"] - 1,
-            "logging_cost": med["evaluations_and_callback"] / med["no_evaluations"] - 1}  # fmt: skip
+    return {
+        "seconds": med,
+        "every": every,
+        "steps": steps,
+        "models": len(INITS) * seeds,
+        "callback_cost": med["evaluations_and_callback"] / med["evaluations"] - 1,
+        "logging_cost": med["evaluations_and_callback"] / med["no_evaluations"] - 1,
+    }
 
 
 def time_jax_loop(data, *, models: int, steps: int) -> dict:
@@ -202,7 +226,10 @@ def time_jax_loop(data, *, models: int, steps: int) -> dict:
 
     def params_of(m):
         keys = jax.random.split(jax.random.key(m), len(sizes) - 1)
-        return [(inits[m](k, (a, b)), jnp.zeros(b)) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]  # fmt: skip
+        return [
+            (inits[m](k, (a, b)), jnp.zeros(b))
+            for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)
+        ]
 
     step(params_of(0), order[0])[1].block_until_ready()  # compile outside the timing
     t = time.perf_counter()
@@ -215,6 +242,47 @@ def time_jax_loop(data, *, models: int, steps: int) -> dict:
     return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models}
 
 
+def time_vmap_scan(data, *, models: int, steps: int, width: int) -> dict:
+    """Plain JAX at its best for this work: ``jit(lax.scan(vmap(sgd_step)))`` over every model
+    at once, rows gathered from the device copy of the data, no evaluations; warm. The
+    design jaxinit's program has, less its bookkeeping: the ceiling of vmapped JAX here."""
+    x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
+    sizes = (x.shape[1], *(width,) * len(HIDDEN), int(data[1].max()) + 1)
+    inits = [ji.initializers.get(INITS[m % len(INITS)]) for m in range(models)]
+
+    def loss_fn(params, rows):
+        h = x[rows]
+        for w, b in params[:-1]:
+            h = jax.nn.relu(h @ w + b[None, :])
+        logits = h @ params[-1][0] + params[-1][1][None, :]
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.take_along_axis(logp, y[rows][:, None], axis=1).mean()
+
+    def step(params, rows):
+        grads = jax.grad(loss_fn)(params, rows)
+        return jax.tree.map(lambda p, g: p - LEARNING_RATE * g, params, grads)
+
+    @jax.jit
+    def run(params, order):
+        many = jax.vmap(step, in_axes=(0, None))
+        return jax.lax.scan(lambda p, rows: (many(p, rows), None), params, order)[0]
+
+    def params_of(m):
+        keys = jax.random.split(jax.random.key(m), len(sizes) - 1)
+        return [
+            (inits[m](k, (a, b)), jnp.zeros(b))
+            for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)
+        ]
+
+    params = jax.tree.map(lambda *p: jnp.stack(p), *[params_of(m) for m in range(models)])
+    order = jnp.asarray(_order(len(data[0]), steps))
+    jax.block_until_ready(run(params, order))  # compile outside the timing
+    t = time.perf_counter()
+    jax.block_until_ready(run(params, order))
+    seconds = time.perf_counter() - t
+    return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models}
+
+
 def time_torch(data, *, models: int, steps: int, hidden=HIDDEN) -> dict:
     try:
         import torch
@@ -222,9 +290,11 @@ def time_torch(data, *, models: int, steps: int, hidden=HIDDEN) -> dict:
         return {"skipped": "torch is not installed"}
     x, y = torch.from_numpy(data[0]), torch.from_numpy(data[1]).long()
     sizes = (x.shape[1], *hidden, int(data[1].max()) + 1)
-    init = {"normal(stddev=0.01)": lambda w: torch.nn.init.normal_(w, std=0.01),
-            "glorot_normal": torch.nn.init.xavier_normal_,
-            "he_normal": lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="relu")}  # fmt: skip
+    init = {
+        "normal(stddev=0.01)": lambda w: torch.nn.init.normal_(w, std=0.01),
+        "glorot_normal": torch.nn.init.xavier_normal_,
+        "he_normal": lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="relu"),
+    }
     order = torch.from_numpy(_order(len(x), steps)).long()
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -259,8 +329,13 @@ def time_torch(data, *, models: int, steps: int, hidden=HIDDEN) -> dict:
     for m in range(models):
         run(m, steps)
     seconds = time.perf_counter() - t
-    return {"model_steps_per_s": models * steps / seconds, "seconds": seconds, "models": models,
-            "version": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+    return {
+        "model_steps_per_s": models * steps / seconds,
+        "seconds": seconds,
+        "models": models,
+        "version": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def time_widths(
@@ -272,8 +347,15 @@ def time_widths(
     watch, rows = _standard_grid().CpuWatch, []
     d_in, d_out = data[0].shape[1], int(data[1].max()) + 1
     for w in widths:
-        grid = TrainGrid(inits=list(INITS), seeds=seeds, hidden=(1,) * len(HIDDEN), width=w,
-                         steps=steps, batch_size=BATCH, optimizer=f"sgd(learning_rate={LEARNING_RATE})")  # fmt: skip
+        grid = TrainGrid(
+            inits=list(INITS),
+            seeds=seeds,
+            hidden=(1,) * len(HIDDEN),
+            width=w,
+            steps=steps,
+            batch_size=BATCH,
+            optimizer=f"sgd(learning_rate={LEARNING_RATE})",
+        )
         # evaluations (step 0 and the end) on EVAL_EXAMPLES test images, as time_jaxinit:
         # on the 60,000 training images they would cost more than the training itself
         train(grid, data, eval_data, progress=False)  # compiles this width's program
@@ -284,10 +366,21 @@ def time_widths(
         models = len(INITS) * seeds
         flops = _flops(d_in, d_out, hidden=(w,) * len(HIDDEN))
         rate = models * steps / seconds
-        row = {"width": w, "models": models, "steps": steps, "seconds": seconds,
-               "model_steps_per_s": rate, "gflops": rate * flops / 1e9,
-               "of_peak": rate * flops / 1e9 / peak, "flops_per_model_step": flops,
-               "other_cpu": cpu.result.get("foreign_cpu_frac")}  # fmt: skip
+        row = {
+            "width": w,
+            "models": models,
+            "steps": steps,
+            "seconds": seconds,
+            "model_steps_per_s": rate,
+            "gflops": rate * flops / 1e9,
+            "of_peak": rate * flops / 1e9 / peak,
+            "flops_per_model_step": flops,
+            "other_cpu": cpu.result.get("foreign_cpu_frac"),
+        }
+        with watch() as cpu:
+            scan = time_vmap_scan(data, models=models, steps=steps, width=w)
+        row["vmap_scan"] = {**scan, "other_cpu": cpu.result.get("foreign_cpu_frac")}
+        row["vmap_scan_ratio"] = rate / scan["model_steps_per_s"]
         with watch() as cpu:
             torch_p = time_torch(data, models=peer_models, steps=steps, hidden=(w,) * len(HIDDEN))
         row["torch"] = {**torch_p, "other_cpu": cpu.result.get("foreign_cpu_frac")}
@@ -311,7 +404,8 @@ def report_widths(fig: dict) -> str:
         f"start, {m['load_average_at_end'][0]:.2f} at end",
         "",
         f"{'width':>6s} {'model-steps/s':>14s} {'GFLOP/s':>8s} {'of peak':>8s} {'of jax dot':>10s} "
-        f"{'torch m-s/s':>12s} {'jaxinit ×':>10s} {'ceiling ×':>10s} {'other CPU':>10s}",
+        f"{'vmap scan':>10s} {'torch m-s/s':>12s} {'jaxinit ×':>10s} {'ceiling ×':>10s} "
+        f"{'other CPU':>10s}",
     ]
     nan = float("nan")
     for r in rows:
@@ -319,12 +413,13 @@ def report_widths(fig: dict) -> str:
         lines.append(
             f"{r['width']:6d} {r['model_steps_per_s']:14.1f} {r['gflops']:8.1f} "
             f"{r['of_peak']:8.1%} {r['gflops'] / peak['jax_gflops']:10.1%} "
-            f"{t.get('model_steps_per_s', nan):12.1f} {r.get('torch_ratio', nan):9.2f}× "
+            f"{r['vmap_scan_ratio']:9.2f}× {t.get('model_steps_per_s', nan):12.1f} {r.get('torch_ratio', nan):9.2f}× "
             f"{r.get('ceiling_torch_ratio', nan):9.2f}× {r['other_cpu'] or 0:10.3f}"
         )
     lines.append(
         "targets: ≥ 70% of peak at width ≥ 512; ≥ 3× PyTorch at width 100 (or the "
-        "ceiling's ratio if lower). 'of jax dot': of jax's own best float32 matmul"
+        "ceiling's ratio if lower). 'of jax dot': of jax's own best float32 matmul; 'vmap "
+        "scan': jaxinit's model-steps/s over plain jit(scan(vmap(step))) on the same models"
     )
     return "\n".join(lines)
 
@@ -345,11 +440,14 @@ def report(fig: dict) -> str:
         f"{m['load_average_at_start'][0]:.2f} at start, {m['load_average_at_end'][0]:.2f} at end",
         "",
         f"{'peer':30s} {'model-steps/s':>14s} {'jaxinit ×':>10s} {'GFLOP/s':>8s} {'of peak':>8s}  timed over",
-    ]  # fmt: skip
+    ]
     n_dev = fig["peers"]["jaxinit"].get("devices", 1)
-    for key, label in [("jaxinit", f"jaxinit ji.train, {n_dev} device{'s' * (n_dev > 1)}"),
-                       ("jaxinit_1", "jaxinit ji.train, 1 device"), ("torch", "PyTorch loop"),
-                       ("jax_loop", "JAX loop (jit per step)")]:  # fmt: skip
+    for key, label in [
+        ("jaxinit", f"jaxinit ji.train, {n_dev} device{'s' * (n_dev > 1)}"),
+        ("jaxinit_1", "jaxinit ji.train, 1 device"),
+        ("torch", "PyTorch loop"),
+        ("jax_loop", "JAX loop (jit per step)"),
+    ]:
         p = fig["peers"].get(key)
         if p is None:
             continue
@@ -362,19 +460,31 @@ def report(fig: dict) -> str:
         if key == "torch":
             how += f"; torch {p['version']}, {p['threads']} threads"
         gflops = p["model_steps_per_s"] * flops / 1e9
-        lines.append(f"{label:30s} {p['model_steps_per_s']:14.1f} {fig['ratios'].get(key, 1.0):9.2f}× "
-                     f"{gflops:8.1f} {gflops / peak['gflops']:8.1%}  {how}")  # fmt: skip
+        lines.append(
+            f"{label:30s} {p['model_steps_per_s']:14.1f} {fig['ratios'].get(key, 1.0):9.2f}× "
+            f"{gflops:8.1f} {gflops / peak['gflops']:8.1%}  {how}"
+        )
     ceiling = peak["gflops"] * 1e9 / flops
     j, torch_p = fig["peers"]["jaxinit"], fig["peers"]["torch"]
-    lines += ["", f"{'':30s} {'measured':>14s} {'target':>10s}",
-              f"{'jaxinit model-steps/s':30s} {j['model_steps_per_s']:14.1f} {'≥' + format(t['model_steps_per_s'], '.0f'):>10s}",
-              f"{'  ceiling: matmul peak / flops':30s} {ceiling:14.1f}"]  # fmt: skip
+    lines += [
+        "",
+        f"{'':30s} {'measured':>14s} {'target':>10s}",
+        f"{'jaxinit model-steps/s':30s} {j['model_steps_per_s']:14.1f} {'≥' + format(t['model_steps_per_s'], '.0f'):>10s}",
+        f"{'  ceiling: matmul peak / flops':30s} {ceiling:14.1f}",
+    ]
     if "model_steps_per_s" in torch_p:
-        lines += [f"{'jaxinit × PyTorch loop':30s} {fig['ratios']['torch']:13.2f}× {'≥' + format(t['torch_ratio'], '.0f') + '×':>10s}",
-                  f"{'  ceiling × PyTorch loop':30s} {ceiling / torch_p['model_steps_per_s']:13.2f}×"]  # fmt: skip
+        lines += [
+            f"{'jaxinit × PyTorch loop':30s} {fig['ratios']['torch']:13.2f}× {'≥' + format(t['torch_ratio'], '.0f') + '×':>10s}",
+            f"{'  ceiling × PyTorch loop':30s} {ceiling / torch_p['model_steps_per_s']:13.2f}×",
+        ]
     if "jaxinit_1" in fig["peers"]:
-        lines.append(f"{'same models on 1 device: max |Δ loss|':40s} {fig['max_loss_difference_1_device']:.2g}")  # fmt: skip
-    lines += ["", "jaxinit, mean over seeds: loss over the last tenth of the steps, test accuracy at the end"]  # fmt: skip
+        lines.append(
+            f"{'same models on 1 device: max |Δ loss|':40s} {fig['max_loss_difference_1_device']:.2g}"
+        )
+    lines += [
+        "",
+        "jaxinit, mean over seeds: loss over the last tenth of the steps, test accuracy at the end",
+    ]
     lines += [f"  {i:24s} {j['final_loss'][i]:8.4f} {j['final_accuracy'][i]:8.1%}" for i in INITS]
     return "\n".join(lines)
 
@@ -384,16 +494,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=2000, help="SGD steps per model")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per init")
     ap.add_argument("--examples", type=int, default=None, help="use the first N training images")
-    ap.add_argument("--peer-models", type=int, default=None,
-                    help="time the loop peers on the first N models (default: all)")  # fmt: skip
+    ap.add_argument(
+        "--peer-models",
+        type=int,
+        default=None,
+        help="time the loop peers on the first N models (default: all)",
+    )
     ap.add_argument(
         "--data-dir", default=None, help="MNIST directory (default: $JAXINIT_DATA, ...)"
     )
     ap.add_argument("--json", type=pathlib.Path, default=None, help="write every figure here")
-    ap.add_argument("--widths", nargs="+", type=int, default=None, metavar="W",
-                    help="only the width sweep: these hidden widths (e.g. 100 256 512 1024)")  # fmt: skip
-    ap.add_argument("--callback-only", action="store_true",
-                    help="only the cost of a metrics callback every 100 steps")  # fmt: skip
+    ap.add_argument(
+        "--widths",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="W",
+        help="only the width sweep: these hidden widths (e.g. 100 256 512 1024)",
+    )
+    ap.add_argument(
+        "--callback-only",
+        action="store_true",
+        help="only the cost of a metrics callback every 100 steps",
+    )
     args = ap.parse_args(argv)
     start = time.perf_counter()
 
@@ -412,24 +535,37 @@ def main(argv: list[str] | None = None) -> dict:
     models = len(INITS) * args.seeds
     peer_models = min(models, args.peer_models or models)
     fig: dict = {
-        "models": models, "seeds": args.seeds, "steps": args.steps, "examples": len(data[0]),
+        "models": models,
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "examples": len(data[0]),
         "flops_per_model_step": _flops(x.shape[1], 10),
         "flops_per_model_step_nominal": _flops(x.shape[1], 10, executed=False),
-        "peers": {}, "ratios": {}, "targets": TARGETS,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
-                    "backend": jax.default_backend(), "python": platform.python_version(),
-                    "devices": devices, "load_average_at_start": os.getloadavg()},
-    }  # fmt: skip
+        "peers": {},
+        "ratios": {},
+        "targets": TARGETS,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "python": platform.python_version(),
+            "devices": devices,
+            "load_average_at_start": os.getloadavg(),
+        },
+    }
     if args.callback_only:
         say(f"callback cost: {models} models × {args.steps} steps, a callback every 100 ...")
         cb = time_callback(data, eval_data, seeds=args.seeds, steps=args.steps)
         sec = cb["seconds"]
-        print(f"{cb['models']} models × {cb['steps']} steps, warm, median of 3 alternations\n"
-              f"  no evaluations (step 0 and the end)      {sec['no_evaluations']:7.2f} s\n"
-              f"  evaluations every 100 steps              {sec['evaluations']:7.2f} s\n"
-              f"  the same with a JSON-lines callback      {sec['evaluations_and_callback']:7.2f} s\n"
-              f"  callback cost                            {cb['callback_cost']:+7.1%}  (target < 5%)\n"
-              f"  logging cost (evaluations and callback)  {cb['logging_cost']:+7.1%}")  # fmt: skip
+        print(
+            f"{cb['models']} models × {cb['steps']} steps, warm, median of 3 alternations\n"
+            f"  no evaluations (step 0 and the end)      {sec['no_evaluations']:7.2f} s\n"
+            f"  evaluations every 100 steps              {sec['evaluations']:7.2f} s\n"
+            f"  the same with a JSON-lines callback      {sec['evaluations_and_callback']:7.2f} s\n"
+            f"  callback cost                            {cb['callback_cost']:+7.1%}  (target < 5%)\n"
+            f"  logging cost (evaluations and callback)  {cb['logging_cost']:+7.1%}"
+        )
         fig["callback"] = cb
         if args.json:
             args.json.write_text(json.dumps(fig, indent=2, default=float))
@@ -437,24 +573,43 @@ def main(argv: list[str] | None = None) -> dict:
     say("matmul peak ...")
     fig["peak"] = _matmul_peak()
     if args.widths:
-        say(f"width sweep {args.widths}: {models} models × {args.steps} steps per width, torch on {peer_models} ...")  # fmt: skip
-        fig["widths"], fig["peer_models"] = time_widths(
-            data,
-            eval_data, widths=args.widths, seeds=args.seeds, steps=args.steps, peer_models=peer_models,
-            peak=fig["peak"]["gflops"]), peer_models  # fmt: skip
+        say(
+            f"width sweep {args.widths}: {models} models × {args.steps} steps per width, torch on {peer_models} ..."
+        )
+        fig["widths"], fig["peer_models"] = (
+            time_widths(
+                data,
+                eval_data,
+                widths=args.widths,
+                seeds=args.seeds,
+                steps=args.steps,
+                peer_models=peer_models,
+                peak=fig["peak"]["gflops"],
+            ),
+            peer_models,
+        )
         again = _matmul_peak()  # the peak again after the timed runs: the best of both counts
         fig["peak"] = {k: max(fig["peak"][k], again[k]) for k in fig["peak"]}
         for r in fig["widths"]:
             r["of_peak"] = r["gflops"] / fig["peak"]["gflops"]
             if "model_steps_per_s" in r["torch"]:
-                r["ceiling_torch_ratio"] = fig["peak"]["gflops"] * 1e9 / r["flops_per_model_step"] / r["torch"]["model_steps_per_s"]  # fmt: skip
+                r["ceiling_torch_ratio"] = (
+                    fig["peak"]["gflops"]
+                    * 1e9
+                    / r["flops_per_model_step"]
+                    / r["torch"]["model_steps_per_s"]
+                )
         return _finish(fig, report_widths, args.json)
     n_dev = len(jax.local_devices())
-    say(f"jaxinit on {n_dev} device(s): {models} models × {args.steps} steps (a first call to compile, then warm) ...")  # fmt: skip
+    say(
+        f"jaxinit on {n_dev} device(s): {models} models × {args.steps} steps (a first call to compile, then warm) ..."
+    )
     fig["peers"]["jaxinit"] = time_jaxinit(data, eval_data, seeds=args.seeds, steps=args.steps)
     if n_dev > 1:
         say("jaxinit on 1 device ...")
-        one = time_jaxinit(data, eval_data, seeds=args.seeds, steps=args.steps, devices=jax.local_devices()[:1])  # fmt: skip
+        one = time_jaxinit(
+            data, eval_data, seeds=args.seeds, steps=args.steps, devices=jax.local_devices()[:1]
+        )
         fig["peers"]["jaxinit_1"] = one
         diff = np.abs(np.subtract(one["model_losses"], fig["peers"]["jaxinit"]["model_losses"]))
         fig["max_loss_difference_1_device"] = float(diff.max())
