@@ -91,9 +91,14 @@ def time_torch(cfg: Config) -> dict:
         for combo in combos:
             run(cfg, *combo)
         best = min(best, time.perf_counter() - t)
-    return {"combos_per_s": len(combos) / best, "seconds": best, "combos": len(combos),
-            "sampled": True, "version": torch.__version__,
-            "threads": torch.get_num_threads()}  # fmt: skip
+    return {
+        "combos_per_s": len(combos) / best,
+        "seconds": best,
+        "combos": len(combos),
+        "sampled": True,
+        "version": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def time_naive_jax(cfg: Config) -> dict:
@@ -118,12 +123,18 @@ def time_naive_jax(cfg: Config) -> dict:
             jax.block_until_ready(fns[init, act](keys[seed]))
         best = min(best, time.perf_counter() - t)
     warm = len(combos) / best
-    return {"combos_per_s": warm, "seconds": best, "combos": len(combos), "sampled": True,
-            "jit_functions": len(fns), "traces": traces[0],
-            "backend_compiles": COMPILES["n"] - compiles_before,
-            "compile_s": COMPILES["s"] - compile_s_before,
-            "first_pass_s": first_pass,  # the sample's first calls, compiles included
-            "full_grid_estimate_s": first_pass + (len(cfg) - len(combos)) / warm}  # fmt: skip
+    return {
+        "combos_per_s": warm,
+        "seconds": best,
+        "combos": len(combos),
+        "sampled": True,
+        "jit_functions": len(fns),
+        "traces": traces[0],
+        "backend_compiles": COMPILES["n"] - compiles_before,
+        "compile_s": COMPILES["s"] - compile_s_before,
+        "first_pass_s": first_pass,  # the sample's first calls, compiles included
+        "full_grid_estimate_s": first_pass + (len(cfg) - len(combos)) / warm,
+    }
 
 
 def time_jaxinit(cfg: Config, repeats: int) -> dict:
@@ -138,9 +149,16 @@ def time_jaxinit(cfg: Config, repeats: int) -> dict:
         ji.sweep(grid)  # returns NumPy arrays: every result is back on the host
         best = min(best, time.perf_counter() - t)
     rate = len(cfg) / best
-    return {"combos_per_s": rate, "seconds": best, "combos": len(cfg), "repeats": repeats,
-            "sampled": False, "in_process_first_call_s": cold, "gflops": rate * cfg.flops / 1e9,
-            "flops_per_combo": cfg.flops}  # fmt: skip
+    return {
+        "combos_per_s": rate,
+        "seconds": best,
+        "combos": len(cfg),
+        "repeats": repeats,
+        "sampled": False,
+        "in_process_first_call_s": cold,
+        "gflops": rate * cfg.flops / 1e9,
+        "flops_per_combo": cfg.flops,
+    }
 
 
 def peers_module(name: str):
@@ -188,9 +206,22 @@ def time_probe(seeds: int) -> dict:
     """``../shared/peers/probe_jax_vmap.py`` in its best configuration (2 devices), its own process."""
     if not (PEERS / "probe_jax_vmap.py").exists():
         return {"skipped": "no ../shared/peers"}
-    cmd = [sys.executable, "probe_jax_vmap.py", "--devices", str(os.cpu_count() or 1),
-           "--seeds", str(seeds), "--hist", "cvmap_scatter", "--chunks", "all,8",
-           "--shapes", "1000x100", "--reps", "3"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "probe_jax_vmap.py",
+        "--devices",
+        str(os.cpu_count() or 1),
+        "--seeds",
+        str(seeds),
+        "--hist",
+        "cvmap_scatter",
+        "--chunks",
+        "all,8",
+        "--shapes",
+        "1000x100",
+        "--reps",
+        "3",
+    ]
     env = {**os.environ, "PEERS_NO_WAIT": "1"}
     env.pop("JAX_NUM_CPU_DEVICES", None)
     proc = subprocess.run(cmd, cwd=PEERS, env=env, capture_output=True, text=True, check=False)
@@ -198,8 +229,12 @@ def time_probe(seeds: int) -> dict:
         return {"skipped": f"probe failed: {proc.stderr[-300:]}"}
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     best = out["best"]
-    return {"combos_per_s": best["combos_per_s"], "combos": best["S"] * 80, "sampled": False,
-            "config": f"{out['devices']} devices, {best['S']} seeds, {best['chunk_seeds']} per block, hist {best['hist']}"}  # fmt: skip
+    return {
+        "combos_per_s": best["combos_per_s"],
+        "combos": best["S"] * 80,
+        "sampled": False,
+        "config": f"{out['devices']} devices, {best['S']} seeds, {best['chunk_seeds']} per block, hist {best['hist']}",
+    }
 
 
 def timed_jaxinit(cfg: Config, repeats: int) -> tuple[dict, dict]:

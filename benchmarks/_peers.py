@@ -18,8 +18,10 @@ from jaxinit.sweeping import HIST_DEFAULT_HALF_RANGE as HIST_HALF_RANGE
 def hist_range(activation: str) -> tuple[float, float]:
     """The histogram range of an activation: its bounds where finite, else ±3 (as jaxinit)."""
     lo, hi = ji.activations.get(activation).bounds
-    return (lo if math.isfinite(lo) else -HIST_HALF_RANGE,
-            hi if math.isfinite(hi) else HIST_HALF_RANGE)  # fmt: skip
+    return (
+        lo if math.isfinite(lo) else -HIST_HALF_RANGE,
+        hi if math.isfinite(hi) else HIST_HALF_RANGE,
+    )
 
 
 def saturation(activation: str) -> tuple[float | None, float | None]:
@@ -58,15 +60,19 @@ def _np_orthogonal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarr
 NUMPY_INITS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "normal(stddev=1.0)": lambda rng, i, o: rng.standard_normal((i, o), dtype=_F32),
     "normal(stddev=0.01)": lambda rng, i, o: rng.standard_normal((i, o), dtype=_F32) * _F32(0.01),
-    "glorot_normal": lambda rng, i, o: _np_truncated(rng, (i, o)) * _F32(math.sqrt(2 / (i + o)) / _TRUNC_STD),
+    "glorot_normal": lambda rng, i, o: (
+        _np_truncated(rng, (i, o)) * _F32(math.sqrt(2 / (i + o)) / _TRUNC_STD)
+    ),
     "he_normal": lambda rng, i, o: _np_truncated(rng, (i, o)) * _F32(math.sqrt(2 / i) / _TRUNC_STD),
     "glorot_uniform": lambda rng, i, o: _np_uniform(rng, (i, o), math.sqrt(6 / (i + o))),
     "he_uniform": lambda rng, i, o: _np_uniform(rng, (i, o), math.sqrt(6 / i)),
-    "lecun_normal": lambda rng, i, o: _np_truncated(rng, (i, o)) * _F32(math.sqrt(1 / i) / _TRUNC_STD),
+    "lecun_normal": lambda rng, i, o: (
+        _np_truncated(rng, (i, o)) * _F32(math.sqrt(1 / i) / _TRUNC_STD)
+    ),
     "orthogonal": lambda rng, i, o: _np_orthogonal(rng, (i, o)),
     "truncated_normal(stddev=0.05)": lambda rng, i, o: _np_truncated(rng, (i, o)) * _F32(0.05),
     "uniform(low=-0.05, high=0.05)": lambda rng, i, o: _np_uniform(rng, (i, o), 0.05),
-}  # fmt: skip
+}
 
 
 def _np_sigmoid(z):
@@ -80,7 +86,9 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
 def _np_gelu(z):
     t = np.tanh(_GELU_C * (z + _GELU_K * z**3))
-    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * z * z)  # fmt: skip
+    return 0.5 * z * (1 + t), 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _GELU_C * (
+        1 + 3 * _GELU_K * z * z
+    )
 
 
 def _np_elu(z, alpha=1.0, scale=1.0):
@@ -122,12 +130,18 @@ def numpy_combination(cfg: Config, init: str, activation: str, seed: int) -> dic
             lo = -np.inf if sat_lo is None else sat_lo
             hi = np.inf if sat_hi is None else sat_hi
             saturated = ((h < lo) | (h > hi)).mean()
-        rows.append({
-            "pre_mean": z.mean(), "pre_var": z.var(), "post_mean": h.mean(), "post_var": h.var(),
-            "saturated": saturated, "dead": (h == 0).mean(),
-            "nonfinite": (~np.isfinite(z)).sum() + (~np.isfinite(h)).sum(),
-            "hist": np.histogram(h, bins=cfg.bins, range=hist_range(activation))[0],
-        })  # fmt: skip
+        rows.append(
+            {
+                "pre_mean": z.mean(),
+                "pre_var": z.var(),
+                "post_mean": h.mean(),
+                "post_var": h.var(),
+                "saturated": saturated,
+                "dead": (h == 0).mean(),
+                "nonfinite": (~np.isfinite(z)).sum() + (~np.isfinite(h)).sum(),
+                "hist": np.histogram(h, bins=cfg.bins, range=hist_range(activation))[0],
+            }
+        )
         hs.append(h)
         ws.append(w)
         dphis.append(dphi)
@@ -156,9 +170,11 @@ def torch_peer(torch):
         "he_uniform": lambda w, g: nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=g),
         "lecun_normal": lambda w, g: nn.init.kaiming_normal_(w, nonlinearity="linear", generator=g),
         "orthogonal": lambda w, g: nn.init.orthogonal_(w, generator=g),
-        "truncated_normal(stddev=0.05)": lambda w, g: nn.init.trunc_normal_(w, std=0.05, a=-0.1, b=0.1, generator=g),
+        "truncated_normal(stddev=0.05)": lambda w, g: nn.init.trunc_normal_(
+            w, std=0.05, a=-0.1, b=0.1, generator=g
+        ),
         "uniform(low=-0.05, high=0.05)": lambda w, g: nn.init.uniform_(w, -0.05, 0.05, generator=g),
-    }  # fmt: skip
+    }
     acts = {
         "sigmoid": torch.sigmoid,
         "tanh": torch.tanh,
@@ -190,13 +206,18 @@ def torch_peer(torch):
                     saturated = saturated + (h < sat_lo).float().mean()
                 if sat_hi is not None:
                     saturated = saturated + (h > sat_hi).float().mean()
-                rows.append({
-                    "pre_mean": z.mean(), "pre_var": z.var(unbiased=False), "post_mean": h.mean(),
-                    "post_var": h.var(unbiased=False), "saturated": saturated,
-                    "dead": (h == 0).float().mean(),
-                    "nonfinite": (~torch.isfinite(z)).sum() + (~torch.isfinite(h)).sum(),
-                    "hist": torch.histc(h, bins=cfg.bins, min=lo, max=hi),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "pre_mean": z.mean(),
+                        "pre_var": z.var(unbiased=False),
+                        "post_mean": h.mean(),
+                        "post_var": h.var(unbiased=False),
+                        "saturated": saturated,
+                        "dead": (h == 0).float().mean(),
+                        "nonfinite": (~torch.isfinite(z)).sum() + (~torch.isfinite(h)).sum(),
+                        "hist": torch.histc(h, bins=cfg.bins, min=lo, max=hi),
+                    }
+                )
             hs.append(h)
             ws.append(w)
             zs.append(z)
@@ -226,7 +247,10 @@ def naive_jax_function(cfg: Config, init: str, activation: str, counter: list[in
         kx, kw, kc = jax.random.split(key, 3)
         x = jax.random.normal(kx, (cfg.batch, cfg.d_in))
         fans = [cfg.d_in] + [cfg.width] * (cfg.depth - 1)
-        ws = [w_init(k, (n, cfg.width)) for k, n in zip(jax.random.split(kw, cfg.depth), fans, strict=True)]  # fmt: skip
+        ws = [
+            w_init(k, (n, cfg.width))
+            for k, n in zip(jax.random.split(kw, cfg.depth), fans, strict=True)
+        ]
 
         def forward(ws, probes):  # probes: zeros whose gradients are ∂L/∂z
             h, zs, hs = x, [], []
@@ -245,14 +269,20 @@ def naive_jax_function(cfg: Config, init: str, activation: str, counter: list[in
             sat = jnp.zeros(h.shape, bool)
             sat = sat if sat_lo is None else sat | (h < sat_lo)
             sat = sat if sat_hi is None else sat | (h > sat_hi)
-            rows.append({
-                "pre_mean": z.mean(), "pre_var": z.var(), "post_mean": h.mean(),
-                "post_var": h.var(), "saturated": sat.mean(),
-                "dead": (h == 0).mean(),
-                "nonfinite": (~jnp.isfinite(z)).sum() + (~jnp.isfinite(h)).sum(),
-                "hist": jnp.histogram(h, bins=cfg.bins, range=(lo, hi))[0],
-                "grad_var": dz.var(), "weight_grad_norm": jnp.linalg.norm(dw),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "pre_mean": z.mean(),
+                    "pre_var": z.var(),
+                    "post_mean": h.mean(),
+                    "post_var": h.var(),
+                    "saturated": sat.mean(),
+                    "dead": (h == 0).mean(),
+                    "nonfinite": (~jnp.isfinite(z)).sum() + (~jnp.isfinite(h)).sum(),
+                    "hist": jnp.histogram(h, bins=cfg.bins, range=(lo, hi))[0],
+                    "grad_var": dz.var(),
+                    "weight_grad_norm": jnp.linalg.norm(dw),
+                }
+            )
         return {k: jnp.stack([r[k] for r in rows]) for k in rows[0]}
 
     return jax.jit(run)

@@ -59,10 +59,18 @@ class Config:
     gradients: bool = True
 
     def grid(self) -> ji.Grid:
-        return ji.Grid(inits=list(self.inits), activations=list(self.activations),
-                       depth=self.depth, width=self.width, seeds=self.seeds, batch=self.batch,
-                       d_in=self.d_in, bins=self.bins, inputs="gaussian",
-                       gradients=self.gradients)  # fmt: skip
+        return ji.Grid(
+            inits=list(self.inits),
+            activations=list(self.activations),
+            depth=self.depth,
+            width=self.width,
+            seeds=self.seeds,
+            batch=self.batch,
+            d_in=self.d_in,
+            bins=self.bins,
+            inputs="gaussian",
+            gradients=self.gradients,
+        )
 
     def __len__(self) -> int:
         return len(self.inits) * len(self.activations) * self.seeds
@@ -80,30 +88,48 @@ class Config:
         return 3.0 * fwd if self.gradients else fwd
 
     def describe(self) -> str:
-        return (f"{len(self.inits)} inits × {len(self.activations)} activations × {self.seeds} "
-                f"seeds = {len(self)} combinations; batch {self.batch}, d_in {self.d_in}, "
-                f"{self.depth} layers of {self.width}, {self.bins} bins")  # fmt: skip
+        return (
+            f"{len(self.inits)} inits × {len(self.activations)} activations × {self.seeds} "
+            f"seeds = {len(self)} combinations; batch {self.batch}, d_in {self.d_in}, "
+            f"{self.depth} layers of {self.width}, {self.bins} bins"
+        )
 
 
 def configs(*, quick: bool, seeds: int | None) -> dict[str, Config]:
     """The standard grid, the width-256 grid and the two sizes of the large run."""
     if quick:
-        base = Config(inits=QUICK_INITS, activations=QUICK_ACTIVATIONS, seeds=seeds or 2,
-                      batch=64, d_in=16, width=16)  # fmt: skip
+        base = Config(
+            inits=QUICK_INITS,
+            activations=QUICK_ACTIVATIONS,
+            seeds=seeds or 2,
+            batch=64,
+            d_in=16,
+            width=16,
+        )
         wide, large = base, (1280, 128)  # wide: same programs, no extra compile
     else:
-        base = Config(inits=INITS, activations=ACTIVATIONS, seeds=seeds or 16, batch=1000,
-                      d_in=100, width=100)  # fmt: skip
+        base = Config(
+            inits=INITS, activations=ACTIVATIONS, seeds=seeds or 16, batch=1000, d_in=100, width=100
+        )
         wide, large = dataclasses.replace(base, width=256, batch=1024, seeds=2), (25_000, 2_500)
-    big = dataclasses.replace(base, inits=LARGE_INITS, activations=LARGE_ACTIVATIONS,
-                              seeds=large[0], gradients=False)  # fmt: skip
-    return {"standard": base, "wide": wide, "large": big,
-            "large_tenth": dataclasses.replace(big, seeds=large[1])}  # fmt: skip
+    big = dataclasses.replace(
+        base, inits=LARGE_INITS, activations=LARGE_ACTIVATIONS, seeds=large[0], gradients=False
+    )
+    return {
+        "standard": base,
+        "wide": wide,
+        "large": big,
+        "large_tenth": dataclasses.replace(big, seeds=large[1]),
+    }
 
 
 def sample(cfg: Config, n: int = SAMPLE) -> list[tuple[str, str, int]]:
     """A seeded sample of ``n`` combinations, the same number of seeds per (init, activation)."""
     rng = np.random.default_rng(0)
     per_pair = min(cfg.seeds, max(1, n // (len(cfg.inits) * len(cfg.activations))))
-    return [(i, a, int(s)) for i in cfg.inits for a in cfg.activations
-            for s in sorted(rng.choice(cfg.seeds, per_pair, replace=False))]  # fmt: skip
+    return [
+        (i, a, int(s))
+        for i in cfg.inits
+        for a in cfg.activations
+        for s in sorted(rng.choice(cfg.seeds, per_pair, replace=False))
+    ]

@@ -49,8 +49,12 @@ def child(spec: dict) -> dict:
     import jax
 
     if spec["processes"] > 1:
-        jax.distributed.initialize(spec["coordinator"], num_processes=spec["processes"],
-                                   process_id=spec["process"], initialization_timeout=120)  # fmt: skip
+        jax.distributed.initialize(
+            spec["coordinator"],
+            num_processes=spec["processes"],
+            process_id=spec["process"],
+            initialization_timeout=120,
+        )
     import jaxinit as ji
 
     grid = standard_grid.Config(**spec["config"]).grid()
@@ -84,13 +88,23 @@ def run(label: str, processes: int, devices: int, cfg, *, chunk_size: int, repea
     ):
         procs = []
         for p in range(processes):
-            spec = {"config": dataclasses.asdict(cfg), "processes": processes, "process": p,
-                    "coordinator": coordinator, "out": out, "chunk_size": chunk_size,
-                    "repeats": repeats}  # fmt: skip
-            procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--child", json.dumps(spec)],
-                stdout=subprocess.PIPE, text=True, env=env,
-            ))  # fmt: skip
+            spec = {
+                "config": dataclasses.asdict(cfg),
+                "processes": processes,
+                "process": p,
+                "coordinator": coordinator,
+                "out": out,
+                "chunk_size": chunk_size,
+                "repeats": repeats,
+            }
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--child", json.dumps(spec)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
         outs = [proc.communicate(timeout=3600)[0] for proc in procs]
     wall = time.perf_counter() - start
     if any(proc.returncode for proc in procs):
@@ -104,21 +118,30 @@ def run(label: str, processes: int, devices: int, cfg, *, chunk_size: int, repea
     if "foreign_cpu_frac" in cpu:  # the monitor counts our children as foreign: take them out
         cpu["foreign_cpu_frac"] = round(max(0.0, cpu["foreign_cpu_frac"] - own_frac), 3)
     return {
-        "label": label, "processes": processes, "devices_per_process": devices,
-        "combos": got[0]["combos"], "best_s": best, "combos_per_s": got[0]["combos"] / best,
+        "label": label,
+        "processes": processes,
+        "devices_per_process": devices,
+        "combos": got[0]["combos"],
+        "best_s": best,
+        "combos_per_s": got[0]["combos"] / best,
         "computed_by": sorted(set(got[0]["computed_by"].values())),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
-        "children_cpu_frac": round(own_frac, 3), **cpu,
-    }  # fmt: skip
+        "children_cpu_frac": round(own_frac, 3),
+        **cpu,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a tiny grid, for the smoke test")
     ap.add_argument("--seeds", type=int, default=None, help="seeds of the standard grid")
-    ap.add_argument("--chunk-size", type=int, default=None,
-                    help="seeds per chunk (None: half the seeds, so each process has one)")  # fmt: skip
+    ap.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="seeds per chunk (None: half the seeds, so each process has one)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed sweeps per configuration")
     ap.add_argument("--json", type=pathlib.Path, default=None, help="write every figure here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -129,15 +152,21 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = standard_grid.configs(quick=args.quick, seeds=args.seeds)["standard"]
     chunk_size = args.chunk_size or max(1, cfg.seeds // 2)
     print(f"grid: {cfg.describe()}; {chunk_size} seeds per chunk", flush=True)
-    rows = [run(label, p, d, cfg, chunk_size=chunk_size, repeats=args.repeats)
-            for label, p, d in CONFIGS]  # fmt: skip
+    rows = [
+        run(label, p, d, cfg, chunk_size=chunk_size, repeats=args.repeats)
+        for label, p, d in CONFIGS
+    ]
     ratio = rows[1]["combos_per_s"] / rows[0]["combos_per_s"]
-    print(f"{'configuration':<24} {'best s':>8} {'combos/s':>9} {'ratio':>6}  {'load (1, 5, 15 min) before -> after':<38} other CPU")  # fmt: skip
+    print(
+        f"{'configuration':<24} {'best s':>8} {'combos/s':>9} {'ratio':>6}  {'load (1, 5, 15 min) before -> after':<38} other CPU"
+    )
     for row in rows:
         load = f"{row['load_before']} -> {row['load_after']}"
         other = row.get("foreign_cpu_frac", "n/a")
-        print(f"{row['label']:<24} {row['best_s']:>8.3f} {row['combos_per_s']:>9.1f} "
-              f"{row['combos_per_s'] / rows[0]['combos_per_s']:>5.2f}×  {load:<38} {other}")  # fmt: skip
+        print(
+            f"{row['label']:<24} {row['best_s']:>8.3f} {row['combos_per_s']:>9.1f} "
+            f"{row['combos_per_s'] / rows[0]['combos_per_s']:>5.2f}×  {load:<38} {other}"
+        )
     print(f"2 processes × 1 device / 1 process × 2 devices: {ratio:.2f}×")
     fig = {"grid": cfg.describe(), "chunk_seeds": chunk_size, "rows": rows, "ratio": ratio}
     if args.json:

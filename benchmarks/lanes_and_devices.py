@@ -45,8 +45,12 @@ def child(lanes: int, quick: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", nargs="+", default=["1x1", "2x1", "2x8", "2x16"],
-                    help="DEVICESxLANES, e.g. 2x8")  # fmt: skip
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        default=["1x1", "2x1", "2x8", "2x16"],
+        help="DEVICESxLANES, e.g. 2x8",
+    )
     ap.add_argument("--quick", action="store_true", help="a tiny grid, for the smoke test")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -71,8 +75,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{'devices':>7s} {'lanes':>5s} {'first call s':>12s} {'warm combos/s':>13s} {'× first row':>11s}"
     )
     for r in rows:
-        print(f"{r['devices']:7d} {r['lanes']:5d} {r['first_s']:12.1f} {r['warm_combos_per_s']:13.1f} "
-              f"{r['warm_combos_per_s'] / base:10.2f}×")  # fmt: skip
+        print(
+            f"{r['devices']:7d} {r['lanes']:5d} {r['first_s']:12.1f} {r['warm_combos_per_s']:13.1f} "
+            f"{r['warm_combos_per_s'] / base:10.2f}×"
+        )
     return rows
 
 

@@ -13,6 +13,8 @@ The figures are in ``benchmarks/README.md``.
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 import time
 
 import jax
@@ -21,9 +23,9 @@ import numpy as np
 import jaxinit as ji
 from jaxinit import kernel, sweeping
 
-INITS = ["normal(stddev=1.0)", "normal(stddev=0.01)", "glorot_normal", "he_normal",
-         "glorot_uniform", "he_uniform", "lecun_normal", "orthogonal",
-         "truncated_normal(stddev=0.05)", "uniform(low=-0.05, high=0.05)"]  # fmt: skip
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _standard import INITS  # the standard grid's initializers, defined once there
+
 SEEDS = 16
 DRAWS = "draws (one program per chunk, shared by every init and activation)"
 
@@ -49,8 +51,16 @@ def _without_stats(spec, act, z, h, *, stats_of):
 
 
 def profile(gradients: bool, *, width: int = 100, batch: int = 1000) -> dict[str, float | None]:
-    grid = ji.Grid(inits=INITS, activations=["tanh"], depth=5, width=width, seeds=SEEDS,
-                   batch=batch, bins=30, gradients=gradients)  # fmt: skip
+    grid = ji.Grid(
+        inits=list(INITS),
+        activations=["tanh"],
+        depth=5,
+        width=width,
+        seeds=SEEDS,
+        batch=batch,
+        bins=30,
+        gradients=gradients,
+    )
     combos = len(INITS) * SEEDS
     mesh = jax.sharding.Mesh(np.array(jax.devices()), (kernel.SEEDS,))
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))
@@ -112,8 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     def cell(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"
 
-    print(f"{'part (ms per combination, wall, ' + str(len(jax.devices())) + ' devices)':66s} "
-          f"{'gradients=False':>15s} {'default':>8s}")  # fmt: skip
+    print(
+        f"{'part (ms per combination, wall, ' + str(len(jax.devices())) + ' devices)':66s} "
+        f"{'gradients=False':>15s} {'default':>8s}"
+    )
     for key in rows[False]:
         print(f"{key:66s} {cell(rows[False][key]):>15s} {cell(rows[True][key]):>8s}")
 

@@ -96,8 +96,12 @@ def _kernel_programs() -> int | None:
 def _child_first_call(cfg: Config) -> dict:
     t = time.perf_counter()
     ji.sweep(cfg.grid())
-    return {"first_call_s": time.perf_counter() - t, "kernel_programs": _kernel_programs(),
-            "backend_compiles": COMPILES["n"], "compile_s": COMPILES["s"]}  # fmt: skip
+    return {
+        "first_call_s": time.perf_counter() - t,
+        "kernel_programs": _kernel_programs(),
+        "backend_compiles": COMPILES["n"],
+        "compile_s": COMPILES["s"],
+    }
 
 
 def _child_large(big: Config, tenth: Config) -> dict:
@@ -119,8 +123,13 @@ def _run_child(kind: str, cfgs: list[Config], cache_dir: str) -> dict:
     env["JAXINIT_CACHE_DIR"] = cache_dir
     arg = json.dumps({"kind": kind, "configs": [dataclasses.asdict(c) for c in cfgs]})
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", arg], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", arg],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - t
     if proc.returncode:
         raise RuntimeError(f"benchmark child {kind} failed:\n{proc.stderr[-4000:]}")
@@ -129,8 +138,10 @@ def _run_child(kind: str, cfgs: list[Config], cache_dir: str) -> dict:
 
 def _child(arg: str) -> None:
     spec = json.loads(arg)
-    cfgs = [Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
-            for c in spec["configs"]]  # fmt: skip
+    cfgs = [
+        Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
+        for c in spec["configs"]
+    ]
     out = _child_first_call(*cfgs) if spec["kind"] == "first_call" else _child_large(*cfgs)
     print(json.dumps(out))
 
@@ -170,19 +181,51 @@ def report(fig: dict) -> str:
         if p.get("config"):
             how += f"; {p['config']}"
         r = None if ratio is None else base / p["combos_per_s"]
-        lines.append(f"{label:44s} {p['combos_per_s']:9.1f} {_fmt_ratio(r):>10s} {target:>16s}  {how}")  # fmt: skip
+        lines.append(
+            f"{label:44s} {p['combos_per_s']:9.1f} {_fmt_ratio(r):>10s} {target:>16s}  {how}"
+        )
 
     fwd, full = fig["jaxinit_forward"], fig["jaxinit_default"]
     lines.append("forward statistics (gradients=False):")
     row("  jaxinit ji.sweep, gradients=False", fwd, None, "", 0)
-    row("  NumPy loop (peers/peer_numpy_loop.py)", fig["seed_numpy"], 1, _target(t["fwd_numpy_ratio"]), fwd["combos_per_s"])  # fmt: skip
-    row("  PyTorch loop (peers/peer_torch_loop.py)", fig["seed_torch"], 1, _target(t["fwd_torch_ratio"]), fwd["combos_per_s"])  # fmt: skip
-    row("  prototype (peers/probe_jax_vmap.py)", fig["probe"], 1, _target(t["fwd_probe_ratio"]), fwd["combos_per_s"])  # fmt: skip
+    row(
+        "  NumPy loop (peers/peer_numpy_loop.py)",
+        fig["seed_numpy"],
+        1,
+        _target(t["fwd_numpy_ratio"]),
+        fwd["combos_per_s"],
+    )
+    row(
+        "  PyTorch loop (peers/peer_torch_loop.py)",
+        fig["seed_torch"],
+        1,
+        _target(t["fwd_torch_ratio"]),
+        fwd["combos_per_s"],
+    )
+    row(
+        "  prototype (peers/probe_jax_vmap.py)",
+        fig["probe"],
+        1,
+        _target(t["fwd_probe_ratio"]),
+        fwd["combos_per_s"],
+    )
     lines.append("full statistics (default: forward + backward):")
     row("  jaxinit ji.sweep", full, None, "", 0)
-    row("  full-statistics NumPy loop", fig["numpy"], 1, _target(t["full_numpy_ratio"]), full["combos_per_s"])  # fmt: skip
+    row(
+        "  full-statistics NumPy loop",
+        fig["numpy"],
+        1,
+        _target(t["full_numpy_ratio"]),
+        full["combos_per_s"],
+    )
     row("  full-statistics PyTorch loop", fig["torch"], 1, "", full["combos_per_s"])
-    row("  naive JAX (jit per init × act), warm", fig["naive_jax"], 1, _target(t["full_naive_ratio"]), full["combos_per_s"])  # fmt: skip
+    row(
+        "  naive JAX (jit per init × act), warm",
+        fig["naive_jax"],
+        1,
+        _target(t["full_naive_ratio"]),
+        full["combos_per_s"],
+    )
     fc, e2e = fig["first_call"], fig["end_to_end"]
     lines += [
         "",
@@ -194,14 +237,20 @@ def report(fig: dict) -> str:
         f"{'fresh process, warm disk cache: first sweep() s':60s} {fig['first_call_cached']['first_call_s']:14.2f}",
         f"{'fresh process, warm disk cache, ' + str(e2e['combos']) + ' combos: import + load + run, s':60s} {e2e['cached_process_s']:14.2f}",
         f"{'  vs the NumPy loop on the same ' + str(e2e['combos']):60s} {e2e['cached_numpy_ratio']:13.2f}×",
-    ]  # fmt: skip
+    ]
     for key, label in (("forward_mm", "gradients=False"), ("default_mm", "default")):
         mm = fig[key]
-        lines.append(f"{'matmul GFLOP/s, width 100, ' + label:60s} {mm['gflops']:8.1f} ({mm['fraction']:5.1%} of peak)")  # fmt: skip
+        lines.append(
+            f"{'matmul GFLOP/s, width 100, ' + label:60s} {mm['gflops']:8.1f} ({mm['fraction']:5.1%} of peak)"
+        )
     w = fig["wide"]
-    lines.append(f"{'matmul GFLOP/s, width 256, batch 1024, ' + ('default' if w['gradients'] else 'gradients=False'):60s} {w['gflops']:8.1f} ({w['fraction']:5.1%} of peak)  {_target(t['wide_fraction_of_peak'], '')}")  # fmt: skip
+    lines.append(
+        f"{'matmul GFLOP/s, width 256, batch 1024, ' + ('default' if w['gradients'] else 'gradients=False'):60s} {w['gflops']:8.1f} ({w['fraction']:5.1%} of peak)  {_target(t['wide_fraction_of_peak'], '')}"
+    )
     w = fig["wide_default"]
-    lines.append(f"{'matmul GFLOP/s, width 256, batch 1024, default':60s} {w['gflops']:8.1f} ({w['fraction']:5.1%} of peak)")  # fmt: skip
+    lines.append(
+        f"{'matmul GFLOP/s, width 256, batch 1024, default':60s} {w['gflops']:8.1f} ({w['fraction']:5.1%} of peak)"
+    )
     if fig.get("large"):
         lg = fig["large"]
         lines += [
@@ -209,7 +258,7 @@ def report(fig: dict) -> str:
             f"{'  ' + format(lg['combos'], ',') + ' combos, warm, s':60s} {lg['large_s']:14.1f}  ({lg['combos_per_s']:.0f} combos/s)",
             f"{'  ' + format(lg['tenth_combos'], ',') + ' combos, warm, s':60s} {lg['tenth_s']:14.1f}  (time ratio {lg['linearity']:.2f}; linear: {lg['combos'] / lg['tenth_combos']:.0f})",
             f"{'  peak RSS of that process, GB':60s} {lg['max_rss_bytes'] / 1e9:14.2f}  <{t['large_rss_gb'][0]:g} GB",
-        ]  # fmt: skip
+        ]
     return "\n".join(lines)
 
 
@@ -234,12 +283,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     fig: dict = {
         "configs": {k: c.describe() for k, c in cfgs.items()},
-        "machine": {"cpus": os.cpu_count(), "devices": len(jax.devices()),
-                    "platform": platform.platform(), "load_average_at_start": os.getloadavg(),
-                    "jax": jax.__version__, "backend": jax.default_backend(),
-                    "numpy": np.__version__, "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "devices": len(jax.devices()),
+            "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "targets": TARGETS,
-    }  # fmt: skip
+    }
     say(f"benchmark: {std.describe()}; {len(jax.devices())} jax devices")
     sizes = (512,) if args.quick else (1024, 2048)
     peaks = [matmul_peak(n) for n in sizes]
@@ -276,29 +331,42 @@ def main(argv: list[str] | None = None) -> dict:
         * len(e2e_cfg)
         / max(1, fig["seed_numpy"].get("combos", 1))
     )
-    fig["end_to_end"] = {"combos": len(e2e_cfg), "process_s": e2e["process_s"],
-                         "numpy_s": numpy_320, "numpy_ratio": numpy_320 / e2e["process_s"],
-                         "cached_process_s": e2e_cached["process_s"],
-                         "cached_numpy_ratio": numpy_320 / e2e_cached["process_s"]}  # fmt: skip
+    fig["end_to_end"] = {
+        "combos": len(e2e_cfg),
+        "process_s": e2e["process_s"],
+        "numpy_s": numpy_320,
+        "numpy_ratio": numpy_320 / e2e["process_s"],
+        "cached_process_s": e2e_cached["process_s"],
+        "cached_numpy_ratio": numpy_320 / e2e_cached["process_s"],
+    }
     # The peak again, after the timed runs: one measurement can land on a slow moment (a
     # run of this benchmark once measured 87 GFLOP/s at its start, 155 a minute later),
     # and a low peak would inflate every fraction below. The best of both is the peak.
     peaks += [matmul_peak(n) for n in sizes]
     fig["peak"] = {k: max(p[k] for p in peaks) for k in ("jax_gflops", "numpy_gflops", "gflops")}
     fig["peak"]["each_gflops"] = [round(p["gflops"], 1) for p in peaks]
-    for key, cfg, res in (("forward_mm", fwd, fig["jaxinit_forward"]),
-                          ("default_mm", std, fig["jaxinit_default"])):  # fmt: skip
+    for key, cfg, res in (
+        ("forward_mm", fwd, fig["jaxinit_forward"]),
+        ("default_mm", std, fig["jaxinit_default"]),
+    ):
         g = res["combos_per_s"] * cfg.flops / 1e9
         fig[key] = {"gflops": g, "fraction": g / fig["peak"]["gflops"]}
     wide_cfg = dataclasses.replace(cfgs["wide"], batch=64 if args.quick else 1024, gradients=False)
     say(f"jaxinit: wide ({wide_cfg.describe()}) ...")
     wide = time_jaxinit(wide_cfg, repeats=2)
-    fig["wide"] = {"gflops": wide["gflops"], "fraction": wide["gflops"] / fig["peak"]["gflops"],
-                   "gradients": False, "combos_per_s": wide["combos_per_s"]}  # fmt: skip
+    fig["wide"] = {
+        "gflops": wide["gflops"],
+        "fraction": wide["gflops"] / fig["peak"]["gflops"],
+        "gradients": False,
+        "combos_per_s": wide["combos_per_s"],
+    }
     wide_default = time_jaxinit(dataclasses.replace(wide_cfg, gradients=True), repeats=2)
-    fig["wide_default"] = {"gflops": wide_default["gflops"], "gradients": True,
-                           "fraction": wide_default["gflops"] / fig["peak"]["gflops"],
-                           "combos_per_s": wide_default["combos_per_s"]}  # fmt: skip
+    fig["wide_default"] = {
+        "gflops": wide_default["gflops"],
+        "gradients": True,
+        "fraction": wide_default["gflops"] / fig["peak"]["gflops"],
+        "combos_per_s": wide_default["combos_per_s"],
+    }
     if not args.skip_100k:
         big, tenth = cfgs["large"], cfgs["large_tenth"]
         say(f"jaxinit: large run ({big.describe()}), in its own process ...")

@@ -98,9 +98,17 @@ def snapshot(root: pathlib.Path, count: int) -> dict[int, tuple[str, float]]:
     return {p: (_read(root, p), time.monotonic()) for p in range(count)}
 
 
-def arrivals(root: pathlib.Path, pending: dict[str, int], ready: Callable[[str], bool], *,
-             process: int, count: int, timeout: float, what: str,
-             seen: dict[int, tuple[str, float]] | None = None) -> Iterator[str]:  # fmt: skip
+def arrivals(
+    root: pathlib.Path,
+    pending: dict[str, int],
+    ready: Callable[[str], bool],
+    *,
+    process: int,
+    count: int,
+    timeout: float,
+    what: str,
+    seen: dict[int, tuple[str, float]] | None = None,
+) -> Iterator[str]:
     """Yields each name of ``pending`` (name -> owning process) as soon as ``ready(name)``.
 
     Raises ProcessLost when an owner of a pending name wrote ``done`` or
@@ -137,15 +145,25 @@ def _read(root: pathlib.Path, process: int) -> str:
         return ""
 
 
-def _lost(root, p: int, me: int, count: int, waited: list[str], what: str, text: str,
-          timeout: float | None = None) -> str:  # fmt: skip
+def _lost(
+    root,
+    p: int,
+    me: int,
+    count: int,
+    waited: list[str],
+    what: str,
+    text: str,
+    timeout: float | None = None,
+) -> str:
     names = ", ".join(waited[:3]) + (f", … ({len(waited)} in all)" if len(waited) > 3 else "")
     if timeout is None:
         why = f"stopped without writing them (its heartbeat file says: {text})"
     else:
         last = f"its last word: {text!r}" if text else "it has written none"
-        why = (f"showed no sign of life for {timeout:g} s (heartbeat file {_path(root, p)}; "
-               f"{last}): it has died, hangs, or never started")  # fmt: skip
+        why = (
+            f"showed no sign of life for {timeout:g} s (heartbeat file {_path(root, p)}; "
+            f"{last}): it has died, hangs, or never started"
+        )
     return (
         f"process {me} of {count} waited for process {p}'s {what} ({names}) in {root}, and "
         f"process {p} {why}. Restart every process with the same command: finished work is "

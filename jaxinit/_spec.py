@@ -34,7 +34,7 @@ from jaxinit._checks import closest_hint
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "format_spec", "parse_spec"]
+__all__ = ["Registry", "format_spec", "parse_spec", "resolve_specs"]
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -79,6 +79,38 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
             ) from None
         kwargs[kw.arg] = list_to_tuple(value)
     return name, kwargs
+
+
+def resolve_specs(
+    owner: str, name: str, values: tuple, get: Callable[[Any], Any]
+) -> tuple[tuple, dict[str, str]]:
+    """The objects of a list of specs, distinct, and ``{label as given: canonical spec}``.
+
+    ``get`` resolves one spec or object (``initializers.get``, ``activations.get``); every
+    result must be a jaxinit object (it has a ``spec``, which labels a result), and no
+    two may be the same configuration. ``owner`` and ``name`` head the error messages.
+
+    Example:
+      >>> from jaxinit import initializers
+      >>> objs, aliases = resolve_specs("Grid", "inits", ("xavier_normal",), initializers.get)
+      >>> objs[0].spec, aliases
+      ('glorot_normal', {'xavier_normal': 'glorot_normal'})
+    """
+    objs = tuple(get(v) for v in values)
+    for v, o in zip(values, objs, strict=True):
+        if not getattr(o, "spec", ""):
+            raise ValueError(
+                f"{owner}: {name} entry {v!r} is a plain function; give a jaxinit spec or "
+                "object such as 'he_normal' or 'normal(stddev=0.01)' (its spec labels the result)"
+            )
+    labels = [o.spec for o in objs]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise ValueError(f"{owner}: {name} lists the same configuration twice: {repeated}")
+    aliases = {
+        v: o.spec for v, o in zip(values, objs, strict=True) if isinstance(v, str) and v != o.spec
+    }
+    return objs, aliases
 
 
 def list_to_tuple(value: Any) -> Any:

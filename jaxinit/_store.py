@@ -66,8 +66,16 @@ class StoreBusy(RuntimeError):
 class Store:
     """An open checkpoint directory of one run; use as a context manager (or call close)."""
 
-    def __init__(self, root: str | os.PathLike, *, kind: str, schema: int, spec: dict,
-                 process: int = 0, processes: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        kind: str,
+        schema: int,
+        spec: dict,
+        process: int = 0,
+        processes: int = 1,
+    ):
         self.root = pathlib.Path(root)
         self.process, self.processes = process, processes
         self.kind = kind
@@ -208,10 +216,15 @@ class Store:
             stored_print = arrays.pop(_FINGERPRINT).tobytes().decode()
             stored_sum = arrays.pop(_CHECKSUM).tobytes().decode()
         except (KeyError, UnicodeDecodeError):
-            raise ValueError(f"{path} has no fingerprint or checksum (not written by this jaxinit); {fix}") from None  # fmt: skip
+            raise ValueError(
+                f"{path} has no fingerprint or checksum (not written by this jaxinit); {fix}"
+            ) from None
         if stored_print != self.fingerprint:
             raise ValueError(f"{path} was written by a different {self.what} than this one; {fix}")
-        if _checksum({**arrays, _FINGERPRINT: np.frombuffer(stored_print.encode(), np.uint8)}) != stored_sum:  # fmt: skip
+        if (
+            _checksum({**arrays, _FINGERPRINT: np.frombuffer(stored_print.encode(), np.uint8)})
+            != stored_sum
+        ):
             raise ValueError(f"{path} fails its checksum (damaged or edited); {fix}")
         return arrays
 

@@ -75,15 +75,17 @@ def initializer_table(*, fan_in: int, fan_out: int, convention: str = "jax") -> 
             init, torch_layout = ji.initializers.get(name), False
         shape = (fan_out, fan_in) if torch_layout else (fan_in, fan_out)
         mean, var = init.moments(shape)
-        rows.append((
-            init.spec,
-            ", ".join(ji.initializers.aliases(name)),
-            ji.initializers.formula(name),
-            f"{mean:.4g}",
-            f"{var:.4g}",
-            f"{math.sqrt(var):.4g}",
-            f"{fan_in * var:.4g}",
-        ))  # fmt: skip
+        rows.append(
+            (
+                init.spec,
+                ", ".join(ji.initializers.aliases(name)),
+                ji.initializers.formula(name),
+                f"{mean:.4g}",
+                f"{var:.4g}",
+                f"{math.sqrt(var):.4g}",
+                f"{fan_in * var:.4g}",
+            )
+        )
     return _table(rows)
 
 
@@ -93,15 +95,17 @@ def activation_table() -> str:
     for name in ji.activations.names():
         act = ji.activations.get(name)
         lo, hi = act.bounds
-        rows.append((
-            name,
-            ", ".join(ji.activations.aliases(name)),
-            ji.activations.formula(name),
-            f"[{lo:.4g}, {hi:.4g}]",
-            "—" if act.gain is None else f"{act.gain:.4g}",
-            "yes" if act.saturating else "no",
-            "yes" if act.dead_region else "no",
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                ", ".join(ji.activations.aliases(name)),
+                ji.activations.formula(name),
+                f"[{lo:.4g}, {hi:.4g}]",
+                "—" if act.gain is None else f"{act.gain:.4g}",
+                "yes" if act.saturating else "no",
+                "yes" if act.dead_region else "no",
+            )
+        )
     return _table(rows)
 
 
@@ -211,15 +215,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise _UsageError(f"--chunk-size must be a positive integer; got {args.chunk_size}")
     print(args.devices_line, file=sys.stderr)
     print(f"{len(grid)} combinations", file=sys.stderr)
-    res = ji.sweep(grid, out=args.out, chunk_size=args.chunk_size,
-                   process_timeout=args.process_timeout)  # fmt: skip
+    res = ji.sweep(
+        grid, out=args.out, chunk_size=args.chunk_size, process_timeout=args.process_timeout
+    )
     if args.out is None:
         print(ji.report.summary_table(res, fmt="text"))
         return 0
     import jax
 
     if args.distributed and jax.process_index() != 0:  # one report, by process 0
-        print(f"process {jax.process_index()}: done; process 0 writes the report into {args.out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"process {jax.process_index()}: done; process 0 writes the report into {args.out}",
+            file=sys.stderr,
+        )
         return 0
     _report(res, Path(args.out), theory=not args.no_theory)
     return 0
@@ -275,8 +283,14 @@ def _cmd_theory(args: argparse.Namespace) -> int:
             notes.add(2)
         else:
             beyond = "chaos"
-        rows.append((f"{b2:.4g}", "none" if math.isnan(crit) else f"{crit:.6g}",
-                     "never" if math.isinf(div) else f"{div:.6g}", beyond))  # fmt: skip
+        rows.append(
+            (
+                f"{b2:.4g}",
+                "none" if math.isnan(crit) else f"{crit:.6g}",
+                "never" if math.isinf(div) else f"{div:.6g}",
+                beyond,
+            )
+        )
     print(f"{args.activation}: the edge of chaos (χ₁ = 1)\n")
     print(_table(rows))
     for n in sorted(notes):
@@ -295,10 +309,16 @@ def _cmd_theory(args: argparse.Namespace) -> int:
             chi = float(t.chi1(act, q=fp.q, sigma_w2=w2))
             scales = t.depth_scales(act, sigma_w2=w2, sigma_b2=b2)
             phase = "critical" if abs(chi - 1) < 1e-3 else ("chaotic" if chi > 1 else "ordered")
-            rows.append((
-                f"{w2:.4g}", f"{b2:.4g}", f"{float(fp.q):.5g}", f"{chi:.5g}",
-                *(f"{float(s):.4g}" for s in scales[:3]), phase,
-            ))  # fmt: skip
+            rows.append(
+                (
+                    f"{w2:.4g}",
+                    f"{b2:.4g}",
+                    f"{float(fp.q):.5g}",
+                    f"{chi:.5g}",
+                    *(f"{float(s):.4g}" for s in scales[:3]),
+                    phase,
+                )
+            )
     print(f"\n{args.activation}: fixed point, χ₁ and depth scales (Schoenholz et al. 2017)\n")
     print(_table(rows))
     print(_THEORY_NOTES["xi"])
@@ -397,18 +417,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from jaxinit.training import jsonl_writer
 
         callback = jsonl_writer(args.log, grid.dims)
-    res = ji.train(grid, data=data, eval_data=eval_data, out=args.out, callback=callback,
-                   process_timeout=args.process_timeout)  # fmt: skip
+    res = ji.train(
+        grid,
+        data=data,
+        eval_data=eval_data,
+        out=args.out,
+        callback=callback,
+        process_timeout=args.process_timeout,
+    )
     dims = [d for d in res.dims if d != "seed"]
     rows = [(*dims, "final loss (mean over seeds)", "test accuracy")]
     for labels in itertools.product(*(res.coords[d] for d in dims)):
         s = res.sel(**dict(zip(dims, labels, strict=True)))
         acc = getattr(s, "test_accuracy", None)
-        rows.append((
-            *(str(v) for v in labels),
-            f"{float(np.mean(s.loss[..., -1])):.4f}",
-            "" if acc is None else f"{float(np.mean(acc[..., -1])):.2%}",
-        ))  # fmt: skip
+        rows.append(
+            (
+                *(str(v) for v in labels),
+                f"{float(np.mean(s.loss[..., -1])):.4f}",
+                "" if acc is None else f"{float(np.mean(acc[..., -1])):.2%}",
+            )
+        )
     print(_table(rows))
     if args.out and (not args.distributed or jax.process_index() == 0):  # one report, by process 0
         print(f"\nresult: {Path(args.out) / 'result'}")
@@ -426,29 +454,54 @@ def _add_distributed_flags(q: argparse.ArgumentParser, what: str) -> None:
         f"run the same command in every process; each computes its share of the {what} into "
         "--out, a directory every process sees",
     )
-    g.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize(): auto-detected under SLURM, Open MPI "
-                   "or on a TPU pod, or from the three flags below")  # fmt: skip
-    g.add_argument("--coordinator", metavar="HOST:PORT", default=None,
-                   help="process 0's address and a free port (with --distributed)")  # fmt: skip
-    g.add_argument("--num-processes", type=int, metavar="N", default=None,
-                   help="processes in the job (with --distributed)")  # fmt: skip
-    g.add_argument("--process-id", type=int, metavar="I", default=None,
-                   help="this process's index, 0 to N-1 (with --distributed)")  # fmt: skip
-    g.add_argument("--process-timeout", type=float, metavar="SECONDS",
-                   default=inspect.signature(ji.sweep).parameters["process_timeout"].default,
-                   help="seconds to wait for a silent process before giving up "
-                   "(with --distributed)")  # fmt: skip
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize(): auto-detected under SLURM, Open MPI "
+        "or on a TPU pod, or from the three flags below",
+    )
+    g.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="process 0's address and a free port (with --distributed)",
+    )
+    g.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        default=None,
+        help="processes in the job (with --distributed)",
+    )
+    g.add_argument(
+        "--process-id",
+        type=int,
+        metavar="I",
+        default=None,
+        help="this process's index, 0 to N-1 (with --distributed)",
+    )
+    g.add_argument(
+        "--process-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=inspect.signature(ji.sweep).parameters["process_timeout"].default,
+        help="seconds to wait for a silent process before giving up (with --distributed)",
+    )
 
 
 def _init_distributed(args: argparse.Namespace) -> str:
     """Checks the distributed flags and, with ``--distributed``, joins the job (before jax
     starts its backends); returns a line saying which process this is, or ''."""
-    explicit = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
-                "--process-id": args.process_id}  # fmt: skip
+    explicit = {
+        "--coordinator": args.coordinator,
+        "--num-processes": args.num_processes,
+        "--process-id": args.process_id,
+    }
     given = [k for k, v in explicit.items() if v is not None]
     if not (math.isfinite(args.process_timeout) and args.process_timeout > 0):
-        raise _UsageError(f"--process-timeout takes a positive number of seconds; got {args.process_timeout}")  # fmt: skip
+        raise _UsageError(
+            f"--process-timeout takes a positive number of seconds; got {args.process_timeout}"
+        )
     if not args.distributed:
         if given:
             raise _UsageError(f"{', '.join(given)} only go with --distributed")
@@ -468,11 +521,15 @@ def _init_distributed(args: argparse.Namespace) -> str:
     if given:
         host, _, port = args.coordinator.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise _UsageError(f"--coordinator takes HOST:PORT, e.g. 10.0.0.1:1234; got {args.coordinator!r}")  # fmt: skip
+            raise _UsageError(
+                f"--coordinator takes HOST:PORT, e.g. 10.0.0.1:1234; got {args.coordinator!r}"
+            )
         if args.num_processes < 1:
             raise _UsageError(f"--num-processes must be >= 1; got {args.num_processes}")
         if not 0 <= args.process_id < args.num_processes:
-            raise _UsageError(f"--process-id must be in 0..{args.num_processes - 1} (--num-processes {args.num_processes}); got {args.process_id}")  # fmt: skip
+            raise _UsageError(
+                f"--process-id must be in 0..{args.num_processes - 1} (--num-processes {args.num_processes}); got {args.process_id}"
+            )
     import jax
 
     try:
@@ -482,7 +539,11 @@ def _init_distributed(args: argparse.Namespace) -> str:
             process_id=args.process_id,
         )
     except (RuntimeError, ValueError) as e:
-        how = "" if given else " (no SLURM, Open MPI or TPU job found? then give --coordinator, --num-processes and --process-id)"  # fmt: skip
+        how = (
+            ""
+            if given
+            else " (no SLURM, Open MPI or TPU job found? then give --coordinator, --num-processes and --process-id)"
+        )
         raise _UsageError(f"jax.distributed.initialize failed{how}: {_one_line(e)}") from None
     args.joined = True
     return f"jaxinit: process {jax.process_index()} of {jax.process_count()} (jax.distributed)"
@@ -544,8 +605,13 @@ def parser() -> argparse.ArgumentParser:
         help="networks at initialization: per-layer statistics",
     )
     q.add_argument("--inits", nargs="+", required=True, metavar="SPEC", help="initializer specs")
-    q.add_argument("--activations", nargs="+", required=True, metavar="SPEC",
-                   help="activation specs, e.g. relu tanh 'leaky_relu(negative_slope=0.2)'")  # fmt: skip
+    q.add_argument(
+        "--activations",
+        nargs="+",
+        required=True,
+        metavar="SPEC",
+        help="activation specs, e.g. relu tanh 'leaky_relu(negative_slope=0.2)'",
+    )
     q.add_argument(
         "--depth", nargs="+", type=int, default=[5], help="hidden layers, one or more depths"
     )
@@ -557,19 +623,37 @@ def parser() -> argparse.ArgumentParser:
         help="units per hidden layer, one or more widths",
     )
     q.add_argument("--seeds", nargs="+", type=int, default=[4], help="a count, or seed values")
-    q.add_argument("--batch", type=int, default=1000, help="input samples per network")
+    q.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="input samples per network (default 1000; with a .npy --inputs, its rows)",
+    )
     q.add_argument("--inputs", default="gaussian", help="gaussian, uniform or a .npy array")
-    q.add_argument("--d-in", type=int, default=None, help="input dimension (None: the width)")
-    q.add_argument("--bias-inits", nargs="+", default=["zeros"], metavar="SPEC",
-                   help="bias initializer specs")  # fmt: skip
+    q.add_argument(
+        "--d-in",
+        type=int,
+        default=None,
+        help="input dimension (default the first width; with a .npy --inputs, its columns)",
+    )
+    q.add_argument(
+        "--bias-inits", nargs="+", default=["zeros"], metavar="SPEC", help="bias initializer specs"
+    )
     q.add_argument("--bins", type=int, default=30, help="histogram bins")
     q.add_argument("--batchnorm", action="store_true", help="batch-normalize pre-activations")
     q.add_argument("--cosine", action="store_true", help="record the mean cosine between samples")
-    q.add_argument("--no-gradients", action="store_true",
-                   help="skip the backward pass (no grad_var, weight_grad_norm): faster")  # fmt: skip
+    q.add_argument(
+        "--no-gradients",
+        action="store_true",
+        help="skip the backward pass (no grad_var, weight_grad_norm): faster",
+    )
     q.add_argument("--root-seed", type=int, default=0, help="every seed's key derives from it")
-    q.add_argument("--chunk-size", type=int, default=None,
-                   help="seeds per checkpointed chunk (None: about 4096 combinations)")  # fmt: skip
+    q.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="seeds per checkpointed chunk (None: about 4096 combinations)",
+    )
     q.add_argument("--out", default=None, help="directory: checkpoints, result and report")
     q.add_argument("--no-theory", action="store_true", help="no mean-field overlay in the report")
     _add_distributed_flags(q, "chunks")
@@ -602,13 +686,16 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="weight variances σ_w² (None: the critical one)",
     )
-    q.add_argument("--sigma-b2", nargs="+", type=float, default=[0.0],
-                   help="bias variances σ_b²")  # fmt: skip
-    q.add_argument("--kernel", action="store_true",
-                   help="also the infinite-width NNGP and NTK of two unit inputs")  # fmt: skip
+    q.add_argument("--sigma-b2", nargs="+", type=float, default=[0.0], help="bias variances σ_b²")
+    q.add_argument(
+        "--kernel",
+        action="store_true",
+        help="also the infinite-width NNGP and NTK of two unit inputs",
+    )
     q.add_argument("--depth", type=int, default=3, help="--kernel: Dense layers")
-    q.add_argument("--angle", type=float, default=60.0,
-                   help="--kernel: the inputs' angle in degrees")  # fmt: skip
+    q.add_argument(
+        "--angle", type=float, default=60.0, help="--kernel: the inputs' angle in degrees"
+    )
     q.set_defaults(run=_cmd_theory)
 
     q = sub.add_parser(
@@ -620,31 +707,59 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--data", choices=("mnist", "circles"), default="mnist")
     q.add_argument("--data-dir", default=None, help="MNIST directory (None: $JAXINIT_DATA)")
     q.add_argument("--data-seed", type=int, default=0, help="circles: seed of the data")
-    q.add_argument("--inits", nargs="+", required=True, metavar="SPEC",
-                   help="initializer specs, one model per init and seed")  # fmt: skip
+    q.add_argument(
+        "--inits",
+        nargs="+",
+        required=True,
+        metavar="SPEC",
+        help="initializer specs, one model per init and seed",
+    )
     q.add_argument("--seeds", nargs="+", type=int, default=[3], help="a count, or seed values")
-    q.add_argument("--hidden", nargs="+", type=int, default=[100, 100, 100, 100],
-                   help="hidden layer widths")  # fmt: skip
+    q.add_argument(
+        "--hidden", nargs="+", type=int, default=[100, 100, 100, 100], help="hidden layer widths"
+    )
     q.add_argument("--activation", default="relu", help="activation spec")
     q.add_argument("--bias-init", default="zeros", help="bias initializer spec")
-    q.add_argument("--optimizer", default="sgd(learning_rate=0.01)",
-                   help="an optax spec, e.g. 'adam(learning_rate=1e-3)'")  # fmt: skip
-    q.add_argument("--width", nargs="+", type=int, default=None,
-                   help="the width of every hidden layer (--hidden then gives the depth); "
-                        "several add a width dim")  # fmt: skip
-    q.add_argument("--learning-rate", nargs="+", type=float, default=None,
-                   help="the optimizer's rate (give --optimizer without one, e.g. 'adam'); "
-                        "several add a learning_rate dim")  # fmt: skip
-    q.add_argument("--parametrization", choices=PARAMETRIZATIONS, default="standard",
-                   help="how init variances and rates scale with width (mup: TP5 Table 3; needs --width)")  # fmt: skip
-    q.add_argument("--base-width", type=int, default=None,
-                   help="μP's base width (None: the smallest --width)")  # fmt: skip
+    q.add_argument(
+        "--optimizer",
+        default="sgd(learning_rate=0.01)",
+        help="an optax spec, e.g. 'adam(learning_rate=1e-3)'",
+    )
+    q.add_argument(
+        "--width",
+        nargs="+",
+        type=int,
+        default=None,
+        help="the width of every hidden layer (--hidden then gives the depth); "
+        "several add a width dim",
+    )
+    q.add_argument(
+        "--learning-rate",
+        nargs="+",
+        type=float,
+        default=None,
+        help="the optimizer's rate (give --optimizer without one, e.g. 'adam'); "
+        "several add a learning_rate dim",
+    )
+    q.add_argument(
+        "--parametrization",
+        choices=PARAMETRIZATIONS,
+        default="standard",
+        help="how init variances and rates scale with width (mup: TP5 Table 3; needs --width)",
+    )
+    q.add_argument(
+        "--base-width", type=int, default=None, help="μP's base width (None: the smallest --width)"
+    )
     q.add_argument("--steps", type=int, default=2000, help="training steps")
     q.add_argument("--batch-size", type=int, default=128, help="mini-batch size; 0: full batch")
     q.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
     q.add_argument("--out", default=None, help="directory: checkpoints and result")
-    q.add_argument("--log", default=None, metavar="FILE.jsonl",
-                   help="append each model's metrics at every evaluation as JSON lines")  # fmt: skip
+    q.add_argument(
+        "--log",
+        default=None,
+        metavar="FILE.jsonl",
+        help="append each model's metrics at every evaluation as JSON lines",
+    )
     _add_distributed_flags(q, "seeds")
     q.set_defaults(run=_cmd_train)
     return p
@@ -671,8 +786,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         commands = ", ".join(p._subparsers._group_actions[0].choices)
-        print(f"jaxinit: error: unrecognized option {argv[0]!r} before the command; valid: "
-              f"-h/--help, --version, or a command ({commands})", file=sys.stderr)  # fmt: skip
+        print(
+            f"jaxinit: error: unrecognized option {argv[0]!r} before the command; valid: "
+            f"-h/--help, --version, or a command ({commands})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         args = p.parse_args(argv)

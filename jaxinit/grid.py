@@ -23,6 +23,7 @@ first L layers of a deeper one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -33,7 +34,8 @@ import numpy as np
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_bool, check_int
+from jaxinit._checks import check_bool, check_int, closest_hint
+from jaxinit._spec import resolve_specs
 
 __all__ = [
     "DIMS",
@@ -47,6 +49,7 @@ __all__ = [
     "STREAM_LAYERS",
     "Combination",
     "Grid",
+    "dim_values",
     "layer_keys",
     "seed_key",
 ]
@@ -96,57 +99,132 @@ class Combination(NamedTuple):
     seed: int
 
 
+def dim_values(field: Any) -> tuple:
+    """A canonical field's values: a tuple or range (a dim) as a tuple, one value as a 1-tuple.
+
+    Example:
+      >>> dim_values(5), dim_values((5, 10)), dim_values(range(3))
+      ((5,), (5, 10), (0, 1, 2))
+    """
+    return tuple(field) if isinstance(field, (tuple, range)) else (field,)
+
+
+def _is_list(value: Any) -> bool:
+    return not isinstance(value, str) and isinstance(value, Sequence)
+
+
 def _as_tuple(name: str, value: Any) -> tuple:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        value = (value,)
-    value = tuple(value)
+    value = tuple(value) if _is_list(value) else (value,)
     if not value:
         raise ValueError(f"Grid: {name} is empty; give at least one value")
     return value
 
 
 def _positive_ints(name: str, values: tuple, *, minimum: int = 1) -> tuple[int, ...]:
-    for v in values:
-        check_int(f"Grid: {name}", v, low=minimum)
+    values = tuple(check_int(f"Grid: {name}", v, low=minimum) for v in values)
     if len(set(values)) != len(values):
         raise ValueError(f"Grid: {name} has repeated values {values}")
-    return tuple(int(v) for v in values)
+    return values
 
 
-def _resolve(name: str, specs: tuple, get) -> tuple[tuple, dict[str, str]]:
-    """Resolved objects and {given label: canonical spec} for the aliases."""
-    objs, aliases = [], {}
-    for spec in specs:
-        obj = get(spec)
-        if not hasattr(obj, "spec"):
+def _ints(name: str, value: Any) -> int | tuple[int, ...]:
+    """One int >= 1 (a fixed setting) or a tuple of distinct ones (a dim)."""
+    ints = _positive_ints(name, _as_tuple(name, value))
+    return ints if _is_list(value) else ints[0]
+
+
+def _seeds(value: Any) -> range | tuple[int, ...]:
+    """A count ``n`` as ``range(n)``, a range as itself, else a tuple of distinct seeds."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        count = check_int("Grid: seeds", value, low=1)
+        if count > MAX_SEEDS:
             raise ValueError(
-                f"Grid: {name} entry {spec!r} is a plain function; the sweep engine needs a "
-                "jaxinit spec or object (for example 'he_normal' or 'normal(stddev=0.01)')"
+                f"Grid: seeds={count} is more than one grid holds ({MAX_SEEDS:,}); sweep "
+                "shares of them (seeds=range(a, b)) and join them with SweepResult.concat"
             )
-        if isinstance(spec, str) and spec != obj.spec:
-            aliases[spec] = obj.spec
-        objs.append(obj)
-    labels = [o.spec for o in objs]
-    repeated = sorted({x for x in labels if labels.count(x) > 1})
-    if repeated:
-        raise ValueError(f"Grid: {name} lists the same configuration twice: {repeated}")
-    return tuple(objs), aliases
+        return range(count)
+    if isinstance(value, range):  # distinct by construction; checked at its ends only
+        if len(value) == 0 or len(value) > MAX_SEEDS:
+            raise ValueError(f"Grid: seeds={value} must hold 1 to {MAX_SEEDS:,} seeds")
+        seeds = value
+        low, high = min(value[0], value[-1]), max(value[0], value[-1])
+    else:
+        seeds = _positive_ints("seeds", _as_tuple("seeds", value), minimum=0)
+        low, high = min(seeds), max(seeds)
+    if low < 0 or high >= SEED_LIMIT:
+        raise ValueError(
+            "Grid: seeds must be in [0, 2**31) (a seed is folded into the key as int32); "
+            f"got {low if low < 0 else high}"
+        )
+    return seeds
+
+
+def _resolve(name: str, value: Any, get) -> tuple[tuple, dict[str, str]]:
+    return resolve_specs("Grid", name, _as_tuple(name, value), get)
+
+
+def _input_array(value: Any) -> np.ndarray:
+    """A read-only float32 copy of an inputs array ``(batch, d_in)``, checked."""
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "biuf":
+        raise ValueError(
+            f"Grid: an inputs array must hold real numbers; got dtype {raw.dtype} "
+            "(complex, object and string arrays are not inputs)"
+        )
+    x = raw.astype(np.float32)  # a copy: the grid's inputs cannot change under it
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"Grid: an inputs array must have shape (batch >= 1, d_in); got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("Grid: the inputs array has non-finite values")
+    x.flags.writeable = False
+    return x
+
+
+def _hist_range(pair: Any) -> tuple[float, float] | None:
+    if pair is None:
+        return None
+    if (
+        isinstance(pair, str)
+        or not isinstance(pair, Sequence)
+        or len(pair) != 2
+        or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in pair)
+    ):
+        raise TypeError(
+            f"Grid: hist_range must be a pair of numbers (lo, hi) or None; got {pair!r}"
+        )
+    lo, hi = float(pair[0]), float(pair[1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {pair}")
+    return lo, hi
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Grid:
     """The configurations of a sweep; validated in full before anything runs.
 
+    Every field is validated and stored in canonical form once, at construction:
+    specs become jaxinit objects, lists become tuples, a seed count ``n`` becomes
+    ``range(n)``, ``batch`` and ``d_in`` are the sizes the sweep uses. So ``repr``,
+    :func:`dataclasses.replace` and :meth:`describe` see what runs, and each
+    setting has one name. A list (tuple) of ``depth``, ``width`` or ``bias_inits``
+    adds a dim of that name; a single value does not.
+
     Attributes:
       inits: initializer specs or jaxinit Initializers for every weight matrix.
       activations: activation specs or Activations.
       depth: number of hidden layers, an int or a list of ints.
       width: units per hidden layer, an int or a list of ints.
-      seeds: a count ``n`` (seeds 0..n-1) or an explicit list of seeds.
-      batch: samples drawn when ``inputs`` is "gaussian" or "uniform".
+      seeds: a count ``n`` (seeds 0..n-1, stored as ``range(n)``), a range, or an
+        explicit list of distinct seeds in [0, 2**31).
+      batch: samples per network. For generated inputs None means 1000; for an
+        inputs array it is the array's rows (None, or the same number).
       inputs: "gaussian" (N(0, 1)), "uniform" (U[0, 1), as ``np.random.random``)
-        or an array ``(batch, d_in)`` such as an MNIST batch, shared by all seeds.
-      d_in: input dimension for generated inputs; None means the (first) width.
+        or an array ``(batch, d_in)`` such as an MNIST batch, shared by all seeds
+        (stored as a read-only float32 copy).
+      d_in: input dimension. For generated inputs None means the (first) width;
+        for an inputs array it is the array's columns (None, or the same number).
+        Once resolved it is a field like any other: ``dataclasses.replace(grid,
+        width=200)`` keeps the resolved ``d_in``.
       bias_inits: bias initializer(s); default zeros.
       bins: histogram bins per layer.
       hist_range: ``(lo, hi)`` of the histogram of post-activations; None takes
@@ -158,128 +236,98 @@ class Grid:
         need only the forward statistics; ``False`` skips the backward pass
         (about a third of the time) and the result has no gradient fields.
       root_seed: seed of the root key.
+      aliases: {dim: {label as given: canonical spec}}, so that a result selects
+        by the names the grid was given (``"xavier_normal"``). Derived from the
+        specs; :func:`dataclasses.replace` carries it over. There is no need to
+        pass it.
+
+    Example:
+      >>> grid = Grid(inits=["xavier_normal", "he_normal"], activations="relu",
+      ...             depth=[2, 4], width=8, seeds=3, batch=16)
+      >>> grid.coords()["init"], grid.seeds, grid.d_in, len(grid)
+      (('glorot_normal', 'he_normal'), range(0, 3), 8, 12)
+      >>> grid.aliases
+      {'init': {'xavier_normal': 'glorot_normal'}}
     """
 
-    inits: Sequence[Any]
-    activations: Sequence[Any]
-    depth: int | Sequence[int] = 5
-    width: int | Sequence[int] = 100
-    seeds: int | Sequence[int] = 1
-    batch: int = 1000
-    inputs: str | Any = "gaussian"
+    inits: tuple[_initializers.Initializer, ...]
+    activations: tuple[_activations.Activation, ...]
+    depth: int | tuple[int, ...] = 5
+    width: int | tuple[int, ...] = 100
+    seeds: range | tuple[int, ...] = 1
+    batch: int | None = None
+    inputs: str | np.ndarray = "gaussian"
     d_in: int | None = None
-    bias_inits: Any = "zeros"
+    bias_inits: _initializers.Initializer | tuple[_initializers.Initializer, ...] = "zeros"
     bins: int = 30
     hist_range: tuple[float, float] | None = None
     batchnorm: bool = False
     cosine: bool = False
     gradients: bool = True
     root_seed: int = 0
+    aliases: Mapping[str, Mapping[str, str]] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self):
-        init_objs, init_aliases = _resolve(
-            "inits", _as_tuple("inits", self.inits), _initializers.get
-        )
-        act_objs, act_aliases = _resolve(
-            "activations", _as_tuple("activations", self.activations), _activations.get
-        )
-        bias_objs, bias_aliases = _resolve(
-            "bias_inits", _as_tuple("bias_inits", self.bias_inits), _initializers.get
-        )
-        for b in bias_objs:
+        set_ = functools.partial(object.__setattr__, self)
+        inits, init_aliases = _resolve("inits", self.inits, _initializers.get)
+        acts, act_aliases = _resolve("activations", self.activations, _activations.get)
+        biases, bias_aliases = _resolve("bias_inits", self.bias_inits, _initializers.get)
+        for b in biases:
             if b.min_rank > 1:
                 raise ValueError(
                     f"Grid: bias init {b.spec!r} needs a rank-2 shape; a bias is a vector. "
                     "Use zeros, constant(value=...), normal(stddev=...) or uniform(...)."
                 )
-        depths = _positive_ints("depth", _as_tuple("depth", self.depth))
-        widths = _positive_ints("width", _as_tuple("width", self.width))
-        if isinstance(self.seeds, (int, np.integer)) and not isinstance(self.seeds, bool):
-            count = _positive_ints("seeds", (self.seeds,))[0]
-            if count > MAX_SEEDS:  # checked before the seeds are listed
-                raise ValueError(
-                    f"Grid: seeds={count} is more than one grid holds ({MAX_SEEDS:,}); sweep "
-                    "shares of them (seeds=range(a, b)) and join them with SweepResult.concat"
-                )
-            seeds = tuple(range(count))
-        else:
-            seeds = _positive_ints("seeds", _as_tuple("seeds", self.seeds), minimum=0)
-        if max(seeds) >= SEED_LIMIT:
-            raise ValueError(
-                "Grid: seeds must be below 2**31 (a seed is folded into the key as int32); "
-                f"got {max(seeds)}"
-            )
-        for name in ("batch", "bins"):
-            _positive_ints(name, (getattr(self, name),))
+        set_("inits", inits)
+        set_("activations", acts)
+        set_("bias_inits", biases if _is_list(self.bias_inits) else biases[0])
+        set_("depth", _ints("depth", self.depth))
+        set_("width", _ints("width", self.width))
+        set_("seeds", _seeds(self.seeds))
+        for name in ("bins", "root_seed"):
+            check_int(f"Grid: {name}", getattr(self, name), low=1 if name == "bins" else 0)
         if self.bins > MAX_BINS:
             raise ValueError(f"Grid: bins must be at most {MAX_BINS}; got {self.bins}")
-        if not isinstance(self.root_seed, (int, np.integer)) or isinstance(self.root_seed, bool):
-            kind = type(self.root_seed).__name__
-            raise TypeError(f"Grid: root_seed must be an int; got {kind} {self.root_seed!r}")
-        if not 0 <= self.root_seed < 2**32:
+        if self.root_seed >= 2**32:
             raise ValueError(f"Grid: root_seed must be in [0, 2**32); got {self.root_seed}")
-        x = None
+        given = {
+            name: check_int(f"Grid: {name}", getattr(self, name), low=1, none=True)
+            for name in ("batch", "d_in")
+        }
         if isinstance(self.inputs, str):
             if self.inputs not in INPUTS:
                 raise ValueError(
-                    f"Grid: inputs={self.inputs!r} is not valid; choose 'gaussian', "
-                    "'uniform' or an array of shape (batch, d_in)"
+                    f"Grid: inputs={self.inputs!r} is not valid; choose 'gaussian', 'uniform' "
+                    "or an array of shape (batch, d_in)." + closest_hint(self.inputs, INPUTS)
                 )
-            d_in = widths[0] if self.d_in is None else _positive_ints("d_in", (self.d_in,))[0]
-            batch = self.batch
+            resolved = {"batch": 1000, "d_in": dim_values(self.width)[0]}
         else:
-            raw = np.asarray(self.inputs)
-            if raw.dtype.kind not in "biuf":
-                raise ValueError(
-                    f"Grid: an inputs array must hold real numbers; got dtype {raw.dtype} "
-                    "(complex, object and string arrays are not inputs)"
-                )
-            x = raw.astype(np.float32)
-            if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-                raise ValueError(
-                    f"Grid: an inputs array must have shape (batch >= 1, d_in); got {x.shape}"
-                )
-            if not np.isfinite(x).all():
-                raise ValueError("Grid: the inputs array has non-finite values")
-            batch, d_in = x.shape
-            for name, given, actual in (("d_in", self.d_in, d_in), ("batch", self.batch, batch)):
-                if (
-                    given is not None
-                    and given != actual
-                    and not (name == "batch" and given == 1000)
-                ):
+            x = _input_array(self.inputs)
+            set_("inputs", x)
+            resolved = dict(zip(("batch", "d_in"), x.shape, strict=True))
+            for name, value in given.items():
+                if value is not None and value != resolved[name]:
                     raise ValueError(
-                        f"Grid: {name}={given} contradicts the inputs array of shape {x.shape}; "
-                        f"leave {name} out (it comes from the array)"
+                        f"Grid: {name}={value} contradicts the inputs array of shape "
+                        f"{x.shape}; leave {name} out, or give {name}={resolved[name]} "
+                        "(with dataclasses.replace, give the new array's sizes)"
                     )
-        if self.hist_range is not None:
-            pair = self.hist_range
-            if (
-                isinstance(pair, str)
-                or not isinstance(pair, Sequence)
-                or len(pair) != 2
-                or not all(
-                    isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in pair
-                )
-            ):
-                raise TypeError(
-                    f"Grid: hist_range must be a pair of numbers (lo, hi) or None; got {pair!r}"
-                )
-            lo, hi = pair
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(
-                    f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}"
-                )
+        for name, value in given.items():
+            set_(name, resolved[name] if value is None else value)
+        set_("hist_range", _hist_range(self.hist_range))
         for flag in ("batchnorm", "cosine", "gradients"):
             check_bool(f"Grid: {flag}", getattr(self, flag))
-            if flag != "gradients" and getattr(self, flag) and batch < 2:
+            if flag != "gradients" and getattr(self, flag) and self.batch < 2:
                 raise ValueError(
-                    f"Grid: {flag}=True needs a batch of at least 2 samples; got {batch} "
+                    f"Grid: {flag}=True needs a batch of at least 2 samples; got {self.batch} "
                     "(one sample has no batch statistics and no pairs)"
                 )
         # every layer shape each init will draw: refuse now what would fail mid-sweep
-        for init in init_objs:
-            for shape in {(d_in, w) for w in widths} | {(w, w) for w in widths}:
+        widths = dim_values(self.width)
+        for init in inits:
+            for shape in {(self.d_in, w) for w in widths} | {(w, w) for w in widths}:
                 try:
                     init.moments(shape)
                 except (ValueError, TypeError) as e:
@@ -287,93 +335,52 @@ class Grid:
                         f"Grid: init {init.spec!r} cannot draw this grid's layer of shape "
                         f"{shape}: {e}"
                     ) from None
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
-        set_("_inits", init_objs)
-        set_("_activations", act_objs)
-        set_("_bias_inits", bias_objs)
-        set_("_depths", depths)
-        set_("_widths", widths)
-        set_("_seeds", seeds)
-        set_("_x", x)
-        set_("_batch", batch)
-        set_("_d_in", d_in)
-        set_(
-            "_aliases", {"init": init_aliases, "activation": act_aliases, "bias_init": bias_aliases}
-        )
-
-    # -- resolved views -------------------------------------------------------------
-    @property
-    def init_objs(self) -> tuple[_initializers.Initializer, ...]:
-        return self._inits
-
-    @property
-    def activation_objs(self) -> tuple[_activations.Activation, ...]:
-        return self._activations
-
-    @property
-    def bias_objs(self) -> tuple[_initializers.Initializer, ...]:
-        return self._bias_inits
-
-    @property
-    def depths(self) -> tuple[int, ...]:
-        return self._depths
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        return self._widths
-
-    @property
-    def seed_values(self) -> tuple[int, ...]:
-        return self._seeds
-
-    @property
-    def input_array(self) -> np.ndarray | None:
-        """The user's inputs ``(batch, d_in)``, or None for generated inputs."""
-        return self._x
-
-    @property
-    def n_samples(self) -> int:
-        return self._batch
-
-    @property
-    def input_dim(self) -> int:
-        return self._d_in
-
-    @property
-    def aliases(self) -> dict[str, dict[str, str]]:
-        """Per dim, the labels as given that differ from the canonical spec."""
-        return self._aliases
+        derived = {"init": init_aliases, "activation": act_aliases, "bias_init": bias_aliases}
+        labels = self.coords()
+        carried = {} if self.aliases is None else self.aliases
+        if not isinstance(carried, Mapping):
+            raise TypeError(
+                f"Grid: aliases must be a mapping {{dim: {{label: spec}}}}; got {carried!r}"
+            )
+        merged = {
+            dim: {**{k: v for k, v in carried.get(dim, {}).items() if v in labels[dim]}, **own}
+            for dim, own in derived.items()
+        }
+        set_("aliases", {dim: table for dim, table in merged.items() if table})
 
     def coords(self) -> dict[str, tuple]:
         """Labels of every dimension of the full product, in order."""
         return {
-            "init": tuple(i.spec for i in self._inits),
-            "activation": tuple(a.spec for a in self._activations),
-            "depth": self._depths,
-            "width": self._widths,
-            "bias_init": tuple(b.spec for b in self._bias_inits),
-            "seed": self._seeds,
+            "init": tuple(i.spec for i in self.inits),
+            "activation": tuple(a.spec for a in self.activations),
+            "depth": dim_values(self.depth),
+            "width": dim_values(self.width),
+            "bias_init": tuple(b.spec for b in dim_values(self.bias_inits)),
+            "seed": self.seeds,
         }
 
     def scalar_dims(self) -> tuple[str, ...]:
         """The dims given as scalars, which a result does not keep."""
         given = {"depth": self.depth, "width": self.width, "bias_init": self.bias_inits}
-        return tuple(
-            d for d, v in given.items() if isinstance(v, str) or not isinstance(v, Sequence)
-        )
+        return tuple(d for d, v in given.items() if not isinstance(v, tuple))
 
     def __len__(self) -> int:
         return math.prod(len(v) for v in self.coords().values())
 
     def __iter__(self):
-        """Every combination, in the order of the product, with its stable index."""
+        """Every combination, in the order of the product, with its stable index.
+
+        The plain loop a sweep equals: run your own per-network code (a reference
+        implementation in another framework, say) over ``for c in grid`` with
+        ``grid.seed_key(c.seed)`` and compare with ``sweep(grid)``.
+        """
         product = itertools.product(
-            self._inits,
-            self._activations,
-            self._depths,
-            self._widths,
-            self._bias_inits,
-            self._seeds,
+            self.inits,
+            self.activations,
+            dim_values(self.depth),
+            dim_values(self.width),
+            dim_values(self.bias_inits),
+            self.seeds,
         )
         for index, combo in enumerate(product):
             yield Combination(index, *combo)
@@ -386,8 +393,8 @@ class Grid:
         """JSON-able description of the grid, for manifests."""
         return {
             **{k: list(v) for k, v in self.coords().items()},
-            "batch": self._batch,
-            "d_in": self._d_in,
+            "batch": self.batch,
+            "d_in": self.d_in,
             "inputs": self.inputs if isinstance(self.inputs, str) else "array",
             "bins": self.bins,
             "hist_range": None if self.hist_range is None else list(self.hist_range),
@@ -411,25 +418,27 @@ class Grid:
                 "this grid ran on an input array, which the manifest does not store; "
                 "build the Grid again with inputs=<the array>"
             )
-        hist_range = d.get("hist_range")
         # dims given as scalars stay scalars (no dim in the result); older manifests
         # did not record them, and there a single value is taken as a scalar
         scalar = d.get("scalar_dims")
         for dim in ("depth", "width", "bias_init"):
             if (dim in scalar if scalar is not None else len(d[dim]) == 1) and len(d[dim]) == 1:
                 d[dim] = d[dim][0]
+        seeds = d["seed"]
+        if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+            seeds = range(seeds[0], seeds[0] + len(seeds))
         return cls(
             inits=d["init"],
             activations=d["activation"],
             depth=d["depth"],
             width=d["width"],
-            seeds=d["seed"],
+            seeds=seeds,
             batch=d["batch"],
             inputs=d["inputs"],
             d_in=d["d_in"],
             bias_inits=d["bias_init"],
             bins=d["bins"],
-            hist_range=None if hist_range is None else tuple(hist_range),
+            hist_range=d.get("hist_range"),
             batchnorm=d["batchnorm"],
             cosine=d["cosine"],
             gradients=d.get("gradients", True),  # manifests before gradients= had them all

@@ -13,7 +13,7 @@ first, in ``dims`` order, then the field's own trailing dims::
         aliases={"init": {"normal(stddev=1)": "normal(stddev=1.0)"}},
         attrs={"grid": {...}},  # JSON-able metadata, saved in the manifest
     )
-    res.pre_var.shape                                   # (2, 2, 1, 1, 3, 5)
+    res["pre_var"].shape                                # (2, 2, 1, 1, 3, 5); also res.pre_var
     res.sel(init="he_normal", activation="relu").pre_var.shape         # (1, 1, 3, 5)
     res.sel(init="he_normal", activation="relu").squeeze().pre_var.shape  # (3, 5)
     res.sel(seed=[2, 0])                                # keeps seed, in that order
@@ -61,6 +61,78 @@ def _label(dim: str, value: Any) -> Label:
     return value
 
 
+def _dims(value: Any) -> tuple[str, ...]:
+    dims = (value,) if isinstance(value, str) else tuple(value)
+    if len(set(dims)) != len(dims) or not all(isinstance(d, str) for d in dims):
+        raise ValueError(f"dims must be unique strings; got {dims}")
+    return dims
+
+
+def _coords(dims: tuple[str, ...], value: Mapping[str, Any]) -> dict[str, tuple[Label, ...]]:
+    """Every dim's labels as a tuple of unique str, int or float."""
+    if set(value) != set(dims):
+        raise ValueError(f"coords have dims {sorted(value)}; expected {list(dims)}")
+    coords = {}
+    for d in dims:
+        if isinstance(value[d], str):
+            raise ValueError(f"coords[{d!r}] is the string {value[d]!r}; use a tuple")
+        labels = coords[d] = tuple(_label(d, v) for v in value[d])
+        if len(set(labels)) != len(labels):
+            twice = sorted({str(v) for v in labels if labels.count(v) > 1})
+            raise ValueError(f"dim {d!r} repeats labels {twice}; labels must be unique")
+    return coords
+
+
+def _field(
+    name: Any, value: Any, own: tuple[str, ...], dims: tuple[str, ...], sizes: tuple[int, ...]
+) -> np.ndarray:
+    """A read-only view of field ``name``: a numeric array ``sizes + (one size per own dim)``."""
+    reserved = {f.name for f in dataclasses.fields(SweepResult)} | set(dir(SweepResult))
+    reserved |= {*dims, "file", "allow_pickle"}  # the last two: np.savez's own parameters
+    if not (isinstance(name, str) and name.isidentifier()) or name[0] == "_" or name in reserved:
+        raise ValueError(
+            f"field name {name!r} must be an identifier without a leading '_' that is "
+            "neither a dim, a SweepResult attribute, nor np.savez's 'file' or 'allow_pickle'"
+        )
+    arr = np.asarray(value).view()
+    arr.flags.writeable = False
+    if arr.dtype.kind not in "biufc":
+        raise ValueError(
+            f"field {name!r} has dtype {arr.dtype}; fields hold bool, int, uint, float "
+            "or complex numpy arrays (cast bfloat16 with .astype(np.float32))"
+        )
+    if arr.shape[: len(dims)] != sizes or arr.ndim != len(dims) + len(own):
+        raise ValueError(
+            f"field {name!r} has shape {arr.shape}; expected {sizes} for dims {dims} "
+            f"followed by {len(own)} trailing dim(s) {own}"
+        )
+    if len(set(own)) != len(own) or set(own) & set(dims):
+        raise ValueError(f"field {name!r}: field dims {own} repeat or reuse dims {dims}")
+    return arr
+
+
+def _aliases(value: Mapping[str, Mapping[Any, Any]], coords: Mapping[str, tuple]) -> dict:
+    """{dim: {alias: label}}, for known dims, never shadowing a label."""
+    aliases = {}
+    for d, table in value.items():
+        if d not in coords:
+            raise ValueError(f"aliases for unknown dim {d!r}; dims are {list(coords)}")
+        aliases[d] = {_label(d, k): _label(d, v) for k, v in table.items()}
+        for k, v in aliases[d].items():
+            if k in coords[d] and k != v:
+                raise ValueError(f"dim {d!r}: alias {k!r} -> {v!r} shadows the label {k!r}")
+    return aliases
+
+
+def _attrs(value: Mapping[str, Any]) -> dict[str, Any]:
+    attrs = dict(value)
+    try:
+        json.dumps(jsonable(attrs))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"attrs must be JSON-able: {err}") from None
+    return attrs
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class SweepResult:
     """Labeled arrays: one per field, combination dims first, then the field's own dims.
@@ -83,92 +155,57 @@ class SweepResult:
     attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        dims = (self.dims,) if isinstance(self.dims, str) else tuple(self.dims)
-        if len(set(dims)) != len(dims) or not all(isinstance(d, str) for d in dims):
-            raise ValueError(f"dims must be unique strings; got {dims}")
-        if set(self.coords) != set(dims):
-            raise ValueError(f"coords have dims {sorted(self.coords)}; expected {list(dims)}")
-        for d in dims:
-            if isinstance(self.coords[d], str):
-                raise ValueError(f"coords[{d!r}] is the string {self.coords[d]!r}; use a tuple")
-        coords = {d: tuple(_label(d, v) for v in self.coords[d]) for d in dims}
-        for d, labels in coords.items():
-            if len(set(labels)) != len(labels):
-                twice = sorted({str(v) for v in labels if labels.count(v) > 1})
-                raise ValueError(f"dim {d!r} repeats labels {twice}; labels must be unique")
+        dims = _dims(self.dims)
+        coords = _coords(dims, self.coords)
         if set(self.field_dims) != set(self.fields):
             raise ValueError(
                 f"field_dims names {sorted(self.field_dims)} differ from fields {sorted(self.fields)}"
             )
         sizes = tuple(len(coords[d]) for d in dims)
-        reserved = {f.name for f in dataclasses.fields(SweepResult)} | set(dir(SweepResult))
-        reserved |= {*dims, "file", "allow_pickle"}  # the last two: np.savez's own parameters
-        fields, field_dims = {}, {}
-        for name, value in self.fields.items():
-            if (
-                not (isinstance(name, str) and name.isidentifier())
-                or name[0] == "_"
-                or name in reserved
-            ):
-                raise ValueError(
-                    f"field name {name!r} must be an identifier without a leading '_' that is "
-                    "neither a dim, a SweepResult attribute, nor np.savez's 'file' or 'allow_pickle'"
-                )
-            arr = np.asarray(value).view()
-            arr.flags.writeable = False
-            own = tuple(self.field_dims[name])
-            if arr.dtype.kind not in "biufc":
-                raise ValueError(
-                    f"field {name!r} has dtype {arr.dtype}; fields hold bool, int, uint, float "
-                    "or complex numpy arrays (cast bfloat16 with .astype(np.float32))"
-                )
-            if arr.shape[: len(dims)] != sizes or arr.ndim != len(dims) + len(own):
-                raise ValueError(
-                    f"field {name!r} has shape {arr.shape}; expected {sizes} for dims {dims} "
-                    f"followed by {len(own)} trailing dim(s) {own}"
-                )
-            if len(set(own)) != len(own) or set(own) & set(dims):
-                raise ValueError(f"field {name!r}: field dims {own} repeat or reuse dims {dims}")
-            fields[name], field_dims[name] = arr, own
-        aliases = {}
-        for d, table in self.aliases.items():
-            if d not in coords:
-                raise ValueError(f"aliases for unknown dim {d!r}; dims are {list(dims)}")
-            aliases[d] = {_label(d, k): _label(d, v) for k, v in table.items()}
-            for k, v in aliases[d].items():
-                if k in coords[d] and k != v:
-                    raise ValueError(f"dim {d!r}: alias {k!r} -> {v!r} shadows the label {k!r}")
-        attrs = dict(self.attrs)
-        try:
-            json.dumps(jsonable(attrs))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"attrs must be JSON-able: {err}") from None
+        fields = {
+            k: _field(k, v, tuple(self.field_dims[k]), dims, sizes) for k, v in self.fields.items()
+        }
         for key, value in [
             ("dims", dims),
             ("coords", coords),
             ("fields", fields),
-            ("field_dims", field_dims),
-            ("aliases", aliases),
-            ("attrs", attrs),
+            ("field_dims", {k: tuple(self.field_dims[k]) for k in fields}),
+            ("aliases", _aliases(self.aliases, coords)),
+            ("attrs", _attrs(self.attrs)),
         ]:
             object.__setattr__(self, key, value)
 
     # -- access --------------------------------------------------------------------------------
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The field ``name``: ``res["pre_var"]`` (typed; ``res.pre_var`` is the same array)."""
+        try:
+            return self.fields[name]
+        except (KeyError, TypeError):
+            raise KeyError(self._no_field(name)) from None
+
     def __getattr__(self, name: str) -> np.ndarray:
+        """Fields as attributes, for notebooks: ``res.pre_var`` is ``res["pre_var"]``."""
         fields = self.__dict__.get("fields", {})  # absent while unpickling
         if name in fields:
             return fields[name]
+        raise AttributeError(self._no_field(name, attribute=True))
+
+    def _no_field(self, name: Any, *, attribute: bool = False) -> str:
+        """Why ``name`` is not a field: the fields there are, the closest, or gradients=False."""
+        fields = list(self.__dict__.get("fields", {}))
         grid = self.__dict__.get("attrs", {}).get("grid", {})
         if name in ("grad_var", "weight_grad_norm") and grid.get("gradients") is False:
-            raise AttributeError(
+            return (
                 f"this sweep ran with gradients=False, so it has no {name!r}; run it with "
                 "ji.Grid(..., gradients=True) (the default) to record the backward pass"
             )
-        raise AttributeError(
-            f"SweepResult has no attribute or field {name!r}; fields: {', '.join(fields) or 'none'}."
-            + closest_hint(name, list(fields))
+        what = (
+            f"SweepResult has no attribute or field {name!r}"
+            if attribute
+            else f"unknown field {name!r}"
         )
+        return f"{what}; fields: {', '.join(fields) or 'none'}." + closest_hint(name, fields)
 
     def __dir__(self):
         return [*super().__dir__(), *self.fields]
@@ -343,10 +380,7 @@ class SweepResult:
         names = fit if fields is None else [fields] if isinstance(fields, str) else list(fields)
         for name in names:
             if name not in self.fields:
-                raise ValueError(
-                    f"unknown field {name!r}; fields: {list(self.fields)}."
-                    + closest_hint(name, list(self.fields))
-                )
+                raise ValueError(self._no_field(name))
             if name not in fit:
                 raise ValueError(
                     f"field {name!r} has field dims {self.field_dims[name]}; to_records makes one "

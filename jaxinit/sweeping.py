@@ -54,7 +54,7 @@ from jaxinit._checks import check_bool, check_int
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
-from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.results import SweepResult
 
@@ -99,8 +99,8 @@ class Chunk(NamedTuple):
     """A checkpointed unit of work: one width and a contiguous block of seeds."""
 
     index: int  # position in the plan
-    width: int  # index into grid.widths
-    seeds: range  # indices into grid.seed_values
+    width: int  # index into dim_values(grid.width)
+    seeds: range  # indices into grid.seeds
 
     @property
     def name(self) -> str:
@@ -125,17 +125,21 @@ def _family_index(objs) -> tuple[tuple, list[int]]:
 
 def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
     """Peak intermediates of one group of lanes: activations (stored for the backward pass)."""
-    depth = max(grid.depths)
-    slab = 4 * lanes * members * grid.n_samples * width
+    depth = max(dim_values(grid.depth))
+    slab = 4 * lanes * members * grid.batch * width
     stored = 2 * depth + 6 if grid.gradients else 6
-    weights = (
-        4 * lanes * members * (width * (width + grid.input_dim)) * (depth if grid.gradients else 2)
-    )
+    weights = 4 * lanes * members * (width * (width + grid.d_in)) * (depth if grid.gradients else 2)
     return slab * stored + weights
 
 
-def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
-         memory_budget: int = DEFAULT_MEMORY_BUDGET, tile: int | None = None) -> Plan:  # fmt: skip
+def plan(
+    grid: Grid,
+    *,
+    chunk_size: int | None = None,
+    lanes: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    tile: int | None = None,
+) -> Plan:
     """The programs and chunks a sweep of ``grid`` runs.
 
     Args:
@@ -154,8 +158,8 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
     lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
     if not isinstance(memory_budget, int) or memory_budget < 1:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}")
-    n_members = len(grid.init_objs) * len(grid.bias_objs)
-    widest = max(grid.widths)
+    n_members = len(grid.inits) * len(dim_values(grid.bias_inits))
+    widest = max(dim_values(grid.width))
     block = n_members
     while block > 1 and _bytes_per_group(grid, widest, lanes, block) > memory_budget:
         block = math.ceil(block / 2)
@@ -173,37 +177,56 @@ def plan(grid: Grid, *, chunk_size: int | None = None, lanes: int | None = None,
         tile = CPU_TILE if jax.default_backend() == "cpu" else block
     tile = math.gcd(block, tile)
     blocks = tuple(range(b * block, min((b + 1) * block, n_members)) for b in range(n_blocks))
-    w_bases, _ = _family_index(grid.init_objs)
-    b_bases, _ = _family_index(grid.bias_objs)
-    depth = max(grid.depths)
+    w_bases, _ = _family_index(grid.inits)
+    b_bases, _ = _family_index(dim_values(grid.bias_inits))
+    depth = max(dim_values(grid.depth))
     shifted = any(
         _coeffs(i, shape)[1] != 0
-        for i in grid.init_objs
-        for w in grid.widths
-        for shape in ((grid.input_dim, w), (w, w))
+        for i in grid.inits
+        for w in dim_values(grid.width)
+        for shape in ((grid.d_in, w), (w, w))
     )
-    lsuv = any(isinstance(i.base, Lsuv) for i in grid.init_objs)
+    lsuv = any(isinstance(i.base, Lsuv) for i in grid.inits)
     draw_specs, forward_specs = [], []
-    for width in grid.widths:
-        draw_specs.append(kernel.DrawSpec(
-            w_bases=w_bases, b_bases=b_bases, d_in=grid.input_dim, width=width, depth=depth,
-            batch=grid.n_samples, inputs="array" if grid.input_array is not None else grid.inputs,
-            cotangent=grid.gradients,
-        ))  # fmt: skip
-        forward_specs.append(kernel.ForwardSpec(
-            activations=grid.activation_objs,
-            hist_ranges=tuple(_hist_range(grid, a) for a in grid.activation_objs),
-            bins=grid.bins, d_in=grid.input_dim, width=width, depth=depth, batch=grid.n_samples,
-            families=len(w_bases), members=block, lanes=lanes, tile=tile,
-            grad_depths=grid.depths if grid.gradients else (), batchnorm=grid.batchnorm,
-            cosine=grid.cosine, shifted=shifted, lsuv=lsuv,
-        ))  # fmt: skip
-    n_seeds = len(grid.seed_values)
-    per_seed = len(grid.activation_objs) * n_members
+    for width in dim_values(grid.width):
+        draw_specs.append(
+            kernel.DrawSpec(
+                w_bases=w_bases,
+                b_bases=b_bases,
+                d_in=grid.d_in,
+                width=width,
+                depth=depth,
+                batch=grid.batch,
+                inputs=grid.inputs if isinstance(grid.inputs, str) else "array",
+                cotangent=grid.gradients,
+            )
+        )
+        forward_specs.append(
+            kernel.ForwardSpec(
+                activations=grid.activations,
+                hist_ranges=tuple(_hist_range(grid, a) for a in grid.activations),
+                bins=grid.bins,
+                d_in=grid.d_in,
+                width=width,
+                depth=depth,
+                batch=grid.batch,
+                families=len(w_bases),
+                members=block,
+                lanes=lanes,
+                tile=tile,
+                grad_depths=dim_values(grid.depth) if grid.gradients else (),
+                batchnorm=grid.batchnorm,
+                cosine=grid.cosine,
+                shifted=shifted,
+                lsuv=lsuv,
+            )
+        )
+    n_seeds = len(grid.seeds)
+    per_seed = len(grid.activations) * n_members
     seeds = chunk_size or max(1, CHUNK_COMBINATIONS // per_seed)
     seeds = lanes * math.ceil(min(seeds, n_seeds) / lanes)
     blocks_of_seeds = [range(s, min(s + seeds, n_seeds)) for s in range(0, n_seeds, seeds)]
-    pairs = [(iw, b) for iw in range(len(grid.widths)) for b in blocks_of_seeds]
+    pairs = [(iw, b) for iw in range(len(dim_values(grid.width))) for b in blocks_of_seeds]
     chunks = tuple(Chunk(i, iw, b) for i, (iw, b) in enumerate(pairs))
     return Plan(chunks, tuple(draw_specs), tuple(forward_specs), blocks, lanes, seeds)
 
@@ -216,16 +239,16 @@ def _coeffs(init, shape) -> tuple[float, float]:
 
 def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
     """The coefficient rows of members ``block`` (padded to ``size`` by repeating the last)."""
-    w_bases, w_fam = _family_index(grid.init_objs)
-    b_bases, b_fam = _family_index(grid.bias_objs)
-    kb = len(grid.bias_objs)
+    w_bases, w_fam = _family_index(grid.inits)
+    b_bases, b_fam = _family_index(dim_values(grid.bias_inits))
+    kb = len(dim_values(grid.bias_inits))
     ids = list(block) + [block[-1]] * (size - len(block))
     rows = {k: [] for k in kernel.Members._fields}
     for m in ids:
         ii, ib = divmod(m, kb)
-        init, bias = grid.init_objs[ii], grid.bias_objs[ib]
+        init, bias = grid.inits[ii], dim_values(grid.bias_inits)[ib]
         for name, shape, fam, n_fam, obj in (
-            ("first", (grid.input_dim, width), w_fam[ii], len(w_bases), init),
+            ("first", (grid.d_in, width), w_fam[ii], len(w_bases), init),
             ("hidden", (width, width), w_fam[ii], len(w_bases), init),
             ("bias", (width,), b_fam[ib], len(b_bases), bias),
         ):
@@ -319,7 +342,9 @@ def sweep(
         raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError(f"sweep: devices must be a non-empty list of jax devices (jax.devices()); got {devices!r}")  # fmt: skip
+        raise ValueError(
+            f"sweep: devices must be a non-empty list of jax devices (jax.devices()); got {devices!r}"
+        )
     me, count = _distributed.processes()
     if count > 1:
         _check_distributed(out, devices, me, count)
@@ -337,21 +362,22 @@ def sweep(
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:
         chunk_size = _previous_chunk_seeds(pathlib.Path(out))
-    the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes,
-                    memory_budget=memory_budget)  # fmt: skip
+    the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes, memory_budget=memory_budget)
     _check_result_size(grid)
     store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan, me, count)
     fields = _empty_fields(grid)
-    x_shared = None if grid.input_array is None else jnp.asarray(grid.input_array)
+    x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
     members = {
         (iw, ib): _members(grid, w, blk, the_plan.forward_specs[0].members)
-        for iw, w in enumerate(grid.widths)
+        for iw, w in enumerate(dim_values(grid.width))
         for ib, blk in enumerate(the_plan.member_blocks)
     }
     chunks = {c.name: c for c in the_plan.chunks}
     owners = {c.name: _distributed.owner(c.index, count) for c in the_plan.chunks}
     computed_by: dict[str, int] = {}
-    alive = contextlib.nullcontext() if count == 1 else _distributed.heartbeat(store.root, me, timeout)  # fmt: skip
+    alive = (
+        contextlib.nullcontext() if count == 1 else _distributed.heartbeat(store.root, me, timeout)
+    )
     seen = None if count == 1 else _distributed.snapshot(store.root, count)
     try:
         with ProgressBar("sweep", len(chunks), progress) as bar, alive:
@@ -370,21 +396,38 @@ def sweep(
                     arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
                     computed_by[chunk.name] = me
                     if store:
-                        store.save(f"chunks/{chunk.name}.npz",
-                                   {**arrays, "_seeds": np.array(chunk.seeds), "_process": np.int64(me)})  # fmt: skip
+                        store.save(
+                            f"chunks/{chunk.name}.npz",
+                            {**arrays, "_seeds": np.array(chunk.seeds), "_process": np.int64(me)},
+                        )
                 else:
                     arrays, computed_by[chunk.name] = loaded
                 take(chunk, arrays)
             others = {name: p for name, p in owners.items() if p != me}
-            for name in () if not others else _distributed.arrivals(
-                store.root, others, lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
-                process=me, count=count, timeout=timeout, what="sweep chunks", seen=seen,
-            ):  # fmt: skip
+            for name in (
+                ()
+                if not others
+                else _distributed.arrivals(
+                    store.root,
+                    others,
+                    lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
+                    process=me,
+                    count=count,
+                    timeout=timeout,
+                    what="sweep chunks",
+                    seen=seen,
+                )
+            ):
                 arrays, computed_by[name] = _load_chunk(store, chunks[name])
                 take(chunks[name], arrays)
-        result = _assemble(grid, fields, provenance={
-            "processes": count, "computed_by": {c.name: computed_by[c.name] for c in the_plan.chunks},
-        })  # fmt: skip
+        result = _assemble(
+            grid,
+            fields,
+            provenance={
+                "processes": count,
+                "computed_by": {c.name: computed_by[c.name] for c in the_plan.chunks},
+            },
+        )
         if store is not None and me == 0:
             if count > 1:  # every chunk is written: nothing else writes into the store now
                 store.clean_temporaries()
@@ -416,7 +459,7 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
     step = the_plan.lanes * len(devices)
     padded = list(chunk.seeds) + [chunk.seeds[-1]] * (step * math.ceil(n / step) - n)
     root = np.uint32(grid.root_seed)
-    seeds = np.array([grid.seed_values[i] for i in padded], np.int32)
+    seeds = np.array([grid.seeds[i] for i in padded], np.int32)
     dspec = the_plan.draw_specs[chunk.width]
     fspec = the_plan.forward_specs[chunk.width]
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(kernel.SEEDS))
@@ -428,19 +471,23 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
     else:
         draws = kernel.draw(dspec, mesh, root, seeds)
     outs = [  # dispatched together, fetched below
-        [kernel.forward(fspec, mesh, np.int32(ia), members[chunk.width, ib], draws, x_shared)
-         for ib in range(len(the_plan.member_blocks))]
-        for ia in range(len(grid.activation_objs))
-    ]  # fmt: skip
-    n_members = len(grid.init_objs) * len(grid.bias_objs)
+        [
+            kernel.forward(fspec, mesh, np.int32(ia), members[chunk.width, ib], draws, x_shared)
+            for ib in range(len(the_plan.member_blocks))
+        ]
+        for ia in range(len(grid.activations))
+    ]
+    n_members = len(grid.inits) * len(dim_values(grid.bias_inits))
     arrays = {}
     for name in outs[0][0]._fields:
         if getattr(outs[0][0], name) is None:
             continue
         per_act = []
         for row in outs:
-            parts = [np.asarray(getattr(o, name))[:n, : len(blk)]
-                     for o, blk in zip(row, the_plan.member_blocks, strict=True)]  # fmt: skip
+            parts = [
+                np.asarray(getattr(o, name))[:n, : len(blk)]
+                for o, blk in zip(row, the_plan.member_blocks, strict=True)
+            ]
             per_act.append(np.concatenate(parts, axis=1))  # (seed, member, ...)
         arr = np.stack(per_act)  # (activation, seed, member, ...)
         arrays[name] = np.moveaxis(arr, 2, 1)[:, :n_members]  # (activation, member, seed, ...)
@@ -461,7 +508,7 @@ def _memory_limit() -> int:
 
 def _result_bytes(grid: Grid) -> int:
     combos = len(grid)
-    depth = max(grid.depths)
+    depth = max(dim_values(grid.depth))
     n_fields = len(_stats.LAYER_FIELDS) - 1
     return combos * depth * (4 * n_fields + 8 * (grid.bins + 3))
 
@@ -472,7 +519,7 @@ def _check_result_size(grid: Grid) -> None:
     if need > limit:
         raise ValueError(
             f"this grid's result needs about {need / 2**30:.1f} GiB of host memory ({len(grid):,} "
-            f"combinations × {max(grid.depths)} layers × {grid.bins} bins), over the "
+            f"combinations × {max(dim_values(grid.depth))} layers × {grid.bins} bins), over the "
             f"{limit / 2**30:.1f} GiB limit (half this host's memory); sweep fewer seeds at a "
             "time (Grid(seeds=[...])) "
             "and combine the parts with SweepResult.concat"
@@ -481,7 +528,7 @@ def _check_result_size(grid: Grid) -> None:
 
 def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
     sizes = [len(v) for v in grid.coords().values()]
-    depth = max(grid.depths)
+    depth = max(dim_values(grid.depth))
     names = [f for f in _stats.LAYER_FIELDS if f != "hist"]
     if not grid.gradients:
         names = [f for f in names if f not in _stats.BACKWARD_FIELDS]
@@ -503,7 +550,7 @@ def _first_bad_layer(bad: np.ndarray) -> np.ndarray:
 
 def _file(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk, arrays) -> None:
     """Writes a chunk's arrays ``(activation, member, seed, ...)`` into the result's fields."""
-    ki, kb = len(grid.init_objs), len(grid.bias_objs)
+    ki, kb = len(grid.inits), len(dim_values(grid.bias_inits))
     seeds = slice(chunk.seeds.start, chunk.seeds.stop)
 
     def to_dims(a):  # (act, init·bias, seed, ...) -> (init, act, bias, seed, ...)
@@ -515,7 +562,7 @@ def _file(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk, arrays) -> No
     for f in ("pre_mean", "pre_var", "post_mean", "post_var"):
         overflow |= ~np.isfinite(to_dims(arrays[f]))
     bad = overflow | (to_dims(arrays["nonfinite"]) > 0)
-    for idepth, depth in enumerate(grid.depths):
+    for idepth, depth in enumerate(dim_values(grid.depth)):
         at = (slice(None), slice(None), idepth, chunk.width, slice(None), seeds)
         for f in forward:
             if f == "hist":
@@ -530,9 +577,9 @@ def _file(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk, arrays) -> No
 
 def _input_second_moment(grid: Grid) -> float:
     """E[x²] per input feature: what enters layer 0 as Var(z₀) = σ_w² E[x²] + σ_b²."""
-    if grid.input_array is not None:
-        return float(np.mean(np.square(grid.input_array, dtype=np.float64)))
-    return INPUT_MOMENTS[grid.inputs][1]
+    if isinstance(grid.inputs, str):
+        return INPUT_MOMENTS[grid.inputs][1]
+    return float(np.mean(np.square(grid.inputs, dtype=np.float64)))
 
 
 def _chunk_records(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk) -> list[dict]:
@@ -545,17 +592,22 @@ def _chunk_records(grid: Grid, fields: dict[str, np.ndarray], chunk: Chunk) -> l
         v = v[(slice(None),) * axis + (seeds,)]
         part[k] = v[(slice(None),) * width + (slice(chunk.width, chunk.width + 1),)]
     coords = grid.coords()
-    coords = {**coords, "seed": coords["seed"][seeds], "width": coords["width"][chunk.width : chunk.width + 1]}  # fmt: skip
+    coords = {
+        **coords,
+        "seed": coords["seed"][seeds],
+        "width": coords["width"][chunk.width : chunk.width + 1],
+    }
     res = _assemble(grid, part, coords=coords)
     return res.to_records()
 
 
-def _assemble(grid: Grid, fields: dict[str, np.ndarray], coords=None,
-              provenance: dict | None = None) -> SweepResult:  # fmt: skip
+def _assemble(
+    grid: Grid, fields: dict[str, np.ndarray], coords=None, provenance: dict | None = None
+) -> SweepResult:
     coords = grid.coords() if coords is None else coords
     attrs = {
         "grid": grid.describe(),
-        "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activation_objs},
+        "hist_edges": {a.spec: hist_edges(grid, a).tolist() for a in grid.activations},
         "prng_impl": prng_impl(),
         "input_second_moment": _input_second_moment(grid),
         **(provenance or {}),
@@ -582,8 +634,8 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: 
     spec = {
         "grid": grid.describe(),
         "inputs_sha256": None
-        if grid.input_array is None
-        else hashlib.sha256(np.ascontiguousarray(grid.input_array).tobytes()).hexdigest(),
+        if isinstance(grid.inputs, str)
+        else hashlib.sha256(np.ascontiguousarray(grid.inputs).tobytes()).hexdigest(),
         "lanes": the_plan.lanes,
         "tiles": [f.tile for f in the_plan.forward_specs],
         "chunk_seeds": the_plan.chunk_seeds,
@@ -596,8 +648,10 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: 
     stray = [p.name for p in store.files("chunks/*.npz") if p.name not in names]
     if stray:
         store.close()
-        raise ValueError(f"{root / 'chunks'} has chunk files this sweep would not write: {stray[:3]}; "
-                         "move them away or use another directory")  # fmt: skip
+        raise ValueError(
+            f"{root / 'chunks'} has chunk files this sweep would not write: {stray[:3]}; "
+            "move them away or use another directory"
+        )
     return store
 
 

@@ -65,8 +65,11 @@ def run(grid: ji.Grid, out: pathlib.Path, name: str = "sweep") -> tuple[ji.Sweep
     A resumed run reads finished chunks back, so its time is not the sweep's: it says so.
     """
     if resuming(out / name):
-        print(f"resuming from {out / name}: finished chunks are read back, not recomputed, "
-              "so the time below is not the whole sweep's", file=sys.stderr)  # fmt: skip
+        print(
+            f"resuming from {out / name}: finished chunks are read back, not recomputed, "
+            "so the time below is not the whole sweep's",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     res = ji.sweep(grid, out=out / name)
     return res, time.perf_counter() - start

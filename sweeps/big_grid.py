@@ -56,10 +56,17 @@ ACTIVATIONS = [
 
 def make_grid(*, quick: bool, seeds: int, width: int, batch: int, depths: list[int]) -> ji.Grid:
     if quick:
-        return ji.Grid(inits=INITS[:4], activations=ACTIVATIONS[:3], depth=[3, 6], width=8,
-                       seeds=seeds, batch=16)  # fmt: skip
-    return ji.Grid(inits=INITS, activations=ACTIVATIONS, depth=depths, width=width, seeds=seeds,
-                   batch=batch)  # fmt: skip
+        return ji.Grid(
+            inits=INITS[:4],
+            activations=ACTIVATIONS[:3],
+            depth=[3, 6],
+            width=8,
+            seeds=seeds,
+            batch=16,
+        )
+    return ji.Grid(
+        inits=INITS, activations=ACTIVATIONS, depth=depths, width=width, seeds=seeds, batch=batch
+    )
 
 
 def summarize(res: ji.SweepResult) -> dict:
@@ -79,8 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=1000, help="input samples (1000)")
     p.add_argument("--depths", type=int, nargs="+", default=[5, 10, 20, 50])
     args = _common.parse(p, argv)
-    grid = make_grid(quick=args.quick, seeds=args.seeds, width=args.width, batch=args.batch,
-                     depths=args.depths)  # fmt: skip
+    grid = make_grid(
+        quick=args.quick, seeds=args.seeds, width=args.width, batch=args.batch, depths=args.depths
+    )
     resumed = _common.resuming(args.out / "sweep")
     res, seconds = _common.run(grid, args.out)
     summary = {
@@ -89,18 +97,21 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_time_s": seconds,
         "combos_per_s": None if resumed else len(grid) / seconds,
         "devices": [str(d) for d in jax.local_devices()],
-        "deepest": max(grid.depths),
+        "deepest": max(grid.coords()["depth"]),
         "by_pair": summarize(res),
     }
     summary = _common.write_summary(args.out, summary)
-    paths = ji.report.report_sweep(res, args.out, theory=_common.theory_or_none(grid),
-                                   title="The big grid")  # fmt: skip
+    paths = ji.report.report_sweep(
+        res, args.out, theory=_common.theory_or_none(grid), title="The big grid"
+    )
     print(ji.report.summary_table(res, fmt="text"))
     outcomes = [v["outcome"] for v in summary["by_pair"].values()]
     counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
     speed = "resumed" if resumed else f"{len(grid) / seconds:.1f} combos/s"
-    print(f"\n{len(grid)} networks in {seconds:.1f} s ({speed} on {summary['devices'][0]}); "
-          f"outcomes {counts}; report {paths.html}")  # fmt: skip
+    print(
+        f"\n{len(grid)} networks in {seconds:.1f} s ({speed} on {summary['devices'][0]}); "
+        f"outcomes {counts}; report {paths.html}"
+    )
     return summary
 
 

@@ -32,10 +32,18 @@ EXTENT = (-1.5, 1.5, -1.5, 1.5)
 
 
 def make_grid(*, quick: bool, seeds: int) -> ji.TrainGrid:
-    return ji.TrainGrid(inits=list(INITS), seeds=seeds, hidden=(10, 5), activation="relu",
-                        output="sigmoid", optimizer="sgd(learning_rate=0.01)",
-                        steps=1500 if quick else 15_000, batch_size=None, eval_every=500,
-                        keep_params=True)  # fmt: skip
+    return ji.TrainGrid(
+        inits=list(INITS),
+        seeds=seeds,
+        hidden=(10, 5),
+        activation="relu",
+        output="sigmoid",
+        optimizer="sgd(learning_rate=0.01)",
+        steps=1500 if quick else 15_000,
+        batch_size=None,
+        eval_every=500,
+        keep_params=True,
+    )
 
 
 def predict(res: ji.TrainResult, x: np.ndarray, **selection) -> np.ndarray:
@@ -57,8 +65,10 @@ def boundary_titles(summary: dict) -> list[str]:
     """The decision-boundary panels' titles, one per init of ``summary``: the result's label
     (as in the loss legend and summary.json's keys) on the first line, then the human name
     and the test accuracy (one line each, a panel is narrow)."""
-    return [f"{spec}\n{summary['display'][spec]}: test {acc:.0%}"
-            for spec, acc in summary["test_accuracy"].items()]  # fmt: skip
+    return [
+        f"{spec}\n{summary['display'][spec]}: test {acc:.0%}"
+        for spec, acc in summary["test_accuracy"].items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -76,28 +86,40 @@ def main(argv: list[str] | None = None) -> dict:
         summary["final_loss"][spec] = float(res.sel(init=spec).loss[:, -1].mean())
     summary = _common.write_summary(args.out, summary)
     points = ji.report.decision_grid(EXTENT, resolution=150)
-    probs = np.stack([predict(res, points, init=spec, seed=grid.coords()["seed"][0])
-                      for spec in INITS]).reshape(len(INITS), 150, 150)  # fmt: skip
+    probs = np.stack(
+        [predict(res, points, init=spec, seed=grid.coords()["seed"][0]) for spec in INITS]
+    ).reshape(len(INITS), 150, 150)
     titles = boundary_titles(summary)
     loss = ji.report.loss_curves(res)
     _common.name_the_band(loss, f"band: min–max over {args.seeds} seeds")
     figures = []
     for name, fig, caption in (
-        ("loss", loss, "Training loss (full batch): seed mean, min–max band over seeds; dashed "
-                       "with points: test loss at each evaluation."),
-        ("boundaries", ji.report.decision_boundary(probs, x_test, y_test, extent=EXTENT,
-                                                   titles=titles),
-         "Decision boundaries of the first seed, with the test points."),
-    ):  # fmt: skip
+        (
+            "loss",
+            loss,
+            "Training loss (full batch): seed mean, min–max band over seeds; dashed "
+            "with points: test loss at each evaluation.",
+        ),
+        (
+            "boundaries",
+            ji.report.decision_boundary(probs, x_test, y_test, extent=EXTENT, titles=titles),
+            "Decision boundaries of the first seed, with the test points.",
+        ),
+    ):
         (png,) = ji.report.save(fig, args.out / name)
         figures.append((caption, png))
-    ji.report.write_report(args.out, title="Two circles: zeros, large random and He",
-                           sections=[ji.report.Section(title="Training", figures=figures)],
-                           attrs=res.attrs)  # fmt: skip
+    ji.report.write_report(
+        args.out,
+        title="Two circles: zeros, large random and He",
+        sections=[ji.report.Section(title="Training", figures=figures)],
+        attrs=res.attrs,
+    )
     for spec in INITS:
-        print(f"{spec:20s} train {summary['train_accuracy'][spec]:6.1%}  "
-              f"test {summary['test_accuracy'][spec]:6.1%}  "
-              f"loss {summary['final_loss'][spec]:.4f}")  # fmt: skip
+        print(
+            f"{spec:20s} train {summary['train_accuracy'][spec]:6.1%}  "
+            f"test {summary['test_accuracy'][spec]:6.1%}  "
+            f"loss {summary['final_loss'][spec]:.4f}"
+        )
     return summary
 
 

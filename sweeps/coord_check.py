@@ -31,14 +31,30 @@ MUP_OUTPUTS = ("zeros", "scaled")  # μP's output layer: zero init, or Table 3's
 HIDDEN_LAYERS = 4
 
 
-def make_grid(parametrization: str, *, widths, seeds: int, steps: int, learning_rate: float,
-              mup_output: str = "zeros") -> ji.TrainGrid:  # fmt: skip
+def make_grid(
+    parametrization: str,
+    *,
+    widths,
+    seeds: int,
+    steps: int,
+    learning_rate: float,
+    mup_output: str = "zeros",
+) -> ji.TrainGrid:
     zero_out = parametrization == "mup" and mup_output == "zeros"
-    return ji.TrainGrid(inits=["he_normal"], seeds=seeds, hidden=(1,) * HIDDEN_LAYERS,
-                        width=list(widths), parametrization=parametrization,
-                        output_init="zeros" if zero_out else None, activation="relu",
-                        optimizer="adam", learning_rate=learning_rate, steps=steps,
-                        batch_size=64, record_stats_at=range(steps + 1))  # fmt: skip
+    return ji.TrainGrid(
+        inits=["he_normal"],
+        seeds=seeds,
+        hidden=(1,) * HIDDEN_LAYERS,
+        width=list(widths),
+        parametrization=parametrization,
+        output_init="zeros" if zero_out else None,
+        activation="relu",
+        optimizer="adam",
+        learning_rate=learning_rate,
+        steps=steps,
+        batch_size=64,
+        record_stats_at=range(steps + 1),
+    )
 
 
 def summarize(results: dict[str, ji.TrainResult]) -> dict:
@@ -57,10 +73,18 @@ def summarize(results: dict[str, ji.TrainResult]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, seeds=4)
     p.add_argument("--steps", type=int, default=10, help="Adam steps t; sizes at 0..t (10)")
-    p.add_argument("--learning-rate", type=float, default=1e-3,
-                   help="Adam's learning rate, μP's at the base width (0.001)")  # fmt: skip
-    p.add_argument("--mup-output", choices=MUP_OUTPUTS, default="zeros",
-                   help="μP's output init: zero, or Table 3's 1/fan_in² variance (zeros)")  # fmt: skip
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="Adam's learning rate, μP's at the base width (0.001)",
+    )
+    p.add_argument(
+        "--mup-output",
+        choices=MUP_OUTPUTS,
+        default="zeros",
+        help="μP's output init: zero, or Table 3's 1/fan_in² variance (zeros)",
+    )
     p.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
     args = _common.parse(p, argv)
     if args.steps < 1:
@@ -71,11 +95,19 @@ def main(argv: list[str] | None = None) -> dict:
     widths = QUICK_WIDTHS if args.quick else WIDTHS
     results = {}
     for par in PARAMETRIZATIONS:
-        grid = make_grid(par, widths=widths, seeds=args.seeds, steps=args.steps,
-                         learning_rate=args.learning_rate, mup_output=args.mup_output)  # fmt: skip
+        grid = make_grid(
+            par,
+            widths=widths,
+            seeds=args.seeds,
+            steps=args.steps,
+            learning_rate=args.learning_rate,
+            mup_output=args.mup_output,
+        )
         results[par] = ji.train(grid, (x, y), out=args.out / f"train_{par}")
-    summary = _common.write_summary(args.out, {**summarize(results), "learning_rate": args.learning_rate,
-                                               "mup_output": args.mup_output})  # fmt: skip
+    summary = _common.write_summary(
+        args.out,
+        {**summarize(results), "learning_rate": args.learning_rate, "mup_output": args.mup_output},
+    )
     shown = sorted({0, 1, args.steps // 2, args.steps})
     fig = ji.report.size_vs_width(results, steps=tuple(shown))
     (png,) = ji.report.save(fig, args.out / "coord_check")
@@ -85,22 +117,32 @@ def main(argv: list[str] | None = None) -> dict:
         for par, slopes in summary["slopes"].items()
     )
     table = f"<table><tr><th>parametrization</th>{head}</tr>{rows}</table>"
-    caption = (f"Mean |h| of each hidden layer's activations and of the output logits against "
-               f"width (log–log; seed mean of {args.seeds} seeds) at steps {shown} of Adam at "
-               f"learning rate {args.learning_rate:g} (μP's at base width {widths[0]}); μP's output "
-               f"layer starts {'at zero' if args.mup_output == 'zeros' else 'with variance ∝ 1/fan_in²'}.")  # fmt: skip
+    caption = (
+        f"Mean |h| of each hidden layer's activations and of the output logits against "
+        f"width (log–log; seed mean of {args.seeds} seeds) at steps {shown} of Adam at "
+        f"learning rate {args.learning_rate:g} (μP's at base width {widths[0]}); μP's output "
+        f"layer starts {'at zero' if args.mup_output == 'zeros' else 'with variance ∝ 1/fan_in²'}."
+    )
     ji.report.write_report(
-        args.out, title="Coord check: standard parametrization and μP",
+        args.out,
+        title="Coord check: standard parametrization and μP",
         runs={par: r.attrs for par, r in results.items()},
-        sections=[ji.report.Section(
-            title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
-            text="Slope of log(mean |h|) against log(width) at the last step, per layer: 0 is "
-                 "width-independent, 1 grows in proportion to width (Yang et al. 2022, Fig. 5).",
-            tables=[("Slopes at the last step", table)], figures=[(caption, png)])])  # fmt: skip
+        sections=[
+            ji.report.Section(
+                title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
+                text="Slope of log(mean |h|) against log(width) at the last step, per layer: 0 is "
+                "width-independent, 1 grows in proportion to width (Yang et al. 2022, Fig. 5).",
+                tables=[("Slopes at the last step", table)],
+                figures=[(caption, png)],
+            )
+        ],
+    )
     for par, slopes in summary["slopes"].items():
         print(f"{par:9s} " + "  ".join(f"{k} {v:+.3f}" for k, v in slopes.items()))
     flat = max(abs(v) for v in summary["slopes"]["mup"].values())
-    print(f"μP: largest |slope| {flat:.3f}; standard: output slope {summary['slopes']['standard']['output']:+.3f}")  # fmt: skip
+    print(
+        f"μP: largest |slope| {flat:.3f}; standard: output slope {summary['slopes']['standard']['output']:+.3f}"
+    )
     return summary
 
 

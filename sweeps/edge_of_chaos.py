@@ -54,9 +54,16 @@ def measured_plane(*, quick: bool) -> tuple[list[float], list[float]]:
 def make_grid(activation: str, *, quick: bool, seeds: int) -> ji.Grid:
     depth, width, batch = (6, 32, 32) if quick else (20, 256, 64)
     w2, b2 = measured_plane(quick=quick)
-    return ji.Grid(inits=[init_spec(w) for w in w2], activations=[activation], depth=depth,
-                   width=width, seeds=seeds, batch=batch, bias_inits=[bias_spec(b) for b in b2],
-                   cosine=True)  # fmt: skip
+    return ji.Grid(
+        inits=[init_spec(w) for w in w2],
+        activations=[activation],
+        depth=depth,
+        width=width,
+        seeds=seeds,
+        batch=batch,
+        bias_inits=[bias_spec(b) for b in b2],
+        cosine=True,
+    )
 
 
 def measured_chi1(res: ji.SweepResult) -> np.ndarray:
@@ -86,8 +93,10 @@ def theory_mesh(*, quick: bool) -> tuple[np.ndarray, np.ndarray]:
     """The (σ_w², σ_b²) values of theory's mesh: 100 × 100, or 10 × 10 over the same
     ranges at --quick (a slice of the fine mesh stopped short of the measured σ_b² = 0.5)."""
     if quick:
-        return (np.linspace(THEORY_W2[0], THEORY_W2[-1], 10),
-                np.linspace(THEORY_B2[0], THEORY_B2[-1], 10))  # fmt: skip
+        return (
+            np.linspace(THEORY_W2[0], THEORY_W2[-1], 10),
+            np.linspace(THEORY_B2[0], THEORY_B2[-1], 10),
+        )
     return THEORY_W2, THEORY_B2
 
 
@@ -96,21 +105,46 @@ def point_key(sigma_w2: float, sigma_b2: float) -> str:
     return f"{sigma_w2}|{sigma_b2}"
 
 
-NUMBERS_COLUMNS = ["activation", "critical σ_w² at σ_b² = 0", "beyond the edge", "theory cells",
-                   "theory s", "networks (depth)", "sweep s", "on theory's side",
-                   "off theory's side (σ_w²|σ_b²)"]  # fmt: skip
+NUMBERS_COLUMNS = [
+    "activation",
+    "critical σ_w² at σ_b² = 0",
+    "beyond the edge",
+    "theory cells",
+    "theory s",
+    "networks (depth)",
+    "sweep s",
+    "on theory's side",
+    "off theory's side (σ_w²|σ_b²)",
+]
 
 
 def numbers_rows(summary: dict) -> list[list]:
     """One row of NUMBERS_COLUMNS per activation of ``summary`` (what main returns)."""
-    return [[act, s["critical_sigma_w2_at_sigma_b2_0"], s["beyond_the_edge"], f"{s['theory_cells']:,}",
-             s["theory_seconds"], f"{s['measured_networks']} (L = {s['depth']})",
-             s["sweep_seconds"], f"{s['measured_on_theory_side']}/{s['measured_points']}",
-             ", ".join(s["off_theory_side"]) or "none"] for act, s in summary.items()]  # fmt: skip
+    return [
+        [
+            act,
+            s["critical_sigma_w2_at_sigma_b2_0"],
+            s["beyond_the_edge"],
+            f"{s['theory_cells']:,}",
+            s["theory_seconds"],
+            f"{s['measured_networks']} (L = {s['depth']})",
+            s["sweep_seconds"],
+            f"{s['measured_on_theory_side']}/{s['measured_points']}",
+            ", ".join(s["off_theory_side"]) or "none",
+        ]
+        for act, s in summary.items()
+    ]
 
 
-POINT_COLUMNS = ["σ_w²", "σ_b²", "χ₁ measured", "χ₁ theory", "same side", "cos at L measured",
-                 "cos at L theory"]  # fmt: skip
+POINT_COLUMNS = [
+    "σ_w²",
+    "σ_b²",
+    "χ₁ measured",
+    "χ₁ theory",
+    "same side",
+    "cos at L measured",
+    "cos at L theory",
+]
 
 
 def point_rows(s: dict) -> list[list]:
@@ -118,9 +152,17 @@ def point_rows(s: dict) -> list[list]:
     rows = []
     for key, chi in s["chi1_at"].items():
         w, b = (float(x) for x in key.split("|"))
-        rows.append([w, b, chi, s["chi1_theory_at"][key],
-                     "no" if key in s["off_theory_side"] else "yes", s["cosine_at_L"][key],
-                     s["cosine_theory_at_L"][key]])  # fmt: skip
+        rows.append(
+            [
+                w,
+                b,
+                chi,
+                s["chi1_theory_at"][key],
+                "no" if key in s["off_theory_side"] else "yes",
+                s["cosine_at_L"][key],
+                s["cosine_theory_at_L"][key],
+            ]
+        )
     return rows
 
 
@@ -146,11 +188,18 @@ def main(argv: list[str] | None = None) -> dict:
         same_side = (chi_emp >= 1) == (chi_th > 1)  # as the figure rings them
         line = critical_line(act, b2)
         beyond = beyond_the_edge(act)
-        fig = ji.report.phase_diagram(w2, b2, chi1, xi_c=np.asarray(phase.xi_c),
-                                      empirical=(ww, bb, chi_emp, chi_th), critical=line,
-                                      beyond=beyond)  # fmt: skip
-        fig.axes[0].set_title(f"{act}: theory ({w2.size}×{b2.size}) and measured (L = "
-                              f"{max(grid.depths)})", fontsize=8)  # fmt: skip
+        fig = ji.report.phase_diagram(
+            w2,
+            b2,
+            chi1,
+            xi_c=np.asarray(phase.xi_c),
+            empirical=(ww, bb, chi_emp, chi_th),
+            critical=line,
+            beyond=beyond,
+        )
+        fig.axes[0].set_title(
+            f"{act}: theory ({w2.size}×{b2.size}) and measured (L = {grid.depth})", fontsize=8
+        )
         (png,) = ji.report.save(fig, args.out / f"phase-{act}")
         keys = [[point_key(w, b) for b in eb2] for w in ew2]
         summary[act] = {
@@ -161,52 +210,68 @@ def main(argv: list[str] | None = None) -> dict:
             "theory_cells": int(chi1.size),
             "theory_seconds": theory_s,
             "measured_networks": len(grid),
-            "depth": max(grid.depths),
+            "depth": grid.depth,
             "sweep_seconds": sweep_s,
             "measured_points": int(chi_emp.size),
             "measured_on_theory_side": int(same_side.sum()),
             "off_theory_side": [keys[i][j] for i, j in zip(*np.nonzero(~same_side), strict=True)],
             "chi1_at": {keys[i][j]: float(chi_emp[i, j]) for i, j in np.ndindex(chi_emp.shape)},
-            "chi1_theory_at": {keys[i][j]: float(chi_th[i, j]) for i, j in np.ndindex(chi_th.shape)},
-            "cosine_theory_at_L": {keys[i][j]: float(np.nanmean(predicted.cosine[i, j, :, -1]))
-                                   for i, j in np.ndindex(chi_emp.shape)},
-            "cosine_at_L": {keys[i][j]: float(np.nanmean(res.cosine[i, j, :, -1]))
-                            for i, j in np.ndindex(chi_emp.shape)},
-        }  # fmt: skip
+            "chi1_theory_at": {
+                keys[i][j]: float(chi_th[i, j]) for i, j in np.ndindex(chi_th.shape)
+            },
+            "cosine_theory_at_L": {
+                keys[i][j]: float(np.nanmean(predicted.cosine[i, j, :, -1]))
+                for i, j in np.ndindex(chi_emp.shape)
+            },
+            "cosine_at_L": {
+                keys[i][j]: float(np.nanmean(res.cosine[i, j, :, -1]))
+                for i, j in np.ndindex(chi_emp.shape)
+            },
+        }
         s = summary[act]
-        caption = (f"{act}: log10 ξ_c; black: the χ₁ = 1 line (critical_sigma_w2 at "
-                   f"{line[0].size} values of σ_b²); markers: measured networks, "
-                   f"{s['measured_on_theory_side']}/{s['measured_points']} on theory's side "
-                   "(ringed in red: the others).")  # fmt: skip
-        sections.append(ji.report.Section(
-            title=f"{act}: phase diagram",
-            text=f"{len(grid)} networks ({len(ew2)} σ_w² × {len(eb2)} σ_b² × {args.seeds} seeds), "
-                 f"depth {max(grid.depths)}, width {grid.widths[0]}; measured χ₁ is the geometric "
-                 "seed mean of the per-layer gradient growth.",
-            figures=[(caption, png)],
-        ))  # fmt: skip
-        print(f"{act}: critical σ_w² at σ_b² = 0 is "
-              f"{s['critical_sigma_w2_at_sigma_b2_0']:.4f}; {chi1.size} cells in "
-              f"{theory_s:.2f} s; {s['measured_on_theory_side']}/{s['measured_points']} measured "
-              "points on theory's side")  # fmt: skip
+        caption = (
+            f"{act}: log10 ξ_c; black: the χ₁ = 1 line (critical_sigma_w2 at "
+            f"{line[0].size} values of σ_b²); markers: measured networks, "
+            f"{s['measured_on_theory_side']}/{s['measured_points']} on theory's side "
+            "(ringed in red: the others)."
+        )
+        sections.append(
+            ji.report.Section(
+                title=f"{act}: phase diagram",
+                text=f"{len(grid)} networks ({len(ew2)} σ_w² × {len(eb2)} σ_b² × {args.seeds} seeds), "
+                f"depth {grid.depth}, width {grid.width}; measured χ₁ is the geometric "
+                "seed mean of the per-layer gradient growth.",
+                figures=[(caption, png)],
+            )
+        )
+        print(
+            f"{act}: critical σ_w² at σ_b² = 0 is "
+            f"{s['critical_sigma_w2_at_sigma_b2_0']:.4f}; {chi1.size} cells in "
+            f"{theory_s:.2f} s; {s['measured_on_theory_side']}/{s['measured_points']} measured "
+            "points on theory's side"
+        )
     summary = _common.write_summary(args.out, summary)
     numbers = ji.report.Section(
         title="Numbers",
         text="Per activation: theory's edge of chaos, the cells computed, and how many measured "
-             "networks fall on theory's side of χ₁ = 1. Each activation's grid is in the "
-             "provenance.",
-        tables=[("Per activation", ji.report.render(NUMBERS_COLUMNS,
-                                                          numbers_rows(summary), fmt="html"))],
-    )  # fmt: skip
+        "networks fall on theory's side of χ₁ = 1. Each activation's grid is in the "
+        "provenance.",
+        tables=[
+            ("Per activation", ji.report.render(NUMBERS_COLUMNS, numbers_rows(summary), fmt="html"))
+        ],
+    )
     points = ji.report.Section(
         title="Measured points",
         text="Per measured network configuration: χ₁ measured and theory's, whether they fall "
-             "on the same side of 1, and the mean cosine between samples at layer L.",
-        tables=[(act, ji.report.render(POINT_COLUMNS, point_rows(s), fmt="html"))
-                for act, s in summary.items()],
-    )  # fmt: skip
-    ji.report.write_report(args.out, title="The edge of chaos",
-                           sections=[numbers, *sections, points], runs=runs)  # fmt: skip
+        "on the same side of 1, and the mean cosine between samples at layer L.",
+        tables=[
+            (act, ji.report.render(POINT_COLUMNS, point_rows(s), fmt="html"))
+            for act, s in summary.items()
+        ],
+    )
+    ji.report.write_report(
+        args.out, title="The edge of chaos", sections=[numbers, *sections, points], runs=runs
+    )
     return summary
 
 

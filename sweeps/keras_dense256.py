@@ -32,8 +32,18 @@ D_IN, UNITS = 784, 256
 
 def make_grid(*, batch: int, seeds: int, quick: bool) -> ji.Grid:
     units = 32 if quick else UNITS
-    return ji.Grid(inits=INITS, activations=ACTIVATIONS, depth=1, width=units, d_in=D_IN,
-                   seeds=seeds, batch=batch, inputs="uniform", bins=30, gradients=False)  # fmt: skip
+    return ji.Grid(
+        inits=INITS,
+        activations=ACTIVATIONS,
+        depth=1,
+        width=units,
+        d_in=D_IN,
+        seeds=seeds,
+        batch=batch,
+        inputs="uniform",
+        bins=30,
+        gradients=False,
+    )
 
 
 def summarize(res: ji.SweepResult) -> dict:
@@ -63,14 +73,15 @@ def main(argv: list[str] | None = None) -> dict:
         runs[f"batch {batch}"] = res.attrs
         hist = args.out / f"histograms-batch{batch}"
         (png,) = ji.report.save(ji.report.histogram_grid(res, yscale="linear"), hist)
-        sections.append(ji.report.Section(
-            title=f"Dense({grid.widths[0]}) on {batch} input{'s' * (batch > 1)}, in {seconds:.1f} s",
-            tables=[("Per init and activation", ji.report.layer_table(res, fmt="html"))],
-            figures=[("Post-activation histograms; seeds pooled.", png)],
-        ))  # fmt: skip
+        sections.append(
+            ji.report.Section(
+                title=f"Dense({grid.width}) on {batch} input{'s' * (batch > 1)}, in {seconds:.1f} s",
+                tables=[("Per init and activation", ji.report.layer_table(res, fmt="html"))],
+                figures=[("Post-activation histograms; seeds pooled.", png)],
+            )
+        )
     summary = _common.write_summary(args.out, summary)
-    ji.report.write_report(args.out, title=report_title(grid.widths[0]), sections=sections,
-                           runs=runs)  # fmt: skip
+    ji.report.write_report(args.out, title=report_title(grid.width), sections=sections, runs=runs)
     for key, rows in summary.items():
         print(key)
         for label, s in rows.items():

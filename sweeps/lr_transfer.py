@@ -34,12 +34,22 @@ HIDDEN_LAYERS = 2
 LAST = 20  # the final loss is each model's mean over its last LAST mini-batches
 
 
-def make_grid(parametrization: str, *, widths, learning_rates, seeds: int, steps: int) -> ji.TrainGrid:  # fmt: skip
-    return ji.TrainGrid(inits=["he_normal"], seeds=seeds, hidden=(1,) * HIDDEN_LAYERS,
-                        width=list(widths), learning_rate=list(learning_rates),
-                        parametrization=parametrization,
-                        output_init="zeros" if parametrization == "mup" else None,
-                        activation="relu", optimizer="adam", steps=steps, batch_size=64)  # fmt: skip
+def make_grid(
+    parametrization: str, *, widths, learning_rates, seeds: int, steps: int
+) -> ji.TrainGrid:
+    return ji.TrainGrid(
+        inits=["he_normal"],
+        seeds=seeds,
+        hidden=(1,) * HIDDEN_LAYERS,
+        width=list(widths),
+        learning_rate=list(learning_rates),
+        parametrization=parametrization,
+        output_init="zeros" if parametrization == "mup" else None,
+        activation="relu",
+        optimizer="adam",
+        steps=steps,
+        batch_size=64,
+    )
 
 
 def summarize(results: dict[str, ji.TrainResult], *, last: int) -> dict:
@@ -68,7 +78,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = _common.parse(p, argv)
     steps = args.steps if args.steps is not None else 60 if args.quick else 300
     if steps < LAST:
-        p.error(f"--steps must be at least {LAST} (the final loss averages the last {LAST}); got {steps}")  # fmt: skip
+        p.error(
+            f"--steps must be at least {LAST} (the final loss averages the last {LAST}); got {steps}"
+        )
     x, y = ji.data.load_mnist("train", data_dir=args.data_dir)
     if args.quick:
         x, y = x[:4096], y[:4096]
@@ -83,27 +95,43 @@ def main(argv: list[str] | None = None) -> dict:
         for par in PARAMETRIZATIONS
     }
     summary = _common.write_summary(args.out, summarize(results, last=LAST))
-    (png,) = ji.report.save(ji.report.loss_vs_learning_rate(results, last=LAST), args.out / "lr_transfer")  # fmt: skip
+    (png,) = ji.report.save(
+        ji.report.loss_vs_learning_rate(results, last=LAST), args.out / "lr_transfer"
+    )
     head = "".join(f"<th>width {w}</th>" for w in summary["widths"])
     rows = "".join(
         f"<tr><td>{par}</td>" + "".join(f"<td>{lr:.3g}</td>" for lr in best.values()) + "</tr>"
         for par, best in summary["best_learning_rate"].items()
     )
-    caption = (f"Training loss after {steps} Adam steps (each model's mean over its last {LAST} "
-               f"mini-batches, mean of {args.seeds} seeds) against learning rate; rings: each "
-               f"width's best rate. μP's rates are those of base width {widths[0]}.")  # fmt: skip
+    caption = (
+        f"Training loss after {steps} Adam steps (each model's mean over its last {LAST} "
+        f"mini-batches, mean of {args.seeds} seeds) against learning rate; rings: each "
+        f"width's best rate. μP's rates are those of base width {widths[0]}."
+    )
     ji.report.write_report(
-        args.out, title="Learning-rate transfer: standard parametrization and μP",
+        args.out,
+        title="Learning-rate transfer: standard parametrization and μP",
         runs={par: r.attrs for par, r in results.items()},
-        sections=[ji.report.Section(
-            title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
-            text="Under μP the best learning rate should not move as width grows "
-                 "(Yang et al. 2022, Fig. 1); under the standard parametrization it drifts.",
-            tables=[("Best learning rate per width",
-                     f"<table><tr><th>parametrization</th>{head}</tr>{rows}</table>")],
-            figures=[(caption, png)])])  # fmt: skip
+        sections=[
+            ji.report.Section(
+                title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
+                text="Under μP the best learning rate should not move as width grows "
+                "(Yang et al. 2022, Fig. 1); under the standard parametrization it drifts.",
+                tables=[
+                    (
+                        "Best learning rate per width",
+                        f"<table><tr><th>parametrization</th>{head}</tr>{rows}</table>",
+                    )
+                ],
+                figures=[(caption, png)],
+            )
+        ],
+    )
     for par, best in summary["best_learning_rate"].items():
-        print(f"{par:9s} best rate per width: " + "  ".join(f"{w}: {lr:.3g}" for w, lr in best.items()))  # fmt: skip
+        print(
+            f"{par:9s} best rate per width: "
+            + "  ".join(f"{w}: {lr:.3g}" for w, lr in best.items())
+        )
     return summary
 
 

@@ -30,9 +30,17 @@ DISPLAY = {"normal(stddev=0.01)": "std 0.01", "glorot_normal": "Xavier", "he_nor
 
 def make_grid(*, quick: bool, seeds: int) -> ji.TrainGrid:
     steps = 200 if quick else 2000
-    return ji.TrainGrid(inits=list(INITS), seeds=seeds, hidden=(100,) * 4,
-                        activation="relu", optimizer="sgd(learning_rate=0.01)", steps=steps,
-                        batch_size=128, eval_every=steps // 10, record_stats_at=(0, steps))  # fmt: skip
+    return ji.TrainGrid(
+        inits=list(INITS),
+        seeds=seeds,
+        hidden=(100,) * 4,
+        activation="relu",
+        optimizer="sgd(learning_rate=0.01)",
+        steps=steps,
+        batch_size=128,
+        eval_every=steps // 10,
+        record_stats_at=(0, steps),
+    )
 
 
 def summarize(res: ji.TrainResult) -> dict:
@@ -65,9 +73,17 @@ def main(argv: list[str] | None = None) -> dict:
     loss = ji.report.loss_curves(res, smooth=20, log_y=False)
     for ax in loss.axes:  # where std 0.01 stays: chance over 10 classes
         ax.axhline(np.log(10), color="0.5", linestyle=":", linewidth=1.0, zorder=0)
-    loss.axes[0].annotate("ln 10 (chance)", (0.98, np.log(10)), xycoords=("axes fraction", "data"),
-                          xytext=(0, 4), textcoords="offset points", ha="right", va="bottom",
-                          fontsize=7, color="0.4")  # fmt: skip
+    loss.axes[0].annotate(
+        "ln 10 (chance)",
+        (0.98, np.log(10)),
+        xycoords=("axes fraction", "data"),
+        xytext=(0, 4),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="0.4",
+    )
     loss.axes[0].yaxis.set_major_locator(MultipleLocator(0.5))  # 0.5 a tick: it had two
     _common.name_the_band(loss, f"band: min–max over {args.seeds} seeds")
     figures = []
@@ -90,22 +106,36 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [
         [spec, s["display"], s["final_loss"], s["test_accuracy"]] for spec, s in summary.items()
     ]
-    table = ji.report.render(["init", "name", "final loss", "test accuracy (%)"],
-                             [[a, b, c, 100 * d] for a, b, c, d in rows], fmt="html")  # fmt: skip
-    ji.report.write_report(args.out, title="MNIST: std 0.01, Xavier and He", attrs=res.attrs,
-                           sections=[ji.report.Section(
-                               title=f"{len(INITS)} inits × {args.seeds} seeds, "
-                                     f"{grid.steps} SGD steps, trained at once",
-                               tables=[("Final training loss and test accuracy (seed means)", table)],
-                               figures=figures)])  # fmt: skip
+    table = ji.report.render(
+        ["init", "name", "final loss", "test accuracy (%)"],
+        [[a, b, c, 100 * d] for a, b, c, d in rows],
+        fmt="html",
+    )
+    ji.report.write_report(
+        args.out,
+        title="MNIST: std 0.01, Xavier and He",
+        attrs=res.attrs,
+        sections=[
+            ji.report.Section(
+                title=f"{len(INITS)} inits × {args.seeds} seeds, "
+                f"{grid.steps} SGD steps, trained at once",
+                tables=[("Final training loss and test accuracy (seed means)", table)],
+                figures=figures,
+            )
+        ],
+    )
     for spec, s in summary.items():
-        print(f"{spec:20s} final loss {s['final_loss']:.4f} "
-              f"[{s['final_loss_min']:.4f}, {s['final_loss_max']:.4f}]  "
-              f"test accuracy {s['test_accuracy']:.2%}")  # fmt: skip
+        print(
+            f"{spec:20s} final loss {s['final_loss']:.4f} "
+            f"[{s['final_loss_min']:.4f}, {s['final_loss_max']:.4f}]  "
+            f"test accuracy {s['test_accuracy']:.2%}"
+        )
     he, xavier = summary["he_normal"]["final_loss"], summary["glorot_normal"]["final_loss"]
     small = summary["normal(stddev=0.01)"]["final_loss"]
-    print(f"std 0.01 stays at {small:.3f} (ln 10 = {np.log(10):.3f}); "
-          f"He {'<' if he < xavier else '>='} Xavier")  # fmt: skip
+    print(
+        f"std 0.01 stays at {small:.3f} (ln 10 = {np.log(10):.3f}); "
+        f"He {'<' if he < xavier else '>='} Xavier"
+    )
     return summary
 
 

@@ -25,8 +25,15 @@ INITS = ["normal(stddev=0.01)", "he_normal"]
 
 def make_grid(*, quick: bool, seeds: int) -> ji.Grid:
     width, batch = (32, 128) if quick else (100, 1000)
-    return ji.Grid(inits=INITS, activations=["relu"], depth=5, width=width, seeds=seeds,
-                   batch=batch, inputs="gaussian")  # fmt: skip
+    return ji.Grid(
+        inits=INITS,
+        activations=["relu"],
+        depth=5,
+        width=width,
+        seeds=seeds,
+        batch=batch,
+        inputs="gaussian",
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -48,13 +55,21 @@ def main(argv: list[str] | None = None) -> dict:
     for init, s in summary.items():
         print(f"{init}: mean activation by layer (seed mean of {args.seeds}) vs mean-field theory")
         print(f"  {'layer':>5s} {'measured':>11s} {'theory':>11s} {'rel. error':>10s}")
-        for layer, (m, t, e) in enumerate(zip(s["post_mean_measured"], s["post_mean_theory"],
-                                              s["post_mean_rel_error"], strict=True)):  # fmt: skip
+        for layer, (m, t, e) in enumerate(
+            zip(
+                s["post_mean_measured"],
+                s["post_mean_theory"],
+                s["post_mean_rel_error"],
+                strict=True,
+            )
+        ):
             print(f"  {layer + 1:5d} {m:11.4g} {t:11.4g} {e:10.1%}")
     small = summary["normal(stddev=0.01)"]
     measured, predicted = (np.divide(*small[f"post_mean_{k}"][:2]) for k in ("measured", "theory"))
-    print(f"\nstd 0.01: layer 1 / layer 2 mean activation {measured:.1f}, theory {predicted:.1f} "
-          f"(√(2 / σ_w²) with σ_w² = width · 10⁻⁴); {len(grid)} networks in {seconds:.1f} s")  # fmt: skip
+    print(
+        f"\nstd 0.01: layer 1 / layer 2 mean activation {measured:.1f}, theory {predicted:.1f} "
+        f"(√(2 / σ_w²) with σ_w² = width · 10⁻⁴); {len(grid)} networks in {seconds:.1f} s"
+    )
     return summary
 
 

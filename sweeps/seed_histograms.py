@@ -31,8 +31,16 @@ ACTIVATIONS = ["sigmoid", "tanh", "relu"]
 
 def make_grid(*, quick: bool, seeds: int) -> ji.Grid:
     width, batch = (16, 64) if quick else (100, 1000)
-    return ji.Grid(inits=INITS, activations=ACTIVATIONS, depth=5, width=width, seeds=seeds,
-                   batch=batch, inputs="gaussian", bins=30)  # fmt: skip
+    return ji.Grid(
+        inits=INITS,
+        activations=ACTIVATIONS,
+        depth=5,
+        width=width,
+        seeds=seeds,
+        batch=batch,
+        inputs="gaussian",
+        bins=30,
+    )
 
 
 def summarize(res: ji.SweepResult) -> dict:
@@ -50,8 +58,10 @@ def summarize(res: ji.SweepResult) -> dict:
 
 
 def table(summary: dict) -> str:
-    lines = [f"{'init | activation':38s} {'layer':>5s} {'post_mean':>10s} {'post_var':>10s} "
-             f"{'saturated':>9s} {'dead':>6s}"]  # fmt: skip
+    lines = [
+        f"{'init | activation':38s} {'layer':>5s} {'post_mean':>10s} {'post_var':>10s} "
+        f"{'saturated':>9s} {'dead':>6s}"
+    ]
     for label, s in summary.items():
         for layer, (m, v, sat, dead) in enumerate(
             zip(s["post_mean"], s["post_var"], s["saturated"], s["dead"], strict=True)
@@ -69,9 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
         res, args.out, theory=_common.theory_or_none(grid), title="Seed histograms"
     )
     print(table(summary))
-    print(f"\n{len(grid)} networks in {seconds:.1f} s; wrote {paths.html}, "
-          f"{', '.join(p.relative_to(args.out).as_posix() for p in paths.figures)}, tables/, "
-          f"summary.json and the result in {args.out / 'sweep' / 'result'}")  # fmt: skip
+    print(
+        f"\n{len(grid)} networks in {seconds:.1f} s; wrote {paths.html}, "
+        f"{', '.join(p.relative_to(args.out).as_posix() for p in paths.figures)}, tables/, "
+        f"summary.json and the result in {args.out / 'sweep' / 'result'}"
+    )
     return summary
 
 

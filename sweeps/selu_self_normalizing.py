@@ -31,9 +31,16 @@ PAIRS = [("lecun_normal", "selu"), ("he_normal", "elu"), ("he_normal", "relu")]
 
 def make_grid(*, quick: bool, seeds: int, batchnorm: bool) -> ji.Grid:
     depth, width, batch = (12, 32, 128) if quick else (50, 100, 1000)
-    return ji.Grid(inits=sorted({i for i, _ in PAIRS}), activations=[a for _, a in PAIRS],
-                   depth=depth, width=width, seeds=seeds, batch=batch, batchnorm=batchnorm,
-                   gradients=False)  # fmt: skip
+    return ji.Grid(
+        inits=sorted({i for i, _ in PAIRS}),
+        activations=[a for _, a in PAIRS],
+        depth=depth,
+        width=width,
+        seeds=seeds,
+        batch=batch,
+        batchnorm=batchnorm,
+        gradients=False,
+    )
 
 
 BAND = "min–max over seeds"  # what the shaded band around each seed-mean line is
@@ -95,21 +102,36 @@ def main(argv: list[str] | None = None) -> dict:
             summary[f"{act} + {init} | {tag}"] = {
                 f"{f}_layer{layer}": float(v[i]) for f, v in m.items() for layer, i in at.items()
             }
-        sections.append(ji.report.Section(
-            title=f"{'With' if bn else 'Without'} batch norm ({len(grid)} networks, {seconds:.1f} s)",
-            tables=[(f"{act} + {init}", ji.report.layer_table(
-                res, fmt="html", init=init, activation=act)) for init, act in PAIRS],
-        ))  # fmt: skip
+        sections.append(
+            ji.report.Section(
+                title=f"{'With' if bn else 'Without'} batch norm ({len(grid)} networks, {seconds:.1f} s)",
+                tables=[
+                    (
+                        f"{act} + {init}",
+                        ji.report.layer_table(res, fmt="html", init=init, activation=act),
+                    )
+                    for init, act in PAIRS
+                ],
+            )
+        )
     (png,) = ji.report.save(plot(results), args.out / "moments")
-    sections.insert(0, ji.report.Section(title="Mean and variance through depth",
-                                         figures=[(f"Seed means by layer; band: {BAND}.", png)]))  # fmt: skip
+    sections.insert(
+        0,
+        ji.report.Section(
+            title="Mean and variance through depth",
+            figures=[(f"Seed means by layer; band: {BAND}.", png)],
+        ),
+    )
     summary = _common.write_summary(args.out, summary)
-    ji.report.write_report(args.out, title="SELU self-normalizes", sections=sections,
-                           attrs=results[False].attrs)  # fmt: skip
+    ji.report.write_report(
+        args.out, title="SELU self-normalizes", sections=sections, attrs=results[False].attrs
+    )
     for label, s in summary.items():
         last = max(int(k.rsplit("layer", 1)[1]) for k in s)
-        print(f"{label:32s} layer {last}: mean {s[f'post_mean_layer{last}']:+.3f}, "
-              f"variance {s[f'post_var_layer{last}']:.3g}")  # fmt: skip
+        print(
+            f"{label:32s} layer {last}: mean {s[f'post_mean_layer{last}']:+.3f}, "
+            f"variance {s[f'post_var_layer{last}']:.3g}"
+        )
     return summary
 
 

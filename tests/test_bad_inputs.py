@@ -13,16 +13,16 @@ BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(root_seed=2.5), TypeError, r"root_seed must be an int; got float 2.5"),
-        (dict(root_seed="0"), TypeError, r"root_seed must be an int; got str '0'"),
-        (dict(root_seed=None), TypeError, r"root_seed must be an int; got NoneType"),
-        (dict(root_seed=True), TypeError, r"root_seed must be an int; got bool"),
+        (dict(root_seed=2.5), TypeError, r"root_seed must be an int >= 0; got 2.5"),
+        (dict(root_seed="0"), TypeError, r"root_seed must be an int >= 0; got '0'"),
+        (dict(root_seed=None), TypeError, r"root_seed must be an int >= 0; got None"),
+        (dict(root_seed=True), TypeError, r"root_seed must be an int >= 0; got True"),
         (
             dict(root_seed=2**70),
             ValueError,
             r"root_seed must be in \[0, 2\*\*32\); got 1180591620717411303424",
         ),
-        (dict(seeds=[0, 2**31]), ValueError, r"seeds must be below 2\*\*31.*2147483648"),
+        (dict(seeds=[0, 2**31]), ValueError, r"seeds must be in \[0, 2\*\*31\).*got 2147483648"),
         (dict(bins=10**9), ValueError, r"bins must be at most 10000; got 1000000000"),
         (dict(hist_range=(0,)), TypeError, r"hist_range must be a pair of numbers.*\(0,\)"),
         (dict(hist_range="abc"), TypeError, r"hist_range must be a pair.*'abc'"),

@@ -114,8 +114,8 @@ def _check_kernel_draws():
         root_seed=3_000_000_000,
     )
     spec = kernel.DrawSpec(
-        w_bases=tuple(i.base for i in grid.init_objs),
-        b_bases=(grid.bias_objs[0].base,),
+        w_bases=tuple(i.base for i in grid.inits),
+        b_bases=(grid.bias_inits.base,),
         d_in=5,
         width=8,
         depth=3,
@@ -123,11 +123,11 @@ def _check_kernel_draws():
         inputs="gaussian",
         cotangent=True,
     )
-    d = kernel.draw(spec, None, np.uint32(grid.root_seed), np.array(grid.seed_values, np.int32))
-    for s, seed in enumerate(grid.seed_values):
+    d = kernel.draw(spec, None, np.uint32(grid.root_seed), np.array(grid.seeds, np.int32))
+    for s, seed in enumerate(grid.seeds):
         key = grid.seed_key(seed)
         lkey = jax.random.fold_in(key, STREAM_LAYERS)
-        for f, init in enumerate(grid.init_objs):
+        for f, init in enumerate(grid.inits):
             k0 = jax.random.fold_in(jax.random.fold_in(lkey, 0), 0)
             np.testing.assert_array_equal(
                 d.first[s].reshape(5, 3, 8)[:, f], draw(init.base, k0, (5, 8), jnp.float32)
@@ -151,6 +151,7 @@ def _close(a, b):
     np.testing.assert_allclose(a, b, rtol=ENGINE_RTOL, atol=ENGINE_ATOL)
 
 
+@pytest.mark.slow
 def test_shared_draws_equal_each_combination_alone():
     """Every init of the grid in one program, first layer shared per family, equals each
     init swept alone, to float32 rounding (ENGINE_RTOL, derived in _tolerances)."""
@@ -214,17 +215,17 @@ def test_member_tiles_change_only_rounding(monkeypatch):
 def _bn_reference(grid, init, act, depth, seed):
     """A plain batch-normalized pass with jax.grad: the reference for the hand-written backward."""
     key = grid.seed_key(seed)
-    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.n_samples, grid.input_dim))
+    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.batch, grid.d_in))
     lkey = jax.random.fold_in(key, STREAM_LAYERS)
     ws = [
         init(
             jax.random.fold_in(jax.random.fold_in(lkey, l), 0),
-            (grid.input_dim if l == 0 else grid.widths[0], grid.widths[0]),
+            (grid.d_in if l == 0 else grid.coords()["width"][0], grid.coords()["width"][0]),
         )
         for l in range(depth)
     ]
     g = jax.random.normal(
-        jax.random.fold_in(key, STREAM_COTANGENT), (grid.n_samples, grid.widths[0])
+        jax.random.fold_in(key, STREAM_COTANGENT), (grid.batch, grid.coords()["width"][0])
     )
 
     def forward(ws, probes):
@@ -238,7 +239,7 @@ def _bn_reference(grid, init, act, depth, seed):
             zs.append(z)
         return jnp.sum(h * g)
 
-    probes = [jnp.zeros((grid.n_samples, grid.widths[0]))] * depth
+    probes = [jnp.zeros((grid.batch, grid.coords()["width"][0]))] * depth
     dw, dz = jax.grad(forward, argnums=(0, 1))(ws, probes)
     return np.array([d.var() for d in dz]), np.array([jnp.linalg.norm(d) for d in dw])
 
@@ -254,8 +255,8 @@ def test_batchnorm_backward_equals_jax_grad():
         batchnorm=True,
     )
     res = ji.sweep(grid)
-    for init in grid.init_objs:
-        for act in grid.activation_objs:
+    for init in grid.inits:
+        for act in grid.activations:
             gv, gn = _bn_reference(grid, init, act, 3, 2)
             got = res.sel(init=init.spec, activation=act.spec, seed=2)
             np.testing.assert_allclose(got.grad_var, gv, rtol=2e-4)
@@ -283,6 +284,7 @@ def test_gradients_false_skips_the_backward_pass_and_says_so():
     assert ji.Grid.from_description(fwd.attrs["grid"]).gradients is False
 
 
+@pytest.mark.slow
 @pytest.mark.multidevice
 def test_lsuv_orthogonal_cosine_bitwise_across_1_and_2_devices_and_batchnorm_within_rounding(
     tmp_path,

@@ -4,6 +4,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,7 @@ def test_ruff_format():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run():
     """Every ```python block in README.md runs as written (the quickstart cannot rot)."""
     text = (ROOT / "README.md").read_text()

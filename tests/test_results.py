@@ -56,6 +56,17 @@ def test_attribute_access_and_repr(res):
         res.pre_vr
 
 
+def test_item_access_is_the_typed_spelling(res):
+    assert res["hist"] is res.hist is res.fields["hist"]
+    with pytest.raises(KeyError, match=r"unknown field 'hst'.*Did you mean 'hist'"):
+        res["hst"]
+    no_grads = make(attrs={"grid": {"gradients": False}})
+    with pytest.raises(KeyError, match=r"ran with gradients=False, so it has no 'grad_var'"):
+        no_grads["grad_var"]
+    with pytest.raises(AttributeError, match=r"gradients=False"):
+        no_grads.weight_grad_norm
+
+
 def test_fields_are_read_only_views(res):
     source = np.zeros((2, 3, 2, LAYERS))
     r = make(fields={"pre_var": source}, field_dims={"pre_var": ("layer",)})

@@ -1,5 +1,7 @@
 """The sweep engine: the notebook contract, loop equivalence, invariances, compile count, textbook cases."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,12 +42,12 @@ def test_notebook_snippet():
 def _reference(grid, init, act, depth, width, bias, seed):
     """A plain, unvectorized pass: weights from the initializers themselves, jax.grad for gradients."""
     key = grid.seed_key(seed)
-    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.n_samples, grid.input_dim))
+    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.batch, grid.d_in))
     lkey = jax.random.fold_in(key, STREAM_LAYERS)
     ws, bs = [], []
     for layer in range(depth):
         k = jax.random.fold_in(lkey, layer)
-        fan_in = grid.input_dim if layer == 0 else width
+        fan_in = grid.d_in if layer == 0 else width
         ws.append(init(jax.random.fold_in(k, 0), (fan_in, width)))
         bs.append(bias(jax.random.fold_in(k, 1), (width,)))
 
@@ -58,9 +60,9 @@ def _reference(grid, init, act, depth, width, bias, seed):
             hs.append(h)
         return zs, hs
 
-    probes = [jnp.zeros((grid.n_samples, width))] * depth
+    probes = [jnp.zeros((grid.batch, width))] * depth
     zs, hs = forward(probes)
-    g = jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (grid.n_samples, width))
+    g = jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (grid.batch, width))
     dz = jax.grad(lambda p: jnp.sum(forward(p)[1][-1] * g))(probes)
     return {
         "pre_var": np.array([z.var() for z in zs]),
@@ -102,6 +104,7 @@ def test_bitwise_identical_across_chunk_sizes():
     )
 
 
+@pytest.mark.slow
 def test_compile_count_depends_on_shapes_not_seeds_or_scales():
     """One draw and one forward program per width, chunk shape and member count: the number
     of seeds, the scale values and families are data, never new programs."""
@@ -186,7 +189,7 @@ def test_divergence_is_recorded_not_raised():
         (dict(seeds=0), r"seeds must be an int >= 1; got 0"),
         (dict(inputs="gauss"), r"inputs='gauss' is not valid; choose 'gaussian', 'uniform'"),
         (dict(inputs=np.zeros(5)), r"shape \(batch >= 1, d_in\); got \(5,\)"),
-        (dict(batch=0), r"batch must be an int >= 1; got 0"),
+        (dict(batch=0), r"batch must be an int >= 1 or None; got 0"),
         (dict(batch=1, cosine=True), r"cosine=True needs a batch of at least 2 samples; got 1"),
         (dict(batch=1, batchnorm=True), r"batchnorm=True needs a batch of at least 2"),
         (dict(bias_inits="he_normal"), r"bias init 'he_normal' needs a rank-2 shape"),
@@ -389,3 +392,57 @@ def test_grid_from_description_round_trips_dims_and_scalars():
     assert ji.Grid.from_description(old).scalar_dims() == ("depth", "bias_init")
     with pytest.raises(ValueError, match="ran on an input array"):
         ji.Grid.from_description({**grids[0].describe(), "inputs": "array"})
+
+
+def test_grid_stores_canonical_fields_once():
+    x = np.arange(24, dtype=np.float64).reshape(6, 4)
+    grid = ji.Grid(inits=["xavier_normal", "he_normal"], activations="relu", depth=[2, 3],
+                   width=8, seeds=3, inputs=x)  # fmt: skip
+    # one name per setting, holding what runs: objects, tuples, a range, the array's sizes
+    assert [i.spec for i in grid.inits] == ["glorot_normal", "he_normal"]
+    assert isinstance(grid.activations, tuple)
+    assert grid.activations[0].spec == "relu"
+    assert grid.depth == (2, 3)
+    assert grid.width == 8
+    assert grid.seeds == range(3)
+    assert (grid.batch, grid.d_in) == (6, 4)
+    assert grid.bias_inits.spec == "zeros"
+    assert grid.inputs.dtype == np.float32
+    assert not grid.inputs.flags.writeable
+    x[0, 0] = 99.0  # the grid holds a copy
+    assert grid.inputs[0, 0] == 0.0
+    assert grid.aliases == {"init": {"xavier_normal": "glorot_normal"}}
+    assert "xavier" not in repr(grid)
+    assert "range(0, 3)" in repr(grid)
+    # replace re-validates canonical input and carries the aliases of labels still there
+    more = dataclasses.replace(grid, seeds=[5, 1], depth=4)
+    assert more.seeds == (5, 1)
+    assert more.depth == 4
+    assert more.scalar_dims() == ("depth", "width", "bias_init")
+    assert more.aliases == grid.aliases
+    assert more.describe()["init"] == grid.describe()["init"]
+    fewer = dataclasses.replace(grid, inits=["he_normal"])
+    assert fewer.aliases == {}
+    # generated inputs: batch 1000 and d_in the first width unless given
+    gen = ji.Grid(inits=["he_normal"], activations=["tanh"], width=[16, 8])
+    assert (gen.batch, gen.d_in, gen.width) == (1000, 16, (16, 8))
+    assert dataclasses.replace(gen, width=32).d_in == 16  # resolved once, a field like any
+    with pytest.raises(ValueError, match=r"batch=1000 contradicts .*give batch=6"):
+        ji.Grid(inits=["he_normal"], activations=["tanh"], inputs=x, batch=1000)
+    with pytest.raises(ValueError, match=r"inputs='gausian' is not valid.*'gaussian'\?"):
+        ji.Grid(inits=["he_normal"], activations=["tanh"], inputs="gausian")
+    with pytest.raises(ValueError, match=r"seeds must be in \[0, 2\*\*31\).*got -1"):
+        ji.Grid(inits=["he_normal"], activations=["tanh"], seeds=range(-1, 3))
+
+
+def test_grid_iteration_is_the_plain_loop_of_the_product():
+    grid = ji.Grid(inits=["he_normal", "zeros"], activations=["tanh"], depth=[1, 2], width=4,
+                   seeds=[7, 3], batch=4)  # fmt: skip
+    combos = list(grid)
+    assert len(combos) == len(grid) == 8
+    assert [c.index for c in combos] == list(range(8))
+    assert [(c.init.spec, c.depth, c.seed) for c in combos[:3]] == [
+        ("he_normal", 1, 7), ("he_normal", 1, 3), ("he_normal", 2, 7)
+    ]  # fmt: skip
+    assert {c.width for c in combos} == {4}
+    assert {c.bias_init.spec for c in combos} == {"zeros"}

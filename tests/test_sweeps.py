@@ -12,6 +12,7 @@ import jaxinit as ji
 from sweeps import seed_histograms
 
 
+@pytest.mark.slow
 def test_seed_histograms_quick(tmp_path, capsys):
     summary = seed_histograms.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
     assert (tmp_path / "figures" / "histograms.png").stat().st_size > 10_000
@@ -125,6 +126,7 @@ def test_circles_quick(tmp_path):
     assert titles[2] == f"he_normal\nHe: test {acc['he_normal']:.0%}"
 
 
+@pytest.mark.slow
 def test_mnist_init_comparison_quick(tmp_path, mnist_dir):
     from sweeps import mnist_init_comparison
 
@@ -156,6 +158,7 @@ def test_relu_std001_quick(tmp_path, capsys):
     assert (tmp_path / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_edge_of_chaos_quick(tmp_path):
     from sweeps import edge_of_chaos
 
@@ -199,6 +202,7 @@ def test_edge_of_chaos_quick(tmp_path):
     assert max(measured[1]) <= b2[-1]
 
 
+@pytest.mark.slow
 def test_big_grid_quick(tmp_path, capsys):
     from sweeps import big_grid
 

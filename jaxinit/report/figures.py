@@ -51,6 +51,7 @@ __all__ = [
     "SAVE_FORMATS",
     "HeatmapCells",
     "depth_ticks",
+    "figure_legend",
     "grad_variance_vs_depth",
     "heatmap",
     "heatmap_cells",
@@ -60,8 +61,11 @@ __all__ = [
     "marker_layers",
     "off_range_shares",
     "padded_edges",
+    "panel_figure",
     "phase_diagram",
     "save",
+    "series_color",
+    "styled",
     "variance_vs_depth",
     "wrap_label",
 ]
@@ -110,7 +114,9 @@ FIELD_LABELS = {
 }
 
 
-def _styled(fn):
+def styled(fn):
+    """``fn`` drawn in the house style (``STYLE``); every figure function is wrapped in it."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with mpl.rc_context(STYLE):
@@ -119,8 +125,9 @@ def _styled(fn):
     return wrapper
 
 
-def _panels(nrows: int, ncols: int, *, width: float, height: float, margins=None,
-            **kw) -> tuple[Figure, Any]:  # fmt: skip
+def panel_figure(
+    nrows: int, ncols: int, *, width: float, height: float, margins=None, **kw
+) -> tuple[Figure, Any]:
     """A figure of panels: constrained layout, or fixed ``margins`` (left, right, top, bottom,
     wspace, hspace; inches) for large grids, where the layout solver costs seconds."""
     if margins is None:
@@ -131,17 +138,25 @@ def _panels(nrows: int, ncols: int, *, width: float, height: float, margins=None
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     panel_w = (width - left - right - wspace * (ncols - 1)) / ncols
     panel_h = (height - top - bottom - hspace * (nrows - 1)) / nrows
-    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
-                        bottom=bottom / height, wspace=wspace / panel_w, hspace=hspace / panel_h)  # fmt: skip
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=wspace / panel_w,
+        hspace=hspace / panel_h,
+    )
     return fig, axes
 
 
-def _color(i: int) -> str:
+def series_color(i: int) -> str:
+    """The ``i``-th series' colour: ``PALETTE``, repeating after its last."""
     return PALETTE[i % len(PALETTE)]
 
 
-def save(fig: Figure, path: str | os.PathLike, *, formats: Sequence[str] = ("png",),
-         dpi: float = 200) -> tuple[Path, ...]:  # fmt: skip
+def save(
+    fig: Figure, path: str | os.PathLike, *, formats: Sequence[str] = ("png",), dpi: float = 200
+) -> tuple[Path, ...]:
     """Writes ``fig`` as ``path.<fmt>`` for each format, atomically; returns the paths.
 
     A suffix of ``path`` that is a format is replaced. The files carry no dates
@@ -177,7 +192,7 @@ def _legend_columns(width: float, labels: Sequence[str]) -> int:
     return max(1, min(len(labels), int(width // column)))
 
 
-def _legend(fig: Figure, handles) -> None:
+def figure_legend(fig: Figure, handles) -> None:
     """One legend for all panels, under them, in as many columns as the width holds."""
     ncols = _legend_columns(fig.get_figwidth(), [h.get_label() for h in handles])
     fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
@@ -187,8 +202,11 @@ def line_style(i: int) -> dict[str, Any]:
     """The colour, marker and line style of the i-th curve of a figure: colours cycle every
     8 and markers every 10, so the first 40 curves differ in one or the other, and the line
     style changes with each pass through the colours (curves 9 to 16 are dashed)."""
-    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)]}  # fmt: skip
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+    }
 
 
 MARKS_PER_CURVE = 10  # a curve over more layers carries a marker every few layers, staggered
@@ -212,9 +230,10 @@ def depth_ticks(n_layers: int, panel_inches: float) -> np.ndarray:
     return np.unique(np.linspace(1, n_layers, fit).round()).astype(int)
 
 
-@_styled
-def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: SweepResult | None = None,
-                      **selection: Any) -> Figure:  # fmt: skip
+@styled
+def variance_vs_depth(
+    res: SweepResult, *, field: str = "pre_var", theory: SweepResult | None = None, **selection: Any
+) -> Figure:
     """A per-layer variance against depth: one panel per activation, one line per init.
 
     Log y; the geometric seed mean with its min–max band. With ``theory`` (same
@@ -239,8 +258,14 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
         tv is not None
     )
     legend_rows = -(-len(labels) // _legend_columns(width, labels))
-    fig, grid = _panels(nrows, ncols, width=width, height=0.7 + 1.8 * nrows + 0.15 * legend_rows,
-                        sharex=True, sharey=True)  # fmt: skip
+    fig, grid = panel_figure(
+        nrows,
+        ncols,
+        width=width,
+        height=0.7 + 1.8 * nrows + 0.15 * legend_rows,
+        sharex=True,
+        sharey=True,
+    )
     axes = grid.reshape(1, -1)
     for ax in axes[0, n_act:]:
         ax.set_visible(False)
@@ -257,12 +282,24 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
                 with np.errstate(invalid="ignore"):
                     lo, hi = np.nanmin(y, 0, initial=np.inf), np.nanmax(y, 0, initial=-np.inf)
                 ok = np.isfinite(lo) & np.isfinite(hi)
-                ax.fill_between(x, np.where(ok, lo, np.nan), np.where(ok, hi, np.nan),
-                                color=_color(i), alpha=0.2, linewidth=0)  # fmt: skip
+                ax.fill_between(
+                    x,
+                    np.where(ok, lo, np.nan),
+                    np.where(ok, hi, np.nan),
+                    color=series_color(i),
+                    alpha=0.2,
+                    linewidth=0,
+                )
             if tv is not None and field in tv.fields:
                 t = _positive(tv.fields[field][i, a].astype(np.float64)).mean(0)
-                ax.plot(x, t, color=_color(i), linewidth=1.2, zorder=3,
-                        linestyle=line_style(i)["linestyle"])  # fmt: skip
+                ax.plot(
+                    x,
+                    t,
+                    color=series_color(i),
+                    linewidth=1.2,
+                    zorder=3,
+                    linestyle=line_style(i)["linestyle"],
+                )
         ax.set_yscale("log", nonpositive="mask")
         ax.set_title(str(act) if act is not None else "")
         if a + ncols >= n_act:  # the lowest panel of its column
@@ -274,18 +311,30 @@ def variance_vs_depth(res: SweepResult, *, field: str = "pre_var", theory: Sweep
         row[0].set_ylabel(SHORT_LABELS.get(field, field))
     fig.suptitle(FIELD_LABELS.get(field, field), fontsize=8)
     measured = {} if tv is None else {"markerfacecolor": "white"}  # marker and theory's line
-    handles = [Line2D([], [], **line_style(i) | measured, label=str(init))
-               for i, init in enumerate(v.inits)]  # fmt: skip
+    handles = [
+        Line2D([], [], **line_style(i) | measured, label=str(init))
+        for i, init in enumerate(v.inits)
+    ]
     if tv is not None:
-        handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white",
-                              linestyle="none", label="measured (seed geometric mean)"))  # fmt: skip
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                marker="o",
+                markerfacecolor="white",
+                linestyle="none",
+                label="measured (seed geometric mean)",
+            )
+        )
         handles.append(Line2D([], [], color="0.3", label="theory (mean field)"))
-    _legend(fig, handles)
+    figure_legend(fig, handles)
     return fig
 
 
-def grad_variance_vs_depth(res: SweepResult, *, theory: SweepResult | None = None,
-                           **selection: Any) -> Figure:  # fmt: skip
+def grad_variance_vs_depth(
+    res: SweepResult, *, theory: SweepResult | None = None, **selection: Any
+) -> Figure:
     r"""Variance of :math:`\partial \langle G, h_L \rangle / \partial z_\ell` against depth.
 
     The kernel back-propagates a standard-normal cotangent :math:`G` from the
@@ -312,9 +361,14 @@ class HeatmapCells(NamedTuple):
     text: np.ndarray  # (I, A) str: the value ("+1.26"), "overflow", "overflow 2/4", "−∞" or "n/a"
 
 
-def heatmap_cells(field: np.ndarray, *, reference: str = "layer0",
-                  attrs: Mapping[str, Any] | None = None, nonfinite: np.ndarray | None = None,
-                  clip: float = HEATMAP_CLIP) -> HeatmapCells:  # fmt: skip
+def heatmap_cells(
+    field: np.ndarray,
+    *,
+    reference: str = "layer0",
+    attrs: Mapping[str, Any] | None = None,
+    nonfinite: np.ndarray | None = None,
+    clip: float = HEATMAP_CLIP,
+) -> HeatmapCells:
     r"""Classifies the cells of :func:`heatmap` from ``field (I, A, S, L)`` (e.g. ``pre_var``).
 
     A seed *overflows* when its variance is non-finite at any layer up to L
@@ -339,13 +393,22 @@ def heatmap_cells(field: np.ndarray, *, reference: str = "layer0",
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log10(per_seed)
     n_over, n_seeds = over.sum(-1), field.shape[2]
-    kinds = np.where(n_over > 0, "overflow",
-                     np.where((np.isnan(logs) | np.isposinf(logs)).any(-1), "n/a",
-                              np.where(np.isneginf(logs).any(-1), "underflow", "value")))  # fmt: skip
+    kinds = np.where(
+        n_over > 0,
+        "overflow",
+        np.where(
+            (np.isnan(logs) | np.isposinf(logs)).any(-1),
+            "n/a",
+            np.where(np.isneginf(logs).any(-1), "underflow", "value"),
+        ),
+    )
     kinds = kinds.astype(object)
     values = np.where(kinds == "value", logs.mean(-1), np.nan)
-    colour = np.select([kinds == "value", kinds == "overflow", kinds == "underflow"],
-                       [np.clip(values, -clip, clip), clip, -clip], np.nan)  # fmt: skip
+    colour = np.select(
+        [kinds == "value", kinds == "overflow", kinds == "underflow"],
+        [np.clip(values, -clip, clip), clip, -clip],
+        np.nan,
+    )
     text = np.empty(kinds.shape, object)
     for idx, kind in np.ndenumerate(kinds):
         if kind == "value":
@@ -359,9 +422,16 @@ def heatmap_cells(field: np.ndarray, *, reference: str = "layer0",
     return HeatmapCells(kinds, values, colour, text)
 
 
-@_styled
-def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var",
-            reference: str = "layer0", clip: float = HEATMAP_CLIP, **selection: Any) -> Figure:  # fmt: skip
+@styled
+def heatmap(
+    res: SweepResult,
+    *,
+    depth: int | None = None,
+    field: str = "pre_var",
+    reference: str = "layer0",
+    clip: float = HEATMAP_CLIP,
+    **selection: Any,
+) -> Figure:
     r"""init × activation, coloured by :math:`\log_{10}` of the variance ratio at depth L.
 
     The cell is the seed mean of :math:`\log_{10} r_L` (see
@@ -376,27 +446,49 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
     """
     v = tables.view(res, selection, depth=depth)
     tables.require_layer_field(v.field_dims, field)
-    cells = heatmap_cells(v.fields[field], reference=reference, attrs=v.attrs, clip=clip,
-                          nonfinite=v.fields.get("nonfinite"))  # fmt: skip
+    cells = heatmap_cells(
+        v.fields[field],
+        reference=reference,
+        attrs=v.attrs,
+        clip=clip,
+        nonfinite=v.fields.get("nonfinite"),
+    )
     n_init, n_act = cells.kinds.shape
     kinds = [k for k in CELL_KEY if (cells.kinds == k).any()]
     width = min(FULL_WIDTH, max(COLUMN_WIDTH + 0.8, 2.4 + 0.8 * n_act))
     height = max(2.2, 1.0 + 0.32 * n_init) + 0.16 * len(kinds)
-    fig, axes = _panels(1, 1, width=width, height=height)
+    fig, axes = panel_figure(1, 1, width=width, height=height)
     ax = axes[0, 0]
     cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="#BBBBBB")
-    image = ax.imshow(np.ma.masked_invalid(cells.colour), cmap=cmap, vmin=-clip, vmax=clip,
-                      aspect="auto")  # fmt: skip
+    image = ax.imshow(
+        np.ma.masked_invalid(cells.colour), cmap=cmap, vmin=-clip, vmax=clip, aspect="auto"
+    )
     hatch = {"overflow": "///", "underflow": "\\\\\\", "n/a": "..."}
     mark = {True: (1.0, 1.0, 1.0, 0.3), False: (0.0, 0.0, 0.0, 0.25)}  # faint: the text reads
     for (i, a), text in np.ndenumerate(cells.text):
         kind = cells.kinds[i, a]
         dark = kind in ("overflow", "underflow") or abs(cells.colour[i, a]) > 0.6 * clip
-        ax.text(a, i, text, ha="center", va="center", fontsize=6 if len(text) > 6 else 7,
-                color="white" if dark else "black")  # fmt: skip
+        ax.text(
+            a,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize=6 if len(text) > 6 else 7,
+            color="white" if dark else "black",
+        )
         if kind != "value":
-            ax.add_patch(Rectangle((a - 0.5, i - 0.5), 1, 1, facecolor="none", hatch=hatch[kind],
-                                   edgecolor=mark[dark], linewidth=0))  # fmt: skip
+            ax.add_patch(
+                Rectangle(
+                    (a - 0.5, i - 0.5),
+                    1,
+                    1,
+                    facecolor="none",
+                    hatch=hatch[kind],
+                    edgecolor=mark[dark],
+                    linewidth=0,
+                )
+            )
     ax.set_xticks(range(n_act), labels=[str(a) for a in v.activations], rotation=30, ha="right")
     ax.set_yticks(range(n_init), labels=[str(i) for i in v.inits])
     ax.set_xlabel("activation")
@@ -404,13 +496,25 @@ def heatmap(res: SweepResult, *, depth: int | None = None, field: str = "pre_var
     ax.spines[["top", "right"]].set_visible(True)
     ref = "layer 1" if reference == "layer0" else r"$\mathbb{E}[x^2]$"
     ax.set_title(f"{field} at layer {v.n_layers} over {ref}\nseed mean of log10")
-    bar = fig.colorbar(image, ax=ax, extend="both",
-                       label=f"$\\log_{{10}}$ ratio\n(colour clipped at $\\pm${clip:g})")  # fmt: skip
+    bar = fig.colorbar(
+        image,
+        ax=ax,
+        extend="both",
+        label=f"$\\log_{{10}}$ ratio\n(colour clipped at $\\pm${clip:g})",
+    )
     bar.set_ticks(np.arange(-np.floor(clip), np.floor(clip) + 1))
     if kinds:
         colour = {"overflow": cmap(1.0), "underflow": cmap(0.0), "n/a": "#BBBBBB"}
-        handles = [Patch(facecolor=colour[k], hatch=hatch[k], edgecolor=mark[k != "n/a"],
-                         linewidth=0, label=CELL_KEY[k]) for k in kinds]  # fmt: skip
+        handles = [
+            Patch(
+                facecolor=colour[k],
+                hatch=hatch[k],
+                edgecolor=mark[k != "n/a"],
+                linewidth=0,
+                label=CELL_KEY[k],
+            )
+            for k in kinds
+        ]
         fig.legend(handles=handles, loc="outside lower left", ncols=1, fontsize=6.5)
     return fig
 
@@ -433,10 +537,16 @@ def off_range_shares(res: SweepResult, **selection: Any) -> tuple[np.ndarray, np
 OFF_RANGE_SHOWN = 0.005  # a panel names the share of its values off the range from 0.5%
 
 
-@_styled
-def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
-                   activations: Sequence[str] | None = None, layers: Sequence[int] | None = None,
-                   yscale: str = "auto", **selection: Any) -> Figure:  # fmt: skip
+@styled
+def histogram_grid(
+    res: SweepResult,
+    *,
+    inits: Sequence[str] | None = None,
+    activations: Sequence[str] | None = None,
+    layers: Sequence[int] | None = None,
+    yscale: str = "auto",
+    **selection: Any,
+) -> Figure:
     """Post-activation histograms of every (activation, init) pair, layer by layer.
 
     One row per (activation, init) pair and one column per layer, as in the
@@ -480,9 +590,15 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     below, above = off_range_shares(res, **selection)  # (init, activation, layer)
     pairs = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
     rows_are_pairs = len(layers) > 1
-    scales = np.array([[yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45
-                        else "linear" for a in range(len(v.activations))]
-                       for i in range(len(v.inits))])  # fmt: skip
+    scales = np.array(
+        [
+            [
+                yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45 else "linear"
+                for a in range(len(v.activations))
+            ]
+            for i in range(len(v.inits))
+        ]
+    )
     if rows_are_pairs:  # a row per (activation, init), a column per layer
         shape, margins = (len(pairs), len(layers)), (1.5, 0.1, 0.45, 0.35, 0.12, 0.22)
         width, height = min(FULL_WIDTH, 1.6 + 1.0 * shape[1]), 0.55 + 0.72 * shape[0]
@@ -490,7 +606,7 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
         scales[:] = np.where((scales == "log").any(axis=0), "log", "linear")  # one per row
         shape, margins = (len(v.activations), len(v.inits)), (0.8, 0.1, 0.6, 0.4, 0.45, 0.45)
         width, height = min(FULL_WIDTH, 0.9 + 2.0 * shape[1]), 0.55 + 1.35 * shape[0]
-    fig, axes = _panels(*shape, width=width, height=height, margins=margins)
+    fig, axes = panel_figure(*shape, width=width, height=height, margins=margins)
 
     def at(p: int, r: int):  # the panel of pair p at layer index r
         return axes[p, r] if rows_are_pairs else axes[pairs[p]]
@@ -509,9 +625,15 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
             if r:
                 ax.sharey(at(p, 0))
             frac = fracs[i, a, layer - 1]
-            ax.stairs(np.where(frac > 0, frac, np.nan) if scale == "log" else frac, edges,
-                      baseline=floor if scale == "log" else 0.0, fill=True, color=_color(i),
-                      alpha=0.85, linewidth=0)  # fmt: skip
+            ax.stairs(
+                np.where(frac > 0, frac, np.nan) if scale == "log" else frac,
+                edges,
+                baseline=floor if scale == "log" else 0.0,
+                fill=True,
+                color=series_color(i),
+                alpha=0.85,
+                linewidth=0,
+            )
             ax.set_yscale(scale)
             ax.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))
             ax.yaxis.set_major_locator(LogLocator(numticks=3) if scale == "log" else MaxNLocator(3))
@@ -519,21 +641,36 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
             ax.tick_params(labelsize=6)
             off = [
                 f"{share:.0%} {side}"
-                for share, side in ((below[i, a, layer - 1], f"< {edges[0]:g}"),
-                                    (above[i, a, layer - 1], f"> {edges[-1]:g}"))
+                for share, side in (
+                    (below[i, a, layer - 1], f"< {edges[0]:g}"),
+                    (above[i, a, layer - 1], f"> {edges[-1]:g}"),
+                )
                 if share >= OFF_RANGE_SHOWN
-            ]  # fmt: skip
+            ]
             if off:
-                ax.text(0.97, 0.95, "\n".join(off), transform=ax.transAxes, ha="right",
-                        va="top", fontsize=5.5, color="#b2182b")  # fmt: skip
+                ax.text(
+                    0.97,
+                    0.95,
+                    "\n".join(off),
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=5.5,
+                    color="#b2182b",
+                )
             if r:
                 ax.tick_params(labelleft=False)
             if rows_are_pairs:
                 if p == 0:
                     ax.set_title(f"layer {layer}", fontsize=8)
                 if r == 0:
-                    ax.set_ylabel(f"{act}\n{wrap_label(init, 20)}\n({scale} y)", fontsize=6.5, rotation=0,
-                                  ha="right", va="center")  # fmt: skip
+                    ax.set_ylabel(
+                        f"{act}\n{wrap_label(init, 20)}\n({scale} y)",
+                        fontsize=6.5,
+                        rotation=0,
+                        ha="right",
+                        va="center",
+                    )
                 if p == len(pairs) - 1:
                     ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
                 if p != last_of_act[a]:
@@ -548,8 +685,9 @@ def histogram_grid(res: SweepResult, *, inits: Sequence[str] | None = None,
     if rows_are_pairs:
         fig.text(0.005, 0.5, "fraction of post-activations", rotation=90, va="center", fontsize=7)
     else:
-        fig.suptitle(f"layer {layers[0]}: fraction of post-activations per bin, seeds pooled",
-                     fontsize=7.5)  # fmt: skip
+        fig.suptitle(
+            f"layer {layers[0]}: fraction of post-activations per bin, seeds pooled", fontsize=7.5
+        )
     return fig
 
 
@@ -562,9 +700,10 @@ def wrap_label(label: str, width: int = 24) -> str:
     return name + "\n" + textwrap.fill("(" + args, width, break_long_words=False)
 
 
-@_styled
-def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critical=None,
-                  beyond: str = "chaotic") -> Figure:  # fmt: skip
+@styled
+def phase_diagram(
+    sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critical=None, beyond: str = "chaotic"
+) -> Figure:
     r"""The order-to-chaos diagram in :math:`(\sigma_w^2, \sigma_b^2)`.
 
     The critical line :math:`\chi_1 = 1` is solid black, between the ordered
@@ -593,21 +732,27 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critic
     w, b = np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64)
     chi1 = np.asarray(chi1, np.float64)
     if w.ndim != 1 or b.ndim != 1 or w.size < 2 or b.size < 2:
-        raise ValueError(f"sigma_w2 and sigma_b2 must be 1-D with >= 2 values; got {w.shape}, {b.shape}")  # fmt: skip
+        raise ValueError(
+            f"sigma_w2 and sigma_b2 must be 1-D with >= 2 values; got {w.shape}, {b.shape}"
+        )
     if np.any(np.diff(w) <= 0) or np.any(np.diff(b) <= 0):
         raise ValueError("sigma_w2 and sigma_b2 must be strictly increasing")
     for name, arr in (("chi1", chi1), ("xi_c", xi_c)):
         if arr is not None and np.shape(arr) != (w.size, b.size):
             hint = "; pass its transpose (.T)" if np.shape(arr) == (b.size, w.size) else ""
-            raise ValueError(f"{name} has shape {np.shape(arr)}; expected (len(sigma_w2), len(sigma_b2)) = {(w.size, b.size)}{hint}")  # fmt: skip
+            raise ValueError(
+                f"{name} has shape {np.shape(arr)}; expected (len(sigma_w2), len(sigma_b2)) = {(w.size, b.size)}{hint}"
+            )
     points = None
     if empirical is not None:
         ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
         if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
-            raise ValueError(f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}")  # fmt: skip
+            raise ValueError(
+                f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}"
+            )
         points = (ew, eb)
     we, be = padded_edges(w, points and points[0]), padded_edges(b, points and points[1])
-    fig, axes = _panels(1, 1, width=COLUMN_WIDTH, height=3.0)
+    fig, axes = panel_figure(1, 1, width=COLUMN_WIDTH, height=3.0)
     ax = axes[0, 0]
     if xi_c is not None:
         xi = np.asarray(xi_c, np.float64)
@@ -620,14 +765,25 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critic
         fig.colorbar(mesh, ax=ax, label=r"$\log_{10} \xi_c$ (layers)")
     else:
         regions = ListedColormap([PALETTE[5], PALETTE[4]])
-        ax.pcolormesh(we, be, (chi1 > 1).T.astype(float), shading="flat", cmap=regions,
-                      vmin=0, vmax=1, alpha=0.35, linewidth=0)  # fmt: skip
+        ax.pcolormesh(
+            we,
+            be,
+            (chi1 > 1).T.astype(float),
+            shading="flat",
+            cmap=regions,
+            vmin=0,
+            vmax=1,
+            alpha=0.35,
+            linewidth=0,
+        )
     finite = chi1[np.isfinite(chi1)]
     line = None
     if critical is not None:
         cb, cw = (np.asarray(c, np.float64).reshape(-1) for c in critical)
         if cb.shape != cw.shape:
-            raise ValueError(f"critical: sigma_b2 and sigma_w2 differ in length: {cb.shape}, {cw.shape}")  # fmt: skip
+            raise ValueError(
+                f"critical: sigma_b2 and sigma_w2 differ in length: {cb.shape}, {cw.shape}"
+            )
         ax.plot(cw, cb, color="black", linewidth=1.2, label=r"$\chi_1 = 1$")
         line = (cw, cb)
     elif finite.size and finite.min() < 1.0 < finite.max():
@@ -641,21 +797,49 @@ def phase_diagram(sigma_w2, sigma_b2, chi1, *, xi_c=None, empirical=None, critic
         if mask.any():
             lines = text.replace("$\\chi_1 < 1$", "x1 < 1").replace("$\\chi_1 > 1$", "x1 > 1")
             chars = max(len(t) for t in lines.split("\n"))
-            half = (0.5 * 0.6 * 7 / 72 * chars / AXES_INCHES[0] + 0.02,
-                    0.5 * 1.3 * 7 / 72 * len(lines.split("\n")) / AXES_INCHES[1] + 0.02)  # fmt: skip
+            half = (
+                0.5 * 0.6 * 7 / 72 * chars / AXES_INCHES[0] + 0.02,
+                0.5 * 1.3 * 7 / 72 * len(lines.split("\n")) / AXES_INCHES[1] + 0.02,
+            )
             x, y = label_spot(w, b, mask, obstacles, limits, half)
-            ax.text(x, y, text, ha="center", va="center", fontsize=7,
-                    bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})  # fmt: skip
+            ax.text(
+                x,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0},
+            )
     if empirical is not None:
-        for mask, marker, color, label in ((ec < 1, "o", PALETTE[0], r"measured $\chi_1 < 1$"),
-                                           (ec >= 1, "^", PALETTE[1], r"measured $\chi_1 \geq 1$")):  # fmt: skip
-            ax.scatter(ew[mask], eb[mask], marker=marker, s=14, color=color, edgecolors="black",
-                       linewidths=0.4, label=label, zorder=3)  # fmt: skip
+        for mask, marker, color, label in (
+            (ec < 1, "o", PALETTE[0], r"measured $\chi_1 < 1$"),
+            (ec >= 1, "^", PALETTE[1], r"measured $\chi_1 \geq 1$"),
+        ):
+            ax.scatter(
+                ew[mask],
+                eb[mask],
+                marker=marker,
+                s=14,
+                color=color,
+                edgecolors="black",
+                linewidths=0.4,
+                label=label,
+                zorder=3,
+            )
         if th:
             wrong = (ec >= 1) != (th[0] > 1)
-            ax.scatter(ew[wrong], eb[wrong], marker="o", s=60, facecolors="none",
-                       edgecolors="#b2182b", linewidths=1.0, zorder=4,
-                       label=f"off theory's side ({int(wrong.sum())}/{wrong.size})")  # fmt: skip
+            ax.scatter(
+                ew[wrong],
+                eb[wrong],
+                marker="o",
+                s=60,
+                facecolors="none",
+                edgecolors="#b2182b",
+                linewidths=1.0,
+                zorder=4,
+                label=f"off theory's side ({int(wrong.sum())}/{wrong.size})",
+            )
     if ax.get_legend_handles_labels()[0]:
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     ax.set_xlabel(r"$\sigma_w^2$")
@@ -680,12 +864,14 @@ def padded_edges(centres: np.ndarray, points: np.ndarray | None = None) -> np.nd
         lo, hi = min(lo, float(np.min(points))), max(hi, float(np.max(points)))
     pad = PAD * (hi - lo)
     mid = (c[:-1] + c[1:]) / 2
-    return np.concatenate([[min(lo - pad, c[0] - (mid[0] - c[0]))], mid,
-                           [max(hi + pad, c[-1] + (c[-1] - mid[-1]))]])  # fmt: skip
+    return np.concatenate(
+        [[min(lo - pad, c[0] - (mid[0] - c[0]))], mid, [max(hi + pad, c[-1] + (c[-1] - mid[-1]))]]
+    )
 
 
-def label_spot(sigma_w2, sigma_b2, mask, obstacles, limits,
-               half_size=(0.15, 0.08)) -> tuple[float, float]:  # fmt: skip
+def label_spot(
+    sigma_w2, sigma_b2, mask, obstacles, limits, half_size=(0.15, 0.08)
+) -> tuple[float, float]:
     """Where a region's label goes: the mesh point in ``mask`` (``(W, B)``) whose box of
     ``half_size`` (half width and height, in axes fractions) stays farthest from every
     obstacle (``(x, y)`` arrays: the measured points, the critical line), inside the axes
@@ -693,8 +879,9 @@ def label_spot(sigma_w2, sigma_b2, mask, obstacles, limits,
     The region's centroid put the "ordered" box over measured points."""
     (x0, x1), (y0, y1) = limits
     hw, hh = half_size
-    ww, bb = np.meshgrid(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64),
-                         indexing="ij")  # fmt: skip
+    ww, bb = np.meshgrid(
+        np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64), indexing="ij"
+    )
     u, v = (ww[mask] - x0) / (x1 - x0), (bb[mask] - y0) / (y1 - y0)
     clearance = np.minimum.reduce([u / hw, (1 - u) / hw, v / hh, (1 - v) / hh])
     for ox, oy in obstacles:

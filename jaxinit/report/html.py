@@ -105,9 +105,14 @@ def _paragraphs(text: str) -> str:
     return "".join(f"<p>{html.escape(p)}</p>\n" for p in parts)
 
 
-def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[Section],
-                 attrs: Mapping[str, Any] | None = None,
-                 runs: Mapping[str, Mapping[str, Any]] | None = None) -> Path:  # fmt: skip
+def write_report(
+    out_dir: str | os.PathLike,
+    *,
+    title: str,
+    sections: Sequence[Section],
+    attrs: Mapping[str, Any] | None = None,
+    runs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
     """Writes ``out_dir/report.html`` from ``sections`` and returns its path.
 
     Figures (PNG files) are read and inlined as base64 ``data:`` URIs; table
@@ -129,12 +134,15 @@ def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[S
         if not isinstance(section, Section):
             raise TypeError(f"sections[{n}] is a {type(section).__name__}; expected a Section")
     toc = [(f"s{n + 1}", s.title) for n, s in enumerate(sections)] + [("provenance", "Provenance")]
-    body.append('<nav class="toc"><strong>Contents</strong><ol>'
-                + "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t in toc)
-                + "</ol></nav>\n")  # fmt: skip
+    body.append(
+        '<nav class="toc"><strong>Contents</strong><ol>'
+        + "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t in toc)
+        + "</ol></nav>\n"
+    )
     for n, section in enumerate(sections):
-        body.append(f'<section id="s{n + 1}">\n<h2>{esc(section.title)}</h2>\n'
-                    f"{_paragraphs(section.text)}")  # fmt: skip
+        body.append(
+            f'<section id="s{n + 1}">\n<h2>{esc(section.title)}</h2>\n{_paragraphs(section.text)}'
+        )
         for caption, fragment in section.tables:
             body.append(f'<h3>{esc(caption)}</h3>\n<div class="table-box">{fragment}</div>')
         for caption, path in section.figures:
@@ -145,10 +153,15 @@ def write_report(out_dir: str | os.PathLike, *, title: str, sections: Sequence[S
     named = {name: dict(a or {}) for name, a in (runs or {"": attrs}).items()}
     prov = provenance(next(iter(named.values())))  # versions and source: one per page
     rev = prov.get("source")
-    source = "" if rev is None else (
-        f" jaxinit from git commit <code>{esc(rev['commit'][:12])}</code>"
-        + (" with uncommitted changes" if rev["dirty"] else " (clean tree)") + "."
-    )  # fmt: skip
+    source = (
+        ""
+        if rev is None
+        else (
+            f" jaxinit from git commit <code>{esc(rev['commit'][:12])}</code>"
+            + (" with uncommitted changes" if rev["dirty"] else " (clean tree)")
+            + "."
+        )
+    )
     prngs = {str(a.get("prng_impl", "not recorded")) for a in named.values()}
     body.append(
         '<section id="provenance">\n<h2>Provenance</h2>\n'
@@ -185,10 +198,16 @@ def _slug(labels: Mapping[str, Any]) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
-                 theory: SweepResult | None = None, train: SweepResult | None = None,
-                 title: str = "jaxinit sweep", formats: Sequence[str] = ("png",),
-                 dpi: float = 150) -> ReportPaths:  # fmt: skip
+def report_sweep(
+    res: SweepResult,
+    out_dir: str | os.PathLike,
+    *,
+    theory: SweepResult | None = None,
+    train: SweepResult | None = None,
+    title: str = "jaxinit sweep",
+    formats: Sequence[str] = ("png",),
+    dpi: float = 150,
+) -> ReportPaths:
     """The standard figures, tables and ``report.html`` of a sweep, under ``out_dir``.
 
     Per value of any dims beyond (init, activation, seed, depth), e.g. several
@@ -229,35 +248,69 @@ def report_sweep(res: SweepResult, out_dir: str | os.PathLike, *,
         tabs.append((f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary))
         table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
         table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
-        figure(figures.variance_vs_depth(res, theory=t, **fixed), f"pre_var{suffix}",
-               "Pre-activation variance by layer: seed geometric mean (markers where theory is "
-               "drawn, else a line), min–max band over seeds; line over the markers: mean-field "
-               "theory. Over more than 10 layers each init's markers sit at every few layers, "
-               "staggered, so curves that coincide (e.g. glorot_normal, glorot_uniform and "
-               "lecun_normal at fan_in = fan_out) each show theirs.", figs)  # fmt: skip
+        figure(
+            figures.variance_vs_depth(res, theory=t, **fixed),
+            f"pre_var{suffix}",
+            "Pre-activation variance by layer: seed geometric mean (markers where theory is "
+            "drawn, else a line), min–max band over seeds; line over the markers: mean-field "
+            "theory. Over more than 10 layers each init's markers sit at every few layers, "
+            "staggered, so curves that coincide (e.g. glorot_normal, glorot_uniform and "
+            "lecun_normal at fan_in = fan_out) each show theirs.",
+            figs,
+        )
         if "post_var" in v.fields:
-            figure(figures.variance_vs_depth(res, field="post_var", theory=t, **fixed),
-                   f"post_var{suffix}", "Post-activation variance by layer.", figs)  # fmt: skip
+            figure(
+                figures.variance_vs_depth(res, field="post_var", theory=t, **fixed),
+                f"post_var{suffix}",
+                "Post-activation variance by layer.",
+                figs,
+            )
         if "grad_var" in v.fields:
-            figure(figures.grad_variance_vs_depth(res, theory=t, **fixed), f"grad_var{suffix}",
-                   "Gradient variance by layer, back-propagated from layer L.", figs)  # fmt: skip
-        figure(figures.heatmap(res, **fixed), f"heatmap{suffix}",
-               f"log10 of the variance ratio at layer {v.n_layers} over layer 1, seed mean; the "
-               f"colour is clipped at ±{figures.HEATMAP_CLIP:g} (1000×), the key under the map "
-               "names the cells without a number.", figs)  # fmt: skip
+            figure(
+                figures.grad_variance_vs_depth(res, theory=t, **fixed),
+                f"grad_var{suffix}",
+                "Gradient variance by layer, back-propagated from layer L.",
+                figs,
+            )
+        figure(
+            figures.heatmap(res, **fixed),
+            f"heatmap{suffix}",
+            f"log10 of the variance ratio at layer {v.n_layers} over layer 1, seed mean; the "
+            f"colour is clipped at ±{figures.HEATMAP_CLIP:g} (1000×), the key under the map "
+            "names the cells without a number.",
+            figs,
+        )
         if "hist" in v.fields:
-            figure(figures.histogram_grid(res, **fixed), f"histograms{suffix}",
-                   "Post-activation histograms (fraction of all units and samples).", figs)  # fmt: skip
+            figure(
+                figures.histogram_grid(res, **fixed),
+                f"histograms{suffix}",
+                "Post-activation histograms (fraction of all units and samples).",
+                figs,
+            )
         layer_tabs = [
-            (f"{init}, {act}", tables.layer_table(res, theory=t, fmt="html", **fixed, **{
-                d: x for d, x in (("init", init), ("activation", act)) if d in res.dims}))
-            for init in v.inits for act in v.activations
-        ]  # fmt: skip
+            (
+                f"{init}, {act}",
+                tables.layer_table(
+                    res,
+                    theory=t,
+                    fmt="html",
+                    **fixed,
+                    **{d: x for d, x in (("init", init), ("activation", act)) if d in res.dims},
+                ),
+            )
+            for init in v.inits
+            for act in v.activations
+        ]
         table(tables.layer_table(res, theory=t, fmt="csv", **fixed), f"layers{suffix}.csv")
         label = f": {heading}" if heading else ""
         sections.append(Section(title=f"Sweep{label}", tables=tabs, figures=figs, text=RULE_TEXT))
-        sections.append(Section(title=f"Per-layer statistics{label}", tables=layer_tabs,
-                                text=LAYER_TEXT + ("" if t is None else THEORY_TEXT)))  # fmt: skip
+        sections.append(
+            Section(
+                title=f"Per-layer statistics{label}",
+                tables=layer_tabs,
+                text=LAYER_TEXT + ("" if t is None else THEORY_TEXT),
+            )
+        )
     if train is not None:
         figs = []
         figure(
@@ -290,7 +343,9 @@ def _final_table(res: SweepResult, fmt: str) -> str:
             row.append(f"{last.mean():.1f}% ± {last.std():.1f}")
         rows.append(row)
     head = [*dims, "final loss (last tenth)"]
-    head += [f"{k.replace('_', ' ')} (end)" for k in ("test_loss", "test_accuracy") if k in res.fields]  # fmt: skip
+    head += [
+        f"{k.replace('_', ' ')} (end)" for k in ("test_loss", "test_accuracy") if k in res.fields
+    ]
     return tables.render(head, rows, fmt)
 
 
@@ -299,19 +354,29 @@ def _curve_views(res: SweepResult):
     curves: one per width; with a learning_rate dim, each width's best rate (lowest mean
     loss over the last tenth of the steps, a diverged model counting as inf)."""
     for w in res.coords.get("width", [None]):
-        sub, suffix, note = (res, "", "") if w is None else (res.sel(width=w), f"_width_{w}", f" Width {w}.")  # fmt: skip
+        sub, suffix, note = (
+            (res, "", "") if w is None else (res.sel(width=w), f"_width_{w}", f" Width {w}.")
+        )
         if "learning_rate" in sub.dims:
             tail = max(1, sub.loss.shape[-1] // 10)
             loss = sub.loss[..., -tail:].astype(np.float64).mean(-1)
-            loss = np.moveaxis(np.where(np.isfinite(loss), loss, np.inf), sub.dims.index("learning_rate"), 0)  # fmt: skip
+            loss = np.moveaxis(
+                np.where(np.isfinite(loss), loss, np.inf), sub.dims.index("learning_rate"), 0
+            )
             lr = sub.coords["learning_rate"][int(np.argmin(loss.reshape(len(loss), -1).mean(1)))]
             sub, suffix = sub.sel(learning_rate=lr), f"{suffix}_best_rate"
-            note += f" Learning rate {lr:g}, the best of {list(res.coords['learning_rate'])} by final loss."  # fmt: skip
+            note += f" Learning rate {lr:g}, the best of {list(res.coords['learning_rate'])} by final loss."
         yield suffix, note, sub
 
 
-def report_train(res: SweepResult, out_dir: str | os.PathLike, *, title: str = "jaxinit training",
-                 formats: Sequence[str] = ("png",), dpi: float = 150) -> ReportPaths:  # fmt: skip
+def report_train(
+    res: SweepResult,
+    out_dir: str | os.PathLike,
+    *,
+    title: str = "jaxinit training",
+    formats: Sequence[str] = ("png",),
+    dpi: float = 150,
+) -> ReportPaths:
     """The figures, the final table and ``report.html`` of a training result, under ``out_dir``.
 
     Loss curves (seed mean, min–max band; test loss dashed), test accuracy,
@@ -335,37 +400,57 @@ def report_train(res: SweepResult, out_dir: str | os.PathLike, *, title: str = "
     smooth = max(1, steps // 100)
     views = list(_curve_views(res))
     for suffix, note, sub in views:
-        figure(training.loss_curves(sub, smooth=smooth), f"loss{suffix}",
-               f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max "
-               f"over seeds); dashed: test loss at each evaluation.{note}")  # fmt: skip
+        figure(
+            training.loss_curves(sub, smooth=smooth),
+            f"loss{suffix}",
+            f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max "
+            f"over seeds); dashed: test loss at each evaluation.{note}",
+        )
         if any(k in sub.fields for k in training.EVAL_ACCURACY):
-            figure(training.accuracy(sub), f"accuracy{suffix}",
-                   f"Test accuracy at each evaluation (seed mean, min–max band).{note}")  # fmt: skip
+            figure(
+                training.accuracy(sub),
+                f"accuracy{suffix}",
+                f"Test accuracy at each evaluation (seed mean, min–max band).{note}",
+            )
     sections = [Section(title="Training", figures=list(figs))]
     figs.clear()
     param = res.attrs.get("grid", {}).get("parametrization", "standard")
     if "width" in res.dims and "learning_rate" in res.dims:
         last = min(10, steps)
-        figure(scaling.loss_vs_learning_rate({param: res}, last=last), "loss_vs_learning_rate",
-               f"Training loss at the end (mean of the last {last} steps and of the seeds) against "
-               "learning rate, one line per width; rings: each width's best rate.")  # fmt: skip
+        figure(
+            scaling.loss_vs_learning_rate({param: res}, last=last),
+            "loss_vs_learning_rate",
+            f"Training loss at the end (mean of the last {last} steps and of the seeds) against "
+            "learning rate, one line per width; rings: each width's best rate.",
+        )
     if "width" in res.dims and "post_abs_mean" in res.fields and len(res.coords["width"]) > 1:
-        figure(scaling.size_vs_width({param: res}), "size_vs_width",
-               "The coord check: mean |h| of each layer against width at each recorded step.")  # fmt: skip
+        figure(
+            scaling.size_vs_width({param: res}),
+            "size_vs_width",
+            "The coord check: mean |h| of each layer against width at each recorded step.",
+        )
     if figs:
         sections.append(Section(title="Width scaling", figures=list(figs)))
         figs.clear()
     for field in ("pre_var", "grad_var"):
         for suffix, note, sub in views if field in res.fields else ():
-            figure(training.layer_stats_over_training(sub, field=field), f"{field}_by_step{suffix}",
-                   f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).{note}")  # fmt: skip
+            figure(
+                training.layer_stats_over_training(sub, field=field),
+                f"{field}_by_step{suffix}",
+                f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).{note}",
+            )
     if figs:
         sections.append(Section(title="Per-layer statistics during training", figures=figs))
     for fmt, ext in (("csv", "csv"), ("markdown", "md")):
         path = table_dir / f"final.{ext}"
         atomic_write(path, _final_table(res, fmt).encode("utf-8"))
         table_paths.append(path)
-    sections.insert(1, Section(title="Final numbers", tables=[
-        ("Mean ± standard deviation over seeds", _final_table(res, "html"))]))  # fmt: skip
+    sections.insert(
+        1,
+        Section(
+            title="Final numbers",
+            tables=[("Mean ± standard deviation over seeds", _final_table(res, "html"))],
+        ),
+    )
     path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
     return ReportPaths(path, tuple(fig_paths), tuple(table_paths))

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from jaxinit.report.figures import FULL_WIDTH, _legend, _panels, _styled, line_style
+from jaxinit.report.figures import FULL_WIDTH, figure_legend, line_style, panel_figure, styled
 from jaxinit.training._coord import OUTPUT, coord_sizes, final_losses
 
 __all__ = ["loss_vs_learning_rate", "size_vs_width"]
@@ -32,14 +32,18 @@ TITLES = {"standard": "standard", "mup": "μP"}
 
 def _check(results: Mapping[str, Any], dims: tuple[str, ...]) -> None:
     if not isinstance(results, Mapping) or not results:
-        raise TypeError(f"give the results as a mapping {{parametrization: TrainResult}}; got {results!r}")  # fmt: skip
+        raise TypeError(
+            f"give the results as a mapping {{parametrization: TrainResult}}; got {results!r}"
+        )
     for name, res in results.items():
         missing = [d for d in dims if d not in getattr(res, "dims", ())]
         if missing:
-            raise ValueError(f"results[{name!r}] has no {missing} dim; dims: {list(getattr(res, 'dims', ()))}")  # fmt: skip
+            raise ValueError(
+                f"results[{name!r}] has no {missing} dim; dims: {list(getattr(res, 'dims', ()))}"
+            )
 
 
-@_styled
+@styled
 def size_vs_width(results: Mapping[str, Any], *, steps: tuple[int, ...] | None = None) -> Figure:
     """The coord check: mean |h| against width, log–log, one line per layer (hidden layers
     and the output logits), one panel per step of ``steps`` (step numbers; None: the first,
@@ -58,8 +62,14 @@ def size_vs_width(results: Mapping[str, Any], *, steps: tuple[int, ...] | None =
     if bad:
         raise ValueError(f"size_vs_width: steps {bad} were not recorded; recorded: {recorded}")
     n_rows, n_cols = len(results), len(steps)
-    fig, axes = _panels(n_rows, n_cols, width=min(FULL_WIDTH, 0.8 + 1.9 * n_cols),
-                        height=0.6 + 1.9 * n_rows, sharex=True, sharey=True)  # fmt: skip
+    fig, axes = panel_figure(
+        n_rows,
+        n_cols,
+        width=min(FULL_WIDTH, 0.8 + 1.9 * n_cols),
+        height=0.6 + 1.9 * n_rows,
+        sharex=True,
+        sharey=True,
+    )
     names = []
     for r, (param, res) in enumerate(results.items()):
         sizes, widths = coord_sizes(res), np.asarray(res.coords["width"], np.float64)
@@ -75,21 +85,30 @@ def size_vs_width(results: Mapping[str, Any], *, steps: tuple[int, ...] | None =
             if r == n_rows - 1:
                 ax.set_xlabel("width")
         axes[r, 0].set_ylabel("mean |h|")
-    handles = [Line2D([], [], markersize=3, label=n.replace("_", " ") if n != OUTPUT else "output logits",
-                      **line_style(i)) for i, n in enumerate(names)]  # fmt: skip
-    _legend(fig, handles)
+    handles = [
+        Line2D(
+            [],
+            [],
+            markersize=3,
+            label=n.replace("_", " ") if n != OUTPUT else "output logits",
+            **line_style(i),
+        )
+        for i, n in enumerate(names)
+    ]
+    figure_legend(fig, handles)
     return fig
 
 
-@_styled
+@styled
 def loss_vs_learning_rate(results: Mapping[str, Any], *, last: int = 10) -> Figure:
     """Learning-rate transfer: training loss after the run (each model's mean over its
     ``last`` mini-batches, averaged over seeds and inits) against learning rate, log x,
     one line per width, one panel per parametrization; each width's best rate is ringed.
     A rate at which any model diverged is drawn as × at the panel's top."""
     _check(results, ("width", "learning_rate"))
-    fig, axes = _panels(1, len(results), width=min(FULL_WIDTH, 0.8 + 2.8 * len(results)),
-                        height=2.8, sharey=True)  # fmt: skip
+    fig, axes = panel_figure(
+        1, len(results), width=min(FULL_WIDTH, 0.8 + 2.8 * len(results)), height=2.8, sharey=True
+    )
     widths, diverged = [], False
     finite_max = max(
         float(np.max(v[np.isfinite(v)], initial=0.0))
@@ -104,19 +123,40 @@ def loss_vs_learning_rate(results: Mapping[str, Any], *, last: int = 10) -> Figu
             ok = np.isfinite(row[order])
             diverged |= not ok.all()
             ax.plot(lrs[order][ok], row[order][ok], markersize=3, **style)
-            ax.plot(lrs[order][~ok], np.full((~ok).sum(), finite_max * 1.05), "x", color=style["color"])  # fmt: skip
+            ax.plot(
+                lrs[order][~ok], np.full((~ok).sum(), finite_max * 1.05), "x", color=style["color"]
+            )
             best = int(np.argmin(row))
             if np.isfinite(row[best]):
-                ax.plot(lrs[best], row[best], "o", markersize=8, markerfacecolor="none",
-                        markeredgecolor=style["color"])  # fmt: skip
+                ax.plot(
+                    lrs[best],
+                    row[best],
+                    "o",
+                    markersize=8,
+                    markerfacecolor="none",
+                    markeredgecolor=style["color"],
+                )
         ax.set_xscale("log")
         ax.set_title(TITLES.get(param, param))
         ax.set_xlabel("learning rate")
     axes[0, 0].set_ylabel(f"training loss (mean of last {last} steps)")
-    handles = [Line2D([], [], markersize=3, label=f"width {w}", **line_style(i)) for i, w in enumerate(widths)]  # fmt: skip
-    handles.append(Line2D([], [], marker="o", markersize=8, markerfacecolor="none", linestyle="",
-                          markeredgecolor="0.3", label="best rate"))  # fmt: skip
+    handles = [
+        Line2D([], [], markersize=3, label=f"width {w}", **line_style(i))
+        for i, w in enumerate(widths)
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            markersize=8,
+            markerfacecolor="none",
+            linestyle="",
+            markeredgecolor="0.3",
+            label="best rate",
+        )
+    )
     if diverged:
         handles.append(Line2D([], [], marker="x", linestyle="", color="0.3", label="diverged"))
-    _legend(fig, handles)
+    figure_legend(fig, handles)
     return fig

@@ -89,8 +89,9 @@ class View(NamedTuple):
     n_layers: int | None  # L, or None when no field has a layer dim
 
 
-def view(res: SweepResult, selection: Mapping[str, Any] | None = None, *,
-         depth: int | None = None) -> View:  # fmt: skip
+def view(
+    res: SweepResult, selection: Mapping[str, Any] | None = None, *, depth: int | None = None
+) -> View:
     """Selects, picks a depth, and lays every field out as ``(init, activation, seed, ...)``.
 
     ``depth`` (an int) selects that label of a ``depth`` dim, else cuts the
@@ -116,8 +117,11 @@ def view(res: SweepResult, selection: Mapping[str, Any] | None = None, *,
             )
         fixed[d] = labels[0]
         out = out.sel(**{d: labels[0]})
-    layers = {a.shape[len(out.dims) + own.index("layer")] for own, a in
-              ((out.field_dims[k], a) for k, a in out.fields.items()) if "layer" in own}  # fmt: skip
+    layers = {
+        a.shape[len(out.dims) + own.index("layer")]
+        for own, a in ((out.field_dims[k], a) for k, a in out.fields.items())
+        if "layer" in own
+    }
     available = max(layers) if layers else None
     n_layers = fixed.get("depth", available)
     if depth is not None:
@@ -136,8 +140,16 @@ def view(res: SweepResult, selection: Mapping[str, Any] | None = None, *,
             a = np.take(a, np.arange(n_layers), axis=3 + own.index("layer"))
         fields[name] = a
     labels = {d: out.coords.get(d, (fixed.get(d),)) for d in COMBO_DIMS}
-    return View(labels["init"], labels["activation"], labels["seed"], fields,
-                dict(out.field_dims), dict(out.attrs), fixed, n_layers)  # fmt: skip
+    return View(
+        labels["init"],
+        labels["activation"],
+        labels["seed"],
+        fields,
+        dict(out.field_dims),
+        dict(out.attrs),
+        fixed,
+        n_layers,
+    )
 
 
 def input_second_moment(attrs: Mapping[str, Any]) -> float:
@@ -158,7 +170,9 @@ def require_layer_field(field_dims: Mapping[str, tuple[str, ...]], field: str) -
     layered = [k for k, own in field_dims.items() if own[-1:] == ("layer",)]
     if field not in layered:
         hint = closest_hint(field, layered)
-        raise ValueError(f"field={field!r} is not a per-layer field of the result; choose {layered}.{hint}")  # fmt: skip
+        raise ValueError(
+            f"field={field!r} is not a per-layer field of the result; choose {layered}.{hint}"
+        )
 
 
 def reference_ratio(arr: np.ndarray, reference: str, attrs: Mapping[str, Any]) -> np.ndarray:
@@ -225,10 +239,14 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
         esc = html.escape
         head = "".join(f"<th>{esc(c)}</th>" for c in columns)
         trs = "".join(
-            "<tr>" + "".join(f'<td class="{"num" if numeric[j] else "txt"}">{esc(c)}</td>'
-                             for j, c in enumerate(r)) + "</tr>\n"
+            "<tr>"
+            + "".join(
+                f'<td class="{"num" if numeric[j] else "txt"}">{esc(c)}</td>'
+                for j, c in enumerate(r)
+            )
+            + "</tr>\n"
             for r in cells
-        )  # fmt: skip
+        )
         return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{trs}</tbody>\n</table>\n"
     widths = [
         max(len(c) for c in [columns[j], *(r[j] for r in cells)]) for j in range(len(columns))
@@ -238,9 +256,17 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
     if fmt == "text":
         rule = ["-" * w for w in widths]
         return "\n".join("  ".join(line(r)).rstrip() for r in [columns, rule, *cells]) + "\n"
-    rule = [("-" * max(w - 1, 2) + ":") if n else "-" * max(w, 3) for w, n in zip(widths, numeric, strict=True)]  # fmt: skip
-    return "\n".join("| " + " | ".join(line(r) if r is not rule else r) + " |"
-                     for r in [columns, rule, *cells]) + "\n"  # fmt: skip
+    rule = [
+        ("-" * max(w - 1, 2) + ":") if n else "-" * max(w, 3)
+        for w, n in zip(widths, numeric, strict=True)
+    ]
+    return (
+        "\n".join(
+            "| " + " | ".join(line(r) if r is not rule else r) + " |"
+            for r in [columns, rule, *cells]
+        )
+        + "\n"
+    )
 
 
 def _seed_stat(a: np.ndarray) -> PlusMinus | float:
@@ -269,9 +295,16 @@ def align(theory: SweepResult, v: View, *, what: str = "theory") -> View:
 THEORY_FIELDS = ("pre_var", "post_var", "grad_var")
 
 
-def layer_table(res: SweepResult, *, theory: SweepResult | None = None, reference: str = "layer0",
-                depth: int | None = None, fmt: str = "markdown",
-                columns: Sequence[str] | None = None, **selection: Any) -> str:  # fmt: skip
+def layer_table(
+    res: SweepResult,
+    *,
+    theory: SweepResult | None = None,
+    reference: str = "layer0",
+    depth: int | None = None,
+    fmt: str = "markdown",
+    columns: Sequence[str] | None = None,
+    **selection: Any,
+) -> str:
     r"""Per layer of the selected networks: moments, ratio, saturation, gradients, theory.
 
     Columns: ``pre_mean``, ``pre_var``, ``post_mean``, ``post_var``, ``ratio``,
@@ -358,9 +391,14 @@ OUTCOME_RULE = (
 )
 
 
-def classify(ratio: np.ndarray, *, band=(0.5, 2.0), limits=(1e-3, 1e3),
-             saturated: np.ndarray | None = None,
-             dead: np.ndarray | None = None) -> tuple[str, int | None]:  # fmt: skip
+def classify(
+    ratio: np.ndarray,
+    *,
+    band=(0.5, 2.0),
+    limits=(1e-3, 1e3),
+    saturated: np.ndarray | None = None,
+    dead: np.ndarray | None = None,
+) -> tuple[str, int | None]:
     """``(outcome, depth)`` of one network's per-layer ratios ``(layer,)`` (``OUTCOME_RULE``).
 
     The first layer with an event decides: a non-finite ratio "diverges", one
@@ -386,8 +424,12 @@ def classify(ratio: np.ndarray, *, band=(0.5, 2.0), limits=(1e-3, 1e3),
             return "saturates", l + 1
         if dead[l] >= DEAD_LIMIT:
             return "dies", l + 1
-    for name, mask in (("grows", ratio > GROWTH), ("shrinks", ratio < 1 / GROWTH),
-                       ("drifts up", ratio > band[1]), ("drifts down", ratio < band[0])):  # fmt: skip
+    for name, mask in (
+        ("grows", ratio > GROWTH),
+        ("shrinks", ratio < 1 / GROWTH),
+        ("drifts up", ratio > band[1]),
+        ("drifts down", ratio < band[0]),
+    ):
         if mask.any():
             return name, int(np.flatnonzero(mask)[0]) + 1
     return "stable", None
@@ -403,9 +445,17 @@ def _interval(name: str, value: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def summary_table(res: SweepResult, *, depth: int | None = None, band=(0.5, 2.0),
-                  limits=(1e-3, 1e3), field: str = "pre_var", reference: str = "layer0",
-                  fmt: str = "markdown", **selection: Any) -> str:  # fmt: skip
+def summary_table(
+    res: SweepResult,
+    *,
+    depth: int | None = None,
+    band=(0.5, 2.0),
+    limits=(1e-3, 1e3),
+    field: str = "pre_var",
+    reference: str = "layer0",
+    fmt: str = "markdown",
+    **selection: Any,
+) -> str:
     r"""Per activation and init: does the variance stay within ``band`` through depth L?
 
     One row per (activation, init), with the geometric seed mean of the

@@ -29,10 +29,10 @@ from jaxinit.report.figures import (
     COLUMN_WIDTH,
     FULL_WIDTH,
     PALETTE,
-    _color,
-    _legend,
-    _panels,
-    _styled,
+    figure_legend,
+    panel_figure,
+    series_color,
+    styled,
 )
 from jaxinit.results import SweepResult
 
@@ -56,9 +56,9 @@ def _steps(attrs: Mapping[str, Any], key: str, n: int) -> np.ndarray:
 
 def _seed_curves(ax, x, y, i, **kw):
     """Seed mean of ``y (seed, n)``, with its min–max band when solid."""
-    ax.plot(x, y.mean(axis=0), color=_color(i), **kw)
+    ax.plot(x, y.mean(axis=0), color=series_color(i), **kw)
     if y.shape[0] > 1 and "linestyle" not in kw:
-        ax.fill_between(x, y.min(0), y.max(0), color=_color(i), alpha=0.2, linewidth=0)
+        ax.fill_between(x, y.min(0), y.max(0), color=series_color(i), alpha=0.2, linewidth=0)
 
 
 def _smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -76,10 +76,18 @@ def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None, smo
     v = tables.view(train, selection)
     if field not in v.fields:
         hint = closest_hint(field, list(v.fields))
-        raise ValueError(f"the training result has no field {field!r}; fields: {list(v.fields)}.{hint}")  # fmt: skip
+        raise ValueError(
+            f"the training result has no field {field!r}; fields: {list(v.fields)}.{hint}"
+        )
     n_act = len(v.activations)
-    fig, axes = _panels(1, n_act, width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.2 * n_act)),
-                        height=2.3, sharex=True, sharey=True)  # fmt: skip
+    fig, axes = panel_figure(
+        1,
+        n_act,
+        width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.2 * n_act)),
+        height=2.3,
+        sharex=True,
+        sharey=True,
+    )
     for a, act in enumerate(v.activations):
         ax = axes[0, a]
         for i in range(len(v.inits)):
@@ -95,11 +103,22 @@ def _curves(train, field, steps_key, selection, *, log_y=False, dashed=None, smo
         ax.set_title("" if act is None else str(act))
         ax.set_xlabel("step")
     axes[0, 0].set_ylabel(field.replace("_", " "))
-    handles = [Line2D([], [], color=_color(i), label=str(init)) for i, init in enumerate(v.inits)]
+    handles = [
+        Line2D([], [], color=series_color(i), label=str(init)) for i, init in enumerate(v.inits)
+    ]
     if dashed:
-        handles.append(Line2D([], [], color="0.3", linestyle="--", marker="o", markersize=2.5,
-                              label=f"{dashed.replace('_', ' ')} (at each evaluation)"))  # fmt: skip
-    _legend(fig, handles)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                linestyle="--",
+                marker="o",
+                markersize=2.5,
+                label=f"{dashed.replace('_', ' ')} (at each evaluation)",
+            )
+        )
+    figure_legend(fig, handles)
     return fig
 
 
@@ -107,9 +126,15 @@ EVAL_LOSS = ("test_loss", "eval_loss")  # names a training result may give its h
 EVAL_ACCURACY = ("test_accuracy", "eval_accuracy")
 
 
-@_styled
-def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True, smooth: int = 1,
-                **selection: Any) -> Figure:  # fmt: skip
+@styled
+def loss_curves(
+    train: SweepResult,
+    *,
+    field: str = "loss",
+    log_y: bool = True,
+    smooth: int = 1,
+    **selection: Any,
+) -> Figure:
     """Training loss against step, one line per init (seed mean, min–max band).
 
     ``train`` has dims (init, seed[, activation]) (one panel per activation)
@@ -128,7 +153,7 @@ def loss_curves(train: SweepResult, *, field: str = "loss", log_y: bool = True, 
     return fig
 
 
-@_styled
+@styled
 def accuracy(train: SweepResult, *, field: str | None = None, **selection: Any) -> Figure:
     """Held-out accuracy against step (``attrs["eval_steps"]``), seed mean and min–max band,
     with chance (1/classes, from ``attrs["d_out"]``) dotted.
@@ -145,8 +170,15 @@ def accuracy(train: SweepResult, *, field: str | None = None, **selection: Any) 
         if chance is not None:
             ax.axhline(chance, color="0.5", linestyle=":", linewidth=1.0, zorder=0)
     if chance is not None:
-        fig.axes[0].annotate(f"chance ({chance:.0%})", (0.98, chance), xycoords=("axes fraction", "data"),
-                             ha="right", va="bottom", fontsize=7, color="0.4")  # fmt: skip
+        fig.axes[0].annotate(
+            f"chance ({chance:.0%})",
+            (0.98, chance),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.4",
+        )
     return fig
 
 
@@ -158,14 +190,23 @@ def decision_grid(extent: Sequence[float], *, resolution: int = 100) -> np.ndarr
     """
     x0, x1, y0, y1 = (float(e) for e in extent)
     if not (x0 < x1 and y0 < y1) or resolution < 2:
-        raise ValueError(f"extent must be (x0 < x1, y0 < y1) and resolution >= 2; got {extent}, {resolution}")  # fmt: skip
+        raise ValueError(
+            f"extent must be (x0 < x1, y0 < y1) and resolution >= 2; got {extent}, {resolution}"
+        )
     xx, yy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     return np.stack([xx.ravel(), yy.ravel()], axis=1)
 
 
-@_styled
-def decision_boundary(probs, points, labels, *, extent: Sequence[float],
-                      titles: Sequence[str] | None = None, threshold: float = 0.5) -> Figure:  # fmt: skip
+@styled
+def decision_boundary(
+    probs,
+    points,
+    labels,
+    *,
+    extent: Sequence[float],
+    titles: Sequence[str] | None = None,
+    threshold: float = 0.5,
+) -> Figure:
     """Predicted P(y = 1) over the plane with the data on top; one panel per model.
 
     Args:
@@ -189,19 +230,36 @@ def decision_boundary(probs, points, labels, *, extent: Sequence[float],
     light = [0.5 * np.asarray(to_rgb(PALETTE[c])) + 0.5 for c in (0, 1)]  # halfway to white
     cmap = LinearSegmentedColormap.from_list("two_class", [light[0], (1.0, 1.0, 1.0), light[1]])
     k = len(probs)
-    fig, axes = _panels(1, k, width=min(FULL_WIDTH, 0.9 + 1.9 * k), height=2.2,
-                        sharex=True, sharey=True)  # fmt: skip
+    fig, axes = panel_figure(
+        1, k, width=min(FULL_WIDTH, 0.9 + 1.9 * k), height=2.2, sharex=True, sharey=True
+    )
     x0, x1, y0, y1 = extent
     for p, ax in enumerate(axes[0]):
-        image = ax.imshow(probs[p], origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=0.0,
-                          vmax=1.0, aspect="equal", interpolation="nearest")  # fmt: skip
+        image = ax.imshow(
+            probs[p],
+            origin="lower",
+            extent=(x0, x1, y0, y1),
+            cmap=cmap,
+            vmin=0.0,
+            vmax=1.0,
+            aspect="equal",
+            interpolation="nearest",
+        )
         if np.nanmin(probs[p]) < threshold < np.nanmax(probs[p]):
             xs, ys = np.linspace(x0, x1, probs.shape[2]), np.linspace(y0, y1, probs.shape[1])
             ax.contour(xs, ys, probs[p], levels=[threshold], colors="black", linewidths=1.0)
         for cls, marker in ((0, "o"), (1, "^")):
             pts = points[labels == cls]
-            ax.scatter(pts[:, 0], pts[:, 1], s=6, marker=marker, color=PALETTE[cls],
-                       edgecolors="black", linewidths=0.3, label=f"class {cls}")  # fmt: skip
+            ax.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                s=6,
+                marker=marker,
+                color=PALETTE[cls],
+                edgecolors="black",
+                linewidths=0.3,
+                label=f"class {cls}",
+            )
         ax.set_title("" if titles[p] is None else str(titles[p]))
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
@@ -211,9 +269,10 @@ def decision_boundary(probs, points, labels, *, extent: Sequence[float],
     return fig
 
 
-@_styled
-def layer_stats_over_training(train: SweepResult, *, field: str = "pre_var",
-                              **selection: Any) -> Figure:  # fmt: skip
+@styled
+def layer_stats_over_training(
+    train: SweepResult, *, field: str = "pre_var", **selection: Any
+) -> Figure:
     """A per-layer statistic (``record_stats_at``) against layer (1 first), one panel per
     init and one line per recorded step (seed mean), lighter for earlier steps."""
     v = tables.view(train, selection)
@@ -226,14 +285,20 @@ def layer_stats_over_training(train: SweepResult, *, field: str = "pre_var",
     data = v.fields[field].astype(np.float64)  # (init, activation, seed, stat_step, layer)
     steps = _steps(v.attrs, "stats_steps", data.shape[-2])
     n_init = len(v.inits)
-    fig, axes = _panels(1, n_init, width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.0 * n_init)),
-                        height=2.3, sharex=True, sharey=True)  # fmt: skip
+    fig, axes = panel_figure(
+        1,
+        n_init,
+        width=min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 2.0 * n_init)),
+        height=2.3,
+        sharex=True,
+        sharey=True,
+    )
     layers = np.arange(1, data.shape[-1] + 1)
     for i, init in enumerate(v.inits):
         ax = axes[0, i]
         for t, step in enumerate(steps):
             shade = 0.25 + 0.75 * (t + 1) / len(steps)
-            rgb = tuple(1 - shade * (1 - c) for c in to_rgb(_color(0)))
+            rgb = tuple(1 - shade * (1 - c) for c in to_rgb(series_color(0)))
             y = data[i, 0, :, t].mean(axis=0)
             ax.plot(layers, y, marker="o", markersize=3, color=rgb, label=f"step {int(step)}")
         ax.set_yscale("log", nonpositive="mask")
@@ -241,5 +306,5 @@ def layer_stats_over_training(train: SweepResult, *, field: str = "pre_var",
         ax.set_xlabel("layer")
         ax.set_xticks(layers)
     axes[0, 0].set_ylabel(field.replace("_", " "))
-    _legend(fig, axes[0, 0].get_legend_handles_labels()[0])
+    figure_legend(fig, axes[0, 0].get_legend_handles_labels()[0])
     return fig

@@ -24,19 +24,19 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxinit.activations import Activation
-from jaxinit.theory._maps import _chi1, _length
+from jaxinit.theory._maps import chi1_of, length_of
 from jaxinit.theory._quadrature import (
-    _N2,
-    _TINY,
+    N2,
+    TINY,
     Array,
-    _act,
-    _check_domain,
-    _dphi,
-    _expect1,
-    _expect2,
-    _hermite,
-    _run,
-    _second,
+    activation_of,
+    check_domain,
+    dphi,
+    expect1,
+    expect2,
+    hermite,
+    run_static,
+    second_moment,
 )
 
 __all__ = [
@@ -130,16 +130,16 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
     once with K doubling, so divergence shows in tens of iterations.
     """
 
-    def length(q):  # V and V'; linear below _TINY, where sqrt has no derivative
-        at = jnp.maximum(q, _TINY)
-        v, dv = jax.jvp(lambda q: _length(act, q, w, b), (at,), (jnp.ones_like(at),))
+    def length(q):  # V and V'; linear below TINY, where sqrt has no derivative
+        at = jnp.maximum(q, TINY)
+        v, dv = jax.jvp(lambda q: length_of(act, q, w, b), (at,), (jnp.ones_like(at),))
         return v - dv * (at - q), dv
 
     def body(state):
         q, vq, dv, k, it = state
         newton = jnp.maximum(q - (vq - q) / jnp.where(dv < 1, dv - 1, -1.0), 0.0)
         grow = (vq > q) & (dv >= 1) & (dv * q >= (vq - b) * (1 - 1e-4))
-        jump = q * jnp.minimum((vq / jnp.maximum(q, _TINY)) ** k, 1e3)
+        jump = q * jnp.minimum((vq / jnp.maximum(q, TINY)) ** k, 1e3)
         cand = jnp.where(dv < 1, newton, jnp.where(grow, jump, vq))
         (vc, vp), (dc, dp) = jax.vmap(length)(jnp.stack([cand, vq]))
         take = grow | ((dv < 1) & (jnp.abs(vc - cand) < jnp.abs(vp - vq)))
@@ -171,8 +171,8 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
     # for tanh at σ_w² <= 1) the iterates approach it only geometrically or, at V'(0+) = 1,
     # algebraically, and stop at rounding (tanh at σ_w² = 1: 6e-8). They are q* = 0.
     v0, d0 = length(jnp.zeros_like(q))
-    to_zero = (b == 0) & (v0 <= _TINY) & (d0 <= 1) & (q <= jnp.sqrt(jnp.finfo(q.dtype).eps) * q0)
-    zero = done & ((q <= _TINY) | to_zero) & ~marginal
+    to_zero = (b == 0) & (v0 <= TINY) & (d0 <= 1) & (q <= jnp.sqrt(jnp.finfo(q.dtype).eps) * q0)
+    zero = done & ((q <= TINY) | to_zero) & ~marginal
     resolution = 2 * eps / jnp.maximum(1.0 - dv, 0.0)
     resolution = jnp.where(zero | marginal, 0.0, resolution)
     converged = done & (resolution <= tol)
@@ -186,7 +186,7 @@ def _done(q, vq, dv, tol):
     res = jnp.abs(vq - q)
     rounding = (res <= 8 * jnp.finfo(q.dtype).eps * q) & (dv < 1 - 1e-3)
     gap = res / jnp.maximum(1.0 - dv, 0.0)
-    return (gap <= tol * q) | rounding | ((q <= _TINY) & (vq <= _TINY))
+    return (gap <= tol * q) | rounding | ((q <= TINY) & (vq <= TINY))
 
 
 def _bad(q, vq):
@@ -195,7 +195,7 @@ def _bad(q, vq):
 
 def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0):
     for name, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2), ("q0", q0)):
-        _check_domain(fn, name, v)
+        check_domain(fn, name, v)
 
 
 def q_star(
@@ -236,22 +236,22 @@ def q_star(
       arguments.
     """
     _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0)
-    return _run(_q_star, _act(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
+    return run_static(_q_star, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
 def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
     fp = _q_star(act, tol, max_iter, w, b, q0)
-    q = jnp.where(fp.diverged, 1.0, jnp.maximum(fp.q, _TINY))
-    x1 = _chi1(act, q, w)
-    slope_q = jax.jvp(lambda q: _length(act, q, w, b), (q,), (jnp.ones_like(q),))[1]
+    q = jnp.where(fp.diverged, 1.0, jnp.maximum(fp.q, TINY))
+    x1 = chi1_of(act, q, w)
+    slope_q = jax.jvp(lambda q: length_of(act, q, w, b), (q,), (jnp.ones_like(q),))[1]
     # c* = 1 - ε*, everything in ε = 1 - c, where the phase's physics lives near the edge
     # of chaos (ε* -> 0): 1 - f(1 - ε) = (w/2V) E[(φ(u1) - φ(u2))²] and
     # χ_c = χ1 - (w/2) E[(φ'(u1) - φ'(u2))²] have no cancellation, where f(c) and
     # E[φ'(u1)φ'(u2)] near 1 lose every digit of ε (float32 c = 0.9999 is ε to 6e-4).
     # ε* is bracketed by bisection in log ε on the Mehler series (tail lumped into its
     # last term, so f(1) = 1), then Newton steps on the quadrature.
-    a2 = _hermite(act, q)
-    a2 = a2.at[-1].add(jnp.maximum(_second(act, 0.0, q) - jnp.sum(a2), 0.0))
+    a2 = hermite(act, q)
+    a2 = a2.at[-1].add(jnp.maximum(second_moment(act, 0.0, q) - jnp.sum(a2), 0.0))
     powers = jnp.arange(a2.shape[0], dtype=q.dtype)
 
     def secant(e):  # (1 - f(1 - ε))/ε - 1: decreasing (f is convex); its root is ε*
@@ -268,14 +268,14 @@ def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
     lo, hi = jax.lax.fori_loop(0, 48, step, bracket)
     chaotic = x1 > 1
     e0 = jnp.where(chaotic, jnp.sqrt(lo * hi), 0.5)
-    norm = w * _second(act, 0.0, q, _N2) + b
+    norm = w * second_moment(act, 0.0, q, N2) + b
 
     def integrands(u, v):  # squared differences and products of φ and φ'
-        fu, fv, du, dv = act.fn(u), act.fn(v), _dphi(act, u), _dphi(act, v)
+        fu, fv, du, dv = act.fn(u), act.fn(v), dphi(act, u), dphi(act, v)
         return (fu - fv) ** 2, (du - dv) ** 2, fu * fv, du * dv
 
     def moments(e):  # at correlation 1 - ε: 1 - f(1 - ε), and χ1 - χ_c(1 - ε) (≥ 0)
-        d_phi, d_dphi, pair, dpair = _expect2(act, 0.0, q, q, None, integrands, eps=e)
+        d_phi, d_dphi, pair, dpair = expect2(act, 0.0, q, q, None, integrands, eps=e)
         # near c = 1 the differences keep every digit; far from it (ε > 1/2) the products
         # do, and give f(0) = 0 exactly for an odd φ without bias
         near = e <= 0.5
@@ -347,7 +347,7 @@ def depth_scales(
       max_iter: the most iterations for q*.
     """
     _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0)
-    return _run(_scales, _act(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
+    return run_static(_scales, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
 def phase_diagram(
@@ -375,7 +375,9 @@ def phase_diagram(
     w, b = jnp.asarray(sigma_w2, jnp.float32), jnp.asarray(sigma_b2, jnp.float32)
     if w.ndim != 1 or b.ndim != 1:
         raise ValueError(f"sigma_w2 and sigma_b2 must be 1-D; got shapes {w.shape}, {b.shape}")
-    return _run(_scales, _act(activation), (Q_STAR_TOL, _MAX_ITER), w[:, None], b[None, :], q0)
+    return run_static(
+        _scales, activation_of(activation), (Q_STAR_TOL, _MAX_ITER), w[:, None], b[None, :], q0
+    )
 
 
 _GRID_T = np.logspace(-12, 6, 109)  # q - σ_b² along the fixed-point branch
@@ -387,7 +389,7 @@ def _branch(act, b, t):
     differentiating q = σ_w² E[φ²] + σ_b² at fixed σ_w² gives V' = 1 - E[φ²] dσ_w²/dq."""
 
     def h_and_w(t):
-        second, d2 = _expect1(act, 0.0, t + b, lambda x: (act.fn(x) ** 2, _dphi(act, x) ** 2))
+        second, d2 = expect1(act, 0.0, t + b, lambda x: (act.fn(x) ** 2, dphi(act, x) ** 2))
         w = t / second
         return w * d2 - 1.0, w
 
@@ -494,8 +496,8 @@ def critical_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0.0
       activation: a spec string or an Activation.
       sigma_b2: the bias second moment, >= 0.
     """
-    _check_domain("critical_sigma_w2", "sigma_b2", sigma_b2)
-    return _run(_critical, _act(activation), (), sigma_b2)
+    check_domain("critical_sigma_w2", "sigma_b2", sigma_b2)
+    return run_static(_critical, activation_of(activation), (), sigma_b2)
 
 
 def divergence_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0.0) -> Array:
@@ -515,5 +517,5 @@ def divergence_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0
       activation: a spec string or an Activation.
       sigma_b2: the bias second moment, >= 0.
     """
-    _check_domain("divergence_sigma_w2", "sigma_b2", sigma_b2)
-    return _run(_divergence, _act(activation), (), sigma_b2)
+    check_domain("divergence_sigma_w2", "sigma_b2", sigma_b2)
+    return run_static(_divergence, activation_of(activation), (), sigma_b2)

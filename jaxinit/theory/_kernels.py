@@ -81,7 +81,7 @@ from jax.typing import ArrayLike
 
 from jaxinit._checks import check_int
 from jaxinit.activations import Activation
-from jaxinit.theory._quadrature import _TINY, Array, _act, _dphi, _expect2
+from jaxinit.theory._quadrature import TINY, Array, activation_of, dphi, expect2
 
 __all__ = ["Kernels", "kernels"]
 
@@ -113,7 +113,7 @@ def _leaky_slope(act) -> float | None:
 def _pair(act, q1, q2, k12) -> tuple[Array, Array]:
     """(E[φ(u)φ(u')], E[φ'(u)φ'(u')]) for (u, u') ~ N(0, [[q1, k12], [k12, q2]])."""
     s12 = jnp.sqrt(jnp.maximum(q1 * q2, 0.0))
-    ok = s12 > _TINY
+    ok = s12 > TINY
     c = jnp.clip(jnp.where(ok, k12 / jnp.where(ok, s12, 1.0), 0.0), -1.0, 1.0)
     # within rounding of ±1 is ±1: θ = arccos c has a square-root singularity there, so
     # one ulp of c (two inputs equal but summed in another order) would move θ by ~3e-4
@@ -133,10 +133,10 @@ def _pair(act, q1, q2, k12) -> tuple[Array, Array]:
     if act.name == "erf":  # Williams 1997
         a1, a2 = 1 + 2 * q1, 1 + 2 * q2
         e = 2 / math.pi * jnp.arcsin(jnp.clip(2 * k12 / jnp.sqrt(a1 * a2), -1.0, 1.0))
-        ed = 4 / math.pi / jnp.sqrt(jnp.maximum(a1 * a2 - 4 * k12 * k12, _TINY))
+        ed = 4 / math.pi / jnp.sqrt(jnp.maximum(a1 * a2 - 4 * k12 * k12, TINY))
         return e, ed
-    f = lambda a, b: (act.fn(a) * act.fn(b), _dphi(act, a) * _dphi(act, b))  # noqa: E731
-    return _expect2(act, 0.0, q1, q2, c, f)
+    f = lambda a, b: (act.fn(a) * act.fn(b), dphi(act, a) * dphi(act, b))  # noqa: E731
+    return expect2(act, 0.0, q1, q2, c, f)
 
 
 def _quadrature(act) -> bool:
@@ -247,7 +247,7 @@ def kernels(
       TypeError, ValueError: for a bad argument, naming it and what is valid; an
       unknown activation raises the registry's own error.
     """
-    act = _act(activation)
+    act = activation_of(activation)
     depth = check_int("depth", depth, low=1)
     _check_sigma("sigma_w2", sigma_w2, positive=True)
     _check_sigma("sigma_b2", sigma_b2, positive=False)

@@ -27,28 +27,33 @@ from jaxinit._checks import check_int
 from jaxinit.activations import Activation
 from jaxinit.initializers import Initializer
 from jaxinit.theory._quadrature import (
-    _N2,
-    _TINY,
+    N2,
+    TINY,
     Array,
-    _act,
-    _check_domain,
-    _cov,
-    _dphi,
-    _expect1,
-    _run,
-    _second,
-    _warn_range,
+    activation_of,
+    check_domain,
+    covariance_of,
+    dphi,
+    expect1,
+    run_static,
+    second_moment,
+    warn_range,
 )
 
+# chi1_of, length_of and weight_variance: the internal API of jaxinit.theory (its
+# _fixed_points and _predict import them); jaxinit.theory does not re-export them
 __all__ = [
     "Moments",
     "c_map",
     "chi1",
+    "chi1_of",
+    "length_of",
     "propagate",
     "propagate_variance",
     "sigma_b2",
     "sigma_w2",
     "variance_map",
+    "weight_variance",
 ]
 
 
@@ -63,19 +68,19 @@ class Moments(NamedTuple):
     diverged_layer: Array
 
 
-def _length(act, q, w, b):
-    return w * _second(act, 0.0, q) + b
+def length_of(act, q, w, b):
+    return w * second_moment(act, 0.0, q) + b
 
 
-def _chi1(act, q, w):  # at q = 0, the limit q → 0+ (relu's φ'(0) is a matter of convention)
-    return w * _expect1(act, 0.0, jnp.maximum(q, _TINY), lambda x: (_dphi(act, x) ** 2,))[0]
+def chi1_of(act, q, w):  # at q = 0, the limit q → 0+ (relu's φ'(0) is a matter of convention)
+    return w * expect1(act, 0.0, jnp.maximum(q, TINY), lambda x: (dphi(act, x) ** 2,))[0]
 
 
 def _correlation(act, c, q, w, b):
     # At q = 0 with σ_b² = 0 every pre-activation is exactly 0 and the ratio is 0/0 wherever
     # φ(0) = 0; the map is then its limit q → 0+ (c for an activation linear at 0).
-    q = jnp.where((q == 0) & (b == 0), _TINY, q)
-    return (w * _cov(act, 0.0, q, c) + b) / (w * _second(act, 0.0, q, _N2) + b)
+    q = jnp.where((q == 0) & (b == 0), TINY, q)
+    return (w * covariance_of(act, 0.0, q, c) + b) / (w * second_moment(act, 0.0, q, N2) + b)
 
 
 def variance_map(
@@ -97,10 +102,10 @@ def variance_map(
       :math:`\mathcal{V}(q)`; the arguments broadcast elementwise.
     """
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
-        _check_domain("variance_map", name, v)
-    act = _act(activation)
-    _warn_range("variance_map", "q", q, act)
-    return _run(_length, act, (), q, sigma_w2, sigma_b2)
+        check_domain("variance_map", name, v)
+    act = activation_of(activation)
+    warn_range("variance_map", "q", q, act)
+    return run_static(length_of, act, (), q, sigma_w2, sigma_b2)
 
 
 def chi1(activation: str | Activation, *, q: ArrayLike, sigma_w2: ArrayLike) -> Array:
@@ -119,10 +124,10 @@ def chi1(activation: str | Activation, *, q: ArrayLike, sigma_w2: ArrayLike) -> 
       :math:`\chi_1`; the arguments broadcast elementwise.
     """
     for name, v in (("q", q), ("sigma_w2", sigma_w2)):
-        _check_domain("chi1", name, v)
-    act = _act(activation)
-    _warn_range("chi1", "q", q, act)
-    return _run(_chi1, act, (), q, sigma_w2)
+        check_domain("chi1", name, v)
+    act = activation_of(activation)
+    warn_range("chi1", "q", q, act)
+    return run_static(chi1_of, act, (), q, sigma_w2)
 
 
 def c_map(
@@ -154,12 +159,12 @@ def c_map(
     Returns:
       :math:`c'`, the next layer's correlation; the arguments broadcast elementwise.
     """
-    _check_domain("c_map", "c", c, -1.0, 1.0)
+    check_domain("c_map", "c", c, -1.0, 1.0)
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
-        _check_domain("c_map", name, v)
-    act = _act(activation)
-    _warn_range("c_map", "q", q, act)
-    return _run(_correlation, act, (), c, q, sigma_w2, sigma_b2)
+        check_domain("c_map", name, v)
+    act = activation_of(activation)
+    warn_range("c_map", "q", q, act)
+    return run_static(_correlation, act, (), c, q, sigma_w2, sigma_b2)
 
 
 def propagate(
@@ -189,7 +194,7 @@ def propagate(
     """
     check_int("depth", depth)
     for name, v in (("q0", q0), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
-        _check_domain("propagate", name, v)
+        check_domain("propagate", name, v)
     dtype = jnp.result_type(q0, sigma_w2, sigma_b2, jnp.float32)
     per_layer = []
     for name, value in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
@@ -197,14 +202,16 @@ def propagate(
         if value.shape not in ((), (depth,)):
             raise ValueError(f"{name} must be a scalar or shaped ({depth},); got {value.shape}")
         per_layer.append(jnp.broadcast_to(value, (depth,)))
-    return _propagate(_act(activation), jnp.asarray(q0, dtype), jnp.stack(per_layer, axis=1))
+    return _propagate(
+        activation_of(activation), jnp.asarray(q0, dtype), jnp.stack(per_layer, axis=1)
+    )
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _propagate(act, q0, wb):
     def layer(h2, wb):
         q = wb[0] * h2 + wb[1]
-        mean, second = _expect1(act, 0.0, q, lambda x: (act.fn(x), act.fn(x) ** 2))
+        mean, second = expect1(act, 0.0, q, lambda x: (act.fn(x), act.fn(x) ** 2))
         return second, (q, mean, second)
 
     q, mean, second = jax.lax.scan(layer, q0, wb)[1]
@@ -235,7 +242,7 @@ def propagate_variance(
     return propagate(activation, q0, depth, sigma_w2=sigma_w2, sigma_b2=sigma_b2).pre_var
 
 
-def _weight_var(init: Initializer, shape: Sequence[int]) -> float:
+def weight_variance(init: Initializer, shape: Sequence[int]) -> float:
     mean, var = init.moments(shape)
     if mean != 0.0:
         raise ValueError(
@@ -273,7 +280,7 @@ def sigma_w2(init: str | Initializer, shape: Sequence[int], *, in_axis: int | No
     fan_in, _ = _initializers.compute_fans(
         shape, in_axis=in_axis, out_axis=out_axis, batch_axis=hp.get("batch_axis", ())
     )
-    return fan_in * _weight_var(init, shape)
+    return fan_in * weight_variance(init, shape)
 
 
 def sigma_b2(bias_init: str | Initializer, width: int) -> float:

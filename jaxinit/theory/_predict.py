@@ -20,13 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.kernel import BN_EPS
 from jaxinit.results import SweepResult
 from jaxinit.stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
-from jaxinit.theory._maps import _weight_var
-from jaxinit.theory._quadrature import _N2, _TINY, _dphi, _expect1, _expect2, _second
+from jaxinit.theory._maps import weight_variance
+from jaxinit.theory._quadrature import N2, TINY, dphi, expect1, expect2, second_moment
 
 __all__ = ["predict"]
 
@@ -83,7 +83,7 @@ def _below(t, m, sd, *, inclusive):
 
 def _post(act, m, v, thr):
     """E φ, E φ², E φ'², P(saturated), P(φ == 0) for pre-activations N(m, v)."""
-    e1, e2, d2 = _expect1(act, m, v, lambda x: (act.fn(x), act.fn(x) ** 2, _dphi(act, x) ** 2))
+    e1, e2, d2 = expect1(act, m, v, lambda x: (act.fn(x), act.fn(x) ** 2, dphi(act, x) ** 2))
     sd = jnp.sqrt(jnp.maximum(v, 0.0))
     sat = _below(thr[0], m, sd, inclusive=False) + 1.0 - _below(thr[1], m, sd, inclusive=True)
     return e1, e2, d2, sat, _below(thr[2], m, sd, inclusive=True)
@@ -145,14 +145,14 @@ def _cosine(act, sw, mb, vb, pairs):
     def layer(h, wb):
         w, b = wb
         va, vb_, k = w * h[:, 0] + b, w * h[:, 1] + b, w * h[:, 2] + b
-        c = k / jnp.sqrt(jnp.maximum(va * vb_, _TINY))
+        c = k / jnp.sqrt(jnp.maximum(va * vb_, TINY))
 
         def one(va, vb_, c):
-            ab = _expect2(act, mb, va, vb_, c, lambda u, v: (act.fn(u) * act.fn(v),))[0]
-            return jnp.stack([_second(act, mb, va, _N2), _second(act, mb, vb_, _N2), ab])
+            ab = expect2(act, mb, va, vb_, c, lambda u, v: (act.fn(u) * act.fn(v),))[0]
+            return jnp.stack([second_moment(act, mb, va, N2), second_moment(act, mb, vb_, N2), ab])
 
         h = jax.vmap(one)(va, vb_, c)
-        return h, jnp.mean(h[:, 2] / jnp.sqrt(jnp.maximum(h[:, 0] * h[:, 1], _TINY)))
+        return h, jnp.mean(h[:, 2] / jnp.sqrt(jnp.maximum(h[:, 0] * h[:, 1], TINY)))
 
     wb = jnp.stack([sw, jnp.broadcast_to(vb, sw.shape)], axis=1)
     return jax.lax.scan(layer, pairs, wb)[1]
@@ -160,9 +160,9 @@ def _cosine(act, sw, mb, vb, pairs):
 
 def _inputs(grid: Grid):
     """Per-sample mean squares (S,), the mean batch variance of an input, and pairs (P, 3)."""
-    batch = grid.n_samples
-    x = grid.input_array
-    if x is None:
+    batch = grid.batch
+    x = grid.inputs
+    if isinstance(x, str):
         mean, square = INPUT_MOMENTS[grid.inputs]
         var = (square - mean**2) * (batch - 1) / batch
         return np.array([square]), var, np.array([[square, square, mean**2]])
@@ -185,8 +185,8 @@ def _bn_cosine(act, v, batch):
     """
 
     def one(v):
-        ab = _expect2(act, 0.0, v, v, -1.0 / (batch - 1), lambda u, w: (act.fn(u) * act.fn(w),))
-        return ab[0] / _second(act, 0.0, v, _N2)
+        ab = expect2(act, 0.0, v, v, -1.0 / (batch - 1), lambda u, w: (act.fn(u) * act.fn(w),))
+        return ab[0] / second_moment(act, 0.0, v, N2)
 
     return jax.vmap(one)(v)
 
@@ -194,8 +194,8 @@ def _bn_cosine(act, v, batch):
 def _combination(grid, act, thr, init, width, bias, inputs) -> dict[str, np.ndarray]:
     """The fields of one (init, activation, width, bias init): (D,), and (n_depths, D) for
     the gradients."""
-    depth, d_in, batch = max(grid.depths), grid.input_dim, grid.n_samples
-    var0, var_h = _weight_var(init, (d_in, width)), _weight_var(init, (width, width))
+    depth, d_in, batch = max(dim_values(grid.depth)), grid.d_in, grid.batch
+    var0, var_h = weight_variance(init, (d_in, width)), weight_variance(init, (width, width))
     mb, vb = bias.moments((width,))
     sw = jnp.asarray([d_in * var0] + [width * var_h] * (depth - 1), jnp.float32)
     square, var_x, pairs = inputs
@@ -231,9 +231,9 @@ def _combination(grid, act, thr, init, width, bias, inputs) -> dict[str, np.ndar
     out.update(saturated=sat, dead=dead)
     out = {k: a.mean(1) if a.ndim == 2 else a for k, a in out.items()}
     n_in = [d_in] + [width] * (depth - 1)
-    shape = (len(grid.depths), depth)
+    shape = (len(dim_values(grid.depth)), depth)
     out["grad_var"], out["weight_grad_norm"] = np.full(shape, np.nan), np.full(shape, np.nan)
-    for i, top in enumerate(grid.depths):
+    for i, top in enumerate(dim_values(grid.depth)):
         g = d2[top - 1]  # per sample E δ² at the top (the cotangent has unit variance)
         for l in range(top - 1, -1, -1):
             out["grad_var"][i, l] = g.mean()
@@ -307,17 +307,17 @@ def predict(grid: Grid) -> SweepResult:
         raise TypeError(f"predict takes a jaxinit Grid; got {type(grid).__name__}")
     coords = grid.coords()
     sizes = [len(v) for v in coords.values()]
-    depth = max(grid.depths)
+    depth = max(dim_values(grid.depth))
     names = (*_FIELDS, *BACKWARD_FIELDS, *(("cosine",) if grid.cosine else ()))
     fields = {f: np.full((*sizes, depth), np.nan, np.float32) for f in names}
     inputs = _inputs(grid)
-    for ia, act in enumerate(grid.activation_objs):
+    for ia, act in enumerate(grid.activations):
         thr = _thresholds(act)
-        for ii, init in enumerate(grid.init_objs):
-            for iw, width in enumerate(grid.widths):
-                for ib, bias in enumerate(grid.bias_objs):
+        for ii, init in enumerate(grid.inits):
+            for iw, width in enumerate(dim_values(grid.width)):
+                for ib, bias in enumerate(dim_values(grid.bias_inits)):
                     out = _combination(grid, act, thr, init, width, bias, inputs)
-                    for idepth, top in enumerate(grid.depths):
+                    for idepth, top in enumerate(dim_values(grid.depth)):
                         at = (ii, ia, idepth, iw, ib)
                         for f in names:
                             value = out[f][idepth] if out[f].ndim == 2 else out[f]

@@ -28,7 +28,7 @@ accurate.
 correlation, the maps agree with float64 adaptive quadrature and the erf
 closed forms to about 2e-6 relative in float32 (``tests/test_theory.py``
 checks 1e-5); beyond ``Q_MAX`` the public maps warn.
-:func:`_hermite` gives the coefficients of Mehler's series
+:func:`hermite` gives the coefficients of Mehler's series
 :math:`\mathbb{E}[\varphi(u_1)\varphi(u_2)] = \sum_k a_k^2 c^k` (Poole et al.
 2016, https://arxiv.org/abs/1606.05340).
 """
@@ -46,12 +46,28 @@ import numpy as np
 
 from jaxinit import activations as _activations
 
-__all__: list[str] = []  # private helpers, imported by name within jaxinit.theory
+# the internal API of jaxinit.theory (its other modules import these; users do not)
+__all__ = [
+    "N2",
+    "Q_MAX",
+    "TINY",
+    "Array",
+    "activation_of",
+    "check_domain",
+    "covariance_of",
+    "dphi",
+    "expect1",
+    "expect2",
+    "hermite",
+    "run_static",
+    "second_moment",
+    "warn_range",
+]
 
 Array = jax.Array
 _Z = 8.0  # the Gaussian is integrated over ±8 standard deviations (mass lost: 1.2e-15)
 _BASE = (-4.0, -2.0, 0.0, 2.0, 4.0)  # panel edges in z, with ±_Z: six panels
-_N1, _N2 = 12, 6  # Gauss–Legendre nodes per panel, in 1-D and per dimension in 2-D
+_N1, N2 = 12, 6  # Gauss–Legendre nodes per panel, in 1-D and per dimension in 2-D
 _GRADES = (1.0, 3.0, 9.0)  # 2-D outer panels around u2's kink lines, in units of their width
 _KINKS = {n: (0.0,) for n in ("relu", "leaky_relu", "prelu", "rrelu", "elu", "selu")}
 _KINKS["hard_tanh"] = (-1.0, 1.0)
@@ -74,15 +90,15 @@ def _features(name: str, sides=(-1.0, 1.0)) -> tuple[float, ...]:
 # kinked activations with an exponential tail on their negative side (e^x - 1)
 _TAILS = {n: tuple(x for x in _features(n, (-1.0,)) if x < -3) for n in ("elu", "selu")}
 _CENTRES = (0.0,)  # where a smooth activation's transition is centred (a smoothed kink)
-_TINY = 1e-30
+TINY = 1e-30
 Q_MAX = 1e6  # the variances up to which the quadrature's accuracy is tested and guaranteed
 
 
-def _act(activation: Any) -> _activations.Activation:
+def activation_of(activation: Any) -> _activations.Activation:
     return _activations.get(activation)
 
 
-def _check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float = math.inf):
+def check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float = math.inf):
     """Refuses a concrete argument outside ``[low, high]`` or not finite (tracers pass).
 
     Every map here is defined for variances ``q, σ_w², σ_b² >= 0`` and
@@ -107,7 +123,7 @@ def _check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float 
 _HOMOGENEOUS = {"linear", "relu", "leaky_relu", "prelu", "rrelu"}
 
 
-def _warn_range(fn: str, name: str, value: Any, act) -> None:
+def warn_range(fn: str, name: str, value: Any, act) -> None:
     """Warns where a concrete variance lies beyond ``Q_MAX`` (tracers pass), for an
     activation whose accuracy depends on q (not the relu family's)."""
     if isinstance(value, jax.core.Tracer) or act.name in _HOMOGENEOUS:
@@ -139,7 +155,7 @@ def _lines(act) -> tuple[float, ...]:
 
 
 def _cut(num: Array, den: Array) -> Array:
-    ok = jnp.abs(den) > _TINY
+    ok = jnp.abs(den) > TINY
     return jnp.where(ok, num / jnp.where(ok, den, 1.0), _Z)
 
 
@@ -166,13 +182,13 @@ def _rule1(act, m, v, n: int = _N1) -> tuple[Array, Array, Array]:
     return m + sd * z, z, w
 
 
-def _expect1(act, m, v, f, n: int = _N1) -> tuple[Array, ...]:
+def expect1(act, m, v, f, n: int = _N1) -> tuple[Array, ...]:
     """E[f(x)] for x ~ N(m, v); ``f`` returns a tuple of arrays shaped like x."""
     x, _, w = _rule1(act, m, v, n)
     return tuple(jnp.sum(w * y) for y in f(x))
 
 
-def _expect2(act, m, v1, v2, c, f, n: int = _N2, *, eps=None) -> tuple[Array, ...]:
+def expect2(act, m, v1, v2, c, f, n: int = N2, *, eps=None) -> tuple[Array, ...]:
     r"""E[f(x1, x2)], (x1, x2) normal with means m, variances v1, v2 and correlation c.
 
     With ``eps`` given (and ``v1 == v2``), the correlation is ``1 - eps`` and
@@ -205,7 +221,7 @@ def _expect2(act, m, v1, v2, c, f, n: int = _N2, *, eps=None) -> tuple[Array, ..
     return tuple(jnp.sum(w1[:, None] * w2 * y) for y in f(x1, x2))
 
 
-def _dphi(act, x: Array) -> Array:
+def dphi(act, x: Array) -> Array:
     return jax.jvp(act.fn, (x,), (jnp.ones_like(x),))[1]
 
 
@@ -221,20 +237,20 @@ def _elementwise(fn, *args):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _run(fn, act, static, *args):
+def run_static(fn, act, static, *args):
     """``fn(act, *static, *scalars)`` jitted, over the broadcast of ``args``."""
     return _elementwise(lambda *a: fn(act, *static, *a), *args)
 
 
-def _second(act, m, v, n=_N1):
-    return _expect1(act, m, v, lambda x: (act.fn(x) ** 2,), n)[0]
+def second_moment(act, m, v, n=_N1):
+    return expect1(act, m, v, lambda x: (act.fn(x) ** 2,), n)[0]
 
 
-def _cov(act, m, v, c, n=_N2):
-    return _expect2(act, m, v, v, c, lambda a, b: (act.fn(a) * act.fn(b),), n)[0]
+def covariance_of(act, m, v, c, n=N2):
+    return expect2(act, m, v, v, c, lambda a, b: (act.fn(a) * act.fn(b),), n)[0]
 
 
-def _hermite(act, q, n_terms: int = 32) -> Array:
+def hermite(act, q, n_terms: int = 32) -> Array:
     """a_k² = E[φ(√q z) He_k(z)]²/k!, k < n_terms: E[φ(u1)φ(u2)] = Σ a_k² c^k (Mehler)."""
     x, z, w = _rule1(act, 0.0, q)
     y = w * act.fn(x)

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -23,8 +23,8 @@ from flax import nnx
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_bool, check_choice, check_int, check_real, closest_hint
-from jaxinit._spec import parse_spec
-from jaxinit.grid import seed_key
+from jaxinit._spec import parse_spec, resolve_specs
+from jaxinit.grid import dim_values, seed_key
 from jaxinit.training import _mup
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
@@ -264,31 +264,11 @@ def _objects(name: str, value: Any, get) -> tuple[tuple, dict]:
     values = tuple(value) if _is_list(value) else (value,)
     if not values:
         raise ValueError(f"TrainGrid: {name} is empty; give at least one")
-    objs = tuple(get(v) for v in values)
-    for v, o in zip(values, objs, strict=True):
-        if not getattr(o, "spec", ""):
-            raise ValueError(
-                f"TrainGrid: {name} entry {v!r} is a plain function; give a jaxinit "
-                "spec or object such as 'he_normal' (it labels the result)"
-            )
-    labels = [o.spec for o in objs]
-    if len(set(labels)) != len(labels):
-        raise ValueError(
-            f"TrainGrid: {name} repeats {sorted({s for s in labels if labels.count(s) > 1})}"
-        )
-    given = {
-        v: o.spec for v, o in zip(values, objs, strict=True) if isinstance(v, str) and v != o.spec
-    }
-    return objs, given
+    return resolve_specs("TrainGrid", name, values, get)
 
 
 def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
     return check_int(f"TrainGrid: {name}", value, low=low, none=none)
-
-
-def values(field: Any) -> tuple:
-    """A canonical field's values: a tuple (a dim) as it is, one value as a 1-tuple."""
-    return field if isinstance(field, tuple) else (field,)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -336,8 +316,9 @@ class TrainGrid:
         hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer
         ``l = len(hidden)``. Not with several widths (their shapes differ).
       root_seed: seed of the root key.
-      aliases: not an argument: {dim: {label as given: canonical spec}}, so that a
-        result selects by the names the grid was given (``"xavier_normal"``).
+      aliases: {dim: {label as given: canonical spec}}, so that a result selects by
+        the names the grid was given (``"xavier_normal"``). Derived from the specs;
+        :func:`dataclasses.replace` carries it over. There is no need to pass it.
     """
 
     inits: tuple[Any, ...]
@@ -359,7 +340,7 @@ class TrainGrid:
     record_stats_at: tuple[int, ...] = ()
     keep_params: bool = False
     root_seed: int = 0
-    aliases: dict = dataclasses.field(init=False, repr=False, compare=False)
+    aliases: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
@@ -367,14 +348,18 @@ class TrainGrid:
         acts, act_aliases = _objects("activation", self.activation, _activations.get)
         set_("inits", inits)
         set_("activation", acts if _is_list(self.activation) else acts[0])
-        set_(
-            "aliases",
-            {
-                d: a
-                for d, a in (("init", init_aliases), ("activation", act_aliases))
-                if a and d in self.dims
-            },
-        )
+        carried = {} if self.aliases is None else self.aliases
+        if not isinstance(carried, Mapping):
+            raise TypeError(
+                f"TrainGrid: aliases must be a mapping {{dim: {{label: spec}}}}; got {carried!r}"
+            )
+        labels = {"init": {o.spec for o in inits}, "activation": {o.spec for o in acts}}
+        derived = {"init": init_aliases, "activation": act_aliases}
+        merged = {
+            d: {**{k: v for k, v in carried.get(d, {}).items() if v in labels[d]}, **derived[d]}
+            for d in derived
+        }
+        set_("aliases", {d: a for d, a in merged.items() if a and d in self.dims})
         bias = _objects("bias_init", self.bias_init, _initializers.get)[0]
         if len(bias) != 1:
             raise ValueError(f"TrainGrid: bias_init takes one spec; got {self.bias_init!r}")
@@ -407,7 +392,7 @@ class TrainGrid:
                 f"TrainGrid: base_width={base} is μP's; it needs parametrization='mup'"
             )
         if self.parametrization == "mup" and base is None:
-            set_("base_width", min(values(self.width)))
+            set_("base_width", min(dim_values(self.width)))
         for name in ("steps", "root_seed"):
             _int(name, getattr(self, name), low=1 if name == "steps" else 0)
         _int("batch_size", self.batch_size, low=1, none=True)
@@ -466,7 +451,7 @@ class TrainGrid:
                 "TrainGrid: parametrization='mup' needs the optimizer as optax spec "
                 "strings (it picks TP5's SGD or Adam rules by name); got an object"
             )
-        return tuple(parse_spec(s)[0] for s in values(opt))
+        return tuple(parse_spec(s)[0] for s in dim_values(opt))
 
     def _kind(self) -> str:
         return (
@@ -507,19 +492,19 @@ class TrainGrid:
         c = {
             "init": tuple(i.spec for i in self.inits),
             "seed": self.seeds,
-            "activation": tuple(a.spec for a in values(self.activation)),
-            "width": values(self.width),
-            "learning_rate": values(self.learning_rate),
+            "activation": tuple(a.spec for a in dim_values(self.activation)),
+            "width": dim_values(self.width),
+            "learning_rate": dim_values(self.learning_rate),
         }
         return {d: c[d] for d in self.dims}
 
     def groups(self) -> list[tuple[Any, int | None]]:
         """The (activation, width) of each compiled program's models, in order."""
-        return list(itertools.product(values(self.activation), values(self.width)))
+        return list(itertools.product(dim_values(self.activation), dim_values(self.width)))
 
     def group_models(self) -> list[tuple[Any, float | None, int]]:
         """The (init, learning_rate, seed) of a group's models, in C order."""
-        return list(itertools.product(self.inits, values(self.learning_rate), self.seeds))
+        return list(itertools.product(self.inits, dim_values(self.learning_rate), self.seeds))
 
     def eval_steps(self) -> tuple[int, ...]:
         every = self.eval_every or self.steps
@@ -545,7 +530,7 @@ class TrainGrid:
             if isinstance(self.width, tuple):
                 raise ValueError(f"TrainGrid: give width=, one of {list(self.width)}")
             return self.width
-        return check_choice("TrainGrid: width", width, values(self.width))
+        return check_choice("TrainGrid: width", width, dim_values(self.width))
 
     def layer_rules(self, d_in: int, d_out: int, *, width: int | None = None) -> list:
         """Each parameter's :class:`LayerRule` at ``width``: its role, shape, shape at the
@@ -579,7 +564,7 @@ class TrainGrid:
     ) -> MLP:
         """The model ``(init, seed, activation, width)`` of this grid, as :func:`train` starts it
         (under μP the output kernel's variance is scaled by its rule)."""
-        act = values(self.activation)[0] if activation is None else activation
+        act = dim_values(self.activation)[0] if activation is None else activation
         init = _initializers.get(init)
         out = init if self.output_init is None else self.output_init
         rules = self.layer_rules(d_in, d_out, width=width)
@@ -609,7 +594,7 @@ class TrainGrid:
             return tx.tx
         if learning_rate is None:
             raise ValueError(
-                f"TrainGrid: give learning_rate=, e.g. one of {list(values(self.learning_rate))}"
+                f"TrainGrid: give learning_rate=, e.g. one of {list(dim_values(self.learning_rate))}"
             )
         if isinstance(learning_rate, (int, float)):
             _learning_rate(learning_rate)
@@ -622,11 +607,11 @@ class TrainGrid:
         return {
             "init": [i.spec for i in self.inits],
             "seed": list(self.seeds),
-            "activation": [a.spec for a in values(self.activation)],
+            "activation": [a.spec for a in dim_values(self.activation)],
             "dims": list(self.dims),
             "hidden": list(self.hidden),
-            "width": list(values(self.width)),
-            "learning_rate": list(values(self.learning_rate)),
+            "width": list(dim_values(self.width)),
+            "learning_rate": list(dim_values(self.learning_rate)),
             "parametrization": self.parametrization,
             "base_width": self.base_width,
             "bias_init": self.bias_init.spec,

@@ -1,10 +1,10 @@
 r"""The compiled programs: ``jit`` of a ``shard_map`` over the devices of a ``vmap`` over models.
 
-:func:`_train_chunk` scans ``prog.length`` (``min(SCAN_STEPS, steps)``) optimizer
+:func:`train_chunk` scans ``prog.length`` (``min(SCAN_STEPS, steps)``) optimizer
 steps of every stacked model, :math:`\theta_{t+1} = \theta_t + \mathrm{tx}(\nabla_\theta
-\tfrac{1}{|B_t|}\sum_{i \in B_t} \ell(f_\theta(x_i), y_i))`; :func:`_evaluate`
-and :func:`_stats` measure them. Each program is compiled once per
-:class:`_Program` (activation, shapes, output, optimizer spec), mesh and
+\tfrac{1}{|B_t|}\sum_{i \in B_t} \ell(f_\theta(x_i), y_i))`; :func:`evaluate`
+and :func:`batch_stats` measure them. Each program is compiled once per
+:class:`Program` (activation, shapes, output, optimizer spec), mesh and
 input shapes: initializers and seeds are data.
 """
 
@@ -25,7 +25,17 @@ from jaxinit import activations as _activations
 from jaxinit.stats import BACKWARD_FIELDS, FORWARD_FIELDS, layer_stats
 from jaxinit.training._grid import Tx
 
-__all__: list[str] = []  # private programs, imported by name within jaxinit.training
+# the internal API of jaxinit.training (its _run imports these; users do not)
+__all__ = [
+    "MODELS",
+    "STAT_DIMS",
+    "STAT_FIELDS",
+    "Program",
+    "batch_stats",
+    "evaluate",
+    "init_opt",
+    "train_chunk",
+]
 
 MODELS = "models"  # name of the mesh axis that the stacked models are split over
 # the sweep's per-layer fields (jaxinit.stats) less the histogram's, plus the gradients',
@@ -41,7 +51,7 @@ STAT_FIELDS = (
 STAT_DIMS = {"logit_abs_mean": ("stat_step",)}
 
 
-class _Program(NamedTuple):
+class Program(NamedTuple):
     """What a compiled program is specialized to; one program per distinct value.
     Evaluation and statistics get a copy without the fields they do not use."""
 
@@ -62,7 +72,7 @@ def _per_example(output: str, logits: jax.Array, y: jax.Array):
     return loss, jnp.argmax(logits, -1) == y
 
 
-def _batch(prog: _Program, x, y, rows):
+def _batch(prog: Program, x, y, rows):
     """Mini-batch inputs and labels, and their vmap axis (None: shared by the models)."""
     if rows is None:
         return x, y, None
@@ -77,12 +87,12 @@ def _on(mesh: Mesh, body: Callable, in_specs: tuple, out_specs: Any) -> Callable
     return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
 
-def _rows_spec(prog: _Program, rows: Any, model_axis: int) -> P:
+def _rows_spec(prog: Program, rows: Any, model_axis: int) -> P:
     return P(*(None,) * model_axis, MODELS) if prog.per_model and rows is not None else P()
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _train_chunk(prog: _Program, mesh: Mesh, params, opt_state, x, y, rows, n_active):
+def train_chunk(prog: Program, mesh: Mesh, params, opt_state, x, y, rows, n_active):
     """``prog.length`` steps, of which the first ``n_active`` update (the rest are no-ops).
 
     ``rows``: ``(steps, batch)`` or ``(steps, models, batch)`` indices, or None
@@ -119,7 +129,7 @@ def _train_chunk(prog: _Program, mesh: Mesh, params, opt_state, x, y, rows, n_ac
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _init_opt(prog: _Program, mesh: Mesh, params, lrs):
+def init_opt(prog: Program, mesh: Mesh, params, lrs):
     """Every model's optimizer state; ``lrs`` ``(models,)``: each one's injected learning rate."""
     if lrs is None:
         return _on(mesh, jax.vmap(prog.tx.tx.init), (P(MODELS),), P(MODELS))(params)
@@ -128,7 +138,7 @@ def _init_opt(prog: _Program, mesh: Mesh, params, lrs):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _evaluate(prog: _Program, mesh: Mesh, params, x, y, weight):
+def evaluate(prog: Program, mesh: Mesh, params, x, y, weight):
     """Mean loss and accuracy ``(models,)`` over ``x`` ``(chunks, EVAL_BATCH, d)``; padding has weight 0."""
 
     def one(p):
@@ -147,7 +157,7 @@ def _evaluate(prog: _Program, mesh: Mesh, params, x, y, weight):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _stats(prog: _Program, mesh: Mesh, params, x, y, rows):
+def batch_stats(prog: Program, mesh: Mesh, params, x, y, rows):
     """Per-layer statistics ``(models, layer)`` on one mini-batch, as a sweep's (:mod:`jaxinit.stats`)."""
 
     def one(p, xb, yb):

@@ -26,18 +26,19 @@ from jaxinit._checks import check_int
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
+from jaxinit.grid import dim_values
 from jaxinit.results import SweepResult
-from jaxinit.training._grid import TrainGrid, values
+from jaxinit.training._grid import TrainGrid
 from jaxinit.training._processes import train_across
 from jaxinit.training._program import (
     MODELS,
     STAT_DIMS,
     STAT_FIELDS,
-    _evaluate,
-    _init_opt,
-    _Program,
-    _stats,
-    _train_chunk,
+    Program,
+    batch_stats,
+    evaluate,
+    init_opt,
+    train_chunk,
 )
 
 __all__ = ["TrainResult", "train"]
@@ -213,7 +214,7 @@ class _Group(NamedTuple):
     them: ``params`` and ``opt_state`` are stacked ``(models, ...)`` in (init,
     learning_rate, seed) C order."""
 
-    prog: _Program
+    prog: Program
     params: Any
     opt_state: Any
 
@@ -250,7 +251,7 @@ def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> li
             for i, _, s in models
         ]
         params = _place(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)), size, mesh)
-        prog = _Program(
+        prog = Program(
             split[0][0],
             act,
             grid.output,
@@ -261,7 +262,7 @@ def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> li
         lrs = None
         if prog.tx.with_lr is not None:
             lrs = _place(np.array([lr for _, lr, _ in models], np.float32), size, mesh)
-        groups.append(_Group(prog, params, _split(_init_opt(prog, mesh, params, lrs), mesh)))
+        groups.append(_Group(prog, params, _split(init_opt(prog, mesh, params, lrs), mesh)))
     return groups
 
 
@@ -284,13 +285,15 @@ def _record(run: _Run, groups: list[_Group], fields: dict, step: int) -> None:
     for a, g in enumerate(groups):
         if step in evals:
             lean = g.prog._replace(per_model=False, tx=None, length=0)
-            loss, acc = _evaluate(lean, run.mesh, g.params, *run.evals)
+            loss, acc = evaluate(lean, run.mesh, g.params, *run.evals)
             fields["test_loss"][a, :, evals.index(step)] = np.asarray(loss)[:n]
             fields["test_accuracy"][a, :, evals.index(step)] = np.asarray(acc)[:n]
         if step in stats_at:
             r = run.rows(step, 1)
             r = run.pad_rows(r if r is None else r[0], 0)
-            stats = _stats(g.prog._replace(tx=None, length=0), run.mesh, g.params, run.x, run.y, r)
+            stats = batch_stats(
+                g.prog._replace(tx=None, length=0), run.mesh, g.params, run.x, run.y, r
+            )
             for k, v in stats.items():
                 fields[k][a, :, stats_at.index(step)] = np.asarray(v)[:n]
 
@@ -303,7 +306,7 @@ def _advance(run: _Run, groups: list[_Group], fields: dict, step: int, stop: int
         k = min(length, stop - step)
         r = run.pad_rows(run.rows(step, length), 1)
         for a, g in enumerate(groups):
-            params, opt, losses = _train_chunk(
+            params, opt, losses = train_chunk(
                 g.prog, run.mesh, g.params, g.opt_state, run.x, run.y, r, np.int32(k)
             )
             groups[a] = g._replace(
@@ -537,8 +540,8 @@ def train(
 def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainResult:
     """The result: fields ``(group, model, ...)`` laid out ``(init, [activation,] [width,]
     [learning_rate,] seed, ...)``."""
-    n_a, n_w = len(values(grid.activation)), len(values(grid.width))
-    n_i, n_l, n_s = len(grid.inits), len(values(grid.learning_rate)), len(grid.seeds)
+    n_a, n_w = len(dim_values(grid.activation)), len(dim_values(grid.width))
+    n_i, n_l, n_s = len(grid.inits), len(dim_values(grid.learning_rate)), len(grid.seeds)
     arrays, own = {}, {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",)}
     absent = ("activation", "width", "learning_rate")
     drop = tuple(1 + a for a, d in enumerate(absent) if d not in grid.dims)
