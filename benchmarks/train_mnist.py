@@ -243,9 +243,10 @@ def time_jax_loop(data, *, models: int, steps: int) -> dict:
 
 
 def time_vmap_scan(data, *, models: int, steps: int, width: int) -> dict:
-    """Plain JAX at its best for this work: ``jit(lax.scan(vmap(sgd_step)))`` over every model
-    at once, rows gathered from the device copy of the data, no evaluations; warm. The
-    design jaxinit's program has, less its bookkeeping: the ceiling of vmapped JAX here."""
+    """Plain JAX as one writes it for many models: ``jit(lax.scan(vmap(sgd_step)))`` over every
+    model at once on the default device, rows gathered from the device copy of the data, no
+    evaluations; warm. jaxinit's program has this design, plus its bookkeeping (evaluations,
+    checkpoints, learning rates as data) and the models split over the local devices."""
     x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
     sizes = (x.shape[1], *(width,) * len(HIDDEN), int(data[1].max()) + 1)
     inits = [ji.initializers.get(INITS[m % len(INITS)]) for m in range(models)]
