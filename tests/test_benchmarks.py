@@ -122,3 +122,18 @@ def test_train_mnist_width_sweep_quick(mnist_dir, capsys):
         scan_rate = r["models"] * r["steps"] / r["vmap_scan"]["seconds"]
         assert r["vmap_scan_ratio"] == pytest.approx(r["model_steps_per_s"] / scan_rate)
     assert "vmap scan" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_step_layouts_compute_the_same_step(mnist_dir, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "step_layouts", ROOT / "benchmarks" / "step_layouts.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--width", "8", "--steps", "3", "--data-dir", str(mnist_dir)])
+    # the batch-major step is the vmapped step written otherwise: same parameters after it
+    assert out["max_abs_diff"] < 1e-5
+    assert out["vmapped_gflops"] > 0
+    assert out["batch_major_gflops"] > 0
+    assert '"width": 8' in capsys.readouterr().out
