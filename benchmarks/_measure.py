@@ -65,6 +65,26 @@ def matmul_peak(n: int, repeats: int = 5) -> dict[str, float]:
     return out | {"gflops": max(out.values()), "n": n}
 
 
+def alone(run, *, peak_n: int = 1024) -> dict:
+    """``run()``'s figures beside what says whether they count: the load average before and
+    after, the CPU other processes used meanwhile (``CpuWatch``; above ~0.1 the run is
+    contaminated), ``XLA_FLAGS``, and the float32 matmul peak of jax and NumPy measured in the
+    same run (best of before and after)."""
+    load = [os.getloadavg()[0]]
+    with CpuWatch() as cpu:
+        before = matmul_peak(peak_n)
+        figures = run()
+        after = matmul_peak(peak_n)
+    load.append(os.getloadavg()[0])
+    peak = {k: max(before[k], after[k]) for k in ("jax_gflops", "numpy_gflops", "gflops")}
+    return figures | {
+        "matmul_peak": {k: round(v, 1) for k, v in peak.items()},
+        "load_average": [round(x, 2) for x in load],
+        "other_cpu": cpu.result.get("foreign_cpu_frac"),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
 def time_numpy(cfg: Config) -> dict:
     """The NumPy loop over every combination of the grid."""
     for act in cfg.activations:  # warm-up: first touches of each code path

@@ -9,11 +9,16 @@ batched matmul. Quiet machine only; run with ``JAX_NUM_CPU_DEVICES=1`` and ``=2`
 """
 
 import json
+import pathlib
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _measure import alone  # load, other processes' CPU and the matmul peak, in the same run
 
 
 def best(f, *a, n=30):
@@ -38,7 +43,8 @@ def rep(fn):
     return jax.jit(g)
 
 
-def main() -> dict:
+def layouts() -> dict:
+    """GFLOP/s of each layout."""
     M, B, W = 12, 128, 100
     k = jax.random.key(0)
     x = jax.random.normal(k, (M, B, W))
@@ -75,9 +81,13 @@ def main() -> dict:
     for _ in range(20):
         a = np.tanh(np.matmul(a, bnp))
     res["numpy matmul (batched)"] = time.perf_counter() - t
-    gflops = {k: round(flops / v / 1e9, 1) for k, v in res.items()}
-    print(json.dumps(gflops))
-    return gflops
+    return {k: round(flops / v / 1e9, 1) for k, v in res.items()}
+
+
+def main() -> dict:
+    out = alone(layouts)
+    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":

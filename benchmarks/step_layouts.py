@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import pathlib
+import sys
 import time
 
 import jax
@@ -22,6 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit.data import load_mnist
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _measure import alone  # load, other processes' CPU and the matmul peak, in the same run
 
 MODELS, STEPS, BATCH, DEPTH, RATE = 12, 200, 128, 4, 0.01
 
@@ -72,22 +77,27 @@ def main(argv: list[str] | None = None) -> dict:
 
     flops = 6 * BATCH * sum(a * b for a, b in itertools.pairwise(sizes))
     flops -= 2 * BATCH * sizes[0] * sizes[1]  # no gradient for the input
-    out, finals = {"width": w, "devices": len(jax.devices())}, []
-    for name, step in (("vmapped", vmapped), ("batch_major", batch_major)):
-        run = jax.jit(
-            lambda p, o, step=step: jax.lax.scan(lambda q, r: (step(q, r), None), p, o)[0]
+
+    def timed() -> dict:
+        out, finals = {"width": w, "devices": len(jax.devices())}, []
+        for name, step in (("vmapped", vmapped), ("batch_major", batch_major)):
+            run = jax.jit(
+                lambda p, o, step=step: jax.lax.scan(lambda q, r: (step(q, r), None), p, o)[0]
+            )
+            finals.append(jax.block_until_ready(run(params, order)))  # compiles
+            best = float("inf")
+            for _ in range(2):
+                t = time.perf_counter()
+                jax.block_until_ready(run(params, order))
+                best = min(best, time.perf_counter() - t)
+            out[f"{name}_gflops"] = round(flops * MODELS * steps / best / 1e9, 1)
+        out["max_abs_diff"] = max(
+            float(jnp.max(jnp.abs(a - b)))
+            for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1]), strict=True)
         )
-        finals.append(jax.block_until_ready(run(params, order)))  # compiles
-        best = float("inf")
-        for _ in range(2):
-            t = time.perf_counter()
-            jax.block_until_ready(run(params, order))
-            best = min(best, time.perf_counter() - t)
-        out[f"{name}_gflops"] = round(flops * MODELS * steps / best / 1e9, 1)
-    out["max_abs_diff"] = max(
-        float(jnp.max(jnp.abs(a - b)))
-        for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1]), strict=True)
-    )
+        return out
+
+    out = alone(timed)
     print(json.dumps(out))
     return out
 
