@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real", "closest_hint"]
+__all__ = ["check_bool", "check_choice", "check_int", "check_real", "closest_hint", "is_list"]
 
 
 def closest_hint(word: Any, choices: Iterable[Any]) -> str:
@@ -26,6 +26,17 @@ def closest_hint(word: Any, choices: Iterable[Any]) -> str:
     by_text = {str(c): c for c in choices}
     match = difflib.get_close_matches(str(word), list(by_text), n=1, cutoff=0.5)
     return f" Did you mean {by_text[match[0]]!r}?" if match else ""
+
+
+def is_list(value: Any) -> bool:
+    """Whether a grid setting is a list of values (a dim) rather than one value: any
+    sequence but a string.
+
+    Example:
+      >>> is_list([5, 10]), is_list((5,)), is_list(5), is_list("he_normal")
+      (True, True, False, False)
+    """
+    return not isinstance(value, str) and isinstance(value, Sequence)
 
 
 def check_bool(name: str, value: Any, *, none: bool = False) -> bool | None:

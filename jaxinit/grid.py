@@ -34,7 +34,7 @@ import numpy as np
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_bool, check_int, closest_hint
+from jaxinit._checks import check_bool, check_int, closest_hint, is_list
 from jaxinit._spec import resolve_specs
 
 __all__ = [
@@ -109,12 +109,8 @@ def dim_values(field: Any) -> tuple:
     return tuple(field) if isinstance(field, (tuple, range)) else (field,)
 
 
-def _is_list(value: Any) -> bool:
-    return not isinstance(value, str) and isinstance(value, Sequence)
-
-
 def _as_tuple(name: str, value: Any) -> tuple:
-    value = tuple(value) if _is_list(value) else (value,)
+    value = tuple(value) if is_list(value) else (value,)
     if not value:
         raise ValueError(f"Grid: {name} is empty; give at least one value")
     return value
@@ -130,7 +126,7 @@ def _positive_ints(name: str, values: tuple, *, minimum: int = 1) -> tuple[int, 
 def _ints(name: str, value: Any) -> int | tuple[int, ...]:
     """One int >= 1 (a fixed setting) or a tuple of distinct ones (a dim)."""
     ints = _positive_ints(name, _as_tuple(name, value))
-    return ints if _is_list(value) else ints[0]
+    return ints if is_list(value) else ints[0]
 
 
 def _seeds(value: Any) -> range | tuple[int, ...]:
@@ -282,7 +278,7 @@ class Grid:
                 )
         set_("inits", inits)
         set_("activations", acts)
-        set_("bias_inits", biases if _is_list(self.bias_inits) else biases[0])
+        set_("bias_inits", biases if is_list(self.bias_inits) else biases[0])
         set_("depth", _ints("depth", self.depth))
         set_("width", _ints("width", self.width))
         set_("seeds", _seeds(self.seeds))

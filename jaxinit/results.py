@@ -31,6 +31,7 @@ This module imports nothing else from jaxinit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -83,13 +84,20 @@ def _coords(dims: tuple[str, ...], value: Mapping[str, Any]) -> dict[str, tuple[
     return coords
 
 
+@functools.cache
+def _reserved_names() -> frozenset[str]:
+    """Names a field may not take: SweepResult's own, and np.savez's ``file`` and
+    ``allow_pickle`` (the arrays are saved as its keyword arguments)."""
+    own = {f.name for f in dataclasses.fields(SweepResult)} | set(dir(SweepResult))
+    return frozenset(own | {"file", "allow_pickle"})
+
+
 def _field(
     name: Any, value: Any, own: tuple[str, ...], dims: tuple[str, ...], sizes: tuple[int, ...]
 ) -> np.ndarray:
     """A read-only view of field ``name``: a numeric array ``sizes + (one size per own dim)``."""
-    reserved = {f.name for f in dataclasses.fields(SweepResult)} | set(dir(SweepResult))
-    reserved |= {*dims, "file", "allow_pickle"}  # the last two: np.savez's own parameters
-    if not (isinstance(name, str) and name.isidentifier()) or name[0] == "_" or name in reserved:
+    reserved = name in _reserved_names() or name in dims
+    if not (isinstance(name, str) and name.isidentifier()) or name[0] == "_" or reserved:
         raise ValueError(
             f"field name {name!r} must be an identifier without a leading '_' that is "
             "neither a dim, a SweepResult attribute, nor np.savez's 'file' or 'allow_pickle'"

@@ -22,7 +22,14 @@ from flax import nnx
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_bool, check_choice, check_int, check_real, closest_hint
+from jaxinit._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    closest_hint,
+    is_list,
+)
 from jaxinit._spec import parse_spec, resolve_specs
 from jaxinit.grid import dim_values, seed_key
 from jaxinit.training import _mup
@@ -261,7 +268,7 @@ class Tx:
 
 def _objects(name: str, value: Any, get) -> tuple[tuple, dict]:
     """Resolved objects, distinct and labelled, and {given label: canonical spec}."""
-    values = tuple(value) if _is_list(value) else (value,)
+    values = tuple(value) if is_list(value) else (value,)
     if not values:
         raise ValueError(f"TrainGrid: {name} is empty; give at least one")
     return resolve_specs("TrainGrid", name, values, get)
@@ -347,7 +354,7 @@ class TrainGrid:
         inits, init_aliases = _objects("inits", self.inits, _initializers.get)
         acts, act_aliases = _objects("activation", self.activation, _activations.get)
         set_("inits", inits)
-        set_("activation", acts if _is_list(self.activation) else acts[0])
+        set_("activation", acts if is_list(self.activation) else acts[0])
         carried = {} if self.aliases is None else self.aliases
         if not isinstance(carried, Mapping):
             raise TypeError(
@@ -482,9 +489,9 @@ class TrainGrid:
     @property
     def dims(self) -> tuple[str, ...]:
         many = {
-            "activation": _is_list(self.activation),
-            "width": _is_list(self.width),
-            "learning_rate": _is_list(self.learning_rate),
+            "activation": is_list(self.activation),
+            "width": is_list(self.width),
+            "learning_rate": is_list(self.learning_rate),
         }
         return ("init", *(d for d, m in many.items() if m), "seed")
 
@@ -634,10 +641,6 @@ def _param_shapes(d_in: int, hidden: tuple[int, ...], d_out: int) -> Any:
     return nnx.split(nnx.eval_shape(lambda: MLP(d_in, hidden, d_out, rngs=nnx.Rngs(0))))[1]
 
 
-def _is_list(value: Any) -> bool:
-    return not isinstance(value, str) and isinstance(value, Sequence)
-
-
 def _learning_rate(value: Any) -> float:
     return check_real("TrainGrid: learning_rate", value, low=0.0, strict=True)
 
@@ -646,7 +649,7 @@ def _distinct(name: str, value: Any, check) -> Any:
     """None, one checked value, or a tuple of distinct checked values (a dim)."""
     if value is None:
         return None
-    if not _is_list(value):
+    if not is_list(value):
         return check(value)
     values_ = tuple(check(v) for v in _nonempty(name, value))
     if len(set(values_)) != len(values_):
