@@ -495,7 +495,11 @@ def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax
 
     The gradient of a layer's (effective, LSUV-rescaled) weights is
     :math:`h_{l-1}^\top \partial u_l`; the first layer's is :math:`x^\top \partial u_1`,
-    one matmul for every member.
+    one matmul for every member. The layers between the top and the first run as one
+    reversed ``lax.scan``, so the program (and its compile time) does not grow with the
+    depth. Each step reads one stored layer only: it carries :math:`g = \partial u_{l+1}
+    W_{l+1}^\top` and :math:`\partial u_{l+1}` down, and finishes layer :math:`l + 1`'s
+    weight gradient with :math:`h_l`.
     """
 
     def through_bn(delta, z, sigma):  # ∂/∂u from ∂/∂z, z = (u - μ)/σ over the batch
@@ -509,21 +513,41 @@ def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax
         mean_dz = jnp.einsum("smbw,b->smw", delta * z, ones)[:, :, None]
         return (delta - mean_d - z * mean_dz) / sigma
 
-    g_var, g_norm = [None] * depth, [None] * depth
-    delta = cot[:, None] * pas.at(depth - 1).dphi  # (S, M, B, W)
-    for l in range(depth - 1, 0, -1):
-        here, below = pas.at(l), pas.at(l - 1)
-        g_var[l] = delta.var((-2, -1))
-        du = through_bn(delta, here.z, here.sigma)
-        grad_w = jnp.einsum("smbi,smbj->smij", below.h, du)
-        g_norm[l] = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
-        delta = jnp.einsum("smbj,smij->smbi", du, pas.w[l - 1]) * below.dphi
-    g_var[0] = delta.var((-2, -1))
+    def frob(h, du):  # ‖hᵀ ∂u‖_F per (seed, member)
+        grad_w = jnp.einsum("smbi,smbj->smij", h, du)
+        return jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
+
+    def at(lay, g):  # a layer from g = ∂h: Var(∂z) and ∂u
+        delta = g * lay.dphi
+        return delta.var((-2, -1)), through_bn(delta, lay.z, lay.sigma)
+
+    def step(carry, inp):  # layer l (1 ≤ l < top): g_l = ∂u_{l+1} W_{l+1}ᵀ and ∂u_{l+1} in
+        g, du_above = carry
+        lay, w = inp  # layer l's stored pass and its weights W_l
+        norm_above = frob(lay.h, du_above)  # layer l + 1's weight gradient
+        g_var, du = at(lay, g)
+        return (jnp.einsum("smbj,smij->smbi", du, w), du), (g_var, norm_above)
+
     first = pas.at(0)
-    du = through_bn(delta, first.z, first.sigma)
-    grad_w = jnp.einsum("sbd,smbw->smdw", jnp.broadcast_to(x, (du.shape[0], *x.shape[1:])), du)
-    g_norm[0] = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
-    return jnp.stack(g_var, -1), jnp.stack(g_norm, -1)
+    g = cot[:, None]  # (S, 1, B, W): the readout's cotangent at h_top
+    var_top, norm_mid, var_mid = [], [], []
+    if depth > 1:
+        top = depth - 1
+        var_t, du = at(pas.at(top), g)
+        var_top = [var_t]
+        g = jnp.einsum("smbj,smij->smbi", du, pas.w[top - 1])
+        if depth > 2:
+            mid = jax.tree.map(lambda a: a[: top - 1], (pas.hidden, pas.w[: top - 1]))
+            (g, du), (gv, gn) = jax.lax.scan(step, (g, du), mid, reverse=True)
+            var_mid, norm_mid = [jnp.moveaxis(gv, 0, -1)], [jnp.moveaxis(gn, 0, -1)]
+        norm_mid = [frob(first.h, du)[..., None], *norm_mid]  # layer 1's, from h_0
+    var0, du = at(first, g)
+    x = jnp.broadcast_to(x, (du.shape[0], *x.shape[1:]))
+    grad_w = jnp.einsum("sbd,smbw->smdw", x, du)
+    norm0 = jnp.sqrt(jnp.square(grad_w).sum((-2, -1)))
+    g_var = jnp.concatenate([var0[..., None], *var_mid, *(v[..., None] for v in var_top)], -1)
+    g_norm = jnp.concatenate([norm0[..., None], *norm_mid], -1)
+    return g_var, g_norm
 
 
 def _run_tile(

@@ -58,7 +58,7 @@ from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.results import SweepResult
 
-__all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "plan", "sweep"]
+__all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "on_accelerator", "plan", "sweep"]
 
 # Seeds per group of lanes: a CPU runs one seed (its members batched) at a time
 # fastest; accelerators want wide batches.
@@ -74,9 +74,14 @@ CHUNK_COMBINATIONS = 4096  # combinations per chunk when not told (about a secon
 HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
 
 
+def on_accelerator() -> bool:
+    """Whether sweeps plan for an accelerator (GPU, TPU): jax's default backend is not the CPU."""
+    return jax.default_backend() != "cpu"
+
+
 def default_lanes() -> int:
     """Seeds per group of lanes when not told: 1 on CPU, 16 on GPU and TPU."""
-    return CPU_LANES if jax.default_backend() == "cpu" else ACCELERATOR_LANES
+    return ACCELERATOR_LANES if on_accelerator() else CPU_LANES
 
 
 def hist_edges(grid: Grid, activation) -> np.ndarray:
@@ -174,7 +179,7 @@ def plan(
     block = math.ceil(n_members / n_blocks)  # even blocks: less padding
     check_int("sweep: tile (members per step)", tile, low=1, none=True)
     if tile is None:
-        tile = CPU_TILE if jax.default_backend() == "cpu" else block
+        tile = block if on_accelerator() else CPU_TILE
     tile = math.gcd(block, tile)
     blocks = tuple(range(b * block, min((b + 1) * block, n_members)) for b in range(n_blocks))
     w_bases, _ = _family_index(grid.inits)
