@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxinit import kernel
-from jaxinit.training import _program, _run
+from jaxinit.training import _run
 
 # (module, attribute) of each program; the callers look them up by these names
 SWEEP_PROGRAMS = (

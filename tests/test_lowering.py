@@ -33,9 +33,15 @@ STANDARD_INITS = [
 ]
 STANDARD_ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu"]
 STANDARD = dict(
-    inits=STANDARD_INITS, activations=STANDARD_ACTIVATIONS, depth=5, width=100, batch=1000,
-    d_in=100, seeds=16, bins=30,
-)  # fmt: skip
+    inits=STANDARD_INITS,
+    activations=STANDARD_ACTIVATIONS,
+    depth=5,
+    width=100,
+    batch=1000,
+    d_in=100,
+    seeds=16,
+    bins=30,
+)
 ACCELERATOR = dict(memory_budget=16 << 30)  # the plan's defaults, with on_accelerator() true
 CPU = {}
 
@@ -53,10 +59,14 @@ SWEEP_CASES = {
     "standard-accelerator": (STANDARD, ACCELERATOR),
     "standard-no-gradients": ({**STANDARD, "gradients": False}, ACCELERATOR),
     "batchnorm-lsuv-depths": (
-        {**STANDARD, "inits": ["lsuv", "orthogonal", "he_normal"], "depth": [2, 5],
-         "batchnorm": True},
+        {
+            **STANDARD,
+            "inits": ["lsuv", "orthogonal", "he_normal"],
+            "depth": [2, 5],
+            "batchnorm": True,
+        },
         ACCELERATOR,
-    ),  # fmt: skip
+    ),
     "width-1024": ({**STANDARD, "width": 1024, "batch": 1024, "seeds": 2}, ACCELERATOR),
 }
 
@@ -89,14 +99,22 @@ def _mnist_like(n=256, d=784, classes=10):
 
 TRAIN_CASES = {
     "mnist": dict(
-        inits=["he_normal", "glorot_uniform"], seeds=2, hidden=(100, 100),
-        optimizer="sgd(learning_rate=0.1)", shuffle="per_seed",
-    ),  # fmt: skip
+        inits=["he_normal", "glorot_uniform"],
+        seeds=2,
+        hidden=(100, 100),
+        optimizer="sgd(learning_rate=0.1)",
+        shuffle="per_seed",
+    ),
     # one program per width; the rates are data (each model's injected learning rate)
     "width-1024-mup-rates": dict(
-        inits=["he_normal"], seeds=1, hidden=(1, 1), width=[1024], learning_rate=[0.01, 0.1],
-        optimizer="adam", parametrization="mup",
-    ),  # fmt: skip
+        inits=["he_normal"],
+        seeds=1,
+        hidden=(1, 1),
+        width=[1024],
+        learning_rate=[0.01, 0.1],
+        optimizer="adam",
+        parametrization="mup",
+    ),
 }
 
 
