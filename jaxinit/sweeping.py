@@ -317,6 +317,19 @@ def sweep(
         that names it and the chunks waited for. A process that stops with an
         error says so in that file, and the others raise at once.
 
+    Reproducibility: a combination's numbers are bitwise the same for any
+    ``chunk_size``, number of devices or processes, and after a resume, since
+    every group of lanes runs one compiled body and those only change how often
+    it runs. They are *not* promised bitwise against another grid holding the
+    same combination (other inits, activations or seeds beside it; another
+    ``lanes`` or ``memory_budget``): that is another program, in which the first
+    layer's matmul over every weight family's draws, or a block of members, has
+    another shape, and XLA may sum its dot products in another order. Such
+    results agree to float32 rounding: about ``sqrt(K)·2⁻²⁴`` relative per dot of
+    ``K`` terms, ~1e-6 through a few layers (``tests/_tolerances.py``,
+    ``ENGINE_RTOL``), and a value within a few ulps of a histogram edge may
+    change bins.
+
     Several processes (``jax.distributed``): after ``jax.distributed.initialize``
     run the same call in every process, with ``out=`` a directory that every
     process sees (it is required: the processes exchange their chunks through

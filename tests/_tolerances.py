@@ -137,6 +137,13 @@ ENGINE_ATOL = 1e-7  # for statistics that are near zero (means of odd activation
 # with the edge itself). (h - lo)·bins/(hi - lo) has at most 2 roundings (≤ 1 ulp of
 # the index each), so 4 ulps of the value is a safe bound.
 HIST_EDGE_ULPS = 4
+# Two programs that differ in the last bits (another grid beside a combination) can move
+# a value that lies within HIST_EDGE_ULPS ulps of an interior edge into the neighbouring
+# bin. For values of density p ≤ 1 per unit near edges of size ~1, the chance that one
+# lies that close to one of `bins` ≤ 30 edges is about bins · 2 · 4 · 2⁻²³ ≈ 3e-5; a
+# moved value changes the L1 distance of the counts by 2. ENGINE_HIST_L1 allows 1e-3 of
+# the values (30× that), and a real mistake moves most of them.
+ENGINE_HIST_L1 = 1e-3
 
 
 # Infinite-width kernels (tests/test_theory_kernels.py) against finite networks of width

@@ -16,6 +16,7 @@ from jaxinit import _threefry, kernel, stats, sweeping
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
 from jaxinit.initializers import _bases as B
 from jaxinit.initializers._core import bits_many, draw, draw_families
+from tests._rounding import assert_within_rounding
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
 
 BASES = [
@@ -277,8 +278,9 @@ def test_gradients_false_skips_the_backward_pass_and_says_so():
     fwd = ji.sweep(ji.Grid(**kw, gradients=False))
     assert "grad_var" not in fwd.fields
     assert "weight_grad_norm" not in fwd.fields
-    for f in fwd.fields:  # the forward numbers are the same program's, bit for bit
-        np.testing.assert_array_equal(getattr(fwd, f), getattr(full, f))
+    # another program (the backward pass's stored layers change how XLA lays out the
+    # forward): the same numbers to float32 rounding, not promised bitwise
+    assert_within_rounding(fwd, full, subset=True)
     with pytest.raises(AttributeError, match="gradients=False"):
         fwd.grad_var
     assert ji.Grid.from_description(fwd.attrs["grid"]).gradients is False

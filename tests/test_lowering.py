@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _programs import SWEEP_PROGRAMS, export, recorded
 
 import jaxinit as ji
 from jaxinit import _threefry, sweeping
+from tests._programs import SWEEP_PROGRAMS, export, recorded
 
 PLATFORMS = ("cuda", "tpu")
 STANDARD_INITS = [
