@@ -90,6 +90,7 @@ def _grid(seeds):
 
 
 def test_two_processes_equal_one_bitwise(tmp_path):
+    # bitwise by construction: each device (process) runs the same compiled body for each group of lanes; their number only changes how many groups each one loops over
     out = tmp_path / "sweep"
     lines = _finish(_start(out, seeds=6))
     expected = ji.sweep(_grid(6), chunk_size=1)

@@ -140,6 +140,7 @@ def test_resume_with_another_device_count(tmp_path):
     mtime = chunks[0].stat().st_mtime_ns
     both = ji.sweep(grid, out=out, devices=jax.devices()[:2])
     assert chunks[0].stat().st_mtime_ns == mtime  # read back, not recomputed
+    # bitwise by construction: each device (process) runs the same compiled body for each group of lanes; their number only changes how many groups each one loops over
     assert both.equals(ji.sweep(grid, chunk_size=2, devices=jax.devices()[:1]))
 
 

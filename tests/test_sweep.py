@@ -279,7 +279,9 @@ def test_kill_and_resume(tmp_path):
 
 @pytest.mark.multidevice
 def test_bitwise_identical_across_devices(tmp_path):
-    """1 vs 4 host devices, in subprocesses (the device count is fixed at jax start)."""
+    """1 vs 4 host devices, in subprocesses (the device count is fixed at jax start).
+
+    Bitwise by construction: each device (process) runs the same compiled body for each group of lanes; their number only changes how many groups each one loops over."""
     import os
     import subprocess
     import sys
