@@ -18,11 +18,56 @@ from typing import Any
 
 import jax
 
-__all__ = ["PACKAGES", "prng_impl", "source_revision", "use_cpu_cores", "versions"]
+__all__ = [
+    "MEMORY_HEADROOM",
+    "PACKAGES",
+    "available_memory",
+    "prng_impl",
+    "source_revision",
+    "use_cpu_cores",
+    "versions",
+]
 
 # The packages whose versions a result's provenance records.
 PACKAGES = ("jaxinit", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
 NOT_INSTALLED = "not installed"
+# of a device's free memory that a plan may fill: XLA's own workspace, fragmentation and
+# the estimates' slack take the rest
+MEMORY_HEADROOM = 0.8
+_FALLBACK_HOST_MEMORY = 8 << 30  # where the host's free memory cannot be read
+
+
+def _host_available() -> int:
+    """Free host memory: ``MemAvailable`` of /proc/meminfo, else half the physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return _FALLBACK_HOST_MEMORY
+
+
+def available_memory(device: jax.Device | None = None) -> int:
+    """Bytes free on ``device`` (default: jax's first device) for a plan to use.
+
+    An accelerator reports its own (``memory_stats()``: ``bytes_limit`` less
+    ``bytes_in_use``); a CPU device's memory is the host's (``MemAvailable``).
+    """
+    device = jax.devices()[0] if device is None else device
+    stats = None
+    if device.platform != "cpu":
+        try:
+            stats = device.memory_stats()
+        except Exception:  # some backends do not implement it
+            stats = None
+    if stats and "bytes_limit" in stats:
+        return max(0, int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+    return _host_available()
 
 
 def versions() -> dict[str, str]:

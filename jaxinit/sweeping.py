@@ -51,7 +51,7 @@ import numpy as np
 from jaxinit import _distributed, kernel
 from jaxinit import stats as _stats
 from jaxinit._checks import check_bool, check_int
-from jaxinit._host import prng_impl
+from jaxinit._host import MEMORY_HEADROOM, available_memory, prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
@@ -137,6 +137,23 @@ def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
     return slab * stored + weights
 
 
+def _draw_bytes_per_seed(spec: kernel.DrawSpec) -> int:
+    """Device memory of one seed's draws (:class:`jaxinit.kernel.Draws`)."""
+    f, fb, w = len(spec.w_bases), len(spec.b_bases), spec.width
+    floats = spec.d_in * f * w + (spec.depth - 1) * f * w * w + spec.depth * fb * w
+    floats += spec.batch * spec.d_in if spec.inputs != "array" else 0
+    floats += spec.batch * w if spec.cotangent else 0
+    return 4 * floats
+
+
+def _stats_bytes_per_seed(grid: Grid, members: int) -> int:
+    """Device memory of one seed's statistics, every activation's call held until fetched."""
+    depth = max(dim_values(grid.depth))
+    n_depths = len(dim_values(grid.depth)) if grid.gradients else 0
+    per_layer = 4 * (len(_stats.LAYER_FIELDS) + 2 * n_depths + grid.bins + 3)
+    return len(grid.activations) * members * depth * per_layer
+
+
 def plan(
     grid: Grid,
     *,
@@ -144,6 +161,8 @@ def plan(
     lanes: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     tile: int | None = None,
+    device_memory: int | None = None,
+    devices: int = 1,
 ) -> Plan:
     """The programs and chunks a sweep of ``grid`` runs.
 
@@ -158,11 +177,22 @@ def plan(
         (rounded down to a divisor of the block); None: ``CPU_TILE`` on a CPU,
         the whole block on an accelerator. It can change a combination's last
         bits (the matmuls' batching), never more.
+      device_memory: bytes free on each device (None: :func:`jaxinit._host.available_memory`
+        of jax's first device; a CPU's is the host's). ``MEMORY_HEADROOM`` of it may be
+        used: ``memory_budget`` is capped there, and a chunk holds no more seeds than
+        their draws and statistics fit beside one group's intermediates.
+      devices: how many devices share a chunk's seeds.
     """
     check_int("sweep: chunk_size (seeds per chunk)", chunk_size, low=1, none=True)
     lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
     if not isinstance(memory_budget, int) or memory_budget < 1:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}")
+    if device_memory is None:
+        device_memory = available_memory()
+    check_int("sweep: device_memory (bytes)", device_memory, low=1)
+    devices = check_int("sweep: devices", devices, low=1)
+    usable = int(MEMORY_HEADROOM * device_memory)
+    memory_budget = min(memory_budget, usable)
     n_members = len(grid.inits) * len(dim_values(grid.bias_inits))
     widest = max(dim_values(grid.width))
     block = n_members
@@ -172,7 +202,8 @@ def plan(
     if need > memory_budget:
         raise ValueError(
             f"one group of {lanes} lane(s) of one network at width {widest} needs about "
-            f"{need / 2**20:.1f} MiB, over the memory_budget of {memory_budget / 2**20:.1f} MiB; "
+            f"{need / 2**20:.1f} MiB, over the memory_budget of {memory_budget / 2**20:.1f} MiB "
+            f"(at most {MEMORY_HEADROOM:.0%} of the device's {device_memory / 2**30:.2f} GiB free); "
             "lower lanes, batch or depth, or raise memory_budget"
         )
     n_blocks = math.ceil(n_members / block)
@@ -230,6 +261,26 @@ def plan(
     per_seed = len(grid.activations) * n_members
     seeds = chunk_size or max(1, CHUNK_COMBINATIONS // per_seed)
     seeds = lanes * math.ceil(min(seeds, n_seeds) / lanes)
+    # a chunk's draws and statistics stay on its devices beside one group's intermediates
+    seed_bytes = max(_draw_bytes_per_seed(d) for d in draw_specs)
+    seed_bytes += _stats_bytes_per_seed(grid, n_blocks * block)
+    fit = lanes * devices * ((usable - need) // (seed_bytes * lanes) if usable > need else 0)
+    if fit < lanes * devices:
+        raise ValueError(
+            f"one group of {lanes} lane(s) at width {widest} needs about {need / 2**20:.1f} MiB "
+            f"of intermediates and {lanes * seed_bytes / 2**20:.1f} MiB of draws and statistics, "
+            f"over {usable / 2**30:.2f} GiB ({MEMORY_HEADROOM:.0%} of the "
+            f"{device_memory / 2**30:.2f} GiB free on the device); lower lanes, width, batch, "
+            "depth or the number of inits"
+        )
+    if seeds > fit:
+        if chunk_size is not None:
+            raise ValueError(
+                f"sweep: chunk_size={chunk_size} seeds' draws need about "
+                f"{seeds * seed_bytes / devices / 2**30:.2f} GiB per device, over the "
+                f"{usable / 2**30:.2f} GiB free for them; at most {fit} seeds fit"
+            )
+        seeds = fit
     blocks_of_seeds = [range(s, min(s + seeds, n_seeds)) for s in range(0, n_seeds, seeds)]
     pairs = [(iw, b) for iw in range(len(dim_values(grid.width))) for b in blocks_of_seeds]
     chunks = tuple(Chunk(i, iw, b) for i, (iw, b) in enumerate(pairs))
@@ -302,7 +353,9 @@ def sweep(
         per core (the ``jaxinit`` command and ``sweeps/`` do this).
       memory_budget: bytes of intermediates one group of lanes may use; the
         inits are split into blocks that fit, and a grid in which one network
-        does not fit raises before anything runs.
+        does not fit raises before anything runs. It is capped at 80% of the
+        devices' free memory (an accelerator's own, a CPU's the host's), and a
+        chunk holds no more seeds than fit there beside it.
       progress: show a progress bar; None shows one only on a terminal.
       on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk
         computed or read back.
@@ -380,7 +433,14 @@ def sweep(
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:
         chunk_size = _previous_chunk_seeds(pathlib.Path(out))
-    the_plan = plan(grid, chunk_size=chunk_size, lanes=lanes, memory_budget=memory_budget)
+    the_plan = plan(
+        grid,
+        chunk_size=chunk_size,
+        lanes=lanes,
+        memory_budget=memory_budget,
+        device_memory=min(available_memory(d) for d in devices),
+        devices=len(devices),
+    )
     _check_result_size(grid)
     store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan, me, count)
     fields = _empty_fields(grid)

@@ -23,7 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
 from jaxinit._checks import check_int
-from jaxinit._host import prng_impl
+from jaxinit._host import MEMORY_HEADROOM, available_memory, prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import dim_values
@@ -237,6 +237,52 @@ class _Run(NamedTuple):
             return r
         return np.concatenate(
             [r, np.repeat(r.take([-1], axis), self.size - self.n_models, axis)], axis
+        )
+
+
+def _nbytes(tree) -> int:
+    return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+
+
+def training_bytes(grid: TrainGrid, d_in: int, d_out: int, n_data: int, models: int) -> int:
+    """Device memory that :func:`train` needs for ``models`` models of ``grid`` on one device.
+
+    Per model, for the largest group: the parameters, their gradients and the new
+    parameters (3×), the optimizer's state (its exact size, from
+    ``jax.eval_shape`` of ``tx.init``), and a step's activations and their
+    cotangents on a mini-batch (or on an evaluation chunk, whichever is larger);
+    plus the data, copied to each device. Nothing is drawn to find it.
+    """
+    worst = 0
+    init = grid.inits[0]
+    for act, width in grid.groups():
+        model = nnx.eval_shape(
+            lambda act=act, width=width: grid.build(
+                d_in, d_out, init=init, seed=grid.seeds[0], activation=act, width=width
+            )
+        )
+        params = nnx.state(model, nnx.Param)
+        opt = jax.eval_shape(grid.tx(width).tx.init, params)
+        rows = max(grid.batch_size or n_data, EVAL_BATCH)
+        acts = 4 * rows * (d_in + 4 * sum(grid.hidden_at(width)) + 2 * d_out)
+        worst = max(worst, 3 * _nbytes(params) + _nbytes(opt) + acts)
+    return models * worst + 8 * n_data * (d_in + 1)
+
+
+def _check_memory(grid: TrainGrid, d_in: int, d_out: int, n_data: int, devices, size: int):
+    """Refuses, before anything is drawn or compiled, a run that cannot fit on its devices."""
+    per_device = size // len(devices)
+    need = training_bytes(grid, d_in, d_out, n_data, per_device)
+    free = min(available_memory(d) for d in devices)
+    if need > MEMORY_HEADROOM * free:
+        one = training_bytes(grid, d_in, d_out, n_data, 1)
+        fit = max(0, int((MEMORY_HEADROOM * free - (need - per_device * one)) // one))
+        raise ValueError(
+            f"train: {per_device} models per device need about {need / 2**30:.2f} GiB "
+            f"(parameters, gradients, optimizer state and activations), over "
+            f"{MEMORY_HEADROOM:.0%} of the {free / 2**30:.2f} GiB free on "
+            f"{devices[0].platform} device {devices[0].id}; about {fit} fit per device: train "
+            "fewer seeds or inits at a time (TrainGrid(seeds=[...])), or on more devices"
         )
 
 
@@ -467,6 +513,7 @@ def train(
     mesh, n_models = Mesh(np.array(devices), (MODELS,)), len(grid.group_models())
     size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
+    _check_memory(grid, d_in, d_out, len(x) + len(xe), devices, size)
     groups = _groups(grid, d_in, d_out, mesh, size)
     fields, saved, store = _empty_fields(grid, len(groups)), None, None
     if out is not None:

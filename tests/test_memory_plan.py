@@ -1,0 +1,111 @@
+"""The accelerator plan fits its device (issue 25): simulated 80 GB (H100) and 141 GB (H200)
+devices, a grid of 10⁶ combinations at the standard shapes, the budget capped at the free
+memory, and training runs that cannot fit refused before anything is drawn."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import jaxinit as ji
+from jaxinit import _host, sweeping
+from jaxinit.grid import dim_values
+from jaxinit.training import _run
+
+H100, H200 = 80 * 10**9, 141 * 10**9
+STANDARD = dict(
+    inits=["normal(stddev=1.0)", "normal(stddev=0.01)", "glorot_normal", "he_normal",
+           "glorot_uniform", "he_uniform", "lecun_normal", "orthogonal",
+           "truncated_normal(stddev=0.05)", "uniform(low=-0.05, high=0.05)"],
+    activations=["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu"],
+    depth=5, batch=1000, d_in=100, bins=30,
+)  # fmt: skip
+
+
+@pytest.fixture
+def accelerator(monkeypatch):
+    monkeypatch.setattr(sweeping, "on_accelerator", lambda: True)
+
+
+def _device_bytes(grid, plan, devices=1):
+    """What one device holds at once: a chunk's draws and statistics, one group's temporaries."""
+    spec = plan.forward_specs[0]
+    group = sweeping._bytes_per_group(grid, max(dim_values(grid.width)), plan.lanes, spec.members)
+    per_seed = max(sweeping._draw_bytes_per_seed(d) for d in plan.draw_specs)
+    per_seed += sweeping._stats_bytes_per_seed(grid, spec.members * len(plan.member_blocks))
+    return group, max(len(c.seeds) for c in plan.chunks) * per_seed // devices + group
+
+
+@pytest.mark.parametrize("device_memory", [H100, H200])
+@pytest.mark.parametrize("width", [100, 1024])
+def test_a_million_combinations_plan_into_chunks_that_fit(accelerator, device_memory, width):
+    grid = ji.Grid(**STANDARD, width=width, seeds=12_500)  # 10 × 8 × 12,500 = 10⁶
+    assert len(grid) == 10**6
+    plan = sweeping.plan(grid, memory_budget=2**40, device_memory=device_memory)
+    assert plan.lanes == sweeping.ACCELERATOR_LANES
+    group, held = _device_bytes(grid, plan)
+    usable = _host.MEMORY_HEADROOM * device_memory
+    assert group <= usable  # the 1 TiB budget was capped at the device's free memory
+    assert held <= usable
+    # every seed of every width is planned exactly once
+    seeds = sorted(s for c in plan.chunks for s in c.seeds)
+    assert seeds == sorted(list(range(12_500)) * len(dim_values(grid.width)))
+
+
+def test_wide_networks_get_fewer_seeds_per_chunk_and_a_clear_error_when_none_fits(accelerator):
+    """Width 2¹⁴ with memory_budget=2**40 ended in a raw XLA out-of-memory error."""
+    grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=5, width=2**14, seeds=64,
+                   batch=1000, d_in=100)  # fmt: skip
+    plan = sweeping.plan(grid, memory_budget=2**40, device_memory=H100, lanes=1)
+    _, held = _device_bytes(grid, plan)
+    assert held <= _host.MEMORY_HEADROOM * H100
+    assert 1 <= plan.chunk_seeds < 64  # one seed's draws are 4.3 GB: a chunk cannot hold all
+    with pytest.raises(
+        ValueError, match=r"one group of 1 lane.* over the memory_budget .* 7\.45 GiB free"
+    ):
+        sweeping.plan(grid, memory_budget=2**40, device_memory=8 * 10**9, lanes=1)
+    with pytest.raises(ValueError, match=r"chunk_size=64 seeds' draws .* at most \d+ seeds fit"):
+        sweeping.plan(grid, memory_budget=2**40, device_memory=H100, lanes=1, chunk_size=64)
+
+
+def test_sweep_refuses_before_running_what_the_device_cannot_hold(monkeypatch):
+    monkeypatch.setattr(sweeping, "available_memory", lambda device=None: 2 * 10**9)
+    grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=5, width=2**14, seeds=4)
+    with pytest.raises(ValueError, match=r"at width 16384 needs .* 1\.86 GiB free"):
+        ji.sweep(grid, memory_budget=2**40)
+
+
+def test_the_budget_is_capped_but_small_grids_plan_as_before():
+    grid = ji.Grid(**STANDARD, width=100, seeds=64)
+    roomy = sweeping.plan(grid, device_memory=H200)
+    assert roomy.chunk_seeds == sweeping.CHUNK_COMBINATIONS // 80  # memory is no limit
+    tight = sweeping.plan(grid, memory_budget=2**40, device_memory=2 * 10**9)
+    _, held = _device_bytes(grid, tight)
+    assert held <= _host.MEMORY_HEADROOM * 2 * 10**9
+
+
+def test_available_memory_reads_the_host_on_cpu():
+    free = _host.available_memory()
+    assert 0 < free <= _host._host_available() * 2  # the host's figure, read now
+
+
+def _mnist(n=256):
+    return np.zeros((n, 784), np.float32), np.arange(n) % 10
+
+
+def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
+    """512 seeds of hidden (4096, 4096) with Adam died with SIGABRT; now a clear error."""
+    monkeypatch.setattr(_run, "available_memory", lambda device=None: H100)
+    monkeypatch.setattr(_run, "_groups", lambda *a: pytest.fail("drew before checking"))
+    grid = ji.TrainGrid(inits=["he_normal"], seeds=512, hidden=(4096, 4096),
+                        optimizer="adam(learning_rate=1e-3)", batch_size=128, steps=10)  # fmt: skip
+    with pytest.raises(ValueError, match=r"512 models per device need about \d+\.\d+ GiB"):
+        ji.train(grid, _mnist(), devices=jax.devices()[:1])
+    # the estimate: 20.1M parameters a model, ×3 for parameters, gradients and update,
+    # and Adam's two moments: 5 × 4 bytes each, about 0.37 GiB a model
+    one = _run.training_bytes(grid, 784, 10, 128, 1)
+    params = 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
+    assert 5 * 4 * params <= one <= 5 * 4 * params * 1.1
+    with pytest.raises(ValueError, match=r"about \d+ fit per device"):
+        ji.train(grid, _mnist(), devices=jax.devices()[:1])
