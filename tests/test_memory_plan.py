@@ -103,9 +103,9 @@ def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
     with pytest.raises(ValueError, match=r"512 models per device need about \d+\.\d+ GiB"):
         ji.train(grid, _mnist(), devices=jax.devices()[:1])
     # the estimate: 20.1M parameters a model, ×3 for parameters, gradients and update,
-    # and Adam's two moments: 5 × 4 bytes each, about 0.37 GiB a model
+    # and Adam's two moments: 5 × 4 bytes each, about 0.37 GiB a model, plus activations
     one = _run.training_bytes(grid, 784, 10, 128, 1)
     params = 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
-    assert 5 * 4 * params <= one <= 5 * 4 * params * 1.1
+    assert 5 * 4 * params <= one <= 5 * 4 * params * 1.5  # and activations, a few rows
     with pytest.raises(ValueError, match=r"about \d+ fit per device"):
         ji.train(grid, _mnist(), devices=jax.devices()[:1])
