@@ -137,3 +137,22 @@ def test_step_layouts_compute_the_same_step(mnist_dir, capsys):
     assert out["vmapped_gflops"] > 0
     assert out["batch_major_gflops"] > 0
     assert '"width": 8' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_device_check_quick(tmp_path, capsys):
+    """benchmarks/device_check.py, the script for an accelerator, runs every part at toy size
+    and reports rates and fractions of the matmul peak measured in the same run."""
+    from benchmarks import device_check
+
+    rows = device_check.main(["--quick", "--json", str(tmp_path / "rows.json")])
+    assert [r["part"].split(" (")[0] for r in rows] == [
+        "standard grid", "big_grid", "width 1024", "mnist"
+    ]  # fmt: skip
+    for r in rows:
+        assert r["seconds"] > 0
+        assert 0 < r["fraction_of_peak"] < 1.5  # a fraction, not a misplaced unit
+        assert (r.get("combos_per_s") or r["model_steps_per_s"]) > 0
+    out = capsys.readouterr().out
+    assert "float32 matmul peak" in out
+    assert "| width 1024 | 8 |" in out
