@@ -1,8 +1,8 @@
 r"""One script for the day an accelerator is available: jaxinit's throughput on it, beside
 the device's own float32 matmul peak measured in the same run.
 
-    python -m benchmarks.device_check            # ~5 minutes on an H100 (under 8 asked)
-    python -m benchmarks.device_check --quick    # the same parts at toy sizes (CI smoke test)
+    python benchmarks/device_check.py            # meant to take under 8 minutes on an H100
+    python benchmarks/device_check.py --quick    # the same parts at toy sizes (CI smoke test)
 
 Parts, each timed warm (a first call compiles; the second is timed):
 
@@ -39,7 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxinit as ji
-from benchmarks._standard import ACTIVATIONS, INITS
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # _standard beside this file; sweeps/ at the root
+
+from _standard import ACTIVATIONS, INITS  # noqa: E402
 
 MNIST_INITS = ("normal(stddev=0.01)", "glorot_normal", "he_normal")
 MNIST_HIDDEN = (100, 100, 100, 100)
