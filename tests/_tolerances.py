@@ -211,3 +211,26 @@ COORD_SLOPE_SPLIT = 0.35
 # by 1.3e-5 relative, so the first update (∝ 1/√(1 - b2)) differs from plain optax.adam's
 # by 6.4e-6 relative. An injected rate is compared to the plain optimizer within this.
 INJECTED_RTOL = 2e-5
+
+
+# Stored torch references (tests/references/torch_init.json, tests/_references.py).
+# A scale (std or uniform bound) is read off torch's float32 draw by least squares against
+# the unit draw of the same seed: torch scales in float32 (2⁻²⁴ ≈ 6e-8 relative), which
+# leaves it within 4.9e-8 of the float64 formula (measured on every stored case; jaxinit's
+# float32 coefficient is within an ulp of it too). TORCH_SCALE_RTOL allows 20× that and is
+# still 50× below the smallest real slip, leaky_relu's default slope 0.01 taken as 0
+# (gain √(2/1.0001) against √2: 5e-5 relative).
+TORCH_SCALE_RTOL = 1e-6
+# Singular values of a float32 (semi-)orthogonal matrix of up to 300 rows: QR leaves them
+# within a few ulps · √rows of the gain (2⁻²⁴·√300 ≈ 1e-6); measured up to 4.3e-7 for torch's
+# orthogonal_ and 3.5e-7 for jaxinit's. 1e-5 leaves 20× room; flattening the kernel along
+# other axes than the ones orthogonalized spreads them by O(1).
+ORTHOGONAL_SV_RTOL = 1e-5
+
+
+def two_sample_kurtosis_atol(n: int) -> float:
+    """Tolerance on the difference of the kurtoses E[(x-m)⁴]/Var² of two independent n-draw
+    normal samples: each has standard error sqrt(24/n), so their difference sqrt(48/n)
+    (0.077 at Z_SCORE for n = 200,704). The normal truncated at ±2σ has kurtosis 2.37, the
+    uniform 1.8: a truncated draw against torch's untruncated one is 8 tolerances off."""
+    return Z_SCORE * math.sqrt(48.0 / n)

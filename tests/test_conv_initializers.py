@@ -1,7 +1,8 @@
 """Conv kernels (delta_orthogonal, dirac, identity) and the torch convention on both layouts.
 
 jax/Flax conv kernels are (spatial..., in, out), torch's (out, in, spatial...);
-``to_flax`` transposes a torch kernel into Flax's layout.
+``to_flax`` transposes a torch kernel into Flax's layout. What torch computes comes from
+tests/references/torch_init.json (tests/_references.py), so these tests run without torch.
 """
 
 import math
@@ -15,9 +16,19 @@ from flax import nnx
 import jaxinit as ji
 from jaxinit.initializers._bases import QR, DeltaOrthogonal, Normal, Orthogonal, Sparse
 from jaxinit.initializers._core import draw, draw_families
-from tests._tolerances import LAYOUT_SHAPE, two_sample_variance_rtol, variance_rtol
+from tests._references import torch_init
+from tests._tolerances import (
+    LAYOUT_SHAPE,
+    ORTHOGONAL_SV_RTOL,
+    TORCH_SCALE_RTOL,
+    mean_atol,
+    two_sample_kurtosis_atol,
+    two_sample_variance_rtol,
+    variance_rtol,
+)
 
 I = ji.initializers
+TORCH = torch_init()
 
 
 def to_flax(w):
@@ -102,10 +113,24 @@ DIRAC_CASES = [
 ]
 
 
+def torch_dirac(torch_shape, groups):
+    """``torch.nn.init.dirac_(torch.empty(torch_shape), groups)``, from its stored ones."""
+    [case] = [
+        c for c in TORCH["dirac"] if (tuple(c["shape"]), c["groups"]) == (torch_shape, groups)
+    ]
+    w = np.zeros(torch_shape, np.float32)
+    w[tuple(case["ones"])] = 1
+    return w
+
+
+def test_dirac_references_are_the_cases():
+    stored = [(tuple(c["shape"]), c["groups"]) for c in TORCH["dirac"]]
+    assert stored == DIRAC_CASES  # regenerate tests/references when the cases change
+
+
 @pytest.mark.parametrize(("torch_shape", "groups"), DIRAC_CASES, ids=str)
 def test_dirac_matches_torch(torch_shape, groups, key):
-    torch = pytest.importorskip("torch")
-    expected = torch.nn.init.dirac_(torch.empty(torch_shape), groups).numpy()
+    expected = torch_dirac(torch_shape, groups)
     flax_shape = to_flax(expected).shape
     ours = I.dirac(groups=groups)(key, flax_shape)
     np.testing.assert_array_equal(ours, to_flax(expected))
@@ -181,12 +206,14 @@ def test_orthogonal_torch_convention_flattens_like_torch(torch_shape, key):
     np.testing.assert_array_equal(
         init(key, torch_shape), I.orthogonal(scale=1.5, column_axis=0)(key, torch_shape)
     )
-    torch = pytest.importorskip("torch")
-    t = torch.nn.init.orthogonal_(torch.empty(torch_shape), gain=1.5).numpy().astype(np.float64)
-    t = t.reshape(rows, -1)
-    t_gram = t @ t.T if rows <= cols else t.T @ t  # torch's matrix has the same structure
-    np.testing.assert_allclose(t_gram, 2.25 * np.eye(min(rows, cols)), atol=1e-4)
-    assert (t**2).mean() == pytest.approx(init.variance(torch_shape), rel=1e-4)
+    # torch's orthogonal_(w, gain=1.5) flattened the same way: the same structure, min(rows,
+    # cols) singular values all 1.5 (its smaller side orthonormal), and the same mean square
+    [t] = [c for c in TORCH["orthogonal"] if tuple(c["shape"]) == torch_shape]
+    assert (t["gain"], t["rows"], t["cols"]) == (1.5, rows, cols)
+    ours = np.linalg.svd(m, compute_uv=False)
+    np.testing.assert_allclose(t["singular_values"], 1.5, rtol=ORTHOGONAL_SV_RTOL)
+    np.testing.assert_allclose(ours, t["singular_values"], rtol=ORTHOGONAL_SV_RTOL)
+    assert t["mean_square"] == pytest.approx(init.variance(torch_shape), rel=1e-4)
 
 
 def test_orthogonal_convention_and_layout_choose_the_column_axis(key):
@@ -211,30 +238,40 @@ def _zeros_per_column(w):
 
 
 def test_sparse_torch_convention_zeroes_like_torch(key):
-    torch = pytest.importorskip("torch")
-    rows, cols, s = 50, 100, 0.3  # torch's (rows, cols) = (out, in)
+    # torch.nn.init.sparse_(torch.empty(50, 100), sparsity=0.3, std=0.1), stored
+    t = TORCH["sparse"]
+    (rows, cols), s = t["shape"], t["sparsity"]  # torch's (rows, cols) = (out, in)
+    assert ((rows, cols), s, t["std_arg"]) == ((50, 100), 0.3, 0.1)
     expected = math.ceil(s * rows)
-    t = torch.nn.init.sparse_(torch.empty(rows, cols), sparsity=s, std=0.1).numpy()
-    np.testing.assert_array_equal(_zeros_per_column(t), expected)  # torch's definition
+    t_zeros = np.asarray(t["zeros_per_column"])
+    np.testing.assert_array_equal(t_zeros, expected)  # torch's definition
+    assert np.ptp(t["zeros_per_row"]) > 0  # along dim 0 only: rows differ
+    assert t["distinct_zero_patterns"] > cols // 2  # random rows per column
+    assert t["std"] == pytest.approx(0.1, rel=TORCH_SCALE_RTOL)  # what torch multiplies by
     ours = np.asarray(I.sparse(sparsity=s, stddev=0.1, convention="torch")(key, (rows, cols)))
-    np.testing.assert_array_equal(_zeros_per_column(ours), _zeros_per_column(t))
+    np.testing.assert_array_equal(_zeros_per_column(ours), t_zeros)
     # torch's distribution on Flax's (in, out) layout: the same pattern, transposed
     flax = np.asarray(
         I.sparse(sparsity=s, stddev=0.1, convention="torch", layout="flax")(key, (cols, rows))
     )
-    np.testing.assert_array_equal(_zeros_per_column(flax.T), _zeros_per_column(t))
+    np.testing.assert_array_equal(_zeros_per_column(flax.T), t_zeros)
     for w in (ours, flax.T):
+        assert np.ptp((w == 0).sum(axis=1)) > 0
         # random rows per column, not the same rows everywhere
         assert len({tuple(np.flatnonzero(c == 0)) for c in w.T}) > cols // 2
-        nonzero = w[w != 0]
-        np.testing.assert_allclose(nonzero.var(), 0.01, rtol=variance_rtol(nonzero.size, "normal"))
-    var = 0.01 * (1 - expected / rows)
+        nonzero = w[w != 0].astype(np.float64)
+        assert nonzero.size == t["nonzero_n"]
+        rtol = variance_rtol(nonzero.size, "normal")
+        np.testing.assert_allclose(nonzero.var(), t["std"] ** 2, rtol=rtol)
+        rtol = two_sample_variance_rtol(nonzero.size, "normal")  # against torch's sample
+        np.testing.assert_allclose(nonzero.var(), t["nonzero_var"], rtol=rtol)
+    var = t["std"] ** 2 * (1 - expected / rows)
     assert I.sparse(sparsity=s, stddev=0.1, convention="torch").variance(
         (rows, cols)
-    ) == pytest.approx(var)
+    ) == pytest.approx(var, rel=2 * TORCH_SCALE_RTOL)
     assert I.sparse(sparsity=s, stddev=0.1, convention="torch", layout="flax").variance(
         (cols, rows)
-    ) == pytest.approx(var)
+    ) == pytest.approx(var, rel=2 * TORCH_SCALE_RTOL)
 
 
 def test_sparse_axes_per_convention_and_layout(key):
@@ -271,30 +308,41 @@ def test_torch_convention_on_flax_layout_has_torch_variance(key):
     assert I.he_normal(layout="torch").variance((fan_out, fan_in)) == pytest.approx(2 / fan_in)
 
 
+def _kurtosis(x):
+    c = np.asarray(x, np.float64) - np.mean(x)
+    return (c**4).mean() / (c**2).mean() ** 2
+
+
 def test_torch_convention_on_flax_layout_matches_kaiming_normal(key):
-    torch = pytest.importorskip("torch")
+    # torch.nn.init.kaiming_normal_(nn.Linear(784, 256).weight, a, nonlinearity=...), stored
     fan_in, fan_out = LAYOUT_SHAPE
-    t = torch.empty(fan_out, fan_in)  # nn.Linear(784, 256).weight
-    torch.manual_seed(0)
-    torch.nn.init.kaiming_normal_(t)
-    fan = torch.nn.init._calculate_correct_fan(t, "fan_in")
-    std = torch.nn.init.calculate_gain("leaky_relu", 0) / math.sqrt(fan)
+    samples = TORCH["kaiming_normal_samples"]
+    assert [(t["a"], t["nonlinearity"]) for t in samples] == [
+        (0.0, "leaky_relu"),  # kaiming_normal_'s defaults
+        (0.2, "leaky_relu"),
+        (0.0, "tanh"),
+    ]
+    for t in samples:
+        assert (t["shape"], t["mode"], t["fan"]) == ([fan_out, fan_in], "fan_in", fan_in)
+        std = t["gain"] / math.sqrt(t["fan"])  # torch's formula, from its own fan and gain
+        assert t["std"] == pytest.approx(std, rel=TORCH_SCALE_RTOL)  # what it multiplied by
+        for layout, shape in [("torch", (fan_out, fan_in)), ("flax", LAYOUT_SHAPE)]:
+            init = I.he_normal(
+                a=t["a"], nonlinearity=t["nonlinearity"], convention="torch", layout=layout
+            )
+            assert init.moments(shape) == pytest.approx((0.0, std**2), rel=1e-12)
+            assert init.base == Normal()  # untruncated, as kaiming_normal_
+        # torch's sample has that variance, mean 0 and untruncated tails
+        np.testing.assert_allclose(t["var"], std**2, rtol=variance_rtol(t["n"], "normal"))
+        assert abs(t["mean"]) <= mean_atol(t["n"], std)
+        assert max(-t["min"], t["max"]) > 3.5 * std
+    # jaxinit's draw against torch's: the same variance and the same (normal) shape
+    t = samples[0]
     init = I.he_normal(convention="torch", layout="flax")
-    assert init.moments(LAYOUT_SHAPE) == pytest.approx((0.0, std**2), rel=1e-12)
-    assert init.base == Normal()  # untruncated, as kaiming_normal_
     w = np.asarray(init(key, LAYOUT_SHAPE), np.float64)
-    t = t.numpy().astype(np.float64)
-    rtol = two_sample_variance_rtol(w.size, "normal")
-    np.testing.assert_allclose(w.var(), t.var(), rtol=rtol)
-    for a, nl in [(0.2, "leaky_relu"), (0.0, "tanh")]:  # other gains too, moments exactly
-        t2 = torch.empty(fan_out, fan_in)
-        std = torch.nn.init.calculate_gain(nl, a) / math.sqrt(fan_in)
-        ours = I.he_normal(a=a, nonlinearity=nl, convention="torch", layout="flax")
-        assert ours.variance(LAYOUT_SHAPE) == pytest.approx(std**2, rel=1e-12)
-        torch.nn.init.kaiming_normal_(t2, a=a, nonlinearity=nl)
-        np.testing.assert_allclose(
-            t2.numpy().var(), ours.variance(LAYOUT_SHAPE), rtol=variance_rtol(t2.numel(), "normal")
-        )
+    assert w.size == t["n"]
+    np.testing.assert_allclose(w.var(), t["var"], rtol=two_sample_variance_rtol(w.size, "normal"))
+    assert abs(_kurtosis(w) - t["kurtosis"]) <= two_sample_kurtosis_atol(w.size)
 
 
 def test_layout_on_every_scheme(key):

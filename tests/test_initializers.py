@@ -9,10 +9,12 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
-from jaxinit.initializers._bases import QR, Constant, Identity
-from tests._tolerances import SHAPES, mean_atol, variance_rtol
+from jaxinit.initializers._bases import QR, Constant, Identity, Normal, Uniform
+from tests._references import torch_init
+from tests._tolerances import SHAPES, TORCH_SCALE_RTOL, mean_atol, variance_rtol
 
 I = ji.initializers
+TORCH = torch_init()
 T = 0.87962566103423978  # std of N(0, 1) truncated to ±2
 
 # spec -> (variance(fan_in, fan_out), mean, distribution drawn, half-width of the support
@@ -95,6 +97,58 @@ def test_torch_convention_layout(spec, shape, key):
     assert init.variance(torch_shape) == pytest.approx(var, rel=1e-12)
     w = init(key, torch_shape)
     _check_sample(w, 0.0, var, distribution, bound_fn(fan_in, fan_out) if bound_fn else None)
+
+
+# torch.nn.init calls (tests/references/torch_init.json, "scales") -> the same in jaxinit
+TORCH_CALLS = {
+    "xavier_normal_()": "glorot_normal(convention='torch')",
+    "xavier_normal_(gain=2.0)": "glorot_normal(gain=2.0, convention='torch')",
+    "xavier_uniform_()": "glorot_uniform(convention='torch')",
+    "xavier_uniform_(gain=0.5)": "glorot_uniform(gain=0.5, convention='torch')",
+    "kaiming_normal_()": "he_normal(convention='torch')",
+    "kaiming_normal_(a=0.2)": "he_normal(a=0.2, convention='torch')",
+    "kaiming_normal_(mode='fan_out', nonlinearity='relu')": (
+        "he_normal(mode='fan_out', nonlinearity='relu', convention='torch')"
+    ),
+    "kaiming_normal_(nonlinearity='tanh')": "he_normal(nonlinearity='tanh', convention='torch')",
+    "kaiming_normal_(nonlinearity='sigmoid')": (
+        "he_normal(nonlinearity='sigmoid', convention='torch')"
+    ),
+    "kaiming_normal_(nonlinearity='linear')": "lecun_normal(convention='torch')",
+    "kaiming_uniform_()": "he_uniform(convention='torch')",
+    "kaiming_uniform_(mode='fan_out', nonlinearity='selu')": (
+        "he_uniform(mode='fan_out', nonlinearity='selu', convention='torch')"
+    ),
+    "kaiming_uniform_(nonlinearity='linear')": "lecun_uniform(convention='torch')",
+    "kaiming_uniform_(a=math.sqrt(5))": "torch_linear_default(convention='torch')",
+    "default weight of nn.Linear / nn.ConvNd": "torch_linear_default(convention='torch')",
+}
+
+
+def test_torch_references_cover_the_calls():
+    assert {c["call"] for c in TORCH["scales"]} == set(TORCH_CALLS)
+
+
+@pytest.mark.parametrize("call", list(TORCH_CALLS))
+def test_torch_convention_is_torchs_scale(call):
+    """Fans, distribution and the exact std or bound torch uses, on dense and conv shapes."""
+    spec = TORCH_CALLS[call]
+    init = I.get(spec)
+    flax = I.get(spec[:-1] + ", layout='flax')")  # the same law on Flax's layout
+    cases = [c for c in TORCH["scales"] if c["call"] == call]
+    assert {len(c["shape"]) for c in cases} == {2, 3, 4, 5}  # dense and 1-3-D conv kernels
+    for c in cases:
+        shape = tuple(c["shape"])  # torch's (out, in, spatial...)
+        flax_shape = (*shape[2:], shape[1], shape[0])
+        assert I.compute_fans(shape, in_axis=1, out_axis=0) == (c["fan_in"], c["fan_out"])
+        normal = c["distribution"] == "normal"
+        var = c["scale"] ** 2 * (1.0 if normal else 1.0 / 3.0)  # std², or bound²/3
+        for ours, s in [(init, shape), (flax, flax_shape)]:
+            assert ours.base == (Normal() if normal else Uniform())  # torch's are untruncated
+            a, b = ours.coeffs(s, jnp.float32)  # a·draw: draw N(0, 1) or U[-1, 1)
+            assert b is None
+            assert float(a) == pytest.approx(c["scale"], rel=TORCH_SCALE_RTOL), (call, shape)
+            assert ours.moments(s) == pytest.approx((0.0, var), rel=2 * TORCH_SCALE_RTOL)
 
 
 def test_conv_fans_per_convention():
@@ -290,6 +344,9 @@ def test_gain_is_torch_calculate_gain():
     }
     for act, value in expected.items():
         assert I.gain(act) == pytest.approx(value, rel=1e-12)
+    for t in TORCH["gains"]:  # torch's own calculate_gain(nonlinearity, param), stored
+        act = t["nonlinearity"] + ("" if t["param"] is None else f"(negative_slope={t['param']})")
+        assert I.gain(act) == pytest.approx(t["gain"], rel=1e-12)
     assert I.gain(ji.activations.get("tanh")) == pytest.approx(5 / 3)
     with pytest.raises(ValueError, match=r"no gain is defined for activation 'softplus'.*relu"):
         I.gain("softplus")

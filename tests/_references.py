@@ -1,0 +1,19 @@
+"""Stored values of optional peers, for the tests that compare jaxinit against them where the
+peers are not installed (CI has no torch).
+
+``tests/references/torch_init.json``: what ``torch.nn.init`` computes. Rewrite it with
+``python tests/references/make_torch_references.py`` and check that it still matches the
+installed torch with ``--check`` (torch and numpy only; its docstring lists what is stored).
+"""
+
+import functools
+import json
+import pathlib
+
+DIR = pathlib.Path(__file__).with_name("references")
+
+
+@functools.cache
+def torch_init() -> dict:
+    """torch.nn.init's reference values (read once; do not modify the returned dict)."""
+    return json.loads((DIR / "torch_init.json").read_text())
