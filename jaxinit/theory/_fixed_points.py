@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxinit._checks import check_int, check_real
 from jaxinit.activations import Activation
 from jaxinit.theory._maps import chi1_of, length_of
 from jaxinit.theory._quadrature import (
@@ -31,6 +32,7 @@ from jaxinit.theory._quadrature import (
     Array,
     activation_of,
     check_domain,
+    check_q_max,
     dphi,
     expect1,
     expect2,
@@ -193,9 +195,11 @@ def _bad(q, vq):
     return ~jnp.isfinite(q) | ~jnp.isfinite(vq) | ((q > _DIVERGED) & (vq > q))
 
 
-def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0):
+def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0, tol=Q_STAR_TOL, max_iter=_MAX_ITER):
     for name, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2), ("q0", q0)):
         check_domain(fn, name, v)
+    check_real(f"{fn}: tol", tol, low=0.0, strict=True)
+    check_int(f"{fn}: max_iter", max_iter, low=1)
 
 
 def q_star(
@@ -235,7 +239,7 @@ def q_star(
       FixedPoint(q, converged, diverged, iterations, resolution), broadcast over the
       arguments.
     """
-    _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0)
+    _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0, tol, max_iter)
     return run_static(_q_star, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
@@ -346,7 +350,7 @@ def depth_scales(
       tol: the relative tolerance on q* (:func:`q_star`).
       max_iter: the most iterations for q*.
     """
-    _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0)
+    _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0, tol, max_iter)
     return run_static(_scales, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
 
 
@@ -381,6 +385,12 @@ def phase_diagram(
 
 
 _GRID_T = np.logspace(-12, 6, 109)  # q - σ_b² along the fixed-point branch
+# why critical_sigma_w2 and divergence_sigma_w2 refuse σ_b² > Q_MAX: a NaN would read as
+# "no transition"
+_BEYOND = (
+    "every fixed point q* >= σ_b² lies beyond it, where the quadrature is untested and the "
+    "search along the fixed points does not reach (a NaN there would read as 'no transition')"
+)
 
 
 def _branch(act, b, t):
@@ -497,6 +507,7 @@ def critical_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0.0
       sigma_b2: the bias second moment, >= 0.
     """
     check_domain("critical_sigma_w2", "sigma_b2", sigma_b2)
+    check_q_max("critical_sigma_w2", "sigma_b2", sigma_b2, _BEYOND)
     return run_static(_critical, activation_of(activation), (), sigma_b2)
 
 
@@ -518,4 +529,5 @@ def divergence_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0
       sigma_b2: the bias second moment, >= 0.
     """
     check_domain("divergence_sigma_w2", "sigma_b2", sigma_b2)
+    check_q_max("divergence_sigma_w2", "sigma_b2", sigma_b2, _BEYOND)
     return run_static(_divergence, activation_of(activation), (), sigma_b2)
