@@ -269,6 +269,15 @@ def test_theory_refuses_what_float32_cannot_compute(call, error, match):
         call()
 
 
+def test_fixed_points_beyond_q_max_warn():
+    # tanh's q* ≈ σ_w² lies past 1e30, where it would be read as diverged: said, not silent
+    with pytest.warns(RuntimeWarning, match=r"q_star: sigma_w2 = 1e\+31 lies beyond 1e\+06"):
+        T.q_star("tanh", sigma_w2=1e31, sigma_b2=0.0)
+    with pytest.warns(RuntimeWarning, match=r"depth_scales: q\* = .* lies beyond 1e\+06"):
+        T.depth_scales("tanh", sigma_w2=9e5, sigma_b2=9e5)  # q* ≈ 1.8e6
+    assert bool(T.q_star("relu", sigma_w2=1e31, sigma_b2=0.0).diverged)  # exact at any q
+
+
 def test_theory_limits_follow_the_dtype():
     # under float64 the same variances are computable
     with jax.enable_x64(True):
@@ -306,6 +315,8 @@ def test_cli_theory_refuses_an_overflowing_sigma_w2(capsys):
          r"train: out must be a directory path"),
         (lambda: ji.train(ji.TrainGrid(**TRAIN), _data(), out="a\x00b"), ValueError,
          r"train: out='a\\x00b' is not a valid path"),
+        (lambda: ji.report.report_sweep(ji.sweep(_grid()), 123), TypeError,
+         r"report_sweep: out_dir must be a directory path \(str or os\.PathLike\); got 123"),
         (lambda: ji.TrainGrid(**{**TRAIN, "optimizer": "sgd(lr=0.1)"}), ValueError,
          r"optimizer 'sgd\(lr=0\.1\)': optax\.sgd has no hyperparameter 'lr'; valid: "
          r"learning_rate, momentum, nesterov"),

@@ -39,6 +39,7 @@ from jaxinit.theory._quadrature import (
     hermite,
     run_static,
     second_moment,
+    warn_range,
 )
 
 __all__ = [
@@ -202,6 +203,18 @@ def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0, tol=Q_STAR_TOL, max_iter
     check_int(f"{fn}: max_iter", max_iter, low=1)
 
 
+def _warn_beyond(fn, act, sigma_w2, sigma_b2, q0, result):
+    """Warns (concrete values only) where an argument or a finite fixed point lies beyond
+    Q_MAX, the tested range, for an activation whose accuracy depends on q: there a
+    bounded φ's q* ≈ σ_w² may also pass 1e30 and be flagged as diverged."""
+    for name, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2), ("q0", q0)):
+        warn_range(fn, name, v, act, stacklevel=4)
+    q = result.q_star if isinstance(result, DepthScales) else result.q
+    if not isinstance(q, jax.core.Tracer):
+        finite = np.where(np.asarray(result.diverged), 0.0, np.asarray(q, np.float64))
+        warn_range(fn, "q*", finite, act, stacklevel=4)
+
+
 def q_star(
     activation: str | Activation,
     *,
@@ -240,7 +253,10 @@ def q_star(
       arguments.
     """
     _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0, tol, max_iter)
-    return run_static(_q_star, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
+    act = activation_of(activation)
+    fp = run_static(_q_star, act, (tol, max_iter), sigma_w2, sigma_b2, q0)
+    _warn_beyond("q_star", act, sigma_w2, sigma_b2, q0, fp)
+    return fp
 
 
 def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
@@ -351,7 +367,10 @@ def depth_scales(
       max_iter: the most iterations for q*.
     """
     _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0, tol, max_iter)
-    return run_static(_scales, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
+    act = activation_of(activation)
+    scales = run_static(_scales, act, (tol, max_iter), sigma_w2, sigma_b2, q0)
+    _warn_beyond("depth_scales", act, sigma_w2, sigma_b2, q0, scales)
+    return scales
 
 
 def phase_diagram(
@@ -379,9 +398,10 @@ def phase_diagram(
     w, b = jnp.asarray(sigma_w2, jnp.float32), jnp.asarray(sigma_b2, jnp.float32)
     if w.ndim != 1 or b.ndim != 1:
         raise ValueError(f"sigma_w2 and sigma_b2 must be 1-D; got shapes {w.shape}, {b.shape}")
-    return run_static(
-        _scales, activation_of(activation), (Q_STAR_TOL, _MAX_ITER), w[:, None], b[None, :], q0
-    )
+    act = activation_of(activation)
+    scales = run_static(_scales, act, (Q_STAR_TOL, _MAX_ITER), w[:, None], b[None, :], q0)
+    _warn_beyond("phase_diagram", act, sigma_w2, sigma_b2, q0, scales)
+    return scales
 
 
 _GRID_T = np.logspace(-12, 6, 109)  # q - σ_b² along the fixed-point branch

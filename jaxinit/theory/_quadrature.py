@@ -187,9 +187,10 @@ def check_q_max(fn: str, name: str, value: Any, why: str) -> None:
 _HOMOGENEOUS = {"linear", "relu", "leaky_relu", "prelu", "rrelu"}
 
 
-def warn_range(fn: str, name: str, value: Any, act) -> None:
+def warn_range(fn: str, name: str, value: Any, act, *, stacklevel: int = 3) -> None:
     """Warns where a concrete variance lies beyond ``Q_MAX`` (tracers pass), for an
-    activation whose accuracy depends on q (not the relu family's)."""
+    activation whose accuracy depends on q (not the relu family's). ``stacklevel`` 3
+    points at the caller of the public function that calls this."""
     if isinstance(value, jax.core.Tracer) or act.name in _HOMOGENEOUS:
         return
     arr = np.asarray(value, np.float64)
@@ -198,7 +199,7 @@ def warn_range(fn: str, name: str, value: Any, act) -> None:
             f"{fn}: {name} = {float(arr.max()):.3g} lies beyond {Q_MAX:.0e}, the range where "
             "the quadrature's accuracy (2e-6 relative) is tested; the result may be less accurate",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
