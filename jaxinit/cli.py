@@ -269,10 +269,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_theory(args: argparse.Namespace) -> int:
+    from jaxinit.theory._quadrature import check_domain
+
     act = _usage(ji.activations.get, args.activation)
     for flag, values in (("--sigma-w2", args.sigma_w2 or ()), ("--sigma-b2", args.sigma_b2)):
         # the library's own check: >= 0, finite, and within what float32 quadrature holds
-        _usage(ji.theory._quadrature.check_domain, "", flag, list(values))
+        _usage(check_domain, "", flag, list(values))
     if args.kernel:  # checked before any table is printed
         if args.depth < 1:
             raise _UsageError(f"--depth must be an int >= 1; got {args.depth}")

@@ -204,10 +204,12 @@ def _input_variance(init, bias, width: int, q: Any, q_in: Any) -> float:
     if q is None:
         return check_real("q_in", 1.0 if q_in is None else q_in, low=0.0)
     q = check_real("q", q, low=0.0)
-    if not hasattr(init, "moments"):
+    plain = next((i for i in (init, bias) if not hasattr(i, "moments")), None)
+    if plain is not None:
         raise ValueError(
-            "jacobian_spectrum: q= needs the weight variance of a jaxinit initializer (its "
-            f"exact moments) to draw the inputs; got {init!r:.60}. Give q_in= instead"
+            "jacobian_spectrum: q= needs the weight variance and bias second moment of "
+            f"jaxinit initializers (their exact moments) to draw the inputs; got {plain!r:.60}. "
+            "Give q_in= instead"
         )
     (w_mean, w_var), (b_mean, b_var) = init.moments((width, width)), bias.moments((width,))
     sigma_w2, sigma_b2 = width * (w_mean**2 + w_var), b_mean**2 + b_var

@@ -431,7 +431,7 @@ def test_jacobian_spectrum_q_and_q_in_are_one_choice(key):
         jacobian_spectrum(key, q=1.0, q_in=1.0, **kw)
     with pytest.raises(ValueError, match=r"q=0\.01 is below σ_b² = 0\.04"):
         jacobian_spectrum(key, q=0.01, bias_init="normal(stddev=0.2)", **kw)
-    with pytest.raises(ValueError, match=r"q= needs the weight variance"):
+    with pytest.raises(ValueError, match=r"q= needs the weight variance and bias second moment"):
         jacobian_spectrum(key, q=1.0, **{**kw, "init": jax.nn.initializers.orthogonal()})
 
 

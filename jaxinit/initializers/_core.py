@@ -96,7 +96,8 @@ class Initializer:
                 "jaxinit initializers do not take out_sharding; place the result "
                 "with jax.device_put(init(key, shape), sharding)"
             )
-        _check_key(self.spec, key)
+        if key is not None or not isinstance(self.base, (Constant, Identity)):  # these draw
+            _check_key(self.spec, key)  # nothing: None is a key there, as for jax's zeros
         shape, dtype = self._check(shape, dtype)
         if math.prod(shape) == 0:
             return jnp.zeros(shape, dtype)

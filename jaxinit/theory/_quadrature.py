@@ -118,7 +118,8 @@ def _real(fn: str, name: str, value: Any) -> np.ndarray:
         arr = np.asarray(value)
     except (TypeError, ValueError):
         raise TypeError(f"{what}; got {value!r:.80}") from None
-    if arr.dtype.kind not in "iuf":
+    real = jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
+    if not real or arr.dtype == np.bool_:
         raise TypeError(f"{what}; got {value!r:.60} of dtype {arr.dtype}")
     return arr.astype(np.float64)
 
