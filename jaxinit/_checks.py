@@ -10,10 +10,27 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
+import pathlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real", "closest_hint", "is_list"]
+import numpy as np
+
+__all__ = [
+    "FLOAT32_MAX",
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_path",
+    "check_real",
+    "check_real_array",
+    "closest_hint",
+    "is_list",
+]
+
+# The largest finite float32: jaxinit computes in float32, so a number beyond it is inf there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def closest_hint(word: Any, choices: Iterable[Any]) -> str:
@@ -74,10 +91,11 @@ def check_int(name: str, value: Any, *, low: int = 1, none: bool = False) -> int
 
 
 def check_real(name: str, value: Any, *, low: float | None = None, strict: bool = False) -> float:
-    """``value`` as a float if it is a finite real number >= ``low`` (> ``low`` when ``strict``).
+    """``value`` as a float if it is a finite real number >= ``low`` (> ``low`` when ``strict``)
+    that float32 holds (``|value| <= FLOAT32_MAX``: jaxinit computes in float32).
 
-    A bool, a string or another non-number is a TypeError; a NaN, an infinity or
-    a number out of range a ValueError.
+    A bool, a string or another non-number is a TypeError; a NaN, an infinity, a number
+    beyond float32's range or out of range a ValueError.
 
     Example:
       >>> check_real("stddev", 0.5, low=0.0)
@@ -90,7 +108,63 @@ def check_real(name: str, value: Any, *, low: float | None = None, strict: bool 
     ok = math.isfinite(value) and (low is None or (value > low if strict else value >= low))
     if not ok:
         raise ValueError(what)
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(
+            f"{name}={value!r} is beyond float32's range (|x| <= {FLOAT32_MAX:.4g}), in which "
+            "jaxinit computes: it would be inf"
+        )
     return float(value)
+
+
+def check_path(name: str, value: Any, *, none: bool = False) -> pathlib.Path | None:
+    """``value`` as a Path if it is a usable path (str or os.PathLike), or None when ``none``.
+
+    Another type is a TypeError; an empty path or one with a NUL character a ValueError.
+
+    Example:
+      >>> check_path("out", "runs/a")
+      PosixPath('runs/a')
+    """
+    if value is None and none:
+        return None
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        alone = " or None" if none else ""
+        raise TypeError(
+            f"{name} must be a directory path (str or os.PathLike){alone}; got {value!r}"
+        )
+    if not text or "\x00" in text:
+        why = "it is empty" if not text else "it contains a NUL character"
+        raise ValueError(f"{name}={text!r} is not a valid path: {why}")
+    return pathlib.Path(text)
+
+
+def check_real_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a NumPy array if it holds real numbers (bool, int or float).
+
+    A value that is no array at all (None, a number, a string) is a TypeError; an array
+    of complex numbers, strings or objects a ValueError (a cast would drop an imaginary
+    part or parse text).
+
+    Example:
+      >>> check_real_array("x", [[1, 2]]).dtype.kind
+      'i'
+    """
+    not_array = TypeError(f"{name} must be an array of real numbers; got {value!r:.80}")
+    if value is None or isinstance(value, (str, bytes)):
+        raise not_array
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:  # ragged nested lists
+        raise ValueError(f"{name} must be an array of real numbers: {e}") from None
+    if arr.ndim == 0:
+        raise not_array
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold real numbers; got dtype {arr.dtype} (complex, object and "
+            "string arrays are refused: a cast would drop the imaginary part or parse text)"
+        )
+    return arr
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:

@@ -1,4 +1,5 @@
-"""The host: one device per CPU core, the PRNG in use, the installed versions and revision.
+"""The host: one device per CPU core, its memory and disk, the PRNG in use, the installed
+versions and revision.
 
 XLA:CPU runs one program per device, so a single CPU device leaves cores idle
 while a sweep's seeds could be split over them. ``JAX_NUM_CPU_DEVICES`` (read
@@ -9,19 +10,25 @@ first, and a notebook can too, before its first jax computation.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jax
 
 __all__ = [
+    "MEMORY_FRACTION",
     "MEMORY_HEADROOM",
     "PACKAGES",
     "available_memory",
+    "check_memory",
+    "memory_limit",
+    "naming_the_path",
     "prng_impl",
     "source_revision",
     "use_cpu_cores",
@@ -130,3 +137,42 @@ def prng_impl() -> str:
     Read from the config: making a key to ask it would compile a program.
     """
     return str(jax.config.jax_default_prng_impl)
+
+
+MEMORY_FRACTION = 0.5  # of the host's physical memory that one result's arrays may take
+
+
+def memory_limit() -> int:
+    """Bytes that one result may take: ``MEMORY_FRACTION`` of the host's physical memory
+    (of 16 GiB where the host does not say)."""
+    try:
+        return int(MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume 16 GiB of memory
+        return 8 << 30
+
+
+def check_memory(who: str, need: int, what: str, advice: str) -> None:
+    """Refuses, before anything is allocated, ``need`` bytes over :func:`memory_limit`.
+
+    The ValueError reads ``"{who} needs about N GiB of host memory ({what}), over the
+    L GiB limit (half this host's memory); {advice}"``.
+    """
+    limit = memory_limit()
+    if need > limit:
+        raise ValueError(
+            f"{who} needs about {need / 2**30:.1f} GiB of host memory ({what}), over the "
+            f"{limit / 2**30:.1f} GiB limit (half this host's memory); {advice}"
+        )
+
+
+@contextlib.contextmanager
+def naming_the_path(path: Any, what: str) -> Iterator[None]:
+    """Adds ``path`` to an OSError raised without one inside (a full disk's ENOSPC from a
+    write names no file), so that the message says where: ``[Errno 28] No space left on
+    device (writing the sweep's checkpoint): 'out/sweep'``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise type(e)(e.errno, f"{e.strerror} (writing {what})", str(path)) from e

@@ -30,11 +30,11 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from jaxinit._checks import closest_hint
+from jaxinit._checks import check_bool, closest_hint
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "format_spec", "parse_spec", "resolve_specs"]
+__all__ = ["Registry", "check_bools", "format_spec", "parse_spec", "resolve_specs"]
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -113,6 +113,31 @@ def resolve_specs(
     return objs, aliases
 
 
+def _takes_bool(p: inspect.Parameter) -> bool:
+    """Whether a parameter is a flag: annotated ``bool`` (the type or, under postponed
+    annotations, the string), or unannotated with a True/False default."""
+    if p.annotation is bool or p.annotation == "bool":
+        return True
+    return p.annotation is p.empty and isinstance(p.default, bool)
+
+
+def check_bools(owner: str, fn: Callable, values: dict[str, Any]) -> None:
+    """A TypeError for a value of a flag of ``fn`` (see :func:`_takes_bool`) that is not
+    True or False: in a spec, ``nesterov='no'`` is a non-empty string, which Python would
+    take as True.
+
+    Example:
+      >>> check_bools("sgd", lambda *, nesterov=False: 0, {"nesterov": True})
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to go by
+        return
+    for name, value in values.items():
+        if name in params and _takes_bool(params[name]):
+            check_bool(f"{owner}: {name}", value)
+
+
 def list_to_tuple(value: Any) -> Any:
     """Lists become tuples, recursively, so that hyperparameters stay hashable."""
     if isinstance(value, (list, tuple)):
@@ -182,7 +207,13 @@ class Registry(Generic[T]):
             @functools.wraps(fn)
             def builder(*args: Any, **kwargs: Any) -> T:
                 self._check_keywords(name, kwargs, params)
-                bound = sig.bind(*args, **kwargs)
+                try:
+                    bound = sig.bind(*args, **kwargs)
+                except TypeError:
+                    if not args:
+                        raise
+                    raise TypeError(self._positional(name, args, params)) from None
+                check_bools(name, fn, bound.arguments)
                 bound.apply_defaults()
                 hparams = {k: _normalize(v, params[k].default) for k, v in bound.arguments.items()}
                 obj = fn(**hparams)
@@ -216,6 +247,22 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} has no hyperparameter {k!r}; "
                     f"valid: {valid}.{closest_hint(k, params)}"
                 )
+
+    def _positional(self, name: str, args: tuple, params) -> str:
+        """What to write instead of a builder call with too many positional arguments."""
+        positional = [p for p in params if params[p].kind is not inspect.Parameter.KEYWORD_ONLY]
+        keyword = [p for p in params if p not in positional]
+        if positional:
+            return (
+                f"{self.kind} {name!r} takes at most {len(positional)} positional "
+                f"hyperparameters ({', '.join(positional)}); the others are keyword-only: "
+                f"{', '.join(keyword)}"
+            )
+        written = ", ".join(f"{k}={v!r}" for k, v in zip(keyword, args, strict=False))
+        return (
+            f"{self.kind} {name!r} takes its hyperparameters by keyword only "
+            f"({', '.join(keyword) or 'none'}); write {name}({written})"
+        )
 
     def names(self, *, aliases: bool = False) -> tuple[str, ...]:
         """The registered names, sorted; with ``aliases=True`` the aliases too."""

@@ -72,7 +72,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from jaxinit._checks import check_bool, check_real
+from jaxinit._checks import check_real
 from jaxinit._spec import Registry
 
 __all__ = [
@@ -298,8 +298,7 @@ def gelu(*, approximate: bool = True) -> Activation:
     the exact erf form; write ``gelu(approximate=False)`` to match torch. The
     two differ by up to about 5e-4 and have different minima.
     """
-    check_bool("gelu: approximate", approximate)
-    return Activation(
+    return Activation(  # the registry has checked that approximate is a bool
         functools.partial(jax.nn.gelu, approximate=approximate),
         (_GELU_TANH_MIN if approximate else _GELU_MIN, math.inf),
         (None, None),

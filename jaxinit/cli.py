@@ -152,11 +152,23 @@ def _inputs(value: str):
         )
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:  # not an .npy file, or an object array
+    except ValueError as e:
+        if "allow_pickle" not in str(e):  # numpy's advice would be to unpickle: never
+            raise _UsageError(_unreadable(value, str(e))) from None
         raise _UsageError(
-            f"--inputs {value!r} is not a readable .npy array of numbers ({e}); save one "
-            "with numpy.save(path, x) for x of shape (batch, d_in)"
+            f"--inputs {value!r} holds Python objects (dtype object), not numbers; jaxinit "
+            "does not unpickle files. Save the inputs as numbers: numpy.save(path, "
+            "x.astype(numpy.float32)) for x of shape (batch, d_in)"
         ) from None
+    except (OSError, EOFError) as e:  # not an .npy file
+        raise _UsageError(_unreadable(value, str(e))) from None
+
+
+def _unreadable(value: str, why: str) -> str:
+    return (
+        f"--inputs {value!r} is not a readable .npy array of numbers ({why}); save one with "
+        "numpy.save(path, x) for x of shape (batch, d_in)"
+    )
 
 
 def grid_from_args(args: argparse.Namespace) -> ji.Grid:
@@ -257,11 +269,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_theory(args: argparse.Namespace) -> int:
+    from jaxinit.theory._quadrature import check_domain
+
     act = _usage(ji.activations.get, args.activation)
     for flag, values in (("--sigma-w2", args.sigma_w2 or ()), ("--sigma-b2", args.sigma_b2)):
-        bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
-        if bad:
-            raise _UsageError(f"{flag} takes finite values >= 0; got {bad[0]}")
+        # the library's own check: >= 0, finite, and within what float32 quadrature holds
+        _usage(check_domain, "", flag, list(values))
     if args.kernel:  # checked before any table is printed
         if args.depth < 1:
             raise _UsageError(f"--depth must be an int >= 1; got {args.depth}")

@@ -34,7 +34,14 @@ import numpy as np
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
-from jaxinit._checks import check_bool, check_int, closest_hint, is_list
+from jaxinit._checks import (
+    FLOAT32_MAX,
+    check_bool,
+    check_int,
+    check_real_array,
+    closest_hint,
+    is_list,
+)
 from jaxinit._spec import resolve_specs
 
 __all__ = [
@@ -49,7 +56,9 @@ __all__ = [
     "STREAM_LAYERS",
     "Combination",
     "Grid",
+    "check_seeds",
     "dim_values",
+    "float32_edges",
     "layer_keys",
     "seed_key",
 ]
@@ -61,7 +70,7 @@ INPUT_MOMENTS = {"gaussian": (0.0, 1.0), "uniform": (0.5, 1.0 / 3.0)}
 DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
 SEED_LIMIT = 2**31  # seeds are folded into keys as int32
 MAX_BINS = 10_000  # histogram bins per layer
-MAX_SEEDS = 10_000_000  # seeds of one grid
+MAX_SEEDS = 10_000_000  # seeds of one grid (a Grid's or a TrainGrid's), counts and lists alike
 # fold_in stream numbers under a seed's key
 STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT = 0, 1, 2
 
@@ -129,27 +138,44 @@ def _ints(name: str, value: Any) -> int | tuple[int, ...]:
     return ints if is_list(value) else ints[0]
 
 
-def _seeds(value: Any) -> range | tuple[int, ...]:
-    """A count ``n`` as ``range(n)``, a range as itself, else a tuple of distinct seeds."""
+def check_seeds(owner: str, value: Any) -> range | tuple[int, ...]:
+    """The seeds of a grid (``owner``: "Grid", "TrainGrid"): a count ``n`` as ``range(n)``, a
+    range as itself, any other sequence as a tuple of distinct ints, all in ``[0, SEED_LIMIT)``
+    and at most ``MAX_SEEDS`` of them (a list's length is checked before its entries).
+
+    Example:
+      >>> check_seeds("Grid", 3), check_seeds("Grid", [5, 1])
+      (range(0, 3), (5, 1))
+    """
+    too_many = (
+        f"{owner}: seeds={value!r:.60} is more than one grid holds ({MAX_SEEDS:,}); sweep or "
+        "train shares of them (seeds=range(a, b)) and join the results with .concat"
+    )
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        count = check_int("Grid: seeds", value, low=1)
+        count = check_int(f"{owner}: seeds", value, low=1)
         if count > MAX_SEEDS:
-            raise ValueError(
-                f"Grid: seeds={count} is more than one grid holds ({MAX_SEEDS:,}); sweep "
-                "shares of them (seeds=range(a, b)) and join them with SweepResult.concat"
-            )
+            raise ValueError(too_many)
         return range(count)
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{owner}: seeds must be a count >= 1 or a list of seeds; got {value!r:.60}"
+        )
+    if len(value) == 0:
+        raise ValueError(f"{owner}: seeds is empty; give a count >= 1 or at least one seed")
+    if len(value) > MAX_SEEDS:
+        raise ValueError(too_many)
     if isinstance(value, range):  # distinct by construction; checked at its ends only
-        if len(value) == 0 or len(value) > MAX_SEEDS:
-            raise ValueError(f"Grid: seeds={value} must hold 1 to {MAX_SEEDS:,} seeds")
         seeds = value
         low, high = min(value[0], value[-1]), max(value[0], value[-1])
     else:
-        seeds = _positive_ints("seeds", _as_tuple("seeds", value), minimum=0)
+        seeds = tuple(check_int(f"{owner}: seeds", v, low=0) for v in value)
+        if len(set(seeds)) != len(seeds):
+            twice = sorted({s for s in seeds if seeds.count(s) > 1})[:5]
+            raise ValueError(f"{owner}: seeds must be distinct; {twice} repeat")
         low, high = min(seeds), max(seeds)
     if low < 0 or high >= SEED_LIMIT:
         raise ValueError(
-            "Grid: seeds must be in [0, 2**31) (a seed is folded into the key as int32); "
+            f"{owner}: seeds must be in [0, 2**31) (a seed is folded into the key as int32); "
             f"got {low if low < 0 else high}"
         )
     return seeds
@@ -161,22 +187,27 @@ def _resolve(name: str, value: Any, get) -> tuple[tuple, dict[str, str]]:
 
 def _input_array(value: Any) -> np.ndarray:
     """A read-only float32 copy of an inputs array ``(batch, d_in)``, checked."""
-    raw = np.asarray(value)
-    if raw.dtype.kind not in "biuf":
-        raise ValueError(
-            f"Grid: an inputs array must hold real numbers; got dtype {raw.dtype} "
-            "(complex, object and string arrays are not inputs)"
-        )
+    try:
+        raw = check_real_array("Grid: inputs", value)
+    except TypeError:
+        raise TypeError(
+            f"Grid: inputs must be 'gaussian', 'uniform' or an array (batch, d_in); got {value!r:.80}"
+        ) from None
     x = raw.astype(np.float32)  # a copy: the grid's inputs cannot change under it
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"Grid: an inputs array must have shape (batch >= 1, d_in); got {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("Grid: the inputs array has non-finite values")
+        raise ValueError("Grid: the inputs array has non-finite values (or values beyond float32)")
     x.flags.writeable = False
     return x
 
 
-def _hist_range(pair: Any) -> tuple[float, float] | None:
+def float32_edges(lo: float, hi: float, bins: int) -> np.ndarray:
+    """The ``bins + 1`` float32 histogram edges from ``lo`` to ``hi``, as the sweep records them."""
+    return np.linspace(lo, hi, bins + 1, dtype=np.float32)
+
+
+def _hist_range(pair: Any, bins: int) -> tuple[float, float] | None:
     if pair is None:
         return None
     if (
@@ -191,6 +222,16 @@ def _hist_range(pair: Any) -> tuple[float, float] | None:
     lo, hi = float(pair[0]), float(pair[1])
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"Grid: hist_range must be finite (lo, hi) with lo < hi; got {pair}")
+    # the kernel bins in float32: (h - lo)·bins/(hi - lo), against float32 edges
+    fits = max(abs(lo), abs(hi)) <= FLOAT32_MAX and hi - lo <= FLOAT32_MAX
+    edges = float32_edges(lo, hi, bins) if fits else None
+    if edges is None or not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
+        raise ValueError(
+            f"Grid: hist_range={pair} does not give finite, strictly increasing float32 edges "
+            f"for {bins} bins (the histogram is computed in float32: |lo|, |hi| and hi - lo "
+            f"at most {FLOAT32_MAX:.4g}, and each bin wider than float32's spacing there); "
+            "widen the range or use fewer bins"
+        )
     return lo, hi
 
 
@@ -281,7 +322,7 @@ class Grid:
         set_("bias_inits", biases if is_list(self.bias_inits) else biases[0])
         set_("depth", _ints("depth", self.depth))
         set_("width", _ints("width", self.width))
-        set_("seeds", _seeds(self.seeds))
+        set_("seeds", check_seeds("Grid", self.seeds))
         for name in ("bins", "root_seed"):
             check_int(f"Grid: {name}", getattr(self, name), low=1 if name == "bins" else 0)
         if self.bins > MAX_BINS:
@@ -312,7 +353,7 @@ class Grid:
                     )
         for name, value in given.items():
             set_(name, resolved[name] if value is None else value)
-        set_("hist_range", _hist_range(self.hist_range))
+        set_("hist_range", _hist_range(self.hist_range, self.bins))
         for flag in ("batchnorm", "cosine", "gradients"):
             check_bool(f"Grid: {flag}", getattr(self, flag))
             if flag != "gradients" and getattr(self, flag) and self.batch < 2:

@@ -17,8 +17,10 @@ diagonal × matrix factors, :math:`O(L N^3)`, cheap at :math:`N \le 512`) and
 returns its singular values. The network is *dynamically isometric* when they
 all concentrate near 1 (Saxe et al. 2014; Pennington et al. 2017).
 
-Mean-field theory. With :math:`\sigma_w^2 = N\,\mathrm{Var}(W_{ij})`, inputs at
-the fixed point :math:`q^*` of the variance map, and
+Mean-field theory. With :math:`\sigma_w^2 = N\,\mathrm{Var}(W_{ij})`, every layer's
+pre-activations at the fixed point :math:`q^*` of the variance map (``q=q*``: the first
+layer's :math:`z_1 = x W_1 + b_1` has variance :math:`q^*` when the inputs have
+:math:`q_\mathrm{in} = (q^* - \sigma_b^2)/\sigma_w^2`, not :math:`q^*`), and
 :math:`\mu_k = \mathbb{E}_{z \sim \mathcal{N}(0, 1)}[\varphi'(\sqrt{q^*} z)^{2k}]`,
 the eigenvalues :math:`\lambda = s^2` of :math:`JJ^\top` have, as :math:`N \to \infty`,
 
@@ -62,7 +64,7 @@ Example:
   >>> import jax
   >>> spec = jacobian_spectrum(jax.random.key(0), init="orthogonal(scale=1.0247)",
   ...                          activation="tanh", depth=32, width=128,
-  ...                          bias_init="normal(stddev=0.001)", q_in=0.0255)
+  ...                          bias_init="normal(stddev=0.001)", q=0.0255)
   >>> round(float(spec.std), 1)  # singular values concentrated near 1
   0.2
   >>> many = jax.vmap(lambda k: jacobian_spectrum(k, init="he_normal",
@@ -116,7 +118,8 @@ def jacobian_spectrum(
     depth: int,
     width: int,
     bias_init: Any = "zeros",
-    q_in: float = 1.0,
+    q: float | None = None,
+    q_in: float | None = None,
     n_inputs: int = 1,
     inputs: ArrayLike | None = None,
     dtype: Any = jnp.float32,
@@ -133,8 +136,16 @@ def jacobian_spectrum(
       depth: number of layers :math:`L` (>= 1).
       width: :math:`N`, also the input dimension.
       bias_init: bias initializer, applied to shape ``(width,)``.
-      q_in: variance of each input coordinate, :math:`x \sim \mathcal{N}(0, q_\mathrm{in})`;
-        near criticality use the fixed point :math:`q^*` of the variance map.
+      q: the variance of the first layer's pre-activations :math:`z_1 = x W_1 + b_1`: the
+        inputs are drawn with :math:`q_\mathrm{in} = (q - \sigma_b^2)/\sigma_w^2`
+        (:math:`\sigma_w^2 = N\,\mathrm{Var}(W)`, :math:`\sigma_b^2 = \mathbb{E}[b^2]`, from
+        the initializers' exact moments). At criticality give the fixed point,
+        ``q=q_star(...).q``: every layer then starts at :math:`q^*` and the network is the
+        critical one of Pennington et al. (2017). Needs :math:`q \ge \sigma_b^2` and a
+        jaxinit weight initializer; excludes ``q_in``.
+      q_in: the variance of each input coordinate, :math:`x \sim \mathcal{N}(0, q_\mathrm{in})`
+        (then :math:`z_1` has variance :math:`\sigma_w^2 q_\mathrm{in} + \sigma_b^2`, not
+        :math:`q_\mathrm{in}`); default 1 when neither it nor ``q`` is given.
       n_inputs: how many inputs to draw (ignored shape-wise when ``inputs`` is given).
       inputs: explicit inputs of shape ``(n_inputs, width)`` or ``(width,)``,
         instead of drawing them.
@@ -155,7 +166,7 @@ def jacobian_spectrum(
     depth = check_int("depth", depth)
     width = check_int("width", width)
     n_inputs = check_int("n_inputs", n_inputs)
-    check_real("q_in", q_in, low=0.0)
+    q_in = _input_variance(init, bias, width, q, q_in)
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype such as float32; got {dtype}")
@@ -181,6 +192,37 @@ def jacobian_spectrum(
         q_in=float(q_in),
         dtype=dtype,
     )
+
+
+def _input_variance(init, bias, width: int, q: Any, q_in: Any) -> float:
+    """The inputs' variance q_in: given, or (q - σ_b²)/σ_w² for a first-layer variance q."""
+    if q is not None and q_in is not None:
+        raise ValueError(
+            "jacobian_spectrum: give q (the first layer's pre-activation variance) or q_in "
+            f"(the inputs' variance), not both; got q={q!r}, q_in={q_in!r}"
+        )
+    if q is None:
+        return check_real("q_in", 1.0 if q_in is None else q_in, low=0.0)
+    q = check_real("q", q, low=0.0)
+    plain = next((i for i in (init, bias) if not hasattr(i, "moments")), None)
+    if plain is not None:
+        raise ValueError(
+            "jacobian_spectrum: q= needs the weight variance and bias second moment of "
+            f"jaxinit initializers (their exact moments) to draw the inputs; got {plain!r:.60}. "
+            "Give q_in= instead"
+        )
+    (w_mean, w_var), (b_mean, b_var) = init.moments((width, width)), bias.moments((width,))
+    sigma_w2, sigma_b2 = width * (w_mean**2 + w_var), b_mean**2 + b_var
+    if q < sigma_b2:
+        raise ValueError(
+            f"jacobian_spectrum: q={q!r} is below σ_b² = {sigma_b2:.4g}, the variance the "
+            "biases alone give z₁; give q >= σ_b²"
+        )
+    if sigma_w2 <= 0:
+        raise ValueError(
+            f"jacobian_spectrum: q= needs weights of positive variance; {init.spec!r} has none"
+        )
+    return (q - sigma_b2) / sigma_w2
 
 
 @functools.partial(

@@ -50,11 +50,17 @@ import numpy as np
 
 from jaxinit import _distributed, kernel
 from jaxinit import stats as _stats
-from jaxinit._checks import check_bool, check_int
-from jaxinit._host import MEMORY_HEADROOM, available_memory, prng_impl
+from jaxinit._checks import check_bool, check_int, check_path
+from jaxinit._host import (
+    MEMORY_HEADROOM,
+    available_memory,
+    check_memory,
+    naming_the_path,
+    prng_impl,
+)
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
-from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
+from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values, float32_edges
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.results import SweepResult
 
@@ -86,8 +92,7 @@ def default_lanes() -> int:
 
 def hist_edges(grid: Grid, activation) -> np.ndarray:
     """The histogram edges (float32) of an activation's post-activations in this grid."""
-    lo, hi = _hist_range(grid, activation)
-    return np.linspace(lo, hi, grid.bins + 1, dtype=np.float32)
+    return float32_edges(*_hist_range(grid, activation), grid.bins)
 
 
 def _hist_range(grid: Grid, activation) -> tuple[float, float]:
@@ -411,6 +416,7 @@ def sweep(
     """
     if not isinstance(grid, Grid):
         raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
+    out = check_path("sweep: out", out, none=True)
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError(
@@ -432,7 +438,7 @@ def sweep(
     lanes = default_lanes() if lanes is None else lanes
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:
-        chunk_size = _previous_chunk_seeds(pathlib.Path(out))
+        chunk_size = _previous_chunk_seeds(out)
     the_plan = plan(
         grid,
         chunk_size=chunk_size,
@@ -442,7 +448,11 @@ def sweep(
         devices=len(devices),
     )
     _check_result_size(grid)
-    store = None if out is None else _open_store(pathlib.Path(out), grid, the_plan, me, count)
+    if out is not None:
+        with naming_the_path(out, "the sweep's checkpoint"):
+            store = _open_store(out, grid, the_plan, me, count)
+    else:
+        store = None
     fields = _empty_fields(grid)
     x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
     members = {
@@ -474,10 +484,15 @@ def sweep(
                     arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
                     computed_by[chunk.name] = me
                     if store:
-                        store.save(
-                            f"chunks/{chunk.name}.npz",
-                            {**arrays, "_seeds": np.array(chunk.seeds), "_process": np.int64(me)},
-                        )
+                        with naming_the_path(store.root, "the sweep's checkpoint"):
+                            store.save(
+                                f"chunks/{chunk.name}.npz",
+                                {
+                                    **arrays,
+                                    "_seeds": np.array(chunk.seeds),
+                                    "_process": np.int64(me),
+                                },
+                            )
                 else:
                     arrays, computed_by[chunk.name] = loaded
                 take(chunk, arrays)
@@ -509,7 +524,8 @@ def sweep(
         if store is not None and me == 0:
             if count > 1:  # every chunk is written: nothing else writes into the store now
                 store.clean_temporaries()
-            result.save(store.root / "result")
+            with naming_the_path(store.root / "result", "the sweep's result"):
+                result.save(store.root / "result")
     finally:
         if store is not None:
             store.close()
@@ -572,18 +588,6 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
     return arrays
 
 
-RESULT_MEMORY_FRACTION = 0.5  # of the host's physical memory that a result's arrays may take
-
-
-def _memory_limit() -> int:
-    try:
-        return int(
-            RESULT_MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        )
-    except (ValueError, OSError, AttributeError):  # no sysconf: assume 16 GiB of memory
-        return 8 << 30
-
-
 def _result_bytes(grid: Grid) -> int:
     combos = len(grid)
     depth = max(dim_values(grid.depth))
@@ -593,15 +597,12 @@ def _result_bytes(grid: Grid) -> int:
 
 def _check_result_size(grid: Grid) -> None:
     """Refuses, before anything is allocated, a grid whose result would not fit in memory."""
-    need, limit = _result_bytes(grid), _memory_limit()
-    if need > limit:
-        raise ValueError(
-            f"this grid's result needs about {need / 2**30:.1f} GiB of host memory ({len(grid):,} "
-            f"combinations × {max(dim_values(grid.depth))} layers × {grid.bins} bins), over the "
-            f"{limit / 2**30:.1f} GiB limit (half this host's memory); sweep fewer seeds at a "
-            "time (Grid(seeds=[...])) "
-            "and combine the parts with SweepResult.concat"
-        )
+    what = f"{len(grid):,} combinations × {max(dim_values(grid.depth))} layers × {grid.bins} bins"
+    advice = (
+        "sweep fewer seeds at a time (Grid(seeds=[...])) and combine the parts with "
+        "SweepResult.concat"
+    )
+    check_memory("this grid's result", _result_bytes(grid), what, advice)
 
 
 def _empty_fields(grid: Grid) -> dict[str, np.ndarray]:
@@ -736,11 +737,19 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: 
 def _previous_chunk_seeds(root: pathlib.Path) -> int | None:
     """The seeds per chunk a checkpoint in ``root`` was written with (None: none readable).
 
-    A damaged manifest is reported by the store itself, with what to do."""
+    A manifest that cannot be read is reported by the store itself, with what to do; one
+    whose seeds per chunk is not a count >= 1 is damaged, and said so here."""
+    path = root / "sweep.json"
     try:
-        return int(json.loads((root / "sweep.json").read_text())["spec"]["chunk_seeds"])
+        value = json.loads(path.read_text())["spec"]["chunk_seeds"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{path} records chunk_seeds={value!r}, not a number of seeds per chunk >= 1: the "
+            "manifest is damaged (edited?); delete the directory to start over, or use another"
+        )
+    return value
 
 
 def _load_chunk(store: Store, chunk: Chunk) -> tuple[dict[str, np.ndarray], int] | None:

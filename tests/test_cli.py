@@ -184,7 +184,7 @@ def test_theory_without_a_continuous_transition_says_so_and_agrees_with_the_libr
 
 def test_theory_bad_values(capsys):
     assert main(["theory", "tanh", "--sigma-b2", "-1"]) == 2
-    assert "--sigma-b2 takes finite values >= 0; got -1.0" in capsys.readouterr().err
+    assert "--sigma-b2 must be finite and >= 0; got -1.0" in capsys.readouterr().err
     assert main(["theory", "rleu"]) == 2
     assert "Did you mean 'relu'?" in capsys.readouterr().err
 

@@ -70,7 +70,7 @@ def test_tanh_orthogonal_near_criticality_stays_isometric_relu_does_not():
     depth = 32
     q_star, chi1, excess = _tanh_mean_field(TANH_SW2, TANH_SB2)
     assert abs(chi1 - 1) < 1e-3  # the point is critical to 0.1%
-    tanh = _spectra(depth, q_in=float(q_star), **TANH)
+    tanh = _spectra(depth, q=float(q_star), **TANH)
     # Theory: Var(s²)/mean² = L (mu2/mu1² - 1) ≈ 0.133, so std(s) ≈ sqrt(0.133)/2 ≈ 0.18.
     assert _nu(tanh).mean() == pytest.approx(depth * excess, rel=ISO_NU_RTOL)
     assert float(tanh.std.max()) < 0.3  # theory + 60%: no seed strays far

@@ -53,6 +53,7 @@ from jaxinit.initializers._bases import (
 from jaxinit.initializers._core import (
     LAYOUT_AXES,
     Initializer,
+    check_variance,
     dirac_taps,
     registry,
     resolve_layout,
@@ -103,6 +104,7 @@ def normal(*, stddev: float = 1e-2, mean: float = 0.0) -> Initializer:
     """
     check_real("stddev", stddev, low=0.0)
     check_real("mean", mean)
+    check_variance("normal", "the variance stddev²", stddev * stddev)
     return Initializer(
         base=Normal(),
         coeffs=lambda shape, dtype: (
@@ -127,6 +129,7 @@ def uniform(*, low: float = -0.05, high: float = 0.05) -> Initializer:
     check_real("high", high)
     if not low < high:
         raise ValueError(f"uniform needs low < high; got low={low!r}, high={high!r}")
+    check_variance("uniform", "the variance (high - low)²/12", (high - low) ** 2 / 12)
     moments = lambda shape: ((low + high) / 2, (high - low) ** 2 / 12)  # noqa: E731
     if low == 0.0:  # jax's U[0, scale), bit for bit
         return Initializer(
@@ -177,6 +180,7 @@ def truncated_normal(
     if not lower < upper:
         raise ValueError(f"truncated_normal needs lower < upper; got {lower!r}, {upper!r}")
     mean, var = truncated_normal_moments(lower, upper)
+    check_variance("truncated_normal", "the variance stddev²·Var(cut N(0, 1))", var * stddev**2)
     return Initializer(
         base=TruncatedNormal(lower=float(lower), upper=float(upper)),
         coeffs=lambda shape, dtype: (jnp.array(stddev, dtype), None),
@@ -257,6 +261,7 @@ def orthogonal(
         excluding ``column_axis``).
     """
     check_real("scale", scale)
+    check_variance("orthogonal", "the variance scale²/n at n = 1", scale * scale)
     if column_axis is None:
         column_axis = -1 if resolve_layout(convention, layout) == "flax" else 0
     else:
@@ -303,6 +308,7 @@ def delta_orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initialize
         the out axis, -2 (or 0) the in axis.
     """
     check_real("scale", scale)
+    check_variance("delta_orthogonal", "the variance scale²/n at n = 1", scale * scale)
     if not isinstance(column_axis, int) or isinstance(column_axis, bool):
         raise TypeError(f"delta_orthogonal: column_axis must be an int; got {column_axis!r}")
     if column_axis not in (-2, -1, 0, 1):
@@ -366,6 +372,7 @@ def identity(*, scale: float = 1.0) -> Initializer:
       scale: the value on the diagonal.
     """
     check_real("scale", scale)
+    check_variance("identity", "the variance (at most scale²)", scale * scale)
 
     def moments(shape):
         return _tap_moments(scale, min(shape[-2], shape[-1]), math.prod(shape))
@@ -416,6 +423,7 @@ def dirac(
     """
     check_int("dirac: groups", groups, low=1)
     check_real("scale", scale)
+    check_variance("dirac", "the variance (at most scale²)", scale * scale)
     resolved = resolve_layout(convention, layout)
     out_axis = LAYOUT_AXES[resolved][1]
 
@@ -486,6 +494,7 @@ def sparse(
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must lie in [0, 1]; got {sparsity!r}")
     check_real("stddev", stddev, low=0.0)
+    check_variance("sparse", "the variance stddev²", stddev * stddev)
     in_axis, out_axis = LAYOUT_AXES[resolve_layout(convention, layout)]
     axis = out_axis if convention == "torch" else in_axis  # the axis each fibre runs along
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._checks import check_choice
+from jaxinit._checks import FLOAT32_MAX, check_choice
 from jaxinit._spec import Registry
 from jaxinit.initializers._bases import (
     FROM_BITS,
@@ -96,6 +96,8 @@ class Initializer:
                 "jaxinit initializers do not take out_sharding; place the result "
                 "with jax.device_put(init(key, shape), sharding)"
             )
+        if key is not None or not isinstance(self.base, (Constant, Identity)):  # these draw
+            _check_key(self.spec, key)  # nothing: None is a key there, as for jax's zeros
         shape, dtype = self._check(shape, dtype)
         if math.prod(shape) == 0:
             return jnp.zeros(shape, dtype)
@@ -140,6 +142,37 @@ class Initializer:
                 f"got dtype {dtype}. Use float32, bfloat16, float16 or float64 (x64)."
             )
         return shape, dtype
+
+
+def _check_key(spec: str, key: Any) -> None:
+    """A TypeError unless ``key`` is a jax PRNG key: a typed key (``jax.random.key``) or
+    legacy raw key data (``jax.random.PRNGKey``: uint32), concrete or traced."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (
+        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32
+    ):
+        return
+    what = type(key).__name__ if dtype is None else f"{type(key).__name__} of dtype {dtype}"
+    raise TypeError(
+        f"{spec}: key must be a jax PRNG key such as jax.random.key(0); got {key!r:.60} ({what})"
+    )
+
+
+def check_variance(who: str, what: str, variance: float) -> float:
+    """``variance`` if float32 holds it; else a ValueError: weights drawn with it would be
+    ±inf (every hyperparameter is already a float32 number, its square may not be).
+
+    Example:
+      >>> check_variance("normal", "the variance stddev²", 1e-4)
+      0.0001
+    """
+    if not abs(variance) <= FLOAT32_MAX:
+        raise ValueError(
+            f"{who}: {what} = {variance:.4g} is beyond float32's range ({FLOAT32_MAX:.4g}); "
+            "weights drawn with it would be ±inf or their statistics overflow. Choose a "
+            "smaller scale"
+        )
+    return variance
 
 
 registry: Registry[Initializer] = Registry("initializer", Initializer, accept_callables=True)

@@ -21,11 +21,28 @@ what                        ``"jax"`` (default)    ``"keras"``            ``"tor
 ==========================  =====================  =====================  ============================
 weight layout (2-D)         ``(in, out)``          ``(in, out)``          ``(out, in)``
 fan axes (default)          in -2, out -1          in -2, out -1          in 1, out 0
+fans, default axes          named axis × field     named axis × field     named axis × field
+fans, explicit axes         named axes × field     named axes only        named axes × field
 glorot/he/lecun ``_normal``  truncated at ±2σ       truncated at ±2σ       untruncated
 ``distribution="normal"``   untruncated            truncated (an alias)   untruncated
 he/kaiming scale            gain² = 2              gain² = 2              gain(nonlinearity, a)²
-rank < 2 shapes             error                  error (Keras allows)   error (torch raises too)
+rank < 2 shapes             error here (1)         error here (1)         error (torch raises too)
 ==========================  =====================  =====================  ============================
+
+"field" is the receptive field: the product of the axes that are none of the in, out
+and batch axes (a convolution's spatial axes). Given explicit ``in_axis``/``out_axis``,
+jax (``jax.nn.initializers``) and torch still multiply both fans by it, so on a
+``(3, 3, 16, 32)`` kernel ``variance_scaling(in_axis=2, out_axis=3)`` has fan_in =
+16·9 = 144; Keras counts only the named axes (``VarianceScaling(input_axes=[2],
+output_axes=[3])``: fan_in = 16, for kernels such as ``EinsumDense``'s whose other axes
+are not spatial), and so does ``convention="keras"`` when either axis is given
+explicitly (the other keeps its default). ``layout`` is not an explicit axis. Under
+``"jax"`` the numbers stay bitwise those of ``jax.nn.initializers``.
+
+(1) jaxinit's fan-based initializers need rank >= 2 in every convention. jax itself
+raises for rank < 2 only with the default ``in_axis``; with an explicit one it accepts
+them (an empty ``out_axis`` has fan 1). Keras counts a rank-1 shape's length as both
+fans and a scalar's fans as 1.
 
 The layout trap
 ---------------
@@ -56,6 +73,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -68,6 +86,7 @@ from jaxinit.initializers._core import (
     LAYOUT_AXES,
     Axes,
     Initializer,
+    check_variance,
     compute_fans,
     registry,
     resolve_layout,
@@ -152,6 +171,8 @@ def variance_scaling(
             f"(layout sets them); got in_axis={in_axis!r}, out_axis={out_axis!r}"
         )
     default_in, default_out = LAYOUT_AXES[resolve_layout(convention, layout)]
+    # Keras counts the named axes alone when they are given (see the module's table)
+    named_only = convention == "keras" and (in_axis is not None or out_axis is not None)
     in_axis = default_in if in_axis is None else in_axis
     out_axis = default_out if out_axis is None else out_axis
     for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
@@ -162,6 +183,8 @@ def variance_scaling(
         fan_in, fan_out = compute_fans(
             shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis
         )
+        if named_only:  # the product of the named axes alone, no receptive field
+            fan_in, fan_out = _named_size(shape, in_axis), _named_size(shape, out_axis)
         n = _denominator(mode, fan_in, fan_out)
         if n == 0:
             raise ValueError(
@@ -190,6 +213,11 @@ def variance_scaling(
         moments_fn=lambda shape: (0.0, variance(shape)),
         min_rank=2,
     )
+
+
+def _named_size(shape, axes) -> int:
+    """The product of ``shape`` along ``axes`` (an int or a tuple; checked by compute_fans)."""
+    return math.prod(shape[a] for a in ((axes,) if isinstance(axes, int) else axes))
 
 
 def _check_axes(name: str, axes) -> None:
@@ -231,6 +259,12 @@ def gain(activation) -> float:
             f"{', '.join(with_gain)}"
         )
     return act.gain
+
+
+def _gain_squared(who: str, gain: float) -> float:
+    """gain², the scale of a Glorot scheme, with gain and gain² checked for float32."""
+    check_real("gain", gain)
+    return check_variance(who, "the variance gain²/n at n = 1", gain * gain)
 
 
 def _kaiming_scale(nonlinearity: str, a: float) -> float:
@@ -281,7 +315,14 @@ def glorot_normal(
     Truncated normal in jax and keras, untruncated in torch (``xavier_normal_``).
     """
     return _scheme(
-        gain**2, "fan_avg", _named(convention), convention, layout, in_axis, out_axis, batch_axis
+        _gain_squared("glorot_normal", gain),
+        "fan_avg",
+        _named(convention),
+        convention,
+        layout,
+        in_axis,
+        out_axis,
+        batch_axis,
     )
 
 
@@ -296,7 +337,8 @@ def glorot_uniform(
     batch_axis: Axes = (),
 ) -> Initializer:
     r"""Glorot & Bengio (2010): :math:`U(\pm \mathrm{gain}\sqrt{6/(\mathrm{fan\_in} + \mathrm{fan\_out})})`."""
-    return _scheme(gain**2, "fan_avg", "uniform", convention, layout, in_axis, out_axis, batch_axis)
+    scale = _gain_squared("glorot_uniform", gain)
+    return _scheme(scale, "fan_avg", "uniform", convention, layout, in_axis, out_axis, batch_axis)
 
 
 @registry.register("kaiming_normal", formula="Var = gain²/fan_in (gain² = 2), normal")

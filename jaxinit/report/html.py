@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxinit._checks import check_path
 from jaxinit._host import source_revision, versions
 from jaxinit._io import atomic_write
 from jaxinit.report import figures, scaling, tables, training
@@ -126,7 +127,7 @@ def write_report(
         raise ValueError("pass attrs (one result) or runs (several, by name), not both")
     if runs is not None and not runs:
         raise ValueError("runs is empty: pass each result's attrs by name, or attrs=None")
-    out_dir = Path(out_dir)
+    out_dir = check_path("write_report: out_dir", out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>\n"]
@@ -221,7 +222,7 @@ def report_sweep(
     if not isinstance(res, SweepResult):
         raise TypeError(f"report_sweep takes a SweepResult; got {type(res).__name__}")
     formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
-    out_dir = Path(out_dir)
+    out_dir = check_path("report_sweep: out_dir", out_dir)
     fig_dir, table_dir = out_dir / "figures", out_dir / "tables"
     table_dir.mkdir(parents=True, exist_ok=True)
     extra = [d for d in res.dims if d not in (*tables.COMBO_DIMS, "depth")]
@@ -386,7 +387,7 @@ def report_train(
     if not isinstance(res, SweepResult) or "loss" not in res.fields:
         raise TypeError(f"report_train takes a training result (a loss field); got {res!r:.100}")
     formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
-    out_dir = Path(out_dir)
+    out_dir = check_path("report_train: out_dir", out_dir)
     fig_dir, table_dir = out_dir / "figures", out_dir / "tables"
     table_dir.mkdir(parents=True, exist_ok=True)
     fig_paths, table_paths, figs = [], [], []

@@ -99,6 +99,13 @@ def view(
     """
     if not isinstance(res, SweepResult):
         raise TypeError(f"expected a SweepResult; got {type(res).__name__}")
+    for name, arr in res.fields.items():
+        if arr.dtype.kind == "c":
+            raise ValueError(
+                f"field {name!r} is complex ({arr.dtype}); reports tabulate and plot real "
+                "numbers. Store its real part, magnitude or phase as a field of its own "
+                "(SweepResult(..., fields={..., name: np.abs(z)}))"
+            )
     selection = dict(selection or {})
     if "depth" in res.dims and "depth" not in selection:
         labels = res.coords["depth"]

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxinit._checks import check_int, check_real
 from jaxinit.activations import Activation
 from jaxinit.theory._maps import chi1_of, length_of
 from jaxinit.theory._quadrature import (
@@ -31,12 +32,14 @@ from jaxinit.theory._quadrature import (
     Array,
     activation_of,
     check_domain,
+    check_q_max,
     dphi,
     expect1,
     expect2,
     hermite,
     run_static,
     second_moment,
+    warn_range,
 )
 
 __all__ = [
@@ -193,9 +196,23 @@ def _bad(q, vq):
     return ~jnp.isfinite(q) | ~jnp.isfinite(vq) | ((q > _DIVERGED) & (vq > q))
 
 
-def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0):
+def _check_fixed_point_args(fn, sigma_w2, sigma_b2, q0, tol=Q_STAR_TOL, max_iter=_MAX_ITER):
     for name, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2), ("q0", q0)):
         check_domain(fn, name, v)
+    check_real(f"{fn}: tol", tol, low=0.0, strict=True)
+    check_int(f"{fn}: max_iter", max_iter, low=1)
+
+
+def _warn_beyond(fn, act, sigma_w2, sigma_b2, q0, result):
+    """Warns (concrete values only) where an argument or a finite fixed point lies beyond
+    Q_MAX, the tested range, for an activation whose accuracy depends on q: there a
+    bounded φ's q* ≈ σ_w² may also pass 1e30 and be flagged as diverged."""
+    for name, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2), ("q0", q0)):
+        warn_range(fn, name, v, act, stacklevel=4)
+    q = result.q_star if isinstance(result, DepthScales) else result.q
+    if not isinstance(q, jax.core.Tracer):
+        finite = np.where(np.asarray(result.diverged), 0.0, np.asarray(q, np.float64))
+        warn_range(fn, "q*", finite, act, stacklevel=4)
 
 
 def q_star(
@@ -235,8 +252,11 @@ def q_star(
       FixedPoint(q, converged, diverged, iterations, resolution), broadcast over the
       arguments.
     """
-    _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0)
-    return run_static(_q_star, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
+    _check_fixed_point_args("q_star", sigma_w2, sigma_b2, q0, tol, max_iter)
+    act = activation_of(activation)
+    fp = run_static(_q_star, act, (tol, max_iter), sigma_w2, sigma_b2, q0)
+    _warn_beyond("q_star", act, sigma_w2, sigma_b2, q0, fp)
+    return fp
 
 
 def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
@@ -346,8 +366,11 @@ def depth_scales(
       tol: the relative tolerance on q* (:func:`q_star`).
       max_iter: the most iterations for q*.
     """
-    _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0)
-    return run_static(_scales, activation_of(activation), (tol, max_iter), sigma_w2, sigma_b2, q0)
+    _check_fixed_point_args("depth_scales", sigma_w2, sigma_b2, q0, tol, max_iter)
+    act = activation_of(activation)
+    scales = run_static(_scales, act, (tol, max_iter), sigma_w2, sigma_b2, q0)
+    _warn_beyond("depth_scales", act, sigma_w2, sigma_b2, q0, scales)
+    return scales
 
 
 def phase_diagram(
@@ -375,12 +398,19 @@ def phase_diagram(
     w, b = jnp.asarray(sigma_w2, jnp.float32), jnp.asarray(sigma_b2, jnp.float32)
     if w.ndim != 1 or b.ndim != 1:
         raise ValueError(f"sigma_w2 and sigma_b2 must be 1-D; got shapes {w.shape}, {b.shape}")
-    return run_static(
-        _scales, activation_of(activation), (Q_STAR_TOL, _MAX_ITER), w[:, None], b[None, :], q0
-    )
+    act = activation_of(activation)
+    scales = run_static(_scales, act, (Q_STAR_TOL, _MAX_ITER), w[:, None], b[None, :], q0)
+    _warn_beyond("phase_diagram", act, sigma_w2, sigma_b2, q0, scales)
+    return scales
 
 
 _GRID_T = np.logspace(-12, 6, 109)  # q - σ_b² along the fixed-point branch
+# why critical_sigma_w2 and divergence_sigma_w2 refuse σ_b² > Q_MAX: a NaN would read as
+# "no transition"
+_BEYOND = (
+    "every fixed point q* >= σ_b² lies beyond it, where the quadrature is untested and the "
+    "search along the fixed points does not reach (a NaN there would read as 'no transition')"
+)
 
 
 def _branch(act, b, t):
@@ -497,6 +527,7 @@ def critical_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0.0
       sigma_b2: the bias second moment, >= 0.
     """
     check_domain("critical_sigma_w2", "sigma_b2", sigma_b2)
+    check_q_max("critical_sigma_w2", "sigma_b2", sigma_b2, _BEYOND)
     return run_static(_critical, activation_of(activation), (), sigma_b2)
 
 
@@ -518,4 +549,5 @@ def divergence_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0
       sigma_b2: the bias second moment, >= 0.
     """
     check_domain("divergence_sigma_w2", "sigma_b2", sigma_b2)
+    check_q_max("divergence_sigma_w2", "sigma_b2", sigma_b2, _BEYOND)
     return run_static(_divergence, activation_of(activation), (), sigma_b2)

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -81,7 +82,16 @@ from jax.typing import ArrayLike
 
 from jaxinit._checks import check_int
 from jaxinit.activations import Activation
-from jaxinit.theory._quadrature import TINY, Array, activation_of, dphi, expect2
+from jaxinit.theory._quadrature import (
+    TINY,
+    Array,
+    activation_of,
+    check_domain,
+    dphi,
+    expect2,
+    q_limit,
+    warn_range,
+)
 
 __all__ = ["Kernels", "kernels"]
 
@@ -181,20 +191,12 @@ def _kernels(act, depth: int, same: bool, x1, x2, w, b) -> Kernels:
 
 
 def _check_sigma(name: str, value: Any, *, positive: bool):
-    if isinstance(value, jax.core.Tracer):
-        if jnp.ndim(value) != 0:
-            raise ValueError(f"kernels: {name} must be a scalar; got shape {jnp.shape(value)}")
-        return
-    where = "> 0" if positive else ">= 0"
-    try:
-        arr = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"kernels: {name} must be a finite number {where}; got {value!r}") from None
-    if arr.ndim != 0:
-        raise ValueError(f"kernels: {name} must be a scalar; got shape {arr.shape}")
-    v = float(arr)
-    if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
-        raise ValueError(f"kernels: {name} must be a finite number {where}; got {v!r}")
+    shape = jnp.shape(value) if isinstance(value, jax.core.Tracer) else np.shape(value)
+    if shape:
+        raise ValueError(f"kernels: {name} must be a scalar; got shape {shape}")
+    check_domain("kernels", name, value)
+    if positive and not isinstance(value, jax.core.Tracer) and not float(value) > 0:
+        raise ValueError(f"kernels: {name} must be a finite number > 0; got {float(value)!r}")
 
 
 def _check_x(name: str, x: Any) -> Array:
@@ -260,5 +262,35 @@ def kernels(
             f"x1 {x1.shape} and x2 {x2.shape}"
         )
     dtype = jnp.result_type(x1.dtype, x2.dtype, jnp.float32)
+    _check_first_layer(act, dtype, (x1, x2), sigma_w2, sigma_b2)
     w, b = jnp.asarray(sigma_w2, dtype), jnp.asarray(sigma_b2, dtype)
-    return _kernels(act, depth, same, x1.astype(dtype), x2.astype(dtype), w, b)
+    out = _kernels(act, depth, same, x1.astype(dtype), x2.astype(dtype), w, b)
+    if not isinstance(out.nngp, jax.core.Tracer) and not bool(
+        jnp.isfinite(out.nngp).all() & jnp.isfinite(out.ntk).all()
+    ):
+        warnings.warn(
+            f"kernels: the kernels overflowed {jnp.dtype(dtype).name} within {depth} layers "
+            "(σ_w² too large for this depth); the non-finite entries are not kernel values",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def _check_first_layer(act, dtype, xs, sigma_w2, sigma_b2) -> None:
+    """Refuses inputs whose first-layer variance σ_w²·|x|²/d_in + σ_b² is beyond what the
+    quadrature holds (x·x' in float32 would overflow first), and warns beyond Q_MAX."""
+    if any(isinstance(v, jax.core.Tracer) for v in (*xs, sigma_w2, sigma_b2)):
+        return
+    q = max(
+        float(sigma_w2) * float(np.mean(np.square(np.asarray(x, np.float64)), axis=1).max())
+        + float(sigma_b2)
+        for x in xs
+    )
+    if q > q_limit(dtype):
+        raise ValueError(
+            f"kernels: the first layer's variance σ_w²·|x|²/d_in + σ_b² = {q:.3g} is beyond "
+            f"{q_limit(dtype):.2g}, the largest variance {jnp.dtype(dtype).name} holds here; "
+            "scale the inputs down (or compute in float64: jax.enable_x64(True))"
+        )
+    warn_range("kernels", "the first layer's variance", q, act)

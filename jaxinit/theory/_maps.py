@@ -24,6 +24,7 @@ from jax.typing import ArrayLike
 
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_int
+from jaxinit._host import check_memory
 from jaxinit.activations import Activation
 from jaxinit.initializers import Initializer
 from jaxinit.theory._quadrature import (
@@ -159,7 +160,7 @@ def c_map(
     Returns:
       :math:`c'`, the next layer's correlation; the arguments broadcast elementwise.
     """
-    check_domain("c_map", "c", c, -1.0, 1.0)
+    check_domain("c_map", "c", c, -1.0, 1.0, variance=False)
     for name, v in (("q", q), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         check_domain("c_map", name, v)
     act = activation_of(activation)
@@ -192,10 +193,17 @@ def propagate(
     Returns:
       Moments of ``(depth,)`` arrays, and the first layer that overflowed.
     """
-    check_int("depth", depth)
+    check_int("propagate: depth", depth)
     for name, v in (("q0", q0), ("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         check_domain("propagate", name, v)
     dtype = jnp.result_type(q0, sigma_w2, sigma_b2, jnp.float32)
+    # (depth, 2) parameters in and three (depth,) moments out, each in dtype
+    check_memory(
+        f"propagate: depth={depth}",
+        5 * depth * jnp.dtype(dtype).itemsize,
+        f"{depth:,} layers × 5 numbers",
+        "propagate fewer layers at a time, with the last layer's post_second as the next q0",
+    )
     per_layer = []
     for name, value in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
         value = jnp.asarray(value, dtype)
@@ -267,7 +275,12 @@ def sigma_w2(init: str | Initializer, shape: Sequence[int], *, in_axis: int | No
         (``convention="torch"``: ``(out, in)``).
     """
     init = _initializers.get(init)
-    shape = tuple(int(d) for d in shape)
+    try:
+        shape = tuple(check_int("sigma_w2: shape", d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"sigma_w2: shape must be a sequence of ints >= 1; got {shape!r}"
+        ) from None
     if len(shape) < 2:
         raise ValueError(f"sigma_w2 needs a weight shape of rank >= 2; got {shape}")
     hp = dict(init.hparams)
@@ -293,5 +306,6 @@ def sigma_b2(bias_init: str | Initializer, width: int) -> float:
       bias_init: a spec string or an Initializer.
       width: the bias vector's length.
     """
-    mean, var = _initializers.get(bias_init).moments((int(width),))
+    width = check_int("sigma_b2: width", width)
+    mean, var = _initializers.get(bias_init).moments((width,))
     return mean**2 + var

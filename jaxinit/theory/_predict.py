@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from jaxinit._host import check_memory
 from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.kernel import BN_EPS
@@ -309,6 +310,13 @@ def predict(grid: Grid) -> SweepResult:
     sizes = [len(v) for v in coords.values()]
     depth = max(dim_values(grid.depth))
     names = (*_FIELDS, *BACKWARD_FIELDS, *(("cosine",) if grid.cosine else ()))
+    what = f"{len(grid):,} combinations × {depth} layers × {len(names)} fields"
+    need = len(grid) * depth * 4 * len(names)  # float32 fields
+    advice = (
+        "every seed gets the same prediction: predict dataclasses.replace(grid, seeds=1) "
+        "(and fewer depths or widths at a time)"
+    )
+    check_memory("predict: this grid's prediction", need, what, advice)
     fields = {f: np.full((*sizes, depth), np.nan, np.float32) for f in names}
     inputs = _inputs(grid)
     for ia, act in enumerate(grid.activations):

@@ -54,11 +54,13 @@ __all__ = [
     "Array",
     "activation_of",
     "check_domain",
+    "check_q_max",
     "covariance_of",
     "dphi",
     "expect1",
     "expect2",
     "hermite",
+    "q_limit",
     "run_static",
     "second_moment",
     "warn_range",
@@ -98,34 +100,98 @@ def activation_of(activation: Any) -> _activations.Activation:
     return _activations.get(activation)
 
 
-def check_domain(fn: str, name: str, value: Any, low: float = 0.0, high: float = math.inf):
-    """Refuses a concrete argument outside ``[low, high]`` or not finite (tracers pass).
+def q_limit(dtype: Any) -> float:
+    """The largest variance a quadrature in ``dtype`` can hold: its nodes reach 8 standard
+    deviations, and φ(8√q)² ~ 64·q must stay finite (2.7e36 in float32, 1.4e306 in float64).
+    Accurate to 2e-6 only up to ``Q_MAX``; between the two the maps warn."""
+    return float(jnp.finfo(dtype).max) / 128
+
+
+def _real(fn: str, name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array if it is a real number or an array of them; else a
+    TypeError (None, a string, a bool, a complex number: NumPy would read '1.0' and True
+    as numbers, None as NaN, and drop an imaginary part)."""
+    what = f"{fn + ': ' if fn else ''}{name} must be a real number or an array of real numbers"
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{what}; got {value!r}")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what}; got {value!r:.80}") from None
+    real = jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
+    if not real or arr.dtype == np.bool_:
+        raise TypeError(f"{what}; got {value!r:.60} of dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _dtype_of(value: Any) -> np.dtype:
+    """The float dtype jax computes ``value`` in: float32 for a Python number (weakly typed)
+    and without x64; a float64 array's own under ``jax.enable_x64(True)``."""
+    if isinstance(value, (int, float)) and not isinstance(value, np.generic):
+        return np.dtype(np.float32)
+    raw = np.result_type(np.asarray(value).dtype, np.float32)
+    return np.dtype(jax.dtypes.canonicalize_dtype(raw))
+
+
+def check_domain(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float = 0.0,
+    high: float = math.inf,
+    *,
+    variance: bool = True,
+):
+    """Refuses a concrete argument that is not real, outside ``[low, high]`` or not finite
+    (tracers pass), and a ``variance`` beyond :func:`q_limit` of the dtype it computes in.
 
     Every map here is defined for variances ``q, σ_w², σ_b² >= 0`` and
     correlations ``c ∈ [-1, 1]``; outside that the quadrature returns numbers
-    that mean nothing (a NaN, a negative χ₁, a 'converged' q = 0).
+    that mean nothing (a NaN, a negative χ₁, a 'converged' q = 0), and a variance
+    beyond the limit overflows (NaN, or a fixed point 'diverged' at q = 1).
+    ``fn`` heads the message ("" for none).
     """
     if isinstance(value, jax.core.Tracer):
         return
-    try:
-        arr = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{fn}: {name} must be a number or an array of numbers; got {value!r}"
-        ) from None
+    arr = _real(fn, name, value)
+    head = f"{fn}: " if fn else ""
     bad = ~(np.isfinite(arr) & (arr >= low) & (arr <= high))
     if bad.any():
         where = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-        raise ValueError(f"{fn}: {name} must be finite and {where}; got {float(arr[bad].flat[0])}")
+        raise ValueError(f"{head}{name} must be finite and {where}; got {float(arr[bad].flat[0])}")
+    if variance and arr.size:
+        limit, worst = q_limit(_dtype_of(value)), float(np.max(np.abs(arr)))
+        if worst > limit:
+            raise ValueError(
+                f"{head}{name} = {worst:.3g} is beyond {limit:.2g}, the largest variance "
+                f"{_dtype_of(value).name} quadrature holds (its nodes reach 8 standard "
+                f"deviations: 64·q must stay finite; it is accurate to 2e-6 up to Q_MAX = "
+                f"{Q_MAX:.0e}). For larger values compute in float64: jax.enable_x64(True) "
+                "and float64 arguments"
+            )
+
+
+def check_q_max(fn: str, name: str, value: Any, why: str) -> None:
+    """Refuses a concrete ``value`` beyond ``Q_MAX`` where the answer would be a guess:
+    ``why`` says what lies beyond the tested range."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    worst = float(np.max(_real(fn, name, value)))
+    if worst > Q_MAX:
+        raise ValueError(
+            f"{fn}: {name} = {worst:.3g} is beyond Q_MAX = {Q_MAX:.0e}, the range where the "
+            f"quadrature is tested: {why}"
+        )
 
 
 # positively homogeneous, kinked only at 0: their rule scales with √q, exact at any q
 _HOMOGENEOUS = {"linear", "relu", "leaky_relu", "prelu", "rrelu"}
 
 
-def warn_range(fn: str, name: str, value: Any, act) -> None:
+def warn_range(fn: str, name: str, value: Any, act, *, stacklevel: int = 3) -> None:
     """Warns where a concrete variance lies beyond ``Q_MAX`` (tracers pass), for an
-    activation whose accuracy depends on q (not the relu family's)."""
+    activation whose accuracy depends on q (not the relu family's). ``stacklevel`` 3
+    points at the caller of the public function that calls this."""
     if isinstance(value, jax.core.Tracer) or act.name in _HOMOGENEOUS:
         return
     arr = np.asarray(value, np.float64)
@@ -134,7 +200,7 @@ def warn_range(fn: str, name: str, value: Any, act) -> None:
             f"{fn}: {name} = {float(arr.max()):.3g} lies beyond {Q_MAX:.0e}, the range where "
             "the quadrature's accuracy (2e-6 relative) is tested; the result may be less accurate",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

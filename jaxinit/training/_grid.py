@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import numpy as np
 import optax
 from flax import nnx
 
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
 from jaxinit._checks import (
+    FLOAT32_MAX,
     check_bool,
     check_choice,
     check_int,
@@ -30,8 +30,8 @@ from jaxinit._checks import (
     closest_hint,
     is_list,
 )
-from jaxinit._spec import parse_spec, resolve_specs
-from jaxinit.grid import dim_values, seed_key
+from jaxinit._spec import check_bools, parse_spec, resolve_specs
+from jaxinit.grid import check_seeds, dim_values, seed_key
 from jaxinit.training import _mup
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
@@ -201,8 +201,11 @@ def _in_interval(value: float, interval: str) -> bool:
 
 def _check_hparam(spec: str, key: str, value: Any) -> None:
     """A literal hyperparameter of an optax spec: finite if a number, in range if known."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"optimizer {spec!r}: {key}={value} is not a finite number")
+    if isinstance(value, float) and not abs(value) <= FLOAT32_MAX:
+        raise ValueError(
+            f"optimizer {spec!r}: {key}={value} is not a finite number (in float32, where "
+            f"training computes: |x| <= {FLOAT32_MAX:.4g})"
+        )
     if key not in _HPARAM_RANGES or (key == "momentum" and value is None):
         return
     kind, what = (int, "an int") if key == "k" else ((int, float), "a number")
@@ -240,10 +243,20 @@ def make_optimizer(spec: Any) -> optax.GradientTransformation:
             f"unknown optax optimizer or transform {name!r}.{closest_hint(name, names)} "
             f"Valid names: {', '.join(names)}"
         )
+    fn = getattr(optax, name)
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for key in kwargs:
+            if key not in params:
+                raise ValueError(
+                    f"optimizer {spec!r}: optax.{name} has no hyperparameter {key!r}; valid: "
+                    f"{', '.join(params) or 'none'}.{closest_hint(key, params)}"
+                )
     for key, value in kwargs.items():
         _check_hparam(spec, key, value)
+    check_bools(f"optimizer {spec!r}", fn, kwargs)
     try:
-        tx = getattr(optax, name)(**kwargs)
+        tx = fn(**kwargs)
     except TypeError as err:
         raise ValueError(f"optimizer {spec!r}: {err}") from None
     if not isinstance(tx, optax.GradientTransformation):
@@ -289,7 +302,8 @@ class TrainGrid:
 
     Attributes:
       inits: initializer specs or objects for every kernel (a dim of the result).
-      seeds: a count ``n`` (seeds 0..n-1) or a list of distinct seeds in [0, 2**31).
+      seeds: a count ``n`` (seeds 0..n-1) or a list of distinct seeds in [0, 2**31); at
+        most ``jaxinit.grid.MAX_SEEDS`` of them, as in a :class:`jaxinit.Grid`.
       hidden: hidden widths; the output layer has one unit per class (softmax;
         classes 0..max label) or one unit (sigmoid).
       width: the width of *every* hidden layer (``len(hidden)`` of them, so
@@ -377,13 +391,7 @@ class TrainGrid:
         set_("bias_init", bias[0])
         if self.output_init is not None:
             set_("output_init", _objects("output_init", self.output_init, _initializers.get)[0][0])
-        if isinstance(self.seeds, (int, np.integer)) and not isinstance(self.seeds, bool):
-            set_("seeds", tuple(range(_int("seeds", self.seeds, low=1))))
-        else:
-            seeds = tuple(_int("seeds", s, low=0) for s in _nonempty("seeds", self.seeds))
-            if len(set(seeds)) != len(seeds) or max(seeds) >= 2**31:
-                raise ValueError(f"TrainGrid: seeds must be distinct and < 2**31; got {seeds}")
-            set_("seeds", seeds)
+        set_("seeds", tuple(check_seeds("TrainGrid", self.seeds)))
         set_("hidden", tuple(_int("hidden", h, low=1) for h in _nonempty("hidden", self.hidden)))
         set_("width", _distinct("width", self.width, lambda v: _int("width", v, low=1)))
         set_("learning_rate", _distinct("learning_rate", self.learning_rate, _learning_rate))

@@ -22,8 +22,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
-from jaxinit._checks import check_int
-from jaxinit._host import MEMORY_HEADROOM, available_memory, prng_impl
+from jaxinit._checks import check_int, check_path, check_real_array
+from jaxinit._host import MEMORY_HEADROOM, available_memory, naming_the_path, prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import dim_values
@@ -123,22 +123,30 @@ def _metrics(grid: TrainGrid, fields: dict, labels: list, since: int, step: int)
     return out
 
 
+LABEL_LIMIT = 2**31  # labels are class indices, held as int32
+
+
 def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         x, y = data
     except (TypeError, ValueError):
         raise TypeError(f"train: {name} must be a pair (x, y); got {type(data).__name__}") from None
-    x, y = np.asarray(x, np.float32), np.asarray(y)
+    x, y = check_real_array(f"train: {name} x", x), np.asarray(y)
     if x.ndim != 2 or y.shape != x.shape[:1] or len(y) < 1:
         raise ValueError(f"train: {name} needs x (n, d) and y (n,); got {x.shape} and {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+    if x.shape[1] < 1:
+        raise ValueError(f"train: {name} x must have shape (n >= 1, d >= 1); got {x.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= LABEL_LIMIT:
+        bad = y.min() if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 else y.max()
         raise ValueError(
-            f"train: {name} labels must be integers >= 0; got {y.dtype}, min {y.min()}"
+            f"train: {name} labels must be integers in [0, 2**31) (class indices, held as "
+            f"int32); got {y.dtype}, {bad!r}"
         )
     if grid.output == "sigmoid" and y.max() > 1:
         raise ValueError(f"train: output='sigmoid' takes labels 0 and 1; {name} has {y.max()}")
+    x = x.astype(np.float32)
     if not np.isfinite(x).all():
-        raise ValueError(f"train: {name} inputs have non-finite values")
+        raise ValueError(f"train: {name} inputs have non-finite values (or values beyond float32)")
     return x, y.astype(np.int32)
 
 
@@ -481,6 +489,7 @@ def train(
       them), grad_var (Var ∂L/∂z_l of the mean loss) and weight_grad_norm
       (‖∂L/∂W_l‖_F), each ``(..., stat_step, layer)``.
     """
+    out = check_path("train: out", out, none=True)
     if devices is None and jax.process_count() > 1:  # each process trains a block of the seeds
         return train_across(
             train,
@@ -522,7 +531,8 @@ def train(
             "data": _digest(x, y),
             "eval_data": None if eval_data is None else _digest(xe, ye),
         }
-        store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
+        with naming_the_path(out, "the training checkpoint"):
+            store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
         try:
             saved = store.load("checkpoint.npz")
         except BaseException:
@@ -559,10 +569,11 @@ def train(
                 groups, step = _advance(run, groups, fields, step, stop), stop
                 _record(run, groups, fields, step)
                 if out is not None and (step == steps or step % every == 0):
-                    store.save(
-                        "checkpoint.npz",
-                        {"step": np.int64(step), **fields, **_state(groups, n_models)},
-                    )
+                    with naming_the_path(store.root, "the training checkpoint"):
+                        store.save(
+                            "checkpoint.npz",
+                            {"step": np.int64(step), **fields, **_state(groups, n_models)},
+                        )
                 if callback is not None:
                     callback(step, _metrics(grid, fields, labels, last, step))
                 last = step
@@ -578,7 +589,8 @@ def train(
     result = _assemble(grid, fields, d_out, on_data=eval_data is None)
     if store is not None:
         try:
-            result.save(store.root / "result")
+            with naming_the_path(store.root / "result", "the training result"):
+                result.save(store.root / "result")
         finally:
             store.close()
     return result
