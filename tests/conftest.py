@@ -4,7 +4,6 @@
 - The persistent compilation cache goes to a fresh temporary directory.
 - Two fake CPU devices (as many as CI's cores), so sharding code paths run on
   any machine; tests that need more start a subprocess.
-- XLA compiles at -O0 (faster to compile; the tests' shapes are tiny).
 """
 
 import os
@@ -17,16 +16,9 @@ os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
 if "JAXINIT_CACHE_DIR" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["JAXINIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxinit-test-cache-")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Compiling, not running, is most of the suite's time (its shapes are tiny): LLVM's -O0
-# backend compiles about 30% faster (sweeps/edge_of_chaos --quick: 43 s -> 31 s). Every
-# program of a run, subprocesses included, is compiled with the same flags, so comparisons
-# between programs are as they are at -O3; benchmarks (not tests) run with the defaults.
-_flags = os.environ.get("XLA_FLAGS", "")
-if "xla_backend_optimization_level" not in _flags:
-    os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=0".strip()
 
-import jax  # noqa: E402  (after the environment above)
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "standard")
