@@ -10,10 +10,19 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real", "closest_hint", "is_list"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_path",
+    "check_real",
+    "closest_hint",
+    "is_list",
+]
 
 
 def closest_hint(word: Any, choices: Iterable[Any]) -> str:
@@ -114,3 +123,27 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     if choices and all(isinstance(c, str) for c in choices) and not isinstance(value, str):
         raise TypeError(what)
     raise ValueError(what + closest_hint(value, choices))
+
+
+def check_path(name: str, value: Any, *, none: bool = False) -> str | os.PathLike | None:
+    """``value`` if it is a non-empty path, a str or an ``os.PathLike`` (or None when ``none``).
+
+    Another type is a TypeError; the empty path, which every file function takes as the
+    current directory, a ValueError (``"."`` says that).
+
+    Example:
+      >>> check_path("sweep: out", "runs/a")
+      'runs/a'
+    """
+    if value is None and none:
+        return None
+    if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
+        raise TypeError(
+            f"{name} must be a path (str or os.PathLike){' or None' if none else ''}; got {value!r}"
+        )
+    if os.fspath(value) == "":
+        raise ValueError(
+            f"{name}={value!r} is an empty path, which would mean the current directory; give a "
+            "directory (or '.' for the current one)"
+        )
+    return value

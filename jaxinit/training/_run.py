@@ -22,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
-from jaxinit._checks import check_int
+from jaxinit._checks import check_int, check_path
 from jaxinit._host import prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
@@ -332,6 +332,18 @@ def _state(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
     }
 
 
+def _checkpoint_layout(groups: list[_Group], fields: dict, n_models: int) -> dict:
+    """The arrays of a checkpoint (``step``, the fields, :func:`_state`): name -> (shape,
+    dtype), without the padding."""
+    layout = {"step": ((), np.dtype(np.int64))}
+    layout.update({k: (v.shape, v.dtype) for k, v in fields.items()})
+    for a, g in enumerate(groups):
+        for j, tree in ((1, g.params), (2, g.opt_state)):
+            for i, leaf in enumerate(jax.tree.leaves(tree)):
+                layout[f"g{a}_{j}_{i}"] = ((n_models, *leaf.shape[1:]), np.dtype(leaf.dtype))
+    return layout
+
+
 def _restored(groups: list[_Group], saved: dict, size: int, mesh: Mesh) -> list[_Group]:
     """The groups with the parameters and optimizer state of a checkpoint (:func:`_state`)."""
     out = []
@@ -435,6 +447,7 @@ def train(
       them), grad_var (Var ∂L/∂z_l of the mean loss) and weight_grad_norm
       (‖∂L/∂W_l‖_F), each ``(..., stat_step, layer)``.
     """
+    check_path("train: out", out, none=True)
     if devices is None and jax.process_count() > 1:  # each process trains a block of the seeds
         return train_across(
             train,
@@ -477,7 +490,13 @@ def train(
         }
         store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
         try:
-            saved = store.load("checkpoint.npz")
+            saved = store.load("checkpoint.npz", _checkpoint_layout(groups, fields, n_models))
+            if saved is not None and not 1 <= int(saved["step"]) <= steps:
+                store.refuse(
+                    "checkpoint.npz",
+                    f"is at step {int(saved['step'])}; a checkpoint of this run is at a step "
+                    f"from 1 to {steps}",
+                )
         except BaseException:
             store.close()
             raise
