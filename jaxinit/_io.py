@@ -2,7 +2,8 @@
 
 Writes go through :func:`atomic_write`: a reader or a crash sees the old file or the
 new one, never half of one. Reads of what jaxinit wrote (manifests, checkpoints,
-saved results) go through :func:`read_regular` (:func:`read_json`, :class:`Npz`),
+saved results) go through :func:`open_limited` (:func:`read_regular`,
+:func:`read_json`, :class:`Npz`),
 which never follows a symbolic link, never blocks on or reads a special file (a FIFO,
 ``/dev/zero``), and refuses a file over a size limit before reading it; an ``.npz``'s
 arrays declare their shapes and dtypes in their headers, read before any data, so a
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import json
 import math
 import os
@@ -23,8 +23,8 @@ import pathlib
 import stat
 import tempfile
 import zipfile
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -37,6 +37,8 @@ __all__ = [
     "jsonable",
     "make_dirs",
     "memory_limit",
+    "open_limited",
+    "open_regular",
     "read_json",
     "read_regular",
     "refuse_link",
@@ -116,22 +118,36 @@ def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 
     return fd
 
 
+def _too_large(path: str | os.PathLike, size: int, limit: int) -> FileRefused:
+    return FileRefused(
+        f"{path} is {size} bytes, over the limit of {limit} for this kind of file; it is not "
+        "one jaxinit wrote"
+    )
+
+
+@contextlib.contextmanager
+def open_limited(path: str | os.PathLike, *, limit: int) -> Iterator[BinaryIO]:
+    """The regular file ``path`` (no link, no special file) open for reading while the block
+    runs, refused if it has more than ``limit`` bytes."""
+    with os.fdopen(open_regular(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise _too_large(path, size, limit)
+        yield f
+
+
 def read_regular(path: str | os.PathLike, *, limit: int) -> bytes:
     """The bytes of the regular file ``path`` (no link, no special file), at most ``limit``
     of them: a larger file is refused before it is read."""
-    with os.fdopen(open_regular(path), "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        data = f.read(size) if size <= limit else b""
-        while size <= limit and len(data) <= limit:  # a file growing meanwhile: to the limit
+    with open_limited(path, limit=limit) as f:
+        data = f.read(os.fstat(f.fileno()).st_size)
+        while len(data) <= limit:  # a file growing meanwhile: up to the limit
             more = f.read(min(1 << 20, limit + 1 - len(data)))
             if not more:
                 break
             data += more
-    if size > limit or len(data) > limit:
-        raise FileRefused(
-            f"{path} is {max(size, len(data))} bytes, over the limit of {limit} for this "
-            "kind of file; it is not one jaxinit wrote"
-        )
+    if len(data) > limit:
+        raise _too_large(path, len(data), limit)
     return data
 
 
@@ -162,14 +178,15 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 class Npz:
-    """The arrays of an ``.npz`` file's bytes: every member's shape and dtype are read from
-    its ``.npy`` header first (:attr:`headers`), and an array only when asked
-    (:meth:`read`). Damage is a ValueError, ``zipfile.BadZipFile`` or EOFError; an object
-    array, or arrays declaring more than ``budget`` bytes in all, a FileRefused."""
+    """The arrays of an ``.npz`` file open as ``file`` (:func:`open_limited`): every member's
+    shape and dtype are read from its ``.npy`` header first (:attr:`headers`), and an array
+    only when asked (:meth:`read`), while the file is open. Damage is a ValueError,
+    ``zipfile.BadZipFile``, EOFError or OSError; an object array, or arrays declaring more
+    than ``budget`` bytes in all, a FileRefused."""
 
-    def __init__(self, path: str | os.PathLike, data: bytes, *, budget: int):
+    def __init__(self, path: str | os.PathLike, file: BinaryIO, *, budget: int):
         self.path = path
-        self._zip = zipfile.ZipFile(io.BytesIO(data))
+        self._zip = zipfile.ZipFile(file)
         self.headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         for name in self._zip.namelist():
             if not name.endswith(".npy"):

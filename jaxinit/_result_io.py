@@ -37,8 +37,8 @@ from jaxinit._io import (
     Npz,
     jsonable,
     memory_limit,
+    open_limited,
     read_json,
-    read_regular,
     refuse_link,
 )
 
@@ -196,11 +196,17 @@ def load(cls: type, path: str | os.PathLike) -> Any:
     missing = [k for k in ("dims", "coords", "field_dims", "aliases", "attrs") if k not in m]
     if missing:
         raise ValueError(f"{path / MANIFEST} lacks the keys {missing}")
+    if not os.path.lexists(path / ARRAYS):
+        raise ValueError(f"{path / ARRAYS} is missing: not a complete SweepResult")
     budget = memory_limit()
+    with open_limited(path / ARRAYS, limit=budget) as file:  # read as it is checked
+        return _build(cls, path, m, file, budget)
+
+
+def _build(cls: type, path: Path, m: dict, file, budget: int) -> Any:
+    """The result of the manifest ``m`` and ``arrays.npz``, open as ``file``."""
     try:
-        npz = Npz(path / ARRAYS, read_regular(path / ARRAYS, limit=budget), budget=budget)
-    except FileNotFoundError:
-        raise ValueError(f"{path / ARRAYS} is missing: not a complete SweepResult") from None
+        npz = Npz(path / ARRAYS, file, budget=budget)
     except FileRefused:
         raise
     except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, EOFError, ...

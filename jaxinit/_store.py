@@ -52,9 +52,9 @@ from jaxinit._io import (
     atomic_write,
     make_dirs,
     memory_limit,
+    open_limited,
     open_regular,
     read_json,
-    read_regular,
     refuse_link,
 )
 
@@ -281,11 +281,14 @@ class Store:
             refuse_link(self.root.joinpath(*pathlib.PurePath(relpath).parts[:k]))
         if not os.path.lexists(path):
             return None
-        fix = "delete it to recompute it"
         budget = memory_limit()
-        raw = read_regular(path, limit=budget)
+        with open_limited(path, limit=budget) as file:
+            return self._read(path, file, budget, layout, optional)
+
+    def _read(self, path, file, budget: int, layout: Layout | None, optional) -> dict:
+        fix = "delete it to recompute it"
         try:
-            npz = Npz(path, raw, budget=budget)
+            npz = Npz(path, file, budget=budget)
         except FileRefused:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
