@@ -119,7 +119,8 @@ def check_real(name: str, value: Any, *, low: float | None = None, strict: bool 
 def check_path(name: str, value: Any, *, none: bool = False) -> pathlib.Path | None:
     """``value`` as a Path if it is a usable path (str or os.PathLike), or None when ``none``.
 
-    Another type is a TypeError; an empty path or one with a NUL character a ValueError.
+    Another type is a TypeError; the empty path (which every file function takes as the
+    current directory; ``"."`` says that) or one with a NUL character a ValueError.
 
     Example:
       >>> check_path("out", "runs/a")
@@ -133,9 +134,13 @@ def check_path(name: str, value: Any, *, none: bool = False) -> pathlib.Path | N
         raise TypeError(
             f"{name} must be a directory path (str or os.PathLike){alone}; got {value!r}"
         )
-    if not text or "\x00" in text:
-        why = "it is empty" if not text else "it contains a NUL character"
-        raise ValueError(f"{name}={text!r} is not a valid path: {why}")
+    if not text:
+        raise ValueError(
+            f"{name}={text!r} is an empty path, which would mean the current directory; give a "
+            "directory (or '.' for the current one)"
+        )
+    if "\x00" in text:
+        raise ValueError(f"{name}={text!r} is not a valid path: it contains a NUL character")
     return pathlib.Path(text)
 
 

@@ -28,12 +28,14 @@ from collections.abc import Callable, Iterator
 import jax
 
 from jaxinit._checks import check_real
+from jaxinit._io import open_regular, read_regular
 
 __all__: list[str] = []  # internal: used by jaxinit.sweeping
 
 DEFAULT_PROCESS_TIMEOUT = 60.0  # s without a sign of life before a waited-on process is dead
 POLL_SECONDS = 0.1  # between looks for the others' items
 HEARTBEAT_SECONDS = 1.0  # between heartbeats (or timeout / 5, if less)
+HEARTBEAT_LIMIT = 1 << 16  # bytes of a heartbeat file read (a line of at most ~600)
 
 
 class ProcessLost(RuntimeError):
@@ -70,8 +72,13 @@ def heartbeat(root: pathlib.Path, process: int, timeout: float) -> Iterator[None
     path, pid, stop = _path(root, process), os.getpid(), threading.Event()
 
     def write(status: str, note: str = "") -> None:
-        with contextlib.suppress(OSError):  # a missed beat is no error; the next one comes
-            path.write_text(f"{status} pid={pid} t={time.time():.3f} {note}".rstrip() + "\n")
+        line = f"{status} pid={pid} t={time.time():.3f} {note}".rstrip() + "\n"
+        # a missed beat is no error, the next one comes; a link or a FIFO is never written
+        with contextlib.suppress(OSError, ValueError):
+            fd = open_regular(path, os.O_WRONLY | os.O_CREAT)
+            with os.fdopen(fd, "w") as f:
+                f.truncate()
+                f.write(line)
 
     def beat() -> None:
         while not stop.wait(min(HEARTBEAT_SECONDS, timeout / 5)):
@@ -139,9 +146,9 @@ def arrivals(
 
 
 def _read(root: pathlib.Path, process: int) -> str:
-    try:
-        return _path(root, process).read_text().strip()
-    except (OSError, UnicodeDecodeError):
+    try:  # a line; never through a link, never a FIFO (it would block)
+        return read_regular(_path(root, process), limit=HEARTBEAT_LIMIT).decode().strip()
+    except (OSError, ValueError):
         return ""
 
 

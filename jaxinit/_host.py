@@ -142,13 +142,13 @@ def prng_impl() -> str:
 MEMORY_FRACTION = 0.5  # of the host's physical memory that one result's arrays may take
 
 
-def memory_limit() -> int:
-    """Bytes that one result may take: ``MEMORY_FRACTION`` of the host's physical memory
-    (of 16 GiB where the host does not say)."""
+def memory_limit(fraction: float = MEMORY_FRACTION) -> int:
+    """Bytes that one result, or the arrays read back from a file, may take: ``fraction`` of
+    the host's physical memory (of 16 GiB where the host does not say)."""
     try:
-        return int(MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # no sysconf: assume 16 GiB of memory
-        return 8 << 30
+        return int(fraction * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # no sysconf
+        return int(fraction * (16 << 30))
 
 
 def check_memory(who: str, need: int, what: str, advice: str) -> None:

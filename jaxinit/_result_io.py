@@ -4,7 +4,15 @@
 field dims, aliases, attrs and the versions that wrote it. A save writes a sibling
 temporary directory, fsyncs both files and renames it over ``path`` under an
 exclusive lock on the parent, so a reader sees the old result or the new one,
-never half of either.
+never half of either. A save killed between moving the old result aside and
+moving the new one in is recovered by the next save or load of that path (under
+the same lock): the old result is moved back, and the temporary directories of
+killed saves (``.<name>.tmp-*``, ``.<name>.old-*``) are removed.
+
+Reading is safe against a hostile directory: no file is read through a link or
+from a special file, or over a size limit (:mod:`jaxinit._io`); every array's
+shape and dtype are checked against the manifest (its ``shapes`` and ``dtypes``,
+and its dims) on the array's header, before the array is read.
 """
 
 from __future__ import annotations
@@ -12,17 +20,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxinit._host import versions
-from jaxinit._io import jsonable
+from jaxinit._host import memory_limit, versions
+from jaxinit._io import (
+    FileRefused,
+    Npz,
+    jsonable,
+    open_limited,
+    read_json,
+    refuse_link,
+)
 
 __all__ = ["ARRAYS", "MANIFEST", "SCHEMA_VERSION", "load", "save"]
 
@@ -54,13 +71,56 @@ def save(result: Any, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     text = json.dumps(jsonable(_manifest(result)), indent=1)
+    check_destination(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.parent):
+        _recover(path)
+        check_destination(path)
+        _swap_in(result, path, text)
+
+
+def check_destination(path: Path) -> None:
+    """Refuses a ``path`` that :func:`save` must not replace: a link, a file, a directory
+    that holds something else than a result."""
+    refuse_link(path)
     if path.exists() and not (
         path.is_dir() and ((path / MANIFEST).exists() or not any(path.iterdir()))
     ):
         raise FileExistsError(f"{path} exists and is not a SweepResult; refusing to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path.parent):
-        _swap_in(result, path, text)
+
+
+def _leftovers(path: Path) -> tuple[list[Path], list[Path]]:
+    """The directories that killed saves of ``path`` left beside it: ``(olds, temporaries)``,
+    by the names :func:`_swap_in` gives them (and no link)."""
+    olds, tmps = [], []
+    name = re.escape(path.name)
+    old, tmp = (
+        re.compile(rf"\.{name}\.old-[0-9a-f]{{32}}"),
+        re.compile(rf"\.{name}\.tmp-[a-z0-9_]{{8}}"),
+    )
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(path.parent):
+            if entry.is_dir(follow_symlinks=False):
+                if old.fullmatch(entry.name):
+                    olds.append(Path(entry.path))
+                elif tmp.fullmatch(entry.name):
+                    tmps.append(Path(entry.path))
+    return olds, tmps
+
+
+def _recover(path: Path) -> None:
+    """Undoes what a save of ``path`` killed midway left (the parent's lock held): with
+    nothing at ``path``, the newest complete old result moves back; every other left-over
+    directory is removed."""
+    olds, tmps = _leftovers(path)
+    if olds and not os.path.lexists(path):
+        whole = [d for d in olds if (d / MANIFEST).is_file() and (d / ARRAYS).is_file()]
+        if whole:
+            newest = max(whole, key=lambda d: d.stat().st_mtime_ns)
+            os.replace(newest, path)
+            olds.remove(newest)
+    for d in olds + tmps:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _swap_in(result: Any, path: Path, text: str) -> None:
@@ -93,6 +153,9 @@ def _swap_in(result: Any, path: Path, text: str) -> None:
 
 def _manifest(result: Any) -> dict[str, Any]:
     return {
+        # checked on each array's header before it is read: no surprise from arrays.npz
+        "shapes": {k: list(v.shape) for k, v in result.fields.items()},
+        "dtypes": {k: v.dtype.str for k, v in result.fields.items()},
         "schema_version": SCHEMA_VERSION,
         "dims": list(result.dims),
         "coords": {d: list(labels) for d, labels in result.coords.items()},
@@ -108,12 +171,17 @@ def _manifest(result: Any) -> dict[str, Any]:
 def load(cls: type, path: str | os.PathLike) -> Any:
     """Reads a directory written by :meth:`save`."""
     path = Path(path)
+    if any(_leftovers(path)):  # a save was killed midway: recover it first
+        with _exclusive(path.parent):
+            _recover(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no SweepResult directory at {path}")
     try:
-        m = json.loads((path / MANIFEST).read_text())
+        m = read_json(path / MANIFEST)
     except FileNotFoundError:
         raise ValueError(f"{path / MANIFEST} is missing: not a complete SweepResult") from None
+    except FileRefused:
+        raise
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"{path / MANIFEST} is not valid JSON: {err}") from None
     version = m.get("schema_version") if isinstance(m, dict) else None
@@ -127,18 +195,40 @@ def load(cls: type, path: str | os.PathLike) -> Any:
     missing = [k for k in ("dims", "coords", "field_dims", "aliases", "attrs") if k not in m]
     if missing:
         raise ValueError(f"{path / MANIFEST} lacks the keys {missing}")
+    if not os.path.lexists(path / ARRAYS):
+        raise ValueError(f"{path / ARRAYS} is missing: not a complete SweepResult")
+    budget = memory_limit()
+    with open_limited(path / ARRAYS, limit=budget) as file:  # read as it is checked
+        return _build(cls, path, m, file, budget)
+
+
+def _build(cls: type, path: Path, m: dict, file, budget: int) -> Any:
+    """The result of the manifest ``m`` and ``arrays.npz``, open as ``file``."""
     try:
-        # our own handle: np.load leaks the file it opened when the zip is corrupt
-        with open(path / ARRAYS, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise ValueError(f"{path / ARRAYS} is missing: not a complete SweepResult") from None
+        npz = Npz(path / ARRAYS, file, budget=budget)
+    except FileRefused:
+        raise
     except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, EOFError, ...
         raise ValueError(f"{path / ARRAYS} is unreadable: {type(err).__name__}: {err}") from None
-    if set(arrays) != set(m["field_dims"]):
+    try:
+        names = set(m["field_dims"])
+    except TypeError:
+        raise ValueError(f"{path / MANIFEST}: field_dims is not a mapping") from None
+    if set(npz.headers) != names:
         raise ValueError(
-            f"{path / ARRAYS} holds {sorted(arrays)}; {MANIFEST} names {sorted(m['field_dims'])}"
+            f"{path / ARRAYS} holds {sorted(npz.headers)}; {MANIFEST} names {sorted(names)}"
         )
+    for k, (shape, dtype) in npz.headers.items():
+        want = _expected(m, k, shape, dtype)
+        if want is not None:
+            raise ValueError(
+                f"{path}: {MANIFEST} and {ARRAYS} disagree: field {k!r} has shape {shape} and "
+                f"dtype {dtype} in {path / ARRAYS}; {MANIFEST} gives {want}"
+            )
+    try:
+        arrays = {k: npz.read(k) for k in npz.headers}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path / ARRAYS} is unreadable: {type(err).__name__}: {err}") from None
     try:
         return cls(
             dims=tuple(m["dims"]),
@@ -150,3 +240,23 @@ def load(cls: type, path: str | os.PathLike) -> Any:
         )
     except (ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: {MANIFEST} and {ARRAYS} disagree: {err}") from None
+
+
+def _expected(m: dict, field: str, shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """What the manifest ``m`` gives field ``field`` where its header's ``shape`` and
+    ``dtype`` differ from it, else None: its shape and dtype (manifests from this version
+    on), and always the sizes of the dims and the number of its own dims."""
+    try:
+        shapes, dtypes = m.get("shapes"), m.get("dtypes")
+        if shapes is not None or dtypes is not None:
+            want_shape, want_dtype = tuple(shapes[field]), np.dtype(dtypes[field])
+            if (shape, dtype) != (want_shape, want_dtype):
+                return f"shape {want_shape} and dtype {want_dtype}"
+            return None
+        sizes = tuple(len(m["coords"][d]) for d in m["dims"])
+        ndim = len(sizes) + len(m["field_dims"][field])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "no valid shape for it (a damaged manifest)"
+    if shape[: len(sizes)] != sizes or len(shape) != ndim or dtype.kind not in "biufc":
+        return f"dims of sizes {sizes} followed by {ndim - len(sizes)} of its own, of numbers"
+    return None

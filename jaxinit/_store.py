@@ -8,18 +8,26 @@ A :class:`Store` is one directory holding:
   and a SHA-256 of its own arrays, so a file from another run, or one damaged
   or edited by hand, is detected before a number of it is used;
 - ``.lock``, held with ``fcntl.flock`` for as long as the store is open, with
-  the holder's PID in it. A second process is refused at once; the kernel
-  drops the lock of a process that died, so a killed run never blocks the next.
+  the holder's PID and kind of run in it. A second process is refused at once; the
+  kernel drops the lock of a process that died, so a killed run never blocks the next.
   The processes of one multi-process run (``processes > 1``) share ``.lock``
   and each holds ``.lock-<process>`` alone: a one-process run is refused while
   they run, and so is a second job's process of the same index.
 
 Every write goes through :func:`jaxinit._io.atomic_write` (temporary file,
-fsync, rename), and temporary files a kill left behind are removed on open; in
-a multi-process run, where another process may be writing at that moment, only
-when the caller says nothing else writes (:meth:`Store.clean_temporaries`).
-Every damaged or foreign file raises a ValueError that names it and says what
-to do.
+fsync, rename), and the temporary files of the store's own writes that a kill left
+behind (``.<name>.<random>.tmp`` beside a file the store writes, in the store's own
+folders) are removed on open; in a multi-process run, where another process may be
+writing at that moment, only when the caller says nothing else writes
+(:meth:`Store.clean_temporaries`). Nothing else in the directory is touched.
+
+A store reads and writes only inside its directory: it follows no symbolic link in
+it (the lock, the manifest, data files, its folders and ``result``), reads regular
+files only, each within a size limit (:mod:`jaxinit._io`), and checks a data file's
+array names, shapes and dtypes against the layout its caller expects before reading
+them. A directory holding a run of the other kind (a sweep's for a training run, and
+back) is refused, naming it. Every damaged or foreign file raises a ValueError that
+names it and says what to do.
 """
 
 from __future__ import annotations
@@ -31,16 +39,62 @@ import io
 import json
 import os
 import pathlib
+import re
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from jaxinit._io import atomic_write
+from jaxinit._host import memory_limit
+from jaxinit._io import (
+    FileRefused,
+    Npz,
+    atomic_write,
+    make_dirs,
+    open_limited,
+    open_regular,
+    read_json,
+    refuse_link,
+)
 
 __all__: list[str] = []  # internal: used by jaxinit.sweeping and jaxinit.training
 
 _FINGERPRINT, _CHECKSUM = "_fingerprint", "_sha256"
+# the kinds of run a directory holds, by their manifests
+WHAT = {"sweep": "sweep", "train": "training run"}
+A_WHAT = {"sweep": "a sweep", "train": "a training run"}
+# a multi-process training run's directory: one training run per block of seeds
+BLOCKS = "seeds-*-*"
+# the name of a temporary file of atomic_write(".../<target>") (tempfile's 8 random
+# characters), given the target's pattern
+_TEMPORARY = r"\.({})\.[a-z0-9_]{{8}}\.tmp"
+_DATA = r"[A-Za-z0-9_-]+\.npz"
+
+Layout = Mapping[str, tuple[tuple[int, ...], np.dtype]]
+
+
+def other_run(root: pathlib.Path, kind: str) -> str | None:
+    """What in ``root`` says it holds a run of another kind than ``kind`` (``"sweep"``,
+    ``"train"`` or ``"blocks"``, a multi-process training run's root): ``"a sweep
+    (sweep.json)"``, or None."""
+    for other in WHAT:
+        if other != kind and os.path.lexists(root / f"{other}.json"):
+            return f"{A_WHAT[other]} ({other}.json)"
+    if kind != "blocks":
+        for block in sorted(root.glob(f"{BLOCKS}/train.json"))[:1]:
+            return f"a training run of several processes ({block.relative_to(root)})"
+    return None
+
+
+def refuse_other_run(root: pathlib.Path, kind: str, what: str) -> None:
+    """A ValueError if ``root`` holds a run of another kind than ``kind`` (``what``)."""
+    there = other_run(root, kind)
+    if there:
+        raise ValueError(
+            f"{root} holds {there}; {what} cannot share its directory (it would replace "
+            f"{root / 'result'}): use another directory"
+        )
 
 
 def fingerprint(spec: Any) -> str:
@@ -75,11 +129,14 @@ class Store:
         spec: dict,
         process: int = 0,
         processes: int = 1,
+        folders: tuple[str, ...] = (),
     ):
+        """``folders``: the folders inside ``root`` the store saves data files into (as
+        ``"chunks"`` for ``chunks/<name>.npz``)."""
         self.root = pathlib.Path(root)
         self.process, self.processes = process, processes
-        self.kind = kind
-        self.what = {"train": "training run"}.get(kind, kind)
+        self.kind, self.folders = kind, folders
+        self.what = WHAT[kind]
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"out={str(self.root)!r} is a file, not a directory; give a directory")
         try:
@@ -88,6 +145,9 @@ class Store:
             raise ValueError(
                 f"cannot create the directory out={str(self.root)!r}: {e.strerror}"
             ) from None
+        refuse_other_run(self.root, kind, A_WHAT[kind])
+        for name in (*folders, "result"):  # before any work: they are written last
+            refuse_link(self.root / name)
         self._lock = self._acquire()
         try:
             if processes == 1:  # another process of the run may be writing now
@@ -112,25 +172,27 @@ class Store:
 
     def _flock(self, name: str, how: int):
         path = self.root / name
-        try:
-            f = open(path, "a+")  # noqa: SIM115 - held open for the store's lifetime
+        try:  # never through a link, never a FIFO or a device: the file is written
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT)
         except OSError as e:
             raise ValueError(f"cannot write the lock file {path}: {e.strerror}") from None
+        f = os.fdopen(fd, "r+")
         try:
             fcntl.flock(f, how | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            holder = f.read().strip() or "unknown"
+            pid, _, kind = f.read(200).strip().partition(" ")
             f.close()
+            holder = f"another {self.what}" if kind in ("", self.kind) else A_WHAT.get(kind, kind)
             mine = "" if self.processes == 1 else f" (process {self.process} of {self.processes})"
             raise StoreBusy(
-                f"{self.root} is in use by another {self.what} (process {holder}){mine}; wait "
+                f"{self.root} is in use by {holder} (process {pid or 'unknown'}){mine}; wait "
                 "for it to finish, or use another directory"
             ) from None
         if how == fcntl.LOCK_EX:  # a shared lock's file keeps the last exclusive holder's PID
             f.seek(0)
             f.truncate()
-            f.write(str(os.getpid()))
+            f.write(f"{os.getpid()} {self.kind}")
             f.flush()
         return f
 
@@ -148,28 +210,36 @@ class Store:
         self.close()
 
     def clean_temporaries(self) -> None:
-        """Removes the temporary files of writes a kill interrupted; call it only while no
-        other process writes into the store."""
-        for tmp in self.root.rglob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        """Removes the temporary files of the store's own writes that a kill interrupted
+        (of its manifest and data files, in its directory and folders); call it only while
+        no other process writes into the store."""
+        manifest = re.escape(f"{self.kind}.json")
+        ours = re.compile(_TEMPORARY.format(f"{manifest}|{_DATA}"))
+        for folder in (self.root, *(self.root / name for name in self.folders)):
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if ours.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     # -- manifest -----------------------------------------------------------------
     def _open_manifest(self, schema: int, spec: dict) -> None:
         path = self.root / f"{self.kind}.json"
-        if not path.exists():
+        if not os.path.lexists(path):
             body = {"schema_version": schema, "fingerprint": self.fingerprint, "spec": spec}
             atomic_write(path, json.dumps(body, indent=1, default=str).encode())
             return
-        if not path.is_file():
-            raise ValueError(f"{path} is not a file; remove it or use another directory")
         try:
-            old = json.loads(path.read_text())
+            old = read_json(path)
             old_schema, old_print = old["schema_version"], old["fingerprint"]
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        except FileRefused:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError: its content
+            why = f": {e}" if isinstance(e, ValueError) else ""
             raise ValueError(
-                f"{path} is damaged (not a {self.kind} manifest of this jaxinit); delete the "
-                "directory to start over, or use another directory"
+                f"{path} is damaged (not a {self.kind} manifest of this jaxinit{why}); delete "
+                "the directory to start over, or use another directory"
             ) from None
         if old_schema != schema:
             raise ValueError(
@@ -190,7 +260,7 @@ class Store:
     def save(self, relpath: str, arrays: dict[str, np.ndarray]) -> None:
         """Writes ``arrays`` atomically to ``relpath``, with this run's fingerprint and a checksum."""
         path = self.root / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root, *pathlib.PurePath(relpath).parent.parts)
         body = {k: np.asarray(v) for k, v in arrays.items()}
         body[_FINGERPRINT] = np.frombuffer(self.fingerprint.encode(), np.uint8)
         body[_CHECKSUM] = np.frombuffer(_checksum(body).encode(), np.uint8)
@@ -198,35 +268,77 @@ class Store:
         np.savez(buffer, **body)
         atomic_write(path, buffer.getvalue())
 
-    def load(self, relpath: str) -> dict[str, np.ndarray] | None:
-        """The arrays at ``relpath``, None if absent; ValueError naming the file if damaged or foreign."""
+    def load(
+        self, relpath: str, layout: Layout | None = None, optional: tuple[str, ...] = ()
+    ) -> dict[str, np.ndarray] | None:
+        """The arrays at ``relpath``, None if absent; ValueError naming the file if damaged,
+        foreign, or (given ``layout``, name -> (shape, dtype) of every array the caller
+        wrote, those of ``optional`` possibly absent) not of that layout. The layout is
+        checked on the arrays' headers, after the fingerprint and before any other array
+        is read; the checksum then covers what was read."""
         path = self.root / relpath
-        if not path.exists():
+        for k in range(1, len(pathlib.PurePath(relpath).parts)):  # its folders: no links
+            refuse_link(self.root.joinpath(*pathlib.PurePath(relpath).parts[:k]))
+        if not os.path.lexists(path):
             return None
+        budget = memory_limit()
+        with open_limited(path, limit=budget) as file:
+            return self._read(path, file, budget, layout, optional)
+
+    def _read(self, path, file, budget: int, layout: Layout | None, optional) -> dict:
         fix = "delete it to recompute it"
-        if not path.is_file():
-            raise ValueError(f"{path} is not a file; {fix}")
         try:
-            raw = path.read_bytes()  # np.load of a path leaks its file when the zip is damaged
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            npz = Npz(path, file, budget=budget)
+        except FileRefused:
+            raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
             raise ValueError(f"{path} is damaged ({type(e).__name__}); {fix}") from None
-        try:
-            stored_print = arrays.pop(_FINGERPRINT).tobytes().decode()
-            stored_sum = arrays.pop(_CHECKSUM).tobytes().decode()
-        except (KeyError, UnicodeDecodeError):
+        signature = ((64,), np.dtype(np.uint8))  # hexadecimal SHA-256 digests
+        if any(npz.headers.get(k) != signature for k in (_FINGERPRINT, _CHECKSUM)):
             raise ValueError(
                 f"{path} has no fingerprint or checksum (not written by this jaxinit); {fix}"
-            ) from None
+            )
+        try:
+            stored_print = npz.read(_FINGERPRINT).tobytes().decode()
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path} is damaged ({type(e).__name__}); {fix}") from None
         if stored_print != self.fingerprint:
             raise ValueError(f"{path} was written by a different {self.what} than this one; {fix}")
+        names = {k: v for k, v in npz.headers.items() if k not in (_FINGERPRINT, _CHECKSUM)}
+        if layout is not None:
+            self._check_layout(path, names, layout, optional, fix)
+        try:
+            arrays = {k: npz.read(k) for k in names}
+            stored_sum = npz.read(_CHECKSUM).tobytes().decode()
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path} is damaged ({type(e).__name__}); {fix}") from None
         if (
             _checksum({**arrays, _FINGERPRINT: np.frombuffer(stored_print.encode(), np.uint8)})
             != stored_sum
         ):
             raise ValueError(f"{path} fails its checksum (damaged or edited); {fix}")
         return arrays
+
+    def _check_layout(self, path, names, layout: Layout, optional, fix: str) -> None:
+        extra = sorted(set(names) - set(layout))
+        if extra:
+            raise ValueError(
+                f"{path} holds arrays {extra} that {A_WHAT[self.kind]} never writes; {fix}"
+            )
+        missing = sorted(set(layout) - set(names) - set(optional))
+        if missing:
+            raise ValueError(f"{path} lacks the arrays {missing} of this {self.what}; {fix}")
+        for k, (shape, dtype) in names.items():
+            want_shape, want_dtype = layout[k]
+            if shape != tuple(want_shape) or dtype != np.dtype(want_dtype):
+                raise ValueError(
+                    f"{path} holds {k} of shape {shape} and dtype {dtype}; this {self.what} "
+                    f"writes shape {tuple(want_shape)} and dtype {np.dtype(want_dtype)}; {fix}"
+                )
+
+    def refuse(self, relpath: str, why: str) -> None:
+        """A ValueError naming the data file ``relpath``: it ``why``, and what to do."""
+        raise ValueError(f"{self.root / relpath} {why}; delete it to recompute it")
 
     def files(self, pattern: str) -> list[pathlib.Path]:
         return sorted(self.root.glob(pattern))

@@ -21,8 +21,9 @@ valid choices, and exits with status 2; ``JAXINIT_DEBUG=1`` shows the
 traceback instead. A sweep or a training run given
 ``--out`` resumes where a killed run stopped.
 
-This module uses the public API only; :func:`main` takes ``argv`` so that
-tests call it in-process.
+This module uses the public API only (and the sweep's own size check, for a
+report's theory overlay); :func:`main` takes ``argv`` so that tests call it
+in-process.
 """
 
 from __future__ import annotations
@@ -194,7 +195,13 @@ def grid_from_args(args: argparse.Namespace) -> ji.Grid:
 
 
 def _load_result(path: Path) -> ji.SweepResult:
-    """A saved SweepResult: ``path`` itself, or ``path/result`` as ``ji.sweep(out=path)`` writes."""
+    """A saved SweepResult: ``path`` itself, or ``path/result`` as ``ji.sweep(out=path)`` writes
+    (never through a link: nothing outside ``path`` is read)."""
+    if (path / "result").is_symlink():
+        raise _UsageError(
+            f"{path / 'result'} is a symbolic link; jaxinit follows no links inside the "
+            "directories it reads and writes: report the directory it points to instead"
+        )
     for candidate in (path, path / "result"):
         if (candidate / "manifest.json").is_file():
             return ji.SweepResult.load(candidate)
@@ -205,9 +212,27 @@ def _load_result(path: Path) -> ji.SweepResult:
 
 
 def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
-    """Theory's prediction for a saved sweep, or None (with a note) where there is none."""
+    """Theory's prediction for a saved sweep, or None (with a note) where there is none.
+
+    The grid comes from the result's manifest, which a person may have edited: one
+    that does not describe the result's layers, or whose result would not fit in
+    memory (the sweep's own size check), gets no prediction, before any is computed."""
+    from jaxinit.sweeping import _check_result_size  # the sweep's size check, reused
+
     try:
         grid = ji.Grid.from_description(res.attrs["grid"])
+        depth = max(ji.grid.dim_values(grid.depth))
+        layers = {
+            v.shape[len(res.dims)]
+            for k, v in res.fields.items()
+            if res.field_dims[k][:1] == ("layer",)
+        }
+        if layers != {depth}:
+            raise ValueError(
+                f"the result's attrs['grid'] gives depth {depth}, but its fields have "
+                f"{', '.join(map(str, sorted(layers))) or 'no'} layers"
+            )
+        _check_result_size(grid)
         return ji.theory.predict(grid)
     except (KeyError, ValueError) as e:
         print(f"note: no theory overlay: {e}", file=sys.stderr)

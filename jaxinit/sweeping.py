@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
 import pathlib
@@ -48,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _distributed, kernel
+from jaxinit import _distributed, _io, kernel
 from jaxinit import stats as _stats
 from jaxinit._checks import check_bool, check_int, check_path
 from jaxinit._host import (
@@ -479,7 +478,7 @@ def sweep(
                     callback(len(computed_by), _chunk_records(grid, fields, chunk))
 
             for chunk in (c for c in the_plan.chunks if owners[c.name] == me):
-                loaded = _load_chunk(store, chunk) if store else None
+                loaded = _load_chunk(store, grid, chunk) if store else None
                 if loaded is None:
                     arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
                     computed_by[chunk.name] = me
@@ -511,7 +510,7 @@ def sweep(
                     seen=seen,
                 )
             ):
-                arrays, computed_by[name] = _load_chunk(store, chunks[name])
+                arrays, computed_by[name] = _load_chunk(store, grid, chunks[name])
                 take(chunks[name], arrays)
         result = _assemble(
             grid,
@@ -721,7 +720,13 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: 
         "prng_impl": prng_impl(),
     }
     store = Store(
-        root, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=spec, process=me, processes=count
+        root,
+        kind="sweep",
+        schema=CHECKPOINT_SCHEMA,
+        spec=spec,
+        process=me,
+        processes=count,
+        folders=("chunks",),
     )
     names = {f"{c.name}.npz" for c in the_plan.chunks}
     stray = [p.name for p in store.files("chunks/*.npz") if p.name not in names]
@@ -741,7 +746,7 @@ def _previous_chunk_seeds(root: pathlib.Path) -> int | None:
     whose seeds per chunk is not a count >= 1 is damaged, and said so here."""
     path = root / "sweep.json"
     try:
-        value = json.loads(path.read_text())["spec"]["chunk_seeds"]
+        value = _io.read_json(path)["spec"]["chunk_seeds"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -752,15 +757,43 @@ def _previous_chunk_seeds(root: pathlib.Path) -> int | None:
     return value
 
 
-def _load_chunk(store: Store, chunk: Chunk) -> tuple[dict[str, np.ndarray], int] | None:
+def _chunk_layout(grid: Grid, chunk: Chunk) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The arrays a chunk's file holds, as :func:`_compute` makes them and ``sweep`` saves
+    them: name -> (shape, dtype)."""
+    acts, seeds = len(grid.activations), len(chunk.seeds)
+    members = len(grid.inits) * len(dim_values(grid.bias_inits))
+    depths = dim_values(grid.depth)
+    per_layer = (acts, members, seeds, max(depths))
+    layout = {}
+    for f in _stats.LAYER_FIELDS:
+        if (f == "cosine" and not grid.cosine) or (
+            f in _stats.BACKWARD_FIELDS and not grid.gradients
+        ):
+            continue
+        shape = {"hist": (*per_layer, grid.bins)}.get(f, per_layer)
+        if f in _stats.BACKWARD_FIELDS:  # one row per depth of the grid
+            shape = (acts, members, seeds, len(depths), max(depths))
+        layout[f] = (shape, np.dtype(np.int32 if f in _stats.COUNT_FIELDS else np.float32))
+    layout["_seeds"] = ((seeds,), np.array(chunk.seeds).dtype)
+    layout["_process"] = ((), np.dtype(np.int64))
+    return layout
+
+
+def _load_chunk(store: Store, grid: Grid, chunk: Chunk) -> tuple[dict[str, np.ndarray], int] | None:
     """A checkpointed chunk's arrays and the process that computed it (0 in files written before
-    processes were recorded, by one process), or None if it is not there."""
-    arrays = store.load(f"chunks/{chunk.name}.npz")
+    processes were recorded, by one process), or None if it is not there. A file of another
+    layout, seeds or process than the chunk's is refused, naming it."""
+    relpath = f"chunks/{chunk.name}.npz"
+    arrays = store.load(relpath, _chunk_layout(grid, chunk), optional=("_process",))
     if arrays is None:
         return None
-    path = store.root / "chunks" / f"{chunk.name}.npz"
-    if not np.array_equal(arrays.pop("_seeds", None), np.array(chunk.seeds)):
-        raise ValueError(
-            f"{path} holds other seeds than chunk {chunk.name}; delete it to recompute it"
+    if not np.array_equal(arrays.pop("_seeds"), np.array(chunk.seeds)):
+        store.refuse(relpath, f"holds other seeds than chunk {chunk.name}")
+    process = int(arrays.pop("_process", 0))
+    if not 0 <= process <= chunk.index:  # chunk i is computed by process i mod the count
+        store.refuse(
+            relpath,
+            f"says process {process} computed it; chunk {chunk.index} of this sweep is computed "
+            f"by a process from 0 to {chunk.index} (its index modulo the process count)",
         )
-    return arrays, int(arrays.pop("_process", 0))
+    return arrays, process

@@ -35,7 +35,7 @@ def test_a_chunk_of_another_sweep_is_refused_not_reused(tmp_path):
         ("truncate", "is damaged"),
         ("garbage", "is damaged"),
         ("bitflip", "damaged|checksum"),
-        ("directory", "is not a file"),
+        ("directory", "is not a regular file"),
         ("foreign", "no fingerprint or checksum"),
     ],
 )
@@ -87,7 +87,7 @@ def test_out_that_is_a_file_is_refused(tmp_path):
 def test_left_over_temporaries_are_removed(tmp_path):
     out = tmp_path / "d"
     ji.sweep(_grid(), out=out, chunk_size=2)
-    stale = out / "chunks" / ".w00-s000000002.npz.abc.tmp"
+    stale = out / "chunks" / ".w00-s000000002.npz.abc_1234.tmp"  # as tempfile names it
     stale.write_bytes(b"half a chunk")
     ji.sweep(_grid(), out=out, chunk_size=2)
     assert not stale.exists()

@@ -31,7 +31,7 @@ import numpy as np
 
 from jaxinit._checks import check_path
 from jaxinit._host import source_revision, versions
-from jaxinit._io import atomic_write
+from jaxinit._io import atomic_write, make_dirs
 from jaxinit.report import figures, scaling, tables, training
 from jaxinit.results import SweepResult
 
@@ -223,8 +223,8 @@ def report_sweep(
         raise TypeError(f"report_sweep takes a SweepResult; got {type(res).__name__}")
     formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
     out_dir = check_path("report_sweep: out_dir", out_dir)
-    fig_dir, table_dir = out_dir / "figures", out_dir / "tables"
-    table_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig_dir, table_dir = make_dirs(out_dir, "figures"), make_dirs(out_dir, "tables")  # no links
     extra = [d for d in res.dims if d not in (*tables.COMBO_DIMS, "depth")]
     fig_paths, table_paths, sections = [], [], []
 
@@ -388,8 +388,8 @@ def report_train(
         raise TypeError(f"report_train takes a training result (a loss field); got {res!r:.100}")
     formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
     out_dir = check_path("report_train: out_dir", out_dir)
-    fig_dir, table_dir = out_dir / "figures", out_dir / "tables"
-    table_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig_dir, table_dir = make_dirs(out_dir, "figures"), make_dirs(out_dir, "tables")  # no links
     fig_paths, table_paths, figs = [], [], []
 
     def figure(fig, name: str, caption: str) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 import jax
 
 from jaxinit import _distributed
+from jaxinit._io import refuse_link
+from jaxinit._store import refuse_other_run
 from jaxinit.results import SweepResult
 from jaxinit.training._grid import TrainGrid
 
@@ -67,9 +69,12 @@ def train_across(
     if root.exists() and not root.is_dir():
         raise ValueError(f"out={str(root)!r} is a file, not a directory; give a directory")
     root.mkdir(parents=True, exist_ok=True)
+    refuse_other_run(root, "blocks", "a training run of several processes")
     blocks = {
         f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid.seeds, count)) if b
     }
+    for name in (*blocks, "result"):  # each block's run refuses the links inside it
+        refuse_link(root / name)
     seen = _distributed.snapshot(root, count)
     with _distributed.heartbeat(root, me, timeout):
         for name, (owner, seeds) in blocks.items():

@@ -386,6 +386,18 @@ def _state(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
     }
 
 
+def _checkpoint_layout(groups: list[_Group], fields: dict, n_models: int) -> dict:
+    """The arrays of a checkpoint (``step``, the fields, :func:`_state`): name -> (shape,
+    dtype), without the padding."""
+    layout = {"step": ((), np.dtype(np.int64))}
+    layout.update({k: (v.shape, v.dtype) for k, v in fields.items()})
+    for a, g in enumerate(groups):
+        for j, tree in ((1, g.params), (2, g.opt_state)):
+            for i, leaf in enumerate(jax.tree.leaves(tree)):
+                layout[f"g{a}_{j}_{i}"] = ((n_models, *leaf.shape[1:]), np.dtype(leaf.dtype))
+    return layout
+
+
 def _restored(groups: list[_Group], saved: dict, size: int, mesh: Mesh) -> list[_Group]:
     """The groups with the parameters and optimizer state of a checkpoint (:func:`_state`)."""
     out = []
@@ -534,7 +546,13 @@ def train(
         with naming_the_path(out, "the training checkpoint"):
             store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
         try:
-            saved = store.load("checkpoint.npz")
+            saved = store.load("checkpoint.npz", _checkpoint_layout(groups, fields, n_models))
+            if saved is not None and not 1 <= int(saved["step"]) <= steps:
+                store.refuse(
+                    "checkpoint.npz",
+                    f"is at step {int(saved['step'])}; a checkpoint of this run is at a step "
+                    f"from 1 to {steps}",
+                )
         except BaseException:
             store.close()
             raise
