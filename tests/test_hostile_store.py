@@ -511,11 +511,11 @@ def test_report_of_a_result_whose_grid_was_crafted_huge_writes_no_overlay(tmp_pa
 
 
 def test_report_overlay_takes_the_sweeps_size_check(tmp_path, capsys, monkeypatch):
-    from jaxinit import sweeping
+    from jaxinit import _host
 
     out = tmp_path / "d"
     ji.sweep(_grid(), out=out)
-    monkeypatch.setattr(sweeping, "_memory_limit", lambda: 1000)
+    monkeypatch.setattr(_host, "memory_limit", lambda fraction=0.5: 1000)
     assert main(["report", str(out)]) == 0
     assert "no theory overlay: this grid's result needs about" in capsys.readouterr().err
 
