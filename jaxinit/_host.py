@@ -15,7 +15,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ __all__ = [
     "MEMORY_FRACTION",
     "MEMORY_HEADROOM",
     "PACKAGES",
-    "available_memory",
     "check_memory",
+    "device_memory",
+    "devices_memory",
     "memory_limit",
     "naming_the_path",
     "prng_impl",
@@ -38,43 +39,49 @@ __all__ = [
 # The packages whose versions a result's provenance records.
 PACKAGES = ("jaxinit", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
 NOT_INSTALLED = "not installed"
-# of a device's free memory that a plan may fill: XLA's own workspace, fragmentation and
-# the estimates' slack take the rest
+# of a device's memory that a plan may fill: XLA's own workspace, fragmentation and the
+# estimates' slack take the rest
 MEMORY_HEADROOM = 0.8
-_FALLBACK_HOST_MEMORY = 8 << 30  # where the host's free memory cannot be read
+MEMORY_FRACTION = 0.5  # of the host's physical memory that one result's arrays may take
+_UNKNOWN_HOST_MEMORY = 16 << 30  # where the host does not say
 
 
-def _host_available() -> int:
-    """Free host memory: ``MemAvailable`` of /proc/meminfo, else half the physical memory."""
+def _physical_memory() -> int:
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError, AttributeError):
-        return _FALLBACK_HOST_MEMORY
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf
+        return _UNKNOWN_HOST_MEMORY
 
 
-def available_memory(device: jax.Device | None = None) -> int:
-    """Bytes free on ``device`` (default: jax's first device) for a plan to use.
+def memory_limit(fraction: float = MEMORY_FRACTION) -> int:
+    """Bytes that one result, or the arrays read back from a file, may take: ``fraction`` of
+    the host's physical memory (of 16 GiB where the host does not say)."""
+    return int(fraction * _physical_memory())
 
-    An accelerator reports its own (``memory_stats()``: ``bytes_limit`` less
-    ``bytes_in_use``); a CPU device's memory is the host's (``MemAvailable``).
+
+def device_memory(device: jax.Device | None = None) -> int:
+    """Bytes of memory that a plan may count on ``device`` (default: jax's first device).
+
+    An accelerator's is what XLA may allocate there (``memory_stats()["bytes_limit"]``);
+    a CPU device's is its share of :func:`memory_limit` (the host's memory is shared by its
+    CPU devices and the results). It is the same in every run on the same hardware, so the
+    processes of one run, and a resumed run, plan the same chunks; memory that other arrays
+    of the process already hold is not subtracted (lower ``memory_budget`` then).
     """
     device = jax.devices()[0] if device is None else device
-    stats = None
     if device.platform != "cpu":
         try:
-            stats = device.memory_stats()
-        except Exception:  # some backends do not implement it
-            stats = None
-    if stats and "bytes_limit" in stats:
-        return max(0, int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
-    return _host_available()
+            stats = device.memory_stats() or {}
+        except Exception:  # some backends do not implement it: plan as for the host
+            stats = {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"])
+    return memory_limit() // max(1, jax.local_device_count(backend=device.platform))
+
+
+def devices_memory(devices: Sequence[jax.Device]) -> int:
+    """:func:`device_memory` of the smallest of ``devices``: what a plan over them counts on."""
+    return min(device_memory(d) for d in devices)
 
 
 def versions() -> dict[str, str]:
@@ -139,29 +146,17 @@ def prng_impl() -> str:
     return str(jax.config.jax_default_prng_impl)
 
 
-MEMORY_FRACTION = 0.5  # of the host's physical memory that one result's arrays may take
-
-
-def memory_limit(fraction: float = MEMORY_FRACTION) -> int:
-    """Bytes that one result, or the arrays read back from a file, may take: ``fraction`` of
-    the host's physical memory (of 16 GiB where the host does not say)."""
-    try:
-        return int(fraction * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # no sysconf
-        return int(fraction * (16 << 30))
-
-
 def check_memory(who: str, need: int, what: str, advice: str) -> None:
     """Refuses, before anything is allocated, ``need`` bytes over :func:`memory_limit`.
 
     The ValueError reads ``"{who} needs about N GiB of host memory ({what}), over the
-    L GiB limit (half this host's memory); {advice}"``.
+    L GiB limit (50% of this host's memory); {advice}"``.
     """
     limit = memory_limit()
     if need > limit:
         raise ValueError(
             f"{who} needs about {need / 2**30:.1f} GiB of host memory ({what}), over the "
-            f"{limit / 2**30:.1f} GiB limit (half this host's memory); {advice}"
+            f"{limit / 2**30:.1f} GiB limit ({MEMORY_FRACTION:.0%} of this host's memory); {advice}"
         )
 
 

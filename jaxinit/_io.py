@@ -23,6 +23,7 @@ import pathlib
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
@@ -175,12 +176,23 @@ def read_json(path: str | os.PathLike) -> Any:
 class Npz:
     """The arrays of an ``.npz`` file open as ``file`` (:func:`open_limited`): every member's
     shape and dtype are read from its ``.npy`` header first (:attr:`headers`), and an array
-    only when asked (:meth:`read`), while the file is open. Damage is a ValueError,
-    ``zipfile.BadZipFile``, EOFError or OSError; an object array, or arrays declaring more
-    than ``budget`` bytes in all, a FileRefused."""
+    only when asked (:meth:`read`), while the file is open. Damage (a bad archive, an
+    unsupported or encrypted member, bad deflate data, a short file) is a ValueError
+    naming the file, or an OSError; an object array, or arrays declaring more than
+    ``budget`` bytes in all, a FileRefused."""
+
+    # what zipfile and numpy raise on a damaged archive or member (besides ValueError)
+    DAMAGE = (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error)
 
     def __init__(self, path: str | os.PathLike, file: BinaryIO, *, budget: int):
         self.path = path
+        try:
+            self._headers(file, budget)
+        except self.DAMAGE as e:
+            raise ValueError(f"{path} is damaged: {type(e).__name__}: {e}") from None
+
+    def _headers(self, file: BinaryIO, budget: int) -> None:
+        path = self.path
         self._zip = zipfile.ZipFile(file)
         self.headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         for name in self._zip.namelist():
@@ -206,8 +218,11 @@ class Npz:
 
     def read(self, name: str) -> np.ndarray:
         """The array ``name``, as its header declared it."""
-        with self._zip.open(f"{name}.npy") as f:
-            array = np.lib.format.read_array(f, allow_pickle=False)
+        try:
+            with self._zip.open(f"{name}.npy") as f:
+                array = np.lib.format.read_array(f, allow_pickle=False)
+        except self.DAMAGE as e:
+            raise ValueError(f"{self.path} is damaged ({name}): {type(e).__name__}: {e}") from None
         if (array.shape, array.dtype) != self.headers[name]:  # pragma: no cover - numpy's own
             raise ValueError(f"member {name!r} is not what its header declares")
         return array

@@ -171,6 +171,7 @@ def _manifest(result: Any) -> dict[str, Any]:
 def load(cls: type, path: str | os.PathLike) -> Any:
     """Reads a directory written by :meth:`save`."""
     path = Path(path)
+    refuse_link(path)  # as save does: a result is read where it is, never through a link
     if any(_leftovers(path)):  # a save was killed midway: recover it first
         with _exclusive(path.parent):
             _recover(path)

@@ -176,7 +176,7 @@ class Store:
             fd = open_regular(path, os.O_RDWR | os.O_CREAT)
         except OSError as e:
             raise ValueError(f"cannot write the lock file {path}: {e.strerror}") from None
-        f = os.fdopen(fd, "r+")
+        f = os.fdopen(fd, "r+", errors="replace")  # a damaged lock file is still read
         try:
             fcntl.flock(f, how | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -189,6 +189,9 @@ class Store:
                 f"{self.root} is in use by {holder} (process {pid or 'unknown'}){mine}; wait "
                 "for it to finish, or use another directory"
             ) from None
+        except OSError as e:  # a file system without locks (ENOLCK), ...
+            f.close()
+            raise ValueError(f"cannot lock {path}: {e.strerror}") from None
         if how == fcntl.LOCK_EX:  # a shared lock's file keeps the last exclusive holder's PID
             f.seek(0)
             f.truncate()

@@ -215,10 +215,8 @@ def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
     """Theory's prediction for a saved sweep, or None (with a note) where there is none.
 
     The grid comes from the result's manifest, which a person may have edited: one
-    that does not describe the result's layers, or whose result would not fit in
-    memory (the sweep's own size check), gets no prediction, before any is computed."""
-    from jaxinit.sweeping import _check_result_size  # the sweep's size check, reused
-
+    that does not describe the result's layers, or whose prediction would not fit in
+    memory (``predict``'s own size check), gets no prediction, before any is computed."""
     try:
         grid = ji.Grid.from_description(res.attrs["grid"])
         depth = max(ji.grid.dim_values(grid.depth))
@@ -232,7 +230,6 @@ def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
                 f"the result's attrs['grid'] gives depth {depth}, but its fields have "
                 f"{', '.join(map(str, sorted(layers))) or 'no'} layers"
             )
-        _check_result_size(grid)
         return ji.theory.predict(grid)
     except (KeyError, ValueError) as e:
         print(f"note: no theory overlay: {e}", file=sys.stderr)

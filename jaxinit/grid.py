@@ -22,6 +22,7 @@ first L layers of a deeper one.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -147,14 +148,18 @@ def check_seeds(owner: str, value: Any) -> range | tuple[int, ...]:
       >>> check_seeds("Grid", 3), check_seeds("Grid", [5, 1])
       (range(0, 3), (5, 1))
     """
-    too_many = (
-        f"{owner}: seeds={value!r:.60} is more than one grid holds ({MAX_SEEDS:,}); sweep or "
-        "train shares of them (seeds=range(a, b)) and join the results with .concat"
-    )
+
+    def too_many() -> ValueError:  # built only when raised: a long list's repr is costly
+        shown = value if isinstance(value, (int, np.integer, range)) else f"<{len(value):,} seeds>"
+        return ValueError(
+            f"{owner}: seeds={shown} is more than one grid holds ({MAX_SEEDS:,}); sweep or "
+            "train shares of them (seeds=range(a, b)) and join the results with .concat"
+        )
+
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         count = check_int(f"{owner}: seeds", value, low=1)
         if count > MAX_SEEDS:
-            raise ValueError(too_many)
+            raise too_many()
         return range(count)
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise TypeError(
@@ -163,14 +168,14 @@ def check_seeds(owner: str, value: Any) -> range | tuple[int, ...]:
     if len(value) == 0:
         raise ValueError(f"{owner}: seeds is empty; give a count >= 1 or at least one seed")
     if len(value) > MAX_SEEDS:
-        raise ValueError(too_many)
+        raise too_many()
     if isinstance(value, range):  # distinct by construction; checked at its ends only
         seeds = value
         low, high = min(value[0], value[-1]), max(value[0], value[-1])
     else:
         seeds = tuple(check_int(f"{owner}: seeds", v, low=0) for v in value)
         if len(set(seeds)) != len(seeds):
-            twice = sorted({s for s in seeds if seeds.count(s) > 1})[:5]
+            twice = sorted(s for s, n in collections.Counter(seeds).items() if n > 1)[:5]
             raise ValueError(f"{owner}: seeds must be distinct; {twice} repeat")
         low, high = min(seeds), max(seeds)
     if low < 0 or high >= SEED_LIMIT:

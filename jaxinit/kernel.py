@@ -536,9 +536,14 @@ def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax
         var_t, du = at(pas.at(top), g)
         var_top = [var_t]
         g = jnp.einsum("smbj,smij->smbi", du, pas.w[top - 1])
-        if depth > 2:
-            mid = jax.tree.map(lambda a: a[: top - 1], (pas.hidden, pas.w[: top - 1]))
-            (g, du), (gv, gn) = jax.lax.scan(step, (g, du), mid, reverse=True)
+        if depth > 2:  # layers top-1 .. 1, read in place (a slice of the pass is a copy)
+
+            def step_at(carry, i):
+                at_i = lambda a: jax.lax.dynamic_index_in_dim(a, i, 0, False)  # noqa: E731
+                return step(carry, (jax.tree.map(at_i, pas.hidden), at_i(pas.w)))
+
+            xs = jnp.arange(top - 1)
+            (g, du), (gv, gn) = jax.lax.scan(step_at, (g, du), xs, reverse=True)
             var_mid, norm_mid = [jnp.moveaxis(gv, 0, -1)], [jnp.moveaxis(gn, 0, -1)]
         norm_mid = [frob(first.h, du)[..., None], *norm_mid]  # layer 1's, from h_0
     var0, du = at(first, g)

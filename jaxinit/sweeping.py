@@ -52,8 +52,8 @@ from jaxinit import stats as _stats
 from jaxinit._checks import check_bool, check_int, check_path
 from jaxinit._host import (
     MEMORY_HEADROOM,
-    available_memory,
     check_memory,
+    devices_memory,
     naming_the_path,
     prng_impl,
 )
@@ -181,8 +181,9 @@ def plan(
         (rounded down to a divisor of the block); None: ``CPU_TILE`` on a CPU,
         the whole block on an accelerator. It can change a combination's last
         bits (the matmuls' batching), never more.
-      device_memory: bytes free on each device (None: :func:`jaxinit._host.available_memory`
-        of jax's first device; a CPU's is the host's). ``MEMORY_HEADROOM`` of it may be
+      device_memory: bytes of each device (None: :func:`jaxinit._host.device_memory` of
+        jax's first device: an accelerator's own, a CPU device's share of half the host's
+        memory; the same in every run on the same hardware). ``MEMORY_HEADROOM`` of it may be
         used: ``memory_budget`` is capped there, and a chunk holds no more seeds than
         their draws and statistics fit beside one group's intermediates.
       devices: how many devices share a chunk's seeds.
@@ -192,7 +193,7 @@ def plan(
     if not isinstance(memory_budget, int) or memory_budget < 1:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}")
     if device_memory is None:
-        device_memory = available_memory()
+        device_memory = devices_memory(jax.devices()[:1])
     check_int("sweep: device_memory (bytes)", device_memory, low=1)
     devices = check_int("sweep: devices", devices, low=1)
     usable = int(MEMORY_HEADROOM * device_memory)
@@ -207,7 +208,7 @@ def plan(
         raise ValueError(
             f"one group of {lanes} lane(s) of one network at width {widest} needs about "
             f"{need / 2**20:.1f} MiB, over the memory_budget of {memory_budget / 2**20:.1f} MiB "
-            f"(at most {MEMORY_HEADROOM:.0%} of the device's {device_memory / 2**30:.2f} GiB free); "
+            f"(at most {MEMORY_HEADROOM:.0%} of the device's {device_memory / 2**30:.2f} GiB); "
             "lower lanes, batch or depth, or raise memory_budget"
         )
     n_blocks = math.ceil(n_members / block)
@@ -274,7 +275,7 @@ def plan(
             f"one group of {lanes} lane(s) at width {widest} needs about {need / 2**20:.1f} MiB "
             f"of intermediates and {lanes * seed_bytes / 2**20:.1f} MiB of draws and statistics, "
             f"over {usable / 2**30:.2f} GiB ({MEMORY_HEADROOM:.0%} of the "
-            f"{device_memory / 2**30:.2f} GiB free on the device); lower lanes, width, batch, "
+            f"{device_memory / 2**30:.2f} GiB of the device); lower lanes, width, batch, "
             "depth or the number of inits"
         )
     if seeds > fit:
@@ -282,7 +283,7 @@ def plan(
             raise ValueError(
                 f"sweep: chunk_size={chunk_size} seeds' draws need about "
                 f"{seeds * seed_bytes / devices / 2**30:.2f} GiB per device, over the "
-                f"{usable / 2**30:.2f} GiB free for them; at most {fit} seeds fit"
+                f"{usable / 2**30:.2f} GiB the device has for them; at most {fit} seeds fit"
             )
         seeds = fit
     blocks_of_seeds = [range(s, min(s + seeds, n_seeds)) for s in range(0, n_seeds, seeds)]
@@ -358,7 +359,8 @@ def sweep(
       memory_budget: bytes of intermediates one group of lanes may use; the
         inits are split into blocks that fit, and a grid in which one network
         does not fit raises before anything runs. It is capped at 80% of the
-        devices' free memory (an accelerator's own, a CPU's the host's), and a
+        devices' memory (an accelerator's own, a CPU device's share of half the
+        host's: ``jaxinit._host.device_memory``), and a
         chunk holds no more seeds than fit there beside it.
       progress: show a progress bar; None shows one only on a terminal.
       on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk
@@ -443,7 +445,7 @@ def sweep(
         chunk_size=chunk_size,
         lanes=lanes,
         memory_budget=memory_budget,
-        device_memory=min(available_memory(d) for d in devices),
+        device_memory=devices_memory(devices),
         devices=len(devices),
     )
     _check_result_size(grid)

@@ -517,7 +517,9 @@ def test_report_overlay_takes_the_sweeps_size_check(tmp_path, capsys, monkeypatc
     ji.sweep(_grid(), out=out)
     monkeypatch.setattr(_host, "memory_limit", lambda fraction=0.5: 1000)
     assert main(["report", str(out)]) == 0
-    assert "no theory overlay: this grid's result needs about" in capsys.readouterr().err
+    assert (
+        "no theory overlay: predict: this grid's prediction needs about" in capsys.readouterr().err
+    )
 
 
 # -- 10. crafted checkpoints that pass the signature ----------------------------------------

@@ -76,6 +76,8 @@ SWEEP_CASES = {
 def test_sweep_programs_lower_for_gpu_and_tpu(case, monkeypatch):
     grid_kw, run_kw = SWEEP_CASES[case]
     monkeypatch.setattr(sweeping, "on_accelerator", lambda: run_kw is ACCELERATOR)
+    if run_kw is ACCELERATOR:  # planned for an 80 GB device (nothing is allocated: a dry run)
+        monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 80 * 10**9)
     with recorded(programs=SWEEP_PROGRAMS) as calls:
         res = ji.sweep(ji.Grid(**grid_kw), **run_kw)
     assert res.pre_var.shape[-1] == max(np.atleast_1d(grid_kw["depth"]))
@@ -86,6 +88,7 @@ def test_traced_draws_lower_for_gpu_and_tpu(monkeypatch):
     """Without jax's default threefry layout the draws derive their keys on the device."""
     monkeypatch.setattr(_threefry, "available", lambda: False)
     monkeypatch.setattr(sweeping, "on_accelerator", lambda: True)
+    monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 80 * 10**9)
     grid = ji.Grid(**{**STANDARD, "inits": ["he_normal", "orthogonal"], "activations": ["tanh"]})
     with recorded(programs=SWEEP_PROGRAMS) as calls:
         ji.sweep(grid, **ACCELERATOR)

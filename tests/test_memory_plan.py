@@ -62,7 +62,7 @@ def test_wide_networks_get_fewer_seeds_per_chunk_and_a_clear_error_when_none_fit
     assert held <= _host.MEMORY_HEADROOM * H100
     assert 1 <= plan.chunk_seeds < 64  # one seed's draws are 4.3 GB: a chunk cannot hold all
     with pytest.raises(
-        ValueError, match=r"one group of 1 lane.* over the memory_budget .* 7\.45 GiB free"
+        ValueError, match=r"one group of 1 lane.* over the memory_budget .* 7\.45 GiB\)"
     ):
         sweeping.plan(grid, memory_budget=2**40, device_memory=8 * 10**9, lanes=1)
     with pytest.raises(ValueError, match=r"chunk_size=64 seeds' draws .* at most \d+ seeds fit"):
@@ -70,9 +70,9 @@ def test_wide_networks_get_fewer_seeds_per_chunk_and_a_clear_error_when_none_fit
 
 
 def test_sweep_refuses_before_running_what_the_device_cannot_hold(monkeypatch):
-    monkeypatch.setattr(sweeping, "available_memory", lambda device=None: 2 * 10**9)
+    monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 2 * 10**9)
     grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=5, width=2**14, seeds=4)
-    with pytest.raises(ValueError, match=r"at width 16384 needs .* 1\.86 GiB free"):
+    with pytest.raises(ValueError, match=r"at width 16384 needs .* 1\.86 GiB\)"):
         ji.sweep(grid, memory_budget=2**40)
 
 
@@ -85,9 +85,12 @@ def test_the_budget_is_capped_but_small_grids_plan_as_before():
     assert held <= _host.MEMORY_HEADROOM * 2 * 10**9
 
 
-def test_available_memory_reads_the_host_on_cpu():
-    free = _host.available_memory()
-    assert 0 < free <= _host._host_available() * 2  # the host's figure, read now
+def test_a_cpu_device_counts_on_its_share_of_the_host():
+    """Every CPU device shares the host's memory: two devices plan for half each."""
+    devices = jax.devices()
+    share = _host.device_memory(devices[0])
+    assert share == _host.memory_limit() // len(devices)
+    assert _host.devices_memory(devices) == share
 
 
 def _mnist(n=256):
@@ -96,7 +99,7 @@ def _mnist(n=256):
 
 def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
     """512 seeds of hidden (4096, 4096) with Adam died with SIGABRT; now a clear error."""
-    monkeypatch.setattr(_run, "available_memory", lambda device=None: H100)
+    monkeypatch.setattr(_run, "devices_memory", lambda devices: H100)
     monkeypatch.setattr(_run, "_groups", lambda *a: pytest.fail("drew before checking"))
     grid = ji.TrainGrid(inits=["he_normal"], seeds=512, hidden=(4096, 4096),
                         optimizer="adam(learning_rate=1e-3)", batch_size=128, steps=10)  # fmt: skip
@@ -104,8 +107,11 @@ def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
         ji.train(grid, _mnist(), devices=jax.devices()[:1])
     # the estimate: 20.1M parameters a model, ×3 for parameters, gradients and update,
     # and Adam's two moments: 5 × 4 bytes each, about 0.37 GiB a model, plus activations
-    one = _run.training_bytes(grid, 784, 10, 128, 1)
+    sizes = _run.training_bytes(grid, 784, 10, 128)
+    one = sizes.per_model
     params = 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
     assert 5 * 4 * params <= one <= 5 * 4 * params * 1.5  # and activations, a few rows
-    with pytest.raises(ValueError, match=r"about \d+ fit per device"):
+    fit = int((_host.MEMORY_HEADROOM * H100 - sizes.data) // one)
+    assert 100 < fit < 200  # 64 GB of 0.4 GB models
+    with pytest.raises(ValueError, match=rf"about {fit} fit per device"):
         ji.train(grid, _mnist(), devices=jax.devices()[:1])

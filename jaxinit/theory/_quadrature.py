@@ -176,7 +176,8 @@ def check_q_max(fn: str, name: str, value: Any, why: str) -> None:
     ``why`` says what lies beyond the tested range."""
     if isinstance(value, jax.core.Tracer):
         return
-    worst = float(np.max(_real(fn, name, value)))
+    arr = _real(fn, name, value)
+    worst = float(np.max(arr)) if np.size(arr) else -math.inf
     if worst > Q_MAX:
         raise ValueError(
             f"{fn}: {name} = {worst:.3g} is beyond Q_MAX = {Q_MAX:.0e}, the range where the "

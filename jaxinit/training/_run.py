@@ -23,7 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
 from jaxinit._checks import check_int, check_path, check_real_array
-from jaxinit._host import MEMORY_HEADROOM, available_memory, naming_the_path, prng_impl
+from jaxinit._host import MEMORY_HEADROOM, devices_memory, naming_the_path, prng_impl
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import dim_values
@@ -252,14 +252,24 @@ def _nbytes(tree) -> int:
     return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
 
 
-def training_bytes(grid: TrainGrid, d_in: int, d_out: int, n_data: int, models: int) -> int:
-    """Device memory that :func:`train` needs for ``models`` models of ``grid`` on one device.
+class TrainingBytes(NamedTuple):
+    """Device memory of a training run on one device: per model, and for the data."""
+
+    per_model: int
+    data: int
+
+    def total(self, models: int) -> int:
+        return models * self.per_model + self.data
+
+
+def training_bytes(grid: TrainGrid, d_in: int, d_out: int, n_data: int) -> TrainingBytes:
+    """Device memory that :func:`train` needs on one device, per model and for the data.
 
     Per model, for the largest group: the parameters, their gradients and the new
     parameters (3×), the optimizer's state (its exact size, from
     ``jax.eval_shape`` of ``tx.init``), and a step's activations and their
     cotangents on a mini-batch (or on an evaluation chunk, whichever is larger);
-    plus the data, copied to each device. Nothing is drawn to find it.
+    the data are copied to each device. Nothing is drawn to find it.
     """
     worst = 0
     init = grid.inits[0]
@@ -274,21 +284,21 @@ def training_bytes(grid: TrainGrid, d_in: int, d_out: int, n_data: int, models: 
         rows = max(grid.batch_size or n_data, EVAL_BATCH)
         acts = 4 * rows * (d_in + 4 * sum(grid.hidden_at(width)) + 2 * d_out)
         worst = max(worst, 3 * _nbytes(params) + _nbytes(opt) + acts)
-    return models * worst + 8 * n_data * (d_in + 1)
+    return TrainingBytes(worst, 8 * n_data * (d_in + 1))
 
 
 def _check_memory(grid: TrainGrid, d_in: int, d_out: int, n_data: int, devices, size: int):
     """Refuses, before anything is drawn or compiled, a run that cannot fit on its devices."""
     per_device = size // len(devices)
-    need = training_bytes(grid, d_in, d_out, n_data, per_device)
-    free = min(available_memory(d) for d in devices)
-    if need > MEMORY_HEADROOM * free:
-        one = training_bytes(grid, d_in, d_out, n_data, 1)
-        fit = max(0, int((MEMORY_HEADROOM * free - (need - per_device * one)) // one))
+    sizes = training_bytes(grid, d_in, d_out, n_data)
+    need, memory = sizes.total(per_device), devices_memory(devices)
+    usable = MEMORY_HEADROOM * memory
+    if need > usable:
+        fit = max(0, int((usable - sizes.data) // sizes.per_model))
         raise ValueError(
             f"train: {per_device} models per device need about {need / 2**30:.2f} GiB "
             f"(parameters, gradients, optimizer state and activations), over "
-            f"{MEMORY_HEADROOM:.0%} of the {free / 2**30:.2f} GiB free on "
+            f"{MEMORY_HEADROOM:.0%} of the {memory / 2**30:.2f} GiB of "
             f"{devices[0].platform} device {devices[0].id}; about {fit} fit per device: train "
             "fewer seeds or inits at a time (TrainGrid(seeds=[...])), or on more devices"
         )
