@@ -193,10 +193,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         lambda: big_grid(q, peak),
         lambda: timed_sweep(
             "width 1024",
-            standard(32 if q else 1024, 64 if q else 1024, 2 if q else 32, quick=q),
+            # --quick: the standard part's shapes, so its programs are reused (a smoke test)
+            standard(16 if q else 1024, 64 if q else 1024, 4 if q else 32, quick=q),
             peak,
         ),
-        lambda: mnist(2 if q else 334, 20 if q else 500, peak),
+        lambda: mnist(1 if q else 334, 10 if q else 500, peak),
     ]
     for part in parts:
         row = part()

@@ -155,4 +155,20 @@ def test_device_check_quick(tmp_path, capsys):
         assert (r.get("combos_per_s") or r["model_steps_per_s"]) > 0
     out = capsys.readouterr().out
     assert "float32 matmul peak" in out
-    assert "| width 1024 | 8 |" in out
+    assert "| width 1024 | 16 |" in out
+
+
+@pytest.mark.slow
+def test_deep_compile_quick(capsys):
+    """benchmarks/deep_compile.py at depths 5 and 20: one draw and one forward program per
+    depth and gradient setting, timed, and as ratios to depth 5's."""
+    spec = importlib.util.spec_from_file_location(
+        "deep_compile", ROOT / "benchmarks" / "deep_compile.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(["--quick"])
+    assert [(r["gradients"], r["depth"]) for r in rows] == [(True, 5), (True, 20), (False, 5), (False, 20)]  # fmt: skip
+    assert all(r["compile_s"] > 0 and r["compiles"] >= 2 for r in rows)
+    assert rows[0]["compile_ratio"] == 1.0
+    assert "| True | 20 |" in capsys.readouterr().out
