@@ -515,7 +515,7 @@ def test_report_overlay_takes_the_sweeps_size_check(tmp_path, capsys, monkeypatc
 
     out = tmp_path / "d"
     ji.sweep(_grid(), out=out)
-    monkeypatch.setattr(_host, "memory_limit", lambda fraction=0.5: 1000)
+    monkeypatch.setattr(_host, "memory_limit", lambda fraction=0.5: 10)
     assert main(["report", str(out)]) == 0
     assert (
         "no theory overlay: predict: this grid's prediction needs about" in capsys.readouterr().err
