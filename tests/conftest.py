@@ -1,8 +1,7 @@
 """Makes JAX strict for the whole suite and gives every test a key.
 
 - Rank promotion raises: `x[:, None] + y` with mismatched ranks is a bug here.
-- The persistent compilation cache is off (and its directory, for the tests that turn it
-  on, a fresh temporary one).
+- The persistent compilation cache goes to a fresh temporary directory.
 - Two fake CPU devices (as many as CI's cores), so sharding code paths run on
   any machine; tests that need more start a subprocess.
 """
@@ -17,10 +16,6 @@ os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
 if "JAXINIT_CACHE_DIR" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["JAXINIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxinit-test-cache-")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The persistent compilation cache off: writing every program the suite compiles cost more
-# than it saved (tests/test_theory.py and test_sweep.py: 147 s with it, 56 s without); the
-# tests of the cache itself turn it on in their own processes.
-os.environ.setdefault("JAXINIT_COMPILATION_CACHE", "0")
 
 import jax
 import pytest

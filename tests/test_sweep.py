@@ -319,8 +319,7 @@ import jaxinit as ji
 ji.sweep(ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, seeds=2, batch=8))
 print(sum(e == "/jax/compilation_cache/cache_hits" for e in hits))
 """
-    env = {**os.environ, "JAXINIT_CACHE_DIR": str(tmp_path / "xla"), "JAX_NUM_CPU_DEVICES": "1",
-           "JAXINIT_COMPILATION_CACHE": "1"}  # fmt: skip
+    env = {**os.environ, "JAXINIT_CACHE_DIR": str(tmp_path / "xla"), "JAX_NUM_CPU_DEVICES": "1"}
     run = lambda: subprocess.run([sys.executable, "-c", script], env=env, check=True,  # noqa: E731
                                  capture_output=True, text=True, timeout=300).stdout  # fmt: skip
     assert int(run().split()[-1]) == 0  # cold: everything compiled
