@@ -83,7 +83,9 @@ def test_a_grid_too_large_for_memory_is_refused_before_it_runs():
     # the memory of any machine this runs on
     grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=100, width=8, seeds=10_000,
                    batch=4, bins=10_000)  # fmt: skip
-    with pytest.raises(ValueError, match=r"needs about \d+\.\d GiB of host memory.*50% of this host"):
+    with pytest.raises(
+        ValueError, match=r"needs about \d+\.\d GiB of host memory.*50% of this host"
+    ):
         ji.sweep(grid)
     with pytest.raises(ValueError, match=r"seeds=3000000000 is more than one grid holds"):
         ji.Grid(**{**BASE, "seeds": 3_000_000_000})
