@@ -15,26 +15,14 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
+from benchmarks._standard import ACTIVATIONS, INITS  # the standard grid, defined once
 from jaxinit import _threefry, sweeping
 from tests._programs import SWEEP_PROGRAMS, export, recorded
 
 PLATFORMS = ("cuda", "tpu")
-STANDARD_INITS = [
-    "normal(stddev=1.0)",
-    "normal(stddev=0.01)",
-    "glorot_normal",
-    "he_normal",
-    "glorot_uniform",
-    "he_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "truncated_normal(stddev=0.05)",
-    "uniform(low=-0.05, high=0.05)",
-]
-STANDARD_ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu"]
 STANDARD = dict(
-    inits=STANDARD_INITS,
-    activations=STANDARD_ACTIVATIONS,
+    inits=list(INITS),
+    activations=list(ACTIVATIONS),
     depth=5,
     width=100,
     batch=1000,

@@ -9,18 +9,15 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
+from benchmarks._standard import ACTIVATIONS, INITS  # the standard grid, defined once
 from jaxinit import _host, sweeping
 from jaxinit.grid import dim_values
 from jaxinit.training import _run
 
 H100, H200 = 80 * 10**9, 141 * 10**9
 STANDARD = dict(
-    inits=["normal(stddev=1.0)", "normal(stddev=0.01)", "glorot_normal", "he_normal",
-           "glorot_uniform", "he_uniform", "lecun_normal", "orthogonal",
-           "truncated_normal(stddev=0.05)", "uniform(low=-0.05, high=0.05)"],
-    activations=["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu"],
-    depth=5, batch=1000, d_in=100, bins=30,
-)  # fmt: skip
+    inits=list(INITS), activations=list(ACTIVATIONS), depth=5, batch=1000, d_in=100, bins=30
+)
 
 
 @pytest.fixture
