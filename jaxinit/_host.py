@@ -10,12 +10,11 @@ first, and a notebook can too, before its first jax computation.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import os
 import platform
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ __all__ = [
     "device_memory",
     "devices_memory",
     "memory_limit",
-    "naming_the_path",
     "prng_impl",
     "source_revision",
     "use_cpu_cores",
@@ -158,16 +156,3 @@ def check_memory(who: str, need: int, what: str, advice: str) -> None:
             f"{who} needs about {need / 2**30:.1f} GiB of host memory ({what}), over the "
             f"{limit / 2**30:.1f} GiB limit ({MEMORY_FRACTION:.0%} of this host's memory); {advice}"
         )
-
-
-@contextlib.contextmanager
-def naming_the_path(path: Any, what: str) -> Iterator[None]:
-    """Adds ``path`` to an OSError raised without one inside (a full disk's ENOSPC from a
-    write names no file), so that the message says where: ``[Errno 28] No space left on
-    device (writing the sweep's checkpoint): 'out/sweep'``."""
-    try:
-        yield
-    except OSError as e:
-        if e.filename is not None or e.errno is None:
-            raise
-        raise type(e)(e.errno, f"{e.strerror} (writing {what})", str(path)) from e

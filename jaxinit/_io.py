@@ -37,6 +37,7 @@ __all__ = [
     "atomic_write",
     "jsonable",
     "make_dirs",
+    "naming_the_path",
     "open_limited",
     "open_regular",
     "read_json",
@@ -266,3 +267,16 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def naming_the_path(path: Any, what: str) -> Iterator[None]:
+    """Adds ``path`` to an OSError raised without one inside (a full disk's ENOSPC from a
+    write names no file), so that the message says where: ``[Errno 28] No space left on
+    device (writing the sweep's checkpoint): 'out/sweep'``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise type(e)(e.errno, f"{e.strerror} (writing {what})", str(path)) from e

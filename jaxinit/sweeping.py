@@ -54,9 +54,9 @@ from jaxinit._host import (
     MEMORY_HEADROOM,
     check_memory,
     devices_memory,
-    naming_the_path,
     prng_impl,
 )
+from jaxinit._io import naming_the_path
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values, float32_edges

@@ -23,7 +23,8 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
 from jaxinit._checks import check_int, check_path, check_real_array
-from jaxinit._host import MEMORY_HEADROOM, devices_memory, naming_the_path, prng_impl
+from jaxinit._host import MEMORY_HEADROOM, devices_memory, prng_impl
+from jaxinit._io import naming_the_path
 from jaxinit._progress import ProgressBar
 from jaxinit._store import Store
 from jaxinit.grid import dim_values
