@@ -13,7 +13,8 @@ activations and seeds are always dimensions.
 
 Randomness. The key of seed ``s`` is ``fold_in(key(root_seed), s)``; inputs,
 layers and the backward cotangent each fold in a stream number (and the layer
-index). A combination's numbers therefore depend only on its own seed,
+index), as :mod:`jaxinit._keys` defines for the whole library, so the network of
+a seed here is the one :func:`jaxinit.train` starts from. A combination's numbers therefore depend only on its own seed,
 never on the rest of the grid, chunking or devices, and every init and
 activation sees the same standardized draws for a given seed (common random
 numbers, which makes paired comparisons sharper). A depth-L network is the
@@ -43,6 +44,15 @@ from jaxinit._checks import (
     closest_hint,
     is_list,
 )
+from jaxinit._keys import (
+    SEED_LIMIT,
+    STREAM_BATCHES,
+    STREAM_COTANGENT,
+    STREAM_INPUTS,
+    STREAM_LAYERS,
+    layer_keys,
+    seed_key,
+)
 from jaxinit._spec import resolve_specs
 
 __all__ = [
@@ -52,6 +62,7 @@ __all__ = [
     "MAX_BINS",
     "MAX_SEEDS",
     "SEED_LIMIT",
+    "STREAM_BATCHES",
     "STREAM_COTANGENT",
     "STREAM_INPUTS",
     "STREAM_LAYERS",
@@ -69,32 +80,8 @@ INPUTS = ("gaussian", "uniform")
 INPUT_MOMENTS = {"gaussian": (0.0, 1.0), "uniform": (0.5, 1.0 / 3.0)}
 # the dims of a sweep's result, in order (less those the grid fixed to a scalar)
 DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
-SEED_LIMIT = 2**31  # seeds are folded into keys as int32
 MAX_BINS = 10_000  # histogram bins per layer
 MAX_SEEDS = 10_000_000  # seeds of one grid (a Grid's or a TrainGrid's), counts and lists alike
-# fold_in stream numbers under a seed's key
-STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT = 0, 1, 2
-
-
-def seed_key(root_seed, seed) -> jax.Array:
-    """The key of every combination with this ``seed``: ``fold_in(key(root_seed), seed)``.
-
-    Traceable: the sweep's draw program calls it on ``uint32``/``int32`` arrays,
-    which give the same key as the Python ints.
-    """
-    return jax.random.fold_in(jax.random.key(root_seed), seed)
-
-
-def layer_keys(key: jax.Array, layer) -> tuple[jax.Array, jax.Array]:
-    """Layer ``layer``'s weight and bias keys under a seed's ``key``:
-    ``fold_in(fold_in(fold_in(key, STREAM_LAYERS), layer), i)`` for ``i`` = 0, 1.
-
-    Traceable (``layer`` may be traced). The sweep kernel draws with these keys;
-    :mod:`jaxinit.lsuv` and :mod:`jaxinit.isometry` use them too, so their networks
-    are the sweep's for the same seed key.
-    """
-    k = jax.random.fold_in(jax.random.fold_in(key, STREAM_LAYERS), layer)
-    return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)
 
 
 class Combination(NamedTuple):

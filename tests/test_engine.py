@@ -13,9 +13,9 @@ import pytest
 
 import jaxinit as ji
 from jaxinit import _threefry, kernel, stats, sweeping
-from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
 from jaxinit.initializers import _bases as B
 from jaxinit.initializers._core import bits_many, draw, draw_families
+from tests._network import backward, cotangent_key, input_key, layer_key, network
 from tests._rounding import assert_within_rounding
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
 
@@ -126,25 +126,21 @@ def _check_kernel_draws():
     )
     d = kernel.draw(spec, None, np.uint32(grid.root_seed), np.array(grid.seeds, np.int32))
     for s, seed in enumerate(grid.seeds):
-        key = grid.seed_key(seed)
-        lkey = jax.random.fold_in(key, STREAM_LAYERS)
         for f, init in enumerate(grid.inits):
-            k0 = jax.random.fold_in(jax.random.fold_in(lkey, 0), 0)
+            k0 = layer_key(grid, seed, 0, 0)
             np.testing.assert_array_equal(
                 d.first[s].reshape(5, 3, 8)[:, f], draw(init.base, k0, (5, 8), jnp.float32)
             )
             for l in (1, 2):
-                kl = jax.random.fold_in(jax.random.fold_in(lkey, l), 0)
                 np.testing.assert_array_equal(
-                    d.hidden[s, l - 1, f], draw(init.base, kl, (8, 8), jnp.float32)
+                    d.hidden[s, l - 1, f],
+                    draw(init.base, layer_key(grid, seed, l, 0), (8, 8), jnp.float32),
                 )
-        kb = jax.random.fold_in(jax.random.fold_in(lkey, 2), 1)
+        kb = layer_key(grid, seed, 2, 1)
         np.testing.assert_array_equal(d.bias[s, 2, 0], draw(B.Normal(), kb, (8,), jnp.float32))
+        np.testing.assert_array_equal(d.x[s], jax.random.normal(input_key(grid, seed), (6, 5)))
         np.testing.assert_array_equal(
-            d.x[s], jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (6, 5))
-        )
-        np.testing.assert_array_equal(
-            d.cotangent[s], jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (6, 8))
+            d.cotangent[s], jax.random.normal(cotangent_key(grid, seed), (6, 8))
         )
 
 
@@ -215,33 +211,9 @@ def test_member_tiles_change_only_rounding(monkeypatch):
 
 def _bn_reference(grid, init, act, depth, seed):
     """A plain batch-normalized pass with jax.grad: the reference for the hand-written backward."""
-    key = grid.seed_key(seed)
-    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.batch, grid.d_in))
-    lkey = jax.random.fold_in(key, STREAM_LAYERS)
-    ws = [
-        init(
-            jax.random.fold_in(jax.random.fold_in(lkey, l), 0),
-            (grid.d_in if l == 0 else grid.coords()["width"][0], grid.coords()["width"][0]),
-        )
-        for l in range(depth)
-    ]
-    g = jax.random.normal(
-        jax.random.fold_in(key, STREAM_COTANGENT), (grid.batch, grid.coords()["width"][0])
-    )
-
-    def forward(ws, probes):
-        h, zs = x, []
-        for w, p in zip(ws, probes, strict=True):
-            u = h @ w
-            z = (u - u.mean(0, keepdims=True)) / jnp.sqrt(
-                u.var(0, keepdims=True) + kernel.BN_EPS
-            ) + p
-            h = act(z)
-            zs.append(z)
-        return jnp.sum(h * g)
-
-    probes = [jnp.zeros((grid.batch, grid.coords()["width"][0]))] * depth
-    dw, dz = jax.grad(forward, argnums=(0, 1))(ws, probes)
+    width = grid.coords()["width"][0]
+    zeros = ji.initializers.get("zeros")  # batch norm drops the bias
+    dz, dw = backward(network(grid, init, zeros, depth, width, seed), act, batchnorm=True)
     return np.array([d.var() for d in dz]), np.array([jnp.linalg.norm(d) for d in dw])
 
 

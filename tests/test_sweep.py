@@ -9,8 +9,8 @@ import pytest
 
 import jaxinit as ji
 from jaxinit import kernel
-from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS
 from tests._kill import run_and_kill
+from tests._network import backward, forward_stats, network
 from tests._rounding import assert_within_rounding
 from tests._tolerances import (
     SWEEP_BATCH,
@@ -47,36 +47,9 @@ def test_notebook_snippet():
 
 def _reference(grid, init, act, depth, width, bias, seed):
     """A plain, unvectorized pass: weights from the initializers themselves, jax.grad for gradients."""
-    key = grid.seed_key(seed)
-    x = jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), (grid.batch, grid.d_in))
-    lkey = jax.random.fold_in(key, STREAM_LAYERS)
-    ws, bs = [], []
-    for layer in range(depth):
-        k = jax.random.fold_in(lkey, layer)
-        fan_in = grid.d_in if layer == 0 else width
-        ws.append(init(jax.random.fold_in(k, 0), (fan_in, width)))
-        bs.append(bias(jax.random.fold_in(k, 1), (width,)))
-
-    def forward(probes):
-        h, zs, hs = x, [], []
-        for w, b, p in zip(ws, bs, probes, strict=True):
-            z = h @ w + b[None, :] + p
-            h = act(z)
-            zs.append(z)
-            hs.append(h)
-        return zs, hs
-
-    probes = [jnp.zeros((grid.batch, width))] * depth
-    zs, hs = forward(probes)
-    g = jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), (grid.batch, width))
-    dz = jax.grad(lambda p: jnp.sum(forward(p)[1][-1] * g))(probes)
-    return {
-        "pre_var": np.array([z.var() for z in zs]),
-        "post_mean": np.array([h.mean() for h in hs]),
-        "post_var": np.array([h.var() for h in hs]),
-        "dead": np.array([(h == 0).mean() for h in hs]),
-        "grad_var": np.array([d.var() for d in dz]),
-    }
+    net = network(grid, init, bias, depth, width, seed)
+    dz, _ = backward(net, act)
+    return {**forward_stats(net, act), "grad_var": np.array([d.var() for d in dz])}
 
 
 def test_vmapped_equals_plain_loop():

@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
+import itertools
 import pathlib
 import sys
 
@@ -14,12 +15,14 @@ import optax
 import pytest
 from flax import nnx
 
+import jaxinit as ji
 from jaxinit.data import load_mnist, make_circles
 from jaxinit.training import MLP, TrainGrid, TrainResult, make_optimizer, train
 from jaxinit.training._program import train_chunk
 from tests._kill import run_and_kill
+from tests._network import network
 from tests._teacher import teacher_data
-from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
+from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, TRAIN_ATOL, TRAIN_RTOL
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(hidden=(16, 16), steps=20, batch_size=32, optimizer="sgd(learning_rate=0.1)")
@@ -444,3 +447,32 @@ def test_benchmark_smoke(capsys, mnist_dir):
         assert fig["peers"][peer]["model_steps_per_s"] > 0
     assert fig["peers"]["torch"].get("model_steps_per_s", 1) > 0  # absent torch: {"skipped": ...}
     assert fig["table"] in capsys.readouterr().out
+
+
+def test_train_starts_from_the_network_the_sweep_measured():
+    """One network per seed: the model ``train`` starts from at seed s is the sweep's network
+    at seed s (kernels and biases bitwise), and the step-0 statistics ``train`` records on
+    the same batch are the sweep's within float32 rounding."""
+    x, y = teacher_data(7, 24, 6)
+    inits, seeds, bias = ["he_normal", "glorot_uniform"], [2, 5], "normal(stddev=0.1)"
+    tgrid = TrainGrid(inits=inits, seeds=seeds, hidden=(8, 8, 8), activation="tanh",
+                      bias_init=bias, root_seed=11, steps=1, batch_size=len(x),
+                      record_stats_at=(0,), optimizer="sgd(learning_rate=0.1)")  # fmt: skip
+    sgrid = ji.Grid(inits=inits, activations=["tanh"], depth=3, width=8, seeds=seeds,
+                    bias_inits=bias, root_seed=11, inputs=np.asarray(x))  # fmt: skip
+    for init, seed in itertools.product(sgrid.inits, seeds):
+        model = tgrid.build(6, 4, init=init, seed=seed)
+        net = network(sgrid, init, sgrid.bias_inits, 3, 8, seed)
+        for layer, w, b in zip(model.layers, net.weights, net.biases, strict=True):
+            np.testing.assert_array_equal(layer.kernel[...], w)
+            np.testing.assert_array_equal(layer.bias[...], b)
+    # the full batch at step 0 (in another row order: the statistics do not depend on it)
+    trained = train(tgrid, (x, y))
+    assert trained.dims == ("init", "seed")
+    swept = ji.sweep(sgrid).sel(activation="tanh")  # (init, seed, layer)
+    for field in ("pre_mean", "pre_var", "post_mean", "post_var"):
+        np.testing.assert_allclose(trained[field][:, :, 0], swept[field], rtol=ENGINE_RTOL,
+                                   atol=ENGINE_ATOL, err_msg=field)  # fmt: skip
+    # and the comparison sees another seed's network
+    other = ji.sweep(dataclasses.replace(sgrid, seeds=[3, 5])).sel(activation="tanh")
+    assert not np.allclose(trained.pre_var[:, 0, 0], other.pre_var[:, 0], rtol=1e-3)

@@ -32,9 +32,11 @@ stack size and device count: initializer families and scales, and seeds, are
 data (drawn outside the program). On a CPU, see :func:`train` for one device
 per core.
 
-Randomness. Model ``(init, seed)``'s parameters come from
-``fold_in(fold_in(key(root_seed), seed), STREAM_PARAMS)``: they do not depend
-on the rest of the grid, and every init sees the same keys for a seed (common
+Randomness. Model ``(init, seed)``'s layer ``l`` is drawn with
+``layer_keys(seed_key(root_seed, seed), l)`` (:mod:`jaxinit._keys`): its hidden
+layers are bitwise the network that :func:`jaxinit.sweep`, :mod:`jaxinit.lsuv`
+and :mod:`jaxinit.isometry` see for that seed and init, they do not depend on
+the rest of the grid, and every init sees the same keys for a seed (common
 random numbers). The mini-batch order of epoch :math:`e` is a permutation drawn
 from ``fold_in(k, e)``, with ``k`` the shared batch key or, with
 ``shuffle="per_seed"``, the seed's own.
@@ -80,13 +82,12 @@ References:
 
 # the public API, and the constants other code reads as jaxinit.training.X (the redundant
 # "as" marks a re-export outside __all__)
+from jaxinit._keys import STREAM_BATCHES as STREAM_BATCHES
 from jaxinit.training._coord import best_learning_rates, coord_sizes, coord_slopes, final_losses
 from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
 from jaxinit.training._grid import OUTPUTS as OUTPUTS
 from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
 from jaxinit.training._grid import SHUFFLES as SHUFFLES
-from jaxinit.training._grid import STREAM_BATCHES as STREAM_BATCHES
-from jaxinit.training._grid import STREAM_PARAMS as STREAM_PARAMS
 from jaxinit.training._log import jsonl_writer
 from jaxinit.training._mup import EXPONENTS as EXPONENTS
 from jaxinit.training._mup import KINDS as KINDS

@@ -1,8 +1,9 @@
 r"""What to train: the :class:`MLP`, the optimizer from a spec, and :class:`TrainGrid`.
 
-A grid validates everything up front and derives every key: model ``(init,
-seed)`` draws its parameters from ``fold_in(fold_in(key(root_seed), seed),
-STREAM_PARAMS)`` and its mini-batch order from the batch key of
+A grid validates everything up front and derives every key (:mod:`jaxinit._keys`):
+model ``(init, seed)`` draws layer ``l``'s kernel and bias with
+``layer_keys(seed_key(root_seed, seed), l)``, the keys of the sweep's network of
+that seed, and its mini-batch order from the batch key of
 :meth:`TrainGrid.batch_key` (see :mod:`jaxinit.training`).
 """
 
@@ -30,14 +31,13 @@ from jaxinit._checks import (
     closest_hint,
     is_list,
 )
+from jaxinit._keys import STREAM_BATCHES, layer_keys, seed_key
 from jaxinit._spec import check_bools, parse_spec, resolve_specs
-from jaxinit.grid import check_seeds, dim_values, seed_key
+from jaxinit.grid import check_seeds, dim_values
 from jaxinit.training import _mup
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 
-# fold_in stream numbers under a seed's key (jaxinit.grid uses 0, 1, 2)
-STREAM_PARAMS, STREAM_BATCHES = 3, 4
 SHARED_SEED = 2**32 - 1  # stands for "every seed" in the shared batch key; seeds are < 2**31
 OUTPUTS, SHUFFLES = ("softmax", "sigmoid"), ("shared", "per_seed")
 DEFAULT_OPTIMIZER = "sgd(learning_rate=0.01)"
@@ -49,7 +49,15 @@ class MLP(nnx.Module):
     ``kernel_init``, ``bias_init`` and ``activation`` are jaxinit specs or
     objects; the output layer's kernel uses ``output_kernel_init``, or
     ``kernel_init`` when it is None (the classic experiments initialize every
-    layer alike). Parameters are drawn from ``rngs.params()`` in layer order.
+    layer alike). Give one of:
+
+    - ``key``: layer ``l``'s kernel and bias are drawn with
+      ``jaxinit.grid.layer_keys(key, l)`` (the output layer is ``l = len(hidden)``),
+      the keys of the sweep's network: with ``key = grid.seed_key(seed)`` the hidden
+      layers are bitwise the weights ``jaxinit.sweep`` measured for that seed
+      (:meth:`TrainGrid.build` does this);
+    - ``rngs``: parameters are drawn from ``rngs.params()`` in layer order, as any
+      Flax module's.
     """
 
     def __init__(
@@ -62,17 +70,29 @@ class MLP(nnx.Module):
         kernel_init: Any = "lecun_normal",
         bias_init: Any = "zeros",
         output_kernel_init: Any = None,
-        rngs: nnx.Rngs,
+        key: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
     ):
+        if (key is None) == (rngs is None):
+            raise TypeError(
+                "MLP: give exactly one of key= (a seed's key: the sweep's network) or rngs= "
+                f"(nnx.Rngs); got key={key!r:.60} and rngs={rngs!r:.60}"
+            )
         self.activation = _activations.get(activation)
         w, b = _initializers.get(kernel_init), _initializers.get(bias_init)
         w_out = w if output_kernel_init is None else _initializers.get(output_kernel_init)
-        sizes = (d_in, *hidden)
-        self.layers = nnx.List(
-            nnx.Linear(m, n, kernel_init=w, bias_init=b, rngs=rngs)
-            for m, n in itertools.pairwise(sizes)
-        )
-        self.out = nnx.Linear(sizes[-1], d_out, kernel_init=w_out, bias_init=b, rngs=rngs)
+        sizes = (d_in, *hidden, d_out)
+        linears, flax_rngs = [], nnx.Rngs(0) if rngs is None else rngs  # unused with key
+        for l, (m, n) in enumerate(itertools.pairwise(sizes)):
+            kernel_init, bias_init_ = (w_out if l == len(hidden) else w), b
+            if key is not None:
+                k_w, k_b = layer_keys(key, l)
+                kernel_init, bias_init_ = _with_key(kernel_init, k_w), _with_key(b, k_b)
+            linears.append(
+                nnx.Linear(m, n, kernel_init=kernel_init, bias_init=bias_init_, rngs=flax_rngs)
+            )
+        self.layers = nnx.List(linears[:-1])
+        self.out = linears[-1]
 
     def trace(self, x: jax.Array, probes: Sequence[jax.Array] | None = None):
         """``(logits, zs, hs)``: the output and every hidden pre- and post-activation.
@@ -527,8 +547,9 @@ class TrainGrid:
 
     def model_key(self, seed: int) -> jax.Array:
         """The key every model of this seed draws its parameters from, whatever its init,
-        width and learning rate (common random numbers)."""
-        return jax.random.fold_in(seed_key(self.root_seed, seed), STREAM_PARAMS)
+        width and learning rate (common random numbers): the seed's key,
+        ``jaxinit.grid.seed_key(root_seed, seed)``, as a sweep's (see :class:`MLP`)."""
+        return seed_key(self.root_seed, seed)
 
     def batch_key(self, seed: int) -> jax.Array:
         """The key of the mini-batch order of this seed's models (one shared key by default)."""
@@ -594,7 +615,7 @@ class TrainGrid:
             kernel_init=init,
             bias_init=self.bias_init,
             output_kernel_init=out,
-            rngs=nnx.Rngs(params=self.model_key(seed)),
+            key=self.model_key(seed),
         )
 
     def build_optimizer(self, *, width: int | None = None, learning_rate: Any = None):
@@ -641,6 +662,15 @@ class TrainGrid:
             "keep_params": self.keep_params,
             "root_seed": self.root_seed,
         }
+
+
+def _with_key(init: Any, key: jax.Array) -> Any:
+    """``init`` drawing with ``key`` whatever key Flax hands it (its layer's key stream)."""
+
+    def keyed(_, shape, dtype=jax.numpy.float32, **kwargs):
+        return init(key, shape, dtype, **kwargs)
+
+    return keyed
 
 
 @functools.cache  # traced once per shape: train builds every model of a group alike

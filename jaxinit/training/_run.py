@@ -184,7 +184,9 @@ class _Rows:
         return np.stack(out)
 
 
-CHECKPOINT_SCHEMA = 2  # of train.json and checkpoint.npz; 2: fingerprint and checksum in the file
+CHECKPOINT_SCHEMA = (
+    3  # of train.json and checkpoint.npz; 3: models drawn with the sweep's layer keys
+)
 
 
 def _digest(*arrays: np.ndarray) -> str:
