@@ -20,6 +20,8 @@ from typing import Any
 
 import jax
 
+from jaxinit import _jax_compat
+
 __all__ = [
     "MEMORY_FRACTION",
     "MEMORY_HEADROOM",
@@ -120,20 +122,23 @@ def use_cpu_cores() -> str:
     cores = os.cpu_count() or 1
     if "JAX_NUM_CPU_DEVICES" in os.environ:
         return f"jaxinit: {os.environ['JAX_NUM_CPU_DEVICES']} CPU device(s), as JAX_NUM_CPU_DEVICES says"
-    from jax._src import xla_bridge  # the only way to ask whether backends have started
-
-    if xla_bridge.backends_are_initialized():
-        return (
-            f"jaxinit: {len(jax.devices())} {jax.default_backend()} device(s) (jax already started)"
-        )
+    if _jax_compat.backends_started():
+        return _already_started()
     platforms = os.environ.get("JAX_PLATFORMS", "")
     if platforms and "cpu" not in platforms.split(","):
         return f"jaxinit: platforms {platforms}"
-    jax.config.update("jax_num_cpu_devices", cores)
+    try:
+        jax.config.update("jax_num_cpu_devices", cores)
+    except RuntimeError:  # started after all: a jax that backends_started cannot ask
+        return _already_started()
     backend = jax.default_backend()
     if backend != "cpu":
         return f"jaxinit: {len(jax.devices())} {backend} device(s)"
     return f"jaxinit: {cores} CPU device(s), one per core (set JAX_NUM_CPU_DEVICES to choose another count)"
+
+
+def _already_started() -> str:
+    return f"jaxinit: {len(jax.devices())} {jax.default_backend()} device(s) (jax already started)"
 
 
 def prng_impl() -> str:

@@ -63,7 +63,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from jaxinit import _threefry
+from jaxinit import _jax_compat
 from jaxinit import stats as _stats
 from jaxinit.activations import Activation
 from jaxinit.grid import STREAM_COTANGENT, STREAM_INPUTS, STREAM_LAYERS, seed_key
@@ -183,12 +183,14 @@ def _key_table_traced(spec: DrawSpec, seed_key: jax.Array) -> jax.Array:
 
 def key_table(spec: DrawSpec, root_seed: int, seeds: np.ndarray) -> np.ndarray:
     """Raw key data ``(n, 2·depth + 2, 2)`` of :func:`_key_table_traced` for every seed,
-    made on the host (:mod:`jaxinit._threefry`): no key derivation is compiled."""
-    seed_keys = _threefry.fold_in(_threefry.key_data(root_seed), np.asarray(seeds))  # (n, 2)
+    made on the host (:func:`jaxinit._jax_compat.host_fold_in`): no key derivation is
+    compiled."""
+    fold_in = _jax_compat.host_fold_in
+    seed_keys = fold_in(_jax_compat.host_key_data(root_seed), np.asarray(seeds))  # (n, 2)
     streams = np.array([STREAM_LAYERS, STREAM_INPUTS, STREAM_COTANGENT])
-    stream_keys = _threefry.fold_in(seed_keys[:, None], streams)  # (n, 3, 2)
-    layers = _threefry.fold_in(stream_keys[:, :1], np.arange(spec.depth))  # (n, depth, 2)
-    wb = _threefry.fold_in(layers[:, :, None], np.arange(2))  # (n, depth, 2, 2)
+    stream_keys = fold_in(seed_keys[:, None], streams)  # (n, 3, 2)
+    layers = fold_in(stream_keys[:, :1], np.arange(spec.depth))  # (n, depth, 2)
+    wb = fold_in(layers[:, :, None], np.arange(2))  # (n, depth, 2, 2)
     return np.concatenate([wb[:, :, 0], wb[:, :, 1], stream_keys[:, 1:]], 1)
 
 
@@ -298,7 +300,7 @@ def draw(spec: DrawSpec, mesh: Mesh | None, root_seed: int, seeds: np.ndarray) -
     jax's default threefry keys the key table is made on the host
     (:func:`key_table`); with another PRNG, in the program.
     """
-    if _threefry.available():
+    if _jax_compat.partitionable_threefry():
         return _draw_from_table(spec, mesh, key_table(spec, int(root_seed), seeds))
     return _draw_traced(spec, mesh, np.uint32(root_seed), np.asarray(seeds, np.int32))
 
@@ -640,10 +642,10 @@ def programs() -> int:
     block sizes, device counts), never with its seeds or scale values; tests
     and benchmarks use it to check that.
     """
-    return sum(p._cache_size() for p in _PROGRAMS)
+    return sum(_jax_compat.compiled_count(p) for p in _PROGRAMS)
 
 
 def clear_programs() -> None:
     """Forget every compiled kernel program (the next sweep compiles again)."""
     for p in _PROGRAMS:
-        p.clear_cache()
+        _jax_compat.clear_compiled(p)

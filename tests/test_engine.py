@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit import _threefry, kernel, stats, sweeping
+from jaxinit import _jax_compat, kernel, stats, sweeping
 from jaxinit.initializers import _bases as B
-from jaxinit.initializers._core import bits_many, draw, draw_families
+from jaxinit.initializers._core import draw, draw_families
 from tests._network import backward, cotangent_key, input_key, layer_key, network
 from tests._rounding import assert_within_rounding
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
@@ -36,31 +36,6 @@ def test_shared_bits_give_each_family_its_own_draw_bitwise():
         got = jax.jit(lambda key: draw_families(BASES, key, (40, 24)))(key)
         for i, base in enumerate(BASES):
             np.testing.assert_array_equal(got[i], draw(base, key, (40, 24), jnp.float32))
-
-
-def test_host_threefry_is_jaxs_fold_in_bitwise():
-    rng = np.random.default_rng(0)
-    roots = [0, 1, 42, 2**31 + 5, 3_000_000_000, 2**32 - 1]
-    data = [*rng.integers(0, 2**32, 20, dtype=np.uint64).tolist(), 0, 1, 2**31]
-    for root in roots:
-        host = _threefry.fold_in(_threefry.key_data(root), np.array(data, np.uint64))
-        want = [
-            np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(root), d)))
-            for d in data
-        ]
-        np.testing.assert_array_equal(host, np.stack(want))
-    with pytest.raises(ValueError, match="seeds must be integers in"):
-        _threefry.key_data(-1)
-
-
-def test_one_threefry_pass_gives_each_requests_own_bits():
-    keys = [jax.random.split(jax.random.key(k), n) for k, n in ((0, 1), (1, 3), (2, 2))]
-    sizes = [7, 100, 1]
-    got = jax.jit(lambda *ks: bits_many(list(zip(ks, sizes, strict=True))))(*keys)
-    for ks, n, g in zip(keys, sizes, got, strict=True):
-        assert g.shape == (ks.shape[0], n)
-        for i in range(ks.shape[0]):
-            np.testing.assert_array_equal(g[i], jax.random.bits(ks[i], (n,), jnp.uint32))
 
 
 def test_host_key_table_is_the_traced_one():
@@ -98,7 +73,7 @@ def test_kernel_draws_are_the_initializers_own_keys(keys):
         "rbg": jax.default_prng_impl("rbg"),
     }[keys]
     with context:
-        assert _threefry.available() == (keys == "threefry")
+        assert _jax_compat.partitionable_threefry() == (keys == "threefry")
         _check_kernel_draws()
 
 

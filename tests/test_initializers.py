@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxinit as ji
 from jaxinit.initializers._bases import QR, Constant, Identity, Normal, Uniform
@@ -217,6 +219,64 @@ def test_parity_with_jax(ours, theirs):
             np.testing.assert_array_equal(ours(k, shape, dtype), theirs(k, shape, dtype))
 
 
+def _explicit_mesh():
+    """The suite's 2 CPU devices as one explicit mesh axis ``x`` (jax's initializers take an
+    out_sharding under explicit sharding, inside ``jax.set_mesh``)."""
+    return jax.make_mesh((2,), ("x",), axis_types=(jax.sharding.AxisType.Explicit,))
+
+
+@pytest.mark.parametrize(("ours", "theirs"), PARITY, ids=[p[0].spec for p in PARITY])
+def test_out_sharding_as_jax_takes_it(ours, theirs):
+    """With an out_sharding, the weights are placed as asked and are bitwise jax's own
+    initializer's with the same out_sharding: eagerly with a NamedSharding (then bitwise the
+    weights drawn without one) and compiled with a PartitionSpec (there jax's own sharded
+    draw is compiled apart from the scaling, and may round the product differently from an
+    unsharded one: within an ulp). Where jax's refuses one (orthogonal), ours
+    does too."""
+    mesh = _explicit_mesh()
+    k = jax.random.key(3)
+    cases = [((64, 32), P("x"), 0), ((3, 3, 16, 32), P(None, None, None, "x"), 3)]
+    with jax.set_mesh(mesh):
+        for shape, spec, axis in cases:
+            sharding = NamedSharding(mesh, spec)
+            if isinstance(ours.base, QR):
+                with pytest.raises(NotImplementedError):
+                    theirs(k, shape, out_sharding=sharding)
+                with pytest.raises(NotImplementedError, match=r"reshard"):
+                    ours(k, shape, out_sharding=sharding)
+                continue
+            plain = ours(k, shape)
+            eager = ours(k, shape, out_sharding=sharding)
+            np.testing.assert_array_equal(eager, plain)
+            np.testing.assert_array_equal(eager, theirs(k, shape, out_sharding=sharding))
+            compiled = jax.jit(lambda k, shape=shape, spec=spec: ours(k, shape, out_sharding=spec))
+            jax_compiled = jax.jit(
+                lambda k, shape=shape, spec=spec: theirs(k, shape, out_sharding=spec)
+            )
+            np.testing.assert_array_equal(compiled(k), jax_compiled(k))
+            np.testing.assert_allclose(compiled(k), plain, rtol=2**-22, atol=0)  # one ulp
+            for out in (eager, compiled(k)):
+                assert out.sharding.is_equivalent_to(sharding, len(shape)), out.sharding
+                assert out.addressable_shards[0].data.shape[axis] == shape[axis] // 2
+        if not isinstance(ours.base, QR):
+            empty = ours(k, (0, 32), out_sharding=NamedSharding(mesh, P(None, "x")))
+            assert empty.shape == (0, 32)
+            assert empty.sharding.is_equivalent_to(NamedSharding(mesh, P(None, "x")), 2)
+
+
+@pytest.mark.parametrize("name", ["identity", "sparse", "delta_orthogonal", "lsuv"])
+def test_out_sharding_refused_where_the_draw_takes_none(name, key):
+    mesh = _explicit_mesh()
+    with (
+        jax.set_mesh(mesh),
+        pytest.raises(
+            NotImplementedError,
+            match=rf"^{name}.*: its \w+ draw takes no out_sharding.*draws that take one: normal, truncated_normal",
+        ),
+    ):
+        I.get(name)(key, (8, 4), out_sharding=NamedSharding(mesh, P("x")))
+
+
 ALL = sorted(I.names())
 
 
@@ -327,7 +387,9 @@ def test_direct_call_errors(key):
         I.normal()(key, (3, -4))
     with pytest.raises(ValueError, match=r"out of range for shape"):
         I.he_normal(in_axis=5)(key, (3, 4))
-    with pytest.raises(NotImplementedError, match=r"device_put"):
+    with pytest.raises(
+        TypeError, match=r"out_sharding must be a jax.sharding.NamedSharding.*got 'x' \(str\)"
+    ):
         I.normal()(key, (3, 4), out_sharding="x")
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import jaxinit as ji
 from benchmarks._standard import ACTIVATIONS, INITS  # the standard grid, defined once
-from jaxinit import _threefry, sweeping
+from jaxinit import _jax_compat, sweeping
 from tests._programs import SWEEP_PROGRAMS, export, recorded
 
 PLATFORMS = ("cuda", "tpu")
@@ -74,7 +74,7 @@ def test_sweep_programs_lower_for_gpu_and_tpu(case, monkeypatch):
 
 def test_traced_draws_lower_for_gpu_and_tpu(monkeypatch):
     """Without jax's default threefry layout the draws derive their keys on the device."""
-    monkeypatch.setattr(_threefry, "available", lambda: False)
+    monkeypatch.setattr(_jax_compat, "partitionable_threefry", lambda keys=None: False)
     monkeypatch.setattr(sweeping, "on_accelerator", lambda: True)
     monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 80 * 10**9)
     grid = ji.Grid(**{**STANDARD, "inits": ["he_normal", "orthogonal"], "activations": ["tanh"]})

@@ -11,6 +11,7 @@ from flax import nnx
 
 import jaxinit as ji
 from jaxinit import lsuv as lsuv_module
+from jaxinit._jax_compat import compiled_count
 from jaxinit.lsuv import LSUVResult, lsuv, lsuv_init
 from tests._tolerances import LSUV_BATCH, LSUV_OTHER_BATCH_ATOL
 
@@ -130,9 +131,9 @@ def test_jit_vmap_and_one_program_for_any_tolerance():
         ):
             np.testing.assert_allclose(a, b, rtol=1e-6)
             np.testing.assert_allclose(a, c[i], rtol=1e-5, atol=1e-7)
-    before = lsuv_module._lsuv._cache_size()
+    before = compiled_count(lsuv_module._lsuv)
     f(keys[0], x, tol=0.01, target_var=2.0, max_iter=3)
-    assert lsuv_module._lsuv._cache_size() == before
+    assert compiled_count(lsuv_module._lsuv) == before
 
 
 class _MLP(nnx.Module):

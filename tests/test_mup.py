@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
+from jaxinit._jax_compat import compiled_count
 from jaxinit.training import TrainGrid, coord_sizes, coord_slopes, train
 from jaxinit.training._program import init_opt, train_chunk
 from tests._teacher import teacher_data
@@ -128,13 +129,13 @@ def test_width_and_rate_grid_equals_one_model_at_a_time(data, parametrization):
 
 def test_compile_count_is_one_program_per_width(data):
     kw = dict(inits=["he_normal"], hidden=(1, 1), steps=7, batch_size=32, optimizer="adam")
-    before, opt_before = train_chunk._cache_size(), init_opt._cache_size()
+    before, opt_before = compiled_count(train_chunk), compiled_count(init_opt)
     train(TrainGrid(width=[8, 12, 16], learning_rate=[0.01, 0.02], seeds=2, **kw), data)
-    assert train_chunk._cache_size() - before == 3  # one per width: rates and seeds are data
-    assert init_opt._cache_size() - opt_before == 3
+    assert compiled_count(train_chunk) - before == 3  # one per width: rates and seeds are data
+    assert compiled_count(init_opt) - opt_before == 3
     # other rates and seeds, as many models per width: no new program
     train(TrainGrid(width=[8, 12, 16], learning_rate=[0.3, 0.001], seeds=[4, 9], **kw), data)
-    assert train_chunk._cache_size() - before == 3
+    assert compiled_count(train_chunk) - before == 3
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pytest
 
 import jaxinit as ji
 from jaxinit import theory as T
+from jaxinit._jax_compat import compiled_count
 from jaxinit.theory import _quadrature as Q
 from tests._tolerances import (
     SWEEP_BATCH,
@@ -239,7 +240,7 @@ def test_jit_vmap_and_grad():
     looped = [float(T.variance_map("tanh", q, sigma_w2=1.5, sigma_b2=0.1)) for q in qs]
     np.testing.assert_allclose(batched, looped, rtol=1e-6)
     f(qs + 1.0, 2.0)
-    assert f._cache_size() == 1  # the second call does not recompile
+    assert compiled_count(f) == 1  # the second call does not recompile
     c = jnp.linspace(-0.9, 1.0, 8)
     one = lambda c: T.c_map("relu", c, q=1.7, sigma_w2=2.0, sigma_b2=0.0)  # noqa: E731
     np.testing.assert_allclose(jax.vmap(one)(c), one(c), rtol=1e-6)

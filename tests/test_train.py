@@ -16,6 +16,7 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
+from jaxinit._jax_compat import compiled_count
 from jaxinit.data import load_mnist, make_circles
 from jaxinit.training import MLP, TrainGrid, TrainResult, make_optimizer, train
 from jaxinit.training._program import train_chunk
@@ -138,9 +139,9 @@ def test_numbers_do_not_depend_on_devices_or_on_the_other_models(data, tmp_path)
                      shuffle="per_seed", eval_every=10, record_stats_at=(0, 13), keep_params=True,
                      **dict(SMALL, optimizer="adam(learning_rate=0.01)"))  # fmt: skip
     run = train_chunk
-    before = run._cache_size()
+    before = compiled_count(run)
     on_one, on_two = train(grid, data, devices=one), train(grid, data, devices=two)
-    assert run._cache_size() - before == 2  # a program per device count
+    assert compiled_count(run) - before == 2  # a program per device count
     assert on_two.loss.shape == (3, 1, 20)  # the padding is dropped
     assert np.isfinite(on_two.loss).all()
     assert not np.allclose(on_two.loss[0], on_two.loss[1])  # distinct models, none a copy
@@ -177,18 +178,18 @@ def test_bad_devices(data):
 def test_compile_count_depends_on_shapes_not_on_seeds_or_inits(data):
     run = train_chunk
     kw = dict(SMALL, steps=12)  # a scan length of its own: no program of another test is reused
-    before = run._cache_size()
+    before = compiled_count(run)
     train(TrainGrid(inits=["he_normal"], seeds=1, **kw), data)
-    assert run._cache_size() - before == 1
+    assert compiled_count(run) - before == 1
     # 4 seeds × 3 families: 12 models stacked, one program
     train(TrainGrid(inits=["he_normal", "normal(stddev=0.01)", "glorot_uniform"], seeds=4, **kw), data)  # fmt: skip
-    assert run._cache_size() - before == 2
+    assert compiled_count(run) - before == 2
     # other families and seeds, as many models, the same optimizer spec: no new program
     train(TrainGrid(inits=["zeros", "he_uniform", "lecun_normal"], seeds=[7, 8, 9, 10], **kw), data)  # fmt: skip
-    assert run._cache_size() - before == 2
+    assert compiled_count(run) - before == 2
     # one program per activation: relu's single model is compiled already, tanh's is new
     train(TrainGrid(inits=["he_normal"], seeds=1, activation=["relu", "tanh"], **kw), data)
-    assert run._cache_size() - before == 3
+    assert compiled_count(run) - before == 3
 
 
 class _Stop(Exception):

@@ -28,7 +28,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxinit import _jax_compat
 from jaxinit._checks import FLOAT32_MAX, check_choice
 from jaxinit._spec import Registry
 from jaxinit.initializers._bases import (
@@ -90,19 +92,32 @@ class Initializer:
                 f"Initializer base must be a record of jaxinit.initializers._bases; got {self.base!r}"
             )
 
-    def __call__(self, key: Array, shape: Sequence[int], dtype: Any = None, out_sharding=None):
-        if out_sharding is not None:
-            raise NotImplementedError(
-                "jaxinit initializers do not take out_sharding; place the result "
-                "with jax.device_put(init(key, shape), sharding)"
-            )
+    def __call__(
+        self,
+        key: Array,
+        shape: Sequence[int],
+        dtype: Any = None,
+        out_sharding: NamedSharding | PartitionSpec | None = None,
+    ):
+        """The weights ``a · draw(key, shape) + b``, of ``dtype`` (jax's default float if None).
+
+        ``out_sharding`` (a NamedSharding, or a PartitionSpec under ``jax.set_mesh``)
+        places them as :mod:`jax.nn.initializers` does: the draw is made with that
+        sharding (``jax.random.normal(..., out_sharding=...)``,
+        ``jnp.zeros(..., out_sharding=...)``), bitwise jax's initializer given the
+        same ``out_sharding`` (and, called eagerly, the values drawn without one).
+        Initializers whose draw is normal, truncated normal, uniform or constant take
+        it (``SHARDED_DRAWS``); the others refuse it, as jax's ``orthogonal`` and
+        ``delta_orthogonal`` do.
+        """
+        _check_out_sharding(self.spec, self.base, out_sharding)
         if key is not None or not isinstance(self.base, (Constant, Identity)):  # these draw
             _check_key(self.spec, key)  # nothing: None is a key there, as for jax's zeros
         shape, dtype = self._check(shape, dtype)
         if math.prod(shape) == 0:
-            return jnp.zeros(shape, dtype)
+            return jnp.zeros(shape, dtype, out_sharding=out_sharding)
         a, b = self.coeffs(shape, dtype)
-        x = draw(self.base, key, shape, dtype)
+        x = draw(self.base, key, shape, dtype, out_sharding=out_sharding)
         if a is not None:
             x = x * a
         if b is not None:
@@ -144,6 +159,33 @@ class Initializer:
         return shape, dtype
 
 
+# The draws jax's own initializers make with an out_sharding (its normal, truncated_normal,
+# uniform, variance_scaling, zeros, ones and constant take one; orthogonal and
+# delta_orthogonal raise NotImplementedError).
+SHARDED_DRAWS = (*FROM_BITS, Constant)
+
+
+def _check_out_sharding(spec: str, base: Base, out_sharding: Any) -> None:
+    """A TypeError unless ``out_sharding`` is None, a NamedSharding or a PartitionSpec (what
+    jax's initializers take); NotImplementedError for a draw that is not one of
+    ``SHARDED_DRAWS``."""
+    if out_sharding is None:
+        return
+    if not isinstance(out_sharding, (NamedSharding, PartitionSpec)):
+        raise TypeError(
+            f"{spec}: out_sharding must be a jax.sharding.NamedSharding, a "
+            f"jax.sharding.PartitionSpec or None; got {out_sharding!r:.60} "
+            f"({type(out_sharding).__name__})"
+        )
+    if not isinstance(base, SHARDED_DRAWS):
+        kinds = ", ".join(k.KIND for k in SHARDED_DRAWS)
+        raise NotImplementedError(
+            f"{spec}: its {base.kind} draw takes no out_sharding (as jax's orthogonal and "
+            f"delta_orthogonal take none); draws that take one: {kinds}. Place the result "
+            "with jax.sharding.reshard(init(key, shape), out_sharding)"
+        )
+
+
 def _check_key(spec: str, key: Any) -> None:
     """A TypeError unless ``key`` is a jax PRNG key: a typed key (``jax.random.key``) or
     legacy raw key data (``jax.random.PRNGKey``: uint32), concrete or traced."""
@@ -178,13 +220,21 @@ def check_variance(who: str, what: str, variance: float) -> float:
 registry: Registry[Initializer] = Registry("initializer", Initializer, accept_callables=True)
 
 
-def draw(base: Base, key: Array, shape: Shape, dtype: Any) -> Array:
-    """A standardized draw of kind ``base``, before the ``a * x + b`` step."""
+def draw(
+    base: Base,
+    key: Array,
+    shape: Shape,
+    dtype: Any,
+    *,
+    out_sharding: NamedSharding | PartitionSpec | None = None,
+) -> Array:
+    """A standardized draw of kind ``base``, before the ``a * x + b`` step; ``out_sharding``
+    (for ``SHARDED_DRAWS`` only) as jax's samplers take it."""
     if isinstance(base, FROM_BITS):
-        return _flat_draw(base, key, tuple(shape), dtype)
+        return _flat_draw(base, key, tuple(shape), dtype, out_sharding=out_sharding)
     match base:
         case Constant():
-            return jnp.zeros(shape, dtype)
+            return jnp.zeros(shape, dtype, out_sharding=out_sharding)
         case DeltaOrthogonal(column_axis=axis):
             return _delta_orthogonal(key, shape, dtype, column_axis=axis)
         case Orthogonal(column_axis=axis) | Lsuv(column_axis=axis):  # LSUV's rescale needs data
@@ -196,7 +246,9 @@ def draw(base: Base, key: Array, shape: Shape, dtype: Any) -> Array:
     raise ValueError(f"unknown draw {base!r}")
 
 
-def _flat_draw(base: Base, key: Array, shape: Shape, dtype: Any) -> Array:
+def _flat_draw(
+    base: Base, key: Array, shape: Shape, dtype: Any, *, out_sharding: Any = None
+) -> Array:
     """``jax.random`` draw of ``base`` (one of ``FROM_BITS``) made flat and reshaped: the same
     bits, compiled faster.
 
@@ -204,56 +256,39 @@ def _flat_draw(base: Base, key: Array, shape: Shape, dtype: Any) -> Array:
     index, so a ``(n,)`` draw reshaped is bitwise the draw of the shape. XLA:CPU
     compiles the flat one several times faster: the multi-dimensional
     counter's index arithmetic grows with the rank (``benchmarks/README.md``).
+    A draw with an ``out_sharding`` is made in its shape, as jax's initializers
+    make it: the sharding names the shape's axes.
     """
-    flat = (math.prod(shape),)
+    size = (math.prod(shape),) if out_sharding is None else shape
     match base:
         case Normal():
-            out = jax.random.normal(key, flat, dtype)
+            out = jax.random.normal(key, size, dtype, out_sharding=out_sharding)
         case TruncatedNormal(lower=lower, upper=upper):
-            out = jax.random.truncated_normal(key, lower, upper, flat, dtype)
+            out = jax.random.truncated_normal(
+                key, lower, upper, size, dtype, out_sharding=out_sharding
+            )
         case Uniform():  # U[-1, 1), as jax's variance_scaling draws it
-            out = jax.random.uniform(key, flat, dtype, -1)
+            out = jax.random.uniform(key, size, dtype, -1, out_sharding=out_sharding)
         case Uniform01():  # U[0, 1), as jax's uniform(scale) draws it
-            out = jax.random.uniform(key, flat, dtype)
+            out = jax.random.uniform(key, size, dtype, out_sharding=out_sharding)
         case _:
             raise ValueError(f"{base!r} is not drawn from random bits")
     return out.reshape(shape)
 
 
-def _uniform_from_bits(bits: Array, minval, maxval) -> Array:
-    """``jax.random.uniform(key, shape, float32, minval, maxval)`` from ``random.bits(key)``."""
-    one = np.array(1.0, np.float32).view(np.uint32)
-    floats = jax.lax.bitcast_convert_type((bits >> np.uint32(32 - 23)) | one, jnp.float32) - 1.0
-    minval, maxval = np.float32(minval), np.float32(maxval)
-    return jnp.maximum(minval, floats * (maxval - minval) + minval)
-
-
 def _from_bits(base: Base, bits: Array) -> Array:
-    """A float32 draw of kind ``base`` (one of ``FROM_BITS``) from the key's raw bits."""
-    if isinstance(base, Uniform):
-        return _uniform_from_bits(bits, -1.0, 1.0)
-    if isinstance(base, Uniform01):
-        return _uniform_from_bits(bits, 0.0, 1.0)
-    sqrt2 = np.float32(np.sqrt(2))
-    if isinstance(base, Normal):
-        lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
-        return sqrt2 * jax.lax.erf_inv(_uniform_from_bits(bits, lo, 1.0))
-    if not isinstance(base, TruncatedNormal):
-        raise ValueError(f"{base!r} is not drawn from random bits")
-    lower, upper = np.float32(base.lower), np.float32(base.upper)
-    a, b = jax.lax.erf(lower / sqrt2), jax.lax.erf(upper / sqrt2)
-    one = np.float32(1.0)
-    floats = (
-        jax.lax.bitcast_convert_type(
-            (bits >> np.uint32(9)) | np.array(1.0, np.float32).view(np.uint32), jnp.float32
-        )
-        - one
-    )
-    u = jnp.maximum(a, floats * (b - a) + a)
-    out = sqrt2 * jax.lax.erf_inv(u)
-    return jnp.clip(
-        out, jnp.nextafter(lower, np.float32(np.inf)), jnp.nextafter(upper, np.float32(-np.inf))
-    )
+    """A float32 draw of kind ``base`` (one of ``FROM_BITS``) from the key's raw bits, bitwise
+    ``draw(base, key, shape, float32)`` (jax's samplers, :mod:`jaxinit._jax_compat`)."""
+    match base:
+        case Uniform():
+            return _jax_compat.uniform_from_bits(bits, -1.0, 1.0)
+        case Uniform01():
+            return _jax_compat.uniform_from_bits(bits, 0.0, 1.0)
+        case Normal():
+            return _jax_compat.normal_from_bits(bits)
+        case TruncatedNormal(lower=lower, upper=upper):
+            return _jax_compat.truncated_normal_from_bits(bits, lower, upper)
+    raise ValueError(f"{base!r} is not drawn from random bits")
 
 
 def bits_many(requests: Sequence[tuple[Array, int]]) -> list[Array]:
@@ -262,31 +297,30 @@ def bits_many(requests: Sequence[tuple[Array, int]]) -> list[Array]:
     Each request is ``(keys, n)``: a ``(k,)`` key array and a size; its result
     is ``(k, n)`` uint32, row ``i`` bitwise ``jax.random.bits(keys[i], (n,))``.
     jax's partitionable threefry (its default) makes entry ``j`` of a draw from
-    the key and the counter ``(0, j)`` alone, and xors the hash's two words;
-    hashing every request's counters in one ``threefry2x32`` call keeps those
-    bits and compiles one hash instead of one per request (each is kernels of
-    its own for XLA to compile). With another PRNG, or the older counter
-    layout, each request is drawn on its own (the same bits, slower to compile).
+    the key and the counter ``j`` alone; hashing every request's counters in one
+    call (:func:`jaxinit._jax_compat.threefry_bits`) keeps those bits and
+    compiles one hash instead of one per request (each is kernels of its own for
+    XLA to compile). With another PRNG, the older counter layout or a jax without
+    the threefry primitive, each request is drawn on its own (the same bits,
+    slower to compile).
     """
-    fused = jax.config.jax_threefry_partitionable and all(
-        str(jax.random.key_impl(keys)) == "threefry2x32" for keys, _ in requests
+    fused = _jax_compat.threefry_hash_available() and all(
+        _jax_compat.partitionable_threefry(keys) for keys, _ in requests
     )
     if not fused:  # one key at a time: rbg keys draw other bits under vmap
         return [
             jnp.stack([jax.random.bits(keys[i], (n,), jnp.uint32) for i in range(keys.shape[0])])
             for keys, n in requests
         ]
-    from jax.extend.random import threefry2x32_p
-
     k1, k2, counts = [], [], []
     for keys, n in requests:
         data = jax.random.key_data(keys)  # (k, 2)
         k1.append(jnp.repeat(data[:, 0], n))
         k2.append(jnp.repeat(data[:, 1], n))
         counts.append(jnp.tile(jnp.arange(n, dtype=jnp.uint32), keys.shape[0]))
-    lo = jnp.concatenate(counts)
-    b1, b2 = threefry2x32_p.bind(jnp.concatenate(k1), jnp.concatenate(k2), jnp.zeros_like(lo), lo)
-    bits = b1 ^ b2
+    bits = _jax_compat.threefry_bits(
+        jnp.concatenate(k1), jnp.concatenate(k2), jnp.concatenate(counts)
+    )
     out, start = [], 0
     for keys, n in requests:
         size = keys.shape[0] * n
