@@ -192,12 +192,14 @@ def peers_module(name: str):
     return importlib.import_module(name)
 
 
-def time_seed_numpy(seeds: int) -> dict:
-    """``../shared/peers/peer_numpy_loop.py``: the classic blog loop, forward statistics."""
+def time_seed_numpy(seeds: int, *, warmup: bool = True) -> dict:
+    """``../shared/peers/peer_numpy_loop.py``: the classic blog loop, forward statistics
+    (after a one-seed warm-up run, unless ``warmup=False``: a smoke test's figures)."""
     mod = peers_module("peer_numpy_loop")
     if mod is None:
         return {"skipped": "no ../shared/peers"}
-    mod.run_grid(1, np.float32)  # warm-up
+    if warmup:
+        mod.run_grid(1, np.float32)
     t = time.perf_counter()
     mod.run_grid(seeds, np.float32)
     s = time.perf_counter() - t

@@ -304,18 +304,21 @@ def main(argv: list[str] | None = None) -> dict:
         fig["first_call"] = _run_child("first_call", [fwd], cache)
         say("jaxinit: first call in a fresh process (warm disk cache) ...")
         fig["first_call_cached"] = _run_child("first_call", [fwd], cache)
-    with tempfile.TemporaryDirectory(prefix="jaxinit-bench-cache-") as cache:
-        say(f"jaxinit: fresh process on {len(e2e_cfg)} combos (empty cache) ...")
-        e2e = _run_child("first_call", [e2e_cfg], cache)
-        say(f"jaxinit: fresh process on {len(e2e_cfg)} combos (warm disk cache) ...")
-        e2e_cached = _run_child("first_call", [e2e_cfg], cache)
+    if e2e_cfg == fwd:  # --quick: the same runs as the first call's
+        e2e, e2e_cached = fig["first_call"], fig["first_call_cached"]
+    else:
+        with tempfile.TemporaryDirectory(prefix="jaxinit-bench-cache-") as cache:
+            say(f"jaxinit: fresh process on {len(e2e_cfg)} combos (empty cache) ...")
+            e2e = _run_child("first_call", [e2e_cfg], cache)
+            say(f"jaxinit: fresh process on {len(e2e_cfg)} combos (warm disk cache) ...")
+            e2e_cached = _run_child("first_call", [e2e_cfg], cache)
     say("jaxinit: warm, gradients=False ...")
     fig["jaxinit_forward"], fig["cpu_monitor"] = timed_jaxinit(fwd, repeats=2)
     say("jaxinit: warm, default ...")
     fig["jaxinit_default"], _ = timed_jaxinit(std, repeats=2)
     n_seeds = 1 if args.quick else 4
     say("peers: seed-style NumPy loop ...")
-    fig["seed_numpy"] = time_seed_numpy(n_seeds)
+    fig["seed_numpy"] = time_seed_numpy(n_seeds, warmup=not args.quick)
     say("peers: seed-style PyTorch loop ...")
     fig["seed_torch"] = time_seed_torch(n_seeds)
     say("peers: the prototype probe ...")

@@ -14,6 +14,7 @@ back-propagated gradient variance the empirical χ₁ is the per-layer growth
 mean cosine between samples at layer L is the empirical correlation.
 
     python -m sweeps.edge_of_chaos --out out/edge_of_chaos [--seeds 2] [--quick]
+        [--activations tanh relu erf]
 
 Writes ``phase-<activation>.png``, ``summary.json`` (per activation: the
 critical σ_w² at σ_b² = 0, the cells computed and their time, how many
@@ -167,10 +168,23 @@ def point_rows(s: dict) -> list[list]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _common.parse(_common.parser(__doc__, seeds=2), argv)
+    p = _common.parser(__doc__, seeds=2)
+    p.add_argument(
+        "--activations",
+        nargs="+",
+        default=ACTIVATIONS,
+        metavar="SPEC",
+        help=f"activations, as jaxinit specs ({' '.join(ACTIVATIONS)})",
+    )
+    args = _common.parse(p, argv)
+    for act in args.activations:
+        try:
+            ji.activations.get(act)
+        except ValueError as e:
+            p.error(f"--activations: {e}")
     w2, b2 = theory_mesh(quick=args.quick)
     summary, sections, runs = {}, [], {}
-    for act in ACTIVATIONS:
+    for act in args.activations:
         start = time.perf_counter()
         phase = ji.theory.phase_diagram(act, sigma_w2=w2, sigma_b2=b2)
         chi1 = np.asarray(phase.chi1)
