@@ -43,7 +43,7 @@ from jaxinit._io import (
 
 __all__ = ["ARRAYS", "MANIFEST", "SCHEMA_VERSION", "load", "save"]
 
-SCHEMA_VERSION = 1  # of manifest.json; load() refuses newer ones
+SCHEMA_VERSION = 2  # of manifest.json; load() refuses any other
 ARRAYS, MANIFEST = "arrays.npz", "manifest.json"
 
 
@@ -188,12 +188,18 @@ def load(cls: type, path: str | os.PathLike) -> Any:
     version = m.get("schema_version") if isinstance(m, dict) else None
     if type(version) is not int or version < 1:
         raise ValueError(f"{path / MANIFEST}: no valid schema_version (got {version!r})")
-    if version > SCHEMA_VERSION:
-        raise ValueError(
-            f"{path / MANIFEST} has schema_version {version}, newer than the "
-            f"{SCHEMA_VERSION} this jaxinit reads; upgrade jaxinit"
+    if version != SCHEMA_VERSION:
+        fix = (
+            "upgrade jaxinit"
+            if version > SCHEMA_VERSION
+            else "rerun the sweep (or training run) that made it to save it in this format"
         )
-    missing = [k for k in ("dims", "coords", "field_dims", "aliases", "attrs") if k not in m]
+        raise ValueError(
+            f"{path / MANIFEST} has schema_version {version}, written by another jaxinit "
+            f"version; this one reads schema_version {SCHEMA_VERSION} only: {fix}"
+        )
+    keys = ("dims", "coords", "field_dims", "aliases", "attrs", "shapes", "dtypes")
+    missing = [k for k in keys if k not in m]
     if missing:
         raise ValueError(f"{path / MANIFEST} lacks the keys {missing}")
     if not os.path.lexists(path / ARRAYS):
@@ -244,20 +250,12 @@ def _build(cls: type, path: Path, m: dict, file, budget: int) -> Any:
 
 
 def _expected(m: dict, field: str, shape: tuple[int, ...], dtype: np.dtype) -> str | None:
-    """What the manifest ``m`` gives field ``field`` where its header's ``shape`` and
-    ``dtype`` differ from it, else None: its shape and dtype (manifests from this version
-    on), and always the sizes of the dims and the number of its own dims."""
+    """What the manifest ``m`` gives field ``field`` (its ``shapes`` and ``dtypes`` entries)
+    where its header's ``shape`` and ``dtype`` differ from it, else None."""
     try:
-        shapes, dtypes = m.get("shapes"), m.get("dtypes")
-        if shapes is not None or dtypes is not None:
-            want_shape, want_dtype = tuple(shapes[field]), np.dtype(dtypes[field])
-            if (shape, dtype) != (want_shape, want_dtype):
-                return f"shape {want_shape} and dtype {want_dtype}"
-            return None
-        sizes = tuple(len(m["coords"][d]) for d in m["dims"])
-        ndim = len(sizes) + len(m["field_dims"][field])
+        want_shape, want_dtype = tuple(m["shapes"][field]), np.dtype(m["dtypes"][field])
     except (KeyError, TypeError, ValueError, AttributeError):
         return "no valid shape for it (a damaged manifest)"
-    if shape[: len(sizes)] != sizes or len(shape) != ndim or dtype.kind not in "biufc":
-        return f"dims of sizes {sizes} followed by {ndim - len(sizes)} of its own, of numbers"
+    if (shape, dtype) != (want_shape, want_dtype):
+        return f"shape {want_shape} and dtype {want_dtype}"
     return None

@@ -246,9 +246,10 @@ class Store:
             ) from None
         if old_schema != schema:
             raise ValueError(
-                f"{self.root} holds a checkpoint in format {old_schema!r}, written by another "
-                f"jaxinit version; this one reads format {schema}. Use another directory, or "
-                "finish that run with the version that started it"
+                f"{self.root} holds a {self.what} checkpoint in format {old_schema!r}, written "
+                f"by another jaxinit version; this one reads format {schema} only. Delete the "
+                "directory to rerun from the start, or use another out= directory (or finish "
+                "that run with the version that started it)"
             )
         if old_print != self.fingerprint:
             before = old.get("spec", {}) if isinstance(old.get("spec"), dict) else {}
@@ -271,14 +272,12 @@ class Store:
         np.savez(buffer, **body)
         atomic_write(path, buffer.getvalue())
 
-    def load(
-        self, relpath: str, layout: Layout | None = None, optional: tuple[str, ...] = ()
-    ) -> dict[str, np.ndarray] | None:
+    def load(self, relpath: str, layout: Layout | None = None) -> dict[str, np.ndarray] | None:
         """The arrays at ``relpath``, None if absent; ValueError naming the file if damaged,
         foreign, or (given ``layout``, name -> (shape, dtype) of every array the caller
-        wrote, those of ``optional`` possibly absent) not of that layout. The layout is
-        checked on the arrays' headers, after the fingerprint and before any other array
-        is read; the checksum then covers what was read."""
+        wrote) not of that layout. The layout is checked on the arrays' headers, after the
+        fingerprint and before any other array is read; the checksum then covers what was
+        read."""
         path = self.root / relpath
         for k in range(1, len(pathlib.PurePath(relpath).parts)):  # its folders: no links
             refuse_link(self.root.joinpath(*pathlib.PurePath(relpath).parts[:k]))
@@ -286,9 +285,9 @@ class Store:
             return None
         budget = memory_limit()
         with open_limited(path, limit=budget) as file:
-            return self._read(path, file, budget, layout, optional)
+            return self._read(path, file, budget, layout)
 
-    def _read(self, path, file, budget: int, layout: Layout | None, optional) -> dict:
+    def _read(self, path, file, budget: int, layout: Layout | None) -> dict:
         fix = "delete it to recompute it"
         try:
             npz = Npz(path, file, budget=budget)
@@ -309,7 +308,7 @@ class Store:
             raise ValueError(f"{path} was written by a different {self.what} than this one; {fix}")
         names = {k: v for k, v in npz.headers.items() if k not in (_FINGERPRINT, _CHECKSUM)}
         if layout is not None:
-            self._check_layout(path, names, layout, optional, fix)
+            self._check_layout(path, names, layout, fix)
         try:
             arrays = {k: npz.read(k) for k in names}
             stored_sum = npz.read(_CHECKSUM).tobytes().decode()
@@ -322,13 +321,13 @@ class Store:
             raise ValueError(f"{path} fails its checksum (damaged or edited); {fix}")
         return arrays
 
-    def _check_layout(self, path, names, layout: Layout, optional, fix: str) -> None:
+    def _check_layout(self, path, names, layout: Layout, fix: str) -> None:
         extra = sorted(set(names) - set(layout))
         if extra:
             raise ValueError(
                 f"{path} holds arrays {extra} that {A_WHAT[self.kind]} never writes; {fix}"
             )
-        missing = sorted(set(layout) - set(names) - set(optional))
+        missing = sorted(set(layout) - set(names))
         if missing:
             raise ValueError(f"{path} lacks the arrays {missing} of this {self.what}; {fix}")
         for k, (shape, dtype) in names.items():

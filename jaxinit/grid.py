@@ -82,6 +82,19 @@ INPUT_MOMENTS = {"gaussian": (0.0, 1.0), "uniform": (0.5, 1.0 / 3.0)}
 DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
 MAX_BINS = 10_000  # histogram bins per layer
 MAX_SEEDS = 10_000_000  # seeds of one grid (a Grid's or a TrainGrid's), counts and lists alike
+# the keys of Grid.describe() besides DIMS
+DESCRIBED = (
+    "batch",
+    "d_in",
+    "inputs",
+    "bins",
+    "hist_range",
+    "batchnorm",
+    "cosine",
+    "gradients",
+    "root_seed",
+    "scalar_dims",
+)
 
 
 class Combination(NamedTuple):
@@ -438,20 +451,25 @@ class Grid:
     def from_description(cls, description: Mapping[str, Any]) -> Grid:
         """The grid that :meth:`describe` described (as saved in a result's manifest).
 
-        Grids over an input array cannot be rebuilt: the manifest does not hold
-        the array.
+        The description must carry every key :meth:`describe` writes; one that lacks
+        any was written by another jaxinit version (or edited), and is refused. Grids
+        over an input array cannot be rebuilt: the manifest does not hold the array.
         """
         d = dict(description)
-        if d.get("inputs") == "array":
+        missing = [k for k in (*DIMS, *DESCRIBED) if k not in d]
+        if missing:
+            raise ValueError(
+                f"Grid.from_description: the description lacks {missing} (valid ones hold "
+                f"{list((*DIMS, *DESCRIBED))}); it was written by another jaxinit version or "
+                "edited: rerun the sweep that made it"
+            )
+        if d["inputs"] == "array":
             raise ValueError(
                 "this grid ran on an input array, which the manifest does not store; "
                 "build the Grid again with inputs=<the array>"
             )
-        # dims given as scalars stay scalars (no dim in the result); older manifests
-        # did not record them, and there a single value is taken as a scalar
-        scalar = d.get("scalar_dims")
-        for dim in ("depth", "width", "bias_init"):
-            if (dim in scalar if scalar is not None else len(d[dim]) == 1) and len(d[dim]) == 1:
+        for dim in ("depth", "width", "bias_init"):  # dims given as scalars stay scalars
+            if dim in d["scalar_dims"] and len(d[dim]) == 1:
                 d[dim] = d[dim][0]
         seeds = d["seed"]
         if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
@@ -467,9 +485,9 @@ class Grid:
             d_in=d["d_in"],
             bias_inits=d["bias_init"],
             bins=d["bins"],
-            hist_range=d.get("hist_range"),
+            hist_range=d["hist_range"],
             batchnorm=d["batchnorm"],
             cosine=d["cosine"],
-            gradients=d.get("gradients", True),  # manifests before gradients= had them all
+            gradients=d["gradients"],
             root_seed=d["root_seed"],
         )

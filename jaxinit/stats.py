@@ -27,9 +27,9 @@ axes (``n = batch · width`` entries):
 **Histogram binning.** A value's bin is computed arithmetically,
 :math:`\lfloor (h - lo) \cdot \mathrm{bins} / (hi - lo) \rfloor` in float32, and
 counted, together with whether it is exactly 0 (dead) and saturated, by one
-flat 1-D scatter-add per layer whose index folds in the row, which on XLA:CPU
-costs less than NumPy's edge-corrected binning by gather or one mask reduction
-per count (``../shared/peers/hist_microbench.py`` times them). The bins
+flat 1-D scatter-add per layer whose index folds in the row, the cheapest
+formulation measured on XLA:CPU (2.3 ns per element, against 7.6 for a batched
+scatter and 63 for one mask reduction per bin; ``benchmarks/README.md``). The bins
 differ from ``np.histogram``'s only for values within float32 rounding (a few
 ulps) of an interior edge, which ``np.histogram`` places by comparing with the
 float32 edge itself; ``tests/test_engine.py`` bounds that difference.

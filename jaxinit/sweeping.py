@@ -71,9 +71,8 @@ CPU_LANES, ACCELERATOR_LANES = 1, 16
 # Members per step of the kernel's loop over members: on a CPU a tile's activations stay in
 # a core's cache (see jaxinit.kernel._run_group); accelerators take the whole block at once.
 CPU_TILE = 1
-# of sweep.json and the chunk files; 3: (width, seed block) chunks, fingerprints; 4: members
-# in tiles (the last bits differ from 3's), keys from the host
-CHECKPOINT_SCHEMA = 4
+# the format of sweep.json and the chunk files; a directory of another format is refused
+CHECKPOINT_SCHEMA = 5
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of intermediates one group of lanes may use
 CHUNK_COMBINATIONS = 4096  # combinations per chunk when not told (about a second on a CPU)
 HIST_DEFAULT_HALF_RANGE = 3.0  # histogram range on an unbounded side
@@ -782,16 +781,15 @@ def _chunk_layout(grid: Grid, chunk: Chunk) -> dict[str, tuple[tuple[int, ...], 
 
 
 def _load_chunk(store: Store, grid: Grid, chunk: Chunk) -> tuple[dict[str, np.ndarray], int] | None:
-    """A checkpointed chunk's arrays and the process that computed it (0 in files written before
-    processes were recorded, by one process), or None if it is not there. A file of another
-    layout, seeds or process than the chunk's is refused, naming it."""
+    """A checkpointed chunk's arrays and the process that computed it, or None if it is not
+    there. A file of another layout, seeds or process than the chunk's is refused, naming it."""
     relpath = f"chunks/{chunk.name}.npz"
-    arrays = store.load(relpath, _chunk_layout(grid, chunk), optional=("_process",))
+    arrays = store.load(relpath, _chunk_layout(grid, chunk))
     if arrays is None:
         return None
     if not np.array_equal(arrays.pop("_seeds"), np.array(chunk.seeds)):
         store.refuse(relpath, f"holds other seeds than chunk {chunk.name}")
-    process = int(arrays.pop("_process", 0))
+    process = int(arrays.pop("_process"))
     if not 0 <= process <= chunk.index:  # chunk i is computed by process i mod the count
         store.refuse(
             relpath,

@@ -77,8 +77,9 @@ def measured_chi1(res: ji.SweepResult) -> np.ndarray:
 
 def critical_line(act: str, sigma_b2: np.ndarray, points: int = 200) -> tuple:
     """``(σ_b², σ_w²)`` of the edge of chaos from ``theory.critical_sigma_w2`` itself, on a
-    fine grid over the plotted σ_b² range, whatever the mesh's resolution (a contour of a
-    coarse mesh misplaced it: at --quick erf's started near 1.0 against 0.7854)."""
+    fine grid over the plotted σ_b² range, whatever the mesh's resolution: a contour of
+    χ₁ = 1 on the 10 × 10 mesh of --quick puts erf's at σ_b² = 0 near 1.0, against the
+    exact 0.7854 (π/4)."""
     b = np.linspace(float(sigma_b2[0]), float(sigma_b2[-1]), points)
     return b, np.asarray(ji.theory.critical_sigma_w2(act, sigma_b2=b), np.float64)
 
@@ -92,7 +93,7 @@ def beyond_the_edge(act: str) -> str:
 
 def theory_mesh(*, quick: bool) -> tuple[np.ndarray, np.ndarray]:
     """The (σ_w², σ_b²) values of theory's mesh: 100 × 100, or 10 × 10 over the same
-    ranges at --quick (a slice of the fine mesh stopped short of the measured σ_b² = 0.5)."""
+    ranges at --quick (so the coarse mesh still reaches the measured σ_b² = 0.5)."""
     if quick:
         return (
             np.linspace(THEORY_W2[0], THEORY_W2[-1], 10),

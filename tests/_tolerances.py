@@ -111,15 +111,15 @@ THEORY_QUAD_ATOL = 1e-6
 # The same at large variance (q up to theory's Q_MAX = 1e6) and c -> 1, against float64
 # adaptive quadrature (scipy.integrate.quad, tolerance 1e-12) or the erf closed form.
 # Measured worst case over 8 activations, q in [0.05, 1e6], c in [-0.6, 0.999]: 1.5e-6;
-# the issue's bound, 1e-5, leaves that ~6x room. Before the tails were graded the error
-# was 1e-3 to 1e-2 at these points.
+# the issue's bound, 1e-5, leaves that ~6x room and is at least 100x below the error at these
+# points of the same panels without the graded tails (1e-3 to 1e-2), which it catches.
 THEORY_LARGE_Q_RTOL = 1e-5
 # Near the edge of chaos, χ_c - 1 in float32 against the same computation in float64
 # (jax.enable_x64): χ₁ = σ_w² E[φ'²] is a float32 sum of ~200 weighted terms, good to a
 # few ulps of 1, and q* (tol 1e-5) moves χ₁ by χ₁'·δq. Measured at 1.001, 1.0001 and
 # 1.00001 times tanh's critical σ_w² (σ_b² = 0.05): 1.1e-6, 1.2e-6, 3e-7. 4e-6 (~32 ulps of
-# 1) leaves 3x room and is 10x below the errors of the c-form it replaced (4.6e-5 at
-# 1.0001, which called a chaotic point critical).
+# 1) leaves 3x room and is 10x below the error of χ_c computed in c rather than ε = 1 - c
+# (4.6e-5 at 1.0001, enough to call a chaotic point critical), which it catches.
 THEORY_CHI_EXCESS_ATOL = 4e-6
 
 

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import tracemalloc
@@ -537,9 +538,19 @@ CHUNK = "w00-s000000000.npz"
         (lambda a: a.pop("pre_var"), r"lacks.*\['pre_var'\]"),
         (lambda a: a.update(_process=np.int64(10**9)), r"process 1000000000.*0 to 0"),
         (lambda a: a.update(_process=np.int64(-1)), r"process -1"),
+        (lambda a: a.pop("_process"), r"lacks.*\['_process'\]"),
         (lambda a: a.update(_seeds=np.array([7])), r"other seeds"),
     ],
-    ids=["shape", "dtype", "extra", "missing", "process-huge", "process-negative", "seeds"],
+    ids=[
+        "shape",
+        "dtype",
+        "extra",
+        "missing",
+        "process-huge",
+        "process-negative",
+        "process-missing",
+        "seeds",
+    ],
 )
 def test_a_resigned_chunk_with_a_wrong_layout_or_value_is_refused(tmp_path, edit, match):
     out = tmp_path / "d"
@@ -602,12 +613,14 @@ def test_resume_reads_back_checkpoints_of_every_layout(tmp_path):
         assert ji.sweep(grid, out=tmp_path / str(n), chunk_size=1).equals(first)
 
 
-def test_result_io_reads_results_saved_before_shapes_were_recorded(tmp_path):
-    """Manifests without the ``shapes`` and ``dtypes`` keys (older saves) still load."""
-    _result().save(tmp_path / "r")
-    path = tmp_path / "r" / _result_io.MANIFEST
-    manifest = json.loads(path.read_text())
+def test_a_result_manifest_without_shapes_or_dtypes_is_refused(tmp_path):
+    """Every array's shape and dtype are checked against the manifest's: one that lacks
+    them is refused, naming the keys, before any array is read."""
     for key in ("shapes", "dtypes"):
-        manifest.pop(key, None)
-    path.write_text(json.dumps(manifest))
-    assert ji.SweepResult.load(tmp_path / "r").equals(_result())
+        _result().save(tmp_path / key)
+        path = tmp_path / key / _result_io.MANIFEST
+        manifest = json.loads(path.read_text())
+        del manifest[key]
+        path.write_text(json.dumps(manifest))
+        with pytest.raises(ValueError, match=re.escape(f"{path} lacks the keys ['{key}']")):
+            ji.SweepResult.load(tmp_path / key)

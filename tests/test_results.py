@@ -276,7 +276,7 @@ def test_round_trip(res, tmp_path):
     assert back.attrs["bin_edges"] == pytest.approx(list(np.linspace(-1.0, 1.0, BINS + 1)))
     assert back.sel(init="kaiming_normal").equals(r.sel(init="he_normal"))
     manifest = json.loads((tmp_path / "res" / "manifest.json").read_text())
-    assert manifest["schema_version"] == SCHEMA_VERSION == 1
+    assert manifest["schema_version"] == SCHEMA_VERSION == 2
     assert {"python", "numpy"} <= set(manifest["versions"])
     assert manifest["created"].endswith("+00:00")
     assert sorted(os.listdir(tmp_path / "res")) == ["arrays.npz", "manifest.json"]
@@ -340,14 +340,21 @@ def test_save_refuses_to_replace_other_things(res, tmp_path):
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
 
-def test_load_newer_schema_raises(res, tmp_path):
+@pytest.mark.parametrize(
+    ("version", "fix"),
+    [(SCHEMA_VERSION + 1, "upgrade jaxinit"), (SCHEMA_VERSION - 1, "rerun the sweep")],
+    ids=["newer", "older"],
+)
+def test_load_refuses_another_schema_saying_what_to_do(res, tmp_path, version, fix):
     res.save(tmp_path / "res")
     path = tmp_path / "res" / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["schema_version"] = SCHEMA_VERSION + 1
+    manifest["schema_version"] = version
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=r"manifest.json has schema_version 2, newer"):
+    with pytest.raises(ValueError, match=f"has schema_version {version}, written by another") as e:
         SweepResult.load(tmp_path / "res")
+    assert str(e.value).startswith(f"{path} has schema_version {version}")
+    assert f"reads schema_version {SCHEMA_VERSION} only: {fix}" in str(e.value)
 
 
 @pytest.mark.parametrize(

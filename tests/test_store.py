@@ -1,6 +1,8 @@
 """Checkpoint integrity: fingerprints, checksums, the lock, damaged files, resume across devices."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -75,6 +77,25 @@ def test_a_damaged_manifest_says_what_to_do(tmp_path, content):
     (out / "sweep.json").write_bytes(content)
     with pytest.raises(ValueError, match=r"sweep.json is damaged.*another directory"):
         ji.sweep(_grid(), out=out)
+
+
+def test_a_checkpoint_of_another_format_is_refused_saying_how_to_rerun(tmp_path):
+    from jaxinit.sweeping import CHECKPOINT_SCHEMA
+
+    out = tmp_path / "d"
+    first = ji.sweep(_grid(), out=out)
+    manifest = json.loads((out / "sweep.json").read_text())
+    manifest["schema_version"] = CHECKPOINT_SCHEMA - 1
+    (out / "sweep.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="written by another jaxinit version") as e:
+        ji.sweep(_grid(), out=out)
+    message = str(e.value)
+    assert f"{out} holds a sweep checkpoint in format {CHECKPOINT_SCHEMA - 1}" in message
+    assert f"reads format {CHECKPOINT_SCHEMA} only" in message
+    assert "Delete the directory to rerun from the start, or use another out=" in message
+    assert ji.SweepResult.load(out / "result").equals(first)  # nothing was touched
+    shutil.rmtree(out)  # as the message says
+    assert ji.sweep(_grid(), out=out).equals(first)
 
 
 def test_out_that_is_a_file_is_refused(tmp_path):

@@ -380,9 +380,11 @@ def test_grid_from_description_round_trips_dims_and_scalars():
         again = ji.Grid.from_description(grid.describe())
         assert again.describe() == grid.describe()
         assert again.scalar_dims() == grid.scalar_dims()
-    # a manifest from before scalar_dims was recorded: single values are scalars
-    old = {k: v for k, v in grids[1].describe().items() if k != "scalar_dims"}
-    assert ji.Grid.from_description(old).scalar_dims() == ("depth", "bias_init")
+    assert set(grids[0].describe()) == {*ji.grid.DIMS, *ji.grid.DESCRIBED}
+    for key in ("scalar_dims", "gradients", "hist_range"):  # every key is required
+        partial = {k: v for k, v in grids[1].describe().items() if k != key}
+        with pytest.raises(ValueError, match=rf"lacks \['{key}'\].*rerun the sweep"):
+            ji.Grid.from_description(partial)
     with pytest.raises(ValueError, match="ran on an input array"):
         ji.Grid.from_description({**grids[0].describe(), "inputs": "array"})
 

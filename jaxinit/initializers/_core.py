@@ -435,7 +435,7 @@ def dirac_taps(shape: Shape, groups: int, layout: str) -> tuple[np.ndarray, ...]
 
 
 def _dirac(shape: Shape, dtype: Any, *, groups: int, layout: str) -> Array:
-    if len(shape) == 2 and groups == 1:  # the identity matrix, as it always was drawn
+    if len(shape) == 2 and groups == 1:  # the identity matrix: jnp.eye, no scatter
         return jnp.eye(shape[0], shape[1], dtype=dtype)
     # scattered, not a NumPy constant: a wide layer's zeros stay out of the program
     return jnp.zeros(shape, dtype).at[dirac_taps(shape, groups, layout)].set(1)

@@ -184,9 +184,8 @@ class _Rows:
         return np.stack(out)
 
 
-CHECKPOINT_SCHEMA = (
-    3  # of train.json and checkpoint.npz; 3: models drawn with the sweep's layer keys
-)
+# the format of train.json and checkpoint.npz; a directory of another format is refused
+CHECKPOINT_SCHEMA = 3
 
 
 def _digest(*arrays: np.ndarray) -> str:
