@@ -27,8 +27,10 @@ toolkit::
 
 Importing jaxinit turns on jax's persistent compilation cache in a user
 cache directory (``JAXINIT_COMPILATION_CACHE=0`` opts out; see ``jaxinit._cache``).
-``jaxinit.report`` (matplotlib), ``jaxinit.training`` (flax, optax) and
-``jaxinit.lsuv``'s Flax part are imported on first use, so a sweep never loads them.
+What a sweep does not use is imported on first use, so ``import jaxinit`` costs
+little more than ``import jax`` (``benchmarks/README.md``): ``jaxinit.report``
+(matplotlib), ``jaxinit.training`` (flax, optax), ``jaxinit.lsuv``'s Flax part,
+``jaxinit.theory``, ``jaxinit.isometry`` and ``jaxinit.data``.
 
 Users import from here and the public modules listed in ``__all__``
 (``initializers``, ``activations``, ``data``, ``theory``, ``isometry``,
@@ -40,7 +42,7 @@ that of ``jaxinit.training``.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jaxinit import _cache, activations, data, initializers, isometry, lsuv, sweeping, theory
+from jaxinit import _cache, activations, initializers, lsuv, sweeping
 from jaxinit._host import use_cpu_cores
 from jaxinit.activations import Activation
 from jaxinit.grid import Grid
@@ -50,8 +52,9 @@ from jaxinit.sweeping import sweep
 
 _cache.enable_compilation_cache()
 
-# Imported on first use: report loads matplotlib, training loads flax and optax.
-_LAZY_MODULES = ("report", "training")
+# Imported on first use: report loads matplotlib, training flax and optax; a sweep uses none
+# of them (nor theory, isometry or data, which load jax.scipy and urllib).
+_LAZY_MODULES = ("data", "isometry", "report", "theory", "training")
 _LAZY_NAMES = {"train": "training", "TrainGrid": "training", "TrainResult": "training"}
 
 
@@ -67,6 +70,10 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'jaxinit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 try:
