@@ -856,8 +856,8 @@ PAD = 0.04  # a phase diagram's margin beyond its outermost cells and points, of
 def padded_edges(centres: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
     """Cell edges around increasing ``centres`` (midpoints between them), the outer two
     moved out to cover ``points`` too and a margin of ``PAD`` of the range, so that markers
-    on the outermost values sit whole inside the axes (they were cut in half, or drawn
-    over the title) and the background reaches the axes' edge."""
+    on the outermost values sit whole inside the axes (on the edge, the axes cut them in
+    half or they overlap the title) and the background reaches the axes' edge."""
     c = np.asarray(centres, np.float64)
     lo, hi = c[0], c[-1]
     if points is not None and np.size(points):
