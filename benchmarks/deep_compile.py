@@ -20,7 +20,7 @@ import sys
 import time
 
 import jaxinit as ji
-from jaxinit import kernel
+from jaxinit.sweeping import _kernel as kernel
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the modules beside this file
 

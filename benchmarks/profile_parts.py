@@ -1,7 +1,7 @@
 """Where a sweep's time goes, per combination: draws, matmuls, statistics, histogram, backward, host.
 
 Each part is measured by removing it from the compiled forward program (this patches
-``jaxinit.kernel._stats_of`` on purpose: a profile has to reach inside), on the standard
+``jaxinit.sweeping._kernel._stats_of`` on purpose: a profile has to reach inside), on the standard
 grid's shapes (batch 1000, d_in 100, 5 layers of 100, 30 bins) with its 10 inits, ``tanh``
 alone and 16 seeds. Run it on a quiet machine, from the repository root::
 
@@ -21,7 +21,8 @@ import jax
 import numpy as np
 
 import jaxinit as ji
-from jaxinit import kernel, sweeping
+from jaxinit import sweeping
+from jaxinit.sweeping import _kernel as kernel
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _standard import INITS  # the standard grid's initializers, defined once there

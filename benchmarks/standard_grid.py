@@ -86,7 +86,7 @@ from _standard import (
 
 def _kernel_programs() -> int | None:
     try:
-        from jaxinit import kernel
+        from jaxinit.sweeping import _kernel as kernel
 
         return kernel.programs()
     except AttributeError:  # the kernel's layout changed

@@ -44,11 +44,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jaxinit import _cache, activations, initializers, lsuv, sweeping
 from jaxinit._host import use_cpu_cores
+from jaxinit._results import SweepResult
 from jaxinit.activations import Activation
-from jaxinit.grid import Grid
 from jaxinit.initializers import Initializer
-from jaxinit.results import SweepResult
-from jaxinit.sweeping import sweep
+from jaxinit.sweeping import Grid, sweep
 
 _cache.enable_compilation_cache()
 

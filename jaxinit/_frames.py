@@ -2,7 +2,7 @@
 
 pandas and xarray are optional (``pip install 'jaxinit[frames]'``); a missing
 one raises an ImportError that names the extra. The conversions are methods
-of :class:`jaxinit.results.SweepResult` (and so of ``TrainResult``):
+of :class:`jaxinit.SweepResult` (and so of ``TrainResult``):
 
 - ``to_dataframe()``: tidy long form, one row per combination × layer, the dims
   as columns and ``layer`` **1-based** (as every table and figure numbers
@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 
 from jaxinit._io import jsonable
-from jaxinit.results import LAYER_BASE
 
-__all__ = ["from_xarray", "require", "to_dataframe", "to_xarray"]
+__all__ = ["LAYER_BASE", "from_xarray", "require", "to_dataframe", "to_xarray"]
 
+# layers are numbered from 1 wherever a person reads them (records, frames, tables, figures,
+# summary.json); arrays index them from 0
+LAYER_BASE = 1
 EXTRA = "frames"
 META = "jaxinit"  # the Dataset attribute holding the result's description (JSON)
 # trailing dims shared by every field that has them; any other (a kept kernel's fan_in)

@@ -217,7 +217,7 @@ def truncated_normal_from_bits(bits: jax.Array, lower: float, upper: float) -> j
 # -- compiled programs ----------------------------------------------------------------------
 #
 # Why not the public API: jax has no public count of the programs a jitted function holds
-# compiled; jaxinit.kernel.programs() reports it so that tests and benchmarks can check a
+# compiled; jaxinit.sweeping._kernel.programs() reports it so that tests and benchmarks can check a
 # sweep compiles per shape, never per seed or scale. The count is the jitted function's
 # private _cache_size(). Fallback: none (a count cannot be had another way); a clear error.
 # Clearing one function's programs is its clear_cache(), a method jax sets on jitted

@@ -1,4 +1,4 @@
-"""Saving and loading a :class:`jaxinit.results.SweepResult`: one directory, two files.
+"""Saving and loading a :class:`jaxinit.SweepResult`: one directory, two files.
 
 ``path/arrays.npz`` holds the fields and ``path/manifest.json`` the dims, labels,
 field dims, aliases, attrs and the versions that wrote it. A save writes a sibling

@@ -170,7 +170,7 @@ def saturation_mask(a: Array, saturation: tuple) -> Array | None:
     saturation`` (a bound of None has no test); None when neither bound has one.
 
     The one saturation test: :meth:`Activation.is_saturated` and the statistics of
-    :mod:`jaxinit.stats` (sweeps and training) use it.
+    :mod:`jaxinit.sweeping._stats` (sweeps and training) use it.
     """
     lo, hi = saturation
     if lo is None and hi is None:

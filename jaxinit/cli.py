@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 import jaxinit as ji
+from jaxinit._dims import dim_values
 from jaxinit.training import PARAMETRIZATIONS
 
 __all__ = ["main"]
@@ -219,7 +220,7 @@ def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
     memory (``predict``'s own size check), gets no prediction, before any is computed."""
     try:
         grid = ji.Grid.from_description(res.attrs["grid"])
-        depth = max(ji.grid.dim_values(grid.depth))
+        depth = max(dim_values(grid.depth))
         layers = {
             v.shape[len(res.dims)]
             for k, v in res.fields.items()

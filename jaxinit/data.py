@@ -389,7 +389,7 @@ def gaussian(key: jax.Array, n: int, d: int, *, dtype=jnp.float32) -> jax.Array:
 
     This is the input distribution of ``Grid(inputs="gaussian")``: the sweep
     kernel's input batch for seed ``s`` is exactly (float32, x64 off)
-    ``gaussian(jax.random.fold_in(grid.seed_key(s), jaxinit.grid.STREAM_INPUTS), batch, d_in)``.
+    ``gaussian(jax.random.fold_in(grid.seed_key(s), jaxinit._keys.STREAM_INPUTS), batch, d_in)``.
 
     Example:
       >>> import jax

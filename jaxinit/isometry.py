@@ -1,7 +1,7 @@
 r"""Dynamical isometry: the singular values of a deep network's input–output Jacobian.
 
 A square MLP of depth :math:`L` and width :math:`N` at initialization, in the
-row-vector convention of :mod:`jaxinit.kernel`,
+row-vector convention of :mod:`jaxinit.sweeping._kernel`,
 
 .. math::  z_l = h_{l-1} W_l + b_l, \qquad h_l = \varphi(z_l), \qquad h_0 = x,
 
@@ -47,7 +47,7 @@ every layer, the finite-width estimate of :math:`\chi_1^l`.
 
 Randomness. Layer :math:`l`'s weights and bias use ``fold_in(fold_in(k, 1), l)``
 then ``fold_in(·, 0)`` and ``fold_in(·, 1)``, and input :math:`i` uses
-``fold_in(fold_in(k, 0), i)``: the streams of :mod:`jaxinit.grid`, so a seed key
+``fold_in(fold_in(k, 0), i)``: the streams of :mod:`jaxinit._keys`, so a seed key
 gives the same weights here as in a sweep of the same initializer, and adding
 layers or inputs never changes the others.
 
@@ -82,7 +82,7 @@ from jax.typing import ArrayLike
 
 from jaxinit import activations, initializers
 from jaxinit._checks import check_int, check_real
-from jaxinit.grid import STREAM_INPUTS, layer_keys
+from jaxinit._keys import STREAM_INPUTS, layer_keys
 
 __all__ = ["Histogram", "Spectrum", "jacobian_spectrum", "spectrum_histogram"]
 

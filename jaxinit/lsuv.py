@@ -2,7 +2,7 @@ r"""LSUV, layer-sequential unit-variance initialization (Mishkin & Matas 2016).
 
 An orthogonal draw, then a data-dependent per-layer rescale. On a batch
 :math:`x \in \mathbb{R}^{B \times d_\mathrm{in}}` and for an MLP in the row
-convention of :mod:`jaxinit.kernel`,
+convention of :mod:`jaxinit.sweeping._kernel`,
 
 .. math::  z_l = h_{l-1} W_l + b_l, \qquad h_l = \varphi(z_l), \qquad h_0 = x,
 
@@ -36,7 +36,7 @@ model in place and is what a trainer calls after building the model.
 
 Randomness. Layer :math:`l` draws its weights and bias from
 ``fold_in(fold_in(fold_in(key, 1), l), 0)`` and ``(…, 1)``, the layer streams of
-:mod:`jaxinit.grid`, so the orthogonal start equals the weights a sweep draws
+:mod:`jaxinit._keys`, so the orthogonal start equals the weights a sweep draws
 with ``orthogonal`` for the same seed key.
 
 References:
@@ -67,7 +67,7 @@ from jax.typing import ArrayLike
 
 from jaxinit import activations, initializers
 from jaxinit._checks import check_int, check_real
-from jaxinit.grid import layer_keys
+from jaxinit._keys import layer_keys
 
 if TYPE_CHECKING:  # flax is imported by the functions that take a model, not by a sweep
     from flax import nnx

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-BN_EPS = 1e-5  # the engine's batch-norm epsilon (jaxinit.kernel.BN_EPS)
+BN_EPS = 1e-5  # the engine's batch-norm epsilon (jaxinit.sweeping._kernel.BN_EPS)
 
 
 class Network(NamedTuple):

@@ -1,7 +1,7 @@
 """Every compiled program that ``ji.sweep`` and ``ji.train`` run, recorded at its real shapes.
 
 :func:`recorded` patches the module-level jitted programs of the sweep
-(:mod:`jaxinit.kernel`) and of training (:mod:`jaxinit.training._program`) with
+(:mod:`jaxinit.sweeping._kernel`) and of training (:mod:`jaxinit.training._program`) with
 recorders. With ``dry=True`` they run nothing: each returns zeros of the
 program's output shapes (``jit(...).eval_shape``, tracing only), so a sweep or
 training run at any size walks its whole plan in seconds and leaves the list of
@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit import kernel
+from jaxinit.sweeping import _kernel as kernel
 from jaxinit.training import _run
 
 # (module, attribute) of each program; the callers look them up by these names

@@ -25,8 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxinit import data, grid, kernel
+import jaxinit as ji
+from jaxinit import _keys, data
 from jaxinit.initializers._bases import Constant, Normal
+from jaxinit.sweeping import _kernel as kernel
 from tests._tolerances import (
     DATA_CIRCLES_N,
     DATA_GAUSSIAN_SHAPE,
@@ -487,7 +489,7 @@ def test_gaussian_moments(key):
 
 def test_gaussian_is_the_kernel_input_draw():
     """The sweep kernel's batch for each seed, vmapped as the sweep does, is ``gaussian``."""
-    g = grid.Grid(inits=["he_normal"], activations=["relu"], depth=1, width=4, seeds=3)
+    g = ji.Grid(inits=["he_normal"], activations=["relu"], depth=1, width=4, seeds=3)
     spec = kernel.DrawSpec(
         w_bases=(Normal(),),
         b_bases=(Constant(),),
@@ -500,7 +502,7 @@ def test_gaussian_is_the_kernel_input_draw():
     )
     drawn = kernel.draw(spec, None, np.uint32(g.root_seed), np.arange(3, dtype=np.int32)).x
     for s in range(3):
-        ours = data.gaussian(jax.random.fold_in(g.seed_key(s), grid.STREAM_INPUTS), 8, 5)
+        ours = data.gaussian(jax.random.fold_in(g.seed_key(s), _keys.STREAM_INPUTS), 8, 5)
         np.testing.assert_array_equal(drawn[s], ours)
 
 

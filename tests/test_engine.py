@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit import _jax_compat, kernel, stats, sweeping
+from jaxinit import _jax_compat, sweeping
 from jaxinit.initializers import _bases as B
 from jaxinit.initializers._core import draw, draw_families
+from jaxinit.sweeping import _kernel as kernel
+from jaxinit.sweeping import _plan
+from jaxinit.sweeping import _stats as stats
 from tests._network import backward, cotangent_key, input_key, layer_key, network
 from tests._rounding import assert_within_rounding
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, HIST_EDGE_ULPS
@@ -54,7 +57,7 @@ def test_host_key_table_is_the_traced_one():
     traced = jax.jit(
         jax.vmap(
             lambda s: jax.random.key_data(
-                kernel._key_table_traced(spec, ji.grid.seed_key(np.uint32(3_000_000_000), s))
+                kernel._key_table_traced(spec, ji.sweeping.seed_key(np.uint32(3_000_000_000), s))
             )
         )
     )(seeds)
@@ -173,14 +176,14 @@ def test_member_tiles_change_only_rounding(monkeypatch):
     )
     out = {}
     for tile in (1, 2, 4):
-        monkeypatch.setattr(sweeping, "CPU_TILE", tile)
+        monkeypatch.setattr(_plan, "CPU_TILE", tile)
         assert [f.tile for f in sweeping.plan(grid).forward_specs] == [tile]
         out[tile] = ji.sweep(grid)
     for tile in (2, 4):
         for f in ("pre_mean", "pre_var", "post_mean", "post_var", "grad_var", "weight_grad_norm"):
             _close(getattr(out[tile], f), getattr(out[1], f))
         assert np.abs(out[tile].hist - out[1].hist).sum() <= 2  # only values at a bin edge
-    monkeypatch.setattr(sweeping, "CPU_TILE", 3)  # not a divisor of the 4 members: gcd
+    monkeypatch.setattr(_plan, "CPU_TILE", 3)  # not a divisor of the 4 members: gcd
     assert sweeping.plan(grid).forward_specs[0].tile == 1
 
 

@@ -21,8 +21,8 @@ import jaxinit as ji
 from jaxinit import theory as T
 from jaxinit._spec import Registry
 from jaxinit.cli import main
-from jaxinit.grid import MAX_SEEDS
 from jaxinit.isometry import jacobian_spectrum
+from jaxinit.sweeping import MAX_SEEDS
 from tests._tolerances import (
     ISO_CRITICAL_DEPTH,
     ISO_CRITICAL_INPUTS,

@@ -45,3 +45,29 @@ def test_import_loads_what_a_sweep_needs_and_the_rest_on_first_use():
     import jaxinit as ji
 
     assert set(ji.__all__) <= set(probe["dir"])  # tab completion lists the lazy names too
+
+
+def test_moved_modules_warn_and_point_to_the_new_home():
+    """jaxinit.grid, .kernel, .stats and .results moved into jaxinit.sweeping (and the result
+    into jaxinit): for one release they still give the same objects, with a warning."""
+    import importlib
+
+    import pytest
+
+    import jaxinit as ji
+    from jaxinit.sweeping import _kernel
+
+    cases = [
+        ("jaxinit.grid", "Grid", ji.Grid, "use jaxinit.sweeping.Grid"),
+        ("jaxinit.grid", "dim_values", None, "jaxinit.sweeping \\(it has no public dim_values"),
+        ("jaxinit.kernel", "forward", _kernel.forward, "jaxinit.sweeping \\(it has no public"),
+        ("jaxinit.stats", "LAYER_FIELDS", ji.sweeping.LAYER_FIELDS, "jaxinit.sweeping.LAYER_F"),
+        ("jaxinit.results", "SweepResult", ji.SweepResult, "use jaxinit.SweepResult"),
+    ]
+    for module, name, expected, where in cases:
+        with pytest.warns(DeprecationWarning, match=f"{module} moved .*{where}"):
+            got = getattr(importlib.import_module(module), name)
+        if expected is not None:
+            assert got is expected
+    with pytest.raises(AttributeError, match=r"module 'jaxinit\.grid' has no attribute 'nope'"):
+        importlib.import_module("jaxinit.grid").nope

@@ -16,7 +16,8 @@ import pytest
 
 import jaxinit as ji
 from benchmarks._standard import ACTIVATIONS, INITS  # the standard grid, defined once
-from jaxinit import _jax_compat, sweeping
+from jaxinit import _jax_compat
+from jaxinit.sweeping import _plan, _run
 from tests._programs import SWEEP_PROGRAMS, export, recorded
 
 PLATFORMS = ("cuda", "tpu")
@@ -63,9 +64,9 @@ SWEEP_CASES = {
 @pytest.mark.parametrize("case", sorted(SWEEP_CASES))
 def test_sweep_programs_lower_for_gpu_and_tpu(case, monkeypatch):
     grid_kw, run_kw = SWEEP_CASES[case]
-    monkeypatch.setattr(sweeping, "on_accelerator", lambda: run_kw is ACCELERATOR)
+    monkeypatch.setattr(_plan, "on_accelerator", lambda: run_kw is ACCELERATOR)
     if run_kw is ACCELERATOR:  # planned for an 80 GB device (nothing is allocated: a dry run)
-        monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 80 * 10**9)
+        monkeypatch.setattr(_run, "devices_memory", lambda devices: 80 * 10**9)
     with recorded(programs=SWEEP_PROGRAMS) as calls:
         res = ji.sweep(ji.Grid(**grid_kw), **run_kw)
     assert res.pre_var.shape[-1] == max(np.atleast_1d(grid_kw["depth"]))
@@ -75,8 +76,8 @@ def test_sweep_programs_lower_for_gpu_and_tpu(case, monkeypatch):
 def test_traced_draws_lower_for_gpu_and_tpu(monkeypatch):
     """Without jax's default threefry layout the draws derive their keys on the device."""
     monkeypatch.setattr(_jax_compat, "partitionable_threefry", lambda keys=None: False)
-    monkeypatch.setattr(sweeping, "on_accelerator", lambda: True)
-    monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 80 * 10**9)
+    monkeypatch.setattr(_plan, "on_accelerator", lambda: True)
+    monkeypatch.setattr(_run, "devices_memory", lambda devices: 80 * 10**9)
     grid = ji.Grid(**{**STANDARD, "inits": ["he_normal", "orthogonal"], "activations": ["tanh"]})
     with recorded(programs=SWEEP_PROGRAMS) as calls:
         ji.sweep(grid, **ACCELERATOR)

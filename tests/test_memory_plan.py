@@ -11,7 +11,9 @@ import pytest
 import jaxinit as ji
 from benchmarks._standard import ACTIVATIONS, INITS  # the standard grid, defined once
 from jaxinit import _host, sweeping
-from jaxinit.grid import dim_values
+from jaxinit._dims import dim_values
+from jaxinit.sweeping import _plan
+from jaxinit.sweeping import _run as sweep_run
 from jaxinit.training import _run
 
 H100, H200 = 80 * 10**9, 141 * 10**9
@@ -22,15 +24,15 @@ STANDARD = dict(
 
 @pytest.fixture
 def accelerator(monkeypatch):
-    monkeypatch.setattr(sweeping, "on_accelerator", lambda: True)
+    monkeypatch.setattr(_plan, "on_accelerator", lambda: True)
 
 
 def _device_bytes(grid, plan, devices=1):
     """What one device holds at once: a chunk's draws and statistics, one group's temporaries."""
     spec = plan.forward_specs[0]
-    group = sweeping._bytes_per_group(grid, max(dim_values(grid.width)), plan.lanes, spec.members)
-    per_seed = max(sweeping._draw_bytes_per_seed(d) for d in plan.draw_specs)
-    per_seed += sweeping._stats_bytes_per_seed(grid, spec.members * len(plan.member_blocks))
+    group = _plan._bytes_per_group(grid, max(dim_values(grid.width)), plan.lanes, spec.members)
+    per_seed = max(_plan._draw_bytes_per_seed(d) for d in plan.draw_specs)
+    per_seed += _plan._stats_bytes_per_seed(grid, spec.members * len(plan.member_blocks))
     return group, max(len(c.seeds) for c in plan.chunks) * per_seed // devices + group
 
 
@@ -40,7 +42,7 @@ def test_a_million_combinations_plan_into_chunks_that_fit(accelerator, device_me
     grid = ji.Grid(**STANDARD, width=width, seeds=12_500)  # 10 × 8 × 12,500 = 10⁶
     assert len(grid) == 10**6
     plan = sweeping.plan(grid, memory_budget=2**40, device_memory=device_memory)
-    assert plan.lanes == sweeping.ACCELERATOR_LANES
+    assert plan.lanes == _plan.ACCELERATOR_LANES
     group, held = _device_bytes(grid, plan)
     usable = _host.MEMORY_HEADROOM * device_memory
     assert group <= usable  # the 1 TiB budget was capped at the device's free memory
@@ -67,7 +69,7 @@ def test_wide_networks_get_fewer_seeds_per_chunk_and_a_clear_error_when_none_fit
 
 
 def test_sweep_refuses_before_running_what_the_device_cannot_hold(monkeypatch):
-    monkeypatch.setattr(sweeping, "devices_memory", lambda devices: 2 * 10**9)
+    monkeypatch.setattr(sweep_run, "devices_memory", lambda devices: 2 * 10**9)
     grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=5, width=2**14, seeds=4)
     with pytest.raises(ValueError, match=r"at width 16384 needs .* 1\.86 GiB\)"):
         ji.sweep(grid, memory_budget=2**40)

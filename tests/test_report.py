@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit import report
+from jaxinit import SweepResult, report
 from jaxinit.report import figures, tables
-from jaxinit.results import SweepResult
 
 REPORT_DPI = 40  # low: the tests check data and bytes, not looks
 INITS = ["normal(stddev=1.0)", "he_normal", "normal(stddev=0.01)"]

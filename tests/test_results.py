@@ -9,7 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from jaxinit.results import SCHEMA_VERSION, SweepResult
+from jaxinit import SweepResult
+from jaxinit._result_io import SCHEMA_VERSION
 
 INITS = ("normal(stddev=1.0)", "he_normal")
 ACTS = ("tanh", "relu", "erf")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import jaxinit as ji
-from jaxinit import kernel
+from jaxinit import sweeping
+from jaxinit.sweeping._grid import DESCRIBED
 from tests._kill import run_and_kill
 from tests._network import backward, forward_stats, network
 from tests._rounding import assert_within_rounding
@@ -100,20 +101,20 @@ def test_compile_count_depends_on_shapes_not_seeds_or_scales():
     """One draw and one forward program per width, chunk shape and member count: the number
     of seeds, the scale values and families are data, never new programs."""
     kw = dict(activations=["tanh", "relu", "selu"], depth=2, width=12, batch=20, bins=5)
-    kernel.clear_programs()
-    before = kernel.programs()
+    sweeping.clear_programs()
+    before = sweeping.programs()
     ji.sweep(ji.Grid(inits=["normal(stddev=0.5)", "normal(stddev=1.0)", "orthogonal"], seeds=7,
                      **kw), chunk_size=4)  # fmt: skip
-    assert kernel.programs() - before == 2  # draw + forward
+    assert sweeping.programs() - before == 2  # draw + forward
     # more seeds, other scale values (same number of inits): no new program
     ji.sweep(ji.Grid(inits=["normal(stddev=0.1)", "normal(stddev=3.0)", "orthogonal(scale=1.5)"],
                      seeds=11, **kw), chunk_size=4)  # fmt: skip
-    assert kernel.programs() - before == 2
+    assert sweeping.programs() - before == 2
     # a second width is a second shape: one more program of each kind
-    before = kernel.programs()
+    before = sweeping.programs()
     ji.sweep(ji.Grid(inits=["he_normal", "orthogonal"], activations=["sigmoid", "gelu"],
                      depth=2, width=[12, 16], batch=20, bins=5, seeds=3))  # fmt: skip
-    assert kernel.programs() - before == 4
+    assert sweeping.programs() - before == 4
 
 
 def _textbook(inits, activation, depth, **kw):
@@ -380,7 +381,7 @@ def test_grid_from_description_round_trips_dims_and_scalars():
         again = ji.Grid.from_description(grid.describe())
         assert again.describe() == grid.describe()
         assert again.scalar_dims() == grid.scalar_dims()
-    assert set(grids[0].describe()) == {*ji.grid.DIMS, *ji.grid.DESCRIBED}
+    assert set(grids[0].describe()) == {*ji.sweeping.DIMS, *DESCRIBED}
     for key in ("scalar_dims", "gradients", "hist_range"):  # every key is required
         partial = {k: v for k, v in grids[1].describe().items() if k != key}
         with pytest.raises(ValueError, match=rf"lacks \['{key}'\].*rerun the sweep"):

@@ -41,8 +41,8 @@ from matplotlib.ticker import LogLocator, MaxNLocator
 
 from jaxinit._checks import check_choice
 from jaxinit._io import atomic_write
+from jaxinit._results import SweepResult
 from jaxinit.report import tables
-from jaxinit.results import SweepResult
 
 __all__ = [
     "CELL_KEY",

@@ -32,8 +32,8 @@ import numpy as np
 from jaxinit._checks import check_path
 from jaxinit._host import source_revision, versions
 from jaxinit._io import atomic_write, make_dirs
+from jaxinit._results import SweepResult
 from jaxinit.report import figures, scaling, tables, training
-from jaxinit.results import SweepResult
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "report_train", "write_report"]
 

@@ -1,6 +1,6 @@
 r"""Tables of a sweep: per-layer statistics and a per-activation verdict, as text.
 
-Both tables read a :class:`~jaxinit.results.SweepResult` and nothing else::
+Both tables read a :class:`~jaxinit.SweepResult` and nothing else::
 
     print(layer_table(res, init="he_normal", activation="relu"))          # markdown
     print(summary_table(res, band=(0.5, 2.0), limits=(1e-3, 1e3), fmt="text"))
@@ -47,8 +47,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxinit._checks import check_choice, closest_hint
-from jaxinit.grid import INPUT_MOMENTS
-from jaxinit.results import SweepResult
+from jaxinit._results import SweepResult
+from jaxinit.sweeping import INPUT_MOMENTS
 
 __all__ = [
     "FORMATS",

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from jaxinit._checks import check_int, closest_hint
+from jaxinit._results import SweepResult
 from jaxinit.report import tables
 from jaxinit.report.figures import (
     COLUMN_WIDTH,
@@ -34,7 +35,6 @@ from jaxinit.report.figures import (
     series_color,
     styled,
 )
-from jaxinit.results import SweepResult
 
 __all__ = [
     "EVAL_ACCURACY",

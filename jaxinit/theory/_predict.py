@@ -20,19 +20,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from jaxinit._dims import dim_values
 from jaxinit._host import check_memory
-from jaxinit.grid import DIMS, INPUT_MOMENTS, Grid, dim_values
+from jaxinit._results import SweepResult
 from jaxinit.initializers._bases import Lsuv
-from jaxinit.kernel import BN_EPS
-from jaxinit.results import SweepResult
-from jaxinit.stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
+from jaxinit.sweeping import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.sweeping._kernel import BN_EPS
+from jaxinit.sweeping._stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
 from jaxinit.theory._maps import weight_variance
 from jaxinit.theory._quadrature import N2, TINY, dphi, expect1, expect2, second_moment
 
 __all__ = ["predict"]
 
 _MAX_PAIRS = 256  # sample pairs predict follows for the cosine of an inputs array
-# the forward statistics theory predicts: the sweep's (jaxinit.stats), less its counts
+# the forward statistics theory predicts: the sweep's (jaxinit.sweeping._stats), less its counts
 _FIELDS = tuple(f for f in FORWARD_FIELDS if f not in COUNT_FIELDS)
 
 

@@ -31,9 +31,9 @@ from jaxinit._checks import (
     closest_hint,
     is_list,
 )
+from jaxinit._dims import check_seeds, dim_values
 from jaxinit._keys import STREAM_BATCHES, layer_keys, seed_key
 from jaxinit._spec import check_bools, parse_spec, resolve_specs
-from jaxinit.grid import check_seeds, dim_values
 from jaxinit.training import _mup
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
@@ -52,7 +52,7 @@ class MLP(nnx.Module):
     layer alike). Give one of:
 
     - ``key``: layer ``l``'s kernel and bias are drawn with
-      ``jaxinit.grid.layer_keys(key, l)`` (the output layer is ``l = len(hidden)``),
+      ``jaxinit.sweeping.layer_keys(key, l)`` (the output layer is ``l = len(hidden)``),
       the keys of the sweep's network: with ``key = grid.seed_key(seed)`` the hidden
       layers are bitwise the weights ``jaxinit.sweep`` measured for that seed
       (:meth:`TrainGrid.build` does this);
@@ -323,7 +323,7 @@ class TrainGrid:
     Attributes:
       inits: initializer specs or objects for every kernel (a dim of the result).
       seeds: a count ``n`` (seeds 0..n-1) or a list of distinct seeds in [0, 2**31); at
-        most ``jaxinit.grid.MAX_SEEDS`` of them, as in a :class:`jaxinit.Grid`.
+        most ``jaxinit.sweeping.MAX_SEEDS`` of them, as in a :class:`jaxinit.Grid`.
       hidden: hidden widths; the output layer has one unit per class (softmax;
         classes 0..max label) or one unit (sigmoid).
       width: the width of *every* hidden layer (``len(hidden)`` of them, so
@@ -548,7 +548,7 @@ class TrainGrid:
     def model_key(self, seed: int) -> jax.Array:
         """The key every model of this seed draws its parameters from, whatever its init,
         width and learning rate (common random numbers): the seed's key,
-        ``jaxinit.grid.seed_key(root_seed, seed)``, as a sweep's (see :class:`MLP`)."""
+        ``jaxinit.sweeping.seed_key(root_seed, seed)``, as a sweep's (see :class:`MLP`)."""
         return seed_key(self.root_seed, seed)
 
     def batch_key(self, seed: int) -> jax.Array:

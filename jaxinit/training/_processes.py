@@ -30,8 +30,8 @@ import jax
 
 from jaxinit import _distributed
 from jaxinit._io import refuse_link
+from jaxinit._results import SweepResult
 from jaxinit._store import refuse_other_run
-from jaxinit.results import SweepResult
 from jaxinit.training._grid import TrainGrid
 
 __all__: list[str] = []  # internal: used by jaxinit.training._run

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from jaxinit import activations as _activations
-from jaxinit.stats import BACKWARD_FIELDS, FORWARD_FIELDS, layer_stats
+from jaxinit.sweeping._stats import BACKWARD_FIELDS, FORWARD_FIELDS, layer_stats
 from jaxinit.training._grid import Tx
 
 # the internal API of jaxinit.training (its _run imports these; users do not)
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 MODELS = "models"  # name of the mesh axis that the stacked models are split over
-# the sweep's per-layer fields (jaxinit.stats) less the histogram's, plus the gradients',
+# the sweep's per-layer fields (jaxinit.sweeping._stats) less the histogram's, plus the gradients',
 # plus the coord check's sizes (mean |h|, mup's convention) of every hidden layer's
 # activations and of the output logits
 STAT_FIELDS = (
@@ -158,7 +158,7 @@ def evaluate(prog: Program, mesh: Mesh, params, x, y, weight):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def batch_stats(prog: Program, mesh: Mesh, params, x, y, rows):
-    """Per-layer statistics ``(models, layer)`` on one mini-batch, as a sweep's (:mod:`jaxinit.stats`)."""
+    """Per-layer statistics ``(models, layer)`` on one mini-batch, as a sweep's (:mod:`jaxinit.sweeping._stats`)."""
 
     def one(p, xb, yb):
         model = nnx.merge(prog.graphdef, p)

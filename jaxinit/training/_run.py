@@ -23,12 +23,12 @@ from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
 from jaxinit._checks import check_int, check_path, check_real_array
+from jaxinit._dims import dim_values
 from jaxinit._host import MEMORY_HEADROOM, devices_memory, prng_impl
 from jaxinit._io import naming_the_path
 from jaxinit._progress import ProgressBar
+from jaxinit._results import SweepResult
 from jaxinit._store import Store
-from jaxinit.grid import dim_values
-from jaxinit.results import SweepResult
 from jaxinit.training._grid import TrainGrid
 from jaxinit.training._processes import train_across
 from jaxinit.training._program import (
