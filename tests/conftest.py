@@ -4,10 +4,6 @@
 - The persistent compilation cache goes to a fresh temporary directory.
 - Two fake CPU devices (as many as CI's cores), so sharding code paths run on
   any machine; tests that need more start a subprocess.
-- Under pytest-xdist (README's command: a worker per core) each XLA:CPU op runs on
-  one thread: Eigen's intra-op threads on top of the workers oversubscribe the
-  cores. Measured on the 2-core machine, the slowest test files ran 15-20% faster
-  (126-150 s against 157-162 s, alternating runs).
 """
 
 import os
@@ -20,9 +16,6 @@ os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
 if "JAXINIT_CACHE_DIR" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["JAXINIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxinit-test-cache-")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # subprocesses the tests start inherit it
-    _ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_ONE_THREAD}".strip()
 
 import jax
 import pytest
