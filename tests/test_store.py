@@ -182,3 +182,31 @@ def test_training_checkpoint_edits_are_detected(tmp_path, key):
         path.write_bytes(original)
     # the file restored, training resumes as before
     assert ji.train(tg, (x, y), out=tmp_path / "t").equals(ji.train(tg, (x, y)))
+
+
+def test_an_error_after_the_store_opens_releases_its_lock(tmp_path, monkeypatch):
+    """sweep and train close their store (and release its lock) whatever fails after it
+    opened: the same call right after runs, even while the first error's frames live on."""
+    from jaxinit.sweeping import _run as sweep_run
+    from jaxinit.training import TrainGrid
+    from jaxinit.training import _run as train_run
+    from tests._teacher import teacher_data
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    grid = ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=4, seeds=1, batch=8)
+    with monkeypatch.context() as m:
+        m.setattr(sweep_run, "_members", boom)
+        with pytest.raises(RuntimeError, match="boom") as first:
+            ji.sweep(grid, out=tmp_path / "sweep")
+    assert ji.sweep(grid, out=tmp_path / "sweep").equals(ji.sweep(grid))
+    del first
+    tgrid = TrainGrid(inits=["he_normal"], seeds=1, hidden=(4,), steps=2, batch_size=8)
+    data = teacher_data(0, 16, 3)
+    with monkeypatch.context() as m:
+        m.setattr(train_run, "_Rows", boom)
+        with pytest.raises(RuntimeError, match="boom") as first:
+            ji.train(tgrid, data, out=tmp_path / "train")
+    assert ji.train(tgrid, data, out=tmp_path / "train").loss.shape == (1, 1, 2)
+    del first

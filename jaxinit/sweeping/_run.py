@@ -172,21 +172,23 @@ def sweep(
             store = _open_store(out, grid, the_plan, me, count)
     else:
         store = None
-    fields = _empty_fields(grid)
-    x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
-    members = {
-        (iw, ib): _members(grid, w, blk, the_plan.forward_specs[0].members)
-        for iw, w in enumerate(dim_values(grid.width))
-        for ib, blk in enumerate(the_plan.member_blocks)
-    }
-    chunks = {c.name: c for c in the_plan.chunks}
-    owners = {c.name: _distributed.owner(c.index, count) for c in the_plan.chunks}
-    computed_by: dict[str, int] = {}
-    alive = (
-        contextlib.nullcontext() if count == 1 else _distributed.heartbeat(store.root, me, timeout)
-    )
-    seen = None if count == 1 else _distributed.snapshot(store.root, count)
-    try:
+    try:  # from here on the store is closed (its lock released) whatever happens
+        fields = _empty_fields(grid)
+        x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
+        members = {
+            (iw, ib): _members(grid, w, blk, the_plan.forward_specs[0].members)
+            for iw, w in enumerate(dim_values(grid.width))
+            for ib, blk in enumerate(the_plan.member_blocks)
+        }
+        chunks = {c.name: c for c in the_plan.chunks}
+        owners = {c.name: _distributed.owner(c.index, count) for c in the_plan.chunks}
+        computed_by: dict[str, int] = {}
+        alive = (
+            contextlib.nullcontext()
+            if count == 1
+            else _distributed.heartbeat(store.root, me, timeout)
+        )
+        seen = None if count == 1 else _distributed.snapshot(store.root, count)
         with ProgressBar("sweep", len(chunks), progress) as bar, alive:
 
             def take(chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:

@@ -549,15 +549,15 @@ def train(
     _check_memory(grid, d_in, d_out, len(x) + len(xe), devices, size)
     groups = _groups(grid, d_in, d_out, mesh, size)
     fields, saved, store = _empty_fields(grid, len(groups)), None, None
-    if out is not None:
-        spec = {
-            "grid": grid.describe(),
-            "data": _digest(x, y),
-            "eval_data": None if eval_data is None else _digest(xe, ye),
-        }
-        with naming_the_path(out, "the training checkpoint"):
-            store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
-        try:
+    try:  # from here on the store is closed (its lock released) whatever happens
+        if out is not None:
+            spec = {
+                "grid": grid.describe(),
+                "data": _digest(x, y),
+                "eval_data": None if eval_data is None else _digest(xe, ye),
+            }
+            with naming_the_path(out, "the training checkpoint"):
+                store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
             saved = store.load("checkpoint.npz", _checkpoint_layout(groups, fields, n_models))
             if saved is not None and not 1 <= int(saved["step"]) <= steps:
                 store.refuse(
@@ -565,29 +565,29 @@ def train(
                     f"is at step {int(saved['step'])}; a checkpoint of this run is at a step "
                     f"from 1 to {steps}",
                 )
-        except BaseException:
-            store.close()
-            raise
-    if saved is not None:  # the checkpoint holds the models without padding
-        fields = {k: saved[k] for k in fields}
-        groups = _restored(groups, saved, size, mesh)
-    everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
-    evals = (_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk))
-    run = _Run(
-        grid,
-        mesh,
-        n_models,
-        size,
-        *jax.device_put((x, y), everywhere),
-        jax.device_put(evals, everywhere),
-        _Rows(grid, n),
-    )
-    labels, every = _model_labels(grid), checkpoint_every or steps
-    sync = {*grid.eval_steps(), *grid.record_stats_at, steps, *range(every, steps, every)}
-    step = 0 if saved is None else int(saved["step"])
-    enabled = False if callable(progress) else progress  # a callback replaces the bar
-    with ProgressBar("train", steps, enabled) as bar:
-        try:
+        if saved is not None:  # the checkpoint holds the models without padding
+            fields = {k: saved[k] for k in fields}
+            groups = _restored(groups, saved, size, mesh)
+        everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
+        evals = (
+            _padded(xe, chunk),
+            _padded(ye, chunk),
+            _padded(np.ones(len(xe), np.float32), chunk),
+        )
+        run = _Run(
+            grid,
+            mesh,
+            n_models,
+            size,
+            *jax.device_put((x, y), everywhere),
+            jax.device_put(evals, everywhere),
+            _Rows(grid, n),
+        )
+        labels, every = _model_labels(grid), checkpoint_every or steps
+        sync = {*grid.eval_steps(), *grid.record_stats_at, steps, *range(every, steps, every)}
+        step = 0 if saved is None else int(saved["step"])
+        enabled = False if callable(progress) else progress  # a callback replaces the bar
+        with ProgressBar("train", steps, enabled) as bar:
             bar.update(step)
             if step == 0:
                 _record(run, groups, fields, 0)
@@ -610,18 +610,14 @@ def train(
                 bar.update(step)
                 if callable(progress):
                     progress(step, steps)
-        except BaseException:
-            if store is not None:
-                store.close()
-            raise
-    if grid.keep_params:
-        fields.update(_kept_params(groups, n_models))
-    result = _assemble(grid, fields, d_out, on_data=eval_data is None)
-    if store is not None:
-        try:
+        if grid.keep_params:
+            fields.update(_kept_params(groups, n_models))
+        result = _assemble(grid, fields, d_out, on_data=eval_data is None)
+        if store is not None:
             with naming_the_path(store.root / "result", "the training result"):
                 result.save(store.root / "result")
-        finally:
+    finally:
+        if store is not None:
             store.close()
     return result
 
