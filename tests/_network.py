@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-BN_EPS = 1e-5  # the engine's batch-norm epsilon (jaxinit.sweeping._kernel.BN_EPS)
+from jaxinit.sweeping._kernel import BN_EPS  # the engine's batch-norm epsilon
 
 
 class Network(NamedTuple):

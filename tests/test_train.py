@@ -477,3 +477,13 @@ def test_train_starts_from_the_network_the_sweep_measured():
     # and the comparison sees another seed's network
     other = ji.sweep(dataclasses.replace(sgrid, seeds=[3, 5])).sel(activation="tanh")
     assert not np.allclose(trained.pre_var[:, 0, 0], other.pre_var[:, 0], rtol=1e-3)
+
+
+def test_mlp_takes_a_seed_key_or_rngs_not_both():
+    key = ji.sweeping.seed_key(0, 1)
+    for kw in ({}, {"key": key, "rngs": nnx.Rngs(0)}):
+        with pytest.raises(TypeError, match=r"give exactly one of key= .* or rngs="):
+            MLP(3, (4,), 2, **kw)
+    a, b = MLP(3, (4,), 2, key=key), MLP(3, (4,), 2, key=key)
+    np.testing.assert_array_equal(a.out.kernel[...], b.out.kernel[...])
+    assert MLP(3, (4,), 2, rngs=nnx.Rngs(0)).layers[0].kernel[...].shape == (3, 4)

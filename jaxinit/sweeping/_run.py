@@ -172,7 +172,8 @@ def sweep(
             store = _open_store(out, grid, the_plan, me, count)
     else:
         store = None
-    try:  # from here on the store is closed (its lock released) whatever happens
+    # from here on the store is closed (its lock released) whatever happens
+    with store if store is not None else contextlib.nullcontext():
         fields = _empty_fields(grid)
         x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
         members = {
@@ -247,9 +248,6 @@ def sweep(
                 store.clean_temporaries()
             with naming_the_path(store.root / "result", "the sweep's result"):
                 result.save(store.root / "result")
-    finally:
-        if store is not None:
-            store.close()
     return result
 
 

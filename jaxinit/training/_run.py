@@ -9,6 +9,7 @@ with the run's fingerprint (the grid and a digest of the data), so that
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -549,15 +550,17 @@ def train(
     _check_memory(grid, d_in, d_out, len(x) + len(xe), devices, size)
     groups = _groups(grid, d_in, d_out, mesh, size)
     fields, saved, store = _empty_fields(grid, len(groups)), None, None
-    try:  # from here on the store is closed (its lock released) whatever happens
-        if out is not None:
-            spec = {
-                "grid": grid.describe(),
-                "data": _digest(x, y),
-                "eval_data": None if eval_data is None else _digest(xe, ye),
-            }
-            with naming_the_path(out, "the training checkpoint"):
-                store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
+    if out is not None:
+        spec = {
+            "grid": grid.describe(),
+            "data": _digest(x, y),
+            "eval_data": None if eval_data is None else _digest(xe, ye),
+        }
+        with naming_the_path(out, "the training checkpoint"):
+            store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
+    # from here on the store is closed (its lock released) whatever happens
+    with store if store is not None else contextlib.nullcontext():
+        if store is not None:
             saved = store.load("checkpoint.npz", _checkpoint_layout(groups, fields, n_models))
             if saved is not None and not 1 <= int(saved["step"]) <= steps:
                 store.refuse(
@@ -616,9 +619,6 @@ def train(
         if store is not None:
             with naming_the_path(store.root / "result", "the training result"):
                 result.save(store.root / "result")
-    finally:
-        if store is not None:
-            store.close()
     return result
 
 
