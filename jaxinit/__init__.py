@@ -53,8 +53,13 @@ _cache.enable_compilation_cache()
 
 # Imported on first use: report loads matplotlib, training flax and optax; a sweep uses none
 # of them (nor theory, isometry or data, which load jax.scipy and urllib).
-_LAZY_MODULES = ("data", "isometry", "report", "theory", "training")
-_LAZY_NAMES = {"train": "training", "TrainGrid": "training", "TrainResult": "training"}
+_LAZY_MODULES = ("data", "isometry", "models", "report", "theory", "training")
+_LAZY_NAMES = {
+    "train": "training",
+    "TrainGrid": "training",
+    "TrainResult": "training",
+    "ModelGrid": "sweeping",
+}
 
 
 def __getattr__(name: str):
@@ -84,6 +89,7 @@ __all__ = [
     "Activation",
     "Grid",
     "Initializer",
+    "ModelGrid",
     "SweepResult",
     "TrainGrid",
     "TrainResult",
@@ -93,6 +99,7 @@ __all__ = [
     "initializers",
     "isometry",
     "lsuv",
+    "models",
     "report",
     "sweep",
     "sweeping",

@@ -10,7 +10,9 @@ network everywhere: the sweep (:func:`jaxinit.sweep`), training
   inputs (``STREAM_INPUTS``), the layers (``STREAM_LAYERS``: layer ``l``'s
   weight and bias keys are ``fold_in(fold_in(fold_in(k, STREAM_LAYERS), l), i)``,
   ``i`` = 0, 1; :func:`layer_keys`), the sweep's backward cotangent
-  (``STREAM_COTANGENT``) and training's mini-batch order (``STREAM_BATCHES``).
+  (``STREAM_COTANGENT``), training's mini-batch order (``STREAM_BATCHES``) and, in
+a model grid (:class:`jaxinit.ModelGrid`), the ``nnx.Rngs`` the user's factory builds
+its model with (``STREAM_MODEL``: every parameter the grid does not set).
 
 A network's numbers therefore depend on its own seed only, never on the rest of
 a grid or on how the work is batched or split, and every initializer sees the
@@ -27,12 +29,13 @@ __all__ = [
     "STREAM_COTANGENT",
     "STREAM_INPUTS",
     "STREAM_LAYERS",
+    "STREAM_MODEL",
     "layer_keys",
     "seed_key",
 ]
 
 SEED_LIMIT = 2**31  # seeds are folded into keys as int32
-STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT, STREAM_BATCHES = 0, 1, 2, 3
+STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT, STREAM_BATCHES, STREAM_MODEL = 0, 1, 2, 3, 4
 
 
 def seed_key(root_seed, seed) -> jax.Array:

@@ -75,10 +75,12 @@ __all__ = [
     "LAYER_FIELDS",
     "MAX_BINS",
     "MAX_SEEDS",
+    "MODEL_DIMS",
     "SEED_LIMIT",
     "Chunk",
     "Combination",
     "Grid",
+    "ModelGrid",
     "Plan",
     "SweepResult",
     "clear_programs",
@@ -91,3 +93,17 @@ __all__ = [
     "seed_key",
     "sweep",
 ]
+
+
+# ModelGrid brings Flax (nnx): imported on first use, so that ``import jaxinit`` stays light.
+_MODEL_NAMES = {"ModelGrid": "_model_grid", "MODEL_DIMS": "_model_grid"}
+
+
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        import importlib
+
+        value = getattr(importlib.import_module(f"jaxinit.sweeping.{_MODEL_NAMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxinit.sweeping' has no attribute {name!r}")

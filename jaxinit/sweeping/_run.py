@@ -134,7 +134,7 @@ def sweep(
       that wrote it).
     """
     if not isinstance(grid, Grid):
-        raise TypeError(f"sweep takes a jaxinit Grid; got {type(grid).__name__} {grid!r:.80}")
+        return _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, callback)
     out = check_path("sweep: out", out, none=True)
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
@@ -423,6 +423,34 @@ def _assemble(
         attrs=attrs,
     )
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
+
+
+def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, callback):
+    """A :class:`~jaxinit.ModelGrid`'s sweep (:mod:`jaxinit.sweeping._model_run`)."""
+    from jaxinit.sweeping._model_grid import ModelGrid
+    from jaxinit.sweeping._model_run import sweep_model
+
+    if not isinstance(grid, ModelGrid):
+        raise TypeError(
+            f"sweep takes a jaxinit Grid or ModelGrid; got {type(grid).__name__} {grid!r:.80}"
+        )
+    if (devices is not None and len(list(devices)) > 1) or jax.process_count() > 1:
+        raise NotImplementedError(
+            "sweep: a ModelGrid runs on one device of one process for now; give devices=None "
+            "(or one device) and split the seeds across jobs (seeds=range(a, b)), joined with "
+            "SweepResult.concat"
+        )
+
+    def both(done, records):
+        if on_chunk is not None:
+            on_chunk(done, -1)
+        if callback is not None:
+            callback(done, records)
+
+    hook = both if on_chunk is not None or callback is not None else None
+    return sweep_model(
+        grid, out=out, chunk_size=chunk_size, lanes=lanes, progress=progress, callback=hook
+    )
 
 
 def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: int) -> Store:

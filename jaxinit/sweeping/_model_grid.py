@@ -1,0 +1,228 @@
+"""ModelGrid: the user's own Flax NNX model, over initializers and seeds.
+
+A separate grid rather than ``Grid(model=...)``: a :class:`~jaxinit.Grid`'s fields
+(``depth``, ``width``, ``activations``, ``bias_inits``, ``d_in``, ``batchnorm``)
+describe the built-in MLP, and a model brings all of those itself; one class
+holding both would have half its fields invalid in each use. What every grid has
+(seeds, root seed, aliases, inits, histogram settings, ``describe``) is the same
+in both, with the same names and limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxinit import initializers as _initializers
+from jaxinit._checks import check_choice, check_int
+from jaxinit._dims import check_seeds
+from jaxinit.initializers._bases import Lsuv
+from jaxinit.models._kernels import KernelRule, kernels
+from jaxinit.sweeping._capture import default_capture
+from jaxinit.sweeping._plan import HIST_DEFAULT_HALF_RANGE
+
+__all__ = ["MODEL_DIMS", "ModelGrid"]
+
+MODEL_DIMS = ("init", "seed")  # the result's dims; every field adds ("layer", ...)
+GENERATED_INPUTS = ("gaussian", "uniform")
+
+
+def _qualname(f: Any) -> str:
+    f = getattr(f, "func", f)  # functools.partial
+    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', type(f).__name__)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelGrid:
+    """Any Flax NNX model, swept over initializers and seeds at initialization.
+
+    Example::
+
+        def make(rngs):
+            return MyResNet(depth=20, width=64, rngs=rngs)
+
+        grid = ji.ModelGrid(model=make, inits=["he_normal", "normal(stddev=0.01)"],
+                            seeds=64, inputs=x)
+        res = ji.sweep(grid)                # dims (init, seed), fields (..., layer)
+        res.attrs["layers"]                  # the captured outputs' paths, in call order
+
+    Args:
+      model: a factory ``make(rngs) -> nnx.Module`` (not a module: each seed builds
+        its own, so parameters the grid does not set are the seed's own). It is
+        called inside the compiled program with ``nnx.Rngs`` of the seed's key.
+      inits: initializer specs or objects for the selected kernels (a dim).
+      seeds: a count ``n`` (seeds 0..n-1), a range or a list of distinct seeds.
+      inputs: an array ``(batch, ...)`` every seed's model sees, or
+        ``"gaussian"``/``"uniform"`` drawn per seed with ``input_shape``.
+      input_shape: ``(batch, ...)`` of generated inputs (only with them).
+      rule: which kernels get the grid's init: a :func:`jaxinit.models.kernels`
+        rule (by path regex and module type), or ``(path, module) -> bool``;
+        None: every ``Linear``, ``LinearGeneral``, ``Conv``, ``ConvTranspose``
+        (and ``Einsum``, which needs its fan-in in the rule). The others keep
+        the model's own init, as do biases and every other parameter.
+      capture: ``(path, module) -> bool``, which modules' outputs are layers of
+        the result; None: kernel modules, norms, attention and every module not
+        from Flax (the user's blocks and the model itself, path ``""``).
+      bins: histogram bins per layer.
+      hist_range: ``(lo, hi)`` of the histograms.
+      cosine: also record the mean cosine similarity between samples.
+      gradients: also the backward statistics for a random readout.
+      root_seed: seed of the root key.
+      aliases: {dim: {label as given: canonical spec}}.
+    """
+
+    model: Callable[..., Any]
+    inits: tuple[_initializers.Initializer, ...]
+    seeds: range | tuple[int, ...] = 1
+    inputs: Any = "gaussian"
+    input_shape: tuple[int, ...] | None = None
+    rule: KernelRule | Callable[[str, Any], bool] | None = None
+    capture: Callable[[str, Any], bool] | None = None
+    bins: int = 30
+    hist_range: tuple[float, float] = (-HIST_DEFAULT_HALF_RANGE, HIST_DEFAULT_HALF_RANGE)
+    cosine: bool = False
+    gradients: bool = True
+    root_seed: int = 0
+    aliases: Mapping[str, Mapping[str, str]] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    def __post_init__(self):
+        if _is_module(self.model):
+            raise TypeError(
+                "ModelGrid: model is an nnx.Module instance; give a factory make(rngs) -> "
+                "nnx.Module, so that each seed builds its own parameters"
+            )
+        if not callable(self.model):
+            raise TypeError(
+                f"ModelGrid: model must be a factory make(rngs) -> nnx.Module; got {self.model!r:.80}"
+            )
+        specs = [self.inits] if isinstance(self.inits, str) else list(self.inits)
+        if not specs:
+            raise ValueError("ModelGrid: inits is empty; give at least one initializer")
+        inits = tuple(_initializers.get(s) for s in specs)
+        for given, init in zip(specs, inits, strict=True):
+            if isinstance(init.base, Lsuv):
+                raise ValueError(
+                    f"ModelGrid: inits holds {given!r}; LSUV rescales each layer on data and a "
+                    "model grid has no layer order to rescale in; sweep it with ji.Grid"
+                )
+        labels = [i.spec for i in inits]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"ModelGrid: inits repeat: {labels}")
+        object.__setattr__(self, "inits", inits)
+        aliases = {
+            "init": {
+                str(g): i.spec
+                for g, i in zip(specs, inits, strict=True)
+                if isinstance(g, str) and g != i.spec
+            }
+        }
+        for dim, table in (self.aliases or {}).items():
+            aliases.setdefault(dim, {}).update(table)
+        object.__setattr__(self, "aliases", aliases)
+        object.__setattr__(self, "seeds", check_seeds("ModelGrid", self.seeds))
+        object.__setattr__(
+            self, "root_seed", check_int("ModelGrid: root_seed", self.root_seed, low=0)
+        )
+        object.__setattr__(self, "bins", check_int("ModelGrid: bins", self.bins, low=1))
+        self._check_inputs()
+        rule = kernels() if self.rule is None else self.rule
+        if not (isinstance(rule, KernelRule) or callable(rule)):
+            raise TypeError(
+                "ModelGrid: rule must be ji.models.kernels(...) or a callable (path, module) -> "
+                f"bool; got {rule!r:.60}"
+            )
+        object.__setattr__(self, "rule", rule)
+        capture = default_capture if self.capture is None else self.capture
+        if not callable(capture):
+            raise TypeError(
+                f"ModelGrid: capture must be (path, module) -> bool; got {capture!r:.60}"
+            )
+        object.__setattr__(self, "capture", capture)
+        lo, hi = (float(v) for v in self.hist_range)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(
+                f"ModelGrid: hist_range must be finite (lo, hi) with lo < hi; got {self.hist_range}"
+            )
+        object.__setattr__(self, "hist_range", (lo, hi))
+        for name in ("cosine", "gradients"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"ModelGrid: {name} must be True or False; got {getattr(self, name)!r}"
+                )
+
+    def _check_inputs(self) -> None:
+        if isinstance(self.inputs, str):
+            check_choice("ModelGrid: inputs", self.inputs, GENERATED_INPUTS)
+            if self.input_shape is None:
+                raise ValueError(
+                    f"ModelGrid: inputs={self.inputs!r} needs input_shape=(batch, ...), the shape "
+                    "each seed's inputs are drawn with"
+                )
+            shape = tuple(check_int("ModelGrid: input_shape", d, low=1) for d in self.input_shape)
+            object.__setattr__(self, "input_shape", shape)
+            return
+        if self.input_shape is not None:
+            raise ValueError("ModelGrid: input_shape is for generated inputs; an array has its own")
+        x = np.asarray(self.inputs)
+        if x.ndim < 1 or x.shape[0] < 1 or not np.issubdtype(x.dtype, np.number):
+            raise ValueError(
+                f"ModelGrid: inputs must be a numeric array (batch, ...) or one of "
+                f"{GENERATED_INPUTS}; got shape {x.shape}, dtype {x.dtype}"
+            )
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise ValueError("ModelGrid: inputs hold NaN or inf")
+        x = x.astype(np.float32) if np.issubdtype(x.dtype, np.floating) else x
+        x.setflags(write=False)
+        object.__setattr__(self, "inputs", x)
+        object.__setattr__(self, "input_shape", tuple(x.shape))
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(np.float32) if isinstance(self.inputs, str) else self.inputs.dtype
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return MODEL_DIMS
+
+    def coords(self) -> dict[str, tuple]:
+        return {"init": tuple(i.spec for i in self.inits), "seed": tuple(self.seeds)}
+
+    def describe(self) -> dict[str, Any]:
+        """The canonical description (JSON-able): what sets the numbers, for the fingerprint."""
+        inputs = self.inputs
+        if not isinstance(inputs, str):
+            digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes()).hexdigest()[:16]
+            inputs = f"array{list(self.inputs.shape)}:{self.inputs.dtype}:{digest}"
+        rule = self.rule.describe() if isinstance(self.rule, KernelRule) else _qualname(self.rule)
+        return {
+            "model": _qualname(self.model),
+            "inits": [i.spec for i in self.inits],
+            "seeds": _seeds_spec(self.seeds),
+            "inputs": inputs,
+            "input_shape": list(self.input_shape),
+            "rule": rule,
+            "capture": _qualname(self.capture),
+            "bins": self.bins,
+            "hist_range": list(self.hist_range),
+            "cosine": self.cosine,
+            "gradients": self.gradients,
+            "root_seed": self.root_seed,
+        }
+
+
+def _seeds_spec(seeds: range | Sequence[int]) -> Any:
+    if isinstance(seeds, range):
+        return f"range({seeds.start}, {seeds.stop}, {seeds.step})"
+    return list(seeds)
+
+
+def _is_module(obj: Any) -> bool:
+    from flax import nnx
+
+    return isinstance(obj, nnx.Module)

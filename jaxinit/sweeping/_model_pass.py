@@ -1,0 +1,327 @@
+r"""The compiled pass of a model grid: build, re-initialize and measure a user's NNX model.
+
+For every seed ``s`` of a chunk, inside one compiled program:
+
+1. the model is built from the factory with ``nnx.Rngs(fold_in(k, STREAM_MODEL))``,
+   ``k = seed_key(root_seed, s)``: every parameter the grid does not set (biases,
+   norms, embeddings, kernels a rule keeps) is the seed's own, never shared;
+2. each selected kernel ``i`` (its index among all kernels in graph order) gets the
+   standardized draws ``Z_f`` of every weight family ``f`` of the grid on its key
+   ``layer_keys(k, i)[0]`` (one threefry hash for all kernels), once per seed;
+3. for each init of the grid in turn (``lax.map``), its kernels are
+   ``W = a·Z_f + b`` with the init's ``(a, b)`` at the kernel's *view*
+   (:mod:`jaxinit.models._kernels`): ``init(layer_keys(k, i)[0], view)`` bitwise,
+   reshaped to the kernel; the model runs on the inputs with dropout off
+   (``deterministic``) and batch norm on batch statistics, and the tap
+   (:mod:`jaxinit.sweeping._capture`) records every captured output;
+4. each output ``t`` (any rank, batch first) is reduced over everything but the
+   model axes to the :class:`~jaxinit.sweeping._stats.LayerStats` schema, as an
+   ``(batch, features)`` matrix: its moments fill both ``pre_*`` and ``post_*``
+   (a model applies its own activations between captured modules), its
+   histogram, dead (exactly 0) and non-finite counts; with gradients, for the
+   random readout ``L = Σ y·g`` (``g ~ N(0, 1)`` on ``fold_in(k, STREAM_COTANGENT)``,
+   ``y`` the model's output) ``grad_var`` is :math:`\mathrm{Var}(\partial L/\partial t)`
+   and ``weight_grad_norm`` :math:`\|\partial L/\partial W\|_F` of the module's kernel
+   (NaN for a module without one).
+
+Seeds run ``lanes`` at a time (``lax.map(batch_size=lanes)``): on XLA:CPU one at
+a time, as a per-seed loop but in one program (``vmap`` over models turns each
+convolution into a grouped one, 5.8x slower, and attention 3x;
+``../shared/peers/any_model``); on accelerators vmapped blocks. Inits' scales,
+shifts and seeds are data, so the program depends on the model's structure,
+the input shape, the weight families, the number of inits, the chunk and lanes,
+never on the seeds or the scales.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxinit import _jax_compat
+from jaxinit._keys import STREAM_COTANGENT, STREAM_INPUTS, STREAM_MODEL, layer_keys, seed_key
+from jaxinit.initializers._bases import Base
+from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
+from jaxinit.models._kernels import KERNEL_TYPES, Kernel, path_str, select
+from jaxinit.sweeping._capture import tap
+from jaxinit.sweeping._stats import LayerStats, layer_stats
+
+__all__ = ["Layer", "ModelPass", "Structure", "build", "structure"]
+
+
+class Layer(NamedTuple):
+    """A captured output: its label, module type, shape (batch first) and the index of its
+    module's kernel among all kernels (-1 for a module without one)."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    kernel: int
+
+
+class Structure(NamedTuple):
+    """What a model grid's program is built from, found once by tracing shapes only."""
+
+    kernels: tuple[Kernel, ...]  # the selected kernels, in graph order
+    all_kernels: tuple[str, ...]  # every kernel module's path, in graph order
+    layers: tuple[Layer, ...]  # the captured outputs, in call order
+    output_shape: tuple[int, ...]
+    fingerprint: str  # of the model's traced computation (a changed factory differs)
+
+
+def _view(model: nnx.Module) -> nnx.Module:
+    """Dropout off, batch norm on the batch's statistics (a fresh BatchNorm's running
+    mean 0 and variance 1 would normalize nothing)."""
+    return nnx.view(model, deterministic=True, use_running_average=False, raise_if_not_found=False)
+
+
+def _kernel_modules(model: nnx.Module) -> list[tuple[str, nnx.Module]]:
+    return [(path_str(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, KERNEL_TYPES)]
+
+
+def _input(spec, key, shape, dtype):
+    if spec == "gaussian":
+        return jax.random.normal(jax.random.fold_in(key, STREAM_INPUTS), shape, dtype)
+    return jax.random.uniform(jax.random.fold_in(key, STREAM_INPUTS), shape, dtype)
+
+
+def structure(grid) -> Structure:
+    """The kernels, captured layers and output shape of ``grid.model``, traced abstractly."""
+    kernels: list[Kernel] = []
+    found: dict[str, Any] = {}
+
+    def probe(x):
+        model = _view(grid.model(nnx.Rngs(jax.random.key(0))))
+        kernels.extend(select(model, grid.rule))
+        found["all"] = tuple(p for p, _ in _kernel_modules(model))
+        index = {id(m): i for i, (_, m) in enumerate(_kernel_modules(model))}
+        by_path = {path_str(p): m for p, m in nnx.iter_modules(model)}
+        with tap(model, select=grid.capture) as outputs:
+            y = model(x)
+        found["layers"] = tuple(
+            Layer(
+                o.name,
+                o.type,
+                tuple(o.value.shape),
+                index.get(id(by_path[o.name.split("#")[0]]), -1),
+            )
+            for o in outputs
+        )
+        return y
+
+    x = jax.ShapeDtypeStruct(grid.input_shape, grid.input_dtype)
+    jaxpr = jax.make_jaxpr(probe)(x)
+    y = jaxpr.out_avals[0] if jaxpr.out_avals else None
+    if y is None or not hasattr(y, "shape") or len(jaxpr.out_avals) != 1:
+        raise TypeError(
+            "ModelGrid: the model must return one array (its output); got "
+            f"{len(jaxpr.out_avals)} outputs"
+        )
+    if not found["layers"]:
+        raise ValueError("ModelGrid: the capture rule selected no layer output to measure")
+    for layer in found["layers"]:
+        if layer.shape[0] != grid.input_shape[0]:
+            raise ValueError(
+                f"ModelGrid: layer {layer.name or '(output)'!r} has shape {layer.shape}, whose first "
+                f"axis is not the batch ({grid.input_shape[0]}); captured outputs must be batch first"
+            )
+    import hashlib
+
+    digest = hashlib.sha256(str(jaxpr).encode()).hexdigest()[:16]
+    return Structure(tuple(kernels), found["all"], found["layers"], tuple(y.shape), digest)
+
+
+class ModelPass(NamedTuple):
+    """The static description of one compiled model pass (hashable)."""
+
+    structure: Structure
+    bases: tuple[Base, ...]  # the weight families of the grid's inits
+    n_inits: int
+    chunk: int  # seeds per call (padded)
+    lanes: int
+    bins: int
+    cosine: bool
+    gradients: bool
+    inputs: str | None  # "gaussian"/"uniform" drawn per seed, or None: the array given
+
+
+def _draws(bases, key, kernels: Sequence[Kernel]) -> list[jax.Array]:
+    """``(n_families, *view)`` standardized draws of every kernel, one threefry for all."""
+    keys = [layer_keys(key, k.index)[0] for k in kernels]
+    bits = [None] * len(kernels)
+    if needs_bits(bases):
+        bits = [
+            b[0]
+            for b in bits_many(
+                [(kk[None], math.prod(k.view)) for kk, k in zip(keys, kernels, strict=True)]
+            )
+        ]
+    return [
+        families_from_bits(bases, kk, k.view, b)
+        for kk, k, b in zip(keys, kernels, bits, strict=True)
+    ]
+
+
+def _weights(z: list[jax.Array], mix: jax.Array, shift: jax.Array, kernels) -> list[jax.Array]:
+    """Each kernel ``Σ_f mix_f · Z_f + b`` (one nonzero ``mix_f``: exactly ``a · Z_f + b``)."""
+    out = []
+    for i, (zk, k) in enumerate(zip(z, kernels, strict=True)):
+        w = mix[i, 0] * zk[0]
+        for f in range(1, zk.shape[0]):
+            w = w + mix[i, f] * zk[f]
+        w = w + shift[i]
+        if k.swap:
+            w = jnp.swapaxes(w, -1, -2)
+        out.append(w.reshape(k.shape))
+    return out
+
+
+def _stats(t: jax.Array, hist, cosine: bool) -> LayerStats:
+    m = t.astype(jnp.float32).reshape(t.shape[0], -1)
+    return layer_stats(m, m, saturation=(None, None), hist=hist, cosine=cosine)
+
+
+def _variance(g: jax.Array) -> jax.Array:
+    g = g.astype(jnp.float32)
+    return jnp.square(g - g.mean()).mean()
+
+
+def build(spec: ModelPass, make: Callable, rule, capture) -> Callable:
+    """The jitted program ``(root_seed, seeds, mix, shift, lo, hi, x) -> LayerStats`` with
+    fields ``(n_inits, chunk, layer, ...)``."""
+    st = spec.structure
+    selected = {k.index: j for j, k in enumerate(st.kernels)}
+
+    def one_seed(root, seed, mix, shift, lo, hi, x):
+        key = seed_key(root, seed)
+        model = _view(make(nnx.Rngs(jax.random.fold_in(key, STREAM_MODEL))))
+        graphdef, state = nnx.split(model)
+        flat = list(nnx.to_flat_state(state))
+        where = {p: i for i, (p, _) in enumerate(flat)}
+        kernel_at = [
+            where[(*p, "kernel")] for p, m in nnx.iter_modules(model) if isinstance(m, KERNEL_TYPES)
+        ]
+        if spec.inputs is not None:
+            x = _input(spec.inputs, key, x.shape, x.dtype)
+        z = _draws(spec.bases, key, st.kernels)
+        cot = None
+        if spec.gradients:
+            cot = jax.random.normal(jax.random.fold_in(key, STREAM_COTANGENT), st.output_shape)
+        own = [flat[i][1].get_value() for i in kernel_at]
+
+        def forward(ws, probes):
+            values = [v.get_value() for _, v in flat]
+            for i, w in zip(kernel_at, ws, strict=True):
+                values[i] = w
+            fresh = [(p, v.replace(val)) for (p, v), val in zip(flat, values, strict=True)]
+            m = nnx.merge(graphdef, nnx.from_flat_state(fresh))
+            with tap(m, select=capture, probes=probes) as outputs:
+                y = m(x)
+            loss = jnp.sum(y.astype(jnp.float32) * cot) if cot is not None else jnp.float32(0)
+            return loss, [o.value for o in outputs]
+
+        def one_init(coeffs):
+            mix_i, shift_i = coeffs
+            drawn = _weights(z, mix_i, shift_i, st.kernels)
+            ws = [drawn[selected[i]] if i in selected else w for i, w in enumerate(own)]
+            hist = (lo, hi, spec.bins)
+            if not spec.gradients:
+                _, outs = forward(ws, None)
+                return _stack([_stats(t, hist, spec.cosine) for t in outs])
+            probes = {layer.name: jnp.zeros(layer.shape, jnp.float32) for layer in st.layers}
+            (_, outs), (gw, gp) = jax.value_and_grad(forward, argnums=(0, 1), has_aux=True)(
+                ws, probes
+            )
+            stats = []
+            for layer, t in zip(st.layers, outs, strict=True):
+                s = _stats(t, hist, spec.cosine)
+                norm = (
+                    jnp.sqrt(jnp.sum(jnp.square(gw[layer.kernel].astype(jnp.float32))))
+                    if layer.kernel >= 0
+                    else jnp.float32(jnp.nan)
+                )
+                stats.append(s._replace(grad_var=_variance(gp[layer.name]), weight_grad_norm=norm))
+            return _stack(stats)
+
+        return jax.lax.map(one_init, (mix, shift))
+
+    def program(root, seeds, mix, shift, lo, hi, x):
+        def per_seed(seed):
+            return one_seed(root, seed, mix, shift, lo, hi, x)
+
+        out = jax.lax.map(per_seed, seeds, batch_size=spec.lanes if spec.lanes > 1 else None)
+        return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)  # (init, seed, layer, ...)
+
+    return jax.jit(program)
+
+
+def _stack(stats: list[LayerStats]) -> LayerStats:
+    return jax.tree.map(lambda *a: jnp.stack(a), *stats)
+
+
+_PROGRAMS: dict[Any, Callable] = {}
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def program(spec: ModelPass, make: Callable, rule, capture) -> Callable:
+    """The compiled pass for ``spec`` and this factory, built once per process."""
+    key = (spec, _factory_key(make), rule, capture)
+    with _PROGRAMS_LOCK:
+        if key not in _PROGRAMS:
+            _PROGRAMS[key] = build(spec, make, rule, capture)
+        return _PROGRAMS[key]
+
+
+def _factory_key(make: Callable) -> Any:
+    """A factory's identity for the program cache: a ``functools.partial`` by its function and
+    arguments (a new but equal partial reuses the program), anything else by itself."""
+    if isinstance(make, functools.partial):
+        try:
+            key = ("partial", make.func, make.args, tuple(sorted(make.keywords.items())))
+            hash(key)
+            return key
+        except TypeError:
+            pass
+    return make
+
+
+def compiled_count() -> int:
+    """How many programs the model passes hold (one per :class:`ModelPass` and factory)."""
+    return sum(_jax_compat.compiled_count(p) for p in _PROGRAMS.values())
+
+
+def coefficient_tables(inits, bases, kernels: Sequence[Kernel]) -> tuple[np.ndarray, np.ndarray]:
+    """``(mix, shift)``: ``(n_inits, n_kernels, n_families)`` and ``(n_inits, n_kernels)`` float32,
+    each init's ``(a, b)`` at each kernel's view, ``a`` at its family's column."""
+    from jaxinit.sweeping._plan import _coeffs
+
+    mix = np.zeros((len(inits), len(kernels), max(len(bases), 1)), np.float32)
+    shift = np.zeros((len(inits), len(kernels)), np.float32)
+    for i, init in enumerate(inits):
+        f = bases.index(init.base)
+        for j, k in enumerate(kernels):
+            a, b = _coeffs(init, k.view)
+            mix[i, j, f], shift[i, j] = a, b
+    return mix, shift
+
+
+def families(inits) -> tuple[Base, ...]:
+    """The distinct weight families of ``inits``, in order of first appearance."""
+    out: list[Base] = []
+    for init in inits:
+        if init.base not in out:
+            out.append(init.base)
+    return tuple(out)
+
+
+def padded(seeds: np.ndarray, size: int) -> np.ndarray:
+    """``seeds`` padded to ``size`` by repeating the last (its results are dropped)."""
+    return np.concatenate([seeds, np.repeat(seeds[-1:], size - len(seeds))]).astype(np.int32)

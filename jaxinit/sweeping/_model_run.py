@@ -1,0 +1,171 @@
+"""``sweep(ModelGrid)``: chunks of seeds through the model pass, checkpointed, assembled."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxinit._checks import check_int, check_path
+from jaxinit._progress import ProgressBar
+from jaxinit._results import SweepResult
+from jaxinit._store import Store
+from jaxinit.sweeping import _model_pass
+from jaxinit.sweeping._model_grid import MODEL_DIMS, ModelGrid
+from jaxinit.sweeping._plan import default_lanes
+from jaxinit.sweeping._stats import LAYER_FIELDS
+
+__all__ = ["CHECKPOINT_SCHEMA", "DEFAULT_MODEL_CHUNK", "sweep_model"]
+
+CHECKPOINT_SCHEMA = 1
+DEFAULT_MODEL_CHUNK = 32  # seeds per call when not told: results come back this often
+
+
+def _fields(spec: _model_pass.ModelPass) -> tuple[str, ...]:
+    skip = {"cosine"} if not spec.cosine else set()
+    if not spec.gradients:
+        skip |= {"grad_var", "weight_grad_norm"}
+    return tuple(f for f in LAYER_FIELDS if f not in skip)
+
+
+def _layout(spec: _model_pass.ModelPass, fields, n_layers: int) -> dict:
+    out = {"seeds": ((spec.chunk,), np.dtype(np.int32))}
+    for f in fields:
+        trailing = (n_layers, spec.bins) if f == "hist" else (n_layers,)
+        dtype = np.int32 if f in ("nonfinite", "hist_below", "hist_above", "hist") else np.float32
+        out[f] = ((spec.n_inits, spec.chunk, *trailing), np.dtype(dtype))
+    return out
+
+
+def sweep_model(
+    grid: ModelGrid,
+    *,
+    out: str | os.PathLike | None = None,
+    chunk_size: int | None = None,
+    lanes: int | None = None,
+    progress: bool | None = None,
+    callback: Callable[[int, list[dict]], None] | None = None,
+) -> SweepResult:
+    """Every (init, seed) model of ``grid`` at initialization; see :func:`jaxinit.sweep`."""
+    out = check_path("sweep: out", out, none=True)
+    lanes = default_lanes() if lanes is None else check_int("sweep: lanes", lanes, low=1)
+    seeds = np.asarray(grid.seeds, np.int64)
+    chunk = (
+        DEFAULT_MODEL_CHUNK
+        if chunk_size is None
+        else check_int("sweep: chunk_size", chunk_size, low=1)
+    )
+    chunk = min(chunk, len(seeds))
+    chunk = -(-chunk // lanes) * lanes
+    structure = _model_pass.structure(grid)
+    bases = _model_pass.families(grid.inits)
+    spec = _model_pass.ModelPass(
+        structure,
+        bases,
+        len(grid.inits),
+        chunk,
+        lanes,
+        grid.bins,
+        grid.cosine,
+        grid.gradients,
+        grid.inputs if isinstance(grid.inputs, str) else None,
+    )
+    mix, shift = _model_pass.coefficient_tables(grid.inits, bases, structure.kernels)
+    run = _model_pass.program(spec, grid.model, grid.rule, grid.capture)
+    x = np.zeros(grid.input_shape, np.float32) if isinstance(grid.inputs, str) else grid.inputs
+    fields = _fields(spec)
+    n_layers = len(structure.layers)
+    starts = list(range(0, len(seeds), chunk))
+    results: dict[str, list] = {f: [] for f in fields}
+    store = _open_store(out, grid, spec) if out is not None else None
+    layout = _layout(spec, fields, n_layers)
+    lo, hi = (np.float32(v) for v in grid.hist_range)
+    with (
+        store if store is not None else contextlib.nullcontext(),
+        ProgressBar("sweep", len(starts), progress) as bar,
+    ):
+        for done, start in enumerate(starts, 1):
+            part = seeds[start : start + chunk]
+            name = f"chunks/{start}.npz"
+            arrays = store.load(name, layout) if store is not None else None
+            if arrays is not None and not np.array_equal(arrays["seeds"][: len(part)], part):
+                store.refuse(name, "holds other seeds than this chunk")
+            if arrays is None:
+                stats = run(
+                    np.uint32(grid.root_seed),
+                    _model_pass.padded(part, chunk),
+                    mix,
+                    shift,
+                    lo,
+                    hi,
+                    x,
+                )
+                arrays = {f: np.asarray(getattr(stats, f)) for f in fields}
+                arrays["seeds"] = _model_pass.padded(part, chunk)
+                if store is not None:
+                    store.save(name, arrays)
+            for f in fields:
+                results[f].append(arrays[f][:, : len(part)])
+            bar.update(done)
+            if callback is not None:
+                callback(done, _records(grid, structure, fields, arrays, part))
+        result = _assemble(
+            grid, structure, {f: np.concatenate(v, axis=1) for f, v in results.items()}
+        )
+        if store is not None:
+            result.save(store.root / "result")
+    return result
+
+
+def _open_store(out: pathlib.Path, grid: ModelGrid, spec) -> Store:
+    description = {
+        **grid.describe(),
+        "structure": spec.structure.fingerprint,
+        "layers": [layer.name for layer in spec.structure.layers],
+        "kernels": [k.path for k in spec.structure.kernels],
+        "chunk": spec.chunk,
+        "lanes": spec.lanes,
+        "backend": jax.default_backend(),
+    }
+    return Store(out, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=description, folders=("chunks",))
+
+
+def _records(grid, structure, fields, arrays, part) -> list[dict[str, Any]]:
+    rows = []
+    for i, init in enumerate(grid.inits):
+        for j, seed in enumerate(part):
+            for l, layer in enumerate(structure.layers):
+                row = {
+                    "init": init.spec,
+                    "seed": int(seed),
+                    "layer": layer.name,
+                    "type": layer.type,
+                }
+                for f in fields:
+                    if f != "hist":
+                        row[f] = arrays[f][i, j, l].item()
+                rows.append(row)
+    return rows
+
+
+def _assemble(grid: ModelGrid, structure, fields: dict[str, np.ndarray]) -> SweepResult:
+    return SweepResult(
+        dims=MODEL_DIMS,
+        coords=grid.coords(),
+        fields=fields,
+        field_dims={f: ("layer", "bin") if f == "hist" else ("layer",) for f in fields},
+        aliases={d: a for d, a in grid.aliases.items() if a},
+        attrs={
+            "grid": grid.describe(),
+            "layers": [layer.name for layer in structure.layers],
+            "layer_types": [layer.type for layer in structure.layers],
+            "kernels": [k.path for k in structure.kernels],
+            "structure": structure.fingerprint,
+            "hist_edges": np.linspace(*grid.hist_range, grid.bins + 1).tolist(),
+        },
+    )
