@@ -249,14 +249,36 @@ def variance_vs_depth(
     v = tables.view(res, selection)
     tables.require_layer_field(v.field_dims, field)
     tv = None if theory is None else tables.align(theory, v)
+    markers = tv is not None  # the measurements are markers alone, theory the line
+    predicted = tv.fields[field] if markers and field in tv.fields else None
     arr, n_act = _positive(v.fields[field].astype(np.float64)), len(v.activations)
     x = np.arange(1, v.n_layers + 1)
     ncols = min(n_act, PANELS_PER_ROW)
-    nrows = -(-n_act // ncols)
     width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.6 + 1.9 * ncols))
-    labels = [str(i) for i in v.inits] + ["measured (seed geometric mean)", "theory"] * (
-        tv is not None
-    )
+    fig, grid = _variance_figure(v, ncols, width, markers)
+    ticks = depth_ticks(v.n_layers, (width - 0.6) / ncols)
+    for a, (ax, act) in enumerate(zip(grid.flat, v.activations, strict=False)):
+        for i in range(len(v.inits)):
+            _seed_curve(ax, x, arr[i, a], i, markers)
+            if predicted is not None:
+                _theory_curve(ax, x, predicted[i, a], i)
+        _label_depth_panel(ax, act, ticks, bottom=a + ncols >= n_act)
+    for row in grid:  # the axis says Var(z_ℓ); the title above says it in words
+        row[0].set_ylabel(SHORT_LABELS.get(field, field))
+    fig.suptitle(FIELD_LABELS.get(field, field), fontsize=8)
+    figure_legend(fig, _variance_handles(v.inits, markers))
+    return fig
+
+
+MEASURED_LABEL = "measured (seed geometric mean)"
+
+
+def _variance_figure(v: tables.View, ncols: int, width: float, markers: bool):
+    """The panels of :func:`variance_vs_depth`, ``ncols`` a row, with room under them for
+    the legend; panels past the last activation are hidden."""
+    n_act = len(v.activations)
+    nrows = -(-n_act // ncols)
+    labels = [str(i) for i in v.inits] + [MEASURED_LABEL, "theory"] * markers
     legend_rows = -(-len(labels) // _legend_columns(width, labels))
     fig, grid = panel_figure(
         nrows,
@@ -266,56 +288,65 @@ def variance_vs_depth(
         sharex=True,
         sharey=True,
     )
-    axes = grid.reshape(1, -1)
-    for ax in axes[0, n_act:]:
+    for ax in grid.reshape(-1)[n_act:]:
         ax.set_visible(False)
-    ticks = depth_ticks(v.n_layers, (width - 0.6) / ncols)
-    for a, act in enumerate(v.activations):
-        ax = axes[0, a]
-        for i in range(len(v.inits)):
-            y = arr[i, a]  # (seed, layer)
-            kw = line_style(i) | {"markevery": marker_layers(v.n_layers, i).tolist()}
-            if tv is not None:  # markers for the measurements, the line is theory's
-                kw |= {"linestyle": "none", "markersize": 4.5, "markerfacecolor": "white"}
-            ax.plot(x, tables.geomean(y, axis=0), **kw)
-            if y.shape[0] > 1:
-                with np.errstate(invalid="ignore"):
-                    lo, hi = np.nanmin(y, 0, initial=np.inf), np.nanmax(y, 0, initial=-np.inf)
-                ok = np.isfinite(lo) & np.isfinite(hi)
-                ax.fill_between(
-                    x,
-                    np.where(ok, lo, np.nan),
-                    np.where(ok, hi, np.nan),
-                    color=series_color(i),
-                    alpha=0.2,
-                    linewidth=0,
-                )
-            if tv is not None and field in tv.fields:
-                t = _positive(tv.fields[field][i, a].astype(np.float64)).mean(0)
-                ax.plot(
-                    x,
-                    t,
-                    color=series_color(i),
-                    linewidth=1.2,
-                    zorder=3,
-                    linestyle=line_style(i)["linestyle"],
-                )
-        ax.set_yscale("log", nonpositive="mask")
-        ax.set_title(str(act) if act is not None else "")
-        if a + ncols >= n_act:  # the lowest panel of its column
-            ax.set_xlabel(r"layer $\ell$")
-            ax.tick_params(labelbottom=True)
-        ax.set_xticks(ticks)
-        ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
-    for row in grid:  # the axis says Var(z_ℓ); the title above says it in words
-        row[0].set_ylabel(SHORT_LABELS.get(field, field))
-    fig.suptitle(FIELD_LABELS.get(field, field), fontsize=8)
-    measured = {} if tv is None else {"markerfacecolor": "white"}  # marker and theory's line
+    return fig, grid
+
+
+def _seed_curve(ax, x: np.ndarray, y: np.ndarray, i: int, markers: bool) -> None:
+    """Curve i of ``y (seed, layer)``: the geometric seed mean (markers alone when theory
+    draws the line) and, over several seeds, the min–max band."""
+    kw = line_style(i) | {"markevery": marker_layers(len(x), i).tolist()}
+    if markers:
+        kw |= {"linestyle": "none", "markersize": 4.5, "markerfacecolor": "white"}
+    ax.plot(x, tables.geomean(y, axis=0), **kw)
+    if y.shape[0] > 1:
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.nanmin(y, 0, initial=np.inf), np.nanmax(y, 0, initial=-np.inf)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.fill_between(
+            x,
+            np.where(ok, lo, np.nan),
+            np.where(ok, hi, np.nan),
+            color=series_color(i),
+            alpha=0.2,
+            linewidth=0,
+        )
+
+
+def _theory_curve(ax, x: np.ndarray, t: np.ndarray, i: int) -> None:
+    """Theory's curve i, ``t (seed, layer)`` averaged over seeds, drawn over the markers."""
+    mean = _positive(t.astype(np.float64)).mean(0)
+    ax.plot(
+        x,
+        mean,
+        color=series_color(i),
+        linewidth=1.2,
+        zorder=3,
+        linestyle=line_style(i)["linestyle"],
+    )
+
+
+def _label_depth_panel(ax, act, ticks: np.ndarray, *, bottom: bool) -> None:
+    """Log y, the activation as title, layer ticks and a light grid; the layer label only on
+    the ``bottom`` panel of a column."""
+    ax.set_yscale("log", nonpositive="mask")
+    ax.set_title(str(act) if act is not None else "")
+    if bottom:
+        ax.set_xlabel(r"layer $\ell$")
+        ax.tick_params(labelbottom=True)
+    ax.set_xticks(ticks)
+    ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
+
+
+def _variance_handles(inits, markers: bool) -> list[Line2D]:
+    """The legend of :func:`variance_vs_depth`: each init's style, then with theory the
+    key to markers (measured) and lines (theory)."""
+    measured = {"markerfacecolor": "white"} if markers else {}
     handles = [
-        Line2D([], [], **line_style(i) | measured, label=str(init))
-        for i, init in enumerate(v.inits)
+        Line2D([], [], **line_style(i) | measured, label=str(init)) for i, init in enumerate(inits)
     ]
-    if tv is not None:
+    if markers:
         handles.append(
             Line2D(
                 [],
@@ -324,12 +355,11 @@ def variance_vs_depth(
                 marker="o",
                 markerfacecolor="white",
                 linestyle="none",
-                label="measured (seed geometric mean)",
+                label=MEASURED_LABEL,
             )
         )
         handles.append(Line2D([], [], color="0.3", label="theory (mean field)"))
-    figure_legend(fig, handles)
-    return fig
+    return handles
 
 
 def grad_variance_vs_depth(
@@ -453,18 +483,41 @@ def heatmap(
         clip=clip,
         nonfinite=v.fields.get("nonfinite"),
     )
-    n_init, n_act = cells.kinds.shape
     kinds = [k for k in CELL_KEY if (cells.kinds == k).any()]
-    width = min(FULL_WIDTH, max(COLUMN_WIDTH + 0.8, 2.4 + 0.8 * n_act))
-    height = max(2.2, 1.0 + 0.32 * n_init) + 0.16 * len(kinds)
-    fig, axes = panel_figure(1, 1, width=width, height=height)
-    ax = axes[0, 0]
-    cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="#BBBBBB")
+    fig, ax = _heatmap_figure(*cells.kinds.shape, len(kinds))
+    cmap = mpl.colormaps["RdBu_r"].with_extremes(bad=NO_RATIO_GREY)
     image = ax.imshow(
         np.ma.masked_invalid(cells.colour), cmap=cmap, vmin=-clip, vmax=clip, aspect="auto"
     )
-    hatch = {"overflow": "///", "underflow": "\\\\\\", "n/a": "..."}
-    mark = {True: (1.0, 1.0, 1.0, 0.3), False: (0.0, 0.0, 0.0, 0.25)}  # faint: the text reads
+    _write_cells(ax, cells, clip)
+    _label_heatmap(ax, v, field, reference)
+    bar = fig.colorbar(
+        image,
+        ax=ax,
+        extend="both",
+        label=f"$\\log_{{10}}$ ratio\n(colour clipped at $\\pm${clip:g})",
+    )
+    bar.set_ticks(np.arange(-np.floor(clip), np.floor(clip) + 1))
+    if kinds:
+        _cell_key(fig, kinds, cmap)
+    return fig
+
+
+NO_RATIO_GREY = "#BBBBBB"  # a heatmap cell without a ratio ("n/a")
+CELL_HATCH = {"overflow": "///", "underflow": "\\\\\\", "n/a": "..."}
+HATCH_EDGE = {True: (1.0, 1.0, 1.0, 0.3), False: (0.0, 0.0, 0.0, 0.25)}  # faint: the text reads
+
+
+def _heatmap_figure(n_init: int, n_act: int, n_keys: int):
+    """The heatmap's one axes, sized to its cells and to the ``n_keys`` lines of the key."""
+    width = min(FULL_WIDTH, max(COLUMN_WIDTH + 0.8, 2.4 + 0.8 * n_act))
+    height = max(2.2, 1.0 + 0.32 * n_init) + 0.16 * n_keys
+    fig, axes = panel_figure(1, 1, width=width, height=height)
+    return fig, axes[0, 0]
+
+
+def _write_cells(ax, cells: HeatmapCells, clip: float) -> None:
+    """Each cell's text, white on dark cells, and a hatch over the cells without a number."""
     for (i, a), text in np.ndenumerate(cells.text):
         kind = cells.kinds[i, a]
         dark = kind in ("overflow", "underflow") or abs(cells.colour[i, a]) > 0.6 * clip
@@ -484,39 +537,40 @@ def heatmap(
                     1,
                     1,
                     facecolor="none",
-                    hatch=hatch[kind],
-                    edgecolor=mark[dark],
+                    hatch=CELL_HATCH[kind],
+                    edgecolor=HATCH_EDGE[dark],
                     linewidth=0,
                 )
             )
-    ax.set_xticks(range(n_act), labels=[str(a) for a in v.activations], rotation=30, ha="right")
-    ax.set_yticks(range(n_init), labels=[str(i) for i in v.inits])
+
+
+def _label_heatmap(ax, v: tables.View, field: str, reference: str) -> None:
+    """Activations along x, inits along y, a frame, and a title naming the ratio."""
+    ax.set_xticks(
+        range(len(v.activations)), labels=[str(a) for a in v.activations], rotation=30, ha="right"
+    )
+    ax.set_yticks(range(len(v.inits)), labels=[str(i) for i in v.inits])
     ax.set_xlabel("activation")
     ax.set_ylabel("init")
     ax.spines[["top", "right"]].set_visible(True)
     ref = "layer 1" if reference == "layer0" else r"$\mathbb{E}[x^2]$"
     ax.set_title(f"{field} at layer {v.n_layers} over {ref}\nseed mean of log10")
-    bar = fig.colorbar(
-        image,
-        ax=ax,
-        extend="both",
-        label=f"$\\log_{{10}}$ ratio\n(colour clipped at $\\pm${clip:g})",
-    )
-    bar.set_ticks(np.arange(-np.floor(clip), np.floor(clip) + 1))
-    if kinds:
-        colour = {"overflow": cmap(1.0), "underflow": cmap(0.0), "n/a": "#BBBBBB"}
-        handles = [
-            Patch(
-                facecolor=colour[k],
-                hatch=hatch[k],
-                edgecolor=mark[k != "n/a"],
-                linewidth=0,
-                label=CELL_KEY[k],
-            )
-            for k in kinds
-        ]
-        fig.legend(handles=handles, loc="outside lower left", ncols=1, fontsize=6.5)
-    return fig
+
+
+def _cell_key(fig: Figure, kinds: Sequence[str], cmap) -> None:
+    """The key under the map to the ``kinds`` of cell without a number that it shows."""
+    colour = {"overflow": cmap(1.0), "underflow": cmap(0.0), "n/a": NO_RATIO_GREY}
+    handles = [
+        Patch(
+            facecolor=colour[k],
+            hatch=CELL_HATCH[k],
+            edgecolor=HATCH_EDGE[k != "n/a"],
+            linewidth=0,
+            label=CELL_KEY[k],
+        )
+        for k in kinds
+    ]
+    fig.legend(handles=handles, loc="outside lower left", ncols=1, fontsize=6.5)
 
 
 def off_range_shares(res: SweepResult, **selection: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -566,129 +620,186 @@ def histogram_grid(
     that would flatten the rest), else linear.
     """
     check_choice("yscale", yscale, ("auto", "linear", "log"))
-    selection = dict(selection)
-    for dim, wanted in (("init", inits), ("activation", activations)):
-        if wanted is not None:
-            selection[dim] = [wanted] if isinstance(wanted, str) else list(wanted)
+    selection = _selection_with(selection, init=inits, activation=activations)
     v = tables.view(res, selection)
     if "hist" not in v.fields:
         raise ValueError(f"the result has no field 'hist'; fields: {list(v.fields)}")
-    n = v.n_layers
+    layers = _histogram_layers(layers, v.n_layers)
+    fracs, floor = _bin_fractions(v)  # (init, activation, layer, bin)
+    below, above = off_range_shares(res, **selection)  # (init, activation, layer)
+    pairs = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
+    rows_are_pairs = len(layers) > 1
+    scales = _histogram_scales(fracs, yscale, one_per_row=not rows_are_pairs)
+    fig, axes = _histogram_figure(v, len(layers), rows_are_pairs)
+
+    def at(p: int, r: int):  # the panel of pair p at layer index r
+        return axes[p, r] if rows_are_pairs else axes[pairs[p]]
+
+    for p, (a, i) in enumerate(pairs):
+        edges = _bin_edges(v, a, fracs.shape[-1])
+        first = at(pairs.index((a, 0)), 0)
+        for r, layer in enumerate(layers):
+            ax = at(p, r)
+            if ax is not first:  # an activation's panels share x, a network's share y
+                ax.sharex(first)
+            if r:
+                ax.sharey(at(p, 0))
+            _draw_bins(ax, fracs[i, a, layer - 1], edges, scales[i, a], floor, series_color(i))
+            _note_off_range(ax, below[i, a, layer - 1], above[i, a, layer - 1], edges)
+    if rows_are_pairs:
+        _label_pair_rows(fig, axes, v, pairs, layers, scales)
+    else:
+        _label_one_layer(fig, axes, v, layers[0], scales)
+    return fig
+
+
+def _selection_with(selection: Mapping[str, Any], **wanted: Any) -> dict[str, Any]:
+    """``selection`` with each dim of ``wanted`` that is not None, as a list."""
+    selection = dict(selection)
+    for dim, values in wanted.items():
+        if values is not None:
+            selection[dim] = [values] if isinstance(values, str) else list(values)
+    return selection
+
+
+def _histogram_layers(layers: Sequence[int] | None, n: int) -> list[int]:
+    """The 1-based layers to draw: those asked for, checked, else at most six evenly spaced."""
     if layers is None:
         layers = np.unique(np.linspace(1, n, min(n, 6)).round().astype(int)).tolist()
     layers = [int(l) for l in layers]
     if not layers or any(not 1 <= l <= n for l in layers):
         raise ValueError(f"layers={layers!r} must be within 1..{n}")
-    edges_by_act = v.attrs.get("hist_edges", {})
+    return layers
+
+
+def _bin_fractions(v: tables.View) -> tuple[np.ndarray, float]:
+    """Each bin's fraction of all post-activations (of the in-range ones without the batch
+    and a single width in attrs), seeds pooled; and a log axis's baseline, below one count."""
     grid = v.attrs.get("grid") or {}
     widths = grid.get("width") or []  # the width when fixed, else normalize by the counts
     width_label = v.fixed.get("width", widths[0] if len(widths) == 1 else None)
     total = len(v.seeds) * grid["batch"] * width_label if width_label and "batch" in grid else None
     counts = v.fields["hist"].sum(axis=2).astype(np.float64)  # (init, activation, layer, bin)
     fracs = counts / (total if total else np.maximum(counts.sum(-1, keepdims=True), 1.0))
-    floor = 0.5 / total if total else 1e-4  # a log axis's baseline: below one count
-    below, above = off_range_shares(res, **selection)  # (init, activation, layer)
-    pairs = [(a, i) for a in range(len(v.activations)) for i in range(len(v.inits))]
-    rows_are_pairs = len(layers) > 1
+    return fracs, 0.5 / total if total else 1e-4
+
+
+def _histogram_scales(fracs: np.ndarray, yscale: str, *, one_per_row: bool) -> np.ndarray:
+    """Each network's y scale, ``(init, activation)``: ``yscale``, or for "auto" log where
+    the fullest bin holds over 45%; with ``one_per_row``, log for a whole activation's row
+    when any of its networks is."""
+    n_init, n_act = fracs.shape[:2]
     scales = np.array(
         [
             [
                 yscale if yscale != "auto" else "log" if fracs[i, a].max() > 0.45 else "linear"
-                for a in range(len(v.activations))
+                for a in range(n_act)
             ]
-            for i in range(len(v.inits))
+            for i in range(n_init)
         ]
     )
-    if rows_are_pairs:  # a row per (activation, init), a column per layer
-        shape, margins = (len(pairs), len(layers)), (1.5, 0.1, 0.45, 0.35, 0.12, 0.22)
-        width, height = min(FULL_WIDTH, 1.6 + 1.0 * shape[1]), 0.55 + 0.72 * shape[0]
-    else:  # one layer: a row per activation, a column per init, room for every tick label
-        scales[:] = np.where((scales == "log").any(axis=0), "log", "linear")  # one per row
-        shape, margins = (len(v.activations), len(v.inits)), (0.8, 0.1, 0.6, 0.4, 0.45, 0.45)
-        width, height = min(FULL_WIDTH, 0.9 + 2.0 * shape[1]), 0.55 + 1.35 * shape[0]
-    fig, axes = panel_figure(*shape, width=width, height=height, margins=margins)
+    if one_per_row:
+        scales[:] = np.where((scales == "log").any(axis=0), "log", "linear")
+    return scales
 
-    def at(p: int, r: int):  # the panel of pair p at layer index r
-        return axes[p, r] if rows_are_pairs else axes[pairs[p]]
 
-    last_of_act = {a: max(p for p, (b, _) in enumerate(pairs) if b == a) for a, _ in pairs}
-    for p, (a, i) in enumerate(pairs):
-        act, init = v.activations[a], str(v.inits[i])
-        bins = counts.shape[-1]
-        edges = np.asarray(edges_by_act.get(str(act), np.arange(bins + 1)), np.float64)
-        scale = scales[i, a]
-        first = pairs.index((a, 0))
-        for r, layer in enumerate(layers):
-            ax = at(p, r)
-            if (p, r) != (first, 0):
-                ax.sharex(at(first, 0))
-            if r:
-                ax.sharey(at(p, 0))
-            frac = fracs[i, a, layer - 1]
-            ax.stairs(
-                np.where(frac > 0, frac, np.nan) if scale == "log" else frac,
-                edges,
-                baseline=floor if scale == "log" else 0.0,
-                fill=True,
-                color=series_color(i),
-                alpha=0.85,
-                linewidth=0,
-            )
-            ax.set_yscale(scale)
-            ax.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))
-            ax.yaxis.set_major_locator(LogLocator(numticks=3) if scale == "log" else MaxNLocator(3))
-            ax.minorticks_off()
-            ax.tick_params(labelsize=6)
-            off = [
-                f"{share:.0%} {side}"
-                for share, side in (
-                    (below[i, a, layer - 1], f"< {edges[0]:g}"),
-                    (above[i, a, layer - 1], f"> {edges[-1]:g}"),
-                )
-                if share >= OFF_RANGE_SHOWN
-            ]
-            if off:
-                ax.text(
-                    0.97,
-                    0.95,
-                    "\n".join(off),
-                    transform=ax.transAxes,
-                    ha="right",
-                    va="top",
-                    fontsize=5.5,
-                    color="#b2182b",
-                )
-            if r:
-                ax.tick_params(labelleft=False)
-            if rows_are_pairs:
-                if p == 0:
-                    ax.set_title(f"layer {layer}", fontsize=8)
-                if r == 0:
-                    ax.set_ylabel(
-                        f"{act}\n{wrap_label(init, 20)}\n({scale} y)",
-                        fontsize=6.5,
-                        rotation=0,
-                        ha="right",
-                        va="center",
-                    )
-                if p == len(pairs) - 1:
-                    ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
-                if p != last_of_act[a]:
-                    ax.tick_params(labelbottom=False)
-            else:
-                if a == 0:
-                    ax.set_title(wrap_label(init), fontsize=6.5)
-                if i == 0:
-                    ax.set_ylabel(f"{act}\nfraction ({scale} y)", fontsize=7)
-                if a == len(v.activations) - 1:
-                    ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
+def _histogram_figure(v: tables.View, n_layers: int, rows_are_pairs: bool):
+    """A row per (activation, init) and a column per layer; or, for one layer, a row per
+    activation and a column per init, with room for every tick label."""
+    n_init, n_act = len(v.inits), len(v.activations)
     if rows_are_pairs:
-        fig.text(0.005, 0.5, "fraction of post-activations", rotation=90, va="center", fontsize=7)
+        shape, margins = (n_act * n_init, n_layers), (1.5, 0.1, 0.45, 0.35, 0.12, 0.22)
+        width, height = min(FULL_WIDTH, 1.6 + 1.0 * shape[1]), 0.55 + 0.72 * shape[0]
     else:
-        fig.suptitle(
-            f"layer {layers[0]}: fraction of post-activations per bin, seeds pooled", fontsize=7.5
+        shape, margins = (n_act, n_init), (0.8, 0.1, 0.6, 0.4, 0.45, 0.45)
+        width, height = min(FULL_WIDTH, 0.9 + 2.0 * shape[1]), 0.55 + 1.35 * shape[0]
+    return panel_figure(*shape, width=width, height=height, margins=margins)
+
+
+def _bin_edges(v: tables.View, a: int, bins: int) -> np.ndarray:
+    """Activation a's histogram edges (``attrs["hist_edges"]``; the bin numbers without)."""
+    edges = v.attrs.get("hist_edges", {}).get(str(v.activations[a]), np.arange(bins + 1))
+    return np.asarray(edges, np.float64)
+
+
+def _draw_bins(ax, frac: np.ndarray, edges: np.ndarray, scale: str, floor: float, color) -> None:
+    """One histogram, filled, on a ``scale`` y axis with about three ticks a side."""
+    ax.stairs(
+        np.where(frac > 0, frac, np.nan) if scale == "log" else frac,
+        edges,
+        baseline=floor if scale == "log" else 0.0,
+        fill=True,
+        color=color,
+        alpha=0.85,
+        linewidth=0,
+    )
+    ax.set_yscale(scale)
+    ax.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))
+    ax.yaxis.set_major_locator(LogLocator(numticks=3) if scale == "log" else MaxNLocator(3))
+    ax.minorticks_off()
+    ax.tick_params(labelsize=6)
+
+
+def _note_off_range(ax, below: float, above: float, edges: np.ndarray) -> None:
+    """In red, top right: the shares of values below and above the edges, from 0.5%."""
+    off = [
+        f"{share:.0%} {side}"
+        for share, side in ((below, f"< {edges[0]:g}"), (above, f"> {edges[-1]:g}"))
+        if share >= OFF_RANGE_SHOWN
+    ]
+    if off:
+        ax.text(
+            0.97,
+            0.95,
+            "\n".join(off),
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=5.5,
+            color="#b2182b",
         )
-    return fig
+
+
+def _label_pair_rows(fig: Figure, axes, v: tables.View, pairs, layers, scales) -> None:
+    """A row per (activation, init): layers on top, each row named at its left with its y
+    scale, x tick labels under each activation's last row and x's name under the last."""
+    last_of_act = {a: max(p for p, (b, _) in enumerate(pairs) if b == a) for a, _ in pairs}
+    for (p, r), ax in np.ndenumerate(axes):
+        a, i = pairs[p]
+        if r:
+            ax.tick_params(labelleft=False)
+        if p == 0:
+            ax.set_title(f"layer {layers[r]}", fontsize=8)
+        if r == 0:
+            ax.set_ylabel(
+                f"{v.activations[a]}\n{wrap_label(str(v.inits[i]), 20)}\n({scales[i, a]} y)",
+                fontsize=6.5,
+                rotation=0,
+                ha="right",
+                va="center",
+            )
+        if p == len(pairs) - 1:
+            _label_h(ax)
+        if p != last_of_act[a]:
+            ax.tick_params(labelbottom=False)
+    fig.text(0.005, 0.5, "fraction of post-activations", rotation=90, va="center", fontsize=7)
+
+
+def _label_one_layer(fig: Figure, axes, v: tables.View, layer: int, scales) -> None:
+    """A row per activation, a column per init: inits on top, each row's y scale at its
+    left, x's name under the last row, the layer in the title."""
+    for (a, i), ax in np.ndenumerate(axes):
+        if a == 0:
+            ax.set_title(wrap_label(str(v.inits[i])), fontsize=6.5)
+        if i == 0:
+            ax.set_ylabel(f"{v.activations[a]}\nfraction ({scales[i, a]} y)", fontsize=7)
+        if a == len(v.activations) - 1:
+            _label_h(ax)
+    fig.suptitle(f"layer {layer}: fraction of post-activations per bin, seeds pooled", fontsize=7.5)
+
+
+def _label_h(ax) -> None:
+    ax.set_xlabel(r"$h_\ell$", fontsize=7, labelpad=1)
 
 
 def wrap_label(label: str, width: int = 24) -> str:
@@ -729,6 +840,33 @@ def phase_diagram(
       beyond: what the χ₁ > 1 side is called: "chaotic", or for the relu family,
         where q* → ∞ there, e.g. "q* → ∞ (no chaotic phase)".
     """
+    w, b, chi1 = _check_mesh(sigma_w2, sigma_b2, chi1, xi_c)
+    measured = None if empirical is None else _measured_points(empirical)
+    points = None if measured is None else measured[:2]  # (sigma_w2, sigma_b2)
+    we, be = padded_edges(w, points and points[0]), padded_edges(b, points and points[1])
+    fig, axes = panel_figure(1, 1, width=COLUMN_WIDTH, height=3.0)
+    ax = axes[0, 0]
+    if xi_c is not None:
+        _draw_depth_scale(fig, ax, we, be, xi_c)
+    else:
+        _draw_phases(ax, we, be, chi1)
+    line = _draw_critical_line(ax, w, b, chi1, critical)
+    limits = ((we[0], we[-1]), (be[0], be[-1]))
+    obstacles = [p for p in (points, line) if p is not None]
+    _name_phases(ax, w, b, chi1, beyond, obstacles, limits)
+    if measured is not None:
+        _draw_measured(ax, *measured)
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2)
+    ax.set_xlabel(r"$\sigma_w^2$")
+    ax.set_ylabel(r"$\sigma_b^2$")
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    return fig
+
+
+def _check_mesh(sigma_w2, sigma_b2, chi1, xi_c) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sigma_w2, sigma_b2, chi1)`` as float arrays, once their shapes and order hold."""
     w, b = np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64)
     chi1 = np.asarray(chi1, np.float64)
     if w.ndim != 1 or b.ndim != 1 or w.size < 2 or b.size < 2:
@@ -743,41 +881,51 @@ def phase_diagram(
             raise ValueError(
                 f"{name} has shape {np.shape(arr)}; expected (len(sigma_w2), len(sigma_b2)) = {(w.size, b.size)}{hint}"
             )
-    points = None
-    if empirical is not None:
-        ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
-        if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
-            raise ValueError(
-                f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}"
-            )
-        points = (ew, eb)
-    we, be = padded_edges(w, points and points[0]), padded_edges(b, points and points[1])
-    fig, axes = panel_figure(1, 1, width=COLUMN_WIDTH, height=3.0)
-    ax = axes[0, 0]
-    if xi_c is not None:
-        xi = np.asarray(xi_c, np.float64)
-        finite = np.isfinite(xi) & (xi > 0)
-        top = np.log10(xi[finite].max()) if finite.any() else 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shown = np.where(np.isposinf(xi), top, np.log10(np.where(finite, xi, np.nan)))
-        cmap = mpl.colormaps["viridis"].with_extremes(bad="#E4E4E4")  # ξ_c undefined: q* = ∞
-        mesh = ax.pcolormesh(we, be, np.ma.masked_invalid(shown.T), shading="flat", cmap=cmap)
-        fig.colorbar(mesh, ax=ax, label=r"$\log_{10} \xi_c$ (layers)")
-    else:
-        regions = ListedColormap([PALETTE[5], PALETTE[4]])
-        ax.pcolormesh(
-            we,
-            be,
-            (chi1 > 1).T.astype(float),
-            shading="flat",
-            cmap=regions,
-            vmin=0,
-            vmax=1,
-            alpha=0.35,
-            linewidth=0,
+    return w, b, chi1
+
+
+def _measured_points(empirical) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``(sigma_w2, sigma_b2, chi1, [theory's chi1])`` of the measured points, 1-D, checked."""
+    ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
+    if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
+        raise ValueError(
+            f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}"
         )
+    return ew, eb, ec, th
+
+
+def _draw_depth_scale(fig: Figure, ax, we: np.ndarray, be: np.ndarray, xi_c) -> None:
+    """The background: log10 of the depth scale ξ_c, infinite drawn as its largest finite
+    value and undefined grey, with its colour bar."""
+    xi = np.asarray(xi_c, np.float64)
+    finite = np.isfinite(xi) & (xi > 0)
+    top = np.log10(xi[finite].max()) if finite.any() else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shown = np.where(np.isposinf(xi), top, np.log10(np.where(finite, xi, np.nan)))
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="#E4E4E4")  # ξ_c undefined: q* = ∞
+    mesh = ax.pcolormesh(we, be, np.ma.masked_invalid(shown.T), shading="flat", cmap=cmap)
+    fig.colorbar(mesh, ax=ax, label=r"$\log_{10} \xi_c$ (layers)")
+
+
+def _draw_phases(ax, we: np.ndarray, be: np.ndarray, chi1: np.ndarray) -> None:
+    """The background: the ordered phase shaded blue, the chaotic orange."""
+    ax.pcolormesh(
+        we,
+        be,
+        (chi1 > 1).T.astype(float),
+        shading="flat",
+        cmap=ListedColormap([PALETTE[5], PALETTE[4]]),
+        vmin=0,
+        vmax=1,
+        alpha=0.35,
+        linewidth=0,
+    )
+
+
+def _draw_critical_line(ax, w, b, chi1, critical) -> tuple[np.ndarray, np.ndarray] | None:
+    """χ₁ = 1: the ``critical`` line when given (returned, ``(sigma_w2, sigma_b2)``), else
+    the contour of ``chi1`` where the mesh crosses 1 (None)."""
     finite = chi1[np.isfinite(chi1)]
-    line = None
     if critical is not None:
         cb, cw = (np.asarray(c, np.float64).reshape(-1) for c in critical)
         if cb.shape != cw.shape:
@@ -785,23 +933,21 @@ def phase_diagram(
                 f"critical: sigma_b2 and sigma_w2 differ in length: {cb.shape}, {cw.shape}"
             )
         ax.plot(cw, cb, color="black", linewidth=1.2, label=r"$\chi_1 = 1$")
-        line = (cw, cb)
-    elif finite.size and finite.min() < 1.0 < finite.max():
+        return cw, cb
+    if finite.size and finite.min() < 1.0 < finite.max():
         ax.contour(w, b, chi1.T, levels=[1.0], colors="black", linewidths=1.2)
-    limits = ((we[0], we[-1]), (be[0], be[-1]))
-    obstacles = [p for p in (points, line) if p is not None]
+    return None
+
+
+def _name_phases(ax, w, b, chi1, beyond: str, obstacles, limits) -> None:
+    """ "ordered" and ``beyond`` (χ₁ > 1), each boxed where it keeps clearest of the
+    ``obstacles`` (:func:`label_spot`)."""
     for mask, text in (
         (chi1 < 1, "ordered\n$\\chi_1 < 1$"),
         (chi1 > 1, f"{beyond}\n$\\chi_1 > 1$"),
     ):
         if mask.any():
-            lines = text.replace("$\\chi_1 < 1$", "x1 < 1").replace("$\\chi_1 > 1$", "x1 > 1")
-            chars = max(len(t) for t in lines.split("\n"))
-            half = (
-                0.5 * 0.6 * 7 / 72 * chars / AXES_INCHES[0] + 0.02,
-                0.5 * 1.3 * 7 / 72 * len(lines.split("\n")) / AXES_INCHES[1] + 0.02,
-            )
-            x, y = label_spot(w, b, mask, obstacles, limits, half)
+            x, y = label_spot(w, b, mask, obstacles, limits, _label_half_size(text))
             ax.text(
                 x,
                 y,
@@ -811,42 +957,50 @@ def phase_diagram(
                 fontsize=7,
                 bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0},
             )
-    if empirical is not None:
-        for mask, marker, color, label in (
-            (ec < 1, "o", PALETTE[0], r"measured $\chi_1 < 1$"),
-            (ec >= 1, "^", PALETTE[1], r"measured $\chi_1 \geq 1$"),
-        ):
-            ax.scatter(
-                ew[mask],
-                eb[mask],
-                marker=marker,
-                s=14,
-                color=color,
-                edgecolors="black",
-                linewidths=0.4,
-                label=label,
-                zorder=3,
-            )
-        if th:
-            wrong = (ec >= 1) != (th[0] > 1)
-            ax.scatter(
-                ew[wrong],
-                eb[wrong],
-                marker="o",
-                s=60,
-                facecolors="none",
-                edgecolors="#b2182b",
-                linewidths=1.0,
-                zorder=4,
-                label=f"off theory's side ({int(wrong.sum())}/{wrong.size})",
-            )
-    if ax.get_legend_handles_labels()[0]:
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    ax.set_xlabel(r"$\sigma_w^2$")
-    ax.set_ylabel(r"$\sigma_b^2$")
-    ax.set_xlim(*limits[0])
-    ax.set_ylim(*limits[1])
-    return fig
+
+
+def _label_half_size(text: str) -> tuple[float, float]:
+    """About half the width and height of a 7-point label, in fractions of the axes (the
+    mathtext χ₁ counted as its plain "x1")."""
+    lines = text.replace("$\\chi_1 < 1$", "x1 < 1").replace("$\\chi_1 > 1$", "x1 > 1")
+    chars = max(len(t) for t in lines.split("\n"))
+    return (
+        0.5 * 0.6 * 7 / 72 * chars / AXES_INCHES[0] + 0.02,
+        0.5 * 1.3 * 7 / 72 * len(lines.split("\n")) / AXES_INCHES[1] + 0.02,
+    )
+
+
+def _draw_measured(ax, ew, eb, ec, th) -> None:
+    """The measured points: circles where χ₁ < 1, triangles else; with theory's χ₁ (``th``,
+    one array or none), red rings round those on the other side from theory's."""
+    for mask, marker, color, label in (
+        (ec < 1, "o", PALETTE[0], r"measured $\chi_1 < 1$"),
+        (ec >= 1, "^", PALETTE[1], r"measured $\chi_1 \geq 1$"),
+    ):
+        ax.scatter(
+            ew[mask],
+            eb[mask],
+            marker=marker,
+            s=14,
+            color=color,
+            edgecolors="black",
+            linewidths=0.4,
+            label=label,
+            zorder=3,
+        )
+    if th:
+        wrong = (ec >= 1) != (th[0] > 1)
+        ax.scatter(
+            ew[wrong],
+            eb[wrong],
+            marker="o",
+            s=60,
+            facecolors="none",
+            edgecolors="#b2182b",
+            linewidths=1.0,
+            zorder=4,
+            label=f"off theory's side ({int(wrong.sum())}/{wrong.size})",
+        )
 
 
 AXES_INCHES = (2.2, 1.8)  # about a phase diagram's axes, for sizing its labels

@@ -221,107 +221,145 @@ def report_sweep(
     """
     if not isinstance(res, SweepResult):
         raise TypeError(f"report_sweep takes a SweepResult; got {type(res).__name__}")
-    formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
-    out_dir = check_path("report_sweep: out_dir", out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig_dir, table_dir = make_dirs(out_dir, "figures"), make_dirs(out_dir, "tables")  # no links
+    files = _ReportFiles("report_sweep", out_dir, formats, dpi)
     extra = [d for d in res.dims if d not in (*tables.COMBO_DIMS, "depth")]
-    fig_paths, table_paths, sections = [], [], []
+    sections = []
+    for values in itertools.product(*(res.coords[d] for d in extra)):
+        sections += _sweep_sections(res, dict(zip(extra, values, strict=True)), theory, files)
+    if train is not None:
+        sections.append(_training_section(train, files))
+    path = write_report(files.out_dir, title=title, sections=sections, attrs=res.attrs)
+    return ReportPaths(path, tuple(files.figures), tuple(files.tables))
 
-    def figure(fig, name: str, caption: str, into: list) -> None:
-        written = figures.save(fig, fig_dir / name, formats=formats, dpi=dpi)
-        fig_paths.extend(written)
+
+class _ReportFiles:
+    """The folder of ``fn``'s report (``out_dir``, checked and made), its figure and table
+    files under ``figures/`` and ``tables/``, and the paths written so far; PNG is always
+    among the ``formats``."""
+
+    def __init__(self, fn: str, out_dir, formats: str | Sequence[str], dpi: float) -> None:
+        formats = (formats,) if isinstance(formats, str) else formats
+        self.formats, self.dpi = tuple(dict.fromkeys(("png", *formats))), dpi
+        self.out_dir = check_path(f"{fn}: out_dir", out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.fig_dir = make_dirs(self.out_dir, "figures")  # make_dirs: no links
+        self.table_dir = make_dirs(self.out_dir, "tables")
+        self.figures: list[Path] = []
+        self.tables: list[Path] = []
+
+    def figure(self, fig, name: str, caption: str, into: list) -> None:
+        """Saves ``fig`` as ``figures/name.<format>``; ``(caption, PNG path)`` goes ``into``."""
+        written = figures.save(fig, self.fig_dir / name, formats=self.formats, dpi=self.dpi)
+        self.figures.extend(written)
         into.append((caption, written[0]))
 
-    def table(text: str, name: str) -> None:
-        path = table_dir / name
+    def table(self, text: str, name: str) -> None:
+        """Writes ``text`` as ``tables/name``."""
+        path = self.table_dir / name
         atomic_write(path, text.encode("utf-8"))
-        table_paths.append(path)
+        self.tables.append(path)
 
-    for values in itertools.product(*(res.coords[d] for d in extra)):
-        fixed = dict(zip(extra, values, strict=True))
-        tag = _slug(fixed)
-        suffix = f"-{tag}" if tag else ""
-        heading = ", ".join(f"{d} = {v}" for d, v in fixed.items())
-        t, v = theory, tables.view(res, fixed)
-        figs, tabs = [], []
-        summary = tables.summary_table(res, fmt="html", **fixed)
-        tabs.append((f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary))
-        table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
-        table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
-        figure(
-            figures.variance_vs_depth(res, theory=t, **fixed),
-            f"pre_var{suffix}",
-            "Pre-activation variance by layer: seed geometric mean (markers where theory is "
-            "drawn, else a line), min–max band over seeds; line over the markers: mean-field "
-            "theory. Over more than 10 layers each init's markers sit at every few layers, "
-            "staggered, so curves that coincide (e.g. glorot_normal, glorot_uniform and "
-            "lecun_normal at fan_in = fan_out) each show theirs.",
+
+PRE_VAR_CAPTION = (
+    "Pre-activation variance by layer: seed geometric mean (markers where theory is "
+    "drawn, else a line), min–max band over seeds; line over the markers: mean-field "
+    "theory. Over more than 10 layers each init's markers sit at every few layers, "
+    "staggered, so curves that coincide (e.g. glorot_normal, glorot_uniform and "
+    "lecun_normal at fan_in = fan_out) each show theirs."
+)
+
+
+def _sweep_sections(
+    res: SweepResult, fixed: dict[str, Any], theory: SweepResult | None, files: _ReportFiles
+) -> list[Section]:
+    """The sweep's section and its per-layer statistics at ``fixed`` values of the dims
+    beyond (init, activation, seed, depth), with their files."""
+    tag = _slug(fixed)
+    suffix = f"-{tag}" if tag else ""
+    heading = ", ".join(f"{d} = {v}" for d, v in fixed.items())
+    label = f": {heading}" if heading else ""
+    v = tables.view(res, fixed)
+    summary = tables.summary_table(res, fmt="html", **fixed)
+    tabs = [(f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary)]
+    files.table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
+    files.table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
+    figs = _sweep_figures(res, v, fixed, theory, suffix, files)
+    layer_tabs = [
+        (
+            f"{init}, {act}",
+            tables.layer_table(
+                res,
+                theory=theory,
+                fmt="html",
+                **fixed,
+                **{d: x for d, x in (("init", init), ("activation", act)) if d in res.dims},
+            ),
+        )
+        for init in v.inits
+        for act in v.activations
+    ]
+    files.table(tables.layer_table(res, theory=theory, fmt="csv", **fixed), f"layers{suffix}.csv")
+    return [
+        Section(title=f"Sweep{label}", tables=tabs, figures=figs, text=RULE_TEXT),
+        Section(
+            title=f"Per-layer statistics{label}",
+            tables=layer_tabs,
+            text=LAYER_TEXT + ("" if theory is None else THEORY_TEXT),
+        ),
+    ]
+
+
+def _sweep_figures(res, v, fixed, theory, suffix: str, files: _ReportFiles) -> list:
+    """The variance curves (theory over them), the heatmap and the histograms at ``fixed``:
+    ``(caption, PNG path)`` each."""
+    figs: list = []
+    files.figure(
+        figures.variance_vs_depth(res, theory=theory, **fixed),
+        f"pre_var{suffix}",
+        PRE_VAR_CAPTION,
+        figs,
+    )
+    if "post_var" in v.fields:
+        files.figure(
+            figures.variance_vs_depth(res, field="post_var", theory=theory, **fixed),
+            f"post_var{suffix}",
+            "Post-activation variance by layer.",
             figs,
         )
-        if "post_var" in v.fields:
-            figure(
-                figures.variance_vs_depth(res, field="post_var", theory=t, **fixed),
-                f"post_var{suffix}",
-                "Post-activation variance by layer.",
-                figs,
-            )
-        if "grad_var" in v.fields:
-            figure(
-                figures.grad_variance_vs_depth(res, theory=t, **fixed),
-                f"grad_var{suffix}",
-                "Gradient variance by layer, back-propagated from layer L.",
-                figs,
-            )
-        figure(
-            figures.heatmap(res, **fixed),
-            f"heatmap{suffix}",
-            f"log10 of the variance ratio at layer {v.n_layers} over layer 1, seed mean; the "
-            f"colour is clipped at ±{figures.HEATMAP_CLIP:g} (1000×), the key under the map "
-            "names the cells without a number.",
+    if "grad_var" in v.fields:
+        files.figure(
+            figures.grad_variance_vs_depth(res, theory=theory, **fixed),
+            f"grad_var{suffix}",
+            "Gradient variance by layer, back-propagated from layer L.",
             figs,
         )
-        if "hist" in v.fields:
-            figure(
-                figures.histogram_grid(res, **fixed),
-                f"histograms{suffix}",
-                "Post-activation histograms (fraction of all units and samples).",
-                figs,
-            )
-        layer_tabs = [
-            (
-                f"{init}, {act}",
-                tables.layer_table(
-                    res,
-                    theory=t,
-                    fmt="html",
-                    **fixed,
-                    **{d: x for d, x in (("init", init), ("activation", act)) if d in res.dims},
-                ),
-            )
-            for init in v.inits
-            for act in v.activations
-        ]
-        table(tables.layer_table(res, theory=t, fmt="csv", **fixed), f"layers{suffix}.csv")
-        label = f": {heading}" if heading else ""
-        sections.append(Section(title=f"Sweep{label}", tables=tabs, figures=figs, text=RULE_TEXT))
-        sections.append(
-            Section(
-                title=f"Per-layer statistics{label}",
-                tables=layer_tabs,
-                text=LAYER_TEXT + ("" if t is None else THEORY_TEXT),
-            )
+    files.figure(
+        figures.heatmap(res, **fixed),
+        f"heatmap{suffix}",
+        f"log10 of the variance ratio at layer {v.n_layers} over layer 1, seed mean; the "
+        f"colour is clipped at ±{figures.HEATMAP_CLIP:g} (1000×), the key under the map "
+        "names the cells without a number.",
+        figs,
+    )
+    if "hist" in v.fields:
+        files.figure(
+            figures.histogram_grid(res, **fixed),
+            f"histograms{suffix}",
+            "Post-activation histograms (fraction of all units and samples).",
+            figs,
         )
-    if train is not None:
-        figs = []
-        figure(
-            training.loss_curves(train), "loss", "Training loss (seed mean, min–max band).", figs
-        )
-        if any(k in train.fields for k in training.EVAL_ACCURACY):
-            figure(training.accuracy(train), "accuracy", "Held-out accuracy.", figs)
-        sections.append(Section(title="Training", figures=figs))
-    path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
-    return ReportPaths(path, tuple(fig_paths), tuple(table_paths))
+    return figs
+
+
+def _training_section(train: SweepResult, files: _ReportFiles) -> Section:
+    """A sweep report's training section: loss curves, and accuracy when recorded."""
+    figs: list = []
+    files.figure(
+        training.loss_curves(train), "loss", "Training loss (seed mean, min–max band).", figs
+    )
+    if any(k in train.fields for k in training.EVAL_ACCURACY):
+        files.figure(training.accuracy(train), "accuracy", "Held-out accuracy.", figs)
+    return Section(title="Training", figures=figs)
 
 
 def _final_table(res: SweepResult, fmt: str) -> str:
@@ -386,66 +424,17 @@ def report_train(
     """
     if not isinstance(res, SweepResult) or "loss" not in res.fields:
         raise TypeError(f"report_train takes a training result (a loss field); got {res!r:.100}")
-    formats = tuple(dict.fromkeys(("png", *((formats,) if isinstance(formats, str) else formats))))
-    out_dir = check_path("report_train: out_dir", out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig_dir, table_dir = make_dirs(out_dir, "figures"), make_dirs(out_dir, "tables")  # no links
-    fig_paths, table_paths, figs = [], [], []
-
-    def figure(fig, name: str, caption: str) -> None:
-        written = figures.save(fig, fig_dir / name, formats=formats, dpi=dpi)
-        fig_paths.extend(written)
-        figs.append((caption, written[0]))
-
-    steps = res.fields["loss"].shape[-1]
-    smooth = max(1, steps // 100)
+    files = _ReportFiles("report_train", out_dir, formats, dpi)
     views = list(_curve_views(res))
-    for suffix, note, sub in views:
-        figure(
-            training.loss_curves(sub, smooth=smooth),
-            f"loss{suffix}",
-            f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max "
-            f"over seeds); dashed: test loss at each evaluation.{note}",
-        )
-        if any(k in sub.fields for k in training.EVAL_ACCURACY):
-            figure(
-                training.accuracy(sub),
-                f"accuracy{suffix}",
-                f"Test accuracy at each evaluation (seed mean, min–max band).{note}",
-            )
-    sections = [Section(title="Training", figures=list(figs))]
-    figs.clear()
-    param = res.attrs.get("grid", {}).get("parametrization", "standard")
-    if "width" in res.dims and "learning_rate" in res.dims:
-        last = min(10, steps)
-        figure(
-            scaling.loss_vs_learning_rate({param: res}, last=last),
-            "loss_vs_learning_rate",
-            f"Training loss at the end (mean of the last {last} steps and of the seeds) against "
-            "learning rate, one line per width; rings: each width's best rate.",
-        )
-    if "width" in res.dims and "post_abs_mean" in res.fields and len(res.coords["width"]) > 1:
-        figure(
-            scaling.size_vs_width({param: res}),
-            "size_vs_width",
-            "The coord check: mean |h| of each layer against width at each recorded step.",
-        )
-    if figs:
-        sections.append(Section(title="Width scaling", figures=list(figs)))
-        figs.clear()
-    for field in ("pre_var", "grad_var"):
-        for suffix, note, sub in views if field in res.fields else ():
-            figure(
-                training.layer_stats_over_training(sub, field=field),
-                f"{field}_by_step{suffix}",
-                f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).{note}",
-            )
-    if figs:
-        sections.append(Section(title="Per-layer statistics during training", figures=figs))
+    sections = [Section(title="Training", figures=_training_curves(res, views, files))]
+    for heading, figs in (
+        ("Width scaling", _width_scaling_figures(res, files)),
+        ("Per-layer statistics during training", _layer_stats_figures(res, views, files)),
+    ):
+        if figs:
+            sections.append(Section(title=heading, figures=figs))
     for fmt, ext in (("csv", "csv"), ("markdown", "md")):
-        path = table_dir / f"final.{ext}"
-        atomic_write(path, _final_table(res, fmt).encode("utf-8"))
-        table_paths.append(path)
+        files.table(_final_table(res, fmt), f"final.{ext}")
     sections.insert(
         1,
         Section(
@@ -453,5 +442,65 @@ def report_train(
             tables=[("Mean ± standard deviation over seeds", _final_table(res, "html"))],
         ),
     )
-    path = write_report(out_dir, title=title, sections=sections, attrs=res.attrs)
-    return ReportPaths(path, tuple(fig_paths), tuple(table_paths))
+    path = write_report(files.out_dir, title=title, sections=sections, attrs=res.attrs)
+    return ReportPaths(path, tuple(files.figures), tuple(files.tables))
+
+
+def _training_curves(res: SweepResult, views, files: _ReportFiles) -> list:
+    """Loss curves, smoothed over about a hundredth of the steps, and test accuracy when
+    recorded: one of each per view (:func:`_curve_views`)."""
+    smooth = max(1, res.fields["loss"].shape[-1] // 100)
+    figs: list = []
+    for suffix, note, sub in views:
+        files.figure(
+            training.loss_curves(sub, smooth=smooth),
+            f"loss{suffix}",
+            f"Training loss ({smooth}-step mean of each seed; line: seed mean, band: min–max "
+            f"over seeds); dashed: test loss at each evaluation.{note}",
+            figs,
+        )
+        if any(k in sub.fields for k in training.EVAL_ACCURACY):
+            files.figure(
+                training.accuracy(sub),
+                f"accuracy{suffix}",
+                f"Test accuracy at each evaluation (seed mean, min–max band).{note}",
+                figs,
+            )
+    return figs
+
+
+def _width_scaling_figures(res: SweepResult, files: _ReportFiles) -> list:
+    """Over widths: the final loss against learning rate, and the coord check."""
+    param = res.attrs.get("grid", {}).get("parametrization", "standard")
+    figs: list = []
+    if "width" in res.dims and "learning_rate" in res.dims:
+        last = min(10, res.fields["loss"].shape[-1])
+        files.figure(
+            scaling.loss_vs_learning_rate({param: res}, last=last),
+            "loss_vs_learning_rate",
+            f"Training loss at the end (mean of the last {last} steps and of the seeds) against "
+            "learning rate, one line per width; rings: each width's best rate.",
+            figs,
+        )
+    if "width" in res.dims and "post_abs_mean" in res.fields and len(res.coords["width"]) > 1:
+        files.figure(
+            scaling.size_vs_width({param: res}),
+            "size_vs_width",
+            "The coord check: mean |h| of each layer against width at each recorded step.",
+            figs,
+        )
+    return figs
+
+
+def _layer_stats_figures(res: SweepResult, views, files: _ReportFiles) -> list:
+    """The pre-activation and gradient variance by layer at each recorded step, per view."""
+    figs: list = []
+    for field in ("pre_var", "grad_var"):
+        for suffix, note, sub in views if field in res.fields else ():
+            files.figure(
+                training.layer_stats_over_training(sub, field=field),
+                f"{field}_by_step{suffix}",
+                f"{field.replace('_', ' ')} by layer at each recorded step (seed mean).{note}",
+                figs,
+            )
+    return figs
