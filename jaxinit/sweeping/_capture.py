@@ -34,7 +34,7 @@ from flax import nnx
 
 from jaxinit.models._kernels import KERNEL_TYPES, path_str
 
-__all__ = ["CAPTURED_TYPES", "Captured", "default_capture", "tap"]
+__all__ = ["CAPTURED_TYPES", "ROOT", "Captured", "default_capture", "tap"]
 
 # Flax modules whose outputs are layers worth measuring, beside every kernel module and every
 # module the user wrote; containers (Sequential, List), Dropout and the like are not.
@@ -50,6 +50,7 @@ CAPTURED_TYPES: tuple[type, ...] = (
 _LOCK = threading.RLock()  # held while classes are patched (one model traced at a time)
 _LOCAL = threading.local()  # the tape of the thread tracing (None elsewhere)
 _ORIGINAL = "_jaxinit_original_call"
+ROOT = "(model)"  # the label of the model's own output (its path is empty)
 
 
 def default_capture(path: str, module: nnx.Module) -> bool:
@@ -59,8 +60,8 @@ def default_capture(path: str, module: nnx.Module) -> bool:
 
 
 class Captured(NamedTuple):
-    """One recorded output: its label (``path``, ``path#k`` for the k-th repeat call, ``""``
-    for the model itself), the module's type name and the array."""
+    """One recorded output: its label (``path``, ``path#k`` for the k-th repeat call,
+    ``"(model)"`` for the model itself), the module's type name and the array."""
 
     name: str
     type: str
@@ -77,6 +78,7 @@ class _Tape:
     def record(self, path: str, module: nnx.Module, y: Any) -> Any:
         if not self.select(path, module) or not isinstance(y, jax.Array) or y.ndim < 1:
             return y
+        path = path or ROOT
         k = self.seen.get(path, 0)
         self.seen[path] = k + 1
         name = path if k == 0 else f"{path}#{k}"
@@ -120,7 +122,7 @@ def tap(
     probes: Mapping[str, jax.Array] | None = None,
 ) -> Iterator[list[Captured]]:
     """``with tap(model) as outputs: y = model(x)``: ``outputs`` lists what ``select``
-    chose, in call order (the root's path is ``""``). ``probes`` maps labels to arrays
+    chose, in call order (the model itself is ``"(model)"``). ``probes`` maps labels to arrays
     added to those outputs."""
     modules = {id(m): (path_str(p), m) for p, m in nnx.iter_modules(model)}
     tape = _Tape(modules, select, probes)

@@ -193,6 +193,36 @@ class ModelGrid:
     def coords(self) -> dict[str, tuple]:
         return {"init": tuple(i.spec for i in self.inits), "seed": tuple(self.seeds)}
 
+    def build(self, seed: int, *, init: Any):
+        """The model the sweep measures at ``(init, seed)``, built eagerly: the factory with
+        ``nnx.Rngs(fold_in(seed_key(root_seed, seed), STREAM_MODEL))``, then each selected
+        kernel ``i`` (its index among all kernels, graph order) set to
+        ``init(layer_keys(seed_key, i)[0], view).reshape(kernel.shape)``
+        (:func:`jaxinit.models.kernel_view`). Dropout and batch norm are as the model
+        built them; the sweep runs it with dropout off and batch statistics."""
+        import jax
+        from flax import nnx
+
+        from jaxinit._keys import STREAM_MODEL, layer_keys, seed_key
+        from jaxinit.models._kernels import KERNEL_TYPES, select
+
+        labels = [i.spec for i in self.inits]
+        spec = self.aliases.get("init", {}).get(init, init) if isinstance(init, str) else init
+        spec = getattr(spec, "spec", spec)
+        if spec not in labels:
+            raise ValueError(f"ModelGrid.build: init={init!r} is not in the grid; its inits: {labels}")
+        obj = self.inits[labels.index(spec)]
+        seed = check_int("ModelGrid.build: seed", seed, low=0)
+        key = seed_key(self.root_seed, seed)
+        model = self.model(nnx.Rngs(jax.random.fold_in(key, STREAM_MODEL)))
+        modules = [m for _, m in nnx.iter_modules(model) if isinstance(m, KERNEL_TYPES)]
+        for k in select(model, self.rule):
+            w = obj(layer_keys(key, k.index)[0], k.view)
+            if k.swap:
+                w = w.swapaxes(-1, -2)
+            modules[k.index].kernel.set_value(w.reshape(k.shape))
+        return model
+
     def describe(self) -> dict[str, Any]:
         """The canonical description (JSON-able): what sets the numbers, for the fingerprint."""
         inputs = self.inputs

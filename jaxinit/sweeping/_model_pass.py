@@ -51,7 +51,7 @@ from jaxinit._keys import STREAM_COTANGENT, STREAM_INPUTS, STREAM_MODEL, layer_k
 from jaxinit.initializers._bases import Base
 from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
 from jaxinit.models._kernels import KERNEL_TYPES, Kernel, path_str, select
-from jaxinit.sweeping._capture import tap
+from jaxinit.sweeping._capture import ROOT, tap
 from jaxinit.sweeping._stats import LayerStats, layer_stats
 
 __all__ = ["Layer", "ModelPass", "Structure", "build", "structure"]
@@ -103,7 +103,7 @@ def structure(grid) -> Structure:
         kernels.extend(select(model, grid.rule))
         found["all"] = tuple(p for p, _ in _kernel_modules(model))
         index = {id(m): i for i, (_, m) in enumerate(_kernel_modules(model))}
-        by_path = {path_str(p): m for p, m in nnx.iter_modules(model)}
+        by_path = {path_str(p) or ROOT: m for p, m in nnx.iter_modules(model)}
         with tap(model, select=grid.capture) as outputs:
             y = model(x)
         found["layers"] = tuple(
@@ -130,7 +130,7 @@ def structure(grid) -> Structure:
     for layer in found["layers"]:
         if layer.shape[0] != grid.input_shape[0]:
             raise ValueError(
-                f"ModelGrid: layer {layer.name or '(output)'!r} has shape {layer.shape}, whose first "
+                f"ModelGrid: layer {layer.name!r} has shape {layer.shape}, whose first "
                 f"axis is not the batch ({grid.input_shape[0]}); captured outputs must be batch first"
             )
     import hashlib
