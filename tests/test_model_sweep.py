@@ -64,7 +64,8 @@ def test_the_compiled_sweep_equals_a_per_seed_loop(name):
     grid = _grid(name, seeds=[3, 0], gradients=False)
     res = ji.sweep(grid)
     layers = res.attrs["layers"]
-    assert res.dims == ("init", "seed") and res.pre_var.shape == (3, 2, len(layers))
+    assert res.dims == ("init", "seed")
+    assert res.pre_var.shape == (3, 2, len(layers))
     lo, hi = grid.hist_range
     for i, init in enumerate(grid.inits):
         for j, seed in enumerate(grid.seeds):
@@ -83,7 +84,8 @@ def test_the_compiled_sweep_equals_a_per_seed_loop(name):
                 counts[-1] -= above
                 got = res.hist[i, j, l]
                 assert np.abs(got - counts).sum() <= max(2, ENGINE_HIST_L1 * a.size), layer
-                assert res.hist_below[i, j, l] == below and res.hist_above[i, j, l] == above
+                assert res.hist_below[i, j, l] == below
+                assert res.hist_above[i, j, l] == above
 
 
 def test_the_mlp_through_the_model_path_is_the_engines_network():
@@ -192,7 +194,9 @@ def test_a_second_grid_with_other_seeds_and_inits_compiles_nothing():
     ji.sweep(ji.ModelGrid(model=make, inits=["he_normal", "lecun_normal"], seeds=2, inputs=x))
     before = _model_pass.compiled_count()
     again = functools.partial(ji.models.MLP, d_in=8, width=16, depth=3)  # an equal factory
-    ji.sweep(ji.ModelGrid(model=again, inits=["glorot_normal", "he_normal"], seeds=[7, 9], inputs=x))
+    ji.sweep(
+        ji.ModelGrid(model=again, inits=["glorot_normal", "he_normal"], seeds=[7, 9], inputs=x)
+    )
     assert _model_pass.compiled_count() == before
 
 
@@ -211,7 +215,7 @@ def test_resume_and_a_changed_factory_is_refused(tmp_path):
     for f in whole.fields:
         np.testing.assert_array_equal(resumed[f], whole[f], err_msg=f)
     other = functools.partial(ji.models.MLP, d_in=8, width=16, depth=3, activation="tanh")
-    with pytest.raises(ValueError, match="another|differ|fingerprint"):
+    with pytest.raises(ValueError, match=r"another|differ|fingerprint"):
         ji.sweep(
             ji.ModelGrid(model=other, inits=INITS, seeds=4, inputs=grid.inputs),
             out=tmp_path,
@@ -255,7 +259,7 @@ def test_an_einsum_needs_its_fan_in():
             return self.mix(x)
 
     x = _inputs((4, 8))
-    with pytest.raises(ValueError, match="mix.*fan_in"):
+    with pytest.raises(ValueError, match=r"mix.*fan_in"):
         ji.sweep(ji.ModelGrid(model=Mix, inits=["he_normal"], inputs=x))
     rule = ji.models.kernels(fan_in={"mix": 8})
     res = ji.sweep(ji.ModelGrid(model=Mix, inits=["he_normal"], inputs=x, rule=rule, seeds=4))
@@ -265,7 +269,7 @@ def test_an_einsum_needs_its_fan_in():
 
 
 @pytest.mark.parametrize(
-    "kw, match",
+    ("kw", "match"),
     [
         ({"model": nnx.Linear(2, 2, rngs=nnx.Rngs(0))}, "instance; give a factory"),
         ({"model": 3}, "factory"),
@@ -281,3 +285,14 @@ def test_bad_model_grids_say_what_is_wrong(kw, match):
     args = {"model": ZOO["mlp"][0], "inits": ["he_normal"], "inputs": _inputs((4, 8)), **kw}
     with pytest.raises((TypeError, ValueError), match=match):
         ji.ModelGrid(**args)
+
+
+@pytest.mark.multidevice
+def test_results_do_not_depend_on_the_device_count_or_the_chunk():
+    """Each device maps over its own seeds with the same per-seed body: bitwise the same."""
+    grid = _grid("cnn", seeds=5)
+    one = ji.sweep(grid, devices=jax.devices()[:1], chunk_size=5)
+    two = ji.sweep(grid, devices=jax.devices()[:2], chunk_size=2)
+    assert len(jax.devices()) >= 2
+    for f in one.fields:
+        np.testing.assert_array_equal(one[f], two[f], err_msg=f)

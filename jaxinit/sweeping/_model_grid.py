@@ -210,7 +210,9 @@ class ModelGrid:
         spec = self.aliases.get("init", {}).get(init, init) if isinstance(init, str) else init
         spec = getattr(spec, "spec", spec)
         if spec not in labels:
-            raise ValueError(f"ModelGrid.build: init={init!r} is not in the grid; its inits: {labels}")
+            raise ValueError(
+                f"ModelGrid.build: init={init!r} is not in the grid; its inits: {labels}"
+            )
         obj = self.inits[labels.index(spec)]
         seed = check_int("ModelGrid.build: seed", seed, low=0)
         key = seed_key(self.root_seed, seed)

@@ -24,7 +24,8 @@ For every seed ``s`` of a chunk, inside one compiled program:
    and ``weight_grad_norm`` :math:`\|\partial L/\partial W\|_F` of the module's kernel
    (NaN for a module without one).
 
-Seeds run ``lanes`` at a time (``lax.map(batch_size=lanes)``): on XLA:CPU one at
+The chunk's seeds are split evenly over the devices (``shard_map``), and on each
+run ``lanes`` at a time (``lax.map(batch_size=lanes)``): on XLA:CPU one at
 a time, as a per-seed loop but in one program (``vmap`` over models turns each
 convolution into a grouped one, 5.8x slower, and attention 3x;
 ``../shared/peers/any_model``); on accelerators vmapped blocks. Inits' scales,
@@ -45,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from jaxinit import _jax_compat
 from jaxinit._keys import STREAM_COTANGENT, STREAM_INPUTS, STREAM_MODEL, layer_keys, seed_key
@@ -52,6 +54,7 @@ from jaxinit.initializers._bases import Base
 from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
 from jaxinit.models._kernels import KERNEL_TYPES, Kernel, path_str, select
 from jaxinit.sweeping._capture import ROOT, tap
+from jaxinit.sweeping._kernel import SEEDS
 from jaxinit.sweeping._stats import LayerStats, layer_stats
 
 __all__ = ["Layer", "ModelPass", "Structure", "build", "structure"]
@@ -194,9 +197,10 @@ def _variance(g: jax.Array) -> jax.Array:
     return jnp.square(g - g.mean()).mean()
 
 
-def build(spec: ModelPass, make: Callable, rule, capture) -> Callable:
+def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device]) -> Callable:
     """The jitted program ``(root_seed, seeds, mix, shift, lo, hi, x) -> LayerStats`` with
-    fields ``(n_inits, chunk, layer, ...)``."""
+    fields ``(n_inits, chunk, layer, ...)``; the chunk's seeds split evenly over ``devices``
+    (``shard_map``), each device mapping over its own."""
     st = spec.structure
     selected = {k.index: j for j, k in enumerate(st.kernels)}
 
@@ -253,11 +257,19 @@ def build(spec: ModelPass, make: Callable, rule, capture) -> Callable:
 
         return jax.lax.map(one_init, (mix, shift))
 
-    def program(root, seeds, mix, shift, lo, hi, x):
+    def local(root, seeds, mix, shift, lo, hi, x):  # (seed, init, layer, ...) on one device
         def per_seed(seed):
             return one_seed(root, seed, mix, shift, lo, hi, x)
 
-        out = jax.lax.map(per_seed, seeds, batch_size=spec.lanes if spec.lanes > 1 else None)
+        return jax.lax.map(per_seed, seeds, batch_size=spec.lanes if spec.lanes > 1 else None)
+
+    if len(devices) > 1:  # each device maps over its own block of the chunk's seeds
+        mesh = jax.sharding.Mesh(np.array(devices), (SEEDS,))
+        specs = (P(), P(SEEDS), P(), P(), P(), P(), P())
+        local = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(SEEDS), check_vma=False)
+
+    def program(root, seeds, mix, shift, lo, hi, x):
+        out = local(root, seeds, mix, shift, lo, hi, x)
         return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)  # (init, seed, layer, ...)
 
     return jax.jit(program)
@@ -271,12 +283,14 @@ _PROGRAMS: dict[Any, Callable] = {}
 _PROGRAMS_LOCK = threading.Lock()
 
 
-def program(spec: ModelPass, make: Callable, rule, capture) -> Callable:
-    """The compiled pass for ``spec`` and this factory, built once per process."""
-    key = (spec, _factory_key(make), rule, capture)
+def program(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device]) -> Callable:
+    """The compiled pass for ``spec``, this factory and these devices, built once per process.
+
+    The rule is not part of the key: it acts through ``spec.structure.kernels``."""
+    key = (spec, _factory_key(make), capture, tuple(devices))
     with _PROGRAMS_LOCK:
         if key not in _PROGRAMS:
-            _PROGRAMS[key] = build(spec, make, rule, capture)
+            _PROGRAMS[key] = build(spec, make, capture, devices)
         return _PROGRAMS[key]
 
 

@@ -48,6 +48,7 @@ def sweep_model(
     out: str | os.PathLike | None = None,
     chunk_size: int | None = None,
     lanes: int | None = None,
+    devices=None,
     progress: bool | None = None,
     callback: Callable[[int, list[dict]], None] | None = None,
 ) -> SweepResult:
@@ -60,8 +61,13 @@ def sweep_model(
         if chunk_size is None
         else check_int("sweep: chunk_size", chunk_size, low=1)
     )
-    chunk = min(chunk, len(seeds))
-    chunk = -(-chunk // lanes) * lanes
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(
+            f"sweep: devices must be a non-empty list of jax devices; got {devices!r:.80}"
+        )
+    step = lanes * len(devices)  # every device runs whole groups of lanes
+    chunk = -(-min(chunk, len(seeds)) // step) * step
     structure = _model_pass.structure(grid)
     bases = _model_pass.families(grid.inits)
     spec = _model_pass.ModelPass(
@@ -76,13 +82,13 @@ def sweep_model(
         grid.inputs if isinstance(grid.inputs, str) else None,
     )
     mix, shift = _model_pass.coefficient_tables(grid.inits, bases, structure.kernels)
-    run = _model_pass.program(spec, grid.model, grid.rule, grid.capture)
+    run = _model_pass.program(spec, grid.model, grid.capture, devices)
     x = np.zeros(grid.input_shape, np.float32) if isinstance(grid.inputs, str) else grid.inputs
     fields = _fields(spec)
     n_layers = len(structure.layers)
     starts = list(range(0, len(seeds), chunk))
     results: dict[str, list] = {f: [] for f in fields}
-    store = _open_store(out, grid, spec) if out is not None else None
+    store = _open_store(out, grid, spec, devices) if out is not None else None
     layout = _layout(spec, fields, n_layers)
     lo, hi = (np.float32(v) for v in grid.hist_range)
     with (
@@ -122,7 +128,7 @@ def sweep_model(
     return result
 
 
-def _open_store(out: pathlib.Path, grid: ModelGrid, spec) -> Store:
+def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices) -> Store:
     description = {
         **grid.describe(),
         "structure": spec.structure.fingerprint,
@@ -130,6 +136,7 @@ def _open_store(out: pathlib.Path, grid: ModelGrid, spec) -> Store:
         "kernels": [k.path for k in spec.structure.kernels],
         "chunk": spec.chunk,
         "lanes": spec.lanes,
+        "devices": len(devices),
         "backend": jax.default_backend(),
     }
     return Store(out, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=description, folders=("chunks",))

@@ -434,11 +434,10 @@ def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, call
         raise TypeError(
             f"sweep takes a jaxinit Grid or ModelGrid; got {type(grid).__name__} {grid!r:.80}"
         )
-    if (devices is not None and len(list(devices)) > 1) or jax.process_count() > 1:
+    if jax.process_count() > 1:
         raise NotImplementedError(
-            "sweep: a ModelGrid runs on one device of one process for now; give devices=None "
-            "(or one device) and split the seeds across jobs (seeds=range(a, b)), joined with "
-            "SweepResult.concat"
+            "sweep: a ModelGrid runs in one process for now (on all its devices); split the "
+            "seeds across jobs (seeds=range(a, b)) and join the results with SweepResult.concat"
         )
 
     def both(done, records):
@@ -449,7 +448,13 @@ def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, call
 
     hook = both if on_chunk is not None or callback is not None else None
     return sweep_model(
-        grid, out=out, chunk_size=chunk_size, lanes=lanes, progress=progress, callback=hook
+        grid,
+        out=out,
+        chunk_size=chunk_size,
+        lanes=lanes,
+        devices=devices,
+        progress=progress,
+        callback=hook,
     )
 
 
