@@ -119,7 +119,7 @@ def numpy_combination(cfg: Config, init: str, activation: str, seed: int) -> dic
     rng = np.random.default_rng(seed)
     draw_w, act = NUMPY_INITS[init], NUMPY_ACTIVATIONS[activation]
     sat_lo, sat_hi = saturation(activation)
-    h = rng.standard_normal((cfg.batch, cfg.d_in), dtype=_F32)
+    h = rng.standard_normal((cfg.batch_size, cfg.d_in), dtype=_F32)
     hs, ws, dphis, rows = [h], [], [], []
     for _ in range(cfg.depth):
         w = draw_w(rng, h.shape[1], cfg.width)
@@ -145,7 +145,7 @@ def numpy_combination(cfg: Config, init: str, activation: str, seed: int) -> dic
         hs.append(h)
         ws.append(w)
         dphis.append(dphi)
-    g = rng.standard_normal((cfg.batch, cfg.width), dtype=_F32)  # ∂L/∂h of the last layer
+    g = rng.standard_normal((cfg.batch_size, cfg.width), dtype=_F32)  # ∂L/∂h of the last layer
     for l in reversed(range(cfg.depth)):
         dz = g * dphis[l]
         rows[l]["grad_var"] = dz.var()
@@ -191,7 +191,7 @@ def torch_peer(torch):
         act = acts[activation]
         sat_lo, sat_hi = saturation(activation)
         lo, hi = hist_range(activation)
-        h = torch.randn(cfg.batch, cfg.d_in, generator=gen)
+        h = torch.randn(cfg.batch_size, cfg.d_in, generator=gen)
         hs, ws, zs, rows = [h], [], [], []
         for _ in range(cfg.depth):
             w = torch.empty(cfg.width, h.shape[1])  # torch layout (out, in)
@@ -221,7 +221,7 @@ def torch_peer(torch):
             hs.append(h)
             ws.append(w)
             zs.append(z)
-        cot = torch.randn(cfg.batch, cfg.width, generator=gen)
+        cot = torch.randn(cfg.batch_size, cfg.width, generator=gen)
         grads = torch.autograd.grad(h, zs + ws, grad_outputs=cot)
         for l in range(cfg.depth):
             rows[l]["grad_var"] = grads[l].var(unbiased=False)
@@ -245,7 +245,7 @@ def naive_jax_function(cfg: Config, init: str, activation: str, counter: list[in
     def run(key):
         counter[0] += 1  # runs once per trace, i.e. per compile
         kx, kw, kc = jax.random.split(key, 3)
-        x = jax.random.normal(kx, (cfg.batch, cfg.d_in))
+        x = jax.random.normal(kx, (cfg.batch_size, cfg.d_in))
         fans = [cfg.d_in] + [cfg.width] * (cfg.depth - 1)
         ws = [
             w_init(k, (n, cfg.width))
@@ -261,9 +261,9 @@ def naive_jax_function(cfg: Config, init: str, activation: str, counter: list[in
                 hs.append(h)
             return h, (zs, hs)
 
-        probes = [jnp.zeros((cfg.batch, cfg.width))] * cfg.depth
+        probes = [jnp.zeros((cfg.batch_size, cfg.width))] * cfg.depth
         _, vjp, (zs, hs) = jax.vjp(forward, ws, probes, has_aux=True)
-        d_ws, d_zs = vjp(jax.random.normal(kc, (cfg.batch, cfg.width)))
+        d_ws, d_zs = vjp(jax.random.normal(kc, (cfg.batch_size, cfg.width)))
         rows = []
         for z, h, dz, dw in zip(zs, hs, d_zs, d_ws, strict=True):
             sat = jnp.zeros(h.shape, bool)

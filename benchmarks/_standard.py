@@ -51,7 +51,7 @@ class Config:
     inits: tuple[str, ...]
     activations: tuple[str, ...]
     seeds: int
-    batch: int
+    batch_size: int
     d_in: int
     width: int
     depth: int = 5
@@ -65,7 +65,7 @@ class Config:
             depth=self.depth,
             width=self.width,
             seeds=self.seeds,
-            batch=self.batch,
+            batch_size=self.batch_size,
             d_in=self.d_in,
             bins=self.bins,
             inputs="gaussian",
@@ -84,13 +84,13 @@ class Config:
     @property
     def flops(self) -> float:
         """Matmul flops of one combination, forward (+ backward; see the module docs)."""
-        fwd = 2 * self.batch * (self.d_in * self.width + (self.depth - 1) * self.width**2)
+        fwd = 2 * self.batch_size * (self.d_in * self.width + (self.depth - 1) * self.width**2)
         return 3.0 * fwd if self.gradients else fwd
 
     def describe(self) -> str:
         return (
             f"{len(self.inits)} inits × {len(self.activations)} activations × {self.seeds} "
-            f"seeds = {len(self)} combinations; batch {self.batch}, d_in {self.d_in}, "
+            f"seeds = {len(self)} combinations; batch {self.batch_size}, d_in {self.d_in}, "
             f"{self.depth} layers of {self.width}, {self.bins} bins"
         )
 
@@ -102,16 +102,24 @@ def configs(*, quick: bool, seeds: int | None) -> dict[str, Config]:
             inits=QUICK_INITS,
             activations=QUICK_ACTIVATIONS,
             seeds=seeds or 2,
-            batch=64,
+            batch_size=64,
             d_in=16,
             width=16,
         )
         wide, large = base, (1280, 128)  # wide: same programs, no extra compile
     else:
         base = Config(
-            inits=INITS, activations=ACTIVATIONS, seeds=seeds or 16, batch=1000, d_in=100, width=100
+            inits=INITS,
+            activations=ACTIVATIONS,
+            seeds=seeds or 16,
+            batch_size=1000,
+            d_in=100,
+            width=100,
         )
-        wide, large = dataclasses.replace(base, width=256, batch=1024, seeds=2), (25_000, 2_500)
+        wide, large = (
+            dataclasses.replace(base, width=256, batch_size=1024, seeds=2),
+            (25_000, 2_500),
+        )
     big = dataclasses.replace(
         base, inits=LARGE_INITS, activations=LARGE_ACTIVATIONS, seeds=large[0], gradients=False
     )

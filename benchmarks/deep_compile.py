@@ -3,7 +3,7 @@ r"""Compile time against depth: the sweep's programs are scans over layers (issu
     python benchmarks/deep_compile.py [--depths 5 100 500 1000] [--quick]
 
 For each depth, a fresh compile (jax's persistent cache off) of the draw and forward
-programs of ``Grid(depth=L, width=4, batch=16, 2 inits × 2 activations, 2 seeds)``,
+programs of ``Grid(depth=L, width=4, batch_size=16, 2 inits × 2 activations, 2 seeds)``,
 with gradients on and off: the seconds XLA spent compiling (``jax.monitoring``'s
 backend-compile events), the whole first call, and the ratio of each to depth 5's,
 measured in the same run: both passes are scans over layers, so the ratios stay near 1
@@ -33,7 +33,7 @@ def compile_once(depth: int, gradients: bool) -> dict:
         activations=["tanh", "relu"],
         depth=depth,
         width=4,
-        batch=16,
+        batch_size=16,
         seeds=2,
         gradients=gradients,
     )

@@ -68,7 +68,7 @@ def sweep_flops(grid: ji.Grid) -> float:
     total = 0.0
     for depth in np.atleast_1d(grid.depth):
         for width in np.atleast_1d(grid.width):
-            fwd = 2.0 * grid.batch * (grid.d_in * width + (depth - 1) * width**2)
+            fwd = 2.0 * grid.batch_size * (grid.d_in * width + (depth - 1) * width**2)
             total += fwd * (3.0 if grid.gradients else 1.0)
     per = total / (np.size(grid.depth) * np.size(grid.width))
     return per * len(grid)
@@ -101,7 +101,7 @@ def big_grid(quick: bool, peak: float) -> dict:
         t = time.perf_counter()
         summary = bg.main(argv)
         s = time.perf_counter() - t
-    grid = bg.make_grid(quick=quick, seeds=32, width=100, batch=1000, depths=[5, 10, 20, 50])
+    grid = bg.make_grid(quick=quick, seeds=32, width=100, batch_size=1000, depths=[5, 10, 20, 50])
     gflops = sweep_flops(grid) / summary["wall_time_s"] / 1e9
     return dict(
         part="big_grid (fresh, compiles included)",
@@ -155,14 +155,14 @@ def mnist(models_per_init: int, steps: int, peak: float) -> dict:
     )
 
 
-def standard(width: int, batch: int, seeds: int, *, quick: bool) -> ji.Grid:
+def standard(width: int, batch_size: int, seeds: int, *, quick: bool) -> ji.Grid:
     inits, acts = (INITS[:2], ACTIVATIONS[:2]) if quick else (INITS, ACTIVATIONS)
     return ji.Grid(
         inits=list(inits),
         activations=list(acts),
         depth=5,
         width=width,
-        batch=batch,
+        batch_size=batch_size,
         d_in=100 if not quick else 16,
         seeds=seeds,
         bins=30,

@@ -27,9 +27,9 @@ def child(lanes: int, quick: bool) -> dict:
     import jaxinit as ji
 
     shape = (
-        dict(depth=2, width=8, seeds=2, batch=16)
+        dict(depth=2, width=8, seeds=2, batch_size=16)
         if quick
-        else dict(depth=5, width=100, seeds=16, batch=1000)
+        else dict(depth=5, width=100, seeds=16, batch_size=1000)
     )
     grid = ji.Grid(inits=INITS, activations=ACTIVATIONS, bins=30, **shape)
     start = time.perf_counter()

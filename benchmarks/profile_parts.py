@@ -5,7 +5,7 @@ Each part is measured by removing it from the compiled forward program (this pat
 grid's shapes (batch 1000, d_in 100, 5 layers of 100, 30 bins) with its 10 inits, ``tanh``
 alone and 16 seeds. Run it on a quiet machine, from the repository root::
 
-    JAX_NUM_CPU_DEVICES=2 .venv/bin/python benchmarks/profile_parts.py [--width 256 --batch 1024]
+    JAX_NUM_CPU_DEVICES=2 .venv/bin/python benchmarks/profile_parts.py [--width 256 --batch-size 1024]
 
 The figures are in ``benchmarks/README.md``.
 """
@@ -51,14 +51,16 @@ def _without_stats(spec, act, z, h, *, stats_of):
     return st._replace(post_mean=h[..., 0, 0])
 
 
-def profile(gradients: bool, *, width: int = 100, batch: int = 1000) -> dict[str, float | None]:
+def profile(
+    gradients: bool, *, width: int = 100, batch_size: int = 1000
+) -> dict[str, float | None]:
     grid = ji.Grid(
         inits=list(INITS),
         activations=["tanh"],
         depth=5,
         width=width,
         seeds=SEEDS,
-        batch=batch,
+        batch_size=batch_size,
         bins=30,
         gradients=gradients,
     )
@@ -116,9 +118,9 @@ def profile(gradients: bool, *, width: int = 100, batch: int = 1000) -> dict[str
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--width", type=int, default=100, help="hidden width")
-    ap.add_argument("--batch", type=int, default=1000, help="samples per network")
+    ap.add_argument("--batch-size", type=int, default=1000, help="samples per network")
     args = ap.parse_args(argv)
-    rows = {g: profile(g, width=args.width, batch=args.batch) for g in (False, True)}
+    rows = {g: profile(g, width=args.width, batch_size=args.batch_size) for g in (False, True)}
 
     def cell(v: float | None) -> str:
         return "—" if v is None else f"{v:.3f}"

@@ -354,7 +354,9 @@ def main(argv: list[str] | None = None) -> dict:
     ):
         g = res["combos_per_s"] * cfg.flops / 1e9
         fig[key] = {"gflops": g, "fraction": g / fig["peak"]["gflops"]}
-    wide_cfg = dataclasses.replace(cfgs["wide"], batch=64 if args.quick else 1024, gradients=False)
+    wide_cfg = dataclasses.replace(
+        cfgs["wide"], batch_size=64 if args.quick else 1024, gradients=False
+    )
     say(f"jaxinit: wide ({wide_cfg.describe()}) ...")
     wide = time_jaxinit(wide_cfg, repeats=2)
     fig["wide"] = {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax
 
 __all__ = [
+    "ROOT_SEED_LIMIT",
     "SEED_LIMIT",
     "STREAM_BATCHES",
     "STREAM_COTANGENT",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 SEED_LIMIT = 2**31  # seeds are folded into keys as int32
+ROOT_SEED_LIMIT = 2**32  # the sweep's draw program makes the root key from a uint32
 STREAM_INPUTS, STREAM_LAYERS, STREAM_COTANGENT, STREAM_BATCHES, STREAM_MODEL = 0, 1, 2, 3, 4
 
 

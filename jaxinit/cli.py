@@ -183,7 +183,7 @@ def grid_from_args(args: argparse.Namespace) -> ji.Grid:
         depth=args.depth,
         width=args.width,
         seeds=seeds,
-        batch=args.batch,
+        batch_size=args.batch_size,
         inputs=_inputs(args.inputs),
         d_in=args.d_in,
         bias_inits=args.bias_inits,
@@ -429,13 +429,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         learning_rate=_one_or_list(args.learning_rate),
         parametrization=args.parametrization,
         base_width=args.base_width,
-        activation=args.activation,
-        bias_init=args.bias_init,
+        activations=_one_or_list(args.activations),
+        bias_inits=args.bias_inits,
         optimizer=args.optimizer,
         steps=args.steps,
         batch_size=None if args.batch_size == 0 else args.batch_size,
         eval_every=args.eval_every,
         output=output,
+        root_seed=args.root_seed,
     )
     if args.data == "mnist":
         try:
@@ -620,34 +621,97 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"jaxinit {ji.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    shown = {"formatter_class": _HelpFormatter}
+    for add_command in (
+        _list_command,
+        _sweep_command,
+        _report_command,
+        _theory_command,
+        _train_command,
+    ):
+        add_command(sub)
+    return p
 
-    q = sub.add_parser(
-        "list",
-        **shown,
-        epilog=_EXAMPLES["list"],
-        help="initializers and activations, with their formulas",
+
+def _command(sub, name: str, run, *, help: str) -> argparse.ArgumentParser:
+    """The subcommand ``name``: its defaults shown, its examples as the epilog."""
+    q = sub.add_parser(name, formatter_class=_HelpFormatter, epilog=_EXAMPLES[name], help=help)
+    q.set_defaults(run=run)
+    return q
+
+
+class _Renamed(argparse.Action):
+    """A flag's old name, kept for one release: it sets the new flag's value and says, on
+    stderr, to use the new name."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated and will be removed in the "
+            f"next release; use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _add_renamed(q, flag: str, old: str, **kwargs) -> None:
+    """``flag``, and its old name ``old`` (hidden, deprecated); giving both is an error."""
+    both = q.add_mutually_exclusive_group()
+    action = both.add_argument(flag, **kwargs)
+    both.add_argument(
+        old,
+        action=_Renamed,
+        new=flag,
+        dest=action.dest,
+        nargs=action.nargs,
+        type=action.type,
+        metavar=action.metavar,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
     )
+
+
+def _add_grid_flags(
+    q, *, activations: list[str] | None, seeds: int, what: str, renamed: dict[str, str]
+) -> None:
+    """The settings every grid has, named as the grids name them (``ji.Grid``,
+    ``ji.TrainGrid``): --inits, --activations (required when ``activations`` is None),
+    --bias-inits, --seeds and --root-seed; ``renamed`` maps a flag to its deprecated name."""
+
+    def add(flag: str, **kwargs) -> None:
+        if flag in renamed:
+            _add_renamed(q, flag, renamed[flag], **kwargs)
+        else:
+            q.add_argument(flag, **kwargs)
+
+    add("--inits", nargs="+", required=True, metavar="SPEC", help=f"initializer specs{what}")
+    several = "" if activations is None else "; several add an activation dim"
+    add(
+        "--activations",
+        nargs="+",
+        required=activations is None,
+        default=activations,
+        metavar="SPEC",
+        help=f"activation specs, e.g. relu tanh 'leaky_relu(negative_slope=0.2)'{several}",
+    )
+    add("--bias-inits", nargs="+", default=["zeros"], metavar="SPEC", help="bias initializer specs")
+    add("--seeds", nargs="+", type=int, default=[seeds], help="a count, or seed values")
+    add("--root-seed", type=int, default=0, help="every seed's key derives from it")
+
+
+def _list_command(sub) -> None:
+    q = _command(sub, "list", _cmd_list, help="initializers and activations, with their formulas")
     q.add_argument("what", nargs="?", choices=("all", "initializers", "activations"), default="all")
     q.add_argument("--fan-in", type=int, default=784, help="fan-in of the layer")
     q.add_argument("--fan-out", type=int, default=256, help="fan-out of the layer")
     q.add_argument("--convention", choices=ji.initializers.CONVENTIONS, default="jax")
-    q.set_defaults(run=_cmd_list)
 
-    q = sub.add_parser(
-        "sweep",
-        **shown,
-        epilog=_EXAMPLES["sweep"],
-        help="networks at initialization: per-layer statistics",
-    )
-    q.add_argument("--inits", nargs="+", required=True, metavar="SPEC", help="initializer specs")
-    q.add_argument(
-        "--activations",
-        nargs="+",
-        required=True,
-        metavar="SPEC",
-        help="activation specs, e.g. relu tanh 'leaky_relu(negative_slope=0.2)'",
-    )
+
+def _sweep_command(sub) -> None:
+    q = _command(sub, "sweep", _cmd_sweep, help="networks at initialization: per-layer statistics")
+    _add_grid_flags(q, activations=None, seeds=4, what="", renamed={})
     q.add_argument(
         "--depth", nargs="+", type=int, default=[5], help="hidden layers, one or more depths"
     )
@@ -658,8 +722,9 @@ def parser() -> argparse.ArgumentParser:
         default=[100],
         help="units per hidden layer, one or more widths",
     )
-    q.add_argument("--seeds", nargs="+", type=int, default=[4], help="a count, or seed values")
-    q.add_argument(
+    _add_renamed(
+        q,
+        "--batch-size",
         "--batch",
         type=int,
         default=None,
@@ -672,9 +737,6 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="input dimension (default the first width; with a .npy --inputs, its columns)",
     )
-    q.add_argument(
-        "--bias-inits", nargs="+", default=["zeros"], metavar="SPEC", help="bias initializer specs"
-    )
     q.add_argument("--bins", type=int, default=30, help="histogram bins")
     q.add_argument("--batchnorm", action="store_true", help="batch-normalize pre-activations")
     q.add_argument("--cosine", action="store_true", help="record the mean cosine between samples")
@@ -683,7 +745,6 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the backward pass (no grad_var, weight_grad_norm): faster",
     )
-    q.add_argument("--root-seed", type=int, default=0, help="every seed's key derives from it")
     q.add_argument(
         "--chunk-size",
         type=int,
@@ -693,24 +754,20 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="directory: checkpoints, result and report")
     q.add_argument("--no-theory", action="store_true", help="no mean-field overlay in the report")
     _add_distributed_flags(q, "chunks")
-    q.set_defaults(run=_cmd_sweep)
 
-    q = sub.add_parser(
-        "report",
-        **shown,
-        epilog=_EXAMPLES["report"],
-        help="tables, figures and report.html of a saved sweep",
+
+def _report_command(sub) -> None:
+    q = _command(
+        sub, "report", _cmd_report, help="tables, figures and report.html of a saved sweep"
     )
     q.add_argument("result", help="a sweep's --out directory, or a saved SweepResult")
     q.add_argument("--out", default=None, help="where to write (None: RESULT itself)")
     q.add_argument("--no-theory", action="store_true", help="no mean-field overlay")
-    q.set_defaults(run=_cmd_report)
 
-    q = sub.add_parser(
-        "theory",
-        **shown,
-        epilog=_EXAMPLES["theory"],
-        help="edge of chaos, q*, χ₁ and depth scales of an activation",
+
+def _theory_command(sub) -> None:
+    q = _command(
+        sub, "theory", _cmd_theory, help="edge of chaos, q*, χ₁ and depth scales of an activation"
     )
     q.add_argument(
         "activation", help="activation spec, e.g. tanh or 'leaky_relu(negative_slope=0.2)'"
@@ -732,30 +789,23 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--angle", type=float, default=60.0, help="--kernel: the inputs' angle in degrees"
     )
-    q.set_defaults(run=_cmd_theory)
 
-    q = sub.add_parser(
-        "train",
-        **shown,
-        epilog=_EXAMPLES["train"],
-        help="train many MLPs at once (MNIST or two circles)",
-    )
+
+def _train_command(sub) -> None:
+    q = _command(sub, "train", _cmd_train, help="train many MLPs at once (MNIST or two circles)")
     q.add_argument("--data", choices=("mnist", "circles"), default="mnist")
     q.add_argument("--data-dir", default=None, help="MNIST directory (None: $JAXINIT_DATA)")
     q.add_argument("--data-seed", type=int, default=0, help="circles: seed of the data")
-    q.add_argument(
-        "--inits",
-        nargs="+",
-        required=True,
-        metavar="SPEC",
-        help="initializer specs, one model per init and seed",
+    _add_grid_flags(
+        q,
+        activations=["relu"],
+        seeds=3,
+        what=", one model per init and seed",
+        renamed={"--activations": "--activation", "--bias-inits": "--bias-init"},
     )
-    q.add_argument("--seeds", nargs="+", type=int, default=[3], help="a count, or seed values")
     q.add_argument(
         "--hidden", nargs="+", type=int, default=[100, 100, 100, 100], help="hidden layer widths"
     )
-    q.add_argument("--activation", default="relu", help="activation spec")
-    q.add_argument("--bias-init", default="zeros", help="bias initializer spec")
     q.add_argument(
         "--optimizer",
         default="sgd(learning_rate=0.01)",
@@ -797,8 +847,6 @@ def parser() -> argparse.ArgumentParser:
         help="append each model's metrics at every evaluation as JSON lines",
     )
     _add_distributed_flags(q, "seeds")
-    q.set_defaults(run=_cmd_train)
-    return p
 
 
 # What a run may raise for input it cannot use: a bad value or type, a path it cannot

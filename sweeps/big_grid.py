@@ -8,12 +8,12 @@ says), the summary table of which inits keep the variance within [0.5, 2]×
 through depth and where the others vanish or explode, and its wall time and
 combos/s.
 
-    python -m sweeps.big_grid --out out/big_grid [--seeds 32] [--width 100] [--batch 1000]
+    python -m sweeps.big_grid --out out/big_grid [--seeds 32] [--width 100] [--batch-size 1000]
                               [--depths 5 10 20 50] [--quick]
 
 This is an accelerator-sized job: on a 2-core CPU the default grid takes hours
 (about 60 five-layer networks per second, and depth costs linearly); use smaller
-``--batch``/``--width``/``--seeds`` there. A killed run resumes from ``sweep/``.
+``--batch-size``/``--width``/``--seeds`` there. A killed run resumes from ``sweep/``.
 Writes ``summary.json`` (timings, and per activation and init: the ratio at the
 deepest layer and the outcome), ``report.html`` and the figures.
 """
@@ -54,7 +54,9 @@ ACTIVATIONS = [
 ]
 
 
-def make_grid(*, quick: bool, seeds: int, width: int, batch: int, depths: list[int]) -> ji.Grid:
+def make_grid(
+    *, quick: bool, seeds: int, width: int, batch_size: int, depths: list[int]
+) -> ji.Grid:
     if quick:
         return ji.Grid(
             inits=INITS[:4],
@@ -62,10 +64,15 @@ def make_grid(*, quick: bool, seeds: int, width: int, batch: int, depths: list[i
             depth=[3, 6],
             width=8,
             seeds=seeds,
-            batch=16,
+            batch_size=16,
         )
     return ji.Grid(
-        inits=INITS, activations=ACTIVATIONS, depth=depths, width=width, seeds=seeds, batch=batch
+        inits=INITS,
+        activations=ACTIVATIONS,
+        depth=depths,
+        width=width,
+        seeds=seeds,
+        batch_size=batch_size,
     )
 
 
@@ -83,11 +90,15 @@ def summarize(res: ji.SweepResult) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, seeds=32)
     p.add_argument("--width", type=int, default=100, help="units per layer (100)")
-    p.add_argument("--batch", type=int, default=1000, help="input samples (1000)")
+    p.add_argument("--batch-size", type=int, default=1000, help="input samples (1000)")
     p.add_argument("--depths", type=int, nargs="+", default=[5, 10, 20, 50])
     args = _common.parse(p, argv)
     grid = make_grid(
-        quick=args.quick, seeds=args.seeds, width=args.width, batch=args.batch, depths=args.depths
+        quick=args.quick,
+        seeds=args.seeds,
+        width=args.width,
+        batch_size=args.batch_size,
+        depths=args.depths,
     )
     resumed = _common.resuming(args.out / "sweep")
     res, seconds = _common.run(grid, args.out)

@@ -36,7 +36,7 @@ def make_grid(*, quick: bool, seeds: int) -> ji.TrainGrid:
         inits=list(INITS),
         seeds=seeds,
         hidden=(10, 5),
-        activation="relu",
+        activations="relu",
         output="sigmoid",
         optimizer="sgd(learning_rate=0.01)",
         steps=1500 if quick else 15_000,

@@ -48,7 +48,7 @@ def make_grid(
         width=list(widths),
         parametrization=parametrization,
         output_init="zeros" if zero_out else None,
-        activation="relu",
+        activations="relu",
         optimizer="adam",
         learning_rate=learning_rate,
         steps=steps,

@@ -53,7 +53,7 @@ def measured_plane(*, quick: bool) -> tuple[list[float], list[float]]:
 
 
 def make_grid(activation: str, *, quick: bool, seeds: int) -> ji.Grid:
-    depth, width, batch = (6, 32, 32) if quick else (20, 256, 64)
+    depth, width, batch_size = (6, 32, 32) if quick else (20, 256, 64)
     w2, b2 = measured_plane(quick=quick)
     return ji.Grid(
         inits=[init_spec(w) for w in w2],
@@ -61,7 +61,7 @@ def make_grid(activation: str, *, quick: bool, seeds: int) -> ji.Grid:
         depth=depth,
         width=width,
         seeds=seeds,
-        batch=batch,
+        batch_size=batch_size,
         bias_inits=[bias_spec(b) for b in b2],
         cosine=True,
     )

@@ -30,7 +30,7 @@ ACTIVATIONS = ["sigmoid", "tanh"]
 D_IN, UNITS = 784, 256
 
 
-def make_grid(*, batch: int, seeds: int, quick: bool) -> ji.Grid:
+def make_grid(*, batch_size: int, seeds: int, quick: bool) -> ji.Grid:
     units = 32 if quick else UNITS
     return ji.Grid(
         inits=INITS,
@@ -39,7 +39,7 @@ def make_grid(*, batch: int, seeds: int, quick: bool) -> ji.Grid:
         width=units,
         d_in=D_IN,
         seeds=seeds,
-        batch=batch,
+        batch_size=batch_size,
         inputs="uniform",
         bins=30,
         gradients=False,
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     batches = (1, 64) if args.quick else (1, 1000)
     summary, sections, runs = {}, [], {}
     for batch in batches:
-        grid = make_grid(batch=batch, seeds=args.seeds, quick=args.quick)
+        grid = make_grid(batch_size=batch, seeds=args.seeds, quick=args.quick)
         res, seconds = _common.run(grid, args.out, f"sweep-batch{batch}")
         summary[f"batch{batch}"] = summarize(res)
         runs[f"batch {batch}"] = res.attrs

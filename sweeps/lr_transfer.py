@@ -45,7 +45,7 @@ def make_grid(
         learning_rate=list(learning_rates),
         parametrization=parametrization,
         output_init="zeros" if parametrization == "mup" else None,
-        activation="relu",
+        activations="relu",
         optimizer="adam",
         steps=steps,
         batch_size=64,

@@ -34,7 +34,7 @@ def make_grid(*, quick: bool, seeds: int) -> ji.TrainGrid:
         inits=list(INITS),
         seeds=seeds,
         hidden=(100,) * 4,
-        activation="relu",
+        activations="relu",
         optimizer="sgd(learning_rate=0.01)",
         steps=steps,
         batch_size=128,

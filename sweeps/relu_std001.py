@@ -24,14 +24,14 @@ INITS = ["normal(stddev=0.01)", "he_normal"]
 
 
 def make_grid(*, quick: bool, seeds: int) -> ji.Grid:
-    width, batch = (32, 128) if quick else (100, 1000)
+    width, batch_size = (32, 128) if quick else (100, 1000)
     return ji.Grid(
         inits=INITS,
         activations=["relu"],
         depth=5,
         width=width,
         seeds=seeds,
-        batch=batch,
+        batch_size=batch_size,
         inputs="gaussian",
     )
 

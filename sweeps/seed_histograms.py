@@ -30,14 +30,14 @@ ACTIVATIONS = ["sigmoid", "tanh", "relu"]
 
 
 def make_grid(*, quick: bool, seeds: int) -> ji.Grid:
-    width, batch = (16, 64) if quick else (100, 1000)
+    width, batch_size = (16, 64) if quick else (100, 1000)
     return ji.Grid(
         inits=INITS,
         activations=ACTIVATIONS,
         depth=5,
         width=width,
         seeds=seeds,
-        batch=batch,
+        batch_size=batch_size,
         inputs="gaussian",
         bins=30,
     )

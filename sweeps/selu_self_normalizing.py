@@ -30,14 +30,14 @@ PAIRS = [("lecun_normal", "selu"), ("he_normal", "elu"), ("he_normal", "relu")]
 
 
 def make_grid(*, quick: bool, seeds: int, batchnorm: bool) -> ji.Grid:
-    depth, width, batch = (12, 32, 128) if quick else (50, 100, 1000)
+    depth, width, batch_size = (12, 32, 128) if quick else (50, 100, 1000)
     return ji.Grid(
         inits=sorted({i for i, _ in PAIRS}),
         activations=[a for _, a in PAIRS],
         depth=depth,
         width=width,
         seeds=seeds,
-        batch=batch,
+        batch_size=batch_size,
         batchnorm=batchnorm,
         gradients=False,
     )

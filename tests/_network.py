@@ -46,7 +46,7 @@ def cotangent_key(grid, seed: int) -> jax.Array:
 def network(grid, init, bias, depth: int, width: int, seed: int) -> Network:
     """The sweep's network for ``(init, bias, depth, width, seed)`` of ``grid``."""
     if isinstance(grid.inputs, str):
-        x = jax.random.normal(input_key(grid, seed), (grid.batch, grid.d_in))
+        x = jax.random.normal(input_key(grid, seed), (grid.batch_size, grid.d_in))
     else:
         x = jnp.asarray(grid.inputs)
     weights, biases = [], []
@@ -54,7 +54,7 @@ def network(grid, init, bias, depth: int, width: int, seed: int) -> Network:
         fan_in = grid.d_in if l == 0 else width
         weights.append(init(layer_key(grid, seed, l, 0), (fan_in, width)))
         biases.append(bias(layer_key(grid, seed, l, 1), (width,)))
-    cotangent = jax.random.normal(cotangent_key(grid, seed), (grid.batch, width))
+    cotangent = jax.random.normal(cotangent_key(grid, seed), (grid.batch_size, width))
     return Network(x, weights, biases, cotangent)
 
 

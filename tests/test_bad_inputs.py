@@ -7,7 +7,7 @@ import pytest
 
 import jaxinit as ji
 
-BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1, batch=4)
+BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1, batch_size=4)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1
             ValueError,
             r"d_in=5 contradicts the inputs array of shape \(4, 3\)",
         ),
-        (dict(inputs=np.ones((4, 3)), batch=7), ValueError, r"batch=7 contradicts"),
+        (dict(inputs=np.ones((4, 3)), batch_size=7), ValueError, r"batch_size=7 contradicts"),
         (dict(gradients="yes"), TypeError, r"gradients must be True or False; got 'yes'"),
     ],
 )
@@ -82,7 +82,7 @@ def test_a_grid_too_large_for_memory_is_refused_before_it_runs():
     # 10,000 networks × 100 layers × 10,000 bins of int64 counts: about 75 GiB, over half of
     # the memory of any machine this runs on
     grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=100, width=8, seeds=10_000,
-                   batch=4, bins=10_000)  # fmt: skip
+                   batch_size=4, bins=10_000)  # fmt: skip
     with pytest.raises(
         ValueError, match=r"needs about \d+\.\d GiB of host memory.*50% of this host"
     ):
@@ -150,9 +150,9 @@ TRAIN = dict(inits=["he_normal"], hidden=(4,), steps=2)
     ("kwargs", "error", "match"),
     [
         (
-            dict(bias_init=["zeros", "ones"]),
+            dict(bias_inits=["zeros", "ones"]),
             ValueError,
-            r"bias_init takes one spec; got \['zeros', 'ones'\]",
+            r"bias_inits takes one spec \(every model's biases\); got \['zeros', 'ones'\]",
         ),
         (
             dict(optimizer="sgd(learning_rate='abc')"),

@@ -51,7 +51,7 @@ def test_numpy_peer_statistics(bench):
     cfg = bench.configs(quick=True, seeds=None)["standard"]
     sig = bench.numpy_combination(cfg, "he_normal", "sigmoid", 0)
     # sigmoid's outputs lie in (0, 1), the histogram's range: every value is counted
-    np.testing.assert_array_equal(sig["hist"].sum(1), [cfg.batch * cfg.width] * cfg.depth)
+    np.testing.assert_array_equal(sig["hist"].sum(1), [cfg.batch_size * cfg.width] * cfg.depth)
     np.testing.assert_array_equal(sig["nonfinite"], 0)
     assert sig["hist"].shape == (cfg.depth, cfg.bins)
     relu = bench.numpy_combination(cfg, "he_normal", "relu", 0)

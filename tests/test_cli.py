@@ -98,7 +98,7 @@ def test_python_dash_m_jaxinit_is_the_same_command():
 def test_sweep_writes_the_result_and_the_report_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["sweep", "--inits", "he_normal", "normal(stddev=0.01)", "--activations", "relu",
-            "--depth", "3", "--width", "8", "--seeds", "2", "--batch", "16", "--out", str(out),
+            "--depth", "3", "--width", "8", "--seeds", "2", "--batch-size", "16", "--out", str(out),
             "--no-theory"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -113,7 +113,9 @@ def test_sweep_writes_the_result_and_the_report_and_resumes(tmp_path, capsys):
 
 
 def test_report_of_a_saved_sweep(tmp_path, capsys):
-    res = ji.sweep(ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, batch=8))
+    res = ji.sweep(
+        ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, batch_size=8)
+    )
     res.save(tmp_path / "saved")
     assert (
         main(["report", str(tmp_path / "saved"), "--out", str(tmp_path / "rep"), "--no-theory"])
@@ -192,7 +194,7 @@ def test_theory_bad_values(capsys):
 def test_sweep_report_has_the_theory_overlay(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["sweep", "--inits", "he_normal", "--activations", "relu", "tanh", "--depth", "3",
-            "--width", "8", "--seeds", "1", "--batch", "16", "--out", str(out)]  # fmt: skip
+            "--width", "8", "--seeds", "1", "--batch-size", "16", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert "no theory overlay" not in capsys.readouterr().err
     html = (out / "report.html").read_text()
@@ -200,7 +202,7 @@ def test_sweep_report_has_the_theory_overlay(tmp_path, capsys):
 
 
 SWEEP = ["sweep", "--inits", "he_normal", "--activations", "relu", "--depth", "2", "--width",
-         "4", "--seeds", "1", "--batch", "8", "--no-theory", "--no-gradients"]  # fmt: skip
+         "4", "--seeds", "1", "--batch-size", "8", "--no-theory", "--no-gradients"]  # fmt: skip
 TRAIN = ["train", "--data", "circles", "--inits", "he_normal", "--seeds", "1", "--hidden", "4",
          "--steps", "2", "--eval-every", "1"]  # fmt: skip
 
@@ -348,3 +350,39 @@ def test_train_takes_the_distributed_flags_too(capsys):
     assert "--num-processes only go with --distributed" in capsys.readouterr().err
     assert main([*argv, "--distributed", "--coordinator", "h:1", "--process-id", "0"]) == 2
     assert "--distributed needs --out DIR" in capsys.readouterr().err
+
+
+# -- the flags' old names, one more release ---------------------------------------------------
+
+
+def _deprecated(old, new):
+    return f"warning: {old} is deprecated and will be removed in the next release; use {new}"
+
+
+def test_sweep_batch_is_batch_size_with_a_warning(capsys):
+    from jaxinit.cli import grid_from_args, parser
+
+    argv = ["sweep", "--inits", "he_normal", "--activations", "relu", "--width", "4"]
+    args = parser().parse_args([*argv, "--batch", "8"])
+    assert "jaxinit sweep: " + _deprecated("--batch", "--batch-size") in capsys.readouterr().err
+    assert args.batch_size == 8
+    assert grid_from_args(args).batch_size == 8
+    assert parser().parse_args(argv).batch_size is None  # the new flag's default, untouched
+    assert capsys.readouterr().err == ""
+    assert main([*argv, "--batch", "8", "--batch-size", "8"]) == 2
+    assert "argument --batch-size: not allowed with argument --batch" in capsys.readouterr().err
+
+
+def test_train_activation_and_bias_init_are_the_plural_flags_with_a_warning(capsys):
+    argv = [*TRAIN, "--activation", "tanh", "relu", "--bias-init", "normal(stddev=0.1)"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert _deprecated("--activation", "--activations") in captured.err
+    assert _deprecated("--bias-init", "--bias-inits") in captured.err
+    rows = [r.split() for r in captured.out.splitlines()]
+    assert rows[0][:2] == ["init", "activation"]  # two activations: a dim, as --activations
+    assert {r[1] for r in rows[2:]} == {"tanh", "relu"}
+    assert main([*TRAIN, "--activation", "tanh", "--activations", "relu"]) == 2
+    assert (
+        "argument --activations: not allowed with argument --activation" in capsys.readouterr().err
+    )

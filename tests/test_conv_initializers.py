@@ -403,8 +403,10 @@ def test_registered_listed_and_drawn_by_the_engine(key):
         depth=2,
         width=8,
         seeds=1,
-        batch=4,
+        batch_size=4,
     )
     assert len(grid.inits) == 3
     with pytest.raises(ValueError, match=r"cannot draw this grid's layer.*groups=3 must divide"):
-        ji.Grid(inits=["dirac(groups=3)"], activations=["tanh"], depth=2, width=8, seeds=1, batch=4)
+        ji.Grid(
+            inits=["dirac(groups=3)"], activations=["tanh"], depth=2, width=8, seeds=1, batch_size=4
+        )

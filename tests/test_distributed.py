@@ -23,9 +23,9 @@ pytestmark = pytest.mark.distributed
 
 # as `jaxinit sweep` builds it from its flags (below): lists keep the dims depth, width, bias_init
 GRID = {"inits": ["he_normal", "orthogonal"], "activations": ["tanh", "relu"], "depth": [3],
-        "width": [8], "batch": 16, "bins": 5, "bias_inits": ["zeros"]}  # fmt: skip
+        "width": [8], "batch_size": 16, "bins": 5, "bias_inits": ["zeros"]}  # fmt: skip
 FLAGS = ["--inits", "he_normal", "orthogonal", "--activations", "tanh", "relu", "--depth", "3",
-         "--width", "8", "--batch", "16", "--bins", "5", "--chunk-size", "1"]  # fmt: skip
+         "--width", "8", "--batch-size", "16", "--bins", "5", "--chunk-size", "1"]  # fmt: skip
 
 # argv: coordinator, process id, out, seeds, seconds to sleep after each chunk, process_timeout,
 # the process that raises after its second chunk (-1: none)

@@ -87,7 +87,7 @@ def _check_kernel_draws():
         depth=3,
         width=8,
         seeds=[0, 4],
-        batch=6,
+        batch_size=6,
         d_in=5,
         bias_inits="normal(stddev=0.1)",
         root_seed=3_000_000_000,
@@ -145,7 +145,7 @@ def test_shared_draws_equal_each_combination_alone():
         depth=[2, 3],
         width=12,
         seeds=[1, 6],
-        batch=24,
+        batch_size=24,
         bias_inits=["zeros", "normal(stddev=0.1)"],
         bins=8,
     )
@@ -170,7 +170,7 @@ def test_member_tiles_change_only_rounding(monkeypatch):
         depth=3,
         width=8,
         seeds=[0, 3],
-        batch=16,
+        batch_size=16,
         bins=6,
         bias_inits="normal(stddev=0.1)",
     )
@@ -202,7 +202,7 @@ def test_batchnorm_backward_equals_jax_grad():
         depth=3,
         width=10,
         seeds=[2],
-        batch=16,
+        batch_size=16,
         batchnorm=True,
     )
     res = ji.sweep(grid)
@@ -221,7 +221,7 @@ def test_gradients_false_skips_the_backward_pass_and_says_so():
         depth=[2, 3],
         width=8,
         seeds=3,
-        batch=16,
+        batch_size=16,
         bins=6,
     )
     full = ji.sweep(ji.Grid(**kw))
@@ -250,7 +250,7 @@ import sys, jaxinit as ji, jax
 assert len(jax.devices()) == int(sys.argv[2])
 for bn in (False, True):  # one process per device count: jax starts once
     grid = ji.Grid(inits=["he_normal", "orthogonal", "lsuv"], activations=["tanh", "relu"],
-                   depth=[2, 3], width=8, seeds=5, batch=16, bins=5, cosine=True, batchnorm=bn)
+                   depth=[2, 3], width=8, seeds=5, batch_size=16, bins=5, cosine=True, batchnorm=bn)
     ji.sweep(grid, chunk_size=int(sys.argv[3])).save(f"{sys.argv[1]}-bn{int(bn)}")
 """
     for n, chunk in ((1, 1), (2, 4)):

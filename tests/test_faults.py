@@ -28,12 +28,12 @@ TRIALS = 4  # processes started, each killed at a random moment
 _SWEEP = """
 import sys, jax, jaxinit as ji
 grid = ji.Grid(inits=["he_normal", "orthogonal"], activations=["tanh", "relu"], depth=3,
-               width=8, seeds=24, batch=16, bins=5)
+               width=8, seeds=24, batch_size=16, bins=5)
 ji.sweep(grid, out=sys.argv[1], chunk_size=1, on_chunk=lambda d, t: print(f"chunk {d}/{t}", flush=True))
 print("done", flush=True)
 """
 SWEEP_GRID = ji.Grid(inits=["he_normal", "orthogonal"], activations=["tanh", "relu"], depth=3,
-                     width=8, seeds=24, batch=16, bins=5)  # fmt: skip
+                     width=8, seeds=24, batch_size=16, bins=5)  # fmt: skip
 
 _TRAIN = """
 import sys, jax, numpy as np

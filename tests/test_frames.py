@@ -14,7 +14,7 @@ import jaxinit as ji
 @pytest.fixture(scope="module")
 def res():
     grid = ji.Grid(inits=["he_normal", "normal(stddev=1)"], activations=["relu", "tanh"],
-                   depth=3, width=8, seeds=[0, 5], batch=16, bins=10)  # fmt: skip
+                   depth=3, width=8, seeds=[0, 5], batch_size=16, bins=10)  # fmt: skip
     return ji.sweep(grid, progress=False)
 
 
@@ -181,7 +181,7 @@ def test_jsonl_writer_and_the_cli_log(circles, tmp_path):
 
 def test_sweep_callback_passes_each_chunk_s_records(tmp_path):
     grid = ji.Grid(inits=["he_normal", "glorot_normal"], activations=["relu", "tanh"], depth=2,
-                   width=[4, 6], seeds=3, batch=8, gradients=False)  # fmt: skip
+                   width=[4, 6], seeds=3, batch_size=8, gradients=False)  # fmt: skip
     got = []
     res = ji.sweep(grid, chunk_size=2, progress=False, callback=lambda d, r: got.append((d, r)))
     assert [d for d, _ in got] == [1, 2, 3, 4]  # 2 widths × seed blocks [0, 1] and [2]

@@ -33,7 +33,7 @@ from tests._tolerances import (
     ISO_WIDTH,
 )
 
-BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=4, seeds=1, batch=4)
+BASE = dict(inits=["he_normal"], activations=["relu"], depth=2, width=4, seeds=1, batch_size=4)
 TRAIN = dict(inits=["he_normal"], hidden=(4,), steps=2, batch_size=None)
 
 
@@ -71,7 +71,7 @@ def _cli_error(capsys, argv):
 
 
 SWEEP = ["sweep", "--activations", "relu", "--depth", "2", "--width", "4", "--seeds", "1",
-         "--batch", "8", "--no-theory", "--no-gradients"]  # fmt: skip
+         "--batch-size", "8", "--no-theory", "--no-gradients"]  # fmt: skip
 
 
 # -- 9: sizes checked before anything is allocated ------------------------------------------
@@ -150,7 +150,7 @@ def test_train_refuses_complex_string_and_empty_inputs(x, match):
 
 def test_grid_and_train_share_the_input_check():
     with pytest.raises(ValueError, match=r"Grid: inputs must hold real numbers; got dtype complex"):
-        _grid(inputs=np.ones((4, 3), complex), batch=None)
+        _grid(inputs=np.ones((4, 3), complex), batch_size=None)
 
 
 # -- 13: histogram ranges whose float32 edges collapse -------------------------------------
@@ -184,7 +184,7 @@ def test_one_seed_limit_for_grids_counts_and_lists():
         ji.TrainGrid(**{**TRAIN, "seeds": 3_000_000_000})
     with pytest.raises(ValueError, match=r"TrainGrid: seeds must be in \[0, 2\*\*31\).*got 2147483648"):  # fmt: skip
         ji.TrainGrid(**{**TRAIN, "seeds": [0, 2**31]})
-    assert ji.TrainGrid(**{**TRAIN, "seeds": range(2, 4)}).seeds == (2, 3)
+    assert ji.TrainGrid(**{**TRAIN, "seeds": range(2, 4)}).seeds == range(2, 4)
 
 
 def test_cli_train_refuses_three_billion_seeds(capsys):

@@ -31,11 +31,11 @@ REFUSED = r"symbolic link|not a regular file"
 
 def _grid(**kw):
     return ji.Grid(**{**dict(inits=["he_normal"], activations=["relu"], depth=2, width=4, seeds=2,
-                             batch=8), **kw})  # fmt: skip
+                             batch_size=8), **kw})  # fmt: skip
 
 
 def _tgrid():
-    return ji.TrainGrid(inits=["he_normal"], activation="relu", hidden=(4,), seeds=2, steps=4,
+    return ji.TrainGrid(inits=["he_normal"], activations="relu", hidden=(4,), seeds=2, steps=4,
                         batch_size=8, output="sigmoid")  # fmt: skip
 
 
@@ -165,7 +165,7 @@ def test_an_empty_out_is_refused_not_taken_as_the_current_directory(
     else:
         argv = {
             "cli sweep": ["sweep", "--inits", "he_normal", "--activations", "relu", "--depth",
-                          "2", "--width", "4", "--seeds", "2", "--batch", "8"],
+                          "2", "--width", "4", "--seeds", "2", "--batch-size", "8"],
             "cli train": ["train", "--data", "circles", "--inits", "he_normal", "--seeds", "1",
                           "--hidden", "4", "--steps", "2", "--batch-size", "0"],
         }[how]  # fmt: skip

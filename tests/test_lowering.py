@@ -26,7 +26,7 @@ STANDARD = dict(
     activations=list(ACTIVATIONS),
     depth=5,
     width=100,
-    batch=1000,
+    batch_size=1000,
     d_in=100,
     seeds=16,
     bins=30,
@@ -56,7 +56,7 @@ SWEEP_CASES = {
         },
         ACCELERATOR,
     ),
-    "width-1024": ({**STANDARD, "width": 1024, "batch": 1024, "seeds": 2}, ACCELERATOR),
+    "width-1024": ({**STANDARD, "width": 1024, "batch_size": 1024, "seeds": 2}, ACCELERATOR),
 }
 
 
@@ -123,7 +123,7 @@ def test_train_programs_lower_for_gpu_and_tpu(case):
 
 def _program_lines(depth, **kw):
     grid = ji.Grid(inits=["he_normal", "lsuv"], activations=["tanh", "relu"], depth=depth,
-                   width=8, batch=8, seeds=2, **kw)  # fmt: skip
+                   width=8, batch_size=8, seeds=2, **kw)  # fmt: skip
     with recorded(programs=SWEEP_PROGRAMS) as calls:
         ji.sweep(grid)
     forward = next(c for c in calls if c.name == "forward")

@@ -18,7 +18,7 @@ from jaxinit.training import _run
 
 H100, H200 = 80 * 10**9, 141 * 10**9
 STANDARD = dict(
-    inits=list(INITS), activations=list(ACTIVATIONS), depth=5, batch=1000, d_in=100, bins=30
+    inits=list(INITS), activations=list(ACTIVATIONS), depth=5, batch_size=1000, d_in=100, bins=30
 )
 
 
@@ -55,7 +55,7 @@ def test_a_million_combinations_plan_into_chunks_that_fit(accelerator, device_me
 def test_wide_networks_get_fewer_seeds_per_chunk_and_a_clear_error_when_none_fits(accelerator):
     """Width 2¹⁴ with memory_budget=2**40 ended in a raw XLA out-of-memory error."""
     grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=5, width=2**14, seeds=64,
-                   batch=1000, d_in=100)  # fmt: skip
+                   batch_size=1000, d_in=100)  # fmt: skip
     plan = sweeping.plan(grid, memory_budget=2**40, device_memory=H100, lanes=1)
     _, held = _device_bytes(grid, plan)
     assert held <= _host.MEMORY_HEADROOM * H100

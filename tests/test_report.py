@@ -29,7 +29,7 @@ THEORY_FIELDS = ("pre_var", "post_var", "grad_var")
 @pytest.fixture(scope="module")
 def res():
     grid = ji.Grid(inits=INITS, activations=["tanh", "relu"], depth=LAYERS, width=16, seeds=2,
-                   batch=32)  # fmt: skip
+                   batch_size=32)  # fmt: skip
     return ji.sweep(grid)
 
 
@@ -627,7 +627,7 @@ def test_outcome_rule_weighs_saturation_and_dead_units():
 
 def test_summary_table_calls_saturated_tanh_saturated():
     grid = ji.Grid(inits=["normal(stddev=1.0)", "glorot_normal"], activations=["tanh"],
-                   depth=4, width=64, seeds=2, batch=128, gradients=False)  # fmt: skip
+                   depth=4, width=64, seeds=2, batch_size=128, gradients=False)  # fmt: skip
     res = ji.sweep(grid, progress=False)
     rows = {r["init"]: r for r in _csv(report.summary_table(res, fmt="csv"))}
     assert rows["normal(stddev=1.0)"]["outcome"] == "saturates"
@@ -638,7 +638,7 @@ def test_summary_table_calls_saturated_tanh_saturated():
 def test_histogram_panels_name_their_off_range_share():
     """ReLU under N(0, 1) weights: most values lie past the [0, 3] range of its histogram."""
     grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal"], activations=["relu"], depth=3,
-                   width=32, seeds=2, batch=64, gradients=False)  # fmt: skip
+                   width=32, seeds=2, batch_size=64, gradients=False)  # fmt: skip
     res = ji.sweep(grid, progress=False)
     below, above = figures.off_range_shares(res)
     s = res.sel(init="normal(stddev=1.0)", activation="relu")  # (seed, layer)
@@ -715,7 +715,7 @@ def test_variance_curves_of_coinciding_inits_carry_markers_at_different_layers()
     """glorot_normal and glorot_uniform have one variance at fan_in = fan_out: their measured
     markers must not sit one on another (glorot_normal was hidden under glorot_uniform)."""
     inits = ["glorot_normal", "glorot_uniform", "lecun_normal"]
-    grid = ji.Grid(inits=inits, activations=["tanh"], depth=24, width=8, seeds=1, batch=8,
+    grid = ji.Grid(inits=inits, activations=["tanh"], depth=24, width=8, seeds=1, batch_size=8,
                    gradients=False)  # fmt: skip
     res = ji.sweep(grid, progress=False)
     fig = figures.variance_vs_depth(res, theory=ji.theory.predict(grid))

@@ -16,7 +16,7 @@ from jaxinit._store import Store, StoreBusy
 
 def _grid(stddev=1.0, **kw):
     return ji.Grid(inits=[f"normal(stddev={stddev})"], activations=["relu"], depth=3, width=8,
-                   seeds=4, batch=16, **kw)  # fmt: skip
+                   seeds=4, batch_size=16, **kw)  # fmt: skip
 
 
 def test_a_chunk_of_another_sweep_is_refused_not_reused(tmp_path):
@@ -116,7 +116,7 @@ def test_left_over_temporaries_are_removed(tmp_path):
 
 _HOLD = """
 import sys, time, jaxinit as ji
-grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=6, batch=8)
+grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=6, batch_size=8)
 def tick(done, total):
     print("chunk", done, flush=True)
     time.sleep(60)  # hold the directory while the test tries it
@@ -127,7 +127,9 @@ ji.sweep(grid, out=sys.argv[1], chunk_size=1, on_chunk=tick)
 def test_a_second_process_is_refused_while_the_first_runs_and_a_killed_one_blocks_nothing(tmp_path):
     out = tmp_path / "d"
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
-    grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=6, batch=8)
+    grid = ji.Grid(
+        inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=6, batch_size=8
+    )
     with subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE,
                           text=True, env=env) as proc:  # fmt: skip
         assert proc.stdout.readline().startswith("chunk 1")
@@ -154,7 +156,7 @@ def test_resume_with_another_device_count(tmp_path):
     """Chunks do not depend on the device count, so a run started on 1 device resumes on 2."""
     out = tmp_path / "d"
     grid = ji.Grid(inits=["he_normal", "glorot_uniform"], activations=["tanh"], depth=2, width=8,
-                   seeds=6, batch=16)  # fmt: skip
+                   seeds=6, batch_size=16)  # fmt: skip
     ji.sweep(grid, out=out, chunk_size=2, devices=jax.devices()[:1])
     chunks = sorted((out / "chunks").glob("*.npz"))
     chunks[-1].unlink()
@@ -168,7 +170,7 @@ def test_resume_with_another_device_count(tmp_path):
 def test_training_checkpoint_edits_are_detected(tmp_path, key):
     x = np.asarray(jax.random.normal(key, (64, 4)))
     y = (x[:, 0] > 0).astype(np.int32)
-    tg = ji.TrainGrid(inits=["he_normal"], activation="relu", hidden=(8,), seeds=2, steps=4,
+    tg = ji.TrainGrid(inits=["he_normal"], activations="relu", hidden=(8,), seeds=2, steps=4,
                       batch_size=16, output="sigmoid")  # fmt: skip
     ji.train(tg, (x, y), out=tmp_path / "t")
     path = tmp_path / "t" / "checkpoint.npz"
@@ -195,7 +197,9 @@ def test_an_error_after_the_store_opens_releases_its_lock(tmp_path, monkeypatch)
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    grid = ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=4, seeds=1, batch=8)
+    grid = ji.Grid(
+        inits=["he_normal"], activations=["tanh"], depth=2, width=4, seeds=1, batch_size=8
+    )
     with monkeypatch.context() as m:
         m.setattr(sweep_run, "_members", boom)
         with pytest.raises(RuntimeError, match="boom") as first:

@@ -20,13 +20,13 @@ from tests._tolerances import (
     SWEEP_WIDTH,
 )
 
-SMALL = dict(depth=3, width=16, seeds=3, batch=32, bins=10)
+SMALL = dict(depth=3, width=16, seeds=3, batch_size=32, bins=10)
 
 
 def test_notebook_snippet():
     inits = ["normal(stddev=1.0)", "normal(stddev=0.01)", "glorot_normal", "he_normal"]
     grid = ji.Grid(inits=inits, activations=["sigmoid", "tanh", "relu"], depth=5, width=24,
-                   seeds=4, batch=50, inputs="gaussian", bins=30)  # fmt: skip
+                   seeds=4, batch_size=50, inputs="gaussian", bins=30)  # fmt: skip
     res = ji.sweep(grid)
     s = res.sel(init="he_normal", activation="relu")
     assert s.post_var.shape == (4, 5)  # (seed, layer)
@@ -34,7 +34,7 @@ def test_notebook_snippet():
     assert res.post_var.shape == (4, 3, 4, 5)  # (init, activation, seed, layer)
     # sel takes the specs as given and the canonical ones
     res2 = ji.sweep(ji.Grid(inits=["xavier_normal", "normal(stddev=1)"], activations=["tanh"],
-                            depth=2, width=8, seeds=2, batch=10))  # fmt: skip
+                            depth=2, width=8, seeds=2, batch_size=10))  # fmt: skip
     for given, canonical in [
         ("xavier_normal", "glorot_normal"),
         ("normal(stddev=1)", "normal(stddev=1.0)"),
@@ -56,7 +56,7 @@ def _reference(grid, init, act, depth, width, bias, seed):
 def test_vmapped_equals_plain_loop():
     grid = ji.Grid(inits=["he_uniform", "orthogonal(scale=1.2)"],
                    activations=["tanh", "relu"], depth=[2, 3], width=16, seeds=[0, 5],
-                   batch=32, bias_inits="normal(stddev=0.1)")  # fmt: skip
+                   batch_size=32, bias_inits="normal(stddev=0.1)")  # fmt: skip
     res = ji.sweep(grid, chunk_size=2)
     for combo in grid:
         ref = _reference(grid, combo.init, combo.activation, combo.depth, combo.width,
@@ -100,7 +100,7 @@ def test_a_combination_alone_equals_it_in_a_grid_to_rounding():
 def test_compile_count_depends_on_shapes_not_seeds_or_scales():
     """One draw and one forward program per width, chunk shape and member count: the number
     of seeds, the scale values and families are data, never new programs."""
-    kw = dict(activations=["tanh", "relu", "selu"], depth=2, width=12, batch=20, bins=5)
+    kw = dict(activations=["tanh", "relu", "selu"], depth=2, width=12, batch_size=20, bins=5)
     sweeping.clear_programs()
     before = sweeping.programs()
     ji.sweep(ji.Grid(inits=["normal(stddev=0.5)", "normal(stddev=1.0)", "orthogonal"], seeds=7,
@@ -113,13 +113,13 @@ def test_compile_count_depends_on_shapes_not_seeds_or_scales():
     # a second width is a second shape: one more program of each kind
     before = sweeping.programs()
     ji.sweep(ji.Grid(inits=["he_normal", "orthogonal"], activations=["sigmoid", "gelu"],
-                     depth=2, width=[12, 16], batch=20, bins=5, seeds=3))  # fmt: skip
+                     depth=2, width=[12, 16], batch_size=20, bins=5, seeds=3))  # fmt: skip
     assert sweeping.programs() - before == 4
 
 
 def _textbook(inits, activation, depth, **kw):
     grid = ji.Grid(inits=inits, activations=[activation], depth=depth, width=SWEEP_WIDTH,
-                   seeds=SWEEP_SEEDS, batch=SWEEP_BATCH, **kw)  # fmt: skip
+                   seeds=SWEEP_SEEDS, batch_size=SWEEP_BATCH, **kw)  # fmt: skip
     return ji.sweep(grid)
 
 
@@ -155,7 +155,7 @@ def test_textbook_selu_self_normalizes():
 
 def test_divergence_is_recorded_not_raised():
     grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal"], activations=["relu"], depth=50,
-                   width=100, seeds=2, batch=16)  # fmt: skip
+                   width=100, seeds=2, batch_size=16)  # fmt: skip
     res = ji.sweep(grid)
     big = res.sel(init="normal(stddev=1.0)", activation="relu")
     assert (big.diverged_layer > 10).all()  # std 1 at width 100: ×50 variance per layer
@@ -181,9 +181,12 @@ def test_divergence_is_recorded_not_raised():
         (dict(seeds=0), r"seeds must be an int >= 1; got 0"),
         (dict(inputs="gauss"), r"inputs='gauss' is not valid; choose 'gaussian', 'uniform'"),
         (dict(inputs=np.zeros(5)), r"shape \(batch >= 1, d_in\); got \(5,\)"),
-        (dict(batch=0), r"batch must be an int >= 1 or None; got 0"),
-        (dict(batch=1, cosine=True), r"cosine=True needs a batch of at least 2 samples; got 1"),
-        (dict(batch=1, batchnorm=True), r"batchnorm=True needs a batch of at least 2"),
+        (dict(batch_size=0), r"batch_size must be an int >= 1 or None; got 0"),
+        (
+            dict(batch_size=1, cosine=True),
+            r"cosine=True needs a batch_size of at least 2 samples; got 1",
+        ),
+        (dict(batch_size=1, batchnorm=True), r"batchnorm=True needs a batch_size of at least 2"),
         (dict(bias_inits="he_normal"), r"bias init 'he_normal' needs a rank-2 shape"),
         (dict(inits=[jax.nn.initializers.he_normal()]), r"plain function"),
         (dict(inits=["he_normal", "kaiming_normal"]), r"same configuration twice: \['he_normal'\]"),
@@ -191,7 +194,7 @@ def test_divergence_is_recorded_not_raised():
     ],
 )
 def test_bad_grids_fail_before_running(kwargs, match):
-    base = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1, batch=4)
+    base = dict(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=1, batch_size=4)
     with pytest.raises(ValueError, match=match):
         ji.Grid(**{**base, **kwargs})
 
@@ -203,14 +206,14 @@ def test_array_inputs_and_uniform_inputs():
     )
     assert res.post_var.shape == (1, 1, 2, 2)
     res_u = ji.sweep(ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=2,
-                             inputs="uniform", d_in=7, batch=40))  # fmt: skip
+                             inputs="uniform", d_in=7, batch_size=40))  # fmt: skip
     assert res_u.post_var.shape == res.post_var.shape
 
 
 _KILL_SCRIPT = """
 import sys, jax, jaxinit as ji
 grid = ji.Grid(inits=["he_normal", "glorot_uniform"], activations=["tanh"], depth=2, width=8,
-               seeds=12, batch=16, bins=5)
+               seeds=12, batch_size=16, bins=5)
 def tick(done, total):
     print(f"chunk {done}/{total}", flush=True)
     if done >= 2:
@@ -232,7 +235,7 @@ def test_kill_and_resume(tmp_path):
     assert not (out / "result").exists()
 
     grid = ji.Grid(inits=["he_normal", "glorot_uniform"], activations=["tanh"], depth=2, width=8,
-                   seeds=12, batch=16, bins=5)  # fmt: skip
+                   seeds=12, batch_size=16, bins=5)  # fmt: skip
     calls = []
     resumed = ji.sweep(grid, out=out, lanes=2, devices=jax.devices()[:1],
                        on_chunk=lambda d, t: calls.append(d))  # fmt: skip
@@ -245,7 +248,7 @@ def test_kill_and_resume(tmp_path):
     assert ji.SweepResult.load(out / "result").equals(fresh)
     # a different sweep refuses the directory instead of mixing results
     other = ji.Grid(
-        inits=["he_normal"], activations=["tanh"], depth=2, width=8, seeds=12, batch=16, bins=5
+        inits=["he_normal"], activations=["tanh"], depth=2, width=8, seeds=12, batch_size=16, bins=5
     )
     with pytest.raises(ValueError, match=r"different sweep \(grid differ\)"):
         ji.sweep(other, out=out, lanes=2)
@@ -264,7 +267,7 @@ def test_bitwise_identical_across_devices(tmp_path):
 import sys, jaxinit as ji, jax
 assert len(jax.devices()) == int(sys.argv[2])
 grid = ji.Grid(inits=["he_normal", "orthogonal", "uniform"], activations=["tanh", "relu"],
-               depth=[2, 3], width=8, seeds=5, batch=16, bins=5)
+               depth=[2, 3], width=8, seeds=5, batch_size=16, bins=5)
 ji.sweep(grid).save(sys.argv[1])
 """
     results = []
@@ -290,7 +293,7 @@ import jax, jax.monitoring
 hits = []
 jax.monitoring.register_event_listener(lambda event, **kw: hits.append(event))
 import jaxinit as ji
-ji.sweep(ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, seeds=2, batch=8))
+ji.sweep(ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, seeds=2, batch_size=8))
 print(sum(e == "/jax/compilation_cache/cache_hits" for e in hits))
 """
     env = {**os.environ, "JAXINIT_CACHE_DIR": str(tmp_path / "xla"), "JAX_NUM_CPU_DEVICES": "1"}
@@ -317,7 +320,7 @@ def test_orthogonal_sharded_over_host_devices_does_not_deadlock(tmp_path):
 import jax, jaxinit as ji
 assert len(jax.devices()) == 2
 grid = ji.Grid(inits=["orthogonal", "orthogonal(scale=2.0)"], activations=["tanh", "relu"],
-               depth=5, width=100, seeds=32, batch=200, bins=10)
+               depth=5, width=100, seeds=32, batch_size=200, bins=10)
 print(float(ji.sweep(grid, chunk_size=32).pre_var.mean()))
 """
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAXINIT_CACHE_DIR": str(tmp_path)}
@@ -331,7 +334,7 @@ def test_histogram_plus_outside_counts_cover_every_finite_value():
     # std-1 ReLU runs far beyond the default range [0, 3]; the histogram must
     # not hide that: counts in range + below + above = all finite values.
     grid = ji.Grid(inits=["normal(stddev=1.0)", "he_normal"], activations=["relu", "tanh"],
-                   depth=3, width=16, seeds=2, batch=24)  # fmt: skip
+                   depth=3, width=16, seeds=2, batch_size=24)  # fmt: skip
     res = ji.sweep(grid)
     total = res.hist.sum(-1) + res.hist_below + res.hist_above
     np.testing.assert_array_equal(total, 24 * 16)
@@ -343,7 +346,7 @@ def test_histogram_plus_outside_counts_cover_every_finite_value():
 @pytest.mark.parametrize("bias", ["zeros", "normal(stddev=0.3)"])
 def test_lsuv_gives_every_layer_unit_variance_on_the_grid_inputs(bias):
     grid = ji.Grid(inits=["lsuv", "lsuv(target_var=2.0, tol=0.01)", "orthogonal"],
-                   activations=["tanh", "relu", "selu"], depth=6, width=16, seeds=2, batch=64,
+                   activations=["tanh", "relu", "selu"], depth=6, width=16, seeds=2, batch_size=64,
                    bias_inits=bias)  # fmt: skip
     res = ji.sweep(grid)
     # Mishkin & Matas stop once |Var(z) - target| < tol; batch norm is off, so pre_var is Var(z)
@@ -373,16 +376,16 @@ def test_lsuv_in_the_sweep_equals_the_standalone_lsuv():
 
 def test_grid_from_description_round_trips_dims_and_scalars():
     grids = [
-        ji.Grid(inits=["he_normal"], activations=["relu"], depth=3, width=8, batch=8, seeds=2),
+        ji.Grid(inits=["he_normal"], activations=["relu"], depth=3, width=8, batch_size=8, seeds=2),
         ji.Grid(inits=["he_normal", "zeros"], activations=["relu"], depth=[3], width=[8, 12],
-                batch=8, seeds=[4, 1], bias_inits=["zeros"], inputs="uniform", cosine=True),
+                batch_size=8, seeds=[4, 1], bias_inits=["zeros"], inputs="uniform", cosine=True),
     ]  # fmt: skip
     for grid in grids:
         again = ji.Grid.from_description(grid.describe())
         assert again.describe() == grid.describe()
         assert again.scalar_dims() == grid.scalar_dims()
     assert set(grids[0].describe()) == {*ji.sweeping.DIMS, *DESCRIBED}
-    for key in ("scalar_dims", "gradients", "hist_range"):  # every key is required
+    for key in ("dims", "gradients", "hist_range"):  # every key is required
         partial = {k: v for k, v in grids[1].describe().items() if k != key}
         with pytest.raises(ValueError, match=rf"lacks \['{key}'\].*rerun the sweep"):
             ji.Grid.from_description(partial)
@@ -401,7 +404,7 @@ def test_grid_stores_canonical_fields_once():
     assert grid.depth == (2, 3)
     assert grid.width == 8
     assert grid.seeds == range(3)
-    assert (grid.batch, grid.d_in) == (6, 4)
+    assert (grid.batch_size, grid.d_in) == (6, 4)
     assert grid.bias_inits.spec == "zeros"
     assert grid.inputs.dtype == np.float32
     assert not grid.inputs.flags.writeable
@@ -421,10 +424,10 @@ def test_grid_stores_canonical_fields_once():
     assert fewer.aliases == {}
     # generated inputs: batch 1000 and d_in the first width unless given
     gen = ji.Grid(inits=["he_normal"], activations=["tanh"], width=[16, 8])
-    assert (gen.batch, gen.d_in, gen.width) == (1000, 16, (16, 8))
+    assert (gen.batch_size, gen.d_in, gen.width) == (1000, 16, (16, 8))
     assert dataclasses.replace(gen, width=32).d_in == 16  # resolved once, a field like any
-    with pytest.raises(ValueError, match=r"batch=1000 contradicts .*give batch=6"):
-        ji.Grid(inits=["he_normal"], activations=["tanh"], inputs=x, batch=1000)
+    with pytest.raises(ValueError, match=r"batch_size=1000 contradicts .*give batch_size=6"):
+        ji.Grid(inits=["he_normal"], activations=["tanh"], inputs=x, batch_size=1000)
     with pytest.raises(ValueError, match=r"inputs='gausian' is not valid.*'gaussian'\?"):
         ji.Grid(inits=["he_normal"], activations=["tanh"], inputs="gausian")
     with pytest.raises(ValueError, match=r"seeds must be in \[0, 2\*\*31\).*got -1"):
@@ -433,7 +436,7 @@ def test_grid_stores_canonical_fields_once():
 
 def test_grid_iteration_is_the_plain_loop_of_the_product():
     grid = ji.Grid(inits=["he_normal", "zeros"], activations=["tanh"], depth=[1, 2], width=4,
-                   seeds=[7, 3], batch=4)  # fmt: skip
+                   seeds=[7, 3], batch_size=4)  # fmt: skip
     combos = list(grid)
     assert len(combos) == len(grid) == 8
     assert [c.index for c in combos] == list(range(8))

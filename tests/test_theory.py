@@ -296,7 +296,7 @@ def test_bad_input_is_named():
     with pytest.raises(TypeError, match="Grid"):
         T.predict({"inits": ["he_normal"]})
     with pytest.raises(ValueError, match="identity"):
-        T.predict(ji.Grid(inits=["identity"], activations=["relu"], depth=2, width=8, batch=4))
+        T.predict(ji.Grid(inits=["identity"], activations=["relu"], depth=2, width=8, batch_size=4))
 
 
 # -- against sampled networks -----------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_predict_matches_sweep_layout_and_pre_var():
         depth=5,
         width=SWEEP_WIDTH,
         seeds=SWEEP_SEEDS,
-        batch=SWEEP_BATCH,
+        batch_size=SWEEP_BATCH,
         bias_inits=["normal(stddev=0.1)"],
         cosine=True,
     )
@@ -372,7 +372,7 @@ def test_predict_batchnorm_lsuv_and_fractions_against_sweep():
         depth=4,
         width=128,
         seeds=4,
-        batch=128,
+        batch_size=128,
         inputs="uniform",
         bias_inits="normal(stddev=0.3)",
         batchnorm=True,
@@ -390,7 +390,7 @@ def test_predict_batchnorm_lsuv_and_fractions_against_sweep():
         depth=3,
         width=64,
         seeds=4,
-        batch=64,
+        batch_size=64,
     )
     measured, predicted = ji.sweep(grid), T.predict(grid)
     lsuv = predicted.sel(init="lsuv").pre_var

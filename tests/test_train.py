@@ -188,7 +188,7 @@ def test_compile_count_depends_on_shapes_not_on_seeds_or_inits(data):
     train(TrainGrid(inits=["zeros", "he_uniform", "lecun_normal"], seeds=[7, 8, 9, 10], **kw), data)  # fmt: skip
     assert compiled_count(run) - before == 2
     # one program per activation: relu's single model is compiled already, tanh's is new
-    train(TrainGrid(inits=["he_normal"], seeds=1, activation=["relu", "tanh"], **kw), data)
+    train(TrainGrid(inits=["he_normal"], seeds=1, activations=["relu", "tanh"], **kw), data)
     assert compiled_count(run) - before == 3
 
 
@@ -329,7 +329,7 @@ def test_stats_follow_the_kernel_definitions(data):
 
 def test_result_layout_sel_and_files(data, tmp_path):
     grid = TrainGrid(inits=["kaiming_normal", "normal(stddev=0.01)"], seeds=2, eval_every=8,
-                     activation=["relu", "tanh"], **SMALL)  # fmt: skip
+                     activations=["relu", "tanh"], **SMALL)  # fmt: skip
     res = train(grid, data, data)
     assert res.dims == ("init", "activation", "seed")
     assert res.loss.shape == (2, 2, 2, 20)
@@ -390,7 +390,7 @@ def test_optimizer_specs():
         (dict(inits=["he_nromal"]), ValueError, r"Did you mean 'he_normal'"),
         (dict(inits=[]), ValueError, r"inits is empty"),
         (dict(inits=["he_normal", "kaiming_normal"]), ValueError, r"configuration twice"),
-        (dict(activation="rleu"), ValueError, r"Did you mean 'relu'"),
+        (dict(activations="rleu"), ValueError, r"Did you mean 'relu'"),
         (dict(seeds=0), ValueError, r"seeds must be an int >= 1"),
         (dict(seeds=[1, 1]), ValueError, r"distinct"),
         (dict(hidden=()), ValueError, r"hidden must be a non-empty list"),
@@ -403,7 +403,7 @@ def test_optimizer_specs():
         (dict(steps="10"), TypeError, r"steps must be an int >= 1; got '10'"),
         (dict(record_stats_at=(30,)), ValueError, r"record_stats_at .* \[0, 20\]"),
         (dict(optimizer="sdg(learning_rate=0.1)"), ValueError, r"Did you mean 'sgd'"),
-        (dict(bias_init="he_normal"), ValueError, r"a bias is a vector"),
+        (dict(bias_inits="he_normal"), ValueError, r"a bias is a vector"),
         (dict(keep_params=1), TypeError, r"keep_params must be True or False"),
     ],
 )
@@ -456,8 +456,8 @@ def test_train_starts_from_the_network_the_sweep_measured():
     the same batch are the sweep's within float32 rounding."""
     x, y = teacher_data(7, 24, 6)
     inits, seeds, bias = ["he_normal", "glorot_uniform"], [2, 5], "normal(stddev=0.1)"
-    tgrid = TrainGrid(inits=inits, seeds=seeds, hidden=(8, 8, 8), activation="tanh",
-                      bias_init=bias, root_seed=11, steps=1, batch_size=len(x),
+    tgrid = TrainGrid(inits=inits, seeds=seeds, hidden=(8, 8, 8), activations="tanh",
+                      bias_inits=bias, root_seed=11, steps=1, batch_size=len(x),
                       record_stats_at=(0,), optimizer="sgd(learning_rate=0.1)")  # fmt: skip
     sgrid = ji.Grid(inits=inits, activations=["tanh"], depth=3, width=8, seeds=seeds,
                     bias_inits=bias, root_seed=11, inputs=np.asarray(x))  # fmt: skip

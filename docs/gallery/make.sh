@@ -18,7 +18,7 @@ cp "$out/seed_histograms/figures/grad_var.png" "$gallery/seed_grad_variance.png"
 run edge_of_chaos
 cp "$out/edge_of_chaos/phase-tanh.png" "$gallery/edge_of_chaos_tanh.png"
 
-run big_grid --batch 200 --width 64 --seeds 4  # reduced: the full grid is an accelerator's job
+run big_grid --batch-size 200 --width 64 --seeds 4  # reduced: the full grid is an accelerator's job
 cp "$out/big_grid/figures/heatmap.png" "$gallery/big_grid_heatmap.png"
 cp "$out/big_grid/figures/pre_var.png" "$gallery/big_grid_variance.png"
 

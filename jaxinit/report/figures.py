@@ -678,7 +678,11 @@ def _bin_fractions(v: tables.View) -> tuple[np.ndarray, float]:
     grid = v.attrs.get("grid") or {}
     widths = grid.get("width") or []  # the width when fixed, else normalize by the counts
     width_label = v.fixed.get("width", widths[0] if len(widths) == 1 else None)
-    total = len(v.seeds) * grid["batch"] * width_label if width_label and "batch" in grid else None
+    total = (
+        len(v.seeds) * grid["batch_size"] * width_label
+        if width_label and "batch_size" in grid
+        else None
+    )
     counts = v.fields["hist"].sum(axis=2).astype(np.float64)  # (init, activation, layer, bin)
     fracs = counts / (total if total else np.maximum(counts.sum(-1, keepdims=True), 1.0))
     return fracs, 0.5 / total if total else 1e-4

@@ -30,7 +30,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
 from jaxinit import activations as _activations
@@ -43,7 +42,8 @@ from jaxinit._checks import (
     closest_hint,
     is_list,
 )
-from jaxinit._dims import MAX_SEEDS, check_seeds, dim_values
+from jaxinit._deprecated import renamed_fields
+from jaxinit._dims import MAX_SEEDS, GridBase, check_seeds, dim_values
 from jaxinit._keys import (
     SEED_LIMIT,
     STREAM_BATCHES,
@@ -83,7 +83,8 @@ DIMS = ("init", "activation", "depth", "width", "bias_init", "seed")
 MAX_BINS = 10_000  # histogram bins per layer
 # the keys of Grid.describe() besides DIMS
 DESCRIBED = (
-    "batch",
+    "dims",
+    "batch_size",
     "d_in",
     "inputs",
     "bins",
@@ -92,7 +93,6 @@ DESCRIBED = (
     "cosine",
     "gradients",
     "root_seed",
-    "scalar_dims",
 )
 
 
@@ -182,13 +182,14 @@ def _hist_range(pair: Any, bins: int) -> tuple[float, float] | None:
     return lo, hi
 
 
+@renamed_fields(batch="batch_size")
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class Grid:
+class Grid(GridBase):
     """The configurations of a sweep; validated in full before anything runs.
 
     Every field is validated and stored in canonical form once, at construction:
     specs become jaxinit objects, lists become tuples, a seed count ``n`` becomes
-    ``range(n)``, ``batch`` and ``d_in`` are the sizes the sweep uses. So ``repr``,
+    ``range(n)``, ``batch_size`` and ``d_in`` are the sizes the sweep uses. So ``repr``,
     :func:`dataclasses.replace` and :meth:`describe` see what runs, and each
     setting has one name. A list (tuple) of ``depth``, ``width`` or ``bias_inits``
     adds a dim of that name; a single value does not.
@@ -198,10 +199,12 @@ class Grid:
       activations: activation specs or Activations.
       depth: number of hidden layers, an int or a list of ints.
       width: units per hidden layer, an int or a list of ints.
-      seeds: a count ``n`` (seeds 0..n-1, stored as ``range(n)``), a range, or an
-        explicit list of distinct seeds in [0, 2**31).
-      batch: samples per network. For generated inputs None means 1000; for an
-        inputs array it is the array's rows (None, or the same number).
+      seeds: a count ``n`` (seeds 0..n-1), a range, or an explicit list of distinct
+        seeds in [0, 2**31); stored as :func:`jaxinit._dims.check_seeds` says, as in a
+        :class:`jaxinit.TrainGrid`.
+      batch_size: samples per network. For generated inputs None means 1000; for an
+        inputs array it is the array's rows (None, or the same number). Its old name
+        ``batch`` works for one release, with a DeprecationWarning.
       inputs: "gaussian" (N(0, 1)), "uniform" (U[0, 1), as ``np.random.random``)
         or an array ``(batch, d_in)`` such as an MNIST batch, shared by all seeds
         (stored as a read-only float32 copy).
@@ -219,7 +222,7 @@ class Grid:
         ``weight_grad_norm``. The classic histogram and variance experiments
         need only the forward statistics; ``False`` skips the backward pass
         (about a third of the time) and the result has no gradient fields.
-      root_seed: seed of the root key.
+      root_seed: seed of the root key, in [0, 2**32).
       aliases: {dim: {label as given: canonical spec}}, so that a result selects
         by the names the grid was given (``"xavier_normal"``). Derived from the
         specs; :func:`dataclasses.replace` carries it over. There is no need to
@@ -227,7 +230,7 @@ class Grid:
 
     Example:
       >>> grid = Grid(inits=["xavier_normal", "he_normal"], activations="relu",
-      ...             depth=[2, 4], width=8, seeds=3, batch=16)
+      ...             depth=[2, 4], width=8, seeds=3, batch_size=16)
       >>> grid.coords()["init"], grid.seeds, grid.d_in, len(grid)
       (('glorot_normal', 'he_normal'), range(0, 3), 8, 12)
       >>> grid.aliases
@@ -239,7 +242,7 @@ class Grid:
     depth: int | tuple[int, ...] = 5
     width: int | tuple[int, ...] = 100
     seeds: range | tuple[int, ...] = 1
-    batch: int | None = None
+    batch_size: int | None = None
     inputs: str | np.ndarray = "gaussian"
     d_in: int | None = None
     bias_inits: _initializers.Initializer | tuple[_initializers.Initializer, ...] = "zeros"
@@ -269,16 +272,13 @@ class Grid:
         set_("bias_inits", biases if is_list(self.bias_inits) else biases[0])
         set_("depth", _ints("depth", self.depth))
         set_("width", _ints("width", self.width))
-        set_("seeds", check_seeds("Grid", self.seeds))
-        for name in ("bins", "root_seed"):
-            check_int(f"Grid: {name}", getattr(self, name), low=1 if name == "bins" else 0)
+        self._set_seeds()
+        check_int("Grid: bins", self.bins, low=1)
         if self.bins > MAX_BINS:
             raise ValueError(f"Grid: bins must be at most {MAX_BINS}; got {self.bins}")
-        if self.root_seed >= 2**32:
-            raise ValueError(f"Grid: root_seed must be in [0, 2**32); got {self.root_seed}")
         given = {
             name: check_int(f"Grid: {name}", getattr(self, name), low=1, none=True)
-            for name in ("batch", "d_in")
+            for name in ("batch_size", "d_in")
         }
         if isinstance(self.inputs, str):
             if self.inputs not in INPUTS:
@@ -286,11 +286,11 @@ class Grid:
                     f"Grid: inputs={self.inputs!r} is not valid; choose 'gaussian', 'uniform' "
                     "or an array of shape (batch, d_in)." + closest_hint(self.inputs, INPUTS)
                 )
-            resolved = {"batch": 1000, "d_in": dim_values(self.width)[0]}
+            resolved = {"batch_size": 1000, "d_in": dim_values(self.width)[0]}
         else:
             x = _input_array(self.inputs)
             set_("inputs", x)
-            resolved = dict(zip(("batch", "d_in"), x.shape, strict=True))
+            resolved = dict(zip(("batch_size", "d_in"), x.shape, strict=True))
             for name, value in given.items():
                 if value is not None and value != resolved[name]:
                     raise ValueError(
@@ -303,9 +303,10 @@ class Grid:
         set_("hist_range", _hist_range(self.hist_range, self.bins))
         for flag in ("batchnorm", "cosine", "gradients"):
             check_bool(f"Grid: {flag}", getattr(self, flag))
-            if flag != "gradients" and getattr(self, flag) and self.batch < 2:
+            if flag != "gradients" and getattr(self, flag) and self.batch_size < 2:
                 raise ValueError(
-                    f"Grid: {flag}=True needs a batch of at least 2 samples; got {self.batch} "
+                    f"Grid: {flag}=True needs a batch_size of at least 2 samples; got "
+                    f"{self.batch_size} "
                     "(one sample has no batch statistics and no pairs)"
                 )
         # every layer shape each init will draw: refuse now what would fail mid-sweep
@@ -320,20 +321,14 @@ class Grid:
                         f"{shape}: {e}"
                     ) from None
         derived = {"init": init_aliases, "activation": act_aliases, "bias_init": bias_aliases}
-        labels = self.coords()
-        carried = {} if self.aliases is None else self.aliases
-        if not isinstance(carried, Mapping):
-            raise TypeError(
-                f"Grid: aliases must be a mapping {{dim: {{label: spec}}}}; got {carried!r}"
-            )
-        merged = {
-            dim: {**{k: v for k, v in carried.get(dim, {}).items() if v in labels[dim]}, **own}
-            for dim, own in derived.items()
-        }
-        set_("aliases", {dim: table for dim, table in merged.items() if table})
+        set_("aliases", self._merged_aliases(derived))
 
     def coords(self) -> dict[str, tuple]:
-        """Labels of every dimension of the full product, in order."""
+        """Labels of every dimension of the full product, in order, the scalar dims (as
+        1-tuples) included; the result keeps :attr:`dims`."""
+        return self._axes()
+
+    def _axes(self) -> dict[str, tuple]:
         return {
             "init": tuple(i.spec for i in self.inits),
             "activation": tuple(a.spec for a in self.activations),
@@ -347,6 +342,12 @@ class Grid:
         """The dims given as scalars, which a result does not keep."""
         given = {"depth": self.depth, "width": self.width, "bias_init": self.bias_inits}
         return tuple(d for d, v in given.items() if not isinstance(v, tuple))
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The dims of the sweep's result: :data:`DIMS` less :meth:`scalar_dims`."""
+        scalar = self.scalar_dims()
+        return tuple(d for d in DIMS if d not in scalar)
 
     def __len__(self) -> int:
         return math.prod(len(v) for v in self.coords().values())
@@ -369,15 +370,10 @@ class Grid:
         for index, combo in enumerate(product):
             yield Combination(index, *combo)
 
-    def seed_key(self, seed: int) -> jax.Array:
-        """The key of every combination with this seed (:func:`seed_key`)."""
-        return seed_key(self.root_seed, seed)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able description of the grid, for manifests."""
+    def _settings(self) -> dict[str, Any]:
+        """The settings :meth:`describe` records besides the dims and ``root_seed``."""
         return {
-            **{k: list(v) for k, v in self.coords().items()},
-            "batch": self.batch,
+            "batch_size": self.batch_size,
             "d_in": self.d_in,
             "inputs": self.inputs if isinstance(self.inputs, str) else "array",
             "bins": self.bins,
@@ -385,8 +381,6 @@ class Grid:
             "batchnorm": self.batchnorm,
             "cosine": self.cosine,
             "gradients": self.gradients,
-            "root_seed": self.root_seed,
-            "scalar_dims": list(self.scalar_dims()),
         }
 
     @classmethod
@@ -411,18 +405,15 @@ class Grid:
                 "build the Grid again with inputs=<the array>"
             )
         for dim in ("depth", "width", "bias_init"):  # dims given as scalars stay scalars
-            if dim in d["scalar_dims"] and len(d[dim]) == 1:
+            if dim not in d["dims"] and len(d[dim]) == 1:
                 d[dim] = d[dim][0]
-        seeds = d["seed"]
-        if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
-            seeds = range(seeds[0], seeds[0] + len(seeds))
         return cls(
             inits=d["init"],
             activations=d["activation"],
             depth=d["depth"],
             width=d["width"],
-            seeds=seeds,
-            batch=d["batch"],
+            seeds=d["seed"],
+            batch_size=d["batch_size"],
             inputs=d["inputs"],
             d_in=d["d_in"],
             bias_inits=d["bias_init"],

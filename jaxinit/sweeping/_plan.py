@@ -86,7 +86,7 @@ def _family_index(objs) -> tuple[tuple, list[int]]:
 def _bytes_per_group(grid: Grid, width: int, lanes: int, members: int) -> int:
     """Peak intermediates of one group of lanes: activations (stored for the backward pass)."""
     depth = max(dim_values(grid.depth))
-    slab = 4 * lanes * members * grid.batch * width
+    slab = 4 * lanes * members * grid.batch_size * width
     stored = 2 * depth + 6 if grid.gradients else 6
     weights = 4 * lanes * members * (width * (width + grid.d_in)) * (depth if grid.gradients else 2)
     return slab * stored + weights
@@ -188,7 +188,7 @@ def plan(
                 d_in=grid.d_in,
                 width=width,
                 depth=depth,
-                batch=grid.batch,
+                batch=grid.batch_size,
                 inputs=grid.inputs if isinstance(grid.inputs, str) else "array",
                 cotangent=grid.gradients,
             )
@@ -201,7 +201,7 @@ def plan(
                 d_in=grid.d_in,
                 width=width,
                 depth=depth,
-                batch=grid.batch,
+                batch=grid.batch_size,
                 families=len(w_bases),
                 members=block,
                 lanes=lanes,

@@ -162,7 +162,7 @@ def _cosine(act, sw, mb, vb, pairs):
 
 def _inputs(grid: Grid):
     """Per-sample mean squares (S,), the mean batch variance of an input, and pairs (P, 3)."""
-    batch = grid.batch
+    batch = grid.batch_size
     x = grid.inputs
     if isinstance(x, str):
         mean, square = INPUT_MOMENTS[grid.inputs]
@@ -196,7 +196,7 @@ def _bn_cosine(act, v, batch):
 def _combination(grid, act, thr, init, width, bias, inputs) -> dict[str, np.ndarray]:
     """The fields of one (init, activation, width, bias init): (D,), and (n_depths, D) for
     the gradients."""
-    depth, d_in, batch = max(dim_values(grid.depth)), grid.d_in, grid.batch
+    depth, d_in, batch = max(dim_values(grid.depth)), grid.d_in, grid.batch_size
     var0, var_h = weight_variance(init, (d_in, width)), weight_variance(init, (width, width))
     mb, vb = bias.moments((width,))
     sw = jnp.asarray([d_in * var0] + [width * var_h] * (depth - 1), jnp.float32)

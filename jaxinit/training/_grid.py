@@ -13,7 +13,8 @@ import dataclasses
 import functools
 import inspect
 import itertools
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -31,7 +32,8 @@ from jaxinit._checks import (
     closest_hint,
     is_list,
 )
-from jaxinit._dims import check_seeds, dim_values
+from jaxinit._deprecated import renamed_fields
+from jaxinit._dims import GridBase, dim_values
 from jaxinit._keys import STREAM_BATCHES, layer_keys, seed_key
 from jaxinit._spec import check_bools, parse_spec, resolve_specs
 from jaxinit.training import _mup
@@ -311,19 +313,23 @@ def _int(name: str, value: Any, *, low: int, none: bool = False) -> int | None:
     return check_int(f"TrainGrid: {name}", value, low=low, none=none)
 
 
+@renamed_fields(activation="activations", bias_init="bias_inits")
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainGrid:
+class TrainGrid(GridBase):
     """Models to train together: every (init, [activation,] [width,] [learning_rate,] seed).
 
     Every field is validated and stored in canonical form once, at construction: specs
-    become jaxinit objects, lists become tuples, a seed count becomes its seeds. A list
-    (tuple) of ``activation``, ``width`` or ``learning_rate`` adds a dim of that name; a
-    single value does not.
+    become jaxinit objects, lists become tuples, a seed count ``n`` becomes ``range(n)``.
+    A list (tuple) of ``activations``, ``width`` or ``learning_rate`` adds the dim
+    ``activation``, ``width`` or ``learning_rate``; a single value does not. The settings a
+    :class:`jaxinit.Grid` has too (``inits``, ``activations``, ``bias_inits``, ``seeds``,
+    ``batch_size``, ``root_seed``, ``aliases``) have its names, types and limits.
 
     Attributes:
       inits: initializer specs or objects for every kernel (a dim of the result).
-      seeds: a count ``n`` (seeds 0..n-1) or a list of distinct seeds in [0, 2**31); at
-        most ``jaxinit.sweeping.MAX_SEEDS`` of them, as in a :class:`jaxinit.Grid`.
+      seeds: a count ``n`` (seeds 0..n-1), a range, or a list of distinct seeds in
+        [0, 2**31); at most ``jaxinit.sweeping.MAX_SEEDS`` of them, stored as
+        :func:`jaxinit._dims.check_seeds` says, as in a :class:`jaxinit.Grid`.
       hidden: hidden widths; the output layer has one unit per class (softmax;
         classes 0..max label) or one unit (sigmoid).
       width: the width of *every* hidden layer (``len(hidden)`` of them, so
@@ -339,8 +345,11 @@ class TrainGrid:
         and their table are in :mod:`jaxinit.training`). μP needs ``width``.
       base_width: μP's base width, where μP equals the standard parametrization
         and the learning rate is the base rate; None: the smallest width.
-      activation: a spec, or a list of them, which adds the dim ``activation``.
-      bias_init: initializer of every bias.
+      activations: an activation spec, or a list of them, which adds the dim
+        ``activation``. Its old name ``activation`` works for one release, with a
+        DeprecationWarning.
+      bias_inits: the initializer of every bias: one spec (a list of one is that spec).
+        Its old name ``bias_init`` works for one release, with a DeprecationWarning.
       output_init: kernel initializer of the output layer; None: the model's init.
       optimizer: an optax spec (``"adam(learning_rate=1e-3)"``), a list of specs
         (chained), or an ``optax.GradientTransformation``. An object is not
@@ -356,21 +365,21 @@ class TrainGrid:
         ``(..., fan_in, fan_out)`` and ``bias_l`` ``(..., fan_out)`` for the
         hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer
         ``l = len(hidden)``. Not with several widths (their shapes differ).
-      root_seed: seed of the root key.
+      root_seed: seed of the root key, in [0, 2**32).
       aliases: {dim: {label as given: canonical spec}}, so that a result selects by
         the names the grid was given (``"xavier_normal"``). Derived from the specs;
         :func:`dataclasses.replace` carries it over. There is no need to pass it.
     """
 
     inits: tuple[Any, ...]
-    seeds: tuple[int, ...] = 1
+    seeds: range | tuple[int, ...] = 1
     hidden: tuple[int, ...] = (100, 100, 100, 100)
     width: int | tuple[int, ...] | None = None
     learning_rate: float | tuple[float, ...] | None = None
     parametrization: str = "standard"
     base_width: int | None = None
-    activation: Any = "relu"
-    bias_init: Any = "zeros"
+    activations: Any = "relu"
+    bias_inits: Any = "zeros"
     output_init: Any = None
     optimizer: Any = DEFAULT_OPTIMIZER
     steps: int = 2000
@@ -386,32 +395,23 @@ class TrainGrid:
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
         inits, init_aliases = _objects("inits", self.inits, _initializers.get)
-        acts, act_aliases = _objects("activation", self.activation, _activations.get)
+        acts, act_aliases = _objects("activations", self.activations, _activations.get)
         set_("inits", inits)
-        set_("activation", acts if is_list(self.activation) else acts[0])
-        carried = {} if self.aliases is None else self.aliases
-        if not isinstance(carried, Mapping):
-            raise TypeError(
-                f"TrainGrid: aliases must be a mapping {{dim: {{label: spec}}}}; got {carried!r}"
-            )
-        labels = {"init": {o.spec for o in inits}, "activation": {o.spec for o in acts}}
-        derived = {"init": init_aliases, "activation": act_aliases}
-        merged = {
-            d: {**{k: v for k, v in carried.get(d, {}).items() if v in labels[d]}, **derived[d]}
-            for d in derived
-        }
-        set_("aliases", {d: a for d, a in merged.items() if a and d in self.dims})
-        bias = _objects("bias_init", self.bias_init, _initializers.get)[0]
+        set_("activations", acts if is_list(self.activations) else acts[0])
+        bias = _objects("bias_inits", self.bias_inits, _initializers.get)[0]
         if len(bias) != 1:
-            raise ValueError(f"TrainGrid: bias_init takes one spec; got {self.bias_init!r}")
+            raise ValueError(
+                f"TrainGrid: bias_inits takes one spec (every model's biases); got "
+                f"{self.bias_inits!r}"
+            )
         if bias[0].min_rank > 1:
             raise ValueError(
-                f"TrainGrid: bias_init {bias[0].spec!r} needs a rank-2 shape; a bias is a vector"
+                f"TrainGrid: bias init {bias[0].spec!r} needs a rank-2 shape; a bias is a vector"
             )
-        set_("bias_init", bias[0])
+        set_("bias_inits", bias[0])
         if self.output_init is not None:
             set_("output_init", _objects("output_init", self.output_init, _initializers.get)[0][0])
-        set_("seeds", tuple(check_seeds("TrainGrid", self.seeds)))
+        self._set_seeds()
         set_("hidden", tuple(_int("hidden", h, low=1) for h in _nonempty("hidden", self.hidden)))
         set_("width", _distinct("width", self.width, lambda v: _int("width", v, low=1)))
         set_("learning_rate", _distinct("learning_rate", self.learning_rate, _learning_rate))
@@ -428,8 +428,7 @@ class TrainGrid:
             )
         if self.parametrization == "mup" and base is None:
             set_("base_width", min(dim_values(self.width)))
-        for name in ("steps", "root_seed"):
-            _int(name, getattr(self, name), low=1 if name == "steps" else 0)
+        _int("steps", self.steps, low=1)
         _int("batch_size", self.batch_size, low=1, none=True)
         _int("eval_every", self.eval_every, low=1, none=True)
         check_choice("TrainGrid: output", self.output, OUTPUTS)
@@ -455,6 +454,8 @@ class TrainGrid:
                 f"TrainGrid: keep_params needs one width (kernels of widths "
                 f"{list(self.width)} have different shapes); train each width alone"
             )
+        derived = {"init": init_aliases, "activation": act_aliases}
+        set_("aliases", self._merged_aliases({d: derived[d] for d in derived if d in self.dims}))
 
     def _resolve_optimizer(self) -> Any:
         """The optimizer spec, with the default's rate left out when the rate is a field."""
@@ -516,26 +517,32 @@ class TrainGrid:
 
     @property
     def dims(self) -> tuple[str, ...]:
+        """The dims of the result: ``init``, those of ``activation``, ``width`` and
+        ``learning_rate`` given as lists, and ``seed``."""
         many = {
-            "activation": is_list(self.activation),
+            "activation": is_list(self.activations),
             "width": is_list(self.width),
             "learning_rate": is_list(self.learning_rate),
         }
         return ("init", *(d for d, m in many.items() if m), "seed")
 
     def coords(self) -> dict[str, tuple]:
-        c = {
+        """The labels of each dim of the result (:attr:`dims`)."""
+        axes = self._axes()
+        return {d: axes[d] for d in self.dims}
+
+    def _axes(self) -> dict[str, tuple]:
+        return {
             "init": tuple(i.spec for i in self.inits),
-            "seed": self.seeds,
-            "activation": tuple(a.spec for a in dim_values(self.activation)),
+            "activation": tuple(a.spec for a in dim_values(self.activations)),
             "width": dim_values(self.width),
             "learning_rate": dim_values(self.learning_rate),
+            "seed": self.seeds,
         }
-        return {d: c[d] for d in self.dims}
 
     def groups(self) -> list[tuple[Any, int | None]]:
         """The (activation, width) of each compiled program's models, in order."""
-        return list(itertools.product(dim_values(self.activation), dim_values(self.width)))
+        return list(itertools.product(dim_values(self.activations), dim_values(self.width)))
 
     def group_models(self) -> list[tuple[Any, float | None, int]]:
         """The (init, learning_rate, seed) of a group's models, in C order."""
@@ -546,10 +553,15 @@ class TrainGrid:
         return tuple(sorted({*range(0, self.steps, every), self.steps}))
 
     def model_key(self, seed: int) -> jax.Array:
-        """The key every model of this seed draws its parameters from, whatever its init,
-        width and learning rate (common random numbers): the seed's key,
-        ``jaxinit.sweeping.seed_key(root_seed, seed)``, as a sweep's (see :class:`MLP`)."""
-        return seed_key(self.root_seed, seed)
+        """Deprecated: :meth:`seed_key`, the key every model of this seed draws its
+        parameters from (see :class:`MLP`), as in every grid."""
+        warnings.warn(
+            "TrainGrid.model_key is deprecated and will be removed in the next release; use "
+            "TrainGrid.seed_key",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.seed_key(seed)
 
     def batch_key(self, seed: int) -> jax.Array:
         """The key of the mini-batch order of this seed's models (one shared key by default)."""
@@ -600,7 +612,7 @@ class TrainGrid:
     ) -> MLP:
         """The model ``(init, seed, activation, width)`` of this grid, as :func:`train` starts it
         (under μP the output kernel's variance is scaled by its rule)."""
-        act = dim_values(self.activation)[0] if activation is None else activation
+        act = dim_values(self.activations)[0] if activation is None else activation
         init = _initializers.get(init)
         out = init if self.output_init is None else self.output_init
         rules = self.layer_rules(d_in, d_out, width=width)
@@ -613,9 +625,9 @@ class TrainGrid:
             d_out,
             activation=act,
             kernel_init=init,
-            bias_init=self.bias_init,
+            bias_init=self.bias_inits,
             output_kernel_init=out,
-            key=self.model_key(seed),
+            key=self.seed_key(seed),
         )
 
     def build_optimizer(self, *, width: int | None = None, learning_rate: Any = None):
@@ -636,21 +648,15 @@ class TrainGrid:
             _learning_rate(learning_rate)
         return tx.with_lr(learning_rate)
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-able description (the fingerprint of a checkpoint)."""
+    def _settings(self) -> dict[str, Any]:
+        """The settings :meth:`describe` records besides the dims and ``root_seed``."""
         opt = self.optimizer
         opt = list(opt) if isinstance(opt, tuple) else opt if isinstance(opt, str) else "object"
         return {
-            "init": [i.spec for i in self.inits],
-            "seed": list(self.seeds),
-            "activation": [a.spec for a in dim_values(self.activation)],
-            "dims": list(self.dims),
             "hidden": list(self.hidden),
-            "width": list(dim_values(self.width)),
-            "learning_rate": list(dim_values(self.learning_rate)),
             "parametrization": self.parametrization,
             "base_width": self.base_width,
-            "bias_init": self.bias_init.spec,
+            "bias_init": self.bias_inits.spec,
             "output_init": None if self.output_init is None else self.output_init.spec,
             "optimizer": opt,
             "steps": self.steps,
@@ -660,7 +666,6 @@ class TrainGrid:
             "shuffle": self.shuffle,
             "record_stats_at": list(self.record_stats_at),
             "keep_params": self.keep_params,
-            "root_seed": self.root_seed,
         }
 
 

@@ -625,7 +625,7 @@ def train(
 def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainResult:
     """The result: fields ``(group, model, ...)`` laid out ``(init, [activation,] [width,]
     [learning_rate,] seed, ...)``."""
-    n_a, n_w = len(dim_values(grid.activation)), len(dim_values(grid.width))
+    n_a, n_w = len(dim_values(grid.activations)), len(dim_values(grid.width))
     n_i, n_l, n_s = len(grid.inits), len(dim_values(grid.learning_rate)), len(grid.seeds)
     arrays, own = {}, {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",)}
     absent = ("activation", "width", "learning_rate")
