@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_choice, check_int
-from jaxinit._dims import check_seeds
+from jaxinit._dims import GridBase
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.models._kernels import KernelRule, kernels
 from jaxinit.sweeping._capture import default_capture
@@ -36,8 +36,8 @@ def _qualname(f: Any) -> str:
     return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', type(f).__name__)}"
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelGrid:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelGrid(GridBase):
     """Any Flax NNX model, swept over initializers and seeds at initialization.
 
     Example::
@@ -115,20 +115,13 @@ class ModelGrid:
         if len(set(labels)) != len(labels):
             raise ValueError(f"ModelGrid: inits repeat: {labels}")
         object.__setattr__(self, "inits", inits)
-        aliases = {
-            "init": {
-                str(g): i.spec
-                for g, i in zip(specs, inits, strict=True)
-                if isinstance(g, str) and g != i.spec
-            }
+        self._set_seeds()
+        derived = {
+            str(g): i.spec
+            for g, i in zip(specs, inits, strict=True)
+            if isinstance(g, str) and g != i.spec
         }
-        for dim, table in (self.aliases or {}).items():
-            aliases.setdefault(dim, {}).update(table)
-        object.__setattr__(self, "aliases", aliases)
-        object.__setattr__(self, "seeds", check_seeds("ModelGrid", self.seeds))
-        object.__setattr__(
-            self, "root_seed", check_int("ModelGrid: root_seed", self.root_seed, low=0)
-        )
+        object.__setattr__(self, "aliases", self._merged_aliases({"init": derived}))
         object.__setattr__(self, "bins", check_int("ModelGrid: bins", self.bins, low=1))
         self._check_inputs()
         rule = kernels() if self.rule is None else self.rule
@@ -190,8 +183,12 @@ class ModelGrid:
     def dims(self) -> tuple[str, ...]:
         return MODEL_DIMS
 
-    def coords(self) -> dict[str, tuple]:
+    def _axes(self) -> dict[str, tuple]:
         return {"init": tuple(i.spec for i in self.inits), "seed": tuple(self.seeds)}
+
+    def coords(self) -> dict[str, tuple]:
+        """The labels of each dim of the result."""
+        return self._axes()
 
     def build(self, seed: int, *, init: Any):
         """The model the sweep measures at ``(init, seed)``, built eagerly: the factory with
@@ -225,8 +222,7 @@ class ModelGrid:
             modules[k.index].kernel.set_value(w.reshape(k.shape))
         return model
 
-    def describe(self) -> dict[str, Any]:
-        """The canonical description (JSON-able): what sets the numbers, for the fingerprint."""
+    def _settings(self) -> dict[str, Any]:
         inputs = self.inputs
         if not isinstance(inputs, str):
             digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes()).hexdigest()[:16]
@@ -234,8 +230,6 @@ class ModelGrid:
         rule = self.rule.describe() if isinstance(self.rule, KernelRule) else _qualname(self.rule)
         return {
             "model": _qualname(self.model),
-            "inits": [i.spec for i in self.inits],
-            "seeds": _seeds_spec(self.seeds),
             "inputs": inputs,
             "input_shape": list(self.input_shape),
             "rule": rule,
@@ -244,14 +238,7 @@ class ModelGrid:
             "hist_range": list(self.hist_range),
             "cosine": self.cosine,
             "gradients": self.gradients,
-            "root_seed": self.root_seed,
         }
-
-
-def _seeds_spec(seeds: range | Sequence[int]) -> Any:
-    if isinstance(seeds, range):
-        return f"range({seeds.start}, {seeds.stop}, {seeds.step})"
-    return list(seeds)
 
 
 def _is_module(obj: Any) -> bool:
