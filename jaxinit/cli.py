@@ -244,7 +244,86 @@ def _report(res: ji.SweepResult, out: Path, *, theory: bool) -> None:
     print(f"\nreport: {paths['html'] if isinstance(paths, dict) else out / 'report.html'}")
 
 
+# flags of the built-in MLP, which a --model sweep does not take (its model has them itself)
+_MLP_FLAGS = {
+    "depth": [5],
+    "width": [100],
+    "d_in": None,
+    "batch_size": None,
+    "batchnorm": False,
+    "bias_inits": ["zeros"],
+}
+
+
+def _factory(value: str):
+    """The factory ``module:name`` (importable from the current directory) or
+    ``path/to/file.py:name`` names."""
+    import importlib
+    import importlib.util
+
+    where, _, name = value.rpartition(":")
+    if not where or not name.isidentifier():
+        raise _UsageError(
+            f"--model {value!r}: expected MODULE:FACTORY or path/to/file.py:FACTORY, the factory "
+            "a function make(rngs) -> nnx.Module"
+        )
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise _UsageError(f"--model {value!r}: {where} is not a file")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(where)
+    except ImportError as e:
+        raise _UsageError(f"--model {value!r}: cannot import {where}: {e}") from None
+    make = getattr(module, name, None)
+    if not callable(make):
+        raise _UsageError(f"--model {value!r}: {where} has no callable {name!r}")
+    return make
+
+
+def model_grid_from_args(args: argparse.Namespace):
+    """The ModelGrid that ``jaxinit sweep --model``'s flags describe."""
+    given = [
+        "--" + k.replace("_", "-")
+        for k, default in _MLP_FLAGS.items()
+        if getattr(args, k) != default
+    ]
+    if args.activations is not None:
+        given.append("--activations")
+    if given:
+        raise _UsageError(
+            f"--model sweeps your model as it is; {', '.join(given)} describe the built-in MLP: "
+            "drop them"
+        )
+    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
+    inputs = _inputs(args.inputs)
+    return _usage(
+        ji.ModelGrid,
+        model=_factory(args.model),
+        inits=args.inits,
+        seeds=seeds,
+        inputs=inputs,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
+        bins=args.bins,
+        cosine=args.cosine,
+        gradients=not args.no_gradients,
+        root_seed=args.root_seed,
+    )
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _sweep_model(args)
+    if args.input_shape is not None:
+        raise _UsageError("--input-shape is for --model sweeps; the MLP takes --batch-size, --d-in")
+    if args.activations is None:
+        raise _UsageError("the following arguments are required: --activations (or --model)")
     grid = grid_from_args(args)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise _UsageError(f"--chunk-size must be a positive integer; got {args.chunk_size}")
@@ -265,6 +344,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
         return 0
     _report(res, Path(args.out), theory=not args.no_theory)
+    return 0
+
+
+def _sweep_model(args: argparse.Namespace) -> int:
+    grid = model_grid_from_args(args)
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise _UsageError(f"--chunk-size must be a positive integer; got {args.chunk_size}")
+    print(args.devices_line, file=sys.stderr)
+    print(f"{len(grid.inits) * len(grid.seeds)} models of {args.model}", file=sys.stderr)
+    res = ji.sweep(grid, out=args.out, chunk_size=args.chunk_size)
+    layers = res.attrs["layers"]
+    rows = [("init", "layer", "type", "pre_var (median over seeds)")]
+    for i, init in enumerate(res.coords["init"]):
+        for l, (name, kind) in enumerate(zip(layers, res.attrs["layer_types"], strict=True)):
+            rows.append((str(init), name, kind, f"{np.median(res.pre_var[i, :, l]):.4g}"))
+    print(_table(rows))
+    if args.out is not None:
+        print(f"\nresult: {Path(args.out) / 'result'}")
     return 0
 
 
@@ -603,7 +700,8 @@ _EXAMPLES = {
     "list": "example:\n  jaxinit list initializers --fan-in 784 --fan-out 256 --convention torch",
     "sweep": "examples:\n  jaxinit sweep --inits he_normal glorot_normal --activations relu tanh "
     "--out out/sweep\n  jaxinit sweep --inits 'normal(stddev=0.01)' --activations relu --depth 5 "
-    "50 --no-gradients",
+    "50 --no-gradients\n  jaxinit sweep --model my_models.py:make --inits he_normal "
+    "delta_orthogonal --input-shape 64 8 8 3",
     "report": "example:\n  jaxinit report out/sweep        # or a `jaxinit train --out` directory",
     "theory": "examples:\n  jaxinit theory tanh --sigma-b2 0 0.05\n  jaxinit theory relu --kernel "
     "--depth 3 --sigma-w2 2 --sigma-b2 0.1",
@@ -687,11 +785,13 @@ def _add_grid_flags(
             q.add_argument(flag, **kwargs)
 
     add("--inits", nargs="+", required=True, metavar="SPEC", help=f"initializer specs{what}")
-    several = "" if activations is None else "; several add an activation dim"
+    several = (
+        " (required unless --model)" if activations is None else "; several add an activation dim"
+    )
     add(
         "--activations",
         nargs="+",
-        required=activations is None,
+        required=False,
         default=activations,
         metavar="SPEC",
         help=f"activation specs, e.g. relu tanh 'leaky_relu(negative_slope=0.2)'{several}",
@@ -731,6 +831,20 @@ def _sweep_command(sub) -> None:
         help="input samples per network (default 1000; with a .npy --inputs, its rows)",
     )
     q.add_argument("--inputs", default="gaussian", help="gaussian, uniform or a .npy array")
+    q.add_argument(
+        "--model",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="sweep your own Flax NNX model: a factory make(rngs) -> nnx.Module, as "
+        "module:name (importable from here) or path/to/file.py:name",
+    )
+    q.add_argument(
+        "--input-shape",
+        nargs="+",
+        type=int,
+        default=None,
+        help="with --model and generated --inputs: (batch, ...) of each seed's inputs",
+    )
     q.add_argument(
         "--d-in",
         type=int,

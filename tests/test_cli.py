@@ -386,3 +386,60 @@ def test_train_activation_and_bias_init_are_the_plural_flags_with_a_warning(caps
     assert (
         "argument --activations: not allowed with argument --activation" in capsys.readouterr().err
     )
+
+
+_MODEL_FILE = """
+from flax import nnx
+
+
+class Net(nnx.Module):
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(3, 4, (3, 3), rngs=rngs)
+        self.head = nnx.Linear(4, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.head(nnx.relu(self.conv(x)).mean((1, 2)))
+
+
+def make(rngs):
+    return Net(rngs)
+"""
+
+
+def test_sweep_of_your_own_model_from_a_file(tmp_path, capsys):
+    (tmp_path / "mine.py").write_text(_MODEL_FILE)
+    argv = ["sweep", "--model", f"{tmp_path / 'mine.py'}:make", "--inits", "he_normal"]
+    argv += ["--input-shape", "8", "5", "5", "3", "--seeds", "2", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "conv" in table
+    assert "Conv" in table
+    assert "(model)" in table
+    res = ji.SweepResult.load(tmp_path / "o" / "result")
+    assert res.attrs["layers"] == ["conv", "head", "(model)"]
+    assert res.pre_var.shape == (1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--depth", "3"], "--depth describe the built-in MLP"),
+        (["--activations", "relu"], "--activations describe the built-in MLP"),
+        (["--input-shape", "4", "5", "5", "3", "--model", "nowhere:make"], "cannot import"),
+        (["--input-shape", "4", "5", "5", "3", "--model", "mine.py:absent"], "no callable"),
+        (["--input-shape", "4", "5", "5", "3", "--model", "make"], "MODULE:FACTORY"),
+    ],
+)
+def test_sweep_model_usage_errors(tmp_path, capsys, monkeypatch, extra, message):
+    (tmp_path / "mine.py").write_text(_MODEL_FILE)
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--inits", "he_normal", *extra]
+    if "--model" not in extra:
+        argv += ["--model", "mine:make", "--input-shape", "4", "5", "5", "3"]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_sweep_without_activations_or_model_is_a_usage_error(capsys):
+    assert main(["sweep", "--inits", "he_normal"]) == 2
+    assert "--activations (or --model)" in capsys.readouterr().err
