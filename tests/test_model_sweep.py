@@ -227,6 +227,7 @@ def test_two_sweeps_in_two_threads_see_only_their_own_model():
     grids = [_grid("mlp", seeds=2), _grid("resnet", seeds=2)]
     alone = [ji.sweep(g) for g in grids]
     _model_pass._PROGRAMS.clear()  # trace again, concurrently
+    _model_pass._STRUCTURES.clear()
     out, errors = [None, None], []
 
     def run(i):

@@ -59,6 +59,11 @@ from jaxinit.sweeping._stats import LayerStats, layer_stats
 
 __all__ = ["Layer", "ModelPass", "Structure", "build", "structure"]
 
+# Built once per process: the traced structure of a model, and its compiled programs.
+_STRUCTURES: dict[Any, Structure] = {}
+_PROGRAMS: dict[Any, Callable] = {}
+_PROGRAMS_LOCK = threading.Lock()
+
 
 class Layer(NamedTuple):
     """A captured output: its label, module type, shape (batch first) and the index of its
@@ -97,7 +102,26 @@ def _input(spec, key, shape, dtype):
 
 
 def structure(grid) -> Structure:
-    """The kernels, captured layers and output shape of ``grid.model``, traced abstractly."""
+    """The kernels, captured layers and output shape of ``grid.model``, traced abstractly
+    once per factory, rule, capture and input shape (a sweep with other seeds or inits of
+    the same model traces nothing)."""
+    key = (
+        _factory_key(grid.model),
+        grid.rule,
+        grid.capture,
+        tuple(grid.input_shape),
+        str(grid.input_dtype),
+    )
+    with _PROGRAMS_LOCK:
+        found = _STRUCTURES.get(key)
+    if found is None:
+        found = _trace_structure(grid)
+        with _PROGRAMS_LOCK:
+            _STRUCTURES[key] = found
+    return found
+
+
+def _trace_structure(grid) -> Structure:
     kernels: list[Kernel] = []
     found: dict[str, Any] = {}
 
@@ -157,8 +181,13 @@ class ModelPass(NamedTuple):
 
 
 def _draws(bases, key, kernels: Sequence[Kernel]) -> list[jax.Array]:
-    """``(n_families, *view)`` standardized draws of every kernel, one threefry for all."""
-    keys = [layer_keys(key, k.index)[0] for k in kernels]
+    """``(n_families, *view)`` standardized draws of every kernel: the keys in one batched
+    derivation, the bits in one threefry for all kernels."""
+    if not kernels:
+        return []
+    index = jnp.asarray([k.index for k in kernels], jnp.int32)
+    stacked = jax.vmap(lambda i: layer_keys(key, i)[0])(index)
+    keys = [stacked[j] for j in range(len(kernels))]
     bits = [None] * len(kernels)
     if needs_bits(bases):
         bits = [
@@ -277,10 +306,6 @@ def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device
 
 def _stack(stats: list[LayerStats]) -> LayerStats:
     return jax.tree.map(lambda *a: jnp.stack(a), *stats)
-
-
-_PROGRAMS: dict[Any, Callable] = {}
-_PROGRAMS_LOCK = threading.Lock()
 
 
 def program(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device]) -> Callable:
