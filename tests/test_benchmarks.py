@@ -172,3 +172,36 @@ def test_deep_compile_quick(capsys):
     assert all(r["compile_s"] > 0 and r["compiles"] >= 2 for r in rows)
     assert rows[0]["compile_ratio"] == 1.0
     assert "| True | 20 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_any_model_quick(tmp_path, capsys):
+    """benchmarks/any_model.py at toy size: jaxinit's model sweep, the per-seed jit loop of the
+    prototype (when ../shared/peers is there) and the MLP engine, interleaved; a second sweep
+    with other seeds and inits compiles nothing."""
+    spec = importlib.util.spec_from_file_location("any_model", ROOT / "benchmarks" / "any_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = tmp_path / "any_model.json"
+    fig = module.main(["--quick", "--json", str(path)])
+    on_disk = json.loads(path.read_text())
+    assert on_disk["table"] == fig["table"]
+    assert fig["table"] in capsys.readouterr().out
+    benches = {b["model"]: b for b in fig["benchmarks"]}
+    assert sorted(benches) == ["cnn", "mlp", "transformer"]
+    for b in benches.values():
+        assert b["models"] == 2 * 2  # 2 inits × 2 seeds
+        for name, row in b["rows"].items():
+            assert row["seconds"] > 0, name
+            assert row["warm_compiles"] == 0, name  # warm calls compile nothing
+    for name in ("cnn", "transformer"):
+        b = benches[name]
+        assert b["second_call"]["xla_compiles"] == 0
+        assert b["second_call"]["new_programs"] == 0
+        assert any(k.startswith("jaxinit") for k in b["rows"])
+        if b["peer_layers"] is not None:  # the prototype's loop captured the same outputs
+            assert b["peer_layers"] == b["layers"]
+            assert b["second_call"]["jit_loop_xla_compiles"] == 0
+    assert "jaxinit lanes=4" in benches["cnn"]["rows"]
+    assert "jaxinit MLP engine (ji.Grid)" in benches["mlp"]["rows"]
+    assert "| transformer | jaxinit (lanes=" in fig["table"]
