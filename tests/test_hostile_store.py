@@ -331,7 +331,7 @@ def test_a_training_run_is_refused_in_a_sweeps_directory_and_back(tmp_path, data
     trained = ji.train(_tgrid(), data, out=t)
     with pytest.raises(ValueError, match=r"holds a training run \(train.json\)"):
         ji.sweep(_grid(), out=t)
-    assert ji.SweepResult.load(t / "result").equals(trained)
+    assert ji.Result.load(t / "result").equals(trained)
 
 
 def test_a_busy_directory_names_the_kind_of_run_that_holds_it(tmp_path, data):

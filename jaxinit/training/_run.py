@@ -28,7 +28,7 @@ from jaxinit._dims import dim_values
 from jaxinit._host import MEMORY_HEADROOM, devices_memory, prng_impl
 from jaxinit._io import naming_the_path
 from jaxinit._progress import ProgressBar
-from jaxinit._results import SweepResult
+from jaxinit._results import Result
 from jaxinit._store import Store
 from jaxinit.training._grid import TrainGrid
 from jaxinit.training._processes import train_across
@@ -50,10 +50,13 @@ EVAL_BATCH = 1000  # evaluation examples per forward pass
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
-class TrainResult(SweepResult):
-    """A SweepResult of training runs: dims (init, [activation,] seed); fields
-    ``loss`` ``(..., step)``, ``test_loss`` and ``test_accuracy`` ``(..., eval)``
-    and, with ``record_stats_at``, the per-layer statistics ``(..., stat_step, layer)``."""
+class TrainResult(Result):
+    """A :class:`jaxinit.Result` of training runs: dims (init, [activation,] [width,]
+    [learning_rate,] seed); fields ``loss`` ``(..., step)``, ``test_loss`` and
+    ``test_accuracy`` ``(..., eval)``, with ``record_stats_at`` the per-layer statistics
+    ``(..., stat_step, layer)``, and with ``keep_params`` the final parameters. What it adds
+    to Result: the steps of its evaluations and statistics, and frames along steps. (It is
+    not a :class:`jaxinit.SweepResult`.)"""
 
     @property
     def eval_steps(self) -> np.ndarray:
