@@ -584,7 +584,7 @@ def test_a_resigned_chunk_of_a_later_process_is_accepted(tmp_path):
         (lambda a: a.update(step=np.int64(99)), r"step 99.*from 1 to 4"),
         (lambda a: a.update(step=np.float64(2.0)), r"step.*float64"),
         (lambda a: a.update(loss=a["loss"][..., :2]), r"loss of shape"),
-        (lambda a: a.pop("g0_1_0"), r"lacks.*\['g0_1_0'\]"),
+        (lambda a: a.pop("group/0/params/out/bias"), r"lacks.*\['group/0/params/out/bias'\]"),
         (lambda a: a.update(bogus=np.zeros(3)), r"\['bogus'\]"),
     ],
     ids=["step-negative", "step-past-the-end", "step-float", "shape", "missing", "extra"],
