@@ -15,8 +15,9 @@ and sweeps thousands of networks at initialization in one compiled program::
     res = ji.sweep(grid)
     res.sel(init="he_normal", activation="relu").pre_var   # (seed, layer)
 
-with what mean-field theory expects, in the same layout, and the rest of the
-toolkit::
+with what mean-field theory expects, in the same layout (every result, measured,
+trained or predicted, is a ``ji.Result``: labelled arrays with ``sel``, frames and
+files), and the rest of the toolkit::
 
     ji.theory.predict(grid).sel(init="he_normal", activation="relu").pre_var
     ji.report.report_sweep(res, "out/report", theory=ji.theory.predict(grid))
@@ -44,7 +45,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jaxinit import _cache, activations, initializers, lsuv, sweeping
 from jaxinit._host import use_cpu_cores
-from jaxinit._results import SweepResult
+from jaxinit._results import Result, SweepResult
 from jaxinit.activations import Activation
 from jaxinit.initializers import Initializer
 from jaxinit.sweeping import Grid, sweep
@@ -90,6 +91,7 @@ __all__ = [
     "Grid",
     "Initializer",
     "ModelGrid",
+    "Result",
     "SweepResult",
     "TrainGrid",
     "TrainResult",

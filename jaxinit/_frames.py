@@ -2,7 +2,7 @@
 
 pandas and xarray are optional (``pip install 'jaxinit[frames]'``); a missing
 one raises an ImportError that names the extra. The conversions are methods
-of :class:`jaxinit.SweepResult` (and so of ``TrainResult``):
+of :class:`jaxinit.Result` (so of every kind of result):
 
 - ``to_dataframe()``: tidy long form, one row per combination × layer, the dims
   as columns and ``layer`` **1-based** (as every table and figure numbers
@@ -81,7 +81,7 @@ def to_xarray(result):
             coords[ds_d] = values
         data_vars[name] = ((*result.dims, *own), np.asarray(arr))
     meta = {
-        "kind": type(result).__name__,
+        "kind": type(result)._saved_kind(),
         "dims": list(result.dims),
         "field_dims": {k: list(v) for k, v in result.field_dims.items()},
         "aliases": {d: [[k, v] for k, v in t.items()] for d, t in result.aliases.items()},
@@ -91,13 +91,15 @@ def to_xarray(result):
 
 
 def from_xarray(cls, ds):
-    """The result that :func:`to_xarray` made ``ds`` from (after a netCDF or zarr trip too)."""
+    """The result that :func:`to_xarray` made ``ds`` from (after a netCDF or zarr trip too), of
+    the kind it records (``cls._read_as``: ``cls`` itself, or the kind of ``cls`` it was)."""
     if META not in getattr(ds, "attrs", {}):
         raise ValueError(
             f"from_xarray: this Dataset has no {META!r} attribute; it was not written by "
-            "SweepResult.to_xarray (its variables and dims alone do not say which are fields)"
+            "Result.to_xarray (its variables and dims alone do not say which are fields)"
         )
     meta = json.loads(ds.attrs[META])
+    cls = cls._read_as(meta.get("kind"), "this Dataset")
     dims = tuple(meta["dims"])
     fields = {}
     for name, own in meta["field_dims"].items():

@@ -1,7 +1,8 @@
-"""Saving and loading a :class:`jaxinit.SweepResult`: one directory, two files.
+"""Saving and loading a :class:`jaxinit.Result` of any kind: one directory, two files.
 
-``path/arrays.npz`` holds the fields and ``path/manifest.json`` the dims, labels,
-field dims, aliases, attrs and the versions that wrote it. A save writes a sibling
+``path/arrays.npz`` holds the fields and ``path/manifest.json`` the kind of result
+(``"SweepResult"``, ``"TrainResult"``, ...; :data:`jaxinit._results.KINDS`), the
+dims, labels, field dims, aliases, attrs and the versions that wrote it. A save writes a sibling
 temporary directory, fsyncs both files and renames it over ``path`` under an
 exclusive lock on the parent, so a reader sees the old result or the new one,
 never half of either. A save killed between moving the old result aside and
@@ -86,7 +87,9 @@ def check_destination(path: Path) -> None:
     if path.exists() and not (
         path.is_dir() and ((path / MANIFEST).exists() or not any(path.iterdir()))
     ):
-        raise FileExistsError(f"{path} exists and is not a SweepResult; refusing to replace it")
+        raise FileExistsError(
+            f"{path} exists and is not a saved jaxinit result; refusing to replace it"
+        )
 
 
 def _leftovers(path: Path) -> tuple[list[Path], list[Path]]:
@@ -157,6 +160,7 @@ def _manifest(result: Any) -> dict[str, Any]:
         "shapes": {k: list(v.shape) for k, v in result.fields.items()},
         "dtypes": {k: v.dtype.str for k, v in result.fields.items()},
         "schema_version": SCHEMA_VERSION,
+        "kind": type(result)._saved_kind(),
         "dims": list(result.dims),
         "coords": {d: list(labels) for d, labels in result.coords.items()},
         "field_dims": {k: list(own) for k, own in result.field_dims.items()},
@@ -169,18 +173,19 @@ def _manifest(result: Any) -> dict[str, Any]:
 
 
 def load(cls: type, path: str | os.PathLike) -> Any:
-    """Reads a directory written by :meth:`save`."""
+    """Reads a directory written by :func:`save`, as the kind its manifest names
+    (``cls._read_as``: ``cls`` itself, or the kind of ``cls`` it holds)."""
     path = Path(path)
     refuse_link(path)  # as save does: a result is read where it is, never through a link
     if any(_leftovers(path)):  # a save was killed midway: recover it first
         with _exclusive(path.parent):
             _recover(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"no SweepResult directory at {path}")
+        raise FileNotFoundError(f"no {cls.__name__} directory at {path}")
     try:
         m = read_json(path / MANIFEST)
     except FileNotFoundError:
-        raise ValueError(f"{path / MANIFEST} is missing: not a complete SweepResult") from None
+        raise ValueError(f"{path / MANIFEST} is missing: not a complete saved result") from None
     except FileRefused:
         raise
     except (ValueError, UnicodeDecodeError) as err:
@@ -198,15 +203,16 @@ def load(cls: type, path: str | os.PathLike) -> Any:
             f"{path / MANIFEST} has schema_version {version}, written by another jaxinit "
             f"version; this one reads schema_version {SCHEMA_VERSION} only: {fix}"
         )
-    keys = ("dims", "coords", "field_dims", "aliases", "attrs", "shapes", "dtypes")
+    keys = ("kind", "dims", "coords", "field_dims", "aliases", "attrs", "shapes", "dtypes")
     missing = [k for k in keys if k not in m]
     if missing:
         raise ValueError(f"{path / MANIFEST} lacks the keys {missing}")
     if not os.path.lexists(path / ARRAYS):
-        raise ValueError(f"{path / ARRAYS} is missing: not a complete SweepResult")
+        raise ValueError(f"{path / ARRAYS} is missing: not a complete saved result")
+    kind = cls._read_as(m["kind"], path)
     budget = memory_limit()
     with open_limited(path / ARRAYS, limit=budget) as file:  # read as it is checked
-        return _build(cls, path, m, file, budget)
+        return _build(kind, path, m, file, budget)
 
 
 def _build(cls: type, path: Path, m: dict, file, budget: int) -> Any:

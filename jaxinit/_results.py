@@ -1,8 +1,13 @@
-"""SweepResult: the labeled arrays a sweep produces, with selection, records and files.
+"""Result: labeled arrays, with selection, records and files; the container of every kind.
 
-A sweep measures per-layer statistics for every combination of its dims. The
-result holds one numpy array per statistic (a *field*): the combination dims
-first, in ``dims`` order, then the field's own trailing dims::
+A sweep measures per-layer statistics for every combination of its dims, a
+training run records curves for every model, theory predicts a sweep's
+statistics. Each holds one numpy array per quantity (a *field*): the
+combination dims first, in ``dims`` order, then the field's own trailing dims.
+:class:`Result` is that container; :class:`SweepResult`,
+:class:`jaxinit.TrainResult` and :class:`jaxinit.theory.Prediction` are its
+kinds, each adding only what is its own (a sweep's histogram frames, a
+training run's steps and models)::
 
     res = SweepResult(
         dims=("init", "activation", "depth", "width", "seed"),
@@ -21,6 +26,7 @@ first, in ``dims`` order, then the field's own trailing dims::
     res.to_dataframe()                                  # one row per (combination, layer)
     res.to_xarray()                                     # an xarray.Dataset
     res.save("out/sweep"); SweepResult.load("out/sweep").equals(res)  # True
+    Result.load("out/sweep")                            # the kind it was saved as: a SweepResult
 
 ``sel`` takes labels or their aliases; a single label drops the dim, a list
 keeps it. ``save`` writes a directory (``arrays.npz`` and ``manifest.json``)
@@ -32,10 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import itertools
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -47,10 +55,20 @@ from jaxinit._frames import LAYER_BASE
 from jaxinit._io import jsonable
 from jaxinit._result_io import SCHEMA_VERSION
 
-__all__ = ["LAYER_BASE", "SCHEMA_VERSION", "SweepResult"]
+__all__ = ["KINDS", "LAYER_BASE", "SCHEMA_VERSION", "Result", "SweepResult"]
 
 
 Label = str | int | float
+
+# Every kind of result, by class name, and the module that defines it: a saved result and a
+# Dataset record their kind, and reading one imports its module (training and theory are
+# imported on first use, so that ``import jaxinit`` stays light).
+KINDS = {
+    "Result": "jaxinit._results",
+    "SweepResult": "jaxinit._results",
+    "TrainResult": "jaxinit.training._run",
+    "Prediction": "jaxinit.theory._predict",
+}
 
 
 def _label(dim: str, value: Any) -> Label:
@@ -83,22 +101,28 @@ def _coords(dims: tuple[str, ...], value: Mapping[str, Any]) -> dict[str, tuple[
 
 
 @functools.cache
-def _reserved_names() -> frozenset[str]:
-    """Names a field may not take: SweepResult's own, and np.savez's ``file`` and
-    ``allow_pickle`` (the arrays are saved as its keyword arguments)."""
-    own = {f.name for f in dataclasses.fields(SweepResult)} | set(dir(SweepResult))
+def _reserved_names(cls: type) -> frozenset[str]:
+    """Names a field of a ``cls`` may not take: the class's own attributes, and np.savez's
+    ``file`` and ``allow_pickle`` (the arrays are saved as its keyword arguments)."""
+    own = {f.name for f in dataclasses.fields(cls)} | set(dir(cls))
     return frozenset(own | {"file", "allow_pickle"})
 
 
 def _field(
-    name: Any, value: Any, own: tuple[str, ...], dims: tuple[str, ...], sizes: tuple[int, ...]
+    cls: type,
+    name: Any,
+    value: Any,
+    own: tuple[str, ...],
+    dims: tuple[str, ...],
+    sizes: tuple[int, ...],
 ) -> np.ndarray:
-    """A read-only view of field ``name``: a numeric array ``sizes + (one size per own dim)``."""
-    reserved = name in _reserved_names() or name in dims
+    """A read-only view of field ``name`` of a ``cls``: a numeric array ``sizes + (one size per
+    own dim)``."""
+    reserved = name in _reserved_names(cls) or name in dims
     if not (isinstance(name, str) and name.isidentifier()) or name[0] == "_" or reserved:
         raise ValueError(
             f"field name {name!r} must be an identifier without a leading '_' that is "
-            "neither a dim, a SweepResult attribute, nor np.savez's 'file' or 'allow_pickle'"
+            f"neither a dim, a {cls.__name__} attribute, nor np.savez's 'file' or 'allow_pickle'"
         )
     arr = np.asarray(value).view()
     arr.flags.writeable = False
@@ -140,8 +164,14 @@ def _attrs(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
-class SweepResult:
+class Result:
     """Labeled arrays: one per field, combination dims first, then the field's own dims.
+
+    The container of every kind of result (:class:`SweepResult`,
+    :class:`jaxinit.TrainResult`, :class:`jaxinit.theory.Prediction`), which add only
+    what is their own; selection, records, frames, files and comparison are here, and
+    keep the kind: ``res.sel(...)``, ``Result.concat``, ``from_xarray`` and
+    ``Result.load`` give back the class that was saved or selected from.
 
     Attributes:
       dims: the combination dims, in array order.
@@ -169,7 +199,8 @@ class SweepResult:
             )
         sizes = tuple(len(coords[d]) for d in dims)
         fields = {
-            k: _field(k, v, tuple(self.field_dims[k]), dims, sizes) for k, v in self.fields.items()
+            k: _field(type(self), k, v, tuple(self.field_dims[k]), dims, sizes)
+            for k, v in self.fields.items()
         }
         for key, value in [
             ("dims", dims),
@@ -198,20 +229,22 @@ class SweepResult:
         raise AttributeError(self._no_field(name, attribute=True))
 
     def _no_field(self, name: Any, *, attribute: bool = False) -> str:
-        """Why ``name`` is not a field: the fields there are, the closest, or gradients=False."""
+        """Why ``name`` is not a field: the kind's own reason (:meth:`_why_absent`), or the
+        fields there are and the closest."""
+        why = self._why_absent(name)
+        if why is not None:
+            return why
         fields = list(self.__dict__.get("fields", {}))
-        grid = self.__dict__.get("attrs", {}).get("grid", {})
-        if name in ("grad_var", "weight_grad_norm") and grid.get("gradients") is False:
-            return (
-                f"this sweep ran with gradients=False, so it has no {name!r}; run it with "
-                "ji.Grid(..., gradients=True) (the default) to record the backward pass"
-            )
         what = (
-            f"SweepResult has no attribute or field {name!r}"
+            f"{type(self).__name__} has no attribute or field {name!r}"
             if attribute
             else f"unknown field {name!r}"
         )
         return f"{what}; fields: {', '.join(fields) or 'none'}." + closest_hint(name, fields)
+
+    def _why_absent(self, name: Any) -> str | None:
+        """A kind's own reason that it lacks the field ``name`` (how it was run), or None."""
+        return None
 
     def __dir__(self):
         return [*super().__dir__(), *self.fields]
@@ -239,8 +272,8 @@ class SweepResult:
         )
         return f"{type(self).__name__}({dims}; fields: {fields or 'none'})"
 
-    def equals(self, other: SweepResult) -> bool:
-        """Same dims, labels (and their types), field dims and bitwise-equal arrays.
+    def equals(self, other: Result) -> bool:
+        """Same kind (class), dims, labels (and their types), field dims and bitwise-equal arrays.
 
         NaNs compare equal where their bits match; ``-0.0`` differs from ``0.0``.
         ``aliases`` and ``attrs`` are not compared.
@@ -253,7 +286,7 @@ class SweepResult:
             return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
 
         return (
-            isinstance(other, SweepResult)
+            type(other) is type(self)
             and self.dims == other.dims
             and typed(self.coords) == typed(other.coords)
             and self.field_dims == other.field_dims
@@ -285,7 +318,7 @@ class SweepResult:
             + closest_hint(given, [*labels, *table])
         )
 
-    def sel(self, **selection: Any) -> SweepResult:
+    def sel(self, **selection: Any) -> Result:
         """Selects along combination dims by label (or alias).
 
         A single label selects it and drops the dim; a list or tuple of labels
@@ -318,31 +351,34 @@ class SweepResult:
                 del coords[dim]
         return self._replace(dims, coords, fields)
 
-    def squeeze(self) -> SweepResult:
+    def squeeze(self) -> Result:
         """Drops the combination dims of length 1."""
         axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
         dims = [d for i, d in enumerate(self.dims) if i not in axes]
         fields = {k: np.squeeze(a, axis=axes) for k, a in self.fields.items()}
         return self._replace(dims, {d: self.coords[d] for d in dims}, fields)
 
-    def _replace(self, dims, coords, fields) -> SweepResult:
+    def _replace(self, dims, coords, fields) -> Result:
         aliases = {d: t for d, t in self.aliases.items() if d in coords}
         return dataclasses.replace(
             self, dims=tuple(dims), coords=coords, fields=fields, aliases=aliases
         )
 
     @staticmethod
-    def concat(results: Sequence[SweepResult], dim: str) -> SweepResult:
-        """Joins results along the existing combination dim ``dim``.
+    def concat(results: Sequence[Result], dim: str) -> Result:
+        """Joins results of one kind along the existing combination dim ``dim``.
 
         All other dims, their labels, the field names, field dims and dtypes must
         match, and no ``dim`` label may repeat. Aliases are merged; attrs are the
-        first result's.
+        first result's, and so is the kind (class).
         """
         results = list(results)
         if not results:
-            raise ValueError("concat needs at least one SweepResult")
+            raise ValueError("concat needs at least one result")
         first = results[0]
+        kinds = sorted({type(res).__name__ for res in results})
+        if len(kinds) > 1:
+            raise ValueError(f"concat joins results of one kind; got {kinds}")
         if dim not in first.dims:
             raise ValueError(f"concat along {dim!r}: not a dim of {list(first.dims)}")
         axis = first.dims.index(dim)
@@ -411,15 +447,14 @@ class SweepResult:
                 records.append(row)
         return records
 
-    def to_dataframe(self, *, hist: bool = False):
+    def to_dataframe(self):
         """A tidy ``pandas.DataFrame``: one row per combination and layer (1-based ``layer``),
         the dims as columns and one column per per-layer field (per-combination fields
-        repeat on each row). ``hist=True``: one row per combination, layer and bin, with
-        ``bin``, ``bin_lo``, ``bin_hi`` and ``count``. Needs ``jaxinit[frames]``.
+        repeat on each row). Needs ``jaxinit[frames]``.
         """
         from jaxinit._frames import to_dataframe
 
-        return to_dataframe(self, hist=hist)
+        return to_dataframe(self)
 
     def to_xarray(self):
         """An ``xarray.Dataset`` of every field over its dims (``layer`` 1-based, ``bin``, ...),
@@ -431,8 +466,8 @@ class SweepResult:
         return to_xarray(self)
 
     @classmethod
-    def from_xarray(cls, ds) -> SweepResult:
-        """The result :meth:`to_xarray` made ``ds`` from."""
+    def from_xarray(cls, ds) -> Result:
+        """The result :meth:`to_xarray` made ``ds`` from, of the kind it was (see :meth:`load`)."""
         from jaxinit._frames import from_xarray
 
         return from_xarray(cls, ds)
@@ -447,6 +482,70 @@ class SweepResult:
         _result_io.save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a directory written by :meth:`save`."""
+    def load(cls, path: str | os.PathLike) -> Result:
+        """Reads a directory written by :meth:`save`, as the kind it was saved as.
+
+        ``Result.load`` gives back whatever kind the directory holds (a SweepResult, a
+        TrainResult, a Prediction); ``SweepResult.load`` and the other kinds' own ``load``
+        give back their kind. A kind's ``load`` of another kind's directory (such as
+        ``SweepResult.load`` of a training result, which was a SweepResult before) returns
+        what the directory holds with a DeprecationWarning; it will raise in the next
+        release.
+        """
         return _result_io.load(cls, path)
+
+    @classmethod
+    def _saved_kind(cls) -> str:
+        """The kind a result of this class is saved as: the nearest class in :data:`KINDS`
+        (a user's subclass of SweepResult saves as a ``"SweepResult"``)."""
+        return next(c.__name__ for c in cls.__mro__ if KINDS.get(c.__name__) == c.__module__)
+
+    @classmethod
+    def _read_as(cls, kind: Any, where: Any) -> type[Result]:
+        """The class to build a result of ``kind`` read from ``where`` (a file, a Dataset),
+        asked for as ``cls``."""
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise ValueError(
+                f"{where} holds a result of kind {kind!r}, which this jaxinit does not know "
+                f"(it knows {list(KINDS)}); upgrade jaxinit to read it"
+            )
+        held = getattr(importlib.import_module(KINDS[kind]), kind)
+        if issubclass(cls, held):  # the kind itself, or a more specific class of it
+            return cls
+        if not issubclass(held, cls):
+            warnings.warn(
+                f"{where} holds a {kind}, which is not a {cls.__name__}; load it with "
+                f"{kind}.load or jaxinit.Result.load ({cls.__name__}.load returning it is "
+                "deprecated and will raise in the next release)",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+        return held
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class SweepResult(Result):
+    """A :class:`Result` of a sweep: dims (init, activation, depth, width, bias_init, seed)
+    less the scalar ones; per-layer statistics ``(..., layer)`` and the histogram
+    ``hist`` ``(..., layer, bin)`` (:func:`jaxinit.sweep`). What it adds to Result: frames
+    of the histogram (``to_dataframe(hist=True)``) and saying when a field is absent because
+    of how the sweep ran (``gradients=False``)."""
+
+    def _why_absent(self, name: Any) -> str | None:
+        grid = self.__dict__.get("attrs", {}).get("grid", {})
+        if name in ("grad_var", "weight_grad_norm") and grid.get("gradients") is False:
+            return (
+                f"this sweep ran with gradients=False, so it has no {name!r}; run it with "
+                "ji.Grid(..., gradients=True) (the default) to record the backward pass"
+            )
+        return None
+
+    def to_dataframe(self, *, hist: bool = False):
+        """A tidy ``pandas.DataFrame``: one row per combination and layer (1-based ``layer``),
+        the dims as columns and one column per per-layer field (per-combination fields
+        repeat on each row). ``hist=True``: one row per combination, layer and bin, with
+        ``bin``, ``bin_lo``, ``bin_hi`` and ``count``. Needs ``jaxinit[frames]``.
+        """
+        from jaxinit._frames import to_dataframe
+
+        return to_dataframe(self, hist=hist)

@@ -195,8 +195,8 @@ def grid_from_args(args: argparse.Namespace) -> ji.Grid:
     )
 
 
-def _load_result(path: Path) -> ji.SweepResult:
-    """A saved SweepResult: ``path`` itself, or ``path/result`` as ``ji.sweep(out=path)`` writes
+def _load_result(path: Path) -> ji.Result:
+    """A saved result (of any kind): ``path`` itself, or ``path/result`` as ``ji.sweep(out=path)`` writes
     (never through a link: nothing outside ``path`` is read)."""
     if (path / "result").is_symlink():
         raise _UsageError(
@@ -205,7 +205,7 @@ def _load_result(path: Path) -> ji.SweepResult:
         )
     for candidate in (path, path / "result"):
         if (candidate / "manifest.json").is_file():
-            return ji.SweepResult.load(candidate)
+            return ji.Result.load(candidate)
     raise _UsageError(
         f"{str(path)!r} holds no sweep or training result: expected {str(path / 'manifest.json')!r} "
         f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep|train --out DIR`)"

@@ -234,7 +234,7 @@ def test_training_on_two_processes_equals_one_within_tolerance(tmp_path):
     assert joined.attrs["processes"] == 2
     assert joined.attrs["computed_by"] == {"seeds-0-1": 0, "seeds-2-2": 1}  # seeds 0, 1 | 2
     assert joined.attrs["grid"] == grid.describe()
-    assert ji.SweepResult.load(f"{out}-p1").equals(joined)  # every process returns it
+    assert ji.Result.load(f"{out}-p1").equals(joined)  # every process returns it
     for k in ("loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(getattr(joined, k), getattr(alone, k), rtol=TRAIN_RTOL,
                                    atol=TRAIN_ATOL, err_msg=k)  # fmt: skip

@@ -67,7 +67,7 @@ def test_xarray_round_trip_is_equal(res, tmp_path):
     assert back.attrs == res.attrs  # the grid and the histogram edges travel too
     # an alias given to the grid ("normal(stddev=1)") still selects after the trip
     assert back.sel(init="normal(stddev=1)").equals(res.sel(init="normal(stddev=1)"))
-    with pytest.raises(ValueError, match=r"not written by SweepResult\.to_xarray"):
+    with pytest.raises(ValueError, match=r"not written by Result\.to_xarray"):
         ji.SweepResult.from_xarray(xr.Dataset({"a": ("x", [1, 2])}))
 
 

@@ -331,7 +331,7 @@ def test_a_training_run_is_refused_in_a_sweeps_directory_and_back(tmp_path, data
     trained = ji.train(_tgrid(), data, out=t)
     with pytest.raises(ValueError, match=r"holds a training run \(train.json\)"):
         ji.sweep(_grid(), out=t)
-    assert ji.SweepResult.load(t / "result").equals(trained)
+    assert ji.Result.load(t / "result").equals(trained)
 
 
 def test_a_busy_directory_names_the_kind_of_run_that_holds_it(tmp_path, data):
@@ -584,7 +584,7 @@ def test_a_resigned_chunk_of_a_later_process_is_accepted(tmp_path):
         (lambda a: a.update(step=np.int64(99)), r"step 99.*from 1 to 4"),
         (lambda a: a.update(step=np.float64(2.0)), r"step.*float64"),
         (lambda a: a.update(loss=a["loss"][..., :2]), r"loss of shape"),
-        (lambda a: a.pop("g0_1_0"), r"lacks.*\['g0_1_0'\]"),
+        (lambda a: a.pop("group/0/params/out/bias"), r"lacks.*\['group/0/params/out/bias'\]"),
         (lambda a: a.update(bogus=np.zeros(3)), r"\['bogus'\]"),
     ],
     ids=["step-negative", "step-past-the-end", "step-float", "shape", "missing", "extra"],

@@ -1,4 +1,4 @@
-"""SweepResult: selection, records, files and concatenation on small synthetic results.
+"""Result and its kinds: selection, records, files and concatenation on small synthetic results.
 
 Every array is filled with ``np.arange`` so that a value names its position.
 """
@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from jaxinit import SweepResult
+from jaxinit import Result, SweepResult
 from jaxinit._result_io import SCHEMA_VERSION
 
 INITS = ("normal(stddev=1.0)", "he_normal")
@@ -336,7 +336,7 @@ def test_failed_save_keeps_previous_result(res, tmp_path, monkeypatch):
 def test_save_refuses_to_replace_other_things(res, tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not a SweepResult"):
+    with pytest.raises(FileExistsError, match="not a saved jaxinit result"):
         res.save(tmp_path / "notes")
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
@@ -443,3 +443,108 @@ def test_concurrent_saves_to_one_path_take_turns(tmp_path):
     loaded = SweepResult.load(tmp_path / "result")
     assert any(loaded.equals(r) for r in results)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+# -- kinds: one container, a class per kind -------------------------------------------------------
+
+
+def _kinds():
+    """A result of each kind, with the same labelled arrays."""
+    from jaxinit.theory import Prediction
+    from jaxinit.training import TrainResult
+
+    base = make()
+    parts = dict(dims=base.dims, coords=base.coords, fields=base.fields, field_dims=base.field_dims)
+    return {cls: cls(**parts) for cls in (Result, SweepResult, TrainResult, Prediction)}
+
+
+def test_sweep_train_and_theory_results_are_kinds_of_result_not_of_each_other():
+    import jaxinit as ji
+    from jaxinit.theory import Prediction
+    from jaxinit.training import TrainResult
+
+    assert "Result" in ji.__all__
+    assert ji.Result is Result
+    kinds = _kinds()
+    train, sweep = kinds[TrainResult], kinds[SweepResult]
+    assert isinstance(train, Result)
+    assert isinstance(sweep, Result)
+    assert not isinstance(train, SweepResult)
+    assert not isinstance(sweep, TrainResult)
+    assert not isinstance(kinds[Prediction], SweepResult | TrainResult)
+    # the generic methods keep the kind
+    assert type(train.sel(init="he_normal")) is TrainResult
+    assert type(Result.concat([train.sel(seed=[0]), train.sel(seed=[1])], "seed")) is TrainResult
+    # equal arrays of another kind are not an equal result
+    assert sweep.equals(make())
+    assert not sweep.equals(kinds[Result])
+    assert not train.equals(sweep)
+    with pytest.raises(ValueError, match=r"concat joins results of one kind; got \['SweepResult', 'TrainResult'\]"):  # fmt: skip
+        Result.concat([sweep.sel(seed=[0]), train.sel(seed=[1])], "seed")
+
+
+def test_a_kinds_own_attributes_are_reserved_for_it_only():
+    """A field may not shadow an attribute of its result's class: ``eval_steps`` is a
+    TrainResult's property, but a plain field name of a SweepResult."""
+    from jaxinit.training import TrainResult
+
+    base = make()
+    parts = dict(dims=base.dims, coords=base.coords)
+    field = np.zeros((2, 3, 2))
+    with pytest.raises(ValueError, match=r"'eval_steps' .* a TrainResult attribute"):
+        TrainResult(**parts, fields={"eval_steps": field}, field_dims={"eval_steps": ()})
+    assert SweepResult(**parts, fields={"eval_steps": field}, field_dims={"eval_steps": ()})
+
+
+def test_load_gives_back_the_kind_that_was_saved(tmp_path):
+    for cls, result in _kinds().items():
+        path = tmp_path / cls.__name__
+        result.save(path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        assert manifest["kind"] == cls.__name__
+        back = Result.load(path)
+        assert type(back) is cls
+        assert back.equals(result)
+        assert type(cls.load(path)) is cls
+
+
+def test_a_kinds_load_of_another_kind_warns_and_returns_what_is_there(tmp_path):
+    """``SweepResult.load`` of a training result (a SweepResult before) still returns it, for
+    one release, saying how to load it now."""
+    from jaxinit.training import TrainResult
+
+    _kinds()[TrainResult].save(tmp_path / "t")
+    with pytest.warns(DeprecationWarning, match=r"holds a TrainResult, which is not a SweepResult; load it with TrainResult.load or jaxinit.Result.load") as w:  # fmt: skip
+        back = SweepResult.load(tmp_path / "t")
+    assert type(back) is TrainResult
+    assert w[0].filename == __file__  # the warning points at the caller's line
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (None, r"lacks the keys \['kind'\]"),
+        ("ModelResult", r"holds a result of kind 'ModelResult', which this jaxinit does not know"),
+    ],
+)
+def test_load_refuses_a_manifest_without_a_known_kind(res, tmp_path, kind, message):
+    res.save(tmp_path / "r")
+    path = tmp_path / "r" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if kind is None:
+        del manifest["kind"]
+    else:
+        manifest["kind"] = kind
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=message):
+        Result.load(tmp_path / "r")
+
+
+def test_from_xarray_gives_back_the_kind():
+    pytest.importorskip("xarray")
+    from jaxinit.training import TrainResult
+
+    train = _kinds()[TrainResult]
+    back = Result.from_xarray(train.to_xarray())
+    assert type(back) is TrainResult
+    assert back.equals(train)

@@ -299,6 +299,21 @@ def test_bad_input_is_named():
         T.predict(ji.Grid(inits=["identity"], activations=["relu"], depth=2, width=8, batch_size=4))
 
 
+def test_predict_returns_a_prediction_that_loads_back_as_one(tmp_path):
+    """A prediction is a Result of its own kind, not a SweepResult (nothing in it was
+    measured), and a saved one loads back as a Prediction."""
+    grid = ji.Grid(inits=["he_normal"], activations=["relu", "tanh"], depth=3, width=8, batch=4)
+    predicted = T.predict(grid)
+    assert type(predicted) is T.Prediction
+    assert isinstance(predicted, ji.Result)
+    assert not isinstance(predicted, ji.SweepResult)
+    assert type(predicted.sel(activation="tanh")) is T.Prediction
+    predicted.save(tmp_path / "p")
+    back = ji.Result.load(tmp_path / "p")
+    assert type(back) is T.Prediction
+    assert back.equals(predicted)
+
+
 # -- against sampled networks -----------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ import functools
 import importlib
 import importlib.util
 import itertools
+import json
 import pathlib
 import sys
 
@@ -162,7 +163,7 @@ def test_numbers_do_not_depend_on_devices_or_on_the_other_models(data, tmp_path)
     with pytest.raises(_Stop):
         train(grid, data, out=out, checkpoint_every=10, progress=stop_at_10, devices=two)
     with np.load(out / "checkpoint.npz") as ckpt:
-        assert ckpt["g0_1_0"].shape[0] == 3  # (models, ...): no padding
+        assert ckpt["group/0/params/layers/0/kernel"].shape[0] == 3  # (models, ...): no padding
     resumed = train(grid, data, out=out, devices=one, progress=lambda s, t: seen.append(s))
     assert seen == [13, 20]  # the stats step, the end
     _assert_same_models(resumed, on_one)
@@ -487,3 +488,155 @@ def test_mlp_takes_a_seed_key_or_rngs_not_both():
     a, b = MLP(3, (4,), 2, key=key), MLP(3, (4,), 2, key=key)
     np.testing.assert_array_equal(a.out.kernel[...], b.out.kernel[...])
     assert MLP(3, (4,), 2, rngs=nnx.Rngs(0)).layers[0].kernel[...].shape == (3, 4)
+
+
+# -- checkpoints a Flax user can restore -----------------------------------------------------------
+
+RESTORE = dict(inits=["he_normal", "glorot_uniform"], seeds=[0, 3], activation=["relu", "tanh"],
+               learning_rate=[0.01, 0.1], optimizer="adam", hidden=(8, 8), steps=4,
+               batch_size=32, keep_params=True)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):
+    """A finished run of 2 groups (activations) of 8 models with Adam and injected rates."""
+    out = tmp_path_factory.mktemp("restore") / "run"
+    grid = TrainGrid(**RESTORE)
+    return grid, out, train(grid, data, out=out)
+
+
+def _documented_names(tree):
+    """A leaf's name as the checkpoint format documents it: its key path joined by '/', an
+    nnx.Variable taken whole (so not ending in '/value')."""
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda v: isinstance(v, nnx.Variable))
+    return [jax.tree_util.keystr(p, simple=True, separator="/") for p, _ in flat[0]]
+
+
+def test_a_checkpoint_names_its_arrays_by_flax_and_optax_paths(finished, data):
+    grid, out, _ = finished
+    with np.load(out / "checkpoint.npz") as z:
+        ckpt = {k: z[k] for k in z.files}
+    params = nnx.state(grid.build(8, 4, init="he_normal", seed=0))
+    opt = grid.build_optimizer(learning_rate=0.1).init(params)
+    assert _documented_names(params) == ["layers/0/bias", "layers/0/kernel", "layers/1/bias",
+                                         "layers/1/kernel", "out/bias", "out/kernel"]  # fmt: skip
+    expected = {"step", "loss", "test_loss", "test_accuracy", "_fingerprint", "_sha256"}
+    for a in (0, 1):  # relu, tanh
+        expected |= {f"group/{a}/params/{n}" for n in _documented_names(params)}
+        expected |= {f"group/{a}/opt_state/{n}" for n in _documented_names(opt)}
+    assert set(ckpt) == expected
+    assert "group/1/opt_state/inner_state/0/mu/layers/0/kernel" in ckpt  # Adam's first moment
+    assert ckpt["group/1/params/layers/0/kernel"].shape == (8, 8, 8)  # (models, fan_in, fan_out)
+    # the rows are (init, learning_rate, seed) in C order: each model's injected rate
+    rates = ckpt["group/0/opt_state/hyperparams/learning_rate"]
+    np.testing.assert_array_equal(rates, np.float32([0.01, 0.01, 0.1, 0.1] * 2))
+    assert int(ckpt["step"]) == grid.steps
+
+
+def _forward(params, act, x):
+    """The MLP's forward pass written out with the trained arrays: x W + b, then φ."""
+    fn, n = ji.activations.get(act).fn, len(params) // 2  # layers, the output's last
+    h = jnp.asarray(x)
+    for l in range(n):
+        z = h @ params[f"kernel_{l}"] + params[f"bias_{l}"][None, :]
+        h = fn(z) if l < n - 1 else z
+    return h
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [dict(init="glorot_uniform", seed=3, activation="tanh", learning_rate=0.01),
+     dict(init="xavier_uniform", seed=0, activation="relu", learning_rate=0.1)],  # an alias
+)  # fmt: skip
+def test_restore_model_gives_back_the_trained_model(finished, data, labels):
+    from jaxinit.training import restore_model
+
+    _grid, out, res = finished
+    x = data[0][:50]
+    model = restore_model(out, **labels)
+    assert isinstance(model, MLP)
+    assert isinstance(model, nnx.Module)
+    init = ji.initializers.get(labels["init"]).spec
+    kept = res.sel(**{**labels, "init": init})  # the keep_params fields: the trained arrays
+    params = {k: kept[k] for k in kept.fields if k.startswith(("kernel_", "bias_"))}
+    for l, layer in enumerate([*model.layers, model.out]):
+        np.testing.assert_array_equal(layer.kernel[...], params[f"kernel_{l}"])
+        np.testing.assert_array_equal(layer.bias[...], params[f"bias_{l}"])
+    logits = np.asarray(model(x))
+    np.testing.assert_array_equal(logits, np.asarray(_forward(params, labels["activation"], x)))
+    np.testing.assert_array_equal(np.asarray(res.model(**labels)(x)), logits)
+    # the format by hand, as the checkpoint module's docstring shows it
+    a = ["relu", "tanh"].index(labels["activation"])
+    m = [(i, lr, s) for i in ("he_normal", "glorot_uniform") for lr in (0.01, 0.1) for s in (0, 3)]
+    m = m.index((init, labels["learning_rate"], labels["seed"]))
+    with np.load(out / "checkpoint.npz") as z:
+        p = f"group/{a}/params/"
+        flat = {tuple(int(s) if s.isdigit() else s for s in k[len(p):].split("/")): z[k][m]
+                for k in z.files if k.startswith(p)}  # fmt: skip
+    by_hand = MLP(8, (8, 8), 4, activation=labels["activation"], rngs=nnx.Rngs(0))
+    nnx.update(by_hand, nnx.from_flat_state(flat))
+    np.testing.assert_array_equal(np.asarray(by_hand(x)), logits)
+
+
+def test_restore_model_names_the_valid_labels(finished):
+    from jaxinit.training import restore_model
+
+    _grid, out, res = finished
+    one = dict(seed=0, activation="relu", learning_rate=0.1)
+    with pytest.raises(ValueError, match=r"unknown init 'he_uniform'; valid labels: \['he_normal', 'glorot_uniform'\]"):  # fmt: skip
+        restore_model(out, init="he_uniform", **one)
+    with pytest.raises(ValueError, match=r"unknown seed 7; valid labels: \[0, 3\]"):
+        restore_model(out, init="he_normal", **{**one, "seed": 7})
+    with pytest.raises(ValueError, match=r"give activation=, one of \['relu', 'tanh'\]"):
+        restore_model(out, init="he_normal", seed=0, learning_rate=0.1)
+    with pytest.raises(ValueError, match=r"unknown learning_rate 0.3; valid labels: \[0.01, 0.1\]"):
+        restore_model(out, init="he_normal", **{**one, "learning_rate": 0.3})
+    with pytest.raises(ValueError, match=r"unknown init label 'he_uniform'; valid: \['he_normal', 'glorot_uniform'\]"):  # fmt: skip
+        res.model(init="he_uniform", **one)
+    with pytest.raises(ValueError, match=r"give a label for every dim .*; missing \['learning_rate'\]"):  # fmt: skip
+        res.model(init="he_normal", seed=0, activation="relu")
+    with pytest.raises(FileNotFoundError, match=r"holds no training run \(no train.json\)"):
+        restore_model(out.parent, init="he_normal", **one)
+    lean = TrainResult(**{k: getattr(res, k) for k in ("dims", "coords", "attrs", "aliases")},
+                       fields={"loss": res.loss}, field_dims={"loss": ("step",)})  # fmt: skip
+    with pytest.raises(ValueError, match=r"needs the final parameters: train with TrainGrid\(keep_params=True\)"):  # fmt: skip
+        lean.model(init="he_normal", **one)
+
+
+def test_restore_model_finds_the_block_of_a_run_of_several_processes(finished, data, tmp_path):
+    """Each process of a multi-process run checkpoints its block of seeds in
+    ``out/seeds-<first>-<last>``; restore_model reads the block that holds the seed."""
+    from jaxinit.training import restore_model
+
+    grid, out, _ = finished
+    labels = dict(init="he_normal", activation="tanh", learning_rate=0.1)
+    for block in ([0], [3]):  # what each process trains (jaxinit.training._processes)
+        part = dataclasses.replace(grid, seeds=block, keep_params=False)
+        train(part, data, out=tmp_path / f"seeds-{block[0]}-{block[-1]}")
+    x = data[0][:50]
+    for seed in (0, 3):
+        # alone in a stack of other size: equal within the last bits (the module's docstring)
+        np.testing.assert_allclose(np.asarray(restore_model(tmp_path, seed=seed, **labels)(x)),
+                                   np.asarray(restore_model(out, seed=seed, **labels)(x)),
+                                   rtol=TRAIN_RTOL, atol=TRAIN_ATOL)  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown seed 5; valid labels: \[0, 3\]"):
+        restore_model(tmp_path, seed=5, **labels)
+
+
+def test_a_checkpoint_of_another_format_is_refused_saying_how_to_rerun(data, tmp_path):
+    from jaxinit.training import restore_model
+
+    grid = TrainGrid(inits=["he_normal"], **dict(SMALL, steps=2))
+    out = tmp_path / "run"
+    train(grid, data, out=out)
+    path = out / "train.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["schema_version"] == 4  # checkpoints named by their Flax and Optax paths
+    manifest["schema_version"] = 3  # the numbered g{a}_{j}_{i} arrays of the release before
+    path.write_text(json.dumps(manifest))
+    rerun = (rf"{out} holds a training run checkpoint in format 3, written by another jaxinit "
+             r"version; this one reads format 4 only. Delete the directory to rerun from the start")  # fmt: skip
+    with pytest.raises(ValueError, match=rerun):
+        train(grid, data, out=out)
+    with pytest.raises(ValueError, match=rerun):
+        restore_model(out, init="he_normal", seed=0)

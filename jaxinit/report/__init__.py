@@ -1,8 +1,8 @@
 """Reports of sweeps and training runs: tables, figures and a self-contained HTML page.
 
-The report reads results only (:class:`jaxinit.SweepResult` and results laid
-out like it: theory predictions with the same dims and fields, training runs
-with dims (init, seed[, activation])); it never runs a network::
+The report reads results only (:class:`jaxinit.Result`s: a sweep's, theory's
+prediction with the same dims and fields, a training run's with dims (init,
+seed[, activation])); it never runs a network::
 
     from jaxinit import report
     print(report.layer_table(res, init="he_normal", activation="relu"))

@@ -32,7 +32,7 @@ import numpy as np
 from jaxinit._checks import check_path
 from jaxinit._host import source_revision, versions
 from jaxinit._io import atomic_write, make_dirs
-from jaxinit._results import SweepResult
+from jaxinit._results import Result, SweepResult
 from jaxinit.report import figures, scaling, tables, training
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "report_train", "write_report"]
@@ -422,7 +422,7 @@ def report_train(
     the per-layer statistics at each ``record_stats_at`` step when recorded, a
     final table (mean ± standard deviation over seeds) and provenance.
     """
-    if not isinstance(res, SweepResult) or "loss" not in res.fields:
+    if not isinstance(res, Result) or "loss" not in res.fields:
         raise TypeError(f"report_train takes a training result (a loss field); got {res!r:.100}")
     files = _ReportFiles("report_train", out_dir, formats, dpi)
     views = list(_curve_views(res))

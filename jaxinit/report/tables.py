@@ -1,6 +1,6 @@
 r"""Tables of a sweep: per-layer statistics and a per-activation verdict, as text.
 
-Both tables read a :class:`~jaxinit.SweepResult` and nothing else::
+Both tables read a :class:`~jaxinit.Result` (of any kind) and nothing else::
 
     print(layer_table(res, init="he_normal", activation="relu"))          # markdown
     print(summary_table(res, band=(0.5, 2.0), limits=(1e-3, 1e3), fmt="text"))
@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxinit._checks import check_choice, closest_hint
-from jaxinit._results import SweepResult
+from jaxinit._results import Result
 from jaxinit.sweeping import INPUT_MOMENTS
 
 __all__ = [
@@ -90,21 +90,21 @@ class View(NamedTuple):
 
 
 def view(
-    res: SweepResult, selection: Mapping[str, Any] | None = None, *, depth: int | None = None
+    res: Result, selection: Mapping[str, Any] | None = None, *, depth: int | None = None
 ) -> View:
     """Selects, picks a depth, and lays every field out as ``(init, activation, seed, ...)``.
 
     ``depth`` (an int) selects that label of a ``depth`` dim, else cuts the
     layers to the first ``depth``; None takes the deepest network.
     """
-    if not isinstance(res, SweepResult):
-        raise TypeError(f"expected a SweepResult; got {type(res).__name__}")
+    if not isinstance(res, Result):
+        raise TypeError(f"expected a jaxinit Result; got {type(res).__name__}")
     for name, arr in res.fields.items():
         if arr.dtype.kind == "c":
             raise ValueError(
                 f"field {name!r} is complex ({arr.dtype}); reports tabulate and plot real "
                 "numbers. Store its real part, magnitude or phase as a field of its own "
-                "(SweepResult(..., fields={..., name: np.abs(z)}))"
+                "(Result(..., fields={..., name: np.abs(z)}))"
             )
     selection = dict(selection or {})
     if "depth" in res.dims and "depth" not in selection:
@@ -190,7 +190,7 @@ def reference_ratio(arr: np.ndarray, reference: str, attrs: Mapping[str, Any]) -
         return arr / ref
 
 
-def variance_ratio(res: SweepResult, *, field: str = "pre_var", reference: str = "layer0"):
+def variance_ratio(res: Result, *, field: str = "pre_var", reference: str = "layer0"):
     """``res.<field>`` divided by its reference variance (see the module doc), same shape."""
     require_layer_field(res.field_dims, field)
     return reference_ratio(np.asarray(res.fields[field], np.float64), reference, res.attrs)
@@ -282,10 +282,10 @@ def _seed_stat(a: np.ndarray) -> PlusMinus | float:
         return PlusMinus(float(a.mean()), float(a.std(ddof=1))) if a.size > 1 else float(a.mean())
 
 
-def align(theory: SweepResult, v: View, *, what: str = "theory") -> View:
+def align(theory: Result, v: View, *, what: str = "theory") -> View:
     """The theory's view at the measured view's labels (inits, activations, fixed dims, layers)."""
-    if not isinstance(theory, SweepResult):
-        raise TypeError(f"{what} must be a SweepResult; got {type(theory).__name__}")
+    if not isinstance(theory, Result):
+        raise TypeError(f"{what} must be a jaxinit Result; got {type(theory).__name__}")
     selection = {d: v.fixed[d] for d in v.fixed if d in theory.dims}
     for d, labels in (("init", v.inits), ("activation", v.activations)):
         if d in theory.dims and labels != (None,):
@@ -303,9 +303,9 @@ THEORY_FIELDS = ("pre_var", "post_var", "grad_var")
 
 
 def layer_table(
-    res: SweepResult,
+    res: Result,
     *,
-    theory: SweepResult | None = None,
+    theory: Result | None = None,
     reference: str = "layer0",
     depth: int | None = None,
     fmt: str = "markdown",
@@ -323,7 +323,7 @@ def layer_table(
     kept, :math:`10^{-3}` that it vanished a thousandfold (the module doc has
     the details). The variances
     carry their seed std (``mean ± std``; a ``_std`` column in CSV). Fields the
-    result lacks are left out. With ``theory`` (a SweepResult with the same
+    result lacks are left out. With ``theory`` (a Result with the same
     dims and field names, e.g. ``theory.predict(grid)``; a seed dim there is
     averaged), each of pre_var, post_var and grad_var that it holds adds
     ``<field>_theory`` and the signed ``<field>_rel_err``
@@ -453,7 +453,7 @@ def _interval(name: str, value: Any) -> tuple[float, float]:
 
 
 def summary_table(
-    res: SweepResult,
+    res: Result,
     *,
     depth: int | None = None,
     band=(0.5, 2.0),

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from jaxinit._checks import check_int, closest_hint
-from jaxinit._results import SweepResult
+from jaxinit._results import Result
 from jaxinit.report import tables
 from jaxinit.report.figures import (
     COLUMN_WIDTH,
@@ -128,7 +128,7 @@ EVAL_ACCURACY = ("test_accuracy", "eval_accuracy")
 
 @styled
 def loss_curves(
-    train: SweepResult,
+    train: Result,
     *,
     field: str = "loss",
     log_y: bool = True,
@@ -154,7 +154,7 @@ def loss_curves(
 
 
 @styled
-def accuracy(train: SweepResult, *, field: str | None = None, **selection: Any) -> Figure:
+def accuracy(train: Result, *, field: str | None = None, **selection: Any) -> Figure:
     """Held-out accuracy against step (``attrs["eval_steps"]``), seed mean and min–max band,
     with chance (1/classes, from ``attrs["d_out"]``) dotted.
 
@@ -270,9 +270,7 @@ def decision_boundary(
 
 
 @styled
-def layer_stats_over_training(
-    train: SweepResult, *, field: str = "pre_var", **selection: Any
-) -> Figure:
+def layer_stats_over_training(train: Result, *, field: str = "pre_var", **selection: Any) -> Figure:
     """A per-layer statistic (``record_stats_at``) against layer (1 first), one panel per
     init and one line per recorded step (seed mean), lighter for earlier steps."""
     v = tables.view(train, selection)

@@ -83,7 +83,7 @@ from jaxinit.theory._maps import (
     sigma_w2,
     variance_map,
 )
-from jaxinit.theory._predict import predict
+from jaxinit.theory._predict import Prediction, predict
 from jaxinit.theory._quadrature import Q_MAX
 
 __all__ = [
@@ -93,6 +93,7 @@ __all__ = [
     "FixedPoint",
     "Kernels",
     "Moments",
+    "Prediction",
     "c_map",
     "chi1",
     "critical_sigma_w2",

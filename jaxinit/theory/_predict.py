@@ -1,4 +1,4 @@
-r"""``predict(grid)``: the mean-field prediction of a sweep, laid out as a SweepResult.
+r"""``predict(grid)``: the mean-field prediction of a sweep, laid out as its result: a Prediction.
 
 Layer by layer, pre-activations are taken Gaussian,
 :math:`z_l \sim \mathcal{N}(\mu_b, \sigma_{w,l}^2\,\mathbb{E}[h_{l-1}^2] + \mathrm{Var}(b))`,
@@ -11,6 +11,7 @@ https://arxiv.org/abs/1902.08129). See :func:`predict` for every field.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -22,7 +23,7 @@ from jax.scipy.special import ndtr
 
 from jaxinit._dims import dim_values
 from jaxinit._host import check_memory
-from jaxinit._results import SweepResult
+from jaxinit._results import Result
 from jaxinit.initializers._bases import Lsuv
 from jaxinit.sweeping import DIMS, INPUT_MOMENTS, Grid
 from jaxinit.sweeping._kernel import BN_EPS
@@ -30,7 +31,7 @@ from jaxinit.sweeping._stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELD
 from jaxinit.theory._maps import weight_variance
 from jaxinit.theory._quadrature import N2, TINY, dphi, expect1, expect2, second_moment
 
-__all__ = ["predict"]
+__all__ = ["Prediction", "predict"]
 
 _MAX_PAIRS = 256  # sample pairs predict follows for the cosine of an inputs array
 # the forward statistics theory predicts: the sweep's (jaxinit.sweeping._stats), less its counts
@@ -246,7 +247,17 @@ def _combination(grid, act, thr, init, width, bias, inputs) -> dict[str, np.ndar
     return out
 
 
-def predict(grid: Grid) -> SweepResult:
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Prediction(Result):
+    """A :class:`jaxinit.Result` of theory: what :func:`predict` expects a sweep to measure,
+    with the sweep's dims, coords and per-layer fields (every seed the same expectation).
+
+    A kind of its own, not a SweepResult: nothing in it was measured, so a saved prediction
+    loads back as a Prediction (``jaxinit.Result.load``) and a report or script tells it
+    from a measurement by its type. It adds no method to Result."""
+
+
+def predict(grid: Grid) -> Prediction:
     r"""The mean-field prediction of ``jaxinit.sweep(grid)``: same dims, coords and field layout.
 
     Per layer, over all (sample, unit) entries as the kernel measures them:
@@ -299,7 +310,7 @@ def predict(grid: Grid) -> SweepResult:
       grid: the sweep's Grid.
 
     Returns:
-      A SweepResult with the sweep's dims and coords and the fields above.
+      A :class:`Prediction` with the sweep's dims and coords and the fields above.
 
     Raises:
       TypeError: for anything but a Grid.
@@ -331,7 +342,7 @@ def predict(grid: Grid) -> SweepResult:
                         for f in names:
                             value = out[f][idepth] if out[f].ndim == 2 else out[f]
                             fields[f][at][:, :top] = value[:top]
-    result = SweepResult(
+    result = Prediction(
         dims=DIMS,
         coords=coords,
         fields=fields,

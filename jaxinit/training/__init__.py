@@ -7,13 +7,14 @@ circles from zeros, ``normal(stddev=10)`` and He (zeros never breaks the
 symmetry between hidden units)::
 
     from jaxinit.data import load_mnist
-    from jaxinit.training import TrainGrid, train
+    from jaxinit.training import TrainGrid, restore_model, train
 
     grid = TrainGrid(inits=["normal(stddev=0.01)", "glorot_normal", "he_normal"], seeds=10,
                      steps=2000, eval_every=100)  # 4 × 100 ReLU, SGD 0.01, batches of 128
     res = train(grid, load_mnist("train"), load_mnist("test"), out="runs/mnist")
     res.sel(init="he_normal").loss                  # (seed, step)
     res.sel(init="he_normal").test_accuracy         # (seed, eval); the steps: res.eval_steps
+    model = restore_model("runs/mnist", init="he_normal", seed=0)  # an nnx.Module, trained
 
 Every model minimizes the mean loss of its mini-batch :math:`B_t` with its own
 optimizer state, :math:`\theta_{t+1} = \theta_t + \mathrm{tx}(\nabla_\theta
@@ -83,6 +84,7 @@ References:
 # the public API, and the constants other code reads as jaxinit.training.X (the redundant
 # "as" marks a re-export outside __all__)
 from jaxinit._keys import STREAM_BATCHES as STREAM_BATCHES
+from jaxinit.training._checkpoint import restore_model
 from jaxinit.training._coord import best_learning_rates, coord_sizes, coord_slopes, final_losses
 from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
 from jaxinit.training._grid import OUTPUTS as OUTPUTS
@@ -110,5 +112,6 @@ __all__ = [
     "final_losses",
     "jsonl_writer",
     "make_optimizer",
+    "restore_model",
     "train",
 ]

@@ -30,7 +30,7 @@ import jax
 
 from jaxinit import _distributed
 from jaxinit._io import refuse_link
-from jaxinit._results import SweepResult
+from jaxinit._results import Result
 from jaxinit._store import refuse_other_run
 from jaxinit.training._grid import TrainGrid
 
@@ -46,7 +46,7 @@ def seed_blocks(seeds: tuple[int, ...], count: int) -> list[tuple[int, ...]]:
 
 def train_across(
     train: Callable,
-    result_type: type[SweepResult],
+    result_type: type[Result],
     grid: TrainGrid,
     data: Any,
     eval_data: Any,
@@ -54,7 +54,7 @@ def train_across(
     out: str | os.PathLike | None,
     process_timeout: float,
     **kwargs: Any,
-) -> SweepResult:
+) -> Result:
     """``train(grid, data, eval_data, out=out, **kwargs)`` as one of several processes: this
     process's block of seeds on its local devices, then the whole result (a ``result_type``)
     from every block's."""
@@ -94,7 +94,7 @@ def train_across(
         ):
             pass
     parts = [result_type.load(root / name / "result") for name in blocks]
-    joined = SweepResult.concat(parts, "seed")
+    joined = Result.concat(parts, "seed")
     attrs = {
         **joined.attrs,
         "grid": grid.describe(),

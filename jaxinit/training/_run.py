@@ -2,9 +2,10 @@ r"""``train(grid, data)``: the host loop, checkpoints and resume, progress, and 
 
 The loop calls the compiled programs of :mod:`jaxinit.training._program` a fixed
 number of steps at a time, syncing with the host only at evaluations,
-statistics steps, checkpoints and the end; a checkpoint is written atomically
-with the run's fingerprint (the grid and a digest of the data), so that
-``train`` resumes bitwise where it stopped.
+statistics steps, checkpoints and the end; what it records is a :class:`_Curves`.
+A checkpoint (:mod:`jaxinit.training._checkpoint`: its arrays named by the models'
+Flax and Optax paths) is written atomically with the run's fingerprint (the grid
+and a digest of the data), so that ``train`` resumes bitwise where it stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -28,9 +29,20 @@ from jaxinit._dims import dim_values
 from jaxinit._host import MEMORY_HEADROOM, devices_memory, prng_impl
 from jaxinit._io import naming_the_path
 from jaxinit._progress import ProgressBar
-from jaxinit._results import SweepResult
+from jaxinit._results import Result
 from jaxinit._store import Store
-from jaxinit.training._grid import TrainGrid
+from jaxinit.training._checkpoint import (
+    CHECKPOINT,
+    CHECKPOINT_SCHEMA,
+    PARTS,
+    canonical,
+    group_prefix,
+    kept_params,
+    module,
+    named,
+    unnamed,
+)
+from jaxinit.training._grid import MLP, TrainGrid
 from jaxinit.training._processes import train_across
 from jaxinit.training._program import (
     MODELS,
@@ -50,10 +62,13 @@ EVAL_BATCH = 1000  # evaluation examples per forward pass
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
-class TrainResult(SweepResult):
-    """A SweepResult of training runs: dims (init, [activation,] seed); fields
-    ``loss`` ``(..., step)``, ``test_loss`` and ``test_accuracy`` ``(..., eval)``
-    and, with ``record_stats_at``, the per-layer statistics ``(..., stat_step, layer)``."""
+class TrainResult(Result):
+    """A :class:`jaxinit.Result` of training runs: dims (init, [activation,] [width,]
+    [learning_rate,] seed); fields ``loss`` ``(..., step)``, ``test_loss`` and
+    ``test_accuracy`` ``(..., eval)``, with ``record_stats_at`` the per-layer statistics
+    ``(..., stat_step, layer)``, and with ``keep_params`` the final parameters. What it adds
+    to Result: the steps of its evaluations and statistics, frames along steps, and
+    :meth:`model`. (It is not a :class:`jaxinit.SweepResult`.)"""
 
     @property
     def eval_steps(self) -> np.ndarray:
@@ -85,6 +100,49 @@ class TrainResult(SweepResult):
             )
         return to_dataframe(self, along=kinds[along])
 
+    def model(self, **labels: Any) -> MLP:
+        """One trained model as an ``nnx.Module`` (a :class:`MLP`) holding its final
+        parameters (the ``keep_params`` fields ``kernel_<l>`` and ``bias_<l>``), bitwise.
+
+        ``labels`` pick it as :meth:`sel` does, one label for every dim of this result:
+        ``res.model(init="he_normal", seed=0)`` (an init or activation also by any of its
+        names, ``"kaiming_normal"``, as :func:`restore_model` takes them). Where this
+        result holds one activation, ``activation`` is the grid's, or may be given when a
+        selection has dropped that dim. :func:`restore_model` restores a model from a
+        run's directory.
+        """
+        if "kernel_0" not in self.fields:
+            raise ValueError(
+                "TrainResult.model needs the final parameters: train with "
+                "TrainGrid(keep_params=True), or restore a model from the run's directory "
+                "with jaxinit.training.restore_model(out, init=..., seed=...)"
+            )
+        grid = self.attrs["grid"]
+        labels = {k: canonical(k, v) for k, v in labels.items()}  # any alias of a spec
+        act = labels.pop("activation", None) if "activation" not in self.dims else None
+        missing = [d for d in self.dims if d not in labels]
+        if missing:
+            raise ValueError(
+                f"TrainResult.model: give a label for every dim {list(self.dims)}; "
+                f"missing {missing}"
+            )
+        if "activation" in self.dims:
+            act = self.coords["activation"][self._index("activation", labels["activation"])]
+        elif act is None:
+            if len(grid["activation"]) != 1:
+                raise ValueError(
+                    "TrainResult.model: this result no longer has an activation dim; give "
+                    f"activation=, one of {grid['activation']}"
+                )
+            act = grid["activation"][0]
+        elif act not in grid["activation"]:
+            raise ValueError(
+                f"TrainResult.model: unknown activation {act!r}; valid labels: {grid['activation']}"
+            )
+        one = self.sel(**labels)
+        params = kept_params(one.fields, len(grid["hidden"]))
+        return module(act, params, f"this {type(self).__name__}")
+
 
 def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
     """Each model's labels in ``grid.dims`` order, by (group, model index)."""
@@ -104,7 +162,52 @@ def _model_labels(grid: TrainGrid) -> list[list[tuple]]:
     return out
 
 
-def _metrics(grid: TrainGrid, fields: dict, labels: list, since: int, step: int) -> dict:
+@dataclasses.dataclass(frozen=True)
+class _Curves:
+    """What a run records, declared here once: each array ``(groups, models, ...)``, NaN
+    (``nonfinite``: -1) until recorded, filled in place as the run goes. Their names are
+    the result's fields and the checkpoint's arrays."""
+
+    loss: np.ndarray  # (..., step): each step's mini-batch loss, before its update
+    test_loss: np.ndarray  # (..., eval): on the evaluation data at grid.eval_steps()
+    test_accuracy: np.ndarray  # (..., eval)
+    # STAT_FIELDS -> (..., stat_step[, layer]) at grid.record_stats_at; none without it
+    stats: Mapping[str, np.ndarray]
+
+    @classmethod
+    def empty(cls, grid: TrainGrid, n_groups: int) -> _Curves:
+        shape = (n_groups, len(grid.group_models()))
+        n_eval, n_stats = len(grid.eval_steps()), len(grid.record_stats_at)
+        stats = {}
+        for k in STAT_FIELDS if n_stats else ():
+            per_layer = () if k in STAT_DIMS else (len(grid.hidden),)
+            like = np.full((*shape, n_stats, *per_layer), np.nan, np.float32)
+            stats[k] = np.full_like(like, -1, np.int32) if k == "nonfinite" else like
+        return cls(
+            loss=np.full((*shape, grid.steps), np.nan, np.float32),
+            test_loss=np.full((*shape, n_eval), np.nan, np.float32),
+            test_accuracy=np.full((*shape, n_eval), np.nan, np.float32),
+            stats=stats,
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by its name."""
+        curves = {"loss": self.loss, "test_loss": self.test_loss}
+        return {**curves, "test_accuracy": self.test_accuracy, **self.stats}
+
+    def with_arrays(self, arrays: Mapping[str, np.ndarray]) -> _Curves:
+        """The curves with the values of ``arrays`` (a checkpoint's), by name, as copies."""
+        stats = {k: np.array(arrays[k]) for k in self.stats}
+        curves = {k: np.array(arrays[k]) for k in ("loss", "test_loss", "test_accuracy")}
+        return _Curves(**curves, stats=stats)
+
+    def field_dims(self) -> dict[str, tuple[str, ...]]:
+        """Each array's dims after the models' (the result's field dims)."""
+        stats = {k: STAT_DIMS.get(k, ("stat_step", "layer")) for k in self.stats}
+        return {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",), **stats}
+
+
+def _metrics(grid: TrainGrid, curves: _Curves, labels: list, since: int, step: int) -> dict:
     """The callback's mapping at ``step``: every model's mean loss over steps
     ``[since, step)`` and what was evaluated or recorded at ``step``."""
     evals, stats_at = grid.eval_steps(), grid.record_stats_at
@@ -113,14 +216,14 @@ def _metrics(grid: TrainGrid, fields: dict, labels: list, since: int, step: int)
     out = {}
     for a, row in enumerate(labels):
         for m, key in enumerate(row):
-            loss = fields["loss"][a, m, since:step]
+            loss = curves.loss[a, m, since:step]
             entry = {"loss": float(np.mean(loss)) if step > since else float("nan")}
             if e is not None:
-                entry["test_loss"] = float(fields["test_loss"][a, m, e])
-                entry["test_accuracy"] = float(fields["test_accuracy"][a, m, e])
+                entry["test_loss"] = float(curves.test_loss[a, m, e])
+                entry["test_accuracy"] = float(curves.test_accuracy[a, m, e])
             if t is not None:
-                for k in STAT_FIELDS:
-                    entry[k] = fields[k][a, m, t].tolist()
+                for k, v in curves.stats.items():
+                    entry[k] = v[a, m, t].tolist()
             out[key] = entry
     return out
 
@@ -183,10 +286,6 @@ class _Rows:
             )
             out.append(np.tile(rows, (self.repeats, 1)) if self.per_model else rows[0])
         return np.stack(out)
-
-
-# the format of train.json and checkpoint.npz; a directory of another format is refused
-CHECKPOINT_SCHEMA = 3
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -333,28 +432,15 @@ def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> li
     return groups
 
 
-def _empty_fields(grid: TrainGrid, n_groups: int) -> dict[str, np.ndarray]:
-    shape = (n_groups, len(grid.group_models()))
-    n_eval, n_stats = len(grid.eval_steps()), len(grid.record_stats_at)
-    fields = {"loss": np.full((*shape, grid.steps), np.nan, np.float32)}
-    fields["test_loss"] = np.full((*shape, n_eval), np.nan, np.float32)
-    fields["test_accuracy"] = np.full((*shape, n_eval), np.nan, np.float32)
-    for k in STAT_FIELDS if n_stats else ():
-        per_layer = () if k in STAT_DIMS else (len(grid.hidden),)
-        like = np.full((*shape, n_stats, *per_layer), np.nan, np.float32)
-        fields[k] = np.full_like(like, -1, np.int32) if k == "nonfinite" else like
-    return fields
-
-
-def _record(run: _Run, groups: list[_Group], fields: dict, step: int) -> None:
-    """The evaluations and statistics due at ``step``, into ``fields``."""
+def _record(run: _Run, groups: list[_Group], curves: _Curves, step: int) -> None:
+    """The evaluations and statistics due at ``step``, into ``curves``."""
     evals, stats_at, n = run.grid.eval_steps(), run.grid.record_stats_at, run.n_models
     for a, g in enumerate(groups):
         if step in evals:
             lean = g.prog._replace(per_model=False, tx=None, length=0)
             loss, acc = evaluate(lean, run.mesh, g.params, *run.evals)
-            fields["test_loss"][a, :, evals.index(step)] = np.asarray(loss)[:n]
-            fields["test_accuracy"][a, :, evals.index(step)] = np.asarray(acc)[:n]
+            curves.test_loss[a, :, evals.index(step)] = np.asarray(loss)[:n]
+            curves.test_accuracy[a, :, evals.index(step)] = np.asarray(acc)[:n]
         if step in stats_at:
             r = run.rows(step, 1)
             r = run.pad_rows(r if r is None else r[0], 0)
@@ -362,10 +448,12 @@ def _record(run: _Run, groups: list[_Group], fields: dict, step: int) -> None:
                 g.prog._replace(tx=None, length=0), run.mesh, g.params, run.x, run.y, r
             )
             for k, v in stats.items():
-                fields[k][a, :, stats_at.index(step)] = np.asarray(v)[:n]
+                curves.stats[k][a, :, stats_at.index(step)] = np.asarray(v)[:n]
 
 
-def _advance(run: _Run, groups: list[_Group], fields: dict, step: int, stop: int) -> list[_Group]:
+def _advance(
+    run: _Run, groups: list[_Group], curves: _Curves, step: int, stop: int
+) -> list[_Group]:
     """Trains every group from ``step`` to ``stop`` in calls of a fixed number of steps (the
     last one partly masked); the host copies a call's losses while the next one runs."""
     pending, length = [], groups[0].prog.length
@@ -381,47 +469,57 @@ def _advance(run: _Run, groups: list[_Group], fields: dict, step: int, stop: int
             )
             pending.append((a, step, k, losses))
         for a, s, kk, losses in pending[: -len(groups)]:
-            fields["loss"][a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
+            curves.loss[a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
         del pending[: -len(groups)]
         step += k
     for a, s, kk, losses in pending:
-        fields["loss"][a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
+        curves.loss[a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
     return groups
 
 
-def _state(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
-    """Every group's parameters and optimizer state, without the padding, by leaf."""
+def _named_state(groups: list[_Group]) -> dict[str, Any]:
+    """Every group's parameters and optimizer state (stacked, padded), by their names in a
+    checkpoint: ``group/<a>/params/<path>`` and ``group/<a>/opt_state/<path>``."""
     return {
-        f"g{a}_{j}_{i}": np.asarray(leaf)[:n_models]
+        name: leaf
         for a, g in enumerate(groups)
-        for j, tree in ((1, g.params), (2, g.opt_state))
-        for i, leaf in enumerate(jax.tree.leaves(tree))
+        for part in PARTS
+        for name, leaf in named(group_prefix(a, part), getattr(g, part)).items()
     }
 
 
-def _checkpoint_layout(groups: list[_Group], fields: dict, n_models: int) -> dict:
-    """The arrays of a checkpoint (``step``, the fields, :func:`_state`): name -> (shape,
-    dtype), without the padding."""
+def _state(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
+    """The checkpoint's arrays of every group's state (:func:`_named_state`), without the
+    padding."""
+    return {k: np.asarray(v)[:n_models] for k, v in _named_state(groups).items()}
+
+
+def _checkpoint(step: int, curves: _Curves, groups: list[_Group], n_models: int) -> dict:
+    """The arrays of a checkpoint at ``step``: ``step``, the curves, :func:`_state`."""
+    return {"step": np.int64(step), **curves.arrays(), **_state(groups, n_models)}
+
+
+def _checkpoint_layout(groups: list[_Group], curves: _Curves, n_models: int) -> dict:
+    """The arrays of a checkpoint (:func:`_checkpoint`): name -> (shape, dtype), without the
+    padding."""
     layout = {"step": ((), np.dtype(np.int64))}
-    layout.update({k: (v.shape, v.dtype) for k, v in fields.items()})
-    for a, g in enumerate(groups):
-        for j, tree in ((1, g.params), (2, g.opt_state)):
-            for i, leaf in enumerate(jax.tree.leaves(tree)):
-                layout[f"g{a}_{j}_{i}"] = ((n_models, *leaf.shape[1:]), np.dtype(leaf.dtype))
+    layout.update({k: (v.shape, v.dtype) for k, v in curves.arrays().items()})
+    for k, leaf in _named_state(groups).items():
+        layout[k] = ((n_models, *leaf.shape[1:]), np.dtype(leaf.dtype))
     return layout
 
 
 def _restored(groups: list[_Group], saved: dict, size: int, mesh: Mesh) -> list[_Group]:
     """The groups with the parameters and optimizer state of a checkpoint (:func:`_state`)."""
-    out = []
-    for a, g in enumerate(groups):
-        trees = []
-        for j, tree in ((1, g.params), (2, g.opt_state)):
-            struct = jax.tree.structure(tree)
-            leaves = [saved[f"g{a}_{j}_{i}"] for i in range(struct.num_leaves)]
-            trees.append(_place(jax.tree.unflatten(struct, leaves), size, mesh))
-        out.append(g._replace(params=trees[0], opt_state=trees[1]))
-    return out
+    return [
+        g._replace(
+            **{
+                part: _place(unnamed(group_prefix(a, part), getattr(g, part), saved), size, mesh)
+                for part in PARTS
+            }
+        )
+        for a, g in enumerate(groups)
+    ]
 
 
 def _kept_params(groups: list[_Group], n_models: int) -> dict[str, np.ndarray]:
@@ -549,7 +647,7 @@ def train(
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
     _check_memory(grid, d_in, d_out, len(x) + len(xe), devices, size)
     groups = _groups(grid, d_in, d_out, mesh, size)
-    fields, saved, store = _empty_fields(grid, len(groups)), None, None
+    curves, saved, store = _Curves.empty(grid, len(groups)), None, None
     if out is not None:
         spec = {
             "grid": grid.describe(),
@@ -561,15 +659,15 @@ def train(
     # from here on the store is closed (its lock released) whatever happens
     with store if store is not None else contextlib.nullcontext():
         if store is not None:
-            saved = store.load("checkpoint.npz", _checkpoint_layout(groups, fields, n_models))
+            saved = store.load(CHECKPOINT, _checkpoint_layout(groups, curves, n_models))
             if saved is not None and not 1 <= int(saved["step"]) <= steps:
                 store.refuse(
-                    "checkpoint.npz",
+                    CHECKPOINT,
                     f"is at step {int(saved['step'])}; a checkpoint of this run is at a step "
                     f"from 1 to {steps}",
                 )
         if saved is not None:  # the checkpoint holds the models without padding
-            fields = {k: saved[k] for k in fields}
+            curves = curves.with_arrays(saved)
             groups = _restored(groups, saved, size, mesh)
         everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
         evals = (
@@ -593,48 +691,48 @@ def train(
         with ProgressBar("train", steps, enabled) as bar:
             bar.update(step)
             if step == 0:
-                _record(run, groups, fields, 0)
+                _record(run, groups, curves, 0)
                 if callback is not None:  # the models as initialized (no loss yet: NaN)
-                    callback(0, _metrics(grid, fields, labels, 0, 0))
+                    callback(0, _metrics(grid, curves, labels, 0, 0))
             last = step  # the previous logging step
             while step < steps:
                 stop = min(s for s in sync if s > step)
-                groups, step = _advance(run, groups, fields, step, stop), stop
-                _record(run, groups, fields, step)
+                groups, step = _advance(run, groups, curves, step, stop), stop
+                _record(run, groups, curves, step)
                 if out is not None and (step == steps or step % every == 0):
                     with naming_the_path(store.root, "the training checkpoint"):
-                        store.save(
-                            "checkpoint.npz",
-                            {"step": np.int64(step), **fields, **_state(groups, n_models)},
-                        )
+                        store.save(CHECKPOINT, _checkpoint(step, curves, groups, n_models))
                 if callback is not None:
-                    callback(step, _metrics(grid, fields, labels, last, step))
+                    callback(step, _metrics(grid, curves, labels, last, step))
                 last = step
                 bar.update(step)
                 if callable(progress):
                     progress(step, steps)
-        if grid.keep_params:
-            fields.update(_kept_params(groups, n_models))
-        result = _assemble(grid, fields, d_out, on_data=eval_data is None)
+        kept = _kept_params(groups, n_models) if grid.keep_params else {}
+        result = _assemble(grid, curves, kept, d_out, on_data=eval_data is None)
         if store is not None:
             with naming_the_path(store.root / "result", "the training result"):
                 result.save(store.root / "result")
     return result
 
 
-def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainResult:
-    """The result: fields ``(group, model, ...)`` laid out ``(init, [activation,] [width,]
-    [learning_rate,] seed, ...)``."""
+def _assemble(
+    grid: TrainGrid, curves: _Curves, kept: dict, d_out: int, *, on_data: bool
+) -> TrainResult:
+    """The result: the curves and kept parameters ``(group, model, ...)`` laid out ``(init,
+    [activation,] [width,] [learning_rate,] seed, ...)``."""
     n_a, n_w = len(dim_values(grid.activations)), len(dim_values(grid.width))
     n_i, n_l, n_s = len(grid.inits), len(dim_values(grid.learning_rate)), len(grid.seeds)
-    arrays, own = {}, {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",)}
+    own = curves.field_dims()
+    own.update(
+        {k: ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",) for k in kept}
+    )
+    arrays = {}
     absent = ("activation", "width", "learning_rate")
     drop = tuple(1 + a for a, d in enumerate(absent) if d not in grid.dims)
-    for k, v in fields.items():
+    for k, v in {**curves.arrays(), **kept}.items():
         v = np.moveaxis(v.reshape(n_a, n_w, n_i, n_l, n_s, *v.shape[2:]), 2, 0)
         arrays[k] = v.reshape(tuple(n for a, n in enumerate(v.shape) if a not in drop))
-        if k.startswith(("kernel_", "bias_")):
-            own[k] = ("fan_in", "fan_out") if k.startswith("kernel_") else ("fan_out",)
     attrs = {
         "grid": grid.describe(),
         "eval_steps": list(grid.eval_steps()),
@@ -643,12 +741,11 @@ def _assemble(grid: TrainGrid, fields, d_out: int, *, on_data: bool) -> TrainRes
         "prng_impl": prng_impl(),
         "eval_on": "data" if on_data else "eval_data",
     }
-    field_dims = {k: own.get(k, STAT_DIMS.get(k, ("stat_step", "layer"))) for k in arrays}
     return TrainResult(
         dims=grid.dims,
         coords=grid.coords(),
         fields=arrays,
-        field_dims=field_dims,
+        field_dims=own,
         aliases=grid.aliases,
         attrs=attrs,
     )
