@@ -492,7 +492,7 @@ def test_mlp_takes_a_seed_key_or_rngs_not_both():
 
 # -- checkpoints a Flax user can restore -----------------------------------------------------------
 
-RESTORE = dict(inits=["he_normal", "glorot_uniform"], seeds=[0, 3], activation=["relu", "tanh"],
+RESTORE = dict(inits=["he_normal", "glorot_uniform"], seeds=[0, 3], activations=["relu", "tanh"],
                learning_rate=[0.01, 0.1], optimizer="adam", hidden=(8, 8), steps=4,
                batch_size=32, keep_params=True)  # fmt: skip
 
