@@ -297,3 +297,23 @@ def test_results_do_not_depend_on_the_device_count_or_the_chunk():
     assert len(jax.devices()) >= 2
     for f in one.fields:
         np.testing.assert_array_equal(one[f], two[f], err_msg=f)
+
+
+def test_records_frames_and_datasets_name_each_layer_by_its_path_and_type():
+    res = ji.sweep(_grid("resnet", seeds=2, gradients=False))
+    layers, types = res.attrs["layers"], res.attrs["layer_types"]
+    rows = res.to_records()
+    assert [r["path"] for r in rows[: len(layers)]] == layers
+    assert [r["type"] for r in rows[: len(layers)]] == types
+    frame = res.to_dataframe()
+    block = frame[(frame.path == "blocks/1") & (frame.init == "he_normal") & (frame.seed == 1)]
+    assert block.type.tolist() == ["ResidualBlock"]
+    assert (
+        block.pre_var.item() == res.sel(init="he_normal", seed=1).pre_var[layers.index("blocks/1")]
+    )
+    ds = res.to_xarray()
+    assert ds.path.values.tolist() == layers
+    assert ji.SweepResult.from_xarray(ds).equals(res)
+    edges = res.to_dataframe(hist=True)
+    assert edges.bin_lo.min() == res.attrs["hist_edges"][0]
+    assert np.isfinite(edges.bin_hi).all()
