@@ -317,3 +317,10 @@ def test_records_frames_and_datasets_name_each_layer_by_its_path_and_type():
     edges = res.to_dataframe(hist=True)
     assert edges.bin_lo.min() == res.attrs["hist_edges"][0]
     assert np.isfinite(edges.bin_hi).all()
+
+
+def test_a_chunk_over_the_memory_budget_is_refused_before_it_runs(tmp_path):
+    grid = _grid("mlp", seeds=4)
+    with pytest.raises(ValueError, match=r"MiB per device.*memory_budget"):
+        ji.sweep(grid, memory_budget=1024, out=tmp_path)
+    assert not list(tmp_path.glob("chunks/*.npz"))  # nothing ran

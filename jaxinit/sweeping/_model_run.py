@@ -17,7 +17,7 @@ from jaxinit._results import SweepResult
 from jaxinit._store import Store
 from jaxinit.sweeping import _model_pass
 from jaxinit.sweeping._model_grid import MODEL_DIMS, ModelGrid
-from jaxinit.sweeping._plan import default_lanes
+from jaxinit.sweeping._plan import DEFAULT_MEMORY_BUDGET, default_lanes
 from jaxinit.sweeping._stats import LAYER_FIELDS
 
 __all__ = ["CHECKPOINT_SCHEMA", "DEFAULT_MODEL_CHUNK", "sweep_model"]
@@ -49,6 +49,7 @@ def sweep_model(
     chunk_size: int | None = None,
     lanes: int | None = None,
     devices=None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
     callback: Callable[[int, list[dict]], None] | None = None,
 ) -> SweepResult:
@@ -82,8 +83,12 @@ def sweep_model(
         grid.inputs if isinstance(grid.inputs, str) else None,
     )
     mix, shift = _model_pass.coefficient_tables(grid.inits, bases, structure.kernels)
-    run = _model_pass.program(spec, grid.model, grid.capture, devices)
     x = np.zeros(grid.input_shape, np.float32) if isinstance(grid.inputs, str) else grid.inputs
+    lo, hi = (np.float32(v) for v in grid.hist_range)
+    root = np.uint32(grid.root_seed)
+    args = (root, _model_pass.padded(seeds[:chunk], chunk), mix, shift, lo, hi, x)
+    run = _model_pass.program(spec, grid.model, grid.capture, devices, args)
+    _check_memory(run, devices, memory_budget, chunk)
     fields = _fields(spec)
     n_layers = len(structure.layers)
     starts = list(range(0, len(seeds), chunk))
@@ -103,7 +108,7 @@ def sweep_model(
                 store.refuse(name, "holds other seeds than this chunk")
             if arrays is None:
                 stats = run(
-                    np.uint32(grid.root_seed),
+                    root,
                     _model_pass.padded(part, chunk),
                     mix,
                     shift,
@@ -126,6 +131,25 @@ def sweep_model(
         if store is not None:
             result.save(store.root / "result")
     return result
+
+
+def _check_memory(run, devices, budget: int, chunk: int) -> None:
+    """Refuses, before anything runs, a program whose intermediates (XLA's own count of the
+    compiled program, per device) exceed ``budget`` or 80% of a device's memory."""
+    from jaxinit._host import device_memory
+
+    stats = run.memory_analysis()
+    if stats is None:  # a backend that does not say
+        return
+    need = int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+    limit = min(int(budget), int(0.8 * device_memory(devices[0])))
+    if need > limit:
+        raise ValueError(
+            f"sweep: a chunk of {chunk} seeds of this ModelGrid needs {need / 2**20:,.0f} MiB per "
+            f"device (XLA's count of the compiled program), more than {limit / 2**20:,.0f} MiB "
+            "(memory_budget, capped at 80% of the device's memory): lower lanes, chunk_size or "
+            "the batch, or raise memory_budget"
+        )
 
 
 def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices) -> Store:

@@ -134,7 +134,9 @@ def sweep(
       that wrote it).
     """
     if not isinstance(grid, Grid):
-        return _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, callback)
+        return _sweep_model(
+            grid, out, chunk_size, lanes, devices, memory_budget, progress, on_chunk, callback
+        )
     out = check_path("sweep: out", out, none=True)
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
@@ -425,7 +427,9 @@ def _assemble(
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
 
 
-def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, callback):
+def _sweep_model(
+    grid, out, chunk_size, lanes, devices, memory_budget, progress, on_chunk, callback
+):
     """A :class:`~jaxinit.ModelGrid`'s sweep (:mod:`jaxinit.sweeping._model_run`)."""
     from jaxinit.sweeping._model_grid import ModelGrid
     from jaxinit.sweeping._model_run import sweep_model
@@ -453,6 +457,7 @@ def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_chunk, call
         chunk_size=chunk_size,
         lanes=lanes,
         devices=devices,
+        memory_budget=memory_budget,
         progress=progress,
         callback=hook,
     )
