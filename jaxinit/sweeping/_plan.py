@@ -255,7 +255,9 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
     b_bases, b_fam = _family_index(dim_values(grid.bias_inits))
     kb = len(dim_values(grid.bias_inits))
     ids = list(block) + [block[-1]] * (size - len(block))
-    rows = {k: [] for k in kernel.Members._fields}
+    coefficients = [f for f in kernel.Members._fields if f != "lsuv"]
+    rows = {k: [] for k in coefficients}
+    weight_bases = []
     for m in ids:
         ii, ib = divmod(m, kb)
         init, bias = grid.inits[ii], dim_values(grid.bias_inits)[ib]
@@ -269,5 +271,8 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
             mix[fam] = a
             rows[f"{name}_mix"].append(mix)
             rows[f"{name}_shift"].append(np.float32(b))
-        rows["lsuv"].append(kernel.lsuv_row(init.base))
-    return kernel.Members(*(np.stack(rows[k]).astype(np.float32) for k in kernel.Members._fields))
+        weight_bases.append(init.base)
+    return kernel.Members(
+        **{k: np.stack(rows[k]).astype(np.float32) for k in coefficients},
+        lsuv=kernel.lsuv_members(weight_bases),
+    )
