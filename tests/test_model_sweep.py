@@ -10,7 +10,6 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
-from jaxinit.sweeping import _model_pass
 from tests._tolerances import ENGINE_HIST_L1, MODEL_ATOL, MODEL_RTOL
 
 BATCH = 8
@@ -192,12 +191,12 @@ def test_a_second_grid_with_other_seeds_and_inits_compiles_nothing():
     make, shape = ZOO["mlp"]
     x = _inputs(shape)
     ji.sweep(ji.ModelGrid(model=make, inits=["he_normal", "lecun_normal"], seeds=2, inputs=x))
-    before = _model_pass.compiled_count()
+    before = ji.sweeping.programs()
     again = functools.partial(ji.models.MLP, d_in=8, width=16, depth=3)  # an equal factory
     ji.sweep(
         ji.ModelGrid(model=again, inits=["glorot_normal", "he_normal"], seeds=[7, 9], inputs=x)
     )
-    assert _model_pass.compiled_count() == before
+    assert ji.sweeping.programs() == before
 
 
 def test_resume_and_a_changed_factory_is_refused(tmp_path):
@@ -226,8 +225,7 @@ def test_resume_and_a_changed_factory_is_refused(tmp_path):
 def test_two_sweeps_in_two_threads_see_only_their_own_model():
     grids = [_grid("mlp", seeds=2), _grid("resnet", seeds=2)]
     alone = [ji.sweep(g) for g in grids]
-    _model_pass._PROGRAMS.clear()  # trace again, concurrently
-    _model_pass._STRUCTURES.clear()
+    ji.sweeping.clear_programs()  # trace and compile again, concurrently
     out, errors = [None, None], []
 
     def run(i):

@@ -334,6 +334,13 @@ def _factory_key(make: Callable) -> Any:
     return make
 
 
+def clear() -> None:
+    """Forgets every traced structure and compiled program (the next sweep traces and compiles)."""
+    with _PROGRAMS_LOCK:
+        _STRUCTURES.clear()
+        _PROGRAMS.clear()
+
+
 def compiled_count() -> int:
     """How many programs the model passes have compiled (one per :class:`ModelPass`, factory
     and device set)."""
