@@ -940,3 +940,17 @@ def test_layer_ticks_thin_long_paths_to_round_steps():
     assert ticks.texts == ["embed", "blocks/0", "blocks/1", "blocks/2", "ln_f", "(model)"]
     assert ticks.spans == [(1, 3), (4, 6), (7, 10)]
     np.testing.assert_allclose(ticks.major[1:4], [2.0, 5.0, 8.5])
+
+
+def test_report_of_a_model_sweep_draws_its_layers_by_path(tmp_path):
+    import functools
+
+    x = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+    make = functools.partial(ji.models.ResNet, d_in=8, width=8, depth=2)
+    res = ji.sweep(ji.ModelGrid(model=make, inits=["he_normal", "orthogonal"], inputs=x, seeds=2))
+    paths = ji.report.report_sweep(res, tmp_path)
+    names = sorted(p.name for p in paths.figures)
+    assert names == ["model_dead.png", "model_grad_var.png", "model_pre_var.png"]
+    rows = (tmp_path / "tables" / "layers.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * len(res.attrs["layers"])  # header, (init, layer)
+    assert rows[1].startswith("he_normal,inp,Linear,")
