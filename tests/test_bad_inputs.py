@@ -48,7 +48,7 @@ def test_bad_grid(kwargs, error, match):
 @pytest.mark.parametrize(
     ("grid", "kwargs", "error", "match"),
     [
-        ("x", {}, TypeError, r"sweep takes a jaxinit Grid; got str"),
+        ("x", {}, TypeError, r"sweep takes a jaxinit Grid or ModelGrid; got str"),
         (
             None,
             dict(devices=[]),

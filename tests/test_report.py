@@ -482,7 +482,7 @@ def test_report_sweep_is_self_contained(res, theory, tmp_path):
     assert any(ref.startswith("#") for ref in checker.refs)
     assert "http://" not in page.replace('"http://www.w3.org', "")
     assert "<script" not in page
-    for needle in ("threefry2x32", ji.__version__, "&quot;batch&quot;: 32", "pre_var_rel_err"):
+    for needle in ("threefry2x32", ji.__version__, "&quot;batch_size&quot;: 32", "pre_var_rel_err"):
         assert needle in page, needle
     summary = _csv((tmp_path / "rep" / "tables" / "summary.csv").read_text())
     assert len(summary) == 2 * len(INITS)

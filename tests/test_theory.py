@@ -314,7 +314,9 @@ def test_bad_input_is_named():
 def test_predict_returns_a_prediction_that_loads_back_as_one(tmp_path):
     """A prediction is a Result of its own kind, not a SweepResult (nothing in it was
     measured), and a saved one loads back as a Prediction."""
-    grid = ji.Grid(inits=["he_normal"], activations=["relu", "tanh"], depth=3, width=8, batch=4)
+    grid = ji.Grid(
+        inits=["he_normal"], activations=["relu", "tanh"], depth=3, width=8, batch_size=4
+    )
     predicted = T.predict(grid)
     assert type(predicted) is T.Prediction
     assert isinstance(predicted, ji.Result)
