@@ -12,6 +12,7 @@ seed[, activation])); it never runs a network::
     report.report_sweep(res, "out/report", theory=theory)     # report.html and its files
 """
 
+from jaxinit.report._json import write_json
 from jaxinit.report.figures import (
     PALETTE,
     grad_variance_vs_depth,
@@ -63,5 +64,6 @@ __all__ = [
     "summary_table",
     "variance_ratio",
     "variance_vs_depth",
+    "write_json",
     "write_report",
 ]
