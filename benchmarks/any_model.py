@@ -77,7 +77,6 @@ import jax
 import numpy as np
 
 import jaxinit as ji
-from jaxinit.sweeping import _model_pass
 from jaxinit.sweeping._plan import default_lanes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -192,17 +191,6 @@ def time_rounds(fns: dict[str, Callable], rounds: int) -> dict[str, dict]:
     return out
 
 
-def structure_seconds(grid: ji.ModelGrid, repeats: int = 3) -> float:
-    """Best seconds of the abstract trace ``ji.sweep`` makes of the model on every call
-    (``_model_pass.structure``: its kernels and layers), a host cost beside the program."""
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        _model_pass.structure(grid)
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def model_grid(make, inits, seeds, x) -> ji.ModelGrid:
     return ji.ModelGrid(
         model=make,
@@ -251,12 +239,11 @@ def bench_model(name, make, x, args, probe, use_torch) -> dict:
         rows = time_rounds(fns, args.rounds)
     res = ji.sweep(grid, chunk_size=seeds, progress=False)
     info["layers"] = len(res.attrs["layers"])
-    info["structure_s"] = structure_seconds(grid)
     # a second sweep with other seeds and other inits of the same family: nothing compiles
     other = model_grid(make, OTHER_INITS[:n_inits], range(seeds, 2 * seeds), x)
-    c0, p0 = COMPILES["n"], _model_pass.compiled_count()
+    c0, p0 = COMPILES["n"], ji.sweeping.programs()
     ji.sweep(other, chunk_size=seeds, lanes=lanes, progress=False)
-    second = {"xla_compiles": COMPILES["n"] - c0, "new_programs": _model_pass.compiled_count() - p0}
+    second = {"xla_compiles": COMPILES["n"] - c0, "new_programs": ji.sweeping.programs() - p0}
     if probe is not None:
         c0 = COMPILES["n"]
         probe.loop(one_jit, seed_arr + seeds, gains * 1.1, ps, jax.numpy.asarray(x))
@@ -304,7 +291,6 @@ def bench_mlp(make, x, args) -> dict:
         "input_shape": list(x.shape),
         "lanes": lanes,
         "rows": rows,
-        "structure_s": structure_seconds(mgrid),
         "other_cpu": cpu.result.get("foreign_cpu_frac"),
     }
 
@@ -389,9 +375,6 @@ def report(fig: dict) -> str:
                     else ""
                 )
             )
-        extra.append(
-            f"host trace of the model in every ji.sweep call (structure): {b['structure_s']:.3f} s"
-        )
         extra.append(f"lanes (jaxinit's choice): {b['lanes']}")
         extra.append(f"other processes' CPU while timed: {b['other_cpu']} of the machine")
         lines.append(f"{b['model']}: " + "; ".join(extra))

@@ -59,6 +59,19 @@ def _trailing_coords(result, dim: str, size: int) -> np.ndarray:
     return np.arange(size)
 
 
+def _layer_labels(result, dim: str, size: int) -> dict[str, np.ndarray]:
+    """A model sweep's layers by name: ``path`` and ``type`` of each (``attrs["layers"]``,
+    ``attrs["layer_types"]``), beside the 1-based ``layer``; nothing for other results."""
+    if dim != "layer":
+        return {}
+    out = {}
+    for column, key in (("path", "layers"), ("type", "layer_types")):
+        names = result.attrs.get(key)
+        if isinstance(names, list) and len(names) == size:
+            out[column] = np.asarray(names, object)
+    return out
+
+
 def _ds_dim(name: str, dim: str) -> str:
     return dim if dim in SHARED_DIMS else f"{name}_{dim}"
 
@@ -79,6 +92,8 @@ def to_xarray(result):
                     f"has {len(coords[ds_d])}; a Dataset needs one size per dim"
                 )
             coords[ds_d] = values
+            for column, labels in _layer_labels(result, d, size).items():
+                coords[column] = (ds_d, labels.astype(str))
         data_vars[name] = ((*result.dims, *own), np.asarray(arr))
     meta = {
         "kind": type(result)._saved_kind(),
@@ -123,6 +138,8 @@ def _bin_edges(result, act: str | None, bins: int) -> np.ndarray:
     table = result.attrs.get("hist_edges")
     if not table:
         return np.full(bins + 1, np.nan)
+    if isinstance(table, list):  # one range for every layer (a model grid's)
+        return np.asarray(table, np.float64)
     if act is None:  # the activation was fixed to a scalar: the one table entry
         act = next(iter(table))
     return np.asarray(table[act], np.float64)
@@ -175,6 +192,8 @@ def to_dataframe(result, *, along: tuple[str, ...] = ("layer",), hist: bool = Fa
     for d, size, idx in zip(along, trailing, grids[n:], strict=True):
         name = "step" if d in ("eval", "stat_step") else d
         columns[name] = _trailing_coords(result, d, size)[idx.ravel()]
+        for column, labels in _layer_labels(result, d, size).items():
+            columns[column] = labels[idx.ravel()]
     shape = grids[0].shape
     for k in names:
         arr = result.fields[k]

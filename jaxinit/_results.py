@@ -414,7 +414,8 @@ class Result:
         """One dict per combination and layer, for ``pandas.DataFrame(records)``.
 
         Each record holds the dim labels, ``"layer"`` (an int, 1 for the layer nearest
-        the input, as in every table and figure) and one Python scalar per field. Only fields with field dims ``("layer",)`` or ``()`` fit
+        the input, as in every table and figure), for a model sweep the layer's ``"path"``
+        and module ``"type"``, and one Python scalar per field. Only fields with field dims ``("layer",)`` or ``()`` fit
         (a per-combination scalar repeats on each layer's row); by default all of
         those are taken. Without any layer field there is one record per combination.
         """
@@ -437,11 +438,18 @@ class Result:
             k: self.fields[k].reshape(len(self), n_layers if self.field_dims[k] else 1).tolist()
             for k in names
         }
+        named = {  # a model sweep's layers: their paths and module types
+            column: self.attrs[key]
+            for column, key in (("path", "layers"), ("type", "layer_types"))
+            if isinstance(self.attrs.get(key), list) and len(self.attrs[key]) == n_layers
+        }
         records = []
         for c, labels in enumerate(itertools.product(*(self.coords[d] for d in self.dims))):
             base = dict(zip(self.dims, labels, strict=True))
             for layer in range(n_layers) if n_layers is not None else [None]:
                 row = dict(base) if layer is None else {**base, "layer": layer + LAYER_BASE}
+                if layer is not None:
+                    row.update({k: v[layer] for k, v in named.items()})
                 for k in names:
                     row[k] = flat[k][c][layer if self.field_dims[k] else 0]
                 records.append(row)

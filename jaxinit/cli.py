@@ -218,6 +218,8 @@ def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
     The grid comes from the result's manifest, which a person may have edited: one
     that does not describe the result's layers, or whose prediction would not fit in
     memory (``predict``'s own size check), gets no prediction, before any is computed."""
+    if "layers" in res.attrs:  # a ModelGrid's sweep: theory covers the MLP only
+        return None
     try:
         grid = ji.Grid.from_description(res.attrs["grid"])
         depth = max(dim_values(grid.depth))
@@ -361,7 +363,8 @@ def _sweep_model(args: argparse.Namespace) -> int:
             rows.append((str(init), name, kind, f"{np.median(res.pre_var[i, :, l]):.4g}"))
     print(_table(rows))
     if args.out is not None:
-        print(f"\nresult: {Path(args.out) / 'result'}")
+        paths = ji.report.report_sweep(res, Path(args.out), title=f"jaxinit sweep of {args.model}")
+        print(f"\nresult: {Path(args.out) / 'result'}\nreport: {paths.html}")
     return 0
 
 

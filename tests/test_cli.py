@@ -418,6 +418,12 @@ def test_sweep_of_your_own_model_from_a_file(tmp_path, capsys):
     res = ji.SweepResult.load(tmp_path / "o" / "result")
     assert res.attrs["layers"] == ["conv", "head", "(model)"]
     assert res.pre_var.shape == (1, 2, 3)
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "Per layer, median over seeds" in html
+    assert (tmp_path / "o" / "figures" / "model_pre_var.png").is_file()
+    assert main(["report", str(tmp_path / "o"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "report.html").is_file()
+    assert "no theory overlay" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -316,7 +316,16 @@ def test_nonfinite_counts_are_exact_and_overflow_is_flagged():
     assert not np.isfinite(float(s.pre_var[0]))
 
 
-def test_lsuv_row_is_the_members_lsuv_layout():
-    row = kernel.lsuv_row(ji.initializers.lsuv(target_var=2.0, tol=0.05, max_iter=7).base)
-    np.testing.assert_array_equal(row, np.array([1.0, 2.0, 0.05, 7.0], np.float32))
-    np.testing.assert_array_equal(kernel.lsuv_row(ji.initializers.he_normal().base), [0, 1, 1, 0])
+def test_lsuv_members_name_each_setting_with_its_dtype():
+    bases = [ji.initializers.lsuv(target_var=2.0, tol=0.05, max_iter=7).base]
+    bases.append(ji.initializers.he_normal().base)  # not LSUV: no rescale
+    got = kernel.lsuv_members(bases)
+    want = kernel.LsuvMembers(
+        enabled=np.array([True, False]),
+        target_var=np.array([2.0, 1.0], np.float32),
+        tol=np.array([0.05, 1.0], np.float32),
+        max_iter=np.array([7, 0], np.int32),
+    )
+    for name, g, w in zip(kernel.LsuvMembers._fields, got, want, strict=True):
+        assert g.dtype == w.dtype, name
+        np.testing.assert_array_equal(g, w, err_msg=name)

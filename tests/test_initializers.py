@@ -11,7 +11,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxinit as ji
+from jaxinit.initializers import _bases as B
 from jaxinit.initializers._bases import QR, Constant, Identity, Normal, Uniform
+from jaxinit.initializers._core import draw
 from tests._references import torch_init
 from tests._tolerances import SHAPES, TORCH_SCALE_RTOL, mean_atol, variance_rtol
 
@@ -185,6 +187,67 @@ def test_identity_and_sparse(key):
     nonzero = w[w != 0]
     np.testing.assert_allclose(nonzero.var(), 0.01, rtol=variance_rtol(nonzero.size, "normal"))
     assert I.sparse(sparsity=0.3, stddev=0.1).variance((100, 50)) == pytest.approx(0.01 * 0.7)
+
+
+# A base draw, a shape, and how its moments are checked on one draw: "exact" (deterministic:
+# mean and variance of the array), "square" (orthonormal: the mean square is exact, the
+# mean random), or the distribution whose sampling tolerance applies.
+# fmt: off
+BASE_CASES = [
+    (B.Normal(), (200, 100), "normal"),
+    (B.Uniform(), (200, 100), "uniform"),
+    (B.Uniform01(), (200, 100), "uniform"),
+    (B.TruncatedNormal(lower=-2.0, upper=2.0), (200, 100), "truncated_normal"),
+    (B.Constant(), (7, 5), "exact"),
+    (B.Identity(groups=1, layout="flax"), (3, 3, 6, 10), "exact"),
+    (B.Identity(groups=2, layout="torch"), (8, 6, 3), "exact"),
+    (B.Orthogonal(column_axis=-1), (60, 100), "square"),
+    (B.Orthogonal(column_axis=0), (30, 4, 5), "square"),
+    (B.DeltaOrthogonal(column_axis=-1), (3, 3, 8, 16), "square"),
+    (B.Lsuv(column_axis=-1, target_var=1.0, tol=0.1, max_iter=10), (100, 60), "square"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("base", "shape", "check"), BASE_CASES, ids=lambda v: repr(v))
+def test_each_draw_knows_its_moments(base, shape, check, key):
+    # the one place an initializer's moments come from: E w = a E z + b, Var w = a² Var z
+    mean, var = base.moments(shape)
+    z = np.asarray(draw(base, key, shape, jnp.float32), np.float64)
+    if check == "exact":
+        assert (mean, var) == pytest.approx((z.mean(), z.var()), rel=1e-6, abs=1e-12)
+    elif check == "square":
+        assert mean == 0.0
+        assert (z**2).mean() == pytest.approx(var, rel=1e-5)
+    else:
+        assert abs(z.mean() - mean) <= mean_atol(z.size, math.sqrt(var))
+        np.testing.assert_allclose(z.var(), var, rtol=variance_rtol(z.size, check))
+
+
+def test_sparse_draw_moments_count_its_zeros(key):
+    base = B.Sparse(sparsity=0.3, axis=-2)
+    z = np.asarray(draw(base, key, (100, 50), jnp.float32))
+    mean, var = base.moments((100, 50))
+    assert (mean, var) == (0.0, pytest.approx(1 - (z == 0).mean()))  # kept fraction, 0.7
+
+
+@pytest.mark.parametrize("convention", ["jax", "keras", "torch"])
+def test_fan_based_variance_is_exactly_scale_over_n(convention):
+    # a = sqrt(scale/n) is rounded, yet the variance is scale/n itself, not a²·Var z
+    for i, o in [(784, 256), (100, 100), (300, 7)]:
+        shape = (i, o) if convention != "torch" else (o, i)
+        assert I.he_normal(convention=convention).variance(shape) == 2.0 / i
+        assert I.glorot_uniform(convention=convention).variance(shape) == 1.0 / ((i + o) / 2)
+        assert I.lecun_normal(convention=convention).variance(shape) == 1.0 / i
+        scaled = I.variance_scaling(0.7, "fan_out", "normal", convention=convention)
+        assert scaled.variance(shape) == 0.7 / o
+
+
+def test_moments_fn_is_deprecated_for_moments():
+    init = I.uniform(low=-0.1, high=0.3)
+    with pytest.warns(DeprecationWarning, match="Initializer.moments"):
+        fn = init.moments_fn
+    assert fn((4, 4)) == init.moments((4, 4)) == pytest.approx((0.1, 0.4**2 / 12), rel=1e-15)
 
 
 # jaxinit initializer, jax's: the same key must give the same bits.

@@ -10,7 +10,6 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
-from jaxinit.sweeping import _model_pass
 from tests._tolerances import ENGINE_HIST_L1, MODEL_ATOL, MODEL_RTOL
 
 BATCH = 8
@@ -192,12 +191,12 @@ def test_a_second_grid_with_other_seeds_and_inits_compiles_nothing():
     make, shape = ZOO["mlp"]
     x = _inputs(shape)
     ji.sweep(ji.ModelGrid(model=make, inits=["he_normal", "lecun_normal"], seeds=2, inputs=x))
-    before = _model_pass.compiled_count()
+    before = ji.sweeping.programs()
     again = functools.partial(ji.models.MLP, d_in=8, width=16, depth=3)  # an equal factory
     ji.sweep(
         ji.ModelGrid(model=again, inits=["glorot_normal", "he_normal"], seeds=[7, 9], inputs=x)
     )
-    assert _model_pass.compiled_count() == before
+    assert ji.sweeping.programs() == before
 
 
 def test_resume_and_a_changed_factory_is_refused(tmp_path):
@@ -226,8 +225,7 @@ def test_resume_and_a_changed_factory_is_refused(tmp_path):
 def test_two_sweeps_in_two_threads_see_only_their_own_model():
     grids = [_grid("mlp", seeds=2), _grid("resnet", seeds=2)]
     alone = [ji.sweep(g) for g in grids]
-    _model_pass._PROGRAMS.clear()  # trace again, concurrently
-    _model_pass._STRUCTURES.clear()
+    ji.sweeping.clear_programs()  # trace and compile again, concurrently
     out, errors = [None, None], []
 
     def run(i):
@@ -297,3 +295,30 @@ def test_results_do_not_depend_on_the_device_count_or_the_chunk():
     assert len(jax.devices()) >= 2
     for f in one.fields:
         np.testing.assert_array_equal(one[f], two[f], err_msg=f)
+
+
+def test_records_frames_and_datasets_name_each_layer_by_its_path_and_type():
+    res = ji.sweep(_grid("resnet", seeds=2, gradients=False))
+    layers, types = res.attrs["layers"], res.attrs["layer_types"]
+    rows = res.to_records()
+    assert [r["path"] for r in rows[: len(layers)]] == layers
+    assert [r["type"] for r in rows[: len(layers)]] == types
+    frame = res.to_dataframe()
+    block = frame[(frame.path == "blocks/1") & (frame.init == "he_normal") & (frame.seed == 1)]
+    assert block.type.tolist() == ["ResidualBlock"]
+    assert (
+        block.pre_var.item() == res.sel(init="he_normal", seed=1).pre_var[layers.index("blocks/1")]
+    )
+    ds = res.to_xarray()
+    assert ds.path.values.tolist() == layers
+    assert ji.SweepResult.from_xarray(ds).equals(res)
+    edges = res.to_dataframe(hist=True)
+    assert edges.bin_lo.min() == res.attrs["hist_edges"][0]
+    assert np.isfinite(edges.bin_hi).all()
+
+
+def test_a_chunk_over_the_memory_budget_is_refused_before_it_runs(tmp_path):
+    grid = _grid("mlp", seeds=4)
+    with pytest.raises(ValueError, match=r"MiB per device.*memory_budget"):
+        ji.sweep(grid, memory_budget=1024, out=tmp_path)
+    assert not list(tmp_path.glob("chunks/*.npz"))  # nothing ran

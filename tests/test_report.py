@@ -792,3 +792,165 @@ def test_layer_table_columns_select_and_explain(res, theory):
     with pytest.raises(ValueError, match=r"columns='ratoi'.*Did you mean 'ratio'"):
         report.layer_table(res, columns=["ratoi"])
     assert "**ratio**" in tables.layer_table.__doc__
+
+
+# -- figures of ModelGrid sweeps: layer_profile -----------------------------------------------------
+
+MODEL_INITS = ["he_normal", "normal(stddev=0.01)"]
+BLOCKS = 10  # a 42-layer ResNet: inp, 10 × (norm, fc_in, fc_out, block), the model's output
+
+
+@pytest.fixture(scope="module")
+def model_res():
+    import functools
+
+    make = functools.partial(ji.models.ResNet, d_in=4, width=8, depth=BLOCKS)
+    grid = ji.ModelGrid(
+        model=make,
+        inits=MODEL_INITS,
+        seeds=3,
+        inputs="gaussian",
+        input_shape=(8, 4),
+        gradients=False,
+    )
+    return ji.sweep(grid, progress=False)
+
+
+def _labelled_lines(ax):
+    return [l for l in ax.get_lines() if not l.get_label().startswith("_")]
+
+
+def test_layer_profile_draws_a_seed_mean_and_band_per_init(model_res):
+    from matplotlib.collections import PolyCollection
+
+    fig = report.layer_profile(model_res)
+    (ax,) = fig.axes
+    lines = _labelled_lines(ax)
+    assert [l.get_label() for l in lines] == MODEL_INITS
+    n = 4 * BLOCKS + 2
+    for i, line in enumerate(lines):  # the line is the seed mean of each layer, in call order
+        np.testing.assert_allclose(line.get_ydata(), model_res.pre_var[i].mean(0), rtol=1e-6)
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(n))
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == len(MODEL_INITS)
+    assert ax.get_yscale() == "log"  # std 0.01 sits decades under He
+    # 42 layers stay readable: one tick per block, named by its path, shaded alternately
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["inp", *[f"blocks/{b}" for b in range(BLOCKS)], "(model)"]
+    # every layer has a tick (matplotlib drops the minor ones under a major one)
+    assert set(range(n)) <= set(ax.get_xticks(minor=True)) | set(ax.get_xticks())
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [*MODEL_INITS, "line: seed mean; band: 10%–90% of seeds"]
+
+
+def test_layer_profile_selects_by_type_kernels_and_regex(model_res):
+    from jaxinit.report import _layers
+
+    def picked(layers):
+        return _layers.layer_series(model_res, layers=layers)[0]
+
+    blocks = [f"blocks/{b}" for b in range(BLOCKS)]
+    assert picked("ResidualBlock") == blocks
+    assert picked(["inp", "ResidualBlock"]) == ["inp", *blocks]  # union, in call order
+    assert picked(r"fc_out$") == [f"{b}/fc_out" for b in blocks]
+    kernels = picked("kernels")
+    assert len(kernels) == 1 + 2 * BLOCKS
+    assert kernels[0] == "inp"
+    assert set(kernels) == set(model_res.attrs["kernels"])
+    assert picked("Linear") == kernels
+    # only block outputs: one tick each; LayerNorm outputs (all ≈ 1) draw on a linear axis
+    fig = report.layer_profile(model_res, layers="ResidualBlock", init="he_normal")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == blocks
+    assert [l.get_label() for l in _labelled_lines(fig.axes[0])] == ["he_normal"]
+    fig = report.layer_profile(model_res, layers="LayerNorm", init="he_normal", center="median")
+    assert fig.axes[0].get_yscale() == "linear"
+    assert fig.legends[0].get_texts()[-1].get_text().startswith("line: seed median")
+
+
+def test_layer_profile_names_what_is_valid(model_res, res):
+    with pytest.raises(ValueError, match=r"field='pre_vr'.*'pre_var'.*Did you mean 'pre_var'"):
+        report.layer_profile(model_res, field="pre_vr")
+    with pytest.raises(ValueError, match="not a per-layer field"):
+        report.layer_profile(model_res, field="hist")
+    with pytest.raises(
+        ValueError, match=r"selects no layer.*'LayerNorm'.*'ResidualBlock'.*'kernels'"
+    ):
+        report.layer_profile(model_res, layers="Dense")
+    with pytest.raises(ValueError, match="no valid regex"):
+        report.layer_profile(model_res, layers="blocks/[")
+    with pytest.raises(TypeError, match="layers must be"):
+        report.layer_profile(model_res, layers=[3])
+    with pytest.raises(ValueError, match="center"):
+        report.layer_profile(model_res, center="mode")
+    with pytest.raises(ValueError, match="band must be quantiles"):
+        report.layer_profile(model_res, band=(0.9, 0.1))
+    with pytest.raises(TypeError, match="SweepResult"):
+        report.layer_profile(model_res.pre_var)
+    with pytest.raises(ValueError, match="layers differ"):  # not one structure
+        report.layer_profile({"resnet": model_res, "mlp": res.sel(activation="relu")})
+    with pytest.raises(ValueError, match="needs a ModelGrid result"):
+        report.layer_profile(res, layers="kernels", activation="relu")
+    with pytest.raises(ValueError, match=r"no module paths \(an MLP sweep\)"):
+        report.layer_profile(res, layers="Linear")
+
+
+def test_layer_profile_of_an_mlp_sweep_and_of_named_results(model_res, res):
+    fig = report.layer_profile(res)  # the MLP engine's: layers 1..L, a line per init and activation
+    ax = fig.axes[0]
+    labels = [l.get_label() for l in _labelled_lines(ax)]
+    assert labels == [f"{i} · {a}" for i in INITS for a in ("tanh", "relu")]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(l) for l in range(1, LAYERS + 1)]
+    assert ax.get_ylabel() == figures.SHORT_LABELS["pre_var"]
+    fig = report.layer_profile(res, activation="relu", layers="[2-4]")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["2", "3", "4"]
+    # several results of one structure, named; into the caller's axes, legend left to it
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    out = report.layer_profile(
+        {"a": model_res.sel(init=["he_normal"]), "b": model_res},
+        layers="ResidualBlock",
+        ax=ax,
+        legend=False,
+        names={"b": "B", "normal(stddev=0.01)": "small"},
+    )
+    assert out is ax.figure
+    assert ax.get_legend() is None
+    assert not out.legends
+    assert [l.get_label() for l in _labelled_lines(ax)] == ["a", "B · he_normal", "B · small"]
+
+
+def test_layer_ticks_thin_long_paths_to_round_steps():
+    from jaxinit.report import _layers
+
+    convs = [f"convs/{i}" for i in range(200)]
+    ticks = _layers.layer_ticks(convs, 6.0)
+    assert ticks.texts == [f"convs/{i}" for i in range(0, 200, 10)] + ["convs/199"]
+    assert ticks.spans == []
+    assert ticks.minor.size == 0
+    assert len(ticks.texts) <= 6.0 / _layers.TICK_INCHES + 1
+    labels = [
+        "embed",
+        *[f"blocks/{b}/{m}" for b in range(3) for m in ("ln1", "attn", "fc")],
+        "blocks/2",
+        "ln_f",
+        "(model)",
+    ]
+    ticks = _layers.layer_ticks(labels, 6.0)
+    assert ticks.texts == ["embed", "blocks/0", "blocks/1", "blocks/2", "ln_f", "(model)"]
+    assert ticks.spans == [(1, 3), (4, 6), (7, 10)]
+    np.testing.assert_allclose(ticks.major[1:4], [2.0, 5.0, 8.5])
+
+
+def test_report_of_a_model_sweep_draws_its_layers_by_path(tmp_path):
+    import functools
+
+    x = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+    make = functools.partial(ji.models.ResNet, d_in=8, width=8, depth=2)
+    res = ji.sweep(ji.ModelGrid(model=make, inits=["he_normal", "orthogonal"], inputs=x, seeds=2))
+    paths = ji.report.report_sweep(res, tmp_path)
+    names = sorted(p.name for p in paths.figures)
+    assert names == ["model_dead.png", "model_grad_var.png", "model_pre_var.png"]
+    rows = (tmp_path / "tables" / "layers.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * len(res.attrs["layers"])  # header, (init, layer)
+    assert rows[1].startswith("he_normal,inp,Linear,")

@@ -228,3 +228,47 @@ def test_big_grid_quick(tmp_path, capsys):
             assert cells.kinds[i, a] != "value"
         else:
             assert text == f"{np.log10(pair['ratio_at_L']):+.2f}".replace("-", "−")
+
+
+def test_model_depth_quick(tmp_path, capsys):
+    from sweeps import model_depth
+
+    summary = model_depth.main(["--out", str(tmp_path), "--quick", "--seeds", "4"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    for png in ("resnet_depth.png", "cnn_depth.png"):
+        assert (tmp_path / png).stat().st_size > 10_000
+    assert (tmp_path / "report.html").is_file()
+    # the ResNet: one sweep per α = 1/√L depth, one at the largest depth for the others
+    assert sorted(p.name for p in (tmp_path / "sweeps").iterdir()) == [
+        "cnn-L2",
+        "resnet-0-L2",
+        "resnet-1-L1",
+        "resnet-1-L2",
+        "resnet-2-L2",
+    ]
+    resnet = summary["resnet"]
+    assert list(resnet) == list(model_depth.VARIANTS)
+    for variant, per in resnet.items():
+        assert list(per) == ["1", "2"]
+        for depth, row in per.items():
+            assert row["theory"] == model_depth.theory(variant, int(depth))
+            assert row["q10"] <= row["mean"] <= row["q90"]
+            assert row["mean"] == pytest.approx(row["theory"], rel=0.3)
+    # a zero branch is the identity: every depth's output is the input layer's
+    assert resnet["zero branch"]["1"] == resnet["zero branch"]["2"]
+    assert (
+        resnet["α = 1"]["2"]["mean"]
+        > resnet["α = 1/√L"]["2"]["mean"]
+        > resnet["zero branch"]["2"]["mean"]
+    )
+    cnn = summary["cnn"]
+    assert list(cnn) == ["He", "delta-orthogonal (gain √2)"]
+    for rows in cnn.values():
+        assert list(rows) == ["conv 1", "conv 2", "pooled output"]
+        assert 1.0 < rows["conv 1"]["mean"] < 3.0  # Var = 2 E[x²] under either, at layer 1
+    out = capsys.readouterr().out
+    assert "zero branch" in out
+    assert "delta-orthogonal (gain √2)" in out
+    # the figure's left panel is layer_profile's: the block outputs by path
+    res = ji.SweepResult.load(tmp_path / "sweeps" / "resnet-0-L2" / "result")
+    assert res.attrs["layers"] == ["inp", "blocks/0", "blocks/1"]

@@ -274,6 +274,18 @@ def test_sigma_w2_and_sigma_b2():
     # in the kernel's (in, out) layout the same initializer scales by the other fan
     got = T.sigma_w2("he_normal(convention='torch')", (784, 256), in_axis=-2)
     assert got == pytest.approx(784 * 2 / 256, rel=1e-12)
+    # layout="flax" keeps torch's variance 2/fan_in on a Flax (in, out) kernel: sigma_w2 counts
+    # the fan-in where the initializer does (init.fan_axes), not where its convention would
+    flax_layout = "he_normal(convention='torch', layout='flax')"
+    assert T.sigma_w2(flax_layout, (784, 256)) == pytest.approx(2.0, rel=1e-12)
+    assert T.sigma_w2("orthogonal(scale=1.5, convention='torch', layout='flax')", (50, 100)) == (
+        pytest.approx(2.25 * 50 / 100, rel=1e-12)
+    )
+    # Keras counts explicit axes alone: on a conv kernel fan_in is 16, not 16·9, both in the
+    # variance and in sigma_w2
+    keras = "he_normal(convention='keras', in_axis=2, out_axis=3)"
+    assert ji.initializers.get(keras).variance((3, 3, 16, 32)) == pytest.approx(2 / 16, rel=1e-12)
+    assert T.sigma_w2(keras, (3, 3, 16, 32)) == pytest.approx(2.0, rel=1e-12)
     assert T.sigma_w2("orthogonal(scale=1.5)", (100, 100)) == pytest.approx(2.25, rel=1e-12)
     truncated = 0.87962566103423978**2  # variance of N(0, 1) cut at ±2
     assert T.sigma_w2("truncated_normal(stddev=0.1)", (100, 50)) == pytest.approx(truncated)

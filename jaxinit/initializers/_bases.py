@@ -9,14 +9,21 @@ initializers into draw families by it (one family per distinct record).
 The first field, ``kind``, names the draw, so records of two kinds never
 compare equal. It is filled in by the class; the other fields are keyword
 arguments, e.g. ``TruncatedNormal(lower=-2.0, upper=2.0)``.
+
+Each record knows the exact mean and variance of one entry of its draw,
+``base.moments(shape)``; an initializer's moments follow from them and its
+scale and shift (:class:`jaxinit.initializers._core.Affine`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "FROM_BITS",
+    "LAYOUT_AXES",
     "QR",
     "Base",
     "Constant",
@@ -29,7 +36,16 @@ __all__ = [
     "TruncatedNormal",
     "Uniform",
     "Uniform01",
+    "sparse_zeros",
+    "truncated_normal_moments",
 ]
+
+Moments = tuple[float, float]  # (mean, variance) of one entry
+
+# layout -> (in_axis, out_axis) of a weight tensor
+LAYOUT_AXES = {"flax": (-2, -1), "torch": (1, 0)}
+
+_SQRT2 = math.sqrt(2.0)
 
 
 class _Kind(tuple):
@@ -58,11 +74,17 @@ class Normal(_Kind, _Plain):
 
     KIND = "normal"
 
+    def moments(self, shape: Sequence[int]) -> Moments:
+        return 0.0, 1.0
+
 
 class Uniform(_Kind, _Plain):
     """U[-1, 1), as jax's ``variance_scaling`` draws it."""
 
     KIND = "uniform"
+
+    def moments(self, shape: Sequence[int]) -> Moments:
+        return 0.0, 1.0 / 3.0  # (1 - (-1))² / 12
 
 
 class Uniform01(_Kind, _Plain):
@@ -70,11 +92,17 @@ class Uniform01(_Kind, _Plain):
 
     KIND = "uniform01"
 
+    def moments(self, shape: Sequence[int]) -> Moments:
+        return 0.5, 1.0 / 12.0
+
 
 class Constant(_Kind, _Plain):
     """Zeros: the whole weight is the shift ``b``."""
 
     KIND = "constant"
+
+    def moments(self, shape: Sequence[int]) -> Moments:
+        return 0.0, 0.0
 
 
 class _TruncatedNormal(NamedTuple):
@@ -88,10 +116,36 @@ class TruncatedNormal(_Kind, _TruncatedNormal):
 
     KIND = "truncated_normal"
 
+    def moments(self, shape: Sequence[int]) -> Moments:
+        return truncated_normal_moments(self.lower, self.upper)
+
+
+def truncated_normal_moments(lower: float, upper: float) -> Moments:
+    r"""Mean and variance of :math:`\mathcal{N}(0, 1)` truncated to ``[lower, upper]``.
+
+    With :math:`Z = \Phi(b) - \Phi(a)`:
+    :math:`\mu = (\varphi(a) - \varphi(b)) / Z` and
+    :math:`\sigma^2 = 1 + (a\varphi(a) - b\varphi(b)) / Z - \mu^2`.
+    At ±2 the standard deviation is 0.87962566103423978.
+    """
+    pdf = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0  # noqa: E731
+    xpdf = lambda x: x * pdf(x) if math.isfinite(x) else 0.0  # noqa: E731
+    z = (math.erf(upper / _SQRT2) - math.erf(lower / _SQRT2)) / 2
+    mean = (pdf(lower) - pdf(upper)) / z
+    return mean, 1 + (xpdf(lower) - xpdf(upper)) / z - mean**2
+
 
 class _Orthogonal(NamedTuple):
     kind: str
     column_axis: int
+
+
+def _orthogonal_moments(shape: Sequence[int], column_axis: int) -> Moments:
+    """An orthonormal ``(rows, cols)`` matrix's entries (Saxe et al., 2014): mean 0, variance
+    ``1 / max(rows, cols)``; ``cols = shape[column_axis]``, the other axes flattened to rows."""
+    n_cols = shape[column_axis]
+    n_rows = math.prod(shape) // n_cols if n_cols else 0
+    return 0.0, 1.0 / max(n_rows, n_cols, 1)
 
 
 class Orthogonal(_Kind, _Orthogonal):
@@ -99,11 +153,19 @@ class Orthogonal(_Kind, _Orthogonal):
 
     KIND = "orthogonal"
 
+    def moments(self, shape: Sequence[int]) -> Moments:
+        return _orthogonal_moments(shape, self.column_axis)
+
 
 class DeltaOrthogonal(_Kind, _Orthogonal):
     """:class:`Orthogonal`'s ``(in, out)`` matrix at a conv kernel's centre tap, zeros elsewhere."""
 
     KIND = "delta_orthogonal"
+
+    def moments(self, shape: Sequence[int]) -> Moments:
+        """Variance ``1 / (max(in, out) · taps)``: an orthonormal matrix at one of the taps."""
+        taps = math.prod(shape[:-2])
+        return 0.0, 1.0 / (max(shape[-2], shape[-1], 1) * max(taps, 1))
 
 
 class _Lsuv(NamedTuple):
@@ -123,6 +185,10 @@ class Lsuv(_Kind, _Lsuv):
 
     KIND = "lsuv"
 
+    def moments(self, shape: Sequence[int]) -> Moments:
+        """The orthonormal start's (the rescale depends on data)."""
+        return _orthogonal_moments(shape, self.column_axis)
+
 
 class _Identity(NamedTuple):
     kind: str
@@ -135,6 +201,15 @@ class Identity(_Kind, _Identity):
 
     KIND = "identity"
 
+    def moments(self, shape: Sequence[int]) -> Moments:
+        """A fraction ``k`` of the entries is 1: mean ``k``, variance ``k - k²``. Each of the
+        ``groups`` groups of out channels has ``min(out/groups, in)`` ones."""
+        in_axis, out_axis = LAYOUT_AXES[self.layout]
+        ones = self.groups * min(shape[out_axis] // self.groups, shape[in_axis])
+        size = math.prod(shape)
+        k = ones / size if size else 0.0
+        return k, k - k**2
+
 
 class _Sparse(NamedTuple):
     kind: str
@@ -146,6 +221,16 @@ class Sparse(_Kind, _Sparse):
     """N(0, 1) with ``ceil(sparsity · n)`` zeros per fibre along ``axis`` (Martens, 2010)."""
 
     KIND = "sparse"
+
+    def moments(self, shape: Sequence[int]) -> Moments:
+        """Variance: the fraction of entries kept (N(0, 1) there, zero elsewhere)."""
+        rows = shape[self.axis]
+        return 0.0, 1 - sparse_zeros(rows, self.sparsity) / rows if rows else 0.0
+
+
+def sparse_zeros(rows: int, sparsity: float) -> int:
+    """How many of a fibre's ``rows`` entries :class:`Sparse` sets to zero."""
+    return min(rows, math.ceil(sparsity * rows))
 
 
 Base = (

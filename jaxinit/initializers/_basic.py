@@ -2,8 +2,9 @@ r"""Initializers whose distribution does not depend on the fans.
 
 Constants, fixed-scale normal / uniform / truncated normal, orthogonal,
 identity and sparse, and the convolution kernels dirac and delta orthogonal.
-Each builder is a thin description: a standardized draw (``base``), its scale
-and shift, and the exact moments.
+Each builder is a thin description: a standardized draw (``base``) and its
+scale and shift (an :class:`~jaxinit.initializers._core.Affine`); the exact
+moments follow from the draw's.
 
 Layouts: jax, Flax and Keras kernels are ``(spatial..., in, out)`` (a dense
 kernel ``(in, out)``), torch's are ``(out, in, spatial...)``. ``convention``
@@ -32,10 +33,7 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Literal
-
-import jax.numpy as jnp
 
 from jaxinit._checks import check_int, check_real
 from jaxinit.initializers._bases import (
@@ -49,29 +47,25 @@ from jaxinit.initializers._bases import (
     TruncatedNormal,
     Uniform,
     Uniform01,
+    truncated_normal_moments,
 )
 from jaxinit.initializers._core import (
     LAYOUT_AXES,
+    Affine,
     Initializer,
     check_variance,
-    dirac_taps,
+    layout_fans,
     registry,
     resolve_layout,
-    sparse_zeros,
 )
 
 Convention = Literal["jax", "keras", "torch"]
 Layout = Literal["flax", "torch"]
 
-_SQRT2 = math.sqrt(2.0)
-
 
 def _constant(value: float) -> Initializer:
-    return Initializer(
-        base=Constant(),
-        coeffs=lambda shape, dtype: (None, jnp.array(value, dtype)),
-        moments_fn=lambda shape: (float(value), 0.0),
-    )
+    affine = Affine(shift=float(value))
+    return Initializer(base=Constant(), affine=lambda shape: affine)
 
 
 @registry.register(formula="w = 0")
@@ -105,14 +99,8 @@ def normal(*, stddev: float = 1e-2, mean: float = 0.0) -> Initializer:
     check_real("stddev", stddev, low=0.0)
     check_real("mean", mean)
     check_variance("normal", "the variance stddev²", stddev * stddev)
-    return Initializer(
-        base=Normal(),
-        coeffs=lambda shape, dtype: (
-            jnp.array(stddev, dtype),
-            None if mean == 0.0 else jnp.array(mean, dtype),
-        ),
-        moments_fn=lambda shape: (float(mean), stddev**2),
-    )
+    affine = Affine(scale=stddev, shift=None if mean == 0.0 else mean)
+    return Initializer(base=Normal(), affine=lambda shape: affine)
 
 
 @registry.register(shown=("low", "high"), formula="U[low, high)")
@@ -130,36 +118,12 @@ def uniform(*, low: float = -0.05, high: float = 0.05) -> Initializer:
     if not low < high:
         raise ValueError(f"uniform needs low < high; got low={low!r}, high={high!r}")
     check_variance("uniform", "the variance (high - low)²/12", (high - low) ** 2 / 12)
-    moments = lambda shape: ((low + high) / 2, (high - low) ** 2 / 12)  # noqa: E731
     if low == 0.0:  # jax's U[0, scale), bit for bit
-        return Initializer(
-            base=Uniform01(),
-            coeffs=lambda shape, dtype: (jnp.array(high, dtype), None),
-            moments_fn=moments,
-        )
-    return Initializer(
-        base=Uniform(),  # U[-1, 1) * half_width + centre
-        coeffs=lambda shape, dtype: (
-            jnp.array((high - low) / 2, dtype),
-            None if low == -high else jnp.array((low + high) / 2, dtype),
-        ),
-        moments_fn=moments,
-    )
-
-
-def truncated_normal_moments(lower: float, upper: float) -> tuple[float, float]:
-    r"""Mean and variance of :math:`\mathcal{N}(0, 1)` truncated to ``[lower, upper]``.
-
-    With :math:`Z = \Phi(b) - \Phi(a)`:
-    :math:`\mu = (\varphi(a) - \varphi(b)) / Z` and
-    :math:`\sigma^2 = 1 + (a\varphi(a) - b\varphi(b)) / Z - \mu^2`.
-    At ±2 the standard deviation is 0.87962566103423978.
-    """
-    pdf = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0  # noqa: E731
-    xpdf = lambda x: x * pdf(x) if math.isfinite(x) else 0.0  # noqa: E731
-    z = (math.erf(upper / _SQRT2) - math.erf(lower / _SQRT2)) / 2
-    mean = (pdf(lower) - pdf(upper)) / z
-    return mean, 1 + (xpdf(lower) - xpdf(upper)) / z - mean**2
+        base, affine = Uniform01(), Affine(scale=high)
+    else:  # U[-1, 1) * half_width + centre
+        base = Uniform()
+        affine = Affine(scale=(high - low) / 2, shift=None if low == -high else (low + high) / 2)
+    return Initializer(base=base, affine=lambda shape: affine)
 
 
 @registry.register(shown=("stddev",), formula="N(0, stddev²) cut at [lower, upper]·stddev")
@@ -179,12 +143,11 @@ def truncated_normal(
     check_real("upper", upper)
     if not lower < upper:
         raise ValueError(f"truncated_normal needs lower < upper; got {lower!r}, {upper!r}")
-    mean, var = truncated_normal_moments(lower, upper)
+    _, var = truncated_normal_moments(lower, upper)
     check_variance("truncated_normal", "the variance stddev²·Var(cut N(0, 1))", var * stddev**2)
+    affine = Affine(scale=stddev)
     return Initializer(
-        base=TruncatedNormal(lower=float(lower), upper=float(upper)),
-        coeffs=lambda shape, dtype: (jnp.array(stddev, dtype), None),
-        moments_fn=lambda shape: (mean * stddev, var * stddev**2),
+        base=TruncatedNormal(lower=float(lower), upper=float(upper)), affine=lambda shape: affine
     )
 
 
@@ -214,8 +177,7 @@ def lsuv(*, target_var: float = 1.0, tol: float = 0.1, max_iter: int = 10) -> In
     start = orthogonal()
     return Initializer(
         base=Lsuv(column_axis=-1, target_var=float(target_var), tol=float(tol), max_iter=max_iter),
-        coeffs=start.coeffs,
-        moments_fn=start.moments_fn,
+        affine=start.affine,
         min_rank=2,
     )
 
@@ -263,22 +225,18 @@ def orthogonal(
     check_real("scale", scale)
     check_variance("orthogonal", "the variance scale²/n at n = 1", scale * scale)
     if column_axis is None:
-        column_axis = -1 if resolve_layout(convention, layout) == "flax" else 0
+        resolved = resolve_layout(convention, layout)
+        column_axis = -1 if resolved == "flax" else 0
     else:
-        resolve_layout(convention, None)
+        resolved = resolve_layout(convention, None)
         _check_axis_choice("orthogonal", "column_axis", column_axis, layout)
-
-    def moments(shape):
-        n_cols = shape[column_axis]
-        n_rows = math.prod(shape) // n_cols if n_cols else 0
-        return 0.0, scale**2 / max(n_rows, n_cols, 1)
-
+    affine = Affine(scale=scale)
     return Initializer(
         base=Orthogonal(column_axis=column_axis),
-        coeffs=lambda shape, dtype: (jnp.array(scale, dtype), None),
-        moments_fn=moments,
+        affine=lambda shape: affine,
         # column_axis must be one of the shape's axes
         min_rank=max(2, column_axis + 1 if column_axis >= 0 else -column_axis),
+        fan_axes=layout_fans(resolved),
     )
 
 
@@ -329,26 +287,13 @@ def delta_orthogonal(*, scale: float = 1.0, column_axis: int = -1) -> Initialize
                 f"isometry only then); got in={shape[-2]} > out={shape[-1]} in shape {shape}"
             )
 
-    def moments(shape):
+    affine = Affine(scale=scale)
+
+    def checked(shape):
         check(shape)
-        taps = math.prod(shape[:-2])
-        return 0.0, scale**2 / (max(shape[-2], shape[-1], 1) * max(taps, 1))
+        return affine
 
-    def coeffs(shape, dtype):
-        check(shape)
-        return jnp.array(scale, dtype), None
-
-    return Initializer(
-        base=DeltaOrthogonal(column_axis=column_axis),
-        coeffs=coeffs,
-        moments_fn=moments,
-        min_rank=2,
-    )
-
-
-def _tap_moments(scale: float, ones: int, size: int) -> tuple[float, float]:
-    k = ones / size if size else 0.0  # fraction of entries that are `scale`
-    return scale * k, scale**2 * k - (scale * k) ** 2
+    return Initializer(base=DeltaOrthogonal(column_axis=column_axis), affine=checked, min_rank=2)
 
 
 @registry.register("eye", formula="scale·I at the centre tap (spatial..., in, out)")
@@ -374,14 +319,9 @@ def identity(*, scale: float = 1.0) -> Initializer:
     check_real("scale", scale)
     check_variance("identity", "the variance (at most scale²)", scale * scale)
 
-    def moments(shape):
-        return _tap_moments(scale, min(shape[-2], shape[-1]), math.prod(shape))
-
+    affine = Affine(scale=scale)
     return Initializer(
-        base=Identity(groups=1, layout="flax"),
-        coeffs=lambda shape, dtype: (jnp.array(scale, dtype), None),
-        moments_fn=moments,
-        min_rank=2,
+        base=Identity(groups=1, layout="flax"), affine=lambda shape: affine, min_rank=2
     )
 
 
@@ -434,20 +374,18 @@ def dirac(
                 f"{shape[out_axis]} on axis {out_axis} (layout {resolved!r})"
             )
 
-    def moments(shape):
-        check(shape)
-        return _tap_moments(scale, len(dirac_taps(shape, groups, resolved)[0]), math.prod(shape))
+    affine = Affine(scale=scale)
 
-    def coeffs(shape, dtype):
+    def checked(shape):
         check(shape)
-        return jnp.array(scale, dtype), None
+        return affine
 
     return Initializer(
         # identity()'s draw where they agree: one sweep family
         base=Identity(groups=groups, layout=resolved),
-        coeffs=coeffs,
-        moments_fn=moments,
+        affine=checked,
         min_rank=2,
+        fan_axes=layout_fans(resolved),
     )
 
 
@@ -495,19 +433,15 @@ def sparse(
         raise ValueError(f"sparsity must lie in [0, 1]; got {sparsity!r}")
     check_real("stddev", stddev, low=0.0)
     check_variance("sparse", "the variance stddev²", stddev * stddev)
-    in_axis, out_axis = LAYOUT_AXES[resolve_layout(convention, layout)]
+    resolved = resolve_layout(convention, layout)
+    in_axis, out_axis = LAYOUT_AXES[resolved]
     axis = out_axis if convention == "torch" else in_axis  # the axis each fibre runs along
-
-    def moments(shape):
-        rows = shape[axis]
-        kept = 1 - sparse_zeros(rows, sparsity) / rows if rows else 0.0
-        return 0.0, stddev**2 * kept
-
+    affine = Affine(scale=stddev)
     return Initializer(
         base=Sparse(sparsity=float(sparsity), axis=axis),
-        coeffs=lambda shape, dtype: (jnp.array(stddev, dtype), None),
-        moments_fn=moments,
+        affine=lambda shape: affine,
         min_rank=2,
+        fan_axes=layout_fans(resolved),
     )
 
 

@@ -1,4 +1,4 @@
-"""The Initializer type, its standardized draws, fan computation and the registry.
+r"""The Initializer type, its standardized draws, fan computation and the registry.
 
 Every initializer in jaxinit has the same shape::
 
@@ -9,12 +9,17 @@ where ``base`` describes a standardized random draw, one typed record per kind
 ``TruncatedNormal(lower=-2.0, upper=2.0)``, ``Uniform()`` for U[-1, 1),
 ``Orthogonal(column_axis=-1)``, ``Identity(groups=1, layout="flax")``,
 ``Sparse(sparsity=0.9, axis=-2)``, ...) and ``a``, ``b`` are scalars that
-depend on the shape (through the fans) and on the hyperparameters. The
-scalars are computed in ``dtype`` exactly as :mod:`jax.nn.initializers`
-computes them, so the same key gives the same bits wherever the two
-libraries describe the same distribution. The split also lets the sweep
-engine group initializers by ``base`` (one compiled program) and vmap over
-``(a, b)``.
+depend on the shape (through the fans) and on the hyperparameters, given
+exactly by an :class:`Affine` record. The scalars are computed in ``dtype``
+exactly as :mod:`jax.nn.initializers` computes them, so the same key gives the
+same bits wherever the two libraries describe the same distribution. The split
+also lets the sweep engine group initializers by ``base`` (one compiled
+program) and vmap over ``(a, b)``.
+
+The moments of one entry follow from the base's, ``(E z, Var z) =
+base.moments(shape)``, and ``(a, b)``:
+
+.. math::  \mathbb{E}\,w = a\,\mathbb{E}\,z + b, \qquad \mathrm{Var}\,w = a^2\,\mathrm{Var}\,z.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +41,7 @@ from jaxinit._checks import FLOAT32_MAX, check_choice
 from jaxinit._spec import Registry
 from jaxinit.initializers._bases import (
     FROM_BITS,
+    LAYOUT_AXES,
     Base,
     Constant,
     DeltaOrthogonal,
@@ -46,14 +53,121 @@ from jaxinit.initializers._bases import (
     TruncatedNormal,
     Uniform,
     Uniform01,
+    sparse_zeros,
 )
 
 Array = jax.Array
 Shape = tuple[int, ...]
 Axes = int | Sequence[int]
 
-# (a, b) in the initializer's dtype; b is None when the draw is not shifted.
-Coeffs = tuple[Array | None, Array | None]
+# (a, b) in the initializer's dtype; None where the draw is not scaled or not shifted.
+Coeffs = tuple[np.ndarray | None, np.ndarray | None]
+
+# Standard deviation of N(0, 1) truncated to (-2, 2), as jax's variance_scaling divides by it.
+TRUNCATED_STD = 0.87962566103423978
+
+
+class Affine(NamedTuple):
+    r"""How an initializer's weights follow from its base draw ``z``: ``w = a·z + b``, exact.
+
+    The numbers are real numbers (Python floats), whatever the weights' dtype;
+    :meth:`coeffs` makes ``(a, b)`` in a dtype as jax does, and :meth:`moments`
+    gives the weights' exact mean and variance from the draw's:
+    :math:`\mathbb{E}\,w = a\,\mathbb{E}\,z + b`, :math:`\mathrm{Var}\,w = a^2\,\mathrm{Var}\,z`.
+
+    Attributes:
+      scale: ``a``. None: ``a`` is the scale that gives ``a·z`` the variance
+        ``variance`` (:math:`a = \sqrt{\mathrm{variance} / \mathrm{Var}\,z}`, as jax's
+        ``variance_scaling`` makes it), or 1 when ``variance`` is None too.
+      shift: ``b``; None for no shift.
+      variance: the variance of ``a·z``, when ``scale`` is None. It is the variance itself
+        (``scale/n`` for the fan-based schemes), not ``a²·Var z`` recomputed from a rounded
+        ``a``; for the truncated normal jax divides by ``TRUNCATED_STD``, the truncation's
+        standard deviation to float64 precision.
+      variance_factor: ``w``'s variance times this at the end: ``w = √factor·(a·z + b)``,
+        the same draw rescaled (μP's output layer).
+    """
+
+    scale: float | None = None
+    shift: float | None = None
+    variance: float | None = None
+    variance_factor: float = 1.0
+
+    def coeffs(self, base: Base, dtype: Any) -> Coeffs:
+        """``(a, b)`` in ``dtype``, each rounding as :mod:`jax.nn.initializers` rounds it."""
+        if self.scale is not None:
+            a = np.asarray(self.scale, dtype)
+        elif self.variance is not None:
+            a = _standardizing_scale(base, self.variance, dtype)
+        else:
+            a = None
+        b = None if self.shift is None else np.asarray(self.shift, dtype)
+        if self.variance_factor != 1.0:
+            root = np.asarray(float(self.variance_factor) ** 0.5, dtype)
+            a = (np.ones((), dtype) if a is None else a) * root
+            b = None if b is None else b * root
+        return a, b
+
+    def moments(self, base: Base, shape: Shape) -> tuple[float, float]:
+        """The exact mean and variance of one entry of ``w`` from ``base.moments(shape)``."""
+        mean_z, var_z = base.moments(shape)
+        if self.variance is None:
+            a = 1.0 if self.scale is None else self.scale
+            mean, var = a * mean_z, a**2 * var_z
+        else:  # a² Var z = variance by definition
+            mean = math.sqrt(self.variance / var_z) * mean_z if mean_z else 0.0
+            var = self.variance
+        if self.shift is not None:
+            mean += self.shift
+        if self.variance_factor != 1.0:
+            mean, var = mean * float(self.variance_factor) ** 0.5, var * self.variance_factor
+        return mean, var
+
+
+def _standardizing_scale(base: Base, variance: float, dtype: Any) -> np.ndarray:
+    """The ``a`` with ``Var(a·z) = variance``, made in ``dtype`` as jax's ``variance_scaling``
+    makes it; NumPy's correctly rounded sqrt and division give its bits without a compile."""
+    var = np.asarray(variance, dtype)
+    match base:
+        case Normal():
+            return np.sqrt(var)
+        case Uniform():  # Var U[-1, 1) = 1/3
+            return np.sqrt(3 * var)
+        case TruncatedNormal(lower=-2.0, upper=2.0):
+            return np.sqrt(var) / np.asarray(TRUNCATED_STD, dtype)
+    raise ValueError(f"no variance-scaling rule for the draw {base!r}")
+
+
+class FanAxes(NamedTuple):
+    """Where an initializer counts a weight tensor's fans (:func:`compute_fans`).
+
+    ``receptive_field=False`` counts the named axes alone, without the other
+    axes' product (Keras' rule when it is given explicit axes).
+    """
+
+    in_axis: Axes = -2
+    out_axis: Axes = -1
+    batch_axis: Axes = ()
+    receptive_field: bool = True
+
+    def fans(self, shape: Sequence[int]) -> tuple[int, int]:
+        """``(fan_in, fan_out)`` of ``shape``; a ValueError for axes out of its range."""
+        fans = compute_fans(
+            shape, in_axis=self.in_axis, out_axis=self.out_axis, batch_axis=self.batch_axis
+        )
+        if self.receptive_field:
+            return fans
+        return _named_size(shape, self.in_axis), _named_size(shape, self.out_axis)
+
+
+def _named_size(shape: Sequence[int], axes: Axes) -> int:
+    """The product of ``shape`` along ``axes`` (an int or a tuple; checked by compute_fans)."""
+    return math.prod(shape[a] for a in ((axes,) if isinstance(axes, int) else axes))
+
+
+def layout_fans(layout: str) -> FanAxes:
+    """The fan axes of ``layout``: ``"flax"`` in -2, out -1; ``"torch"`` in 1, out 0."""
+    return FanAxes(*LAYOUT_AXES[layout])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,20 +182,20 @@ class Initializer:
 
     Attributes:
       base: the standardized draw, a record of :mod:`jaxinit.initializers._bases`.
-      coeffs: ``(shape, dtype) -> (a, b)``; scale and shift of the draw.
-      moments_fn: ``shape -> (mean, variance)`` of one entry, exact.
+      affine: ``shape -> Affine``: the exact scale and shift of the draw at that
+        shape (it also refuses shapes the initializer does not take).
       min_rank: the smallest rank the initializer accepts (2 for fan-based).
+      fan_axes: where it counts fans (:class:`FanAxes`); its layout's for those that
+        have one, Flax's ``(..., in, out)`` otherwise.
       name: registered name, aliases resolved.
       hparams: every hyperparameter as ``(name, value)`` pairs, defaults included.
       spec: canonical spec string.
     """
 
     base: Base
-    coeffs: Callable[[Shape, Any], Coeffs] = dataclasses.field(compare=False, repr=False)
-    moments_fn: Callable[[Shape], tuple[float, float]] = dataclasses.field(
-        compare=False, repr=False
-    )
+    affine: Callable[[Shape], Affine] = dataclasses.field(compare=False, repr=False)
     min_rank: int = dataclasses.field(default=0, compare=False, repr=False)
+    fan_axes: FanAxes = dataclasses.field(default=FanAxes(), compare=False, repr=False)
     name: str = dataclasses.field(default="", compare=False, repr=False)
     hparams: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), compare=False, repr=False)
     spec: str = ""
@@ -124,10 +238,26 @@ class Initializer:
             x = x + b
         return x
 
+    def coeffs(self, shape: Shape, dtype: Any) -> Coeffs:
+        """``(a, b)`` at ``shape`` in ``dtype``, None where the draw is not scaled or shifted."""
+        return self.affine(shape).coeffs(self.base, dtype)
+
     def moments(self, shape: Sequence[int]) -> tuple[float, float]:
-        """The exact mean and variance of one entry of ``init(key, shape)``."""
+        """The exact mean and variance of one entry of ``init(key, shape)``: the base draw's,
+        through ``(a, b)`` (:meth:`Affine.moments`)."""
         shape, _ = self._check(shape, None)
-        return self.moments_fn(shape)
+        return self.affine(shape).moments(self.base, shape)
+
+    @property
+    def moments_fn(self) -> Callable[[Sequence[int]], tuple[float, float]]:
+        """Deprecated: :meth:`moments`."""
+        warnings.warn(
+            "Initializer.moments_fn is deprecated and will be removed in the next release; "
+            "use Initializer.moments",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.moments
 
     def variance(self, shape: Sequence[int]) -> float:
         """The exact variance of one entry; ``moments(shape)[1]``."""
@@ -373,11 +503,6 @@ def _orthogonal(key: Array, shape: Shape, dtype: Any, *, column_axis: int) -> Ar
     return jnp.moveaxis(q, -1, column_axis).astype(dtype)
 
 
-def sparse_zeros(rows: int, sparsity: float) -> int:
-    """How many of a column's ``rows`` entries ``sparse`` sets to zero."""
-    return min(rows, math.ceil(sparsity * rows))
-
-
 def _sparse(key: Array, shape: Shape, dtype: Any, *, sparsity: float, axis: int = -2) -> Array:
     # Martens (2010): each unit keeps a fixed number of incoming weights. In
     # jax's (in, out) layout a unit's incoming weights are a column (axis -2).
@@ -402,8 +527,6 @@ def _delta_orthogonal(key: Array, shape: Shape, dtype: Any, *, column_axis: int)
     return jnp.zeros(shape, dtype).at[centre].set(q)
 
 
-# layout -> (in_axis, out_axis) of a weight tensor
-LAYOUT_AXES = {"flax": (-2, -1), "torch": (1, 0)}
 LAYOUTS = tuple(LAYOUT_AXES)
 # each convention's own layout: jax and keras kernels are (..., in, out), torch's (out, in, ...)
 CONVENTION_LAYOUT = {"jax": "flax", "keras": "flax", "torch": "torch"}

@@ -73,10 +73,7 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Literal
-
-import numpy as np
 
 from jaxinit import activations
 from jaxinit._checks import check_choice, check_real
@@ -84,10 +81,11 @@ from jaxinit._spec import parse_spec
 from jaxinit.initializers._bases import Normal, TruncatedNormal, Uniform
 from jaxinit.initializers._core import (
     LAYOUT_AXES,
+    Affine,
     Axes,
+    FanAxes,
     Initializer,
     check_variance,
-    compute_fans,
     registry,
     resolve_layout,
 )
@@ -100,9 +98,6 @@ Layout = Literal["flax", "torch"]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "untruncated_normal")
 CONVENTIONS = ("jax", "keras", "torch")
-
-# Standard deviation of N(0, 1) truncated to (-2, 2).
-TRUNCATED_STD = 0.87962566103423978
 
 # convention -> ((in_axis, out_axis), what the "normal" of named schemes means,
 #                what variance_scaling(distribution="normal") means)
@@ -178,46 +173,22 @@ def variance_scaling(
     for name, axes in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
         _check_axes(name, axes)
     drawn = {"normal": normal_means, "untruncated_normal": "normal"}.get(distribution, distribution)
+    fan_axes = FanAxes(in_axis, out_axis, batch_axis, receptive_field=not named_only)
 
-    def variance(shape):
-        fan_in, fan_out = compute_fans(
-            shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis
-        )
-        if named_only:  # the product of the named axes alone, no receptive field
-            fan_in, fan_out = _named_size(shape, in_axis), _named_size(shape, out_axis)
-        n = _denominator(mode, fan_in, fan_out)
+    def affine(shape):  # the scale that gives the draw variance scale / n, as jax makes it
+        n = _denominator(mode, *fan_axes.fans(shape))
         if n == 0:
             raise ValueError(
                 f"{mode} of shape {shape} is 0; the variance scale/{mode} is undefined"
             )
-        return scale / n
-
-    def coeffs(shape, dtype):
-        # as jax.nn.initializers.variance_scaling computes them, in `dtype`; NumPy's
-        # correctly rounded sqrt and division give the same bits without a compile
-        var = np.asarray(variance(shape), dtype=dtype)
-        if drawn == "truncated_normal":
-            return np.sqrt(var) / np.asarray(TRUNCATED_STD, dtype), None
-        if drawn == "normal":
-            return np.sqrt(var), None
-        return np.sqrt(3 * var), None
+        return Affine(variance=scale / n)
 
     base = {
         "truncated_normal": TruncatedNormal(lower=-2.0, upper=2.0),
         "normal": Normal(),
         "uniform": Uniform(),
     }[drawn]
-    return Initializer(
-        base=base,
-        coeffs=coeffs,
-        moments_fn=lambda shape: (0.0, variance(shape)),
-        min_rank=2,
-    )
-
-
-def _named_size(shape, axes) -> int:
-    """The product of ``shape`` along ``axes`` (an int or a tuple; checked by compute_fans)."""
-    return math.prod(shape[a] for a in ((axes,) if isinstance(axes, int) else axes))
+    return Initializer(base=base, affine=affine, min_rank=2, fan_axes=fan_axes)
 
 
 def _check_axes(name: str, axes) -> None:

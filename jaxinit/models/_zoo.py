@@ -8,10 +8,11 @@ layers itself.
 - :class:`MLP`: ``depth`` ``Linear`` layers of ``width``, each followed by the
   activation; the output is the last hidden layer, as in :func:`jaxinit.sweep`'s
   built-in MLP (which stays the fast path for it).
-- :class:`CNN`: ``depth`` convolutions of ``channels`` ("SAME" padding), the
-  activation after each, global average pooling, optional linear head. With
-  ``delta_orthogonal`` this is the network of Xiao et al. (2018), *Dynamical
-  Isometry and a Mean Field Theory of CNNs*.
+- :class:`CNN`: ``depth`` convolutions of ``channels`` ("SAME" padding, or
+  ``padding="CIRCULAR"``), the activation after each, global average pooling,
+  optional linear head. With ``delta_orthogonal`` and circular padding this is the
+  network of Xiao et al. (2018), *Dynamical Isometry and a Mean Field Theory of
+  CNNs* (zero padding loses variance at the border, layer after layer).
 - :class:`ResNet`: ``x_{l+1} = x_l + α·F(x_l)`` with ``F = fc_out ∘ φ ∘ fc_in``
   (``norm="pre"``: ``F(LN(x))``; ``"post"``: ``LN(x + α·F(x))``; ``None``: no norm).
   ``alpha = 1/√depth`` keeps the variance ``O(1)`` in depth (Hayou et al. 2021,
@@ -67,6 +68,7 @@ class CNN(nnx.Module):
 
     Inputs ``(batch, height, width, in_channels)``; the output is the head's
     ``(batch, classes)``, or the pooled ``(batch, channels)`` when ``classes`` is None.
+    ``padding``: any of ``nnx.Conv``'s (``"SAME"``, ``"CIRCULAR"``, ...).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class CNN(nnx.Module):
         kernel_size: int = 3,
         classes: int | None = 10,
         activation="relu",
+        padding: str = "SAME",
     ):
         check_int("CNN: depth", depth, low=1)
         check_int("CNN: channels", channels, low=1)
@@ -86,7 +89,7 @@ class CNN(nnx.Module):
         self.act = _act(activation)
         ins = [check_int("CNN: in_channels", in_channels, low=1), *[channels] * (depth - 1)]
         self.convs = nnx.List(
-            [nnx.Conv(c, channels, (k, k), padding="SAME", rngs=rngs) for c in ins]
+            [nnx.Conv(c, channels, (k, k), padding=padding, rngs=rngs) for c in ins]
         )
         self.head = None if classes is None else nnx.Linear(channels, classes, rngs=rngs)
 

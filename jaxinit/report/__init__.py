@@ -10,9 +10,11 @@ seed[, activation])); it never runs a network::
     fig = report.variance_vs_depth(res, theory=theory)
     report.save(fig, "out/variance", formats=("png", "pdf"))
     report.report_sweep(res, "out/report", theory=theory)     # report.html and its files
+    fig = report.layer_profile(model_res, layers="ResidualBlock")  # a ModelGrid sweep by path
 """
 
 from jaxinit.report._json import write_json
+from jaxinit.report._layers import layer_profile
 from jaxinit.report.figures import (
     PALETTE,
     grad_variance_vs_depth,
@@ -50,6 +52,7 @@ __all__ = [
     "grad_variance_vs_depth",
     "heatmap",
     "histogram_grid",
+    "layer_profile",
     "layer_stats_over_training",
     "layer_table",
     "loss_curves",

@@ -34,6 +34,7 @@ from jaxinit._host import source_revision, versions
 from jaxinit._io import atomic_write, make_dirs
 from jaxinit._results import Result, SweepResult
 from jaxinit.report import figures, scaling, tables, training
+from jaxinit.report._layers import layer_profile
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "report_train", "write_report"]
 
@@ -222,10 +223,13 @@ def report_sweep(
     if not isinstance(res, SweepResult):
         raise TypeError(f"report_sweep takes a SweepResult; got {type(res).__name__}")
     files = _ReportFiles("report_sweep", out_dir, formats, dpi)
-    extra = [d for d in res.dims if d not in (*tables.COMBO_DIMS, "depth")]
-    sections = []
-    for values in itertools.product(*(res.coords[d] for d in extra)):
-        sections += _sweep_sections(res, dict(zip(extra, values, strict=True)), theory, files)
+    if "layers" in res.attrs:  # a ModelGrid's sweep: layers by path
+        sections = [_model_section(res, files)]
+    else:
+        extra = [d for d in res.dims if d not in (*tables.COMBO_DIMS, "depth")]
+        sections = []
+        for values in itertools.product(*(res.coords[d] for d in extra)):
+            sections += _sweep_sections(res, dict(zip(extra, values, strict=True)), theory, files)
     if train is not None:
         sections.append(_training_section(train, files))
     path = write_report(files.out_dir, title=title, sections=sections, attrs=res.attrs)
@@ -267,6 +271,44 @@ PRE_VAR_CAPTION = (
     "staggered, so curves that coincide (e.g. glorot_normal, glorot_uniform and "
     "lecun_normal at fan_in = fan_out) each show theirs."
 )
+
+
+_MODEL_FIELDS = {
+    "pre_var": "Variance of each captured output (seed mean; band: 10-90% of seeds).",
+    "grad_var": "Gradient variance at each captured output, for a random readout.",
+    "dead": "Fraction of each captured output exactly zero.",
+}
+
+
+def _model_section(res: SweepResult, files: _ReportFiles) -> Section:
+    """A model sweep's section: the profiles of its main fields by layer path, and a table of
+    each (init, layer)'s seed medians."""
+    figs: list = []
+    for field, caption in _MODEL_FIELDS.items():
+        if field in res.fields:
+            files.figure(layer_profile(res, field=field), f"model_{field}", caption, figs)
+    shown = [
+        f
+        for f in ("pre_mean", "pre_var", "grad_var", "weight_grad_norm", "dead")
+        if f in res.fields
+    ]
+    rows = [
+        (init, path, kind, *(float(np.median(res.fields[f][i, :, l])) for f in shown))
+        for i, init in enumerate(res.coords["init"])
+        for l, (path, kind) in enumerate(
+            zip(res.attrs["layers"], res.attrs["layer_types"], strict=True)
+        )
+    ]
+    columns = ("init", "layer", "type", *(f"{f} (median)" for f in shown))
+    files.table(tables.render(columns, rows, "csv"), "layers.csv")
+    model = res.attrs.get("grid", {}).get("model", "the model")
+    return Section(
+        title=f"Sweep of {model}",
+        tables=[("Per layer, median over seeds", tables.render(columns, rows, "html"))],
+        figures=figs,
+        text="Every captured output of the model, in call order (module paths; (model) is "
+        "the model's own output). Each is reduced over everything but the batch.",
+    )
 
 
 def _sweep_sections(

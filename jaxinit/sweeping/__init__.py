@@ -48,7 +48,6 @@ from jaxinit._dims import MAX_SEEDS
 from jaxinit._keys import SEED_LIMIT, layer_keys, seed_key
 from jaxinit._results import SweepResult
 from jaxinit.sweeping._grid import DIMS, INPUT_MOMENTS, INPUTS, MAX_BINS, Combination, Grid
-from jaxinit.sweeping._kernel import clear_programs, programs
 from jaxinit.sweeping._plan import (
     CHUNK_COMBINATIONS,
     DEFAULT_MEMORY_BUDGET,
@@ -59,6 +58,7 @@ from jaxinit.sweeping._plan import (
     on_accelerator,
     plan,
 )
+from jaxinit.sweeping._programs import clear_programs, programs
 from jaxinit.sweeping._run import CHECKPOINT_SCHEMA, checkpointed_chunks, sweep
 from jaxinit.sweeping._stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS, LAYER_FIELDS
 

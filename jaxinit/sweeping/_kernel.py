@@ -77,12 +77,13 @@ __all__ = [
     "DrawSpec",
     "Draws",
     "ForwardSpec",
+    "LsuvMembers",
     "Members",
     "clear_programs",
     "draw",
     "forward",
     "key_table",
-    "lsuv_row",
+    "lsuv_members",
     "needs_single_device_draws",
     "programs",
 ]
@@ -135,6 +136,30 @@ class ForwardSpec(NamedTuple):
     lsuv: bool  # some member is LSUV (a data-dependent rescale per layer)
 
 
+class LsuvMembers(NamedTuple):
+    """Per-member LSUV settings, each ``(M,)`` (Mishkin & Matas, 2016): a member whose
+    weight draw is :class:`~jaxinit.initializers._bases.Lsuv` rescales each layer ``c ← c
+    sqrt(target_var / Var(z))`` until ``|Var(z) - target_var| < tol`` or ``max_iter`` steps
+    (:func:`jaxinit.lsuv.layer_scale`); the others keep ``c = 1``."""
+
+    enabled: jax.Array  # (M,) bool: the member is LSUV
+    target_var: jax.Array  # (M,) float32
+    tol: jax.Array  # (M,) float32
+    max_iter: jax.Array  # (M,) int32; 0 for members that are not LSUV
+
+
+def lsuv_members(bases: Sequence[Base]) -> LsuvMembers:
+    """The :class:`LsuvMembers` of members whose weight draws are ``bases``: an LSUV draw's
+    settings, and ``target_var = tol = 1``, ``max_iter = 0`` (no rescale) for the others."""
+    lsuv = [b if isinstance(b, Lsuv) else None for b in bases]
+    return LsuvMembers(
+        enabled=np.array([b is not None for b in lsuv], np.bool_),
+        target_var=np.array([1.0 if b is None else b.target_var for b in lsuv], np.float32),
+        tol=np.array([1.0 if b is None else b.tol for b in lsuv], np.float32),
+        max_iter=np.array([0 if b is None else b.max_iter for b in lsuv], np.int32),
+    )
+
+
 class Members(NamedTuple):
     """Per-member coefficients, ``(M, ...)``: how each member's weights come from the draws."""
 
@@ -144,15 +169,7 @@ class Members(NamedTuple):
     hidden_shift: jax.Array  # (M,)
     bias_mix: jax.Array  # (M, Fb)
     bias_shift: jax.Array  # (M,)
-    lsuv: jax.Array  # (M, 4): is LSUV (0/1), target variance, tolerance, max iterations
-
-
-def lsuv_row(base: Base) -> np.ndarray:
-    """A member's row of :attr:`Members.lsuv` for its weight draw ``base``: ``(1, target
-    variance, tolerance, max iterations)`` for LSUV, ``(0, 1, 1, 0)`` (no rescale) otherwise."""
-    if isinstance(base, Lsuv):
-        return np.array([1.0, base.target_var, base.tol, base.max_iter], np.float32)
-    return np.array([0.0, 1.0, 1.0, 0.0], np.float32)
+    lsuv: LsuvMembers  # each (M,)
 
 
 def needs_single_device_draws(spec: DrawSpec) -> bool:
@@ -320,8 +337,8 @@ def _lsuv_scale(spec: ForwardSpec, m: Members, u: jax.Array, bias: jax.Array) ->
     one = lambda u, b, t, tol, it: layer_scale(u, b, t, tol, it)[0]  # noqa: E731
     per_member = jax.vmap(one, in_axes=(0, 0, 0, 0, 0))  # over members
     per_seed = jax.vmap(per_member, in_axes=(0, 0, None, None, None))  # over lanes
-    c = per_seed(u, bias, m.lsuv[:, 1], m.lsuv[:, 2], m.lsuv[:, 3].astype(jnp.int32))
-    return jnp.where(m.lsuv[:, 0] > 0, c, 1.0)
+    c = per_seed(u, bias, m.lsuv.target_var, m.lsuv.tol, m.lsuv.max_iter)
+    return jnp.where(m.lsuv.enabled, c, 1.0)
 
 
 def _switch(index: jax.Array, branches: Sequence[Callable], *operands: jax.Array):

@@ -48,7 +48,6 @@ import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from jaxinit import _jax_compat
 from jaxinit._keys import STREAM_COTANGENT, STREAM_INPUTS, STREAM_MODEL, layer_keys, seed_key
 from jaxinit.initializers._bases import Base
 from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
@@ -308,14 +307,17 @@ def _stack(stats: list[LayerStats]) -> LayerStats:
     return jax.tree.map(lambda *a: jnp.stack(a), *stats)
 
 
-def program(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device]) -> Callable:
-    """The compiled pass for ``spec``, this factory and these devices, built once per process.
-
-    The rule is not part of the key: it acts through ``spec.structure.kernels``."""
+def program(
+    spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device], args: Sequence[Any]
+):
+    """The compiled pass for ``spec``, this factory and these devices (an XLA executable,
+    compiled ahead of time for ``args``' shapes, so that its memory is known before it runs),
+    built once per process. The rule is not part of the key: it acts through
+    ``spec.structure.kernels``; the arguments' shapes follow from ``spec``."""
     key = (spec, _factory_key(make), capture, tuple(devices))
-    with _PROGRAMS_LOCK:
+    with _PROGRAMS_LOCK:  # one compile at a time: a second thread waits for the first's
         if key not in _PROGRAMS:
-            _PROGRAMS[key] = build(spec, make, capture, devices)
+            _PROGRAMS[key] = build(spec, make, capture, devices).lower(*args).compile()
         return _PROGRAMS[key]
 
 
@@ -332,9 +334,18 @@ def _factory_key(make: Callable) -> Any:
     return make
 
 
+def clear() -> None:
+    """Forgets every traced structure and compiled program (the next sweep traces and compiles)."""
+    with _PROGRAMS_LOCK:
+        _STRUCTURES.clear()
+        _PROGRAMS.clear()
+
+
 def compiled_count() -> int:
-    """How many programs the model passes hold (one per :class:`ModelPass` and factory)."""
-    return sum(_jax_compat.compiled_count(p) for p in _PROGRAMS.values())
+    """How many programs the model passes have compiled (one per :class:`ModelPass`, factory
+    and device set)."""
+    with _PROGRAMS_LOCK:
+        return len(_PROGRAMS)
 
 
 def coefficient_tables(inits, bases, kernels: Sequence[Kernel]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from jaxinit._results import SweepResult
 from jaxinit._store import Store
 from jaxinit.sweeping import _model_pass
 from jaxinit.sweeping._model_grid import MODEL_DIMS, ModelGrid
-from jaxinit.sweeping._plan import default_lanes
+from jaxinit.sweeping._plan import DEFAULT_MEMORY_BUDGET, default_lanes
 from jaxinit.sweeping._stats import LAYER_FIELDS
 
 __all__ = ["CHECKPOINT_SCHEMA", "DEFAULT_MODEL_CHUNK", "sweep_model"]
@@ -50,19 +50,19 @@ def sweep_model(
     chunk_size: int | None = None,
     lanes: int | None = None,
     devices=None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
     on_update: Callable[[Update], None] | None = None,
 ) -> SweepResult:
     """Every (init, seed) model of ``grid`` at initialization; see :func:`jaxinit.sweep`."""
     out = check_path("sweep: out", out, none=True)
     spec, devices = _pass(grid, chunk_size, lanes, devices)
-    run = _model_pass.program(spec, grid.model, grid.capture, devices)
     fields = _fields(spec)
+    compute = _computer(grid, spec, fields, devices, memory_budget)
     seeds = np.asarray(grid.seeds, np.int64)
     starts = list(range(0, len(seeds), spec.chunk))
     results: dict[str, list] = {f: [] for f in fields}
     layout = _layout(spec, fields, len(spec.structure.layers))
-    compute = _computer(grid, spec, run, fields)
     store = _open_store(out, grid, spec, devices) if out is not None else None
     with (
         store if store is not None else contextlib.nullcontext(),
@@ -119,18 +119,44 @@ def _pass(grid: ModelGrid, chunk_size, lanes, devices) -> tuple[_model_pass.Mode
     return spec, devices
 
 
-def _computer(grid: ModelGrid, spec, run, fields) -> Callable[[np.ndarray], dict]:
-    """``compute(seeds)``: the arrays of one chunk of seeds (padded to the chunk), as saved."""
+def _computer(grid: ModelGrid, spec, fields, devices, memory_budget) -> Callable:
+    """``compute(seeds)``: the arrays of one chunk of seeds (padded to the chunk), as saved.
+    Its program is compiled here, and refused before anything runs if it needs more memory
+    than the budget (:func:`_check_memory`)."""
     mix, shift = _model_pass.coefficient_tables(grid.inits, spec.bases, spec.structure.kernels)
     x = np.zeros(grid.input_shape, np.float32) if isinstance(grid.inputs, str) else grid.inputs
     lo, hi = (np.float32(v) for v in grid.hist_range)
+    root = np.uint32(grid.root_seed)
+    first = np.asarray(grid.seeds[: spec.chunk], np.int64)
+    args = (root, _model_pass.padded(first, spec.chunk), mix, shift, lo, hi, x)
+    run = _model_pass.program(spec, grid.model, grid.capture, devices, args)
+    _check_memory(run, devices, memory_budget, spec.chunk)
 
     def compute(part: np.ndarray) -> dict[str, np.ndarray]:
         padded = _model_pass.padded(part, spec.chunk)
-        stats = run(np.uint32(grid.root_seed), padded, mix, shift, lo, hi, x)
+        stats = run(root, padded, mix, shift, lo, hi, x)
         return {**{f: np.asarray(getattr(stats, f)) for f in fields}, "seeds": padded}
 
     return compute
+
+
+def _check_memory(run, devices, budget: int, chunk: int) -> None:
+    """Refuses, before anything runs, a program whose intermediates (XLA's own count of the
+    compiled program, per device) exceed ``budget`` or 80% of a device's memory."""
+    from jaxinit._host import device_memory
+
+    stats = run.memory_analysis()
+    if stats is None:  # a backend that does not say
+        return
+    need = int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+    limit = min(int(budget), int(0.8 * device_memory(devices[0])))
+    if need > limit:
+        raise ValueError(
+            f"sweep: a chunk of {chunk} seeds of this ModelGrid needs {need / 2**20:,.0f} MiB per "
+            f"device (XLA's count of the compiled program), more than {limit / 2**20:,.0f} MiB "
+            "(memory_budget, capped at 80% of the device's memory): lower lanes, chunk_size or "
+            "the batch, or raise memory_budget"
+        )
 
 
 def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices) -> Store:

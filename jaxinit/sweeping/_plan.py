@@ -109,6 +109,22 @@ def _stats_bytes_per_seed(grid: Grid, members: int) -> int:
     return len(grid.activations) * members * depth * per_layer
 
 
+class _Budget(NamedTuple):
+    """The bytes a sweep may use on each device."""
+
+    group: int  # intermediates of one group of lanes: memory_budget, capped at usable
+    usable: int  # MEMORY_HEADROOM of the device
+    device: int  # the device's memory
+
+
+class _MemberBlocks(NamedTuple):
+    """The members (init × bias init) split into blocks, one forward call each."""
+
+    ranges: tuple[range, ...]  # member indices of each block; the last may be shorter
+    size: int  # members per call (the blocks' common, padded size)
+    need: int  # bytes of one group of lanes' intermediates at the widest width
+
+
 def plan(
     grid: Grid,
     *,
@@ -141,92 +157,131 @@ def plan(
     """
     check_int("sweep: chunk_size (seeds per chunk)", chunk_size, low=1, none=True)
     lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
+    budget = _budget(memory_budget, device_memory)
+    devices = check_int("sweep: devices", devices, low=1)
+    blocks = _member_blocks(grid, lanes, budget)
+    tile = _tile(tile, blocks.size)
+    draw_specs = tuple(_draw_spec(grid, w) for w in dim_values(grid.width))
+    forward_specs = _forward_specs(grid, blocks.size, lanes, tile)
+    seeds = _chunk_seeds(grid, chunk_size, lanes, devices, budget, blocks, draw_specs)
+    return Plan(_chunks(grid, seeds), draw_specs, forward_specs, blocks.ranges, lanes, seeds)
+
+
+def _budget(memory_budget: int, device_memory: int | None) -> _Budget:
+    """The memory budget, checked and capped at ``MEMORY_HEADROOM`` of the device's memory."""
     if not isinstance(memory_budget, int) or memory_budget < 1:
         raise ValueError(f"memory_budget must be a positive number of bytes; got {memory_budget!r}")
     if device_memory is None:
         device_memory = devices_memory(jax.devices()[:1])
     check_int("sweep: device_memory (bytes)", device_memory, low=1)
-    devices = check_int("sweep: devices", devices, low=1)
     usable = int(MEMORY_HEADROOM * device_memory)
-    memory_budget = min(memory_budget, usable)
+    return _Budget(min(memory_budget, usable), usable, device_memory)
+
+
+def _member_blocks(grid: Grid, lanes: int, budget: _Budget) -> _MemberBlocks:
+    """Blocks of members small enough for one group of lanes at the widest width: halved
+    until they fit, then evened out (less padding); a ValueError when one member does not."""
     n_members = len(grid.inits) * len(dim_values(grid.bias_inits))
     widest = max(dim_values(grid.width))
     block = n_members
-    while block > 1 and _bytes_per_group(grid, widest, lanes, block) > memory_budget:
+    while block > 1 and _bytes_per_group(grid, widest, lanes, block) > budget.group:
         block = math.ceil(block / 2)
     need = _bytes_per_group(grid, widest, lanes, block)
-    if need > memory_budget:
+    if need > budget.group:
         raise ValueError(
             f"one group of {lanes} lane(s) of one network at width {widest} needs about "
-            f"{need / 2**20:.1f} MiB, over the memory_budget of {memory_budget / 2**20:.1f} MiB "
-            f"(at most {MEMORY_HEADROOM:.0%} of the device's {device_memory / 2**30:.2f} GiB); "
+            f"{need / 2**20:.1f} MiB, over the memory_budget of {budget.group / 2**20:.1f} MiB "
+            f"(at most {MEMORY_HEADROOM:.0%} of the device's {budget.device / 2**30:.2f} GiB); "
             "lower lanes, batch or depth, or raise memory_budget"
         )
     n_blocks = math.ceil(n_members / block)
-    block = math.ceil(n_members / n_blocks)  # even blocks: less padding
+    block = math.ceil(n_members / n_blocks)
+    ranges = tuple(range(b * block, min((b + 1) * block, n_members)) for b in range(n_blocks))
+    return _MemberBlocks(ranges, block, need)
+
+
+def _tile(tile: int | None, block: int) -> int:
+    """Members per step of the loop over a block: ``tile`` (None: ``CPU_TILE`` on a CPU, the
+    whole block on an accelerator), rounded down to a divisor of ``block``."""
     check_int("sweep: tile (members per step)", tile, low=1, none=True)
     if tile is None:
         tile = block if on_accelerator() else CPU_TILE
-    tile = math.gcd(block, tile)
-    blocks = tuple(range(b * block, min((b + 1) * block, n_members)) for b in range(n_blocks))
-    w_bases, _ = _family_index(grid.inits)
-    b_bases, _ = _family_index(dim_values(grid.bias_inits))
-    depth = max(dim_values(grid.depth))
-    shifted = any(
+    return math.gcd(block, tile)
+
+
+def _draw_spec(grid: Grid, width: int) -> kernel.DrawSpec:
+    """What the draw program of ``width`` makes for each seed."""
+    return kernel.DrawSpec(
+        w_bases=_family_index(grid.inits)[0],
+        b_bases=_family_index(dim_values(grid.bias_inits))[0],
+        d_in=grid.d_in,
+        width=width,
+        depth=max(dim_values(grid.depth)),
+        batch=grid.batch_size,
+        inputs=grid.inputs if isinstance(grid.inputs, str) else "array",
+        cotangent=grid.gradients,
+    )
+
+
+def _forward_specs(
+    grid: Grid, members: int, lanes: int, tile: int
+) -> tuple[kernel.ForwardSpec, ...]:
+    """The forward program of each width, for blocks of ``members``."""
+    shifted = any(  # some weight init has b != 0 at some width
         _coeffs(i, shape)[1] != 0
         for i in grid.inits
         for w in dim_values(grid.width)
         for shape in ((grid.d_in, w), (w, w))
     )
-    lsuv = any(isinstance(i.base, Lsuv) for i in grid.inits)
-    draw_specs, forward_specs = [], []
-    for width in dim_values(grid.width):
-        draw_specs.append(
-            kernel.DrawSpec(
-                w_bases=w_bases,
-                b_bases=b_bases,
-                d_in=grid.d_in,
-                width=width,
-                depth=depth,
-                batch=grid.batch_size,
-                inputs=grid.inputs if isinstance(grid.inputs, str) else "array",
-                cotangent=grid.gradients,
-            )
+    return tuple(
+        kernel.ForwardSpec(
+            activations=grid.activations,
+            hist_ranges=tuple(_hist_range(grid, a) for a in grid.activations),
+            bins=grid.bins,
+            d_in=grid.d_in,
+            width=width,
+            depth=max(dim_values(grid.depth)),
+            batch=grid.batch_size,
+            families=len(_family_index(grid.inits)[0]),
+            members=members,
+            lanes=lanes,
+            tile=tile,
+            grad_depths=dim_values(grid.depth) if grid.gradients else (),
+            batchnorm=grid.batchnorm,
+            cosine=grid.cosine,
+            shifted=shifted,
+            lsuv=any(isinstance(i.base, Lsuv) for i in grid.inits),
         )
-        forward_specs.append(
-            kernel.ForwardSpec(
-                activations=grid.activations,
-                hist_ranges=tuple(_hist_range(grid, a) for a in grid.activations),
-                bins=grid.bins,
-                d_in=grid.d_in,
-                width=width,
-                depth=depth,
-                batch=grid.batch_size,
-                families=len(w_bases),
-                members=block,
-                lanes=lanes,
-                tile=tile,
-                grad_depths=dim_values(grid.depth) if grid.gradients else (),
-                batchnorm=grid.batchnorm,
-                cosine=grid.cosine,
-                shifted=shifted,
-                lsuv=lsuv,
-            )
-        )
+        for width in dim_values(grid.width)
+    )
+
+
+def _chunk_seeds(
+    grid: Grid,
+    chunk_size: int | None,
+    lanes: int,
+    devices: int,
+    budget: _Budget,
+    blocks: _MemberBlocks,
+    draw_specs: tuple[kernel.DrawSpec, ...],
+) -> int:
+    """Seeds per chunk: ``chunk_size`` (or about ``CHUNK_COMBINATIONS`` combinations) in whole
+    groups of lanes, no more than the devices hold beside one group's intermediates."""
     n_seeds = len(grid.seeds)
-    per_seed = len(grid.activations) * n_members
+    per_seed = len(grid.activations) * len(grid.inits) * len(dim_values(grid.bias_inits))
     seeds = chunk_size or max(1, CHUNK_COMBINATIONS // per_seed)
     seeds = lanes * math.ceil(min(seeds, n_seeds) / lanes)
     # a chunk's draws and statistics stay on its devices beside one group's intermediates
     seed_bytes = max(_draw_bytes_per_seed(d) for d in draw_specs)
-    seed_bytes += _stats_bytes_per_seed(grid, n_blocks * block)
+    seed_bytes += _stats_bytes_per_seed(grid, len(blocks.ranges) * blocks.size)
+    usable, need = budget.usable, blocks.need
     fit = lanes * devices * ((usable - need) // (seed_bytes * lanes) if usable > need else 0)
     if fit < lanes * devices:
         raise ValueError(
-            f"one group of {lanes} lane(s) at width {widest} needs about {need / 2**20:.1f} MiB "
-            f"of intermediates and {lanes * seed_bytes / 2**20:.1f} MiB of draws and statistics, "
-            f"over {usable / 2**30:.2f} GiB ({MEMORY_HEADROOM:.0%} of the "
-            f"{device_memory / 2**30:.2f} GiB of the device); lower lanes, width, batch, "
+            f"one group of {lanes} lane(s) at width {max(dim_values(grid.width))} needs about "
+            f"{need / 2**20:.1f} MiB of intermediates and {lanes * seed_bytes / 2**20:.1f} MiB "
+            f"of draws and statistics, over {usable / 2**30:.2f} GiB ({MEMORY_HEADROOM:.0%} of "
+            f"the {budget.device / 2**30:.2f} GiB of the device); lower lanes, width, batch, "
             "depth or the number of inits"
         )
     if seeds > fit:
@@ -237,10 +292,15 @@ def plan(
                 f"{usable / 2**30:.2f} GiB the device has for them; at most {fit} seeds fit"
             )
         seeds = fit
+    return seeds
+
+
+def _chunks(grid: Grid, seeds: int) -> tuple[Chunk, ...]:
+    """Every width's seeds cut into chunks of ``seeds``, in order."""
+    n_seeds = len(grid.seeds)
     blocks_of_seeds = [range(s, min(s + seeds, n_seeds)) for s in range(0, n_seeds, seeds)]
     pairs = [(iw, b) for iw in range(len(dim_values(grid.width))) for b in blocks_of_seeds]
-    chunks = tuple(Chunk(i, iw, b) for i, (iw, b) in enumerate(pairs))
-    return Plan(chunks, tuple(draw_specs), tuple(forward_specs), blocks, lanes, seeds)
+    return tuple(Chunk(i, iw, b) for i, (iw, b) in enumerate(pairs))
 
 
 def _coeffs(init, shape) -> tuple[float, float]:
@@ -255,7 +315,9 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
     b_bases, b_fam = _family_index(dim_values(grid.bias_inits))
     kb = len(dim_values(grid.bias_inits))
     ids = list(block) + [block[-1]] * (size - len(block))
-    rows = {k: [] for k in kernel.Members._fields}
+    coefficients = [f for f in kernel.Members._fields if f != "lsuv"]
+    rows = {k: [] for k in coefficients}
+    weight_bases = []
     for m in ids:
         ii, ib = divmod(m, kb)
         init, bias = grid.inits[ii], dim_values(grid.bias_inits)[ib]
@@ -269,5 +331,8 @@ def _members(grid: Grid, width: int, block: range, size: int) -> kernel.Members:
             mix[fam] = a
             rows[f"{name}_mix"].append(mix)
             rows[f"{name}_shift"].append(np.float32(b))
-        rows["lsuv"].append(kernel.lsuv_row(init.base))
-    return kernel.Members(*(np.stack(rows[k]).astype(np.float32) for k in kernel.Members._fields))
+        weight_bases.append(init.base)
+    return kernel.Members(
+        **{k: np.stack(rows[k]).astype(np.float32) for k in coefficients},
+        lsuv=kernel.lsuv_members(weight_bases),
+    )

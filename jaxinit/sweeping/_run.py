@@ -145,7 +145,9 @@ def sweep(
     on_update = _hooks(on_update, on_chunk, callback)
     check_bool("sweep: progress", progress, none=True)
     if not isinstance(grid, Grid):
-        return _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_update)
+        return _sweep_model(
+            grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update
+        )
     run = _prepare(grid, out, chunk_size, lanes, devices, memory_budget, process_timeout)
     store = _open_store(run) if run.out is not None else None
     # from here on the store is closed (its lock released) whatever happens
@@ -487,7 +489,7 @@ def _assemble(
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
 
 
-def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_update):
+def _sweep_model(grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update):
     """A :class:`~jaxinit.ModelGrid`'s sweep (:mod:`jaxinit.sweeping._model_run`)."""
     from jaxinit.sweeping._model_grid import ModelGrid
     from jaxinit.sweeping._model_run import sweep_model
@@ -507,6 +509,7 @@ def _sweep_model(grid, out, chunk_size, lanes, devices, progress, on_update):
         chunk_size=chunk_size,
         lanes=lanes,
         devices=devices,
+        memory_budget=memory_budget,
         progress=progress,
         on_update=on_update,
     )

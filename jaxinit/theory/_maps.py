@@ -271,8 +271,9 @@ def sigma_w2(init: str | Initializer, shape: Sequence[int], *, in_axis: int | No
       init: a spec string or an Initializer with zero-mean weights (ValueError
         for ``identity``, ``ones``, ``normal(mean=...)``, ...).
       shape: the weight shape, rank >= 2.
-      in_axis: the fan-in axis; None counts it on the initializer's own layout
-        (``convention="torch"``: ``(out, in)``).
+      in_axis: the fan-in axis; None counts the fans where the initializer counts them
+        (``init.fan_axes``: its ``in_axis`` or layout, e.g. ``(out, in)`` for
+        ``convention="torch"``, ``(in, out)`` with ``layout="flax"``).
     """
     init = _initializers.get(init)
     try:
@@ -283,16 +284,11 @@ def sigma_w2(init: str | Initializer, shape: Sequence[int], *, in_axis: int | No
         ) from None
     if len(shape) < 2:
         raise ValueError(f"sigma_w2 needs a weight shape of rank >= 2; got {shape}")
-    hp = dict(init.hparams)
-    axes = (1, 0) if hp.get("convention") == "torch" else (-2, -1)
-    if in_axis is None:
-        in_axis = axes[0] if hp.get("in_axis") is None else hp["in_axis"]
-        out_axis = axes[1] if hp.get("out_axis") is None else hp["out_axis"]
-    else:
+    axes = init.fan_axes
+    if in_axis is not None:
         out_axis = -2 if in_axis % len(shape) == len(shape) - 1 else -1
-    fan_in, _ = _initializers.compute_fans(
-        shape, in_axis=in_axis, out_axis=out_axis, batch_axis=hp.get("batch_axis", ())
-    )
+        axes = axes._replace(in_axis=in_axis, out_axis=out_axis)
+    fan_in, _ = axes.fans(shape)
     return fan_in * weight_variance(init, shape)
 
 

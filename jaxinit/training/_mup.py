@@ -162,17 +162,10 @@ def scale_by_rule(factors: Any) -> optax.GradientTransformation:
 def scaled_init(init: Any, factor: float) -> Any:
     """``init`` with its variance times ``factor`` (its draws times √factor): the same
     bits, so a μP model and a standard one of the same seed differ only by the scale."""
-    root = float(factor) ** 0.5
+    affine = init.affine
 
-    def coeffs(shape, dtype):
-        a, b = init.coeffs(shape, dtype)
-        one = jnp.array(1.0, dtype)
-        return (one if a is None else a) * root, None if b is None else b * root
+    def scaled(shape):
+        inner = affine(shape)
+        return inner._replace(variance_factor=inner.variance_factor * factor)
 
-    def moments(shape):
-        mean, var = init.moments_fn(shape)
-        return mean * root, var * factor
-
-    return dataclasses.replace(
-        init, coeffs=coeffs, moments_fn=moments, spec=f"{init.spec} × {factor:.6g} (μP output)"
-    )
+    return dataclasses.replace(init, affine=scaled, spec=f"{init.spec} × {factor:.6g} (μP output)")
