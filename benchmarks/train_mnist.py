@@ -153,11 +153,11 @@ def time_jaxinit(data, eval_data, *, seeds: int, steps: int, devices=None) -> di
 
 
 def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, reps: int = 3):
-    """The cost of ``train(callback=...)`` every ``every`` steps, warm, alternating runs.
+    """The cost of an ``on_update`` hook every ``every`` steps, warm, alternating runs.
 
     Three runs of the same models: no evaluations (``eval_every=None``: step 0 and the end);
-    evaluations every ``every`` steps without a callback; the same with a callback that
-    writes every model's metrics as JSON lines. Medians of ``reps`` alternations.
+    evaluations every ``every`` steps without a hook; the same with ``on_update=jsonl_writer``,
+    which writes every model's metrics as JSON lines. Medians of ``reps`` alternations.
     """
     import tempfile
 
@@ -176,12 +176,12 @@ def time_callback(data, eval_data, *, seeds: int, steps: int, every: int = 100, 
 
     plain, logged = grid(None), grid(every)
     with tempfile.TemporaryDirectory() as tmp:
-        writer = jsonl_writer(pathlib.Path(tmp) / "metrics.jsonl", logged.dims)
+        writer = jsonl_writer(pathlib.Path(tmp) / "metrics.jsonl")
         runs = {
             "no_evaluations": lambda: train(plain, data, eval_data, progress=False),
             "evaluations": lambda: train(logged, data, eval_data, progress=False),
             "evaluations_and_callback": lambda: train(
-                logged, data, eval_data, progress=False, callback=writer
+                logged, data, eval_data, progress=False, on_update=writer
             ),
         }
         for run in runs.values():

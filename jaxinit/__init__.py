@@ -45,6 +45,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jaxinit import _cache, activations, initializers, lsuv, sweeping
 from jaxinit._host import use_cpu_cores
+from jaxinit._progress import Update, jsonl_writer
 from jaxinit._results import Result, SweepResult
 from jaxinit.activations import Activation
 from jaxinit.initializers import Initializer
@@ -95,11 +96,13 @@ __all__ = [
     "SweepResult",
     "TrainGrid",
     "TrainResult",
+    "Update",
     "__version__",
     "activations",
     "data",
     "initializers",
     "isometry",
+    "jsonl_writer",
     "lsuv",
     "models",
     "report",

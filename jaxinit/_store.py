@@ -3,10 +3,14 @@
 A :class:`Store` is one directory holding:
 
 - ``<kind>.json``, the manifest: the format version, the run's *fingerprint*
-  (a SHA-256 of its canonical description) and that description;
+  (a SHA-256 of its canonical description) and that description
+  (:meth:`Store.read_spec` reads it back before a run opens the store);
 - data files (``.npz``), each carrying the fingerprint of the run that wrote it
   and a SHA-256 of its own arrays, so a file from another run, or one damaged
-  or edited by hand, is detected before a number of it is used;
+  or edited by hand, is detected before a number of it is used: a sweep's chunks,
+  ``chunks/<name>.npz`` (:meth:`Store.save_chunk`, :meth:`Store.load_chunk`,
+  :meth:`Store.chunk_names`), and a training run's ``checkpoint.npz``;
+- ``result/``, the finished run's result (:attr:`Store.result_path`);
 - ``.lock``, held with ``fcntl.flock`` for as long as the store is open, with
   the holder's PID and kind of run in it. A second process is refused at once; the
   kernel drops the lock of a process that died, so a killed run never blocks the next.
@@ -52,6 +56,7 @@ from jaxinit._io import (
     Npz,
     atomic_write,
     make_dirs,
+    naming_the_path,
     open_limited,
     open_regular,
     read_json,
@@ -70,6 +75,10 @@ BLOCKS = "seeds-*-*"
 # characters), given the target's pattern
 _TEMPORARY = r"\.({})\.[a-z0-9_]{{8}}\.tmp"
 _DATA = r"[A-Za-z0-9_-]+\.npz"
+# the layout of a store's directory: every path below is built here and nowhere else
+CHUNKS = "chunks"  # a sweep's chunks: chunks/<name>.npz
+CHECKPOINT = "checkpoint.npz"  # a training run's checkpoint
+RESULT = "result"  # the finished run's result (jaxinit.Result.save)
 
 Layout = Mapping[str, tuple[tuple[int, ...], np.dtype]]
 
@@ -82,9 +91,16 @@ def other_run(root: pathlib.Path, kind: str) -> str | None:
         if other != kind and os.path.lexists(root / f"{other}.json"):
             return f"{A_WHAT[other]} ({other}.json)"
     if kind != "blocks":
-        for block in sorted(root.glob(f"{BLOCKS}/train.json"))[:1]:
-            return f"a training run of several processes ({block.relative_to(root)})"
+        for block in blocks_in(root)[:1]:
+            manifest = Store.manifest_path(block, "train")
+            return f"a training run of several processes ({manifest.relative_to(root)})"
     return None
+
+
+def blocks_in(root: pathlib.Path) -> list[pathlib.Path]:
+    """The training runs of a training run of several processes in ``root`` (its blocks of
+    seeds, ``seeds-<first>-<last>``, each holding a training run's manifest), sorted."""
+    return sorted(p.parent for p in root.glob(f"{BLOCKS}/train.json"))
 
 
 def refuse_other_run(root: pathlib.Path, kind: str, what: str) -> None:
@@ -129,13 +145,12 @@ class Store:
         spec: dict,
         process: int = 0,
         processes: int = 1,
-        folders: tuple[str, ...] = (),
+        chunks: bool = False,
     ):
-        """``folders``: the folders inside ``root`` the store saves data files into (as
-        ``"chunks"`` for ``chunks/<name>.npz``)."""
+        """``chunks``: whether the run saves chunks (a sweep: ``chunks/<name>.npz``)."""
         self.root = pathlib.Path(root)
         self.process, self.processes = process, processes
-        self.kind, self.folders = kind, folders
+        self.kind, self.folders = kind, (CHUNKS,) if chunks else ()
         self.what = WHAT[kind]
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"out={str(self.root)!r} is a file, not a directory; give a directory")
@@ -146,7 +161,7 @@ class Store:
                 f"cannot create the directory out={str(self.root)!r}: {e.strerror}"
             ) from None
         refuse_other_run(self.root, kind, A_WHAT[kind])
-        for name in (*folders, "result"):  # before any work: they are written last
+        for name in (*self.folders, RESULT):  # before any work: they are written last
             refuse_link(self.root / name)
         self._lock = self._acquire()
         try:
@@ -227,8 +242,27 @@ class Store:
                         os.unlink(entry.path)
 
     # -- manifest -----------------------------------------------------------------
+    @staticmethod
+    def manifest_path(root: str | os.PathLike, kind: str) -> pathlib.Path:
+        """Where a run of ``kind`` (``"sweep"``, ``"train"``) in ``root`` keeps its manifest."""
+        return pathlib.Path(root) / f"{kind}.json"
+
+    @classmethod
+    def read_spec(cls, root: str | os.PathLike, kind: str) -> dict | None:
+        """The description that the manifest of a run of ``kind`` in ``root`` records, read
+        without opening the store (no lock): None where there is none, or it is unreadable or
+        not a store's (opening the store then says what is wrong). A manifest that is a link,
+        a special file or too large raises :class:`jaxinit._io.FileRefused`, naming it."""
+        try:
+            spec = read_json(cls.manifest_path(root, kind))["spec"]
+        except FileRefused:
+            raise
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return spec if isinstance(spec, dict) else None
+
     def _open_manifest(self, schema: int, spec: dict) -> None:
-        path = self.root / f"{self.kind}.json"
+        path = self.manifest_path(self.root, self.kind)
         if not os.path.lexists(path):
             body = {"schema_version": schema, "fingerprint": self.fingerprint, "spec": spec}
             atomic_write(path, json.dumps(body, indent=1, default=str).encode())
@@ -342,5 +376,68 @@ class Store:
         """A ValueError naming the data file ``relpath``: it ``why``, and what to do."""
         raise ValueError(f"{self.root / relpath} {why}; delete it to recompute it")
 
-    def files(self, pattern: str) -> list[pathlib.Path]:
-        return sorted(self.root.glob(pattern))
+    # -- the layout: chunks, checkpoint, result -----------------------------------
+    @staticmethod
+    def chunks_in(root: str | os.PathLike) -> list[str]:
+        """The names of the chunk files in the sweep checkpoint ``root`` (``chunks/<name>.npz``),
+        sorted, listed without opening the store: [] where there are none."""
+        folder = pathlib.Path(root) / CHUNKS
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.npz"))
+
+    def chunk_path(self, name: str) -> pathlib.Path:
+        """Where chunk ``name`` is saved: ``<root>/chunks/<name>.npz``."""
+        return self.root / self._chunk(name)
+
+    def chunk_names(self) -> list[str]:
+        """The names of the chunk files this store holds, sorted."""
+        return self.chunks_in(self.root)
+
+    def save_chunk(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Saves chunk ``name``'s ``arrays`` (:meth:`save`)."""
+        self.save(self._chunk(name), arrays)
+
+    def load_chunk(self, name: str, layout: Layout) -> dict[str, np.ndarray] | None:
+        """Chunk ``name``'s arrays, None if it was not saved (:meth:`load`, with the
+        ``layout`` of every array the run saves in it)."""
+        return self.load(self._chunk(name), layout)
+
+    def refuse_chunk(self, name: str, why: str) -> None:
+        """A ValueError naming chunk ``name``'s file: it ``why``, and what to do."""
+        self.refuse(self._chunk(name), why)
+
+    def _chunk(self, name: str) -> str:
+        if CHUNKS not in self.folders:
+            raise ValueError(f"this {self.what}'s store saves no chunks (Store(chunks=True))")
+        if not re.fullmatch(_DATA, f"{name}.npz"):  # a name, never a path
+            raise ValueError(f"a chunk's name is letters, digits, _ and -; got {name!r}")
+        return f"{CHUNKS}/{name}.npz"
+
+    @property
+    def checkpoint_path(self) -> pathlib.Path:
+        """A training run's checkpoint: ``<root>/checkpoint.npz``."""
+        return self.root / CHECKPOINT
+
+    def save_checkpoint(self, arrays: dict[str, np.ndarray]) -> None:
+        """Saves a training run's checkpoint (:meth:`save`), replacing the previous one."""
+        self.save(CHECKPOINT, arrays)
+
+    def load_checkpoint(self, layout: Layout | None = None) -> dict[str, np.ndarray] | None:
+        """A training run's checkpoint, None if none was saved yet (:meth:`load`)."""
+        return self.load(CHECKPOINT, layout)
+
+    def refuse_checkpoint(self, why: str) -> None:
+        """A ValueError naming the checkpoint's file: it ``why``, and what to do."""
+        self.refuse(CHECKPOINT, why)
+
+    @property
+    def result_path(self) -> pathlib.Path:
+        """Where the finished run's result is saved: ``<root>/result``."""
+        return self.root / RESULT
+
+    def save_result(self, result: Any, what: str) -> None:
+        """Saves ``result`` (a :class:`jaxinit.Result`) to :attr:`result_path`; an OSError
+        without a path (a full disk) names it, as writing ``what``."""
+        with naming_the_path(self.result_path, what):
+            result.save(self.result_path)

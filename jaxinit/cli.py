@@ -549,17 +549,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data = ji.data.make_circles(jax.random.fold_in(key, 0), 1000, noise=0.05, factor=0.5)
         eval_data = ji.data.make_circles(jax.random.fold_in(key, 1), 1000, noise=0.05, factor=0.5)
     print(args.devices_line, file=sys.stderr)
-    callback = None
-    if args.log:
-        from jaxinit.training import jsonl_writer
-
-        callback = jsonl_writer(args.log, grid.dims)
     res = ji.train(
         grid,
         data=data,
         eval_data=eval_data,
         out=args.out,
-        callback=callback,
+        on_update=ji.jsonl_writer(args.log) if args.log else None,
         process_timeout=args.process_timeout,
     )
     dims = [d for d in res.dims if d != "seed"]

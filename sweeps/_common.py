@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -15,7 +14,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 import jaxinit as ji
-from jaxinit._io import atomic_write, jsonable
 
 
 def parser(doc: str, *, seeds: int) -> argparse.ArgumentParser:
@@ -39,9 +37,7 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Na
 
 def write_summary(out: pathlib.Path, summary: dict) -> dict:
     """Writes ``out/summary.json`` (strict JSON) and returns what it wrote, as read back."""
-    text = json.dumps(jsonable(summary, strict=True), indent=2, allow_nan=False)
-    atomic_write(out / "summary.json", text.encode())
-    return json.loads(text)
+    return ji.report.write_json(out / "summary.json", summary)
 
 
 def theory_or_none(grid: ji.Grid) -> ji.SweepResult | None:
@@ -55,8 +51,7 @@ def theory_or_none(grid: ji.Grid) -> ji.SweepResult | None:
 
 def resuming(path: pathlib.Path) -> bool:
     """Whether ``path`` holds chunks of an earlier, interrupted or finished, sweep."""
-    chunks = path / "chunks"
-    return chunks.is_dir() and any(chunks.iterdir())
+    return bool(ji.sweeping.checkpointed_chunks(path))
 
 
 def run(grid: ji.Grid, out: pathlib.Path, name: str = "sweep") -> tuple[ji.SweepResult, float]:

@@ -56,6 +56,7 @@ def test_bad_grid(kwargs, error, match):
             r"devices must be a non-empty list of jax devices.*got \[\]",
         ),
         (None, dict(devices=["cpu"]), ValueError, r"got \['cpu'\]"),
+        (None, dict(on_update=5), TypeError, r"on_update must be a function \(update\).*got 5"),
         (None, dict(on_chunk=5), TypeError, r"on_chunk must be a function.*got 5"),
         (None, dict(progress="yes"), TypeError, r"progress must be True, False or None; got 'yes'"),
         (

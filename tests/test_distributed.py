@@ -37,15 +37,16 @@ jax.distributed.initialize(coordinator, num_processes=2, process_id=int(pid),
                            initialization_timeout=60)
 import jaxinit as ji
 
-def on_chunk(done, total):
-    print(f"chunk {done}/{total}", flush=True)
+def on_update(u):
+    done = u.done
+    print(f"chunk {done}/{u.total}", flush=True)
     if pid == failing and done == 2:
         raise OSError("disk full (a test's failure)")
     time.sleep(float(pause))
 
 grid = ji.Grid(**json.loads(os.environ["GRID"]), seeds=int(seeds))
 try:
-    res = ji.sweep(grid, out=out, chunk_size=1, on_chunk=on_chunk, process_timeout=float(timeout))
+    res = ji.sweep(grid, out=out, chunk_size=1, on_update=on_update, process_timeout=float(timeout))
 except Exception as e:
     print(f"error {type(e).__name__}: {e}", flush=True)
     os._exit(3)  # not through jax.distributed's shutdown barrier, which waits for the dead one

@@ -29,7 +29,7 @@ _SWEEP = """
 import sys, jax, jaxinit as ji
 grid = ji.Grid(inits=["he_normal", "orthogonal"], activations=["tanh", "relu"], depth=3,
                width=8, seeds=24, batch_size=16, bins=5)
-ji.sweep(grid, out=sys.argv[1], chunk_size=1, on_chunk=lambda d, t: print(f"chunk {d}/{t}", flush=True))
+ji.sweep(grid, out=sys.argv[1], chunk_size=1, on_update=lambda u: print(f"chunk {u.done}/{u.total}", flush=True))
 print("done", flush=True)
 """
 SWEEP_GRID = ji.Grid(inits=["he_normal", "orthogonal"], activations=["tanh", "relu"], depth=3,
@@ -44,7 +44,7 @@ y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.i
 grid = TrainGrid(inits=["he_normal", "glorot_uniform"], seeds=2, hidden=(16, 16), steps=60,
                  batch_size=32, optimizer="adam(learning_rate=0.01)")
 train(grid, (x, y), out=sys.argv[1], checkpoint_every=3,
-      progress=lambda s, t: print(f"step {s}", flush=True))
+      on_update=lambda u: u.done and print(f"step {u.done}", flush=True))
 print("done", flush=True)
 """
 

@@ -105,7 +105,7 @@ def test_missing_optional_dependency_names_the_extra(res, monkeypatch):
     assert isinstance(pd.DataFrame(res.to_records()), pd.DataFrame)  # records need no pandas
 
 
-# -- live metrics: train(callback=...) and the JSON-lines writer ------------------------------
+# -- live metrics: on_update in train and sweep, and the JSON-lines writer ------------------
 
 
 def _circles_grid(**kw):
@@ -120,15 +120,22 @@ def circles():
     return ji.data.make_circles(jax.random.key(0), 64, noise=0.1)
 
 
-def test_callback_gets_the_logging_steps_and_the_result_s_values(circles):
+def _by_model(update):
+    return {(r["init"], r["seed"]): r for r in update.records}
+
+
+def test_on_update_gets_the_logging_steps_and_the_result_s_values(circles):
     grid = _circles_grid()
     calls = []
-    res = ji.train(grid, circles, callback=lambda step, m: calls.append((step, m)))
-    steps = [s for s, _ in calls]
-    assert steps == [0, 4, 8, 11, 12]  # start, evaluations, the statistics step, the end
-    assert set(calls[1][1]) == {(i, s) for i in res.coords["init"] for s in (0, 1)}
-    at = dict(calls)
+    res = ji.train(grid, circles, on_update=calls.append)
+    assert [(u.kind, u.done, u.total) for u in calls] == [
+        ("train", s, 12)
+        for s in (0, 4, 8, 11, 12)  # start, evaluations, statistics, the end
+    ]
+    assert set(_by_model(calls[1])) == {(i, s) for i in res.coords["init"] for s in (0, 1)}
+    at = {u.done: _by_model(u) for u in calls}
     one = res.sel(init="he_normal", seed=1)
+    assert at[8][("he_normal", 1)]["step"] == 8
     assert at[8][("he_normal", 1)]["loss"] == pytest.approx(float(np.mean(one.loss[4:8])))
     e = list(res.eval_steps).index(8)
     assert at[8][("he_normal", 1)]["test_accuracy"] == float(one.test_accuracy[e])
@@ -137,33 +144,32 @@ def test_callback_gets_the_logging_steps_and_the_result_s_values(circles):
     assert np.isnan(at[0][("zeros", 0)]["loss"])  # nothing trained yet
 
 
-def test_a_raising_callback_stops_the_run_and_the_same_call_resumes(circles, tmp_path):
+def test_a_raising_on_update_stops_the_run_and_the_same_call_resumes(circles, tmp_path):
     grid = _circles_grid()
     whole = ji.train(grid, circles)
 
-    def stop_at_8(step, metrics):
-        if step == 8:
+    def stop_at_8(update):
+        if update.done == 8:
             raise KeyboardInterrupt("stop here")
 
     with pytest.raises(KeyboardInterrupt, match="stop here"):
-        ji.train(grid, circles, out=tmp_path / "run", checkpoint_every=4, callback=stop_at_8)
+        ji.train(grid, circles, out=tmp_path / "run", checkpoint_every=4, on_update=stop_at_8)
     seen = []
     resumed = ji.train(grid, circles, out=tmp_path / "run", checkpoint_every=4,
-                       callback=lambda step, m: seen.append(step))  # fmt: skip
+                       on_update=lambda u: seen.append(u.done))  # fmt: skip
     assert seen == [11, 12]  # from the checkpoint at 8: nothing before it again
     assert resumed.equals(whole)
-    with pytest.raises(TypeError, match="callback must be a function"):
-        ji.train(grid, circles, callback="print")
+    with pytest.raises(TypeError, match=r"on_update must be a function \(update\) or None"):
+        ji.train(grid, circles, on_update="print")
 
 
 def test_jsonl_writer_and_the_cli_log(circles, tmp_path):
     import json
 
     from jaxinit.cli import main
-    from jaxinit.training import jsonl_writer
 
     grid = _circles_grid()
-    ji.train(grid, circles, callback=jsonl_writer(tmp_path / "m.jsonl", grid.dims))
+    ji.train(grid, circles, on_update=ji.jsonl_writer(tmp_path / "m.jsonl"))
     rows = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert len(rows) == 5 * 4  # 5 logging steps × 4 models
     first = rows[0]
@@ -179,28 +185,29 @@ def test_jsonl_writer_and_the_cli_log(circles, tmp_path):
     assert steps == [0, 2, 4]
 
 
-def test_sweep_callback_passes_each_chunk_s_records(tmp_path):
+def test_sweep_on_update_passes_each_chunk_s_records(tmp_path):
     grid = ji.Grid(inits=["he_normal", "glorot_normal"], activations=["relu", "tanh"], depth=2,
                    width=[4, 6], seeds=3, batch_size=8, gradients=False)  # fmt: skip
     got = []
-    res = ji.sweep(grid, chunk_size=2, progress=False, callback=lambda d, r: got.append((d, r)))
-    assert [d for d, _ in got] == [1, 2, 3, 4]  # 2 widths × seed blocks [0, 1] and [2]
-    rows = [r for _, recs in got for r in recs]
+    res = ji.sweep(grid, chunk_size=2, progress=False, on_update=got.append)
+    # 2 widths × seed blocks [0, 1] and [2]
+    assert [(u.kind, u.done, u.total) for u in got] == [("sweep", d, 4) for d in (1, 2, 3, 4)]
+    rows = [r for u in got for r in u.records]
     key = lambda r: (r["init"], r["activation"], r["width"], r["seed"], r["layer"])  # noqa: E731
     assert sorted(rows, key=key) == sorted(res.to_records(), key=key)
     assert {r["layer"] for r in rows} == {1, 2}
-    assert {(r["width"], r["seed"]) for r in got[1][1]} == {(4, 2)}
+    assert {(r["width"], r["seed"]) for r in got[1].records} == {(4, 2)}
 
-    def stop(done, records):
-        if done == 2:
+    def stop(update):
+        if update.done == 2:
             raise RuntimeError("stop after chunk 2")
 
     with pytest.raises(RuntimeError, match="stop after chunk 2"):
-        ji.sweep(grid, out=tmp_path / "s", chunk_size=2, progress=False, callback=stop)
+        ji.sweep(grid, out=tmp_path / "s", chunk_size=2, progress=False, on_update=stop)
     again = []
     resumed = ji.sweep(grid, out=tmp_path / "s", chunk_size=2, progress=False,
-                       callback=lambda d, r: again.append(d))  # fmt: skip
+                       on_update=lambda u: again.append(u.done))  # fmt: skip
     assert again == [1, 2, 3, 4]  # read-back chunks are reported too
     assert resumed.equals(res)
-    with pytest.raises(TypeError, match="callback must be a function"):
-        ji.sweep(grid, callback=1)
+    with pytest.raises(TypeError, match=r"on_update must be a function \(update\) or None"):
+        ji.sweep(grid, on_update=1)

@@ -203,12 +203,12 @@ def test_resume_and_a_changed_factory_is_refused(tmp_path):
     grid = _grid("mlp", seeds=4)
     whole = ji.sweep(grid)
 
-    def stop(done, records):
-        if done == 1:
+    def stop(update):
+        if update.done == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ji.sweep(grid, out=tmp_path, chunk_size=2, callback=stop)
+        ji.sweep(grid, out=tmp_path, chunk_size=2, on_update=stop)
     assert len(list((tmp_path / "chunks").glob("*.npz"))) == 1
     resumed = ji.sweep(grid, out=tmp_path, chunk_size=2)
     for f in whole.fields:

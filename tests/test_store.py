@@ -117,10 +117,10 @@ def test_left_over_temporaries_are_removed(tmp_path):
 _HOLD = """
 import sys, time, jaxinit as ji
 grid = ji.Grid(inits=["he_normal"], activations=["relu"], depth=2, width=8, seeds=6, batch_size=8)
-def tick(done, total):
-    print("chunk", done, flush=True)
+def tick(update):
+    print("chunk", update.done, flush=True)
     time.sleep(60)  # hold the directory while the test tries it
-ji.sweep(grid, out=sys.argv[1], chunk_size=1, on_chunk=tick)
+ji.sweep(grid, out=sys.argv[1], chunk_size=1, on_update=tick)
 """
 
 
@@ -209,8 +209,54 @@ def test_an_error_after_the_store_opens_releases_its_lock(tmp_path, monkeypatch)
     tgrid = TrainGrid(inits=["he_normal"], seeds=1, hidden=(4,), steps=2, batch_size=8)
     data = teacher_data(0, 16, 3)
     with monkeypatch.context() as m:
-        m.setattr(train_run, "_Rows", boom)
+        m.setattr(train_run, "_record", boom)  # step 0's statistics: inside the store's block
         with pytest.raises(RuntimeError, match="boom") as first:
             ji.train(tgrid, data, out=tmp_path / "train")
     assert ji.train(tgrid, data, out=tmp_path / "train").loss.shape == (1, 1, 2)
     del first
+
+
+def test_the_store_owns_the_layout_of_its_directory(tmp_path):
+    """Chunks, the manifest and the result are placed by the store's methods alone, and
+    ``jaxinit.sweeping.checkpointed_chunks`` lists a sweep's chunks without opening it."""
+    out = tmp_path / "d"
+    assert ji.sweeping.checkpointed_chunks(out) == []  # no directory yet
+    ji.sweep(_grid(), out=out, chunk_size=2)
+    names = ji.sweeping.checkpointed_chunks(out)
+    assert names == sorted(p.stem for p in (out / "chunks").glob("*.npz"))
+    assert len(names) == 2  # 4 seeds, 2 per chunk
+    spec = Store.read_spec(out, "sweep")
+    assert spec["chunk_seeds"] == 2
+    assert Store.read_spec(out, "train") is None  # no training run's manifest there
+    with Store(
+        out, kind="sweep", schema=ji.sweeping.CHECKPOINT_SCHEMA, spec=spec, chunks=True
+    ) as store:
+        assert store.chunk_names() == names
+        assert store.chunk_path(names[0]) == out / "chunks" / f"{names[0]}.npz"
+        assert store.result_path == out / "result"
+        saved = store.load_chunk(names[0], layout=None)
+        assert saved is not None
+        assert saved["_seeds"].tolist() == [0, 1]
+        store.save_chunk("extra", {"a": np.arange(3)})
+        assert store.load_chunk("extra", {"a": ((3,), np.arange(3).dtype)})["a"].tolist() == [
+            0,
+            1,
+            2,
+        ]
+        assert store.load_chunk("absent", {"a": ((3,), np.dtype(np.int64))}) is None
+        with pytest.raises(ValueError, match=r"chunks/extra\.npz holds nothing here; delete it"):
+            store.refuse_chunk("extra", "holds nothing here")
+        for bad in ("../sweep", "a/b", ""):
+            with pytest.raises(ValueError, match=r"a chunk's name is letters, digits, _ and -"):
+                store.chunk_path(bad)
+    # a chunk file this sweep would not write is refused, naming it
+    with pytest.raises(
+        ValueError, match=r"chunk files this sweep would not write: \['extra\.npz'\]"
+    ):
+        ji.sweep(_grid(), out=out, chunk_size=2)
+    with Store(tmp_path / "t", kind="train", schema=1, spec={}) as store:
+        with pytest.raises(ValueError, match=r"saves no chunks"):
+            store.save_chunk("w0", {"a": np.zeros(1)})
+        store.save_checkpoint({"step": np.int64(3)})
+        assert store.checkpoint_path == tmp_path / "t" / "checkpoint.npz"
+        assert int(store.load_checkpoint()["step"]) == 3

@@ -214,11 +214,11 @@ _KILL_SCRIPT = """
 import sys, jax, jaxinit as ji
 grid = ji.Grid(inits=["he_normal", "glorot_uniform"], activations=["tanh"], depth=2, width=8,
                seeds=12, batch_size=16, bins=5)
-def tick(done, total):
-    print(f"chunk {done}/{total}", flush=True)
-    if done >= 2:
+def tick(u):
+    print(f"chunk {u.done}/{u.total}", flush=True)
+    if u.done >= 2:
         import time; time.sleep(60)  # the test kills us here
-ji.sweep(grid, out=sys.argv[1], chunk_size=2, lanes=2, devices=jax.devices()[:1], on_chunk=tick)
+ji.sweep(grid, out=sys.argv[1], chunk_size=2, lanes=2, devices=jax.devices()[:1], on_update=tick)
 """
 
 
@@ -238,7 +238,7 @@ def test_kill_and_resume(tmp_path):
                    seeds=12, batch_size=16, bins=5)  # fmt: skip
     calls = []
     resumed = ji.sweep(grid, out=out, lanes=2, devices=jax.devices()[:1],
-                       on_chunk=lambda d, t: calls.append(d))  # fmt: skip
+                       on_update=lambda u: calls.append(u.done))  # fmt: skip
     for name, mtime in written.items():  # finished chunks were read back, not rewritten
         assert (out / "chunks" / name).stat().st_mtime_ns == mtime
     # 12 seeds in chunks of 2 (every init and activation of a seed in its chunk): 6 chunks

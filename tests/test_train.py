@@ -156,15 +156,15 @@ def test_numbers_do_not_depend_on_devices_or_on_the_other_models(data, tmp_path)
     # checkpoints hold the models without padding: interrupted on 2 devices, resumed on 1
     out, seen = tmp_path / "run", []
 
-    def stop_at_10(step, total):
-        if step == 10:
+    def stop_at_10(update):
+        if update.done == 10:
             raise _Stop
 
     with pytest.raises(_Stop):
-        train(grid, data, out=out, checkpoint_every=10, progress=stop_at_10, devices=two)
+        train(grid, data, out=out, checkpoint_every=10, on_update=stop_at_10, devices=two)
     with np.load(out / "checkpoint.npz") as ckpt:
         assert ckpt["group/0/params/layers/0/kernel"].shape[0] == 3  # (models, ...): no padding
-    resumed = train(grid, data, out=out, devices=one, progress=lambda s, t: seen.append(s))
+    resumed = train(grid, data, out=out, devices=one, on_update=lambda u: seen.append(u.done))
     assert seen == [13, 20]  # the stats step, the end
     _assert_same_models(resumed, on_one)
 
@@ -204,25 +204,27 @@ def test_resume_after_interruption_is_bitwise_identical(data, tmp_path):
     out = tmp_path / "run"
     seen = []
 
-    def stop_at_10(step, total):
-        seen.append(step)
-        if step == 10:
+    def stop_at_10(update):
+        seen.append(update.done)
+        if update.done == 10:
             raise _Stop
 
     with pytest.raises(_Stop):
-        train(grid, data, out=out, checkpoint_every=5, progress=stop_at_10)
-    assert seen == [5, 7, 10]  # checkpoints, stats and evaluations sync with the host
+        train(grid, data, out=out, checkpoint_every=5, on_update=stop_at_10)
+    assert seen == [0, 5, 7, 10]  # step 0, then checkpoints, stats and evaluations (host syncs)
     with np.load(out / "checkpoint.npz") as ckpt:
         assert int(ckpt["step"]) == 10
     assert not (out / "result").exists()
     seen.clear()
-    resumed = train(grid, data, out=out, checkpoint_every=5, progress=lambda s, t: seen.append(s))
+    resumed = train(
+        grid, data, out=out, checkpoint_every=5, on_update=lambda u: seen.append(u.done)
+    )
     assert seen == [15, 20]  # no step lost, none repeated
     assert resumed.equals(fresh)
     assert TrainResult.load(out / "result").equals(fresh)
     assert isinstance(TrainResult.load(out / "result"), TrainResult)
     # finished: a third call reads the checkpoint back and trains nothing
-    assert train(grid, data, out=out, progress=lambda s, t: pytest.fail("trained again")).equals(fresh)  # fmt: skip
+    assert train(grid, data, out=out, on_update=lambda u: pytest.fail("trained again")).equals(fresh)  # fmt: skip
     with pytest.raises(ValueError, match=r"different training run \(grid differ\)"):
         train(dataclasses.replace(grid, steps=30), data, out=out)
     with pytest.raises(ValueError, match=r"different training run \(data differ\)"):
@@ -237,11 +239,11 @@ x = np.asarray(jax.random.normal(kx, (256, 8)))
 y = np.argmax(x @ np.asarray(jax.random.normal(kw, (8, 4))), axis=1).astype(np.int32)
 grid = TrainGrid(inits=["he_normal"], seeds=2, hidden=(16, 16), steps=20, batch_size=32,
                  optimizer="adam(learning_rate=0.01)")
-def tick(step, total):
-    print(f"step {step}", flush=True)
-    if step >= 10:
+def tick(update):
+    print(f"step {update.done}", flush=True)
+    if update.done >= 10:
         time.sleep(60)  # the test kills us here
-train(grid, (x, y), out=sys.argv[1], checkpoint_every=5, progress=tick)
+train(grid, (x, y), out=sys.argv[1], checkpoint_every=5, on_update=tick)
 """
 
 
@@ -256,7 +258,9 @@ def test_kill_and_resume(data, tmp_path):
     grid = TrainGrid(inits=["he_normal"], seeds=2, hidden=(16, 16), steps=20, batch_size=32,
                      optimizer="adam(learning_rate=0.01)")  # fmt: skip
     steps = []
-    resumed = train(grid, data, out=out, checkpoint_every=5, progress=lambda s, t: steps.append(s))
+    resumed = train(
+        grid, data, out=out, checkpoint_every=5, on_update=lambda u: steps.append(u.done)
+    )
     assert steps == [15, 20]
     assert resumed.equals(train(grid, data))
 

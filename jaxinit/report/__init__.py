@@ -13,6 +13,7 @@ seed[, activation])); it never runs a network::
     fig = report.layer_profile(model_res, layers="ResidualBlock")  # a ModelGrid sweep by path
 """
 
+from jaxinit.report._json import write_json
 from jaxinit.report._layers import layer_profile
 from jaxinit.report.figures import (
     PALETTE,
@@ -66,5 +67,6 @@ __all__ = [
     "summary_table",
     "variance_ratio",
     "variance_vs_depth",
+    "write_json",
     "write_report",
 ]

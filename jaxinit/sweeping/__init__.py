@@ -59,7 +59,7 @@ from jaxinit.sweeping._plan import (
     plan,
 )
 from jaxinit.sweeping._programs import clear_programs, programs
-from jaxinit.sweeping._run import CHECKPOINT_SCHEMA, sweep
+from jaxinit.sweeping._run import CHECKPOINT_SCHEMA, checkpointed_chunks, sweep
 from jaxinit.sweeping._stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS, LAYER_FIELDS
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "ModelGrid",
     "Plan",
     "SweepResult",
+    "checkpointed_chunks",
     "clear_programs",
     "default_lanes",
     "hist_edges",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pathlib
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import jax
 import numpy as np
 
 from jaxinit._checks import check_int, check_path
-from jaxinit._progress import ProgressBar
+from jaxinit._progress import Reporter, Update
 from jaxinit._results import SweepResult
 from jaxinit._store import Store
 from jaxinit.sweeping import _model_pass
@@ -51,12 +52,46 @@ def sweep_model(
     devices=None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
-    callback: Callable[[int, list[dict]], None] | None = None,
+    on_update: Callable[[Update], None] | None = None,
 ) -> SweepResult:
     """Every (init, seed) model of ``grid`` at initialization; see :func:`jaxinit.sweep`."""
     out = check_path("sweep: out", out, none=True)
-    lanes = default_lanes() if lanes is None else check_int("sweep: lanes", lanes, low=1)
+    spec, devices = _pass(grid, chunk_size, lanes, devices)
+    fields = _fields(spec)
+    compute = _computer(grid, spec, fields, devices, memory_budget)
     seeds = np.asarray(grid.seeds, np.int64)
+    starts = list(range(0, len(seeds), spec.chunk))
+    results: dict[str, list] = {f: [] for f in fields}
+    layout = _layout(spec, fields, len(spec.structure.layers))
+    store = _open_store(out, grid, spec, devices) if out is not None else None
+    with (
+        store if store is not None else contextlib.nullcontext(),
+        Reporter("sweep", len(starts), progress, on_update) as report,
+    ):
+        for done, start in enumerate(starts, 1):
+            part = seeds[start : start + spec.chunk]
+            name = str(start)
+            arrays = store.load_chunk(name, layout) if store is not None else None
+            if arrays is not None and not np.array_equal(arrays["seeds"][: len(part)], part):
+                store.refuse_chunk(name, "holds other seeds than this chunk")
+            if arrays is None:
+                arrays = compute(part)
+                if store is not None:
+                    store.save_chunk(name, arrays)
+            for f in fields:
+                results[f].append(arrays[f][:, : len(part)])
+            report(done, functools.partial(_records, grid, spec.structure, fields, arrays, part))
+        result = _assemble(
+            grid, spec.structure, {f: np.concatenate(v, axis=1) for f, v in results.items()}
+        )
+        if store is not None:
+            store.save_result(result, "the sweep's result")
+    return result
+
+
+def _pass(grid: ModelGrid, chunk_size, lanes, devices) -> tuple[_model_pass.ModelPass, list]:
+    """The model pass of ``grid``'s chunks (the structure traced once), and the devices."""
+    lanes = default_lanes() if lanes is None else check_int("sweep: lanes", lanes, low=1)
     chunk = (
         DEFAULT_MODEL_CHUNK
         if chunk_size is None
@@ -68,12 +103,11 @@ def sweep_model(
             f"sweep: devices must be a non-empty list of jax devices; got {devices!r:.80}"
         )
     step = lanes * len(devices)  # every device runs whole groups of lanes
-    chunk = -(-min(chunk, len(seeds)) // step) * step
+    chunk = -(-min(chunk, len(grid.seeds)) // step) * step
     structure = _model_pass.structure(grid)
-    bases = _model_pass.families(grid.inits)
     spec = _model_pass.ModelPass(
         structure,
-        bases,
+        _model_pass.families(grid.inits),
         len(grid.inits),
         chunk,
         lanes,
@@ -82,55 +116,28 @@ def sweep_model(
         grid.gradients,
         grid.inputs if isinstance(grid.inputs, str) else None,
     )
-    mix, shift = _model_pass.coefficient_tables(grid.inits, bases, structure.kernels)
+    return spec, devices
+
+
+def _computer(grid: ModelGrid, spec, fields, devices, memory_budget) -> Callable:
+    """``compute(seeds)``: the arrays of one chunk of seeds (padded to the chunk), as saved.
+    Its program is compiled here, and refused before anything runs if it needs more memory
+    than the budget (:func:`_check_memory`)."""
+    mix, shift = _model_pass.coefficient_tables(grid.inits, spec.bases, spec.structure.kernels)
     x = np.zeros(grid.input_shape, np.float32) if isinstance(grid.inputs, str) else grid.inputs
     lo, hi = (np.float32(v) for v in grid.hist_range)
     root = np.uint32(grid.root_seed)
-    args = (root, _model_pass.padded(seeds[:chunk], chunk), mix, shift, lo, hi, x)
+    first = np.asarray(grid.seeds[: spec.chunk], np.int64)
+    args = (root, _model_pass.padded(first, spec.chunk), mix, shift, lo, hi, x)
     run = _model_pass.program(spec, grid.model, grid.capture, devices, args)
-    _check_memory(run, devices, memory_budget, chunk)
-    fields = _fields(spec)
-    n_layers = len(structure.layers)
-    starts = list(range(0, len(seeds), chunk))
-    results: dict[str, list] = {f: [] for f in fields}
-    store = _open_store(out, grid, spec, devices) if out is not None else None
-    layout = _layout(spec, fields, n_layers)
-    lo, hi = (np.float32(v) for v in grid.hist_range)
-    with (
-        store if store is not None else contextlib.nullcontext(),
-        ProgressBar("sweep", len(starts), progress) as bar,
-    ):
-        for done, start in enumerate(starts, 1):
-            part = seeds[start : start + chunk]
-            name = f"chunks/{start}.npz"
-            arrays = store.load(name, layout) if store is not None else None
-            if arrays is not None and not np.array_equal(arrays["seeds"][: len(part)], part):
-                store.refuse(name, "holds other seeds than this chunk")
-            if arrays is None:
-                stats = run(
-                    root,
-                    _model_pass.padded(part, chunk),
-                    mix,
-                    shift,
-                    lo,
-                    hi,
-                    x,
-                )
-                arrays = {f: np.asarray(getattr(stats, f)) for f in fields}
-                arrays["seeds"] = _model_pass.padded(part, chunk)
-                if store is not None:
-                    store.save(name, arrays)
-            for f in fields:
-                results[f].append(arrays[f][:, : len(part)])
-            bar.update(done)
-            if callback is not None:
-                callback(done, _records(grid, structure, fields, arrays, part))
-        result = _assemble(
-            grid, structure, {f: np.concatenate(v, axis=1) for f, v in results.items()}
-        )
-        if store is not None:
-            result.save(store.root / "result")
-    return result
+    _check_memory(run, devices, memory_budget, spec.chunk)
+
+    def compute(part: np.ndarray) -> dict[str, np.ndarray]:
+        padded = _model_pass.padded(part, spec.chunk)
+        stats = run(root, padded, mix, shift, lo, hi, x)
+        return {**{f: np.asarray(getattr(stats, f)) for f in fields}, "seeds": padded}
+
+    return compute
 
 
 def _check_memory(run, devices, budget: int, chunk: int) -> None:
@@ -163,7 +170,7 @@ def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices) -> Store:
         "devices": len(devices),
         "backend": jax.default_backend(),
     }
-    return Store(out, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=description, folders=("chunks",))
+    return Store(out, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=description, chunks=True)
 
 
 def _records(grid, structure, fields, arrays, part) -> list[dict[str, Any]]:

@@ -4,21 +4,23 @@ checkpoints it, exchanges chunks between processes, and assembles the result."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit import _distributed, _io
+from jaxinit import _distributed
 from jaxinit._checks import check_bool, check_path
 from jaxinit._host import check_memory, devices_memory, prng_impl
-from jaxinit._io import naming_the_path
-from jaxinit._progress import ProgressBar
+from jaxinit._io import FileRefused, naming_the_path
+from jaxinit._progress import Reporter, Update, chain, check_hook, deprecated_hook
 from jaxinit._results import SweepResult
 from jaxinit._store import Store
 from jaxinit.sweeping import _kernel as kernel
@@ -34,7 +36,7 @@ from jaxinit.sweeping._plan import (
     plan,
 )
 
-__all__ = ["CHECKPOINT_SCHEMA", "sweep"]
+__all__ = ["CHECKPOINT_SCHEMA", "checkpointed_chunks", "sweep"]
 
 # the format of sweep.json and the chunk files; a directory of another format is refused
 CHECKPOINT_SCHEMA = 5
@@ -49,9 +51,10 @@ def sweep(
     devices: Sequence[jax.Device] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
+    on_update: Callable[[Update], None] | None = None,
+    process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
     on_chunk: Callable[[int, int], None] | None = None,
     callback: Callable[[int, list[dict]], None] | None = None,
-    process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
 ) -> SweepResult:
     """Evaluates every combination of ``grid`` and returns a labeled SweepResult.
 
@@ -80,19 +83,25 @@ def sweep(
         devices' memory (an accelerator's own, a CPU device's share of half the
         host's: ``jaxinit._host.device_memory``), and a
         chunk holds no more seeds than fit there beside it.
-      progress: show a progress bar; None shows one only on a terminal.
-      on_chunk: called with ``(chunks_done, chunks_total)`` after each chunk
-        computed or read back.
-      callback: called with ``(chunks_done, records)`` after each chunk:
-        ``records`` are the chunk's combinations as :meth:`SweepResult.to_records`
+      progress: show a progress bar; None shows one only when someone watches (a
+        terminal or a notebook), as :func:`jaxinit.train`'s.
+      on_update: called with a :class:`jaxinit.Update` after each chunk computed
+        or read back (after its checkpoint), as :func:`jaxinit.train` calls it
+        after each logging step: ``kind="sweep"``, ``done`` chunks of ``total``,
+        and ``records``, the chunk's combinations as :meth:`SweepResult.to_records`
         gives them (one dict per combination and layer, layers from 1, every
-        per-layer field), for live logging. A callback that raises stops the
-        sweep after the chunk's checkpoint; the same call resumes.
+        per-layer field; made only when read), for live logging
+        (:func:`jaxinit.jsonl_writer`). A hook that raises stops the sweep after
+        the chunk's checkpoint; the same call resumes.
       process_timeout: with several processes, the seconds a process waiting
         for another's chunks allows it to show no sign of life (its heartbeat
         file in ``out``, rewritten every second) before raising a RuntimeError
         that names it and the chunks waited for. A process that stops with an
         error says so in that file, and the others raise at once.
+      on_chunk: deprecated (a DeprecationWarning): ``on_chunk(done, total)`` after
+        each chunk; use ``on_update`` (``update.done``, ``update.total``).
+      callback: deprecated (a DeprecationWarning): ``callback(done, records)``
+        after each chunk; use ``on_update`` (``update.records``).
 
     Reproducibility: a combination's numbers are bitwise the same for any
     ``chunk_size``, number of devices or processes, and after a resume, since
@@ -133,10 +142,85 @@ def sweep(
       one-process run; a chunk read back from a checkpoint keeps the process
       that wrote it).
     """
+    on_update = _hooks(on_update, on_chunk, callback)
+    check_bool("sweep: progress", progress, none=True)
     if not isinstance(grid, Grid):
         return _sweep_model(
-            grid, out, chunk_size, lanes, devices, memory_budget, progress, on_chunk, callback
+            grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update
         )
+    run = _prepare(grid, out, chunk_size, lanes, devices, memory_budget, process_timeout)
+    store = _open_store(run) if run.out is not None else None
+    # from here on the store is closed (its lock released) whatever happens
+    with store if store is not None else contextlib.nullcontext():
+        with Reporter("sweep", len(run.plan.chunks), progress, on_update) as report:
+            fields, computed_by = _run_chunks(run, store, report)
+        result = _assemble(
+            grid,
+            fields,
+            provenance={
+                "processes": run.count,
+                "computed_by": {c.name: computed_by[c.name] for c in run.plan.chunks},
+            },
+        )
+        if store is not None and run.me == 0:
+            if run.count > 1:  # every chunk is written: nothing else writes into the store now
+                store.clean_temporaries()
+            store.save_result(result, "the sweep's result")
+    return result
+
+
+def checkpointed_chunks(out: str | os.PathLike) -> list[str]:
+    """The names of the chunks that the sweep checkpoint ``out`` (``sweep(grid, out=...)``)
+    holds, sorted: the same call run again reads them back instead of computing them. []
+    where it holds none, or there is no such directory. Nothing is opened or locked: a sweep
+    may be writing into ``out`` meanwhile.
+
+    Example:
+      >>> checkpointed_chunks("runs/nowhere")
+      []
+    """
+    return Store.chunks_in(check_path("checkpointed_chunks: out", out))
+
+
+class _Run(NamedTuple):
+    """What every step of one sweep reads: the grid and its plan, where it runs, and which
+    of how many processes this one is."""
+
+    grid: Grid
+    plan: Plan
+    out: pathlib.Path | None
+    devices: list[jax.Device]
+    mesh: jax.sharding.Mesh
+    me: int  # this process's index
+    count: int  # processes of the run
+    timeout: float  # process_timeout, in seconds
+
+
+def _hooks(on_update, on_chunk, callback) -> Callable[[Update], None] | None:
+    """``on_update``, with the deprecated ``on_chunk`` and ``callback`` folded in."""
+    check_hook("sweep", "on_update", on_update, "(update)")
+    return chain(
+        deprecated_hook(
+            "sweep",
+            "on_chunk",
+            on_chunk,
+            "(done, total)",
+            lambda hook: lambda u: hook(u.done, u.total),
+        ),
+        deprecated_hook(
+            "sweep",
+            "callback",
+            callback,
+            "(done, records)",
+            lambda hook: lambda u: hook(u.done, list(u.records)),
+        ),
+        on_update,
+    )
+
+
+def _prepare(grid, out, chunk_size, lanes, devices, memory_budget, process_timeout) -> _Run:
+    """Checks the arguments and plans the sweep; refuses, before anything runs, what cannot
+    run (another process's devices, a result that does not fit in memory)."""
     out = check_path("sweep: out", out, none=True)
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
@@ -147,15 +231,6 @@ def sweep(
     if count > 1:
         _check_distributed(out, devices, me, count)
     timeout = _distributed.check_timeout(process_timeout, "sweep")
-    if on_chunk is not None and not callable(on_chunk):
-        raise TypeError(
-            f"sweep: on_chunk must be a function (done, total) or None; got {on_chunk!r}"
-        )
-    if callback is not None and not callable(callback):
-        raise TypeError(
-            f"sweep: callback must be a function (done, records) or None; got {callback!r}"
-        )
-    check_bool("sweep: progress", progress, none=True)
     lanes = default_lanes() if lanes is None else lanes
     mesh = jax.sharding.Mesh(np.array(devices), (kernel.SEEDS,))
     if chunk_size is None and out is not None:
@@ -169,88 +244,75 @@ def sweep(
         devices=len(devices),
     )
     _check_result_size(grid)
-    if out is not None:
-        with naming_the_path(out, "the sweep's checkpoint"):
-            store = _open_store(out, grid, the_plan, me, count)
-    else:
-        store = None
-    # from here on the store is closed (its lock released) whatever happens
-    with store if store is not None else contextlib.nullcontext():
-        fields = _empty_fields(grid)
-        x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
-        members = {
-            (iw, ib): _members(grid, w, blk, the_plan.forward_specs[0].members)
-            for iw, w in enumerate(dim_values(grid.width))
-            for ib, blk in enumerate(the_plan.member_blocks)
-        }
-        chunks = {c.name: c for c in the_plan.chunks}
-        owners = {c.name: _distributed.owner(c.index, count) for c in the_plan.chunks}
-        computed_by: dict[str, int] = {}
-        alive = (
-            contextlib.nullcontext()
-            if count == 1
-            else _distributed.heartbeat(store.root, me, timeout)
-        )
-        seen = None if count == 1 else _distributed.snapshot(store.root, count)
-        with ProgressBar("sweep", len(chunks), progress) as bar, alive:
+    return _Run(grid, the_plan, out, devices, mesh, me, count, timeout)
 
-            def take(chunk: Chunk, arrays: dict[str, np.ndarray]) -> None:
-                _file(grid, fields, chunk, arrays)
-                bar.update(len(computed_by))
-                if on_chunk:
-                    on_chunk(len(computed_by), len(chunks))
-                if callback:
-                    callback(len(computed_by), _chunk_records(grid, fields, chunk))
 
-            for chunk in (c for c in the_plan.chunks if owners[c.name] == me):
-                loaded = _load_chunk(store, grid, chunk) if store else None
-                if loaded is None:
-                    arrays = _compute(grid, the_plan, chunk, members, devices, mesh, x_shared)
-                    computed_by[chunk.name] = me
-                    if store:
-                        with naming_the_path(store.root, "the sweep's checkpoint"):
-                            store.save(
-                                f"chunks/{chunk.name}.npz",
-                                {
-                                    **arrays,
-                                    "_seeds": np.array(chunk.seeds),
-                                    "_process": np.int64(me),
-                                },
-                            )
-                else:
-                    arrays, computed_by[chunk.name] = loaded
-                take(chunk, arrays)
-            others = {name: p for name, p in owners.items() if p != me}
-            for name in (
-                ()
-                if not others
-                else _distributed.arrivals(
-                    store.root,
-                    others,
-                    lambda n: (store.root / "chunks" / f"{n}.npz").exists(),
-                    process=me,
-                    count=count,
-                    timeout=timeout,
-                    what="sweep chunks",
-                    seen=seen,
-                )
-            ):
-                arrays, computed_by[name] = _load_chunk(store, grid, chunks[name])
-                take(chunks[name], arrays)
-        result = _assemble(
-            grid,
-            fields,
-            provenance={
-                "processes": count,
-                "computed_by": {c.name: computed_by[c.name] for c in the_plan.chunks},
-            },
-        )
-        if store is not None and me == 0:
-            if count > 1:  # every chunk is written: nothing else writes into the store now
-                store.clean_temporaries()
-            with naming_the_path(store.root / "result", "the sweep's result"):
-                result.save(store.root / "result")
-    return result
+def _run_chunks(run: _Run, store: Store | None, report: Reporter) -> tuple[dict, dict[str, int]]:
+    """Computes (or reads back) this process's chunks, then reads the other processes' as
+    they appear, filing each into the result's fields and reporting it. Returns the fields
+    and the process that computed each chunk, by name."""
+    grid, the_plan = run.grid, run.plan
+    fields = _empty_fields(grid)
+    chunks = {c.name: c for c in the_plan.chunks}
+    owners = {c.name: _distributed.owner(c.index, run.count) for c in the_plan.chunks}
+    computed_by: dict[str, int] = {}
+
+    def take(chunk: Chunk, arrays: dict[str, np.ndarray], process: int) -> None:
+        computed_by[chunk.name] = process
+        _file(grid, fields, chunk, arrays)
+        report(len(computed_by), functools.partial(_chunk_records, grid, fields, chunk))
+
+    alive = (
+        contextlib.nullcontext()
+        if run.count == 1
+        else _distributed.heartbeat(store.root, run.me, run.timeout)
+    )
+    seen = None if run.count == 1 else _distributed.snapshot(store.root, run.count)
+    with alive:
+        compute = _computer(run)
+        for chunk in (c for c in the_plan.chunks if owners[c.name] == run.me):
+            loaded = _load_chunk(store, grid, chunk) if store else None
+            take(chunk, *(compute(chunk, store) if loaded is None else loaded))
+        others = {name: p for name, p in owners.items() if p != run.me}
+        for name in () if not others else _arrivals(run, store, others, seen):
+            take(chunks[name], *_load_chunk(store, grid, chunks[name]))
+    return fields, computed_by
+
+
+def _computer(run: _Run) -> Callable[[Chunk, Store | None], tuple[dict, int]]:
+    """``compute(chunk, store)``: a chunk's arrays computed by this process (and saved in the
+    store, given one), and this process's index."""
+    grid, the_plan = run.grid, run.plan
+    x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
+    members = {
+        (iw, ib): _members(grid, w, blk, the_plan.forward_specs[0].members)
+        for iw, w in enumerate(dim_values(grid.width))
+        for ib, blk in enumerate(the_plan.member_blocks)
+    }
+
+    def compute(chunk: Chunk, store: Store | None) -> tuple[dict, int]:
+        arrays = _compute(grid, the_plan, chunk, members, run.devices, run.mesh, x_shared)
+        if store is not None:
+            saved = {**arrays, "_seeds": np.array(chunk.seeds), "_process": np.int64(run.me)}
+            with naming_the_path(store.root, "the sweep's checkpoint"):
+                store.save_chunk(chunk.name, saved)
+        return arrays, run.me
+
+    return compute
+
+
+def _arrivals(run: _Run, store: Store, others: dict[str, int], seen) -> Iterator[str]:
+    """The names of the other processes' chunks (name -> owner) as their files appear."""
+    return _distributed.arrivals(
+        store.root,
+        others,
+        lambda name: store.chunk_path(name).exists(),
+        process=run.me,
+        count=run.count,
+        timeout=run.timeout,
+        what="sweep chunks",
+        seen=seen,
+    )
 
 
 def _check_distributed(out, devices: list[jax.Device], me: int, count: int) -> None:
@@ -427,9 +489,7 @@ def _assemble(
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
 
 
-def _sweep_model(
-    grid, out, chunk_size, lanes, devices, memory_budget, progress, on_chunk, callback
-):
+def _sweep_model(grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update):
     """A :class:`~jaxinit.ModelGrid`'s sweep (:mod:`jaxinit.sweeping._model_run`)."""
     from jaxinit.sweeping._model_grid import ModelGrid
     from jaxinit.sweeping._model_run import sweep_model
@@ -443,14 +503,6 @@ def _sweep_model(
             "sweep: a ModelGrid runs in one process for now (on all its devices); split the "
             "seeds across jobs (seeds=range(a, b)) and join the results with SweepResult.concat"
         )
-
-    def both(done, records):
-        if on_chunk is not None:
-            on_chunk(done, -1)
-        if callback is not None:
-            callback(done, records)
-
-    hook = both if on_chunk is not None or callback is not None else None
     return sweep_model(
         grid,
         out=out,
@@ -459,14 +511,15 @@ def _sweep_model(
         devices=devices,
         memory_budget=memory_budget,
         progress=progress,
-        callback=hook,
+        on_update=on_update,
     )
 
 
-def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: int) -> Store:
+def _open_store(run: _Run) -> Store:
     """The checkpoint store of this sweep: its fingerprint covers everything that sets the numbers
     and the chunk boundaries (grid, input array, lanes, member tiles, seeds per chunk), never
     the devices or the processes. Every process of a run writes the same manifest."""
+    grid, the_plan = run.grid, run.plan
     spec = {
         "grid": grid.describe(),
         "inputs_sha256": None
@@ -477,22 +530,23 @@ def _open_store(root: pathlib.Path, grid: Grid, the_plan: Plan, me: int, count: 
         "chunk_seeds": the_plan.chunk_seeds,
         "prng_impl": prng_impl(),
     }
-    store = Store(
-        root,
-        kind="sweep",
-        schema=CHECKPOINT_SCHEMA,
-        spec=spec,
-        process=me,
-        processes=count,
-        folders=("chunks",),
-    )
-    names = {f"{c.name}.npz" for c in the_plan.chunks}
-    stray = [p.name for p in store.files("chunks/*.npz") if p.name not in names]
+    with naming_the_path(run.out, "the sweep's checkpoint"):
+        store = Store(
+            run.out,
+            kind="sweep",
+            schema=CHECKPOINT_SCHEMA,
+            spec=spec,
+            process=run.me,
+            processes=run.count,
+            chunks=True,
+        )
+    names = {c.name for c in the_plan.chunks}
+    stray = [store.chunk_path(n) for n in store.chunk_names() if n not in names]
     if stray:
         store.close()
         raise ValueError(
-            f"{root / 'chunks'} has chunk files this sweep would not write: {stray[:3]}; "
-            "move them away or use another directory"
+            f"{stray[0].parent} has chunk files this sweep would not write: "
+            f"{[p.name for p in stray[:3]]}; move them away or use another directory"
         )
     return store
 
@@ -502,15 +556,18 @@ def _previous_chunk_seeds(root: pathlib.Path) -> int | None:
 
     A manifest that cannot be read is reported by the store itself, with what to do; one
     whose seeds per chunk is not a count >= 1 is damaged, and said so here."""
-    path = root / "sweep.json"
     try:
-        value = _io.read_json(path)["spec"]["chunk_seeds"]
-    except (OSError, ValueError, KeyError, TypeError):
+        spec = Store.read_spec(root, "sweep")
+    except FileRefused:  # a link, a special file: the store refuses it, naming it
         return None
+    if spec is None or "chunk_seeds" not in spec:
+        return None
+    value = spec["chunk_seeds"]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(
-            f"{path} records chunk_seeds={value!r}, not a number of seeds per chunk >= 1: the "
-            "manifest is damaged (edited?); delete the directory to start over, or use another"
+            f"{Store.manifest_path(root, 'sweep')} records chunk_seeds={value!r}, not a number "
+            "of seeds per chunk >= 1: the manifest is damaged (edited?); delete the directory "
+            "to start over, or use another"
         )
     return value
 
@@ -540,16 +597,15 @@ def _chunk_layout(grid: Grid, chunk: Chunk) -> dict[str, tuple[tuple[int, ...], 
 def _load_chunk(store: Store, grid: Grid, chunk: Chunk) -> tuple[dict[str, np.ndarray], int] | None:
     """A checkpointed chunk's arrays and the process that computed it, or None if it is not
     there. A file of another layout, seeds or process than the chunk's is refused, naming it."""
-    relpath = f"chunks/{chunk.name}.npz"
-    arrays = store.load(relpath, _chunk_layout(grid, chunk))
+    arrays = store.load_chunk(chunk.name, _chunk_layout(grid, chunk))
     if arrays is None:
         return None
     if not np.array_equal(arrays.pop("_seeds"), np.array(chunk.seeds)):
-        store.refuse(relpath, f"holds other seeds than chunk {chunk.name}")
+        store.refuse_chunk(chunk.name, f"holds other seeds than chunk {chunk.name}")
     process = int(arrays.pop("_process"))
     if not 0 <= process <= chunk.index:  # chunk i is computed by process i mod the count
-        store.refuse(
-            relpath,
+        store.refuse_chunk(
+            chunk.name,
             f"says process {process} computed it; chunk {chunk.index} of this sweep is computed "
             f"by a process from 0 to {chunk.index} (its index modulo the process count)",
         )

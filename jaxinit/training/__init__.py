@@ -84,13 +84,13 @@ References:
 # the public API, and the constants other code reads as jaxinit.training.X (the redundant
 # "as" marks a re-export outside __all__)
 from jaxinit._keys import STREAM_BATCHES as STREAM_BATCHES
+from jaxinit._progress import jsonl_writer
 from jaxinit.training._checkpoint import restore_model
 from jaxinit.training._coord import best_learning_rates, coord_sizes, coord_slopes, final_losses
 from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
 from jaxinit.training._grid import OUTPUTS as OUTPUTS
 from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
 from jaxinit.training._grid import SHUFFLES as SHUFFLES
-from jaxinit.training._log import jsonl_writer
 from jaxinit.training._mup import EXPONENTS as EXPONENTS
 from jaxinit.training._mup import KINDS as KINDS
 from jaxinit.training._mup import PARAMETRIZATIONS as PARAMETRIZATIONS

@@ -62,15 +62,14 @@ from flax import nnx
 from jaxinit import activations as _activations
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_path, closest_hint
-from jaxinit._io import FileRefused, read_json, refuse_link
-from jaxinit._store import BLOCKS, Store
+from jaxinit._io import refuse_link
+from jaxinit._store import Store, blocks_in
 from jaxinit.training._grid import MLP
 
 __all__ = ["restore_model"]
 
 # the format of train.json and checkpoint.npz; a directory of another format is refused
 CHECKPOINT_SCHEMA = 4
-CHECKPOINT = "checkpoint.npz"
 # the state of a group's models that a checkpoint holds, by the _Group field that holds it
 PARTS = ("params", "opt_state")
 # what picks a trained model, in the order of its group (activation, width) and row
@@ -192,15 +191,9 @@ def module(activation: str, params: Mapping[str, np.ndarray], where: Any) -> MLP
 
 
 def _spec(run: pathlib.Path) -> dict:
-    """The description in ``run/train.json`` ({} where it is unreadable: the store that
-    opens it then says what is wrong)."""
-    try:
-        spec = read_json(run / "train.json")["spec"]
-    except FileRefused:
-        raise
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return spec if isinstance(spec, dict) else {}
+    """The description in the manifest of the training run ``run`` ({} where it is
+    unreadable: the store that opens it then says what is wrong)."""
+    return Store.read_spec(run, "train") or {}
 
 
 def _run_of(root: pathlib.Path, seed: Any) -> pathlib.Path:
@@ -208,9 +201,9 @@ def _run_of(root: pathlib.Path, seed: Any) -> pathlib.Path:
     run of several processes (``root/seeds-<first>-<last>``)."""
     if not root.is_dir():
         raise FileNotFoundError(f"restore_model: no directory at out={str(root)!r}")
-    if os.path.lexists(root / "train.json"):
+    if os.path.lexists(Store.manifest_path(root, "train")):
         return root
-    blocks = sorted(p.parent for p in root.glob(f"{BLOCKS}/train.json"))
+    blocks = blocks_in(root)
     if not blocks:
         raise FileNotFoundError(
             f"restore_model: {root} holds no training run (no train.json); give the out= "
@@ -272,16 +265,16 @@ def restore_model(
     with Store(run, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec) as store:
         grid = spec["grid"]  # the store has checked it is this run's, of this format
         index = pick(grid, {**given, "learning_rate": learning_rate}, "restore_model")
-        saved = store.load(CHECKPOINT)
+        saved, path = store.load_checkpoint(), store.checkpoint_path
     if saved is None:
         raise FileNotFoundError(
-            f"restore_model: {run / CHECKPOINT} does not exist: the run has written no "
+            f"restore_model: {path} does not exist: the run has written no "
             "checkpoint yet (train writes one every checkpoint_every steps, and at the end)"
         )
     group, row = position(grid, index)
     prefix = group_prefix(group, "params") + "/"
     params = {k[len(prefix) :]: v[row] for k, v in saved.items() if k.startswith(prefix)}
-    return module(grid["activation"][index["activation"]], params, run / CHECKPOINT)
+    return module(grid["activation"][index["activation"]], params, path)
 
 
 def kept_params(fields: Mapping[str, np.ndarray], n_hidden: int) -> dict[str, np.ndarray]:

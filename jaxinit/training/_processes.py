@@ -31,7 +31,7 @@ import jax
 from jaxinit import _distributed
 from jaxinit._io import refuse_link
 from jaxinit._results import Result
-from jaxinit._store import refuse_other_run
+from jaxinit._store import RESULT, refuse_other_run
 from jaxinit.training._grid import TrainGrid
 
 __all__: list[str] = []  # internal: used by jaxinit.training._run
@@ -73,7 +73,7 @@ def train_across(
     blocks = {
         f"seeds-{b[0]}-{b[-1]}": (k, b) for k, b in enumerate(seed_blocks(grid.seeds, count)) if b
     }
-    for name in (*blocks, "result"):  # each block's run refuses the links inside it
+    for name in (*blocks, RESULT):  # each block's run refuses the links inside it
         refuse_link(root / name)
     seen = _distributed.snapshot(root, count)
     with _distributed.heartbeat(root, me, timeout):
@@ -85,7 +85,7 @@ def train_across(
         for _ in _distributed.arrivals(
             root,
             others,
-            lambda name: (root / name / "result" / "manifest.json").is_file(),
+            lambda name: (root / name / RESULT / "manifest.json").is_file(),
             process=me,
             count=count,
             timeout=timeout,
@@ -93,7 +93,7 @@ def train_across(
             seen=seen,
         ):
             pass
-    parts = [result_type.load(root / name / "result") for name in blocks]
+    parts = [result_type.load(root / name / RESULT) for name in blocks]
     joined = Result.concat(parts, "seed")
     attrs = {
         **joined.attrs,
@@ -103,5 +103,5 @@ def train_across(
     }
     result = dataclasses.replace(joined, attrs=attrs)
     if me == 0:
-        result.save(root / "result")
+        result.save(root / RESULT)
     return result

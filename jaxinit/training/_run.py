@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -24,15 +25,14 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxinit import _distributed
-from jaxinit._checks import check_int, check_path, check_real_array
+from jaxinit._checks import check_bool, check_int, check_path, check_real_array
 from jaxinit._dims import dim_values
 from jaxinit._host import MEMORY_HEADROOM, devices_memory, prng_impl
 from jaxinit._io import naming_the_path
-from jaxinit._progress import ProgressBar
+from jaxinit._progress import Reporter, Update, chain, check_hook, deprecated_hook
 from jaxinit._results import Result
 from jaxinit._store import Store
 from jaxinit.training._checkpoint import (
-    CHECKPOINT,
     CHECKPOINT_SCHEMA,
     PARTS,
     canonical,
@@ -207,25 +207,36 @@ class _Curves:
         return {"loss": ("step",), "test_loss": ("eval",), "test_accuracy": ("eval",), **stats}
 
 
-def _metrics(grid: TrainGrid, curves: _Curves, labels: list, since: int, step: int) -> dict:
-    """The callback's mapping at ``step``: every model's mean loss over steps
-    ``[since, step)`` and what was evaluated or recorded at ``step``."""
+def _records(grid: TrainGrid, curves: _Curves, labels: list, since: int, step: int) -> list:
+    """An update's records at ``step`` (:class:`jaxinit.Update`), one per model: its labels by
+    dim name, ``step``, its mean loss over steps ``[since, step)``, and what was evaluated or
+    recorded at ``step``."""
     evals, stats_at = grid.eval_steps(), grid.record_stats_at
     e = evals.index(step) if step in evals else None
     t = stats_at.index(step) if step in stats_at else None
-    out = {}
+    out = []
     for a, row in enumerate(labels):
         for m, key in enumerate(row):
             loss = curves.loss[a, m, since:step]
-            entry = {"loss": float(np.mean(loss)) if step > since else float("nan")}
+            record = {**dict(zip(grid.dims, key, strict=True)), "step": step}
+            record["loss"] = float(np.mean(loss)) if step > since else float("nan")
             if e is not None:
-                entry["test_loss"] = float(curves.test_loss[a, m, e])
-                entry["test_accuracy"] = float(curves.test_accuracy[a, m, e])
+                record["test_loss"] = float(curves.test_loss[a, m, e])
+                record["test_accuracy"] = float(curves.test_accuracy[a, m, e])
             if t is not None:
                 for k, v in curves.stats.items():
-                    entry[k] = v[a, m, t].tolist()
-            out[key] = entry
+                    record[k] = v[a, m, t].tolist()
+            out.append(record)
     return out
+
+
+def _metrics(dims: tuple[str, ...], records) -> dict[tuple, dict]:
+    """The deprecated ``callback(step, metrics)``'s mapping, from an update's records: each
+    model's labels, a tuple in ``dims`` order, to its values."""
+    return {
+        tuple(r[d] for d in dims): {k: v for k, v in r.items() if k not in dims and k != "step"}
+        for r in records
+    }
 
 
 LABEL_LIMIT = 2**31  # labels are class indices, held as int32
@@ -542,10 +553,11 @@ def train(
     *,
     out: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
-    progress: bool | Callable[[int, int], None] | None = None,
+    progress: bool | None = None,
+    on_update: Callable[[Update], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
-    callback: Callable[[int, dict], None] | None = None,
     process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
+    callback: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Trains every model of ``grid`` on ``data = (x, y)``, all at once.
 
@@ -559,20 +571,22 @@ def train(
         uninterrupted run's on the same devices; another grid or data raises
         a ValueError.
       checkpoint_every: steps between checkpoints (needs ``out``); None: at the end only.
-      progress: True or False for a progress bar (None: only on a terminal),
-        or a callable ``(step, steps)`` called after every host sync.
-      callback: called as ``callback(step, metrics)`` at every logging step: each
-        evaluation step, statistics step and checkpoint, and the end (the steps
-        where the host syncs anyway, so the compiled loop is not slowed), and
-        step 0 before training (its ``loss`` NaN).
-        ``metrics`` maps each model's labels, a tuple in ``grid.dims`` order such
-        as ``("he_normal", 0)``, to a dict of floats: ``loss`` (the mean
-        training loss of the steps since the previous call), ``test_loss`` and
-        ``test_accuracy`` where evaluated at ``step``, and the per-layer
-        statistics (lists, layer 1 first) where recorded at ``step``. It runs
-        after the step's checkpoint: if it raises, the run stops with its
-        error, and the same call resumes from that checkpoint.
-        :func:`jsonl_writer` makes one that appends to a JSON-lines file.
+      progress: show a progress bar; None shows one only when someone watches (a
+        terminal or a notebook), as :func:`jaxinit.sweep`'s. A function ``(step,
+        steps)`` is deprecated (a DeprecationWarning): use ``on_update``.
+      on_update: called with a :class:`jaxinit.Update` at every logging step, as
+        :func:`jaxinit.sweep` calls it after each chunk: each evaluation step,
+        statistics step and checkpoint, and the end (the steps where the host
+        syncs anyway, so the compiled loop is not slowed), and step 0 before
+        training. ``kind="train"``, ``done`` steps of ``total`` (``grid.steps``),
+        and ``records``, one per model: its labels by dim name (``grid.dims``),
+        ``step``, ``loss`` (the mean training loss of the steps since the
+        previous update; NaN at step 0), ``test_loss`` and ``test_accuracy``
+        where evaluated at ``step``, and the per-layer statistics (lists, layer 1
+        first) where recorded at ``step``. It runs after the step's checkpoint:
+        if it raises, the run stops with its error, and the same call resumes
+        from that checkpoint. :func:`jaxinit.jsonl_writer` makes one that
+        appends to a JSON-lines file.
       devices: devices to split the models over (``shard_map`` over a model
         axis; the data are copied to each); None: all local devices. The
         stack is padded to a multiple of their number with copies of the last
@@ -589,6 +603,9 @@ def train(
       process_timeout: with several processes, the seconds a process waiting
         for another's block allows it to show no sign of life before raising
         a RuntimeError naming it (as :func:`jaxinit.sweep`'s).
+      callback: deprecated (a DeprecationWarning): ``callback(step, metrics)``,
+        ``metrics`` mapping each model's labels, a tuple in ``grid.dims`` order,
+        to its record's values; use ``on_update`` (``update.records``).
 
     Multi-core CPUs: XLA:CPU runs the batched matmuls of the vmapped step on
     one thread per device, and a CPU process has a single device unless
@@ -612,6 +629,7 @@ def train(
       them), grad_var (Var ∂L/∂z_l of the mean loss) and weight_grad_norm
       (‖∂L/∂W_l‖_F), each ``(..., stat_step, layer)``.
     """
+    progress, on_update = _hooks(grid, progress, on_update, callback)
     out = check_path("train: out", out, none=True)
     if devices is None and jax.process_count() > 1:  # each process trains a block of the seeds
         return train_across(
@@ -624,96 +642,142 @@ def train(
             process_timeout=process_timeout,
             checkpoint_every=checkpoint_every,
             progress=progress,
-            callback=callback,
+            on_update=on_update,
         )
-    x, y = _check_data(grid, data, "data")
-    xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
-    (n, d_in), steps = x.shape, grid.steps
-    if xe.shape[1] != d_in:
-        raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {d_in}")
-    if grid.batch_size is not None and grid.batch_size > n:
-        raise ValueError(f"train: batch_size={grid.batch_size} exceeds the {n} training examples")
+    x, y, xe, ye = _checked_data(grid, data, eval_data)
     if check_int("train: checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
         raise ValueError("train: checkpoint_every needs a directory, out=...")
-    if callback is not None and not callable(callback):
-        raise TypeError(
-            f"train: callback must be a function (step, metrics) or None; got {callback!r}"
+    run, d_out = _prepare(grid, x, y, xe, ye, devices)
+    groups = _groups(grid, x.shape[1], d_out, run.mesh, run.size)
+    curves = _Curves.empty(grid, len(groups))
+    store = _open_store(out, grid, (x, y), None if eval_data is None else (xe, ye))
+    # from here on the store is closed (its lock released) whatever happens
+    with store if store is not None else contextlib.nullcontext():
+        curves, groups, step = _resume(store, run, groups, curves)
+        with Reporter("train", grid.steps, progress, on_update) as report:
+            groups = _loop(run, groups, curves, store, step, checkpoint_every, report)
+        kept = _kept_params(groups, run.n_models) if grid.keep_params else {}
+        result = _assemble(grid, curves, kept, d_out, on_data=eval_data is None)
+        if store is not None:
+            store.save_result(result, "the training result")
+    return result
+
+
+def _hooks(
+    grid: TrainGrid, progress, on_update, callback
+) -> tuple[bool | None, Callable[[Update], None] | None]:
+    """The bar's setting and one ``on_update`` hook, with the deprecated ``callback`` and a
+    function given as ``progress`` folded in (such a function replaces the bar, as it did)."""
+    check_hook("train", "on_update", on_update, "(update)")
+    ticks = None
+    if callable(progress):
+        ticks, progress = progress, False
+    check_bool("train: progress", progress, none=True)
+
+    def each_step(hook):  # not at step 0, where no step has run (as it was called)
+        return lambda u: hook(u.done, u.total) if u.done else None
+
+    old = deprecated_hook(
+        "train",
+        "callback",
+        callback,
+        "(step, metrics)",
+        lambda hook: lambda u: hook(u.done, _metrics(grid.dims, u.records)),
+    )
+    ticking = deprecated_hook("train", "progress", ticks, "(step, steps)", each_step)
+    return progress, chain(old, ticking, on_update)
+
+
+def _checked_data(grid: TrainGrid, data, eval_data) -> tuple[np.ndarray, ...]:
+    """``x, y, x_eval, y_eval``, checked (the evaluation data are ``data`` when None)."""
+    x, y = _check_data(grid, data, "data")
+    xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
+    if xe.shape[1] != x.shape[1]:
+        raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {x.shape[1]}")
+    if grid.batch_size is not None and grid.batch_size > len(x):
+        raise ValueError(
+            f"train: batch_size={grid.batch_size} exceeds the {len(x)} training examples"
         )
+    return x, y, xe, ye
+
+
+def _prepare(grid: TrainGrid, x, y, xe, ye, devices) -> tuple[_Run, int]:
+    """The run on ``devices`` (the data on each) and the output width; refuses, before
+    anything is drawn or compiled, a run that does not fit on its devices."""
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError(f"train: devices must be a non-empty list of jax devices; got {devices!r}")
     mesh, n_models = Mesh(np.array(devices), (MODELS,)), len(grid.group_models())
     size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
-    _check_memory(grid, d_in, d_out, len(x) + len(xe), devices, size)
-    groups = _groups(grid, d_in, d_out, mesh, size)
-    curves, saved, store = _Curves.empty(grid, len(groups)), None, None
-    if out is not None:
-        spec = {
-            "grid": grid.describe(),
-            "data": _digest(x, y),
-            "eval_data": None if eval_data is None else _digest(xe, ye),
-        }
-        with naming_the_path(out, "the training checkpoint"):
-            store = Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
-    # from here on the store is closed (its lock released) whatever happens
-    with store if store is not None else contextlib.nullcontext():
-        if store is not None:
-            saved = store.load(CHECKPOINT, _checkpoint_layout(groups, curves, n_models))
-            if saved is not None and not 1 <= int(saved["step"]) <= steps:
-                store.refuse(
-                    CHECKPOINT,
-                    f"is at step {int(saved['step'])}; a checkpoint of this run is at a step "
-                    f"from 1 to {steps}",
-                )
-        if saved is not None:  # the checkpoint holds the models without padding
-            curves = curves.with_arrays(saved)
-            groups = _restored(groups, saved, size, mesh)
-        everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
-        evals = (
-            _padded(xe, chunk),
-            _padded(ye, chunk),
-            _padded(np.ones(len(xe), np.float32), chunk),
+    _check_memory(grid, x.shape[1], d_out, len(x) + len(xe), devices, size)
+    everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
+    evals = (_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk))
+    run = _Run(
+        grid,
+        mesh,
+        n_models,
+        size,
+        *jax.device_put((x, y), everywhere),
+        jax.device_put(evals, everywhere),
+        _Rows(grid, len(x)),
+    )
+    return run, d_out
+
+
+def _open_store(out, grid: TrainGrid, data: tuple, eval_data: tuple | None) -> Store | None:
+    """The run's checkpoint store in ``out`` (None without one): its fingerprint covers the
+    grid and digests of the data."""
+    if out is None:
+        return None
+    spec = {
+        "grid": grid.describe(),
+        "data": _digest(*data),
+        "eval_data": None if eval_data is None else _digest(*eval_data),
+    }
+    with naming_the_path(out, "the training checkpoint"):
+        return Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
+
+
+def _resume(store: Store | None, run: _Run, groups: list[_Group], curves: _Curves):
+    """``(curves, groups, step)`` of the store's checkpoint; those given at step 0 without one."""
+    saved = None
+    if store is not None:
+        saved = store.load_checkpoint(_checkpoint_layout(groups, curves, run.n_models))
+    if saved is None:
+        return curves, groups, 0
+    step = int(saved["step"])
+    if not 1 <= step <= run.grid.steps:
+        store.refuse_checkpoint(
+            f"is at step {step}; a checkpoint of this run is at a step from 1 to {run.grid.steps}"
         )
-        run = _Run(
-            grid,
-            mesh,
-            n_models,
-            size,
-            *jax.device_put((x, y), everywhere),
-            jax.device_put(evals, everywhere),
-            _Rows(grid, n),
-        )
-        labels, every = _model_labels(grid), checkpoint_every or steps
-        sync = {*grid.eval_steps(), *grid.record_stats_at, steps, *range(every, steps, every)}
-        step = 0 if saved is None else int(saved["step"])
-        enabled = False if callable(progress) else progress  # a callback replaces the bar
-        with ProgressBar("train", steps, enabled) as bar:
-            bar.update(step)
-            if step == 0:
-                _record(run, groups, curves, 0)
-                if callback is not None:  # the models as initialized (no loss yet: NaN)
-                    callback(0, _metrics(grid, curves, labels, 0, 0))
-            last = step  # the previous logging step
-            while step < steps:
-                stop = min(s for s in sync if s > step)
-                groups, step = _advance(run, groups, curves, step, stop), stop
-                _record(run, groups, curves, step)
-                if out is not None and (step == steps or step % every == 0):
-                    with naming_the_path(store.root, "the training checkpoint"):
-                        store.save(CHECKPOINT, _checkpoint(step, curves, groups, n_models))
-                if callback is not None:
-                    callback(step, _metrics(grid, curves, labels, last, step))
-                last = step
-                bar.update(step)
-                if callable(progress):
-                    progress(step, steps)
-        kept = _kept_params(groups, n_models) if grid.keep_params else {}
-        result = _assemble(grid, curves, kept, d_out, on_data=eval_data is None)
-        if store is not None:
-            with naming_the_path(store.root / "result", "the training result"):
-                result.save(store.root / "result")
-    return result
+    # the checkpoint holds the models without padding
+    return curves.with_arrays(saved), _restored(groups, saved, run.size, run.mesh), step
+
+
+def _loop(run: _Run, groups, curves: _Curves, store, step: int, every, report) -> list[_Group]:
+    """Trains from ``step`` to the end, syncing at each evaluation, statistics step and
+    checkpoint (every ``every`` steps, None: at the end only), where it records, saves a
+    checkpoint into ``store`` when one is due, and reports; step 0 reports the models as
+    initialized (no loss yet: NaN)."""
+    grid, steps = run.grid, run.grid.steps
+    labels, every = _model_labels(grid), every or steps
+    sync = {*grid.eval_steps(), *grid.record_stats_at, steps, *range(every, steps, every)}
+    report.show(step)
+    if step == 0:
+        _record(run, groups, curves, 0)
+        report(0, functools.partial(_records, grid, curves, labels, 0, 0))
+    last = step  # the previous logging step
+    while step < steps:
+        stop = min(s for s in sync if s > step)
+        groups, step = _advance(run, groups, curves, step, stop), stop
+        _record(run, groups, curves, step)
+        if store is not None and (step == steps or step % every == 0):
+            with naming_the_path(store.root, "the training checkpoint"):
+                store.save_checkpoint(_checkpoint(step, curves, groups, run.n_models))
+        report(step, functools.partial(_records, grid, curves, labels, last, step))
+        last = step
+    return groups
 
 
 def _assemble(
