@@ -12,7 +12,7 @@ import numpy as np
 from _standard import Config
 
 import jaxinit as ji
-from jaxinit.sweeping._plan import HIST_DEFAULT_HALF_RANGE as HIST_HALF_RANGE
+from jaxinit.sweeping import HIST_DEFAULT_HALF_RANGE as HIST_HALF_RANGE
 
 
 def hist_range(activation: str) -> tuple[float, float]:

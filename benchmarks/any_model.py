@@ -77,7 +77,6 @@ import jax
 import numpy as np
 
 import jaxinit as ji
-from jaxinit.sweeping._plan import default_lanes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -208,7 +207,7 @@ def bench_model(name, make, x, args, probe, use_torch) -> dict:
     n_inits, seeds = len(args.inits), args.seeds
     specs = [s for s, _, _ in args.inits]
     grid = model_grid(make, specs, seeds, x)
-    lanes = default_lanes()
+    lanes = ji.sweeping.default_lanes()
     fns = {
         f"jaxinit (lanes={lanes})": lambda: ji.sweep(
             grid, chunk_size=seeds, lanes=lanes, progress=False
@@ -264,7 +263,7 @@ def bench_model(name, make, x, args, probe, use_torch) -> dict:
 def bench_mlp(make, x, args) -> dict:
     """The zoo MLP through the model path against the MLP engine, same work otherwise."""
     specs = [s for s, _, _ in args.inits]
-    lanes = default_lanes()
+    lanes = ji.sweeping.default_lanes()
     mgrid = model_grid(make, specs, args.seeds, x)
     egrid = ji.Grid(
         inits=specs,

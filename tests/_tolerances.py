@@ -253,7 +253,7 @@ ISO_CRITICAL_SEEDS = 8
 ISO_CRITICAL_NET_SD = 0.08
 ISO_CRITICAL_MEAN_ATOL = Z_SCORE * ISO_CRITICAL_NET_SD / math.sqrt(ISO_CRITICAL_SEEDS)
 
-# Model sweeps (tests/test_model_sweep.py): the compiled pass against an eager per-seed loop
+# Model sweeps (tests/test_sweeping_models.py): the compiled pass against an eager per-seed loop
 # over the same keys. The weights are bitwise the same (the same bits, a·Z + b); the forward
 # differs only in how XLA orders the float32 sums of each dot, convolution, softmax and norm
 # (K ≤ 288 terms: ~sqrt(K)·eps ≈ 1e-6 relative each), over ≤ 8 captured layers and the

@@ -26,7 +26,7 @@ program per width, chunk shape and member block, holding every activation of
 the grid (a call picks one by ``lax.switch``); initializers' scales, shifts
 and families, bias scales and seeds are data. So the number of
 compiled programs depends on the shapes alone, never on the number of seeds
-or on the values of the scales: ``tests/test_sweep.py`` counts them.
+or on the values of the scales: ``tests/test_sweeping.py`` counts them.
 
 Reproducibility. Seeds run ``lanes`` at a time in a program of fixed shape,
 split over devices by seed, and every seed's randomness comes from its own
@@ -51,6 +51,7 @@ from jaxinit.sweeping._grid import DIMS, INPUT_MOMENTS, INPUTS, MAX_BINS, Combin
 from jaxinit.sweeping._plan import (
     CHUNK_COMBINATIONS,
     DEFAULT_MEMORY_BUDGET,
+    HIST_DEFAULT_HALF_RANGE,
     Chunk,
     Plan,
     default_lanes,
@@ -70,6 +71,7 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "DIMS",
     "FORWARD_FIELDS",
+    "HIST_DEFAULT_HALF_RANGE",
     "INPUTS",
     "INPUT_MOMENTS",
     "LAYER_FIELDS",

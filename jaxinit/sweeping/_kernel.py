@@ -399,6 +399,10 @@ def _layer(spec: ForwardSpec, act: _Act, m: Members, u: jax.Array, bias: jax.Arr
 
 
 def _stats_of(spec: ForwardSpec, act: _Act, z: jax.Array, h: jax.Array) -> _stats.LayerStats:
+    """A layer's statistics in the forward program. The one profiling hook: it is looked up
+    at trace time, so ``benchmarks/profile_parts.py`` replaces it (and restores it) to time
+    the forward pass without the histogram or the statistics; nothing else patches internals.
+    """
     saturation = (None, None) if act.saturation is None else act.saturation
     return _stats.layer_stats(z, h, saturation=saturation, hist=act.hist, cosine=spec.cosine)
 

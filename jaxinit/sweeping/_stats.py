@@ -32,7 +32,7 @@ formulation measured on XLA:CPU (2.3 ns per element, against 7.6 for a batched
 scatter and 63 for one mask reduction per bin; ``benchmarks/README.md``). The bins
 differ from ``np.histogram``'s only for values within float32 rounding (a few
 ulps) of an interior edge, which ``np.histogram`` places by comparing with the
-float32 edge itself; ``tests/test_engine.py`` bounds that difference.
+float32 edge itself; ``tests/test_sweeping_kernel.py`` bounds that difference.
 
 **Non-finite counts** cost nothing when there are none: the sums taken for the
 means are finite exactly when no entry is NaN or ±inf (or the sum overflowed),
