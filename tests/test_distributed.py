@@ -319,3 +319,49 @@ def test_several_processes_need_out_and_their_own_devices(monkeypatch):
     x, y = np.zeros((8, 3), np.float32), np.zeros(8, np.int32)
     with pytest.raises(ValueError, match=r"train: with 2 processes \(jax.distributed\), out= is"):
         train(grid, (x, y))
+
+
+_MODEL_WORKER = """
+import functools, sys
+import jax
+coordinator, pid, out = sys.argv[1:4]
+jax.distributed.initialize(coordinator, num_processes=2, process_id=int(pid),
+                           initialization_timeout=60)
+import numpy as np
+import jaxinit as ji
+
+x = np.random.default_rng(0).standard_normal((8, 6, 6, 3)).astype(np.float32)
+make = functools.partial(ji.models.CNN, in_channels=3, channels=4, depth=2, classes=2)
+grid = ji.ModelGrid(model=make, inits=["he_normal", "orthogonal"], seeds=5, inputs=x)
+res = ji.sweep(grid, out=out, chunk_size=1, process_timeout=30.0)
+res.save(f"{out}-p{pid}")
+print("done", flush=True)
+"""
+
+
+def test_a_model_grid_on_two_processes_equals_one_bitwise(tmp_path):
+    # bitwise by construction: every seed runs the same per-seed body on every device, and
+    # the chunks only decide which process runs it
+    import functools
+
+    out, coordinator = tmp_path / "models", f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MODEL_WORKER, coordinator, str(p), str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        for p in range(2)
+    ]  # fmt: skip
+    done = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], done
+    x = np.random.default_rng(0).standard_normal((8, 6, 6, 3)).astype(np.float32)
+    make = functools.partial(ji.models.CNN, in_channels=3, channels=4, depth=2, classes=2)
+    grid = ji.ModelGrid(model=make, inits=["he_normal", "orthogonal"], seeds=5, inputs=x)
+    alone = ji.sweep(grid)
+    saved = ji.SweepResult.load(out / "result")  # written by process 0
+    assert saved.attrs["processes"] == 2
+    assert sorted(p.name for p in (out / "chunks").glob("*.npz")) == [f"{s}.npz" for s in range(5)]
+    for res in (saved, ji.SweepResult.load(f"{out}-p1")):  # every process returns it all
+        for f in alone.fields:
+            np.testing.assert_array_equal(res[f], alone[f], err_msg=f)

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxinit import _distributed
 from jaxinit._checks import check_int, check_path
 from jaxinit._progress import Reporter, Update
 from jaxinit._results import SweepResult
@@ -19,6 +20,7 @@ from jaxinit._store import Store
 from jaxinit.sweeping import _model_pass
 from jaxinit.sweeping._model_grid import MODEL_DIMS, ModelGrid
 from jaxinit.sweeping._plan import DEFAULT_MEMORY_BUDGET, default_lanes
+from jaxinit.sweeping._run import _check_distributed
 from jaxinit.sweeping._stats import LAYER_FIELDS
 
 __all__ = ["CHECKPOINT_SCHEMA", "DEFAULT_MODEL_CHUNK", "sweep_model"]
@@ -53,40 +55,93 @@ def sweep_model(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool | None = None,
     on_update: Callable[[Update], None] | None = None,
+    process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
 ) -> SweepResult:
-    """Every (init, seed) model of ``grid`` at initialization; see :func:`jaxinit.sweep`."""
+    """Every (init, seed) model of ``grid`` at initialization; see :func:`jaxinit.sweep`.
+
+    With several processes (``jax.distributed``), chunk ``i`` is computed by process
+    ``i mod count`` on its own devices and saved into ``out`` (required), and every process
+    reads the others' as they appear, as the MLP path does (:mod:`jaxinit._distributed`)."""
     out = check_path("sweep: out", out, none=True)
     spec, devices = _pass(grid, chunk_size, lanes, devices)
+    me, count = _distributed.processes()
+    if count > 1:
+        _check_distributed(out, devices, me, count)
+    timeout = _distributed.check_timeout(process_timeout, "sweep")
     fields = _fields(spec)
     compute = _computer(grid, spec, fields, devices, memory_budget)
     seeds = np.asarray(grid.seeds, np.int64)
-    starts = list(range(0, len(seeds), spec.chunk))
-    results: dict[str, list] = {f: [] for f in fields}
+    parts = {str(s): seeds[s : s + spec.chunk] for s in range(0, len(seeds), spec.chunk)}
+    owners = {name: _distributed.owner(i, count) for i, name in enumerate(parts)}
     layout = _layout(spec, fields, len(spec.structure.layers))
-    store = _open_store(out, grid, spec, devices) if out is not None else None
+    store = _open_store(out, grid, spec, devices, me, count) if out is not None else None
+    chunks: dict[str, dict] = {}
     with (
         store if store is not None else contextlib.nullcontext(),
-        Reporter("sweep", len(starts), progress, on_update) as report,
+        Reporter("sweep", len(parts), progress, on_update) as report,
     ):
-        for done, start in enumerate(starts, 1):
-            part = seeds[start : start + spec.chunk]
-            name = str(start)
-            arrays = store.load_chunk(name, layout) if store is not None else None
-            if arrays is not None and not np.array_equal(arrays["seeds"][: len(part)], part):
-                store.refuse_chunk(name, "holds other seeds than this chunk")
-            if arrays is None:
-                arrays = compute(part)
-                if store is not None:
-                    store.save_chunk(name, arrays)
-            for f in fields:
-                results[f].append(arrays[f][:, : len(part)])
-            report(done, functools.partial(_records, grid, spec.structure, fields, arrays, part))
-        result = _assemble(
-            grid, spec.structure, {f: np.concatenate(v, axis=1) for f, v in results.items()}
+
+        def take(name: str, arrays: dict) -> None:
+            chunks[name] = arrays
+            part = parts[name]
+            report(
+                len(chunks),
+                functools.partial(_records, grid, spec.structure, fields, arrays, part),
+            )
+
+        alive = (
+            contextlib.nullcontext()
+            if count == 1
+            else _distributed.heartbeat(store.root, me, timeout)
         )
-        if store is not None:
+        seen = None if count == 1 else _distributed.snapshot(store.root, count)
+        with alive:
+            for name in (n for n in parts if owners[n] == me):
+                arrays = _load(store, name, parts[name], layout)
+                if arrays is None:
+                    arrays = compute(parts[name])
+                    if store is not None:
+                        store.save_chunk(name, arrays)
+                take(name, arrays)
+            others = {n: o for n, o in owners.items() if o != me}
+            for name in () if not others else _arrivals(store, others, me, count, timeout, seen):
+                take(name, _load(store, name, parts[name], layout))
+        result = _assemble(
+            grid,
+            spec.structure,
+            {
+                f: np.concatenate([chunks[n][f][:, : len(parts[n])] for n in parts], axis=1)
+                for f in fields
+            },
+            count,
+        )
+        if store is not None and me == 0:
+            if count > 1:  # every chunk is written: nothing else writes into the store now
+                store.clean_temporaries()
             store.save_result(result, "the sweep's result")
     return result
+
+
+def _load(store: Store | None, name: str, part: np.ndarray, layout) -> dict | None:
+    """Chunk ``name``'s arrays from the checkpoint, or None where it has none."""
+    arrays = store.load_chunk(name, layout) if store is not None else None
+    if arrays is not None and not np.array_equal(arrays["seeds"][: len(part)], part):
+        store.refuse_chunk(name, "holds other seeds than this chunk")
+    return arrays
+
+
+def _arrivals(store: Store, others: dict[str, int], me: int, count: int, timeout, seen):
+    """The names of the other processes' chunks (name -> owner) as their files appear."""
+    return _distributed.arrivals(
+        store.root,
+        others,
+        lambda name: store.chunk_path(name).exists(),
+        process=me,
+        count=count,
+        timeout=timeout,
+        what="sweep chunks",
+        seen=seen,
+    )
 
 
 def _pass(grid: ModelGrid, chunk_size, lanes, devices) -> tuple[_model_pass.ModelPass, list]:
@@ -159,7 +214,7 @@ def _check_memory(run, devices, budget: int, chunk: int) -> None:
         )
 
 
-def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices) -> Store:
+def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices, me: int, count: int) -> Store:
     description = {
         **grid.describe(),
         "structure": spec.structure.fingerprint,
@@ -170,7 +225,15 @@ def _open_store(out: pathlib.Path, grid: ModelGrid, spec, devices) -> Store:
         "devices": len(devices),
         "backend": jax.default_backend(),
     }
-    return Store(out, kind="sweep", schema=CHECKPOINT_SCHEMA, spec=description, chunks=True)
+    return Store(
+        out,
+        kind="sweep",
+        schema=CHECKPOINT_SCHEMA,
+        spec=description,
+        process=me,
+        processes=count,
+        chunks=True,
+    )
 
 
 def _records(grid, structure, fields, arrays, part) -> list[dict[str, Any]]:
@@ -191,7 +254,9 @@ def _records(grid, structure, fields, arrays, part) -> list[dict[str, Any]]:
     return rows
 
 
-def _assemble(grid: ModelGrid, structure, fields: dict[str, np.ndarray]) -> SweepResult:
+def _assemble(
+    grid: ModelGrid, structure, fields: dict[str, np.ndarray], processes: int
+) -> SweepResult:
     return SweepResult(
         dims=MODEL_DIMS,
         coords=grid.coords(),
@@ -205,5 +270,6 @@ def _assemble(grid: ModelGrid, structure, fields: dict[str, np.ndarray]) -> Swee
             "kernels": [k.path for k in structure.kernels],
             "structure": structure.fingerprint,
             "hist_edges": np.linspace(*grid.hist_range, grid.bins + 1).tolist(),
+            "processes": processes,
         },
     )

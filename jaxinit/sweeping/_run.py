@@ -146,7 +146,15 @@ def sweep(
     check_bool("sweep: progress", progress, none=True)
     if not isinstance(grid, Grid):
         return _sweep_model(
-            grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update
+            grid,
+            out,
+            chunk_size,
+            lanes,
+            devices,
+            memory_budget,
+            progress,
+            on_update,
+            process_timeout,
         )
     run = _prepare(grid, out, chunk_size, lanes, devices, memory_budget, process_timeout)
     store = _open_store(run) if run.out is not None else None
@@ -489,7 +497,9 @@ def _assemble(
     return result.sel(**{d: coords[d][0] for d in grid.scalar_dims()})
 
 
-def _sweep_model(grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update):
+def _sweep_model(
+    grid, out, chunk_size, lanes, devices, memory_budget, progress, on_update, process_timeout
+):
     """A :class:`~jaxinit.ModelGrid`'s sweep (:mod:`jaxinit.sweeping._model_run`)."""
     from jaxinit.sweeping._model_grid import ModelGrid
     from jaxinit.sweeping._model_run import sweep_model
@@ -497,11 +507,6 @@ def _sweep_model(grid, out, chunk_size, lanes, devices, memory_budget, progress,
     if not isinstance(grid, ModelGrid):
         raise TypeError(
             f"sweep takes a jaxinit Grid or ModelGrid; got {type(grid).__name__} {grid!r:.80}"
-        )
-    if jax.process_count() > 1:
-        raise NotImplementedError(
-            "sweep: a ModelGrid runs in one process for now (on all its devices); split the "
-            "seeds across jobs (seeds=range(a, b)) and join the results with SweepResult.concat"
         )
     return sweep_model(
         grid,
@@ -512,6 +517,7 @@ def _sweep_model(grid, out, chunk_size, lanes, devices, memory_budget, progress,
         memory_budget=memory_budget,
         progress=progress,
         on_update=on_update,
+        process_timeout=process_timeout,
     )
 
 
