@@ -279,3 +279,19 @@ class CpuWatch:
             self._mon.__exit__(*exc)
             self.result = self._mon.result
         return False
+
+
+def finish(fig: dict, table, path) -> dict:
+    """A benchmark's last step: the load average at the end, ``table(fig)`` printed and kept
+    as ``fig["table"]``, every figure written to ``path`` as JSON (when given)."""
+    fig["machine"]["load_average_at_end"] = os.getloadavg()
+    fig["table"] = table(fig)
+    print(fig["table"])
+    if path:
+        path.write_text(json.dumps(fig, indent=2, default=_json_value))
+    return fig
+
+
+def _json_value(value):
+    """numpy numbers as numbers, anything else JSON cannot hold as its text."""
+    return float(value) if isinstance(value, np.floating | np.integer) else str(value)

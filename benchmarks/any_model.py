@@ -64,7 +64,6 @@ if __name__ == "__main__":  # not when loaded by a test: the environment is the 
 import argparse
 import functools
 import importlib
-import json
 import math
 import pathlib
 import platform
@@ -80,7 +79,7 @@ import jaxinit as ji
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from _measure import COMPILES, CpuWatch
+from _measure import COMPILES, CpuWatch, finish
 from _standard import PEERS
 
 PROBE_DIR = PEERS / "any_model"
@@ -450,13 +449,7 @@ def main(argv: list[str] | None = None) -> dict:
             fig["benchmarks"].append(bench_mlp(make, x, args))
         else:
             fig["benchmarks"].append(bench_model(name, make, x, args, probe, tv is not None))
-    fig["machine"]["load_average_at_end"] = os.getloadavg()
-    text = report(fig)
-    print(text)
-    fig["table"] = text
-    if args.json:
-        args.json.write_text(json.dumps(fig, indent=2, default=str))
-    return fig
+    return finish(fig, report, args.json)
 
 
 if __name__ == "__main__":

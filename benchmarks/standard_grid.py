@@ -73,6 +73,7 @@ from _measure import (
     timed_jaxinit,
 )
 from _measure import CpuWatch as CpuWatch  # re-exported: distributed.py, train_mnist.py
+from _measure import finish as finish  # re-exported: train_mnist.py
 from _peers import numpy_combination as numpy_combination  # re-exported: the tests
 from _standard import (
     LARGE_CHUNK,
@@ -385,13 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
             "combos_per_s": len(big) / lg["large_s"],
             "linearity": lg["large_s"] / lg["tenth_s"],
         }
-    fig["machine"]["load_average_at_end"] = os.getloadavg()
-    text = report(fig)
-    print(text)
-    fig["table"] = text
-    if args.json:
-        args.json.write_text(json.dumps(fig, indent=2, default=float))
-    return fig
+    return finish(fig, report, args.json)
 
 
 if __name__ == "__main__":

@@ -600,7 +600,7 @@ def main(argv: list[str] | None = None) -> dict:
                     / r["flops_per_model_step"]
                     / r["torch"]["model_steps_per_s"]
                 )
-        return _finish(fig, report_widths, args.json)
+        return _standard_grid().finish(fig, report_widths, args.json)
     n_dev = len(jax.local_devices())
     say(
         f"jaxinit on {n_dev} device(s): {models} models × {args.steps} steps (a first call to compile, then warm) ..."
@@ -624,17 +624,7 @@ def main(argv: list[str] | None = None) -> dict:
     for key, p in fig["peers"].items():
         if "model_steps_per_s" in p:
             fig["ratios"][key] = rate / p["model_steps_per_s"]
-    return _finish(fig, report, args.json)
-
-
-def _finish(fig: dict, table, path: pathlib.Path | None) -> dict:
-    """The load average at the end, the table printed, every figure written to ``path``."""
-    fig["machine"]["load_average_at_end"] = os.getloadavg()
-    fig["table"] = table(fig)
-    print(fig["table"])
-    if path:
-        path.write_text(json.dumps(fig, indent=2, default=float))
-    return fig
+    return _standard_grid().finish(fig, report, args.json)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ never on the seeds or the scales.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -78,7 +79,6 @@ class Structure(NamedTuple):
     """What a model grid's program is built from, found once by tracing shapes only."""
 
     kernels: tuple[Kernel, ...]  # the selected kernels, in graph order
-    all_kernels: tuple[str, ...]  # every kernel module's path, in graph order
     layers: tuple[Layer, ...]  # the captured outputs, in call order
     output_shape: tuple[int, ...]
     fingerprint: str  # of the model's traced computation (a changed factory differs)
@@ -127,7 +127,6 @@ def _trace_structure(grid) -> Structure:
     def probe(x):
         model = _view(grid.model(nnx.Rngs(jax.random.key(0))))
         kernels.extend(select(model, grid.rule))
-        found["all"] = tuple(p for p, _ in _kernel_modules(model))
         index = {id(m): i for i, (_, m) in enumerate(_kernel_modules(model))}
         by_path = {path_str(p) or ROOT: m for p, m in nnx.iter_modules(model)}
         with tap(model, select=grid.capture) as outputs:
@@ -159,10 +158,8 @@ def _trace_structure(grid) -> Structure:
                 f"ModelGrid: layer {layer.name!r} has shape {layer.shape}, whose first "
                 f"axis is not the batch ({grid.input_shape[0]}); captured outputs must be batch first"
             )
-    import hashlib
-
     digest = hashlib.sha256(str(jaxpr).encode()).hexdigest()[:16]
-    return Structure(tuple(kernels), found["all"], found["layers"], tuple(y.shape), digest)
+    return Structure(tuple(kernels), found["layers"], tuple(y.shape), digest)
 
 
 class ModelPass(NamedTuple):
@@ -220,11 +217,6 @@ def _stats(t: jax.Array, hist, cosine: bool) -> LayerStats:
     return layer_stats(m, m, saturation=(None, None), hist=hist, cosine=cosine)
 
 
-def _variance(g: jax.Array) -> jax.Array:
-    g = g.astype(jnp.float32)
-    return jnp.square(g - g.mean()).mean()
-
-
 def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device]) -> Callable:
     """The jitted program ``(root_seed, seeds, mix, shift, lo, hi, x) -> LayerStats`` with
     fields ``(n_inits, chunk, layer, ...)``; the chunk's seeds split evenly over ``devices``
@@ -280,7 +272,11 @@ def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device
                     if layer.kernel >= 0
                     else jnp.float32(jnp.nan)
                 )
-                stats.append(s._replace(grad_var=_variance(gp[layer.name]), weight_grad_norm=norm))
+                stats.append(
+                    s._replace(
+                        grad_var=gp[layer.name].astype(jnp.float32).var(), weight_grad_norm=norm
+                    )
+                )
             return _stack(stats)
 
         return jax.lax.map(one_init, (mix, shift))

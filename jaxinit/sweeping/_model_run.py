@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxinit import _distributed
 from jaxinit._checks import check_int, check_path
+from jaxinit._host import device_memory
 from jaxinit._progress import Reporter, Update
 from jaxinit._results import SweepResult
 from jaxinit._store import Store
@@ -198,8 +199,6 @@ def _computer(grid: ModelGrid, spec, fields, devices, memory_budget) -> Callable
 def _check_memory(run, devices, budget: int, chunk: int) -> None:
     """Refuses, before anything runs, a program whose intermediates (XLA's own count of the
     compiled program, per device) exceed ``budget`` or 80% of a device's memory."""
-    from jaxinit._host import device_memory
-
     stats = run.memory_analysis()
     if stats is None:  # a backend that does not say
         return
