@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
 import zipfile
@@ -72,24 +73,34 @@ def save(result: Any, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     text = json.dumps(jsonable(_manifest(result)), indent=1)
-    check_destination(path)
+    refuse_link(path)  # the rest is checked under the lock: another save may be swapping path
     path.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(path.parent):
         _recover(path)
-        check_destination(path)
+        _check_destination(path)
         _swap_in(result, path, text)
 
 
-def check_destination(path: Path) -> None:
+def _check_destination(path: Path) -> None:
     """Refuses a ``path`` that :func:`save` must not replace: a link, a file, a directory
-    that holds something else than a result."""
+    that holds something else than a result. Called with the parent's lock held: outside
+    it, another save may be moving ``path`` aside and deleting it while it is read.
+    """
     refuse_link(path)
-    if path.exists() and not (
-        path.is_dir() and ((path / MANIFEST).exists() or not any(path.iterdir()))
-    ):
-        raise FileExistsError(
-            f"{path} exists and is not a saved jaxinit result; refusing to replace it"
-        )
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise _not_a_result(path)
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    if names and MANIFEST not in names:
+        raise _not_a_result(path)
+
+
+def _not_a_result(path: Path) -> FileExistsError:
+    return FileExistsError(
+        f"{path} exists and is not a saved jaxinit result; refusing to replace it"
+    )
 
 
 def _leftovers(path: Path) -> tuple[list[Path], list[Path]]:
