@@ -2,6 +2,10 @@
 
 - Rank promotion raises: `x[:, None] + y` with mismatched ranks is a bug here.
 - The persistent compilation cache goes to a fresh temporary directory.
+- XLA skips LLVM's expensive optimization passes (``--xla_llvm_disable_expensive_passes`` in ``XLA_FLAGS``): compiling is most of the
+  suite's time and this cuts it by about a tenth. The passes change speed, never results
+  (no fast-math: LLVM may not reorder floating-point operations); test_jax_compat checks
+  that a sweep gives the same bits with and without the flag.
 - Two fake CPU devices (as many as CI's cores), so sharding code paths run on
   any machine; tests that need more start a subprocess.
 """
@@ -11,6 +15,11 @@ import pathlib
 import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "2")
+os.environ["XLA_FLAGS"] = " ".join(  # once, even where a subprocess runs conftest again
+    dict.fromkeys(
+        [*os.environ.get("XLA_FLAGS", "").split(), "--xla_llvm_disable_expensive_passes=true"]
+    )
+)
 # hermetic: the suite's compiled programs go to a fresh directory, not ~/.cache; one per
 # pytest-xdist worker (a worker inherits the controller's environment)
 if "JAXINIT_CACHE_DIR" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):

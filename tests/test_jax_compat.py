@@ -272,3 +272,40 @@ def test_only_jax_compat_touches_jax_internals():
         if INTERNALS.search(line)
     ]
     assert not offenders, "jax internals outside jaxinit/_jax_compat.py:\n" + "\n".join(offenders)
+
+
+# -- the suite's compile flag ---------------------------------------------------------------
+
+FAST_COMPILE = "--xla_llvm_disable_expensive_passes=true"  # as tests/conftest.py sets it
+
+
+def test_the_suites_fast_compile_flag_changes_no_bits(tmp_path):
+    """conftest.py compiles without LLVM's expensive passes: a sweep with gradients and a few
+    training steps give the same bits in a process with XLA's default flags."""
+    assert FAST_COMPILE in os.environ["XLA_FLAGS"].split()
+
+    code = (
+        "import sys, numpy as np, jax, jaxinit as ji\n"
+        "g = ji.Grid(inits=['he_normal', 'glorot_uniform'], activations=['tanh'],\n"
+        "            depth=3, width=16, seeds=2, batch_size=8)\n"
+        "res = ji.sweep(g, progress=False)\n"
+        "x, y = ji.data.make_circles(jax.random.key(0), 64, noise=0.05)\n"
+        "t = ji.train(ji.TrainGrid(inits=['he_normal'], seeds=2, hidden=(8,), output='sigmoid',\n"
+        "                          batch_size=16, steps=5, optimizer='adam(learning_rate=0.01)'),\n"
+        "             (x, y), progress=False)\n"
+        "np.savez(sys.argv[1], **{f's_{k}': v for k, v in res.fields.items()},\n"
+        "         **{f't_{k}': v for k, v in t.fields.items()})\n"
+    )
+    flags = {}
+    for name, xla_flags in (("fast", FAST_COMPILE), ("default", "")):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": xla_flags}
+        env["JAXINIT_COMPILATION_CACHE"] = "0"  # each compiles its own programs
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / f"{name}.npz")],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        flags[name] = dict(np.load(tmp_path / f"{name}.npz"))
+    assert flags["fast"].keys() == flags["default"].keys()
+    for k, v in flags["fast"].items():
+        np.testing.assert_array_equal(v, flags["default"][k], err_msg=k, strict=True)
