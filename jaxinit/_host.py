@@ -26,6 +26,7 @@ __all__ = [
     "MEMORY_FRACTION",
     "MEMORY_HEADROOM",
     "PACKAGES",
+    "DeviceLine",
     "check_memory",
     "device_memory",
     "devices_memory",
@@ -112,8 +113,20 @@ def source_revision() -> dict[str, Any] | None:
     return {"commit": commit, "dirty": dirty}
 
 
-def use_cpu_cores() -> str:
-    """Asks jax for one CPU device per core unless the user chose; returns a line saying what.
+class DeviceLine(str):
+    """What :func:`use_cpu_cores` did, in one line: a ``str`` (the CLI and the scripts print
+    it) whose repr is the line itself, so a notebook cell shows it as text."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's display
+        printer.text(str(self))
+
+
+def use_cpu_cores() -> DeviceLine:
+    """Asks jax for one CPU device per core unless the user chose; returns a line saying what
+    (a :class:`DeviceLine`: a ``str`` that a notebook shows as text, not as a quoted repr).
 
     Does nothing when ``JAX_NUM_CPU_DEVICES`` is set, when jax has already
     started its backends (the count is fixed from then on) or when the default
@@ -121,24 +134,30 @@ def use_cpu_cores() -> str:
     """
     cores = os.cpu_count() or 1
     if "JAX_NUM_CPU_DEVICES" in os.environ:
-        return f"jaxinit: {os.environ['JAX_NUM_CPU_DEVICES']} CPU device(s), as JAX_NUM_CPU_DEVICES says"
+        return DeviceLine(
+            f"jaxinit: {os.environ['JAX_NUM_CPU_DEVICES']} CPU device(s), as JAX_NUM_CPU_DEVICES says"
+        )
     if _jax_compat.backends_started():
         return _already_started()
     platforms = os.environ.get("JAX_PLATFORMS", "")
     if platforms and "cpu" not in platforms.split(","):
-        return f"jaxinit: platforms {platforms}"
+        return DeviceLine(f"jaxinit: platforms {platforms}")
     try:
         jax.config.update("jax_num_cpu_devices", cores)
     except RuntimeError:  # started after all: a jax that backends_started cannot ask
         return _already_started()
     backend = jax.default_backend()
     if backend != "cpu":
-        return f"jaxinit: {len(jax.devices())} {backend} device(s)"
-    return f"jaxinit: {cores} CPU device(s), one per core (set JAX_NUM_CPU_DEVICES to choose another count)"
+        return DeviceLine(f"jaxinit: {len(jax.devices())} {backend} device(s)")
+    return DeviceLine(
+        f"jaxinit: {cores} CPU device(s), one per core (set JAX_NUM_CPU_DEVICES to choose another count)"
+    )
 
 
-def _already_started() -> str:
-    return f"jaxinit: {len(jax.devices())} {jax.default_backend()} device(s) (jax already started)"
+def _already_started() -> DeviceLine:
+    return DeviceLine(
+        f"jaxinit: {len(jax.devices())} {jax.default_backend()} device(s) (jax already started)"
+    )
 
 
 def prng_impl() -> str:

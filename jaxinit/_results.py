@@ -51,6 +51,7 @@ import numpy as np
 
 from jaxinit import _result_io
 from jaxinit._checks import closest_hint
+from jaxinit._display import result_html
 from jaxinit._frames import LAYER_BASE
 from jaxinit._io import jsonable
 from jaxinit._result_io import SCHEMA_VERSION
@@ -271,6 +272,11 @@ class Result:
             for k, a in self.fields.items()
         )
         return f"{type(self).__name__}({dims}; fields: {fields or 'none'})"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: dims with sizes and labels, fields, attributes
+        (:mod:`jaxinit._display`)."""
+        return result_html(self)
 
     def equals(self, other: Result) -> bool:
         """Same kind (class), dims, labels (and their types), field dims and bitwise-equal arrays.

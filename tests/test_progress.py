@@ -30,6 +30,9 @@ def test_none_follows_whether_anyone_watches(monkeypatch):
     with ProgressBar("train", 5) as bar:
         assert bar._bar is None
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert not interactive()  # ipykernel imported, but IPython has no kernel: not a notebook
+    shell = types.SimpleNamespace(kernel=object())  # IPython's shell inside a kernel
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
     assert interactive()  # a Jupyter kernel shows it in the notebook
 
 

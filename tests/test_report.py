@@ -708,7 +708,19 @@ def test_curve_styles_tell_forty_curves_apart_and_stagger_their_markers():
     assert all(not a & b for a, b in itertools.combinations(marks, 2))
     assert figures.marker_layers(5, 3).tolist() == [0, 1, 2, 3, 4]  # few layers: every one
     assert figures.depth_ticks(5, 1.9).tolist() == [1, 2, 3, 4, 5]
-    assert figures.depth_ticks(50, 1.0).tolist() == [1, 26, 50]
+    # integer ticks at even steps of 1, 2, 5, 10, 20, 25, 50, ... (layer 3 used to look
+    # missing from [1, 3, 5, 6, 8, 10]); layer 1 joins steps of 5 and more
+    assert figures.depth_ticks(10, 2.0).tolist() == [2, 4, 6, 8, 10]
+    assert figures.depth_ticks(50, 1.0).tolist() == [1, 20, 40]
+    assert figures.depth_ticks(200, 2.0).tolist() == [1, 50, 100, 150, 200]
+    assert figures.depth_ticks(3, 0.1).tolist() == [1, 3]
+    for n in range(2, 400, 7):
+        for inches in (0.8, 1.5, 2.0, 4.4):
+            ticks = figures.depth_ticks(n, inches)
+            steps = set(np.diff(ticks[1:] if ticks[0] == 1 and len(ticks) > 2 else ticks))
+            assert len(steps) == 1, (n, inches, ticks)
+            assert 1 <= ticks.min() <= ticks.max() <= n, (n, inches, ticks)
+            assert len(ticks) <= max(2, int(inches / 0.33)), (n, inches, ticks)
 
 
 def test_variance_curves_of_coinciding_inits_carry_markers_at_different_layers():

@@ -17,6 +17,7 @@ from jaxinit.report._json import write_json
 from jaxinit.report._layers import layer_profile
 from jaxinit.report.figures import (
     PALETTE,
+    NotebookFigure,
     grad_variance_vs_depth,
     heatmap,
     histogram_grid,
@@ -44,6 +45,7 @@ from jaxinit.report.training import (
 
 __all__ = [
     "PALETTE",
+    "NotebookFigure",
     "ReportPaths",
     "Section",
     "accuracy",

@@ -47,9 +47,11 @@ from jaxinit.report import tables
 __all__ = [
     "CELL_KEY",
     "HEATMAP_CLIP",
+    "NOTEBOOK_DPI",
     "PALETTE",
     "SAVE_FORMATS",
     "HeatmapCells",
+    "NotebookFigure",
     "depth_ticks",
     "figure_legend",
     "grad_variance_vs_depth",
@@ -125,16 +127,32 @@ def styled(fn):
     return wrapper
 
 
+NOTEBOOK_DPI = 150  # a column-width figure (4.4 in) shows 660 px wide in a notebook
+
+
+class NotebookFigure(Figure):
+    """A plain matplotlib :class:`~matplotlib.figure.Figure` that also shows itself in a
+    notebook: the last expression of a cell displays it as a PNG at :data:`NOTEBOOK_DPI`,
+    with no ``%matplotlib inline`` and no pyplot (jaxinit's figures are never registered
+    with pyplot, so Jupyter would otherwise print ``<Figure size ...>``). Where the user has
+    turned on an inline backend, IPython's own renderer for figures takes precedence."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=NOTEBOOK_DPI, metadata={"Software": None})
+        return buf.getvalue()
+
+
 def panel_figure(
     nrows: int, ncols: int, *, width: float, height: float, margins=None, **kw
 ) -> tuple[Figure, Any]:
     """A figure of panels: constrained layout, or fixed ``margins`` (left, right, top, bottom,
     wspace, hspace; inches) for large grids, where the layout solver costs seconds."""
     if margins is None:
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = NotebookFigure(figsize=(width, height), layout="constrained")
         return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
     left, right, top, bottom, wspace, hspace = margins
-    fig = Figure(figsize=(width, height))
+    fig = NotebookFigure(figsize=(width, height))
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     panel_w = (width - left - right - wspace * (ncols - 1)) / ncols
     panel_h = (height - top - bottom - hspace * (nrows - 1)) / nrows
@@ -221,13 +239,28 @@ def marker_layers(n_layers: int, i: int) -> np.ndarray:
     return np.arange(i % step, n_layers, step)
 
 
+TICK_STEPS = (1, 2, 5, 10, 20, 25, 50)  # then these times 10, 100, ...: 100, 200, 250, 500
+
+
 def depth_ticks(n_layers: int, panel_inches: float) -> np.ndarray:
-    """Layer ticks (1-based) that fit a panel: every layer when they fit, else evenly spaced
-    with the first and last, about one a third of an inch."""
+    """Layer ticks (1-based) that fit a panel, about one a third of an inch: every layer when
+    they fit, else the multiples of the smallest step of :data:`TICK_STEPS` that fits (10
+    layers in 2 inches: 2, 4, 6, 8, 10), with layer 1 where the step is 5 or more."""
     fit = max(2, int(panel_inches / 0.33))
     if n_layers <= fit:
         return np.arange(1, n_layers + 1)
-    return np.unique(np.linspace(1, n_layers, fit).round()).astype(int)
+    scale = 1
+    while True:
+        for base in TICK_STEPS:
+            step = base * scale
+            ticks = np.arange(step, n_layers + 1, step)
+            if step >= 5:
+                ticks = np.concatenate([[1], ticks])
+            if len(ticks) < 2 or step >= n_layers:
+                return np.array([1, n_layers])
+            if len(ticks) <= fit:
+                return ticks
+        scale *= 10
 
 
 @styled
