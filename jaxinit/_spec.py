@@ -28,6 +28,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+import jax
 import numpy as np
 
 from jaxinit._checks import check_bool, closest_hint
@@ -166,6 +167,16 @@ def _normalize(value: Any, default: Any) -> Any:
     value = list_to_tuple(value)
     if isinstance(value, np.generic):
         value = value.item()
+    elif hasattr(value, "dtype") and hasattr(value, "shape") and value.shape == ():
+        # a 0-d array (jnp.array(1.0)), as jax's builders take: its number, so that the spec
+        # prints it; a traced one has no number to print
+        try:
+            value = np.asarray(value).item()
+        except Exception as err:
+            raise TypeError(
+                f"a hyperparameter must be a concrete number, not a traced value "
+                f"({type(value).__name__}); build the initializer outside jit"
+            ) from err
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
@@ -178,9 +189,14 @@ class Registry(Generic[T]):
     and ``spec``; the registry fills them in, so a builder only computes.
     """
 
-    def __init__(self, kind: str, cls: type, *, accept_callables: bool = False):
+    def __init__(
+        self, kind: str, cls: type, *, accept_callables: bool = False, takes_dtype: bool = False
+    ):
         self.kind = kind  # "initializer", "activation": used in messages
         self.cls = cls
+        # every builder also takes dtype= (the default of the call's), as jax's do; it is a
+        # field of the built object and part of its spec when given
+        self.takes_dtype = takes_dtype
         # get() returns any callable as it is (a plain jax initializer is one)
         self.accept_callables = accept_callables
         self._builders: dict[str, Callable[..., T]] = {}  # name or alias -> builder
@@ -206,6 +222,7 @@ class Registry(Generic[T]):
 
             @functools.wraps(fn)
             def builder(*args: Any, **kwargs: Any) -> T:
+                dtype = self._dtype(name, kwargs.pop("dtype", None)) if self.takes_dtype else None
                 self._check_keywords(name, kwargs, params)
                 try:
                     bound = sig.bind(*args, **kwargs)
@@ -222,11 +239,13 @@ class Registry(Generic[T]):
                     for k, v in hparams.items()
                     if k in shown or not _same(v, params[k].default)
                 )
+                extra = {"dtype": dtype} if dtype is not None else {}
                 return dataclasses.replace(
                     obj,
                     name=name,
                     hparams=tuple(hparams.items()),
-                    spec=format_spec(name, shown_kw),
+                    spec=format_spec(name, shown_kw + tuple(extra.items())),
+                    **extra,
                 )
 
             self._formulas[name] = formula
@@ -238,6 +257,21 @@ class Registry(Generic[T]):
             return builder
 
         return decorate
+
+    def _dtype(self, name: str, dtype: Any) -> str | None:
+        """``dtype=`` of a builder, as its canonical name (``"bfloat16"``); real floats only."""
+        if dtype is None:
+            return None
+        try:
+            canonical = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+        except TypeError:
+            canonical = None
+        if canonical is None or not jax.numpy.issubdtype(canonical, jax.numpy.floating):
+            raise ValueError(
+                f"{self.kind} {name!r}: dtype={dtype!r} is not a real floating-point dtype; "
+                "valid: float32, bfloat16, float16, float64 (with x64)"
+            )
+        return canonical.name
 
     def _check_keywords(self, name: str, kwargs: dict[str, Any], params) -> None:
         for k in kwargs:

@@ -495,3 +495,58 @@ def test_gain_is_torch_calculate_gain():
     assert I.gain(ji.activations.get("tanh")) == pytest.approx(5 / 3)
     with pytest.raises(ValueError, match=r"no gain is defined for activation 'softplus'.*relu"):
         I.gain("softplus")
+
+
+# -- jax's builder protocol: dtype= and array hyperparameters ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda dt: ji.initializers.normal(stddev=0.3, dtype=dt),
+         lambda dt: jax.nn.initializers.normal(0.3, dtype=dt)),
+        (lambda dt: ji.initializers.he_normal(dtype=dt), lambda dt: jax.nn.initializers.he_normal(dtype=dt)),
+        (lambda dt: ji.initializers.glorot_uniform(dtype=dt),
+         lambda dt: jax.nn.initializers.glorot_uniform(dtype=dt)),
+        (lambda dt: ji.initializers.lecun_uniform(dtype=dt), lambda dt: jax.nn.initializers.lecun_uniform(dtype=dt)),
+    ],
+)  # fmt: skip
+def test_builders_take_dtype_as_jaxs_do(ours, theirs):
+    """``builder(..., dtype=)`` sets the weights' dtype when the call gives none, bitwise
+    jax's; the dtype is part of the spec, which parses back."""
+    key, shape = jax.random.key(3), (16, 8)
+    for dt in (jnp.bfloat16, jnp.float16, "float32"):
+        init = ours(dt)
+        got, want = init(key, shape), theirs(dt)(key, shape)
+        assert got.dtype == want.dtype == jnp.dtype(dt)
+        np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
+        assert f"dtype='{jnp.dtype(dt).name}'" in init.spec
+        assert ji.initializers.get(init.spec) == init
+        assert ji.initializers.get(init.spec).dtype == jnp.dtype(dt).name
+        assert init(key, shape, jnp.float32).dtype == jnp.float32  # the call's dtype wins
+
+
+def test_a_dtype_that_is_not_a_real_float_is_refused():
+    with pytest.raises(ValueError, match=r"dtype='int32' is not a real floating-point.*bfloat16"):
+        ji.initializers.normal(dtype="int32")
+    with pytest.raises(ValueError, match="dtype='nonsense'"):
+        ji.initializers.he_normal(dtype="nonsense")
+
+
+def test_array_hyperparameters_are_taken_as_their_numbers():
+    """jax's builders take ``normal(stddev=jnp.array(1.))``; so do these (the spec prints
+    the number), and a traced value is refused with a reason, not a TypeError from deep
+    inside."""
+    key = jax.random.key(0)
+    for value in (jnp.array(0.5), np.float32(0.5), np.array(0.5)):
+        init = ji.initializers.normal(stddev=value)
+        assert init.spec == "normal(stddev=0.5)"
+        np.testing.assert_array_equal(
+            init(key, (4, 4)), jax.nn.initializers.normal(0.5)(key, (4, 4))
+        )
+    assert (
+        ji.initializers.variance_scaling(scale=jnp.float32(2.0)).spec
+        == ji.initializers.get("variance_scaling(scale=2.0)").spec
+    )
+    with pytest.raises(TypeError, match="concrete number, not a traced value"):
+        jax.jit(lambda s: ji.initializers.normal(stddev=s)(key, (2, 2)))(1.0)

@@ -190,6 +190,8 @@ class Initializer:
       name: registered name, aliases resolved.
       hparams: every hyperparameter as ``(name, value)`` pairs, defaults included.
       spec: canonical spec string.
+      dtype: the builder's ``dtype=`` (a name such as ``"bfloat16"``), the weights' dtype
+        when the call gives none, as jax's builders take it; None: jax's default float.
     """
 
     base: Base
@@ -199,6 +201,7 @@ class Initializer:
     name: str = dataclasses.field(default="", compare=False, repr=False)
     hparams: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), compare=False, repr=False)
     spec: str = ""
+    dtype: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.base, Base):
@@ -280,6 +283,7 @@ class Initializer:
                 f"{self.spec} needs a weight shape of rank >= {self.min_rank} (its axes, "
                 f"fan-in and fan-out); got shape {shape} (rank {len(shape)}).{hint}"
             )
+        dtype = self.dtype if dtype is None else dtype
         dtype = jnp.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(
@@ -347,7 +351,9 @@ def check_variance(who: str, what: str, variance: float) -> float:
     return variance
 
 
-registry: Registry[Initializer] = Registry("initializer", Initializer, accept_callables=True)
+registry: Registry[Initializer] = Registry(
+    "initializer", Initializer, accept_callables=True, takes_dtype=True
+)
 
 
 def draw(
