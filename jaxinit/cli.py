@@ -29,11 +29,13 @@ in-process.
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import itertools
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,10 +54,21 @@ class _UsageError(Exception):
     """Bad input, reported in one line with exit status 2."""
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+LIST_WIDTH = 100  # columns `jaxinit list` fits in: a formula goes on its own line below its row
+
+
+def _table(rows: list[tuple[str, ...]], notes: Sequence[str] = ()) -> str:
+    """Aligned columns; ``notes[i]`` (a formula) under data row ``i``, indented and wrapped."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if notes:
+        wrap = functools.partial(
+            textwrap.wrap, width=LIST_WIDTH, initial_indent="    ", subsequent_indent="      "
+        )
+        lines = lines[:2] + [
+            text for row, note in zip(lines[2:], notes, strict=True) for text in (row, *wrap(note))
+        ]
     return "\n".join(lines)
 
 
@@ -63,12 +76,14 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def initializer_table(*, fan_in: int, fan_out: int, convention: str = "jax") -> str:
-    """Every initializer: canonical spec, aliases, formula, mean, variance, std and σ_w².
+    """Every initializer: canonical spec, aliases, mean, variance, std and σ_w², and its
+    formula on the line below.
 
     ``convention`` is passed to the schemes that take one; the torch convention
     lays weights out ``(fan_out, fan_in)``.
     """
-    rows = [("initializer", "aliases", "formula", "mean", "variance", "std", "fan_in·Var")]
+    rows = [("initializer", "aliases", "mean", "variance", "std", "fan_in·Var")]
+    formulas = []
     for name in ji.initializers.names():
         try:
             init = ji.initializers.get(f"{name}(convention={convention!r})")
@@ -77,38 +92,40 @@ def initializer_table(*, fan_in: int, fan_out: int, convention: str = "jax") -> 
             init, torch_layout = ji.initializers.get(name), False
         shape = (fan_out, fan_in) if torch_layout else (fan_in, fan_out)
         mean, var = init.moments(shape)
+        formulas.append(ji.initializers.formula(name))
         rows.append(
             (
                 init.spec,
                 ", ".join(ji.initializers.aliases(name)),
-                ji.initializers.formula(name),
                 f"{mean:.4g}",
                 f"{var:.4g}",
                 f"{math.sqrt(var):.4g}",
                 f"{fan_in * var:.4g}",
             )
         )
-    return _table(rows)
+    return _table(rows, formulas)
 
 
 def activation_table() -> str:
-    """Every activation: name, aliases, formula, bounds, torch gain, saturating/relu-like."""
-    rows = [("activation", "aliases", "formula", "range", "gain", "saturates", "dead region")]
+    """Every activation: name, aliases, bounds, torch gain, saturating/relu-like, and its
+    formula on the line below."""
+    rows = [("activation", "aliases", "range", "gain", "saturates", "dead region")]
+    formulas = []
     for name in ji.activations.names():
         act = ji.activations.get(name)
         lo, hi = act.bounds
+        formulas.append(ji.activations.formula(name))
         rows.append(
             (
                 name,
                 ", ".join(ji.activations.aliases(name)),
-                ji.activations.formula(name),
                 f"[{lo:.4g}, {hi:.4g}]",
                 "—" if act.gain is None else f"{act.gain:.4g}",
                 "yes" if act.saturating else "no",
                 "yes" if act.dead_region else "no",
             )
         )
-    return _table(rows)
+    return _table(rows, formulas)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -475,7 +492,9 @@ _THEORY_NOTES = {
 
 
 def _default_sigma_w2(act, b2: float) -> list[float]:
-    """The σ_w² rows when none are given: the edge, or either side of a discontinuous jump."""
+    """The σ_w² rows when none are given: the edge, or either side of a discontinuous jump
+    (in float64 under ``jax.enable_x64``, where the theory follows its argument's dtype)."""
+    b2 = np.float64(b2)
     crit = float(ji.theory.critical_sigma_w2(act, sigma_b2=b2))
     if math.isfinite(crit):
         return [crit]
@@ -484,18 +503,23 @@ def _default_sigma_w2(act, b2: float) -> list[float]:
 
 
 def _theory_kernels(act, args: argparse.Namespace) -> None:
-    """``--kernel``: the NNGP and NTK of x = (1, 0) and x' = (cos α, sin α), d_in = 2."""
+    """``--kernel``: the NNGP and NTK of x = (1, 0) and x' = (cos α, sin α), d_in = 2, in
+    float64 (``jax.enable_x64``), so that six printed digits are all right (float32 printed
+    k(x, x) = 1 as 0.999999)."""
+    import jax
+
     depth = args.depth
     a = math.radians(args.angle)
-    x = np.array([[1.0, 0.0], [math.cos(a), math.sin(a)]], np.float32)
+    x = np.array([[1.0, 0.0], [math.cos(a), math.sin(a)]], np.float64)
     t = ji.theory
     rows = [("σ_w²", "σ_b²", "kernel", "k(x,x)", "k(x,x')", "k(x',x)", "k(x',x')")]
-    for b2 in args.sigma_b2:
-        for w2 in args.sigma_w2 or _default_sigma_w2(act, b2):
-            k = _usage(t.kernels, act, x, depth=depth, sigma_w2=w2, sigma_b2=b2)
-            for label, m in (("NNGP", k.nngp), ("NTK", k.ntk)):
-                m = np.asarray(m)
-                rows.append((f"{w2:.4g}", f"{b2:.4g}", label, *(f"{v:.6g}" for v in m.ravel())))
+    with jax.enable_x64(True):  # the default σ_w² (the edge of chaos) too
+        for b2 in args.sigma_b2:
+            for w2 in args.sigma_w2 or _default_sigma_w2(act, b2):
+                k = _usage(t.kernels, act, x, depth=depth, sigma_w2=w2, sigma_b2=b2)
+                for label, m in (("NNGP", np.asarray(k.nngp)), ("NTK", np.asarray(k.ntk))):
+                    cells = (f"{v:.6g}" for v in m.ravel())
+                    rows.append((f"{w2:.4g}", f"{b2:.4g}", label, *cells))
     print(
         f"\n{args.activation}: infinite-width NNGP and NTK of z_{depth}, depth {depth} "
         "(Lee et al. 2018; Jacot et al. 2018, NTK parameterization)"
@@ -539,6 +563,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         root_seed=args.root_seed,
     )
     if args.data == "mnist":
+        if args.data_dir is not None and not Path(args.data_dir).is_dir() and not args.download:
+            raise _UsageError(
+                f"--data-dir {args.data_dir} is not a directory; give the folder that holds "
+                "MNIST's four .gz files, or add --download to fetch them into it"
+            )
         try:
             data = ji.data.load_mnist("train", data_dir=args.data_dir)
             eval_data = ji.data.load_mnist("test", data_dir=args.data_dir)
@@ -804,7 +833,12 @@ def _list_command(sub) -> None:
     q.add_argument("what", nargs="?", choices=("all", "initializers", "activations"), default="all")
     q.add_argument("--fan-in", type=int, default=784, help="fan-in of the layer")
     q.add_argument("--fan-out", type=int, default=256, help="fan-out of the layer")
-    q.add_argument("--convention", choices=ji.initializers.CONVENTIONS, default="jax")
+    q.add_argument(
+        "--convention",
+        choices=ji.initializers.CONVENTIONS,
+        default="jax",
+        help="whose fan and layout rules the schemes that take one follow (torch: (out, in))",
+    )
 
 
 def _sweep_command(sub) -> None:
@@ -905,8 +939,18 @@ def _theory_command(sub) -> None:
 
 def _train_command(sub) -> None:
     q = _command(sub, "train", _cmd_train, help="train many MLPs at once (MNIST or two circles)")
-    q.add_argument("--data", choices=("mnist", "circles"), default="mnist")
+    q.add_argument(
+        "--data",
+        choices=("mnist", "circles"),
+        default="mnist",
+        help="the dataset: MNIST (784 inputs, 10 classes) or two circles (2 inputs, 2 classes)",
+    )
     q.add_argument("--data-dir", default=None, help="MNIST directory (None: $JAXINIT_DATA)")
+    q.add_argument(
+        "--download",
+        action="store_true",
+        help="create --data-dir if missing and download MNIST into it (else a missing one is refused)",
+    )
     q.add_argument("--data-seed", type=int, default=0, help="circles: seed of the data")
     _add_grid_flags(
         q,

@@ -1,5 +1,6 @@
 """The ``jaxinit`` command, called in-process through ``main(argv)``."""
 
+import argparse
 import contextlib
 import io
 import shutil
@@ -16,8 +17,30 @@ def test_list_initializers_prints_the_table(capsys):
     he = next(line for line in out.splitlines() if line.startswith("he_normal "))
     assert "kaiming_normal" in he
     assert "0.02 " in he  # Var = 2 / fan_in = 2 / 100
-    rows = [ln for ln in out.splitlines() if ln.strip()]
+    rows = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("    ")]
     assert len(rows) == len(ji.initializers.names()) + 3  # title, header, rule
+    lines = out.splitlines()
+    he_formula = lines[lines.index(he) + 1]  # each formula on the line below its row
+    assert he_formula.strip() == ji.initializers.formula("he_normal")
+
+
+@pytest.mark.parametrize("convention", ["jax", "torch"])
+def test_list_fits_100_columns(capsys, convention):
+    assert main(["list", "--convention", convention]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+
+
+def test_every_flag_has_help(capsys):
+    """Every flag of every command says what it does in --help (--convention and --data
+    once had none)."""
+    from jaxinit.cli import parser
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and action.help is not argparse.SUPPRESS:
+                assert action.help, f"jaxinit {name} {action.option_strings[0]} has no help"
 
 
 def test_list_torch_convention_lays_out_out_by_in(capsys):
@@ -35,12 +58,13 @@ def test_list_torch_convention_lays_out_out_by_in(capsys):
 def test_list_activations_has_formulas_and_aliases(capsys):
     assert main(["list", "activations"]) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()
     for name in ji.activations.names():
-        line = next(ln for ln in out.splitlines() if ln.startswith(f"{name} "))
-        assert ji.activations.formula(name) in line
-    silu = next(ln for ln in out.splitlines() if ln.startswith("silu "))
-    assert "swish" in silu
-    assert "x·σ(x)" in silu
+        i = next(i for i, ln in enumerate(lines) if ln.startswith(f"{name} "))
+        assert ji.activations.formula(name) in " ".join(x.strip() for x in lines[i + 1 : i + 3])
+    silu = next(i for i, ln in enumerate(lines) if ln.startswith("silu "))
+    assert "swish" in lines[silu]
+    assert "x·σ(x)" in lines[silu + 1]
 
 
 @pytest.mark.parametrize(
@@ -244,6 +268,8 @@ def workdir(tmp_path_factory):
         (["--bogus"], "unrecognized option '--bogus' before the command"),
         (["train", "--data", "mnist", "--data-dir", "{d}", "--inits", "he_normal", "--steps", "1"],
          "http://127.0.0.1:9/train-images-idx3-ubyte.gz"),  # the mirrors tried, on one line
+        (["train", "--data-dir", "{d}/missing", "--inits", "he_normal", "--steps", "1"],
+         "missing is not a directory; give the folder that holds MNIST's four .gz files, or add --download"),
     ],
 )  # fmt: skip
 def test_every_bad_input_is_one_error_line_exit_2_no_traceback(workdir, monkeypatch, capsys, argv,
@@ -259,6 +285,7 @@ def test_every_bad_input_is_one_error_line_exit_2_no_traceback(workdir, monkeypa
     assert last.startswith("jaxinit"), err
     assert ": error: " in last
     assert message in last
+    assert not (workdir / "missing").exists()  # a refused --data-dir is not created
 
 
 def test_debug_shows_the_traceback(workdir, monkeypatch):
@@ -283,6 +310,12 @@ def test_theory_kernel_prints_the_nngp_and_ntk(capsys):
     for label, want in (("NNGP", k.nngp), ("NTK", k.ntk)):
         row = next(r for r in map(str.split, out.splitlines()) if r[:3] == ["1.8", "0.1", label])
         np.testing.assert_allclose([float(v) for v in row[3:]], np.ravel(want), rtol=1e-5)
+    # ReLU at its edge σ_w² = 2, σ_b² = 0 keeps k(x, x) = |x|² = 1 exactly: printed as 1 (float64),
+    # not float32's 0.999999; the NTK's diagonal is depth · 1 = 4
+    assert main(["theory", "relu", "--kernel", "--depth", "4"]) == 0  # σ_w² = 2, the edge
+    rows = [r.split() for r in capsys.readouterr().out.splitlines()]
+    nngp, ntk = (next(r for r in rows if r[:3] == ["2", "0", name]) for name in ("NNGP", "NTK"))
+    assert (nngp[3], nngp[6], ntk[3], ntk[6]) == ("1", "1", "4", "4")
     assert main(["theory", "relu", "--kernel", "--depth", "0"]) == 2
     assert "--depth must be an int >= 1; got 0" in capsys.readouterr().err
 
