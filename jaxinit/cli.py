@@ -212,21 +212,39 @@ def grid_from_args(args: argparse.Namespace) -> ji.Grid:
     )
 
 
-def _load_result(path: Path) -> ji.Result:
-    """A saved result (of any kind): ``path`` itself, or ``path/result`` as ``ji.sweep(out=path)`` writes
-    (never through a link: nothing outside ``path`` is read)."""
-    if (path / "result").is_symlink():
-        raise _UsageError(
-            f"{path / 'result'} is a symbolic link; jaxinit follows no links inside the "
-            "directories it reads and writes: report the directory it points to instead"
-        )
+def _load_result(path: Path) -> tuple[ji.Result, Path]:
+    """A saved result (of any kind) and the run directory it belongs to: ``path`` itself,
+    ``path/result`` as ``ji.sweep(out=path)`` writes, or, for a folder a script of
+    ``sweeps/`` wrote (``out/seed_histograms``), the one run directory in it holding
+    ``result/`` (never through a link: nothing outside ``path`` is read)."""
     for candidate in (path, path / "result"):
+        _refuse_link(candidate)
         if (candidate / "manifest.json").is_file():
-            return ji.Result.load(candidate)
+            return ji.Result.load(candidate), path
+    runs = sorted(
+        d
+        for d in (path.iterdir() if path.is_dir() and not path.is_symlink() else ())
+        if d.is_dir() and not d.is_symlink() and (d / "result" / "manifest.json").is_file()
+    )
+    if len(runs) == 1:
+        _refuse_link(runs[0] / "result")
+        return ji.Result.load(runs[0] / "result"), runs[0]
+    if runs:
+        names = ", ".join(str(d) for d in runs)
+        raise _UsageError(f"{str(path)!r} holds {len(runs)} runs; report one of them: {names}")
     raise _UsageError(
         f"{str(path)!r} holds no sweep or training result: expected {str(path / 'manifest.json')!r} "
-        f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep|train --out DIR`)"
+        f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep|train --out DIR`), "
+        "or one run directory holding result/ (from a script of sweeps/)"
     )
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise _UsageError(
+            f"{path} is a symbolic link; jaxinit follows no links inside the "
+            "directories it reads and writes: report the directory it points to instead"
+        )
 
 
 def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:
@@ -395,9 +413,8 @@ def _report_train(res: ji.SweepResult, out: Path) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    src = Path(args.result)
-    res = _load_result(src)
-    out = Path(args.out) if args.out else src
+    res, run_dir = _load_result(Path(args.result))
+    out = Path(args.out) if args.out else run_dir
     if _is_training(res):  # a `jaxinit train --out DIR` directory
         _report_train(res, out)
     else:

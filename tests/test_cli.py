@@ -150,6 +150,26 @@ def test_report_of_a_saved_sweep(tmp_path, capsys):
     assert "holds no sweep or training result" in capsys.readouterr().err
 
 
+def test_report_of_the_folder_a_script_wrote(tmp_path, capsys):
+    """`jaxinit report out/seed_histograms`: the main job's folder holds its run in
+    `sweep/result`; the report finds it and writes beside it. Two runs: say which there are."""
+    grid = ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, batch_size=8)
+    ji.sweep(grid, out=tmp_path / "job" / "sweep", progress=False)
+    (tmp_path / "job" / "figures").mkdir()  # what else a script writes there
+    assert main(["report", str(tmp_path / "job"), "--no-theory"]) == 0
+    assert (tmp_path / "job" / "sweep" / "report.html").is_file()
+    assert not (tmp_path / "job" / "report.html").exists()
+    ji.sweep(grid, out=tmp_path / "job" / "sweep-2", progress=False)
+    assert main(["report", str(tmp_path / "job")]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 runs; report one of them" in err
+    assert "sweep-2" in err
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "run").symlink_to(tmp_path / "job" / "sweep")
+    assert main(["report", str(tmp_path / "linked")]) == 2  # a link is never followed
+    assert "holds no sweep or training result" in capsys.readouterr().err
+
+
 def test_train_on_circles(tmp_path, capsys):
     argv = ["train", "--data", "circles", "--inits", "zeros", "he_normal", "--seeds", "2",
             "--hidden", "10", "5", "--steps", "200", "--batch-size", "0", "--eval-every", "100",
