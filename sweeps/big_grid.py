@@ -79,10 +79,10 @@ def make_grid(
 def summarize(res: ji.SweepResult) -> dict:
     out = {}
     for row in csv.DictReader(io.StringIO(ji.report.summary_table(res, fmt="csv"))):
-        out[f"{row['init']} | {row['activation']}"] = {
+        out[f"{row['init']} | {row['activation']}"] = {  # numbers as numbers, null for none
             "ratio_at_L": float(row["ratio_at_L"]) if row["ratio_at_L"] else None,
             "outcome": row["outcome"],
-            "depth": row["depth"],
+            "outcome_layer": int(row["outcome_layer"]) if row["outcome_layer"] else None,
         }
     return out
 

@@ -131,6 +131,11 @@ def test_sweep_writes_the_result_and_the_report_and_resumes(tmp_path, capsys):
     res = ji.SweepResult.load(out / "result")
     assert res.coords["init"] == ("he_normal", "normal(stddev=0.01)")
     assert "pre_var_theory" not in (out / "report.html").read_text()  # --no-theory
+    # one width, one bias init: the files are named as the scripts name theirs
+    assert (out / "figures" / "pre_var.png").is_file()
+    summary_md = (out / "tables" / "summary.md").read_text()  # the outcomes and the rule
+    assert "| outcome_layer |" in summary_md
+    assert ji.report.tables.OUTCOME_RULE in summary_md
     # a second run reads the finished chunks back and gives the same result
     assert main(argv) == 0
     assert ji.SweepResult.load(out / "result").equals(res)

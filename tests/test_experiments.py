@@ -216,6 +216,10 @@ def test_big_grid_quick(tmp_path, capsys):
     by_pair = summary["by_pair"]
     assert len(by_pair) == 12
     assert by_pair["normal(stddev=0.01) | relu"]["outcome"] == "vanishes"
+    for pair in by_pair.values():  # numbers as numbers, null for none: never "2" or ""
+        layer = pair["outcome_layer"]
+        assert layer is None or (type(layer) is int and layer >= 1), pair
+        assert (layer is None) == (pair["outcome"] == "stable"), pair
     assert "combos/s" in capsys.readouterr().out
     assert (tmp_path / "report.html").is_file()
     # the heatmap's cells say what summary.json says

@@ -175,11 +175,11 @@ def test_summary_outcomes(res):
         first = min([*low, *high], default=None)
         if first is not None:
             assert r["outcome"] == ("vanishes" if first in low else "explodes")
-            assert int(r["depth"]) == first + 1
+            assert int(r["outcome_layer"]) == first + 1
         else:
             assert r["outcome"] in ("stable", "drifts up", "drifts down", "grows", "shrinks",
                                     "saturates", "dies")  # fmt: skip
-            assert (r["depth"] == "") == (r["outcome"] == "stable")
+            assert (r["outcome_layer"] == "") == (r["outcome"] == "stable")
     by = {(r["activation"], r["init"]): r["outcome"] for r in rows}
     assert by["relu", "normal(stddev=1.0)"] == "explodes"  # σ_w² = 16: ×8 per layer
     assert by["relu", "normal(stddev=0.01)"] == by["tanh", "normal(stddev=0.01)"] == "vanishes"
@@ -204,7 +204,7 @@ def test_summary_marks_divergence():
                       fields={"pre_var": pre_var, "nonfinite": nonfinite},
                       field_dims={"pre_var": ("layer",), "nonfinite": ("layer",)})  # fmt: skip
     (row,) = _csv(report.summary_table(res, fmt="csv"))
-    assert (row["outcome"], row["depth"]) == ("diverges", "3")
+    assert (row["outcome"], row["outcome_layer"]) == ("diverges", "3")
 
 
 def test_extra_dims_need_a_selection_and_depth_picks_the_deepest(res):

@@ -315,16 +315,20 @@ def _sweep_sections(
     res: SweepResult, fixed: dict[str, Any], theory: SweepResult | None, files: _ReportFiles
 ) -> list[Section]:
     """The sweep's section and its per-layer statistics at ``fixed`` values of the dims
-    beyond (init, activation, seed, depth), with their files."""
-    tag = _slug(fixed)
+    beyond (init, activation, seed, depth), with their files. Only dims with several labels
+    name the files and the heading: a grid of one width writes ``figures/pre_var.png``, as
+    the scripts do, not ``pre_var-width100-bias_initzeros.png``."""
+    varying = {d: v for d, v in fixed.items() if len(res.coords[d]) > 1}
+    tag = _slug(varying)
     suffix = f"-{tag}" if tag else ""
-    heading = ", ".join(f"{d} = {v}" for d, v in fixed.items())
+    heading = ", ".join(f"{d} = {v}" for d, v in varying.items())
     label = f": {heading}" if heading else ""
     v = tables.view(res, fixed)
     summary = tables.summary_table(res, fmt="html", **fixed)
     tabs = [(f"Summary at depth {v.n_layers} (ratio to layer 1; band 0.5–2)", summary)]
     files.table(tables.summary_table(res, fmt="csv", **fixed), f"summary{suffix}.csv")
-    files.table(tables.summary_table(res, fmt="markdown", **fixed), f"summary{suffix}.md")
+    markdown = tables.summary_table(res, fmt="markdown", **fixed)
+    files.table(f"{markdown}\n\n{RULE_TEXT}\n", f"summary{suffix}.md")  # README: "and the rule"
     figs = _sweep_figures(res, v, fixed, theory, suffix, files)
     layer_tabs = [
         (

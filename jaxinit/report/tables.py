@@ -470,7 +470,8 @@ def summary_table(
     :math:`r_\ell \in` band for every :math:`\ell \le L`), the ``outcome`` of
     :func:`classify` (``OUTCOME_RULE``: the variance ratio, and the saturated and dead
     fractions per layer, seed means)
-    and the ``depth`` at which it happened (— when stable), and the saturated
+    and ``outcome_layer``, the first layer where it happened (— when stable; not the grid's
+    depth, which is the number of layers), and the saturated
     and dead percentages at layer L (seed means) when recorded. A seed with a
     non-finite value at a layer makes that layer's ratio NaN: "diverges".
     """
@@ -483,7 +484,7 @@ def summary_table(
         per_seed = np.where(v.fields["nonfinite"] > 0, np.nan, per_seed)
     ratio = geomean(per_seed, axis=2)
     extra = [(k, f"{k}_pct_at_L") for k in ("saturated", "dead") if k in v.fields]
-    columns = ["activation", "init", "ratio_at_L", "in_band", "outcome", "depth"]
+    columns = ["activation", "init", "ratio_at_L", "in_band", "outcome", "outcome_layer"]
     columns += [c for _, c in extra]
     rows = []
     for a, act in enumerate(v.activations):
