@@ -25,6 +25,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import pickle
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -35,7 +36,14 @@ from jaxinit._checks import check_bool, closest_hint
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "check_bools", "format_spec", "parse_spec", "resolve_specs"]
+__all__ = [
+    "Registry",
+    "check_bools",
+    "format_spec",
+    "parse_spec",
+    "rebuildable_spec",
+    "resolve_specs",
+]
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -180,6 +188,22 @@ def _normalize(value: Any, default: Any) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def rebuildable_spec(obj: Any, registry: Registry) -> str:
+    """``obj.spec``, checked to rebuild ``obj`` (``registry.get(obj.spec) == obj``): what a
+    registry's objects pickle as. A ``pickle.PicklingError`` for one that no spec rebuilds."""
+    try:
+        same = registry.get(obj.spec) == obj
+    except (ValueError, TypeError, KeyError):
+        same = False
+    if not same:
+        raise pickle.PicklingError(
+            f"{registry.kind} {obj.spec!r} cannot be pickled: it pickles as its spec, and "
+            f"this one does not rebuild it (made by hand or transformed); pickle what built "
+            "it instead"
+        )
+    return obj.spec
 
 
 class Registry(Generic[T]):

@@ -73,7 +73,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jaxinit._checks import check_real
-from jaxinit._spec import Registry
+from jaxinit._spec import Registry, rebuildable_spec
 
 __all__ = [
     "Activation",
@@ -131,6 +131,17 @@ class Activation:
     hparams: tuple[tuple[str, Any], ...] = ()
     spec: str = ""
 
+    def __copy__(self):  # frozen: a copy is itself (and copy never goes through the spec)
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        """Pickles as its spec, which rebuilds it (``fn`` may be jax's own function, which
+        pickle cannot name); one that no spec rebuilds is refused with the reason."""
+        return _from_spec, (rebuildable_spec(self, _registry),)
+
     def __call__(self, x: ArrayLike, *, key: Array | None = None) -> Array:
         """``fn(x)``; with a ``key``, the random variant where there is one."""
         if key is not None and self.sample_fn is not None:
@@ -159,6 +170,13 @@ class Activation:
 
 
 _registry: Registry[Activation] = Registry("activation", Activation)
+
+
+def _from_spec(spec: str) -> Activation:
+    """What a pickled Activation unpickles with."""
+    return _registry.get(spec)
+
+
 get = _registry.get
 names = _registry.names
 formula = _registry.formula

@@ -38,7 +38,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxinit import _jax_compat
 from jaxinit._checks import FLOAT32_MAX, check_choice
-from jaxinit._spec import Registry
+from jaxinit._spec import Registry, rebuildable_spec
 from jaxinit.initializers._bases import (
     FROM_BITS,
     LAYOUT_AXES,
@@ -209,6 +209,18 @@ class Initializer:
                 f"Initializer base must be a record of jaxinit.initializers._bases; got {self.base!r}"
             )
 
+    def __copy__(self):  # frozen: a copy is itself (and copy never goes through the spec)
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        """Pickles as its spec (``get(init.spec) == init``): the draw's closures never pickle,
+        the spec always rebuilds the same initializer. One that no spec rebuilds (made by
+        hand, or scaled by μP) is refused with the reason."""
+        return _from_spec, (rebuildable_spec(self, registry),)
+
     def __call__(
         self,
         key: Array,
@@ -349,6 +361,11 @@ def check_variance(who: str, what: str, variance: float) -> float:
             "smaller scale"
         )
     return variance
+
+
+def _from_spec(spec: str) -> Initializer:
+    """What a pickled Initializer unpickles with: ``registry.get(spec)``."""
+    return registry.get(spec)
 
 
 registry: Registry[Initializer] = Registry(
