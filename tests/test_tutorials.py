@@ -49,7 +49,8 @@ def test_tutorial_runs_in_a_kernel_and_embeds_its_figures(name, tmp_path):
     assert set(figure_cells) <= shown, sorted(set(figure_cells) - shown)
     # a result as the last expression shows as HTML (Result._repr_html_)
     html = [out["data"]["text/html"] for _, out in _outputs(nb, "text/html")]
-    assert any("Result</b>" in h for h in html), "no result displayed as HTML"
+    kinds = ("<b>SweepResult</b>", "<b>TrainResult</b>", "<b>Prediction</b>")
+    assert any(k in h for h in html for k in kinds), "no result displayed as HTML"
     # progress: a finished run leaves one line, never a bar stuck at its last frame
     assert not any("<progress" in h for h in html)
     assert any(("sweep: " in h or "train: " in h) and " in " in h for h in html)
