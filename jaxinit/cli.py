@@ -604,14 +604,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         process_timeout=args.process_timeout,
     )
     dims = [d for d in res.dims if d != "seed"]
-    rows = [(*dims, "final loss (mean over seeds)", "test accuracy")]
+    rows = [(*dims, f"{ji.training.FINAL_LOSS}, seed mean", "test accuracy (end)")]
     for labels in itertools.product(*(res.coords[d] for d in dims)):
         s = res.sel(**dict(zip(dims, labels, strict=True)))
         acc = getattr(s, "test_accuracy", None)
         rows.append(
             (
                 *(str(v) for v in labels),
-                f"{float(np.mean(s.loss[..., -1])):.4f}",
+                f"{float(np.mean(ji.training.final_loss(s.loss))):.4f}",
                 "" if acc is None else f"{float(np.mean(acc[..., -1])):.2%}",
             )
         )

@@ -47,7 +47,7 @@ def summarize(res: ji.TrainResult) -> dict:
     out = {}
     for spec in INITS:
         s = res.sel(init=spec)
-        final = s.loss[:, -20:].mean(1)  # per seed, the mean of the last 20 mini-batches
+        final = ji.training.final_loss(s.loss)  # per seed: the last tenth of the steps' mean
         out[spec] = {
             "display": DISPLAY[spec],
             "final_loss": float(final.mean()),

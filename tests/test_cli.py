@@ -180,10 +180,22 @@ def test_train_on_circles(tmp_path, capsys):
             "--hidden", "10", "5", "--steps", "200", "--batch-size", "0", "--eval-every", "100",
             "--optimizer", "sgd(learning_rate=0.1)", "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
-    zeros = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("zeros "))
+    printed = capsys.readouterr().out
+    zeros = next(ln for ln in printed.splitlines() if ln.startswith("zeros "))
     assert "0.6931" in zeros  # symmetric: ln 2, whatever the steps
     assert "50.00%" in zeros
-    assert ji.TrainResult.load(tmp_path / "result").loss.shape == (2, 2, 200)
+    res = ji.TrainResult.load(tmp_path / "result")
+    assert res.loss.shape == (2, 2, 200)
+    # one final loss, named the same, in what the command prints and in tables/final.md: the
+    # mean over the last tenth of the steps (it printed the last mini-batch's before)
+    final = ji.training.final_loss(res.sel(init="he_normal").loss).mean()
+    assert final != pytest.approx(res.sel(init="he_normal").loss[:, -1].mean(), abs=1e-4)
+    he = next(ln for ln in printed.splitlines() if ln.startswith("he_normal "))
+    assert f"{final:.4f}" in he
+    assert ji.training.FINAL_LOSS in printed
+    table = (tmp_path / "tables" / "final.md").read_text()
+    assert ji.training.FINAL_LOSS in table
+    assert f"{final:.4g}" in next(ln for ln in table.splitlines() if "he_normal" in ln)
 
 
 def test_train_bad_optimizer_is_a_usage_error(capsys):

@@ -35,6 +35,7 @@ from jaxinit._io import atomic_write, make_dirs
 from jaxinit._results import Result, SweepResult
 from jaxinit.report import figures, scaling, tables, training
 from jaxinit.report._layers import layer_profile
+from jaxinit.training._coord import FINAL_LOSS, final_loss
 
 __all__ = ["ReportPaths", "Section", "provenance", "report_sweep", "report_train", "write_report"]
 
@@ -416,8 +417,7 @@ def _final_table(res: SweepResult, fmt: str) -> str:
     rows = []
     for labels in itertools.product(*(res.coords[d] for d in dims)):
         s = res.sel(**dict(zip(dims, labels, strict=True)))
-        tail = max(1, s.loss.shape[-1] // 10)
-        loss = s.loss[..., -tail:].mean(-1)
+        loss = final_loss(s.loss)
         row = [str(v) for v in labels]
         row.append(f"{loss.mean():.4g} ± {loss.std():.2g}")
         if "test_loss" in s.fields:
@@ -427,7 +427,7 @@ def _final_table(res: SweepResult, fmt: str) -> str:
             last = 100 * s.test_accuracy[..., -1]
             row.append(f"{last.mean():.1f}% ± {last.std():.1f}")
         rows.append(row)
-    head = [*dims, "final loss (last tenth)"]
+    head = [*dims, FINAL_LOSS]
     head += [
         f"{k.replace('_', ' ')} (end)" for k in ("test_loss", "test_accuracy") if k in res.fields
     ]
@@ -443,8 +443,7 @@ def _curve_views(res: SweepResult):
             (res, "", "") if w is None else (res.sel(width=w), f"_width_{w}", f" Width {w}.")
         )
         if "learning_rate" in sub.dims:
-            tail = max(1, sub.loss.shape[-1] // 10)
-            loss = sub.loss[..., -tail:].astype(np.float64).mean(-1)
+            loss = final_loss(sub.loss)
             loss = np.moveaxis(
                 np.where(np.isfinite(loss), loss, np.inf), sub.dims.index("learning_rate"), 0
             )

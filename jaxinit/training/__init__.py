@@ -86,7 +86,14 @@ References:
 from jaxinit._keys import STREAM_BATCHES as STREAM_BATCHES
 from jaxinit._progress import jsonl_writer
 from jaxinit.training._checkpoint import restore_model
-from jaxinit.training._coord import best_learning_rates, coord_sizes, coord_slopes, final_losses
+from jaxinit.training._coord import FINAL_LOSS as FINAL_LOSS
+from jaxinit.training._coord import (
+    best_learning_rates,
+    coord_sizes,
+    coord_slopes,
+    final_loss,
+    final_losses,
+)
 from jaxinit.training._grid import MLP, TrainGrid, make_optimizer
 from jaxinit.training._grid import OUTPUTS as OUTPUTS
 from jaxinit.training._grid import SHARED_SEED as SHARED_SEED
@@ -109,6 +116,7 @@ __all__ = [
     "best_learning_rates",
     "coord_sizes",
     "coord_slopes",
+    "final_loss",
     "final_losses",
     "jsonl_writer",
     "make_optimizer",

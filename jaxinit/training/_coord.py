@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["best_learning_rates", "coord_sizes", "coord_slopes", "final_losses"]
+__all__ = [
+    "FINAL_LOSS",
+    "best_learning_rates",
+    "coord_sizes",
+    "coord_slopes",
+    "final_loss",
+    "final_losses",
+]
+
+# the one definition of a run's final loss, and its name in every table (CLI, report.html)
+FINAL_LOSS = "final loss (mean of the last tenth of steps)"
 
 OUTPUT = "output"  # the coord check's name of the logits' line; hidden layers are layer_1 …
 
@@ -60,6 +70,16 @@ def coord_slopes(result: Any, *, stat_step: int = -1) -> dict[str, float]:
         ok = np.all(np.isfinite(s) & (s > 0))
         out[name] = float(np.polyfit(widths, np.log(s), 1)[0]) if ok else float("nan")
     return out
+
+
+def final_loss(loss: np.ndarray) -> np.ndarray:
+    """Each model's final loss (:data:`FINAL_LOSS`): its mean over the last tenth of the steps
+    (at least the last step), in float64, over the last axis of ``loss`` (steps). One
+    mini-batch's loss is noisy; the tenth is what ``jaxinit train`` prints and report.html
+    tabulates."""
+    loss = np.asarray(loss)
+    tail = max(1, loss.shape[-1] // 10)
+    return loss[..., -tail:].astype(np.float64).mean(-1)
 
 
 def final_losses(result: Any, *, last: int = 10) -> np.ndarray:
