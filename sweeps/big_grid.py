@@ -87,6 +87,15 @@ def summarize(res: ji.SweepResult) -> dict:
     return out
 
 
+def on_devices(devices: list[str]) -> str:
+    """Where the sweep ran, in words: ``cpu:0``, or ``2 devices (cpu:0, cpu:1)`` (it said
+    ``cpu:0`` while both ran)."""
+    if len(devices) == 1:
+        return devices[0]
+    shown = ", ".join(devices[:4]) + (", ..." if len(devices) > 4 else "")
+    return f"{len(devices)} devices ({shown})"
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, seeds=32)
     p.add_argument("--width", type=int, default=100, help="units per layer (100)")
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
     speed = "resumed" if resumed else f"{len(grid) / seconds:.1f} combos/s"
     print(
-        f"\n{len(grid)} networks in {seconds:.1f} s ({speed} on {summary['devices'][0]}); "
+        f"\n{len(grid)} networks in {seconds:.1f} s ({speed} on {on_devices(summary['devices'])}); "
         f"outcomes {counts}; report {paths.html}"
     )
     return summary

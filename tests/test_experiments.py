@@ -5,6 +5,7 @@ import itertools
 import json
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 
@@ -220,7 +221,12 @@ def test_big_grid_quick(tmp_path, capsys):
         layer = pair["outcome_layer"]
         assert layer is None or (type(layer) is int and layer >= 1), pair
         assert (layer is None) == (pair["outcome"] == "stable"), pair
-    assert "combos/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "combos/s" in out
+    n = len(jax.devices())  # the suite's 2 CPU devices: the line names both, not cpu:0 alone
+    assert summary["devices"] == [str(d) for d in jax.local_devices()]
+    assert f"on {big_grid.on_devices(summary['devices'])}" in out
+    assert (f"{n} devices (" in out) == (n > 1)
     assert (tmp_path / "report.html").is_file()
     # the heatmap's cells say what summary.json says
     res = ji.SweepResult.load(tmp_path / "sweep" / "result")
