@@ -492,12 +492,16 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     print(f"\n{args.activation}: fixed point, χ₁ and depth scales (Schoenholz et al. 2017)\n")
     print(_table(rows))
     print(_THEORY_NOTES["xi"])
+    if not args.sigma_w2 and 1 in notes:  # the rows were chosen around a jump, not an edge
+        print(_THEORY_NOTES["rows"])
     if args.kernel:
         _theory_kernels(act, args)
     return 0
 
 
 _THEORY_NOTES = {
+    "rows": "σ_w² rows: with no edge of chaos, 2% below and 2% above the σ_w² past which q* "
+    "jumps to ∞ (the first table); --sigma-w2 gives others.",
     1: "(1) no continuous order-to-chaos transition: χ₁ < 1 on every stable fixed point "
     "reached from small q; past the σ_w² shown the stable q* is gone (a saddle-node) and q "
     "jumps to ∞. A larger q0 can diverge earlier.",

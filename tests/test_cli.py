@@ -236,6 +236,11 @@ def test_theory_without_a_continuous_transition_says_so_and_agrees_with_the_libr
     rows = [ln for ln in lines if ln.split()[1:2] == ["0.1"]]  # either side of the jump
     assert rows[0].rstrip().endswith("ordered")
     assert "diverges" in rows[1]
+    assert float(rows[0].split()[0]) == pytest.approx(0.98 * w_div, rel=1e-3)
+    assert float(rows[1].split()[0]) == pytest.approx(1.02 * w_div, rel=1e-3)
+    assert any(
+        ln.startswith("σ_w² rows: with no edge of chaos, 2% below and 2% above") for ln in lines
+    )
     # erf's chaotic rows carry a negative ξ_∇, and the note says what the sign means
     assert main(["theory", "erf", "--sigma-w2", "4", "--sigma-b2", "0.05"]) == 0
     out = capsys.readouterr().out
