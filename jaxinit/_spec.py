@@ -110,7 +110,8 @@ def resolve_specs(
         if not getattr(o, "spec", ""):
             raise ValueError(
                 f"{owner}: {name} entry {v!r} is a plain function; give a jaxinit spec or "
-                "object such as 'he_normal' or 'normal(stddev=0.01)' (its spec labels the result)"
+                "object such as 'he_normal' or 'normal(stddev=0.01)' (its spec labels the "
+                "result), or wrap your initializer: ji.initializers.custom(fn, name='...')"
             )
     labels = [o.spec for o in objs]
     repeated = sorted({x for x in labels if labels.count(x) > 1})

@@ -62,6 +62,7 @@ Example:
 
 from jaxinit.initializers._basic import (
     constant,
+    custom,
     delta_orthogonal,
     dirac,
     eye,
@@ -110,6 +111,7 @@ __all__ = [
     "aliases",
     "compute_fans",
     "constant",
+    "custom",
     "delta_orthogonal",
     "dirac",
     "eye",

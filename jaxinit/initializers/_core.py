@@ -44,6 +44,7 @@ from jaxinit.initializers._bases import (
     LAYOUT_AXES,
     Base,
     Constant,
+    Custom,
     DeltaOrthogonal,
     Identity,
     Lsuv,
@@ -396,7 +397,18 @@ def draw(
             return _dirac(shape, dtype, groups=groups, layout=layout)
         case Sparse(sparsity=sparsity, axis=axis):
             return _sparse(key, shape, dtype, sparsity=sparsity, axis=axis)
+        case Custom(fn=fn):
+            return _custom(fn, key, tuple(shape), dtype)
     raise ValueError(f"unknown draw {base!r}")
+
+
+def _custom(fn: Callable, key: Array, shape: Shape, dtype: Any) -> Array:
+    """``fn(key, shape, dtype)``, checked: an array of that shape, cast to ``dtype``."""
+    w = jnp.asarray(fn(key, shape, dtype))
+    if w.shape != shape:
+        name = getattr(fn, "__name__", repr(fn))
+        raise ValueError(f"custom initializer {name!r} drew shape {w.shape} for shape {shape}")
+    return w.astype(dtype)
 
 
 def _flat_draw(

@@ -195,7 +195,8 @@ class Grid(GridBase):
     adds a dim of that name; a single value does not.
 
     Attributes:
-      inits: initializer specs or jaxinit Initializers for every weight matrix.
+      inits: initializer specs or jaxinit Initializers for every weight matrix; your own
+        jax initializer as ``ji.initializers.custom(fn, name=...)``.
       activations: activation specs or Activations.
       depth: number of hidden layers, an int or a list of ints.
       width: units per hidden layer, an int or a list of ints.
