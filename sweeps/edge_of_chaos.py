@@ -67,12 +67,16 @@ def make_grid(activation: str, *, quick: bool, seeds: int) -> ji.Grid:
     )
 
 
-def measured_chi1(res: ji.SweepResult) -> np.ndarray:
-    """Per (init, bias_init): the geometric seed mean of the per-layer gradient growth."""
+def measured_chi1(res: ji.SweepResult) -> tuple[np.ndarray, np.ndarray]:
+    """Per (init, bias_init): the geometric seed mean of the per-layer gradient growth, and
+    the standard error of its log over seeds (0 with one seed: no error to estimate)."""
     g = res.grad_var  # (init, bias_init, seed, layer)
     depth = g.shape[-1]
     per_seed = np.log(g[..., 0] / g[..., -1]) / (depth - 1)
-    return np.exp(np.nanmean(per_seed, axis=-1))
+    n = np.sum(np.isfinite(per_seed), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.nanstd(per_seed, axis=-1, ddof=1) / np.sqrt(n) if per_seed.shape[-1] > 1 else 0
+    return np.exp(np.nanmean(per_seed, axis=-1)), np.nan_to_num(np.asarray(se, np.float64))
 
 
 def critical_line(act: str, sigma_b2: np.ndarray, points: int = 200) -> tuple:
@@ -117,6 +121,7 @@ NUMBERS_COLUMNS = [
     "sweep s",
     "on theory's side",
     "off theory's side (σ_w²|σ_b²)",
+    "on the edge within error (σ_w²|σ_b²)",
 ]
 
 
@@ -133,6 +138,7 @@ def numbers_rows(summary: dict) -> list[list]:
             s["sweep_seconds"],
             f"{s['measured_on_theory_side']}/{s['measured_points']}",
             ", ".join(s["off_theory_side"]) or "none",
+            ", ".join(s["on_the_edge_within_error"]) or "none",
         ]
         for act, s in summary.items()
     ]
@@ -160,7 +166,9 @@ def point_rows(s: dict) -> list[list]:
                 b,
                 chi,
                 s["chi1_theory_at"][key],
-                "no" if key in s["off_theory_side"] else "yes",
+                "no"
+                if key in s["off_theory_side"]
+                else ("on the edge" if key in s["on_the_edge_within_error"] else "yes"),
                 s["cosine_at_L"][key],
                 s["cosine_theory_at_L"][key],
             ]
@@ -195,12 +203,13 @@ def main(argv: list[str] | None = None) -> dict:
         runs[act] = res.attrs
         res = res.squeeze()
         ew2, eb2 = measured_plane(quick=args.quick)  # the grid's init and bias order
-        chi_emp = measured_chi1(res)
+        chi_emp, log_se = measured_chi1(res)
         predicted = ji.theory.predict(grid).squeeze()
         ww, bb = np.meshgrid(ew2, eb2, indexing="ij")
         q = ji.theory.q_star(act, sigma_w2=ww, sigma_b2=bb).q  # one call over the mesh
         chi_th = np.asarray(ji.theory.chi1(act, q=q, sigma_w2=ww))
-        same_side = (chi_emp >= 1) == (chi_th > 1)  # as the figure rings them
+        # as the figure rings them: same side, other side, or on the edge within error
+        classes = ji.report.figures.edge_classes(chi_emp, chi_th, log_se)
         line = critical_line(act, b2)
         beyond = beyond_the_edge(act)
         fig = ji.report.phase_diagram(
@@ -208,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
             b2,
             chi1,
             xi_c=np.asarray(phase.xi_c),
-            empirical=(ww, bb, chi_emp, chi_th),
+            empirical=(ww, bb, chi_emp, chi_th, log_se),
             critical=line,
             beyond=beyond,
         )
@@ -228,8 +237,16 @@ def main(argv: list[str] | None = None) -> dict:
             "depth": grid.depth,
             "sweep_seconds": sweep_s,
             "measured_points": int(chi_emp.size),
-            "measured_on_theory_side": int(same_side.sum()),
-            "off_theory_side": [keys[i][j] for i, j in zip(*np.nonzero(~same_side), strict=True)],
+            "measured_on_theory_side": int((classes == "same").sum()),
+            "off_theory_side": [
+                keys[i][j] for i, j in zip(*np.nonzero(classes == "other"), strict=True)
+            ],
+            "on_the_edge_within_error": [
+                keys[i][j] for i, j in zip(*np.nonzero(classes == "edge"), strict=True)
+            ],
+            "chi1_log_se_at": {
+                keys[i][j]: float(log_se[i, j]) for i, j in np.ndindex(log_se.shape)
+            },
             "chi1_at": {keys[i][j]: float(chi_emp[i, j]) for i, j in np.ndindex(chi_emp.shape)},
             "chi1_theory_at": {
                 keys[i][j]: float(chi_th[i, j]) for i, j in np.ndindex(chi_th.shape)
@@ -248,7 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{act}: log10 ξ_c; black: the χ₁ = 1 line (critical_sigma_w2 at "
             f"{line[0].size} values of σ_b²); markers: measured networks, "
             f"{s['measured_on_theory_side']}/{s['measured_points']} on theory's side "
-            "(ringed in red: the others)."
+            "(ringed in red: the other side; in grey: within 2 standard errors of χ₁ = 1, "
+            "where the measurement cannot tell the side)."
         )
         sections.append(
             ji.report.Section(
@@ -263,7 +281,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{act}: critical σ_w² at σ_b² = 0 is "
             f"{s['critical_sigma_w2_at_sigma_b2_0']:.4f}; {chi1.size} cells in "
             f"{theory_s:.2f} s; {s['measured_on_theory_side']}/{s['measured_points']} measured "
-            "points on theory's side"
+            f"points on theory's side, {len(s['on_the_edge_within_error'])} on the edge within "
+            "error"
         )
     summary = _common.write_summary(args.out, summary)
     numbers = ji.report.Section(

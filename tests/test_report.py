@@ -966,3 +966,23 @@ def test_report_of_a_model_sweep_draws_its_layers_by_path(tmp_path):
     rows = (tmp_path / "tables" / "layers.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(res.attrs["layers"])  # header, (init, layer)
     assert rows[1].startswith("he_normal,inp,Linear,")
+
+
+def test_edge_classes_score_points_on_the_line_as_their_own_class():
+    """ReLU at σ_w² = 2: theory's χ₁ is 1 exactly; measured 1.009 ± 0.02 and 0.9945 ± 0.02
+    are on the edge within error (neither a hit nor a miss), 1.3 ± 0.02 is a miss against an
+    ordered theory, and without errors the sides decide alone."""
+    measured = np.array([1.009, 0.9945, 1.3, 0.7])
+    theory = np.array([1.0, 1.0, 0.9, 0.9])
+    se = np.full(4, 0.02)  # of log χ₁
+    assert figures.edge_classes(measured, theory, se).tolist() == ["edge", "edge", "other", "same"]
+    assert figures.edge_classes(measured, theory).tolist() == ["other", "same", "other", "same"]
+    fig = report.phase_diagram(
+        np.linspace(1.5, 2.5, 5), np.linspace(0, 0.2, 4), np.ones((5, 4)),
+        empirical=(np.full(4, 2.0), np.linspace(0, 0.2, 4), measured, theory, se),
+    )  # fmt: skip
+    labels = fig.axes[0].get_legend_handles_labels()[1] + [
+        t.get_text() for f in fig.legends for t in f.get_texts()
+    ]
+    assert any("on the edge within error (2/4)" in label for label in labels), labels
+    assert any("off theory's side (1/4)" in label for label in labels), labels

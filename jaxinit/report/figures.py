@@ -46,6 +46,7 @@ from jaxinit.report import tables
 
 __all__ = [
     "CELL_KEY",
+    "EDGE_ERRORS",
     "HEATMAP_CLIP",
     "NOTEBOOK_DPI",
     "PALETTE",
@@ -53,6 +54,7 @@ __all__ = [
     "HeatmapCells",
     "NotebookFigure",
     "depth_ticks",
+    "edge_classes",
     "figure_legend",
     "grad_variance_vs_depth",
     "heatmap",
@@ -870,7 +872,10 @@ def phase_diagram(
         inside the axes (:func:`padded_edges`); region labels avoid them
         (:func:`label_spot`) and the legend sits under the axes;
         a fourth array, theory's χ₁ at the same points, rings in red the points
-        whose measured side disagrees with theory's.
+        whose measured side disagrees with theory's; a fifth, the standard error of
+        each measured log χ₁ (over seeds), rings in grey instead the points whose
+        measured χ₁ is within :data:`EDGE_ERRORS` standard errors of 1: on the edge
+        within Monte-Carlo error, neither agreeing nor disagreeing.
       critical: None, or ``(sigma_b2, sigma_w2)`` 1-D arrays of the critical line
         itself (``theory.critical_sigma_w2`` over a fine σ_b² grid), drawn
         instead of the contour of ``chi1`` (which a coarse mesh misplaces).
@@ -921,10 +926,28 @@ def _check_mesh(sigma_w2, sigma_b2, chi1, xi_c) -> tuple[np.ndarray, np.ndarray,
     return w, b, chi1
 
 
+EDGE_ERRORS = 2.0  # a measured χ₁ within this many standard errors of 1 is on the edge
+
+
+def edge_classes(measured, theory, log_se=None) -> np.ndarray:
+    """Each measured χ₁ against theory's: ``"same"`` side, ``"other"`` side, or ``"edge"``,
+    where ``|log χ̂₁| <= EDGE_ERRORS · log_se`` (the measurement cannot tell the side:
+    ReLU at σ_w² = 2 has χ₁ = 1 exactly, and its measured 1.009 is not a miss). Sides as
+    the figure draws them: measured χ₁ ≥ 1 against theory's χ₁ > 1."""
+    measured, theory = np.asarray(measured, np.float64), np.asarray(theory, np.float64)
+    out = np.where((measured >= 1) == (theory > 1), "same", "other").astype(object)
+    if log_se is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            edge = np.abs(np.log(measured)) <= EDGE_ERRORS * np.asarray(log_se, np.float64)
+        out[edge] = "edge"
+    return out
+
+
 def _measured_points(empirical) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
-    """``(sigma_w2, sigma_b2, chi1, [theory's chi1])`` of the measured points, 1-D, checked."""
+    """``(sigma_w2, sigma_b2, chi1, [theory's chi1[, log se]])`` of the measured points, 1-D,
+    checked."""
     ew, eb, ec, *th = (np.asarray(e, np.float64).reshape(-1) for e in empirical)
-    if not ew.shape == eb.shape == ec.shape or (th and th[0].shape != ec.shape):
+    if not ew.shape == eb.shape == ec.shape or any(t.shape != ec.shape for t in th):
         raise ValueError(
             f"empirical arrays differ in length: {[a.shape for a in (ew, eb, ec, *th)]}"
         )
@@ -1026,18 +1049,25 @@ def _draw_measured(ax, ew, eb, ec, th) -> None:
             zorder=3,
         )
     if th:
-        wrong = (ec >= 1) != (th[0] > 1)
-        ax.scatter(
-            ew[wrong],
-            eb[wrong],
-            marker="o",
-            s=60,
-            facecolors="none",
-            edgecolors="#b2182b",
-            linewidths=1.0,
-            zorder=4,
-            label=f"off theory's side ({int(wrong.sum())}/{wrong.size})",
-        )
+        classes = edge_classes(ec, th[0], th[1] if len(th) > 1 else None)
+        for cls, color, text in (
+            ("other", "#b2182b", "off theory's side"),
+            ("edge", "#777777", "on the edge within error"),
+        ):
+            ring = classes == cls
+            if cls == "edge" and not ring.any():
+                continue
+            ax.scatter(
+                ew[ring],
+                eb[ring],
+                marker="o",
+                s=60,
+                facecolors="none",
+                edgecolors=color,
+                linewidths=1.0,
+                zorder=4,
+                label=f"{text} ({int(ring.sum())}/{ring.size})",
+            )
 
 
 AXES_INCHES = (2.2, 1.8)  # about a phase diagram's axes, for sizing its labels
