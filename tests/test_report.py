@@ -101,6 +101,12 @@ def test_layer_table_theory_columns(res, theory):
         m = one.fields[k].mean(0)
         np.testing.assert_allclose(_col(rows, f"{k}_rel_err"), (m - t.fields[k]) / t.fields[k],
                                    rtol=1e-5, atol=1e-7)  # fmt: skip
+    # theory and relative error sit right after the field they predict (in view in a wide
+    # table; they came last, off-screen in report.html)
+    head = list(rows[0])
+    for k in THEORY_FIELDS:
+        i = head.index(k) + (2 if f"{k}_std" in head else 1)  # CSV: the std beside the mean
+        assert head[i : i + 2] == [f"{k}_theory", f"{k}_rel_err"], head
     # a theory with a seed dim is averaged over it; fields it lacks add no columns
     seeded = SweepResult(dims=res.dims, coords=res.coords, fields={"pre_var": res.pre_var * 0.5},
                          field_dims={"pre_var": ("layer",)})  # fmt: skip

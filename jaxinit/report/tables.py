@@ -326,7 +326,7 @@ def layer_table(
     result lacks are left out. With ``theory`` (a Result with the same
     dims and field names, e.g. ``theory.predict(grid)``; a seed dim there is
     averaged), each of pre_var, post_var and grad_var that it holds adds
-    ``<field>_theory`` and the signed ``<field>_rel_err``
+    ``<field>_theory`` and the signed ``<field>_rel_err`` right after the field
     :math:`= (\bar m - t)/t`. ``init`` and ``activation`` columns appear when
     the selection keeps several.
 
@@ -378,6 +378,16 @@ def layer_table(
                     with np.errstate(divide="ignore", invalid="ignore"):
                         row += [t, float(np.float64(m - t) / t)]
                 rows.append(row)
+    # theory and its relative error right after the field they predict, in view in a wide
+    # table (they came last, past a dozen columns, off-screen in report.html)
+    paired = {f"{k}_theory" for k in tcols} | {f"{k}_rel_err" for k in tcols}
+    order = [
+        header.index(c)
+        for h in header
+        if h not in paired
+        for c in (h, *((f"{h}_theory", f"{h}_rel_err") if h in tcols else ()))
+    ]
+    header, rows = [header[j] for j in order], [[r[j] for j in order] for r in rows]
     if columns is not None:
         kept = set(show) | {"layer"}
         for c in [columns] if isinstance(columns, str) else columns:
