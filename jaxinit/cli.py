@@ -43,6 +43,7 @@ import numpy as np
 
 import jaxinit as ji
 from jaxinit._dims import dim_values
+from jaxinit._io import refuse_link
 from jaxinit.training import PARAMETRIZATIONS
 
 __all__ = ["main"]
@@ -218,7 +219,7 @@ def _load_result(path: Path) -> tuple[ji.Result, Path]:
     ``sweeps/`` wrote (``out/seed_histograms``), the one run directory in it holding
     ``result/`` (never through a link: nothing outside ``path`` is read)."""
     for candidate in (path, path / "result"):
-        _refuse_link(candidate)
+        refuse_link(candidate)
         if (candidate / "manifest.json").is_file():
             return ji.Result.load(candidate), path
     runs = sorted(
@@ -227,7 +228,7 @@ def _load_result(path: Path) -> tuple[ji.Result, Path]:
         if d.is_dir() and not d.is_symlink() and (d / "result" / "manifest.json").is_file()
     )
     if len(runs) == 1:
-        _refuse_link(runs[0] / "result")
+        refuse_link(runs[0] / "result")
         return ji.Result.load(runs[0] / "result"), runs[0]
     if runs:
         names = ", ".join(str(d) for d in runs)
@@ -237,14 +238,6 @@ def _load_result(path: Path) -> tuple[ji.Result, Path]:
         f"or {str(path / 'result' / 'manifest.json')!r} (from `jaxinit sweep|train --out DIR`), "
         "or one run directory holding result/ (from a script of sweeps/)"
     )
-
-
-def _refuse_link(path: Path) -> None:
-    if path.is_symlink():
-        raise _UsageError(
-            f"{path} is a symbolic link; jaxinit follows no links inside the "
-            "directories it reads and writes: report the directory it points to instead"
-        )
 
 
 def _theory_for(res: ji.SweepResult) -> ji.SweepResult | None:

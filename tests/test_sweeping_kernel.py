@@ -140,9 +140,9 @@ def test_shared_draws_equal_each_combination_alone():
         "orthogonal",
         "lsuv",
     ]
-    kw = dict(  # one depth: programs are per depth, and sharing is across inits
+    kw = dict(
         activations=["tanh", "relu"],
-        depth=3,
+        depth=[2, 3],
         width=12,
         seeds=[1, 6],
         batch_size=24,

@@ -22,6 +22,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
+import jax
+import numpy as np
+
 __all__ = [
     "CUSTOM_ENTRIES",
     "FROM_BITS",
@@ -273,9 +276,6 @@ def estimated_moments(fn: Any, shape: tuple[int, ...]) -> Moments:
     away. A mean within 4 standard errors of zero is reported as 0 (a zero-mean draw's
     estimate is never exactly 0, and theory needs zero-mean weights). Computed eagerly,
     even inside a trace."""
-    import jax
-    import numpy as np
-
     size = max(1, math.prod(shape))
     n = -(-CUSTOM_ENTRIES // size)
     with jax.ensure_compile_time_eval():
