@@ -95,9 +95,9 @@ def resolve_specs(
 ) -> tuple[tuple, dict[str, str]]:
     """The objects of a list of specs, distinct, and ``{label as given: canonical spec}``.
 
-    ``get`` resolves one spec or object (``initializers.get``, ``activations.get``); every
-    result must be a jaxinit object (it has a ``spec``, which labels a result), and no
-    two may be the same configuration. ``owner`` and ``name`` head the error messages.
+    ``get`` resolves one spec, object or plain function (``initializers.get``,
+    ``activations.get``); its ``spec`` labels the result, and no two may be the same
+    configuration. ``owner`` and ``name`` head the error messages.
 
     Example:
       >>> from jaxinit import initializers
@@ -105,14 +105,7 @@ def resolve_specs(
       >>> objs[0].spec, aliases
       ('glorot_normal', {'xavier_normal': 'glorot_normal'})
     """
-    objs = tuple(get(v) for v in values)
-    for v, o in zip(values, objs, strict=True):
-        if not getattr(o, "spec", ""):
-            raise ValueError(
-                f"{owner}: {name} entry {v!r} is a plain function; give a jaxinit spec or "
-                "object such as 'he_normal' or 'normal(stddev=0.01)' (its spec labels the "
-                "result), or wrap your initializer: ji.initializers.custom(fn, name='...')"
-            )
+    objs = tuple(get(v) for v in values)  # a plain function comes back as custom(fn)
     labels = [o.spec for o in objs]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
@@ -191,6 +184,37 @@ def _normalize(value: Any, default: Any) -> Any:
     return value
 
 
+# __name__s that say nothing: jax's builders return functions named ``init``
+GENERIC_NAMES = frozenset(
+    {"init", "initializer", "<lambda>", "f", "fn", "act", "activation", "phi"}
+)
+
+
+def custom_label(registry: Registry, fn: Any, name: str | None) -> str:
+    """The label of a user's function made into a registry's object (``custom``): ``name``,
+    else ``fn.__name__``; checked to be a plain label that no registered object has.
+    ``registry.kind`` names the module in the messages (``ji.<kind>s.custom``)."""
+    where = f"ji.{registry.kind}s.custom"
+    if name is None:
+        name = getattr(fn, "__name__", None)
+        if name is None or name in GENERIC_NAMES:
+            raise ValueError(
+                f"custom: {fn!r} has no name to label results with (its __name__ is "
+                f"{name!r}); give one: {where}(fn, name='...')"
+            )
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "()=,\n"):
+        raise ValueError(
+            f"custom: name must be a plain label (no parentheses, '=' or ','); got {name!r}"
+        )
+    if name in registry.names(aliases=True):
+        raise ValueError(
+            f"custom: name={name!r} is jaxinit's own {registry.kind} "
+            f"({registry.formula(name)}); choose another label, or give the spec string if it "
+            "is that function"
+        )
+    return name
+
+
 def rebuildable_spec(obj: Any, registry: Registry) -> str:
     """``obj.spec``, checked to rebuild ``obj`` (``registry.get(obj.spec) == obj``): what a
     registry's objects pickle as. A ``pickle.PicklingError`` for one that no spec rebuilds."""
@@ -215,15 +239,21 @@ class Registry(Generic[T]):
     """
 
     def __init__(
-        self, kind: str, cls: type, *, accept_callables: bool = False, takes_dtype: bool = False
+        self,
+        kind: str,
+        cls: type,
+        *,
+        wrap_callable: Callable[[Callable], T] | None = None,
+        takes_dtype: bool = False,
     ):
         self.kind = kind  # "initializer", "activation": used in messages
         self.cls = cls
         # every builder also takes dtype= (the default of the call's), as jax's do; it is a
         # field of the built object and part of its spec when given
         self.takes_dtype = takes_dtype
-        # get() returns any callable as it is (a plain jax initializer is one)
-        self.accept_callables = accept_callables
+        # get() turns a plain function into an object with this (the kind's ``custom``,
+        # which labels it by its name); None: a function is refused
+        self.wrap_callable = wrap_callable
         self._builders: dict[str, Callable[..., T]] = {}  # name or alias -> builder
         self._primary: dict[str, str] = {}  # name or alias -> primary name
         self._formulas: dict[str, str] = {}  # primary name -> plain-text formula
@@ -350,9 +380,12 @@ class Registry(Generic[T]):
         return self._builders[self.resolve(name)]
 
     def get(self, spec: T | str) -> T:
-        """An object as it is, or the object a name or spec string builds."""
-        if isinstance(spec, self.cls) or (self.accept_callables and callable(spec)):
+        """An object as it is, the object a name or spec string builds, or a plain function
+        made into one (``custom(fn)``: labelled by its ``__name__``)."""
+        if isinstance(spec, self.cls):
             return spec
+        if self.wrap_callable is not None and callable(spec) and not isinstance(spec, str):
+            return self.wrap_callable(spec)
         if not isinstance(spec, str):
             raise TypeError(
                 f"expected a {self.kind} or a spec string such as 'name(k=v)'; "

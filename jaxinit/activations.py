@@ -27,6 +27,13 @@ erf               erf(x)                          (-1, 1)          |a| > 0.99   
 linear, identity  x                               (-∞, ∞)          never           no    1
 ================  ==============================  ===============  ==============  ====  ===========
 
+Your own function ``f(x)`` (elementwise, jax-traceable) goes wherever an activation
+goes, labelled by its name, or through :func:`custom` with what jaxinit cannot know
+by itself: its range (from which the saturation test follows by the rule below),
+whether it has a dead region, its kinks (where the theory's quadrature cuts its
+panels) and its torch gain. Given as it is, a function that *is* one of the table's
+(``jax.nn.relu``, ``jnp.tanh``, ``jax.nn.gelu`` …) is that activation.
+
 ``Activation.bounds`` holds the ends of the range, ``±inf`` where unbounded.
 The minima of gelu and silu are solved to double precision and checked
 against a fine grid by the tests: silu's is -W(1/e) ≈ -0.2784645 (W the
@@ -63,6 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -73,11 +81,12 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jaxinit._checks import check_real
-from jaxinit._spec import Registry, rebuildable_spec
+from jaxinit._spec import Registry, custom_label, rebuildable_spec
 
 __all__ = [
     "Activation",
     "aliases",
+    "custom",
     "elu",
     "erf",
     "formula",
@@ -130,6 +139,11 @@ class Activation:
     name: str = ""  # the rest is filled in by the registry
     hparams: tuple[tuple[str, Any], ...] = ()
     spec: str = ""
+    # custom only: the x where φ has a kink (the theory's panels are cut there; the table's
+    # activations have theirs in jaxinit.theory), and the user's function, compared by
+    # identity (``fn`` is not compared: two custom activations of one name differ by it)
+    kinks: tuple[float, ...] | None = None
+    custom_fn: Callable | None = dataclasses.field(default=None, repr=False)
 
     def __copy__(self):  # frozen: a copy is itself (and copy never goes through the spec)
         return self
@@ -169,7 +183,27 @@ class Activation:
         return self.sample_fn is not None
 
 
-_registry: Registry[Activation] = Registry("activation", Activation)
+def _custom_of(fn: Callable) -> Activation:
+    """A plain function given where a spec goes: the table's activation when it is one's
+    function (``jax.nn.relu`` is relu), else ``custom(fn)``, labelled by its name."""
+    same = _builtin_functions().get(fn)
+    return same if same is not None else custom(fn)
+
+
+@functools.cache
+def _builtin_functions() -> dict[Callable, Activation]:
+    """jax's functions that are the table's activations at their defaults (which are jax's:
+    gelu's tanh approximation, elu's α = 1, leaky_relu's slope 0.01)."""
+    table: dict[Callable, Activation] = {}
+    for name in names():
+        builder = _registry.builder(name)
+        if not inspect.signature(builder).parameters:
+            table.setdefault(builder().fn, builder())
+    table.update({jax.nn.gelu: gelu(), jax.nn.elu: elu(), jax.nn.leaky_relu: leaky_relu()})
+    return table
+
+
+_registry: Registry[Activation] = Registry("activation", Activation, wrap_callable=_custom_of)
 
 
 def _from_spec(spec: str) -> Activation:
@@ -357,3 +391,83 @@ def linear() -> Activation:
 
 swish = silu
 identity = linear
+
+
+def custom(
+    fn: Callable[[Array], Array],
+    *,
+    name: str | None = None,
+    bounds: tuple[float, float] | None = None,
+    saturation: tuple[float | None, float | None] | None = None,
+    dead_region: bool = False,
+    kinks: tuple[float, ...] = (),
+    gain: float | None = None,
+) -> Activation:
+    """Your own elementwise activation ``fn(x) -> array`` as a jaxinit Activation: a label
+    and a place in ``Grid``, ``TrainGrid``, ``theory`` and the reports.
+
+    Args:
+      fn: an elementwise, jax-traceable function of one array (differentiable where the
+        sweep takes gradients).
+      name: the label in results, tables and plots; default ``fn.__name__`` (a lambda
+        must be given one).
+      bounds: its output range ``(lo, hi)``, ``±inf`` where unbounded; default unbounded.
+        The histogram of post-activations spans it where finite (else ±3), as for the
+        table's activations.
+      saturation: ``(lo, hi)``: an output below ``lo`` or above ``hi`` is saturated (None:
+        no test on that side); default the table's rule applied to ``bounds`` (within 1%
+        of a finite nonzero bound), so no test without bounds.
+      dead_region: whether φ is exactly 0 with zero slope on a half-line (informational:
+        the dead fraction, exact zeros, is measured for every activation).
+      kinks: the x where φ is not smooth; the theory's Gaussian quadrature cuts its panels
+        there (without them a kinked φ's maps lose digits: relu written by hand, without
+        ``kinks=(0.0,)``, has a c-map off by up to 6e-4; with them it is relu's to the bit).
+      gain: its ``calculate_gain``-style gain, where ``ji.initializers.gain`` should know one.
+
+    Theory takes it by the same quadrature as the table's activations (its derivative by
+    ``jax.grad``). It is not a spec string: it does not pickle, and a saved result keeps
+    its label only.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxinit as ji
+      >>> def soft_clip(x):
+      ...     return x / (1 + jnp.abs(x))
+      >>> act = ji.activations.custom(soft_clip, bounds=(-1.0, 1.0))
+      >>> act.spec, act.saturation
+      ('soft_clip', (-0.99, 0.99))
+    """
+    if not callable(fn):
+        raise TypeError(f"custom: fn must be a function x -> array; got {fn!r}")
+    name = custom_label(_registry, fn, name)
+    if bounds is None:
+        lo, hi = -math.inf, math.inf
+    else:
+        lo, hi = (check_real(f"custom: bounds[{i}]", b) for i, b in enumerate(bounds))
+        if not lo < hi:
+            raise ValueError(f"custom: bounds must be (lo, hi) with lo < hi; got {bounds!r}")
+    if saturation is None:
+        finite = [b if math.isfinite(b) else None for b in (lo, hi)]
+        saturation = (None, None) if finite == [None, None] else _saturation(*finite)
+    else:
+        saturation = tuple(
+            None if t is None else check_real(f"custom: saturation[{i}]", t)
+            for i, t in enumerate(saturation)
+        )
+        if len(saturation) != 2:
+            raise ValueError(f"custom: saturation must be (lo, hi); got {saturation!r}")
+    if not isinstance(dead_region, bool):
+        raise TypeError(f"custom: dead_region must be True or False; got {dead_region!r}")
+    kinks = tuple(sorted(check_real(f"custom: kinks[{i}]", k) for i, k in enumerate(kinks)))
+    if gain is not None:
+        gain = check_real("custom: gain", gain, low=0.0)
+    return Activation(
+        fn=fn,
+        bounds=(lo, hi),
+        saturation=saturation,
+        dead_region=dead_region,
+        gain=gain,
+        name=name,
+        spec=name,
+        kinks=kinks,
+        custom_fn=fn,
+    )

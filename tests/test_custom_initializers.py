@@ -86,7 +86,7 @@ def test_theory_and_training_take_a_custom_initializer():
 
 
 def test_bad_custom_initializers_say_what_to_give():
-    with pytest.raises(ValueError, match=r"has no name to label results with.*give name="):
+    with pytest.raises(ValueError, match=r"has no name to label results with.*custom\(fn, name="):
         ji.initializers.custom(jax.nn.initializers.he_normal())  # jax's builders return `init`
     with pytest.raises(ValueError, match=r"name='he_normal' is jaxinit's own initializer"):
         ji.initializers.custom(laplace, name="he_normal")
@@ -99,8 +99,12 @@ def test_bad_custom_initializers_say_what_to_give():
     wrong = ji.initializers.custom(lambda k, s, d: jnp.zeros((2,), d), name="wrong")
     with pytest.raises(ValueError, match=r"drew shape \(2,\) for shape \(3, 4\)"):
         wrong(jax.random.key(0), (3, 4))
-    with pytest.raises(ValueError, match=r"plain function.*ji.initializers.custom\(fn"):
-        ji.Grid(inits=[laplace], activations=["relu"], depth=2, width=4)
+    with pytest.raises(ValueError, match=r"has no name.*ji.initializers.custom\(fn, name="):
+        ji.Grid(inits=[jax.nn.initializers.he_normal()], activations=["relu"], depth=2, width=4)
+    # a named function needs no wrapping: it is custom(fn), labelled by its name
+    grid = ji.Grid(inits=[laplace], activations=["relu"], depth=2, width=4)
+    assert grid.inits[0].spec == "laplace"
+    assert grid.inits[0] == ji.initializers.custom(laplace)
 
 
 def test_estimated_moments_are_cached_and_eager_inside_a_trace():

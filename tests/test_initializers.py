@@ -431,8 +431,9 @@ def test_registry_round_trip_and_aliases():
     spec = "he_normal(a=0.1, mode='fan_out', convention='torch')"
     assert I.get(spec).spec == spec
     assert I.get("kaiming_uniform(mode='fan_in', convention='jax')").spec == "he_uniform"
-    jax_init = jax.nn.initializers.he_normal()
-    assert I.get(jax_init) is jax_init  # plain jax initializers pass through
+    jax_init = jax.nn.initializers.he_normal()  # a plain function is made custom(fn), which
+    with pytest.raises(ValueError, match=r"__name__ is 'init'.*custom\(fn, name="):  # needs a name
+        I.get(jax_init)
 
 
 # fmt: off

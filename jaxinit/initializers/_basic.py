@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from jaxinit._checks import check_int, check_real
+from jaxinit._spec import custom_label
 from jaxinit.initializers._bases import (
     Constant,
     Custom,
@@ -450,9 +451,6 @@ def sparse(
 eye = identity
 
 
-_GENERIC_NAMES = ("init", "<lambda>", "initializer", "f", "fn")
-
-
 def custom(
     fn: Callable,
     *,
@@ -487,21 +485,7 @@ def custom(
     """
     if not callable(fn):
         raise TypeError(f"custom: fn must be a function (key, shape, dtype) -> array; got {fn!r}")
-    if name is None:
-        name = getattr(fn, "__name__", None)
-        if name is None or name in _GENERIC_NAMES:
-            raise ValueError(
-                f"custom: {fn!r} has no name to label results with (its __name__ is "
-                f"{name!r}); give name='...'"
-            )
-    if not isinstance(name, str) or not name.strip() or any(c in name for c in "()=,\n"):
-        raise ValueError(
-            f"custom: name must be a plain label (no parentheses, '=' or ','); got {name!r}"
-        )
-    if name in registry.names(aliases=True):
-        raise ValueError(
-            f"custom: name={name!r} is jaxinit's own initializer; choose another label"
-        )
+    name = custom_label(registry, fn, name)
     for what, value in (("mean", mean), ("variance", variance)):
         if value is not None and not callable(value):
             check_real(f"custom: {what}", value, low=0.0 if what == "variance" else None)

@@ -369,8 +369,15 @@ def _from_spec(spec: str) -> Initializer:
     return registry.get(spec)
 
 
+def _custom_of(fn: Callable) -> Initializer:
+    """A plain jax initializer given where a spec goes: ``custom(fn)``, labelled by its name."""
+    from jaxinit.initializers._basic import custom  # _basic builds on this module
+
+    return custom(fn)
+
+
 registry: Registry[Initializer] = Registry(
-    "initializer", Initializer, accept_callables=True, takes_dtype=True
+    "initializer", Initializer, wrap_callable=_custom_of, takes_dtype=True
 )
 
 

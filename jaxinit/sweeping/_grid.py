@@ -196,8 +196,10 @@ class Grid(GridBase):
 
     Attributes:
       inits: initializer specs or jaxinit Initializers for every weight matrix; your own
-        jax initializer as ``ji.initializers.custom(fn, name=...)``.
-      activations: activation specs or Activations.
+        jax initializer ``fn(key, shape, dtype)`` as it is (labelled by its name) or as
+        ``ji.initializers.custom(fn, name=..., variance=...)``.
+      activations: activation specs or Activations; your own function as it is (jax's
+        own, ``jax.nn.relu``, are jaxinit's) or as ``ji.activations.custom(fn, ...)``.
       depth: number of hidden layers, an int or a list of ints.
       width: units per hidden layer, an int or a list of ints.
       seeds: a count ``n`` (seeds 0..n-1), a range, or an explicit list of distinct

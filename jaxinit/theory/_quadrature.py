@@ -206,7 +206,10 @@ def warn_range(fn: str, name: str, value: Any, act, *, stacklevel: int = 3) -> N
 
 
 def _breaks(act) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(kinks, smooth features) of φ in x-space, where the panels are cut."""
+    """(kinks, smooth features) of φ in x-space, where the panels are cut; a custom
+    activation's declared kinks, else treated as smooth."""
+    if act.custom_fn is not None:
+        return act.kinks, () if act.kinks else _features(act.name)
     if act.name in _KINKS:
         return _KINKS[act.name], _TAILS.get(act.name, ())
     return ((), ()) if act.name == "linear" else ((), _features(act.name))
@@ -216,6 +219,8 @@ def _lines(act) -> tuple[float, ...]:
     """x-space points whose lines u₂ = x are graded around in 2-D: kinks, or the centre of a
     smooth activation's transition (at large q, E[φ(u₂) | z₁] steps there over a width of
     order √(1 - c²), narrow next to the fixed panels when c → 1)."""
+    if act.custom_fn is not None:
+        return act.kinks or _CENTRES
     if act.name in _KINKS:
         return _KINKS[act.name]
     return () if act.name == "linear" else _CENTRES
