@@ -587,10 +587,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             eval_data = ji.data.load_mnist("test", data_dir=args.data_dir)
         except (OSError, ValueError) as e:  # the whole message: mirrors tried, what to set
             raise _UsageError(str(e)) from None
+        dataset = "MNIST: train split (test split for evaluation), 28×28 pixels / 255 in [0, 1]"
     else:
         key = jax.random.key(args.data_seed)
         data = ji.data.make_circles(jax.random.fold_in(key, 0), 1000, noise=0.05, factor=0.5)
         eval_data = ji.data.make_circles(jax.random.fold_in(key, 1), 1000, noise=0.05, factor=0.5)
+        dataset = (
+            f"two circles (make_circles, noise 0.05, factor 0.5), data seed {args.data_seed}: "
+            "1000 points to train on, 1000 others to evaluate"
+        )
     print(args.devices_line, file=sys.stderr)
     res = ji.train(
         grid,
@@ -599,6 +604,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out=args.out,
         on_update=ji.jsonl_writer(args.log) if args.log else None,
         process_timeout=args.process_timeout,
+        dataset=dataset,
     )
     dims = [d for d in res.dims if d != "seed"]
     rows = [(*dims, f"{ji.training.FINAL_LOSS}, seed mean", "test accuracy (end)")]

@@ -80,9 +80,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxinit import activations, initializers
+from jaxinit import activations
 from jaxinit._checks import check_int, check_real
 from jaxinit._keys import STREAM_INPUTS, layer_keys
+from jaxinit.initializers._core import initializer_or_function
 
 __all__ = ["Histogram", "Spectrum", "jacobian_spectrum", "spectrum_histogram"]
 
@@ -160,9 +161,9 @@ def jacobian_spectrum(
         depth/width/n_inputs, a negative or non-finite ``q_in``, inputs of the
         wrong shape, or an initializer that cannot draw these shapes.
     """
-    init = initializers.get(init)
+    init = initializer_or_function(init)
     act = activations.get(activation)
-    bias = initializers.get(bias_init)
+    bias = initializer_or_function(bias_init)
     depth = check_int("depth", depth)
     width = check_int("width", width)
     n_inputs = check_int("n_inputs", n_inputs)

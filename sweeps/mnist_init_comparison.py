@@ -25,6 +25,7 @@ import jaxinit as ji
 from sweeps import _common
 
 INITS = ("normal(stddev=0.01)", "glorot_normal", "he_normal")  # the result's labels, everywhere
+DATASET = "MNIST: train split (test split for evaluation), pixels / 255 in [0, 1]"
 DISPLAY = {"normal(stddev=0.01)": "std 0.01", "glorot_normal": "Xavier", "he_normal": "He"}
 
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         x, y, x_test, y_test = x[:4096], y[:4096], x_test[:1000], y_test[:1000]
     grid = make_grid(quick=args.quick, seeds=args.seeds)
-    res = ji.train(grid, (x, y), (x_test, y_test), out=args.out / "train")
+    res = ji.train(grid, (x, y), (x_test, y_test), out=args.out / "train", dataset=DATASET)
     summary = _common.write_summary(args.out, summarize(res))
     loss = ji.report.loss_curves(res, smooth=20, log_y=False)
     for ax in loss.axes:  # where std 0.01 stays: chance over 10 classes

@@ -196,6 +196,13 @@ def test_train_on_circles(tmp_path, capsys):
     table = (tmp_path / "tables" / "final.md").read_text()
     assert ji.training.FINAL_LOSS in table
     assert f"{final:.4g}" in next(ln for ln in table.splitlines() if "he_normal" in ln)
+    # the report names the data (issue 28, item 10): the saved result keeps the record
+    record = res.attrs["dataset"]
+    assert record["description"].startswith("two circles (make_circles, noise 0.05")
+    assert (record["data"]["examples"], record["eval_data"]["examples"]) == (1000, 1000)
+    html = (tmp_path / "report.html").read_text()
+    assert "Data: two circles (make_circles" in html
+    assert f"sha256 {record['data']['sha256'][:12]}" in html
 
 
 def test_train_bad_optimizer_is_a_usage_error(capsys):

@@ -117,3 +117,21 @@ def test_estimated_moments_are_cached_and_eager_inside_a_trace():
 
     assert float(f(1.0)) == pytest.approx(1 / 64, rel=0.05)
     assert estimated_moments.cache_info().currsize == 1
+
+
+def test_what_only_draws_takes_jaxs_unnamed_initializers_as_they_are():
+    """A Flax MLP and a Jacobian spectrum need no label: jax's ``init`` functions go in as
+    they are and draw what they draw (a grid needs a label, above)."""
+    from flax import nnx
+
+    jax_he = jax.nn.initializers.he_normal()
+    mlp = ji.training.MLP(4, (8,), 2, kernel_init=jax_he, rngs=nnx.Rngs(0))
+    ref = ji.training.MLP(4, (8,), 2, kernel_init="he_normal", rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(
+        mlp.layers[0].kernel.get_value(), ref.layers[0].kernel.get_value()
+    )
+    kw = dict(activation="tanh", depth=2, width=8, q_in=1.0)
+    spec = ji.isometry.jacobian_spectrum(
+        jax.random.key(0), init=jax.nn.initializers.orthogonal(), **kw
+    )
+    assert spec.singular_values.shape[-1] == 8

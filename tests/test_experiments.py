@@ -287,3 +287,36 @@ def test_model_depth_quick(tmp_path, capsys):
     # the figure's left panel is layer_profile's: the block outputs by path
     res = ji.SweepResult.load(tmp_path / "sweeps" / "resnet-0-L2" / "result")
     assert res.attrs["layers"] == ["inp", "blocks/0", "blocks/1"]
+
+
+def test_trainability_quick(tmp_path, mnist_dir):
+    from sweeps import trainability
+
+    argv = ["--out", str(tmp_path), "--quick", "--seeds", "1", "--data-dir", str(mnist_dir)]
+    summary = trainability.main(argv)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    acc = np.array(summary["accuracy"])
+    assert acc.shape == (len(summary["sigma_w2"]), len(summary["depths"]))
+    assert ((acc >= 0) & (acc <= 1)).all()
+    # theory's bound: 6 ξ_c, largest next to the critical σ_w² (1.76 for tanh at σ_b² = 0.05)
+    assert summary["critical_sigma_w2"] == pytest.approx(1.7610, abs=1e-3)
+    bound = summary["bound_6_xi_c"]
+    assert bound[1] > max(bound[0], bound[2])  # σ_w² = 1.75 is the grid's nearest
+    assert (tmp_path / "trainability.png").stat().st_size > 10_000
+    assert "6 ξ_c" in (tmp_path / "report.html").read_text()
+    # a rerun resumes every depth from its checkpoint: the same numbers
+    assert trainability.main(argv)["accuracy"] == summary["accuracy"]
+
+
+def test_trainability_agreement_counts_cells_against_the_bound():
+    from sweeps.trainability import agreement
+
+    sigma_w2, depths = np.array([1.0, 2.0]), (10, 40)
+    xi_c = np.array([3.0, 20.0])  # bounds 18 and 120: only (1.0, 40) is beyond
+    acc = np.array([[0.9, 0.1], [0.9, 0.2]])  # (2.0, 40) fails to train: one disagreement
+    out = agreement(sigma_w2, depths, acc, xi_c)
+    assert out["threshold"] == pytest.approx(0.5)  # halfway from chance (0.1) to 0.9
+    assert out["agree_fraction"] == 0.75
+    assert out["disagreements"] == [
+        {"sigma_w2": 2.0, "depth": 40, "accuracy": 0.2, "bound": 120.0, "theory_says": "trains"}
+    ]

@@ -992,3 +992,22 @@ def test_edge_classes_score_points_on_the_line_as_their_own_class():
     ]
     assert any("on the edge within error (2/4)" in label for label in labels), labels
     assert any("off theory's side (1/4)" in label for label in labels), labels
+
+
+def test_trainability_draws_accuracy_and_the_depth_bound():
+    w, d = np.array([1.0, 1.5, 2.0]), np.array([10, 20])
+    acc = np.array([[0.9, 0.1], [0.95, 0.9], [0.8, 0.3]])
+    s = np.linspace(1.0, 2.0, 11)
+    xi = np.full(11, 3.0)
+    fig = ji.report.trainability(w, d, acc, xi_c=(s, xi), critical=1.5, chance=0.1)
+    ax = fig.axes[0]
+    (mesh,) = ax.collections
+    np.testing.assert_array_equal(mesh.get_array().reshape(2, 3), acc.T)  # depth rows
+    assert mesh.get_clim() == (0.1, 1.0)
+    curve = [line for line in ax.lines if line.get_color() == "black"]
+    np.testing.assert_allclose(curve[0].get_ydata(), 18.0)  # 6 ξ_c
+    assert any("critical" in t.get_text() for t in fig.legends[0].texts)
+    with pytest.raises(ValueError, match=r"must be \(len\(sigma_w2\), len\(depths\)\) = \(3, 2\)"):
+        ji.report.trainability(w, d, acc.T)
+    with pytest.raises(ValueError, match="increasing"):
+        ji.report.trainability(w[::-1], d, acc)

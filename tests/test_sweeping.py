@@ -188,7 +188,7 @@ def test_divergence_is_recorded_not_raised():
         ),
         (dict(batch_size=1, batchnorm=True), r"batchnorm=True needs a batch_size of at least 2"),
         (dict(bias_inits="he_normal"), r"bias init 'he_normal' needs a rank-2 shape"),
-        (dict(inits=[jax.nn.initializers.he_normal()]), r"plain function"),
+        (dict(inits=[jax.nn.initializers.he_normal()]), r"has no name.*custom\(fn, name="),
         (dict(inits=["he_normal", "kaiming_normal"]), r"same configuration twice: \['he_normal'\]"),
         (dict(hist_range=(1.0, -1.0)), r"hist_range"),
     ],

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.util
 import itertools
@@ -644,3 +645,31 @@ def test_a_checkpoint_of_another_format_is_refused_saying_how_to_rerun(data, tmp
         train(grid, data, out=out)
     with pytest.raises(ValueError, match=rerun):
         restore_model(out, init="he_normal", seed=0)
+
+
+def test_the_result_records_what_it_was_trained_on(tmp_path):
+    """attrs["dataset"]: the description given, sizes and digests (either way); a renamed
+    dataset resumes (the fingerprint holds the digests), other data do not."""
+    x, y = ji.data.make_circles(jax.random.key(0), 64, noise=0.1)
+    grid = ji.TrainGrid(inits=["he_normal"], seeds=1, hidden=(4,), output="sigmoid",
+                        batch_size=None, steps=3, optimizer="sgd(learning_rate=0.1)")  # fmt: skip
+    res = ji.train(grid, (x, y), progress=False)
+    record = res.attrs["dataset"]
+    assert record["description"] is None
+    assert record["eval_data"] is None  # evaluated on the training data
+    assert (record["data"]["examples"], record["data"]["features"]) == (64, 2)
+    digest = hashlib.sha256()
+    for a in (np.asarray(x, np.float32), np.asarray(y, np.int32)):
+        digest.update(f"{a.shape} {a.dtype.str}".encode())
+        digest.update(a.tobytes())
+    assert record["data"]["sha256"] == digest.hexdigest()
+    named = ji.train(grid, (x, y), out=tmp_path, progress=False, dataset="circles, seed 0")
+    assert named.attrs["dataset"]["description"] == "circles, seed 0"
+    again = ji.train(grid, (x, y), out=tmp_path, progress=False, dataset="renamed")
+    assert again.attrs["dataset"]["description"] == "renamed"
+    np.testing.assert_array_equal(again.loss, named.loss)
+    with pytest.raises(ValueError, match=r"fingerprint|another"):
+        ji.train(grid, (x[::-1], y[::-1]), out=tmp_path, progress=False)
+    with pytest.raises(TypeError, match="dataset must be a description"):
+        ji.train(grid, (x, y), progress=False, dataset=3)
+    assert "not described" in ji.report.html.dataset_line(res.attrs)

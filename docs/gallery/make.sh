@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every PNG of docs/gallery/ from the sweep scripts, full scale unless noted,
 # from the repository root: docs/gallery/make.sh [OUT]  (OUT: where the runs go, out/gallery).
-# MNIST comes from $JAXINIT_DATA or is downloaded. About 30 minutes on 2 CPU cores (lr_transfer alone about 12).
+# MNIST comes from $JAXINIT_DATA or is downloaded. About 35 minutes on 2 CPU cores (lr_transfer alone about 12).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-out/gallery}
@@ -38,6 +38,9 @@ cp "$out/coord_check/coord_check.png" "$gallery/coord_check.png"
 
 run lr_transfer
 cp "$out/lr_transfer/lr_transfer.png" "$gallery/lr_transfer.png"
+
+run trainability  # about 6 minutes of CPU (3.5 on 2 cores)
+cp "$out/trainability/trainability.png" "$gallery/trainability.png"
 
 run model_depth  # about 4 minutes, nearly all of it compiling a 200-layer CNN
 cp "$out/model_depth/resnet_depth.png" "$gallery/model_resnet_depth.png"

@@ -376,6 +376,15 @@ def _custom_of(fn: Callable) -> Initializer:
     return custom(fn)
 
 
+def initializer_or_function(init: Any) -> Any:
+    """A spec's Initializer, or a plain function ``(key, shape, dtype)`` as it is: for what
+    only draws (a Flax layer, a Jacobian's weights) and needs no label, so jax's unnamed
+    ``init`` functions are taken; a grid needs a label and goes through ``registry.get``."""
+    if callable(init) and not isinstance(init, (str, Initializer)):
+        return init
+    return registry.get(init)
+
+
 registry: Registry[Initializer] = Registry(
     "initializer", Initializer, wrap_callable=_custom_of, takes_dtype=True
 )

@@ -23,6 +23,7 @@ from jaxinit.report.figures import (
     histogram_grid,
     phase_diagram,
     save,
+    trainability,
     variance_vs_depth,
 )
 from jaxinit.report.html import (
@@ -67,6 +68,7 @@ __all__ = [
     "save",
     "size_vs_width",
     "summary_table",
+    "trainability",
     "variance_ratio",
     "variance_vs_depth",
     "write_json",

@@ -1112,3 +1112,83 @@ def label_spot(
         clearance = np.minimum(clearance, d.min(axis=1))
     k = int(np.argmax(clearance))
     return float(ww[mask][k]), float(bb[mask][k])
+
+
+def trainability(
+    sigma_w2,
+    depths,
+    accuracy,
+    *,
+    xi_c=None,
+    critical: float | None = None,
+    factor: float = 6.0,
+    chance: float | None = None,
+) -> Figure:
+    r"""Accuracy after training over :math:`(\sigma_w^2, L)`, with theory's depth bound.
+
+    Schoenholz et al. 2017 (*Deep Information Propagation*, §5, Fig. 5–6): a network
+    trains only where its depth is within a few correlation depth scales,
+    :math:`L \lesssim 6\,\xi_c(\sigma_w^2)`, a band around the edge of chaos that widens
+    as :math:`\xi_c \to \infty` there.
+
+    Args:
+      sigma_w2: ``(W,)`` increasing weight variances (times the fan-in).
+      depths: ``(D,)`` increasing depths.
+      accuracy: ``(W, D)`` accuracies in [0, 1], ``accuracy[i, j]`` at
+        ``(sigma_w2[i], depths[j])`` (a seed mean).
+      xi_c: None, or ``(s, xi)``: 1-D arrays of σ_w² (a fine grid) and theory's ξ_c
+        there; ``factor · xi`` is drawn as a white-edged black curve, clipped to the axes.
+      critical: None, or the critical σ_w² (χ₁ = 1), drawn as a dashed vertical line.
+      factor: the bound's multiple of ξ_c (the paper's 6).
+      chance: None, or the accuracy of a guess (0.1 for 10 classes), the colour scale's
+        bottom.
+    """
+    w = np.asarray(sigma_w2, np.float64)
+    d = np.asarray(depths, np.float64)
+    acc = np.asarray(accuracy, np.float64)
+    if w.ndim != 1 or d.ndim != 1 or acc.shape != (w.size, d.size):
+        raise ValueError(
+            f"trainability: accuracy must be (len(sigma_w2), len(depths)) = ({w.size}, "
+            f"{d.size}); got {acc.shape}"
+        )
+    if w.size < 2 or d.size < 2 or np.any(np.diff(w) <= 0) or np.any(np.diff(d) <= 0):
+        raise ValueError("trainability: sigma_w2 and depths must each be 2+ increasing values")
+    fig, axes = panel_figure(1, 1, width=COLUMN_WIDTH + 0.6, height=3.0)
+    ax = axes[0, 0]
+    we, de = padded_edges(w), padded_edges(d)
+    mesh = ax.pcolormesh(
+        we,
+        de,
+        acc.T,
+        cmap="viridis",
+        vmin=0.0 if chance is None else chance,
+        vmax=1.0,
+        shading="flat",
+    )
+    fig.colorbar(mesh, ax=ax, label="accuracy")
+    if xi_c is not None:
+        s, xi = (np.asarray(a, np.float64) for a in xi_c)
+        bound = np.where(np.isfinite(xi), factor * xi, de[-1] * 10)
+        for colour, lw in (("white", 2.6), ("black", 1.2)):
+            ax.plot(
+                s,
+                bound,
+                color=colour,
+                linewidth=lw,
+                label=None if colour == "white" else f"{factor:g} ξ_c (theory)",
+            )
+    if critical is not None:
+        ax.axvline(
+            critical,
+            color="white",
+            linestyle="--",
+            linewidth=1.0,
+            label=f"critical σ_w² = {critical:.3g}",
+        )
+    ax.set_xlim(we[0], we[-1])
+    ax.set_ylim(de[0], de[-1])
+    ax.set_xlabel("σ_w²")
+    ax.set_ylabel("depth L (hidden layers)")
+    if xi_c is not None or critical is not None:
+        fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+    return fig

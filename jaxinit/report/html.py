@@ -93,7 +93,29 @@ def provenance(attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     }
     if "grid" in attrs:
         out["grid"] = attrs["grid"]
+    if "dataset" in attrs:
+        out["dataset"] = attrs["dataset"]
     return out
+
+
+def dataset_line(attrs: Mapping[str, Any]) -> str:
+    """One sentence naming a training result's data (``attrs["dataset"]``): the user's
+    description, the sizes and the digests' first 12 hex digits; "" for a result without
+    the record (saved before it existed)."""
+    record = attrs.get("dataset")
+    if not record:
+        return ""
+
+    def sizes(entry):
+        return (
+            f"{entry['examples']:,} examples of {entry['features']} features "
+            f"(sha256 {entry['sha256'][:12]}…)"
+        )
+
+    name = record.get("description") or "not described (give train(..., dataset=...))"
+    evals = record.get("eval_data")
+    where = "evaluated on the training data" if evals is None else f"evaluated on {sizes(evals)}"
+    return f"Data: {name}. Trained on {sizes(record['data'])}, {where}."
 
 
 def _img(path: Path) -> str:
@@ -471,7 +493,13 @@ def report_train(
         raise TypeError(f"report_train takes a training result (a loss field); got {res!r:.100}")
     files = _ReportFiles("report_train", out_dir, formats, dpi)
     views = list(_curve_views(res))
-    sections = [Section(title="Training", figures=_training_curves(res, views, files))]
+    sections = [
+        Section(
+            title="Training",
+            text=dataset_line(res.attrs),
+            figures=_training_curves(res, views, files),
+        )
+    ]
     for heading, figs in (
         ("Width scaling", _width_scaling_figures(res, files)),
         ("Per-layer statistics during training", _layer_stats_figures(res, views, files)),

@@ -36,6 +36,7 @@ from jaxinit._deprecated import renamed_fields
 from jaxinit._dims import GridBase, dim_values
 from jaxinit._keys import STREAM_BATCHES, layer_keys, seed_key
 from jaxinit._spec import check_bools, parse_spec, resolve_specs
+from jaxinit.initializers._core import initializer_or_function
 from jaxinit.training import _mup
 
 __all__ = ["MLP", "TrainGrid", "make_optimizer"]
@@ -81,8 +82,8 @@ class MLP(nnx.Module):
                 f"(nnx.Rngs); got key={key!r:.60} and rngs={rngs!r:.60}"
             )
         self.activation = _activations.get(activation)
-        w, b = _initializers.get(kernel_init), _initializers.get(bias_init)
-        w_out = w if output_kernel_init is None else _initializers.get(output_kernel_init)
+        w, b = initializer_or_function(kernel_init), initializer_or_function(bias_init)
+        w_out = w if output_kernel_init is None else initializer_or_function(output_kernel_init)
         sizes = (d_in, *hidden, d_out)
         linears, flax_rngs = [], nnx.Rngs(0) if rngs is None else rngs  # unused with key
         for l, (m, n) in enumerate(itertools.pairwise(sizes)):

@@ -558,6 +558,7 @@ def train(
     devices: Sequence[jax.Device] | None = None,
     process_timeout: float = _distributed.DEFAULT_PROCESS_TIMEOUT,
     callback: Callable[[int, dict], None] | None = None,
+    dataset: str | None = None,
 ) -> TrainResult:
     """Trains every model of ``grid`` on ``data = (x, y)``, all at once.
 
@@ -603,6 +604,10 @@ def train(
       process_timeout: with several processes, the seconds a process waiting
         for another's block allows it to show no sign of life before raising
         a RuntimeError naming it (as :func:`jaxinit.sweep`'s).
+      dataset: what the data are, for the record (name, split, preprocessing: ``"MNIST
+        train, pixels / 255"``); ``attrs["dataset"]`` keeps it beside the sizes and
+        sha256 digests of ``data`` and ``eval_data`` (recorded either way), and the
+        report shows it.
       callback: deprecated (a DeprecationWarning): ``callback(step, metrics)``,
         ``metrics`` mapping each model's labels, a tuple in ``grid.dims`` order,
         to its record's values; use ``on_update`` (``update.records``).
@@ -643,21 +648,25 @@ def train(
             checkpoint_every=checkpoint_every,
             progress=progress,
             on_update=on_update,
+            dataset=dataset,
         )
+    if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
+        raise TypeError(f"train: dataset must be a description (a string); got {dataset!r}")
     x, y, xe, ye = _checked_data(grid, data, eval_data)
+    record = _dataset_record(dataset, (x, y), None if eval_data is None else (xe, ye))
     if check_int("train: checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
         raise ValueError("train: checkpoint_every needs a directory, out=...")
     run, d_out = _prepare(grid, x, y, xe, ye, devices)
     groups = _groups(grid, x.shape[1], d_out, run.mesh, run.size)
     curves = _Curves.empty(grid, len(groups))
-    store = _open_store(out, grid, (x, y), None if eval_data is None else (xe, ye))
+    store = _open_store(out, grid, record)
     # from here on the store is closed (its lock released) whatever happens
     with store if store is not None else contextlib.nullcontext():
         curves, groups, step = _resume(store, run, groups, curves)
         with Reporter("train", grid.steps, progress, on_update) as report:
             groups = _loop(run, groups, curves, store, step, checkpoint_every, report)
         kept = _kept_params(groups, run.n_models) if grid.keep_params else {}
-        result = _assemble(grid, curves, kept, d_out, on_data=eval_data is None)
+        result = _assemble(grid, curves, kept, d_out, record)
         if store is not None:
             store.save_result(result, "the training result")
     return result
@@ -725,15 +734,30 @@ def _prepare(grid: TrainGrid, x, y, xe, ye, devices) -> tuple[_Run, int]:
     return run, d_out
 
 
-def _open_store(out, grid: TrainGrid, data: tuple, eval_data: tuple | None) -> Store | None:
+def _dataset_record(description: str | None, data: tuple, eval_data: tuple | None) -> dict:
+    """``attrs["dataset"]``: the user's description, and per set its size and sha256 digest
+    (None for ``eval_data`` when the training data are evaluated)."""
+
+    def entry(x, y):
+        return {"examples": int(x.shape[0]), "features": int(x.shape[1]), "sha256": _digest(x, y)}
+
+    return {
+        "description": description,
+        "data": entry(*data),
+        "eval_data": None if eval_data is None else entry(*eval_data),
+    }
+
+
+def _open_store(out, grid: TrainGrid, record: dict) -> Store | None:
     """The run's checkpoint store in ``out`` (None without one): its fingerprint covers the
-    grid and digests of the data."""
+    grid and digests of the data (not their description: a renamed dataset resumes)."""
     if out is None:
         return None
+    eval_data = record["eval_data"]
     spec = {
         "grid": grid.describe(),
-        "data": _digest(*data),
-        "eval_data": None if eval_data is None else _digest(*eval_data),
+        "data": record["data"]["sha256"],
+        "eval_data": None if eval_data is None else eval_data["sha256"],
     }
     with naming_the_path(out, "the training checkpoint"):
         return Store(out, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec)
@@ -781,7 +805,7 @@ def _loop(run: _Run, groups, curves: _Curves, store, step: int, every, report) -
 
 
 def _assemble(
-    grid: TrainGrid, curves: _Curves, kept: dict, d_out: int, *, on_data: bool
+    grid: TrainGrid, curves: _Curves, kept: dict, d_out: int, record: dict
 ) -> TrainResult:
     """The result: the curves and kept parameters ``(group, model, ...)`` laid out ``(init,
     [activation,] [width,] [learning_rate,] seed, ...)``."""
@@ -803,7 +827,8 @@ def _assemble(
         "d_out": d_out,
         "stats_steps": list(grid.record_stats_at),
         "prng_impl": prng_impl(),
-        "eval_on": "data" if on_data else "eval_data",
+        "eval_on": "data" if record["eval_data"] is None else "eval_data",
+        "dataset": record,
     }
     return TrainResult(
         dims=grid.dims,
