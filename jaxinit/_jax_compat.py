@@ -30,6 +30,7 @@ from jaxinit import _threefry
 __all__ = [
     "backends_started",
     "clear_compiled",
+    "compile_for",
     "compiled_count",
     "host_fold_in",
     "host_key_data",
@@ -278,3 +279,29 @@ def backends_started() -> bool:
     without starting them. False where this jax gives no way to ask (see above)."""
     probe = _backends_probe()
     return False if probe is None else bool(probe())
+
+
+# XLA:CPU's library fusions (XNNPACK's successor, "YNN"): by default it also takes each
+# convolution as its own fusion, which ran the any-model CNN's convolutions about 3× slower
+# than XLA's own (Eigen) convolution at (256, 8, 8, 32) 3×3 once the convolution's output
+# has a second user (a captured layer's statistics); XLA then keeps its own when this list
+# leaves it out. The list is XLA's default (reductions, dots, convolutions) less
+# convolutions: tests/test_jax_compat.py checks that it is, on the jax installed.
+CPU_LIBRARY_FUSIONS = ("LIBRARY_FUSION_TYPE_REDUCE", "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT")
+_CPU_LIBRARY_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+
+
+def compile_for(lowered: Any, platform: str) -> Any:
+    """``lowered.compile()``, on CPU without XLA's library convolutions (see
+    :data:`CPU_LIBRARY_FUSIONS`); a jax whose XLA lacks the option compiles with its
+    defaults (the same numbers to rounding, perhaps slower)."""
+    if platform != "cpu":
+        return lowered.compile()
+    try:
+        return lowered.compile(
+            compiler_options={_CPU_LIBRARY_OPTION: ",".join(CPU_LIBRARY_FUSIONS)}
+        )
+    except jax.errors.JaxRuntimeError as err:
+        if _CPU_LIBRARY_OPTION not in str(err):
+            raise
+        return lowered.compile()

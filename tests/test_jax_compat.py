@@ -309,3 +309,45 @@ def test_the_suites_fast_compile_flag_changes_no_bits(tmp_path):
     assert flags["fast"].keys() == flags["default"].keys()
     for k, v in flags["fast"].items():
         np.testing.assert_array_equal(v, flags["default"][k], err_msg=k, strict=True)
+
+
+_LIBRARY_PROBE = """
+import hashlib, re, sys
+import jax, jax.numpy as jnp
+from jaxinit import _jax_compat
+
+def f(x, k, w):  # a convolution whose output has two users, dots, reductions, elementwise
+    y = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    h = jnp.tanh(y.reshape(-1, 32) @ w)
+    return y.sum(), jnp.square(y).mean(), (h @ w).sum(), jax.nn.softmax(h).max()
+
+args = (jnp.ones((16, 8, 8, 32)), jnp.ones((3, 3, 32, 32)), jnp.ones((32, 32)))  # XLA's
+# cost model leaves smaller convolutions to itself
+lowered = jax.jit(f).lower(*args)
+c = _jax_compat.compile_for(lowered, "cpu") if sys.argv[1] == "ours" else lowered.compile()
+text = re.sub(r", metadata=\\{[^}]*\\}", "", c.as_text())
+print(text.count("__ynn_fusion"), hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_cpu_library_fusions_are_xlas_default_less_convolutions():
+    """compile_for's list (CPU_LIBRARY_FUSIONS) is XLA's default with convolutions removed:
+    the program it compiles is, op for op, the one XLA compiles when its flags remove the
+    convolutions from its own default; and it differs from the default's (a convolution
+    fusion fewer), so the option is still there and acts."""
+    runs = {}
+    for name, flags in (
+        ("ours", ""),
+        ("xla", "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"),
+        ("default", ""),
+    ):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": flags}
+        out = subprocess.run(
+            [sys.executable, "-c", _LIBRARY_PROBE, name],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        runs[name] = out.stdout.split()
+    assert runs["ours"] == runs["xla"]
+    assert int(runs["default"][0]) == int(runs["ours"][0]) + 1  # the convolution's own

@@ -49,6 +49,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from jaxinit._jax_compat import compile_for
 from jaxinit._keys import STREAM_COTANGENT, STREAM_INPUTS, STREAM_MODEL, layer_keys, seed_key
 from jaxinit.initializers._bases import Base
 from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
@@ -313,7 +314,8 @@ def program(
     key = (spec, _factory_key(make), capture, tuple(devices))
     with _PROGRAMS_LOCK:  # one compile at a time: a second thread waits for the first's
         if key not in _PROGRAMS:
-            _PROGRAMS[key] = build(spec, make, capture, devices).lower(*args).compile()
+            lowered = build(spec, make, capture, devices).lower(*args)
+            _PROGRAMS[key] = compile_for(lowered, devices[0].platform)
         return _PROGRAMS[key]
 
 
