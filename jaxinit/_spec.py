@@ -384,8 +384,8 @@ class Registry(Generic[T]):
         made into one (``custom(fn)``: labelled by its ``__name__``)."""
         if isinstance(spec, self.cls):
             return spec
-        if self.wrap_callable is not None and callable(spec) and not isinstance(spec, str):
-            return self.wrap_callable(spec)
+        if self.wrap_callable is not None and callable(spec) and not hasattr(spec, "spec"):
+            return self.wrap_callable(spec)  # (another registry's object has a spec: refused)
         if not isinstance(spec, str):
             raise TypeError(
                 f"expected a {self.kind} or a spec string such as 'name(k=v)'; "

@@ -393,6 +393,25 @@ swish = silu
 identity = linear
 
 
+def _pair(what: str, value: Any, open_end: float | None) -> tuple:
+    """``(lo, hi)`` of custom's ``bounds`` (ends ±inf where open) or ``saturation`` (None
+    where there is no test): two reals, ``lo < hi`` where both are given."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"custom: {what} must be (lo, hi); got {value!r}")
+    pair = []
+    for i, (v, end) in enumerate(zip(value, (-1, 1), strict=True)):
+        if open_end is None and v is None:
+            pair.append(None)
+        elif open_end is not None and v == end * open_end:
+            pair.append(float(v))
+        else:
+            pair.append(check_real(f"custom: {what}[{i}]", v))
+    lo, hi = pair
+    if lo is not None and hi is not None and not lo < hi:
+        raise ValueError(f"custom: {what} must be (lo, hi) with lo < hi; got {value!r}")
+    return lo, hi
+
+
 def custom(
     fn: Callable[[Array], Array],
     *,
@@ -420,7 +439,8 @@ def custom(
       dead_region: whether φ is exactly 0 with zero slope on a half-line (informational:
         the dead fraction, exact zeros, is measured for every activation).
       kinks: the x where φ is not smooth; the theory's Gaussian quadrature cuts its panels
-        there (without them a kinked φ's maps lose digits: relu written by hand, without
+        there and only there, as for relu (without kinks, at a smooth activation's cuts:
+        ±1, ±3 and a grading of the tails) (without them a kinked φ's maps lose digits: relu written by hand, without
         ``kinks=(0.0,)``, has a c-map off by up to 6e-4; with them it is relu's to the bit).
       gain: its ``calculate_gain``-style gain, where ``ji.initializers.gain`` should know one.
 
@@ -439,22 +459,16 @@ def custom(
     if not callable(fn):
         raise TypeError(f"custom: fn must be a function x -> array; got {fn!r}")
     name = custom_label(_registry, fn, name)
-    if bounds is None:
-        lo, hi = -math.inf, math.inf
-    else:
-        lo, hi = (check_real(f"custom: bounds[{i}]", b) for i, b in enumerate(bounds))
-        if not lo < hi:
-            raise ValueError(f"custom: bounds must be (lo, hi) with lo < hi; got {bounds!r}")
+    try:
+        hash(fn)  # compiled programs are cached by the activation, so by its function
+    except TypeError:
+        raise TypeError(f"custom: fn must be hashable (a function is); got {fn!r}") from None
+    lo, hi = (-math.inf, math.inf) if bounds is None else _pair("bounds", bounds, math.inf)
     if saturation is None:
         finite = [b if math.isfinite(b) else None for b in (lo, hi)]
         saturation = (None, None) if finite == [None, None] else _saturation(*finite)
     else:
-        saturation = tuple(
-            None if t is None else check_real(f"custom: saturation[{i}]", t)
-            for i, t in enumerate(saturation)
-        )
-        if len(saturation) != 2:
-            raise ValueError(f"custom: saturation must be (lo, hi); got {saturation!r}")
+        saturation = _pair("saturation", saturation, None)
     if not isinstance(dead_region, bool):
         raise TypeError(f"custom: dead_region must be True or False; got {dead_region!r}")
     kinks = tuple(sorted(check_real(f"custom: kinks[{i}]", k) for i, k in enumerate(kinks)))

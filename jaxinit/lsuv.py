@@ -65,9 +65,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxinit import activations, initializers
+from jaxinit import activations
 from jaxinit._checks import check_int, check_real
 from jaxinit._keys import layer_keys
+from jaxinit.initializers._core import initializer_or_function
 
 if TYPE_CHECKING:  # flax is imported by the functions that take a model, not by a sweep
     from flax import nnx
@@ -207,8 +208,8 @@ def lsuv(
         max_iter,
         widths=tuple(int(n) for n in widths),
         act=activations.get(activation),
-        init=initializers.get(init),
-        bias=initializers.get(bias_init),
+        init=initializer_or_function(init),
+        bias=initializer_or_function(bias_init),
     )
 
 

@@ -37,7 +37,7 @@ SIGMA_B2 = 0.05
 FACTOR = 6.0  # the paper's bound: L ≤ 6 ξ_c
 CHANCE = 0.1  # 10 classes
 TEST_IMAGES = 2000
-SIZES = {  # (σ_w² grid, depths, width, steps, training images)
+SIZES = {  # (σ_w² grid, depths, width, steps)
     "full": (np.round(np.linspace(1.0, 4.0, 16), 3), (10, 20, 30, 40, 50, 60, 80, 100), 64, 500),
     "quick": (np.array([1.0, 1.75, 3.0]), (2, 4), 16, 20),
 }
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
     args = _common.parse(p, argv)
     sigma_w2, depths, width, steps = SIZES["quick" if args.quick else "full"]
-    width, steps = args.width or width, args.steps or steps
+    width = width if args.width is None else args.width
+    steps = steps if args.steps is None else args.steps
     for name, value in (("--steps", steps), ("--width", width)):
         if value < 1:
             p.error(f"{name} must be a positive integer; got {value}")

@@ -47,6 +47,13 @@ def test_jaxs_functions_are_jaxinits_activations_and_others_are_labelled_by_name
     assert ji.activations.custom(my_tanh, name="t") != ji.activations.custom(softsign, name="t")
     x = jnp.linspace(-3, 3, 7)
     np.testing.assert_array_equal(act(x), softsign(x))
+    # a half-open range: the finite end alone sets the test (a zero end has none, as relu's)
+    assert ji.activations.custom(softsign, name="a", bounds=(-1.0, np.inf)).saturation == (
+        -0.99,
+        None,
+    )
+    half = ji.activations.custom(my_relu, bounds=(0.0, np.inf))
+    assert (half.bounds, half.saturation) == ((0.0, np.inf), (None, None))
 
 
 def test_bad_custom_activations_say_what_to_give():
@@ -58,6 +65,12 @@ def test_bad_custom_activations_say_what_to_give():
         ji.activations.custom(1.0, name="one")
     with pytest.raises(ValueError, match="lo < hi"):
         ji.activations.custom(softsign, bounds=(1.0, -1.0))
+    with pytest.raises(ValueError, match=r"bounds must be \(lo, hi\); got \(1.0,\)"):
+        ji.activations.custom(softsign, bounds=(1.0,))
+    with pytest.raises(ValueError, match=r"saturation\[0\] must be a finite real"):
+        ji.activations.custom(softsign, saturation=(-np.inf, 0.9))
+    with pytest.raises(TypeError, match="expected a activation"):  # another registry's object
+        ji.activations.get(ji.initializers.get("he_normal"))
     with pytest.raises(TypeError, match="dead_region must be True or False"):
         ji.activations.custom(softsign, dead_region="yes")
     with pytest.raises(pickle.PicklingError, match="'softsign' cannot be pickled"):

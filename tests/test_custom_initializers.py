@@ -131,6 +131,9 @@ def test_what_only_draws_takes_jaxs_unnamed_initializers_as_they_are():
         mlp.layers[0].kernel.get_value(), ref.layers[0].kernel.get_value()
     )
     kw = dict(activation="tanh", depth=2, width=8, q_in=1.0)
+    ours = ji.lsuv.lsuv(jax.random.key(1), jnp.ones((16, 4)), widths=(8,), activation="tanh",
+                        init=jax.nn.initializers.orthogonal())  # fmt: skip
+    assert ours.weights[0].shape == (4, 8)
     spec = ji.isometry.jacobian_spectrum(
         jax.random.key(0), init=jax.nn.initializers.orthogonal(), **kw
     )

@@ -351,3 +351,31 @@ def test_cpu_library_fusions_are_xlas_default_less_convolutions():
         runs[name] = out.stdout.split()
     assert runs["ours"] == runs["xla"]
     assert int(runs["default"][0]) == int(runs["ours"][0]) + 1  # the convolution's own
+
+
+def test_compile_for_falls_back_where_xla_lacks_the_option():
+    """An XLA without the option compiles with its defaults; any other error is raised."""
+
+    class Lowered:
+        def __init__(self, message):
+            self.message, self.calls = message, []
+
+        def compile(self, compiler_options=None):
+            self.calls.append(compiler_options)
+            if compiler_options is not None:
+                raise jax.errors.JaxRuntimeError(self.message)
+            return "compiled"
+
+    missing = Lowered(
+        "INVALID_ARGUMENT: No such compile option: xla_cpu_experimental_ynn_fusion_type"
+    )
+    assert _jax_compat.compile_for(missing, "cpu") == "compiled"
+    assert missing.calls == [
+        {"xla_cpu_experimental_ynn_fusion_type": ",".join(_jax_compat.CPU_LIBRARY_FUSIONS)},
+        None,
+    ]
+    gpu = Lowered("unused")
+    assert _jax_compat.compile_for(gpu, "gpu") == "compiled"
+    assert gpu.calls == [None]  # the option is XLA:CPU's; other platforms compile as they do
+    with pytest.raises(jax.errors.JaxRuntimeError, match="out of memory"):
+        _jax_compat.compile_for(Lowered("RESOURCE_EXHAUSTED: out of memory"), "cpu")

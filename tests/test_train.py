@@ -672,4 +672,6 @@ def test_the_result_records_what_it_was_trained_on(tmp_path):
         ji.train(grid, (x[::-1], y[::-1]), out=tmp_path, progress=False)
     with pytest.raises(TypeError, match="dataset must be a description"):
         ji.train(grid, (x, y), progress=False, dataset=3)
+    with pytest.raises(ValueError, match="dataset is an empty description"):
+        ji.train(grid, (x, y), progress=False, dataset="  ")
     assert "not described" in ji.report.html.dataset_line(res.attrs)

@@ -303,7 +303,7 @@ def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
         h.update(f"{a.shape} {a.dtype.str}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(memoryview(np.ascontiguousarray(a)).cast("B"))  # the bytes, not a copy
     return h.hexdigest()
 
 
@@ -650,8 +650,13 @@ def train(
             on_update=on_update,
             dataset=dataset,
         )
-    if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
+    if dataset is not None and not isinstance(dataset, str):
         raise TypeError(f"train: dataset must be a description (a string); got {dataset!r}")
+    if dataset is not None and not dataset.strip():
+        raise ValueError(
+            f"train: dataset is an empty description ({dataset!r}); say what the "
+            "data are, or leave it out"
+        )
     x, y, xe, ye = _checked_data(grid, data, eval_data)
     record = _dataset_record(dataset, (x, y), None if eval_data is None else (xe, ye))
     if check_int("train: checkpoint_every", checkpoint_every, low=1, none=True) and out is None:
