@@ -2,8 +2,9 @@
 
 jaxinit leans on a few things jax does not promise: the layout of its threefry
 keys and counters, the threefry hash primitive, how its samplers turn random bits
-into floats, a jitted function's count of compiled programs and whether its
-backends have started. Each is here and nowhere else, with why the public API
+into floats, a jitted function's count of compiled programs, whether its
+backends have started, and the name and values of XLA:CPU's library-fusion option
+(:func:`compile_for`). Each is here and nowhere else, with why the public API
 does not serve and what happens on a jax that lacks it (a fallback, or an error
 naming the jax version and what to do). ``tests/test_jax_compat.py`` checks each
 against jax's public behaviour; when a jax release changes one, a test there fails
