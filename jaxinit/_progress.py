@@ -125,10 +125,13 @@ class ProgressBar:
             self._bar.start()
         return self
 
-    def update(self, completed: int) -> None:
-        """Sets how many of ``total`` are done."""
+    def update(self, completed: float, note: str | None = None) -> None:
+        """Sets how many of ``total`` are done: a fraction moves the bar within a unit (a
+        sweep's chunk: per compiled program of it). ``note`` (say ``"compiling"``) is shown
+        beside the name until the next update."""
         if self._bar is not None:
-            self._bar.update(self._task, completed=completed)
+            what = self._what if not note else f"{self._what} · {note}"
+            self._bar.update(self._task, completed=completed, description=what)
 
     def __exit__(self, *exc) -> None:
         if isinstance(self._bar, _NotebookBar):
@@ -148,31 +151,37 @@ class _NotebookBar:
         from IPython.display import display
 
         self._what, self._total, self._done = what, total, 0
+        self._description = what
         self._start = self._last = time.perf_counter()
         self._handle = display(self._html(), display_id=True)
 
     def _html(self, final: str | None = None):
         from IPython.display import HTML
 
-        what, done, total = html.escape(self._what), self._done, self._total
+        done, total = self._done, self._total
         if final is not None:
-            return HTML(f"<pre>{what}: {final}</pre>")
+            return HTML(f"<pre>{html.escape(self._what)}: {final}</pre>")
+        # a fraction (within a chunk) as a percentage; whole units as done/total
+        count = f"{done}/{total}" if float(done).is_integer() else f"{100 * done / total:.0f}%"
         return HTML(
-            f'<pre><progress value="{done}" max="{max(total, 1)}" style="width:20em"></progress>'
-            f" {what} {done}/{total}</pre>"
+            f'<pre><progress value="{done:g}" max="{max(total, 1)}" style="width:20em"></progress>'
+            f" {html.escape(self._description)} {count}</pre>"
         )
 
-    def update(self, task: Any = None, *, completed: int) -> None:
-        self._done = completed
+    def update(self, task: Any = None, *, completed: float, description: str | None = None) -> None:
+        self._done = int(completed) if float(completed).is_integer() else completed
+        changed = description is not None and description != self._description
+        self._description = self._description if description is None else description
         now = time.perf_counter()
-        if now - self._last >= self.INTERVAL:
+        if changed or now - self._last >= self.INTERVAL:
             self._last = now
             self._handle.update(self._html())
 
     def stop(self, *, failed: bool = False) -> None:
         seconds = time.perf_counter() - self._start
+        done = self._done if isinstance(self._done, int) else f"{self._done:.2f}"
         line = (
-            f"stopped at {self._done}/{self._total} after {seconds:.1f} s"
+            f"stopped at {done}/{self._total} after {seconds:.1f} s"
             if failed
             else f"{self._done}/{self._total} in {seconds:.1f} s"
         )
@@ -201,9 +210,11 @@ class Reporter:
     def __exit__(self, *exc) -> None:
         self._bar.__exit__(*exc)
 
-    def show(self, done: int) -> None:
-        """Moves the bar only (a resumed run's starting point)."""
-        self._bar.update(done)
+    def show(self, done: float, note: str | None = None) -> None:
+        """Moves the bar only, with no update for the hook: a resumed run's starting point,
+        or a fraction of the way through a unit (a sweep's chunk), with an optional ``note``
+        beside the name (``"compiling"``)."""
+        self._bar.update(done, note)
 
     def __call__(self, done: int, make_records: Callable[[], list[dict[str, Any]]]) -> None:
         self._bar.update(done)

@@ -2,6 +2,8 @@
 updated output that ends saying what finished, and use_cpu_cores as text. (The tutorials,
 executed in a real kernel, are tests/test_tutorials.py.)"""
 
+import functools
+import re
 import types
 
 import jax
@@ -133,6 +135,34 @@ def test_a_sweep_in_a_notebook_moves_the_bar_and_finishes_it(notebook):
     assert notebook[-1].startswith("<pre>sweep: ")
     assert " in " in notebook[-1]
     assert len(notebook) >= 3  # the bar, moves per chunk, the last line
+
+
+def test_a_one_chunk_sweep_moves_the_bar_within_its_chunk(notebook):
+    grid = ji.Grid(inits=["he_normal", "glorot_normal"], activations=["relu", "tanh"], depth=2,
+                   width=4, seeds=4, batch_size=4, gradients=False)  # fmt: skip
+    ji.sweep(grid)  # one chunk: two programs, one per activation
+    drawn = [re.search(r'<progress value="([0-9.]+)" max="1"', h) for h in notebook[:-1]]
+    assert [float(m.group(1)) for m in drawn] == [0.0, 0.5, 1.0, 1.0]  # then the chunk's update
+    assert " 50%</pre>" in notebook[1]
+    assert notebook[-1].startswith("<pre>sweep: 1/1 in ")
+
+
+def test_a_model_grid_s_bar_says_it_is_compiling(notebook):
+    grid = ji.ModelGrid(model=functools.partial(ji.models.MLP, d_in=4, width=8, depth=2),
+                        inits=["he_normal"], inputs=np.ones((4, 4), np.float32), seeds=2)  # fmt: skip
+    ji.sweep(grid)
+    assert "sweep · compiling 0/1</pre>" in notebook[1]
+    assert "compiling" not in notebook[2]  # compiled: the note goes
+    assert notebook[-1].startswith("<pre>sweep: 1/1 in ")
+
+
+def test_a_terminal_bar_shows_the_note_and_a_fraction():
+    with _progress.ProgressBar("sweep", 2, True) as bar:
+        bar.update(0.5, "compiling")
+        (task,) = bar._bar.tasks
+        assert (task.description, task.completed) == ("sweep · compiling", 0.5)
+        bar.update(1)
+        assert (task.description, task.completed) == ("sweep", 1)
 
 
 def test_not_a_kernel_without_ipython_kernel(monkeypatch):

@@ -70,17 +70,21 @@ def sweep_model(
         _check_distributed(out, devices, me, count)
     timeout = _distributed.check_timeout(process_timeout, "sweep")
     fields = _fields(spec)
-    compute = _computer(grid, spec, fields, devices, memory_budget)
     seeds = np.asarray(grid.seeds, np.int64)
     parts = {str(s): seeds[s : s + spec.chunk] for s in range(0, len(seeds), spec.chunk)}
     owners = {name: _distributed.owner(i, count) for i, name in enumerate(parts)}
     layout = _layout(spec, fields, len(spec.structure.layers))
-    store = _open_store(out, grid, spec, devices, me, count) if out is not None else None
     chunks: dict[str, dict] = {}
-    with (
-        store if store is not None else contextlib.nullcontext(),
-        Reporter("sweep", len(parts), progress, on_update) as report,
-    ):
+    with contextlib.ExitStack() as stack:
+        report = stack.enter_context(Reporter("sweep", len(parts), progress, on_update))
+        # the program is compiled (and its memory checked) ahead of the first chunk and
+        # before the store is opened, so a refused program leaves nothing in out
+        report.show(0, "compiling")
+        compute = _computer(grid, spec, fields, devices, memory_budget)
+        report.show(0)
+        store = _open_store(out, grid, spec, devices, me, count) if out is not None else None
+        if store is not None:
+            stack.enter_context(store)
 
         def take(name: str, arrays: dict) -> None:
             chunks[name] = arrays

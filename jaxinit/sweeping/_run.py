@@ -84,7 +84,10 @@ def sweep(
         host's: ``jaxinit._host.device_memory``), and a
         chunk holds no more seeds than fit there beside it.
       progress: show a progress bar; None shows one only when someone watches (a
-        terminal or a notebook), as :func:`jaxinit.train`'s.
+        terminal or a notebook), as :func:`jaxinit.train`'s. It counts chunks, and
+        moves within one as each of its compiled programs finishes (a Grid: one
+        per activation and block of members); a ModelGrid's bar says
+        ``compiling`` while its one program compiles.
       on_update: called with a :class:`jaxinit.Update` after each chunk computed
         or read back (after its checkpoint), as :func:`jaxinit.train` calls it
         after each logging step: ``kind="sweep"``, ``done`` chunks of ``total``,
@@ -280,16 +283,20 @@ def _run_chunks(run: _Run, store: Store | None, report: Reporter) -> tuple[dict,
         compute = _computer(run)
         for chunk in (c for c in the_plan.chunks if owners[c.name] == run.me):
             loaded = _load_chunk(store, grid, chunk) if store else None
-            take(chunk, *(compute(chunk, store) if loaded is None else loaded))
+            if loaded is None:  # the bar moves as each of the chunk's programs finishes
+                done = len(computed_by)
+                loaded = compute(chunk, store, lambda part, done=done: report.show(done + part))
+            take(chunk, *loaded)
         others = {name: p for name, p in owners.items() if p != run.me}
         for name in () if not others else _arrivals(run, store, others, seen):
             take(chunks[name], *_load_chunk(store, grid, chunks[name]))
     return fields, computed_by
 
 
-def _computer(run: _Run) -> Callable[[Chunk, Store | None], tuple[dict, int]]:
-    """``compute(chunk, store)``: a chunk's arrays computed by this process (and saved in the
-    store, given one), and this process's index."""
+def _computer(run: _Run) -> Callable[..., tuple[dict, int]]:
+    """``compute(chunk, store, tick)``: a chunk's arrays computed by this process (and saved
+    in the store, given one), and this process's index; ``tick(fraction)`` is called as each
+    of the chunk's forward programs finishes (fraction of them done, in (0, 1])."""
     grid, the_plan = run.grid, run.plan
     x_shared = None if isinstance(grid.inputs, str) else jnp.asarray(grid.inputs)
     members = {
@@ -298,8 +305,8 @@ def _computer(run: _Run) -> Callable[[Chunk, Store | None], tuple[dict, int]]:
         for ib, blk in enumerate(the_plan.member_blocks)
     }
 
-    def compute(chunk: Chunk, store: Store | None) -> tuple[dict, int]:
-        arrays = _compute(grid, the_plan, chunk, members, run.devices, run.mesh, x_shared)
+    def compute(chunk: Chunk, store: Store | None, tick=lambda part: None) -> tuple[dict, int]:
+        arrays = _compute(grid, the_plan, chunk, members, run.devices, run.mesh, x_shared, tick)
         if store is not None:
             saved = {**arrays, "_seeds": np.array(chunk.seeds), "_process": np.int64(run.me)}
             with naming_the_path(store.root, "the sweep's checkpoint"):
@@ -338,8 +345,9 @@ def _check_distributed(out, devices: list[jax.Device], me: int, count: int) -> N
         )
 
 
-def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_shared):
-    """One chunk's statistics: fields ``(activation, member, seed, ...)``, trimmed to the chunk."""
+def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_shared, tick):
+    """One chunk's statistics: fields ``(activation, member, seed, ...)``, trimmed to the
+    chunk. ``tick(fraction)`` as each (activation, member block) program finishes."""
     n = len(chunk.seeds)
     step = the_plan.lanes * len(devices)
     padded = list(chunk.seeds) + [chunk.seeds[-1]] * (step * math.ceil(n / step) - n)
@@ -362,6 +370,10 @@ def _compute(grid, the_plan: Plan, chunk: Chunk, members, devices, mesh, x_share
         ]
         for ia in range(len(grid.activations))
     ]
+    flat = [o for row in outs for o in row]
+    for i, o in enumerate(flat, 1):  # in the order dispatched, so in the order they finish
+        jax.block_until_ready(o)
+        tick(i / len(flat))
     n_members = len(grid.inits) * len(dim_values(grid.bias_inits))
     arrays = {}
     for name in outs[0][0]._fields:

@@ -327,7 +327,9 @@ class TrainGrid(GridBase):
     ``batch_size``, ``root_seed``, ``aliases``) have its names, types and limits.
 
     Attributes:
-      inits: initializer specs or objects for every kernel (a dim of the result).
+      inits: initializer specs or objects for every kernel (a dim of the result); your
+        own jax initializer ``fn(key, shape, dtype)`` as it is (labelled by its name) or
+        as ``ji.initializers.custom(fn, name=..., variance=...)``, as in a Grid.
       seeds: a count ``n`` (seeds 0..n-1), a range, or a list of distinct seeds in
         [0, 2**31); at most ``jaxinit.sweeping.MAX_SEEDS`` of them, stored as
         :func:`jaxinit._dims.check_seeds` says, as in a :class:`jaxinit.Grid`.
@@ -347,8 +349,9 @@ class TrainGrid(GridBase):
       base_width: μP's base width, where μP equals the standard parametrization
         and the learning rate is the base rate; None: the smallest width.
       activations: an activation spec, or a list of them, which adds the dim
-        ``activation``. Its old name ``activation`` works for one release, with a
-        DeprecationWarning.
+        ``activation``; your own function as it is (jax's own, ``jax.nn.relu``, are
+        jaxinit's) or as ``ji.activations.custom(fn, ...)``, as in a Grid. Its old
+        name ``activation`` works for one release, with a DeprecationWarning.
       bias_inits: the initializer of every bias: one spec (a list of one is that spec).
         Its old name ``bias_init`` works for one release, with a DeprecationWarning.
       output_init: kernel initializer of the output layer; None: the model's init.
