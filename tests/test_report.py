@@ -668,6 +668,8 @@ def test_report_page_has_contents_scrolling_tables_and_the_source_revision(tmp_p
     assert '<section id="s2">' in page
     assert '<li><a href="#provenance">Provenance</a></li>' in page
     assert '<div class="table-box"><table>' in page  # wide tables scroll inside their box
+    assert "@media print {" in page  # and on paper they fit the page, in landscape
+    assert "size: A4 landscape" in page
     rev = report.provenance()["source"]
     if rev is None:  # not a git checkout (an installed wheel): nothing claimed
         assert "git commit" not in page

@@ -53,6 +53,13 @@ pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem;
 .table-box { overflow-x: auto; max-width: 100%; }  /* a wide table scrolls in its box */
 td { white-space: nowrap; }  /* "1.23 ± 0.04" stays on one line */
 nav.toc { font-size: 0.9rem; } nav.toc ol { margin: 0.2rem 0 1rem; }
+@media print {  /* on paper nothing scrolls: landscape, and wide tables wrap and shrink */
+  @page { size: A4 landscape; margin: 1cm; }
+  body { max-width: none; margin: 0; }
+  .table-box { overflow-x: visible; } table { font-size: 0.55rem; width: 100%; }
+  th, td { white-space: normal; overflow-wrap: anywhere; padding: 0.1rem 0.2rem; }
+  figure { break-inside: avoid; }
+}
 """
 
 
