@@ -25,6 +25,7 @@ softplus          log(1 + e^x)                    (0, ∞)           never      
 hard_tanh         clip(x, -1, 1)                  [-1, 1]          |a| > 0.99      no    None
 erf               erf(x)                          (-1, 1)          |a| > 0.99      no    None
 linear, identity  x                               (-∞, ∞)          never           no    1
+transformed       γ (φ(α x + β) + δ), φ a base    γ (φ's + δ)      φ's, mapped     φ's   None
 ================  ==============================  ===============  ==============  ====  ===========
 
 Your own function ``f(x)`` (elementwise, jax-traceable) goes wherever an activation
@@ -107,6 +108,7 @@ __all__ = [
     "softplus",
     "swish",
     "tanh",
+    "transformed",
 ]
 
 # jax.nn.selu's constants (Klambauer et al. 2017, eq. 14).
@@ -387,6 +389,59 @@ def erf() -> Activation:
 def linear() -> Activation:
     """x."""
     return Activation(_identity, (-math.inf, math.inf), (None, None), False, 1.0)
+
+
+@_registry.register(
+    shown=("base",), formula="φ̂(x) = output_scale·(φ(input_scale·x + input_shift) + output_shift)"
+)
+def transformed(
+    *,
+    base: str = "tanh",
+    input_scale: float = 1.0,
+    input_shift: float = 0.0,
+    output_scale: float = 1.0,
+    output_shift: float = 0.0,
+) -> Activation:
+    """γ (φ(α x + β) + δ): the table's activation ``base`` (a spec) with its input scaled
+    by α = ``input_scale`` and shifted by β = ``input_shift``, its output shifted by δ =
+    ``output_shift`` and scaled by γ = ``output_scale`` > 0.
+
+    The form of Deep Kernel Shaping (Martens et al. 2021) and Tailored Activation
+    Transformations (Zhang et al. 2022); :func:`jaxinit.theory.transform` solves its
+    parameters for a network and returns one of these, whose spec carries them::
+
+        transformed(base='tanh', input_scale=0.128, input_shift=0.571, ...)
+
+    Its bounds and saturation test are the base's, mapped; its kinks are the base's
+    mapped to x = (k - β)/α, where theory cuts its panels. The base must be one of the
+    table's (a custom function has no spec to rebuild it by); α ≠ 0.
+    """
+    if not isinstance(base, str):
+        raise TypeError(
+            f"transformed: base must be an activation spec (a string), e.g. 'tanh'; got {base!r}"
+        )
+    phi = get(base)
+    if phi.name == "transformed":
+        raise ValueError(f"transformed: base must be one of the table's activations; got {base!r}")
+    if phi.stochastic:
+        raise ValueError(f"transformed: base must be deterministic; {base!r} draws at random")
+    alpha = check_real("transformed: input_scale", input_scale)
+    beta = check_real("transformed: input_shift", input_shift)
+    gamma = check_real("transformed: output_scale", output_scale, low=0.0, strict=True)
+    delta = check_real("transformed: output_shift", output_shift)
+    if alpha == 0 or gamma == 0:
+        raise ValueError(
+            f"transformed: input_scale and output_scale must be nonzero; got {alpha}, {gamma}"
+        )
+    base_fn = phi.fn
+
+    def fn(x: ArrayLike) -> Array:
+        x = jnp.asarray(x)
+        return gamma * (base_fn(alpha * x + beta) + delta)
+
+    lo, hi = (gamma * (b + delta) for b in phi.bounds)
+    sat = tuple(None if t is None else gamma * (t + delta) for t in phi.saturation)
+    return Activation(fn, (lo, hi), sat, phi.dead_region, None)
 
 
 swish = silu

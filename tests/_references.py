@@ -4,6 +4,10 @@ peers are not installed (CI has no torch).
 ``tests/references/torch_init.json``: what ``torch.nn.init`` computes. Rewrite it with
 ``python tests/references/make_torch_references.py`` and check that it still matches the
 installed torch with ``--check`` (torch and numpy only; its docstring lists what is stored).
+
+``tests/references/dks_transforms.json``: DeepMind dks's activation transforms (DKS, TAT),
+written by ``python tests/references/make_dks_references.py`` (dks's base package, scipy,
+autograd; ``--check`` compares).
 """
 
 import functools
@@ -17,3 +21,10 @@ DIR = pathlib.Path(__file__).with_name("references")
 def torch_init() -> dict:
     """torch.nn.init's reference values (read once; do not modify the returned dict)."""
     return json.loads((DIR / "torch_init.json").read_text())
+
+
+@functools.cache
+def dks_transforms() -> dict:
+    """dks's DKS/TAT parameters for vanilla chains (``references/dks_transforms.json``, written
+    by ``references/make_dks_references.py``; read once; do not modify the returned dict)."""
+    return json.loads((DIR / "dks_transforms.json").read_text())

@@ -261,3 +261,20 @@ ISO_CRITICAL_MEAN_ATOL = Z_SCORE * ISO_CRITICAL_NET_SD / math.sqrt(ISO_CRITICAL_
 # an attention kernel), key or family moves a variance by O(1).
 MODEL_RTOL = 1e-4
 MODEL_ATOL = 1e-6  # for means near zero, in units of the layer's std
+
+# Activation transforms (tests/test_transforms.py) against dks 0.1.2's stored parameters. dks
+# solves with scipy's hybr (xtol 1.49e-8, relative) after a bisection of its network target to
+# 1e-8 in value, on an order-10⁵ Gauss–Legendre rule over [-10, 10]; jaxinit by Newton in
+# float64 to residuals below 1e-12 on panels cut at the kinks. For smooth φ (and a leaky ReLU,
+# whose kink sits at the rule's centre, where its error cancels) the two agree to 1.2e-8
+# (measured, 2026-12); DKS_PARAM_RTOL allows ~100x that. A wrong equation (a target off by
+# 1/L, Q'(1) instead of C'(1)) moves the parameters by 1e-3 or more.
+DKS_PARAM_RTOL = 1e-6
+DKS_PARAM_ATOL = 1e-9  # for shifts that are 0 (a leaky ReLU's β)
+# SELU's φ' jumps at 0, where dks's uncut rule does not split: its error is O(h) there,
+# (jump of φ'²) × (density at the kink) × h/2 ≈ 2 × 0.35 × 1e-4 ≈ 6e-5 in C'(1) (measured
+# 6.1e-5 at jaxinit's solution), which moves its parameters by up to 1e-2 relative (TAT, L =
+# 20; measured 1.0e-2). The SELU parameters are held to the equations instead, by an
+# independent numpy rule split at the kink (EQUATION_ATOL), and dks's must miss them by more.
+DKS_SELU_RTOL = 2e-2
+DKS_EQUATION_ATOL = 1e-8

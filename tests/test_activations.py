@@ -62,11 +62,21 @@ REFERENCES = [
     ("erf", special.erf),
     ("linear", lambda x: x),
     ("identity", lambda x: x),
+    ("transformed", np.tanh),  # base tanh, unchanged
+    (
+        "transformed(base='tanh', input_scale=0.5, input_shift=0.2, output_scale=2.0, "
+        "output_shift=-0.1)",
+        lambda x: 2.0 * (np.tanh(0.5 * x + 0.2) - 0.1),
+    ),
+    (
+        "transformed(base='leaky_relu(negative_slope=0.2)', input_scale=-2.0, output_scale=0.5)",
+        lambda x: 0.5 * _leaky(0.2)(-2.0 * x),
+    ),
 ]
 GRID = np.array(
     [-60, -20, -5, -2, -1, -0.75, -0.5, -1e-3, 0, 1e-3, 0.5, 0.75, 1, 2, 5, 20, 60], np.float32
 )
-SATURATING = {"sigmoid", "tanh", "erf", "hard_tanh", "elu", "selu"}
+SATURATING = {"sigmoid", "tanh", "erf", "hard_tanh", "elu", "selu", "transformed"}
 # and the edges where leaky_relu, rrelu and elu become relu, dead region included
 PARAMETRIZED = [spec for spec, _ in REFERENCES if "(" in spec] + [
     "leaky_relu(negative_slope=0.0)",
@@ -285,7 +295,7 @@ def test_spec_round_trips(spec):
 
 def test_names_and_aliases():
     names = "sigmoid tanh relu leaky_relu prelu rrelu elu selu gelu silu softplus hard_tanh erf"
-    assert set(activations.names()) == {*names.split(), "linear"}
+    assert set(activations.names()) == {*names.split(), "linear", "transformed"}
     assert set(activations.names(aliases=True)) - set(activations.names()) == {"swish", "identity"}
     assert activations.swish is activations.silu
     assert activations.identity is activations.linear

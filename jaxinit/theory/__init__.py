@@ -53,6 +53,11 @@ References:
   - Klambauer et al. 2017, *Self-Normalizing Neural Networks* (SELU: with
     :math:`\sigma_w^2 = 1`, :math:`\sigma_b^2 = 0`, :math:`q^* = 1`), https://arxiv.org/abs/1706.02515
   - Yang et al. 2019, *A Mean Field Theory of Batch Normalization*, https://arxiv.org/abs/1902.08129
+  - Martens et al. 2021, *Rapid training of deep neural networks without skip connections or
+    normalization layers using Deep Kernel Shaping* (DKS; :func:`transform`),
+    https://arxiv.org/abs/2110.01765
+  - Zhang et al. 2022, *Deep Learning without Shortcuts: Shaping the Kernel with Tailored
+    Rectifiers* (TAT; :func:`transform`), https://openreview.net/forum?id=U0k7XNTiFEq
 
 Example:
   >>> import jaxinit as ji
@@ -85,6 +90,7 @@ from jaxinit.theory._maps import (
 )
 from jaxinit.theory._predict import Prediction, predict
 from jaxinit.theory._quadrature import Q_MAX
+from jaxinit.theory._transforms import transform
 
 __all__ = [
     "Q_MAX",
@@ -107,5 +113,6 @@ __all__ = [
     "q_star",
     "sigma_b2",
     "sigma_w2",
+    "transform",
     "variance_map",
 ]

@@ -205,9 +205,27 @@ def warn_range(fn: str, name: str, value: Any, act, *, stacklevel: int = 3) -> N
         )
 
 
+def _transformed_base(act) -> tuple[Any, float, float] | None:
+    """A transformed activation's (base, α, β): φ̂(x) = γ (φ(α x + β) + δ); None for others."""
+    if act.name != "transformed" or act.custom_fn is not None:
+        return None
+    h = dict(act.hparams)
+    return activation_of(h["base"]), h["input_scale"], h["input_shift"]
+
+
+def _mapped(points: tuple[float, ...], alpha: float, beta: float) -> tuple[float, ...]:
+    """Where φ̂'s argument x puts φ's argument at ``points``: x = (p - β)/α."""
+    return tuple(sorted((p - beta) / alpha for p in points))
+
+
 def _breaks(act) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(kinks, smooth features) of φ in x-space, where the panels are cut; a custom
-    activation's declared kinks, else treated as smooth."""
+    activation's declared kinks, else treated as smooth; a transformed activation's, its
+    base's mapped through the input's scale and shift."""
+    base = _transformed_base(act)
+    if base is not None:
+        phi, alpha, beta = base
+        return tuple(_mapped(p, alpha, beta) for p in _breaks(phi))
     if act.custom_fn is not None:
         return act.kinks, () if act.kinks else _features(act.name)
     if act.name in _KINKS:
@@ -219,6 +237,10 @@ def _lines(act) -> tuple[float, ...]:
     """x-space points whose lines u₂ = x are graded around in 2-D: kinks, or the centre of a
     smooth activation's transition (at large q, E[φ(u₂) | z₁] steps there over a width of
     order √(1 - c²), narrow next to the fixed panels when c → 1)."""
+    base = _transformed_base(act)
+    if base is not None:
+        phi, alpha, beta = base
+        return _mapped(_lines(phi), alpha, beta)
     if act.custom_fn is not None:
         return act.kinks or _CENTRES
     if act.name in _KINKS:
@@ -308,9 +330,18 @@ def _elementwise(fn, *args):
     return jax.tree.map(lambda o: o.reshape(shape), out)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def run_static(fn, act, static, *args):
-    """``fn(act, *static, *scalars)`` jitted, over the broadcast of ``args``."""
+    """``fn(act, *static, *scalars)`` jitted, over the broadcast of ``args``.
+
+    The arguments go in as arrays of one strong dtype, so that ``0.5``, ``np.float32(0.5)``
+    and ``jnp.asarray(0.5)`` share one compiled program (a Python float is weakly typed
+    in jax, and a weak type is a distinct program)."""
+    dtype = jnp.result_type(*args, jnp.float32)
+    return _run_static(fn, act, static, *(jnp.asarray(a, dtype) for a in args))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _run_static(fn, act, static, *args):
     return _elementwise(lambda *a: fn(act, *static, *a), *args)
 
 
