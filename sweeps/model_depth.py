@@ -165,12 +165,16 @@ def run_resnets(out, s: dict, seeds: int) -> tuple[dict, dict, float]:
         by_depth[variant] = {}
         for depth in s["resnet_depths"]:
             if variant == "α = 1/√L":
-                res, block = runs[variant, depth], depth - 1
+                net, block = depth, depth - 1
             else:  # block ℓ of the deepest network is a depth-(ℓ+1) network
-                res, block = runs[variant, deepest], depth - 1
+                net, block = deepest, depth - 1
+            res = runs[variant, net]
             col = res.attrs["layers"].index(f"blocks/{block}")
             row = seed_stats(res.sel(init=HE).pre_var[:, col])
-            row["theory"] = theory(variant, depth)
+            # theory.predict's residual mean field, in the sweep's layout (its closed form
+            # here is theory(), drawn as the curve)
+            predicted = ji.theory.predict(resnet_grid(variant, net, s, 1))
+            row["theory"] = float(predicted.sel(init=HE).pre_var[0, col])
             by_depth[variant][depth] = row
     return runs, by_depth, time.perf_counter() - start
 

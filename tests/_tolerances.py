@@ -278,3 +278,11 @@ DKS_PARAM_ATOL = 1e-9  # for shifts that are 0 (a leaky ReLU's β)
 # independent numpy rule split at the kink (EQUATION_ATOL), and dks's must miss them by more.
 DKS_SELU_RTOL = 2e-2
 DKS_EQUATION_ATOL = 1e-8
+
+# The zoo's ResNet against its mean field (tests/test_theory_residual.py): each layer's seed
+# mean is held to Z_SCORE standard errors of that mean, taken from the seeds' own spread, plus
+# a finite-width bias: at width 128 the stream's q_{l+1} - q_l has corrections O(1/width) per
+# block (the LayerNorm's division by a sample variance, E[1/s²] > 1/E[s²], and the branch's
+# own fluctuation), measured at most 2.4% over four blocks. 5% leaves twice that; an α for α²
+# (25 to 50% at α = 0.5) or a missing fan factor is far outside.
+RESIDUAL_BIAS_RTOL = 0.05

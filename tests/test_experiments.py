@@ -8,6 +8,7 @@ import pathlib
 import jax
 import numpy as np
 import pytest
+from _tolerances import THEORY_QUAD_ATOL, THEORY_QUAD_RTOL
 
 import jaxinit as ji
 from sweeps import seed_histograms
@@ -266,7 +267,8 @@ def test_model_depth_quick(tmp_path, capsys):
     for variant, per in resnet.items():
         assert list(per) == ["1", "2"]
         for depth, row in per.items():
-            assert row["theory"] == model_depth.theory(variant, int(depth))
+            # theory.predict (the recurrence) against the closed form 2(1 + α² L)
+            assert row["theory"] == pytest.approx(model_depth.theory(variant, int(depth)), rel=1e-5)
             assert row["q10"] <= row["mean"] <= row["q90"]
             assert row["mean"] == pytest.approx(row["theory"], rel=0.3)
     # a zero branch is the identity: every depth's output is the input layer's
@@ -306,6 +308,38 @@ def test_trainability_quick(tmp_path, mnist_dir):
     assert "6 ξ_c" in (tmp_path / "report.html").read_text()
     # a rerun resumes every depth from its checkpoint: the same numbers
     assert trainability.main(argv)["accuracy"] == summary["accuracy"]
+
+
+def test_dks_tat_quick(tmp_path, mnist_dir):
+    from sweeps import dks_tat
+
+    argv = ["--out", str(tmp_path), "--quick", "--seeds", "1", "--data-dir", str(mnist_dir)]
+    summary = dks_tat.main(argv)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    acc = np.array(summary["test_accuracy"])
+    assert acc.shape == (2, 5, 1)  # init × activation × rate
+    assert ((acc >= 0) & (acc <= 1)).all()
+    assert summary["activations"] == [
+        "tanh",
+        "DKS tanh",
+        "TAT tanh",
+        "leaky_relu",
+        "TAT leaky_relu",
+    ]
+    assert summary["specs"][1].startswith("transformed(base='tanh', input_scale=")
+    c0, slope = summary["theory_c_f_0"], summary["theory_c_f_slope_1"]
+    # what each transform asks of the whole network, read off theory's composed C map:
+    # DKS: C_f(0) = 0 and C'_f(1) = ζ = 1.5; TAT: C'_f(1) = 1 and, for the leaky ReLU,
+    # C_f(0) = η (0.5 in --quick); float32 maps, a few layers: THEORY_QUAD tolerances
+    tol = dict(rel=THEORY_QUAD_RTOL * 10, abs=THEORY_QUAD_ATOL * 10)
+    assert c0[1] == pytest.approx(0.0, **tol)
+    assert slope[1] == pytest.approx(1.5, **tol)
+    assert slope[2] == pytest.approx(1.0, **tol)
+    assert slope[4] == pytest.approx(1.0, **tol)
+    assert c0[4] == pytest.approx(0.5, **tol)
+    assert c0[3] > 0.6  # the plain leaky ReLU's, higher: the network is more degenerate
+    assert (tmp_path / "dks_tat.png").stat().st_size > 10_000
+    assert "C_f(0)" in (tmp_path / "report.html").read_text()
 
 
 def test_trainability_agreement_counts_cells_against_the_bound():

@@ -41,6 +41,8 @@ cp "$out/lr_transfer/lr_transfer.png" "$gallery/lr_transfer.png"
 
 run trainability  # about 6 minutes of CPU (3.5 on 2 cores)
 cp "$out/trainability/trainability.png" "$gallery/trainability.png"
+run dks_tat  # about 5 minutes on 2 cores
+cp "$out/dks_tat/dks_tat.png" "$gallery/dks_tat.png"
 
 run model_depth  # about 4 minutes, nearly all of it compiling a 200-layer CNN
 cp "$out/model_depth/resnet_depth.png" "$gallery/model_resnet_depth.png"

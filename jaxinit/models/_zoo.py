@@ -105,6 +105,8 @@ class ResidualBlock(nnx.Module):
 
     def __init__(self, width: int, *, alpha: float, norm, activation, zero_branch, rngs):
         self.alpha, self.norm_kind, self.act = alpha, norm, _act(activation)
+        # what theory reads back (jaxinit.theory.predict of a ModelGrid of the zoo's ResNet)
+        self.activation, self.zero_branch = _activations.get(activation), zero_branch
         self.norm = None if norm is None else nnx.LayerNorm(width, rngs=rngs)
         self.fc_in = nnx.Linear(width, width, rngs=rngs)
         out_init = nnx.initializers.zeros_init() if zero_branch else nnx.initializers.lecun_normal()

@@ -25,11 +25,12 @@ from jaxinit._dims import dim_values
 from jaxinit._host import check_memory
 from jaxinit._results import Result
 from jaxinit.initializers._bases import Lsuv
-from jaxinit.sweeping import DIMS, INPUT_MOMENTS, Grid
+from jaxinit.sweeping import DIMS, INPUT_MOMENTS, Grid, ModelGrid
 from jaxinit.sweeping._kernel import BN_EPS
 from jaxinit.sweeping._stats import BACKWARD_FIELDS, COUNT_FIELDS, FORWARD_FIELDS
 from jaxinit.theory._maps import weight_variance
 from jaxinit.theory._quadrature import N2, TINY, dphi, expect1, expect2, second_moment
+from jaxinit.theory._residual import predict_model
 
 __all__ = ["Prediction", "predict"]
 
@@ -306,18 +307,25 @@ def predict(grid: Grid) -> Prediction:
     Stochastic activations (rrelu) are used through ``fn``, the mean slope,
     exactly as the sweep kernel does.
 
+    A ModelGrid of the zoo's residual network (:class:`jaxinit.models.ResNet`) gets the
+    residual stream's mean field (:mod:`jaxinit.theory._residual`, Yang & Schoenholz 2017):
+    ``pre_var`` of every captured output by path, in the sweep's ``(init, seed, layer)``
+    layout; other models are refused.
+
     Args:
-      grid: the sweep's Grid.
+      grid: the sweep's Grid, or a ModelGrid of ``ji.models.ResNet``.
 
     Returns:
       A :class:`Prediction` with the sweep's dims and coords and the fields above.
 
     Raises:
-      TypeError: for anything but a Grid.
+      TypeError: for anything but a Grid or ModelGrid.
       ValueError: for weight initializers with a nonzero mean (see :func:`sigma_w2`).
     """
+    if isinstance(grid, ModelGrid):
+        return predict_model(grid)
     if not isinstance(grid, Grid):
-        raise TypeError(f"predict takes a jaxinit Grid; got {type(grid).__name__}")
+        raise TypeError(f"predict takes a jaxinit Grid or ModelGrid; got {type(grid).__name__}")
     coords = grid.coords()
     sizes = [len(v) for v in coords.values()]
     depth = max(dim_values(grid.depth))

@@ -1,0 +1,86 @@
+"""Mean field of the zoo's residual network (``ji.theory.predict`` of a ModelGrid) against its
+sweep, and the recurrence's closed forms (Yang & Schoenholz 2017; Hayou et al. 2021)."""
+
+import functools
+
+import numpy as np
+import pytest
+from _tolerances import RESIDUAL_BIAS_RTOL, Z_SCORE
+
+import jaxinit as ji
+
+WIDTH, SEEDS, BATCH, D_IN = 128, 16, 128, 16
+
+
+def _grid(rule=None, **kw):
+    model = functools.partial(ji.models.ResNet, d_in=D_IN, width=WIDTH, depth=4, **kw)
+    extra = {} if rule is None else {"rule": rule}
+    return ji.ModelGrid(model=model, inits=["he_normal", "glorot_normal"], seeds=SEEDS,
+                        inputs="gaussian", input_shape=(BATCH, D_IN), **extra)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(alpha=0.5),  # pre-LN: linear growth
+        dict(alpha=1.0, norm="post"),
+        dict(alpha=0.3, norm=None),  # no norm, relu: geometric growth
+        dict(alpha=1.0, norm=None, activation="tanh"),  # no norm, bounded φ
+    ],
+    ids=["pre-ln", "post-ln", "no-norm-relu", "no-norm-tanh"],
+)
+def test_every_captured_layer_s_variance_matches_the_sweep(kw):
+    """Each layer's seed mean against theory, held to Z_SCORE standard errors of that mean
+    (from the seeds' own spread) plus the finite-width bias RESIDUAL_BIAS_RTOL."""
+    grid = _grid(**kw)
+    res, theory = ji.sweep(grid, progress=False), ji.theory.predict(grid)
+    assert theory.dims == res.dims
+    assert theory.attrs["layers"] == res.attrs["layers"]
+    assert isinstance(theory, ji.theory.Prediction)
+    measured = res.pre_var  # (init, seed, layer)
+    mean = measured.mean(1)
+    se = measured.std(1, ddof=1) / np.sqrt(SEEDS)
+    want = theory.pre_var[:, 0]
+    assert np.isfinite(want).all()
+    np.testing.assert_array_less(np.abs(mean - want), Z_SCORE * se + RESIDUAL_BIAS_RTOL * want)
+
+
+def test_the_recurrence_s_closed_forms():
+    """Pre-LN relu under He: q_L = q_0 + 2 α² L (linear in depth); without a norm, relu
+    grows geometrically, q_{l+1} = q_l (1 + α² σ_in² σ_out² / 2)."""
+    pre = ji.theory.predict(_grid(alpha=0.5)).pre_var[0, 0]
+    layers = ji.theory.predict(_grid(alpha=0.5)).attrs["layers"]
+    blocks = [pre[layers.index(f"blocks/{i}")] for i in range(4)]
+    np.testing.assert_allclose(blocks, [2 + 2 * 0.25 * (i + 1) for i in range(4)], rtol=1e-5)
+    free = ji.theory.predict(_grid(alpha=0.3, norm=None))
+    q = free.pre_var[0, 0]
+    names = free.attrs["layers"]
+    stream = [q[names.index("inp")]] + [q[names.index(f"blocks/{i}")] for i in range(4)]
+    ratio = np.array(stream[1:]) / np.array(stream[:-1])
+    np.testing.assert_allclose(ratio, 1 + 0.09 * 2 * 2 / 2, rtol=1e-5)
+
+
+def test_a_kernel_the_rule_leaves_keeps_the_zoo_s_init():
+    """A zero branch kept out of the grid's init (the rule): every block is the identity,
+    the stream stays at the input layer's 2; with the grid's init on it, it grows."""
+    keep = ji.models.RESIDUAL_KEEP_ZERO
+    zero = ji.theory.predict(_grid(alpha=1.0, zero_branch=True,
+                                   rule=ji.models.kernels(exclude=keep)))  # fmt: skip
+    names = zero.attrs["layers"]
+    assert zero.pre_var[0, 0, names.index("(model)")] == pytest.approx(2.0, rel=1e-5)
+    assert zero.pre_var[0, 0, names.index("blocks/0/fc_out")] == 0.0
+    grown = ji.theory.predict(_grid(alpha=1.0, zero_branch=True))
+    assert grown.pre_var[0, 0, names.index("(model)")] == pytest.approx(10.0, rel=1e-5)
+
+
+def test_models_without_a_theory_are_refused():
+    cnn = ji.ModelGrid(model=functools.partial(ji.models.CNN, in_channels=3, channels=4, depth=2),
+                       inits=["he_normal"], seeds=1, inputs="gaussian", input_shape=(2, 8, 8, 3))  # fmt: skip
+    with pytest.raises(ValueError, match=r"knows the zoo's residual network .* got CNN"):
+        ji.theory.predict(cnn)
+    with pytest.raises(ValueError, match="zero-mean weights; 'ones' has mean 1"):
+        ji.theory.predict(
+            ji.ModelGrid(model=functools.partial(ji.models.ResNet, d_in=4, width=8, depth=1),
+                         inits=["ones"], seeds=1, inputs="gaussian", input_shape=(2, 4)))  # fmt: skip
+    with pytest.raises(TypeError, match="predict takes a jaxinit Grid or ModelGrid"):
+        ji.theory.predict("resnet")
