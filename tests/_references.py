@@ -8,6 +8,9 @@ installed torch with ``--check`` (torch and numpy only; its docstring lists what
 ``tests/references/dks_transforms.json``: DeepMind dks's activation transforms (DKS, TAT),
 written by ``python tests/references/make_dks_references.py`` (dks's base package, scipy,
 autograd; ``--check`` compares).
+
+``tests/references/nt_kernels.json``: neural-tangents' kernels of small CNNs, written by
+``python tests/references/make_nt_references.py`` (neural-tangents on jax 0.5.3).
 """
 
 import functools
@@ -28,3 +31,10 @@ def dks_transforms() -> dict:
     """dks's DKS/TAT parameters for vanilla chains (``references/dks_transforms.json``, written
     by ``references/make_dks_references.py``; read once; do not modify the returned dict)."""
     return json.loads((DIR / "dks_transforms.json").read_text())
+
+
+@functools.cache
+def nt_kernels() -> dict:
+    """neural-tangents' NNGP and NTK of small CNNs with global average pooling
+    (``references/nt_kernels.json``, written by ``references/make_nt_references.py``)."""
+    return json.loads((DIR / "nt_kernels.json").read_text())

@@ -286,3 +286,12 @@ DKS_EQUATION_ATOL = 1e-8
 # own fluctuation), measured at most 2.4% over four blocks. 5% leaves twice that; an α for α²
 # (25 to 50% at α = 0.5) or a missing fan factor is far outside.
 RESIDUAL_BIAS_RTOL = 0.05
+
+# CNN kernels against neural-tangents (tests/test_conv_kernels.py): both compute in float32;
+# each layer sums |F| = 9 shifted terms and n (HW)² pair expectations (closed forms for relu,
+# leaky relu and erf; jaxinit's quadrature for gelu against neural-tangents' closed form, ~2e-6
+# relative), over up to 3 layers and a mean over (HW)² = 256 position pairs: a few ulps each,
+# measured at most 2e-6 relative (2026-12). The issue's bound, 1e-4, leaves ~50x; a wrong
+# padding (zeros for wrapped positions) or filter offset moves the kernels by 1e-2 or more.
+NT_KERNEL_RTOL = 1e-4
+NT_KERNEL_ATOL = 1e-6

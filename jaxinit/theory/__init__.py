@@ -67,6 +67,7 @@ Example:
   15.8
 """
 
+from jaxinit.theory._conv_kernels import conv_kernels
 from jaxinit.theory._fixed_points import (
     Q_STAR_TOL,
     DepthScales,
@@ -102,6 +103,7 @@ __all__ = [
     "Prediction",
     "c_map",
     "chi1",
+    "conv_kernels",
     "critical_sigma_w2",
     "depth_scales",
     "divergence_sigma_w2",

@@ -1,0 +1,70 @@
+"""The CNN's infinite-width NNGP and NTK (``ji.theory.conv_kernels``) against neural-tangents
+(stored references) and against the MLP's kernels where the two networks coincide."""
+
+import numpy as np
+import pytest
+from _references import nt_kernels
+from _tolerances import NT_KERNEL_ATOL, NT_KERNEL_RTOL
+
+import jaxinit as ji
+
+REF = nt_kernels()
+
+
+def _id(c):
+    return (
+        f"{c['activation']}-L{c['depth']}-{c['padding']}-{'x'.join(map(str, c['filter_shape']))}"
+        + ("-cross" if c["cross"] else "")
+    )
+
+
+@pytest.mark.parametrize("case", REF["cases"], ids=_id)
+def test_equal_neural_tangents(case):
+    x1 = np.asarray(REF["x1"], np.float32)
+    x2 = np.asarray(REF["x2"], np.float32) if case["cross"] else None
+    k = ji.theory.conv_kernels(
+        case["activation"], x1, x2, depth=case["depth"], sigma_w2=REF["sigma_w2"],
+        sigma_b2=REF["sigma_b2"], filter_shape=tuple(case["filter_shape"]),
+        padding=case["padding"],
+    )  # fmt: skip
+    for name in ("nngp", "ntk"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(k, name)), case[name], rtol=NT_KERNEL_RTOL, atol=NT_KERNEL_ATOL,
+            err_msg=name,
+        )  # fmt: skip
+
+
+def test_a_1x1_image_is_the_mlp():
+    """On 1×1 images a convolution is a Dense layer and pooling does nothing: the CNN of
+    ``depth`` convolutions is the MLP of ``depth + 1`` Dense layers."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 1, 1, 5)).astype(np.float32)
+    for act in ("relu", "tanh"):
+        cnn = ji.theory.conv_kernels(act, x, depth=3, sigma_w2=1.5, sigma_b2=0.05,
+                                     filter_shape=(1, 1))  # fmt: skip
+        mlp = ji.theory.kernels(act, x.reshape(4, 5), depth=4, sigma_w2=1.5, sigma_b2=0.05)
+        np.testing.assert_allclose(cnn.nngp, mlp.nngp, rtol=1e-5)
+        np.testing.assert_allclose(cnn.ntk, mlp.ntk, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            dict(padding="VALID"),
+            ValueError,
+            "padding=.VALID. is not valid; choose one of .SAME., .CIRCULAR.",
+        ),
+        (dict(filter_shape=(3,)), ValueError, "filter_shape must be a pair of ints >= 1"),
+        (dict(depth=0), ValueError, "depth must be an int >= 1"),
+        (dict(sigma_w2=0.0), ValueError, "sigma_w2 must be a finite number > 0"),
+        (dict(x1=np.ones((2, 4, 4))), ValueError, r"must be images \(n, height, width, channels\)"),
+        (dict(x2=np.ones((2, 5, 4, 1))), ValueError, "must be images of one shape"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    args = dict(x1=np.ones((2, 4, 4, 1)), x2=None, depth=2, sigma_w2=2.0, sigma_b2=0.0)
+    args.update(kwargs)
+    x1, x2 = args.pop("x1"), args.pop("x2")
+    with pytest.raises(error, match=match):
+        ji.theory.conv_kernels("relu", x1, x2, **args)
