@@ -263,7 +263,7 @@ def test_jit_and_vmap():
             TypeError,
             "sigma_w2 must be a real number or an array of real numbers; got 'big'",
         ),
-        ({"x1": X[0]}, ValueError, "x1 must be 2-D (n, d_in) with n, d_in >= 1; got shape (3,)"),
+        ({"x1": X[0]}, ValueError, "x1 must be 2-D (n, d_in), each axis >= 1; got shape (3,)"),
         ({"x1": X[:0]}, ValueError, "got shape (0, 3)"),
         (
             {"x2": X[:, :2]},

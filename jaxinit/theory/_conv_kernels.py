@@ -43,7 +43,7 @@ from jax.typing import ArrayLike
 
 from jaxinit._checks import check_choice, check_int
 from jaxinit.activations import Activation
-from jaxinit.theory._kernels import Kernels, _check_sigma, _pair
+from jaxinit.theory._kernels import Kernels, _check_sigma, _check_x, _pair
 from jaxinit.theory._quadrature import activation_of
 
 __all__ = ["PADDINGS", "conv_kernels"]
@@ -119,20 +119,8 @@ def _run(act, depth: int, filter_shape, padding: str, same: bool, x1, x2, w, b) 
 
 
 def _check_images(name: str, x: Any) -> Array:
-    try:
-        x = jnp.asarray(x)
-    except TypeError:
-        raise TypeError(f"conv_kernels: {name} must be an array of numbers; got {x!r}") from None
-    if not jnp.issubdtype(x.dtype, jnp.floating) and not jnp.issubdtype(x.dtype, jnp.integer):
-        raise TypeError(f"conv_kernels: {name} must be a real array; got dtype {x.dtype}")
-    if x.ndim != 4 or 0 in x.shape:
-        raise ValueError(
-            f"conv_kernels: {name} must be images (n, height, width, channels), each >= 1; "
-            f"got shape {x.shape}"
-        )
-    if not bool(jnp.isfinite(x).all()):
-        raise ValueError(f"conv_kernels: {name} has non-finite entries")
-    return x
+    layout = "images (n, height, width, channels)"
+    return _check_x(name, x, who="conv_kernels", layout=layout)
 
 
 def conv_kernels(

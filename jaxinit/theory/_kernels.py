@@ -199,19 +199,19 @@ def _check_sigma(name: str, value: Any, *, positive: bool):
         raise ValueError(f"kernels: {name} must be a finite number > 0; got {float(value)!r}")
 
 
-def _check_x(name: str, x: Any) -> Array:
+def _check_x(name: str, x: Any, *, who: str = "kernels", layout: str = "2-D (n, d_in)") -> Array:
+    """``x`` as a real, finite jax array of the ``layout`` (its rank: the axes named), each
+    axis >= 1; else a TypeError or ValueError naming ``who``'s argument."""
     try:
         x = jnp.asarray(x)
     except TypeError:
-        raise TypeError(f"kernels: {name} must be an array of numbers; got {x!r}") from None
+        raise TypeError(f"{who}: {name} must be an array of numbers; got {x!r}") from None
     if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-        raise TypeError(f"kernels: {name} must be a real array; got dtype {x.dtype}")
-    if x.ndim != 2 or 0 in x.shape:
-        raise ValueError(
-            f"kernels: {name} must be 2-D (n, d_in) with n, d_in >= 1; got shape {x.shape}"
-        )
+        raise TypeError(f"{who}: {name} must be a real array; got dtype {x.dtype}")
+    if x.ndim != layout.count(",") + 1 or 0 in x.shape:
+        raise ValueError(f"{who}: {name} must be {layout}, each axis >= 1; got shape {x.shape}")
     if not isinstance(x, jax.core.Tracer) and not bool(jnp.isfinite(x).all()):
-        raise ValueError(f"kernels: {name} has non-finite entries")
+        raise ValueError(f"{who}: {name} has non-finite entries")
     return x
 
 
