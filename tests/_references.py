@@ -38,3 +38,18 @@ def nt_kernels() -> dict:
     """neural-tangents' NNGP and NTK of small CNNs with global average pooling
     (``references/nt_kernels.json``, written by ``references/make_nt_references.py``)."""
     return json.loads((DIR / "nt_kernels.json").read_text())
+
+
+def assert_kernels_match(kernels, case: dict) -> None:
+    """jaxinit's ``Kernels`` against a stored neural-tangents case, to NT_KERNEL_RTOL/ATOL."""
+    import numpy as np
+    from _tolerances import NT_KERNEL_ATOL, NT_KERNEL_RTOL
+
+    for name in ("nngp", "ntk"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(kernels, name)),
+            case[name],
+            rtol=NT_KERNEL_RTOL,
+            atol=NT_KERNEL_ATOL,
+            err_msg=name,
+        )

@@ -3,12 +3,11 @@
 
 import numpy as np
 import pytest
-from _references import nt_kernels
-from _tolerances import NT_KERNEL_ATOL, NT_KERNEL_RTOL
+from _references import assert_kernels_match, nt_kernels
 
 import jaxinit as ji
 
-REF = nt_kernels()
+REF = nt_kernels()  # its residual network's cases are in tests/test_theory_residual.py
 
 
 def _id(c):
@@ -27,11 +26,7 @@ def test_equal_neural_tangents(case):
         sigma_b2=REF["sigma_b2"], filter_shape=tuple(case["filter_shape"]),
         padding=case["padding"],
     )  # fmt: skip
-    for name in ("nngp", "ntk"):
-        np.testing.assert_allclose(
-            np.asarray(getattr(k, name)), case[name], rtol=NT_KERNEL_RTOL, atol=NT_KERNEL_ATOL,
-            err_msg=name,
-        )  # fmt: skip
+    assert_kernels_match(k, case)
 
 
 def test_a_1x1_image_is_the_mlp():

@@ -5,6 +5,7 @@ import functools
 
 import numpy as np
 import pytest
+from _references import assert_kernels_match, nt_kernels
 from _tolerances import RESIDUAL_BIAS_RTOL, Z_SCORE
 
 import jaxinit as ji
@@ -84,3 +85,35 @@ def test_models_without_a_theory_are_refused():
                          inits=["ones"], seeds=1, inputs="gaussian", input_shape=(2, 4)))  # fmt: skip
     with pytest.raises(TypeError, match="predict takes a jaxinit Grid or ModelGrid"):
         ji.theory.predict("resnet")
+
+
+# -- the residual stream's kernels against neural-tangents (stored) -----------------------
+
+
+@pytest.mark.parametrize(
+    "case",
+    nt_kernels()["residual"],
+    ids=lambda c: f"{c['activation']}-{c['norm']}-a{c['alpha']}" + ("-cross" if c["cross"] else ""),
+)
+def test_residual_kernels_equal_neural_tangents(case):
+    ref = nt_kernels()
+    x1 = np.asarray(ref["residual_x1"], np.float32)
+    x2 = np.asarray(ref["residual_x2"], np.float32) if case["cross"] else None
+    k = ji.theory.residual_kernels(
+        case["activation"], x1, x2, depth=case["depth"], alpha=case["alpha"],
+        sigma_w2=ref["sigma_w2"], sigma_b2=ref["sigma_b2"], norm=case["norm"],
+    )  # fmt: skip
+    assert_kernels_match(k, case)
+
+
+def test_residual_kernels_with_a_zero_branch_are_the_input_layer_s():
+    """α = 0: every block is the identity, the kernels are the input Dense layer's."""
+    x = np.random.default_rng(1).normal(size=(3, 6)).astype(np.float32)
+    res = ji.theory.residual_kernels("tanh", x, depth=4, alpha=0.0, sigma_w2=1.3, sigma_b2=0.2,
+                                     norm=None)  # fmt: skip
+    first = ji.theory.kernels("tanh", x, depth=1, sigma_w2=1.3, sigma_b2=0.2)
+    np.testing.assert_allclose(res.nngp, first.nngp, rtol=1e-6)
+    np.testing.assert_allclose(res.ntk, first.ntk, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"norm=.mid. is not valid; choose one of .pre., .post."):
+        ji.theory.residual_kernels("tanh", x, depth=1, alpha=1.0, sigma_w2=1.0, sigma_b2=0.0,
+                                   norm="mid")  # fmt: skip

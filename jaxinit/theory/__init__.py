@@ -91,6 +91,7 @@ from jaxinit.theory._maps import (
 )
 from jaxinit.theory._predict import Prediction, predict
 from jaxinit.theory._quadrature import Q_MAX
+from jaxinit.theory._residual import residual_kernels
 from jaxinit.theory._transforms import transform
 
 __all__ = [
@@ -113,6 +114,7 @@ __all__ = [
     "propagate",
     "propagate_variance",
     "q_star",
+    "residual_kernels",
     "sigma_b2",
     "sigma_w2",
     "transform",

@@ -14,7 +14,10 @@ release) imports on jax 0.5.3 with tf2jax 0.3.6, not on current jax: ``python3 -
 Each case is ``stax.serial(*[Conv(8, filter, padding=, W_std=√σ_w², b_std=√σ_b²), act] *
 depth, GlobalAvgPool(), Dense(1, W_std=√σ_w², b_std=√σ_b²))`` (NTK parameterization,
 neural-tangents' default) on the stored images: ``x1`` (3, 4, 4, 2) against itself, or
-against ``x2`` (2, 4, 4, 2); its ``nngp`` and ``ntk``.
+against ``x2`` (2, 4, 4, 2); its ``nngp`` and ``ntk``. ``residual``: the zoo's ResNet as
+``stax`` (``residual_kernel_fn``: an input Dense, then 3 blocks ``FanOut(2), parallel(serial(
+[LayerNorm()], Dense, act, Dense(W_std=α σ_w, b_std=α σ_b)), Identity()), FanInSum()``,
+``[LayerNorm()]`` after the sum for ``norm="post"``) on 8-feature vectors.
 """
 
 import argparse
@@ -44,6 +47,30 @@ CASES = [  # (activation, depth, filter, padding, against x2)
     ("erf", 2, (3, 3), "CIRCULAR", True),
 ]
 SIGMA_W2, SIGMA_B2 = 2.0, 0.1
+RESIDUAL = [  # (activation, norm, α, against x2): 3 blocks of width-16 Dense layers
+    ("relu", "pre", 0.5, False),
+    ("relu", None, 0.5, False),
+    ("relu", "post", 1.0, False),
+    ("erf", "pre", 1.0, True),
+    ("gelu(approximate=False)", None, 0.3, True),
+]
+RESIDUAL_DEPTH = 3
+
+
+def residual_kernel_fn(act: str, norm, alpha: float):
+    """The zoo's ResNet as stax: Dense, then blocks h + α F(n(h)), F = Dense, act, Dense."""
+    w, b = float(np.sqrt(SIGMA_W2)), float(np.sqrt(SIGMA_B2))
+    branch = [stax.Dense(16, W_std=w, b_std=b), ACTIVATIONS[act](),
+              stax.Dense(16, W_std=alpha * w, b_std=alpha * b)]  # fmt: skip
+    if norm == "pre":
+        branch = [stax.LayerNorm(), *branch]
+    block = [stax.FanOut(2), stax.parallel(stax.serial(*branch), stax.Identity()), stax.FanInSum()]
+    if norm == "post":
+        block.append(stax.LayerNorm())
+    layers = [stax.Dense(16, W_std=w, b_std=b)]
+    for _ in range(RESIDUAL_DEPTH):
+        layers += block
+    return stax.serial(*layers)[2]
 
 
 def images() -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +102,25 @@ def compute() -> dict:
                 "ntk": np.asarray(k.ntk, np.float64).tolist(),
             }
         )
+    v1, v2 = x1.reshape(3, -1)[:, :8], x2.reshape(2, -1)[:, :8]  # (n, 8) vectors
+    residual = []
+    for act, norm, alpha, cross in RESIDUAL:
+        k = residual_kernel_fn(act, norm, alpha)(v1, v2 if cross else None, ("nngp", "ntk"))
+        residual.append(
+            {
+                "activation": act,
+                "norm": norm,
+                "alpha": alpha,
+                "depth": RESIDUAL_DEPTH,
+                "cross": cross,
+                "nngp": np.asarray(k.nngp, np.float64).tolist(),
+                "ntk": np.asarray(k.ntk, np.float64).tolist(),
+            }
+        )
     return {
+        "residual_x1": v1.tolist(),
+        "residual_x2": v2.tolist(),
+        "residual": residual,
         "neural_tangents": nt.__version__,
         "jax": jax.__version__,
         "sigma_w2": SIGMA_W2,
@@ -97,8 +142,9 @@ def main(argv=None) -> int:
         return 0
     stored = json.loads(PATH.read_text())
     bad = [
-        (a["activation"], a["depth"], a["padding"], key)
-        for a, b in zip(stored["cases"], now["cases"], strict=True)
+        (section, a["activation"], a["depth"], key)
+        for section in ("cases", "residual")
+        for a, b in zip(stored[section], now[section], strict=True)
         for key in ("nngp", "ntk")
         if not np.allclose(a[key], b[key], rtol=RTOL, atol=0)
     ]
