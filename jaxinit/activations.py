@@ -441,7 +441,8 @@ def transformed(
 
     lo, hi = (gamma * (b + delta) for b in phi.bounds)
     sat = tuple(None if t is None else gamma * (t + delta) for t in phi.saturation)
-    return Activation(fn, (lo, hi), sat, phi.dead_region, None)
+    # exact zeros survive only an unshifted output (γ > 0 keeps them zeros)
+    return Activation(fn, (lo, hi), sat, phi.dead_region and delta == 0, None)
 
 
 swish = silu

@@ -34,12 +34,37 @@ def test_a_1x1_image_is_the_mlp():
     ``depth`` convolutions is the MLP of ``depth + 1`` Dense layers."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 1, 1, 5)).astype(np.float32)
-    for act in ("relu", "tanh"):
+    for act in ("relu",):
         cnn = ji.theory.conv_kernels(act, x, depth=3, sigma_w2=1.5, sigma_b2=0.05,
                                      filter_shape=(1, 1))  # fmt: skip
         mlp = ji.theory.kernels(act, x.reshape(4, 5), depth=4, sigma_w2=1.5, sigma_b2=0.05)
         np.testing.assert_allclose(cnn.nngp, mlp.nngp, rtol=1e-5)
         np.testing.assert_allclose(cnn.ntk, mlp.ntk, rtol=1e-5)
+
+
+def test_constant_images_with_circular_padding_are_the_mlp():
+    """Every position of a constant image (CIRCULAR) is alike, so every pair of positions
+    has the MLP's covariance: the CNN is the MLP of ``depth + 1`` Dense layers on the pixel
+    vectors. tanh goes through the quadrature, 6×6 images through its batches of pairs."""
+    v = np.random.default_rng(2).normal(size=(2, 3)).astype(np.float32)
+    images = np.broadcast_to(v[:, None, None, :], (2, 6, 6, 3))
+    cnn = ji.theory.conv_kernels("tanh", images, depth=2, sigma_w2=1.5, sigma_b2=0.05,
+                                 padding="CIRCULAR")  # fmt: skip
+    mlp = ji.theory.kernels("tanh", v, depth=3, sigma_w2=1.5, sigma_b2=0.05)
+    np.testing.assert_allclose(cnn.nngp, mlp.nngp, rtol=1e-5)
+    np.testing.assert_allclose(cnn.ntk, mlp.ntk, rtol=1e-5)
+
+
+def test_integer_filters_overflow_and_the_caller_s_name():
+    x = np.ones((1, 3, 3, 1), np.float32)
+    a = ji.theory.conv_kernels("relu", x, depth=1, sigma_w2=2.0, sigma_b2=0.0,
+                               filter_shape=[np.int64(3), 3])  # fmt: skip
+    b = ji.theory.conv_kernels("relu", x, depth=1, sigma_w2=2.0, sigma_b2=0.0)
+    np.testing.assert_array_equal(a.nngp, b.nngp)
+    with pytest.warns(RuntimeWarning, match="conv_kernels: the kernels overflowed float32"):
+        ji.theory.conv_kernels("relu", 1e3 * x, depth=30, sigma_w2=30.0, sigma_b2=0.0)
+    with pytest.raises(ValueError, match="conv_kernels: sigma_w2 must be a finite number > 0"):
+        ji.theory.conv_kernels("relu", x, depth=1, sigma_w2=-1.0, sigma_b2=0.0)
 
 
 @pytest.mark.parametrize(

@@ -330,7 +330,8 @@ def test_dks_tat_quick(tmp_path, mnist_dir):
     c0, slope = summary["theory_c_f_0"], summary["theory_c_f_slope_1"]
     # what each transform asks of the whole network, read off theory's composed C map:
     # DKS: C_f(0) = 0 and C'_f(1) = ζ = 1.5; TAT: C'_f(1) = 1 and, for the leaky ReLU,
-    # C_f(0) = η (0.5 in --quick); float32 maps, a few layers: THEORY_QUAD tolerances
+    # C_f(0) = η (0.5 in --quick); float32 maps composed over the network's 4 layers (a
+    # product of 4 slopes, 4 c-maps), each within THEORY_QUAD's tolerance: 10× that bounds it
     tol = dict(rel=THEORY_QUAD_RTOL * 10, abs=THEORY_QUAD_ATOL * 10)
     assert c0[1] == pytest.approx(0.0, **tol)
     assert slope[1] == pytest.approx(1.5, **tol)

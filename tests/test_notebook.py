@@ -142,8 +142,10 @@ def test_a_one_chunk_sweep_moves_the_bar_within_its_chunk(notebook):
                    width=4, seeds=4, batch_size=4, gradients=False)  # fmt: skip
     ji.sweep(grid)  # one chunk: two programs, one per activation
     drawn = [re.search(r'<progress value="([0-9.]+)" max="1"', h) for h in notebook[:-1]]
-    assert [float(m.group(1)) for m in drawn] == [0.0, 0.5, 1.0, 1.0]  # then the chunk's update
-    assert " 50%</pre>" in notebook[1]
+    # the bar, "compiling", one program done, both, then the chunk's update
+    assert [float(m.group(1)) for m in drawn] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert "sweep · compiling 0/1</pre>" in notebook[1]
+    assert " 50%</pre>" in notebook[2]
     assert notebook[-1].startswith("<pre>sweep: 1/1 in ")
 
 

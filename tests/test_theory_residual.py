@@ -79,7 +79,10 @@ def test_models_without_a_theory_are_refused():
                        inits=["he_normal"], seeds=1, inputs="gaussian", input_shape=(2, 8, 8, 3))  # fmt: skip
     with pytest.raises(ValueError, match=r"knows the zoo's residual network .* got CNN"):
         ji.theory.predict(cnn)
-    with pytest.raises(ValueError, match="zero-mean weights; 'ones' has mean 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"on 'inp': weight initializer 'ones' has mean 1.0 .* needs zero-mean weights",
+    ):
         ji.theory.predict(
             ji.ModelGrid(model=functools.partial(ji.models.ResNet, d_in=4, width=8, depth=1),
                          inits=["ones"], seeds=1, inputs="gaussian", input_shape=(2, 4)))  # fmt: skip
@@ -117,3 +120,19 @@ def test_residual_kernels_with_a_zero_branch_are_the_input_layer_s():
     with pytest.raises(ValueError, match=r"norm=.mid. is not valid; choose one of .pre., .post."):
         ji.theory.residual_kernels("tanh", x, depth=1, alpha=1.0, sigma_w2=1.0, sigma_b2=0.0,
                                    norm="mid")  # fmt: skip
+
+
+def test_residual_kernels_take_a_zero_input_and_the_zoo_s_alpha():
+    x = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0]], np.float32)
+    k = ji.theory.residual_kernels("relu", x, depth=2, alpha="1/sqrt(depth)", sigma_w2=2.0,
+                                   sigma_b2=0.0)  # fmt: skip
+    assert np.isfinite(k.nngp).all()
+    assert np.isfinite(k.ntk).all()
+    assert float(k.nngp[1, 1]) == 0.0  # a zero input stays zero, as LayerNorm's ε keeps it
+    same = ji.theory.residual_kernels("relu", x, depth=2, alpha=2**-0.5, sigma_w2=2.0,
+                                      sigma_b2=0.0)  # fmt: skip
+    np.testing.assert_array_equal(k.nngp, same.nngp)
+    cross = ji.theory.residual_kernels("relu", x, x[:1], depth=2, alpha=0.7, sigma_w2=2.0,
+                                       sigma_b2=0.0)  # fmt: skip
+    full = ji.theory.residual_kernels("relu", x, depth=2, alpha=0.7, sigma_w2=2.0, sigma_b2=0.0)
+    np.testing.assert_allclose(cross.nngp, full.nngp[:, :1], rtol=1e-6)

@@ -15,6 +15,7 @@ from _tolerances import (
     DKS_SELU_RTOL,
     THEORY_QUAD_ATOL,
     THEORY_QUAD_RTOL,
+    Z_SCORE,
 )
 
 import jaxinit as ji
@@ -158,16 +159,21 @@ def test_theory_s_own_maps_see_what_dks_asks(key, solved):
 
 def test_a_deep_tanh_keeps_its_signal_once_transformed(solved):
     """50 layers of tanh at σ_w² = 1 (lecun_normal): plain, the variance falls toward 0 (q*
-    = 0 is tanh's fixed point); DKS-transformed, Q(1) = 1 holds layer after layer."""
+    = 0 is tanh's fixed point); DKS-transformed, Q(1) = 1 with Q'(1) = 1 holds it at 1 in
+    expectation. Each seed's q_L is a neutral random walk at width 64 (measured 0.33 to 1.30
+    over 8 seeds), so the seed mean is held to Z_SCORE of its standard error, taken from the
+    seeds' own spread; theory's prediction to its quadrature."""
+    seeds = 8
     grid = ji.Grid(inits=["lecun_normal"], activations=["tanh", solved["dks-tanh-50"]],
-                   depth=50, width=64, seeds=2, batch_size=64, gradients=False)  # fmt: skip
+                   depth=50, width=64, seeds=seeds, batch_size=64, gradients=False)  # fmt: skip
     res = ji.sweep(grid, progress=False)
-    last = res.pre_var[0, :, :, -1].mean(-1)  # (activation,) at layer 50, seed mean
-    assert last[0] < 0.1  # plain tanh: the signal has faded
-    assert last[1] == pytest.approx(1.0, rel=0.3)  # transformed: still unit variance
+    last = res.pre_var[0, :, :, -1]  # (activation, seed) at layer 50
+    assert last[0].max() < 0.1  # plain tanh: the signal has faded in every seed
+    se = last[1].std(ddof=1) / math.sqrt(seeds)
+    assert abs(last[1].mean() - 1.0) <= Z_SCORE * se
     theory = ji.theory.predict(grid).pre_var[0, :, 0, -1]
     assert theory[0] < 0.1
-    assert theory[1] == pytest.approx(1.0, rel=1e-3)
+    assert theory[1] == pytest.approx(1.0, rel=THEORY_QUAD_RTOL * 50)  # 50 maps' rounding
 
 
 # -- bad input ----------------------------------------------------------------------------
@@ -199,6 +205,11 @@ def test_bad_arguments(kwargs, error, match):
     kwargs = {"depth": 10, **kwargs}
     with pytest.raises(error, match=match):
         ji.theory.transform(kwargs.pop("activation"), **kwargs)
+
+
+def test_a_shifted_output_has_no_dead_region():
+    assert ji.activations.transformed(base="relu", input_scale=2.0).dead_region
+    assert not ji.activations.transformed(base="relu", output_shift=-0.5).dead_region
 
 
 def test_transformed_checks_its_base_and_scales():

@@ -56,8 +56,9 @@ nav.toc { font-size: 0.9rem; } nav.toc ol { margin: 0.2rem 0 1rem; }
 @media print {  /* on paper nothing scrolls: landscape, and wide tables wrap and shrink */
   @page { size: A4 landscape; margin: 1cm; }
   body { max-width: none; margin: 0; }
-  .table-box { overflow-x: visible; } table { font-size: 0.55rem; width: 100%; }
-  th, td { white-space: normal; overflow-wrap: anywhere; padding: 0.1rem 0.2rem; }
+  .table-box { overflow-x: visible; } table { font-size: 0.55rem; max-width: 100%; }
+  th, td { white-space: normal; padding: 0.1rem 0.2rem; }
+  th { overflow-wrap: anywhere; }  /* long column names break; numbers break only at spaces */
   figure { break-inside: avoid; }
 }
 """

@@ -86,8 +86,8 @@ def sweep(
       progress: show a progress bar; None shows one only when someone watches (a
         terminal or a notebook), as :func:`jaxinit.train`'s. It counts chunks, and
         moves within one as each of its compiled programs finishes (a Grid: one
-        per activation and block of members); a ModelGrid's bar says
-        ``compiling`` while its one program compiles.
+        per activation and block of members); it says ``compiling`` while a
+        width's first chunk (a ModelGrid's one program) compiles.
       on_update: called with a :class:`jaxinit.Update` after each chunk computed
         or read back (after its checkpoint), as :func:`jaxinit.train` calls it
         after each logging step: ``kind="sweep"``, ``done`` chunks of ``total``,
@@ -281,10 +281,14 @@ def _run_chunks(run: _Run, store: Store | None, report: Reporter) -> tuple[dict,
     seen = None if run.count == 1 else _distributed.snapshot(store.root, run.count)
     with alive:
         compute = _computer(run)
+        widths = set()  # a width's first chunk compiles its programs (where not cached)
         for chunk in (c for c in the_plan.chunks if owners[c.name] == run.me):
             loaded = _load_chunk(store, grid, chunk) if store else None
             if loaded is None:  # the bar moves as each of the chunk's programs finishes
                 done = len(computed_by)
+                if chunk.width not in widths:
+                    report.show(done, "compiling")
+                    widths.add(chunk.width)
                 loaded = compute(chunk, store, lambda part, done=done: report.show(done + part))
             take(chunk, *loaded)
         others = {name: p for name, p in owners.items() if p != run.me}

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from typing import Any
 
 import jax
@@ -43,7 +44,16 @@ from jax.typing import ArrayLike
 
 from jaxinit._checks import check_choice, check_int
 from jaxinit.activations import Activation
-from jaxinit.theory._kernels import Kernels, _check_sigma, _check_x, _pair
+from jaxinit.theory._kernels import (
+    _PAIRS_PER_BATCH,
+    Kernels,
+    _check_sigma,
+    _check_x,
+    _pair,
+    _quadrature,
+    check_first_layer,
+    warn_overflow,
+)
 from jaxinit.theory._quadrature import activation_of
 
 __all__ = ["PADDINGS", "conv_kernels"]
@@ -94,11 +104,24 @@ def _run(act, depth: int, filter_shape, padding: str, same: bool, x1, x2, w, b) 
     q1 = w * _conv(jnp.sum(x1 * x1, -1) / c, offsets, padding, (1, 2)) + b  # (n1, H, W)
     q2 = w * _conv(jnp.sum(x2 * x2, -1) / c, offsets, padding, (1, 2)) + b
     t = k
-    pair = jnp.vectorize(functools.partial(_pair, act))
-    diag = jnp.vectorize(lambda q: _pair(act, q, q, q)[0])
+    pair = functools.partial(_pair, act)
+
+    def elementwise(f, *args):
+        """``f`` over the broadcast of scalar ``args``; a quadrature (~10⁴ nodes a pair) in
+        batches of _PAIRS_PER_BATCH pairs, as the MLP's kernels, so memory stays bounded."""
+        shape = jnp.broadcast_shapes(*(a.shape for a in args))
+        flat = [jnp.broadcast_to(a, shape).reshape(-1) for a in args]
+        if not _quadrature(act):
+            out = f(*flat)
+        else:
+            out = jax.lax.map(lambda a: f(*a), tuple(flat), batch_size=_PAIRS_PER_BATCH)
+        return jax.tree.map(lambda o: o.reshape(shape), out)
+
+    def diag(q):
+        return elementwise(lambda q: pair(q, q, q)[0], q)
 
     def expectations(q1, q2, k):
-        return pair(q1[:, None, :, :, None, None], q2[None, :, None, None, :, :], k)
+        return elementwise(pair, q1[:, None, :, :, None, None], q2[None, :, None, None, :, :], k)
 
     def layer(_, carry):  # one program for every layer: compile time does not grow with depth
         k, t, q1, q2 = carry
@@ -136,8 +159,13 @@ def conv_kernels(
 ) -> Kernels:
     r"""The infinite-width NNGP and NTK of a CNN with global average pooling:
     ``depth`` × (Conv -> act), GlobalAvgPool, Dense (module docstring), as
-    neural-tangents' ``stax`` in the NTK parameterization and the zoo's
-    :class:`~jaxinit.models.CNN` (``classes=1``) at infinite channels.
+    neural-tangents' ``stax`` in the NTK parameterization. The NNGP is also the zoo's
+    :class:`~jaxinit.models.CNN` (``classes=1``) at infinite channels; its NTK, in
+    the standard parameterization, is another kernel.
+
+    ``depth`` counts the convolutions, each with its activation; the readout comes on
+    top (so on 1×1 images this is :func:`kernels` with ``depth + 1`` Dense layers, whose
+    ``depth`` counts every Dense layer, the readout included).
 
     Args:
       activation: an activation spec or :class:`~jaxinit.activations.Activation`.
@@ -164,16 +192,9 @@ def conv_kernels(
     act = activation_of(activation)
     depth = check_int("conv_kernels: depth", depth, low=1)
     padding = check_choice("conv_kernels: padding", padding, PADDINGS)
-    if (
-        not isinstance(filter_shape, tuple)
-        or len(filter_shape) != 2
-        or not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in filter_shape)
-    ):
-        raise ValueError(
-            f"conv_kernels: filter_shape must be a pair of ints >= 1; got {filter_shape!r}"
-        )
-    _check_sigma("sigma_w2", sigma_w2, positive=True)
-    _check_sigma("sigma_b2", sigma_b2, positive=False)
+    filter_shape = _check_filter(filter_shape)
+    _check_sigma("sigma_w2", sigma_w2, positive=True, who="conv_kernels")
+    _check_sigma("sigma_b2", sigma_b2, positive=False, who="conv_kernels")
     x1 = _check_images("x1", x1)
     same = x2 is None
     x2 = x1 if same else _check_images("x2", x2)
@@ -184,5 +205,21 @@ def conv_kernels(
         )
     dtype = jnp.result_type(x1.dtype, x2.dtype, jnp.float32)
     w, b = jnp.asarray(sigma_w2, dtype), jnp.asarray(sigma_b2, dtype)
+    check_first_layer("conv_kernels", act, dtype, (x1, x2), sigma_w2, sigma_b2)
     x1, x2 = x1.astype(dtype), x2.astype(dtype)
-    return _run(act, depth, tuple(filter_shape), padding, same, x1, x2, w, b)
+    out = _run(act, depth, filter_shape, padding, same, x1, x2, w, b)
+    warn_overflow("conv_kernels", out, dtype, depth)
+    return out
+
+
+def _check_filter(filter_shape: Any) -> tuple[int, int]:
+    """``(kh, kw)``, two integers >= 1 (numpy's too, a list as well as a tuple)."""
+    try:
+        pair = tuple(operator.index(f) for f in filter_shape)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or min(pair) < 1 or any(isinstance(f, bool) for f in filter_shape):
+        raise ValueError(
+            f"conv_kernels: filter_shape must be a pair of ints >= 1; got {filter_shape!r}"
+        )
+    return pair

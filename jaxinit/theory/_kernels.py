@@ -190,13 +190,18 @@ def _kernels(act, depth: int, same: bool, x1, x2, w, b) -> Kernels:
     return Kernels(k, t)
 
 
-def _check_sigma(name: str, value: Any, *, positive: bool):
+def _check_sigma(name: str, value: Any, *, positive: bool, who: str = "kernels"):
     shape = jnp.shape(value) if isinstance(value, jax.core.Tracer) else np.shape(value)
     if shape:
-        raise ValueError(f"kernels: {name} must be a scalar; got shape {shape}")
-    check_domain("kernels", name, value)
-    if positive and not isinstance(value, jax.core.Tracer) and not float(value) > 0:
-        raise ValueError(f"kernels: {name} must be a finite number > 0; got {float(value)!r}")
+        raise ValueError(f"{who}: {name} must be a scalar; got shape {shape}")
+    if positive and not isinstance(value, jax.core.Tracer) and not isinstance(value, bool | str):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = None  # check_domain names what is wrong with it
+        if v is not None and not v > 0:
+            raise ValueError(f"{who}: {name} must be a finite number > 0; got {v!r}")
+    check_domain(who, name, value)
 
 
 def _check_x(name: str, x: Any, *, who: str = "kernels", layout: str = "2-D (n, d_in)") -> Array:
@@ -262,35 +267,42 @@ def kernels(
             f"x1 {x1.shape} and x2 {x2.shape}"
         )
     dtype = jnp.result_type(x1.dtype, x2.dtype, jnp.float32)
-    _check_first_layer(act, dtype, (x1, x2), sigma_w2, sigma_b2)
+    check_first_layer("kernels", act, dtype, (x1, x2), sigma_w2, sigma_b2)
     w, b = jnp.asarray(sigma_w2, dtype), jnp.asarray(sigma_b2, dtype)
     out = _kernels(act, depth, same, x1.astype(dtype), x2.astype(dtype), w, b)
+    warn_overflow("kernels", out, dtype, depth)
+    return out
+
+
+def warn_overflow(who: str, out: Kernels, dtype: Any, depth: int) -> None:
+    """A RuntimeWarning where the kernels overflowed ``dtype`` (non-finite entries)."""
     if not isinstance(out.nngp, jax.core.Tracer) and not bool(
         jnp.isfinite(out.nngp).all() & jnp.isfinite(out.ntk).all()
     ):
         warnings.warn(
-            f"kernels: the kernels overflowed {jnp.dtype(dtype).name} within {depth} layers "
+            f"{who}: the kernels overflowed {jnp.dtype(dtype).name} within {depth} layers "
             "(σ_w² too large for this depth); the non-finite entries are not kernel values",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return out
 
 
-def _check_first_layer(act, dtype, xs, sigma_w2, sigma_b2) -> None:
+def check_first_layer(who: str, act, dtype, xs, sigma_w2, sigma_b2) -> None:
     """Refuses inputs whose first-layer variance σ_w²·|x|²/d_in + σ_b² is beyond what the
-    quadrature holds (x·x' in float32 would overflow first), and warns beyond Q_MAX."""
+    quadrature holds (x·x' in float32 would overflow first), and warns beyond Q_MAX. Each
+    ``x`` is ``(..., d_in)``: the mean square is taken over the last axis (a CNN's per
+    position, its largest bounding any filter window's)."""
     if any(isinstance(v, jax.core.Tracer) for v in (*xs, sigma_w2, sigma_b2)):
         return
     q = max(
-        float(sigma_w2) * float(np.mean(np.square(np.asarray(x, np.float64)), axis=1).max())
+        float(sigma_w2) * float(np.mean(np.square(np.asarray(x, np.float64)), axis=-1).max())
         + float(sigma_b2)
         for x in xs
     )
     if q > q_limit(dtype):
         raise ValueError(
-            f"kernels: the first layer's variance σ_w²·|x|²/d_in + σ_b² = {q:.3g} is beyond "
+            f"{who}: the first layer's variance σ_w²·|x|²/d_in + σ_b² = {q:.3g} is beyond "
             f"{q_limit(dtype):.2g}, the largest variance {jnp.dtype(dtype).name} holds here; "
             "scale the inputs down (or compute in float64: jax.enable_x64(True))"
         )
-    warn_range("kernels", "the first layer's variance", q, act)
+    warn_range(who, "the first layer's variance", q, act)

@@ -320,6 +320,7 @@ def predict(grid: Grid) -> Prediction:
 
     Raises:
       TypeError: for anything but a Grid or ModelGrid.
+      ValueError: for a ModelGrid of another model than the zoo's ResNet.
       ValueError: for weight initializers with a nonzero mean (see :func:`sigma_w2`).
     """
     if isinstance(grid, ModelGrid):

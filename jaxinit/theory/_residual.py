@@ -38,27 +38,32 @@ from jax.typing import ArrayLike
 from jaxinit import initializers as _initializers
 from jaxinit._checks import check_choice, check_int, check_real
 from jaxinit.activations import Activation
-from jaxinit.theory._kernels import Kernels, _check_sigma, _check_x, _pairwise
-from jaxinit.theory._maps import variance_map
-from jaxinit.theory._quadrature import activation_of
+from jaxinit.sweeping import INPUT_MOMENTS
+from jaxinit.theory._kernels import (
+    Kernels,
+    _check_sigma,
+    _check_x,
+    _pairwise,
+    check_first_layer,
+    warn_overflow,
+)
+from jaxinit.theory._maps import variance_map, weight_variance
+from jaxinit.theory._quadrature import TINY, activation_of
 
 __all__ = ["predict_model", "residual_kernels"]
 
 
 def _sigma2(init, view: tuple[int, ...], path: str) -> float:
     """σ² = fan_in · Var(W) of ``init`` on a Linear kernel drawn at ``view`` (in, out)."""
-    mean, var = init.moments(view)
-    if mean != 0:
-        raise ValueError(
-            f"theory.predict: mean-field theory needs zero-mean weights; {init.spec!r} has "
-            f"mean {mean:g} on {path!r}"
-        )
-    return float(var) * view[0]
+    try:
+        return float(weight_variance(init, view)) * view[0]
+    except ValueError as err:
+        raise ValueError(f"theory.predict: on {path!r}: {err}") from None
 
 
 def _input_second_moment(grid) -> float:
     if isinstance(grid.inputs, str):
-        return 1.0 if grid.inputs == "gaussian" else 1.0 / 3.0  # U[0, 1): E[x²] = 1/3
+        return INPUT_MOMENTS[grid.inputs][1]  # (mean, E[x²]): U[0, 1)'s E[x²] is 1/3
     x = np.asarray(grid.inputs, np.float64)
     return float(np.mean(x * x))
 
@@ -142,6 +147,7 @@ def _residual_run(act, depth: int, norm, x, alpha, w, b):
 
     def normalized(k, t):  # a LayerNorm at infinite width: each input to unit variance
         d = jnp.sqrt(jnp.diagonal(k))
+        d = jnp.where(d > TINY, d, 1.0)  # a zero input stays zero, as LayerNorm's ε keeps it
         s = d[:, None] * d[None, :]
         return k / s, t / s
 
@@ -192,30 +198,36 @@ def residual_kernels(
     Args:
       activation: an activation spec or Activation.
       x1: ``(n1, d_in)`` inputs; x2: ``(n2, d_in)`` or None (``x1``).
-      depth: residual blocks, an int >= 1 (0 would be the input layer alone).
-      alpha: the branch's scale α.
+      depth: residual blocks, an int >= 1 (the input Dense comes first; no readout: the
+        kernels are the final stream's, unlike :func:`kernels` and :func:`conv_kernels`,
+        whose last Dense layer is their output).
+      alpha: the branch's scale α (or ``"1/sqrt(depth)"``, as the zoo's ResNet takes).
       sigma_w2, sigma_b2: every Dense's σ_w² > 0 and σ_b² >= 0.
       norm: ``"pre"``, ``"post"`` or None, as the zoo's ResNet.
 
     Returns:
       ``Kernels(nngp, ntk)``, each ``(n1, n2)``, of the final stream.
     """
+    who = "residual_kernels"
     act = activation_of(activation)
-    depth = check_int("residual_kernels: depth", depth, low=1)
+    depth = check_int(f"{who}: depth", depth, low=1)
     if norm is not None:
-        norm = check_choice("residual_kernels: norm", norm, ("pre", "post"))
-    alpha = check_real("residual_kernels: alpha", alpha)
-    _check_sigma("sigma_w2", sigma_w2, positive=True)
-    _check_sigma("sigma_b2", sigma_b2, positive=False)
-    x1 = _check_x("x1", x1, who="residual_kernels")
-    x2 = x1 if x2 is None else _check_x("x2", x2, who="residual_kernels")
+        norm = check_choice(f"{who}: norm", norm, ("pre", "post"))
+    alpha = depth**-0.5 if alpha == "1/sqrt(depth)" else check_real(f"{who}: alpha", alpha)
+    _check_sigma("sigma_w2", sigma_w2, positive=True, who=who)
+    _check_sigma("sigma_b2", sigma_b2, positive=False, who=who)
+    x1 = _check_x("x1", x1, who=who)
+    same = x2 is None
+    x2 = x1 if same else _check_x("x2", x2, who=who)
     if x1.shape[1] != x2.shape[1]:
-        raise ValueError(
-            f"residual_kernels: x1 and x2 must have the same d_in; got {x1.shape} and {x2.shape}"
-        )
+        raise ValueError(f"{who}: x1 and x2 must have the same d_in; got {x1.shape} and {x2.shape}")
     dtype = jnp.result_type(x1.dtype, x2.dtype, jnp.float32)
-    joint = jnp.concatenate([x1, x2]).astype(dtype)  # one Gram: the variances come with it
+    check_first_layer(who, act, dtype, (x1, x2), sigma_w2, sigma_b2)
+    # one Gram over both sets: the per-input variances come with it
+    joint = (x1 if same else jnp.concatenate([x1, x2])).astype(dtype)
     w, b, a = (jnp.asarray(v, dtype) for v in (sigma_w2, sigma_b2, alpha))
     k, t = _residual_run(act, depth, norm, joint, a, w, b)
-    n1 = x1.shape[0]
-    return Kernels(k[:n1, n1:], t[:n1, n1:])
+    n1 = 0 if same else x1.shape[0]
+    out = Kernels(k[:n1, n1:] if n1 else k, t[:n1, n1:] if n1 else t)
+    warn_overflow(who, out, dtype, depth)
+    return out

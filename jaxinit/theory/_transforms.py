@@ -28,8 +28,15 @@ panel quadrature of :mod:`jaxinit.theory` in float64 (its panels cut at φ's kin
 to x = (k - β)/α); the equations are solved by Newton's method with jax's Jacobian, from
 dks's starting points in dks's order (then dks's random ones, seed 123), taking the first
 solution, as dks takes the first that scipy's ``root`` finds. Against dks 0.1.2 (order-10⁵
-Gauss–Legendre on [-10, 10], scipy's hybr) the parameters agree to 1e-5 (``tests/
-test_transforms.py``, references stored in ``tests/references/dks_transforms.json``).
+Gauss–Legendre on [-10, 10], scipy's hybr) the parameters agree to 1.2e-8 on tanh, softplus
+and leaky ReLU (``tests/test_transforms.py``, references stored in
+``tests/references/dks_transforms.json``); on SELU dks is off by up to 1e-2, its rule not
+being split at SELU's kink.
+
+For an activation whose slope jumps (selu, elu, hard_tanh), φ'' has a delta at the kink and
+the true C''(1) = E[φ̂''(z)²] is infinite; TAT's curvature is then, as in dks, that of the
+almost-everywhere second derivative (the delta dropped), a regularized target. DKS needs
+only φ' and is exact for them.
 """
 
 from __future__ import annotations
