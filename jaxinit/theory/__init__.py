@@ -68,6 +68,7 @@ Example:
 """
 
 from jaxinit.theory._conv_kernels import conv_kernels
+from jaxinit.theory._empirical import empirical_ntk
 from jaxinit.theory._fixed_points import (
     Q_STAR_TOL,
     DepthScales,
@@ -108,6 +109,7 @@ __all__ = [
     "critical_sigma_w2",
     "depth_scales",
     "divergence_sigma_w2",
+    "empirical_ntk",
     "kernels",
     "phase_diagram",
     "predict",

@@ -1,0 +1,121 @@
+r"""The empirical neural tangent kernel of a finite Flax model, in the NTK parameterization.
+
+For a model :math:`f(x; \theta)` with outputs :math:`f_k`, :math:`k = 1..K`, the empirical
+NTK (Jacot et al. 2018; Lee et al. 2019) is
+
+.. math::
+   \hat\Theta(x, x') = \frac{1}{K} \sum_k \sum_p s_p\,
+   \frac{\partial f_k(x)}{\partial \theta_p} \frac{\partial f_k(x')}{\partial \theta_p},
+
+the output units traced and averaged (each unit's kernel converges to the same limit). With
+:math:`s_p = 1` it is the kernel of the model as parameterized (the standard
+parameterization, ``nnx.Linear``'s, whose NTK grows with width). To compare with the
+infinite-width :func:`~jaxinit.theory.kernels`, :func:`~jaxinit.theory.conv_kernels` and
+:func:`~jaxinit.theory.residual_kernels` (neural-tangents' NTK parameterization) each
+parameter's term is scaled by the variance its entries would have had there:
+:math:`s = \sigma_w^2/\mathrm{fan\_in}` for a kernel (a gradient with respect to
+:math:`w = W\sqrt{\mathrm{fan\_in}}/\sigma_w` is :math:`\sigma_w/\sqrt{\mathrm{fan\_in}}`
+times that with respect to :math:`W`) and :math:`\sigma_b^2` for a bias. As the width grows,
+:math:`\hat\Theta` tends to the limit, with fluctuations of order :math:`1/\sqrt{\mathrm{width}}`
+(Hanin & Nica 2019).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import Array
+from jax.typing import ArrayLike
+
+from jaxinit._checks import check_choice, check_real
+
+__all__ = ["PARAMETERIZATIONS", "empirical_ntk"]
+
+PARAMETERIZATIONS = ("ntk", "standard")
+
+
+def _scale(name: str, shape: tuple[int, ...], sigma_w2: float, sigma_b2: float) -> float:
+    """A parameter's NTK-parameterization factor: σ_w²/fan_in for a kernel (fan_in: every
+    axis but the last), σ_b² for a bias; any other parameter (a norm's scale) counts as is."""
+    if name == "kernel":
+        return sigma_w2 / math.prod(shape[:-1])
+    if name == "bias":
+        return sigma_b2
+    return 1.0
+
+
+def empirical_ntk(
+    model: nnx.Module,
+    x1: ArrayLike,
+    x2: ArrayLike | None = None,
+    *,
+    parameterization: str = "ntk",
+    sigma_w2: float | None = None,
+    sigma_b2: float = 0.0,
+) -> Array:
+    r"""The empirical NTK :math:`\hat\Theta(x_1, x_2)` of ``model`` at its current
+    parameters, ``(n1, n2)`` (module docstring): the output units averaged; every
+    ``nnx.Param`` counted, scaled for the NTK parameterization unless ``"standard"``.
+
+    Args:
+      model: an ``nnx.Module`` whose output on ``(n, ...)`` inputs is ``(n, ...)``; a
+        ModelGrid's network is ``grid.build(seed, init=...)``.
+      x1: a batch of inputs; x2: another, or None (``x1``, a symmetric kernel).
+      parameterization: ``"ntk"`` (each kernel's term × σ_w²/fan_in, each bias's × σ_b²:
+        comparable with :func:`kernels` and its kin) or ``"standard"`` (J Jᵀ as it is).
+      sigma_w2: the σ_w² of the NTK parameterization (required for ``"ntk"``): the
+        initializer's, e.g. 2 for He.
+      sigma_b2: the bias's σ_b² there (0: biases do not count).
+
+    Example:
+      >>> import jax, jaxinit as ji
+      >>> from flax import nnx
+      >>> net = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+      >>> x = jax.numpy.eye(3)
+      >>> k = ji.theory.empirical_ntk(net, x, sigma_w2=1.0)  # a linear model: x x' / d_in
+      >>> [round(float(v), 4) for v in k.diagonal()]
+      [0.3333, 0.3333, 0.3333]
+    """
+    parameterization = check_choice(
+        "empirical_ntk: parameterization", parameterization, PARAMETERIZATIONS
+    )
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"empirical_ntk: model must be an nnx.Module; got {type(model).__name__}")
+    if parameterization == "ntk":
+        if sigma_w2 is None:
+            raise ValueError(
+                "empirical_ntk: the NTK parameterization needs sigma_w2 (the initializer's "
+                "σ_w², e.g. 2.0 for He); or pass parameterization='standard'"
+            )
+        sigma_w2 = check_real("empirical_ntk: sigma_w2", sigma_w2, low=0.0, strict=True)
+        sigma_b2 = check_real("empirical_ntk: sigma_b2", sigma_b2, low=0.0)
+    x1 = jnp.asarray(x1)
+    x2 = x1 if x2 is None else jnp.asarray(x2)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def f(p, x):
+        y = nnx.merge(graphdef, p, rest)(x)
+        return y.reshape(y.shape[0], -1)  # (n, K): the output units
+
+    def jac(x):
+        return jax.jacrev(f)(params, x)  # leaves (n, K, *param.shape)
+
+    j1 = jac(x1)
+    j2 = j1 if x2 is x1 else jac(x2)
+    flat1 = jax.tree_util.tree_flatten_with_path(j1)[0]
+    flat2 = jax.tree.leaves(j2)
+    out_units = f(params, x1[:1]).shape[1]
+    theta = jnp.zeros((x1.shape[0], x2.shape[0]), jnp.float32)
+    for (path, a), b in zip(flat1, flat2, strict=True):
+        s = 1.0
+        if parameterization == "ntk":
+            names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+            name = next(n for n in reversed(names) if n != "value")  # the Param's attribute
+            s = _scale(name, a.shape[2:], sigma_w2, sigma_b2)
+        a2 = a.reshape(a.shape[0], a.shape[1], -1)
+        b2 = b.reshape(b.shape[0], b.shape[1], -1)
+        theta = theta + s * jnp.einsum("akp,bkp->ab", a2, b2)
+    return theta / out_units

@@ -1,0 +1,93 @@
+"""The empirical NTK of a finite Flax model (``ji.theory.empirical_ntk``): exact on a linear
+model, and tending to the infinite-width kernels of the MLP and the zoo's CNN as width grows."""
+
+import functools
+
+import numpy as np
+import pytest
+from _tolerances import (
+    EMPIRICAL_CNN_DIST,
+    EMPIRICAL_FALL,
+    EMPIRICAL_MLP_DIST,
+    EMPIRICAL_SEEDS,
+)
+from flax import nnx
+
+import jaxinit as ji
+
+
+def test_a_linear_model_s_kernel_is_exact():
+    """f = x W + b: J_W = x, J_b = 1, so Θ = σ_w² x·x'/d_in + σ_b² whatever the weights
+    (NTK parameterization), and x·x' + 1 as parameterized."""
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    net = nnx.Linear(5, 3, rngs=nnx.Rngs(0))  # 3 outputs: each unit's kernel is the same
+    ntk = ji.theory.empirical_ntk(net, x, sigma_w2=1.7, sigma_b2=0.3)
+    np.testing.assert_allclose(ntk, 1.7 * x @ x.T / 5 + 0.3, rtol=1e-5, atol=1e-6)
+    std = ji.theory.empirical_ntk(net, x, x[:2], parameterization="standard")
+    np.testing.assert_allclose(std, x @ x[:2].T + 1.0, rtol=1e-5, atol=1e-5)
+
+
+class _MLP(nnx.Module):
+    """Dense -> relu -> Dense -> relu -> Dense(1), He weights, zero biases."""
+
+    def __init__(self, rngs, width: int, d_in: int):
+        he = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
+        self.a = nnx.Linear(d_in, width, kernel_init=he, rngs=rngs)
+        self.b = nnx.Linear(width, width, kernel_init=he, rngs=rngs)
+        self.out = nnx.Linear(width, 1, kernel_init=he, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.relu(self.b(nnx.relu(self.a(x)))))
+
+
+def _distance(make, x, limit) -> float:
+    """Mean over EMPIRICAL_SEEDS networks of ‖Θ̂ - Θ‖_F / ‖Θ‖_F."""
+    return float(
+        np.mean([
+            np.linalg.norm(np.asarray(ji.theory.empirical_ntk(make(s), x, sigma_w2=2.0)) - limit)
+            / np.linalg.norm(limit)
+            for s in range(EMPIRICAL_SEEDS)
+        ])
+    )  # fmt: skip
+
+
+def test_the_mlp_s_kernel_tends_to_the_limit_as_width_grows():
+    x = np.random.default_rng(0).normal(size=(6, 8)).astype(np.float32)
+    limit = np.asarray(ji.theory.kernels("relu", x, depth=3, sigma_w2=2.0, sigma_b2=0.0).ntk)
+    narrow = _distance(lambda s: _MLP(nnx.Rngs(s), 64, 8), x, limit)
+    wide = _distance(lambda s: _MLP(nnx.Rngs(s), 1024, 8), x, limit)
+    assert wide < EMPIRICAL_MLP_DIST
+    assert narrow / wide > EMPIRICAL_FALL  # 1/sqrt(width): 4 for 16x the width
+
+
+def test_the_zoo_cnn_from_a_model_grid_is_near_its_limit():
+    """A ModelGrid's network (``grid.build``) at 256 channels against ``conv_kernels``."""
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 2)).astype(np.float32)
+    make = functools.partial(ji.models.CNN, in_channels=2, channels=256, depth=2, classes=1,
+                             padding="CIRCULAR")  # fmt: skip
+    grid = ji.ModelGrid(model=make, inits=["he_normal"], seeds=EMPIRICAL_SEEDS,
+                        inputs="gaussian", input_shape=x.shape)  # fmt: skip
+    limit = np.asarray(
+        ji.theory.conv_kernels("relu", x, depth=2, sigma_w2=2.0, sigma_b2=0.0,
+                               padding="CIRCULAR").ntk
+    )  # fmt: skip
+    assert _distance(lambda s: grid.build(s, init="he_normal"), x, limit) < EMPIRICAL_CNN_DIST
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            dict(parameterization="mup", sigma_w2=1.0),
+            ValueError,
+            "parameterization='mup' is not valid",
+        ),
+        (dict(), ValueError, "needs sigma_w2"),
+        (dict(sigma_w2=0.0), ValueError, "sigma_w2 must be a finite real number > 0"),
+        (dict(model="net", sigma_w2=1.0), TypeError, "model must be an nnx.Module; got str"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    model = kwargs.pop("model", nnx.Linear(2, 1, rngs=nnx.Rngs(0)))
+    with pytest.raises(error, match=match):
+        ji.theory.empirical_ntk(model, np.ones((2, 2), np.float32), **kwargs)
