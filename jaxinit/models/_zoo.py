@@ -104,9 +104,10 @@ class ResidualBlock(nnx.Module):
     """``x + α·fc_out(φ(fc_in(n(x))))``; with ``norm="post"``, ``LN(x + α·F(x))``."""
 
     def __init__(self, width: int, *, alpha: float, norm, activation, zero_branch, rngs):
-        self.alpha, self.norm_kind, self.act = alpha, norm, _act(activation)
-        # what theory reads back (jaxinit.theory.predict of a ModelGrid of the zoo's ResNet)
-        self.activation, self.zero_branch = _activations.get(activation), zero_branch
+        # activation and zero_branch are what theory reads back (theory.predict of a ModelGrid)
+        self.alpha, self.norm_kind, self.zero_branch = alpha, norm, zero_branch
+        self.activation = _activations.get(activation)
+        self.act = self.activation.fn
         self.norm = None if norm is None else nnx.LayerNorm(width, rngs=rngs)
         self.fc_in = nnx.Linear(width, width, rngs=rngs)
         out_init = nnx.initializers.zeros_init() if zero_branch else nnx.initializers.lecun_normal()

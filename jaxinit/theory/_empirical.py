@@ -107,7 +107,7 @@ def empirical_ntk(
     j2 = j1 if x2 is x1 else jac(x2)
     flat1 = jax.tree_util.tree_flatten_with_path(j1)[0]
     flat2 = jax.tree.leaves(j2)
-    out_units = f(params, x1[:1]).shape[1]
+    out_units = flat1[0][1].shape[1]  # every leaf is (n, K, *param.shape)
     theta = jnp.zeros((x1.shape[0], x2.shape[0]), jnp.float32)
     for (path, a), b in zip(flat1, flat2, strict=True):
         s = 1.0

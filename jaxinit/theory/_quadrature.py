@@ -320,9 +320,8 @@ def dphi(act, x: Array) -> Array:
 
 
 def _elementwise(fn, *args):
-    """``fn`` of scalars applied over the broadcast of ``args`` (by vmap)."""
-    dtype = jnp.result_type(*args, jnp.float32)
-    args = [jnp.asarray(a, dtype) for a in args]
+    """``fn`` of scalars applied over the broadcast of ``args`` (arrays of one dtype, as
+    :func:`run_static` makes them), by vmap."""
     shape = jnp.broadcast_shapes(*(a.shape for a in args))
     if not shape:
         return fn(*args)

@@ -97,10 +97,8 @@ def _moments(base: _activations.Activation, leaky: bool, p_scale, beta):
     """E over z ~ N(0, 1) of φ, φ², φ'², φ''², φ φ' z and φ' z at x = α z + β; for a leaky
     base, ``p_scale`` is the negative slope and α = 1, else ``p_scale`` is α."""
     if leaky:
-        slope, alpha = p_scale, jnp.ones_like(p_scale)
-
-        def phi(x):
-            return jnp.where(x >= 0, x, slope * x)
+        alpha = jnp.ones_like(p_scale)
+        phi = functools.partial(jax.nn.leaky_relu, negative_slope=p_scale)
     else:
         alpha, phi = p_scale, base.fn
 
