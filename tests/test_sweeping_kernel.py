@@ -14,7 +14,7 @@ import pytest
 import jaxinit as ji
 from jaxinit import _jax_compat, sweeping
 from jaxinit.initializers import _bases as B
-from jaxinit.initializers._core import draw, draw_families
+from jaxinit.initializers._core import draw, draw_families, families_many
 from jaxinit.sweeping import _kernel as kernel
 from jaxinit.sweeping import _plan
 from jaxinit.sweeping import _stats as stats
@@ -39,6 +39,22 @@ def test_shared_bits_give_each_family_its_own_draw_bitwise():
         got = jax.jit(lambda key: draw_families(BASES, key, (40, 24)))(key)
         for i, base in enumerate(BASES):
             np.testing.assert_array_equal(got[i], draw(base, key, (40, 24), jnp.float32))
+
+
+def test_many_draws_at_once_are_each_draw_alone_bitwise():
+    """families_many (the model path's draws: one threefry, one sampler per kind over every
+    kernel) gives each (key, shape) the bits of draw(base, key, shape): the samplers are
+    elementwise, so where an entry sits in the flat array changes nothing. (draw_families
+    is each draw alone: the test above.)"""
+    shapes = [(40, 24), (3, 5), (40, 24), (3, 3, 2, 4), (5, 3)]  # equal sizes: one request
+    keys = [jax.random.key(k) for k in range(len(shapes))]
+    got = jax.jit(lambda *ks: families_many(BASES, list(ks), shapes))(*keys)
+    for key, shape, g in zip(keys, shapes, got, strict=True):
+        assert g.shape == (len(BASES), *shape)
+        np.testing.assert_array_equal(
+            g, jax.jit(draw_families, static_argnums=(0, 2))(tuple(BASES), key, shape)
+        )
+    assert families_many(BASES, [], []) == []
 
 
 def test_host_key_table_is_the_traced_one():

@@ -322,3 +322,30 @@ def test_a_chunk_over_the_memory_budget_is_refused_before_it_runs(tmp_path):
     with pytest.raises(ValueError, match=r"MiB per device.*memory_budget"):
         ji.sweep(grid, memory_budget=1024, out=tmp_path)
     assert not list(tmp_path.glob("chunks/*.npz"))  # nothing ran
+
+
+class _Infinite(nnx.Module):
+    """One Linear, then an output whose first column is +inf and second NaN."""
+
+    def __init__(self, rngs):
+        self.fc = nnx.Linear(4, 4, rngs=rngs)
+
+    def __call__(self, x):
+        y = self.fc(x)
+        return jnp.where(jnp.arange(4) == 0, jnp.inf, y).at[:, 1].set(jnp.nan)
+
+
+def test_nonfinite_counts_each_entry_of_a_captured_output_once():
+    """A model's captured output is both its pre- and post-activation: a NaN or inf entry
+    counts once (it counted twice before), finite layers count 0, and a layer that holds
+    them keeps its other statistics defined by the same rule as the MLP's (non-finite)."""
+    x = np.ones((3, 4), np.float32)
+    grid = ji.ModelGrid(
+        model=_Infinite, inits=["he_normal", "lecun_normal"], seeds=2, inputs=x, gradients=False
+    )
+    res = ji.sweep(grid, progress=False)
+    assert res.attrs["layers"] == ["fc", "(model)"]
+    np.testing.assert_array_equal(res.nonfinite[..., 0], 0)
+    np.testing.assert_array_equal(res.nonfinite[..., 1], 3 + 3)  # a column of inf, one of NaN
+    assert np.isfinite(res.pre_var[..., 0]).all()
+    assert not np.isfinite(res.pre_var[..., 1]).any()

@@ -523,6 +523,43 @@ def families_from_bits(
     return jnp.stack(out).reshape(len(bases), *shape)
 
 
+def families_many(
+    bases: Sequence[Base], keys: Sequence[Array], shapes: Sequence[Shape]
+) -> list[Array]:
+    """:func:`draw_families` for several ``(key, shape)`` at once, each ``(len(bases), *shape)``.
+
+    The bits of all of them come from one threefry (:func:`bits_many`) and each bits-drawn
+    kind is computed once over all of them: its sampler is elementwise, so every entry is
+    the same function of the same 32 bits as one draw at a time (bitwise), while the
+    program holds one sampler per kind instead of one per draw (compile time grows with
+    the number of kernels, not their size)."""
+    if not keys:
+        return []
+    sizes = [math.prod(shape) for shape in shapes]
+    drawn: dict[int, Array] = {}
+    starts = [0] * len(keys)  # where each draw's entries start in the flat draws
+    if needs_bits(bases):
+        by_size: dict[int, list[int]] = {}  # one bits request per size: (draws, size)
+        for i, n in enumerate(sizes):
+            by_size.setdefault(n, []).append(i)
+        requests = [(jnp.stack([keys[i] for i in group]), n) for n, group in by_size.items()]
+        offset = 0
+        for n, group in by_size.items():
+            for j, i in enumerate(group):
+                starts[i] = offset + j * n
+            offset += len(group) * n
+        flat = jnp.concatenate([rows.ravel() for rows in bits_many(requests)])
+        drawn = {f: _from_bits(b, flat) for f, b in enumerate(bases) if isinstance(b, FROM_BITS)}
+    out = []
+    for key, shape, n, start in zip(keys, shapes, sizes, starts, strict=True):
+        kinds = [
+            drawn[f][start : start + n] if f in drawn else draw(b, key, shape, jnp.float32).ravel()
+            for f, b in enumerate(bases)
+        ]
+        out.append(jnp.stack(kinds).reshape(len(bases), *shape))
+    return out
+
+
 def needs_bits(bases: Sequence[Base]) -> bool:
     """Whether some kind in ``bases`` is drawn from raw bits (see :func:`families_from_bits`)."""
     return any(isinstance(b, FROM_BITS) for b in bases)

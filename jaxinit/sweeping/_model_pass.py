@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -52,7 +51,7 @@ from jax.sharding import PartitionSpec as P
 from jaxinit._jax_compat import compile_for
 from jaxinit._keys import STREAM_COTANGENT, STREAM_INPUTS, STREAM_MODEL, layer_keys, seed_key
 from jaxinit.initializers._bases import Base
-from jaxinit.initializers._core import bits_many, families_from_bits, needs_bits
+from jaxinit.initializers._core import families_many
 from jaxinit.models._kernels import KERNEL_TYPES, Kernel, path_str, select
 from jaxinit.sweeping._capture import ROOT, tap
 from jaxinit.sweeping._kernel import SEEDS
@@ -64,6 +63,7 @@ __all__ = ["Layer", "ModelPass", "Structure", "build", "structure"]
 _STRUCTURES: dict[Any, Structure] = {}
 _PROGRAMS: dict[Any, Callable] = {}
 _PROGRAMS_LOCK = threading.Lock()
+STACK_MAX = 4096  # captured outputs of at most this many entries are measured stacked by shape
 
 
 class Layer(NamedTuple):
@@ -185,18 +185,7 @@ def _draws(bases, key, kernels: Sequence[Kernel]) -> list[jax.Array]:
     index = jnp.asarray([k.index for k in kernels], jnp.int32)
     stacked = jax.vmap(lambda i: layer_keys(key, i)[0])(index)
     keys = [stacked[j] for j in range(len(kernels))]
-    bits = [None] * len(kernels)
-    if needs_bits(bases):
-        bits = [
-            b[0]
-            for b in bits_many(
-                [(kk[None], math.prod(k.view)) for kk, k in zip(keys, kernels, strict=True)]
-            )
-        ]
-    return [
-        families_from_bits(bases, kk, k.view, b)
-        for kk, k, b in zip(keys, kernels, bits, strict=True)
-    ]
+    return families_many(bases, keys, [k.view for k in kernels])
 
 
 def _weights(z: list[jax.Array], mix: jax.Array, shift: jax.Array, kernels) -> list[jax.Array]:
@@ -211,11 +200,6 @@ def _weights(z: list[jax.Array], mix: jax.Array, shift: jax.Array, kernels) -> l
             w = jnp.swapaxes(w, -1, -2)
         out.append(w.reshape(k.shape))
     return out
-
-
-def _stats(t: jax.Array, hist, cosine: bool) -> LayerStats:
-    m = t.astype(jnp.float32).reshape(t.shape[0], -1)
-    return layer_stats(m, m, saturation=(None, None), hist=hist, cosine=cosine)
 
 
 def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device]) -> Callable:
@@ -260,25 +244,22 @@ def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device
             hist = (lo, hi, spec.bins)
             if not spec.gradients:
                 _, outs = forward(ws, None)
-                return _stack([_stats(t, hist, spec.cosine) for t in outs])
+                return _layer_stats(outs, hist, spec.cosine)
             probes = {layer.name: jnp.zeros(layer.shape, jnp.float32) for layer in st.layers}
             (_, outs), (gw, gp) = jax.value_and_grad(forward, argnums=(0, 1), has_aux=True)(
                 ws, probes
             )
-            stats = []
-            for layer, t in zip(st.layers, outs, strict=True):
-                s = _stats(t, hist, spec.cosine)
-                norm = (
-                    jnp.sqrt(jnp.sum(jnp.square(gw[layer.kernel].astype(jnp.float32))))
-                    if layer.kernel >= 0
-                    else jnp.float32(jnp.nan)
-                )
-                stats.append(
-                    s._replace(
-                        grad_var=gp[layer.name].astype(jnp.float32).var(), weight_grad_norm=norm
-                    )
-                )
-            return _stack(stats)
+            nan = jnp.float32(jnp.nan)
+            norms = [
+                jnp.sqrt(jnp.sum(jnp.square(_matrix(gw[layer.kernel]))))
+                if layer.kernel >= 0
+                else nan
+                for layer in st.layers
+            ]
+            grad_var = [_matrix(gp[layer.name]).var() for layer in st.layers]
+            return _layer_stats(outs, hist, spec.cosine)._replace(
+                grad_var=jnp.stack(grad_var), weight_grad_norm=jnp.stack(norms)
+            )
 
         return jax.lax.map(one_init, (mix, shift))
 
@@ -300,8 +281,48 @@ def build(spec: ModelPass, make: Callable, capture, devices: Sequence[jax.Device
     return jax.jit(program)
 
 
-def _stack(stats: list[LayerStats]) -> LayerStats:
-    return jax.tree.map(lambda *a: jnp.stack(a), *stats)
+def _matrix(t: jax.Array) -> jax.Array:
+    """A captured output (batch first, any rank) or a kernel as a float32 ``(rows, columns)`` matrix."""
+    return t.astype(jnp.float32).reshape(t.shape[0], -1)
+
+
+def _layer_stats(outs: Sequence[jax.Array], hist, cosine: bool) -> LayerStats:
+    """The forward statistics of every captured output, stacked ``(layer, ...)``: each as an
+    ``(batch, features)`` matrix whose moments fill both ``pre_*`` and ``post_*``, and
+    ``nonfinite`` its count of NaN and ±inf entries.
+
+    Compile time grows with the number of reductions in the program, so the outputs of at
+    most ``STACK_MAX`` entries are measured stacked by shape (a deep ResNet's blocks: one set
+    of reductions for all of them), larger ones each on its own (XLA:CPU ran the stacked
+    reductions of the any-model benchmark's Transformer, 256 × 1024 entries per output,
+    at half the speed; there the run, not the compile, is what costs). One check for all
+    layers decides whether to count non-finite entries (a non-finite entry makes its
+    layer's mean non-finite): one branch in the program, not one per layer."""
+    mats = [_matrix(t) for t in outs]
+    measure = functools.partial(
+        layer_stats, saturation=(None, None), hist=hist, cosine=cosine, nonfinite=False
+    )
+    stats: list[Any] = [None] * len(mats)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, m in enumerate(mats):
+        if m.size <= STACK_MAX:
+            groups.setdefault(m.shape, []).append(i)
+        else:
+            stats[i] = measure(m, m)
+    for group in groups.values():
+        stack = jnp.stack([mats[i] for i in group])
+        result = measure(stack, stack)
+        for j, i in enumerate(group):
+            stats[i] = jax.tree.map(lambda a, j=j: a[j], result)
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *stats)
+
+    def count():
+        return jnp.stack([jnp.sum(~jnp.isfinite(m), dtype=jnp.int32) for m in mats])
+
+    nonfinite = jax.lax.cond(
+        jnp.isfinite(stacked.pre_mean).all(), lambda: jnp.zeros(len(mats), jnp.int32), count
+    )
+    return stacked._replace(nonfinite=nonfinite)
 
 
 def program(

@@ -157,6 +157,7 @@ def layer_stats(
     saturation: tuple,
     hist: tuple | None,
     cosine: bool = False,
+    nonfinite: bool = True,
 ) -> LayerStats:
     """The forward statistics of one layer, reduced over the last two axes (batch, width).
 
@@ -168,6 +169,8 @@ def layer_stats(
         ``bins`` is static), or None for no histogram
         (``hist_below`` and ``hist_above`` are then -1).
       cosine: also the mean cosine similarity between pairs of samples.
+      nonfinite: count the non-finite entries (False: 0, for a caller that counts
+        many layers at once).
 
     Returns:
       A :class:`LayerStats` with fields of shape ``z.shape[:-2]`` (``hist``
@@ -183,8 +186,11 @@ def layer_stats(
     def exact(z, h):
         return _count(~jnp.isfinite(z), axes, n) + _count(~jnp.isfinite(h), axes, n)
 
-    clean = jnp.isfinite(sum_z).all() & jnp.isfinite(sum_h).all()
-    nonfinite = jax.lax.cond(clean, lambda z, h: jnp.zeros(sum_h.shape, jnp.int32), exact, z, h)
+    counts_nonfinite = nonfinite
+    nonfinite = jnp.zeros(sum_h.shape, jnp.int32)
+    if counts_nonfinite:  # a non-finite entry makes its sum non-finite: count only then
+        clean = jnp.isfinite(sum_z).all() & jnp.isfinite(sum_h).all()
+        nonfinite = jax.lax.cond(clean, lambda z, h: nonfinite, exact, z, h)
     if hist is None:
         counts = None
         below = above = jnp.full(sum_h.shape, -1, jnp.int32)
