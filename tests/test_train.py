@@ -1,7 +1,6 @@
 """Training many models at once: loop equivalence, no coupling, resume, compile count, classics."""
 
 import dataclasses
-import functools
 import hashlib
 import importlib
 import importlib.util
@@ -24,7 +23,7 @@ from jaxinit.training import MLP, TrainGrid, TrainResult, make_optimizer, train
 from jaxinit.training._program import train_chunk
 from tests._kill import run_and_kill
 from tests._network import network
-from tests._teacher import teacher_data
+from tests._teacher import reference_step, teacher_data
 from tests._tolerances import ENGINE_ATOL, ENGINE_RTOL, TRAIN_ATOL, TRAIN_RTOL
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,15 +39,8 @@ def data():
 REF_TX = optax.sgd(0.1)  # SMALL's optimizer, written out by hand
 
 
-@functools.partial(jax.jit, static_argnums=0)
 def _reference_step(graphdef, params, opt, xb, yb):
-    def loss_fn(p):
-        logits = nnx.merge(graphdef, p)(xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt = REF_TX.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt, loss
+    return reference_step(REF_TX, graphdef, params, opt, xb, yb)
 
 
 def _reference(grid, data, init, seed):

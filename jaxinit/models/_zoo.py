@@ -185,7 +185,9 @@ class EncoderBlock(nnx.Module):
 
 
 class Transformer(nnx.Module):
-    """A Transformer encoder on ``(batch, tokens, d_in)``: embedding, blocks, final LayerNorm."""
+    """A Transformer encoder on ``(batch, tokens, d_in)``: embedding, blocks, final LayerNorm;
+    ``(batch, tokens, d_model)``, or with ``classes`` the logits ``(batch, classes)`` of a
+    linear head on the mean over tokens (MNIST's rows as 28 tokens of 28 pixels)."""
 
     def __init__(
         self,
@@ -197,6 +199,7 @@ class Transformer(nnx.Module):
         depth: int = 4,
         mlp_ratio: int = 2,
         activation="gelu",
+        classes: int | None = None,
     ):
         check_int("Transformer: depth", depth, low=1)
         if d_model % check_int("Transformer: heads", heads, low=1):
@@ -209,9 +212,12 @@ class Transformer(nnx.Module):
             ]
         )
         self.ln_f = nnx.LayerNorm(d_model, rngs=rngs)
+        check_int("Transformer: classes", classes, low=1, none=True)
+        self.head = None if classes is None else nnx.Linear(d_model, classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.embed(x)
         for block in self.blocks:
             x = block(x)
-        return self.ln_f(x)
+        x = self.ln_f(x)
+        return x if self.head is None else self.head(x.mean(axis=1))

@@ -31,7 +31,7 @@ MODEL_DIMS = ("init", "seed")  # the result's dims; every field adds ("layer", .
 GENERATED_INPUTS = ("gaussian", "uniform")
 
 
-def _qualname(f: Any) -> str:
+def qualname(f: Any) -> str:
     f = getattr(f, "func", f)  # functools.partial
     return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', type(f).__name__)}"
 
@@ -92,15 +92,7 @@ class ModelGrid(GridBase):
     )
 
     def __post_init__(self):
-        if _is_module(self.model):
-            raise TypeError(
-                "ModelGrid: model is an nnx.Module instance; give a factory make(rngs) -> "
-                "nnx.Module, so that each seed builds its own parameters"
-            )
-        if not callable(self.model):
-            raise TypeError(
-                f"ModelGrid: model must be a factory make(rngs) -> nnx.Module; got {self.model!r:.80}"
-            )
+        check_factory("ModelGrid", self.model)
         specs = [self.inits] if isinstance(self.inits, str) else list(self.inits)
         if not specs:
             raise ValueError("ModelGrid: inits is empty; give at least one initializer")
@@ -124,13 +116,7 @@ class ModelGrid(GridBase):
         object.__setattr__(self, "aliases", self._merged_aliases({"init": derived}))
         object.__setattr__(self, "bins", check_int("ModelGrid: bins", self.bins, low=1))
         self._check_inputs()
-        rule = kernels() if self.rule is None else self.rule
-        if not (isinstance(rule, KernelRule) or callable(rule)):
-            raise TypeError(
-                "ModelGrid: rule must be ji.models.kernels(...) or a callable (path, module) -> "
-                f"bool; got {rule!r:.60}"
-            )
-        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "rule", checked_rule("ModelGrid", self.rule))
         capture = default_capture if self.capture is None else self.capture
         if not callable(capture):
             raise TypeError(
@@ -197,12 +183,6 @@ class ModelGrid(GridBase):
         ``init(layer_keys(seed_key, i)[0], view).reshape(kernel.shape)``
         (:func:`jaxinit.models.kernel_view`). Dropout and batch norm are as the model
         built them; the sweep runs it with dropout off and batch statistics."""
-        import jax
-        from flax import nnx
-
-        from jaxinit._keys import STREAM_MODEL, layer_keys, seed_key
-        from jaxinit.models._kernels import KERNEL_TYPES, select
-
         labels = [i.spec for i in self.inits]
         spec = self.aliases.get("init", {}).get(init, init) if isinstance(init, str) else init
         spec = getattr(spec, "spec", spec)
@@ -212,33 +192,71 @@ class ModelGrid(GridBase):
             )
         obj = self.inits[labels.index(spec)]
         seed = check_int("ModelGrid.build: seed", seed, low=0)
-        key = seed_key(self.root_seed, seed)
-        model = self.model(nnx.Rngs(jax.random.fold_in(key, STREAM_MODEL)))
-        modules = [m for _, m in nnx.iter_modules(model) if isinstance(m, KERNEL_TYPES)]
-        for k in select(model, self.rule):
-            w = obj(layer_keys(key, k.index)[0], k.view)
-            if k.swap:
-                w = w.swapaxes(-1, -2)
-            modules[k.index].kernel.set_value(w.reshape(k.shape))
-        return model
+        return build_model(self.model, self.rule, obj, self.root_seed, seed)
 
     def _settings(self) -> dict[str, Any]:
         inputs = self.inputs
         if not isinstance(inputs, str):
             digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes()).hexdigest()[:16]
             inputs = f"array{list(self.inputs.shape)}:{self.inputs.dtype}:{digest}"
-        rule = self.rule.describe() if isinstance(self.rule, KernelRule) else _qualname(self.rule)
+        rule = self.rule.describe() if isinstance(self.rule, KernelRule) else qualname(self.rule)
         return {
-            "model": _qualname(self.model),
+            "model": qualname(self.model),
             "inputs": inputs,
             "input_shape": list(self.input_shape),
             "rule": rule,
-            "capture": _qualname(self.capture),
+            "capture": qualname(self.capture),
             "bins": self.bins,
             "hist_range": list(self.hist_range),
             "cosine": self.cosine,
             "gradients": self.gradients,
         }
+
+
+def check_factory(who: str, model: Any) -> None:
+    """Refuses anything but a factory ``make(rngs) -> nnx.Module`` (a module instance included)."""
+    if _is_module(model):
+        raise TypeError(
+            f"{who}: model is an nnx.Module instance; give a factory make(rngs) -> "
+            "nnx.Module, so that each seed builds its own parameters"
+        )
+    if not callable(model):
+        raise TypeError(
+            f"{who}: model must be a factory make(rngs) -> nnx.Module; got {model!r:.80}"
+        )
+
+
+def checked_rule(who: str, rule: Any) -> Any:
+    """The rule of which kernels get a grid's init (None: :func:`jaxinit.models.kernels`'s default)."""
+    rule = kernels() if rule is None else rule
+    if not (isinstance(rule, KernelRule) or callable(rule)):
+        raise TypeError(
+            f"{who}: rule must be ji.models.kernels(...) or a callable (path, module) -> "
+            f"bool; got {rule!r:.60}"
+        )
+    return rule
+
+
+def build_model(make: Callable, rule: Any, init: Any, root_seed: int, seed: int):
+    """The model of ``(init, seed)`` as every grid of a factory builds it, eagerly: ``make``
+    with ``nnx.Rngs(fold_in(seed_key(root_seed, seed), STREAM_MODEL))``, then each kernel
+    that ``rule`` selects (index ``i`` among all kernels, graph order) set to
+    ``init(layer_keys(seed_key, i)[0], view).reshape(kernel.shape)``."""
+    import jax
+    from flax import nnx
+
+    from jaxinit._keys import STREAM_MODEL, layer_keys, seed_key
+    from jaxinit.models._kernels import KERNEL_TYPES, select
+
+    key = seed_key(root_seed, seed)
+    model = make(nnx.Rngs(jax.random.fold_in(key, STREAM_MODEL)))
+    modules = [m for _, m in nnx.iter_modules(model) if isinstance(m, KERNEL_TYPES)]
+    for k in select(model, rule):
+        w = init(layer_keys(key, k.index)[0], k.view)
+        if k.swap:
+            w = w.swapaxes(-1, -2)
+        modules[k.index].kernel.set_value(w.reshape(k.shape))
+    return model
 
 
 def _is_module(obj: Any) -> bool:

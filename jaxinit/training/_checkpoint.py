@@ -64,6 +64,7 @@ from jaxinit import initializers as _initializers
 from jaxinit._checks import check_path, closest_hint
 from jaxinit._io import refuse_link
 from jaxinit._store import Store, blocks_in
+from jaxinit.sweeping._model_grid import check_factory, qualname
 from jaxinit.training._grid import MLP
 
 __all__ = ["restore_model"]
@@ -173,18 +174,23 @@ def module(activation: str, params: Mapping[str, np.ndarray], where: Any) -> MLP
     abstract = nnx.eval_shape(
         lambda: MLP(sizes[0], sizes[1:-1], sizes[-1], activation=activation, rngs=nnx.Rngs(0))
     )
+    return filled(abstract, params, where, "the MLP")
+
+
+def filled(abstract: nnx.Module, params: Mapping[str, np.ndarray], where: Any, kind: str):
+    """The module ``abstract`` (from ``nnx.eval_shape``) holding ``params`` by their paths
+    (:func:`leaf_names`), each of the shape and dtype it has there."""
     graphdef, state = nnx.split(abstract)
     names, shapes = leaf_names(state), jax.tree.leaves(state)
     if set(names) != set(params):
         raise ValueError(
-            f"{where} holds the parameters {sorted(params)}; an MLP of these shapes has "
-            f"{sorted(names)}"
+            f"{where} holds the parameters {sorted(params)}; {kind} has {sorted(names)}"
         )
     for n, s in zip(names, shapes, strict=True):
         if params[n].shape != s.shape or params[n].dtype != s.dtype:
             raise ValueError(
                 f"{where}: parameter {n!r} has shape {params[n].shape} and dtype "
-                f"{params[n].dtype}; the MLP has {s.shape} and {s.dtype}"
+                f"{params[n].dtype}; {kind} has {s.shape} and {s.dtype}"
             )
     leaves = [jnp.asarray(params[n]) for n in names]
     return nnx.merge(graphdef, jax.tree.unflatten(jax.tree.structure(state), leaves))
@@ -227,8 +233,10 @@ def restore_model(
     activation: str | None = None,
     width: int | None = None,
     learning_rate: float | None = None,
-) -> MLP:
-    """One trained model of the run in ``out``, as an ``nnx.Module`` (a :class:`MLP`).
+    model: Any = None,
+) -> nnx.Module:
+    """One trained model of the run in ``out``, as an ``nnx.Module`` (a :class:`MLP`, or
+    with ``model`` the factory's module).
 
     Reads the last checkpoint of ``train(grid, data, out=out)``: the parameters after
     ``grid.steps`` steps once the run has finished (``out/result`` exists), those of its
@@ -251,6 +259,8 @@ def restore_model(
       seed: its seed.
       activation, width, learning_rate: its activation, width and learning rate; needed
         where the grid has several (a dim), else the grid's one.
+      model: the factory ``make(rngs)`` of a run of ``TrainGrid(model=make)`` (a function
+        is not stored with the run); its module, built abstractly, receives the parameters.
 
     Raises:
       FileNotFoundError: no training run, or no checkpoint yet, in ``out``.
@@ -262,6 +272,8 @@ def restore_model(
     run = _run_of(root, seed)
     spec = _spec(run)
     given = dict(init=init, seed=seed, activation=activation, width=width)
+    if model is not None:
+        check_factory("restore_model", model)
     with Store(run, kind="train", schema=CHECKPOINT_SCHEMA, spec=spec) as store:
         grid = spec["grid"]  # the store has checked it is this run's, of this format
         index = pick(grid, {**given, "learning_rate": learning_rate}, "restore_model")
@@ -274,6 +286,18 @@ def restore_model(
     group, row = position(grid, index)
     prefix = group_prefix(group, "params") + "/"
     params = {k[len(prefix) :]: v[row] for k, v in saved.items() if k.startswith(prefix)}
+    if "model" in grid:  # a run of TrainGrid(model=make)
+        if model is None:
+            raise ValueError(
+                f"restore_model: the run in {str(root)!r} trained {grid['model']}; give its "
+                "factory, restore_model(out, ..., model=make)"
+            )
+        abstract = nnx.eval_shape(lambda: model(nnx.Rngs(0)))
+        return filled(abstract, params, path, f"the model of {qualname(model)}")
+    if model is not None:
+        raise ValueError(
+            f"restore_model: the run in {str(root)!r} trained the built-in MLP; leave model= out"
+        )
     return module(grid["activation"][index["activation"]], params, path)
 
 

@@ -365,6 +365,19 @@ class TrainGrid(GridBase):
       shuffle: "shared" (one mini-batch order for all models) or "per_seed".
       record_stats_at: steps at which to record per-layer statistics, taken on
         that step's mini-batch before its update (``steps`` itself: after the last).
+      model: your own Flax NNX model to train instead of the MLP: a factory
+        ``make(rngs) -> nnx.Module`` returning logits ``(batch, classes)`` (as a
+        :class:`jaxinit.ModelGrid` takes it). Model ``(init, seed)`` is the network
+        ``ModelGrid(model=make, rule=rule).build(seed, init=init)`` (the one the sweep
+        measures at that seed): the factory with the seed's ``nnx.Rngs``, then each kernel
+        the rule selects drawn from the grid's init. Its every state must be ``nnx.Param``
+        (no batch statistics or dropout keys); the data ``x`` are ``(n, ...)`` in the shape
+        it takes (images for a CNN, rows as tokens for a Transformer). The MLP's fields
+        (``hidden``, ``width``, ``activations``, ``bias_inits``, ``output_init``, μP,
+        ``keep_params``, ``record_stats_at``) do not apply; restore a trained model with
+        ``restore_model(out, ..., model=make)``.
+      rule: with ``model``, which kernels get the grid's init (``ji.models.kernels(...)`` or
+        ``(path, module) -> bool``; None: every kernel module), as in a ModelGrid.
       keep_params: also return the final parameters, as fields ``kernel_l``
         ``(..., fan_in, fan_out)`` and ``bias_l`` ``(..., fan_out)`` for the
         hidden layers ``l = 0 .. len(hidden) - 1`` and the output layer
@@ -393,11 +406,14 @@ class TrainGrid(GridBase):
     shuffle: str = "shared"
     record_stats_at: tuple[int, ...] = ()
     keep_params: bool = False
+    model: Any = None
+    rule: Any = None
     root_seed: int = 0
     aliases: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
+        self._check_model_fields()
         inits, init_aliases = _objects("inits", self.inits, _initializers.get)
         acts, act_aliases = _objects("activations", self.activations, _activations.get)
         set_("inits", inits)
@@ -460,6 +476,36 @@ class TrainGrid(GridBase):
             )
         derived = {"init": init_aliases, "activation": act_aliases}
         set_("aliases", self._merged_aliases({d: derived[d] for d in derived if d in self.dims}))
+
+    def _check_model_fields(self) -> None:
+        """With ``model``, refuses the MLP's own fields (set to anything but their defaults)
+        and stores the rule; without, refuses a rule."""
+        from jaxinit.sweeping._model_grid import check_factory, checked_rule
+
+        if self.model is None:
+            if self.rule is not None:
+                raise ValueError("TrainGrid: rule selects kernels of a model=...; the MLP has none")
+            return
+        check_factory("TrainGrid", self.model)
+        given = {
+            "hidden": tuple(self.hidden) != (100, 100, 100, 100),
+            "width": self.width is not None,
+            "activations": getattr(self.activations, "spec", self.activations) != "relu",
+            "bias_inits": getattr(self.bias_inits, "spec", self.bias_inits) != "zeros",
+            "output_init": self.output_init is not None,
+            "parametrization": self.parametrization != "standard",
+            "base_width": self.base_width is not None,
+            "keep_params": self.keep_params is not False,
+            "record_stats_at": tuple(self.record_stats_at) != (),
+        }
+        mlp_only = [name for name, set_ in given.items() if set_]
+        if mlp_only:
+            raise ValueError(
+                f"TrainGrid: {mlp_only} describe the built-in MLP; with model=... the model "
+                "brings its own layers (μP, kept parameters and per-layer statistics are for "
+                "the MLP only, for now: sweep the model at its steps with ji.ModelGrid)"
+            )
+        object.__setattr__(self, "rule", checked_rule("TrainGrid", self.rule))
 
     def _resolve_optimizer(self) -> Any:
         """The optimizer spec, with the default's rate left out when the rate is a field."""
@@ -613,11 +659,16 @@ class TrainGrid(GridBase):
         seed: int,
         activation: Any = None,
         width: int | None = None,
-    ) -> MLP:
+    ) -> nnx.Module:
         """The model ``(init, seed, activation, width)`` of this grid, as :func:`train` starts it
-        (under μP the output kernel's variance is scaled by its rule)."""
-        act = dim_values(self.activations)[0] if activation is None else activation
+        (under μP the output kernel's variance is scaled by its rule); with ``model``, the
+        factory's (``d_in``, ``d_out``, ``activation`` and ``width`` unused)."""
         init = _initializers.get(init)
+        if self.model is not None:  # the model grid's network of (init, seed)
+            from jaxinit.sweeping._model_grid import build_model
+
+            return build_model(self.model, self.rule, init, self.root_seed, seed)
+        act = dim_values(self.activations)[0] if activation is None else activation
         out = init if self.output_init is None else self.output_init
         rules = self.layer_rules(d_in, d_out, width=width)
         factor = next(r.variance_factor for r in rules if r.param == "kernel_out")
@@ -656,7 +707,18 @@ class TrainGrid(GridBase):
         """The settings :meth:`describe` records besides the dims and ``root_seed``."""
         opt = self.optimizer
         opt = list(opt) if isinstance(opt, tuple) else opt if isinstance(opt, str) else "object"
+        model = {}
+        if self.model is not None:  # (an MLP grid's fingerprint is as it was)
+            from jaxinit.models._kernels import KernelRule
+            from jaxinit.sweeping._model_grid import qualname
+
+            rule = self.rule
+            model = {
+                "model": qualname(self.model),
+                "rule": rule.describe() if isinstance(rule, KernelRule) else qualname(rule),
+            }
         return {
+            **model,
             "hidden": list(self.hidden),
             "parametrization": self.parametrization,
             "base_width": self.base_width,

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -53,6 +54,7 @@ from jaxinit.training._program import (
     evaluate,
     init_opt,
     train_chunk,
+    train_one,
 )
 
 __all__ = ["TrainResult", "train"]
@@ -248,10 +250,13 @@ def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.n
     except (TypeError, ValueError):
         raise TypeError(f"train: {name} must be a pair (x, y); got {type(data).__name__}") from None
     x, y = check_real_array(f"train: {name} x", x), np.asarray(y)
-    if x.ndim != 2 or y.shape != x.shape[:1] or len(y) < 1:
-        raise ValueError(f"train: {name} needs x (n, d) and y (n,); got {x.shape} and {y.shape}")
-    if x.shape[1] < 1:
-        raise ValueError(f"train: {name} x must have shape (n >= 1, d >= 1); got {x.shape}")
+    shape = "(n, d)" if grid.model is None else "(n, ...), as the model takes it"
+    if x.ndim != 2 and not (grid.model is not None and x.ndim > 2):
+        raise ValueError(f"train: {name} needs x {shape} and y (n,); got {x.shape} and {y.shape}")
+    if y.shape != x.shape[:1] or len(y) < 1:
+        raise ValueError(f"train: {name} needs x {shape} and y (n,); got {x.shape} and {y.shape}")
+    if min(x.shape[1:]) < 1:
+        raise ValueError(f"train: {name} x must have shape (n >= 1, d >= 1, ...); got {x.shape}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= LABEL_LIMIT:
         bad = y.min() if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 else y.max()
         raise ValueError(
@@ -375,15 +380,37 @@ class TrainingBytes(NamedTuple):
         return models * self.per_model + self.data
 
 
-def training_bytes(grid: TrainGrid, d_in: int, d_out: int, n_data: int) -> TrainingBytes:
+def training_bytes(
+    grid: TrainGrid, d_in: int, d_out: int, n_data: int, *, example: tuple[int, ...] | None = None
+) -> TrainingBytes:
     """Device memory that :func:`train` needs on one device, per model and for the data.
 
     Per model, for the largest group: the parameters, their gradients and the new
     parameters (3×), the optimizer's state (its exact size, from
     ``jax.eval_shape`` of ``tx.init``), and a step's activations and their
     cotangents on a mini-batch (or on an evaluation chunk, whichever is larger);
-    the data are copied to each device. Nothing is drawn to find it.
+    the data are copied to each device. Nothing is drawn to find it. With ``grid.model``
+    (whose examples have shape ``example``, default ``(d_in,)``) the activations are every
+    intermediate value of its forward pass on the rows, twice (values and cotangents).
     """
+    example = (d_in,) if example is None else tuple(example)
+    if grid.model is not None:
+        model = nnx.eval_shape(lambda: grid.build(d_in, d_out, init=grid.inits[0], seed=0))
+        params = nnx.state(model, nnx.Param)
+        opt = jax.eval_shape(grid.tx(None).tx.init, params)
+        rows = max(grid.batch_size or n_data, EVAL_BATCH)
+        x = jax.ShapeDtypeStruct((rows, *example), np.float32)
+        jaxpr = jax.make_jaxpr(
+            lambda x: grid.build(d_in, d_out, init=grid.inits[0], seed=grid.seeds[0])(x)
+        )(x)
+        acts = sum(
+            math.prod(v.aval.shape) * getattr(v.aval.dtype, "itemsize", 4)
+            for eqn in jaxpr.eqns
+            for v in eqn.outvars
+            if hasattr(v.aval, "shape")
+        )
+        per_model = 3 * _nbytes(params) + _nbytes(opt) + 2 * acts
+        return TrainingBytes(per_model, 8 * n_data * (math.prod(example) + 1))
     worst = 0
     init = grid.inits[0]
     for act, width in grid.groups():
@@ -400,10 +427,10 @@ def training_bytes(grid: TrainGrid, d_in: int, d_out: int, n_data: int) -> Train
     return TrainingBytes(worst, 8 * n_data * (d_in + 1))
 
 
-def _check_memory(grid: TrainGrid, d_in: int, d_out: int, n_data: int, devices, size: int):
+def _check_memory(grid: TrainGrid, example: tuple, d_out: int, n_data: int, devices, size: int):
     """Refuses, before anything is drawn or compiled, a run that cannot fit on its devices."""
     per_device = size // len(devices)
-    sizes = training_bytes(grid, d_in, d_out, n_data)
+    sizes = training_bytes(grid, example[0], d_out, n_data, example=example)
     need, memory = sizes.total(per_device), devices_memory(devices)
     usable = MEMORY_HEADROOM * memory
     if need > usable:
@@ -435,6 +462,7 @@ def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> li
             grid.shuffle == "per_seed",
             grid.tx(width),
             min(SCAN_STEPS, grid.steps),
+            map_models=grid.model is not None and mesh.devices.flat[0].platform == "cpu",
         )
         lrs = None
         if prog.tx.with_lr is not None:
@@ -467,6 +495,8 @@ def _advance(
 ) -> list[_Group]:
     """Trains every group from ``step`` to ``stop`` in calls of a fixed number of steps (the
     last one partly masked); the host copies a call's losses while the next one runs."""
+    if groups[0].prog.map_models:
+        return _advance_one_by_one(run, groups, curves, step, stop)
     pending, length = [], groups[0].prog.length
     while step < stop:
         k = min(length, stop - step)
@@ -485,6 +515,28 @@ def _advance(
         step += k
     for a, s, kk, losses in pending:
         curves.loss[a, :, s : s + kk] = np.asarray(losses)[: run.n_models, :kk]
+    return groups
+
+
+def _advance_one_by_one(
+    run: _Run, groups: list[_Group], curves: _Curves, step: int, stop: int
+) -> list[_Group]:
+    """:func:`_advance` for ``Program.map_models``: every step of every model is a call of
+    its own (:func:`train_one`, the stack updated in place); losses are copied once per
+    ``SCAN_STEPS`` steps."""
+    while step < stop:
+        k = min(SCAN_STEPS, stop - step)
+        rows = run.rows(step, k)
+        for a, g in enumerate(groups):
+            params, opt, losses = g.params, g.opt_state, []
+            for s in range(k):
+                for i in range(run.n_models):
+                    r = None if rows is None else rows[s, i] if rows.ndim == 3 else rows[s]
+                    params, opt, loss = train_one(g.prog, params, opt, run.x, run.y, r, i)
+                    losses.append(loss)
+            groups[a] = g._replace(params=params, opt_state=opt)
+            curves.loss[a, :, step : step + k] = np.asarray(losses).reshape(k, run.n_models).T
+        step += k
     return groups
 
 
@@ -706,8 +758,12 @@ def _checked_data(grid: TrainGrid, data, eval_data) -> tuple[np.ndarray, ...]:
     """``x, y, x_eval, y_eval``, checked (the evaluation data are ``data`` when None)."""
     x, y = _check_data(grid, data, "data")
     xe, ye = (x, y) if eval_data is None else _check_data(grid, eval_data, "eval_data")
-    if xe.shape[1] != x.shape[1]:
-        raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {x.shape[1]}")
+    if xe.shape[1:] != x.shape[1:]:
+        if x.ndim == xe.ndim == 2:
+            raise ValueError(f"train: eval_data has {xe.shape[1]} features, data {x.shape[1]}")
+        raise ValueError(
+            f"train: eval_data has examples of shape {xe.shape[1:]}, data {x.shape[1:]}"
+        )
     if grid.batch_size is not None and grid.batch_size > len(x):
         raise ValueError(
             f"train: batch_size={grid.batch_size} exceeds the {len(x)} training examples"
@@ -724,7 +780,9 @@ def _prepare(grid: TrainGrid, x, y, xe, ye, devices) -> tuple[_Run, int]:
     mesh, n_models = Mesh(np.array(devices), (MODELS,)), len(grid.group_models())
     size = -(-n_models // len(devices)) * len(devices)  # models per group, padded
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
-    _check_memory(grid, x.shape[1], d_out, len(x) + len(xe), devices, size)
+    if grid.model is not None:
+        d_out = _check_model(grid, x.shape[1:], d_out)
+    _check_memory(grid, x.shape[1:], d_out, len(x) + len(xe), devices, size)
     everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
     evals = (_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk))
     run = _Run(
@@ -739,12 +797,53 @@ def _prepare(grid: TrainGrid, x, y, xe, ye, devices) -> tuple[_Run, int]:
     return run, d_out
 
 
+def _check_model(grid: TrainGrid, example: tuple[int, ...], classes: int) -> int:
+    """The output width of ``grid.model`` (built abstractly, nothing drawn), after refusing
+    a model with state besides ``nnx.Param`` or whose logits cannot score the labels."""
+
+    def build():
+        return grid.build(0, 0, init=grid.inits[0], seed=grid.seeds[0])
+
+    state = nnx.state(nnx.eval_shape(build))
+    other = sorted(
+        {"/".join(map(str, p)) for p, v in nnx.to_flat_state(state) if not isinstance(v, nnx.Param)}
+    )
+    if other:
+        raise ValueError(
+            f"train: the model holds state that is not an nnx.Param at {other[:5]} (batch "
+            "statistics, dropout keys, ...); train() trains models whose state is all "
+            "parameters (a LayerNorm instead of a BatchNorm, no Dropout)"
+        )
+    x = jax.ShapeDtypeStruct((2, *example), np.float32)
+    try:
+        y = jax.eval_shape(lambda x: build()(x), x)
+    except Exception as e:
+        raise ValueError(
+            f"train: the model does not run on examples of shape {example} (the data's x "
+            f"after its first axis): {type(e).__name__}: {e}"
+        ) from e
+    if not hasattr(y, "shape") or len(y.shape) != 2 or y.shape[0] != 2:
+        raise ValueError(
+            f"train: the model must return logits (batch, classes); on a batch of 2 examples "
+            f"of shape {example} it returns {jax.tree.map(lambda a: a.shape, y)}"
+        )
+    need = (
+        "1 (sigmoid)"
+        if grid.output == "sigmoid"
+        else f"at least {classes} (labels 0..{classes - 1})"
+    )
+    if (grid.output == "sigmoid" and y.shape[1] != 1) or y.shape[1] < classes:
+        raise ValueError(f"train: the model returns {y.shape[1]} logits per example; needs {need}")
+    return int(y.shape[1])
+
+
 def _dataset_record(description: str | None, data: tuple, eval_data: tuple | None) -> dict:
     """``attrs["dataset"]``: the user's description, and per set its size and sha256 digest
     (None for ``eval_data`` when the training data are evaluated)."""
 
     def entry(x, y):
-        return {"examples": int(x.shape[0]), "features": int(x.shape[1]), "sha256": _digest(x, y)}
+        features = int(x.shape[1]) if x.ndim == 2 else list(x.shape[1:])  # a model's (n, ...)
+        return {"examples": int(x.shape[0]), "features": features, "sha256": _digest(x, y)}
 
     return {
         "description": description,
