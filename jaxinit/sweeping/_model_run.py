@@ -175,6 +175,7 @@ def _pass(grid: ModelGrid, chunk_size, lanes, devices) -> tuple[_model_pass.Mode
         grid.cosine,
         grid.gradients,
         grid.inputs if isinstance(grid.inputs, str) else None,
+        _model_pass.loop_free(structure, grid.gradients, devices[0].platform),
     )
     return spec, devices
 
@@ -187,15 +188,20 @@ def _computer(grid: ModelGrid, spec, fields, devices, memory_budget) -> Callable
     x = np.zeros(grid.input_shape, np.float32) if isinstance(grid.inputs, str) else grid.inputs
     lo, hi = (np.float32(v) for v in grid.hist_range)
     root = np.uint32(grid.root_seed)
-    first = np.asarray(grid.seeds[: spec.chunk], np.int64)
-    args = (root, _model_pass.padded(first, spec.chunk), mix, shift, lo, hi, x)
+    per_call = len(devices) if spec.loop_free else spec.chunk  # seeds per call
+    first = np.asarray(grid.seeds[:per_call], np.int64)
+    args = (root, _model_pass.padded(first, per_call), mix, shift, lo, hi, x)
     run = _model_pass.program(spec, grid.model, grid.capture, devices, args)
     _check_memory(run, devices, memory_budget, spec.chunk)
 
     def compute(part: np.ndarray) -> dict[str, np.ndarray]:
         padded = _model_pass.padded(part, spec.chunk)
-        stats = run(root, padded, mix, shift, lo, hi, x)
-        return {**{f: np.asarray(getattr(stats, f)) for f in fields}, "seeds": padded}
+        calls = [
+            run(root, padded[i : i + per_call], mix, shift, lo, hi, x)
+            for i in range(0, spec.chunk, per_call)
+        ]  # one call, or loop-free one per device's seed (dispatched before any is read)
+        arrays = {f: np.concatenate([np.asarray(getattr(c, f)) for c in calls], 1) for f in fields}
+        return {**arrays, "seeds": padded}
 
     return compute
 
