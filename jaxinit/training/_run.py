@@ -256,7 +256,8 @@ def _check_data(grid: TrainGrid, data: Any, name: str) -> tuple[np.ndarray, np.n
     if y.shape != x.shape[:1] or len(y) < 1:
         raise ValueError(f"train: {name} needs x {shape} and y (n,); got {x.shape} and {y.shape}")
     if min(x.shape[1:]) < 1:
-        raise ValueError(f"train: {name} x must have shape (n >= 1, d >= 1, ...); got {x.shape}")
+        want = "(n >= 1, d >= 1)" if grid.model is None else "(n >= 1, ...), no axis of size 0"
+        raise ValueError(f"train: {name} x must have shape {want}; got {x.shape}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= LABEL_LIMIT:
         bad = y.min() if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 else y.max()
         raise ValueError(
