@@ -119,18 +119,13 @@ def _update(prog: Program, p, o, xb, yb):
     return optax.apply_updates(p, updates), o, loss
 
 
-@functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(1, 2))
-def train_one(prog: Program, params, opt_state, x, y, rows, i):
-    """One step of model ``i`` of the stack (its mini-batch ``rows`` ``(batch,)``, or None
-    for the full batch), with no loop around it (see ``Program.map_models``): the stack
-    comes back with that model updated in place, and its loss."""
-    p, o = jax.tree.map(lambda a: a[i], (params, opt_state))
+@functools.partial(jax.jit, static_argnums=(0,))
+def train_one(prog: Program, params, opt_state, x, y, rows):
+    """One step of one model (not stacked) on its mini-batch ``rows`` ``(batch,)``, or on the
+    full batch for None, with no loop around it (see ``Program.map_models``): its new
+    parameters, optimizer state and loss."""
     xb, yb = (x, y) if rows is None else (x[rows], y[rows])
-    p, o, loss = _update(prog, p, o, xb, yb)
-    params, opt_state = jax.tree.map(
-        lambda stack, new: stack.at[i].set(new), (params, opt_state), (p, o)
-    )
-    return params, opt_state, loss
+    return _update(prog, params, opt_state, xb, yb)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

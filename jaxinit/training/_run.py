@@ -523,21 +523,29 @@ def _advance_one_by_one(
     run: _Run, groups: list[_Group], curves: _Curves, step: int, stop: int
 ) -> list[_Group]:
     """:func:`_advance` for ``Program.map_models``: every step of every model is a call of
-    its own (:func:`train_one`, the stack updated in place); losses are copied once per
-    ``SCAN_STEPS`` steps."""
-    while step < stop:
-        k = min(SCAN_STEPS, stop - step)
-        rows = run.rows(step, k)
-        for a, g in enumerate(groups):
-            params, opt, losses = g.params, g.opt_state, []
+    its own (:func:`train_one`); the models are taken out of the stack once, trained, and
+    stacked again (padded as before) for evaluations and checkpoints."""
+    n = run.n_models
+    for a, g in enumerate(groups):
+        stack = jax.tree.map(np.asarray, (g.params, g.opt_state))
+        models = [jax.tree.map(lambda v, i=i: jax.numpy.asarray(v[i]), stack) for i in range(n)]
+        s0 = step
+        while s0 < stop:
+            k = min(SCAN_STEPS, stop - s0)
+            rows = run.rows(s0, k)
+            losses = []
             for s in range(k):
-                for i in range(run.n_models):
+                for i in range(n):
                     r = None if rows is None else rows[s, i] if rows.ndim == 3 else rows[s]
-                    params, opt, loss = train_one(g.prog, params, opt, run.x, run.y, r, i)
+                    p, o, loss = train_one(g.prog, *models[i], run.x, run.y, r)
+                    models[i] = (p, o)
                     losses.append(loss)
-            groups[a] = g._replace(params=params, opt_state=opt)
-            curves.loss[a, :, step : step + k] = np.asarray(losses).reshape(k, run.n_models).T
-        step += k
+            curves.loss[a, :, s0 : s0 + k] = np.asarray(losses).reshape(k, n).T
+            s0 += k
+        params, opt = jax.tree.map(lambda *v: np.stack(v), *models)
+        groups[a] = g._replace(
+            params=_place(params, run.size, run.mesh), opt_state=_place(opt, run.size, run.mesh)
+        )
     return groups
 
 
