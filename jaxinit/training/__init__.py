@@ -42,6 +42,17 @@ random numbers). The mini-batch order of epoch :math:`e` is a permutation drawn
 from ``fold_in(k, e)``, with ``k`` the shared batch key or, with
 ``shuffle="per_seed"``, the seed's own.
 
+Your own model. ``TrainGrid(model=make, inits=[...], seeds=n, rule=...)`` trains any Flax
+NNX model whose state is all ``nnx.Param`` (``make(rngs) -> nnx.Module`` returning logits
+``(batch, classes)``) from the model grid's network of each (init, seed)
+(``ModelGrid(model=make, rule=rule).build(seed, init=init)``, the one :func:`jaxinit.sweep`
+measures), with the same optimizers, evaluation, checkpoints and resume;
+``restore_model(out, init=..., seed=..., model=make)`` gives a trained module back. On an
+accelerator its models are vmapped as the MLP's; on XLA:CPU each (model, step) is a call of
+its own, since a vmapped convolution becomes a grouped one and a convolution's gradient
+inside a compiled loop runs about 7× slower there. μP, ``keep_params`` and
+``record_stats_at`` are the MLP's.
+
 Width, learning rate and μP. ``TrainGrid(width=[64, 256, 1024], learning_rate=[1e-3,
 3e-3], optimizer="adam", parametrization="mup")`` adds the dims ``width`` (every
 hidden layer's width; ``hidden`` gives the depth) and ``learning_rate``. Each width
