@@ -149,3 +149,9 @@ def test_a_model_grid_refuses_what_it_cannot_train(images):
         train(TrainGrid(model=CNN, inits=INITS, steps=1, batch_size=8), (x.reshape(48, -1), y))
     grid = TrainGrid(model=CNN, inits=INITS)
     assert dataclasses.replace(grid, steps=3).rule == grid.rule  # canonical fields round-trip
+    described = grid.describe()  # the model's settings, none of the MLP's
+    assert described["model"].endswith("CNN")
+    assert "rule" in described
+    assert not {"hidden", "bias_init", "keep_params", "record_stats_at"} & set(described)
+    with pytest.raises(ValueError, match=r"\['record_stats_at'\] describe the built-in MLP"):
+        TrainGrid(model=CNN, inits=INITS, record_stats_at=5)

@@ -43,6 +43,18 @@ __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 
 SHARED_SEED = 2**32 - 1  # stands for "every seed" in the shared batch key; seeds are < 2**31
 OUTPUTS, SHUFFLES = ("softmax", "sigmoid"), ("shared", "per_seed")
+# the fields that describe the built-in MLP, refused (unless at their defaults) with model=
+MLP_ONLY = (
+    "hidden",
+    "width",
+    "activations",
+    "bias_inits",
+    "output_init",
+    "parametrization",
+    "base_width",
+    "keep_params",
+    "record_stats_at",
+)
 DEFAULT_OPTIMIZER = "sgd(learning_rate=0.01)"
 
 
@@ -487,18 +499,15 @@ class TrainGrid(GridBase):
                 raise ValueError("TrainGrid: rule selects kernels of a model=...; the MLP has none")
             return
         check_factory("TrainGrid", self.model)
-        given = {
-            "hidden": tuple(self.hidden) != (100, 100, 100, 100),
-            "width": self.width is not None,
-            "activations": getattr(self.activations, "spec", self.activations) != "relu",
-            "bias_inits": getattr(self.bias_inits, "spec", self.bias_inits) != "zeros",
-            "output_init": self.output_init is not None,
-            "parametrization": self.parametrization != "standard",
-            "base_width": self.base_width is not None,
-            "keep_params": self.keep_params is not False,
-            "record_stats_at": tuple(self.record_stats_at) != (),
-        }
-        mlp_only = [name for name, set_ in given.items() if set_]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+
+        def canonical(value):  # a spec object (canonical after a replace) by its spec
+            value = getattr(value, "spec", value)
+            return tuple(value) if isinstance(value, (list, tuple)) else value
+
+        mlp_only = [
+            name for name in MLP_ONLY if canonical(getattr(self, name)) != canonical(defaults[name])
+        ]
         if mlp_only:
             raise ValueError(
                 f"TrainGrid: {mlp_only} describe the built-in MLP; with model=... the model "
@@ -707,31 +716,36 @@ class TrainGrid(GridBase):
         """The settings :meth:`describe` records besides the dims and ``root_seed``."""
         opt = self.optimizer
         opt = list(opt) if isinstance(opt, tuple) else opt if isinstance(opt, str) else "object"
-        model = {}
-        if self.model is not None:  # (an MLP grid's fingerprint is as it was)
+        if self.model is not None:  # the model's settings, none of the MLP's
             from jaxinit.models._kernels import KernelRule
             from jaxinit.sweeping._model_grid import qualname
 
             rule = self.rule
-            model = {
+            return {
                 "model": qualname(self.model),
                 "rule": rule.describe() if isinstance(rule, KernelRule) else qualname(rule),
+                **self._training_settings(opt),
             }
         return {
-            **model,
             "hidden": list(self.hidden),
             "parametrization": self.parametrization,
             "base_width": self.base_width,
             "bias_init": self.bias_inits.spec,
             "output_init": None if self.output_init is None else self.output_init.spec,
+            **self._training_settings(opt),
+            "record_stats_at": list(self.record_stats_at),
+            "keep_params": self.keep_params,
+        }
+
+    def _training_settings(self, opt: Any) -> dict[str, Any]:
+        """The settings of how every model trains, MLP or not."""
+        return {
             "optimizer": opt,
             "steps": self.steps,
             "batch_size": self.batch_size,
             "eval_every": self.eval_every,
             "output": self.output,
             "shuffle": self.shuffle,
-            "record_stats_at": list(self.record_stats_at),
-            "keep_params": self.keep_params,
         }
 
 
