@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
 import time
@@ -86,4 +87,41 @@ def name_the_band(fig: Figure, label: str) -> None:
     handles.append(Patch(facecolor="0.5", alpha=0.3, linewidth=0))
     fig.legend(
         handles, [*labels, label], loc="outside lower center", ncols=2, fontsize=7, frameon=False
+    )
+
+
+TRANSFORMER_DEPTH = 2  # the μP sweeps' Transformer: pre-LN blocks of 4 heads
+MODELS = ("mlp", "transformer")  # the μP sweeps' --model choices
+
+
+def mnist_transformer(rngs, *, width: int, parametrization: str) -> ji.models.Transformer:
+    """The μP sweeps' Transformer on MNIST's rows as 28 tokens of 28 pixels, ``d_model =
+    width`` (4 heads: the heads' width grows); under μP its attention logits are scaled by
+    1/d (``attention_scale="1/d"``), under the standard parametrization by 1/√d."""
+    return ji.models.Transformer(
+        rngs,
+        d_in=28,
+        d_model=width,
+        heads=4,
+        depth=TRANSFORMER_DEPTH,
+        classes=10,
+        attention_scale="1/d" if parametrization == "mup" else "1/sqrt(d)",
+    )
+
+
+def architecture(model: str, parametrization: str, *, hidden_layers: int) -> dict[str, Any]:
+    """The TrainGrid fields of the μP sweeps' network: the MLP's ReLU hidden layers (their
+    width is the grid's), or the model field of :func:`mnist_transformer`."""
+    if model == "transformer":
+        make = functools.partial(mnist_transformer, parametrization=parametrization)
+        return {"model": make}
+    return {"hidden": (1,) * hidden_layers, "activations": "relu"}
+
+
+def add_model_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        choices=MODELS,
+        default="mlp",
+        help="the MLP, or the zoo's Transformer on MNIST's rows as tokens (mlp)",
     )

@@ -7,7 +7,12 @@ parametrization is one ``ji.train`` call: one compiled program per width, the
 rates and seeds stacked as data.
 
     python -m sweeps.lr_transfer --out out/lr_transfer [--quick] [--seeds 2]
-        [--steps 300] [--data-dir ../shared/data/mnist]
+        [--steps 300] [--model transformer] [--data-dir ../shared/data/mnist]
+
+``--model transformer`` trains the zoo's Transformer instead (MNIST's rows as 28 tokens,
+2 pre-LN blocks of 4 heads, ``d_model`` = width 64 to 256, 32 to 64 with ``--quick``;
+μP's attention logits scaled by 1/d), at rates 2⁻¹² to 2⁻⁴: any Flax model trains under
+μP through ``TrainGrid(model=make, width=[...], parametrization="mup")``.
 
 Expected: under μP the loss-against-rate curves of every width have their
 minimum at about the same rate; under the standard parametrization the best
@@ -20,6 +25,8 @@ killed run resumes from ``train_<parametrization>/``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 import jaxinit as ji
@@ -29,23 +36,25 @@ from sweeps import _common
 WIDTHS, QUICK_WIDTHS = (64, 128, 256, 512, 1024), (32, 64, 128)
 LEARNING_RATES = tuple(float(2.0**e) for e in range(-14, -1))  # 6e-5 .. 0.25, factors of 2
 QUICK_LEARNING_RATES = tuple(float(2.0**e) for e in range(-11, -1, 2))  # 5e-4 .. 0.125
+TRANSFORMER_WIDTHS, QUICK_TRANSFORMER_WIDTHS = (64, 128, 256), (32, 64)
+TRANSFORMER_LEARNING_RATES = tuple(float(2.0**e) for e in range(-12, -3))  # 2.4e-4 .. 0.0625
+QUICK_TRANSFORMER_LEARNING_RATES = tuple(float(2.0**e) for e in range(-11, -3, 2))
 PARAMETRIZATIONS = ("standard", "mup")  # TrainGrid's values: the summary's and figure's keys
 HIDDEN_LAYERS = 2
 LAST = 20  # the final loss is each model's mean over its last LAST mini-batches
 
 
 def make_grid(
-    parametrization: str, *, widths, learning_rates, seeds: int, steps: int
+    parametrization: str, *, widths, learning_rates, seeds: int, steps: int, model: str = "mlp"
 ) -> ji.TrainGrid:
     return ji.TrainGrid(
+        **_common.architecture(model, parametrization, hidden_layers=HIDDEN_LAYERS),
         inits=["he_normal"],
         seeds=seeds,
-        hidden=(1,) * HIDDEN_LAYERS,
         width=list(widths),
         learning_rate=list(learning_rates),
         parametrization=parametrization,
         output_init="zeros" if parametrization == "mup" else None,
-        activations="relu",
         optimizer="adam",
         steps=steps,
         batch_size=64,
@@ -74,6 +83,7 @@ def summarize(results: dict[str, ji.TrainResult], *, last: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     p = _common.parser(__doc__, seeds=2)
     p.add_argument("--steps", type=int, default=None, help="Adam steps (300; 60 with --quick)")
+    _common.add_model_flag(p)
     p.add_argument("--data-dir", default=None, help="MNIST directory (default $JAXINIT_DATA)")
     args = _common.parse(p, argv)
     steps = args.steps if args.steps is not None else 60 if args.quick else 300
@@ -86,15 +96,24 @@ def main(argv: list[str] | None = None) -> dict:
         x, y = x[:4096], y[:4096]
     widths = QUICK_WIDTHS if args.quick else WIDTHS
     rates = QUICK_LEARNING_RATES if args.quick else LEARNING_RATES
+    if args.model == "transformer":
+        x = x.reshape(-1, 28, 28)  # rows as tokens
+        widths = QUICK_TRANSFORMER_WIDTHS if args.quick else TRANSFORMER_WIDTHS
+        rates = QUICK_TRANSFORMER_LEARNING_RATES if args.quick else TRANSFORMER_LEARNING_RATES
+    grid = functools.partial(
+        make_grid, widths=widths, learning_rates=rates, seeds=args.seeds, steps=steps
+    )
     results = {
         par: ji.train(
-            make_grid(par, widths=widths, learning_rates=rates, seeds=args.seeds, steps=steps),
+            grid(par, model=args.model),
             (x, y),
             out=args.out / f"train_{par}",
         )
         for par in PARAMETRIZATIONS
     }
-    summary = _common.write_summary(args.out, summarize(results, last=LAST))
+    summary = _common.write_summary(
+        args.out, {**summarize(results, last=LAST), "model": args.model}
+    )
     (png,) = ji.report.save(
         ji.report.loss_vs_learning_rate(results, last=LAST), args.out / "lr_transfer"
     )
@@ -114,7 +133,12 @@ def main(argv: list[str] | None = None) -> dict:
         runs={par: r.attrs for par, r in results.items()},
         sections=[
             ji.report.Section(
-                title=f"{HIDDEN_LAYERS} hidden ReLU layers, widths {list(widths)}, MNIST",
+                title=(
+                    f"{HIDDEN_LAYERS} hidden ReLU layers"
+                    if args.model == "mlp"
+                    else f"Transformer of {_common.TRANSFORMER_DEPTH} pre-LN blocks, rows as tokens"
+                )
+                + f", widths {list(widths)}, MNIST",
                 text="Under μP the best learning rate should not move as width grows "
                 "(Yang et al. 2022, Fig. 1); under the standard parametrization it drifts.",
                 tables=[

@@ -13,7 +13,13 @@ from flax import nnx
 import jaxinit as ji
 from jaxinit.training import TrainGrid, restore_model, train
 from tests._teacher import reference_step
-from tests._tolerances import TRAIN_ATOL, TRAIN_RTOL
+from tests._tolerances import (
+    MODEL_ATOL,
+    MODEL_RTOL,
+    TRAIN_ATOL,
+    TRAIN_RTOL,
+    TRANSFORMER_COORD_SLOPE_SPLIT,
+)
 
 CNN = functools.partial(ji.models.CNN, in_channels=1, channels=4, depth=1, classes=3)
 INITS = ["he_normal", "normal(stddev=0.01)"]
@@ -129,10 +135,8 @@ class _WithBatchNorm(nnx.Module):
 
 def test_a_model_grid_refuses_what_it_cannot_train(images):
     x, y = images
-    with pytest.raises(
-        ValueError, match=r"\['hidden', 'record_stats_at'\] describe the built-in MLP"
-    ):
-        TrainGrid(model=CNN, inits=INITS, hidden=(8,), record_stats_at=(0,))
+    with pytest.raises(ValueError, match=r"\['hidden', 'keep_params'\] describe the built-in MLP"):
+        TrainGrid(model=CNN, inits=INITS, hidden=(8,), keep_params=True)
     with pytest.raises(ValueError, match="rule selects kernels of a model"):
         TrainGrid(inits=INITS, rule=ji.models.kernels())
     with pytest.raises(TypeError, match="give a factory"):
@@ -152,6 +156,160 @@ def test_a_model_grid_refuses_what_it_cannot_train(images):
     described = grid.describe()  # the model's settings, none of the MLP's
     assert described["model"].endswith("CNN")
     assert "rule" in described
-    assert not {"hidden", "bias_init", "keep_params", "record_stats_at"} & set(described)
-    with pytest.raises(ValueError, match=r"\['record_stats_at'\] describe the built-in MLP"):
-        TrainGrid(model=CNN, inits=INITS, record_stats_at=5)
+    assert not {"hidden", "bias_init", "keep_params"} & set(described)
+    assert described["record_stats_at"] == []
+    assert described["parametrization"] == "standard"
+    with pytest.raises(ValueError, match=r"\['activations'\] describe the built-in MLP"):
+        TrainGrid(model=CNN, inits=INITS, activations="tanh")
+    with pytest.raises(TypeError, match=r"width=\[8, 16\] with model=.*take the width"):
+        TrainGrid(model=CNN, inits=INITS, width=[8, 16])
+    with pytest.raises(ValueError, match=r"output_init with model=.*needs parametrization='mup'"):
+        TrainGrid(model=_transformer, inits=INITS, width=8, output_init="zeros")
+    kw = dict(
+        inits=INITS, width=[8, 16], parametrization="mup", optimizer="adam(learning_rate=0.1)"
+    )
+    with pytest.raises(ValueError, match=r"'w' \(shape \(16, 16\)\) grows with width along 2"):
+        TrainGrid(model=_Square, **kw).layer_rules(width=16)
+    with pytest.raises(ValueError, match=r"the Einsum at 'mix/kernel' has none"):
+        TrainGrid(model=_Mixer, **kw).layer_rules(width=16)
+
+
+class _Square(nnx.Module):  # a matrix held outside any kernel module: its fans are unknown
+    def __init__(self, rngs, *, width):
+        self.w = nnx.Param(jax.random.normal(rngs.params(), (width, width)))
+
+    def __call__(self, x):
+        return x @ self.w
+
+
+class _Mixer(nnx.Module):
+    def __init__(self, rngs, *, width):
+        self.mix = nnx.Einsum("bi,ij->bj", (width, width), rngs=rngs)
+
+    def __call__(self, x):
+        return self.mix(x)
+
+
+def _transformer(rngs, *, width, attention_scale="1/sqrt(d)"):
+    return ji.models.Transformer(
+        rngs, d_in=4, d_model=width, heads=2, depth=1, classes=3, attention_scale=attention_scale
+    )
+
+
+def test_mup_for_a_model_infers_table_3_per_parameter():
+    """Which dims grow is inferred from the model at two widths (mup's set_base_shapes): the
+    embedding's kernel is an input weight, the attention's and MLP's kernels hidden, the head's
+    kernel the readout, every bias and LayerNorm vector-like, the head's bias finite."""
+    kw = dict(model=_transformer, inits=["he_normal"], width=[8, 32], parametrization="mup")
+    rules = {
+        r.param: r
+        for r in TrainGrid(optimizer="adam(learning_rate=0.1)", **kw).layer_rules(width=32)
+    }
+    sgd = {
+        r.param: r
+        for r in TrainGrid(optimizer="sgd(learning_rate=0.1)", **kw).layer_rules(width=32)
+    }
+    roles = {p: r.role for p, r in rules.items()}
+    assert roles["embed/kernel"] == "input"
+    assert roles["head/kernel"] == "output"
+    assert roles["head/bias"] == "finite"
+    for p in ("attn/query/kernel", "attn/out/kernel", "fc_in/kernel", "fc_out/kernel"):
+        assert roles[f"blocks/0/{p}"] == "hidden"
+    for p in ("attn/query/bias", "ln1/scale", "fc_in/bias"):
+        assert roles[f"blocks/0/{p}"] == "bias"
+    # widths 32 / 8: r = 4 for every growing fan (the query kernel's fan-in is d_model)
+    assert rules["head/kernel"].variance_factor == 1 / 4
+    assert rules["head/kernel"].lr_factor == 1 / 4
+    assert rules["blocks/0/attn/query/kernel"].lr_factor == 1 / 4  # Adam: hidden 1/fan_in
+    assert rules["embed/kernel"].lr_factor == 1
+    assert rules["ln_f/scale"].lr_factor == 1
+    assert sgd["blocks/0/attn/query/kernel"].lr_factor == 1  # SGD: hidden 1
+    assert sgd["embed/kernel"].lr_factor == 4
+    assert sgd["ln_f/scale"].lr_factor == 4
+    assert sgd["head/kernel"].lr_factor == 1 / 4
+    assert sgd["head/bias"].lr_factor == 1
+    # at the base width every factor is 1
+    assert all(r.lr_factor == r.variance_factor == 1 for r in TrainGrid(**kw).layer_rules(width=8))
+    # the readout: the standard model's head times sqrt(1/4), or zeros
+    grid = TrainGrid(**kw)
+    std = TrainGrid(**{**kw, "parametrization": "standard"})
+    head = lambda g: np.asarray(g.build(0, 0, init="he_normal", seed=3, width=32).head.kernel)  # noqa: E731
+    np.testing.assert_allclose(head(grid), head(std) * 0.5, rtol=1e-7)
+    zero = dataclasses.replace(grid, output_init="zeros")
+    assert not np.any(head(zero))
+    assert np.any(head(grid))
+    body = lambda g: np.asarray(g.build(0, 0, init="he_normal", seed=3, width=32).embed.kernel)  # noqa: E731
+    np.testing.assert_array_equal(body(grid), body(std))  # the rest is the standard network
+
+
+def test_mup_attention_scales_logits_by_the_heads_dimension(key):
+    q, k, v = jax.random.normal(key, (3, 2, 5, 2, 8))  # (batch, tokens, heads, head dim)
+    got = ji.models.mup_attention(q, k, v)
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k) / 8  # 1/d, not 1/sqrt(d)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    want = np.einsum("bhqk,bkhd->bqhd", w / w.sum(-1, keepdims=True), v)
+    np.testing.assert_allclose(got, want, rtol=MODEL_RTOL, atol=MODEL_ATOL)
+
+
+def test_a_model_records_every_captured_layer_during_training():
+    """record_stats_at with a model: every output the sweep captures, by path; at step 0 on
+    the full batch, the logits' statistics are the built model's own, and the loss's gradient
+    with respect to them is (softmax - onehot) / n."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 3, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    grid = TrainGrid(
+        model=functools.partial(_transformer, width=8),
+        inits=["he_normal"],
+        seeds=2,
+        steps=2,
+        batch_size=None,
+        record_stats_at=[0, 2],
+    )
+    res = train(grid, (x, y))
+    layers = res.attrs["layers"]
+    assert layers[0] == "embed"
+    assert layers[-2:] == ["head", "(model)"]
+    assert res.attrs["layer_types"][layers.index("blocks/0/attn")] == "MultiHeadAttention"
+    assert res.fields["pre_var"].shape == (1, 2, 2, len(layers))  # (init, seed, stat_step, layer)
+    logits = np.asarray(grid.build(0, 0, init="he_normal", seed=1)(x), np.float64)
+    one = res.sel(init="he_normal", seed=1).fields
+    head = layers.index("head")
+    np.testing.assert_allclose(one["pre_var"][0, head], logits.var(), rtol=MODEL_RTOL)
+    np.testing.assert_allclose(one["logit_abs_mean"][0], np.abs(logits).mean(), rtol=MODEL_RTOL)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    g = (p / p.sum(1, keepdims=True) - np.eye(3)[y]) / len(x)
+    np.testing.assert_allclose(one["grad_var"][0, head], g.var(), rtol=MODEL_RTOL)
+    norms = one["weight_grad_norm"][0]
+    assert np.isfinite(norms[layers.index("blocks/0/fc_in")])
+    assert norms[head] > 0
+    assert np.isnan(norms[layers.index("blocks/0/ln1")])  # no kernel: a norm, a block
+    assert np.isnan(norms[layers.index("blocks/0")])
+    assert np.all(np.isfinite(one["post_abs_mean"]))
+
+
+@pytest.mark.slow
+def test_transformer_coord_check_is_flat_under_mup_and_grows_under_standard(mnist_dir):
+    """sweeps/coord_check.py's Transformer, at widths 16-64: under μP (with 1/d attention and a
+    zero readout) no shown layer's size grows with width; under the standard one they do.
+    TRANSFORMER_COORD_SLOPE_SPLIT is derived in tests/_tolerances.py."""
+    from jaxinit.data import load_mnist
+    from jaxinit.training import coord_slopes
+    from sweeps import coord_check
+
+    x, y = load_mnist("train", data_dir=mnist_dir)
+    x, y = x[:1024].reshape(-1, 28, 28), y[:1024]
+    kw = dict(widths=(16, 32, 64), seeds=2, steps=10, learning_rate=1e-2, model="transformer")
+    res = {p: train(coord_check.make_grid(p, **kw), (x, y)) for p in coord_check.PARAMETRIZATIONS}
+    shown = coord_check.shown_layers(res["mup"])
+    assert shown == [
+        *(f"blocks/{b}{s}" for b in range(coord_check.TRANSFORMER_DEPTH) for s in ("/attn", "/fc_out", "")),
+        "output",
+    ]  # fmt: skip
+    std, mup = coord_slopes(res["standard"]), coord_slopes(res["mup"])
+    assert max(std[k] for k in shown[:-1]) > TRANSFORMER_COORD_SLOPE_SPLIT, std
+    assert max(abs(mup[k]) for k in shown[:-1]) < TRANSFORMER_COORD_SLOPE_SPLIT, mup
+    fig = ji.report.size_vs_width(res, layers=shown)
+    assert len(fig.axes[0].lines) == len(shown)
+    with pytest.raises(ValueError, match=r"layers \['nope'\] are not among.*'embed'"):
+        ji.report.size_vs_width(res, layers=["nope"])

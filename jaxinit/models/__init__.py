@@ -9,7 +9,7 @@
 """
 
 from jaxinit.models._kernels import KERNEL_TYPES, Kernel, KernelRule, kernel_view, kernels, path_str
-from jaxinit.models._zoo import CNN, MLP, RESIDUAL_KEEP_ZERO, ResNet, Transformer
+from jaxinit.models._zoo import CNN, MLP, RESIDUAL_KEEP_ZERO, ResNet, Transformer, mup_attention
 
 __all__ = [
     "CNN",
@@ -22,5 +22,6 @@ __all__ = [
     "Transformer",
     "kernel_view",
     "kernels",
+    "mup_attention",
     "path_str",
 ]

@@ -168,12 +168,36 @@ class ResNet(nnx.Module):
         return x
 
 
+ATTENTION_SCALES = ("1/sqrt(d)", "1/d")
+
+
+def mup_attention(query: jax.Array, key: jax.Array, value: jax.Array, *args, **kwargs):
+    r"""``nnx.dot_product_attention`` with logits :math:`q \cdot k / d` instead of
+    :math:`q \cdot k / \sqrt{d}` (:math:`d` the head's dimension): μP's attention (Yang et
+    al. 2022, *Tensor Programs V*, §4: with training, ``q`` and ``k`` become correlated and
+    their dot product grows as :math:`d`, not :math:`\sqrt{d}`). Pass it as
+    ``nnx.MultiHeadAttention(..., attention_fn=mup_attention)``."""
+    depth = query.shape[-1]
+    query = query / jax.numpy.sqrt(jax.numpy.asarray(depth, query.dtype))
+    return nnx.dot_product_attention(query, key, value, *args, **kwargs)
+
+
 class EncoderBlock(nnx.Module):
     """A pre-LN Transformer encoder block: ``x + MHA(LN(x))``, then ``x + MLP(LN(x))``."""
 
-    def __init__(self, d_model: int, heads: int, *, mlp_ratio: int, activation, rngs):
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        *,
+        mlp_ratio: int,
+        activation,
+        rngs,
+        attention_scale: str = "1/sqrt(d)",
+    ):
         self.ln1 = nnx.LayerNorm(d_model, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(heads, d_model, decode=False, rngs=rngs)
+        fn = mup_attention if attention_scale == "1/d" else nnx.dot_product_attention
+        self.attn = nnx.MultiHeadAttention(heads, d_model, decode=False, attention_fn=fn, rngs=rngs)
         self.ln2 = nnx.LayerNorm(d_model, rngs=rngs)
         self.fc_in = nnx.Linear(d_model, mlp_ratio * d_model, rngs=rngs)
         self.fc_out = nnx.Linear(mlp_ratio * d_model, d_model, rngs=rngs)
@@ -187,7 +211,10 @@ class EncoderBlock(nnx.Module):
 class Transformer(nnx.Module):
     """A Transformer encoder on ``(batch, tokens, d_in)``: embedding, blocks, final LayerNorm;
     ``(batch, tokens, d_model)``, or with ``classes`` the logits ``(batch, classes)`` of a
-    linear head on the mean over tokens (MNIST's rows as 28 tokens of 28 pixels)."""
+    linear head on the mean over tokens (MNIST's rows as 28 tokens of 28 pixels).
+
+    ``attention_scale="1/d"`` scales the attention logits by the head's dimension instead
+    of its square root (:func:`mup_attention`), as μP prescribes."""
 
     def __init__(
         self,
@@ -200,14 +227,23 @@ class Transformer(nnx.Module):
         mlp_ratio: int = 2,
         activation="gelu",
         classes: int | None = None,
+        attention_scale: str = "1/sqrt(d)",
     ):
         check_int("Transformer: depth", depth, low=1)
+        check_choice("Transformer: attention_scale", attention_scale, ATTENTION_SCALES)
         if d_model % check_int("Transformer: heads", heads, low=1):
             raise ValueError(f"Transformer: d_model={d_model} is not a multiple of heads={heads}")
         self.embed = nnx.Linear(check_int("Transformer: d_in", d_in, low=1), d_model, rngs=rngs)
         self.blocks = nnx.List(
             [
-                EncoderBlock(d_model, heads, mlp_ratio=mlp_ratio, activation=activation, rngs=rngs)
+                EncoderBlock(
+                    d_model,
+                    heads,
+                    mlp_ratio=mlp_ratio,
+                    activation=activation,
+                    rngs=rngs,
+                    attention_scale=attention_scale,
+                )
                 for _ in range(depth)
             ]
         )

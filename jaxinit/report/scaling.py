@@ -14,7 +14,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,11 +44,18 @@ def _check(results: Mapping[str, Any], dims: tuple[str, ...]) -> None:
 
 
 @styled
-def size_vs_width(results: Mapping[str, Any], *, steps: tuple[int, ...] | None = None) -> Figure:
+def size_vs_width(
+    results: Mapping[str, Any],
+    *,
+    steps: tuple[int, ...] | None = None,
+    layers: Sequence[str] | None = None,
+) -> Figure:
     """The coord check: mean |h| against width, log–log, one line per layer (hidden layers
     and the output logits), one panel per step of ``steps`` (step numbers; None: the first,
     the last and up to two recorded between), one row per parametrization. Sizes are averaged over seeds and
-    inits (:func:`jaxinit.training.coord_sizes`); a flat line is width-independent."""
+    inits (:func:`jaxinit.training.coord_sizes`); a flat line is width-independent.
+    ``layers``: the lines to draw, by their :func:`~jaxinit.training.coord_sizes` names (a
+    model's layer paths and ``"output"``); None: all."""
     _check(results, ("width",))
     first = next(iter(results.values()))
     recorded = [int(s) for s in first.attrs["stats_steps"]]
@@ -73,6 +80,14 @@ def size_vs_width(results: Mapping[str, Any], *, steps: tuple[int, ...] | None =
     names = []
     for r, (param, res) in enumerate(results.items()):
         sizes, widths = coord_sizes(res), np.asarray(res.coords["width"], np.float64)
+        if layers is not None:
+            unknown = [name for name in layers if name not in sizes]
+            if unknown or not layers:
+                raise ValueError(
+                    f"size_vs_width: layers {unknown or list(layers)} are not among the "
+                    f"recorded ones; valid: {list(sizes)}"
+                )
+            sizes = {name: sizes[name] for name in layers}
         names = list(sizes)
         for c, step in enumerate(steps):
             ax = axes[r, c]

@@ -49,7 +49,8 @@ def coord_sizes(result: Any) -> dict[str, np.ndarray]:
     w, rest = result.dims.index("width"), tuple(range(1, len(result.dims)))
     post = np.moveaxis(result.fields["post_abs_mean"], w, 0).mean(axis=rest)  # (width, step, layer)
     logits = np.moveaxis(result.fields["logit_abs_mean"], w, 0).mean(axis=rest)
-    out = {name: post[:, :, l] for l, name in enumerate(_layer_names(post.shape[-1])[:-1])}
+    names = result.attrs.get("layers") or _layer_names(post.shape[-1])[:-1]
+    out = {name: post[:, :, l] for l, name in enumerate(names)}
     out[OUTPUT] = logits
     return out
 

@@ -44,17 +44,7 @@ __all__ = ["MLP", "TrainGrid", "make_optimizer"]
 SHARED_SEED = 2**32 - 1  # stands for "every seed" in the shared batch key; seeds are < 2**31
 OUTPUTS, SHUFFLES = ("softmax", "sigmoid"), ("shared", "per_seed")
 # the fields that describe the built-in MLP, refused (unless at their defaults) with model=
-MLP_ONLY = (
-    "hidden",
-    "width",
-    "activations",
-    "bias_inits",
-    "output_init",
-    "parametrization",
-    "base_width",
-    "keep_params",
-    "record_stats_at",
-)
+MLP_ONLY = ("hidden", "activations", "bias_inits", "keep_params")
 DEFAULT_OPTIMIZER = "sgd(learning_rate=0.01)"
 
 
@@ -384,9 +374,14 @@ class TrainGrid(GridBase):
         measures at that seed): the factory with the seed's ``nnx.Rngs``, then each kernel
         the rule selects drawn from the grid's init. Its every state must be ``nnx.Param``
         (no batch statistics or dropout keys); the data ``x`` are ``(n, ...)`` in the shape
-        it takes (images for a CNN, rows as tokens for a Transformer). The MLP's fields
-        (``hidden``, ``width``, ``activations``, ``bias_inits``, ``output_init``, μP,
-        ``keep_params``, ``record_stats_at``) do not apply; restore a trained model with
+        it takes (images for a CNN, rows as tokens for a Transformer). With ``width``,
+        the factory takes it as a keyword, ``make(rngs, width=w)``, and μP applies:
+        which dims grow with width is inferred per parameter, as microsoft/mup's
+        ``set_base_shapes`` does (:mod:`jaxinit.training`); ``output_init`` then
+        initializes the readout kernels μP finds. ``record_stats_at`` records every
+        output the model's sweep captures, by its path (``result.attrs["layers"]``).
+        The MLP's own fields (``hidden``, ``activations``, ``bias_inits``,
+        ``keep_params``) do not apply; restore a trained model with
         ``restore_model(out, ..., model=make)``.
       rule: with ``model``, which kernels get the grid's init (``ji.models.kernels(...)`` or
         ``(path, module) -> bool``; None: every kernel module), as in a ModelGrid.
@@ -492,7 +487,7 @@ class TrainGrid(GridBase):
     def _check_model_fields(self) -> None:
         """With ``model``, refuses the MLP's own fields (set to anything but their defaults)
         and stores the rule; without, refuses a rule."""
-        from jaxinit.sweeping._model_grid import check_factory, checked_rule
+        from jaxinit.sweeping._model_grid import check_factory, checked_rule, qualname
 
         if self.model is None:
             if self.rule is not None:
@@ -511,10 +506,23 @@ class TrainGrid(GridBase):
         if mlp_only:
             raise ValueError(
                 f"TrainGrid: {mlp_only} describe the built-in MLP; with model=... the model "
-                "brings its own layers (μP, kept parameters and per-layer statistics are for "
-                "the MLP only, for now: sweep the model at its steps with ji.ModelGrid)"
+                "brings its own layers (kept parameters are for the MLP only, for now: "
+                "restore a trained model with restore_model(out, ..., model=make))"
+            )
+        if self.width is not None and not _takes_width(self.model):
+            raise TypeError(
+                f"TrainGrid: width={self.width!r} with model=...: the factory "
+                f"{qualname(self.model)} must take the width as a keyword, "
+                "make(rngs, *, width) -> nnx.Module"
+            )
+        if self.output_init is not None and self.parametrization != "mup":
+            raise ValueError(
+                "TrainGrid: output_init with model=... initializes the readout kernels that "
+                "μP finds; it needs parametrization='mup' (or set the readout's init in the "
+                "model, or select it with rule=)"
             )
         object.__setattr__(self, "rule", checked_rule("TrainGrid", self.rule))
+        object.__setattr__(self, "_model_rules", {})  # width -> rules, filled on first use
 
     def _resolve_optimizer(self) -> Any:
         """The optimizer spec, with the default's rate left out when the rate is a field."""
@@ -639,10 +647,14 @@ class TrainGrid(GridBase):
             return self.width
         return check_choice("TrainGrid: width", width, dim_values(self.width))
 
-    def layer_rules(self, d_in: int, d_out: int, *, width: int | None = None) -> list:
+    def layer_rules(self, d_in: int = 0, d_out: int = 0, *, width: int | None = None) -> list:
         """Each parameter's :class:`LayerRule` at ``width``: its role, shape, shape at the
         base width, and the factors on its initializer's variance and on the learning rate
-        (all 1 under the standard parametrization)."""
+        (all 1 under the standard parametrization). With ``model``, by parameter path
+        (``d_in`` and ``d_out`` unused): the model at ``width`` against it at
+        ``base_width``, the dims that grow found against it at twice ``base_width``."""
+        if self.model is not None:
+            return self._rules_of_model(self._width(width))
         hidden = self.hidden_at(width)
         base = hidden if self.base_width is None else (self.base_width,) * len(self.hidden)
         return _mup.rules(
@@ -652,9 +664,34 @@ class TrainGrid(GridBase):
             _param_shapes(d_in, base, d_out),
         )
 
+    def _rules_of_model(self, width: int | None) -> list:
+        cache = self._model_rules
+        if width not in cache:
+            if width is None or self.parametrization == "standard":
+                shapes = nnx.eval_shape(lambda: self._factory(width)(nnx.Rngs(0)))
+                rules = _mup.model_rules("standard", "sgd", shapes, shapes, shapes)
+            else:
+                models = [
+                    nnx.eval_shape(lambda w=w: self.model(nnx.Rngs(0), width=w))
+                    for w in (width, self.base_width, 2 * self.base_width)
+                ]
+                rules = _mup.model_rules(self.parametrization, self._kind(), *models)
+            cache[width] = rules
+        return cache[width]
+
+    def _factory(self, width: int | None) -> Any:
+        """The model's factory ``make(rngs)`` at ``width`` (None: the factory as given)."""
+        if width is None:
+            return self.model
+        return functools.partial(self.model, width=width)
+
     def _factors(self, width: int, d_in: int = 1, d_out: int = 1) -> Any:
         """The learning-rate factors as a pytree shaped like the parameters (fans beyond
         the hidden widths do not change them: the ratios of d_in and d_out are 1)."""
+        if self.model is not None:
+            rules = {r.param: r.lr_factor for r in self._rules_of_model(width)}
+            shapes = nnx.state(nnx.eval_shape(lambda: self._factory(width)(nnx.Rngs(0))), nnx.Param)
+            return _mup.model_factors(rules, shapes)
         rules = self.layer_rules(d_in, d_out, width=width)
         shapes = _param_shapes(d_in, self.hidden_at(width), d_out)
         return jax.tree.unflatten(jax.tree.structure(shapes), [r.lr_factor for r in rules])
@@ -676,7 +713,12 @@ class TrainGrid(GridBase):
         if self.model is not None:  # the model grid's network of (init, seed)
             from jaxinit.sweeping._model_grid import build_model
 
-            return build_model(self.model, self.rule, init, self.root_seed, seed)
+            width = self._width(width)
+            model = build_model(self._factory(width), self.rule, init, self.root_seed, seed)
+            if self.parametrization == "mup" and width is not None:
+                rules = [r for r in self._rules_of_model(width) if r.role == "output"]
+                _mup.scale_readout(model, rules, self.output_init, self.root_seed, seed)
+            return model
         act = dim_values(self.activations)[0] if activation is None else activation
         out = init if self.output_init is None else self.output_init
         rules = self.layer_rules(d_in, d_out, width=width)
@@ -724,7 +766,11 @@ class TrainGrid(GridBase):
             return {
                 "model": qualname(self.model),
                 "rule": rule.describe() if isinstance(rule, KernelRule) else qualname(rule),
+                "parametrization": self.parametrization,
+                "base_width": self.base_width,
+                "output_init": None if self.output_init is None else self.output_init.spec,
                 **self._training_settings(opt),
+                "record_stats_at": list(self.record_stats_at),
             }
         return {
             "hidden": list(self.hidden),
@@ -747,6 +793,23 @@ class TrainGrid(GridBase):
             "output": self.output,
             "shuffle": self.shuffle,
         }
+
+
+def _takes_width(factory: Any) -> bool:
+    """Whether ``factory(rngs, width=...)`` is a valid call (a class's by its ``__init__``:
+    an ``nnx.Module`` class's own signature is its metaclass's ``(*args, **kwargs)``)."""
+    inner = factory
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    try:
+        params = inspect.signature(inner.__init__ if isinstance(inner, type) else factory)
+        params = params.parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return True
+    return any(
+        (p.name == "width" and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD
+        for p in params
+    )
 
 
 def _with_key(init: Any, key: jax.Array) -> Any:

@@ -34,6 +34,8 @@ __all__ = [
     "batch_stats",
     "evaluate",
     "init_opt",
+    "model_batch_stats",
+    "model_layers",
     "train_chunk",
     "train_one",
 ]
@@ -217,6 +219,90 @@ def batch_stats(prog: Program, mesh: Mesh, params, x, y, rows):
     def body(params, x, y, rows):
         xb, yb, ax = _batch(prog, x, y, rows)
         return jax.vmap(one, in_axes=(0, ax, ax))(params, xb, yb)
+
+    specs = (P(MODELS), P(), P(), _rows_spec(prog, rows, 0))
+    return _on(mesh, body, specs, P(MODELS))(params, x, y, rows)
+
+
+def model_layers(graphdef: Any, params: Any, x: jax.ShapeDtypeStruct) -> list[tuple[str, str]]:
+    """``(label, module type)`` of every output a model grid's statistics capture, in call
+    order (:mod:`jaxinit.sweeping._capture`), traced abstractly on inputs shaped ``x``."""
+    from jaxinit.sweeping._capture import tap
+
+    found = []
+
+    def run(p, x):
+        model = nnx.merge(graphdef, p)
+        with tap(model) as outputs:
+            y = model(x)
+        found.extend((o.name, o.type) for o in outputs)
+        return y
+
+    jax.eval_shape(run, params, x)
+    return found
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def model_batch_stats(prog: Program, mesh: Mesh, params, x, y, rows):
+    """:func:`batch_stats` of a model grid's models: every output the sweep of the model
+    captures (:mod:`jaxinit.sweeping._capture`), in call order, on one mini-batch. Each is
+    reduced as the model sweep does (``(batch, features)``, moments in both ``pre_*`` and
+    ``post_*``); ``grad_var`` is the variance of the training loss's gradient with respect
+    to the output, ``weight_grad_norm`` the norm of its module's kernel gradient (NaN for a
+    module without one), ``post_abs_mean`` its mean |h| (mup's coord check)."""
+    from jaxinit.models._kernels import KERNEL_TYPES, path_str
+    from jaxinit.sweeping._capture import ROOT, tap
+    from jaxinit.sweeping._model_pass import _layer_stats, _matrix
+
+    def run(p, probes, xb):
+        model = nnx.merge(prog.graphdef, p)
+        with tap(model, probes=probes) as outputs:
+            logits = model(xb)
+        kernels = {
+            path_str(q) or ROOT: "/".join(filter(None, (path_str(q), "kernel")))
+            for q, m in nnx.iter_modules(model)
+            if isinstance(m, KERNEL_TYPES)
+        }
+        names = [o.name for o in outputs]
+        return logits, [o.value for o in outputs], names, kernels
+
+    def one(p, xb, yb):
+        shapes = {}
+
+        def shaped(p, xb):
+            logits, outs, names, _ = run(p, None, xb)
+            shapes.update({n: o.shape for n, o in zip(names, outs, strict=True)})
+            return logits
+
+        jax.eval_shape(shaped, p, xb)
+        info = {}
+
+        def loss_fn(p, probes):
+            logits, outs, names, kernels = run(p, probes, xb)
+            info.update(names=names, kernels=kernels)
+            return _per_example(prog.output, logits, yb)[0].mean(), (outs, logits)
+
+        probes = {n: jnp.zeros(s, jnp.float32) for n, s in shapes.items()}
+        (_, (outs, logits)), (gw, gp) = jax.value_and_grad(loss_fn, (0, 1), has_aux=True)(p, probes)
+        flat = {"/".join(map(str, q)): v.get_value() for q, v in nnx.to_flat_state(gw)}
+        nan = jnp.float32(jnp.nan)
+        norms = [
+            jnp.linalg.norm(_matrix(flat[info["kernels"][n.split("#")[0]]]))
+            if n.split("#")[0] in info["kernels"]
+            else nan
+            for n in info["names"]
+        ]
+        s = _layer_stats(outs, None, False)._replace(
+            grad_var=jnp.stack([_matrix(gp[n]).var() for n in info["names"]]),
+            weight_grad_norm=jnp.stack(norms),
+        )
+        per_layer = {k: getattr(s, k) for k in STAT_FIELDS if k not in STAT_DIMS and hasattr(s, k)}
+        per_layer["post_abs_mean"] = jnp.stack([jnp.abs(_matrix(o)).mean() for o in outs])
+        return {**per_layer, "logit_abs_mean": jnp.abs(logits).mean()}
+
+    def body(params, x, y, rows):
+        xb, yb, ax = _batch(prog, x, y, rows)
+        return _over_models(prog, one, (0, ax, ax), params, xb, yb)
 
     specs = (P(MODELS), P(), P(), _rows_spec(prog, rows, 0))
     return _on(mesh, body, specs, P(MODELS))(params, x, y, rows)

@@ -53,6 +53,8 @@ from jaxinit.training._program import (
     batch_stats,
     evaluate,
     init_opt,
+    model_batch_stats,
+    model_layers,
     train_chunk,
     train_one,
 )
@@ -177,12 +179,13 @@ class _Curves:
     stats: Mapping[str, np.ndarray]
 
     @classmethod
-    def empty(cls, grid: TrainGrid, n_groups: int) -> _Curves:
+    def empty(cls, grid: TrainGrid, n_groups: int, n_layers: int) -> _Curves:
+        """``n_layers``: the MLP's hidden layers, or the outputs a model grid captures."""
         shape = (n_groups, len(grid.group_models()))
         n_eval, n_stats = len(grid.eval_steps()), len(grid.record_stats_at)
         stats = {}
         for k in STAT_FIELDS if n_stats else ():
-            per_layer = () if k in STAT_DIMS else (len(grid.hidden),)
+            per_layer = () if k in STAT_DIMS else (n_layers,)
             like = np.full((*shape, n_stats, *per_layer), np.nan, np.float32)
             stats[k] = np.full_like(like, -1, np.int32) if k == "nonfinite" else like
         return cls(
@@ -396,22 +399,25 @@ def training_bytes(
     """
     example = (d_in,) if example is None else tuple(example)
     if grid.model is not None:
-        model = nnx.eval_shape(lambda: grid.build(d_in, d_out, init=grid.inits[0], seed=0))
-        params = nnx.state(model, nnx.Param)
-        opt = jax.eval_shape(grid.tx(None).tx.init, params)
-        rows = max(grid.batch_size or n_data, EVAL_BATCH)
-        x = jax.ShapeDtypeStruct((rows, *example), np.float32)
-        jaxpr = jax.make_jaxpr(
-            lambda x: grid.build(d_in, d_out, init=grid.inits[0], seed=grid.seeds[0])(x)
-        )(x)
-        acts = sum(
-            math.prod(v.aval.shape) * getattr(v.aval.dtype, "itemsize", 4)
-            for eqn in jaxpr.eqns
-            for v in eqn.outvars
-            if hasattr(v.aval, "shape")
-        )
-        per_model = 3 * _nbytes(params) + _nbytes(opt) + 2 * acts
-        return TrainingBytes(per_model, 8 * n_data * (math.prod(example) + 1))
+        worst = 0
+        for width in dim_values(grid.width):
+
+            def build(width=width):
+                return grid.build(d_in, d_out, init=grid.inits[0], seed=grid.seeds[0], width=width)
+
+            params = nnx.state(nnx.eval_shape(build), nnx.Param)
+            opt = jax.eval_shape(grid.tx(width).tx.init, params)
+            rows = max(grid.batch_size or n_data, EVAL_BATCH)
+            x = jax.ShapeDtypeStruct((rows, *example), np.float32)
+            jaxpr = jax.make_jaxpr(lambda x, build=build: build()(x))(x)
+            acts = sum(
+                math.prod(v.aval.shape) * getattr(v.aval.dtype, "itemsize", 4)
+                for eqn in jaxpr.eqns
+                for v in eqn.outvars
+                if hasattr(v.aval, "shape")
+            )
+            worst = max(worst, 3 * _nbytes(params) + _nbytes(opt) + 2 * acts)
+        return TrainingBytes(worst, 8 * n_data * (math.prod(example) + 1))
     worst = 0
     init = grid.inits[0]
     for act, width in grid.groups():
@@ -472,6 +478,21 @@ def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> li
     return groups
 
 
+def _layers(run: _Run, group: _Group) -> list[tuple[str, str]]:
+    """``(label, type)`` of each layer the statistics record: the MLP's hidden layers, or
+    every output a model grid captures (traced abstractly on one mini-batch)."""
+    grid = run.grid
+    if grid.model is None:
+        return [(f"layer_{l}", "Linear") for l in range(1, len(grid.hidden) + 1)]
+    if not grid.record_stats_at:
+        return []
+    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), group.params)
+    rows = grid.batch_size or run.x.shape[0]
+    return model_layers(
+        group.prog.graphdef, one, jax.ShapeDtypeStruct((rows, *run.x.shape[1:]), run.x.dtype)
+    )
+
+
 def _record(run: _Run, groups: list[_Group], curves: _Curves, step: int) -> None:
     """The evaluations and statistics due at ``step``, into ``curves``."""
     evals, stats_at, n = run.grid.eval_steps(), run.grid.record_stats_at, run.n_models
@@ -484,9 +505,8 @@ def _record(run: _Run, groups: list[_Group], curves: _Curves, step: int) -> None
         if step in stats_at:
             r = run.rows(step, 1)
             r = run.pad_rows(r if r is None else r[0], 0)
-            stats = batch_stats(
-                g.prog._replace(tx=None, length=0), run.mesh, g.params, run.x, run.y, r
-            )
+            measure = batch_stats if run.grid.model is None else model_batch_stats
+            stats = measure(g.prog._replace(tx=None, length=0), run.mesh, g.params, run.x, run.y, r)
             for k, v in stats.items():
                 curves.stats[k][a, :, stats_at.index(step)] = np.asarray(v)[:n]
 
@@ -724,7 +744,8 @@ def train(
         raise ValueError("train: checkpoint_every needs a directory, out=...")
     run, d_out = _prepare(grid, x, y, xe, ye, devices)
     groups = _groups(grid, x.shape[1], d_out, run.mesh, run.size)
-    curves = _Curves.empty(grid, len(groups))
+    layers = _layers(run, groups[0])
+    curves = _Curves.empty(grid, len(groups), len(layers))
     store = _open_store(out, grid, record)
     # from here on the store is closed (its lock released) whatever happens
     with store if store is not None else contextlib.nullcontext():
@@ -732,7 +753,7 @@ def train(
         with Reporter("train", grid.steps, progress, on_update) as report:
             groups = _loop(run, groups, curves, store, step, checkpoint_every, report)
         kept = _kept_params(groups, run.n_models) if grid.keep_params else {}
-        result = _assemble(grid, curves, kept, d_out, record)
+        result = _assemble(grid, curves, kept, d_out, record, layers)
         if store is not None:
             store.save_result(result, "the training result")
     return result
@@ -811,7 +832,9 @@ def _check_model(grid: TrainGrid, example: tuple[int, ...], classes: int) -> int
     a model with state besides ``nnx.Param`` or whose logits cannot score the labels."""
 
     def build():
-        return grid.build(0, 0, init=grid.inits[0], seed=grid.seeds[0])
+        return grid.build(0, 0, init=grid.inits[0], seed=grid.seeds[0], width=width)
+
+    width = dim_values(grid.width)[-1]
 
     state = nnx.state(nnx.eval_shape(build))
     other = sorted(
@@ -918,7 +941,7 @@ def _loop(run: _Run, groups, curves: _Curves, store, step: int, every, report) -
 
 
 def _assemble(
-    grid: TrainGrid, curves: _Curves, kept: dict, d_out: int, record: dict
+    grid: TrainGrid, curves: _Curves, kept: dict, d_out: int, record: dict, layers: list
 ) -> TrainResult:
     """The result: the curves and kept parameters ``(group, model, ...)`` laid out ``(init,
     [activation,] [width,] [learning_rate,] seed, ...)``."""
@@ -939,6 +962,11 @@ def _assemble(
         "eval_steps": list(grid.eval_steps()),
         "d_out": d_out,
         "stats_steps": list(grid.record_stats_at),
+        **(
+            {"layers": [n for n, _ in layers], "layer_types": [t for _, t in layers]}
+            if grid.model is not None and grid.record_stats_at
+            else {}
+        ),
         "prng_impl": prng_impl(),
         "eval_on": "data" if record["eval_data"] is None else "eval_data",
         "dataset": record,
