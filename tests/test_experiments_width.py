@@ -54,6 +54,31 @@ def test_lr_transfer_quick(tmp_path, mnist_dir):
     assert "Best learning rate per width" in (tmp_path / "report.html").read_text()
 
 
+def test_the_mup_sweeps_transformer_grids():
+    """--model transformer: the zoo's Transformer at each width, 1/d attention and a zero
+    readout under μP (the coord check trains it: tests/test_train_models.py)."""
+    from sweeps import _common, lr_transfer
+
+    kw = dict(widths=(16, 32), learning_rates=(1e-3, 1e-2), seeds=1, steps=1)
+    mup = lr_transfer.make_grid("mup", model="transformer", **kw)
+    std = lr_transfer.make_grid("standard", model="transformer", **kw)
+    assert mup.dims == ("init", "width", "learning_rate", "seed")
+    assert mup.output_init.spec == "zeros"
+    assert std.output_init is None
+    net = mup.build(0, 0, init="he_normal", seed=0, width=32)
+    assert net.embed.kernel.shape == (28, 32)
+    assert net.head.kernel.shape == (32, 10)
+    assert not np.any(np.asarray(net.head.kernel))
+    assert len(net.blocks) == _common.TRANSFORMER_DEPTH
+    assert net.blocks[0].attn.attention_fn is ji.models.mup_attention
+    assert std.build(0, 0, init="he_normal", seed=0, width=32).blocks[0].attn.attention_fn is not (
+        ji.models.mup_attention
+    )
+    roles = {r.param: r.role for r in mup.layer_rules(width=32)}
+    assert roles["head/kernel"] == "output"
+    assert roles["blocks/1/fc_in/kernel"] == "hidden"
+
+
 def test_final_losses_and_best_rates_by_hand():
     x, y = teacher_data(3, 128, 8)
     grid = TrainGrid(inits=["he_normal", "lecun_normal"], seeds=2, hidden=(1,), width=[8, 16],

@@ -96,6 +96,23 @@ def _mnist(n=256):
     return np.zeros((n, 784), np.float32), np.arange(n) % 10
 
 
+def test_a_model_grid_on_cpu_needs_its_activations_once_not_once_per_model():
+    """On XLA:CPU a model grid trains and evaluates one model per call, so the activations
+    are needed once per device; vmapped (accelerators) once per model."""
+
+    def make(rngs):
+        return ji.models.Transformer(rngs, d_in=28, d_model=32, heads=2, depth=1, classes=10)
+
+    grid = ji.TrainGrid(model=make, inits=["he_normal"], seeds=64, batch_size=64)
+    x = (60000, 28, 28)
+    vmapped = _run.training_bytes(grid, 28, 10, x[0], example=x[1:])
+    looped = _run.training_bytes(grid, 28, 10, x[0], example=x[1:], one_at_a_time=True)
+    assert vmapped.shared == 0
+    assert looped.shared > 0
+    assert looped.per_model + looped.shared == vmapped.per_model  # one model: the same need
+    assert looped.total(64) - looped.total(1) == 63 * looped.per_model
+
+
 def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
     """512 seeds of hidden (4096, 4096) with Adam died with SIGABRT; now a clear error."""
     monkeypatch.setattr(_run, "devices_memory", lambda devices: H100)

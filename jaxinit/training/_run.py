@@ -379,13 +379,20 @@ class TrainingBytes(NamedTuple):
 
     per_model: int
     data: int
+    shared: int = 0  # activations of models trained one at a time (a model grid on CPU)
 
     def total(self, models: int) -> int:
-        return models * self.per_model + self.data
+        return models * self.per_model + self.shared + self.data
 
 
 def training_bytes(
-    grid: TrainGrid, d_in: int, d_out: int, n_data: int, *, example: tuple[int, ...] | None = None
+    grid: TrainGrid,
+    d_in: int,
+    d_out: int,
+    n_data: int,
+    *,
+    example: tuple[int, ...] | None = None,
+    one_at_a_time: bool = False,
 ) -> TrainingBytes:
     """Device memory that :func:`train` needs on one device, per model and for the data.
 
@@ -395,11 +402,14 @@ def training_bytes(
     cotangents on a mini-batch (or on an evaluation chunk, whichever is larger);
     the data are copied to each device. Nothing is drawn to find it. With ``grid.model``
     (whose examples have shape ``example``, default ``(d_in,)``) the activations are every
-    intermediate value of its forward pass on the rows, twice (values and cotangents).
+    intermediate value of its forward pass, twice (values and cotangents) on a mini-batch,
+    once on an evaluation chunk (no backward pass), whichever is larger; with
+    ``one_at_a_time`` (a model grid on CPU: each call trains or evaluates one model) they
+    are needed once per device (``shared``), not once per model.
     """
     example = (d_in,) if example is None else tuple(example)
     if grid.model is not None:
-        worst = 0
+        worst = shared = 0
         for width in dim_values(grid.width):
 
             def build(width=width):
@@ -407,17 +417,22 @@ def training_bytes(
 
             params = nnx.state(nnx.eval_shape(build), nnx.Param)
             opt = jax.eval_shape(grid.tx(width).tx.init, params)
-            rows = max(grid.batch_size or n_data, EVAL_BATCH)
-            x = jax.ShapeDtypeStruct((rows, *example), np.float32)
-            jaxpr = jax.make_jaxpr(lambda x, build=build: build()(x))(x)
-            acts = sum(
-                math.prod(v.aval.shape) * getattr(v.aval.dtype, "itemsize", 4)
-                for eqn in jaxpr.eqns
-                for v in eqn.outvars
-                if hasattr(v.aval, "shape")
-            )
-            worst = max(worst, 3 * _nbytes(params) + _nbytes(opt) + 2 * acts)
-        return TrainingBytes(worst, 8 * n_data * (math.prod(example) + 1))
+
+            def acts(rows, build=build):  # every intermediate of a forward pass on ``rows``
+                x = jax.ShapeDtypeStruct((rows, *example), np.float32)
+                jaxpr = jax.make_jaxpr(lambda x: build()(x))(x)
+                return sum(
+                    math.prod(v.aval.shape) * getattr(v.aval.dtype, "itemsize", 4)
+                    for eqn in jaxpr.eqns
+                    for v in eqn.outvars
+                    if hasattr(v.aval, "shape")
+                )
+
+            step = max(2 * acts(grid.batch_size or n_data), acts(min(EVAL_BATCH, n_data)))
+            state = 3 * _nbytes(params) + _nbytes(opt)
+            worst = max(worst, state + (0 if one_at_a_time else step))
+            shared = max(shared, step if one_at_a_time else 0)
+        return TrainingBytes(worst, 8 * n_data * (math.prod(example) + 1), shared)
     worst = 0
     init = grid.inits[0]
     for act, width in grid.groups():
@@ -437,11 +452,12 @@ def training_bytes(
 def _check_memory(grid: TrainGrid, example: tuple, d_out: int, n_data: int, devices, size: int):
     """Refuses, before anything is drawn or compiled, a run that cannot fit on its devices."""
     per_device = size // len(devices)
-    sizes = training_bytes(grid, example[0], d_out, n_data, example=example)
+    one = grid.model is not None and devices[0].platform == "cpu"  # as Program.map_models
+    sizes = training_bytes(grid, example[0], d_out, n_data, example=example, one_at_a_time=one)
     need, memory = sizes.total(per_device), devices_memory(devices)
     usable = MEMORY_HEADROOM * memory
     if need > usable:
-        fit = max(0, int((usable - sizes.data) // sizes.per_model))
+        fit = max(0, int((usable - sizes.data - sizes.shared) // sizes.per_model))
         raise ValueError(
             f"train: {per_device} models per device need about {need / 2**30:.2f} GiB "
             f"(parameters, gradients, optimizer state and activations), over "
