@@ -18,20 +18,25 @@ mini-batches of 128, ``--steps`` steps on MNIST, inputs scaled to mean square 1 
 training curves, theory's C map of each whole network (``ji.theory.c_map`` composed over the
 layers at the propagated variances): what the transform changed.
 
-Not here: the papers' ResNet of the same depth (jaxinit trains its MLP, not yet any Flax
-model) and their K-FAC optimizer; the comparison is with the plain vanilla network.
+Beside them, the papers' baseline: a ResNet of the same depth (the zoo's
+``ji.models.ResNet``: an input layer, ``depth / 2`` pre-LN blocks ``x + fc_out(relu(fc_in(
+LN(x))))`` of two layers each, a linear head; trained through ``TrainGrid(model=...)``
+at the same inits, rates, seeds and steps). The papers' ResNets use batch norm, this one
+LayerNorm (train() trains models whose state is all parameters). Not here: their K-FAC
+optimizer.
 
     python -m sweeps.dks_tat --out out/dks_tat [--quick] [--seeds 2] [--depth 50]
                              [--width 64] [--steps 600] [--data-dir DIR]
 
 Writes ``summary.json`` (final test accuracy and training loss by init, activation and rate,
 the best rate per init and activation, each network's C_f(0) and C'_f(1) from theory),
-``dks_tat.png`` and ``report.html``; the run is checkpointed under ``train/`` (a rerun
-resumes).
+``dks_tat.png`` and ``report.html``; the runs are checkpointed under ``train/`` and
+``train_resnet/`` (a rerun resumes).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -90,9 +95,27 @@ def normalized(x: np.ndarray) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=1, keepdims=True))
 
 
-def figure(labels, c, c_maps, steps, loss, best) -> Figure:
+def resnet(depth: int, width: int) -> functools.partial:
+    """The baseline's factory: ``depth // 2`` pre-LN residual blocks of two layers (relu)."""
+    return functools.partial(
+        ji.models.ResNet, d_in=784, width=width, depth=max(1, depth // 2), classes=10
+    )
+
+
+def best_of(res: ji.TrainResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seed-mean loss ``(init, [activation,] rate, step)``, final test accuracy and final
+    loss (the last 10 steps' mean; inf where it diverged) ``(init, [activation,] rate)``."""
+    seed = res.dims.index("seed")
+    loss = np.asarray(res.loss).mean(axis=seed)
+    acc = np.asarray(res.test_accuracy)[..., -1].mean(axis=seed)
+    final = loss[..., -10:].mean(-1)
+    return loss, acc, np.where(np.isfinite(final), final, np.inf)
+
+
+def figure(labels, c, c_maps, steps, loss, best, resnet_curves=None) -> Figure:
     """Left: theory's C_f(c) per activation; right: the training loss at each one's best
-    rate (seed mean, a moving mean over SMOOTH steps; solid orthogonal, dashed lecun_normal)."""
+    rate (seed mean, a moving mean over SMOOTH steps; solid orthogonal, dashed lecun_normal),
+    and the ResNet's in black (``resnet_curves``: its loss ``(init, step)`` at its best rate)."""
     window = min(SMOOTH, loss.shape[-1])
     kernel = np.ones(window) / window
     steps = steps[window - 1 :]
@@ -105,6 +128,10 @@ def figure(labels, c, c_maps, steps, loss, best) -> Figure:
             k = best[j][i]
             curve = np.convolve(loss[j, i, k], kernel, mode="valid")
             ax_l.plot(steps, curve, style, color=colour, label=label if j else None)
+    if resnet_curves is not None:
+        for j, style in ((1, "-"), (0, "--")):
+            curve = np.convolve(resnet_curves[j], kernel, mode="valid")
+            ax_l.plot(steps, curve, style, color="0.1", label="ResNet (relu)" if j else None)
     ax_c.plot(c, c, ":", color="0.5", lw=0.8, label="identity")
     ax_c.set(xlabel="input correlation c", ylabel="C_f(c)", title="theory: the network's C map")
     ax_c.set_xlim(-1, 1)
@@ -165,11 +192,27 @@ def main(argv: list[str] | None = None) -> dict:
         "scaled to mean square 1",
     )
     seconds = time.perf_counter() - start
-    loss = np.asarray(res.loss).mean(axis=3)  # (init, activation, rate, step), seed mean
-    acc = np.asarray(res.test_accuracy)[..., -1].mean(axis=3)  # (init, activation, rate)
-    final = loss[..., -10:].mean(-1)  # the last 10 steps' mean loss
-    final = np.where(np.isfinite(final), final, np.inf)
+    res_net = ji.train(
+        ji.TrainGrid(
+            model=resnet(depth, width),
+            inits=list(INITS),
+            learning_rate=list(rates),
+            optimizer="adam",
+            seeds=args.seeds,
+            steps=steps,
+            batch_size=128,
+            eval_every=steps,
+        ),
+        (normalized(x).reshape(len(x), -1), y),
+        (normalized(x_test).reshape(len(x_test), -1), y_test),
+        out=args.out / "train_resnet",
+        dataset="as the vanilla networks'",
+    )
+    seconds_resnet = time.perf_counter() - start - seconds
+    loss, acc, final = best_of(res)  # (init, activation, rate[, step]), seed mean
     best = final.argmin(-1)  # (init, activation): the rate with the lowest final loss
+    r_loss, r_acc, r_final = best_of(res_net)  # (init, rate[, step])
+    r_best = r_final.argmin(-1)  # (init,)
     c = np.linspace(-1.0, 1.0, 81)
     c_maps = np.stack([network_c_map(a, depth, c) for a in acts.values()])
     c_f0 = [float(m[40]) for m in c_maps]
@@ -195,16 +238,29 @@ def main(argv: list[str] | None = None) -> dict:
             "theory_c_f_0": c_f0,  # C_f(0): DKS 0, TAT leaky ReLU η
             "theory_c_f_slope_1": slope_1,  # C'_f(1): DKS ζ = 1.5, TAT 1
             "seconds": seconds,
+            "resnet": {  # the baseline: depth // 2 pre-LN blocks of two layers, relu
+                "blocks": max(1, depth // 2),
+                "test_accuracy": r_acc.tolist(),  # [init][rate], seed mean
+                "final_loss": np.where(np.isfinite(r_final), r_final, np.nan).tolist(),
+                "best_rate": [rates[k] for k in r_best],
+                "best_test_accuracy": [float(r_acc[j, r_best[j]]) for j in range(len(INITS))],
+                "seconds": seconds_resnet,
+            },
         },
     )
     steps_axis = np.arange(1, loss.shape[-1] + 1)
-    fig = figure(labels, c, c_maps, steps_axis, loss, best)
+    r_curves = np.stack([r_loss[j, r_best[j]] for j in range(len(INITS))])
+    fig = figure(labels, c, c_maps, steps_axis, loss, best, r_curves)
     (png,) = ji.report.save(fig, args.out / "dks_tat")
     rows = [
         [label, *(f"{acc[j, i, best[j, i]]:.3f} ({rates[best[j, i]]:g})" for j in range(2)),
          f"{c_f0[i]:.3f}", f"{slope_1[i]:.3g}"]
         for i, label in enumerate(labels)
     ]  # fmt: skip
+    rows.append(
+        [f"ResNet, {max(1, depth // 2)} pre-LN blocks (relu)",
+         *(f"{r_acc[j, r_best[j]]:.3f} ({rates[r_best[j]]:g})" for j in range(2)), "", ""]
+    )  # fmt: skip
     table = ji.report.render(
         ["activation", *(f"{init}: test accuracy (rate)" for init in INITS), "C_f(0)", "C'_f(1)"],
         rows,
@@ -221,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict:
                     (
                         "Left: the network's C map from theory (σ_w² = 1, σ_b² = 0, inputs of "
                         "mean square 1). Right: training loss at each network kind's best rate "
-                        "(lowest final loss), seed mean.",
+                        "(lowest final loss), seed mean; black: the ResNet of the same depth.",
                         png,
                     )
                 ],
@@ -236,7 +292,15 @@ def main(argv: list[str] | None = None) -> dict:
                 for j, init in enumerate(INITS)
             ) + f"  C_f(0) = {c_f0[i]:.3f}"
         )  # fmt: skip
-    print(f"{acc.size * args.seeds} networks in {seconds:.0f} s")
+    print(
+        f"{'ResNet':15s} " + "  ".join(
+            f"{init}: {r_acc[j, r_best[j]]:.3f} (rate {rates[r_best[j]]:g})"
+            for j, init in enumerate(INITS)
+        )
+    )  # fmt: skip
+    print(
+        f"{acc.size * args.seeds} networks in {seconds:.0f} s; the ResNets in {seconds_resnet:.0f} s"
+    )
     return summary
 
 

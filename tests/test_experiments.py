@@ -341,6 +341,13 @@ def test_dks_tat_quick(tmp_path, mnist_dir):
     assert c0[3] > 0.6  # the plain leaky ReLU's, higher: the network is more degenerate
     assert (tmp_path / "dks_tat.png").stat().st_size > 10_000
     assert "C_f(0)" in (tmp_path / "report.html").read_text()
+    # the baseline: a ResNet of the same depth (4 layers: 2 blocks of two), trained alike
+    resnet = summary["resnet"]
+    assert resnet["blocks"] == 2
+    assert np.shape(resnet["test_accuracy"]) == (2, 1)  # init × rate
+    assert 0 <= min(resnet["best_test_accuracy"]) <= max(resnet["best_test_accuracy"]) <= 1
+    assert "ResNet, 2 pre-LN blocks" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "train_resnet").is_dir()
 
 
 def test_trainability_agreement_counts_cells_against_the_bound():

@@ -27,8 +27,9 @@ def _grid(rule=None, **kw):
         dict(alpha=1.0, norm="post"),
         dict(alpha=0.3, norm=None),  # no norm, relu: geometric growth
         dict(alpha=1.0, norm=None, activation="tanh"),  # no norm, bounded φ
+        dict(alpha=0.5, classes=10),  # a linear head reads the stream
     ],
-    ids=["pre-ln", "post-ln", "no-norm-relu", "no-norm-tanh"],
+    ids=["pre-ln", "post-ln", "no-norm-relu", "no-norm-tanh", "pre-ln-head"],
 )
 def test_every_captured_layer_s_variance_matches_the_sweep(kw):
     """Each layer's seed mean against theory, held to Z_SCORE standard errors of that mean

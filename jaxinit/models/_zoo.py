@@ -124,7 +124,9 @@ class ResNet(nnx.Module):
 
     ``alpha``: the residual branch's scale (a number, or ``"1/sqrt(depth)"``);
     ``norm``: ``"pre"``, ``"post"`` or None; ``zero_branch``: every block's
-    ``fc_out`` starts at zero (keep it with ``rule=kernels(exclude=RESIDUAL_KEEP_ZERO)``).
+    ``fc_out`` starts at zero (keep it with ``rule=kernels(exclude=RESIDUAL_KEEP_ZERO)``);
+    ``classes``: a linear ``head`` from the stream to that many logits (None: the stream
+    ``(batch, width)`` is the output), to train it as a classifier.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class ResNet(nnx.Module):
         norm: str | None = "pre",
         activation="relu",
         zero_branch: bool = False,
+        classes: int | None = None,
     ):
         check_int("ResNet: depth", depth, low=1)
         if norm is not None:
@@ -160,12 +163,14 @@ class ResNet(nnx.Module):
                 for _ in range(depth)
             ]
         )
+        check_int("ResNet: classes", classes, low=1, none=True)
+        self.head = None if classes is None else nnx.Linear(width, classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.inp(x)
         for block in self.blocks:
             x = block(x)
-        return x
+        return x if self.head is None else self.head(x)
 
 
 ATTENTION_SCALES = ("1/sqrt(d)", "1/d")

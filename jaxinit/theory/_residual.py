@@ -75,6 +75,8 @@ def _model_sigma2(model, init, kernels: dict) -> dict[str, float]:
     for i, block in enumerate(model.blocks):
         own[f"blocks/{i}/fc_in"] = 1.0
         own[f"blocks/{i}/fc_out"] = 0.0 if block.zero_branch else 1.0
+    if model.head is not None:
+        own["head"] = 1.0
     return {
         path: _sigma2(init, kernels[path].view, path) if path in kernels else sigma2
         for path, sigma2 in own.items()
@@ -100,7 +102,9 @@ def resnet_variances(model, sigma2: dict[str, float], q_x: float) -> dict[str, f
             h = h / (h + eps)
             q[f"blocks/{i}/norm"] = h
         q[f"blocks/{i}"] = h
-    q["(model)"] = h
+    if model.head is not None:  # a linear readout of the stream
+        q["head"] = sigma2["head"] * h
+    q["(model)"] = q.get("head", h)
     return q
 
 
