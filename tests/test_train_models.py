@@ -228,6 +228,10 @@ def test_mup_for_a_model_infers_table_3_per_parameter():
     assert sgd["ln_f/scale"].lr_factor == 4
     assert sgd["head/kernel"].lr_factor == 1 / 4
     assert sgd["head/bias"].lr_factor == 1
+    # the standard parametrization: the same roles, every factor 1
+    standard = TrainGrid(**{**kw, "parametrization": "standard"}).layer_rules(width=32)
+    assert [r.role for r in standard] == list(roles.values())
+    assert all(r.lr_factor == r.variance_factor == 1 for r in standard)
     # at the base width every factor is 1
     assert all(r.lr_factor == r.variance_factor == 1 for r in TrainGrid(**kw).layer_rules(width=8))
     # the readout: the standard model's head times sqrt(1/4), or zeros

@@ -50,8 +50,21 @@ measures), with the same optimizers, evaluation, checkpoints and resume;
 ``restore_model(out, init=..., seed=..., model=make)`` gives a trained module back. On an
 accelerator its models are vmapped as the MLP's; on XLA:CPU each (model, step) is a call of
 its own, since a vmapped convolution becomes a grouped one and a convolution's gradient
-inside a compiled loop runs about 7× slower there. μP, ``keep_params`` and
-``record_stats_at`` are the MLP's.
+inside a compiled loop runs about 7× slower there. ``record_stats_at`` records every output
+the model's sweep captures, by path (``result.attrs["layers"]``); ``keep_params`` is the
+MLP's.
+
+μP for your model. With ``width=[...]`` the factory takes the width,
+``make(rngs, *, width)``, and ``parametrization="mup"`` applies the table below to it as
+microsoft/mup's ``set_base_shapes`` does for torch: a dim grows with width where the model at
+``base_width`` and at twice it differ; a kernel of a Linear, LinearGeneral, Conv or
+ConvTranspose is a hidden weight when its module's fan-in and fan-out grow, the output
+weight when only its fan-in does, an input weight when only its fan-out does; every other
+parameter growing along one axis (biases, norms, embeddings) is a vector, as the table's
+biases (:meth:`TrainGrid.layer_rules` lists each parameter's role and factors). Scale the
+attention logits by 1/d (:func:`jaxinit.models.mup_attention`), as TP5 prescribes; the zoo's
+``Transformer(attention_scale="1/d")`` does. ``sweeps/coord_check.py --model transformer``
+checks it.
 
 Width, learning rate and μP. ``TrainGrid(width=[64, 256, 1024], learning_rate=[1e-3,
 3e-3], optimizer="adam", parametrization="mup")`` adds the dims ``width`` (every

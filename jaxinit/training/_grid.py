@@ -667,13 +667,14 @@ class TrainGrid(GridBase):
     def _rules_of_model(self, width: int | None) -> list:
         cache = self._model_rules
         if width not in cache:
-            if width is None or self.parametrization == "standard":
-                shapes = nnx.eval_shape(lambda: self._factory(width)(nnx.Rngs(0)))
+            if width is None:  # no width dim: nothing grows
+                shapes = nnx.eval_shape(lambda: self.model(nnx.Rngs(0)))
                 rules = _mup.model_rules("standard", "sgd", shapes, shapes, shapes)
-            else:
+            else:  # the roles against the base (the smallest width under the standard one)
+                base = self.base_width or min(dim_values(self.width))
                 models = [
                     nnx.eval_shape(lambda w=w: self.model(nnx.Rngs(0), width=w))
-                    for w in (width, self.base_width, 2 * self.base_width)
+                    for w in (width, base, 2 * base)
                 ]
                 rules = _mup.model_rules(self.parametrization, self._kind(), *models)
             cache[width] = rules
