@@ -118,6 +118,17 @@ def architecture(model: str, parametrization: str, *, hidden_layers: int) -> dic
     return {"hidden": (1,) * hidden_layers, "activations": "relu"}
 
 
+TRANSFORMER_EVAL = 1000  # the Transformer's evaluation examples (see eval_data)
+
+
+def eval_data(model: str, x: np.ndarray, y: np.ndarray) -> tuple | None:
+    """What the μP sweeps evaluate on (their summaries use the training loss only): the
+    training data for the MLP (train's default), its first TRANSFORMER_EVAL examples for the
+    Transformer, whose full pass over 60000 images of 28 tokens at width 256 costs more
+    than its training (about 5 TFLOP a model)."""
+    return (x[:TRANSFORMER_EVAL], y[:TRANSFORMER_EVAL]) if model == "transformer" else None
+
+
 def add_model_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",

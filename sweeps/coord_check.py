@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
             mup_output=args.mup_output,
             model=args.model,
         )
-        results[par] = ji.train(grid, (x, y), out=args.out / f"train_{par}")
+        evals = _common.eval_data(args.model, x, y)
+        results[par] = ji.train(grid, (x, y), evals, out=args.out / f"train_{par}")
     summary = _common.write_summary(
         args.out,
         {

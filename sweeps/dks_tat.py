@@ -137,7 +137,7 @@ def figure(labels, c, c_maps, steps, loss, best, resnet_curves=None) -> Figure:
     ax_c.set_xlim(-1, 1)
     ax_c.legend(fontsize=7, frameon=False)
     ax_l.set(xlabel="step", ylabel=f"training loss ({window}-step mean)", yscale="log",
-             title="Adam, best rate; solid orthogonal, dashed lecun_normal")  # fmt: skip
+             title="Adam, best rate: solid orthogonal, dashed LeCun")  # fmt: skip
     ax_l.title.set_fontsize(9)
     ax_l.legend(fontsize=7, frameon=False)
     return fig
