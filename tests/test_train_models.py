@@ -317,3 +317,27 @@ def test_transformer_coord_check_is_flat_under_mup_and_grows_under_standard(mnis
     assert len(fig.axes[0].lines) == len(shown)
     with pytest.raises(ValueError, match=r"layers \['nope'\] are not among.*'embed'"):
         ji.report.size_vs_width(res, layers=["nope"])
+
+
+def test_a_models_statistics_vmapped_equal_one_model_at_a_time():
+    """The accelerators' layout (vmap over models) of model_batch_stats against the CPU's
+    (lax.map, one model at a time), on the same stacked models: one capture, either way."""
+    from jaxinit.training import _program, _run
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 3, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    grid = TrainGrid(model=functools.partial(_transformer, width=8), inits=["he_normal"],
+                     seeds=2, steps=1, batch_size=None, record_stats_at=[0])  # fmt: skip
+    run, d_out = _run._prepare(grid, x, y, x, y, None)
+    group = _run._groups(grid, x.shape[1], d_out, run.mesh, run.size)[0]
+    prog = group.prog._replace(tx=None, length=0)
+    stats = [
+        _program.model_batch_stats(
+            prog._replace(map_models=m), run.mesh, group.params, run.x, run.y, None
+        )
+        for m in (True, False)
+    ]
+    assert set(stats[0]) == set(_program.STAT_FIELDS)
+    for k, v in stats[0].items():
+        np.testing.assert_allclose(v, stats[1][k], rtol=MODEL_RTOL, atol=MODEL_ATOL, err_msg=k)
