@@ -522,7 +522,7 @@ class TrainGrid(GridBase):
                 "model, or select it with rule=)"
             )
         object.__setattr__(self, "rule", checked_rule("TrainGrid", self.rule))
-        object.__setattr__(self, "_model_rules", {})  # width -> rules, filled on first use
+        object.__setattr__(self, "_model_rules", {})  # width -> (rules, shapes), on first use
 
     def _resolve_optimizer(self) -> Any:
         """The optimizer spec, with the default's rate left out when the rate is a field."""
@@ -665,11 +665,16 @@ class TrainGrid(GridBase):
         )
 
     def _rules_of_model(self, width: int | None) -> list:
+        return self._model_at(width)[0]
+
+    def _model_at(self, width: int | None) -> tuple[list, Any]:
+        """The model's rules at ``width`` and its parameters' shapes (``nnx.State``), traced
+        abstractly once per width."""
         cache = self._model_rules
         if width not in cache:
             if width is None:  # no width dim: nothing grows
-                shapes = nnx.eval_shape(lambda: self.model(nnx.Rngs(0)))
-                rules = _mup.model_rules("standard", "sgd", shapes, shapes, shapes)
+                models = [nnx.eval_shape(lambda: self.model(nnx.Rngs(0)))] * 3
+                rules = _mup.model_rules("standard", "sgd", *models)
             else:  # the roles against the base (the smallest width under the standard one)
                 base = self.base_width or min(dim_values(self.width))
                 models = [
@@ -677,7 +682,7 @@ class TrainGrid(GridBase):
                     for w in (width, base, 2 * base)
                 ]
                 rules = _mup.model_rules(self.parametrization, self._kind(), *models)
-            cache[width] = rules
+            cache[width] = (rules, nnx.state(models[0], nnx.Param))
         return cache[width]
 
     def _factory(self, width: int | None) -> Any:
@@ -690,9 +695,8 @@ class TrainGrid(GridBase):
         """The learning-rate factors as a pytree shaped like the parameters (fans beyond
         the hidden widths do not change them: the ratios of d_in and d_out are 1)."""
         if self.model is not None:
-            rules = {r.param: r.lr_factor for r in self._rules_of_model(width)}
-            shapes = nnx.state(nnx.eval_shape(lambda: self._factory(width)(nnx.Rngs(0))), nnx.Param)
-            return _mup.model_factors(rules, shapes)
+            rules, shapes = self._model_at(width)
+            return _mup.model_factors({r.param: r.lr_factor for r in rules}, shapes)
         rules = self.layer_rules(d_in, d_out, width=width)
         shapes = _param_shapes(d_in, self.hidden_at(width), d_out)
         return jax.tree.unflatten(jax.tree.structure(shapes), [r.lr_factor for r in rules])

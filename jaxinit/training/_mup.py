@@ -164,7 +164,7 @@ def _fans(model: Any) -> dict[str, tuple[int, int]]:
     for path, module in nnx.iter_modules(model):
         if not isinstance(module, KERNEL_TYPES):
             continue
-        p = "/".join(filter(None, (path_str(path), "kernel")))
+        p = path_str((*path, "kernel"))
         if isinstance(module, nnx.Einsum):
             raise ValueError(
                 f"TrainGrid: parametrization='mup' needs each kernel's fans at every width; the "
@@ -288,7 +288,7 @@ def scale_readout(
     for path, module in nnx.iter_modules(model):
         if not isinstance(module, KERNEL_TYPES):
             continue
-        name = "/".join(filter(None, (path_str(path), "kernel")))
+        name = path_str((*path, "kernel"))
         if name in factor:
             w = module.kernel.get_value()
             if output_init is not None:

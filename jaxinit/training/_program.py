@@ -259,7 +259,7 @@ def model_batch_stats(prog: Program, mesh: Mesh, params, x, y, rows):
         with tap(model, probes=probes) as outputs:
             logits = model(xb)
         kernels = {
-            path_str(q) or ROOT: "/".join(filter(None, (path_str(q), "kernel")))
+            path_str(q) or ROOT: path_str((*q, "kernel"))
             for q, m in nnx.iter_modules(model)
             if isinstance(m, KERNEL_TYPES)
         }
