@@ -199,12 +199,14 @@ def two_sample_variance_rtol(n: int, distribution: str) -> float:
 # with V' = 1 - O(δ) only to about eps / (1 - V') ≈ 6e-8 / 1e-4 = 6e-4 relative; 3× that.
 THEORY_NEAR_CRITICAL_RTOL = 2e-3
 
-# The coord check on synthetic data (tests/test_mup.py): 4 hidden ReLU layers of widths
-# 32..256, Adam at 1e-3, 20 steps, 8 seeds averaged. Measured on three disjoint sets of 8
-# seeds (2026-12-03): the standard parametrization's output slope was 0.663 (sd 0.041
-# between the sets); under μP (zero output init) the largest |slope| of any layer was
-# 0.096 (sd 0.073). COORD_SLOPE_SPLIT lies 3.5 sd above μP's worst and 7.6 sd below
-# standard's output.
+# The coord check on synthetic data (tests/test_mup.py): 4 hidden ReLU layers of widths 32
+# and 256 (the slope between the two: 32, 64, 128, 256 cost twice the compilation for the
+# same reading), Adam at 1e-3, 20 steps, 8 seeds averaged. Measured on the seed sets 0-7,
+# 8-15, 16-23 (2026-12-07): the standard parametrization's output slope 0.604, 0.731, 0.726
+# (mean 0.687, sd 0.072); under μP (zero output init) the largest |slope| of any layer 0.152,
+# 0.137, 0.101 (mean 0.130, sd 0.026). COORD_SLOPE_SPLIT lies 8 sd above μP's mean and 4.7 sd
+# below the standard output's. (With the four widths: 0.619, 0.729, 0.742 and 0.115, 0.127,
+# 0.096.)
 COORD_SLOPE_SPLIT = 0.35
 
 # optax.inject_hyperparams holds Adam's b2 as a float32 array: 1 - float32(0.999) is off
@@ -310,9 +312,11 @@ EMPIRICAL_MLP_DIST = 0.15
 EMPIRICAL_CNN_DIST = 0.3
 
 # The Transformer's coord check (tests/test_train_models.py, sweeps/coord_check.py's
-# make_grid(model="transformer")): MNIST rows as tokens, widths 16, 32, 64, Adam at 1e-2, 10
+# make_grid(model="transformer")): MNIST rows as tokens, widths 16 and 64, Adam at 1e-2, 10
 # steps, 2 seeds averaged; the largest slope among the blocks', attention's and MLPs' outputs.
 # Measured on three disjoint pairs of seeds (2026-12-07): standard 0.815, 0.843, 0.881 (mean
 # 0.846, sd 0.033); μP's largest |slope| 0.230, 0.199, 0.086 (mean 0.172, sd 0.076). The split
-# lies 4.3 sd above μP's mean and 10 sd below the standard one's.
+# lies 4.3 sd above μP's mean and 10 sd below the standard one's. (Widths 16, 32, 64 give the
+# same slopes: a least-squares line through equally spaced log-widths has the end points'
+# slope; the middle width would cost a third more compilation and tell nothing.)
 TRANSFORMER_COORD_SLOPE_SPLIT = 0.5
