@@ -27,7 +27,7 @@ def test_coord_check_quick(tmp_path, mnist_dir):
     layers = ["layer_1", "layer_2", "layer_3", "layer_4", "output"]
     assert set(summary["slopes"]) == set(coord_check.PARAMETRIZATIONS)
     assert all(list(s) == layers for s in summary["slopes"].values())
-    assert np.shape(summary["sizes"]["mup"]["output"]) == (3, 5)  # (width, step 0..4)
+    assert np.shape(summary["sizes"]["mup"]["output"]) == (2, 5)  # (width, step 0..4)
     assert summary["sizes"]["mup"]["output"][0][0] == 0  # μP's zero output init: logits 0 at step 0
     assert (tmp_path / "coord_check.png").stat().st_size > 0
     page = (tmp_path / "report.html").read_text()

@@ -67,7 +67,14 @@ Example:
   15.8
 """
 
-from jaxinit.theory._conv_kernels import conv_kernels
+from jaxinit.theory._conv_kernels import (
+    FILTER_VARIANCES,
+    ConvVariance,
+    conv_kernels,
+    conv_variance,
+    filter_spectrum,
+    spatial_modes,
+)
 from jaxinit.theory._empirical import empirical_ntk
 from jaxinit.theory._fixed_points import (
     Q_STAR_TOL,
@@ -96,8 +103,10 @@ from jaxinit.theory._residual import residual_kernels
 from jaxinit.theory._transforms import transform
 
 __all__ = [
+    "FILTER_VARIANCES",
     "Q_MAX",
     "Q_STAR_TOL",
+    "ConvVariance",
     "DepthScales",
     "FixedPoint",
     "Kernels",
@@ -106,10 +115,12 @@ __all__ = [
     "c_map",
     "chi1",
     "conv_kernels",
+    "conv_variance",
     "critical_sigma_w2",
     "depth_scales",
     "divergence_sigma_w2",
     "empirical_ntk",
+    "filter_spectrum",
     "kernels",
     "phase_diagram",
     "predict",
@@ -119,6 +130,7 @@ __all__ = [
     "residual_kernels",
     "sigma_b2",
     "sigma_w2",
+    "spatial_modes",
     "transform",
     "variance_map",
 ]

@@ -35,14 +35,17 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from typing import Any
+import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from jaxinit._checks import check_choice, check_int
+from jaxinit._host import check_memory
 from jaxinit.activations import Activation
 from jaxinit.theory._kernels import (
     _PAIRS_PER_BATCH,
@@ -54,11 +57,22 @@ from jaxinit.theory._kernels import (
     check_first_layer,
     warn_overflow,
 )
-from jaxinit.theory._quadrature import activation_of
+from jaxinit.theory._quadrature import activation_of, check_domain, second_moment
 
-__all__ = ["PADDINGS", "conv_kernels"]
+__all__ = [
+    "FILTER_VARIANCES",
+    "PADDINGS",
+    "ConvVariance",
+    "conv_kernels",
+    "conv_variance",
+    "filter_spectrum",
+    "spatial_modes",
+]
 
 PADDINGS = ("SAME", "CIRCULAR")
+# how a convolution's weight variance is spread over its filter's offsets: evenly (He,
+# Glorot, LeCun: every tap i.i.d.), or all at the centre (delta-orthogonal, Xiao et al. 2018)
+FILTER_VARIANCES = ("uniform", "delta")
 
 
 def _shift(a: Array, d: tuple[int, int], axes: tuple[int, int], padding: str) -> Array:
@@ -78,6 +92,14 @@ def _shift(a: Array, d: tuple[int, int], axes: tuple[int, int], padding: str) ->
     return out
 
 
+def _offsets(filter_shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """lax.conv's SAME offsets: centred for odd sizes (3: -1, 0, 1), one more after for
+    even ones (2: 0, 1); CIRCULAR takes the same window. Offset (0, 0) is always one."""
+    return list(
+        itertools.product(*(range(-((f - 1) // 2), f - (f - 1) // 2) for f in filter_shape))
+    )
+
+
 def _conv(k: Array, offsets, padding: str, pos1: tuple[int, int], pos2=None) -> Array:
     """The mean over offsets d of ``k`` at (i + d, j + d): ``pos1`` are i's axes, ``pos2``
     j's (None: a position-diagonal array, one set of axes)."""
@@ -92,11 +114,7 @@ def _conv(k: Array, offsets, padding: str, pos1: tuple[int, int], pos2=None) -> 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _run(act, depth: int, filter_shape, padding: str, same: bool, x1, x2, w, b) -> Kernels:
-    # lax.conv's SAME offsets: centred for odd sizes (3: -1, 0, 1), one more after for even
-    # ones (2: 0, 1); CIRCULAR takes the same window
-    offsets = list(
-        itertools.product(*(range(-((f - 1) // 2), f - (f - 1) // 2) for f in filter_shape))
-    )
+    offsets = _offsets(filter_shape)
     c = x1.shape[-1]
     # (n1, n2, H, W, H, W): x1 at (i), x2 at (j); q: each input's per-position variance
     k = w * _conv(jnp.einsum("ahwc,bxyc->ahwbxy", x1, x2) / c, offsets, padding, (1, 2), (4, 5))
@@ -141,9 +159,9 @@ def _run(act, depth: int, filter_shape, padding: str, same: bool, x1, x2, w, b) 
     return Kernels(nngp, ntk)
 
 
-def _check_images(name: str, x: Any) -> Array:
+def _check_images(name: str, x: Any, who: str = "conv_kernels") -> Array:
     layout = "images (n, height, width, channels)"
-    return _check_x(name, x, who="conv_kernels", layout=layout)
+    return _check_x(name, x, who=who, layout=layout)
 
 
 def conv_kernels(
@@ -212,14 +230,197 @@ def conv_kernels(
     return out
 
 
-def _check_filter(filter_shape: Any) -> tuple[int, int]:
+def _check_filter(filter_shape: Any, who: str = "conv_kernels") -> tuple[int, int]:
     """``(kh, kw)``, two integers >= 1 (numpy's too, a list as well as a tuple)."""
     try:
         pair = tuple(operator.index(f) for f in filter_shape)
     except TypeError:
         pair = ()
     if len(pair) != 2 or min(pair) < 1 or any(isinstance(f, bool) for f in filter_shape):
-        raise ValueError(
-            f"conv_kernels: filter_shape must be a pair of ints >= 1; got {filter_shape!r}"
-        )
+        raise ValueError(f"{who}: filter_shape must be a pair of ints >= 1; got {filter_shape!r}")
     return pair
+
+
+class ConvVariance(NamedTuple):
+    """Per-position variances of a CNN's convolution outputs (:func:`conv_variance`)."""
+
+    q: Array  # (n, depth, H, W): E[z_l²] at each position, layer 0 the first convolution's
+    modes: Array  # (n, depth, H, W): spatial_modes(q), each Fourier mode's relative amplitude
+    spectrum: Array  # (H, W): filter_spectrum, a mode's factor per layer (see conv_variance)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _variance_run(act, filter_shape, padding: str, delta: bool, m, w, b) -> Array:
+    offsets = _offsets(filter_shape)
+
+    def spread(f):  # Σ_d v_d f(α + d): the filter's variance over its offsets
+        return f if delta else _conv(f, offsets, padding, (1, 2))
+
+    # E[φ(√q z)²] at every position: the MLP's length map (variance_map's) entry by entry
+    moment = jax.vmap(lambda q: second_moment(act, 0.0, q))
+
+    def layer(q, wb):  # one program for every layer: compile time does not grow with depth
+        nxt = wb[0] * spread(moment(q.reshape(-1)).reshape(q.shape)) + wb[1]
+        return nxt, nxt
+
+    q1 = w[0] * spread(m) + b[0]  # (n, H, W)
+    _, rest = jax.lax.scan(layer, q1, (w[1:], b[1:]))
+    return jnp.concatenate([q1[None], rest]).swapaxes(0, 1)  # (n, depth, H, W)
+
+
+def _per_layer(who: str, name: str, value: Any, depth: int, dtype, positive: bool) -> Array:
+    """σ_w² or σ_b², a scalar or one per layer, as a ``(depth,)`` array of ``dtype``."""
+    shape = jnp.shape(value) if isinstance(value, jax.core.Tracer) else np.shape(value)
+    if shape not in ((), (depth,)):
+        raise ValueError(f"{who}: {name} must be a scalar or shaped ({depth},); got {shape}")
+    check_domain(who, name, value)
+    if positive and not isinstance(value, jax.core.Tracer) and not np.all(np.asarray(value) > 0):
+        raise ValueError(f"{who}: {name} must be > 0; got {value!r}")
+    return jnp.broadcast_to(jnp.asarray(value, dtype), (depth,))
+
+
+def spatial_modes(q: ArrayLike) -> Array:
+    r"""The relative amplitude of each spatial Fourier mode of ``q`` over its last two axes:
+    :math:`|\hat q_k| / |\hat q_0|` with :math:`\hat q_k = \sum_\alpha q_\alpha
+    e^{-2\pi i\,k\cdot\alpha / (H, W)}` (``numpy.fft.fft2``'s order: mode ``[0, 0]`` is the
+    spatial mean, 1 by construction; ``[1, 0]`` one period down the image). Apply it to
+    :func:`conv_variance`'s ``q`` or to a measured per-position variance alike.
+
+    Example:
+      >>> import numpy as np, jaxinit as ji
+      >>> q = 1 + 0.5 * np.cos(2 * np.pi * np.arange(8) / 8)[:, None] * np.ones((8, 8))
+      >>> np.round(ji.theory.spatial_modes(q)[:2, 0], 3)  # half of the mean, split ±k
+      Array([1.  , 0.25], dtype=float32)
+    """
+    q = jnp.asarray(q, jnp.result_type(q, jnp.float32))
+    if q.ndim < 2:
+        raise ValueError(f"spatial_modes: q needs two spatial axes (..., H, W); got {q.shape}")
+    f = jnp.abs(jnp.fft.fft2(q))
+    return (f / f[..., :1, :1]).astype(q.dtype)
+
+
+def filter_spectrum(
+    filter_shape: tuple[int, int], image_shape: tuple[int, int], filter_variance: str = "uniform"
+) -> Array:
+    r""":math:`\lambda_k = |\sum_d v_d\, e^{2\pi i\, k \cdot d / (H, W)}|`, the factor by which
+    one convolution multiplies spatial mode ``k`` of a per-position variance (or of any
+    function of position) on an ``image_shape`` torus, with :math:`v_d` the share of the weight
+    variance at filter offset :math:`d` (Xiao et al. 2018, §2.4): ``"uniform"`` (:math:`1/|F|`
+    each, He/Glorot/LeCun) or ``"delta"`` (all at the centre: delta-orthogonal, every
+    :math:`\lambda_k = 1`). ``(H, W)`` in :func:`spatial_modes`' order.
+
+    Example:
+      >>> import jaxinit as ji
+      >>> lam = ji.theory.filter_spectrum((3, 3), (8, 8))
+      >>> round(float(lam[0, 0]), 4), round(float(lam[1, 0]), 4)  # (1 + 2 cos(2π/8)) / 3
+      (1.0, 0.8047)
+    """
+    filter_shape = _check_filter(filter_shape, "filter_spectrum")
+    image_shape = _check_filter(image_shape, "filter_spectrum")
+    filter_variance = check_choice(
+        "filter_spectrum: filter_variance", filter_variance, FILTER_VARIANCES
+    )
+    if filter_variance == "delta":
+        return jnp.ones(image_shape, jnp.float32)
+    k = [jnp.arange(n) / n for n in image_shape]
+    phase = sum(
+        jnp.exp(2j * jnp.pi * (k[0][:, None] * d0 + k[1][None, :] * d1))
+        for d0, d1 in _offsets(filter_shape)
+    )
+    return (jnp.abs(phase) / (filter_shape[0] * filter_shape[1])).astype(jnp.float32)
+
+
+def conv_variance(
+    activation: str | Activation,
+    x: ArrayLike,
+    *,
+    depth: int,
+    sigma_w2: ArrayLike,
+    sigma_b2: ArrayLike,
+    filter_shape: tuple[int, int] = (3, 3),
+    padding: str = "SAME",
+    filter_variance: str = "uniform",
+) -> ConvVariance:
+    r"""The infinite-width variance of every convolution's output at every position: the
+    diagonal of :func:`conv_kernels`' recursion, layer by layer, for a filter whose weight
+    variance is spread evenly over its offsets or all at the centre (Xiao et al. 2018).
+
+    For an image :math:`x \in \mathbb{R}^{H\times W\times C}` and the zoo's
+    :class:`~jaxinit.models.CNN` (``depth`` × Conv -> φ), with :math:`m_\alpha = |x_\alpha|^2/C`,
+
+    .. math::
+       q_{1,\alpha} = \sigma_w^2 \sum_d v_d\, m_{\alpha+d} + \sigma_b^2, \qquad
+       q_{l+1,\alpha} = \sigma_w^2 \sum_d v_d\, \mathbb{E}[\varphi(\sqrt{q_{l,\alpha+d}}\,z)^2]
+       + \sigma_b^2,
+
+    :math:`v_d = 1/|F|` (``"uniform"``) or :math:`\delta_{d,0}` (``"delta"``), positions
+    beyond the edge zero (``"SAME"``) or wrapped (``"CIRCULAR"``). Under ``"delta"`` every
+    position follows the MLP's :func:`variance_map` on its own: the image's spatial structure
+    is kept at any depth. Under ``"uniform"`` and ``"CIRCULAR"``, spatial mode :math:`k` of
+    the profile is multiplied by :func:`filter_spectrum`'s :math:`\lambda_k \le 1` at each
+    layer where the map is linear (the relu family with :math:`\sigma_b^2 = 0`: then
+    ``modes[:, l] = spectrum**l * modes[:, 0]`` exactly), and near it in the linearization
+    about a uniform profile otherwise: every non-uniform mode fades, the slowest at the
+    lowest frequency, and a deep network sees only the image's mean. ``q`` is also the
+    expectation over random weights at any width for the relu family at
+    :math:`\sigma_b^2 = 0` (the map is linear): a finite CNN's seed mean measures it.
+
+    Args:
+      activation: an activation spec or :class:`~jaxinit.activations.Activation`.
+      x: ``(n, height, width, channels)`` images.
+      depth: the number of convolutions, an int >= 1.
+      sigma_w2: the weight variance σ_w² > 0 times the fan-in (channels × filter size for
+        ``"uniform"``; the centre's, channels, for ``"delta"``), a scalar or one per layer
+        ``(depth,)``. Delta-orthogonal at gain g from C_in to C_out >= C_in channels keeps
+        every position's norm times g: σ_w² = g² C_in / C_out (the zoo CNN's first layer
+        from 3 channels), g² after.
+      sigma_b2: the bias variance σ_b² >= 0, a scalar or ``(depth,)``.
+      filter_shape: the convolutions' ``(kh, kw)``.
+      padding: ``"SAME"`` or ``"CIRCULAR"``.
+      filter_variance: ``"uniform"`` or ``"delta"``.
+
+    Returns:
+      ``ConvVariance(q, modes, spectrum)``: ``q`` and ``modes`` ``(n, depth, H, W)``,
+      ``spectrum`` ``(H, W)``.
+
+    Example:
+      >>> import numpy as np, jaxinit as ji
+      >>> x = np.zeros((1, 8, 8, 1), np.float32); x[0, 2:6, 2:6] = 1  # a bright square
+      >>> he = ji.theory.conv_variance("relu", x, depth=10, sigma_w2=2.0, sigma_b2=0.0,
+      ...                              padding="CIRCULAR")
+      >>> delta = ji.theory.conv_variance("relu", x, depth=10, sigma_w2=2.0, sigma_b2=0.0,
+      ...                                 padding="CIRCULAR", filter_variance="delta")
+      >>> round(float(he.modes[0, -1, 1, 0] / he.modes[0, 0, 1, 0]), 4)  # λ = 0.8047, ^9
+      0.1415
+      >>> round(float(delta.modes[0, -1, 1, 0] / delta.modes[0, 0, 1, 0]), 4)  # kept
+      1.0
+    """
+    who = "conv_variance"
+    act = activation_of(activation)
+    depth = check_int(f"{who}: depth", depth, low=1)
+    padding = check_choice(f"{who}: padding", padding, PADDINGS)
+    filter_variance = check_choice(f"{who}: filter_variance", filter_variance, FILTER_VARIANCES)
+    filter_shape = _check_filter(filter_shape, who)
+    x = _check_images("x", x, who)
+    dtype = jnp.result_type(x.dtype, jnp.float32)
+    w = _per_layer(who, "sigma_w2", sigma_w2, depth, dtype, positive=True)
+    b = _per_layer(who, "sigma_b2", sigma_b2, depth, dtype, positive=False)
+    n, height, width = x.shape[:3]
+    check_memory(
+        f"{who}: depth={depth}",
+        3 * n * depth * height * width * jnp.dtype(dtype).itemsize,
+        f"{n} images × {depth:,} layers × {height}×{width} positions, twice",
+        "give fewer images or layers",
+    )
+    check_first_layer(who, act, dtype, (x,), w[0], b[0])
+    m = jnp.mean(jnp.square(x.astype(dtype)), -1)
+    q = _variance_run(act, filter_shape, padding, filter_variance == "delta", m, w, b)
+    if not isinstance(q, jax.core.Tracer) and not bool(jnp.isfinite(q).all()):
+        warnings.warn(
+            f"{who}: the variance overflowed {jnp.dtype(dtype).name} within {depth} layers "
+            "(σ_w² too large for this depth); the non-finite entries are not variances",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    spectrum = filter_spectrum(filter_shape, (height, width), filter_variance)
+    return ConvVariance(q, spatial_modes(q), spectrum)
