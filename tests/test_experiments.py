@@ -8,7 +8,7 @@ import pathlib
 import jax
 import numpy as np
 import pytest
-from _tolerances import THEORY_QUAD_ATOL, THEORY_QUAD_RTOL
+from _tolerances import MODEL_ATOL, MODEL_RTOL, THEORY_QUAD_ATOL, THEORY_QUAD_RTOL
 
 import jaxinit as ji
 from sweeps import seed_histograms
@@ -246,6 +246,24 @@ def test_big_grid_quick(tmp_path, capsys):
             assert text == f"{np.log10(pair['ratio_at_L']):+.2f}".replace("-", "−")
 
 
+def test_model_depth_s_profiles_are_the_zoo_cnns_own_forward():
+    """(c)'s scanned convolutions are the zoo CNN's (circular padding, kernels and biases
+    read from the built model): its pooled output and first convolution, within MODEL_RTOL
+    (the same sums, ordered by another program)."""
+    from sweeps import model_depth
+
+    s = model_depth.shapes(True)
+    x = model_depth.square_images(s)
+    grid = model_depth.modes_grid(s, 1, x)
+    for init in (model_depth.HE, model_depth.DELTA):
+        model = grid.build(0, init=init)
+        q, pooled = model_depth.conv_profiles(model, x)
+        assert q.shape == (s["modes_depth"], s["modes_image"], s["modes_image"])
+        np.testing.assert_allclose(pooled, model(x), rtol=MODEL_RTOL, atol=MODEL_ATOL)
+        first = np.mean(np.square(np.asarray(model.convs[0](x), np.float64)), (0, 3))
+        np.testing.assert_allclose(q[0], first, rtol=MODEL_RTOL)
+
+
 def test_model_depth_quick(tmp_path, capsys):
     from sweeps import model_depth
 
@@ -278,6 +296,16 @@ def test_model_depth_quick(tmp_path, capsys):
         > resnet["α = 1/√L"]["2"]["mean"]
         > resnet["zero branch"]["2"]["mean"]
     )
+    # (c) the spatial modes: at the first convolution delta-orthogonal's per-position
+    # variance is theory's exactly (an orthogonal centre keeps each position's norm)
+    modes = summary["cnn_modes"]
+    assert list(modes) == ["delta-orthogonal (gain √2)", "He"]
+    for k in ("k=1", "k=3", "k=5"):
+        first = modes["delta-orthogonal (gain √2)"][k]["conv 1"]
+        assert first["measured"] == pytest.approx(first["theory"], rel=1e-4)
+    he = modes["He"]["k=1"]
+    assert he["conv 3"]["theory"] < he["conv 1"]["theory"]  # He fades the modes
+    assert (tmp_path / "cnn_modes.png").stat().st_size > 10_000
     cnn = summary["cnn"]
     assert list(cnn) == ["He", "delta-orthogonal (gain √2)"]
     for rows in cnn.values():

@@ -51,8 +51,9 @@ cp "$out/trainability/trainability.png" "$gallery/trainability.png"
 run dks_tat  # about 5 minutes on 2 cores
 cp "$out/dks_tat/dks_tat.png" "$gallery/dks_tat.png"
 
-run model_depth  # about 4 minutes, nearly all of it compiling a 200-layer CNN
+run model_depth  # about 5 minutes: compiling a 200-layer CNN, and (c) building 32 of them
 cp "$out/model_depth/resnet_depth.png" "$gallery/model_resnet_depth.png"
 cp "$out/model_depth/cnn_depth.png" "$gallery/model_cnn_depth.png"
+cp "$out/model_depth/cnn_modes.png" "$gallery/model_cnn_modes.png"
 chmod 644 "$gallery"/*.png
 echo "gallery regenerated from $out"
