@@ -289,6 +289,14 @@ DKS_EQUATION_ATOL = 1e-8
 # (25 to 50% at α = 0.5) or a missing fan factor is far outside.
 RESIDUAL_BIAS_RTOL = 0.05
 
+# theory.predict of the zoo CNN against its sweep (tests/test_conv_variance.py): seed means held
+# to Z_SCORE standard errors from the seeds' own spread, plus a bias: relu's variance map is
+# linear, so the second moment has none at any width (conv_variance's docstring); the sweep's
+# pre_var is centred on the entries' sample mean, whose square is ~q / N with N >= channels ×
+# images = 512 effective entries: <= 0.2%. 1% leaves 5× that; a wrong fan (9 for 9·C), the
+# delta first layer's C_in/C_out (3/64) or a lost border (SAME: 0.7× by layer 4) is far outside.
+CNN_PREDICT_BIAS_RTOL = 0.01
+
 # CNN kernels against neural-tangents (tests/test_conv_kernels.py): both compute in float32;
 # each layer sums |F| = 9 shifted terms and n (HW)² pair expectations (closed forms for relu,
 # leaky relu and erf; jaxinit's quadrature for gelu against neural-tangents' closed form, ~2e-6

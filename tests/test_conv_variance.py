@@ -2,13 +2,14 @@
 closed forms (relu's linear map in Fourier space, the MLP's map per position, the border's
 share of the filter) and against a Monte-Carlo CNN drawn with jaxinit's initializers."""
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _tolerances import THEORY_QUAD_RTOL, Z_SCORE, theory_var_rtol
+from _tolerances import CNN_PREDICT_BIAS_RTOL, THEORY_QUAD_RTOL, Z_SCORE, theory_var_rtol
 
 import jaxinit as ji
 
@@ -177,3 +178,51 @@ def test_images_must_be_four_dimensional_and_modes_need_two_axes():
         ji.theory.conv_variance("relu", np.ones((4, 4, 3)), depth=2, sigma_w2=2.0, sigma_b2=0.0)
     with pytest.raises(ValueError, match=r"spatial_modes: q needs two spatial axes"):
         ji.theory.spatial_modes(np.ones(5))
+
+
+def _cnn_grid(padding, inits, seeds=16, rule=None):
+    make = functools.partial(
+        ji.models.CNN, in_channels=3, channels=64, depth=4, classes=None, padding=padding
+    )
+    extra = {} if rule is None else {"rule": rule}
+    return ji.ModelGrid(model=make, inits=inits, seeds=seeds, inputs="gaussian",
+                        input_shape=(8, 8, 8, 3), gradients=False, **extra)  # fmt: skip
+
+
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"])
+def test_predict_of_a_zoo_cnn_grid_is_its_sweep(padding):
+    """theory.predict of a ModelGrid of the zoo CNN: each convolution's variance, averaged
+    over positions as the sweep measures it, within Z_SCORE standard errors of the seed mean
+    plus CNN_PREDICT_BIAS_RTOL; the pooled output is left out (NaN)."""
+    inits = ["he_normal", "delta_orthogonal(scale=1.4142135623730951)", "glorot_normal"]
+    grid = _cnn_grid(padding, inits)
+    res, theory = ji.sweep(grid, progress=False), ji.theory.predict(grid)
+    assert theory.dims == res.dims
+    assert theory.attrs["layers"] == res.attrs["layers"]
+    assert "Xiao" in theory.attrs["theory"]
+    convs = [i for i, t in enumerate(res.attrs["layer_types"]) if t == "Conv"]
+    measured = np.asarray(res.pre_var, np.float64)[..., convs]  # (init, seed, layer)
+    mean, se = measured.mean(1), measured.std(1, ddof=1) / math.sqrt(len(grid.seeds))
+    want = np.asarray(theory.pre_var, np.float64)[:, 0][..., convs]
+    np.testing.assert_array_less(np.abs(mean - want), Z_SCORE * se + CNN_PREDICT_BIAS_RTOL * want)
+    assert np.isnan(theory.pre_var[..., -1]).all()  # (model): the pooled output
+    # delta-orthogonal from 3 to 64 channels keeps each position's norm: 2 · 3/64 throughout
+    np.testing.assert_allclose(want[1], 2 * 3 / 64, rtol=1e-5)
+    if padding == "SAME":  # He loses variance at the border, layer after layer
+        assert want[0, -1] < 0.8 * want[0, 0]
+    else:
+        np.testing.assert_allclose(want[0], 2.0, rtol=1e-5)
+
+
+def test_predict_refuses_a_cnn_that_mixes_filter_kinds_and_other_paddings():
+    rule = ji.models.kernels(exclude=r"^convs/0$")  # the first keeps nnx's lecun_normal
+    grid = _cnn_grid("SAME", ["delta_orthogonal"], seeds=1, rule=rule)
+    with pytest.raises(ValueError, match=r"mix delta-orthogonal and evenly spread filters"):
+        ji.theory.predict(grid)
+    grid = _cnn_grid("SAME", ["he_normal"], seeds=1, rule=rule)  # both even: predicted
+    assert np.isfinite(ji.theory.predict(grid).pre_var[..., :4]).all()
+    make = functools.partial(ji.models.CNN, in_channels=3, channels=8, depth=2, padding="VALID")
+    grid = ji.ModelGrid(model=make, inits=["he_normal"], seeds=1, inputs="gaussian",
+                        input_shape=(2, 8, 8, 3))  # fmt: skip
+    with pytest.raises(ValueError, match=r"padding 'VALID' is not 'SAME' or 'CIRCULAR'"):
+        ji.theory.predict(grid)

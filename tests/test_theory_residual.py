@@ -76,10 +76,10 @@ def test_a_kernel_the_rule_leaves_keeps_the_zoo_s_init():
 
 
 def test_models_without_a_theory_are_refused():
-    cnn = ji.ModelGrid(model=functools.partial(ji.models.CNN, in_channels=3, channels=4, depth=2),
-                       inits=["he_normal"], seeds=1, inputs="gaussian", input_shape=(2, 8, 8, 3))  # fmt: skip
-    with pytest.raises(ValueError, match=r"knows the zoo's residual network .* got CNN"):
-        ji.theory.predict(cnn)
+    mlp = ji.ModelGrid(model=functools.partial(ji.models.MLP, d_in=4, width=8, depth=2),
+                       inits=["he_normal"], seeds=1, inputs="gaussian", input_shape=(2, 4))  # fmt: skip
+    with pytest.raises(ValueError, match=r"knows the zoo's residual network .* and CNN .* got MLP"):
+        ji.theory.predict(mlp)
     with pytest.raises(
         ValueError,
         match=r"on 'inp': weight initializer 'ones' has mean 1.0 .* needs zero-mean weights",

@@ -86,7 +86,8 @@ class CNN(nnx.Module):
         check_int("CNN: depth", depth, low=1)
         check_int("CNN: channels", channels, low=1)
         k = check_int("CNN: kernel_size", kernel_size, low=1)
-        self.act = _act(activation)
+        self.activation = _activations.get(activation)  # what theory.predict reads back
+        self.act = self.activation.fn
         ins = [check_int("CNN: in_channels", in_channels, low=1), *[channels] * (depth - 1)]
         self.convs = nnx.List(
             [nnx.Conv(c, channels, (k, k), padding=padding, rngs=rngs) for c in ins]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import operator
 import warnings
 from typing import Any, NamedTuple
@@ -44,6 +45,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from jaxinit import initializers as _initializers
 from jaxinit._checks import check_choice, check_int
 from jaxinit._host import check_memory
 from jaxinit.activations import Activation
@@ -57,12 +59,14 @@ from jaxinit.theory._kernels import (
     check_first_layer,
     warn_overflow,
 )
+from jaxinit.theory._maps import weight_variance
 from jaxinit.theory._quadrature import activation_of, check_domain, second_moment
 
 __all__ = [
     "FILTER_VARIANCES",
     "PADDINGS",
     "ConvVariance",
+    "cnn_variances",
     "conv_kernels",
     "conv_variance",
     "filter_spectrum",
@@ -424,3 +428,44 @@ def conv_variance(
         )
     spectrum = filter_spectrum(filter_shape, (height, width), filter_variance)
     return ConvVariance(q, spatial_modes(q), spectrum)
+
+
+def cnn_variances(model, init, selected: set[str], x) -> dict[str, float]:
+    """The expected second moment of each convolution's output of the zoo's CNN, by path:
+    :func:`conv_variance`'s per-position variances, averaged over the images and positions
+    as the sweep's ``pre_var`` is. Each convolution's σ² is its init's variance times its
+    fan-in (the grid's init where the rule selected the kernel, nnx.Conv's lecun_normal, 1,
+    elsewhere), spread evenly over the filter or, under delta_orthogonal, at its centre;
+    the zoo's biases are zero. ``selected``: the paths of the kernels the grid's rule gave
+    ``init``; ``x``: the images. The pooled output and a head need the positions'
+    covariances (:func:`conv_kernels`) and are left out."""
+    who = "theory.predict"
+    convs = list(model.convs)
+    padding = str(convs[0].padding).upper()
+    if padding not in ("SAME", "CIRCULAR"):
+        raise ValueError(
+            f"{who}: the CNN's padding {convs[0].padding!r} is not 'SAME' or 'CIRCULAR'"
+        )
+    sigma2, spread = [], set()
+    for i, conv in enumerate(convs):
+        path = f"convs/{i}"
+        shape = (*conv.kernel_size, conv.in_features, conv.out_features)
+        chosen = init if path in selected else _initializers.lecun_normal()
+        try:
+            variance = float(weight_variance(chosen, shape))
+        except ValueError as err:
+            raise ValueError(f"{who}: on {path!r}: {err}") from None
+        sigma2.append(variance * math.prod(shape[:-1]))
+        spread.add("delta" if chosen.name == "delta_orthogonal" else "uniform")
+    if len(spread) > 1:
+        raise ValueError(
+            f"{who}: the CNN's convolutions mix delta-orthogonal and evenly spread filters "
+            "(the rule left some kernels their own init); conv_variance follows one kind"
+        )
+    q = conv_variance(
+        model.activation, x, depth=len(convs), sigma_w2=np.asarray(sigma2, np.float32),
+        sigma_b2=0.0, filter_shape=tuple(convs[0].kernel_size), padding=padding,
+        filter_variance=spread.pop(),
+    ).q  # fmt: skip
+    means = np.asarray(q, np.float64).mean((0, 2, 3))
+    return {f"convs/{i}": float(v) for i, v in enumerate(means)}

@@ -310,17 +310,19 @@ def predict(grid: Grid) -> Prediction:
     A ModelGrid of the zoo's residual network (:class:`jaxinit.models.ResNet`) gets the
     residual stream's mean field (:mod:`jaxinit.theory._residual`, Yang & Schoenholz 2017):
     ``pre_var`` of every captured output by path, in the sweep's ``(init, seed, layer)``
-    layout; other models are refused.
+    layout; one of the zoo's CNN (:class:`jaxinit.models.CNN`, "SAME" or "CIRCULAR") each
+    convolution's (:func:`conv_variance`, averaged over the images and positions; its
+    pooled output and head NaN); other models are refused.
 
     Args:
-      grid: the sweep's Grid, or a ModelGrid of ``ji.models.ResNet``.
+      grid: the sweep's Grid, or a ModelGrid of ``ji.models.ResNet`` or ``ji.models.CNN``.
 
     Returns:
       A :class:`Prediction` with the sweep's dims and coords and the fields above.
 
     Raises:
       TypeError: for anything but a Grid or ModelGrid.
-      ValueError: for a ModelGrid of another model than the zoo's ResNet.
+      ValueError: for a ModelGrid of another model than the zoo's ResNet or CNN.
       ValueError: for weight initializers with a nonzero mean (see :func:`sigma_w2`).
     """
     if isinstance(grid, ModelGrid):

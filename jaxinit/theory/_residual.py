@@ -1,5 +1,8 @@
 r"""Mean field of residual networks: the zoo's ResNet, in a ModelGrid sweep's layout.
 
+(``theory.predict`` of every ModelGrid comes here: :func:`predict_model` also dispatches the
+zoo's CNN to :func:`jaxinit.theory._conv_kernels.cnn_variances`.)
+
 Yang & Schoenholz (2017, *Mean Field Residual Networks: On the Edge of Chaos*,
 https://arxiv.org/abs/1712.08969) and Hayou et al. (2021, *Stable ResNet*,
 https://arxiv.org/abs/2010.12859) follow the variance of the residual stream
@@ -28,6 +31,7 @@ and polynomially for a bounded one (tanh: :math:`\mathbb{E}[\varphi^2] \le 1`, s
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +43,7 @@ from jaxinit import initializers as _initializers
 from jaxinit._checks import check_choice, check_int, check_real
 from jaxinit.activations import Activation
 from jaxinit.sweeping import INPUT_MOMENTS
+from jaxinit.theory._conv_kernels import cnn_variances
 from jaxinit.theory._kernels import (
     Kernels,
     _check_sigma,
@@ -108,27 +113,44 @@ def resnet_variances(model, sigma2: dict[str, float], q_x: float) -> dict[str, f
     return q
 
 
+def _images(grid) -> np.ndarray:
+    """A CNN grid's inputs as images: the array, or one image of the generator's E[x²]."""
+    if isinstance(grid.inputs, str):
+        _, height, width, _ = grid.input_shape
+        return np.full((1, height, width, 1), math.sqrt(_input_second_moment(grid)), np.float32)
+    return np.asarray(grid.inputs, np.float32)
+
+
 def predict_model(grid):
-    """``predict(model_grid)``: the zoo's ResNet, every captured output's ``pre_var``."""
-    from jaxinit.models import ResNet
+    """``predict(model_grid)``: the zoo's ResNet or CNN, every captured output's ``pre_var``."""
+    from jaxinit.models import CNN, ResNet
     from jaxinit.sweeping import _model_pass
     from jaxinit.theory._predict import Prediction
 
     model = nnx.eval_shape(lambda: grid.model(nnx.Rngs(0)))
-    if not isinstance(model, ResNet):
+    if not isinstance(model, ResNet | CNN):
         raise ValueError(
             "theory.predict: of ModelGrids, mean-field theory knows the zoo's residual network "
-            f"(ji.models.ResNet); got {type(model).__name__}"
+            f"(ji.models.ResNet) and CNN (ji.models.CNN); got {type(model).__name__}"
         )
     structure = _model_pass.structure(grid)
     kernels = {k.path: k for k in structure.kernels}
-    q_x = _input_second_moment(grid)
     layers = [layer.name for layer in structure.layers]
     pre_var = np.full((len(grid.inits), len(grid.seeds), len(layers)), np.nan, np.float32)
     for i, init in enumerate(grid.inits):
         init = _initializers.get(init)
-        q = resnet_variances(model, _model_sigma2(model, init, kernels), q_x)
+        if isinstance(model, CNN):
+            q = cnn_variances(model, init, set(kernels), _images(grid))
+        else:
+            q = resnet_variances(
+                model, _model_sigma2(model, init, kernels), _input_second_moment(grid)
+            )
         pre_var[i] = [q.get(name, np.nan) for name in layers]
+    theory = (
+        "per-position mean field of the convolutions (Xiao et al. 2018; theory.conv_variance)"
+        if isinstance(model, CNN)
+        else "mean field of the residual stream (Yang & Schoenholz 2017)"
+    )
     return Prediction(
         dims=("init", "seed"),
         coords=grid.coords(),
@@ -139,7 +161,7 @@ def predict_model(grid):
             "grid": grid.describe(),
             "layers": layers,
             "layer_types": [layer.type for layer in structure.layers],
-            "theory": "mean field of the residual stream (Yang & Schoenholz 2017)",
+            "theory": theory,
         },
     )
 
