@@ -74,6 +74,21 @@ def test_the_zoo_cnn_from_a_model_grid_is_near_its_limit():
     assert _distance(lambda s: grid.build(s, init="he_normal"), x, limit) < EMPIRICAL_CNN_DIST
 
 
+def test_the_zoo_resnet_read_by_a_head_is_near_its_limit():
+    """The zoo's ResNet without a norm (ModelGrid networks at width 1024) against
+    ``residual_kernels``' stream read by a linear head: Θ_f = σ_w² (K + Θ) (the head's
+    kernel term and its backpropagated one), within EMPIRICAL_MLP_DIST."""
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
+    make = functools.partial(ji.models.ResNet, d_in=8, width=1024, depth=2, alpha=0.5,
+                             norm=None, classes=1)  # fmt: skip
+    grid = ji.ModelGrid(model=make, inits=["he_normal"], seeds=EMPIRICAL_SEEDS,
+                        inputs="gaussian", input_shape=x.shape)  # fmt: skip
+    k = ji.theory.residual_kernels("relu", x, depth=2, alpha=0.5, sigma_w2=2.0, sigma_b2=0.0,
+                                   norm=None)  # fmt: skip
+    limit = 2.0 * (np.asarray(k.nngp) + np.asarray(k.ntk))
+    assert _distance(lambda s: grid.build(s, init="he_normal"), x, limit) < EMPIRICAL_MLP_DIST
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

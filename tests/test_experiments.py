@@ -264,6 +264,22 @@ def test_model_depth_s_profiles_are_the_zoo_cnns_own_forward():
         np.testing.assert_allclose(q[0], first, rtol=MODEL_RTOL)
 
 
+def test_ntk_width_quick(tmp_path):
+    from sweeps import ntk_width
+
+    summary = ntk_width.main(["--out", str(tmp_path), "--quick", "--seeds", "2"])
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert list(summary["models"]) == list(ntk_width.MODELS)
+    for model, r in summary["models"].items():
+        assert r["widths"] == list(ntk_width.widths(model, True))
+        assert all(
+            0 < lo <= m <= hi for lo, m, hi in zip(r["q10"], r["mean"], r["q90"], strict=True)
+        )
+        assert np.isfinite(r["slope"])
+    assert (tmp_path / "ntk_width.png").stat().st_size > 10_000
+    assert "Relative Frobenius distance" in (tmp_path / "report.html").read_text()
+
+
 def test_model_depth_quick(tmp_path, capsys):
     from sweeps import model_depth
 

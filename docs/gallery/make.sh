@@ -55,5 +55,7 @@ run model_depth  # about 5 minutes: compiling a 200-layer CNN, and (c) building 
 cp "$out/model_depth/resnet_depth.png" "$gallery/model_resnet_depth.png"
 cp "$out/model_depth/cnn_depth.png" "$gallery/model_cnn_depth.png"
 cp "$out/model_depth/cnn_modes.png" "$gallery/model_cnn_modes.png"
+run ntk_width  # about a minute
+cp "$out/ntk_width/ntk_width.png" "$gallery/ntk_width.png"
 chmod 644 "$gallery"/*.png
 echo "gallery regenerated from $out"
