@@ -58,6 +58,10 @@ References:
     https://arxiv.org/abs/2110.01765
   - Zhang et al. 2022, *Deep Learning without Shortcuts: Shaping the Kernel with Tailored
     Rectifiers* (TAT; :func:`transform`), https://openreview.net/forum?id=U0k7XNTiFEq
+  - Xiao et al. 2018, *Dynamical Isometry and a Mean Field Theory of CNNs* (a CNN's
+    per-position variance and its spatial modes: :func:`conv_variance`,
+    :func:`filter_spectrum`; its kernels: :func:`conv_kernels`),
+    https://arxiv.org/abs/1806.05393
 
 Example:
   >>> import jaxinit as ji
