@@ -391,7 +391,7 @@ def run_modes(s: dict, seeds: int) -> dict:
     x = square_images(s)
     grid = modes_grid(s, min(seeds, MODE_SEEDS), x)
     start = time.perf_counter()
-    out = {"seconds": 0.0, "seeds": len(grid.seeds)}
+    out = {"seeds": len(grid.seeds)}
     c = s["modes_channels"]
     for init, (sigma_w2, spread) in {
         HE: (2.0, "uniform"),

@@ -75,12 +75,12 @@ def limit(model: str, x: np.ndarray) -> np.ndarray:
     return SIGMA_W2 * (np.asarray(k.nngp, np.float64) + np.asarray(k.ntk, np.float64))
 
 
-def distances(model: str, width: int, seeds: int) -> np.ndarray:
-    """Each seed's ‖Θ̂ - Θ‖_F / ‖Θ‖_F at ``width``, on the ModelGrid's networks."""
+def distances(model: str, width: int, seeds: int, theta: np.ndarray) -> np.ndarray:
+    """Each seed's ‖Θ̂ - Θ‖_F / ‖Θ‖_F at ``width``, on the ModelGrid's networks; ``theta``
+    the limit (:func:`limit`, the same at every width)."""
     x = inputs(model)
     grid = ji.ModelGrid(model=factory(model, width), inits=["he_normal"], seeds=seeds,
                         inputs="gaussian", input_shape=x.shape)  # fmt: skip
-    theta = limit(model, x)
     out = []
     for seed in grid.seeds:
         net = grid.build(seed, init="he_normal")
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
     models = {}
     for model in MODELS:
         ws = widths(model, args.quick)
-        d = np.stack([distances(model, w, args.seeds) for w in ws])  # (width, seed)
+        theta = limit(model, inputs(model))
+        d = np.stack([distances(model, w, args.seeds, theta) for w in ws])  # (width, seed)
         mean = d.mean(1)
         models[model] = {
             "label": LABELS[model],

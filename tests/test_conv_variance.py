@@ -152,7 +152,6 @@ def test_a_finite_cnns_seed_mean_is_the_prediction_he_against_delta_orthogonal()
     he, delta = (np.asarray(theory[k][:, -1]) for k in ("he", "delta"))
     he, delta = he / he.mean((1, 2), keepdims=True), delta / delta.mean((1, 2), keepdims=True)
     assert np.abs(he / delta - 1).max() > 3 * theory_var_rtol(depth - 1, channels, seeds)
-    assert Z_SCORE >= 5
 
 
 @pytest.mark.parametrize(
@@ -224,5 +223,5 @@ def test_predict_refuses_a_cnn_that_mixes_filter_kinds_and_other_paddings():
     make = functools.partial(ji.models.CNN, in_channels=3, channels=8, depth=2, padding="VALID")
     grid = ji.ModelGrid(model=make, inits=["he_normal"], seeds=1, inputs="gaussian",
                         input_shape=(2, 8, 8, 3))  # fmt: skip
-    with pytest.raises(ValueError, match=r"padding 'VALID' is not 'SAME' or 'CIRCULAR'"):
+    with pytest.raises(ValueError, match=r"padding 'VALID' is not one of \('SAME', 'CIRCULAR'\)"):
         ji.theory.predict(grid)

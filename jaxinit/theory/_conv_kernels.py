@@ -59,7 +59,7 @@ from jaxinit.theory._kernels import (
     check_first_layer,
     warn_overflow,
 )
-from jaxinit.theory._maps import weight_variance
+from jaxinit.theory._maps import per_layer, weight_variance
 from jaxinit.theory._quadrature import activation_of, check_domain, second_moment
 
 __all__ = [
@@ -272,17 +272,6 @@ def _variance_run(act, filter_shape, padding: str, delta: bool, m, w, b) -> Arra
     return jnp.concatenate([q1[None], rest]).swapaxes(0, 1)  # (n, depth, H, W)
 
 
-def _per_layer(who: str, name: str, value: Any, depth: int, dtype, positive: bool) -> Array:
-    """σ_w² or σ_b², a scalar or one per layer, as a ``(depth,)`` array of ``dtype``."""
-    shape = jnp.shape(value) if isinstance(value, jax.core.Tracer) else np.shape(value)
-    if shape not in ((), (depth,)):
-        raise ValueError(f"{who}: {name} must be a scalar or shaped ({depth},); got {shape}")
-    check_domain(who, name, value)
-    if positive and not isinstance(value, jax.core.Tracer) and not np.all(np.asarray(value) > 0):
-        raise ValueError(f"{who}: {name} must be > 0; got {value!r}")
-    return jnp.broadcast_to(jnp.asarray(value, dtype), (depth,))
-
-
 def spatial_modes(q: ArrayLike) -> Array:
     r"""The relative amplitude of each spatial Fourier mode of ``q`` over its last two axes:
     :math:`|\hat q_k| / |\hat q_0|` with :math:`\hat q_k = \sum_\alpha q_\alpha
@@ -407,8 +396,12 @@ def conv_variance(
     filter_shape = _check_filter(filter_shape, who)
     x = _check_images("x", x, who)
     dtype = jnp.result_type(x.dtype, jnp.float32)
-    w = _per_layer(who, "sigma_w2", sigma_w2, depth, dtype, positive=True)
-    b = _per_layer(who, "sigma_b2", sigma_b2, depth, dtype, positive=False)
+    for name, value in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+        check_domain(who, name, value)
+    w = per_layer(who, "sigma_w2", sigma_w2, depth, dtype)
+    b = per_layer(who, "sigma_b2", sigma_b2, depth, dtype)
+    if not isinstance(sigma_w2, jax.core.Tracer) and not bool((w > 0).all()):
+        raise ValueError(f"{who}: sigma_w2 must be > 0; got {sigma_w2!r}")
     n, height, width = x.shape[:3]
     check_memory(
         f"{who}: depth={depth}",
@@ -442,10 +435,8 @@ def cnn_variances(model, init, selected: set[str], x) -> dict[str, float]:
     who = "theory.predict"
     convs = list(model.convs)
     padding = str(convs[0].padding).upper()
-    if padding not in ("SAME", "CIRCULAR"):
-        raise ValueError(
-            f"{who}: the CNN's padding {convs[0].padding!r} is not 'SAME' or 'CIRCULAR'"
-        )
+    if padding not in PADDINGS:
+        raise ValueError(f"{who}: the CNN's padding {convs[0].padding!r} is not one of {PADDINGS}")
     sigma2, spread = [], set()
     for i, conv in enumerate(convs):
         path = f"convs/{i}"

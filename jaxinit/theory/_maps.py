@@ -204,15 +204,19 @@ def propagate(
         f"{depth:,} layers × 5 numbers",
         "propagate fewer layers at a time, with the last layer's post_second as the next q0",
     )
-    per_layer = []
-    for name, value in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
-        value = jnp.asarray(value, dtype)
-        if value.shape not in ((), (depth,)):
-            raise ValueError(f"{name} must be a scalar or shaped ({depth},); got {value.shape}")
-        per_layer.append(jnp.broadcast_to(value, (depth,)))
-    return _propagate(
-        activation_of(activation), jnp.asarray(q0, dtype), jnp.stack(per_layer, axis=1)
-    )
+    wb = [
+        per_layer("propagate", n, v, depth, dtype)
+        for n, v in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2))
+    ]
+    return _propagate(activation_of(activation), jnp.asarray(q0, dtype), jnp.stack(wb, axis=1))
+
+
+def per_layer(who: str, name: str, value: ArrayLike, depth: int, dtype) -> Array:
+    """A σ² given as a scalar or one per layer, as a ``(depth,)`` array of ``dtype``."""
+    value = jnp.asarray(value, dtype)
+    if value.shape not in ((), (depth,)):
+        raise ValueError(f"{who}: {name} must be a scalar or shaped ({depth},); got {value.shape}")
+    return jnp.broadcast_to(value, (depth,))
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -137,14 +137,13 @@ def predict_model(grid):
     kernels = {k.path: k for k in structure.kernels}
     layers = [layer.name for layer in structure.layers]
     pre_var = np.full((len(grid.inits), len(grid.seeds), len(layers)), np.nan, np.float32)
+    inputs = _images(grid) if isinstance(model, CNN) else _input_second_moment(grid)
     for i, init in enumerate(grid.inits):
         init = _initializers.get(init)
         if isinstance(model, CNN):
-            q = cnn_variances(model, init, set(kernels), _images(grid))
+            q = cnn_variances(model, init, set(kernels), inputs)
         else:
-            q = resnet_variances(
-                model, _model_sigma2(model, init, kernels), _input_second_moment(grid)
-            )
+            q = resnet_variances(model, _model_sigma2(model, init, kernels), inputs)
         pre_var[i] = [q.get(name, np.nan) for name in layers]
     theory = (
         "per-position mean field of the convolutions (Xiao et al. 2018; theory.conv_variance)"
