@@ -10,14 +10,16 @@ rates and seeds stacked as data.
         [--steps 300] [--model transformer] [--data-dir ../shared/data/mnist]
 
 ``--model transformer`` trains the zoo's Transformer instead (MNIST's rows as 28 tokens,
-2 pre-LN blocks of 4 heads, ``d_model`` = width 32 to 128, 32 and 64 with ``--quick``;
-μP's attention logits scaled by 1/d), at rates 2⁻¹² to 2⁻⁴: any Flax model trains under
+2 pre-LN blocks of 4 heads, ``d_model`` = width 64 to 512, 32 and 64 with ``--quick``;
+μP's attention logits scaled by 1/d), at rates 2⁻¹³ to 2⁻⁵: any Flax model trains under
 μP through ``TrainGrid(model=make, width=[...], parametrization="mup")``.
 
 Expected: under μP the loss-against-rate curves of every width have their
 minimum at about the same rate; under the standard parametrization the best
 rate drifts down as width grows (at full scale, 2 seeds: μP's best is 2⁻⁷ at
-every width from 64 to 1024; the standard one falls from 2⁻⁸ to 2⁻¹⁰). Writes
+every width from 64 to 1024; the standard one falls from 2⁻⁸ to 2⁻¹⁰; the Transformer,
+1 seed, 100 steps: μP's 2⁻⁷ at 64 and 2⁻⁸ from 128 to 512, the standard one 2⁻⁹ at 64 down
+to 2⁻¹³ at 512). Writes
 ``summary.json`` (the best rate per width and parametrization; the final
 losses, ``(width, learning_rate)``), ``lr_transfer.png`` and ``report.html``. A
 killed run resumes from ``train_<parametrization>/``.
@@ -36,9 +38,9 @@ from sweeps import _common
 WIDTHS, QUICK_WIDTHS = (64, 128, 256, 512, 1024), (32, 64, 128)
 LEARNING_RATES = tuple(float(2.0**e) for e in range(-14, -1))  # 6e-5 .. 0.25, factors of 2
 QUICK_LEARNING_RATES = tuple(float(2.0**e) for e in range(-11, -1, 2))  # 5e-4 .. 0.125
-# a 2-core CPU trains a 256-wide one at about 0.2 s a step (11 GFLOP): wider is an accelerator's
-TRANSFORMER_WIDTHS, QUICK_TRANSFORMER_WIDTHS = (32, 64, 128), (32, 64)
-TRANSFORMER_LEARNING_RATES = tuple(float(2.0**e) for e in range(-12, -3))  # 2.4e-4 .. 0.0625
+# a 2-core CPU trains a 512-wide one at about 0.8 s a step (batch 64, 28 tokens)
+TRANSFORMER_WIDTHS, QUICK_TRANSFORMER_WIDTHS = (64, 128, 256, 512), (32, 64)
+TRANSFORMER_LEARNING_RATES = tuple(float(2.0**e) for e in range(-13, -4))  # 1.2e-4 .. 0.031
 QUICK_TRANSFORMER_LEARNING_RATES = tuple(float(2.0**e) for e in range(-11, -3, 2))
 PARAMETRIZATIONS = ("standard", "mup")  # TrainGrid's values: the summary's and figure's keys
 HIDDEN_LAYERS = 2

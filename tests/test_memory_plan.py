@@ -4,6 +4,8 @@ memory, and training runs that cannot fit refused before anything is drawn."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from jaxinit import _host, sweeping
 from jaxinit._dims import dim_values
 from jaxinit.sweeping import _plan
 from jaxinit.sweeping import _run as sweep_run
-from jaxinit.training import _run
+from jaxinit.training import EVAL_BATCH, _run
 
 H100, H200 = 80 * 10**9, 141 * 10**9
 STANDARD = dict(
@@ -113,6 +115,30 @@ def test_a_model_grid_on_cpu_needs_its_activations_once_not_once_per_model():
     assert looped.total(64) - looped.total(1) == 63 * looped.per_model
 
 
+def test_a_model_grid_evaluates_in_chunks_no_larger_than_its_training_step():
+    """A 512-wide Transformer (batch 64) was refused on a 24 GB host: its estimate counted
+    every intermediate of a 1000-example evaluation chunk. A model grid now evaluates at most
+    twice a mini-batch at a time, so evaluation never sets its memory; the MLP keeps
+    EVAL_BATCH (its intermediates are a few per layer)."""
+
+    def make(rngs):
+        return ji.models.Transformer(rngs, d_in=28, d_model=64, heads=4, depth=1, classes=10)
+
+    grid = ji.TrainGrid(model=make, inits=["he_normal"], seeds=1, batch_size=64)
+    assert _run.eval_rows(grid, 60000) == 128
+    assert _run.eval_rows(grid, 100) == 100  # fewer examples than that: one chunk
+    assert _run.eval_rows(dataclasses.replace(grid, batch_size=None), 60000) == EVAL_BATCH
+    mlp = ji.TrainGrid(inits=["he_normal"], seeds=1, hidden=(32,), batch_size=64)
+    assert _run.eval_rows(mlp, 60000) == EVAL_BATCH
+
+    def shared(n_eval):
+        return _run.training_bytes(
+            grid, 28, 10, 60000 + n_eval, n_eval=n_eval, example=(28, 28), one_at_a_time=True
+        ).shared
+
+    assert shared(10) == shared(10000)  # the training step's activations, whatever the eval
+
+
 def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
     """512 seeds of hidden (4096, 4096) with Adam died with SIGABRT; now a clear error."""
     monkeypatch.setattr(_run, "devices_memory", lambda devices: H100)
@@ -123,7 +149,7 @@ def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
         ji.train(grid, _mnist(), devices=jax.devices()[:1])
     # the estimate: 20.1M parameters a model, ×3 for parameters, gradients and update,
     # and Adam's two moments: 5 × 4 bytes each, about 0.37 GiB a model, plus activations
-    sizes = _run.training_bytes(grid, 784, 10, 128)
+    sizes = _run.training_bytes(grid, 784, 10, 2 * 256, n_eval=256)  # as train sees _mnist()
     one = sizes.per_model
     params = 784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
     assert 5 * 4 * params <= one <= 5 * 4 * params * 1.5  # and activations, a few rows

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every PNG of docs/gallery/ from the sweep scripts, full scale unless noted,
 # from the repository root: docs/gallery/make.sh [OUT]  (OUT: where the runs go, out/gallery).
-# MNIST comes from $JAXINIT_DATA or is downloaded. About 45 minutes on 2 CPU cores (lr_transfer alone about 12).
+# MNIST comes from $JAXINIT_DATA or is downloaded. About 75 minutes on 2 CPU cores (lr_transfer about 12, its Transformer about 36).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-out/gallery}
@@ -38,12 +38,12 @@ cp "$out/coord_check/coord_check.png" "$gallery/coord_check.png"
 
 run lr_transfer
 cp "$out/lr_transfer/lr_transfer.png" "$gallery/lr_transfer.png"
-# the zoo's Transformer, any model's μP (widths to 128: a 2-core CPU trains a 256-wide one at
-# about 0.2 s a step; 64 to 512 is an accelerator's); about 1 and 7 minutes
+# the zoo's Transformer, any model's μP; about 1 and 36 minutes (lr_transfer: widths 64 to 512,
+# 40 CPU-minutes, most of them the 512-wide models' 0.8 s steps)
 run_as() { rm -rf "$out/$1" && "$py" -m "sweeps.$2" --out "$out/$1" "${@:3}" > "$out/$1.log"; }
 run_as coord_check_transformer coord_check --model transformer --quick --learning-rate 0.01
 cp "$out/coord_check_transformer/coord_check.png" "$gallery/coord_check_transformer.png"
-run_as lr_transfer_transformer lr_transfer --model transformer --seeds 1 --steps 200
+run_as lr_transfer_transformer lr_transfer --model transformer --seeds 1 --steps 100
 cp "$out/lr_transfer_transformer/lr_transfer.png" "$gallery/lr_transfer_transformer.png"
 
 run trainability  # about 6 minutes of CPU (3.5 on 2 cores)

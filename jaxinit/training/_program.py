@@ -174,7 +174,7 @@ def init_opt(prog: Program, mesh: Mesh, params, lrs):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def evaluate(prog: Program, mesh: Mesh, params, x, y, weight):
-    """Mean loss and accuracy ``(models,)`` over ``x`` ``(chunks, EVAL_BATCH, d)``; padding has weight 0."""
+    """Mean loss and accuracy ``(models,)`` over ``x`` ``(chunks, rows, d)`` (rows: ``_run.eval_rows``); padding has weight 0."""
 
     def one(p):
         model = nnx.merge(prog.graphdef, p)

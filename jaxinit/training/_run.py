@@ -62,7 +62,7 @@ from jaxinit.training._program import (
 __all__ = ["TrainResult", "train"]
 
 SCAN_STEPS = 100  # steps per compiled call (the last call of a run masks what it does not need)
-EVAL_BATCH = 1000  # evaluation examples per forward pass
+EVAL_BATCH = 1000  # evaluation examples per forward pass (a model grid's: see eval_rows)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -358,7 +358,7 @@ class _Run(NamedTuple):
     size: int  # models per group, padded to a multiple of the devices
     x: jax.Array  # (n, d_in), on every device
     y: jax.Array  # (n,)
-    evals: tuple  # evaluation inputs, labels and weights, (chunks, EVAL_BATCH, ...)
+    evals: tuple  # evaluation inputs, labels and weights, (chunks, eval_rows, ...)
     rows: _Rows
 
     def pad_rows(self, r: np.ndarray | None, axis: int) -> np.ndarray | None:
@@ -385,12 +385,26 @@ class TrainingBytes(NamedTuple):
         return models * self.per_model + self.shared + self.data
 
 
+def eval_rows(grid: TrainGrid, n_eval: int) -> int:
+    """Evaluation examples per forward pass: :data:`EVAL_BATCH`, or all of them when fewer.
+    A model grid's are also at most twice a mini-batch, so that evaluating never needs
+    more memory than a training step (a mini-batch's values and cotangents): a model's
+    every intermediate can be large (a 512-wide Transformer of 2 blocks on MNIST's rows
+    counts about 7 GiB of them on 1000 examples; its training step on a mini-batch of 64,
+    values and cotangents, 0.9 GiB)."""
+    rows = min(EVAL_BATCH, n_eval)
+    if grid.model is not None and grid.batch_size:
+        rows = min(rows, 2 * grid.batch_size)
+    return max(1, rows)
+
+
 def training_bytes(
     grid: TrainGrid,
     d_in: int,
     d_out: int,
     n_data: int,
     *,
+    n_eval: int | None = None,
     example: tuple[int, ...] | None = None,
     one_at_a_time: bool = False,
 ) -> TrainingBytes:
@@ -399,8 +413,9 @@ def training_bytes(
     Per model, for the largest group: the parameters, their gradients and the new
     parameters (3×), the optimizer's state (its exact size, from
     ``jax.eval_shape`` of ``tx.init``), and a step's activations and their
-    cotangents on a mini-batch (or on an evaluation chunk, whichever is larger);
-    the data are copied to each device. Nothing is drawn to find it. With ``grid.model``
+    cotangents on a mini-batch (or on an evaluation chunk of :func:`eval_rows` of the
+    ``n_eval`` evaluation examples, default ``n_data``, whichever is larger); the data
+    (``n_data`` examples in all) are copied to each device. Nothing is drawn to find it. With ``grid.model``
     (whose examples have shape ``example``, default ``(d_in,)``) the activations are every
     intermediate value of its forward pass, twice (values and cotangents) on a mini-batch,
     once on an evaluation chunk (no backward pass), whichever is larger; with
@@ -408,6 +423,7 @@ def training_bytes(
     are needed once per device (``shared``), not once per model.
     """
     example = (d_in,) if example is None else tuple(example)
+    n_eval = n_data if n_eval is None else n_eval
     if grid.model is not None:
         worst = shared = 0
         for width in dim_values(grid.width):
@@ -428,7 +444,7 @@ def training_bytes(
                     if hasattr(v.aval, "shape")
                 )
 
-            step = max(2 * acts(grid.batch_size or n_data), acts(min(EVAL_BATCH, n_data)))
+            step = max(2 * acts(grid.batch_size or n_data), acts(eval_rows(grid, n_eval)))
             state = 3 * _nbytes(params) + _nbytes(opt)
             worst = max(worst, state + (0 if one_at_a_time else step))
             shared = max(shared, step if one_at_a_time else 0)
@@ -443,17 +459,21 @@ def training_bytes(
         )
         params = nnx.state(model, nnx.Param)
         opt = jax.eval_shape(grid.tx(width).tx.init, params)
-        rows = max(grid.batch_size or n_data, EVAL_BATCH)
+        rows = max(grid.batch_size or n_data, eval_rows(grid, n_eval))
         acts = 4 * rows * (d_in + 4 * sum(grid.hidden_at(width)) + 2 * d_out)
         worst = max(worst, 3 * _nbytes(params) + _nbytes(opt) + acts)
     return TrainingBytes(worst, 8 * n_data * (d_in + 1))
 
 
-def _check_memory(grid: TrainGrid, example: tuple, d_out: int, n_data: int, devices, size: int):
+def _check_memory(
+    grid: TrainGrid, example: tuple, d_out: int, n_data: int, n_eval: int, devices, size: int
+):
     """Refuses, before anything is drawn or compiled, a run that cannot fit on its devices."""
     per_device = size // len(devices)
     one = grid.model is not None and devices[0].platform == "cpu"  # as Program.map_models
-    sizes = training_bytes(grid, example[0], d_out, n_data, example=example, one_at_a_time=one)
+    sizes = training_bytes(
+        grid, example[0], d_out, n_data, n_eval=n_eval, example=example, one_at_a_time=one
+    )
     need, memory = sizes.total(per_device), devices_memory(devices)
     usable = MEMORY_HEADROOM * memory
     if need > usable:
@@ -828,8 +848,8 @@ def _prepare(grid: TrainGrid, x, y, xe, ye, devices) -> tuple[_Run, int]:
     d_out = 1 if grid.output == "sigmoid" else int(max(y.max(), ye.max())) + 1
     if grid.model is not None:
         d_out = _check_model(grid, x.shape[1:], d_out)
-    _check_memory(grid, x.shape[1:], d_out, len(x) + len(xe), devices, size)
-    everywhere, chunk = NamedSharding(mesh, P()), min(EVAL_BATCH, len(xe))
+    _check_memory(grid, x.shape[1:], d_out, len(x) + len(xe), len(xe), devices, size)
+    everywhere, chunk = NamedSharding(mesh, P()), eval_rows(grid, len(xe))
     evals = (_padded(xe, chunk), _padded(ye, chunk), _padded(np.ones(len(xe), np.float32), chunk))
     run = _Run(
         grid,
