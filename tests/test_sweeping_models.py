@@ -330,30 +330,43 @@ def test_a_chunk_over_the_memory_budget_is_refused_before_it_runs(tmp_path):
 
 
 class _Infinite(nnx.Module):
-    """One Linear, then an output whose first column is +inf and second NaN."""
+    """One Linear, then an output whose first column is +inf, second NaN and third -inf."""
 
     def __init__(self, rngs):
         self.fc = nnx.Linear(4, 4, rngs=rngs)
 
     def __call__(self, x):
         y = self.fc(x)
-        return jnp.where(jnp.arange(4) == 0, jnp.inf, y).at[:, 1].set(jnp.nan)
+        return (
+            jnp.where(jnp.arange(4) == 0, jnp.inf, y).at[:, 1].set(jnp.nan).at[:, 2].set(-jnp.inf)
+        )
 
 
-def test_nonfinite_counts_each_entry_of_a_captured_output_once():
+# 3 rows: the outputs are measured stacked by shape; 1100 rows (4400 > STACK_MAX entries):
+# each on its own
+@pytest.mark.parametrize("rows", [3, 1100])
+@pytest.mark.parametrize("gradients", [False, True])
+def test_nonfinite_counts_each_entry_of_a_captured_output_once(rows, gradients):
     """A model's captured output is both its pre- and post-activation: a NaN or inf entry
-    counts once (it counted twice before), finite layers count 0, and a layer that holds
-    them keeps its other statistics defined by the same rule as the MLP's (non-finite)."""
-    x = np.ones((3, 4), np.float32)
+    counts once (it counted twice before), by the output's own histogram (whose classes
+    tell NaN, -inf and +inf apart); -inf is below the histogram's range and +inf above, NaN
+    in neither; finite layers count 0, and a layer that holds them keeps its other
+    statistics defined by the same rule as the MLP's (non-finite)."""
+    x = np.ones((rows, 4), np.float32)
     grid = ji.ModelGrid(
-        model=_Infinite, inits=["he_normal", "lecun_normal"], seeds=2, inputs=x, gradients=False
+        model=_Infinite, inits=["he_normal", "lecun_normal"], seeds=2, inputs=x, gradients=gradients
     )
     res = ji.sweep(grid, progress=False)
     assert res.attrs["layers"] == ["fc", "(model)"]
     np.testing.assert_array_equal(res.nonfinite[..., 0], 0)
-    np.testing.assert_array_equal(res.nonfinite[..., 1], 3 + 3)  # a column of inf, one of NaN
+    np.testing.assert_array_equal(res.nonfinite[..., 1], 3 * rows)  # columns of inf, NaN, -inf
     assert np.isfinite(res.pre_var[..., 0]).all()
     assert not np.isfinite(res.pre_var[..., 1]).any()
+    below, above, hist = res.hist_below[..., 1], res.hist_above[..., 1], res.hist[..., 1, :]
+    assert (below >= rows).all()  # the -inf column
+    assert (above >= rows).all()  # the +inf column
+    total = hist.sum(-1) + below + above
+    np.testing.assert_array_equal(total, 3 * rows)  # every entry but the NaN column
 
 
 def test_a_cnn_with_gradients_runs_loop_free_on_cpu_and_equals_the_mapped_layout(monkeypatch):

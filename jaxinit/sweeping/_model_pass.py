@@ -319,12 +319,20 @@ def _layer_stats(outs: Sequence[jax.Array], hist, cosine: bool) -> LayerStats:
     most ``STACK_MAX`` entries are measured stacked by shape (a deep ResNet's blocks: one set
     of reductions for all of them), larger ones each on its own (XLA:CPU ran the stacked
     reductions of the any-model benchmark's Transformer, 256 × 1024 entries per output,
-    at half the speed; there the run, not the compile, is what costs). One check for all
-    layers decides whether to count non-finite entries (a non-finite entry makes its
+    at half the speed; there the run, not the compile, is what costs). Non-finite entries
+    are counted by each output's histogram (``layer_stats(same=True)``), with no branch:
+    a branch that read every output kept them all alive to the end of the pass, which
+    cost that Transformer 10% of its time. Without a histogram (training's statistics),
+    one check for all layers decides whether to count them (a non-finite entry makes its
     layer's mean non-finite): one branch in the program, not one per layer."""
     mats = [_matrix(t) for t in outs]
     measure = functools.partial(
-        layer_stats, saturation=(None, None), hist=hist, cosine=cosine, nonfinite=False
+        layer_stats,
+        saturation=(None, None),
+        hist=hist,
+        cosine=cosine,
+        same=True,
+        nonfinite=hist is not None,
     )
     stats: list[Any] = [None] * len(mats)
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -339,6 +347,8 @@ def _layer_stats(outs: Sequence[jax.Array], hist, cosine: bool) -> LayerStats:
         for j, i in enumerate(group):
             stats[i] = jax.tree.map(lambda a, j=j: a[j], result)
     stacked = _stacked(stats)
+    if hist is not None:
+        return stacked
 
     def count():
         return jnp.stack([jnp.sum(~jnp.isfinite(m), dtype=jnp.int32) for m in mats])
