@@ -137,6 +137,23 @@ class GridBase:
         object.__setattr__(self, "seeds", check_seeds(owner, self.seeds))
         object.__setattr__(self, "root_seed", check_root_seed(owner, self.root_seed))
 
+    def _check_float32(self) -> None:
+        """Refuses an initializer (in ``inits``, ``bias_inits`` or ``output_init``) that asks
+        for a dtype other than float32: every grid draws its weights in float32, so a label
+        such as ``he_normal(dtype='bfloat16')`` would name numbers it did not produce."""
+        owner = type(self).__name__
+        for field in ("inits", "bias_inits", "output_init"):
+            value = getattr(self, field, None)
+            for init in value if isinstance(value, tuple) else (value,):
+                dtype = getattr(init, "dtype", None)
+                if dtype is not None and np.dtype(dtype) != np.float32:
+                    raise ValueError(
+                        f"{owner}: {field} holds {init.spec!r}, which draws in "
+                        f"{np.dtype(dtype).name}; a grid draws every weight in float32 (its "
+                        "statistics, theory and training are of float32 networks): drop dtype= "
+                        "or give dtype='float32'"
+                    )
+
     def _merged_aliases(self, derived: Mapping[str, Mapping[str, str]]) -> dict:
         """``{dim: {label as given: canonical spec}}``: ``derived`` (from this grid's specs)
         over the tables ``aliases`` carries (from :func:`dataclasses.replace` or a

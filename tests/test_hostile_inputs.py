@@ -6,6 +6,7 @@ silently. One test (or parameter) per reported case.
 
 import dataclasses
 import errno
+import functools
 import json
 import math
 import os
@@ -185,6 +186,26 @@ def test_one_seed_limit_for_grids_counts_and_lists():
     with pytest.raises(ValueError, match=r"TrainGrid: seeds must be in \[0, 2\*\*31\).*got 2147483648"):  # fmt: skip
         ji.TrainGrid(**{**TRAIN, "seeds": [0, 2**31]})
     assert ji.TrainGrid(**{**TRAIN, "seeds": range(2, 4)}).seeds == range(2, 4)
+
+
+def test_grids_refuse_initializers_that_ask_for_another_dtype():
+    """Every grid draws its weights in float32: a grid of he_normal(dtype='bfloat16') swept
+    in float32 and labelled its results bfloat16; now each grid refuses it, naming the field."""
+    bf16 = ji.initializers.he_normal(dtype=jnp.bfloat16)
+    f16 = ji.initializers.zeros(dtype=jnp.float16)
+    mlp = functools.partial(ji.models.MLP, d_in=4, width=4, depth=1)
+    cases = [
+        (lambda: _grid(inits=[bf16]), r"Grid: inits holds \"he_normal\(dtype='bfloat16'\)\""),
+        (lambda: _grid(bias_inits=f16), r"Grid: bias_inits holds .*draws in float16"),
+        (lambda: ji.TrainGrid(**{**TRAIN, "inits": [bf16]}), r"TrainGrid: inits holds"),
+        (lambda: ji.TrainGrid(**{**TRAIN, "output_init": f16}), r"TrainGrid: output_init holds"),
+        (lambda: ji.ModelGrid(model=mlp, inits=[bf16], input_shape=(2, 4)), r"ModelGrid: inits"),
+    ]
+    for make, match in cases:
+        with pytest.raises(ValueError, match=match + r".*float32"):
+            make()
+    float32 = ji.initializers.he_normal(dtype=jnp.float32)  # what the grids draw: accepted
+    assert _grid(inits=[float32]).inits[0].spec == "he_normal(dtype='float32')"
 
 
 def test_cli_train_refuses_three_billion_seeds(capsys):

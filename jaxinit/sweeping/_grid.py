@@ -276,6 +276,7 @@ class Grid(GridBase):
         set_("depth", _ints("depth", self.depth))
         set_("width", _ints("width", self.width))
         self._set_seeds()
+        self._check_float32()
         check_int("Grid: bins", self.bins, low=1)
         if self.bins > MAX_BINS:
             raise ValueError(f"Grid: bins must be at most {MAX_BINS}; got {self.bins}")

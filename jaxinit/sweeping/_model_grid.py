@@ -108,6 +108,7 @@ class ModelGrid(GridBase):
             raise ValueError(f"ModelGrid: inits repeat: {labels}")
         object.__setattr__(self, "inits", inits)
         self._set_seeds()
+        self._check_float32()
         derived = {
             str(g): i.spec
             for g, i in zip(specs, inits, strict=True)

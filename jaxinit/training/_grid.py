@@ -439,6 +439,7 @@ class TrainGrid(GridBase):
         if self.output_init is not None:
             set_("output_init", _objects("output_init", self.output_init, _initializers.get)[0][0])
         self._set_seeds()
+        self._check_float32()
         set_("hidden", tuple(_int("hidden", h, low=1) for h in _nonempty("hidden", self.hidden)))
         set_("width", _distinct("width", self.width, lambda v: _int("width", v, low=1)))
         set_("learning_rate", _distinct("learning_rate", self.learning_rate, _learning_rate))
