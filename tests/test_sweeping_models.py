@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 import jaxinit as ji
+from jaxinit.sweeping import _model_run
 from tests._tolerances import ENGINE_HIST_L1, MODEL_ATOL, MODEL_RTOL, theory_var_rtol
 
 BATCH = 8
@@ -199,7 +200,9 @@ def test_a_second_grid_with_other_seeds_and_inits_compiles_nothing():
     assert ji.sweeping.programs() == before
 
 
-def test_resume_and_a_changed_factory_is_refused(tmp_path):
+def test_resume_and_a_changed_factory_is_refused(tmp_path, monkeypatch):
+    """A killed sweep resumes bitwise; a checkpoint of another factory is refused before
+    anything compiles."""
     grid = _grid("mlp", seeds=4)
     whole = ji.sweep(grid)
 
@@ -214,6 +217,7 @@ def test_resume_and_a_changed_factory_is_refused(tmp_path):
     for f in whole.fields:
         np.testing.assert_array_equal(resumed[f], whole[f], err_msg=f)
     other = functools.partial(ji.models.MLP, d_in=8, width=16, depth=3, activation="tanh")
+    monkeypatch.setattr(_model_run, "_computer", lambda *a: pytest.fail("compiled first"))
     with pytest.raises(ValueError, match=r"another|differ|fingerprint"):
         ji.sweep(
             ji.ModelGrid(model=other, inits=INITS, seeds=4, inputs=grid.inputs),

@@ -77,14 +77,21 @@ def sweep_model(
     chunks: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         report = stack.enter_context(Reporter("sweep", len(parts), progress, on_update))
-        # the program is compiled (and its memory checked) ahead of the first chunk and
-        # before the store is opened, so a refused program leaves nothing in out
+
+        # the program is compiled (and its memory checked) ahead of the first chunk and,
+        # for a new run, before the store is opened, so a refused program leaves nothing in
+        # out; a checkpoint already in out is checked first, so that one written by another
+        # factory or grid is refused before the compile, not after
+        def open_store() -> Store:
+            return stack.enter_context(_open_store(out, grid, spec, devices, me, count))
+
+        existing = out is not None and os.path.lexists(Store.manifest_path(out, "sweep"))
+        store = open_store() if existing else None
         report.show(0, "compiling")
         compute = _computer(grid, spec, fields, devices, memory_budget)
         report.show(0)
-        store = _open_store(out, grid, spec, devices, me, count) if out is not None else None
-        if store is not None:
-            stack.enter_context(store)
+        if out is not None and store is None:
+            store = open_store()
 
         def take(name: str, arrays: dict) -> None:
             chunks[name] = arrays
