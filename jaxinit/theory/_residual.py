@@ -136,20 +136,25 @@ def predict_model(grid):
     structure = _model_pass.structure(grid)
     kernels = {k.path: k for k in structure.kernels}
     layers = [layer.name for layer in structure.layers]
+    if isinstance(model, CNN):
+        images = _images(grid)
+        theory = (
+            "per-position mean field of the convolutions (Xiao et al. 2018; theory.conv_variance)"
+        )
+
+        def variances(init):
+            return cnn_variances(model, init, set(kernels), images)
+    else:
+        q_x = _input_second_moment(grid)
+        theory = "mean field of the residual stream (Yang & Schoenholz 2017)"
+
+        def variances(init):
+            return resnet_variances(model, _model_sigma2(model, init, kernels), q_x)
+
     pre_var = np.full((len(grid.inits), len(grid.seeds), len(layers)), np.nan, np.float32)
-    inputs = _images(grid) if isinstance(model, CNN) else _input_second_moment(grid)
     for i, init in enumerate(grid.inits):
-        init = _initializers.get(init)
-        if isinstance(model, CNN):
-            q = cnn_variances(model, init, set(kernels), inputs)
-        else:
-            q = resnet_variances(model, _model_sigma2(model, init, kernels), inputs)
+        q = variances(_initializers.get(init))
         pre_var[i] = [q.get(name, np.nan) for name in layers]
-    theory = (
-        "per-position mean field of the convolutions (Xiao et al. 2018; theory.conv_variance)"
-        if isinstance(model, CNN)
-        else "mean field of the residual stream (Yang & Schoenholz 2017)"
-    )
     return Prediction(
         dims=("init", "seed"),
         coords=grid.coords(),
