@@ -2,7 +2,9 @@
 
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -205,3 +207,38 @@ def test_any_model_quick(tmp_path, capsys):
     assert "jaxinit lanes=4" in benches["cnn"]["rows"]
     assert "jaxinit MLP engine (ji.Grid)" in benches["mlp"]["rows"]
     assert "| transformer | jaxinit (lanes=" in fig["table"]
+
+
+def test_suite_profile_counts_each_tests_compiles(tmp_path):
+    """benchmarks/suite_profile.py, the plugin that measures the suite's compile time, on two
+    tests run by two pytest-xdist workers: each compile is counted once, under its test and
+    program, and the controller merges the workers' rows (not an earlier run's)."""
+    (tmp_path / "test_two.py").write_text(
+        "import jax, jax.numpy as jnp\n"
+        "def test_sin():\n"
+        "    jax.jit(jnp.sin)(jnp.ones(3)).block_until_ready()\n"
+        "def test_cos_twice():\n"
+        "    for n in (3, 4):\n"
+        "        jax.jit(jnp.cos)(jnp.ones(n)).block_until_ready()\n"
+    )
+    out = tmp_path / "profile"
+    out.mkdir()
+    (out / "rows-gw7.json").write_text(json.dumps([{"test": "stale"}]))
+    env = {**os.environ, "JAXINIT_SUITE_PROFILE": str(out)}
+    env["PYTHONPATH"] = str(ROOT / "benchmarks")
+    args = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "suite_profile", "-p",
+            "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path / "test_two.py")]  # fmt: skip
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {r["test"].split("::")[1]: r for r in json.loads((out / "merged.json").read_text())}
+    assert set(rows) == {"test_sin", "test_cos_twice"}
+    assert rows["test_sin"]["programs"]["jit(sin)"][0] == 1
+    assert rows["test_cos_twice"]["programs"]["jit(cos)"][0] == 2
+    assert "jit(sin)" not in rows["test_cos_twice"]["programs"]
+    assert "2 tests" in run.stdout
+    assert "jit(cos)" in run.stdout
+    # without the directory it refuses to start, naming the variable
+    del env["JAXINIT_SUITE_PROFILE"]
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "JAXINIT_SUITE_PROFILE" in run.stdout + run.stderr
