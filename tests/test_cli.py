@@ -343,7 +343,6 @@ def test_debug_shows_the_traceback(workdir, monkeypatch):
         main([*SWEEP, "--out", str(workdir / "afile")])
 
 
-@pytest.mark.slow
 def test_theory_kernel_prints_the_nngp_and_ntk(capsys):
     import math
 

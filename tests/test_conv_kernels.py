@@ -42,7 +42,6 @@ def test_a_1x1_image_is_the_mlp():
         np.testing.assert_allclose(cnn.ntk, mlp.ntk, rtol=1e-5)
 
 
-@pytest.mark.slow
 def test_constant_images_with_circular_padding_are_the_mlp():
     """Every position of a constant image (CIRCULAR) is alike, so every pair of positions
     has the MLP's covariance: the CNN is the MLP of ``depth + 1`` Dense layers on the pixel

@@ -189,7 +189,6 @@ def _cnn_grid(padding, inits, seeds=16, rule=None):
 
 
 @pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"])
-@pytest.mark.slow
 def test_predict_of_a_zoo_cnn_grid_is_its_sweep(padding):
     """theory.predict of a ModelGrid of the zoo CNN: each convolution's variance, averaged
     over positions as the sweep measures it, within Z_SCORE standard errors of the seed mean

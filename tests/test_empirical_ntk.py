@@ -51,7 +51,6 @@ def _distance(make, x, limit) -> float:
     )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_the_mlp_s_kernel_tends_to_the_limit_as_width_grows():
     x = np.random.default_rng(0).normal(size=(6, 8)).astype(np.float32)
     limit = np.asarray(ji.theory.kernels("relu", x, depth=3, sigma_w2=2.0, sigma_b2=0.0).ntk)
@@ -61,7 +60,6 @@ def test_the_mlp_s_kernel_tends_to_the_limit_as_width_grows():
     assert narrow / wide > EMPIRICAL_FALL  # 1/sqrt(width): 4 for 16x the width
 
 
-@pytest.mark.slow
 def test_the_zoo_cnn_from_a_model_grid_is_near_its_limit():
     """A ModelGrid's network (``grid.build``) at 256 channels against ``conv_kernels``."""
     x = np.random.default_rng(0).normal(size=(3, 4, 4, 2)).astype(np.float32)
@@ -76,7 +74,6 @@ def test_the_zoo_cnn_from_a_model_grid_is_near_its_limit():
     assert _distance(lambda s: grid.build(s, init="he_normal"), x, limit) < EMPIRICAL_CNN_DIST
 
 
-@pytest.mark.slow
 def test_the_zoo_resnet_read_by_a_head_is_near_its_limit():
     """The zoo's ResNet without a norm (ModelGrid networks at width 1024) against
     ``residual_kernels``' stream read by a linear head: Θ_f = σ_w² (K + Θ) (the head's

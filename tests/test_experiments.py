@@ -264,7 +264,6 @@ def test_model_depth_s_profiles_are_the_zoo_cnns_own_forward():
         np.testing.assert_allclose(q[0], first, rtol=MODEL_RTOL)
 
 
-@pytest.mark.slow
 def test_ntk_width_quick(tmp_path):
     from sweeps import ntk_width
 
@@ -281,7 +280,6 @@ def test_ntk_width_quick(tmp_path):
     assert "Relative Frobenius distance" in (tmp_path / "report.html").read_text()
 
 
-@pytest.mark.slow
 def test_model_depth_quick(tmp_path, capsys):
     from sweeps import model_depth
 
@@ -337,7 +335,6 @@ def test_model_depth_quick(tmp_path, capsys):
     assert res.attrs["layers"] == ["inp", "blocks/0", "blocks/1"]
 
 
-@pytest.mark.slow
 def test_trainability_quick(tmp_path, mnist_dir):
     from sweeps import trainability
 
@@ -357,7 +354,6 @@ def test_trainability_quick(tmp_path, mnist_dir):
     assert trainability.main(argv)["accuracy"] == summary["accuracy"]
 
 
-@pytest.mark.slow
 def test_dks_tat_quick(tmp_path, mnist_dir):
     from sweeps import dks_tat
 

@@ -603,7 +603,6 @@ def test_a_resigned_training_checkpoint_with_a_wrong_layout_or_step_is_refused(
     assert str(path) in str(e.value)
 
 
-@pytest.mark.slow
 def test_resume_reads_back_checkpoints_of_every_layout(tmp_path):
     """The layout a chunk is checked against is the one the sweep writes, for grids with
     and without gradients and cosines, several depths and widths."""

@@ -309,7 +309,6 @@ assert len(OUT_SHARDING_CASES) == 6, "a case of OUT_SHARDING_CASES is no longer 
 @pytest.mark.parametrize(
     ("ours", "theirs"), OUT_SHARDING_CASES, ids=[p[0].spec for p in OUT_SHARDING_CASES]
 )
-@pytest.mark.slow
 def test_out_sharding_as_jax_takes_it(ours, theirs):
     """With an out_sharding, the weights are placed as asked and are bitwise jax's own
     initializer's with the same out_sharding: eagerly with a NamedSharding (then bitwise the

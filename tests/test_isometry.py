@@ -67,7 +67,6 @@ def test_linear_gaussian_mean_one_spread_grows_like_depth():
     assert nus[8] > 2.5 * nus[2]
 
 
-@pytest.mark.slow
 def test_tanh_orthogonal_near_criticality_stays_isometric_relu_does_not():
     depth = 32
     q_star, chi1, excess = _tanh_mean_field(TANH_SW2, TANH_SB2)

@@ -218,7 +218,6 @@ def test_compiled_count_without_the_internal_names_the_jax_version():
         _jax_compat.compiled_count(lambda x: x)
 
 
-@pytest.mark.slow
 def test_clear_compiled_without_the_method_clears_every_cache():
     f = jax.jit(lambda x: x + 3)
     f(jnp.ones(2))
@@ -280,7 +279,6 @@ def test_only_jax_compat_touches_jax_internals():
 FAST_COMPILE = "--xla_llvm_disable_expensive_passes=true"  # as tests/conftest.py sets it
 
 
-@pytest.mark.slow
 def test_the_suites_fast_compile_flag_changes_no_bits(tmp_path):
     """conftest.py compiles without LLVM's expensive passes: a sweep with gradients and a few
     training steps give the same bits in a process with XLA's default flags."""

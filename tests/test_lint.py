@@ -45,7 +45,6 @@ def _modules():
     return [importlib.import_module(n) for n in names if n != "jaxinit.__main__"]
 
 
-@pytest.mark.slow
 def test_doctests_run():
     """Every docstring example in jaxinit runs and prints what it shows (``+SKIP`` aside)."""
     import doctest

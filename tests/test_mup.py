@@ -112,7 +112,6 @@ def _reference_losses(grid, data, *, width, lr, seed):
 
 
 @pytest.mark.parametrize("parametrization", ["standard", "mup"])
-@pytest.mark.slow
 def test_width_and_rate_grid_equals_one_model_at_a_time(data, parametrization):
     grid = TrainGrid(inits=["he_normal"], seeds=[0, 5], width=[8, 24], learning_rate=[0.01, 0.05],
                      parametrization=parametrization, optimizer="adam", **SMALL)  # fmt: skip
@@ -128,7 +127,6 @@ def test_width_and_rate_grid_equals_one_model_at_a_time(data, parametrization):
     assert not np.allclose(a[0], a[1])
 
 
-@pytest.mark.slow
 def test_compile_count_is_one_program_per_width(data):
     kw = dict(inits=["he_normal"], hidden=(1, 1), steps=7, batch_size=32, optimizer="adam")
     before, opt_before = compiled_count(train_chunk), compiled_count(init_opt)

@@ -679,7 +679,6 @@ def test_report_page_has_contents_scrolling_tables_and_the_source_revision(tmp_p
         assert ("uncommitted changes" in page) == rev["dirty"]
 
 
-@pytest.mark.slow
 def test_phase_diagram_draws_the_critical_line_from_critical_sigma_w2():
     from sweeps import edge_of_chaos
 

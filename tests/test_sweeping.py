@@ -69,7 +69,6 @@ def test_vmapped_equals_plain_loop():
             assert np.isnan(values[combo.depth :]).all()
 
 
-@pytest.mark.slow
 def test_bitwise_identical_across_chunk_sizes():
     # by construction: every group of lanes runs one compiled body; the chunk size only
     # changes how many times the loop over groups runs it
@@ -256,7 +255,6 @@ def test_kill_and_resume(tmp_path):
 
 
 @pytest.mark.multidevice
-@pytest.mark.slow
 def test_bitwise_identical_across_devices(tmp_path):
     """1 vs 4 host devices, in subprocesses (the device count is fixed at jax start).
 

@@ -41,7 +41,6 @@ def test_shared_bits_give_each_family_its_own_draw_bitwise():
             np.testing.assert_array_equal(got[i], draw(base, key, (40, 24), jnp.float32))
 
 
-@pytest.mark.slow
 def test_many_draws_at_once_are_each_draw_alone_bitwise():
     """families_many (the model path's draws: one threefry, one sampler per kind over every
     kernel) gives each (key, shape) the bits of draw(base, key, shape): the samplers are
@@ -212,7 +211,6 @@ def _bn_reference(grid, init, act, depth, seed):
     return np.array([d.var() for d in dz]), np.array([jnp.linalg.norm(d) for d in dw])
 
 
-@pytest.mark.slow
 def test_batchnorm_backward_equals_jax_grad():
     grid = ji.Grid(
         inits=["he_normal", "normal(stddev=2.0)"],

@@ -60,7 +60,6 @@ def _reference(grid, init, seed):
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-@pytest.mark.slow
 def test_the_compiled_sweep_equals_a_per_seed_loop(name):
     grid = _grid(name, seeds=[3, 0], gradients=False)
     res = ji.sweep(grid)
@@ -297,7 +296,6 @@ def test_bad_model_grids_say_what_is_wrong(kw, match):
 
 
 @pytest.mark.multidevice
-@pytest.mark.slow
 def test_results_do_not_depend_on_the_device_count_or_the_chunk():
     """Each device maps over its own seeds with the same per-seed body: bitwise the same."""
     grid = _grid("cnn", seeds=5)

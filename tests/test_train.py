@@ -448,7 +448,6 @@ def test_benchmark_smoke(capsys, mnist_dir):
     assert fig["table"] in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_train_starts_from_the_network_the_sweep_measured():
     """One network per seed: the model ``train`` starts from at seed s is the sweep's network
     at seed s (kernels and biases bitwise), and the step-0 statistics ``train`` records on

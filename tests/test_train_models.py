@@ -51,7 +51,6 @@ def _loop(grid, init, seed, x, y, tx):
     return np.array(losses)
 
 
-@pytest.mark.slow
 def test_a_model_grid_trains_each_model_as_a_plain_optax_loop(images):
     """Model (init, seed) starts from the sweep's network of that seed (ModelGrid.build)
     and takes the steps a per-model loop takes: the same losses within float32 rounding
@@ -256,7 +255,6 @@ def test_mup_attention_scales_logits_by_the_heads_dimension(key):
     np.testing.assert_allclose(got, want, rtol=MODEL_RTOL, atol=MODEL_ATOL)
 
 
-@pytest.mark.slow
 def test_a_model_records_every_captured_layer_during_training():
     """record_stats_at with a model: every output the sweep captures, by path; at step 0 on
     the full batch, the logits' statistics are the built model's own, and the loss's gradient
@@ -321,7 +319,6 @@ def test_transformer_coord_check_is_flat_under_mup_and_grows_under_standard(mnis
         ji.report.size_vs_width(res, layers=["nope"])
 
 
-@pytest.mark.slow
 def test_a_models_statistics_vmapped_equal_one_model_at_a_time():
     """The accelerators' layout (vmap over models) of model_batch_stats against the CPU's
     (lax.map, one model at a time), on the same stacked models: one capture, either way."""
