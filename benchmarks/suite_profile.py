@@ -5,7 +5,8 @@ program's XLA compilations and their seconds (``jax_log_compiles``'s records), a
 seconds spent tracing and lowering (``jax.monitoring``). Subprocesses a test starts are not
 seen: their time shows as the test's wall time less its compile time.
 
-Run the README's test command with it (one JSON per pytest-xdist worker, merged at the end)::
+Run the README's test command with it (pytest-xdist's workers send their rows to the
+controller, which writes them all to ``merged.json``)::
 
     JAXINIT_SUITE_PROFILE=/tmp/profile PYTHONPATH=benchmarks \\
         .venv/bin/python -m pytest -q -n auto -p suite_profile
@@ -54,9 +55,6 @@ def _on_duration(event, duration, **_):
 def pytest_configure(config):
     if not os.environ.get(OUT):
         raise pytest.UsageError(f"suite_profile: set {OUT} to a directory for its files")
-    if not hasattr(config, "workerinput"):  # the controller: no rows of an earlier run
-        for old in pathlib.Path(os.environ[OUT]).glob("rows-gw*.json"):
-            old.unlink()
     jax.config.update("jax_log_compiles", True)
     logging.getLogger("jax").addHandler(_Compiles())
     monitoring.register_event_duration_secs_listener(_on_duration)
@@ -104,15 +102,18 @@ def _report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist, on the controller: a worker's rows arrive with its results."""
+    _rows.extend(getattr(node, "workeroutput", {}).get("suite_profile", []))
+
+
 def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)  # set on an xdist worker
+    if workeroutput is not None:  # the controller merges the workers' rows
+        workeroutput["suite_profile"] = _rows
+        return
     out = pathlib.Path(os.environ[OUT])
     out.mkdir(parents=True, exist_ok=True)
-    worker = getattr(session.config, "workerinput", None)  # pytest-xdist's, on a worker
-    if worker is not None:  # a worker's rows; the controller merges them
-        (out / f"rows-{worker['workerid']}.json").write_text(json.dumps(_rows))
-        return
-    rows = list(_rows)  # without xdist, this process ran the tests
-    for f in sorted(out.glob("rows-*.json")):
-        rows += json.loads(f.read_text())
-    (out / "merged.json").write_text(json.dumps(rows))
-    session.config.pluginmanager.get_plugin("terminalreporter").write_line(_report(rows))
+    (out / "merged.json").write_text(json.dumps(_rows))
+    session.config.pluginmanager.get_plugin("terminalreporter").write_line(_report(_rows))

@@ -212,7 +212,7 @@ def test_any_model_quick(tmp_path, capsys):
 def test_suite_profile_counts_each_tests_compiles(tmp_path):
     """benchmarks/suite_profile.py, the plugin that measures the suite's compile time, on two
     tests run by two pytest-xdist workers: each compile is counted once, under its test and
-    program, and the controller merges the workers' rows (not an earlier run's)."""
+    program, and the controller writes every worker's rows, and only that file."""
     (tmp_path / "test_two.py").write_text(
         "import jax, jax.numpy as jnp\n"
         "def test_sin():\n"
@@ -223,7 +223,6 @@ def test_suite_profile_counts_each_tests_compiles(tmp_path):
     )
     out = tmp_path / "profile"
     out.mkdir()
-    (out / "rows-gw7.json").write_text(json.dumps([{"test": "stale"}]))
     env = {**os.environ, "JAXINIT_SUITE_PROFILE": str(out)}
     env["PYTHONPATH"] = str(ROOT / "benchmarks")
     args = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "suite_profile", "-p",
@@ -232,6 +231,7 @@ def test_suite_profile_counts_each_tests_compiles(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     rows = {r["test"].split("::")[1]: r for r in json.loads((out / "merged.json").read_text())}
     assert set(rows) == {"test_sin", "test_cos_twice"}
+    assert [p.name for p in out.iterdir()] == ["merged.json"]
     assert rows["test_sin"]["programs"]["jit(sin)"][0] == 1
     assert rows["test_cos_twice"]["programs"]["jit(cos)"][0] == 2
     assert "jit(sin)" not in rows["test_cos_twice"]["programs"]
