@@ -154,7 +154,9 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
         q, vq, dv, _, it = state
         return (it < max_iter) & ~_done(q, vq, dv, tol * 1e-2) & ~_bad(q, vq)
 
-    vq, dv = length(q0)
+    # V at q0 and at 0 (needed after the loop) in one quadrature: each copy of it is
+    # XLA:CPU kernels to compile
+    (vq, v0), (dv, d0) = jax.vmap(length)(jnp.stack([q0, jnp.zeros_like(q0)]))
     # Marginal: V(q0) = q0 to rounding with V' = 1, as for relu at σ_w² = 2, σ_b² = 0, where
     # every q is a fixed point; q0 itself is then the answer. (Checked at q0 only: far out,
     # a slow linear growth such as q + σ_b² is also "rounding" relative to q.)
@@ -173,7 +175,6 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
     # With σ_b² = 0 and φ(0) = 0, q = 0 is a fixed point; where it attracts (V'(0+) <= 1, as
     # for tanh at σ_w² <= 1) the iterates approach it only geometrically or, at V'(0+) = 1,
     # algebraically, and stop at rounding (tanh at σ_w² = 1: 6e-8). They are q* = 0.
-    v0, d0 = length(jnp.zeros_like(q))
     to_zero = (b == 0) & (v0 <= TINY) & (d0 <= 1) & (q <= jnp.sqrt(jnp.finfo(q.dtype).eps) * q0)
     zero = done & ((q <= TINY) | to_zero) & ~marginal
     resolution = 2 * eps / jnp.maximum(1.0 - dv, 0.0)
@@ -302,14 +303,19 @@ def _scales(act, tol, max_iter, w, b, q0) -> DepthScales:
         drop = jnp.where(near, w * d_phi / (2 * norm), 1.0 - (w * pair + b) / norm)
         return drop, jnp.where(near, w * d_dphi / 2, x1 - w * dpair)
 
-    def newton(_, e):  # on (1 - f(1 - ε)) - ε, whose derivative is f'(c) - 1 < 0 at ε*
+    def newton(i, state):  # on (1 - f(1 - ε)) - ε, whose derivative is f'(c) - 1 < 0 at ε*
+        e, _ = state
         drop, deficit = moments(e)
         slope = q / norm * (x1 - deficit) - 1.0
-        return jnp.clip(e - (drop - e) / jnp.minimum(slope, -1e-7), _EPS_MIN, 1.0)
+        step = jnp.clip(e - (drop - e) / jnp.minimum(slope, -1e-7), _EPS_MIN, 1.0)
+        # the last pass only measures the deficit at ε*: one copy of the 2-D quadrature in
+        # the program, not two (each copy is XLA:CPU kernels to compile)
+        return jnp.where(i < _NEWTON, step, e), deficit
 
-    e_star = jnp.where(chaotic, jax.lax.fori_loop(0, _NEWTON, newton, e0), 0.0)
+    e_end, deficit = jax.lax.fori_loop(0, _NEWTON + 1, newton, (e0, jnp.zeros_like(e0)))
+    e_star = jnp.where(chaotic, e_end, 0.0)
     # χ_c - 1 = (χ1 - 1) - (χ1 - χ_c): no rounding of χ_c near 1 (χ1 - χ_c = (w/2) E[Δφ'²])
-    excess = (x1 - 1.0) - jnp.where(chaotic, moments(e_star)[1], 0.0)
+    excess = (x1 - 1.0) - jnp.where(chaotic, deficit, 0.0)
     nan = jnp.where(fp.diverged, jnp.nan, 1.0)
     return DepthScales(
         q_star=fp.q,
