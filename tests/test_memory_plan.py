@@ -5,6 +5,7 @@ memory, and training runs that cannot fit refused before anything is drawn."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax
 import numpy as np
@@ -157,3 +158,25 @@ def test_train_refuses_what_cannot_fit_before_drawing(monkeypatch):
     assert 100 < fit < 200  # 64 GB of 0.4 GB models
     with pytest.raises(ValueError, match=rf"about {fit} fit per device"):
         ji.train(grid, _mnist(), devices=jax.devices()[:1])
+
+
+def test_plan_takes_the_devices_as_sweep_takes_them():
+    """``plan(devices=...)`` is a count or the list of devices ``sweep`` takes: a list plans
+    for its count and, unless ``device_memory`` is given, its smallest device's memory."""
+    grid = ji.Grid(inits=["he_normal"], activations=["tanh"], depth=2, width=8, seeds=64)
+    two = jax.devices()[:2]
+    assert len(two) == 2  # conftest: two CPU devices
+    listed = sweeping.plan(grid, devices=two)
+    counted = sweeping.plan(grid, devices=2, device_memory=_host.devices_memory(two))
+    assert listed == counted
+    assert sweeping.plan(grid, devices=two, device_memory=H100) == sweeping.plan(
+        grid, devices=2, device_memory=H100
+    )
+    for bad, error in (
+        ([], ValueError),
+        (["cpu:0"], ValueError),
+        (0, ValueError),
+        (2.5, TypeError),
+    ):
+        with pytest.raises(error, match=rf"sweep: devices .*got {re.escape(repr(bad))}"):
+            sweeping.plan(grid, devices=bad)

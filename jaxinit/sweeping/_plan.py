@@ -4,6 +4,7 @@ and the member tables (scales, shifts and families) the compiled pass reads as d
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -133,7 +134,7 @@ def plan(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     tile: int | None = None,
     device_memory: int | None = None,
-    devices: int = 1,
+    devices: int | Sequence[jax.Device] = 1,
 ) -> Plan:
     """The programs and chunks a sweep of ``grid`` runs.
 
@@ -153,10 +154,22 @@ def plan(
         memory; the same in every run on the same hardware). ``MEMORY_HEADROOM`` of it may be
         used: ``memory_budget`` is capped there, and a chunk holds no more seeds than
         their draws and statistics fit beside one group's intermediates.
-      devices: how many devices share a chunk's seeds.
+      devices: how many devices share a chunk's seeds, or the devices themselves, as
+        :func:`sweep` takes them (a list of jax devices): their count, and with
+        ``device_memory=None`` the smallest one's memory.
     """
     check_int("sweep: chunk_size (seeds per chunk)", chunk_size, low=1, none=True)
     lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
+    if isinstance(devices, Sequence) and not isinstance(devices, str):
+        listed = list(devices)
+        if not listed or not all(isinstance(d, jax.Device) for d in listed):
+            raise ValueError(
+                "sweep: devices must be a count or a non-empty list of jax devices "
+                f"(jax.devices()); got {devices!r}"
+            )
+        if device_memory is None:
+            device_memory = devices_memory(listed)
+        devices = len(listed)
     budget = _budget(memory_budget, device_memory)
     devices = check_int("sweep: devices", devices, low=1)
     blocks = _member_blocks(grid, lanes, budget)
