@@ -23,6 +23,7 @@ import numpy as np
 import jaxinit as ji
 from jaxinit import sweeping
 from jaxinit.sweeping import _kernel as kernel
+from jaxinit.sweeping import _plan
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _standard import INITS  # the standard grid's initializers, defined once there
@@ -70,7 +71,7 @@ def profile(
     plan = sweeping.plan(grid)
     dspec, fspec = plan.draw_specs[0], plan.forward_specs[0]
     seeds = np.arange(SEEDS, dtype=np.int32)
-    members = sweeping._members(grid, fspec.width, plan.member_blocks[0], fspec.members)
+    members = _plan._members(grid, fspec.width, plan.member_blocks[0], fspec.members)
 
     def draws():
         d = kernel.draw(dspec, None, grid.root_seed, seeds)

@@ -177,6 +177,32 @@ def test_deep_compile_quick(capsys):
 
 
 @pytest.mark.slow
+def test_profile_parts_runs_and_restores_the_hook(capsys):
+    """benchmarks/profile_parts.py at width 8 and batch 8: a row per part in both columns, each
+    a number or a dash, and the statistics hook it replaces put back afterwards."""
+    from jaxinit.sweeping import _kernel as kernel
+
+    spec = importlib.util.spec_from_file_location(
+        "profile_parts", ROOT / "benchmarks" / "profile_parts.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hook = kernel._stats_of
+    module.main(["--width", "8", "--batch-size", "8"])
+    assert kernel._stats_of is hook
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("part (ms per combination, wall, 2 devices)")
+    rows = {line[:66].strip(): line[66:].split() for line in lines[1:]}
+    assert "histogram + dead + saturated (one flat scatter)" in rows
+    assert "ji.sweep, per combination" in rows
+    assert all(len(cells) == 2 for cells in rows.values()), rows
+    for cells in rows.values():
+        for cell in cells:
+            assert cell == "—" or np.isfinite(float(cell)), cells
+    assert float(rows["ji.sweep, per combination"][0]) > 0
+
+
+@pytest.mark.slow
 def test_any_model_quick(tmp_path, capsys):
     """benchmarks/any_model.py at toy size: jaxinit's model sweep, the per-seed jit loop of the
     prototype (when ../shared/peers is there) and the MLP engine, interleaved; a second sweep

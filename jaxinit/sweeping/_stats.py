@@ -229,7 +229,11 @@ def layer_stats(
 
     Returns:
       A :class:`LayerStats` with fields of shape ``z.shape[:-2]`` (``hist``
-      adds a bin axis), without the backward fields.
+      adds a bin axis), without the backward fields. With ``hist`` and
+      ``finish=False``: ``hist`` is the table ``z.shape[:-2] + (saturated, dead,
+      class)`` (:func:`histogram_table`) and ``saturated``, ``dead``,
+      ``hist_below``, ``hist_above`` (and with ``same``, ``nonfinite``) are None
+      until :func:`finish_hist`.
     """
     axes = (h.ndim - 2, h.ndim - 1)
     n = h.shape[-2] * h.shape[-1]

@@ -154,9 +154,7 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
         q, vq, dv, _, it = state
         return (it < max_iter) & ~_done(q, vq, dv, tol * 1e-2) & ~_bad(q, vq)
 
-    # V at q0 and at 0 (needed after the loop) in one quadrature: each copy of it is
-    # XLA:CPU kernels to compile
-    (vq, v0), (dv, d0) = jax.vmap(length)(jnp.stack([q0, jnp.zeros_like(q0)]))
+    vq, dv = length(q0)
     # Marginal: V(q0) = q0 to rounding with V' = 1, as for relu at σ_w² = 2, σ_b² = 0, where
     # every q is a fixed point; q0 itself is then the answer. (Checked at q0 only: far out,
     # a slow linear growth such as q + σ_b² is also "rounding" relative to q.)
@@ -175,6 +173,7 @@ def _q_star(act, tol, max_iter, w, b, q0) -> FixedPoint:
     # With σ_b² = 0 and φ(0) = 0, q = 0 is a fixed point; where it attracts (V'(0+) <= 1, as
     # for tanh at σ_w² <= 1) the iterates approach it only geometrically or, at V'(0+) = 1,
     # algebraically, and stop at rounding (tanh at σ_w² = 1: 6e-8). They are q* = 0.
+    v0, d0 = length(jnp.zeros_like(q))
     to_zero = (b == 0) & (v0 <= TINY) & (d0 <= 1) & (q <= jnp.sqrt(jnp.finfo(q.dtype).eps) * q0)
     zero = done & ((q <= TINY) | to_zero) & ~marginal
     resolution = 2 * eps / jnp.maximum(1.0 - dv, 0.0)
