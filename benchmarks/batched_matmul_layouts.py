@@ -5,9 +5,11 @@ not dominate; GFLOP/s of: the batched einsum jaxinit's vmapped step lowers to, t
 the batch axis first, one dot per model unrolled, one block-diagonal GEMM, and NumPy's
 batched matmul. Quiet machine only; run with ``JAX_NUM_CPU_DEVICES=1`` and ``=2``::
 
-    JAX_NUM_CPU_DEVICES=2 .venv/bin/python benchmarks/batched_matmul_layouts.py
+    JAX_NUM_CPU_DEVICES=2 .venv/bin/python benchmarks/batched_matmul_layouts.py [--repeats 30]
 """
 
+import argparse
+import functools
 import json
 import pathlib
 import sys
@@ -43,8 +45,9 @@ def rep(fn):
     return jax.jit(g)
 
 
-def layouts() -> dict:
-    """GFLOP/s of each layout."""
+def layouts(repeats: int = 30) -> dict:
+    """GFLOP/s of each layout, the best of ``repeats`` timed calls."""
+    best_of = functools.partial(best, n=repeats)
     M, B, W = 12, 128, 100
     k = jax.random.key(0)
     x = jax.random.normal(k, (M, B, W))
@@ -54,14 +57,14 @@ def layouts() -> dict:
     flops = 2 * M * B * W * W * 20
 
     res = {}
-    res["einsum mbi,mio"] = best(rep(lambda x, w: jnp.einsum("mbi,mio->mbo", x, w)), x, w)
-    res["einsum bmi,mio (batch-major)"] = best(
+    res["einsum mbi,mio"] = best_of(rep(lambda x, w: jnp.einsum("mbi,mio->mbo", x, w)), x, w)
+    res["einsum bmi,mio (batch-major)"] = best_of(
         rep(lambda x, w: jnp.einsum("bmi,mio->bmo", x, w)), xt, w
     )
-    res["unrolled per-model dots"] = best(
+    res["unrolled per-model dots"] = best_of(
         rep(lambda x, w: jnp.stack([x[m] @ w[m] for m in range(M)])), x, w
     )
-    res["block-diagonal one GEMM"] = best(
+    res["block-diagonal one GEMM"] = best_of(
         rep(
             lambda x, w: (
                 (
@@ -84,8 +87,13 @@ def layouts() -> dict:
     return {k: round(flops / v / 1e9, 1) for k, v in res.items()}
 
 
-def main() -> dict:
-    out = alone(layouts)
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=30, help="timed calls per layout (best of)")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1; got {args.repeats}")
+    out = alone(functools.partial(layouts, args.repeats))
     print(json.dumps(out))
     return out
 

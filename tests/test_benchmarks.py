@@ -202,6 +202,29 @@ def test_profile_parts_runs_and_restores_the_hook(capsys):
     assert float(rows["ji.sweep, per combination"][0]) > 0
 
 
+def test_batched_matmul_layouts_runs(capsys):
+    """benchmarks/batched_matmul_layouts.py, one timed call per layout: every layout's GFLOP/s
+    and the figures that say whether they count, printed as the JSON it returns."""
+    spec = importlib.util.spec_from_file_location(
+        "batched_matmul_layouts", ROOT / "benchmarks" / "batched_matmul_layouts.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--repeats", "1"])
+    layouts = [
+        "einsum mbi,mio",
+        "einsum bmi,mio (batch-major)",
+        "unrolled per-model dots",
+        "block-diagonal one GEMM",
+        "numpy matmul (batched)",
+    ]
+    assert all(out[k] > 0 for k in layouts), out
+    assert {"matmul_peak", "load_average", "other_cpu", "xla_flags"} <= out.keys()
+    assert json.loads(capsys.readouterr().out) == out
+    with pytest.raises(SystemExit):
+        module.main(["--repeats", "0"])
+
+
 @pytest.mark.slow
 def test_any_model_quick(tmp_path, capsys):
     """benchmarks/any_model.py at toy size: jaxinit's model sweep, the per-seed jit loop of the
