@@ -226,6 +226,32 @@ def test_batched_matmul_layouts_runs(capsys):
 
 
 @pytest.mark.slow
+def test_compile_cuts_quick(capsys):
+    """benchmarks/compile_cuts.py --quick: a sweep's compile with and without gradients,
+    depth_scales' on a grid and at a point, and the peer's beside them, as seconds and
+    ratios, in the JSON line it prints."""
+    spec = importlib.util.spec_from_file_location(
+        "compile_cuts", ROOT / "benchmarks" / "compile_cuts.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--quick", "--widths", "5"])
+    assert out["jaxinit"] == str(ROOT / "jaxinit" / "__init__.py")
+    assert [len(v) for v in out["sweep_s"].values()] == [1, 1]
+    assert set(out["depth_scales_s"]) == {"tanh"}
+    assert set(out["depth_scales_s"]["tanh"]) == {"grid", "point"}
+    assert all(s > 0 for s in out["peer_s"])
+    assert set(out["ratio_to_peer"]) == {
+        "sweep with gradients",
+        "sweep without",
+        "depth_scales total",
+    }
+    assert json.loads(capsys.readouterr().out) == out
+    with pytest.raises(SystemExit):
+        module.main(["--widths", "0"])
+
+
+@pytest.mark.slow
 def test_any_model_quick(tmp_path, capsys):
     """benchmarks/any_model.py at toy size: jaxinit's model sweep, the per-seed jit loop of the
     prototype (when ../shared/peers is there) and the MLP engine, interleaved; a second sweep

@@ -333,11 +333,11 @@ def test_nonfinite_counts_are_exact_and_overflow_is_flagged():
 
 
 @pytest.mark.parametrize("same", [False, True])
-def test_a_histogram_finished_after_the_loop_over_layers_is_the_same(same):
-    """The forward leaves each layer's histogram table to ``finish_hist`` after its loop over
-    layers: the same numbers, bit for bit, as reading the counts inside the loop, and the
-    counts NumPy makes of the same entries (with a model's captured outputs,
-    ``same=True``, the table also counts NaN and ±inf)."""
+def test_layer_stats_counts_are_numpys_counts_of_the_same_entries(same):
+    """Per (layer, seed), mapped over layers as the engine's loop runs it: dead, saturated,
+    below, above, every bin and the non-finite entries, against NumPy's counts of the same
+    entries (with a model's captured output, ``same=True``, the histogram also counts NaN
+    and ±inf, and only ``h`` is measured)."""
     rng = np.random.default_rng(3)
     z = rng.standard_normal((3, 2, 5, 8)).astype(np.float32) * 2  # (layer, seed, batch, width)
     z[0, 1, 2, :3] = [np.nan, np.inf, -np.inf]
@@ -346,28 +346,16 @@ def test_a_histogram_finished_after_the_loop_over_layers_is_the_same(same):
     h[2, 1, 0, :2] = [-np.inf, np.inf]  # beyond the histogram's range (a captured output's)
     sat, hist, bins, n = (-0.9, 0.9), (-1.0, 1.0, 6), 6, 5 * 8
 
-    def layers(finish):
-        def one(zh):
-            return stats.layer_stats(*zh, saturation=sat, hist=hist, same=same, finish=finish)
+    def one(zh):
+        return stats.layer_stats(*zh, saturation=sat, hist=hist, same=same)
 
-        return jax.jit(lambda z, h: jax.lax.map(one, (z, h)))(z, h)
-
-    inside, tables = layers(True), layers(False)  # counts read in the body, per layer; or not
-    assert tables.dead is None
-    assert tables.hist.shape == (3, 2, 2, 2, bins + (5 if same else 3))
-    after = stats.finish_hist(tables, n=n, bins=bins, infinities=same)  # once, every layer
-    for f in stats.LAYER_FIELDS:
-        a, b = getattr(inside, f), getattr(after, f)
-        assert (a is None) == (b is None), f
-        if a is not None:
-            np.testing.assert_array_equal(a, b, err_msg=f, strict=True)
-    # against NumPy's counts of the same entries, per (layer, seed)
+    got = jax.jit(lambda z, h: jax.lax.map(one, (z, h)))(z, h)
     flat = h.reshape(3, 2, n)
     for name, mask in [("dead", flat == 0), ("saturated", (flat < -0.9) | (flat > 0.9))]:
-        got = np.rint(np.asarray(getattr(after, name), np.float64) * n)  # fractions of n
-        np.testing.assert_array_equal(got, mask.sum(-1), err_msg=name)
-    np.testing.assert_array_equal(after.hist_below, (flat < -1).sum(-1))  # -inf included
-    np.testing.assert_array_equal(after.hist_above, (flat > 1).sum(-1))
+        count = np.rint(np.asarray(getattr(got, name), np.float64) * n)  # fractions of n
+        np.testing.assert_array_equal(count, mask.sum(-1), err_msg=name)
+    np.testing.assert_array_equal(got.hist_below, (flat < -1).sum(-1))  # -inf included
+    np.testing.assert_array_equal(got.hist_above, (flat > 1).sum(-1))
     # each bin, as NumPy bins the same entries: none lies within rounding of an interior
     # edge but the zeros, which both put in the bin that starts at 0
     edges = np.linspace(-1, 1, bins + 1, dtype=np.float32)[1:-1]
@@ -376,11 +364,11 @@ def test_a_histogram_finished_after_the_loop_over_layers_is_the_same(same):
     numpy_bins = np.apply_along_axis(
         lambda r: np.histogram(r[np.isfinite(r)], bins=bins, range=(-1, 1))[0], -1, flat
     )
-    np.testing.assert_array_equal(after.hist, numpy_bins)
+    np.testing.assert_array_equal(got.hist, numpy_bins)
     nonfinite = (~np.isfinite(flat)).sum(-1)
     if not same:
         nonfinite = nonfinite + (~np.isfinite(z.reshape(3, 2, n))).sum(-1)
-    np.testing.assert_array_equal(after.nonfinite, nonfinite)
+    np.testing.assert_array_equal(got.nonfinite, nonfinite)
 
 
 def test_lsuv_members_name_each_setting_with_its_dtype():

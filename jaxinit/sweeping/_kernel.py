@@ -404,19 +404,7 @@ def _stats_of(spec: ForwardSpec, act: _Act, z: jax.Array, h: jax.Array) -> _stat
     the forward pass without the histogram or the statistics; nothing else patches internals.
     """
     saturation = (None, None) if act.saturation is None else act.saturation
-    return _stats.layer_stats(
-        z, h, saturation=saturation, hist=act.hist, cosine=spec.cosine, finish=False
-    )
-
-
-def _finished(spec: ForwardSpec, stats: _stats.LayerStats) -> _stats.LayerStats:
-    """Every layer's histogram counts read off their tables at once, after the loop over
-    layers (:func:`_stats.finish_hist`): one copy of those kernels, not one per copy of
-    the layer's body (the gradient path has two), and one loop output, not five."""
-    if stats.dead is not None:  # no histogram (benchmarks/profile_parts.py removes it)
-        return stats
-    n = spec.batch * spec.width
-    return _stats.finish_hist(stats, n=n, bins=spec.bins, infinities=False)
+    return _stats.layer_stats(z, h, saturation=saturation, hist=act.hist, cosine=spec.cosine)
 
 
 class _Layers(NamedTuple):
@@ -511,7 +499,7 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: _F
             return nxt, out
 
         _, outs = jax.lax.scan(merged, u0, (jnp.arange(depth), bias))
-        return _Forward(_finished(spec, stacked(outs[0])), None)
+        return _Forward(stacked(outs[0]), None)
 
     def step(h, inp):
         zh, b = inp
@@ -522,7 +510,7 @@ def _forward_group(spec: ForwardSpec, act: _Act, m: Members, d: Draws, first: _F
     _, outs = jax.lax.scan(step, h0, (hidden, bias[1:]))
     stats = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), out0[0], outs[0])
     first = jax.tree.map(lambda a: a[None], out0[1])
-    return _Forward(_finished(spec, stacked(stats)), _Pass(first, outs[1], outs[2]))
+    return _Forward(stacked(stats), _Pass(first, outs[1], outs[2]))
 
 
 def _backward(pas: _Pass, x: jax.Array, cot: jax.Array, depth: int) -> tuple[jax.Array, jax.Array]:

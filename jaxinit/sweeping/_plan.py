@@ -18,7 +18,7 @@ from jaxinit.sweeping import _kernel as kernel
 from jaxinit.sweeping import _stats
 from jaxinit.sweeping._grid import Grid, dim_values, float32_edges
 
-__all__ = ["Chunk", "Plan", "default_lanes", "hist_edges", "on_accelerator", "plan"]
+__all__ = ["Chunk", "Plan", "default_lanes", "device_list", "hist_edges", "on_accelerator", "plan"]
 
 # Seeds per group of lanes: a CPU runs one seed (its members batched) at a time
 # fastest; accelerators want wide batches.
@@ -161,12 +161,7 @@ def plan(
     check_int("sweep: chunk_size (seeds per chunk)", chunk_size, low=1, none=True)
     lanes = check_int("sweep: lanes", default_lanes() if lanes is None else lanes, low=1)
     if isinstance(devices, Sequence) and not isinstance(devices, str):
-        listed = list(devices)
-        if not listed or not all(isinstance(d, jax.Device) for d in listed):
-            raise ValueError(
-                "sweep: devices must be a count or a non-empty list of jax devices "
-                f"(jax.devices()); got {devices!r}"
-            )
+        listed = device_list(devices)
         if device_memory is None:
             device_memory = devices_memory(listed)
         devices = len(listed)
@@ -178,6 +173,16 @@ def plan(
     forward_specs = _forward_specs(grid, blocks.size, lanes, tile)
     seeds = _chunk_seeds(grid, chunk_size, lanes, devices, budget, blocks, draw_specs)
     return Plan(_chunks(grid, seeds), draw_specs, forward_specs, blocks.ranges, lanes, seeds)
+
+
+def device_list(devices: Sequence[jax.Device]) -> list[jax.Device]:
+    """``devices`` as a list, checked: a non-empty sequence of jax devices."""
+    listed = list(devices)
+    if not listed or not all(isinstance(d, jax.Device) for d in listed):
+        raise ValueError(
+            f"sweep: devices must be a non-empty list of jax devices (jax.devices()); got {devices!r}"
+        )
+    return listed
 
 
 def _budget(memory_budget: int, device_memory: int | None) -> _Budget:

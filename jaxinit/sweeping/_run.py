@@ -32,6 +32,7 @@ from jaxinit.sweeping._plan import (
     Plan,
     _members,
     default_lanes,
+    device_list,
     hist_edges,
     plan,
 )
@@ -233,11 +234,7 @@ def _prepare(grid, out, chunk_size, lanes, devices, memory_budget, process_timeo
     """Checks the arguments and plans the sweep; refuses, before anything runs, what cannot
     run (another process's devices, a result that does not fit in memory)."""
     out = check_path("sweep: out", out, none=True)
-    devices = list(jax.local_devices() if devices is None else devices)
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError(
-            f"sweep: devices must be a non-empty list of jax devices (jax.devices()); got {devices!r}"
-        )
+    devices = device_list(jax.local_devices() if devices is None else devices)
     me, count = _distributed.processes()
     if count > 1:
         _check_distributed(out, devices, me, count)

@@ -60,10 +60,7 @@ __all__ = [
     "LAYER_FIELDS",
     "LayerStats",
     "bin_classes",
-    "finish_hist",
     "histogram",
-    "histogram_counts",
-    "histogram_table",
     "layer_stats",
 ]
 
@@ -128,36 +125,13 @@ def histogram(
     infinities: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Class counts ``(..., bins + 3)`` (``bins + 5`` with ``infinities``; see
-    :func:`bin_classes`), dead and saturated counts: :func:`histogram_counts` of
-    :func:`histogram_table`."""
-    table = histogram_table(
-        h, lo, hi, bins, saturation=saturation, axes=axes, infinities=infinities
-    )
-    return histogram_counts(table)
-
-
-def histogram_table(
-    h: jax.Array,
-    lo,
-    hi,
-    bins: int,
-    *,
-    saturation: tuple = (None, None),
-    axes: int = 2,
-    infinities: bool = False,
-) -> jax.Array:
-    """The raw counts ``(..., saturated, dead, class)``: ``(..., 2, 2, c)`` with a
-    saturation test, ``(..., 1, 2, c)`` without, ``c = bins + 3`` (``bins + 5`` with
-    ``infinities``; see :func:`bin_classes`).
+    :func:`bin_classes`), dead and saturated counts.
 
     Reduces over the last ``axes`` axes; rows are every combination of the
     leading ones. Everything comes from one 1-D scatter-add whose index folds
     in the row, the bin class, whether the entry is exactly 0 and whether it
     is saturated (a batched scatter, or one mask reduction per count, costs
-    several times more on XLA:CPU). :func:`histogram_counts` reads the counts
-    off it; a loop over layers returns the table and reads them once after the
-    loop, on every layer at once (each read inside the loop body is XLA:CPU
-    kernels to compile, in every copy of the body).
+    several times more on XLA:CPU).
     """
     lead = h.shape[: h.ndim - axes]
     rows = int(np.prod(lead, dtype=np.int64))
@@ -172,18 +146,11 @@ def histogram_table(
     index = cls.reshape(rows, -1) + (jnp.arange(rows, dtype=jnp.int32) * per_row)[:, None]
     table = jnp.zeros(rows * per_row, jnp.int32)
     table = table.at[index.reshape(-1)].add(1, mode="promise_in_bounds")
-    return table.reshape(*lead, n_flags // 2, 2, c)
-
-
-def histogram_counts(table: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Class counts ``(..., c)``, dead and saturated counts ``(...)`` from a
-    :func:`histogram_table`'s ``(..., saturated, dead, class)`` counts."""
-    classes = table.sum((-3, -2))
-    dead = table[..., 1, :].sum((-2, -1))
+    table = table.reshape(rows, n_flags // 2, 2, c)  # (row, saturated, dead, class)
+    classes = table.sum((1, 2)).reshape(*lead, c)
+    dead = table[:, :, 1].sum((1, 2)).reshape(lead)
     saturated = (
-        table[..., -1, :, :].sum((-2, -1))
-        if table.shape[-3] == 2
-        else jnp.zeros(table.shape[:-3], jnp.int32)
+        table[:, -1].sum((1, 2)).reshape(lead) if n_flags == 4 else jnp.zeros(lead, jnp.int32)
     )
     return classes, dead, saturated
 
@@ -204,7 +171,6 @@ def layer_stats(
     cosine: bool = False,
     nonfinite: bool = True,
     same: bool = False,
-    finish: bool = True,
 ) -> LayerStats:
     """The forward statistics of one layer, reduced over the last two axes (batch, width).
 
@@ -223,17 +189,10 @@ def layer_stats(
         exactly, from the histogram's own classes (NaN, ``-inf``, ``+inf``), with no
         branch: a branch that reads every captured output keeps them all alive to the
         end of a model's pass (10% of the any-model benchmark's Transformer).
-      finish: with ``hist``, read the counts off the histogram's table here; False
-        leaves the table (:func:`histogram_table`) in ``hist`` and the fields read
-        from it None, for :func:`finish_hist` after a loop over layers.
 
     Returns:
       A :class:`LayerStats` with fields of shape ``z.shape[:-2]`` (``hist``
-      adds a bin axis), without the backward fields. With ``hist`` and
-      ``finish=False``: ``hist`` is the table ``z.shape[:-2] + (saturated, dead,
-      class)`` (:func:`histogram_table`) and ``saturated``, ``dead``,
-      ``hist_below``, ``hist_above`` (and with ``same``, ``nonfinite``) are None
-      until :func:`finish_hist`.
+      adds a bin axis), without the backward fields.
     """
     axes = (h.ndim - 2, h.ndim - 1)
     n = h.shape[-2] * h.shape[-1]
@@ -267,39 +226,16 @@ def layer_stats(
             saturated = _count(mask, axes, n) / n
         dead = _count(h == 0, axes, n) / n
     else:
-        table = histogram_table(h, *hist, saturation=saturation, infinities=from_hist)
-        saturated = dead = below = above = None
-        counts = table
-        if from_hist:
-            nonfinite = None
+        classes, dead, saturated = histogram(h, *hist, saturation=saturation, infinities=from_hist)
+        dead, saturated = dead / n, saturated / n
+        bins = hist[2]
+        counts, below, above = classes[..., 1 : bins + 1], classes[..., 0], classes[..., bins + 1]
+        if from_hist:  # [..., NaN, -inf, +inf]: the infinities are below and above too
+            below, above = below + classes[..., bins + 3], above + classes[..., bins + 4]
+            nonfinite = classes[..., bins + 2 :].sum(-1)
     cos = _mean_cosine(h) if cosine else None
     moments = (pre_mean, pre_var, post_mean, post_var)
-    stats = LayerStats(*moments, saturated, dead, nonfinite, below, above, counts, cosine=cos)
-    if hist is None or not finish:
-        return stats
-    return finish_hist(stats, n=n, bins=hist[2], infinities=from_hist)
-
-
-def finish_hist(stats: LayerStats, *, n: int, bins: int, infinities: bool) -> LayerStats:
-    """The counts a :func:`layer_stats` with ``finish=False`` left in its histogram table
-    (``hist`` ``(..., saturated, dead, class)``): ``saturated`` and ``dead`` as fractions of
-    the ``n`` entries, ``hist_below``, ``hist_above``, the ``bins`` counts and, with
-    ``infinities`` (``same=True``), ``nonfinite``. Exact: integer sums and one division,
-    the same wherever they run."""
-    classes, dead, saturated = histogram_counts(stats.hist)
-    counts, below, above = classes[..., 1 : bins + 1], classes[..., 0], classes[..., bins + 1]
-    nonfinite = stats.nonfinite
-    if infinities:  # [..., NaN, -inf, +inf]: the infinities are below and above too
-        below, above = below + classes[..., bins + 3], above + classes[..., bins + 4]
-        nonfinite = classes[..., bins + 2 :].sum(-1)
-    return stats._replace(
-        saturated=saturated / n,
-        dead=dead / n,
-        nonfinite=nonfinite,
-        hist_below=below,
-        hist_above=above,
-        hist=counts,
-    )
+    return LayerStats(*moments, saturated, dead, nonfinite, below, above, counts, cosine=cos)
 
 
 def _mean_cosine(h: jax.Array) -> jax.Array:
