@@ -226,6 +226,24 @@ def test_batched_matmul_layouts_runs(capsys):
 
 
 @pytest.mark.slow
+def test_train_build_quick():
+    """benchmarks/train_build.py --quick: the build of a group's models by jaxinit, one at a
+    time and by Flax's ensemble pattern, first and warm, with ratios to the peer."""
+    spec = importlib.util.spec_from_file_location(
+        "train_build", ROOT / "benchmarks" / "train_build.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--quick"])
+    (row,) = out["rows"]
+    assert row["models"] == 2
+    assert set(row) == {"models", "jaxinit", "one_at_a_time", "peer"}
+    assert all(row[k]["first_s"] > 0 and row[k]["warm_s"] > 0 for k in ("jaxinit", "peer"))
+    ratio = row["jaxinit"]["first_s"] / row["peer"]["first_s"]
+    assert row["jaxinit"]["first_x_peer"] == pytest.approx(ratio, abs=0.01)
+    assert len(out["load_average"]) == 2
+
+
 def test_compile_cuts_quick(capsys):
     """benchmarks/compile_cuts.py --quick: a sweep's compile with and without gradients,
     depth_scales' on a grid and at a point, and the peer's beside them, as seconds and

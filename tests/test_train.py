@@ -477,6 +477,67 @@ def test_train_starts_from_the_network_the_sweep_measured():
     assert not np.allclose(trained.pre_var[:, 0, 0], other.pre_var[:, 0], rtol=1e-3)
 
 
+def _one_at_a_time(grid, d_in, d_out, act, width):
+    """A group's parameters as train built them before built_models: a model at a time."""
+    states = [
+        nnx.state(grid.build(d_in, d_out, init=i, seed=s, activation=act, width=width))
+        for i, _, s in grid.group_models()
+    ]
+    return jax.tree.map(lambda *a: np.stack(a), *states)
+
+
+def _nbytes(state):
+    return sum(a.nbytes for a in jax.tree.leaves(state))
+
+
+def _two_linears(rngs):  # a model grid's factory: the draws of its kernels are the grid's
+    return nnx.Sequential(nnx.Linear(6, 6, rngs=rngs), jax.nn.relu, nnx.Linear(6, 6, rngs=rngs))
+
+
+def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
+    """From VMAP_SEEDS seeds, train builds an init's seeds in one vmapped call: the same
+    parameters, bitwise, as each model built alone, in group_models order (init,
+    learning_rate, seed). By construction: the draws are elementwise ops (and a QR per
+    matrix for orthogonal), run eagerly with a leading seed axis. Checked for each kind of
+    draw, with a learning_rate dim (the rates share their draw), in blocks of two models (3
+    seeds: the second block padded), with μP's rescaled readout, and for a model grid's
+    factory."""
+    from jaxinit.training import _run
+
+    monkeypatch.setattr(_run, "VMAP_SEEDS", 1)
+    seeds = [0, 17, 2**31 - 1]
+    inits = ["he_normal", "orthogonal(scale=1.3)", "sparse"]  # truncated, QR, permutations
+    mlp = TrainGrid(inits=inits, seeds=seeds, hidden=(6, 6), bias_inits="normal(stddev=0.1)",
+                    learning_rate=[0.1, 0.01], optimizer="sgd", root_seed=5)  # fmt: skip
+    mup = TrainGrid(inits=inits[:1], seeds=seeds, hidden=(1, 1), width=[6],
+                    parametrization="mup", learning_rate=[0.01], optimizer="adam")  # fmt: skip
+    own = TrainGrid(model=_two_linears, inits=["glorot_normal"], seeds=seeds)
+    for grid in (mlp, mup, own):
+        ((act, width),) = grid.groups()
+        alone = [
+            nnx.state(grid.build(6, 6, init=i, seed=s, activation=act, width=width))
+            for i, _, s in grid.group_models()
+        ]
+        # blocks of two models: the 3 seeds in two calls, the second padded
+        monkeypatch.setattr(_run, "BUILD_BYTES", 2 * _nbytes(alone[0]))
+        graphdef, params = _run.built_models(grid, 6, 6, act, width)
+        assert jax.tree.structure(params) == jax.tree.structure(alone[0])
+        leaves = jax.tree.leaves_with_path(params)
+        for m, one in enumerate(alone):
+            for (path, a), b in zip(leaves, jax.tree.leaves(one), strict=True):
+                assert isinstance(a, np.ndarray)
+                np.testing.assert_array_equal(a[m], b, err_msg=f"model {m}, {path}")
+        model = nnx.merge(graphdef, jax.tree.map(lambda a: a[0], params))
+        assert type(model) is type(grid.build(6, 6, init=grid.inits[0], seed=0, width=width))
+    # and train from them: the same losses, bitwise, as from models built one at a time
+    x, y = teacher_data(7, 24, 6, classes=6)  # the shapes above: blocks of two again
+    monkeypatch.setattr(_run, "BUILD_BYTES", 2 * _nbytes(nnx.state(mlp.build(6, 6, init="zeros", seed=0))))  # fmt: skip
+    short = dataclasses.replace(mlp, steps=2, batch_size=None)
+    vmapped = train(short, (x, y)).loss
+    monkeypatch.setattr(_run, "VMAP_SEEDS", 10**9)
+    np.testing.assert_array_equal(vmapped, train(short, (x, y)).loss)
+
+
 def test_mlp_takes_a_seed_key_or_rngs_not_both():
     key = ji.sweeping.seed_key(0, 1)
     for kw in ({}, {"key": key, "rngs": nnx.Rngs(0)}):
