@@ -1062,7 +1062,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.devices_line = "\n".join(filter(None, [joined, ji.use_cpu_cores()]))
         return args.run(args)
     except _INPUT_ERRORS as e:
-        if os.environ.get("JAXINIT_DEBUG") and not isinstance(e, _UsageError):
+        if os.environ.get("JAXINIT_DEBUG"):  # every one, the command line's own checks too
             raise
         print(f"jaxinit {args.command}: error: {_one_line(e)}", file=sys.stderr)
         if getattr(args, "joined", False):

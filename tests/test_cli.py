@@ -338,9 +338,15 @@ def test_every_bad_input_is_one_error_line_exit_2_no_traceback(workdir, monkeypa
 
 
 def test_debug_shows_the_traceback(workdir, monkeypatch):
+    """JAXINIT_DEBUG=1: the error raises (a traceback), the library's and the command
+    line's own checks alike (an unknown activation, a missing report directory)."""
     monkeypatch.setenv("JAXINIT_DEBUG", "1")
     with pytest.raises(ValueError, match="is a file, not a directory"):
         main([*SWEEP, "--out", str(workdir / "afile")])
+    with pytest.raises(Exception, match="tahn"):
+        main(["theory", "tahn"])
+    with pytest.raises(Exception, match="nonexistent"):
+        main(["report", str(workdir / "nonexistent")])
 
 
 def test_theory_kernel_prints_the_nngp_and_ntk(capsys):

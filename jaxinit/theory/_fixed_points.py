@@ -543,7 +543,7 @@ def divergence_sigma_w2(activation: str | Activation, *, sigma_b2: ArrayLike = 0
     (see :func:`critical_sigma_w2`), the stable fixed points are where it
     increases. Its first maximum is a saddle-node: the stable and an unstable
     fixed point meet, and for larger σ_w² none is left, so q diverges
-    discontinuously (gelu at σ_b² = 0.1: about 2.117, silu about 2.53). Without
+    discontinuously (gelu at σ_b² = 0.1: about 2.132, silu about 2.560). Without
     a maximum it is the branch's limit as q → ∞: 2 for the relu family (where
     that is also the edge of chaos), ∞ for activations whose q* grows without
     bound (tanh, erf). A q0 above the unstable fixed point diverges earlier.
