@@ -225,7 +225,6 @@ def test_batched_matmul_layouts_runs(capsys):
         module.main(["--repeats", "0"])
 
 
-@pytest.mark.slow
 def test_train_build_quick():
     """benchmarks/train_build.py --quick: the build of a group's models by jaxinit, one at a
     time and by Flax's ensemble pattern, first and warm, with ratios to the peer."""
@@ -244,6 +243,7 @@ def test_train_build_quick():
     assert len(out["load_average"]) == 2
 
 
+@pytest.mark.slow
 def test_compile_cuts_quick(capsys):
     """benchmarks/compile_cuts.py --quick: a sweep's compile with and without gradients,
     depth_scales' on a grid and at a point, and the peer's beside them, as seconds and

@@ -490,6 +490,11 @@ def _nbytes(state):
     return sum(a.nbytes for a in jax.tree.leaves(state))
 
 
+def _unit_columns(key, shape, dtype=jnp.float32):  # a user's init with a reduction
+    w = jax.random.normal(key, shape, dtype)
+    return w / jnp.linalg.norm(w, axis=0, keepdims=True)
+
+
 def _two_linears(rngs):  # a model grid's factory: the draws of its kernels are the grid's
     return nnx.Sequential(nnx.Linear(6, 6, rngs=rngs), jax.nn.relu, nnx.Linear(6, 6, rngs=rngs))
 
@@ -500,8 +505,9 @@ def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
     learning_rate, seed). By construction: the draws are elementwise ops (and a QR per
     matrix for orthogonal), run eagerly with a leading seed axis. Checked for each kind of
     draw, with a learning_rate dim (the rates share their draw), in blocks of two models (3
-    seeds: the second block padded), with μP's rescaled readout, and for a model grid's
-    factory."""
+    seeds: the second block padded), with μP's rescaled readout. A model grid's factory and
+    a user's initializer may reduce over an axis (here a column norm, which a leading axis
+    rounds otherwise): those are built one at a time, and are the same bits too."""
     from jaxinit.training import _run
 
     monkeypatch.setattr(_run, "VMAP_SEEDS", 1)
@@ -512,15 +518,17 @@ def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
     mup = TrainGrid(inits=inits[:1], seeds=seeds, hidden=(1, 1), width=[6],
                     parametrization="mup", learning_rate=[0.01], optimizer="adam")  # fmt: skip
     own = TrainGrid(model=_two_linears, inits=["glorot_normal"], seeds=seeds)
-    for grid in (mlp, mup, own):
+    unit = TrainGrid(inits=[_unit_columns], seeds=seeds, hidden=(64,), bias_inits="zeros")
+    for grid in (mlp, mup, own, unit):
         ((act, width),) = grid.groups()
+        d_in = 37 if grid is unit else 6  # (37, 64): batched, its column norms round otherwise
         alone = [
-            nnx.state(grid.build(6, 6, init=i, seed=s, activation=act, width=width))
+            nnx.state(grid.build(d_in, 6, init=i, seed=s, activation=act, width=width))
             for i, _, s in grid.group_models()
         ]
         # blocks of two models: the 3 seeds in two calls, the second padded
         monkeypatch.setattr(_run, "BUILD_BYTES", 2 * _nbytes(alone[0]))
-        graphdef, params = _run.built_models(grid, 6, 6, act, width)
+        graphdef, params = _run.built_models(grid, d_in, 6, act, width)
         assert jax.tree.structure(params) == jax.tree.structure(alone[0])
         leaves = jax.tree.leaves_with_path(params)
         for m, one in enumerate(alone):
@@ -528,7 +536,7 @@ def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
                 assert isinstance(a, np.ndarray)
                 np.testing.assert_array_equal(a[m], b, err_msg=f"model {m}, {path}")
         model = nnx.merge(graphdef, jax.tree.map(lambda a: a[0], params))
-        assert type(model) is type(grid.build(6, 6, init=grid.inits[0], seed=0, width=width))
+        assert type(model) is type(grid.build(d_in, 6, init=grid.inits[0], seed=0, width=width))
     # and train from them: the same losses, bitwise, as from models built one at a time
     x, y = teacher_data(7, 24, 6, classes=6)  # the shapes above: blocks of two again
     monkeypatch.setattr(_run, "BUILD_BYTES", 2 * _nbytes(nnx.state(mlp.build(6, 6, init="zeros", seed=0))))  # fmt: skip

@@ -22,9 +22,9 @@ optimizer state, :math:`\theta_{t+1} = \theta_t + \mathrm{tx}(\nabla_\theta
 is the softmax cross-entropy, or the binary cross-entropy of one sigmoid unit.
 
 How it runs. The models of one activation share a Flax graph; their parameters
-(drawn eagerly, as the model built alone draws them: from 256 seeds up, an init's
-seeds in one ``vmap`` over the seed, op for op the same draws) are stacked along a
-leading axis, and one
+(drawn eagerly, as the model built alone draws them: from 256 seeds up, an MLP grid
+of jaxinit's initializers draws an init's seeds in vmapped blocks, op for op the same
+draws) are stacked along a leading axis, and one
 ``jax.jit`` program scans a fixed number of steps, each a ``vmap`` over models
 of a functional ``nnx.merge`` step, so a transform such as
 ``optax.clip_by_global_norm`` sees one model's gradients, never the stack's.

@@ -33,6 +33,7 @@ from jaxinit._io import naming_the_path
 from jaxinit._progress import Reporter, Update, chain, check_hook, deprecated_hook
 from jaxinit._results import Result
 from jaxinit._store import Store
+from jaxinit.initializers._bases import Custom
 from jaxinit.training._checkpoint import (
     CHECKPOINT_SCHEMA,
     PARTS,
@@ -498,15 +499,18 @@ def built_models(
     in ``grid.group_models()`` order, as :meth:`TrainGrid.build` builds each.
 
     The learning rates of an ``(init, seed)`` share its draw. With ``VMAP_SEEDS`` seeds or
-    more, an init's seeds are built by ``jax.vmap`` over the seed, run eagerly: op for op the
-    draws of a model built alone, on the same keys, with a leading seed axis (elementwise
-    ops, and one QR per matrix for orthogonal kernels), so the same bits, in about the time
-    of one model once compiled. The seeds go in blocks of a power of two of at most
-    ``BUILD_BYTES`` of parameters, the last one padded with its last seed, so that a block's
-    programs serve every number of seeds up to it. Fewer seeds are built one at a time: the
-    batched programs cost more to compile than building a few models saves
+    more, an MLP grid whose initializers are all jaxinit's own builds an init's seeds by
+    ``jax.vmap`` over the seed, run eagerly: op for op the draws of a model built alone, on
+    the same keys, with a leading seed axis (elementwise ops, a sort per fibre for sparse,
+    a QR per matrix for orthogonal), so the same bits. A user's initializer (``Custom``)
+    or a model grid's factory may reduce over an axis (a column norm), which a leading axis
+    rounds differently, so those are built one at a time, as are fewer seeds: the batched
+    programs cost more to compile than building a few models saves
     (``benchmarks/train_build.py``: 1024 MNIST MLPs 7.5 s against 17.1 s on a first call,
-    2.2 s against 15.3 s warm; 64 of them 3.4 s against 2.0 s on a first call).
+    2.2 s against 15.3 s warm; 64 of them 3.4 s against 2.0 s on a first call). The seeds go
+    in blocks of a power of two of at most ``BUILD_BYTES`` of parameters, the last one
+    padded with its last seed (its extra models dropped at once), so that a block's programs
+    serve every number of seeds up to it.
     """
 
     def build(init, seed):
@@ -519,18 +523,23 @@ def built_models(
     fits = max(1, BUILD_BYTES // max(1, per_model))
     block = min(1 << (n - 1).bit_length(), 1 << (fits.bit_length() - 1))  # powers of two
     padded = np.concatenate([seeds, np.repeat(seeds[-1:], -n % block)])
+    ours = grid.model is None and not any(
+        isinstance(i.base, Custom)
+        for i in (*grid.inits, grid.bias_inits, grid.output_init)
+        if i is not None
+    )
     per_init = []
     for init in grid.inits:
-        if n < VMAP_SEEDS:
+        if n < VMAP_SEEDS or not ours:
             states = [nnx.state(build(init, seed)) for seed in grid.seeds]
             per_init.append(jax.tree.map(lambda *a: np.stack(a), *states))
             continue
         states = jax.vmap(lambda seed, init=init: nnx.state(build(init, seed)))
-        blocks = [
-            jax.tree.map(np.asarray, states(padded[i : i + block]))
+        blocks = [  # each block's models that are not padding: the padded draw is freed
+            jax.tree.map(lambda a, i=i: np.asarray(a)[: n - i], states(padded[i : i + block]))
             for i in range(0, len(padded), block)
         ]
-        per_init.append(jax.tree.map(lambda *b: np.concatenate(b)[:n], *blocks))
+        per_init.append(jax.tree.map(lambda *b: np.concatenate(b), *blocks))
     rates = len(dim_values(grid.learning_rate))
     params = jax.tree.map(
         lambda *a: np.concatenate([x for x in a for _ in range(rates)]), *per_init
