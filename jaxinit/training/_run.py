@@ -506,8 +506,8 @@ def built_models(
     or a model grid's factory may reduce over an axis (a column norm), which a leading axis
     rounds differently, so those are built one at a time, as are fewer seeds: the batched
     programs cost more to compile than building a few models saves
-    (``benchmarks/train_build.py``: 1024 MNIST MLPs 7.5 s against 17.1 s on a first call,
-    2.2 s against 15.3 s warm; 64 of them 3.4 s against 2.0 s on a first call). The seeds go
+    (``benchmarks/train_build.py``: 1024 MNIST MLPs 8.0 s against 16.3 s on a first call,
+    3.0 s against 14.9 s warm; 64 of them 3.4 s against 2.0 s on a first call). The seeds go
     in blocks of a power of two of at most ``BUILD_BYTES`` of parameters, the last one
     padded with its last seed (its extra models dropped at once), so that a block's programs
     serve every number of seeds up to it.
