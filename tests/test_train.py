@@ -537,6 +537,14 @@ def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
                 np.testing.assert_array_equal(a[m], b, err_msg=f"model {m}, {path}")
         model = nnx.merge(graphdef, jax.tree.map(lambda a: a[0], params))
         assert type(model) is type(grid.build(d_in, 6, init=grid.inits[0], seed=0, width=width))
+    # jax's rbg keys draw other bits under vmap: built one at a time, the same bits again
+    with jax.default_prng_impl("rbg"):
+        rbg = TrainGrid(inits=["he_normal"], seeds=seeds, hidden=(6,))
+        _, params = _run.built_models(rbg, 6, 6, *rbg.groups()[0])
+        for m, s in enumerate(seeds):
+            one = nnx.state(rbg.build(6, 6, init="he_normal", seed=s))
+            for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(one), strict=True):
+                np.testing.assert_array_equal(a[m], b, err_msg=f"rbg, model {m}")
     # and train from them: the same losses, bitwise, as from models built one at a time
     x, y = teacher_data(7, 24, 6, classes=6)  # the shapes above: blocks of two again
     monkeypatch.setattr(_run, "BUILD_BYTES", 2 * _nbytes(nnx.state(mlp.build(6, 6, init="zeros", seed=0))))  # fmt: skip

@@ -504,7 +504,8 @@ def built_models(
     the same keys, with a leading seed axis (elementwise ops, a sort per fibre for sparse,
     a QR per matrix for orthogonal), so the same bits. A user's initializer (``Custom``)
     or a model grid's factory may reduce over an axis (a column norm), which a leading axis
-    rounds differently, so those are built one at a time, as are fewer seeds: the batched
+    rounds differently, so those are built one at a time, as are keys other than threefry
+    (jax's ``rbg`` draws other bits under ``vmap``) and fewer seeds: the batched
     programs cost more to compile than building a few models saves
     (``benchmarks/train_build.py``: 1024 MNIST MLPs 8.0 s against 16.3 s on a first call,
     3.0 s against 14.9 s warm; 64 of them 3.4 s against 2.0 s on a first call). The seeds go
@@ -523,10 +524,14 @@ def built_models(
     fits = max(1, BUILD_BYTES // max(1, per_model))
     block = min(1 << (n - 1).bit_length(), 1 << (fits.bit_length() - 1))  # powers of two
     padded = np.concatenate([seeds, np.repeat(seeds[-1:], -n % block)])
-    ours = grid.model is None and not any(
-        isinstance(i.base, Custom)
-        for i in (*grid.inits, grid.bias_inits, grid.output_init)
-        if i is not None
+    ours = (
+        grid.model is None
+        and prng_impl() == "threefry2x32"  # jax's rbg draws other bits under vmap
+        and not any(
+            isinstance(i.base, Custom)
+            for i in (*grid.inits, grid.bias_inits, grid.output_init)
+            if i is not None
+        )
     )
     per_init = []
     for init in grid.inits:
