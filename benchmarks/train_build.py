@@ -12,7 +12,10 @@ each number of models (one init, that many seeds):
   before (and still runs below ``VMAP_SEEDS`` seeds);
 - **peer**: Flax's ensemble pattern, written as a user would: ``jax.jit(jax.vmap(make))``
   over the keys, ``make`` building an ``nnx.Sequential`` of ``nnx.Linear`` with
-  ``jax.nn.initializers.he_normal()`` and returning its state.
+  ``jax.nn.initializers.he_normal()`` and returning its state;
+- **yardstick**: ``../shared/peers/peer_jax_naive.py``'s ``run_combo`` (a network's draws and
+  forward pass), 50 warm calls before and after, so that runs made apart compare as ratios
+  (``warm_x_naive``).
 
 Each is timed on a first call (its compiles included, jax's persistent cache off) and again
 on other seeds (warm). Prints the load average before and after, the CPU other processes used
@@ -41,7 +44,7 @@ from jaxinit.training import _run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the modules beside this file
 
-from _measure import alone, no_persistent_cache
+from _measure import alone, no_persistent_cache, peers_module
 
 
 def _grid(n: int, hidden: tuple[int, ...], first_seed: int) -> ji.TrainGrid:
@@ -89,9 +92,28 @@ def flax_ensemble(d_in: int, hidden: tuple[int, ...], d_out: int):
     return lambda n, first_seed: build(jax.random.split(jax.random.key(first_seed), n))
 
 
-def measure(models: list[int], d_in: int, hidden: tuple[int, ...], d_out: int) -> dict:
+def naive_peer_seconds(calls: int) -> float | None:
+    """``../shared/peers/peer_jax_naive.py``'s ``run_combo`` (he_normal, tanh: a network's
+    draws and forward pass, jitted), ``calls`` warm calls on other keys: the yardstick that
+    says how fast the machine ran; None without ``../shared/peers``."""
+    mod = peers_module("peer_jax_naive")
+    if mod is None:
+        return None
+    jax.block_until_ready(mod.run_combo(jax.random.PRNGKey(0), init="he_normal", act="tanh"))
+    return _timed(
+        lambda: [
+            mod.run_combo(jax.random.PRNGKey(k), init="he_normal", act="tanh")
+            for k in range(1, calls + 1)
+        ]
+    )
+
+
+def measure(
+    models: list[int], d_in: int, hidden: tuple[int, ...], d_out: int, calls: int = 50
+) -> dict:
     rows = []
     with no_persistent_cache():
+        naive = [naive_peer_seconds(calls)]
         peer = flax_ensemble(d_in, hidden, d_out)
         for n in models:
             row = {"models": n}
@@ -108,7 +130,14 @@ def measure(models: list[int], d_in: int, hidden: tuple[int, ...], d_out: int) -
                 row[name]["first_x_peer"] = round(row[name]["first_s"] / row["peer"]["first_s"], 2)
                 row[name]["warm_x_peer"] = round(row[name]["warm_s"] / row["peer"]["warm_s"], 2)
             rows.append(row)
-    return {"jaxinit": ji.__file__, "vmap_seeds": _run.VMAP_SEEDS, "rows": rows}
+        naive.append(naive_peer_seconds(calls))
+    out = {"jaxinit": ji.__file__, "vmap_seeds": _run.VMAP_SEEDS, "rows": rows}
+    if naive[0] is not None:  # the yardstick before and after, and the warm builds against it
+        out["naive_peer_s"] = [round(t, 4) for t in naive]
+        for row in rows:
+            for name in ("jaxinit", "one_at_a_time", "peer"):
+                row[name]["warm_x_naive"] = round(row[name]["warm_s"] / min(naive), 2)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
     d_in, d_out = 784, 10
     if args.quick:
         d_in, d_out, args.models, args.hidden = 6, 3, [2], [4]
-    out = alone(lambda: measure(args.models, d_in, tuple(args.hidden), d_out), peak_n=256)
+    calls = 2 if args.quick else 50
+    out = alone(lambda: measure(args.models, d_in, tuple(args.hidden), d_out, calls), peak_n=256)
     print(json.dumps(out))
     return out
 

@@ -241,6 +241,10 @@ def test_train_build_quick():
     ratio = row["jaxinit"]["first_s"] / row["peer"]["first_s"]
     assert row["jaxinit"]["first_x_peer"] == pytest.approx(ratio, abs=0.01)
     assert len(out["load_average"]) == 2
+    assert len(out["naive_peer_s"]) == 2  # ../shared/peers' yardstick, before and after
+    assert row["jaxinit"]["warm_x_naive"] == pytest.approx(
+        row["jaxinit"]["warm_s"] / min(out["naive_peer_s"]), abs=0.01
+    )
 
 
 @pytest.mark.slow

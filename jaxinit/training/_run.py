@@ -507,8 +507,8 @@ def built_models(
     rounds differently, so those are built one at a time, as are keys other than threefry
     (jax's ``rbg`` draws other bits under ``vmap``) and fewer seeds: the batched
     programs cost more to compile than building a few models saves
-    (``benchmarks/train_build.py``: 1024 MNIST MLPs 8.0 s against 16.3 s on a first call,
-    3.0 s against 14.9 s warm; 64 of them 3.4 s against 2.0 s on a first call). The seeds go
+    (``benchmarks/train_build.py``: 1024 MNIST MLPs 6.5 s against 13.1 s on a first call,
+    2.4 s against 11.6 s warm; 64 of them 3.4 s against 2.0 s on a first call). The seeds go
     in blocks of a power of two of at most ``BUILD_BYTES`` of parameters, the last one
     padded with its last seed (its extra models dropped at once), so that a block's programs
     serve every number of seeds up to it.
@@ -517,15 +517,9 @@ def built_models(
     def build(init, seed):
         return grid.build(d_in, d_out, init=init, seed=seed, activation=activation, width=width)
 
-    graphdef, first = nnx.split(build(grid.inits[0], grid.seeds[0]))  # the group's graph
-    seeds = np.asarray(grid.seeds, np.int32)
-    n = len(seeds)
-    per_model = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(first))
-    fits = max(1, BUILD_BYTES // max(1, per_model))
-    block = min(1 << (n - 1).bit_length(), 1 << (fits.bit_length() - 1))  # powers of two
-    padded = np.concatenate([seeds, np.repeat(seeds[-1:], -n % block)])
-    ours = (
-        grid.model is None
+    vmapped = (
+        len(grid.seeds) >= VMAP_SEEDS
+        and grid.model is None
         and prng_impl() == "threefry2x32"  # jax's rbg draws other bits under vmap
         and not any(
             isinstance(i.base, Custom)
@@ -533,23 +527,39 @@ def built_models(
             if i is not None
         )
     )
-    per_init = []
-    for init in grid.inits:
-        if n < VMAP_SEEDS or not ours:
-            states = [nnx.state(build(init, seed)) for seed in grid.seeds]
-            per_init.append(jax.tree.map(lambda *a: np.stack(a), *states))
-            continue
-        states = jax.vmap(lambda seed, init=init: nnx.state(build(init, seed)))
-        blocks = [  # each block's models that are not padding: the padded draw is freed
-            jax.tree.map(lambda a, i=i: np.asarray(a)[: n - i], states(padded[i : i + block]))
-            for i in range(0, len(padded), block)
-        ]
-        per_init.append(jax.tree.map(lambda *b: np.concatenate(b), *blocks))
+    if not vmapped:
+        per_init = []
+        for init in grid.inits:
+            split = [nnx.split(build(init, seed)) for seed in grid.seeds]
+            per_init.append(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)))
+        graphdef = split[0][0]  # the group's graph: every model's
+    else:
+        graphdef, first = nnx.split(build(grid.inits[0], grid.seeds[0]))  # the group's graph
+        per_init = [_vmapped_build(build, init, grid.seeds, first) for init in grid.inits]
     rates = len(dim_values(grid.learning_rate))
     params = jax.tree.map(
         lambda *a: np.concatenate([x for x in a for _ in range(rates)]), *per_init
     )
     return graphdef, params
+
+
+def _vmapped_build(build: Callable, init: Any, seeds: Sequence[int], first: Any) -> Any:
+    """``build(init, seed)``'s parameters for every seed, stacked (NumPy): ``jax.vmap`` over
+    the seeds in blocks of a power of two of at most ``BUILD_BYTES`` (``first``: one
+    model's state, for its size), the last block padded with its last seed and the padding
+    dropped at once."""
+    seeds = np.asarray(seeds, np.int32)
+    n = len(seeds)
+    per_model = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(first))
+    fits = max(1, BUILD_BYTES // max(1, per_model))
+    block = min(1 << (n - 1).bit_length(), 1 << (fits.bit_length() - 1))
+    padded = np.concatenate([seeds, np.repeat(seeds[-1:], -n % block)])
+    states = jax.vmap(lambda seed: nnx.state(build(init, seed)))
+    blocks = [
+        jax.tree.map(lambda a, i=i: np.asarray(a)[: n - i], states(padded[i : i + block]))
+        for i in range(0, len(padded), block)
+    ]
+    return jax.tree.map(lambda *b: np.concatenate(b), *blocks)
 
 
 def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[_Group]:
