@@ -295,3 +295,26 @@ def finish(fig: dict, table, path) -> dict:
 def _json_value(value):
     """numpy numbers as numbers, anything else JSON cannot hold as its text."""
     return float(value) if isinstance(value, np.floating | np.integer) else str(value)
+
+
+def timed(fn) -> float:
+    """Seconds of ``fn()``, its outputs ready."""
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - t
+
+
+def naive_peer_seconds(calls: int) -> float | None:
+    """``../shared/peers/peer_jax_naive.py``'s ``run_combo`` (he_normal, tanh: a network's
+    draws and forward pass, jitted), ``calls`` warm calls on other keys: the yardstick that
+    says how fast the machine ran; None without ``../shared/peers``."""
+    mod = peers_module("peer_jax_naive")
+    if mod is None:
+        return None
+    jax.block_until_ready(mod.run_combo(jax.random.PRNGKey(0), init="he_normal", act="tanh"))
+    return timed(
+        lambda: [
+            mod.run_combo(jax.random.PRNGKey(k), init="he_normal", act="tanh")
+            for k in range(1, calls + 1)
+        ]
+    )

@@ -30,7 +30,6 @@ import json
 import os
 import pathlib
 import sys
-import time
 
 if __name__ == "__main__":  # fresh compiles; only as a script (see compile_cuts.py)
     os.environ.setdefault("JAXINIT_COMPILATION_CACHE", "0")
@@ -44,7 +43,7 @@ from jaxinit.training import _run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the modules beside this file
 
-from _measure import alone, no_persistent_cache, peers_module
+from _measure import alone, naive_peer_seconds, no_persistent_cache, timed
 
 
 def _grid(n: int, hidden: tuple[int, ...], first_seed: int) -> ji.TrainGrid:
@@ -54,12 +53,6 @@ def _grid(n: int, hidden: tuple[int, ...], first_seed: int) -> ji.TrainGrid:
         hidden=hidden,
         bias_inits="normal(stddev=0.1)",
     )
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - t
 
 
 def jaxinit_build(grid: ji.TrainGrid, d_in: int, d_out: int):
@@ -92,22 +85,6 @@ def flax_ensemble(d_in: int, hidden: tuple[int, ...], d_out: int):
     return lambda n, first_seed: build(jax.random.split(jax.random.key(first_seed), n))
 
 
-def naive_peer_seconds(calls: int) -> float | None:
-    """``../shared/peers/peer_jax_naive.py``'s ``run_combo`` (he_normal, tanh: a network's
-    draws and forward pass, jitted), ``calls`` warm calls on other keys: the yardstick that
-    says how fast the machine ran; None without ``../shared/peers``."""
-    mod = peers_module("peer_jax_naive")
-    if mod is None:
-        return None
-    jax.block_until_ready(mod.run_combo(jax.random.PRNGKey(0), init="he_normal", act="tanh"))
-    return _timed(
-        lambda: [
-            mod.run_combo(jax.random.PRNGKey(k), init="he_normal", act="tanh")
-            for k in range(1, calls + 1)
-        ]
-    )
-
-
 def measure(
     models: list[int], d_in: int, hidden: tuple[int, ...], d_out: int, calls: int = 50
 ) -> dict:
@@ -123,8 +100,8 @@ def measure(
                 ("peer", lambda g: peer(len(g.seeds), g.seeds[0])),
             ):
                 jax.clear_caches()  # each first call compiles afresh, whatever ran before
-                first = _timed(lambda fn=fn, n=n: fn(_grid(n, hidden, 0)))
-                warm = _timed(lambda fn=fn, n=n: fn(_grid(n, hidden, n)))
+                first = timed(lambda fn=fn, n=n: fn(_grid(n, hidden, 0)))
+                warm = timed(lambda fn=fn, n=n: fn(_grid(n, hidden, n)))
                 row[name] = {"first_s": round(first, 6), "warm_s": round(warm, 6)}
             for name in ("jaxinit", "one_at_a_time"):
                 row[name]["first_x_peer"] = round(row[name]["first_s"] / row["peer"]["first_s"], 2)

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from _tolerances import MODEL_RTOL
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -339,3 +340,22 @@ def test_suite_profile_counts_each_tests_compiles(tmp_path):
     run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode != 0
     assert "JAXINIT_SUITE_PROFILE" in run.stdout + run.stderr
+
+
+def test_empirical_ntk_quick():
+    """benchmarks/empirical_ntk.py --quick: the kernel by jaxinit, eagerly and by the jitted
+    cookbook form, first and warm, each model's kernels the peer's within float32 rounding
+    (MODEL_RTOL: the same sums, ordered otherwise)."""
+    spec = importlib.util.spec_from_file_location(
+        "empirical_ntk", ROOT / "benchmarks" / "empirical_ntk.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--quick", "--models", "cnn", "mlp"])
+    assert [row["model"] for row in out["rows"]] == ["cnn", "mlp"]
+    for row in out["rows"]:
+        for how in ("jaxinit", "eager"):
+            assert row[how]["max_rel_diff_to_peer"] < MODEL_RTOL, (row["model"], how)
+            ratio = row[how]["warm_s"] / row["peer"]["warm_s"]
+            assert row[how]["warm_x_peer"] == pytest.approx(ratio, rel=0.02, abs=0.01)
+    assert len(out["naive_peer_s"]) == 2

@@ -3,6 +3,7 @@ model, and tending to the infinite-width kernels of the MLP and the zoo's CNN as
 
 import functools
 
+import jax
 import numpy as np
 import pytest
 from _tolerances import (
@@ -10,10 +11,14 @@ from _tolerances import (
     EMPIRICAL_FALL,
     EMPIRICAL_MLP_DIST,
     EMPIRICAL_SEEDS,
+    MODEL_ATOL,
+    MODEL_RTOL,
 )
 from flax import nnx
 
 import jaxinit as ji
+from jaxinit._jax_compat import compiled_count
+from jaxinit.theory import _empirical
 
 
 def test_a_linear_model_s_kernel_is_exact():
@@ -38,6 +43,50 @@ class _MLP(nnx.Module):
 
     def __call__(self, x):
         return self.out(nnx.relu(self.b(nnx.relu(self.a(x)))))
+
+
+class _Scale(nnx.Module):
+    """x ↦ 2 x: no parameters."""
+
+    def __call__(self, x):
+        return 2.0 * x
+
+
+class _Doubled(nnx.Module):
+    """2 (x W + b), holding an unhashable constant (a dict): its graph cannot key a program."""
+
+    def __init__(self, rngs):
+        self.linear = nnx.Linear(3, 2, rngs=rngs)
+        self.config = {"factor": [2.0]}
+
+    def __call__(self, x):
+        return self.config["factor"][0] * self.linear(x)
+
+
+def test_one_program_for_every_seed_and_sigma_equal_to_the_eager_sum():
+    """One compiled program per model structure and input shapes (seeds, σ_w² and σ_b² are
+    data), equal to the same sum run op by op within float32 rounding (MODEL_RTOL: the same
+    dots and norms, their sums ordered by XLA as it fuses them)."""
+    x = np.random.default_rng(1).normal(size=(3, 8)).astype(np.float32)
+
+    def make(seed):  # a LayerNorm's scale counts as is, its bias as a bias
+        rngs = nnx.Rngs(seed)
+        return nnx.Sequential(nnx.Linear(8, 16, rngs=rngs), nnx.LayerNorm(16, rngs=rngs),
+                              nnx.tanh, nnx.Linear(16, 2, rngs=rngs))  # fmt: skip
+
+    before = compiled_count(_empirical._ntk_jit)
+    nets = [make(s) for s in range(3)]
+    got = [
+        ji.theory.empirical_ntk(n, x, sigma_w2=1.0 + s, sigma_b2=0.1 * s)
+        for s, n in enumerate(nets)
+    ]
+    with jax.disable_jit():
+        want = ji.theory.empirical_ntk(nets[2], x, sigma_w2=3.0, sigma_b2=0.2)
+    np.testing.assert_allclose(got[2], want, rtol=MODEL_RTOL, atol=MODEL_ATOL)
+    assert compiled_count(_empirical._ntk_jit) - before == 1
+    # a model whose graph holds an unhashable constant runs op by op: Θ = 4 σ_w² x·x'/d_in
+    ntk = ji.theory.empirical_ntk(_Doubled(nnx.Rngs(0)), np.eye(3, dtype=np.float32), sigma_w2=1.5)
+    np.testing.assert_allclose(ntk, 4 * 1.5 / 3 * np.eye(3), rtol=1e-6, atol=1e-7)
 
 
 def _distance(make, x, limit) -> float:
@@ -100,9 +149,15 @@ def test_the_zoo_resnet_read_by_a_head_is_near_its_limit():
         (dict(), ValueError, "needs sigma_w2"),
         (dict(sigma_w2=0.0), ValueError, "sigma_w2 must be a finite real number > 0"),
         (dict(model="net", sigma_w2=1.0), TypeError, "model must be an nnx.Module; got str"),
+        (
+            dict(model="no params", sigma_w2=1.0),
+            ValueError,
+            "no nnx.Param to differentiate; got _Scale",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
     model = kwargs.pop("model", nnx.Linear(2, 1, rngs=nnx.Rngs(0)))
+    model = _Scale() if model == "no params" else model
     with pytest.raises(error, match=match):
         ji.theory.empirical_ntk(model, np.ones((2, 2), np.float32), **kwargs)

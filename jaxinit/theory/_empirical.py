@@ -26,6 +26,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike
@@ -60,6 +61,10 @@ def empirical_ntk(
     parameters, ``(n1, n2)`` (module docstring): the output units averaged; every
     ``nnx.Param`` counted, scaled for the NTK parameterization unless ``"standard"``.
 
+    One compiled program per model structure and input shapes: other seeds (weights),
+    ``sigma_w2`` and ``sigma_b2`` compile nothing new. A model whose graph holds an
+    unhashable constant (a dict attribute) cannot key a program and runs op by op.
+
     Args:
       model: an ``nnx.Module`` whose output on ``(n, ...)`` inputs is ``(n, ...)``; a
         ModelGrid's network is ``grid.build(seed, init=...)``.
@@ -93,29 +98,51 @@ def empirical_ntk(
         sigma_w2 = check_real("empirical_ntk: sigma_w2", sigma_w2, low=0.0, strict=True)
         sigma_b2 = check_real("empirical_ntk: sigma_b2", sigma_b2, low=0.0)
     x1 = jnp.asarray(x1)
-    x2 = x1 if x2 is None else jnp.asarray(x2)
+    x2 = None if x2 is None else jnp.asarray(x2)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    if not jax.tree.leaves(params):
+        raise ValueError(
+            f"empirical_ntk: the model has no nnx.Param to differentiate; got {type(model).__name__}"
+        )
+    scales = jax.tree_util.tree_map_with_path(
+        lambda path, p: np.float32(
+            1.0
+            if parameterization == "standard"
+            else _scale(_name(path), p.shape, sigma_w2, sigma_b2)
+        ),
+        params,
+    )
+    try:
+        hash(graphdef)
+    except TypeError:  # a module holding an unhashable constant: run it eagerly
+        return _ntk(graphdef, params, rest, scales, x1, x2)
+    return _ntk_jit(graphdef, params, rest, scales, x1, x2)
+
+
+def _name(path) -> str:
+    """The attribute that holds a parameter (``kernel``, ``bias``, ``scale``, ...)."""
+    names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+    return next(n for n in reversed(names) if n != "value")
+
+
+def _ntk(graphdef, params, rest, scales, x1: Array, x2: Array | None) -> Array:
+    """Θ̂(x1, x2) of the model ``nnx.merge(graphdef, params, rest)``: each parameter's
+    Jacobian contracted with its own, times its scale, the output units averaged."""
 
     def f(p, x):
         y = nnx.merge(graphdef, p, rest)(x)
         return y.reshape(y.shape[0], -1)  # (n, K): the output units
 
-    def jac(x):
-        return jax.jacrev(f)(params, x)  # leaves (n, K, *param.shape)
-
-    j1 = jac(x1)
-    j2 = j1 if x2 is x1 else jac(x2)
-    flat1 = jax.tree_util.tree_flatten_with_path(j1)[0]
-    flat2 = jax.tree.leaves(j2)
-    out_units = flat1[0][1].shape[1]  # every leaf is (n, K, *param.shape)
-    theta = jnp.zeros((x1.shape[0], x2.shape[0]), jnp.float32)
-    for (path, a), b in zip(flat1, flat2, strict=True):
-        s = 1.0
-        if parameterization == "ntk":
-            names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
-            name = next(n for n in reversed(names) if n != "value")  # the Param's attribute
-            s = _scale(name, a.shape[2:], sigma_w2, sigma_b2)
+    j1 = jax.jacrev(f)(params, x1)  # leaves (n, K, *param.shape)
+    j2 = j1 if x2 is None else jax.jacrev(f)(params, x2)
+    leaves1, leaves2 = jax.tree.leaves(j1), jax.tree.leaves(j2)
+    theta = jnp.zeros((x1.shape[0], leaves2[0].shape[0]), jnp.float32)
+    for a, b, s in zip(leaves1, leaves2, jax.tree.leaves(scales), strict=True):
         a2 = a.reshape(a.shape[0], a.shape[1], -1)
         b2 = b.reshape(b.shape[0], b.shape[1], -1)
         theta = theta + s * jnp.einsum("akp,bkp->ab", a2, b2)
-    return theta / out_units
+    return theta / leaves1[0].shape[1]
+
+
+# one program per model structure and input shapes: the scales, σ's and weights are data
+_ntk_jit = jax.jit(_ntk, static_argnums=0)
