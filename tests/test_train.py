@@ -545,6 +545,17 @@ def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
             one = nnx.state(rbg.build(6, 6, init="he_normal", seed=s))
             for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(one), strict=True):
                 np.testing.assert_array_equal(a[m], b, err_msg=f"rbg, model {m}")
+    # an accelerator's batched QR may round otherwise than its single one: there the
+    # grids with an orthogonal draw are built one at a time, the others still vmapped
+    monkeypatch.setattr(_run, "_per_matrix_qr", lambda: False)
+    monkeypatch.setattr(_run, "_vmapped_build", lambda *a: pytest.fail("vmapped on a GPU"))
+    qr = TrainGrid(inits=["he_normal", "delta_orthogonal"], seeds=seeds, hidden=(6,))
+    _, params = _run.built_models(qr, 6, 6, *qr.groups()[0])
+    assert jax.tree.leaves(params)[0].shape[0] == 6  # two inits × three seeds
+    with pytest.raises(pytest.fail.Exception, match="vmapped on a GPU"):
+        _run.built_models(dataclasses.replace(qr, inits=["he_normal"]), 6, 6, *qr.groups()[0])
+    monkeypatch.undo()
+    monkeypatch.setattr(_run, "VMAP_SEEDS", 1)
     # and train from them: the same losses, bitwise, as from models built one at a time
     x, y = teacher_data(7, 24, 6, classes=6)  # the shapes above: blocks of two again
     monkeypatch.setattr(_run, "BUILD_BYTES", 2 * _nbytes(nnx.state(mlp.build(6, 6, init="zeros", seed=0))))  # fmt: skip

@@ -33,7 +33,7 @@ from jaxinit._io import naming_the_path
 from jaxinit._progress import Reporter, Update, chain, check_hook, deprecated_hook
 from jaxinit._results import Result
 from jaxinit._store import Store
-from jaxinit.initializers._bases import Custom
+from jaxinit.initializers._bases import Custom, DeltaOrthogonal, Lsuv, Orthogonal
 from jaxinit.training._checkpoint import (
     CHECKPOINT_SCHEMA,
     PARTS,
@@ -492,6 +492,15 @@ VMAP_SEEDS = 256  # from this many seeds, an init's models are built in vmapped 
 BUILD_BYTES = 2**28  # the parameters one vmapped block of seeds makes at most
 
 
+_QR = (Orthogonal, DeltaOrthogonal, Lsuv)  # the draws that take a QR
+
+
+def _per_matrix_qr() -> bool:
+    """Whether a batched QR is the single one per matrix: on CPU, LAPACK's geqrf called for
+    each; an accelerator's batched solver may take another algorithm (and round otherwise)."""
+    return jax.default_backend() == "cpu"
+
+
 def built_models(
     grid: TrainGrid, d_in: int, d_out: int, activation: Any, width: int | None
 ) -> tuple[nnx.GraphDef, Any]:
@@ -502,7 +511,9 @@ def built_models(
     more, an MLP grid whose initializers are all jaxinit's own builds an init's seeds by
     ``jax.vmap`` over the seed, run eagerly: op for op the draws of a model built alone, on
     the same keys, with a leading seed axis (elementwise ops, a sort per fibre for sparse,
-    a QR per matrix for orthogonal), so the same bits. A user's initializer (``Custom``)
+    a QR per matrix for orthogonal), so the same bits. On an accelerator, whose batched QR
+    may take another algorithm than its single one, a grid with an orthogonal draw (or
+    LSUV's) is built one at a time. A user's initializer (``Custom``)
     or a model grid's factory may reduce over an axis (a column norm), which a leading axis
     rounds differently, so those are built one at a time, as are keys other than threefry
     (jax's ``rbg`` draws other bits under ``vmap``) and fewer seeds: the batched
@@ -522,7 +533,7 @@ def built_models(
         and grid.model is None
         and prng_impl() == "threefry2x32"  # jax's rbg draws other bits under vmap
         and not any(
-            isinstance(i.base, Custom)
+            isinstance(i.base, Custom) or (isinstance(i.base, _QR) and not _per_matrix_qr())
             for i in (*grid.inits, grid.bias_inits, grid.output_init)
             if i is not None
         )
