@@ -1,16 +1,17 @@
 r"""The empirical NTK of a Flax model (``ji.theory.empirical_ntk``) against the eager and the jitted hand-written forms.
 
-    python benchmarks/empirical_ntk.py [--seeds 4] [--models resnet cnn mlp] [--quick]
+    python benchmarks/empirical_ntk.py [--seeds 4] [--models resnet cnn mlp transformer] [--quick]
 
 For each model of the ``ntk_width`` experiment's kind (the zoo's ResNet at width 1024 on 4
 inputs of 8 features, the zoo's CNN at 256 channels on 3 images of 4 × 4 × 2, a three-layer
-ReLU MLP at width 1024 on 6 inputs), ``--seeds`` networks built beforehand, the kernel of
+ReLU MLP at width 1024 on 6 inputs) and the zoo's Transformer (2 blocks of width 128, gelu,
+on 3 sequences of 6 tokens of 8 features), ``--seeds`` networks built beforehand, the kernel of
 each timed three ways, in the standard parameterization (J Jᵀ, the same work for all):
 
 - **jaxinit**: ``ji.theory.empirical_ntk`` (one program per model structure and input shapes);
-- **eager**: the same sum written in a notebook without ``jit`` (``jax.jacrev`` of the merged
-  model and an ``einsum`` per parameter, run op by op), which is how ``empirical_ntk`` ran
-  before it compiled one program;
+- **eager**: jaxinit's sum run op by op, without ``jit`` (``jax.jacrev`` of the merged model
+  and an ``einsum`` per parameter), which is how ``empirical_ntk`` ran before it compiled one
+  program, and how a notebook writes it;
 - **peer**: JAX's cookbook form ("Fast finite-width NTKs", the Jacobian contraction) written
   for an NNX model as a user would: ``jax.jit`` of a function of the split state that takes
   the ``jacrev`` and contracts every leaf.
@@ -41,6 +42,7 @@ import numpy as np
 from flax import nnx
 
 import jaxinit as ji
+from jaxinit.theory import _empirical
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the modules beside this file
 
@@ -59,13 +61,13 @@ class MLP(nnx.Module):
         return self.out(nnx.relu(self.b(nnx.relu(self.a(x)))))
 
 
-MODELS = ("resnet", "cnn", "mlp")
+MODELS = ("resnet", "cnn", "mlp", "transformer")
 
 
 def cases(quick: bool) -> dict[str, tuple]:
     """name -> (make(seed) -> model, inputs)."""
     rng = np.random.default_rng(0)
-    w, c = (16, 8) if quick else (1024, 256)
+    w, c, d = (16, 8, 8) if quick else (1024, 256, 128)
     resnet = functools.partial(
         ji.models.ResNet, d_in=8, width=w, depth=2, alpha=0.5, norm=None, classes=1
     )
@@ -76,6 +78,10 @@ def cases(quick: bool) -> dict[str, tuple]:
         "resnet": (lambda s: resnet(rngs=nnx.Rngs(s)), rng.normal(size=(4, 8))),
         "cnn": (lambda s: cnn(rngs=nnx.Rngs(s)), rng.normal(size=(3, 4, 4, 2))),
         "mlp": (lambda s: MLP(8, w, rngs=nnx.Rngs(s)), rng.normal(size=(6, 8))),
+        "transformer": (  # gelu: its function one object for every model (one program)
+            lambda s: ji.models.Transformer(nnx.Rngs(s), d_in=8, d_model=d, depth=2, classes=1),
+            rng.normal(size=(3, 6, 8)),
+        ),
     }
 
 
@@ -89,15 +95,10 @@ def _contract(j1, j2, out_units: int):
 
 
 def eager(model, x):
-    """Op by op, no ``jit``."""
+    """jaxinit's own sum, op by op (no ``jit``): how ``empirical_ntk`` ran before."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-
-    def f(p, x):
-        y = nnx.merge(graphdef, p, rest)(x)
-        return y.reshape(y.shape[0], -1)
-
-    j = jax.jacrev(f)(params, x)
-    return _contract(j, j, jax.tree.leaves(j)[0].shape[1])
+    ones = jax.tree.map(lambda p: 1.0, params)
+    return _empirical._ntk(graphdef, params, rest, ones, x, None)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -158,7 +159,11 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=4, help="networks per model (default 4)")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--quick", action="store_true", help="width 16, 2 seeds (a smoke test)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="width 16 (8 channels, d_model 8), 2 seeds: a smoke test",
+    )
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be positive; got {args.seeds}")

@@ -22,6 +22,7 @@ obj``. Sweeps, result files and plots use it as the label.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -245,6 +246,7 @@ class Registry(Generic[T]):
         *,
         wrap_callable: Callable[[Callable], T] | None = None,
         takes_dtype: bool = False,
+        memoize: bool = False,
     ):
         self.kind = kind  # "initializer", "activation": used in messages
         self.cls = cls
@@ -257,6 +259,9 @@ class Registry(Generic[T]):
         self._builders: dict[str, Callable[..., T]] = {}  # name or alias -> builder
         self._primary: dict[str, str] = {}  # name or alias -> primary name
         self._formulas: dict[str, str] = {}  # primary name -> plain-text formula
+        # memoize: one object per canonical spec, so that what it holds (an activation's
+        # function) is the same object too, and a program keyed on it compiles once
+        self._built: dict[tuple, T] | None = {} if memoize else None
 
     def register(self, *aliases: str, shown: tuple[str, ...] = (), formula: str = "") -> Callable:
         """Decorates a builder ``f(**hparams) -> T`` registered as ``f.__name__``.
@@ -288,6 +293,11 @@ class Registry(Generic[T]):
                 check_bools(name, fn, bound.arguments)
                 bound.apply_defaults()
                 hparams = {k: _normalize(v, params[k].default) for k, v in bound.arguments.items()}
+                memo = (name, tuple(hparams.items()), dtype)
+                try:
+                    return self._built[memo]
+                except (TypeError, KeyError):  # off, not built yet, or unhashable hparams
+                    pass
                 obj = fn(**hparams)
                 shown_kw = tuple(
                     (k, v)
@@ -295,13 +305,17 @@ class Registry(Generic[T]):
                     if k in shown or not _same(v, params[k].default)
                 )
                 extra = {"dtype": dtype} if dtype is not None else {}
-                return dataclasses.replace(
+                obj = dataclasses.replace(
                     obj,
                     name=name,
                     hparams=tuple(hparams.items()),
                     spec=format_spec(name, shown_kw + tuple(extra.items())),
                     **extra,
                 )
+                if self._built is not None:
+                    with contextlib.suppress(TypeError):  # unhashable: built anew each time
+                        self._built[memo] = obj
+                return obj
 
             self._formulas[name] = formula
             for key in (name, *aliases):

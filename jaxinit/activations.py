@@ -205,7 +205,11 @@ def _builtin_functions() -> dict[Callable, Activation]:
     return table
 
 
-_registry: Registry[Activation] = Registry("activation", Activation, wrap_callable=_custom_of)
+# memoized: gelu() is one object, so its function is one functools.partial, and a model
+# that holds it (the zoo's ``self.act``) has one graph for every seed (one compiled program)
+_registry: Registry[Activation] = Registry(
+    "activation", Activation, wrap_callable=_custom_of, memoize=True
+)
 
 
 def _from_spec(spec: str) -> Activation:

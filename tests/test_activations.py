@@ -291,6 +291,9 @@ def test_spec_round_trips(spec):
     assert again == act
     assert hash(again) == hash(act)
     assert again.spec == act.spec
+    # one object per spec, so one function: a model holding it keys one compiled program
+    assert again is act
+    assert again.fn is act.fn
 
 
 def test_names_and_aliases():

@@ -63,6 +63,18 @@ class _Doubled(nnx.Module):
         return self.config["factor"][0] * self.linear(x)
 
 
+class _Checked(nnx.Module):
+    """2 (x W + b) after a check that reads the input's values: it cannot be traced by jit."""
+
+    def __init__(self, rngs):
+        self.linear = nnx.Linear(3, 2, rngs=rngs)
+
+    def __call__(self, x):
+        if not np.isfinite(float(abs(x).max())):
+            raise ValueError("the inputs are not finite")
+        return 2.0 * self.linear(x)
+
+
 def test_one_program_for_every_seed_and_sigma_equal_to_the_eager_sum():
     """One compiled program per model structure and input shapes (seeds, σ_w² and σ_b² are
     data), equal to the same sum run op by op within float32 rounding (MODEL_RTOL: the same
@@ -84,9 +96,19 @@ def test_one_program_for_every_seed_and_sigma_equal_to_the_eager_sum():
         want = ji.theory.empirical_ntk(nets[2], x, sigma_w2=3.0, sigma_b2=0.2)
     np.testing.assert_allclose(got[2], want, rtol=MODEL_RTOL, atol=MODEL_ATOL)
     assert compiled_count(_empirical._ntk_jit) - before == 1
-    # a model whose graph holds an unhashable constant runs op by op: Θ = 4 σ_w² x·x'/d_in
-    ntk = ji.theory.empirical_ntk(_Doubled(nnx.Rngs(0)), np.eye(3, dtype=np.float32), sigma_w2=1.5)
-    np.testing.assert_allclose(ntk, 4 * 1.5 / 3 * np.eye(3), rtol=1e-6, atol=1e-7)
+    # the zoo's models hold their activation's function: gelu's is one object for every seed
+    before = compiled_count(_empirical._ntk_jit)
+    for s in range(3):
+        net = ji.models.MLP(nnx.Rngs(s), d_in=8, width=4, depth=2, activation="gelu")
+        ji.theory.empirical_ntk(net, x, sigma_w2=2.0)
+    assert compiled_count(_empirical._ntk_jit) - before == 1
+    # a model whose graph holds an unhashable constant, or that reads its inputs' values,
+    # runs op by op: Θ = 4 σ_w² x·x'/d_in
+    for model in (_Doubled, _Checked):
+        ntk = ji.theory.empirical_ntk(model(nnx.Rngs(0)), np.eye(3, dtype=np.float32), sigma_w2=1.5)
+        np.testing.assert_allclose(
+            ntk, 4 * 1.5 / 3 * np.eye(3), rtol=1e-6, atol=1e-7, err_msg=model.__name__
+        )
 
 
 def _distance(make, x, limit) -> float:

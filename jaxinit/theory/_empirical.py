@@ -26,7 +26,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike
@@ -63,7 +62,9 @@ def empirical_ntk(
 
     One compiled program per model structure and input shapes: other seeds (weights),
     ``sigma_w2`` and ``sigma_b2`` compile nothing new. A model whose graph holds an
-    unhashable constant (a dict attribute) cannot key a program and runs op by op.
+    unhashable constant (a dict attribute) cannot key a program, and one that reads values
+    in Python (``float(x)``, ``range(n)`` of a variable) cannot be traced: those run op by
+    op, as ``jax.jacrev`` runs them.
 
     Args:
       model: an ``nnx.Module`` whose output on ``(n, ...)`` inputs is ``(n, ...)``; a
@@ -105,7 +106,7 @@ def empirical_ntk(
             f"empirical_ntk: the model has no nnx.Param to differentiate; got {type(model).__name__}"
         )
     scales = jax.tree_util.tree_map_with_path(
-        lambda path, p: np.float32(
+        lambda path, p: float(  # weakly typed: the params' own precision
             1.0
             if parameterization == "standard"
             else _scale(_name(path), p.shape, sigma_w2, sigma_b2)
@@ -114,9 +115,20 @@ def empirical_ntk(
     )
     try:
         hash(graphdef)
-    except TypeError:  # a module holding an unhashable constant: run it eagerly
+    except TypeError:  # a module holding an unhashable constant: run it op by op
         return _ntk(graphdef, params, rest, scales, x1, x2)
-    return _ntk_jit(graphdef, params, rest, scales, x1, x2)
+    try:
+        return _ntk_jit(graphdef, params, rest, scales, x1, x2)
+    except _NOT_TRACEABLE:  # a model that reads values in Python (float(x), range(n))
+        return _ntk(graphdef, params, rest, scales, x1, x2)
+
+
+# what a model that runs op by op but reads its inputs' or variables' values raises under jit
+_NOT_TRACEABLE = (
+    jax.errors.ConcretizationTypeError,  # bool(x), float(x), ...
+    jax.errors.TracerArrayConversionError,  # np.asarray(x)
+    jax.errors.TracerIntegerConversionError,  # range(n), x[n]
+)
 
 
 def _name(path) -> str:
