@@ -30,6 +30,10 @@ def test_a_linear_model_s_kernel_is_exact():
     np.testing.assert_allclose(ntk, 1.7 * x @ x.T / 5 + 0.3, rtol=1e-5, atol=1e-6)
     std = ji.theory.empirical_ntk(net, x, x[:2], parameterization="standard")
     np.testing.assert_allclose(std, x @ x[:2].T + 1.0, rtol=1e-5, atol=1e-5)
+    # an attention projection (d, heads, head_dim) has fan-in d, from its module, not d·heads
+    proj = nnx.LinearGeneral(5, (2, 3), use_bias=False, rngs=nnx.Rngs(0))
+    ntk = ji.theory.empirical_ntk(proj, x, sigma_w2=1.7)
+    np.testing.assert_allclose(ntk, 1.7 * x @ x.T / 5, rtol=1e-5, atol=1e-6)
 
 
 class _MLP(nnx.Module):

@@ -31,17 +31,21 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jaxinit._checks import check_choice, check_real
+from jaxinit.models._kernels import KERNEL_TYPES, kernel_view
 
 __all__ = ["PARAMETERIZATIONS", "empirical_ntk"]
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
 
-def _scale(name: str, shape: tuple[int, ...], sigma_w2: float, sigma_b2: float) -> float:
-    """A parameter's NTK-parameterization factor: σ_w²/fan_in for a kernel (fan_in: every
-    axis but the last), σ_b² for a bias; any other parameter (a norm's scale) counts as is."""
+def _scale(
+    name: str, shape: tuple[int, ...], sigma_w2: float, sigma_b2: float, fan_in: int | None
+) -> float:
+    """A parameter's NTK-parameterization factor: σ_w²/fan_in for a kernel (its module's
+    fan-in, else every axis but the last), σ_b² for a bias; any other parameter (a norm's
+    scale) counts as is."""
     if name == "kernel":
-        return sigma_w2 / math.prod(shape[:-1])
+        return sigma_w2 / (math.prod(shape[:-1]) if fan_in is None else fan_in)
     if name == "bias":
         return sigma_b2
     return 1.0
@@ -70,7 +74,8 @@ def empirical_ntk(
       model: an ``nnx.Module`` whose output on ``(n, ...)`` inputs is ``(n, ...)``; a
         ModelGrid's network is ``grid.build(seed, init=...)``.
       x1: a batch of inputs; x2: another, or None (``x1``, a symmetric kernel).
-      parameterization: ``"ntk"`` (each kernel's term × σ_w²/fan_in, each bias's × σ_b²:
+      parameterization: ``"ntk"`` (each kernel's term × σ_w²/fan_in, its module's fan-in
+        as :func:`jaxinit.models.kernel_view` has it, each bias's × σ_b²:
         comparable with :func:`kernels` and its kin) or ``"standard"`` (J Jᵀ as it is).
       sigma_w2: the σ_w² of the NTK parameterization (required for ``"ntk"``): the
         initializer's, e.g. 2 for He.
@@ -105,11 +110,12 @@ def empirical_ntk(
         raise ValueError(
             f"empirical_ntk: the model has no nnx.Param to differentiate; got {type(model).__name__}"
         )
+    fans = _fans_in(model)
     scales = jax.tree_util.tree_map_with_path(
         lambda path, p: float(  # weakly typed: the params' own precision
             1.0
             if parameterization == "standard"
-            else _scale(_name(path), p.shape, sigma_w2, sigma_b2)
+            else _scale(_name(path), p.shape, sigma_w2, sigma_b2, fans.get(_owner(path)))
         ),
         params,
     )
@@ -131,10 +137,33 @@ _NOT_TRACEABLE = (
 )
 
 
+def _keys(path) -> list:
+    """A parameter's path as its keys, less the ``value`` of its Variable."""
+    keys = [getattr(k, "key", getattr(k, "name", k)) for k in path]
+    while keys and isinstance(path[len(keys) - 1], jax.tree_util.GetAttrKey):
+        keys.pop()  # the Variable's own attribute
+    return keys
+
+
 def _name(path) -> str:
     """The attribute that holds a parameter (``kernel``, ``bias``, ``scale``, ...)."""
-    names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
-    return next(n for n in reversed(names) if n != "value")
+    return str(_keys(path)[-1])
+
+
+def _owner(path) -> tuple:
+    """The path of the module that holds a parameter, as ``nnx.iter_modules`` names it."""
+    return tuple(_keys(path)[:-1])
+
+
+def _fans_in(model: nnx.Module) -> dict[tuple, int]:
+    """Each kernel module's fan-in, from its module (:func:`jaxinit.models.kernel_view`): an
+    attention query kernel ``(d, heads, head_dim)`` has fan-in d, not d·heads. An ``Einsum``
+    has no generic fan-in: its kernel counts every axis but the last."""
+    return {
+        tuple(path): math.prod(kernel_view(module)[0][:-1])
+        for path, module in nnx.iter_modules(model)
+        if isinstance(module, KERNEL_TYPES) and not isinstance(module, nnx.Einsum)
+    }
 
 
 def _ntk(graphdef, params, rest, scales, x1: Array, x2: Array | None) -> Array:
