@@ -548,7 +548,7 @@ def test_vmapped_builds_are_the_models_built_one_at_a_time(monkeypatch):
     # an accelerator's batched QR may round otherwise than its single one: there the
     # grids with an orthogonal draw are built one at a time, the others still vmapped
     monkeypatch.setattr(_run, "_per_matrix_qr", lambda: False)
-    monkeypatch.setattr(_run, "_vmapped_build", lambda *a: pytest.fail("vmapped on a GPU"))
+    monkeypatch.setattr(_run, "_vmapped_blocks", lambda *a: pytest.fail("vmapped on a GPU"))
     qr = TrainGrid(inits=["he_normal", "delta_orthogonal"], seeds=seeds, hidden=(6,))
     _, params = _run.built_models(qr, 6, 6, *qr.groups()[0])
     assert jax.tree.leaves(params)[0].shape[0] == 6  # two inits × three seeds

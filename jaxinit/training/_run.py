@@ -539,26 +539,25 @@ def built_models(
         )
     )
     if not vmapped:
-        per_init = []
+        per_init = []  # each init's models, one block of one model each
         for init in grid.inits:
             split = [nnx.split(build(init, seed)) for seed in grid.seeds]
-            per_init.append(jax.tree.map(lambda *a: np.stack(a), *(p for _, p in split)))
+            per_init.append([jax.tree.map(lambda a: np.asarray(a)[None], p) for _, p in split])
         graphdef = split[0][0]  # the group's graph: every model's
     else:
         graphdef, first = nnx.split(build(grid.inits[0], grid.seeds[0]))  # the group's graph
-        per_init = [_vmapped_build(build, init, grid.seeds, first) for init in grid.inits]
+        per_init = [_vmapped_blocks(build, init, grid.seeds, first) for init in grid.inits]
     rates = len(dim_values(grid.learning_rate))
-    params = jax.tree.map(
-        lambda *a: np.concatenate([x for x in a for _ in range(rates)]), *per_init
-    )
-    return graphdef, params
+    # one copy into the stack: (init, learning_rate, seed) order, each init's blocks per rate
+    blocks = [b for init_blocks in per_init for _ in range(rates) for b in init_blocks]
+    return graphdef, jax.tree.map(lambda *a: np.concatenate(a), *blocks)
 
 
-def _vmapped_build(build: Callable, init: Any, seeds: Sequence[int], first: Any) -> Any:
-    """``build(init, seed)``'s parameters for every seed, stacked (NumPy): ``jax.vmap`` over
-    the seeds in blocks of a power of two of at most ``BUILD_BYTES`` (``first``: one
-    model's state, for its size), the last block padded with its last seed and the padding
-    dropped at once."""
+def _vmapped_blocks(build: Callable, init: Any, seeds: Sequence[int], first: Any) -> list:
+    """``build(init, seed)``'s parameters for every seed, in stacked blocks (NumPy):
+    ``jax.vmap`` over the seeds in blocks of a power of two of at most ``BUILD_BYTES``
+    (``first``: one model's state, for its size), the last block padded with its last seed
+    and the padding dropped at once."""
     seeds = np.asarray(seeds, np.int32)
     n = len(seeds)
     per_model = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(first))
@@ -566,11 +565,15 @@ def _vmapped_build(build: Callable, init: Any, seeds: Sequence[int], first: Any)
     block = min(1 << (n - 1).bit_length(), 1 << (fits.bit_length() - 1))
     padded = np.concatenate([seeds, np.repeat(seeds[-1:], -n % block)])
     states = jax.vmap(lambda seed: nnx.state(build(init, seed)))
-    blocks = [
-        jax.tree.map(lambda a, i=i: np.asarray(a)[: n - i], states(padded[i : i + block]))
+
+    def kept(a, keep: int):  # a padded block's models as a copy: its padding freed at once
+        a = np.asarray(a)
+        return a if keep >= len(a) else a[:keep].copy()
+
+    return [
+        jax.tree.map(lambda a, i=i: kept(a, n - i), states(padded[i : i + block]))
         for i in range(0, len(padded), block)
     ]
-    return jax.tree.map(lambda *b: np.concatenate(b), *blocks)
 
 
 def _groups(grid: TrainGrid, d_in: int, d_out: int, mesh: Mesh, size: int) -> list[_Group]:
